@@ -1,0 +1,36 @@
+# Every target bootstraps .venv itself, so each works from a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-services lint docs bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet -e ".[drf]" --group test --group docs
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run the example shop against the offline sandbox
+	$(PY) example_project/run_demo.py
+
+test: $(STAMP)  ## the default suite: SQLite, eager Celery, sandbox over loopback HTTP
+	$(PY) -m pytest -q
+
+test-services: $(STAMP)  ## PostgreSQL, a real Celery worker on Redis, headless Chromium
+	$(PY) -m pytest -q -m services -p no:randomly
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m django makemigrations django_plugipay --check --dry-run --settings=tests.settings
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir build/site
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache artifacts

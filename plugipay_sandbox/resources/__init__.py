@@ -1,0 +1,86 @@
+"""The sandbox's API resources; each module registers its routes on ``app.api``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plugipay_sandbox.state import ApiError, parse_time
+
+MISSING = object()
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(400, "VALIDATION_ERROR", message, field=field)
+
+
+def string(body: dict[str, Any], field: str, *, required: bool = False, max_length: int = 255,
+           nullable: bool = True) -> Any:
+    value = body.get(field, MISSING)
+    if value is MISSING or (value is None and nullable and not required):
+        if required:
+            raise invalid(field, f"{field} is required.")
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(field, f"{field} must be a non-empty string.")
+    if len(value) > max_length:
+        raise invalid(field, f"{field} must be at most {max_length} characters.")
+    return value
+
+
+def integer(body: dict[str, Any], field: str, *, required: bool = False, minimum: int = 0,
+            maximum: int | None = None) -> Any:
+    value = body.get(field, MISSING)
+    if value is MISSING or value is None:
+        if required:
+            raise invalid(field, f"{field} is required.")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(field, f"{field} must be an integer (minor units), not {value!r}.")
+    if value < minimum:
+        raise invalid(field, f"{field} must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise invalid(field, f"{field} must be at most {maximum}.")
+    return value
+
+
+def metadata(body: dict[str, Any]) -> Any:
+    value = body.get("metadata", MISSING)
+    if value is MISSING or value is None:
+        return value
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise invalid("metadata", "metadata must be an object of string keys and string values.")
+    if len(value) > 50:
+        raise invalid("metadata", "metadata holds at most 50 key/value pairs.")
+    return value
+
+
+def url(body: dict[str, Any], field: str, *, required: bool = True) -> Any:
+    value = string(body, field, required=required, max_length=2048)
+    if isinstance(value, str) and not value.startswith(("http://", "https://")):
+        raise invalid(field, f"{field} must be an http(s) URL.")
+    return value
+
+
+def present(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not MISSING}
+
+
+def time_filter(query: dict[str, str], *names: str) -> float | None:
+    for name in names:
+        if query.get(name):
+            try:
+                return parse_time(query[name])
+            except ValueError as exc:
+                raise invalid(name, f"{name} must be ISO-8601 or epoch seconds.") from exc
+    return None
+
+
+def created_between(items, query: dict[str, str], after=("createdAfter", "since"),
+                    before=("createdBefore", "until"), field: str = "createdAt"):
+    low, high = time_filter(query, *after), time_filter(query, *before)
+    for item in items:
+        moment = parse_time(item[field])
+        if (low is None or moment >= low) and (high is None or moment < high):
+            yield item

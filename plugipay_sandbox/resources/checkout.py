@@ -1,0 +1,110 @@
+"""Checkout sessions: create, get, list, cancel, confirm, and the public (hosted-page) read."""
+
+from __future__ import annotations
+
+from plugipay_sandbox.app import Request, api, envelope, paginate
+from plugipay_sandbox.resources import (
+    MISSING,
+    created_between,
+    integer,
+    invalid,
+    metadata,
+    present,
+    string,
+    url,
+)
+from plugipay_sandbox.state import CURRENCIES, METHODS, Store
+
+MAX_TTL = 30 * 24 * 3600
+
+
+def _line_items(body: dict) -> list:
+    items = body.get("lineItems", [])
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise invalid("lineItems", "lineItems must be an array.")
+    for index, item in enumerate(items):
+        field = f"lineItems[{index}]"
+        if not isinstance(item, dict):
+            raise invalid(field, f"{field} must be an object.")
+        string(item, "name", required=True)
+        integer(item, "quantity", required=True, minimum=1)
+        integer(item, "unitAmount", required=True, minimum=0)
+    return items
+
+
+@api.add("POST", "/checkout-sessions")
+def create(store: Store, request: Request):
+    body = request.json()
+    currency = string(body, "currency", required=True, max_length=3)
+    if currency not in CURRENCIES:
+        raise invalid("currency", f"currency must be one of {', '.join(CURRENCIES)}.")
+    methods = body.get("methods", MISSING)
+    if not isinstance(methods, list) or not methods:
+        raise invalid("methods", "methods must be a non-empty array.")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise invalid("methods", f"unknown methods {unknown}; use {', '.join(METHODS)}.")
+    fields = present({
+        "amount": integer(body, "amount", required=True, minimum=1),
+        "currency": currency,
+        "methods": methods,
+        "successUrl": url(body, "successUrl"),
+        "cancelUrl": url(body, "cancelUrl"),
+        "customerId": string(body, "customerId"),
+        "lineItems": _line_items(body),
+        "expiresInSec": integer(body, "expiresInSec", minimum=60, maximum=MAX_TTL),
+        "metadata": metadata(body),
+        "templateId": string(body, "templateId"),
+    })
+    session = store.create_session(request.mode, fields)
+    return envelope(store.public(session), status=201, store=store)
+
+
+@api.add("GET", "/checkout-sessions/<id>")
+def get(store: Store, request: Request):
+    return envelope(store.public(store.session(request.params["id"], request.mode)), store=store)
+
+
+@api.add("GET", "/checkout-sessions")
+def list_(store: Store, request: Request):
+    query = request.query
+    items = [
+        s for s in store.sessions.values()
+        if s["mode"] == request.mode
+        and ("status" not in query or s["status"] == query["status"])
+        and ("customerId" not in query or s["customerId"] == query["customerId"])
+    ]
+    return paginate(store, request, created_between(items, query))
+
+
+@api.add("POST", "/checkout-sessions/<id>/cancel")
+def cancel(store: Store, request: Request):
+    request.json()
+    session = store.cancel_session(request.params["id"], request.mode)
+    return envelope(store.public(session), store=store)
+
+
+@api.add("POST", "/checkout-sessions/<id>/confirm")
+def confirm(store: Store, request: Request):
+    request.json()
+    session = store.confirm_session(request.params["id"], request.mode)
+    return envelope(store.public(session), store=store)
+
+
+@api.add("GET", "/public/checkout/sessions/<id>", public=True)
+def public_read(store: Store, request: Request):
+    session = store.session(request.params["id"])
+    keys = ("id", "amount", "currency", "status", "expiresAt", "successUrl", "cancelUrl",
+            "lineItems")
+    data = {
+        "session": {k: session[k] for k in keys},
+        "methods": list(session["methods"]),
+        "catalog": [{"id": m, "label": m.upper(), "group": m, "currency": session["currency"]}
+                    for m in session["methods"]],
+        "branding": {"brandName": "Plugipay Sandbox", "brandLogoUrl": None,
+                     "brandAccentColor": "#4f46e5", "brandTagline": "Not Plugipay: test only"},
+        "activeAdapters": ["xendit", "midtrans", "manual"],
+    }
+    return envelope(data, store=store)

@@ -1,0 +1,104 @@
+"""A threaded WSGI server for the sandbox that can drop a connection on purpose."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
+
+from plugipay_sandbox.app import DropConnection, SandboxApp
+from plugipay_sandbox.state import SandboxConfig, Store
+from plugipay_sandbox.webhooks import Deliverer
+
+
+class _ServerHandler(ServerHandler):
+    dropped = False
+
+    def handle_error(self) -> None:
+        if isinstance(sys.exc_info()[1], DropConnection):
+            self.dropped = True
+            return
+        super().handle_error()
+
+    def log_exception(self, exc_info) -> None:  # one line, not a traceback per broken pipe
+        sys.stderr.write(f"plugipay_sandbox: {exc_info[0].__name__}: {exc_info[1]}\n")
+
+
+class _RequestHandler(WSGIRequestHandler):
+    def get_environ(self):
+        environ = super().get_environ()
+        environ["sandbox.raw_path"] = self.path
+        return environ
+
+    def log_message(self, format: str, *args) -> None:
+        if not self.server.quiet:  # type: ignore[attr-defined]
+            super().log_message(format, *args)
+
+    def handle(self) -> None:
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        handler = _ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
+                                 multithread=True)
+        handler.request_handler = self
+        handler.run(self.server.get_app())
+        if handler.dropped:
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.close_connection = True
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    quiet = True
+
+
+class SandboxServer:
+    """Runs the sandbox in background threads: ``start()``, ``base_url``, ``stop()``.
+
+    Port 0 picks a free loopback port.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self._httpd = _ThreadingServer((self.config.host, self.config.port), _RequestHandler)
+        self.config.port = self._httpd.server_address[1]
+        self._httpd.quiet = self.config.quiet
+        self.store = Store(self.config)
+        self.deliverer = Deliverer(self.store)
+        self.store.deliverer = self.deliverer  # type: ignore[attr-defined]
+        self._httpd.set_app(SandboxApp(self.store))
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.1},
+                                        name="plugipay-sandbox", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return self.store.base_url()
+
+    def start(self) -> SandboxServer:
+        self._thread.start()
+        self.deliverer.start()
+        return self
+
+    def stop(self) -> None:
+        self.deliverer.stop()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self.config.state_file:
+            self.store.save(self.config.state_file)
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -1,0 +1,174 @@
+"""Webhook delivery: signs events, posts them from background threads, retries, auto-disables."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from plugipay_sandbox import signing
+from plugipay_sandbox.state import AUTO_DISABLE_AFTER, Store, iso, shuffled
+
+USER_AGENT = "plugipay-sandbox/0.1 (not Plugipay)"
+SEND_TIMEOUT = 10.0
+
+
+class Deliverer:
+    """Sends due deliveries, one endpoint at a time in event order, on a small thread pool."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._endpoint_locks: dict[str, threading.Lock] = {}
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-delivery")
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sandbox-dispatch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self.store.lock:
+            self.store.changed.notify_all()
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _lock_for(self, endpoint_id: str) -> threading.Lock:
+        with self.store.lock:
+            return self._endpoint_locks.setdefault(endpoint_id, threading.Lock())
+
+    def _due(self, endpoint_id: str | None = None) -> list[dict[str, Any]]:
+        with self.store.lock:
+            now = self.store.now()
+            due = [
+                d for d in self.store.deliveries.values()
+                if d["status"] == "pending" and d["_due"] <= now
+                and (endpoint_id is None or d["endpointId"] == endpoint_id)
+                and self.store.endpoints.get(d["endpointId"], {}).get("active")
+            ]
+            return sorted(due, key=lambda d: d["_seq"])
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self.store.tick()
+            if not self.store.held:
+                for endpoint_id in {d["endpointId"] for d in self._due()}:
+                    lock = self._lock_for(endpoint_id)
+                    if not lock.locked():
+                        self._pool.submit(self._drain, endpoint_id, False)
+            with self.store.lock:
+                self.store.changed.wait(timeout=0.05)
+
+    def _drain(self, endpoint_id: str, wait: bool) -> int:
+        lock = self._lock_for(endpoint_id)
+        if not lock.acquire(blocking=wait):
+            return 0
+        sent = 0
+        try:
+            while not self.store.held or wait:
+                due = self._due(endpoint_id)
+                if not due:
+                    break
+                for delivery in due:
+                    self.send(delivery["id"])
+                    sent += 1
+        finally:
+            lock.release()
+        return sent
+
+    def flush(self) -> int:
+        """Deliver everything due now, waiting for attempts already in flight."""
+        if self.store.held:
+            return 0
+        total = 0
+        while True:
+            endpoints = {d["endpointId"] for d in self._due()}
+            if not endpoints:
+                # Wait for any attempt a background thread still has in flight.
+                for lock in list(self._endpoint_locks.values()):
+                    with lock:
+                        pass
+                if not self._due():
+                    return total
+                continue
+            for endpoint_id in sorted(endpoints):
+                total += self._drain(endpoint_id, True)
+
+    def release(self, order: str = "fifo", duplicate: int = 1) -> int:
+        """Send every held delivery, reordered and each ``duplicate`` times, then stop holding."""
+        with self.store.lock:
+            held = [d["id"] for d in self._due()]
+        for delivery_id in shuffled(held, order):
+            for _ in range(max(1, duplicate)):
+                self.send(delivery_id, force=True)
+        with self.store.lock:
+            self.store.held = False
+            self.store.changed.notify_all()
+        return len(held)
+
+    def send(self, delivery_id: str, *, force: bool = False) -> dict[str, Any]:
+        """Make one attempt at a delivery and record it in its attempt log."""
+        store = self.store
+        with store.lock:
+            delivery = store.deliveries[delivery_id]
+            endpoint = store.endpoints.get(delivery["endpointId"])
+            if endpoint is None or (delivery["status"] != "pending" and not force):
+                return delivery
+            url, secret, body = endpoint["url"], endpoint["_secret"], delivery["body"].encode()
+            timestamp = int(store.now())
+        header = signing.webhook_signature_header(secret, timestamp, body)
+        request = urllib.request.Request(url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "User-Agent": USER_AGENT,
+            "X-Plugipay-Signature": header, "Plugipay-Signature": header,
+            "X-Plugipay-Event-Id": delivery["eventId"], "X-Plugipay-Delivery-Id": delivery_id,
+        })
+        started = time.monotonic()
+        code, error = None, None
+        try:
+            with urllib.request.urlopen(request, timeout=SEND_TIMEOUT) as response:  # noqa: S310
+                code = response.status
+        except urllib.error.HTTPError as exc:
+            code, error = exc.code, f"HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        duration_ms = int((time.monotonic() - started) * 1000)
+        with store.lock:
+            self._record(delivery, endpoint, code, error, duration_ms)
+            return delivery
+
+    def _record(self, delivery: dict, endpoint: dict, code: int | None, error: str | None,
+                duration_ms: int) -> None:
+        store = self.store
+        now = store.now()
+        ok = code is not None and 200 <= code < 300
+        delivery["attempts"] += 1
+        delivery["lastAttemptAt"] = iso(now)
+        delivery["responseCode"] = code
+        delivery["lastError"] = None if ok else error
+        delivery["attemptLog"].append({"attempt": delivery["attempts"], "at": iso(now),
+                                       "responseCode": code, "error": error,
+                                       "durationMs": duration_ms})
+        endpoint["lastDelivery"] = {"eventId": delivery["eventId"], "deliveredAt": iso(now),
+                                    "statusCode": code, "durationMs": duration_ms}
+        event = store.events.get(delivery["eventId"])
+        if ok:
+            delivery.update(status="succeeded", deliveredAt=iso(now), nextRetryAt=None)
+            endpoint.update(consecutiveFailures=0, failingSince=None)
+            if event is not None and event["publishedAt"] is None:
+                event["publishedAt"] = iso(now)
+            return
+        endpoint["consecutiveFailures"] += 1
+        endpoint["failingSince"] = endpoint["failingSince"] or iso(now)
+        schedule = store.config.retry_schedule
+        if delivery["attempts"] <= len(schedule):
+            delivery["_due"] = now + schedule[delivery["attempts"] - 1]
+            delivery["nextRetryAt"] = iso(delivery["_due"])
+            delivery["status"] = "pending"
+        else:
+            delivery.update(status="failed", nextRetryAt=None)
+        if endpoint["consecutiveFailures"] >= AUTO_DISABLE_AFTER and endpoint["active"]:
+            store.disable_endpoint(
+                endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored")
