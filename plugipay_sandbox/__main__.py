@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -39,22 +40,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=_port, default=8787, help="0 picks a free port")
-    parser.add_argument("--forward-to", metavar="URL",
-                        help="register a webhook endpoint that receives every event")
-    parser.add_argument("--webhook-secret", metavar="S",
-                        help="signing secret for --forward-to (default: a random whsec_…)")
+    parser.add_argument(
+        "--forward-to", metavar="URL", help="register a webhook endpoint that receives every event"
+    )
+    parser.add_argument(
+        "--webhook-secret",
+        metavar="S",
+        help="signing secret for --forward-to (default: a random whsec_…)",
+    )
     parser.add_argument("--key-id", default="pk_test_sandbox")
     parser.add_argument("--secret", default="sk_test_sandbox")
-    parser.add_argument("--api-key", default="pk_test_sandbox_bearer",
-                        help="Bearer key accepted by scheme B")
+    parser.add_argument(
+        "--api-key", default="pk_test_sandbox_bearer", help="Bearer key accepted by scheme B"
+    )
     parser.add_argument("--event-style", choices=("sdk", "docs"), default="sdk")
-    parser.add_argument("--retry-schedule", type=_schedule, default=(1, 2, 5, 10, 30, 60),
-                        metavar="S,S,…", help="seconds between delivery attempts")
-    parser.add_argument("--refund-delay", type=float, default=0.0, metavar="SECONDS",
-                        help="pending refunds succeed after this long; 0 at once, -1 never")
+    parser.add_argument(
+        "--retry-schedule",
+        type=_schedule,
+        default=(1, 2, 5, 10, 30, 60),
+        metavar="S,S,…",
+        help="seconds between delivery attempts",
+    )
+    parser.add_argument(
+        "--refund-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="pending refunds succeed after this long; 0 at once, -1 never",
+    )
     parser.add_argument("--state-file", metavar="F", help="load and save state as JSON here")
-    parser.add_argument("--public-url", metavar="URL",
-                        help="base URL used in hostedUrl (default http://HOST:PORT)")
+    parser.add_argument(
+        "--public-url", metavar="URL", help="base URL used in hostedUrl (default http://HOST:PORT)"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser
 
@@ -64,17 +81,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.webhook_secret and not args.forward_to:
         build_parser().error("--webhook-secret needs --forward-to")
     config = SandboxConfig(
-        host=args.host, port=args.port, key_id=args.key_id, secret=args.secret,
-        api_key=args.api_key, forward_to=args.forward_to, webhook_secret=args.webhook_secret,
-        event_style=args.event_style, retry_schedule=args.retry_schedule,
-        refund_delay=args.refund_delay, state_file=args.state_file, public_url=args.public_url,
+        host=args.host,
+        port=args.port,
+        key_id=args.key_id,
+        secret=args.secret,
+        api_key=args.api_key,
+        forward_to=args.forward_to,
+        webhook_secret=args.webhook_secret,
+        event_style=args.event_style,
+        retry_schedule=args.retry_schedule,
+        refund_delay=args.refund_delay,
+        state_file=args.state_file,
+        public_url=args.public_url,
         quiet=not args.verbose,
     )
     try:
         server = SandboxServer(config)
     except OSError as exc:
-        print(f"plugipay_sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror}",
-              file=sys.stderr)
+        print(
+            f"plugipay_sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
         return 2
     server.start()
     endpoint = next(iter(server.store.endpoints.values()), None)
@@ -85,18 +112,21 @@ def main(argv: list[str] | None = None) -> int:
         f"  bearer key      {config.api_key}",
     ]
     if endpoint is not None:
-        lines += [f"  forwarding to   {endpoint['url']}",
-                  f"  webhook secret  {endpoint['_secret']}"]
-    lines.append("  test cards      " + ", ".join(f"{c.display} ({c.description.lower()})"
-                                                  for c in cards.TEST_CARDS[:2]) + ", …")
+        lines += [
+            f"  forwarding to   {endpoint['url']}",
+            f"  webhook secret  {endpoint['_secret']}",
+        ]
+    lines.append(
+        "  test cards      "
+        + ", ".join(f"{c.display} ({c.description.lower()})" for c in cards.TEST_CARDS[:2])
+        + ", …"
+    )
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     server.stop()
     print("plugipay_sandbox stopped.", flush=True)
     return 0

@@ -18,11 +18,22 @@ from plugipay_sandbox.state import ApiError, Store, iso, new_id
 MAX_BODY = 1024 * 1024
 TIMESTAMP_WINDOW = 300
 API_PREFIXES = ("/api/v1", "/v1")
-STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 303: "See Other",
-               400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-               405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
-               422: "Unprocessable Entity", 429: "Too Many Requests",
-               500: "Internal Server Error"}
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    303: "See Other",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 class DropConnection(Exception):
@@ -38,7 +49,8 @@ class Request:
         self.query = {k: v[0] for k, v in parse_qs(self.query_string).items()}
         self.headers = {
             key[5:].replace("_", "-").lower(): value
-            for key, value in environ.items() if key.startswith("HTTP_")
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
         }
         if environ.get("CONTENT_TYPE"):
             self.headers["content-type"] = environ["CONTENT_TYPE"]
@@ -64,8 +76,9 @@ class Request:
                 try:
                     self._json = json.loads(self.body)
                 except (ValueError, UnicodeDecodeError) as exc:
-                    raise ApiError(400, "invalid_request",
-                                   f"The request body is not valid JSON: {exc}.") from exc
+                    raise ApiError(
+                        400, "invalid_request", f"The request body is not valid JSON: {exc}."
+                    ) from exc
             if not isinstance(self._json, dict):
                 raise ApiError(400, "invalid_request", "The request body must be a JSON object.")
         return self._json
@@ -76,20 +89,32 @@ class Request:
 
 class Response:
     def __init__(
-        self, body: bytes | str = b"", status: int = 200,
-        content_type: str = "application/json", headers: dict[str, str] | None = None,
+        self,
+        body: bytes | str = b"",
+        status: int = 200,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.body = body.encode("utf-8") if isinstance(body, str) else body
         self.status = status
         self.headers = {"Content-Type": content_type, **(headers or {})}
 
 
-def envelope(data: Any, *, status: int = 200, meta: dict[str, Any] | None = None,
-             error: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-             store: Store | None = None) -> Response:
+def envelope(
+    data: Any,
+    *,
+    status: int = 200,
+    meta: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    store: Store | None = None,
+) -> Response:
     now = store.now() if store else time.time()
-    body = {"data": data, "error": error,
-            "meta": {"requestId": new_id("req_"), "timestamp": iso(now), **(meta or {})}}
+    body = {
+        "data": data,
+        "error": error,
+        "meta": {"requestId": new_id("req_"), "timestamp": iso(now), **(meta or {})},
+    }
     return Response(json.dumps(body, separators=(",", ":")), status, headers=headers)
 
 
@@ -155,8 +180,11 @@ def paginate(store: Store, request: Request, items: Iterable[dict[str, Any]]) ->
         rows = [o for o in rows if (o["_seq"] < after if order == "desc" else o["_seq"] > after)]
     page, more = rows[:limit], len(rows) > limit
     next_cursor = encode_cursor(page[-1]["_seq"]) if more and page else None
-    meta = {"cursor": next_cursor, "hasMore": more,
-            "page": {"limit": limit, "hasMore": more, "nextCursor": next_cursor}}
+    meta = {
+        "cursor": next_cursor,
+        "hasMore": more,
+        "page": {"limit": limit, "hasMore": more, "nextCursor": next_cursor},
+    }
     return envelope([store.public(o) for o in page], meta=meta, store=store)
 
 
@@ -168,8 +196,9 @@ def decode_cursor(cursor: str) -> int:
     try:
         return int(json.loads(base64.urlsafe_b64decode(cursor.removeprefix("cur_")))["after"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise ApiError(400, "VALIDATION_ERROR", "cursor is not one this API returned.",
-                       field="cursor") from exc
+        raise ApiError(
+            400, "VALIDATION_ERROR", "cursor is not one this API returned.", field="cursor"
+        ) from exc
 
 
 # ── authentication ────────────────────────────────────────────────────────────
@@ -195,30 +224,45 @@ def authenticate(store: Store, request: Request) -> str:
         key_id = request.headers["x-plugipay-key-id"]
         signature = request.headers.get("x-plugipay-signature", "")
     else:
-        raise ApiError(401, "INVALID_KEY", "No credentials: sign the request "
-                       "(Plugipay-HMAC-SHA256) or send a Bearer key.")
+        raise ApiError(
+            401,
+            "INVALID_KEY",
+            "No credentials: sign the request (Plugipay-HMAC-SHA256) or send a Bearer key.",
+        )
     secret = config.credentials().get(key_id)
     if secret is None:
         raise ApiError(401, "INVALID_KEY", f"Unknown access key id {key_id!r}.")
     timestamp = request.headers.get("x-plugipay-timestamp", "")
     if not timestamp.isdigit():
         raise ApiError(401, "INVALID_TIMESTAMP", "X-Plugipay-Timestamp must be epoch seconds.")
-    if abs(store.now() - int(timestamp)) > TIMESTAMP_WINDOW:
-        raise ApiError(401, "INVALID_TIMESTAMP",
-                       f"X-Plugipay-Timestamp is more than {TIMESTAMP_WINDOW}s from server time.")
+    # Wall-clock time: advancing the sandbox clock must not break request signing.
+    if abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW:
+        raise ApiError(
+            401,
+            "INVALID_TIMESTAMP",
+            f"X-Plugipay-Timestamp is more than {TIMESTAMP_WINDOW}s from server time.",
+        )
     idempotency_key = request.headers.get("idempotency-key")
     candidates = []
     for path in request.signed_paths:
-        candidates.append(signing.request_string_to_sign(
-            request.method, path, timestamp, request.body, idempotency_key))
+        candidates.append(
+            signing.request_string_to_sign(
+                request.method, path, timestamp, request.body, idempotency_key
+            )
+        )
         if params is None:
-            candidates.append(signing.cli_string_to_sign(
-                request.method, path, timestamp, request.body))
+            candidates.append(
+                signing.cli_string_to_sign(request.method, path, timestamp, request.body)
+            )
     for message in candidates:
         if signing.constant_time_equal(signing.hmac_hex(secret, message), signature):
             return mode_of(key_id)
-    raise ApiError(401, "INVALID_SIGNATURE", "The request signature does not match. Sign the "
-                   "exact body bytes and the path with its query.")
+    raise ApiError(
+        401,
+        "INVALID_SIGNATURE",
+        "The request signature does not match. Sign the "
+        "exact body bytes and the path with its query.",
+    )
 
 
 # ── the application ───────────────────────────────────────────────────────────
@@ -244,18 +288,26 @@ class SandboxApp:
         except DropConnection:
             raise
         except ApiError as exc:
-            response = envelope(None, status=exc.status, error=exc.as_error(),
-                                headers=exc.headers, store=self.store)
+            response = envelope(
+                None, status=exc.status, error=exc.as_error(), headers=exc.headers, store=self.store
+            )
         except Exception:  # a sandbox bug must answer, never kill the server thread
             traceback.print_exc(file=sys.stderr)
-            response = envelope(None, status=500, store=self.store, error={
-                "code": "internal_error", "message": "The sandbox hit an internal error."})
+            response = envelope(
+                None,
+                status=500,
+                store=self.store,
+                error={"code": "internal_error", "message": "The sandbox hit an internal error."},
+            )
         headers = list(response.headers.items())
         headers.append(("Content-Length", str(len(response.body))))
         if request.path.startswith(API_PREFIXES):
             reset = str(int(self.store.now()) + 1)
-            headers += [("X-RateLimit-Limit", "100"), ("X-RateLimit-Remaining", "99"),
-                        ("X-RateLimit-Reset", reset)]
+            headers += [
+                ("X-RateLimit-Limit", "100"),
+                ("X-RateLimit-Remaining", "99"),
+                ("X-RateLimit-Reset", reset),
+            ]
         reason = STATUS_TEXT.get(response.status, "Unknown")
         start_response(f"{response.status} {reason}", headers)
         return [response.body] if request.method != "HEAD" else []
@@ -268,7 +320,7 @@ class SandboxApp:
         self.store.tick()
         for prefix in API_PREFIXES:
             if request.path == prefix or request.path.startswith(prefix + "/"):
-                return self.handle_api(request, request.path[len(prefix):] or "/")
+                return self.handle_api(request, request.path[len(prefix) :] or "/")
         handler, params, _flags = pages.match(request.method, request.path)
         request.params = params
         return handler(self.store, request)
@@ -279,13 +331,18 @@ class SandboxApp:
         if not flags.get("public"):
             request.mode = authenticate(self.store, request)
         full_path = "/api/v1" + path
-        fault = self.store.take_fault(full_path, ("http_500", "http_429", "delay",
-                                                  "drop_after_commit"))
+        fault = self.store.take_fault(
+            full_path, ("http_500", "http_429", "delay", "drop_after_commit")
+        )
         if fault and fault.kind == "http_500":
             raise ApiError(500, "internal_error", "Injected fault: HTTP 500.")
         if fault and fault.kind == "http_429":
-            raise ApiError(429, "rate_limited", "Injected fault: too many requests.",
-                           headers={"Retry-After": str(fault.retry_after)})
+            raise ApiError(
+                429,
+                "rate_limited",
+                "Injected fault: too many requests.",
+                headers={"Retry-After": str(fault.retry_after)},
+            )
         if fault and fault.kind == "delay":
             time.sleep(fault.delay)
         key = request.headers.get("idempotency-key")
@@ -308,15 +365,22 @@ class SandboxApp:
         with self.store.lock:
             record = self.store.idempotent_lookup(request.mode, key, fingerprint)
             if record is not None:
-                return Response(record["body"], record["status"],
-                                headers={"Idempotent-Replayed": "true"})
+                return Response(
+                    record["body"], record["status"], headers={"Idempotent-Replayed": "true"}
+                )
             try:
                 response = handler(self.store, request)
             except ApiError as exc:
                 if exc.status >= 500:
                     raise
-                response = envelope(None, status=exc.status, error=exc.as_error(),
-                                    headers=exc.headers, store=self.store)
-            self.store.idempotent_store(request.mode, key, fingerprint, response.status,
-                                        response.body)
+                response = envelope(
+                    None,
+                    status=exc.status,
+                    error=exc.as_error(),
+                    headers=exc.headers,
+                    store=self.store,
+                )
+            self.store.idempotent_store(
+                request.mode, key, fingerprint, response.status, response.body
+            )
             return response

@@ -61,9 +61,7 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def check_card(
-    number: str, expiry: str | None, cvc: str | None, *, today: dt.date
-) -> TestCard:
+def check_card(number: str, expiry: str | None, cvc: str | None, *, today: dt.date) -> TestCard:
     """Validate the form values and return the test card they name.
 
     ``expiry`` and ``cvc`` may be None (the control route pays with a number only).

@@ -20,8 +20,9 @@ def _body(request: Request) -> dict[str, Any]:
 def _number(body: dict[str, Any], field: str, default: float, minimum: float = 0) -> float:
     value = body.get(field, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ApiError(400, "VALIDATION_ERROR", f"{field} must be a number ≥ {minimum}.",
-                       field=field)
+        raise ApiError(
+            400, "VALIDATION_ERROR", f"{field} must be a number ≥ {minimum}.", field=field
+        )
     return value
 
 
@@ -43,13 +44,27 @@ def state(store: Store, request: Request):
 @pages.add("GET", "/_sandbox/config")
 def config(store: Store, request: Request):
     cfg = store.config
-    return envelope({
-        "baseUrl": store.base_url(), "keyId": cfg.key_id, "liveKeyId": cfg.live_key_id,
-        "apiKey": cfg.api_key, "eventStyle": cfg.event_style,
-        "retrySchedule": list(cfg.retry_schedule), "refundDelay": cfg.refund_delay,
-        "testCards": [{"number": c.number, "outcome": c.outcome, "failureCode": c.failure_code,
-                       "description": c.description} for c in cards.TEST_CARDS],
-    }, store=store)
+    return envelope(
+        {
+            "baseUrl": store.base_url(),
+            "keyId": cfg.key_id,
+            "liveKeyId": cfg.live_key_id,
+            "apiKey": cfg.api_key,
+            "eventStyle": cfg.event_style,
+            "retrySchedule": list(cfg.retry_schedule),
+            "refundDelay": cfg.refund_delay,
+            "testCards": [
+                {
+                    "number": c.number,
+                    "outcome": c.outcome,
+                    "failureCode": c.failure_code,
+                    "description": c.description,
+                }
+                for c in cards.TEST_CARDS
+            ],
+        },
+        store=store,
+    )
 
 
 @pages.add("POST", "/_sandbox/config")
@@ -59,8 +74,9 @@ def set_config(store: Store, request: Request):
     with store.lock:
         if "eventStyle" in body:
             if body["eventStyle"] not in ("sdk", "docs"):
-                raise ApiError(400, "VALIDATION_ERROR", "eventStyle is sdk or docs.",
-                               field="eventStyle")
+                raise ApiError(
+                    400, "VALIDATION_ERROR", "eventStyle is sdk or docs.", field="eventStyle"
+                )
             store.config.event_style = body["eventStyle"]
         if "refundDelay" in body:
             store.config.refund_delay = _number(body, "refundDelay", 0, minimum=-1)
@@ -69,8 +85,12 @@ def set_config(store: Store, request: Request):
             if not isinstance(schedule, list) or not all(
                 isinstance(s, (int, float)) and s >= 0 for s in schedule
             ):
-                raise ApiError(400, "VALIDATION_ERROR", "retrySchedule is a list of seconds.",
-                               field="retrySchedule")
+                raise ApiError(
+                    400,
+                    "VALIDATION_ERROR",
+                    "retrySchedule is a list of seconds.",
+                    field="retrySchedule",
+                )
             store.config.retry_schedule = tuple(schedule)
     return config(store, request)
 
@@ -89,11 +109,11 @@ def pay(store: Store, request: Request):
     if "card" in body:
         three_ds = body.get("three_ds")
         if three_ds not in (None, "approve", "fail"):
-            raise ApiError(400, "VALIDATION_ERROR", "three_ds is approve or fail.",
-                           field="three_ds")
+            raise ApiError(
+                400, "VALIDATION_ERROR", "three_ds is approve or fail.", field="three_ds"
+            )
         try:
-            outcome, payment = store.pay_card(session_id, str(body["card"]),
-                                              three_ds=three_ds)
+            outcome, payment = store.pay_card(session_id, str(body["card"]), three_ds=three_ds)
         except cards.CardError as exc:
             raise ApiError(400, "VALIDATION_ERROR", exc.message, field="card") from exc
     elif body.get("method") in ("va", "qris", "ewallet", "retail", "paypal", "manual"):
@@ -102,10 +122,20 @@ def pay(store: Store, request: Request):
         outcome = "pending_review" if session["status"] == "pending_review" else "succeeded"
         payment = store.payments.get(session.get("paymentId") or "")
     else:
-        raise ApiError(400, "VALIDATION_ERROR", "Send {\"card\": number} or {\"method\": "
-                       "\"va\"|\"qris\"|\"ewallet\"|\"manual\"}.", field="card")
-    return envelope({"outcome": outcome, "session": store.public(store.session(session_id)),
-                     "payment": store.public(payment)}, store=store)
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            'Send {"card": number} or {"method": "va"|"qris"|"ewallet"|"manual"}.',
+            field="card",
+        )
+    return envelope(
+        {
+            "outcome": outcome,
+            "session": store.public(store.session(session_id)),
+            "payment": store.public(payment),
+        },
+        store=store,
+    )
 
 
 @pages.add("POST", "/_sandbox/checkout-sessions/<id>/expire")
@@ -115,15 +145,17 @@ def expire(store: Store, request: Request):
 
 @pages.add("POST", "/_sandbox/refunds/<id>/succeed")
 def refund_succeed(store: Store, request: Request):
-    return envelope(store.public(store.settle_refund(request.params["id"], succeed=True)),
-                    store=store)
+    return envelope(
+        store.public(store.settle_refund(request.params["id"], succeed=True)), store=store
+    )
 
 
 @pages.add("POST", "/_sandbox/refunds/<id>/fail")
 def refund_fail(store: Store, request: Request):
     body = _body(request)
-    refund = store.settle_refund(request.params["id"], succeed=False, code=body.get("code"),
-                                 message=body.get("message"))
+    refund = store.settle_refund(
+        request.params["id"], succeed=False, code=body.get("code"), message=body.get("message")
+    )
     return envelope(store.public(refund), store=store)
 
 
@@ -137,12 +169,16 @@ def add_fault(store: Store, request: Request):
     body = _body(request)
     kind = body.get("kind")
     if kind not in FAULT_KINDS:
-        raise ApiError(400, "VALIDATION_ERROR", f"kind is one of {', '.join(FAULT_KINDS)}.",
-                       field="kind")
-    fault = Fault(kind=kind, count=int(_number(body, "count", 1, minimum=1)),
-                  path_prefix=str(body.get("path_prefix") or "/api/v1"),
-                  retry_after=int(_number(body, "retry_after", 1)),
-                  delay=float(_number(body, "delay", 5)))
+        raise ApiError(
+            400, "VALIDATION_ERROR", f"kind is one of {', '.join(FAULT_KINDS)}.", field="kind"
+        )
+    fault = Fault(
+        kind=kind,
+        count=int(_number(body, "count", 1, minimum=1)),
+        path_prefix=str(body.get("path_prefix") or "/api/v1"),
+        retry_after=int(_number(body, "retry_after", 1)),
+        delay=float(_number(body, "delay", 5)),
+    )
     store.add_fault(fault)
     return envelope(fault.as_dict(), status=201, store=store)
 
@@ -166,12 +202,10 @@ def release(store: Store, request: Request):
     body = _body(request)
     order = body.get("order", "fifo")
     if order not in ("fifo", "reverse", "shuffle"):
-        raise ApiError(400, "VALIDATION_ERROR", "order is fifo, reverse or shuffle.",
-                       field="order")
+        raise ApiError(400, "VALIDATION_ERROR", "order is fifo, reverse or shuffle.", field="order")
     duplicate = int(_number(body, "duplicate", 1, minimum=1))
     released = _deliverer(store).release(order, duplicate)
-    return envelope({"released": released, "order": order, "duplicate": duplicate},
-                    store=store)
+    return envelope({"released": released, "order": order, "duplicate": duplicate}, store=store)
 
 
 @pages.add("POST", "/_sandbox/deliveries/flush")

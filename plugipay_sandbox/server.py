@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -43,15 +44,14 @@ class _RequestHandler(WSGIRequestHandler):
             return
         if not self.parse_request():
             return
-        handler = _ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
-                                 multithread=True)
+        handler = _ServerHandler(
+            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+        )
         handler.request_handler = self
         handler.run(self.server.get_app())
         if handler.dropped:
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self.close_connection = True
 
 
@@ -77,9 +77,12 @@ class SandboxServer:
         self.deliverer = Deliverer(self.store)
         self.store.deliverer = self.deliverer  # type: ignore[attr-defined]
         self._httpd.set_app(SandboxApp(self.store))
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.1},
-                                        name="plugipay-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="plugipay-sandbox",
+            daemon=True,
+        )
 
     @property
     def base_url(self) -> str:

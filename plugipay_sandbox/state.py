@@ -23,8 +23,15 @@ REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "other")
 CURRENCIES = ("IDR", "USD")
 METHODS = ("qris", "va", "ewallet", "card", "retail", "paypal", "manual")
 ASYNC_METHODS = ("va", "qris", "ewallet", "retail")
-ADAPTERS = {"card": "xendit", "va": "xendit", "ewallet": "xendit", "retail": "xendit",
-            "qris": "midtrans", "paypal": "paypal", "manual": "manual"}
+ADAPTERS = {
+    "card": "xendit",
+    "va": "xendit",
+    "ewallet": "xendit",
+    "retail": "xendit",
+    "qris": "midtrans",
+    "paypal": "paypal",
+    "manual": "manual",
+}
 AUTO_DISABLE_AFTER = 20
 
 
@@ -32,8 +39,14 @@ class ApiError(Exception):
     """An error answered inside the envelope: HTTP status, code, message, optional field."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, field: str | None = None,
-        details: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -143,8 +156,12 @@ class Store:
         self.reset(keep_endpoints=False)
         if config.forward_to:
             self.create_endpoint(
-                "test", url=config.forward_to, events=None,
-                description="--forward-to", secret=config.webhook_secret, origin="cli",
+                "test",
+                url=config.forward_to,
+                events=None,
+                description="--forward-to",
+                secret=config.webhook_secret,
+                origin="cli",
             )
         if config.state_file and os.path.exists(config.state_file):
             self.load(config.state_file)
@@ -157,8 +174,14 @@ class Store:
             if keep_endpoints:
                 kept = {k: v for k, v in self.endpoints.items() if v.get("_origin") == "cli"}
                 for endpoint in kept.values():
-                    endpoint.update(active=True, status="active", consecutiveFailures=0,
-                                    failingSince=None, disabledAt=None, disabledReason=None)
+                    endpoint.update(
+                        active=True,
+                        status="active",
+                        consecutiveFailures=0,
+                        failingSince=None,
+                        disabledAt=None,
+                        disabledReason=None,
+                    )
             self.customers: dict[str, dict[str, Any]] = {}
             self.sessions: dict[str, dict[str, Any]] = {}
             self.payments: dict[str, dict[str, Any]] = {}
@@ -187,8 +210,13 @@ class Store:
 
     def _stamp(self, obj: dict[str, Any], mode: str) -> dict[str, Any]:
         now = iso(self.now())
-        obj.update(accountId=self.config.account_id, mode=mode, createdAt=now, updatedAt=now,
-                   _seq=self.next_seq())
+        obj.update(
+            accountId=self.config.account_id,
+            mode=mode,
+            createdAt=now,
+            updatedAt=now,
+            _seq=self.next_seq(),
+        )
         obj["arn"] = f"arn:plugipay:{mode}:{self.config.account_id}:{obj['id']}"
         return obj
 
@@ -218,7 +246,8 @@ class Store:
         if stored != fingerprint:
             field = _first_difference(stored, fingerprint)
             raise ApiError(
-                409, "idempotency_mismatch",
+                409,
+                "idempotency_mismatch",
                 f"Idempotency-Key {key!r} was used with different parameters ({field}).",
                 field=field,
             )
@@ -228,7 +257,9 @@ class Store:
         self, mode: str, key: str, fingerprint: dict[str, Any], status: int, body: bytes
     ) -> None:
         self.idempotency[(mode, key)] = {
-            "fingerprint": fingerprint, "status": status, "body": body,
+            "fingerprint": fingerprint,
+            "status": status,
+            "body": body,
             "expires": self.now() + IDEMPOTENCY_TTL,
         }
 
@@ -255,9 +286,14 @@ class Store:
     ) -> dict[str, Any]:
         """Record an event for a change and queue a delivery to every subscribed endpoint."""
         event = {
-            "id": new_id("evt_"), "kind": kind, "mode": obj.get("mode", "test"),
-            "occurredAt": iso(self.now()), "object": self.public(obj),
-            "previousAttributes": previous, "publishedAt": None, "_seq": self.next_seq(),
+            "id": new_id("evt_"),
+            "kind": kind,
+            "mode": obj.get("mode", "test"),
+            "occurredAt": iso(self.now()),
+            "object": self.public(obj),
+            "previousAttributes": previous,
+            "publishedAt": None,
+            "_seq": self.next_seq(),
         }
         self.events[event["id"]] = event
         self.queue_deliveries(event)
@@ -267,17 +303,24 @@ class Store:
         """The event in the SDK shape (default) or the docs shape (``--event-style docs``)."""
         if (style or self.config.event_style) == "docs":
             rendered = {
-                "id": event["id"], "type": event["kind"], "createdAt": event["occurredAt"],
-                "workspaceId": self.config.workspace_id, "data": copy.deepcopy(event["object"]),
+                "id": event["id"],
+                "type": event["kind"],
+                "createdAt": event["occurredAt"],
+                "workspaceId": self.config.workspace_id,
+                "data": copy.deepcopy(event["object"]),
             }
             if event["kind"].endswith(".updated"):
                 rendered["previousAttributes"] = copy.deepcopy(event["previousAttributes"] or {})
             return rendered
         return {
-            "id": event["id"], "type": f"plugipay.{event['kind']}.v1",
-            "accountId": self.config.account_id, "mode": event["mode"],
-            "occurredAt": event["occurredAt"], "createdAt": event["occurredAt"],
-            "publishedAt": event["publishedAt"], "metadata": {},
+            "id": event["id"],
+            "type": f"plugipay.{event['kind']}.v1",
+            "accountId": self.config.account_id,
+            "mode": event["mode"],
+            "occurredAt": event["occurredAt"],
+            "createdAt": event["occurredAt"],
+            "publishedAt": event["publishedAt"],
+            "metadata": {},
             "data": {"object": copy.deepcopy(event["object"])},
         }
 
@@ -290,11 +333,21 @@ class Store:
                 continue
             body = json.dumps(self.render_event(event), separators=(",", ":")).encode()
             delivery = {
-                "id": new_id("dlv_"), "endpointId": endpoint["id"], "eventId": event["id"],
-                "type": self.render_event(event)["type"], "body": body.decode(),
-                "status": "pending", "attempts": 0, "nextRetryAt": iso(self.now()),
-                "lastAttemptAt": None, "deliveredAt": None, "responseCode": None,
-                "lastError": None, "attemptLog": [], "_due": self.now(), "_seq": self.next_seq(),
+                "id": new_id("dlv_"),
+                "endpointId": endpoint["id"],
+                "eventId": event["id"],
+                "type": self.render_event(event)["type"],
+                "body": body.decode(),
+                "status": "pending",
+                "attempts": 0,
+                "nextRetryAt": iso(self.now()),
+                "lastAttemptAt": None,
+                "deliveredAt": None,
+                "responseCode": None,
+                "lastError": None,
+                "attemptLog": [],
+                "_due": self.now(),
+                "_seq": self.next_seq(),
             }
             self.deliveries[delivery["id"]] = delivery
             queued.append(delivery)
@@ -311,11 +364,22 @@ class Store:
                 c["externalId"] == external_id and c["mode"] == mode
                 for c in self.customers.values()
             ):
-                raise ApiError(409, "conflict", f"A customer with externalId {external_id!r} "
-                               "already exists.", field="externalId")
-            customer = {"id": new_id("cus_"), "externalId": None, "email": None, "name": None,
-                        "phone": None, "taxId": None, "defaultPaymentTokenId": None,
-                        "metadata": None}
+                raise ApiError(
+                    409,
+                    "conflict",
+                    f"A customer with externalId {external_id!r} already exists.",
+                    field="externalId",
+                )
+            customer = {
+                "id": new_id("cus_"),
+                "externalId": None,
+                "email": None,
+                "name": None,
+                "phone": None,
+                "taxId": None,
+                "defaultPaymentTokenId": None,
+                "metadata": None,
+            }
             customer.update(fields)
             self._stamp(customer, mode)
             self.customers[customer["id"]] = customer
@@ -348,15 +412,24 @@ class Store:
                 customer = self.get(self.customers, mode, fields["customerId"], "customer")
             ttl = fields.pop("expiresInSec", None) or 86400
             session = {
-                "id": new_id("cs_"), "workspaceName": "Plugipay Sandbox",
-                "customerId": None, "customer": None, "status": "open", "paymentMethod": None,
-                "adapter": None, "lineItems": [], "metadata": None, "expiresAt": None,
-                "completedAt": None, "paymentId": None,
+                "id": new_id("cs_"),
+                "workspaceName": "Plugipay Sandbox",
+                "customerId": None,
+                "customer": None,
+                "status": "open",
+                "paymentMethod": None,
+                "adapter": None,
+                "lineItems": [],
+                "metadata": None,
+                "expiresAt": None,
+                "completedAt": None,
+                "paymentId": None,
             }
             session.update(fields)
             if customer is not None:
-                session["customer"] = {k: customer[k] for k in
-                                       ("id", "name", "email", "phone", "externalId")}
+                session["customer"] = {
+                    k: customer[k] for k in ("id", "name", "email", "phone", "externalId")
+                }
             self._stamp(session, mode)
             session["hostedUrl"] = f"{self.base_url()}/c/{session['id']}"
             session["expiresAt"] = iso(self.now() + ttl)
@@ -373,9 +446,11 @@ class Store:
 
     def _require_open(self, session: dict[str, Any], action: str) -> None:
         if session["status"] not in SESSION_OPEN_STATES:
-            raise ApiError(409, "conflict",
-                           f"Cannot {action} checkout session {session['id']}: it is "
-                           f"{session['status']}.")
+            raise ApiError(
+                409,
+                "conflict",
+                f"Cannot {action} checkout session {session['id']}: it is {session['status']}.",
+            )
 
     def cancel_session(self, session_id: str, mode: str | None = None) -> dict[str, Any]:
         with self.lock:
@@ -402,14 +477,22 @@ class Store:
         with self.lock:
             session = self.session(session_id, mode)
             if session["status"] != "pending_review":
-                raise ApiError(409, "conflict", f"Checkout session {session_id} is "
-                               f"{session['status']}; only pending_review sessions can be "
-                               "confirmed.")
+                raise ApiError(
+                    409,
+                    "conflict",
+                    f"Checkout session {session_id} is "
+                    f"{session['status']}; only pending_review sessions can be "
+                    "confirmed.",
+                )
             self._complete(session, session["paymentMethod"] or "manual")
             return session
 
     def pay_card(
-        self, session_id: str, number: str, expiry: str | None = None, cvc: str | None = None,
+        self,
+        session_id: str,
+        number: str,
+        expiry: str | None = None,
+        cvc: str | None = None,
         three_ds: str | None = None,
     ) -> tuple[str, dict[str, Any] | None]:
         """Charge a test card; returns (outcome, payment). Raises CardError for bad input."""
@@ -458,11 +541,19 @@ class Store:
 
     def _charge(self, session: dict[str, Any], method: str, status: str) -> dict[str, Any]:
         payment = {
-            "id": new_id("pay_"), "object": "payment", "checkoutSessionId": session["id"],
-            "customerId": session.get("customerId"), "amount": session["amount"],
-            "currency": session["currency"], "status": status, "method": method,
-            "adapter": ADAPTERS.get(method, "xendit"), "failureCode": None,
-            "failureMessage": None, "paidAt": None, "metadata": session.get("metadata"),
+            "id": new_id("pay_"),
+            "object": "payment",
+            "checkoutSessionId": session["id"],
+            "customerId": session.get("customerId"),
+            "amount": session["amount"],
+            "currency": session["currency"],
+            "status": status,
+            "method": method,
+            "adapter": ADAPTERS.get(method, "xendit"),
+            "failureCode": None,
+            "failureMessage": None,
+            "paidAt": None,
+            "metadata": session.get("metadata"),
         }
         self._stamp(payment, session["mode"])
         self.payments[payment["id"]] = payment
@@ -482,8 +573,13 @@ class Store:
         payment = self._charge(session, method, "succeeded")
         payment["paidAt"] = payment["createdAt"]
         session.pop("_3ds_card", None)
-        session.update(status="completed", completedAt=payment["paidAt"],
-                       paymentId=payment["id"], paymentMethod=method, adapter=payment["adapter"])
+        session.update(
+            status="completed",
+            completedAt=payment["paidAt"],
+            paymentId=payment["id"],
+            paymentMethod=method,
+            adapter=payment["adapter"],
+        )
         self._touch(session)
         self.emit("checkout_session.completed", session)
         self.emit("payment.succeeded", payment)
@@ -495,19 +591,29 @@ class Store:
         """Resolve what a refund names: sourceType+sourceId, chargeId or paymentId."""
         if body.get("sourceType") is not None or body.get("sourceId") is not None:
             if body.get("sourceType") != "checkout_session":
-                raise ApiError(400, "VALIDATION_ERROR",
-                               "sourceType must be 'checkout_session' in the sandbox.",
-                               field="sourceType")
+                raise ApiError(
+                    400,
+                    "VALIDATION_ERROR",
+                    "sourceType must be 'checkout_session' in the sandbox.",
+                    field="sourceType",
+                )
             session = self.session(str(body.get("sourceId")), mode)
             if session["status"] != "completed" or not session["paymentId"]:
-                raise ApiError(409, "conflict", f"Checkout session {session['id']} has no "
-                               f"captured payment (status {session['status']}).")
+                raise ApiError(
+                    409,
+                    "conflict",
+                    f"Checkout session {session['id']} has no "
+                    f"captured payment (status {session['status']}).",
+                )
             return self.payments[session["paymentId"]]
         charge_id = body.get("chargeId") or body.get("paymentId")
         if not charge_id:
-            raise ApiError(400, "VALIDATION_ERROR",
-                           "Name what to refund: sourceType and sourceId, chargeId or paymentId.",
-                           field="sourceId")
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                "Name what to refund: sourceType and sourceId, chargeId or paymentId.",
+                field="sourceId",
+            )
         payment = self.payments.get(str(charge_id))
         if payment is None and str(charge_id) in self.sessions:  # a manual payment's charge id
             session = self.sessions[str(charge_id)]
@@ -515,13 +621,20 @@ class Store:
         if payment is None or payment["mode"] != mode:
             raise not_found("payment", str(charge_id))
         if payment["status"] != "succeeded":
-            raise ApiError(409, "conflict", f"Payment {payment['id']} is {payment['status']}; "
-                           "only succeeded payments can be refunded.")
+            raise ApiError(
+                409,
+                "conflict",
+                f"Payment {payment['id']} is {payment['status']}; "
+                "only succeeded payments can be refunded.",
+            )
         return payment
 
     def refundable(self, payment: dict[str, Any]) -> int:
-        taken = sum(r["amount"] for r in self.refunds.values()
-                    if r["chargeId"] == payment["id"] and r["status"] in ("pending", "succeeded"))
+        taken = sum(
+            r["amount"]
+            for r in self.refunds.values()
+            if r["chargeId"] == payment["id"] and r["status"] in ("pending", "succeeded")
+        )
         return payment["amount"] - taken
 
     def create_refund(self, mode: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -532,28 +645,49 @@ class Store:
             if amount is None:
                 amount = remaining
             if remaining <= 0:
-                raise ApiError(409, "conflict", f"Payment {payment['id']} is already fully "
-                               "refunded.")
+                raise ApiError(
+                    409, "conflict", f"Payment {payment['id']} is already fully refunded."
+                )
             if amount > remaining:
-                raise ApiError(400, "VALIDATION_ERROR", f"amount {amount} exceeds the refundable "
-                               f"remainder {remaining} of payment {payment['id']}.",
-                               field="amount")
+                raise ApiError(
+                    400,
+                    "VALIDATION_ERROR",
+                    f"amount {amount} exceeds the refundable "
+                    f"remainder {remaining} of payment {payment['id']}.",
+                    field="amount",
+                )
             refund = {
-                "id": new_id("rfd_"), "chargeId": payment["id"], "paymentId": payment["id"],
-                "invoiceId": None, "sourceType": "checkout_session",
-                "sourceId": payment["checkoutSessionId"], "amount": amount,
-                "currency": payment["currency"], "reason": body.get("reason"),
-                "status": "pending", "failureCode": None, "failureMessage": None,
-                "failureReason": None, "metadata": body.get("metadata"),
+                "id": new_id("rfd_"),
+                "chargeId": payment["id"],
+                "paymentId": payment["id"],
+                "invoiceId": None,
+                "sourceType": "checkout_session",
+                "sourceId": payment["checkoutSessionId"],
+                "amount": amount,
+                "currency": payment["currency"],
+                "reason": body.get("reason"),
+                "status": "pending",
+                "failureCode": None,
+                "failureMessage": None,
+                "failureReason": None,
+                "metadata": body.get("metadata"),
             }
             self._stamp(refund, mode)
             self.refunds[refund["id"]] = refund
             self.emit("refund.created", refund)
             if self.take_fault("/api/v1/refunds", ("refund_refused",)):
-                self.settle_refund(refund["id"], succeed=False, code="provider_refused",
-                                   message="The provider refused the refund.")
-                raise ApiError(422, "refund_failed", "The provider refused the refund.",
-                               details={"refund": self.public(refund)})
+                self.settle_refund(
+                    refund["id"],
+                    succeed=False,
+                    code="provider_refused",
+                    message="The provider refused the refund.",
+                )
+                raise ApiError(
+                    422,
+                    "refund_failed",
+                    "The provider refused the refund.",
+                    details={"refund": self.public(refund)},
+                )
             delay = self.config.refund_delay
             if delay == 0:
                 self.settle_refund(refund["id"], succeed=True)
@@ -562,7 +696,11 @@ class Store:
             return refund
 
     def settle_refund(
-        self, refund_id: str, *, succeed: bool, code: str | None = None,
+        self,
+        refund_id: str,
+        *,
+        succeed: bool,
+        code: str | None = None,
         message: str | None = None,
     ) -> dict[str, Any]:
         with self.lock:
@@ -570,16 +708,18 @@ class Store:
             if refund is None:
                 raise not_found("refund", refund_id)
             if refund["status"] != "pending":
-                raise ApiError(409, "conflict", f"Refund {refund_id} is {refund['status']}, "
-                               "not pending.")
+                raise ApiError(
+                    409, "conflict", f"Refund {refund_id} is {refund['status']}, not pending."
+                )
             refund.pop("_settle_at", None)
             if succeed:
                 refund["status"] = "succeeded"
             else:
                 code = code or "refund_failed"
                 message = message or "The refund failed at the provider."
-                refund.update(status="failed", failureCode=code, failureMessage=message,
-                              failureReason=message)
+                refund.update(
+                    status="failed", failureCode=code, failureMessage=message, failureReason=message
+                )
             self._touch(refund)
             self.emit(f"refund.{refund['status']}", refund)
             return refund
@@ -587,16 +727,30 @@ class Store:
     # ── webhook endpoints ────────────────────────────────────────────────────
 
     def create_endpoint(
-        self, mode: str, *, url: str, events: list[str] | None, description: str | None,
-        secret: str | None = None, origin: str = "api",
+        self,
+        mode: str,
+        *,
+        url: str,
+        events: list[str] | None,
+        description: str | None,
+        secret: str | None = None,
+        origin: str = "api",
     ) -> dict[str, Any]:
         with self.lock:
             endpoint = {
-                "id": new_id("whep_"), "url": url, "events": events or ["*"],
-                "description": description, "active": True, "status": "active",
-                "consecutiveFailures": 0, "failingSince": None, "disabledAt": None,
-                "disabledReason": None, "lastDelivery": None,
-                "_secret": secret or "whsec_" + secrets.token_hex(16), "_origin": origin,
+                "id": new_id("whep_"),
+                "url": url,
+                "events": events or ["*"],
+                "description": description,
+                "active": True,
+                "status": "active",
+                "consecutiveFailures": 0,
+                "failingSince": None,
+                "disabledAt": None,
+                "disabledReason": None,
+                "lastDelivery": None,
+                "_secret": secret or "whsec_" + secrets.token_hex(16),
+                "_origin": origin,
             }
             self._stamp(endpoint, mode)
             self.endpoints[endpoint["id"]] = endpoint
@@ -604,8 +758,9 @@ class Store:
             return endpoint
 
     def disable_endpoint(self, endpoint: dict[str, Any], reason: str, status: str) -> None:
-        endpoint.update(active=False, status=status, disabledAt=iso(self.now()),
-                        disabledReason=reason)
+        endpoint.update(
+            active=False, status=status, disabledAt=iso(self.now()), disabledReason=reason
+        )
         for delivery in self.deliveries.values():
             if delivery["endpointId"] == endpoint["id"] and delivery["status"] == "pending":
                 delivery.update(status="failed", lastError=f"endpoint disabled: {reason}")
@@ -625,8 +780,7 @@ class Store:
 
     # ── persistence ──────────────────────────────────────────────────────────
 
-    STORES = ("customers", "sessions", "payments", "refunds", "events", "endpoints",
-              "deliveries")
+    STORES = ("customers", "sessions", "payments", "refunds", "events", "endpoints", "deliveries")
 
     def dump(self, *, private: bool = False) -> dict[str, Any]:
         with self.lock:

@@ -44,8 +44,10 @@ class Deliverer:
         with self.store.lock:
             now = self.store.now()
             due = [
-                d for d in self.store.deliveries.values()
-                if d["status"] == "pending" and d["_due"] <= now
+                d
+                for d in self.store.deliveries.values()
+                if d["status"] == "pending"
+                and d["_due"] <= now
                 and (endpoint_id is None or d["endpointId"] == endpoint_id)
                 and self.store.endpoints.get(d["endpointId"], {}).get("active")
             ]
@@ -120,11 +122,19 @@ class Deliverer:
             url, secret, body = endpoint["url"], endpoint["_secret"], delivery["body"].encode()
             timestamp = int(store.now())
         header = signing.webhook_signature_header(secret, timestamp, body)
-        request = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": USER_AGENT,
-            "X-Plugipay-Signature": header, "Plugipay-Signature": header,
-            "X-Plugipay-Event-Id": delivery["eventId"], "X-Plugipay-Delivery-Id": delivery_id,
-        })
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                "X-Plugipay-Signature": header,
+                "Plugipay-Signature": header,
+                "X-Plugipay-Event-Id": delivery["eventId"],
+                "X-Plugipay-Delivery-Id": delivery_id,
+            },
+        )
         started = time.monotonic()
         code, error = None, None
         try:
@@ -139,8 +149,9 @@ class Deliverer:
             self._record(delivery, endpoint, code, error, duration_ms)
             return delivery
 
-    def _record(self, delivery: dict, endpoint: dict, code: int | None, error: str | None,
-                duration_ms: int) -> None:
+    def _record(
+        self, delivery: dict, endpoint: dict, code: int | None, error: str | None, duration_ms: int
+    ) -> None:
         store = self.store
         now = store.now()
         ok = code is not None and 200 <= code < 300
@@ -148,11 +159,21 @@ class Deliverer:
         delivery["lastAttemptAt"] = iso(now)
         delivery["responseCode"] = code
         delivery["lastError"] = None if ok else error
-        delivery["attemptLog"].append({"attempt": delivery["attempts"], "at": iso(now),
-                                       "responseCode": code, "error": error,
-                                       "durationMs": duration_ms})
-        endpoint["lastDelivery"] = {"eventId": delivery["eventId"], "deliveredAt": iso(now),
-                                    "statusCode": code, "durationMs": duration_ms}
+        delivery["attemptLog"].append(
+            {
+                "attempt": delivery["attempts"],
+                "at": iso(now),
+                "responseCode": code,
+                "error": error,
+                "durationMs": duration_ms,
+            }
+        )
+        endpoint["lastDelivery"] = {
+            "eventId": delivery["eventId"],
+            "deliveredAt": iso(now),
+            "statusCode": code,
+            "durationMs": duration_ms,
+        }
         event = store.events.get(delivery["eventId"])
         if ok:
             delivery.update(status="succeeded", deliveredAt=iso(now), nextRetryAt=None)
@@ -171,4 +192,5 @@ class Deliverer:
             delivery.update(status="failed", nextRetryAt=None)
         if endpoint["consecutiveFailures"] >= AUTO_DISABLE_AFTER and endpoint["active"]:
             store.disable_endpoint(
-                endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored")
+                endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored"
+            )

@@ -10,9 +10,15 @@ from plugipay_sandbox.app import Request, html, pages, redirect
 from plugipay_sandbox.state import ApiError, Store
 
 DISPLAY_EXPONENTS = {"IDR": 0, "USD": 2, "JPY": 0, "KRW": 0}
-METHOD_LABELS = {"card": "Card", "va": "Bank transfer (VA)", "qris": "QRIS",
-                 "ewallet": "E-wallet", "retail": "Retail outlet", "paypal": "PayPal",
-                 "manual": "Manual transfer"}
+METHOD_LABELS = {
+    "card": "Card",
+    "va": "Bank transfer (VA)",
+    "qris": "QRIS",
+    "ewallet": "E-wallet",
+    "retail": "Retail outlet",
+    "paypal": "PayPal",
+    "manual": "Manual transfer",
+}
 
 STYLE = """
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
@@ -50,11 +56,14 @@ def money(amount: int, currency: str) -> str:
 
 
 def page(title: str, body: str, status: int = 200):
-    return html(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+    return html(
+        f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{escape(title)} · Plugipay Sandbox</title><style>{STYLE}</style></head><body>
 <div class="ribbon">Plugipay <b>Sandbox</b> — this is not Plugipay. No real money moves;
-only the test cards below work.</div>{body}</body></html>""", status)
+only the test cards below work.</div>{body}</body></html>""",
+        status,
+    )
 
 
 def summary(session: dict) -> str:
@@ -64,9 +73,9 @@ def summary(session: dict) -> str:
         for i in session.get("lineItems") or []
     )
     return f"""<div class="card"><div class="brand"><span class="logo"></span>
-{escape(session.get('workspaceName') or 'Plugipay Sandbox')}</div>
-<div class="amount" data-testid="amount">{money(session['amount'], session['currency'])}</div>
-<div class="muted">Checkout session <code>{escape(session['id'])}</code></div>
+{escape(session.get("workspaceName") or "Plugipay Sandbox")}</div>
+<div class="amount" data-testid="amount">{money(session["amount"], session["currency"])}</div>
+<div class="muted">Checkout session <code>{escape(session["id"])}</code></div>
 <table style="margin-top:16px">{items}</table></div>"""
 
 
@@ -75,28 +84,36 @@ def card_form(session: dict, values: dict, errors: dict, alert: str = "") -> str
 
     def field(name: str, label: str, placeholder: str, mode: str = "text") -> str:
         error = f'<div class="err">{escape(errors[name])}</div>' if name in errors else ""
-        return (f'<label for="{name}">{label}</label><input id="{name}" name="{name}" '
-                f'inputmode="{mode}" placeholder="{placeholder}" '
-                f'value="{escape(values.get(name, ""))}" autocomplete="off">{error}')
+        return (
+            f'<label for="{name}">{label}</label><input id="{name}" name="{name}" '
+            f'inputmode="{mode}" placeholder="{placeholder}" '
+            f'value="{escape(values.get(name, ""))}" autocomplete="off">{error}'
+        )
 
-    rows = "".join(f"<tr><td><code>{c.display}</code></td><td class=r>{escape(c.description)}"
-                   "</td></tr>" for c in cards.TEST_CARDS)
+    rows = "".join(
+        f"<tr><td><code>{c.display}</code></td><td class=r>{escape(c.description)}</td></tr>"
+        for c in cards.TEST_CARDS
+    )
     others = [m for m in session["methods"] if m != "card"]
     other_buttons = "".join(
-        f'<button name="method" value="{m}">{METHOD_LABELS.get(m, m)}</button>' for m in others)
-    other_html = (f'<label>Or pay another way</label><form method="post" '
-                  f'action="/c/{sid}/method" class="methods">{other_buttons}</form>'
-                  if others else "")
+        f'<button name="method" value="{m}">{METHOD_LABELS.get(m, m)}</button>' for m in others
+    )
+    other_html = (
+        f'<label>Or pay another way</label><form method="post" '
+        f'action="/c/{sid}/method" class="methods">{other_buttons}</form>'
+        if others
+        else ""
+    )
     card_html = ""
     if "card" in session["methods"]:
         alert_html = f'<div class="alert" role="alert">{escape(alert)}</div>' if alert else ""
         card_html = f"""<h2 style="margin:0 0 4px">Pay by card</h2>{alert_html}
 <form method="post" action="/c/{sid}/pay">
-{field('name', 'Name on card', 'Ada Lovelace')}
-{field('number', 'Card number', '4242 4242 4242 4242', 'numeric')}
-<div class="row"><div>{field('expiry', 'Expiry', 'MM/YY', 'numeric')}</div>
-<div>{field('cvc', 'CVC', '123', 'numeric')}</div></div>
-<button class="btn" type="submit">Pay {money(session['amount'], session['currency'])}</button>
+{field("name", "Name on card", "Ada Lovelace")}
+{field("number", "Card number", "4242 4242 4242 4242", "numeric")}
+<div class="row"><div>{field("expiry", "Expiry", "MM/YY", "numeric")}</div>
+<div>{field("cvc", "CVC", "123", "numeric")}</div></div>
+<button class="btn" type="submit">Pay {money(session["amount"], session["currency"])}</button>
 </form>"""
     return f"""<div class="card">{card_html}{other_html}
 <form method="post" action="/c/{sid}/cancel"><button class="linkbtn" type="submit">
@@ -110,27 +127,35 @@ def status_page(session: dict) -> str:
     sid = escape(session["id"])
     if status == "completed":
         target = escape(success_target(session))
-        body = (f'<div class="status ok">Payment received</div><p class="muted">Paid with '
-                f'{escape(METHOD_LABELS.get(session["paymentMethod"] or "", "—"))}.</p>'
-                f'<a class="btn" href="{target}">Return to the shop</a>')
+        body = (
+            f'<div class="status ok">Payment received</div><p class="muted">Paid with '
+            f"{escape(METHOD_LABELS.get(session['paymentMethod'] or '', '—'))}.</p>"
+            f'<a class="btn" href="{target}">Return to the shop</a>'
+        )
     elif status == "pending_review":
-        body = ('<div class="status">Waiting for the merchant</div><p class="muted">The '
-                "merchant confirms manual transfers by hand.</p>")
+        body = (
+            '<div class="status">Waiting for the merchant</div><p class="muted">The '
+            "merchant confirms manual transfers by hand.</p>"
+        )
     elif status == "pending" and session.get("paymentMethod") not in (None, "card"):
         method = METHOD_LABELS.get(session["paymentMethod"], session["paymentMethod"])
         body = f"""<div class="status">Complete your {escape(method)} payment</div>
-<p>Transfer exactly <b>{money(session['amount'], session['currency'])}</b> to virtual account
+<p>Transfer exactly <b>{money(session["amount"], session["currency"])}</b> to virtual account
 <code>8808 {sid[-8:]}</code> (sandbox), or scan the QR code in your e-wallet app.</p>
 <p class="muted">In the sandbox no money moves: simulate the bank's confirmation below.</p>
 <form method="post" action="/c/{sid}/simulate"><button class="btn" type="submit">
 Simulate payment</button></form>
 <form method="post" action="/c/{sid}/cancel"><button class="linkbtn">Cancel</button></form>"""
     else:
-        title = {"expired": "This checkout has expired", "canceled": "This checkout was canceled"
-                 }.get(status, f"This checkout is {status}")
-        body = (f'<div class="status bad">{title}</div><p class="muted">Start again from the '
-                f'shop.</p><a class="btn alt" href="{escape(session["cancelUrl"])}">Back to the '
-                "shop</a>")
+        title = {
+            "expired": "This checkout has expired",
+            "canceled": "This checkout was canceled",
+        }.get(status, f"This checkout is {status}")
+        body = (
+            f'<div class="status bad">{title}</div><p class="muted">Start again from the '
+            f'shop.</p><a class="btn alt" href="{escape(session["cancelUrl"])}">Back to the '
+            "shop</a>"
+        )
     return f'<div class="card">{body}</div>'
 
 
@@ -160,8 +185,9 @@ def pay(store: Store, request: Request):
     session = _session(store, request)
     form = request.form()
     try:
-        outcome, payment = store.pay_card(session["id"], form.get("number", ""),
-                                          form.get("expiry", ""), form.get("cvc", ""))
+        outcome, payment = store.pay_card(
+            session["id"], form.get("number", ""), form.get("expiry", ""), form.get("cvc", "")
+        )
     except cards.CardError as exc:
         return render(store, session, form, {exc.field: exc.message}, status=400)
     except ApiError:
@@ -184,8 +210,8 @@ def three_ds(store: Store, request: Request):
     body = f"""<div class="wrap"><div class="card" style="grid-column:1/-1;max-width:480px;
 margin:auto"><div class="brand"><span class="logo"></span>Sandbox Bank · 3-D Secure</div>
 <div class="status">Approve this payment?</div>
-<p>{money(session['amount'], session['currency'])} to
-{escape(session.get('workspaceName') or '')}. A real bank would ask for a one-time code.</p>
+<p>{money(session["amount"], session["currency"])} to
+{escape(session.get("workspaceName") or "")}. A real bank would ask for a one-time code.</p>
 <form method="post" action="/c/{sid}/3ds"><button class="btn" name="action" value="approve">
 Approve</button><button class="btn danger" name="action" value="fail">Fail authentication
 </button></form></div></div>"""
@@ -235,8 +261,10 @@ def cancel(store: Store, request: Request):
 @pages.add("GET", "/")
 def home(store: Store, request: Request):
     cfg = store.config
-    rows = "".join(f"<tr><td><code>{c.display}</code></td><td class=r>{escape(c.description)}"
-                   "</td></tr>" for c in cards.TEST_CARDS)
+    rows = "".join(
+        f"<tr><td><code>{c.display}</code></td><td class=r>{escape(c.description)}</td></tr>"
+        for c in cards.TEST_CARDS
+    )
     body = f"""<div class="wrap"><div class="card"><div class="brand"><span class="logo"></span>
 plugipay_sandbox</div><p>An offline, stateful stand-in for the Plugipay API, for development and
 tests. It is not Plugipay.</p><table><tr><td>API</td><td class=r><code>{escape(store.base_url())}

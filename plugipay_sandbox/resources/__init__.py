@@ -13,8 +13,14 @@ def invalid(field: str, message: str) -> ApiError:
     return ApiError(400, "VALIDATION_ERROR", message, field=field)
 
 
-def string(body: dict[str, Any], field: str, *, required: bool = False, max_length: int = 255,
-           nullable: bool = True) -> Any:
+def string(
+    body: dict[str, Any],
+    field: str,
+    *,
+    required: bool = False,
+    max_length: int = 255,
+    nullable: bool = True,
+) -> Any:
     value = body.get(field, MISSING)
     if value is MISSING or (value is None and nullable and not required):
         if required:
@@ -27,8 +33,14 @@ def string(body: dict[str, Any], field: str, *, required: bool = False, max_leng
     return value
 
 
-def integer(body: dict[str, Any], field: str, *, required: bool = False, minimum: int = 0,
-            maximum: int | None = None) -> Any:
+def integer(
+    body: dict[str, Any],
+    field: str,
+    *,
+    required: bool = False,
+    minimum: int = 0,
+    maximum: int | None = None,
+) -> Any:
     value = body.get(field, MISSING)
     if value is MISSING or value is None:
         if required:
@@ -77,8 +89,13 @@ def time_filter(query: dict[str, str], *names: str) -> float | None:
     return None
 
 
-def created_between(items, query: dict[str, str], after=("createdAfter", "since"),
-                    before=("createdBefore", "until"), field: str = "createdAt"):
+def created_between(
+    items,
+    query: dict[str, str],
+    after=("createdAfter", "since"),
+    before=("createdBefore", "until"),
+    field: str = "createdAt",
+):
     low, high = time_filter(query, *after), time_filter(query, *before)
     for item in items:
         moment = parse_time(item[field])

@@ -46,18 +46,20 @@ def create(store: Store, request: Request):
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise invalid("methods", f"unknown methods {unknown}; use {', '.join(METHODS)}.")
-    fields = present({
-        "amount": integer(body, "amount", required=True, minimum=1),
-        "currency": currency,
-        "methods": methods,
-        "successUrl": url(body, "successUrl"),
-        "cancelUrl": url(body, "cancelUrl"),
-        "customerId": string(body, "customerId"),
-        "lineItems": _line_items(body),
-        "expiresInSec": integer(body, "expiresInSec", minimum=60, maximum=MAX_TTL),
-        "metadata": metadata(body),
-        "templateId": string(body, "templateId"),
-    })
+    fields = present(
+        {
+            "amount": integer(body, "amount", required=True, minimum=1),
+            "currency": currency,
+            "methods": methods,
+            "successUrl": url(body, "successUrl"),
+            "cancelUrl": url(body, "cancelUrl"),
+            "customerId": string(body, "customerId"),
+            "lineItems": _line_items(body),
+            "expiresInSec": integer(body, "expiresInSec", minimum=60, maximum=MAX_TTL),
+            "metadata": metadata(body),
+            "templateId": string(body, "templateId"),
+        }
+    )
     session = store.create_session(request.mode, fields)
     return envelope(store.public(session), status=201, store=store)
 
@@ -71,7 +73,8 @@ def get(store: Store, request: Request):
 def list_(store: Store, request: Request):
     query = request.query
     items = [
-        s for s in store.sessions.values()
+        s
+        for s in store.sessions.values()
         if s["mode"] == request.mode
         and ("status" not in query or s["status"] == query["status"])
         and ("customerId" not in query or s["customerId"] == query["customerId"])
@@ -96,15 +99,29 @@ def confirm(store: Store, request: Request):
 @api.add("GET", "/public/checkout/sessions/<id>", public=True)
 def public_read(store: Store, request: Request):
     session = store.session(request.params["id"])
-    keys = ("id", "amount", "currency", "status", "expiresAt", "successUrl", "cancelUrl",
-            "lineItems")
+    keys = (
+        "id",
+        "amount",
+        "currency",
+        "status",
+        "expiresAt",
+        "successUrl",
+        "cancelUrl",
+        "lineItems",
+    )
     data = {
         "session": {k: session[k] for k in keys},
         "methods": list(session["methods"]),
-        "catalog": [{"id": m, "label": m.upper(), "group": m, "currency": session["currency"]}
-                    for m in session["methods"]],
-        "branding": {"brandName": "Plugipay Sandbox", "brandLogoUrl": None,
-                     "brandAccentColor": "#4f46e5", "brandTagline": "Not Plugipay: test only"},
+        "catalog": [
+            {"id": m, "label": m.upper(), "group": m, "currency": session["currency"]}
+            for m in session["methods"]
+        ],
+        "branding": {
+            "brandName": "Plugipay Sandbox",
+            "brandLogoUrl": None,
+            "brandAccentColor": "#4f46e5",
+            "brandTagline": "Not Plugipay: test only",
+        },
         "activeAdapters": ["xendit", "midtrans", "manual"],
     }
     return envelope(data, store=store)

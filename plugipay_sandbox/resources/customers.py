@@ -8,15 +8,17 @@ from plugipay_sandbox.state import Store
 
 
 def _fields(body: dict) -> dict:
-    return present({
-        "email": string(body, "email", max_length=320),
-        "name": string(body, "name"),
-        "phone": string(body, "phone", max_length=64),
-        "externalId": string(body, "externalId"),
-        "taxId": string(body, "taxId", max_length=64),
-        "defaultPaymentTokenId": string(body, "defaultPaymentTokenId"),
-        "metadata": metadata(body),
-    })
+    return present(
+        {
+            "email": string(body, "email", max_length=320),
+            "name": string(body, "name"),
+            "phone": string(body, "phone", max_length=64),
+            "externalId": string(body, "externalId"),
+            "taxId": string(body, "taxId", max_length=64),
+            "defaultPaymentTokenId": string(body, "defaultPaymentTokenId"),
+            "metadata": metadata(body),
+        }
+    )
 
 
 @api.add("POST", "/customers")
@@ -41,7 +43,8 @@ def update(store: Store, request: Request):
 def list_(store: Store, request: Request):
     query = request.query
     items = [
-        c for c in store.customers.values()
+        c
+        for c in store.customers.values()
         if c["mode"] == request.mode
         and ("email" not in query or c["email"] == query["email"])
         and ("externalId" not in query or c["externalId"] == query["externalId"])

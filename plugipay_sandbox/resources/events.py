@@ -7,9 +7,17 @@ from plugipay_sandbox.resources import created_between, invalid, string
 from plugipay_sandbox.state import Store, not_found
 
 KNOWN_KINDS = (
-    "customer.created", "customer.updated", "checkout_session.created",
-    "checkout_session.completed", "checkout_session.expired", "checkout_session.canceled",
-    "payment.succeeded", "payment.failed", "refund.created", "refund.succeeded", "refund.failed",
+    "customer.created",
+    "customer.updated",
+    "checkout_session.created",
+    "checkout_session.completed",
+    "checkout_session.expired",
+    "checkout_session.canceled",
+    "payment.succeeded",
+    "payment.failed",
+    "refund.created",
+    "refund.succeeded",
+    "refund.failed",
 )
 
 
@@ -36,11 +44,17 @@ def list_(store: Store, request: Request):
     query = request.query
     wanted = short_kind(query["type"]) if query.get("type") else None
     items = [
-        e for e in store.events.values()
+        e
+        for e in store.events.values()
         if e["mode"] == request.mode and (wanted is None or e["kind"] == wanted)
     ]
-    chosen = created_between(items, query, after=("occurredAfter", "since"),
-                             before=("occurredBefore", "until"), field="occurredAt")
+    chosen = created_between(
+        items,
+        query,
+        after=("occurredAfter", "since"),
+        before=("occurredBefore", "until"),
+        field="occurredAt",
+    )
     return paginate(store, request, [_rendered(store, e) for e in chosen])
 
 

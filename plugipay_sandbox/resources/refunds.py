@@ -30,7 +30,8 @@ def list_(store: Store, request: Request):
     query = request.query
     charge = query.get("chargeId") or query.get("paymentId")
     items = [
-        r for r in store.refunds.values()
+        r
+        for r in store.refunds.values()
         if r["mode"] == request.mode
         and ("status" not in query or r["status"] == query["status"])
         and (not charge or r["chargeId"] == charge)

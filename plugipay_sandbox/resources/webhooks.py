@@ -27,8 +27,9 @@ def _endpoint(store: Store, request: Request) -> dict:
 
 @api.add("GET", "/webhooks")
 def list_(store: Store, request: Request):
-    items = sorted((e for e in store.endpoints.values() if e["mode"] == request.mode),
-                   key=lambda e: e["_seq"])
+    items = sorted(
+        (e for e in store.endpoints.values() if e["mode"] == request.mode), key=lambda e: e["_seq"]
+    )
     return envelope([store.public(e) for e in items], store=store)
 
 
@@ -36,7 +37,9 @@ def list_(store: Store, request: Request):
 def create(store: Store, request: Request):
     body = request.json()
     endpoint = store.create_endpoint(
-        request.mode, url=url(body, "url"), events=_events(body),
+        request.mode,
+        url=url(body, "url"),
+        events=_events(body),
         description=_description(body),
     )
     data = store.public(endpoint)
@@ -59,8 +62,14 @@ def update(store: Store, request: Request):
             if not isinstance(body["active"], bool):
                 raise invalid("active", "active must be true or false.")
             if body["active"]:
-                endpoint.update(active=True, status="active", consecutiveFailures=0,
-                                failingSince=None, disabledAt=None, disabledReason=None)
+                endpoint.update(
+                    active=True,
+                    status="active",
+                    consecutiveFailures=0,
+                    failingSince=None,
+                    disabledAt=None,
+                    disabledReason=None,
+                )
             else:
                 store.disable_endpoint(endpoint, "paused through the API", "disabled")
         store._touch(endpoint)
@@ -82,7 +91,8 @@ def deliveries(store: Store, request: Request):
     query = request.query
     endpoints = {e["id"] for e in store.endpoints.values() if e["mode"] == request.mode}
     items = [
-        d for d in store.deliveries.values()
+        d
+        for d in store.deliveries.values()
         if d["endpointId"] in endpoints
         and ("endpointId" not in query or d["endpointId"] == query["endpointId"])
         and ("status" not in query or d["status"] == query["status"])
@@ -110,8 +120,12 @@ def retry(store: Store, request: Request):
         found = _delivery(store, request)
         endpoint = store.endpoints[found["endpointId"]]
         if not endpoint["active"]:
-            raise ApiError(409, "endpoint_disabled", f"Endpoint {endpoint['id']} is disabled; "
-                           "re-enable it with PATCH active=true first.")
+            raise ApiError(
+                409,
+                "endpoint_disabled",
+                f"Endpoint {endpoint['id']} is disabled; "
+                "re-enable it with PATCH active=true first.",
+            )
         if found["status"] == "pending":
             raise ApiError(409, "already_queued", f"Delivery {found['id']} is already queued.")
         found.update(status="pending", _due=store.now())

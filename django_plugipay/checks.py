@@ -1,0 +1,195 @@
+"""System checks: every misconfiguration of ``settings.PLUGIPAY`` has an id and a hint."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
+
+from django_plugipay.conf import DEFAULTS, PROCESSING_MODES, app_settings
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}  # noqa: S104 - compared, not bound
+
+
+def _reverses(name: str) -> bool:
+    try:
+        reverse(name)
+    except NoReverseMatch:
+        return False
+    return True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@register(Tags.security, deploy=False)
+def check_settings(app_configs=None, **kwargs) -> list:
+    errors: list = []
+    user = getattr(settings, "PLUGIPAY", None)
+    if user is not None and not isinstance(user, dict):
+        return [
+            Error(
+                "settings.PLUGIPAY must be a dict.",
+                id="django_plugipay.E010",
+                hint="PLUGIPAY = {'KEY_ID': ..., 'SECRET': ..., 'WEBHOOK_SECRETS': [...]}",
+            )
+        ]
+    user = user or {}
+
+    unknown = sorted(set(user) - set(DEFAULTS))
+    if unknown:
+        errors.append(
+            Warning(
+                f"Unknown PLUGIPAY settings: {', '.join(unknown)}.",
+                id="django_plugipay.W002",
+                hint=f"Known settings: {', '.join(sorted(DEFAULTS))}. Check the spelling.",
+            )
+        )
+
+    if not app_settings.API_KEY and not (app_settings.KEY_ID and app_settings.SECRET):
+        errors.append(
+            Error(
+                "No Plugipay credentials are configured.",
+                id="django_plugipay.E001",
+                hint="Set PLUGIPAY['KEY_ID'] and PLUGIPAY['SECRET'] (or the PLUGIPAY_KEY_ID and "
+                "PLUGIPAY_SECRET environment variables), or PLUGIPAY['API_KEY'].",
+            )
+        )
+
+    secrets = app_settings.raw("WEBHOOK_SECRETS")
+    if not isinstance(secrets, (list, tuple)) or not all(isinstance(s, str) and s for s in secrets):
+        errors.append(
+            Error(
+                "PLUGIPAY['WEBHOOK_SECRETS'] must be a list of non-empty strings.",
+                id="django_plugipay.E003",
+                hint="Wrap one secret in a list: 'WEBHOOK_SECRETS': ['whsec_…']. List both the "
+                "old and the new secret while rotating.",
+            )
+        )
+    elif not secrets and _reverses("plugipay:webhook"):
+        errors.append(
+            Error(
+                "The Plugipay webhook URL is installed but no webhook secret is configured, so "
+                "every delivery will be rejected.",
+                id="django_plugipay.E002",
+                hint="Copy the endpoint's signing secret (whsec_…) into "
+                "PLUGIPAY['WEBHOOK_SECRETS'] or PLUGIPAY_WEBHOOK_SECRET.",
+            )
+        )
+
+    tolerance = app_settings.raw("WEBHOOK_TOLERANCE")
+    if not _is_int(tolerance) or tolerance <= 0:
+        errors.append(
+            Error(
+                f"PLUGIPAY['WEBHOOK_TOLERANCE'] must be a positive integer, not {tolerance!r}.",
+                id="django_plugipay.E004",
+                hint="Seconds of clock difference to accept; 300 is Plugipay's own tolerance.",
+            )
+        )
+
+    processing = app_settings.raw("WEBHOOK_PROCESSING")
+    if processing not in PROCESSING_MODES:
+        errors.append(
+            Error(
+                f"PLUGIPAY['WEBHOOK_PROCESSING'] is {processing!r}.",
+                id="django_plugipay.E005",
+                hint="Use 'inline' (apply in the request) or 'celery' (apply in a task).",
+            )
+        )
+
+    for name in (
+        "TIMEOUT",
+        "MAX_RETRIES",
+        "SESSION_EXPIRES_IN",
+        "API_SYNC_INTERVAL",
+        "RETRY_BACKOFF",
+    ):
+        value = app_settings.raw(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            errors.append(
+                Error(
+                    f"PLUGIPAY[{name!r}] must be a non-negative number, not {value!r}.",
+                    id="django_plugipay.E006",
+                    hint=f"The default is {DEFAULTS[name]!r}.",
+                )
+            )
+
+    methods = app_settings.raw("DEFAULT_METHODS")
+    exponents = app_settings.raw("CURRENCY_EXPONENTS")
+    if (
+        not isinstance(methods, (list, tuple))
+        or not methods
+        or not all(isinstance(m, str) for m in methods)
+    ):
+        errors.append(
+            Error(
+                "PLUGIPAY['DEFAULT_METHODS'] must be a non-empty list of method names.",
+                id="django_plugipay.E007",
+                hint="For example ['card', 'qris', 'va', 'ewallet'].",
+            )
+        )
+    if not isinstance(exponents, dict) or not all(
+        isinstance(k, str) and _is_int(v) and 0 <= v <= 4 for k, v in exponents.items()
+    ):
+        errors.append(
+            Error(
+                "PLUGIPAY['CURRENCY_EXPONENTS'] must map currency codes to 0–4.",
+                id="django_plugipay.E008",
+                hint="For example {'IDR': 0, 'USD': 2}.",
+            )
+        )
+
+    base_url = app_settings.raw("BASE_URL")
+    host = urlsplit(str(base_url)).hostname or ""
+    if not settings.DEBUG and host in LOOPBACK_HOSTS:
+        errors.append(
+            Warning(
+                f"PLUGIPAY['BASE_URL'] points at {base_url} while DEBUG is False.",
+                id="django_plugipay.W001",
+                hint="That is the offline sandbox. Remove BASE_URL (or set https://plugipay.com) "
+                "before going live.",
+            )
+        )
+
+    errors.extend(_check_api())
+    return errors
+
+
+def _check_api() -> list:
+    params = app_settings.API_CHECKOUT_PARAMS
+    if params is None:
+        if _reverses("plugipay-api:checkout-session-list"):
+            return [
+                Warning(
+                    "The Plugipay API is installed but PLUGIPAY['API_CHECKOUT_PARAMS'] is not set, "
+                    "so POST checkout-sessions/ answers 404.",
+                    id="django_plugipay.W003",
+                    hint="Point it at a callable (request, validated_data) -> dict with amount, "
+                    "currency, success_url, cancel_url… that decides what is sold.",
+                )
+            ]
+        return []
+    try:
+        target = import_string(params) if isinstance(params, str) else params
+    except ImportError as exc:
+        return [
+            Error(
+                f"PLUGIPAY['API_CHECKOUT_PARAMS'] cannot be imported: {exc}.",
+                id="django_plugipay.E009",
+                hint="Give a dotted path to a callable.",
+            )
+        ]
+    if not callable(target):
+        return [
+            Error(
+                "PLUGIPAY['API_CHECKOUT_PARAMS'] is not callable.",
+                id="django_plugipay.E009",
+                hint="Give a dotted path to a callable.",
+            )
+        ]
+    return []

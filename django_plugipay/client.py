@@ -1,0 +1,378 @@
+"""``PlugipayClient``: signed requests, the envelope, typed errors, retries and pagination."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from django_plugipay.exceptions import APIError, ConfigurationError, PlugipayError, TransientError
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "django-plugipay/0.1"
+RETRY_AFTER_CAP = 60.0
+BACKOFF_CAP = 8.0
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+def new_idempotency_key() -> str:
+    return f"idem_{uuid.uuid4()}"
+
+
+def string_to_sign(
+    method: str, path: str, timestamp: str, body: bytes, idempotency_key: str | None
+) -> str:
+    """Scheme A: the five lines of ``plugipay-api.md`` §2.2 (the last only with a key)."""
+    lines = [method.upper(), path, timestamp, hashlib.sha256(body).hexdigest()]
+    if idempotency_key:
+        lines.append(idempotency_key)
+    return "\n".join(lines)
+
+
+def sign(secret: str, message: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def query_string(params: Mapping[str, Any] | None) -> str:
+    """Encode query parameters once, so the signed path is exactly the path sent."""
+    if not params:
+        return ""
+    pairs = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        pairs.append(f"{quote(str(key), safe='')}={quote(str(value), safe='')}")
+    return "?" + "&".join(pairs) if pairs else ""
+
+
+class PlugipayClient:
+    """A client for the Plugipay API on a pooled ``requests.Session``.
+
+    Writes always carry an ``Idempotency-Key`` (the caller's, or one generated per call and
+    reused by every retry), so retrying a write after a timeout cannot apply it twice. GETs and
+    writes are retried on transient failures with exponential backoff and jitter, honouring
+    ``Retry-After``; a 4xx is raised at once as :class:`APIError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        key_id: str | None = None,
+        secret: str | None = None,
+        api_key: str | None = None,
+        base_url: str = "https://plugipay.com",
+        api_prefix: str = "/api/v1",
+        timeout: float = 30,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        session: requests.Session | None = None,
+    ) -> None:
+        if not api_key and not (key_id and secret):
+            raise ConfigurationError(
+                "Plugipay credentials are missing: set PLUGIPAY['KEY_ID'] and ['SECRET'] "
+                "(or ['API_KEY'])."
+            )
+        self.key_id, self.secret, self.api_key = key_id, secret, api_key
+        self.base_url = base_url.rstrip("/")
+        self.api_prefix = "/" + api_prefix.strip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.session = session or self._new_session()
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> PlugipayClient:
+        from django_plugipay.conf import app_settings
+
+        options: dict[str, Any] = {
+            "key_id": app_settings.KEY_ID,
+            "secret": app_settings.SECRET,
+            "api_key": app_settings.API_KEY,
+            "base_url": app_settings.BASE_URL,
+            "api_prefix": app_settings.API_PREFIX,
+            "timeout": app_settings.TIMEOUT,
+            "max_retries": app_settings.MAX_RETRIES,
+            "backoff": app_settings.RETRY_BACKOFF,
+        }
+        options.update(overrides)
+        return cls(**options)
+
+    @staticmethod
+    def _new_session() -> requests.Session:
+        session = requests.Session()
+        # Retries live in request(): each attempt needs a fresh timestamp and signature.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=Retry(total=0))
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+        return session
+
+    # ── the request loop ──────────────────────────────────────────────────────
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Send one logical call; return the envelope's ``(data, meta)``."""
+        method = method.upper()
+        signed_path = self.api_prefix + path + query_string(params)
+        body = b"" if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
+        if method in WRITE_METHODS and not idempotency_key:
+            idempotency_key = new_idempotency_key()
+        attempt = 0
+        while True:
+            try:
+                return self._send(method, signed_path, body, idempotency_key)
+            except TransientError as exc:
+                if attempt >= self.max_retries:
+                    raise
+                delay = self._delay(attempt, exc.retry_after)
+                logger.warning(
+                    "plugipay %s %s failed (%s); retry %d in %.2fs",
+                    method,
+                    signed_path,
+                    exc.code,
+                    attempt + 1,
+                    delay,
+                    extra={
+                        "method": method,
+                        "path": signed_path,
+                        "attempt": attempt + 1,
+                        "request_id": exc.request_id,
+                    },
+                )
+                time.sleep(delay)
+                attempt += 1
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), RETRY_AFTER_CAP)
+        base = min(self.backoff * (2**attempt), BACKOFF_CAP)
+        return base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not crypto
+
+    def _headers(
+        self, method: str, path: str, body: bytes, idempotency_key: str | None
+    ) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if body:
+            headers["Content-Type"] = "application/json"
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+            return headers
+        timestamp = str(int(time.time()))
+        assert self.secret is not None
+        signature = sign(
+            self.secret, string_to_sign(method, path, timestamp, body, idempotency_key)
+        )
+        headers["Authorization"] = (
+            f"Plugipay-HMAC-SHA256 keyId={self.key_id}, scope=*, signature={signature}"
+        )
+        headers["X-Plugipay-Timestamp"] = timestamp
+        return headers
+
+    def _send(
+        self, method: str, path: str, body: bytes, idempotency_key: str | None
+    ) -> tuple[Any, dict[str, Any]]:
+        headers = self._headers(method, path, body, idempotency_key)
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                self.base_url + path,
+                data=body or None,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            raise TransientError(
+                f"Plugipay did not answer within {self.timeout}s.", code="timeout"
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise TransientError(
+                "The connection to Plugipay failed or was dropped.", code="network_error"
+            ) from exc
+        duration_ms = int((time.monotonic() - started) * 1000)
+        envelope = self._parse(response)
+        meta = envelope.get("meta") if isinstance(envelope.get("meta"), dict) else {}
+        request_id = meta.get("requestId") or response.headers.get("X-Request-Id")
+        logger.info(
+            "plugipay %s %s -> %s in %dms",
+            method,
+            path,
+            response.status_code,
+            duration_ms,
+            extra={
+                "method": method,
+                "path": path,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "request_id": request_id,
+            },
+        )
+        error = envelope.get("error")
+        if response.status_code >= 400 or error:
+            raise self._error(response, error if isinstance(error, dict) else {}, request_id)
+        return envelope.get("data"), meta
+
+    @staticmethod
+    def _parse(response: requests.Response) -> dict[str, Any]:
+        if response.status_code == 204 or not response.content:
+            return {}
+        try:
+            envelope = response.json()
+        except ValueError:
+            if response.status_code >= 500:
+                envelope = {}
+            else:
+                raise APIError(
+                    f"Plugipay answered HTTP {response.status_code} with a non-JSON body.",
+                    status=response.status_code,
+                    code="invalid_response",
+                ) from None
+        return envelope if isinstance(envelope, dict) else {"data": envelope}
+
+    @staticmethod
+    def _error(
+        response: requests.Response, error: dict[str, Any], request_id: str | None
+    ) -> PlugipayError:
+        status = response.status_code
+        code = str(error.get("code") or "unknown")
+        message = str(error.get("message") or f"HTTP {status}")
+        kwargs = {
+            "status": status,
+            "code": code,
+            "request_id": request_id,
+            "field": error.get("field"),
+        }
+        if status == 429 or status >= 500:
+            retry_after = response.headers.get("Retry-After")
+            seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+            return TransientError(message, retry_after=seconds, **kwargs)
+        api_error = APIError(message, **kwargs)
+        api_error.details = error.get("details")  # type: ignore[attr-defined]
+        return api_error
+
+    # ── pagination ────────────────────────────────────────────────────────────
+
+    def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict]:
+        """Iterate every item of a list endpoint, reading either pagination form."""
+        query = dict(params or {})
+        while True:
+            data, meta = self.request("GET", path, params=query)
+            yield from data or []
+            page = meta.get("page") if isinstance(meta.get("page"), dict) else {}
+            cursor = meta.get("cursor") or page.get("nextCursor")
+            has_more = meta.get("hasMore", page.get("hasMore", False))
+            if not has_more or not cursor:
+                return
+            query["cursor"] = cursor
+
+    # ── resources ─────────────────────────────────────────────────────────────
+
+    def _get(self, path: str) -> dict[str, Any]:
+        return self.request("GET", path)[0]
+
+    def _post(self, path: str, body: dict[str, Any], idempotency_key: str | None = None):
+        return self.request("POST", path, json_body=body, idempotency_key=idempotency_key)[0]
+
+    def create_customer(self, body: dict[str, Any], *, idempotency_key: str | None = None):
+        return self._post("/customers", body, idempotency_key)
+
+    def get_customer(self, customer_id: str) -> dict[str, Any]:
+        return self._get(f"/customers/{quote(customer_id, safe='')}")
+
+    def update_customer(self, customer_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/customers/{quote(customer_id, safe='')}", json_body=body)[0]
+
+    def list_customers(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        return self.paginate("/customers", filters)
+
+    def create_checkout_session(
+        self, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        return self._post("/checkout-sessions", body, idempotency_key)
+
+    def get_checkout_session(self, session_id: str) -> dict[str, Any]:
+        return self._get(f"/checkout-sessions/{quote(session_id, safe='')}")
+
+    def cancel_checkout_session(self, session_id: str) -> dict[str, Any]:
+        return self._post(f"/checkout-sessions/{quote(session_id, safe='')}/cancel", {})
+
+    def list_checkout_sessions(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        return self.paginate("/checkout-sessions", filters)
+
+    def create_refund(self, body: dict[str, Any], *, idempotency_key: str | None = None):
+        return self._post("/refunds", body, idempotency_key)
+
+    def get_refund(self, refund_id: str) -> dict[str, Any]:
+        return self._get(f"/refunds/{quote(refund_id, safe='')}")
+
+    def list_refunds(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        return self.paginate("/refunds", filters)
+
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        return self._get(f"/events/{quote(event_id, safe='')}")
+
+    def list_events(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        return self.paginate("/events", filters)
+
+    def list_webhook_endpoints(self) -> list[dict[str, Any]]:
+        return self._get("/webhooks") or []
+
+    def create_webhook_endpoint(
+        self, *, url: str, events: list[str] | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"url": url}
+        if events is not None:
+            body["events"] = events
+        if description is not None:
+            body["description"] = description
+        return self._post("/webhooks", body)
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        self.request("DELETE", f"/webhooks/{quote(endpoint_id, safe='')}")
+
+
+def get_client() -> PlugipayClient:
+    """The client for the current settings, cached while the settings stay the same."""
+    from django_plugipay.conf import app_settings
+
+    key = (
+        app_settings.KEY_ID,
+        app_settings.SECRET,
+        app_settings.API_KEY,
+        app_settings.BASE_URL,
+        app_settings.API_PREFIX,
+        app_settings.TIMEOUT,
+        app_settings.MAX_RETRIES,
+        app_settings.RETRY_BACKOFF,
+    )
+    cached = _clients.get(key)
+    if cached is None:
+        cached = _clients[key] = PlugipayClient.from_settings()
+    return cached
+
+
+_clients: dict[tuple, PlugipayClient] = {}

@@ -1,0 +1,135 @@
+"""The app's settings: ``DEFAULTS`` and ``app_settings``, read from ``settings.PLUGIPAY``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "KEY_ID": None,
+    "SECRET": None,
+    "API_KEY": None,
+    "BASE_URL": "https://plugipay.com",
+    "API_PREFIX": "/api/v1",
+    "WEBHOOK_SECRETS": [],
+    "WEBHOOK_TOLERANCE": 300,
+    "WEBHOOK_PROCESSING": "inline",
+    "DEFAULT_METHODS": ["card", "qris", "va", "ewallet"],
+    "SESSION_EXPIRES_IN": 86400,
+    "TIMEOUT": 30,
+    "MAX_RETRIES": 3,
+    "RETRY_BACKOFF": 0.5,
+    "CURRENCY_EXPONENTS": {"IDR": 0, "USD": 2, "JPY": 0, "KRW": 0},
+    "API_CHECKOUT_PARAMS": None,
+    "API_SYNC_INTERVAL": 2,
+}
+
+#: Settings that fall back to an environment variable when ``settings.PLUGIPAY`` omits them.
+ENV_FALLBACKS = {
+    "KEY_ID": "PLUGIPAY_KEY_ID",
+    "SECRET": "PLUGIPAY_SECRET",
+    "API_KEY": "PLUGIPAY_API_KEY",
+    "BASE_URL": "PLUGIPAY_BASE_URL",
+    "WEBHOOK_SECRETS": "PLUGIPAY_WEBHOOK_SECRET",
+}
+
+PROCESSING_MODES = ("inline", "celery")
+
+
+class AppSettings:
+    """Typed access to ``settings.PLUGIPAY``; every read goes to settings, so overrides apply."""
+
+    def raw(self, name: str) -> Any:
+        user = getattr(settings, "PLUGIPAY", None) or {}
+        if name in user:
+            return user[name]
+        env = ENV_FALLBACKS.get(name)
+        if env and os.environ.get(env):
+            value = os.environ[env]
+            return [value] if name == "WEBHOOK_SECRETS" else value
+        return DEFAULTS[name]
+
+    def is_set(self, name: str) -> bool:
+        user = getattr(settings, "PLUGIPAY", None) or {}
+        return name in user
+
+    @property
+    def KEY_ID(self) -> str | None:
+        return self.raw("KEY_ID")
+
+    @property
+    def SECRET(self) -> str | None:
+        return self.raw("SECRET")
+
+    @property
+    def API_KEY(self) -> str | None:
+        return self.raw("API_KEY")
+
+    @property
+    def BASE_URL(self) -> str:
+        return str(self.raw("BASE_URL")).rstrip("/")
+
+    @property
+    def API_PREFIX(self) -> str:
+        return "/" + str(self.raw("API_PREFIX")).strip("/")
+
+    @property
+    def WEBHOOK_SECRETS(self) -> list[str]:
+        value = self.raw("WEBHOOK_SECRETS")
+        if isinstance(value, str):  # a lone string is one secret, never its characters
+            return [value] if value else []
+        return [s for s in (value or []) if isinstance(s, str) and s]
+
+    @property
+    def WEBHOOK_TOLERANCE(self) -> int:
+        return int(self.raw("WEBHOOK_TOLERANCE"))
+
+    @property
+    def WEBHOOK_PROCESSING(self) -> str:
+        return str(self.raw("WEBHOOK_PROCESSING"))
+
+    @property
+    def DEFAULT_METHODS(self) -> list[str]:
+        return list(self.raw("DEFAULT_METHODS"))
+
+    @property
+    def SESSION_EXPIRES_IN(self) -> int:
+        return int(self.raw("SESSION_EXPIRES_IN"))
+
+    @property
+    def TIMEOUT(self) -> float:
+        return float(self.raw("TIMEOUT"))
+
+    @property
+    def MAX_RETRIES(self) -> int:
+        return int(self.raw("MAX_RETRIES"))
+
+    @property
+    def RETRY_BACKOFF(self) -> float:
+        return float(self.raw("RETRY_BACKOFF"))
+
+    @property
+    def CURRENCY_EXPONENTS(self) -> dict[str, int]:
+        return dict(self.raw("CURRENCY_EXPONENTS"))
+
+    @property
+    def API_CHECKOUT_PARAMS(self) -> Any:
+        return self.raw("API_CHECKOUT_PARAMS")
+
+    @property
+    def API_SYNC_INTERVAL(self) -> float:
+        return float(self.raw("API_SYNC_INTERVAL"))
+
+    @property
+    def MODE(self) -> str:
+        """``live`` when the configured key is a live key, else ``test``."""
+        key = self.API_KEY or self.KEY_ID or ""
+        return "live" if "_live_" in key else "test"
+
+    def exponent(self, currency: str) -> int:
+        return self.CURRENCY_EXPONENTS.get(currency.upper(), 2)
+
+
+app_settings = AppSettings()

@@ -1,0 +1,65 @@
+"""The exception hierarchy, rooted at ``PlugipayError``."""
+
+from __future__ import annotations
+
+
+class PlugipayError(Exception):
+    """Anything that went wrong talking to, or hearing from, Plugipay.
+
+    ``status`` is the HTTP status (None when no response arrived), ``code`` the API's error code
+    and ``request_id`` the id to quote to Plugipay support.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.field = field
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.code:
+            parts.append(f"code={self.code}")
+        if self.status:
+            parts.append(f"status={self.status}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        return " ".join(parts)
+
+
+class APIError(PlugipayError):
+    """Plugipay refused the request (4xx); retrying the same request will not help."""
+
+
+class TransientError(PlugipayError):
+    """A timeout, a dropped connection, a 429 or a 5xx: the same request may succeed later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class SignatureError(PlugipayError):
+    """A webhook signature is missing, malformed, stale or wrong (``code`` says which)."""
+
+
+class InvalidPayload(PlugipayError):
+    """A correctly signed webhook body that is not a Plugipay event (not a JSON object)."""
+
+
+class ConfigurationError(PlugipayError):
+    """The ``PLUGIPAY`` settings cannot work; ``manage.py check`` says how to fix them."""
+
+
+class RefundError(PlugipayError):
+    """A refund that cannot be requested: over the remainder, unpaid payment, bad reason…"""

@@ -1,0 +1,78 @@
+"""``manage.py plugipay_sync``: reconcile with Plugipay now."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.dateparse import parse_datetime
+
+from django_plugipay import services
+from django_plugipay.exceptions import PlugipayError
+
+
+class Command(BaseCommand):
+    help = "Apply Plugipay events missed by webhooks and sync sessions and refunds in flight."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--since",
+            help="ISO-8601 time to read events from (default: where the last run stopped)",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="count what would change without changing anything",
+        )
+
+    def handle(self, *args, since=None, dry_run=False, **options) -> None:
+        start = None
+        if since:
+            start = parse_datetime(since)
+            if start is None:
+                raise CommandError(f"--since {since!r} is not an ISO-8601 date-time.")
+        bar = _Progress(self.stdout)
+        try:
+            result = services.reconcile(since=start, dry_run=dry_run, progress=bar.update)
+        except PlugipayError as exc:
+            raise CommandError(f"Plugipay could not be reached: {exc}") from exc
+        bar.finish()
+        if result.skipped_locked:
+            self.stdout.write(
+                self.style.WARNING("Another reconciliation is running; nothing done.")
+            )
+            return
+        verb = "would apply" if dry_run else "applied"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Events: {result.events_seen} read, {result.events_applied} {verb}, "
+                f"{result.events_already_known} already known, {result.events_failed} failed. "
+                f"Sessions synced: {result.sessions_synced}. Refunds synced: "
+                f"{result.refunds_synced}."
+            )
+        )
+        if options.get("verbosity", 1) > 1:
+            self.stdout.write(str(dataclasses.asdict(result)))
+
+
+class _Progress:
+    WIDTH = 30
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.count = 0
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+
+    def update(self, count: int) -> None:
+        self.count = count
+        if self.tty:
+            filled = count % (self.WIDTH + 1)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            self.stream.write(f"\r[{bar}] {count} events", ending="")
+            self.stream.flush()
+        elif count % 500 == 0:
+            self.stream.write(f"{count} events read…")
+
+    def finish(self) -> None:
+        if self.tty and self.count:
+            self.stream.write("")

@@ -1,0 +1,75 @@
+"""Status and reason choices, named as the Plugipay API names them."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Mode(models.TextChoices):
+    TEST = "test", _("Test")
+    LIVE = "live", _("Live")
+
+
+class SessionStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    PENDING = "pending", _("Pending")
+    PENDING_REVIEW = "pending_review", _("Pending review")
+    COMPLETED = "completed", _("Completed")
+    EXPIRED = "expired", _("Expired")
+    CANCELED = "canceled", _("Canceled")
+    FAILED = "failed", _("Failed")
+
+    @classmethod
+    def terminal(cls) -> frozenset[str]:
+        return frozenset({cls.COMPLETED, cls.EXPIRED, cls.CANCELED, cls.FAILED})
+
+    @classmethod
+    def open_states(cls) -> tuple[str, ...]:
+        return (cls.OPEN, cls.PENDING, cls.PENDING_REVIEW)
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+
+    @classmethod
+    def terminal(cls) -> frozenset[str]:
+        return frozenset({cls.SUCCEEDED, cls.FAILED})
+
+
+class RefundStatus(models.TextChoices):
+    REQUESTED = "requested", _("Requested")
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Canceled")
+
+    @classmethod
+    def terminal(cls) -> frozenset[str]:
+        return frozenset({cls.SUCCEEDED, cls.FAILED, cls.CANCELED})
+
+    @classmethod
+    def counting(cls) -> tuple[str, ...]:
+        """Statuses whose amount is taken from the refundable remainder."""
+        return (cls.REQUESTED, cls.PENDING, cls.SUCCEEDED)
+
+
+class RefundReason(models.TextChoices):
+    DUPLICATE = "duplicate", _("Duplicate")
+    FRAUDULENT = "fraudulent", _("Fraudulent")
+    REQUESTED_BY_CUSTOMER = "requested_by_customer", _("Requested by customer")
+    OTHER = "other", _("Other")
+
+
+class EventStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    PROCESSED = "processed", _("Processed")
+    FAILED = "failed", _("Failed")
+    IGNORED = "ignored", _("Ignored")
+
+
+class EventSource(models.TextChoices):
+    WEBHOOK = "webhook", _("Webhook")
+    RECONCILE = "reconcile", _("Reconciliation")

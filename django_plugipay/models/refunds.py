@@ -1,0 +1,71 @@
+"""Refund: requested here, created at Plugipay by a task, settled by webhook or sync."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from django_plugipay.models.base import MirrorModel
+from django_plugipay.models.enums import RefundReason, RefundStatus
+from django_plugipay.models.querysets import RefundQuerySet
+
+
+class Refund(MirrorModel):
+    plugipay_id = models.CharField(
+        _("Plugipay id"),
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=_("Empty until Plugipay has created the refund."),
+    )
+    payment = models.ForeignKey(
+        "django_plugipay.Payment",
+        verbose_name=_("payment"),
+        on_delete=models.PROTECT,
+        related_name="refunds",
+    )
+    amount = models.BigIntegerField(_("amount"), help_text=_("In the currency's minor unit."))
+    currency = models.CharField(_("currency"), max_length=3)
+    reason = models.CharField(_("reason"), max_length=32, choices=RefundReason.choices, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=RefundStatus.choices,
+        default=RefundStatus.REQUESTED,
+        db_index=True,
+    )
+    failure_code = models.CharField(_("failure code"), max_length=64, blank=True)
+    failure_message = models.TextField(_("failure message"), blank=True)
+    idempotency_key = models.CharField(
+        _("idempotency key"),
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=_("Sent with every attempt to create this refund, so Plugipay makes one."),
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    objects = RefundQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="plugipay_refund_amount_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return self.plugipay_id or f"refund #{self.pk} ({self.status})"

@@ -1,0 +1,33 @@
+"""Every write path of the app: views, admin, DRF, tasks and commands call these."""
+
+from django_plugipay.services.checkout import (
+    cancel_checkout_session,
+    create_checkout_session,
+    sync_checkout_session,
+)
+from django_plugipay.services.customers import create_customer, get_or_create_customer_for_user
+from django_plugipay.services.events import apply_event, ingest_webhook, replay_failed_events
+from django_plugipay.services.reconcile import ReconcileResult, reconcile
+from django_plugipay.services.refunds import (
+    refund_payment,
+    refundable_amount,
+    submit_refund,
+    sync_refund,
+)
+
+__all__ = [
+    "ReconcileResult",
+    "apply_event",
+    "cancel_checkout_session",
+    "create_checkout_session",
+    "create_customer",
+    "get_or_create_customer_for_user",
+    "ingest_webhook",
+    "reconcile",
+    "refund_payment",
+    "refundable_amount",
+    "replay_failed_events",
+    "submit_refund",
+    "sync_checkout_session",
+    "sync_refund",
+]

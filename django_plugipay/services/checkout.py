@@ -1,0 +1,62 @@
+"""Starting, syncing and canceling checkout sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_plugipay.client import get_client
+from django_plugipay.conf import app_settings
+from django_plugipay.exceptions import PlugipayError
+from django_plugipay.models import CheckoutSession, Customer
+from django_plugipay.services.mirror import upsert_checkout_session
+
+
+def create_checkout_session(
+    *,
+    amount: int,
+    currency: str,
+    success_url: str,
+    cancel_url: str,
+    customer: Customer | None = None,
+    description: str | None = None,
+    line_items: list[dict[str, Any]] | None = None,
+    methods: list[str] | None = None,
+    metadata: dict[str, str] | None = None,
+    expires_in: int | None = None,
+) -> CheckoutSession:
+    """Create a hosted checkout at Plugipay and mirror it; send the buyer to ``session.url``.
+
+    ``amount`` is in the currency's minor unit. A ``description`` without ``line_items``
+    becomes a single line item. Methods and expiry default from settings and are always sent.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise PlugipayError("amount must be a positive integer in minor units.", code="amount")
+    if line_items is None:
+        line_items = (
+            [{"name": description, "quantity": 1, "unitAmount": amount}] if description else []
+        )
+    body: dict[str, Any] = {
+        "amount": amount,
+        "currency": currency.upper(),
+        "methods": list(methods or app_settings.DEFAULT_METHODS),
+        "successUrl": success_url,
+        "cancelUrl": cancel_url,
+        "lineItems": line_items,
+        "expiresInSec": int(expires_in or app_settings.SESSION_EXPIRES_IN),
+    }
+    if customer is not None:
+        body["customerId"] = customer.plugipay_id
+    if metadata:
+        body["metadata"] = metadata
+    obj = get_client().create_checkout_session(body)
+    return upsert_checkout_session(obj)
+
+
+def sync_checkout_session(*, session: CheckoutSession) -> CheckoutSession:
+    """Fetch the session from Plugipay and apply it through the same path as webhooks."""
+    return upsert_checkout_session(get_client().get_checkout_session(session.plugipay_id))
+
+
+def cancel_checkout_session(*, session: CheckoutSession) -> CheckoutSession:
+    """Cancel an open session at Plugipay; the mirror moves to canceled (signal once)."""
+    return upsert_checkout_session(get_client().cancel_checkout_session(session.plugipay_id))

@@ -1,0 +1,67 @@
+"""Creating Plugipay customers and linking them to users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from django_plugipay.client import get_client
+from django_plugipay.conf import app_settings
+from django_plugipay.exceptions import APIError
+from django_plugipay.models import Customer
+from django_plugipay.services.mirror import upsert_customer
+
+
+def create_customer(
+    *,
+    email: str,
+    name: str | None = None,
+    phone: str | None = None,
+    user=None,
+    metadata: dict[str, str] | None = None,
+    external_id: str | None = None,
+) -> Customer:
+    """Create a customer at Plugipay and mirror it (linked to ``user`` when given)."""
+    body: dict[str, Any] = {"email": email}
+    for key, value in (
+        ("name", name),
+        ("phone", phone),
+        ("metadata", metadata),
+        ("externalId", external_id),
+    ):
+        if value:
+            body[key] = value
+    try:
+        obj = get_client().create_customer(body)
+    except APIError as exc:
+        if exc.status != 409 or not external_id:
+            raise
+        # Another process created this user's customer first: adopt it.
+        obj = next(get_client().list_customers(externalId=external_id, limit=1))
+    return upsert_customer(obj, user=user)
+
+
+def get_or_create_customer_for_user(*, user) -> Customer:
+    """The user's customer in the configured mode, created at Plugipay the first time.
+
+    The user's ``externalId`` (``user:<pk>``) is unique at Plugipay, so two concurrent first
+    calls still end with one customer.
+    """
+    mode = app_settings.MODE
+    existing = Customer.objects.filter(user=user, mode=mode).first()
+    if existing is not None:
+        return existing
+    full_name = user.get_full_name() if hasattr(user, "get_full_name") else ""
+    customer = create_customer(
+        email=getattr(user, "email", "") or f"user-{user.pk}@example.invalid",
+        name=full_name or user.get_username(),
+        user=None,
+        external_id=f"user:{user.pk}",
+    )
+    with transaction.atomic():
+        row = Customer.objects.select_for_update().get(pk=customer.pk)
+        if row.user_id is None and not Customer.objects.filter(user=user, mode=mode).exists():
+            row.user = user
+            row.save(update_fields=["user", "updated_at"])
+    return Customer.objects.filter(user=user, mode=mode).first() or row

@@ -1,0 +1,155 @@
+"""Receiving events: verify, record once, apply through the mirror path, mark the outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from django_plugipay import signals
+from django_plugipay.conf import app_settings
+from django_plugipay.models import EventSource, EventStatus, WebhookEvent
+from django_plugipay.services import mirror
+from django_plugipay.webhooks import Event, parse_event, verify_signature
+
+logger = logging.getLogger(__name__)
+
+DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
+ACTION_STATUS = {
+    "checkout_session": {
+        "completed": "completed",
+        "expired": "expired",
+        "canceled": "canceled",
+        "async_payment_succeeded": "completed",
+    },
+    "payment": {"succeeded": "succeeded", "failed": "failed", "captured": "succeeded"},
+    "refund": {
+        "created": "pending",
+        "succeeded": "succeeded",
+        "failed": "failed",
+        "canceled": "canceled",
+    },
+}
+
+
+def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
+    """Verify a delivery, record its event once and apply it (inline) or queue it (celery).
+
+    Raises ``SignatureError`` or ``InvalidPayload`` before anything is stored, and re-raises
+    whatever a signal receiver raised after marking the event ``failed``.
+    """
+    verify_signature(body, signature, app_settings.WEBHOOK_SECRETS, app_settings.WEBHOOK_TOLERANCE)
+    event, _created = record_event(parse_event(body), source=EventSource.WEBHOOK)
+    if event.status in DONE:
+        return event
+    if app_settings.WEBHOOK_PROCESSING == "celery":
+        from django_plugipay.tasks import process_webhook_event
+
+        transaction.on_commit(lambda: process_webhook_event.delay(event.pk))
+        return event
+    return apply_event(event=event)
+
+
+def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
+    """Store the event once per event id; a concurrent duplicate insert is caught."""
+    fields = {
+        "type": parsed.type[:128],
+        "kind": parsed.kind[:128],
+        "mode": parsed.mode or "",
+        "object_id": (parsed.object_id or "")[:64],
+        "payload": dict(parsed.payload),
+        "occurred_at": parsed.occurred_at,
+        "source": source,
+    }
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(event_id=parsed.id, **fields), True
+    except IntegrityError:
+        return WebhookEvent.objects.get(event_id=parsed.id), False
+
+
+def apply_event(*, event: WebhookEvent) -> WebhookEvent:
+    """Apply a recorded event exactly once.
+
+    The event row is locked, so concurrent deliveries of one event apply it once. If anything
+    raises (a receiver, the database), the change rolls back, the event is marked ``failed``
+    with the error and attempt count in its own transaction, and the exception propagates; the
+    next delivery or replay applies it again.
+    """
+    try:
+        with transaction.atomic():
+            row = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+            if row.status in DONE:
+                return row
+            handled = _dispatch(parse_event(row.payload), row)
+            signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
+            row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
+            row.attempts += 1
+            row.last_error = ""
+            row.processed_at = timezone.now()
+            row.save(update_fields=["status", "attempts", "last_error", "processed_at"])
+            return row
+    except Exception as exc:
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            status=EventStatus.FAILED,
+            attempts=F("attempts") + 1,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        logger.exception(
+            "plugipay event %s failed",
+            event.event_id,
+            extra={"event_id": event.event_id, "kind": event.kind},
+        )
+        raise
+
+
+def _dispatch(parsed: Event, row: WebhookEvent) -> bool:
+    """Route an event to its upsert; False for kinds this app does not mirror."""
+    obj: dict[str, Any] = dict(parsed.object)
+    if not isinstance(obj.get("id"), str) or not obj["id"]:
+        return False
+    obj.setdefault("mode", parsed.mode or app_settings.MODE)
+    fallback = ACTION_STATUS.get(parsed.resource, {}).get(parsed.action)
+    if fallback and not obj.get("status"):
+        obj["status"] = fallback
+    if parsed.resource == "checkout_session":
+        mirror.upsert_checkout_session(obj, event=row)
+    elif parsed.resource == "payment":
+        mirror.upsert_payment(obj, event=row)
+    elif parsed.resource == "refund":
+        _apply_refund(obj, row)
+    elif parsed.resource == "customer":
+        mirror.upsert_customer(obj, event=row)
+    else:
+        return False
+    return True
+
+
+def _apply_refund(obj: Mapping[str, Any], row: WebhookEvent) -> None:
+    try:
+        mirror.upsert_refund(obj, event=row)
+    except mirror.UnresolvedReference:
+        # The refund arrived before the payment: learn the session from Plugipay, then retry.
+        if not obj.get("sourceId"):
+            raise
+        from django_plugipay.client import get_client
+
+        mirror.upsert_checkout_session(get_client().get_checkout_session(obj["sourceId"]))
+        mirror.upsert_refund(obj, event=row)
+
+
+def replay_failed_events(*, limit: int | None = None) -> dict[str, int]:
+    """Apply every failed (or stuck unprocessed) event again; return counts by outcome."""
+    counts = {"processed": 0, "failed": 0}
+    events = WebhookEvent.objects.unprocessed().order_by("occurred_at", "received_at")
+    for event in events[:limit] if limit else events:
+        try:
+            apply_event(event=event)
+            counts["processed"] += 1
+        except Exception:  # already recorded on the event by apply_event
+            counts["failed"] += 1
+    return counts

@@ -1,0 +1,154 @@
+"""Reconciliation: apply events missed by webhooks, then sync what is still in flight."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from django_plugipay.client import get_client
+from django_plugipay.exceptions import PlugipayError
+from django_plugipay.models import (
+    CheckoutSession,
+    EventSource,
+    EventStatus,
+    Refund,
+    RefundStatus,
+    SyncCursor,
+    WebhookEvent,
+)
+from django_plugipay.services.checkout import sync_checkout_session
+from django_plugipay.services.events import apply_event, record_event
+from django_plugipay.services.refunds import submit_refund, sync_refund
+from django_plugipay.webhooks import parse_event
+
+logger = logging.getLogger(__name__)
+
+CURSOR_NAME = "events"
+LEASE = dt.timedelta(minutes=15)
+STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
+PAGE_SIZE = 100
+
+
+@dataclasses.dataclass
+class ReconcileResult:
+    events_seen: int = 0
+    events_applied: int = 0
+    events_already_known: int = 0
+    events_failed: int = 0
+    sessions_synced: int = 0
+    refunds_synced: int = 0
+    dry_run: bool = False
+    skipped_locked: bool = False
+
+    @property
+    def changed(self) -> int:
+        return self.events_applied + self.sessions_synced + self.refunds_synced
+
+
+def _claim(cursor_name: str) -> SyncCursor | None:
+    """Take the reconciliation lease, or None when another run holds it."""
+    now = timezone.now()
+    SyncCursor.objects.get_or_create(name=cursor_name)
+    claimed = SyncCursor.objects.filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now), name=cursor_name
+    ).update(locked_until=now + LEASE)
+    return SyncCursor.objects.get(name=cursor_name) if claimed else None
+
+
+def reconcile(
+    *,
+    since: dt.datetime | None = None,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ReconcileResult:
+    """Read Plugipay's events from the stored cursor (or ``since``) and apply each one through
+    the webhook path (deduplicated by event id), then sync sessions open past their expiry and
+    refunds still in flight. Runs once at a time; a second run is a no-op.
+    """
+    result = ReconcileResult(dry_run=dry_run)
+    cursor = _claim(CURSOR_NAME)
+    if cursor is None:
+        result.skipped_locked = True
+        return result
+    try:
+        start = since or cursor.occurred_at
+        _apply_events(cursor, start, result, dry_run, progress)
+        if not dry_run:
+            _sync_in_flight(result)
+    finally:
+        SyncCursor.objects.filter(pk=cursor.pk).update(locked_until=None)
+    logger.info("plugipay reconcile: %s", dataclasses.asdict(result))
+    return result
+
+
+def _apply_events(cursor, start, result, dry_run, progress) -> None:
+    filters = {"order": "asc", "limit": PAGE_SIZE}
+    if start is not None:
+        filters["occurredAfter"] = start.isoformat().replace("+00:00", "Z")
+    newest, newest_id = cursor.occurred_at, cursor.last_event_id
+    known = (
+        dict(WebhookEvent.objects.filter(occurred_at__gte=start).values_list("event_id", "status"))
+        if start is not None
+        else None
+    )
+    for item in get_client().list_events(**filters):
+        parsed = parse_event(item)
+        result.events_seen += 1
+        status = known.get(parsed.id) if known is not None else None
+        if status is None and known is None:
+            status = (
+                WebhookEvent.objects.filter(event_id=parsed.id)
+                .values_list("status", flat=True)
+                .first()
+            )
+        if status in (EventStatus.PROCESSED, EventStatus.IGNORED):
+            result.events_already_known += 1
+        elif dry_run:
+            result.events_applied += 1
+        else:
+            event, _ = record_event(parsed, source=EventSource.RECONCILE)
+            try:
+                apply_event(event=event)
+                result.events_applied += 1
+            except Exception:  # recorded on the event; reconciliation goes on
+                result.events_failed += 1
+        if parsed.occurred_at and (newest is None or parsed.occurred_at >= newest):
+            newest, newest_id = parsed.occurred_at, parsed.id
+        if progress:
+            progress(result.events_seen)
+    if not dry_run and newest is not None:
+        SyncCursor.objects.filter(pk=cursor.pk).update(occurred_at=newest, last_event_id=newest_id)
+
+
+def _sync_in_flight(result: ReconcileResult) -> None:
+    now = timezone.now()
+    for session in CheckoutSession.objects.stale(now):
+        try:
+            sync_checkout_session(session=session)
+            result.sessions_synced += 1
+        except PlugipayError as exc:
+            logger.warning("plugipay sync of %s failed: %s", session.plugipay_id, exc)
+    in_flight = Refund.objects.filter(
+        Q(status=RefundStatus.PENDING)
+        | Q(status=RefundStatus.REQUESTED, created_at__lt=now - STUCK_REQUEST_AGE)
+    ).select_related("payment")
+    for refund in in_flight:
+        before = refund.status
+        try:
+            with transaction.atomic():
+                synced = (
+                    sync_refund(refund=refund)
+                    if refund.plugipay_id
+                    else submit_refund(refund=refund)
+                )
+        except PlugipayError as exc:
+            logger.warning("plugipay sync of refund %s failed: %s", refund.pk, exc)
+            continue
+        if synced.status != before:
+            result.refunds_synced += 1

@@ -1,0 +1,146 @@
+"""Refunds: request one safely, submit it to Plugipay once, and sync it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.db import transaction
+
+from django_plugipay.client import get_client
+from django_plugipay.exceptions import APIError, RefundError
+from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
+from django_plugipay.services.mirror import (
+    REFUND_REFERENCE_KEY,
+    mark_refund_failed,
+    upsert_refund,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def refundable_amount(payment: Payment) -> int:
+    """What may still be refunded: amount − (requested + pending + succeeded refunds)."""
+    return payment.amount - payment.refunds.counting().total()
+
+
+def refund_payment(
+    *,
+    payment: Payment,
+    amount: int | None = None,
+    reason: str,
+    description: str = "",
+    requested_by=None,
+    currency: str | None = None,
+    idempotency_key: str | None = None,
+) -> Refund:
+    """Record a refund request and queue its creation at Plugipay after commit.
+
+    The payment row is locked while the remainder is checked, so concurrent requests can never
+    refund more than was paid. ``amount`` defaults to the whole remainder. The returned Refund
+    is ``requested``; the ``create_refund`` task sends it with its idempotency key.
+    Raises :class:`RefundError` with a message fit to show staff.
+    """
+    if reason not in RefundReason.values:
+        raise RefundError(
+            f"Choose a reason: {', '.join(RefundReason.values)}.", code="reason", field="reason"
+        )
+    if reason == RefundReason.OTHER and not description.strip():
+        raise RefundError(
+            "Describe the reason when it is 'other'.", code="description", field="description"
+        )
+    if amount is not None and (
+        isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0
+    ):
+        raise RefundError(
+            "The amount must be a positive whole number of minor units.",
+            code="amount",
+            field="amount",
+        )
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if locked.status != PaymentStatus.SUCCEEDED:
+            raise RefundError(
+                f"Payment {locked.plugipay_id} is {locked.status}; only succeeded "
+                "payments can be refunded.",
+                code="not_paid",
+            )
+        if currency and currency.upper() != locked.currency:
+            raise RefundError(
+                f"The payment is in {locked.currency}, not {currency.upper()}.",
+                code="currency",
+                field="amount",
+            )
+        remaining = refundable_amount(locked)
+        if remaining <= 0:
+            raise RefundError(
+                "Nothing is left to refund on this payment.", code="over_refund", field="amount"
+            )
+        amount = remaining if amount is None else amount
+        if amount > remaining:
+            raise RefundError(
+                f"The amount {amount} is more than the {remaining} left to refund on this payment.",
+                code="over_refund",
+                field="amount",
+            )
+        refund = Refund.objects.create(
+            payment=locked,
+            amount=amount,
+            currency=locked.currency,
+            reason=reason,
+            description=description,
+            requested_by=requested_by,
+            mode=locked.mode,
+            idempotency_key=idempotency_key or f"idem_{uuid.uuid4()}",
+        )
+        transaction.on_commit(lambda: _enqueue_create(refund.pk))
+    return refund
+
+
+def _enqueue_create(refund_id: int) -> None:
+    from django_plugipay.tasks import create_refund
+
+    create_refund.delay(refund_id)
+
+
+def submit_refund(*, refund: Refund) -> Refund:
+    """Create a requested refund at Plugipay with its stored key (safe to call again).
+
+    Terminal refunds are left alone. A 4xx marks the refund failed with the API's message;
+    transient errors propagate for the caller (the task) to retry with the same key.
+    """
+    refund = Refund.objects.select_related("payment__checkout_session").get(pk=refund.pk)
+    if refund.status != RefundStatus.REQUESTED:
+        return refund
+    payment = refund.payment
+    body = {
+        "amount": refund.amount,
+        "reason": refund.reason or None,
+        "metadata": {REFUND_REFERENCE_KEY: refund.idempotency_key},
+    }
+    if payment.checkout_session is not None:
+        body.update(sourceType="checkout_session", sourceId=payment.checkout_session.plugipay_id)
+    else:
+        body["chargeId"] = payment.plugipay_id
+    body = {k: v for k, v in body.items() if v is not None}
+    try:
+        obj = get_client().create_refund(body, idempotency_key=refund.idempotency_key)
+    except APIError as exc:
+        logger.warning(
+            "plugipay refund %s refused: %s",
+            refund.pk,
+            exc,
+            extra={"refund_id": refund.pk, "request_id": exc.request_id},
+        )
+        data = (getattr(exc, "details", None) or {}).get("refund")
+        return mark_refund_failed(
+            refund, code=exc.code or "refused", message=exc.message, data=data
+        )
+    return upsert_refund(obj)
+
+
+def sync_refund(*, refund: Refund) -> Refund:
+    """Fetch the refund from Plugipay and apply it through the same path as webhooks."""
+    if not refund.plugipay_id:
+        return submit_refund(refund=refund)
+    return upsert_refund(get_client().get_refund(refund.plugipay_id))

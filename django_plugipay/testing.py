@@ -1,0 +1,259 @@
+"""Test helpers and the pytest plugin: a live ``plugipay_sandbox`` fixture and signed payloads.
+
+Registered as a pytest plugin (entry point ``plugipay``) so a project with django-plugipay
+installed gets the ``plugipay_sandbox`` fixture with no configuration::
+
+    def test_order_is_paid_once(plugipay_sandbox, order):
+        session = start_checkout(order)             # your code, calling the services
+        plugipay_sandbox.pay(session)               # 4242…: pays and delivers the webhooks
+        order.refresh_from_db()
+        assert order.paid_at is not None
+
+The sandbox runs in this process on a free loopback port; its webhooks reach your project
+through pytest-django's ``live_server``, so the whole path (signature, view, signals) runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+DEFAULT_WEBHOOK_SECRET = "whsec_plugipay_testing"
+SUCCESS_CARD = "4242424242424242"
+DECLINE_CARD = "4000000000000002"
+INSUFFICIENT_FUNDS_CARD = "4000000000009995"
+THREE_DS_CARD = "4000002760003184"
+
+
+# ── payload builders (no sandbox needed) ───────────────────────────────────────────
+
+
+def build_event(
+    kind: str,
+    obj: Mapping[str, Any],
+    *,
+    event_id: str | None = None,
+    style: str = "sdk",
+    occurred_at: str | None = None,
+    mode: str = "test",
+) -> dict[str, Any]:
+    """An event body as Plugipay sends it: ``style="sdk"`` (default) or ``"docs"``."""
+    event_id = event_id or f"evt_{uuid.uuid4().hex[:26].upper()}"
+    when = occurred_at or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if style == "docs":
+        return {
+            "id": event_id,
+            "type": kind,
+            "createdAt": when,
+            "workspaceId": "ws_test",
+            "data": dict(obj),
+        }
+    return {
+        "id": event_id,
+        "type": f"plugipay.{kind}.v1",
+        "accountId": "acc_test",
+        "mode": mode,
+        "occurredAt": when,
+        "data": {"object": dict(obj)},
+    }
+
+
+def signed_webhook(
+    payload: Mapping[str, Any] | bytes | str,
+    secret: str = DEFAULT_WEBHOOK_SECRET,
+    *,
+    timestamp: int | None = None,
+    header: str = "X-Plugipay-Signature",
+) -> tuple[bytes, dict[str, str]]:
+    """Return ``(body, headers)`` for posting a signed delivery with Django's test client::
+
+    body, headers = signed_webhook(build_event("payment.succeeded", {...}), secret)
+    client.post(reverse("plugipay:webhook"), body, content_type="application/json",
+                headers=headers)
+    """
+    from django_plugipay.webhooks import sign_payload
+
+    if isinstance(payload, Mapping):
+        body = json.dumps(payload, separators=(",", ":")).encode()
+    else:
+        body = payload.encode() if isinstance(payload, str) else payload
+    return body, {header: sign_payload(body, secret, timestamp)}
+
+
+# ── the sandbox helper ─────────────────────────────────────────────────────────────
+
+
+class Sandbox:
+    """Drives a running sandbox through its ``/_sandbox/`` control routes."""
+
+    def __init__(self, server, webhook_secret: str) -> None:
+        import requests
+
+        self.server = server
+        self.webhook_secret = webhook_secret
+        self.http = requests.Session()
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def key_id(self) -> str:
+        return self.server.config.key_id
+
+    @property
+    def secret(self) -> str:
+        return self.server.config.secret
+
+    def settings(self, **extra: Any) -> dict[str, Any]:
+        """A ``PLUGIPAY`` settings dict pointing at this sandbox."""
+        return {
+            "KEY_ID": self.key_id,
+            "SECRET": self.secret,
+            "BASE_URL": self.base_url,
+            "WEBHOOK_SECRETS": [self.webhook_secret],
+            "RETRY_BACKOFF": 0.01,
+            "TIMEOUT": 10,
+            **extra,
+        }
+
+    def control(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        response = self.http.request(
+            method,
+            f"{self.base_url}/_sandbox/{path}",
+            json=dict(body) if body is not None else None,
+            timeout=30,
+        )
+        payload = response.json()
+        if response.status_code >= 400:
+            raise AssertionError(f"sandbox {method} {path}: {payload.get('error')}")
+        return payload["data"]
+
+    @staticmethod
+    def _id(obj: Any) -> str:
+        return obj if isinstance(obj, str) else obj.plugipay_id
+
+    def pay(
+        self,
+        session: Any,
+        card: str = SUCCESS_CARD,
+        *,
+        three_ds: str | None = None,
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        """Pay a checkout session as the hosted page would, then deliver its webhooks."""
+        body: dict[str, Any] = {"card": card}
+        if three_ds:
+            body["three_ds"] = three_ds
+        result = self.control("POST", f"checkout-sessions/{self._id(session)}/pay", body)
+        if deliver:
+            self.flush()
+        return result
+
+    def pay_with(self, session: Any, method: str, *, deliver: bool = True) -> dict[str, Any]:
+        result = self.control(
+            "POST", f"checkout-sessions/{self._id(session)}/pay", {"method": method}
+        )
+        if deliver:
+            self.flush()
+        return result
+
+    def expire(self, session: Any, *, deliver: bool = True) -> dict[str, Any]:
+        result = self.control("POST", f"checkout-sessions/{self._id(session)}/expire")
+        if deliver:
+            self.flush()
+        return result
+
+    def settle_refund(
+        self,
+        refund: Any,
+        *,
+        succeed: bool = True,
+        code: str | None = None,
+        message: str | None = None,
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        refund_id = refund if isinstance(refund, str) else refund.plugipay_id
+        if succeed:
+            result = self.control("POST", f"refunds/{refund_id}/succeed")
+        else:
+            result = self.control(
+                "POST", f"refunds/{refund_id}/fail", {"code": code, "message": message}
+            )
+        if deliver:
+            self.flush()
+        return result
+
+    def flush(self) -> int:
+        """Deliver every webhook due now and wait until they have been answered."""
+        return self.control("POST", "deliveries/flush")["sent"]
+
+    def hold(self) -> None:
+        self.control("POST", "deliveries/hold")
+
+    def release(self, order: str = "fifo", duplicate: int = 1) -> int:
+        return self.control("POST", "deliveries/release", {"order": order, "duplicate": duplicate})[
+            "released"
+        ]
+
+    def fault(self, kind: str, count: int = 1, **options: Any) -> None:
+        self.control("POST", "faults", {"kind": kind, "count": count, **options})
+
+    def clear_faults(self) -> None:
+        self.control("DELETE", "faults")
+
+    def advance(self, seconds: float) -> None:
+        self.control("POST", "clock/advance", {"seconds": seconds})
+
+    def configure(self, **options: Any) -> dict[str, Any]:
+        """Change ``eventStyle``, ``refundDelay`` or ``retrySchedule`` for this test."""
+        return self.control("POST", "config", options)
+
+    def state(self) -> dict[str, Any]:
+        return self.control("GET", "state")
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.state()["events"] if kind is None or e["kind"] == kind]
+
+    def reset(self) -> None:
+        self.control("POST", "reset")
+
+
+# ── fixtures ───────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="session")
+def plugipay_sandbox_server(live_server) -> Iterator[Any]:
+    """One sandbox for the test session, forwarding webhooks to the live server."""
+    from django.urls import reverse
+
+    from plugipay_sandbox import SandboxConfig, SandboxServer
+
+    config = SandboxConfig(
+        port=0,
+        forward_to=live_server.url + reverse("plugipay:webhook"),
+        webhook_secret=DEFAULT_WEBHOOK_SECRET,
+        retry_schedule=(0.2, 0.5, 1, 2),
+    )
+    server = SandboxServer(config).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def plugipay_sandbox(plugipay_sandbox_server, settings, transactional_db) -> Iterator[Sandbox]:
+    """A reset sandbox with ``settings.PLUGIPAY`` pointing at it for this test."""
+    sandbox = Sandbox(plugipay_sandbox_server, DEFAULT_WEBHOOK_SECRET)
+    sandbox.reset()
+    sandbox.configure(eventStyle="sdk", refundDelay=0, retrySchedule=[0.2, 0.5, 1, 2])
+    user_settings = dict(getattr(settings, "PLUGIPAY", None) or {})
+    user_settings.update(sandbox.settings())
+    settings.PLUGIPAY = user_settings
+    yield sandbox
+    sandbox.hold()  # nothing reaches the next test's database
+    sandbox.reset()

@@ -1,0 +1,11 @@
+"""The Celery app the tests (and their worker subprocess) use."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+app = Celery("tests")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["django_plugipay"])
