@@ -1,0 +1,65 @@
+"""factory_boy factories for the mirror models."""
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from django_plugipay.models import CheckoutSession, Customer, Payment, Refund
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password("pw")
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    plugipay_id = factory.Sequence(lambda n: f"cus_{n:026d}")
+    email = factory.Sequence(lambda n: f"buyer{n}@example.com")
+
+
+class CheckoutSessionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CheckoutSession
+
+    plugipay_id = factory.Sequence(lambda n: f"cs_{n:026d}")
+    customer = factory.SubFactory(CustomerFactory)
+    amount = 250_000
+    currency = "IDR"
+    status = "open"
+
+
+class PaymentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Payment
+
+    plugipay_id = factory.Sequence(lambda n: f"pay_{n:026d}")
+    checkout_session = factory.SubFactory(
+        CheckoutSessionFactory, status="completed", amount=factory.SelfAttribute("..amount")
+    )
+    customer = factory.SelfAttribute("checkout_session.customer")
+    amount = 250_000
+    currency = "IDR"
+    status = "succeeded"
+    method = "card"
+    paid_at = factory.LazyFunction(timezone.now)
+
+
+class RefundFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Refund
+
+    payment = factory.SubFactory(PaymentFactory)
+    plugipay_id = factory.Sequence(lambda n: f"rfd_{n:026d}")
+    amount = 10_000
+    currency = "IDR"
+    reason = "requested_by_customer"
+    status = "succeeded"
+    idempotency_key = factory.Sequence(lambda n: f"idem_test_{n}")

@@ -1,0 +1,83 @@
+"""Every system check id, triggered."""
+
+import pytest
+from django.core.checks import run_checks
+
+from django_plugipay.checks import check_settings
+
+BASE = {
+    "KEY_ID": "pk_test_x",
+    "SECRET": "sk_test_x",
+    "WEBHOOK_SECRETS": ["whsec_x"],
+    "BASE_URL": "https://plugipay.com",
+}
+
+
+def ids(settings, **plugipay):
+    settings.PLUGIPAY = {**BASE, **plugipay}
+    return sorted({e.id for e in check_settings()})
+
+
+def test_clean_configuration_has_no_messages(settings):
+    settings.PLUGIPAY = {**BASE, "API_CHECKOUT_PARAMS": "tests.test_checks.pricing"}
+    assert check_settings() == []
+
+
+def pricing(request, data):
+    return {}
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"KEY_ID": None, "SECRET": None}, "django_plugipay.E001"),
+        ({"SECRET": None}, "django_plugipay.E001"),
+        ({"WEBHOOK_SECRETS": []}, "django_plugipay.E002"),
+        ({"WEBHOOK_SECRETS": "whsec_x"}, "django_plugipay.E003"),
+        ({"WEBHOOK_TOLERANCE": "300"}, "django_plugipay.E004"),
+        ({"WEBHOOK_PROCESSING": "async"}, "django_plugipay.E005"),
+        ({"TIMEOUT": "30"}, "django_plugipay.E006"),
+        ({"DEFAULT_METHODS": "card"}, "django_plugipay.E007"),
+        ({"CURRENCY_EXPONENTS": {"IDR": "0"}}, "django_plugipay.E008"),
+        ({"API_CHECKOUT_PARAMS": "nowhere.pricing"}, "django_plugipay.E009"),
+        ({"API_CHECKOUT_PARAMS": "django_plugipay.conf.DEFAULTS"}, "django_plugipay.E009"),
+        ({"BASE_URL": "http://127.0.0.1:8787"}, "django_plugipay.W001"),
+        ({"WEBHOOK_SECRET": "typo"}, "django_plugipay.W002"),
+        ({}, "django_plugipay.W003"),
+    ],
+)
+def test_each_check_id(settings, override, expected):
+    assert expected in ids(settings, **override)
+
+
+def test_plugipay_must_be_a_dict(settings):
+    settings.PLUGIPAY = "pk_test_x"
+    assert [e.id for e in check_settings()] == ["django_plugipay.E010"]
+
+
+def test_hints_say_what_to_do(settings):
+    settings.PLUGIPAY = {**BASE, "WEBHOOK_SECRETS": "whsec_x"}
+    (error,) = [e for e in check_settings() if e.id == "django_plugipay.E003"]
+    assert "list" in error.hint
+
+
+def test_checks_are_registered(settings):
+    settings.PLUGIPAY = {**BASE, "KEY_ID": None}
+    assert "django_plugipay.E001" in {e.id for e in run_checks()}
+
+
+def test_string_secret_is_one_secret_not_its_characters(settings):
+    from django_plugipay.conf import app_settings
+
+    settings.PLUGIPAY = {**BASE, "WEBHOOK_SECRETS": "whsec_x"}
+    assert app_settings.WEBHOOK_SECRETS == ["whsec_x"]
+
+
+def test_env_fallbacks(settings, monkeypatch):
+    from django_plugipay.conf import app_settings
+
+    settings.PLUGIPAY = {}
+    monkeypatch.setenv("PLUGIPAY_KEY_ID", "pk_live_env")
+    monkeypatch.setenv("PLUGIPAY_WEBHOOK_SECRET", "whsec_env")
+    assert app_settings.KEY_ID == "pk_live_env" and app_settings.MODE == "live"
+    assert app_settings.WEBHOOK_SECRETS == ["whsec_env"]

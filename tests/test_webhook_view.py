@@ -1,0 +1,281 @@
+"""WebhookView through Django's test client with signed payloads (no sandbox needed)."""
+
+import json
+import time
+
+import pytest
+from django.db import transaction
+from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from django_plugipay import signals
+from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
+from django_plugipay.testing import build_event, signed_webhook
+
+pytestmark = pytest.mark.django_db
+SECRET = "whsec_plugipay_testing"
+URL = "/plugipay/webhook/"
+
+
+def post(client, payload, secret=SECRET, **kwargs):
+    body, headers = signed_webhook(payload, secret, **kwargs)
+    return client.post(URL, body, content_type="application/json", headers=headers)
+
+
+def completed(style="sdk", event_id="evt_completed"):
+    obj = {
+        "id": "cs_1",
+        "status": "completed",
+        "amount": 5000,
+        "currency": "IDR",
+        "paymentId": "pay_1",
+        "paymentMethod": "card",
+        "mode": "test",
+        "completedAt": "2026-01-01T00:00:00Z",
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
+    if style == "docs":
+        obj["status"] = "complete"
+    return build_event("checkout_session.completed", obj, event_id=event_id, style=style)
+
+
+def test_url_name():
+    assert reverse("plugipay:webhook") == URL
+
+
+def test_valid_event_is_recorded_and_applied(client, signals_log):
+    response = post(client, completed())
+    assert response.status_code == 200 and response.json()["status"] == "processed"
+    event = WebhookEvent.objects.get()
+    assert event.kind == "checkout_session.completed" and event.attempts == 1
+    assert CheckoutSession.objects.get().status == "completed"
+    assert [n for n, _ in signals_log] == [
+        "checkout_session_completed",
+        "payment_succeeded",
+        "webhook_received",
+    ]
+
+
+def test_same_event_five_times_in_a_row(client, signals_log):
+    codes = [post(client, completed()).status_code for _ in range(5)]
+    assert codes == [200] * 5
+    assert WebhookEvent.objects.count() == 1
+    assert [n for n, _ in signals_log].count("payment_succeeded") == 1
+
+
+@pytest.mark.parametrize("style", ["sdk", "docs"])
+def test_both_shapes_and_namings_give_identical_results(client, style):
+    post(client, completed(style))
+    session = CheckoutSession.objects.values("status", "amount", "currency", "payment_method").get()
+    assert session == {
+        "status": "completed",
+        "amount": 5000,
+        "currency": "IDR",
+        "payment_method": "card",
+    }
+    assert Payment.objects.values_list("plugipay_id", "status").get() == ("pay_1", "succeeded")
+
+
+def test_unknown_kind_is_ignored_but_announced(client, signals_log):
+    response = post(client, build_event("invoice.paid", {"id": "inv_1"}))
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().status == "ignored"
+    assert signals_log == [("webhook_received", WebhookEvent.objects.get().event_id)]
+
+
+@pytest.mark.parametrize(
+    ("make", "status"),
+    [
+        (lambda b: {}, 401),
+        (lambda b: {"X-Plugipay-Signature": "garbage"}, 401),
+        (lambda b: signed_webhook(b, "whsec_wrong")[1], 401),
+        (lambda b: signed_webhook(b, SECRET, timestamp=int(time.time()) - 301)[1], 401),
+        (lambda b: signed_webhook(b, SECRET, timestamp=int(time.time()) + 301)[1], 401),
+    ],
+)
+def test_bad_signatures_store_nothing(client, make, status):
+    body = json.dumps(completed()).encode()
+    response = client.post(URL, body, content_type="application/json", headers=make(body))
+    assert response.status_code == status and "error" in response.json()
+    assert not WebhookEvent.objects.exists() and not CheckoutSession.objects.exists()
+
+
+def test_docs_header_name_and_rotated_secrets(client, settings):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_SECRETS": ["whsec_new", SECRET]}
+    response = post(client, completed(), header="Plugipay-Signature")
+    assert response.status_code == 200
+    assert post(client, completed(event_id="evt_2"), "whsec_new").status_code == 200
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2, 3]", b'{"no": "id"}'])
+def test_signed_non_event_bodies_are_400(client, body):
+    assert post(client, body).status_code == 400
+    assert not WebhookEvent.objects.exists()
+
+
+def test_two_mebibytes_is_413(client):
+    body = b'{"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    assert post(client, body).status_code == 413
+
+
+def test_get_is_405(client):
+    assert client.get(URL).status_code == 405
+
+
+def test_a_raising_receiver_fails_the_event_and_the_redelivery_succeeds(client):
+    shipped = []
+
+    def ship(sender, instance, event, **kwargs):
+        if not shipped and not getattr(ship, "failed", False):
+            ship.failed = True
+            raise RuntimeError("warehouse is down")
+        shipped.append(instance.plugipay_id)
+
+    signals.payment_succeeded.connect(ship)
+    try:
+        assert post(client, completed()).status_code == 500
+        event = WebhookEvent.objects.get()
+        assert event.status == "failed" and event.attempts == 1
+        assert "warehouse is down" in event.last_error
+        assert not CheckoutSession.objects.exists()  # the change rolled back with it
+        assert post(client, completed()).status_code == 200
+        assert post(client, completed()).status_code == 200
+    finally:
+        signals.payment_succeeded.disconnect(ship)
+    event.refresh_from_db()
+    assert event.status == "processed" and event.attempts == 2 and shipped == ["pay_1"]
+
+
+def test_celery_mode_records_then_applies(client, settings, django_capture_on_commit_callbacks):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_PROCESSING": "celery"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, completed())
+    assert response.status_code == 200 and response.json()["status"] == "received"
+    assert WebhookEvent.objects.get().status == "processed"
+    assert CheckoutSession.objects.get().status == "completed"
+
+
+def test_replay_command_reapplies_failed_events(client):
+    from django.core.management import call_command
+
+    def boom(**kwargs):
+        raise RuntimeError("boom")
+
+    signals.checkout_session_completed.connect(boom)
+    try:
+        post(client, completed())
+    finally:
+        signals.checkout_session_completed.disconnect(boom)
+    assert WebhookEvent.objects.get().status == "failed"
+    call_command("plugipay_replay", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert WebhookEvent.objects.get().status == "processed"
+
+
+# ── properties ────────────────────────────────────────────────────────────────
+
+
+def sequence():
+    """A session's life: created, a declined attempt, paid, refunded, plus late echoes."""
+    session = {"id": "cs_p", "amount": 9000, "currency": "IDR", "mode": "test"}
+    refund = {
+        "id": "rfd_p",
+        "chargeId": "pay_ok",
+        "amount": 4000,
+        "currency": "IDR",
+        "mode": "test",
+    }
+    charge = {
+        "checkoutSessionId": "cs_p",
+        "amount": 9000,
+        "currency": "IDR",
+        "mode": "test",
+        "method": "card",
+    }
+    return [
+        build_event(
+            "checkout_session.created",
+            {**session, "status": "open", "updatedAt": "2026-01-01T00:00:00Z"},
+        ),
+        build_event(
+            "payment.failed",
+            {**charge, "id": "pay_declined", "status": "failed", "failureCode": "card_declined"},
+        ),
+        build_event(
+            "checkout_session.completed",
+            {
+                **session,
+                "status": "completed",
+                "paymentId": "pay_ok",
+                "paymentMethod": "card",
+                "completedAt": "2026-01-01T00:02:00Z",
+                "updatedAt": "2026-01-01T00:02:00Z",
+            },
+        ),
+        build_event("payment.succeeded", {**charge, "id": "pay_ok", "status": "succeeded"}),
+        build_event(
+            "refund.created", {**refund, "status": "pending", "updatedAt": "2026-01-01T00:03:00Z"}
+        ),
+        build_event(
+            "refund.succeeded",
+            {**refund, "status": "succeeded", "updatedAt": "2026-01-01T00:04:00Z"},
+        ),
+    ]
+
+
+EXPECTED_SIGNALS = {
+    "checkout_session_completed": 1,
+    "payment_succeeded": 1,
+    "payment_failed": 1,
+    "refund_succeeded": 1,
+}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(order=st.permutations(range(6)), repeats=st.lists(st.integers(0, 5), max_size=4))
+def test_any_order_and_duplication_converges(client, order, repeats):
+    events = sequence()
+    deliveries = [events[i] for i in order] + [events[i] for i in repeats]
+    sent = []
+    receivers = {
+        name: (lambda name: lambda **kw: sent.append(name))(name) for name in EXPECTED_SIGNALS
+    }
+    for name, receiver in receivers.items():
+        getattr(signals, name).connect(receiver)
+    try:
+        with transaction.atomic():
+            for payload in deliveries:
+                post(client, payload)
+            for _ in range(len(events)):  # Plugipay redelivers what failed
+                for event in WebhookEvent.objects.failed():
+                    post(client, event.payload)
+            assert not WebhookEvent.objects.failed().exists()
+            assert CheckoutSession.objects.get().status == "completed"
+            paid = Payment.objects.get(plugipay_id="pay_ok")
+            assert (paid.status, paid.amount_refunded) == ("succeeded", 4000)
+            assert Payment.objects.get(plugipay_id="pay_declined").status == "failed"
+            assert Refund.objects.get().status == "succeeded"
+            assert {n: sent.count(n) for n in EXPECTED_SIGNALS} == EXPECTED_SIGNALS
+            transaction.set_rollback(True)
+    finally:
+        for name, receiver in receivers.items():
+            getattr(signals, name).disconnect(receiver)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(st.binary(max_size=512), st.text(max_size=256).map(str.encode)),
+    headers=st.dictionaries(
+        st.sampled_from(["X-Plugipay-Signature", "Plugipay-Signature", "Content-Type"]),
+        st.text(max_size=80).filter(lambda v: "\n" not in v and "\r" not in v),
+        max_size=3,
+    ),
+)
+def test_fuzzed_requests_never_5xx_and_store_nothing(client, body, headers):
+    response = client.post(URL, body, content_type="application/json", headers=headers)
+    assert response.status_code < 500
+    assert not WebhookEvent.objects.exists()
