@@ -1,5 +1,6 @@
 """WebhookView through Django's test client with signed payloads (no sandbox needed)."""
 
+import functools
 import json
 import time
 
@@ -223,6 +224,10 @@ def sequence():
     ]
 
 
+def record(sent, name, **kwargs):
+    sent.append(name)
+
+
 EXPECTED_SIGNALS = {
     "checkout_session_completed": 1,
     "payment_succeeded": 1,
@@ -239,9 +244,7 @@ def test_any_order_and_duplication_converges(client, order, repeats):
     events = sequence()
     deliveries = [events[i] for i in order] + [events[i] for i in repeats]
     sent = []
-    receivers = {
-        name: (lambda name: lambda **kw: sent.append(name))(name) for name in EXPECTED_SIGNALS
-    }
+    receivers = {name: functools.partial(record, sent, name) for name in EXPECTED_SIGNALS}
     for name, receiver in receivers.items():
         getattr(signals, name).connect(receiver)
     try:

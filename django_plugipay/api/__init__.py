@@ -1,0 +1,1 @@
+"""The optional DRF API (``pip install django-plugipay[drf]``); only this package imports DRF."""

@@ -1,0 +1,26 @@
+"""API URLs: ``path("plugipay/api/", include("django_plugipay.api.urls"))``."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from django_plugipay.api import views
+
+app_name = "plugipay-api"
+
+urlpatterns = [
+    path("checkout-sessions/", views.CheckoutSessionCreate.as_view(), name="checkout-session-list"),
+    path(
+        "checkout-sessions/<str:id>/",
+        views.CheckoutSessionDetail.as_view(),
+        name="checkout-session-detail",
+    ),
+    path("payments/", views.PaymentList.as_view(), name="payment-list"),
+    path("payments/<str:id>/", views.PaymentDetail.as_view(), name="payment-detail"),
+    path(
+        "payments/<str:id>/refunds/",
+        views.PaymentRefundCreate.as_view(),
+        name="payment-refund-create",
+    ),
+    path("refunds/<str:id>/", views.RefundDetail.as_view(), name="refund-detail"),
+    path("schema/", SpectacularAPIView.as_view(urlconf="django_plugipay.api.urls"), name="schema"),
+]

@@ -1,0 +1,224 @@
+"""API views: parse, call one service, serialize."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import IntegrityError
+from django.http import Http404
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from django_plugipay import services
+from django_plugipay.api.permissions import CanRefund, sees_everything
+from django_plugipay.api.serializers import (
+    CheckoutRequestSerializer,
+    CheckoutSessionSerializer,
+    PaymentSerializer,
+    RefundRequestSerializer,
+    RefundSerializer,
+)
+from django_plugipay.conf import app_settings
+from django_plugipay.exceptions import PlugipayError, RefundError
+from django_plugipay.models import CheckoutSession, Payment, Refund
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "idempotency_mismatch"
+
+
+class UpstreamError(APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_code = "plugipay_unavailable"
+    default_detail = "Plugipay could not be reached; try again shortly."
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-created_at"
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+def visible(queryset, user, model_name: str, owner: str):
+    return queryset if sees_everything(user, model_name) else queryset.filter(**{owner: user})
+
+
+class CheckoutSessionCreate(generics.GenericAPIView):
+    """Start a checkout for something the project prices (``API_CHECKOUT_PARAMS``)."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = CheckoutRequestSerializer
+
+    @extend_schema(request=CheckoutRequestSerializer, responses={201: CheckoutSessionSerializer})
+    def post(self, request):
+        pricing = app_settings.API_CHECKOUT_PARAMS
+        if pricing is None:
+            raise Http404("Checkout creation is not enabled: set PLUGIPAY['API_CHECKOUT_PARAMS'].")
+        pricing = import_string(pricing) if isinstance(pricing, str) else pricing
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        params = dict(pricing(request, serializer.validated_data))
+        params.setdefault("customer", services.get_or_create_customer_for_user(user=request.user))
+        try:
+            session = services.create_checkout_session(**params)
+        except PlugipayError as exc:
+            raise UpstreamError() from exc
+        return Response(CheckoutSessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+class CheckoutSessionDetail(generics.RetrieveAPIView):
+    """Read a session; an open one is synced from Plugipay (at most every API_SYNC_INTERVAL s),
+    so a frontend polling after the redirect sees ``completed`` before the webhook lands."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = CheckoutSessionSerializer
+    lookup_field = "plugipay_id"
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self):
+        return visible(
+            CheckoutSession.objects.prefetch_related("payments"),
+            self.request.user,
+            "checkoutsession",
+            "customer__user",
+        )
+
+    def get_object(self):
+        session = super().get_object()
+        interval = dt.timedelta(seconds=app_settings.API_SYNC_INTERVAL)
+        if session.is_open and (
+            session.synced_at is None or timezone.now() - session.synced_at >= interval
+        ):
+            try:
+                session = services.sync_checkout_session(session=session)
+            except PlugipayError:
+                pass  # serve what we know; the webhook or the next poll will catch up
+        return session
+
+
+PAYMENT_FILTERS = [
+    OpenApiParameter("status", OpenApiTypes.STR, enum=["pending", "succeeded", "failed"]),
+    OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+    OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+]
+
+
+class PaymentList(generics.ListAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = PaymentSerializer
+    pagination_class = NewestFirst
+
+    def get_queryset(self):
+        queryset = visible(
+            Payment.objects.select_related("checkout_session").prefetch_related("refunds__payment"),
+            self.request.user,
+            "payment",
+            "customer__user",
+        )
+        params = self.request.query_params
+        if params.get("status"):
+            queryset = queryset.filter(status=params["status"])
+        for name, lookup in (
+            ("created_after", "created_at__gte"),
+            ("created_before", "created_at__lt"),
+        ):
+            if params.get(name):
+                value = serializers.DateTimeField().to_internal_value(params[name])
+                queryset = queryset.filter(**{lookup: value})
+        return queryset
+
+    @extend_schema(parameters=PAYMENT_FILTERS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class PaymentDetail(generics.RetrieveAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = PaymentSerializer
+    lookup_field = "plugipay_id"
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self):
+        return visible(
+            Payment.objects.select_related("checkout_session").prefetch_related("refunds__payment"),
+            self.request.user,
+            "payment",
+            "customer__user",
+        )
+
+
+class RefundDetail(generics.RetrieveAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = RefundSerializer
+    lookup_field = "plugipay_id"
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self):
+        return visible(
+            Refund.objects.select_related("payment"),
+            self.request.user,
+            "refund",
+            "payment__customer__user",
+        )
+
+
+class PaymentRefundCreate(generics.GenericAPIView):
+    """Refund a payment. Send an ``Idempotency-Key`` header to make retries safe: the same key
+    returns the same refund; the same key with a different body is 409."""
+
+    permission_classes = [IsAuthenticated, CanRefund]
+    serializer_class = RefundRequestSerializer
+
+    @extend_schema(
+        request=RefundRequestSerializer,
+        responses={201: RefundSerializer, 200: RefundSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+    )
+    def post(self, request, id: str):
+        payment = generics.get_object_or_404(Payment, plugipay_id=id)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        header = request.headers.get("Idempotency-Key")
+        key = f"api_{request.user.pk}_{header}"[:64] if header else None
+        if key:
+            existing = Refund.objects.filter(idempotency_key=key).first()
+            if existing is not None:
+                return self._replay(existing, payment, data)
+        try:
+            refund = services.refund_payment(
+                payment=payment,
+                amount=data.get("amount"),
+                reason=data["reason"],
+                description=data["description"],
+                requested_by=request.user,
+                idempotency_key=key,
+            )
+        except RefundError as exc:
+            raise ValidationError({exc.field or "non_field_errors": [exc.message]}) from exc
+        except IntegrityError:  # a concurrent request with the same key won
+            return self._replay(Refund.objects.get(idempotency_key=key), payment, data)
+        refund.refresh_from_db()
+        return Response(RefundSerializer(refund).data, status=status.HTTP_201_CREATED)
+
+    @staticmethod
+    def _replay(refund: Refund, payment: Payment, data) -> Response:
+        same = (
+            refund.payment_id == payment.pk
+            and refund.reason == data["reason"]
+            and refund.description == data["description"]
+            and data.get("amount") in (None, refund.amount)
+        )
+        if not same:
+            raise Conflict("This Idempotency-Key was used for a different refund request.")
+        refund.refresh_from_db()
+        return Response(RefundSerializer(refund).data, status=status.HTTP_200_OK)

@@ -1,0 +1,210 @@
+"""The DRF API with APIClient, against the sandbox where Plugipay is involved."""
+
+import pytest
+from django.contrib.auth.models import Permission
+from rest_framework.test import APIClient
+
+from django_plugipay import services
+from django_plugipay.models import CheckoutSession, Refund
+from tests.factories import CustomerFactory, PaymentFactory, UserFactory
+
+pytest.importorskip("rest_framework")
+API = "/plugipay/api"
+
+
+def pricing(request, data):
+    """The test project's pricing: every reference costs IDR 75,000 per unit."""
+    return {
+        "amount": 75_000 * data["quantity"],
+        "currency": "IDR",
+        "description": f"Order {data['reference']}",
+        "metadata": {"order": data["reference"]},
+        "success_url": "https://shop.test/ok",
+        "cancel_url": "https://shop.test/no",
+    }
+
+
+def client_for(user=None):
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def staff_with(*codenames):
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/payments/"),
+        ("get", "/payments/pay_1/"),
+        ("get", "/refunds/rfd_1/"),
+        ("get", "/checkout-sessions/cs_1/"),
+        ("post", "/checkout-sessions/"),
+        ("post", "/payments/pay_1/refunds/"),
+    ],
+)
+def test_anonymous_is_refused(method, path):
+    assert getattr(client_for(), method)(API + path).status_code in (401, 403)
+
+
+@pytest.mark.django_db
+def test_checkout_creation_is_404_until_enabled():
+    response = client_for(UserFactory()).post(f"{API}/checkout-sessions/", {"reference": "A1"})
+    assert response.status_code == 404
+
+
+def test_checkout_create_then_success_race_reads_completed(plugipay_sandbox, settings):
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "API_CHECKOUT_PARAMS": "tests.test_api.pricing",
+        "API_SYNC_INTERVAL": 0,
+    }
+    buyer = UserFactory()
+    client = client_for(buyer)
+    created = client.post(
+        f"{API}/checkout-sessions/", {"reference": "A1", "quantity": 2}, format="json"
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert body["amount"] == 150_000 and body["amount_display"] == "IDR 150,000"
+    assert body["id"].startswith("cs_") and body["url"].startswith(plugipay_sandbox.base_url)
+    assert CheckoutSession.objects.get().customer.user == buyer
+    plugipay_sandbox.hold()  # no webhook yet: the buyer is back before Plugipay tells us
+    plugipay_sandbox.pay(body["id"], deliver=False)
+    read = client.get(f"{API}/checkout-sessions/{body['id']}/").json()
+    assert read["status"] == "completed" and read["payment"].startswith("pay_")
+
+
+def test_sync_on_read_is_rate_limited(plugipay_sandbox, settings):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "API_SYNC_INTERVAL": 60}
+    buyer = UserFactory()
+    session = services.create_checkout_session(
+        amount=1000,
+        currency="IDR",
+        success_url="https://a.test",
+        cancel_url="https://b.test",
+        customer=CustomerFactory(user=buyer),
+    )
+    plugipay_sandbox.hold()
+    plugipay_sandbox.pay(session, deliver=False)
+    read = client_for(buyer).get(f"{API}/checkout-sessions/{session.plugipay_id}/").json()
+    assert read["status"] == "open"  # synced at creation, less than 60 s ago
+
+
+@pytest.mark.django_db
+def test_other_users_objects_are_404():
+    mine, theirs = UserFactory(), UserFactory()
+    payment = PaymentFactory(customer=CustomerFactory(user=theirs))
+    payment.checkout_session.customer = payment.customer
+    payment.checkout_session.save()
+    client = client_for(mine)
+    assert client.get(f"{API}/payments/{payment.plugipay_id}/").status_code == 404
+    session = payment.checkout_session.plugipay_id
+    assert client.get(f"{API}/checkout-sessions/{session}/").status_code == 404
+    assert client.get(f"{API}/payments/").json()["results"] == []
+    own = client_for(theirs).get(f"{API}/payments/{payment.plugipay_id}/")
+    assert own.status_code == 200 and own.json()["id"] == payment.plugipay_id
+    assert "pk" not in own.json() and own.json()["amount_display"] == "IDR 250,000"
+
+
+@pytest.mark.django_db
+def test_staff_with_view_permission_see_all_and_filter():
+    PaymentFactory.create_batch(3)
+    PaymentFactory(status="failed")
+    client = client_for(staff_with("view_payment"))
+    assert len(client.get(f"{API}/payments/").json()["results"]) == 4
+    assert len(client.get(f"{API}/payments/?status=failed").json()["results"]) == 1
+    assert client_for(UserFactory(is_staff=True)).get(f"{API}/payments/").json()["results"] == []
+
+
+@pytest.mark.django_db
+def test_cursor_pagination():
+    user = UserFactory()
+    PaymentFactory.create_batch(25, customer=CustomerFactory(user=user))
+    client = client_for(user)
+    first = client.get(f"{API}/payments/").json()
+    second = client.get(first["next"]).json()
+    assert len(first["results"]) == 20 and len(second["results"]) == 5
+    assert second["next"] is None
+    ids = {p["id"] for p in first["results"]} | {p["id"] for p in second["results"]}
+    assert len(ids) == 25
+
+
+def paid(sandbox, amount=100_000):
+    session = services.create_checkout_session(
+        amount=amount,
+        currency="IDR",
+        success_url="https://shop.test/ok",
+        cancel_url="https://shop.test/no",
+    )
+    sandbox.pay(session)
+    session.refresh_from_db()
+    return session.payment
+
+
+def test_refund_needs_the_permission(plugipay_sandbox):
+    payment = paid(plugipay_sandbox)
+    url = f"{API}/payments/{payment.plugipay_id}/refunds/"
+    refused = client_for(staff_with("view_payment")).post(url, {"reason": "duplicate"})
+    assert refused.status_code == 403 and not Refund.objects.exists()
+    allowed = client_for(staff_with("refund_payment")).post(
+        url, {"reason": "duplicate", "amount": 1000}
+    )
+    assert allowed.status_code == 201 and allowed.json()["status"] == "succeeded"
+
+
+def test_idempotent_refund_post(plugipay_sandbox):
+    payment = paid(plugipay_sandbox)
+    client = client_for(staff_with("refund_payment"))
+    url = f"{API}/payments/{payment.plugipay_id}/refunds/"
+    body = {"amount": 2500, "reason": "requested_by_customer"}
+    first = client.post(url, body, format="json", headers={"Idempotency-Key": "k-1"})
+    again = client.post(url, body, format="json", headers={"Idempotency-Key": "k-1"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"] and Refund.objects.count() == 1
+    other = client.post(
+        url, {**body, "amount": 2600}, format="json", headers={"Idempotency-Key": "k-1"}
+    )
+    assert other.status_code == 409 and Refund.objects.count() == 1
+    assert len(plugipay_sandbox.state()["refunds"]) == 1
+
+
+def test_over_refund_is_400_with_a_clear_message(plugipay_sandbox):
+    payment = paid(plugipay_sandbox, 10_000)
+    response = client_for(staff_with("refund_payment")).post(
+        f"{API}/payments/{payment.plugipay_id}/refunds/", {"amount": 10_001, "reason": "duplicate"}
+    )
+    assert response.status_code == 400
+    assert "more than the 10000 left to refund" in response.json()["amount"][0]
+    other = client_for(staff_with("refund_payment")).post(
+        f"{API}/payments/{payment.plugipay_id}/refunds/", {"reason": "other"}
+    )
+    assert other.status_code == 400 and "description" in other.json()
+
+
+@pytest.mark.django_db
+def test_refund_detail_for_owner():
+    user = UserFactory()
+    payment = PaymentFactory(customer=CustomerFactory(user=user))
+    refund = payment.refunds.create(
+        plugipay_id="rfd_x", amount=500, currency="IDR", status="succeeded"
+    )
+    body = client_for(user).get(f"{API}/refunds/{refund.plugipay_id}/").json()
+    assert body["payment"] == payment.plugipay_id and body["amount_display"] == "IDR 500"
+    assert client_for(UserFactory()).get(f"{API}/refunds/rfd_x/").status_code == 404
+
+
+def test_schema_generates_without_warnings(capsys):
+    from drf_spectacular.drainage import GENERATOR_STATS
+    from drf_spectacular.generators import SchemaGenerator
+
+    GENERATOR_STATS.reset()
+    schema = SchemaGenerator(urlconf="django_plugipay.api.urls").get_schema(public=True)
+    assert GENERATOR_STATS._warn_cache == {} and GENERATOR_STATS._error_cache == {}
+    assert "/payments/{id}/refunds/" in schema["paths"]
