@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 from django.db import IntegrityError
@@ -98,10 +99,9 @@ class CheckoutSessionDetail(generics.RetrieveAPIView):
         if session.is_open and (
             session.synced_at is None or timezone.now() - session.synced_at >= interval
         ):
-            try:
+            # On failure serve what we know; the webhook or the next poll will catch up.
+            with contextlib.suppress(PlugipayError):
                 session = services.sync_checkout_session(session=session)
-            except PlugipayError:
-                pass  # serve what we know; the webhook or the next poll will catch up
         return session
 
 
