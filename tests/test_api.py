@@ -89,7 +89,7 @@ def test_sync_on_read_is_rate_limited(plugipay_sandbox, settings):
         currency="IDR",
         success_url="https://a.test",
         cancel_url="https://b.test",
-        customer=CustomerFactory(user=buyer),
+        customer=services.get_or_create_customer_for_user(user=buyer),
     )
     plugipay_sandbox.hold()
     plugipay_sandbox.pay(session, deliver=False)
