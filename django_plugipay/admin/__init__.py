@@ -1,0 +1,316 @@
+"""Admin for the mirrors: read-only, with refunds and operations behind confirmation pages."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils.html import format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from django_plugipay.admin.actions import cancel_sessions, reprocess_events, resync
+from django_plugipay.admin.display import MirrorAdmin, admin_link, badge, money, pretty_json
+from django_plugipay.admin.refunds import REFUND_PERMISSION, refund_view
+from django_plugipay.models import CheckoutSession, Customer, Payment, Refund, WebhookEvent
+
+
+class RefundInline(admin.TabularInline):
+    model = Refund
+    extra = 0
+    can_delete = False
+    fields = [
+        "plugipay_id",
+        "amount_display",
+        "status_badge",
+        "reason",
+        "requested_by",
+        "created_at",
+    ]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("amount"))
+    def amount_display(self, obj):
+        return money(obj.amount, obj.currency)
+
+    @admin.display(description=_("status"))
+    def status_badge(self, obj):
+        return badge(obj.status)
+
+
+@admin.register(Customer)
+class CustomerAdmin(MirrorAdmin):
+    list_display = ["plugipay_id", "email", "name", "user", "mode", "created_at"]
+    list_filter = ["mode", "created_at"]
+    list_select_related = ["user"]
+    search_fields = ["plugipay_id", "email", "name", "external_id"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "plugipay_id",
+        "email",
+        "name",
+        "phone",
+        "external_id",
+        "user",
+        "mode",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "synced_at",
+        "data_pretty",
+    ]
+    exclude = ["data"]
+
+    @admin.display(description=_("data"))
+    def data_pretty(self, obj):
+        return pretty_json(obj.data)
+
+
+@admin.register(CheckoutSession)
+class CheckoutSessionAdmin(MirrorAdmin):
+    list_display = [
+        "plugipay_id",
+        "amount_display",
+        "status_badge",
+        "customer_link",
+        "payment_method",
+        "mode",
+        "created_at",
+    ]
+    list_filter = ["status", "mode", "currency", "payment_method", "created_at"]
+    list_select_related = ["customer"]
+    search_fields = ["plugipay_id", "customer__email", "customer__plugipay_id"]
+    date_hierarchy = "created_at"
+    actions = [resync, cancel_sessions]
+    readonly_fields = [
+        "plugipay_id",
+        "status",
+        "amount_display",
+        "customer_link",
+        "url",
+        "success_url",
+        "cancel_url",
+        "expires_at",
+        "completed_at",
+        "payment_method",
+        "payments_links",
+        "metadata",
+        "mode",
+        "created_at",
+        "synced_at",
+        "data_pretty",
+    ]
+    fields = readonly_fields
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("django_plugipay.change_checkoutsession")
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_display(self, obj):
+        return money(obj.amount, obj.currency)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.status)
+
+    @admin.display(description=_("customer"))
+    def customer_link(self, obj):
+        return admin_link(obj.customer)
+
+    @admin.display(description=_("payments"))
+    def payments_links(self, obj):
+        links = [admin_link(p, f"{p.plugipay_id} ({p.status})") for p in obj.payments.all()]
+        return format_html_join(", ", "{}", ((link,) for link in links)) if links else "—"
+
+    @admin.display(description=_("data"))
+    def data_pretty(self, obj):
+        return pretty_json(obj.data)
+
+
+@admin.register(Payment)
+class PaymentAdmin(MirrorAdmin):
+    list_display = [
+        "plugipay_id",
+        "amount_display",
+        "refunded_display",
+        "remaining_display",
+        "status_badge",
+        "method",
+        "customer_link",
+        "session_link",
+        "paid_at",
+    ]
+    list_filter = ["status", "method", "mode", "currency", "created_at"]
+    list_select_related = ["customer", "checkout_session"]
+    search_fields = ["plugipay_id", "checkout_session__plugipay_id", "customer__email"]
+    date_hierarchy = "created_at"
+    actions = ["refund_payments", resync]
+    inlines = [RefundInline]
+    readonly_fields = [
+        "plugipay_id",
+        "status_badge",
+        "amount_display",
+        "refunded_display",
+        "remaining_display",
+        "method",
+        "failure_code",
+        "failure_message",
+        "customer_link",
+        "session_link",
+        "paid_at",
+        "mode",
+        "created_at",
+        "synced_at",
+    ]
+    fields = readonly_fields
+    change_form_template = "admin/django_plugipay/payment/change_form.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_refund_totals()
+
+    def has_refund_permission(self, request) -> bool:
+        return request.user.has_perm(REFUND_PERMISSION)
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_display(self, obj):
+        return money(obj.amount, obj.currency)
+
+    @admin.display(description=_("refunded"), ordering="amount_refunded")
+    def refunded_display(self, obj):
+        return money(obj.amount_refunded, obj.currency)
+
+    @admin.display(description=_("remaining"))
+    def remaining_display(self, obj):
+        if obj.status != "succeeded":
+            return "—"
+        in_flight = getattr(obj, "amount_in_flight", 0) or 0
+        return money(obj.amount - obj.amount_refunded - in_flight, obj.currency)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj):
+        if obj.refund_state:
+            return badge(obj.status, obj.refund_state.replace("_", " "))
+        return badge(obj.status)
+
+    @admin.display(description=_("customer"))
+    def customer_link(self, obj):
+        return admin_link(obj.customer)
+
+    @admin.display(description=_("checkout session"))
+    def session_link(self, obj):
+        return admin_link(obj.checkout_session)
+
+    @admin.action(description=_("Refund selected payments…"), permissions=["refund"])
+    def refund_payments(self, request, queryset):
+        return refund_view(self, request, queryset, single=False)
+
+    def get_urls(self):
+        refund = self.admin_site.admin_view(self.refund_one)
+        return [
+            path("<path:object_id>/refund/", refund, name="django_plugipay_payment_refund"),
+            *super().get_urls(),
+        ]
+
+    def refund_one(self, request, object_id):
+        payment = get_object_or_404(Payment, pk=object_id)
+        response = refund_view(self, request, Payment.objects.filter(pk=payment.pk), single=True)
+        if response is None:
+            return redirect(reverse("admin:django_plugipay_payment_change", args=[payment.pk]))
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_refund": self.has_refund_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Refund)
+class RefundAdmin(MirrorAdmin):
+    list_display = [
+        "__str__",
+        "amount_display",
+        "status_badge",
+        "reason",
+        "payment_link",
+        "requested_by",
+        "created_at",
+    ]
+    list_filter = ["status", "reason", "mode", "created_at"]
+    list_select_related = ["payment", "requested_by"]
+    search_fields = ["plugipay_id", "payment__plugipay_id", "idempotency_key"]
+    date_hierarchy = "created_at"
+    actions = [resync]
+    readonly_fields = [
+        "plugipay_id",
+        "payment_link",
+        "amount_display",
+        "status_badge",
+        "reason",
+        "description",
+        "failure_code",
+        "failure_message",
+        "requested_by",
+        "idempotency_key",
+        "mode",
+        "created_at",
+        "synced_at",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_display(self, obj):
+        return money(obj.amount, obj.currency)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.status)
+
+    @admin.display(description=_("payment"))
+    def payment_link(self, obj):
+        return admin_link(obj.payment)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(MirrorAdmin):
+    list_display = [
+        "event_id",
+        "kind",
+        "status_badge",
+        "attempts",
+        "source",
+        "object_id",
+        "received_at",
+    ]
+    list_filter = ["status", "kind", "source", "mode"]
+    search_fields = ["event_id", "object_id", "type"]
+    date_hierarchy = "received_at"
+    actions = [reprocess_events]
+    readonly_fields = [
+        "event_id",
+        "type",
+        "kind",
+        "status_badge",
+        "attempts",
+        "last_error",
+        "source",
+        "mode",
+        "object_id",
+        "occurred_at",
+        "received_at",
+        "processed_at",
+        "payload_pretty",
+    ]
+    fields = readonly_fields
+
+    def has_reprocess_permission(self, request) -> bool:
+        return request.user.has_perm("django_plugipay.change_webhookevent")
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.status)
+
+    @admin.display(description=_("payload"))
+    def payload_pretty(self, obj):
+        return pretty_json(obj.payload)

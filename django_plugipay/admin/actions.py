@@ -1,0 +1,133 @@
+"""Admin actions behind a confirmation page: re-sync, cancel sessions, reprocess events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from django_plugipay import services
+from django_plugipay.exceptions import PlugipayError
+from django_plugipay.models import CheckoutSession, Payment, Refund
+
+
+def confirm_then(
+    modeladmin,
+    request,
+    queryset,
+    *,
+    action: str,
+    title: str,
+    question: str,
+    perform: Callable,
+    done: tuple[str, str],
+):
+    """Show a confirmation page (the shape of ``delete_selected``); on "Yes", run ``perform``
+    on each object and report counts. ``perform`` may raise PlugipayError for one object."""
+    if request.POST.get("post") == "yes":
+        ok, failed = 0, []
+        for obj in queryset:
+            try:
+                perform(obj)
+                modeladmin.log_change(request, obj, title)
+                ok += 1
+            except PlugipayError as exc:
+                failed.append(f"{obj}: {exc.message}")
+            except Exception as exc:  # a failing event handler: shown, not a crash
+                failed.append(f"{obj}: {exc}")
+        if ok:
+            modeladmin.message_user(
+                request, ngettext(done[0], done[1], ok) % {"count": ok}, messages.SUCCESS
+            )
+        for line in failed:
+            modeladmin.message_user(request, line, messages.ERROR)
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "question": question,
+        "objects": list(queryset),
+        "action": action,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "opts": modeladmin.model._meta,
+        "queryset": queryset,
+    }
+    return TemplateResponse(request, "admin/django_plugipay/confirm_action.html", context)
+
+
+def _sync_payment(payment: Payment) -> None:
+    if payment.checkout_session is not None:
+        services.sync_checkout_session(session=payment.checkout_session)
+    for refund in payment.refunds.exclude(plugipay_id=None):
+        services.sync_refund(refund=refund)
+
+
+def _sync(obj) -> None:
+    if isinstance(obj, CheckoutSession):
+        services.sync_checkout_session(session=obj)
+    elif isinstance(obj, Payment):
+        _sync_payment(obj)
+    elif isinstance(obj, Refund):
+        services.sync_refund(refund=obj)
+
+
+@admin.action(description=_("Re-sync selected from Plugipay…"), permissions=["view"])
+def resync(modeladmin, request, queryset):
+    return confirm_then(
+        modeladmin,
+        request,
+        queryset,
+        action="resync",
+        title=_("Re-sync from Plugipay"),
+        question=_(
+            "Fetch these objects from Plugipay and apply any change (signals fire for "
+            "changes not seen before)?"
+        ),
+        perform=_sync,
+        done=("%(count)d object re-synced.", "%(count)d objects re-synced."),
+    )
+
+
+@admin.action(description=_("Cancel selected open sessions…"), permissions=["cancel"])
+def cancel_sessions(modeladmin, request, queryset):
+    open_sessions = queryset.open()
+    skipped = queryset.count() - open_sessions.count()
+    if skipped and request.POST.get("post") != "yes":
+        modeladmin.message_user(
+            request,
+            ngettext(
+                "%(count)d session is not open and will be skipped.",
+                "%(count)d sessions are not open and will be skipped.",
+                skipped,
+            )
+            % {"count": skipped},
+            messages.WARNING,
+        )
+    return confirm_then(
+        modeladmin,
+        request,
+        open_sessions,
+        action="cancel_sessions",
+        title=_("Cancel checkout sessions"),
+        question=_("Cancel these sessions at Plugipay? Buyers can no longer pay them."),
+        perform=lambda s: services.cancel_checkout_session(session=s),
+        done=("%(count)d session canceled.", "%(count)d sessions canceled."),
+    )
+
+
+@admin.action(description=_("Reprocess selected failed events…"), permissions=["reprocess"])
+def reprocess_events(modeladmin, request, queryset):
+    return confirm_then(
+        modeladmin,
+        request,
+        queryset.unprocessed(),
+        action="reprocess_events",
+        title=_("Reprocess webhook events"),
+        question=_("Apply these events again? Each change still fires its signal only once."),
+        perform=lambda e: services.apply_event(event=e),
+        done=("%(count)d event reprocessed.", "%(count)d events reprocessed."),
+    )

@@ -1,0 +1,78 @@
+"""Display helpers shared by the ModelAdmins: money, badges, links, metadata search."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from django_plugipay.money import format_amount
+
+BADGE_COLOURS = {
+    "succeeded": "#047857",
+    "completed": "#047857",
+    "processed": "#047857",
+    "failed": "#b91c1c",
+    "canceled": "#6b7280",
+    "expired": "#6b7280",
+    "ignored": "#6b7280",
+    "pending": "#b45309",
+    "pending_review": "#b45309",
+    "requested": "#1d4ed8",
+    "open": "#1d4ed8",
+    "received": "#1d4ed8",
+}
+
+
+def badge(status: str, label: str | None = None) -> str:
+    colour = BADGE_COLOURS.get(status, "#374151")
+    return format_html(
+        '<span style="background:{};color:#fff;border-radius:9px;padding:1px 8px;'
+        'font-size:11px;white-space:nowrap">{}</span>',
+        colour,
+        label or status.replace("_", " "),
+    )
+
+
+def admin_link(obj, label: str | None = None) -> str:
+    if obj is None:
+        return "—"
+    meta = obj._meta
+    url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, label or str(obj))
+
+
+def money(amount: int | None, currency: str) -> str:
+    return format_amount(amount, currency)
+
+
+def pretty_json(value) -> str:
+    return format_html(
+        '<pre style="white-space:pre-wrap;max-width:60em">{}</pre>',
+        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
+    )
+
+
+class MirrorAdmin(admin.ModelAdmin):
+    """Mirrors of Plugipay objects: read-only here; Plugipay stays the source of truth."""
+
+    list_per_page = 50
+    show_full_result_count = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_search_results(self, request, queryset, search_term):
+        """``key:value`` searches metadata (``order:1042``); anything else the search fields."""
+        key, sep, value = search_term.partition(":")
+        if sep and key and value and " " not in key and hasattr(self.model, "metadata"):
+            return queryset.filter(**{f"metadata__{key}": value}), False
+        return super().get_search_results(request, queryset, search_term)

@@ -1,0 +1,177 @@
+"""The staff refund flow: a confirmation page with amount, reason and description."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from django_plugipay import services
+from django_plugipay.exceptions import RefundError
+from django_plugipay.models import Payment, PaymentStatus, RefundReason
+from django_plugipay.money import format_amount, to_display, to_minor
+
+REFUND_PERMISSION = "django_plugipay.refund_payment"
+
+
+class RefundForm(forms.Form):
+    amount = forms.CharField(
+        label=gettext_lazy("Amount"),
+        required=False,
+        help_text=gettext_lazy("In the currency's usual unit, e.g. 250000 for IDR 250,000."),
+    )
+    reason = forms.ChoiceField(label=gettext_lazy("Reason"), choices=RefundReason.choices)
+    description = forms.CharField(
+        label=gettext_lazy("Description"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+    )
+
+    def __init__(self, *args, payment: Payment | None = None, remaining: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.payment, self.remaining = payment, remaining
+        if payment is None:
+            del self.fields["amount"]  # several payments: each is refunded in full
+
+    def clean_amount(self) -> int | None:
+        raw = self.cleaned_data.get("amount", "").strip()
+        if not raw or self.payment is None:
+            return None
+        try:
+            amount = to_minor(raw, self.payment.currency)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        if amount <= 0:
+            raise forms.ValidationError(_("Enter an amount above zero."))
+        if amount > self.remaining:
+            raise forms.ValidationError(
+                _("At most %(left)s is left to refund.")
+                % {"left": format_amount(self.remaining, self.payment.currency)}
+            )
+        return amount
+
+    def clean(self):
+        data = super().clean()
+        if data.get("reason") == RefundReason.OTHER and not data.get("description", "").strip():
+            self.add_error("description", _("Describe the reason when it is “Other”."))
+        return data
+
+
+def refusal(payment: Payment, remaining: int) -> str | None:
+    """Why a payment cannot be refunded, or None."""
+    if payment.status != PaymentStatus.SUCCEEDED:
+        return _("payment is %(status)s") % {"status": payment.get_status_display().lower()}
+    if remaining <= 0:
+        return _("nothing left to refund")
+    return None
+
+
+def refund_view(modeladmin, request, queryset, *, single: bool):
+    """Confirm, validate and request refunds; used by the action and the Refund button."""
+    if not request.user.has_perm(REFUND_PERMISSION):
+        raise PermissionDenied
+    rows = []
+    for payment in queryset.select_related("customer", "checkout_session").with_refund_totals():
+        pending = payment.amount_in_flight
+        remaining = payment.amount - payment.amount_refunded - pending
+        rows.append(
+            {
+                "payment": payment,
+                "pending": pending,
+                "remaining": remaining,
+                "refused": refusal(payment, remaining),
+                "amount": format_amount(payment.amount, payment.currency),
+                "refunded": format_amount(payment.amount_refunded, payment.currency),
+                "pending_display": format_amount(pending, payment.currency),
+                "remaining_display": format_amount(max(remaining, 0), payment.currency),
+            }
+        )
+    refundable = [r for r in rows if not r["refused"]]
+    only = rows[0] if single and rows else None
+    form_kwargs = {
+        "payment": only["payment"] if only else None,
+        "remaining": only["remaining"] if only else 0,
+    }
+    if request.POST.get("post") == "yes":
+        form = RefundForm(request.POST, **form_kwargs)
+        if form.is_valid() and refundable:
+            return _perform(modeladmin, request, refundable, form.cleaned_data, rows)
+    else:
+        initial = {}
+        if only and not only["refused"]:
+            initial["amount"] = str(to_display(only["remaining"], only["payment"].currency))
+        form = RefundForm(initial=initial, **form_kwargs)
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": _("Refund payment") if single else _("Refund selected payments"),
+        "rows": rows,
+        "refundable": refundable,
+        "form": form,
+        "single": single,
+        "opts": Payment._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "queryset": queryset,
+    }
+    return TemplateResponse(
+        request, "admin/django_plugipay/payment/refund_confirmation.html", context
+    )
+
+
+def _perform(modeladmin, request, refundable, data, rows):
+    requested, errors = 0, []
+    for row in refundable:
+        payment = row["payment"]
+        try:
+            refund = services.refund_payment(
+                payment=payment,
+                amount=data.get("amount"),
+                reason=data["reason"],
+                description=data.get("description", ""),
+                requested_by=request.user,
+            )
+        except RefundError as exc:
+            errors.append(f"{payment}: {exc.message}")
+            continue
+        modeladmin.log_change(
+            request,
+            payment,
+            _("Requested a refund of %(amount)s (%(reason)s)")
+            % {
+                "amount": format_amount(refund.amount, refund.currency),
+                "reason": refund.get_reason_display(),
+            },
+        )
+        requested += 1
+    if requested:
+        modeladmin.message_user(
+            request,
+            ngettext(
+                "Requested %(count)d refund; it is sent to Plugipay now.",
+                "Requested %(count)d refunds; they are sent to Plugipay now.",
+                requested,
+            )
+            % {"count": requested},
+            messages.SUCCESS,
+        )
+    skipped = [r for r in rows if r["refused"]]
+    if skipped:
+        modeladmin.message_user(
+            request,
+            ngettext(
+                "Skipped %(count)d payment: %(why)s.",
+                "Skipped %(count)d payments: %(why)s.",
+                len(skipped),
+            )
+            % {
+                "count": len(skipped),
+                "why": "; ".join(f"{r['payment']} ({r['refused']})" for r in skipped),
+            },
+            messages.WARNING,
+        )
+    for line in errors:
+        modeladmin.message_user(request, line, messages.ERROR)
+    return None

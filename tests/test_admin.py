@@ -1,0 +1,250 @@
+"""The admin: read-only mirrors, the refund flow, operations and constant query counts."""
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from django_plugipay import services
+from django_plugipay.models import Payment, Refund, WebhookEvent
+from tests.factories import PaymentFactory, RefundFactory, UserFactory
+
+CHANGELIST = "/admin/django_plugipay/payment/"
+
+
+def staff(*codenames):
+    user = UserFactory(is_staff=True)
+    codes = (
+        "view_payment",
+        "view_checkoutsession",
+        "view_refund",
+        "view_customer",
+        "view_webhookevent",
+        *codenames,
+    )
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codes))
+    return user
+
+
+def refund_url(payment):
+    return reverse("admin:django_plugipay_payment_refund", args=[payment.pk])
+
+
+@pytest.mark.django_db
+def test_without_the_permission_no_action_and_403(client):
+    payment = PaymentFactory()
+    client.force_login(staff())
+    page = client.get(CHANGELIST)
+    assert page.status_code == 200 and "refund_payments" not in page.content.decode()
+    assert (
+        "Refund</a>"
+        not in client.get(
+            reverse("admin:django_plugipay_payment_change", args=[payment.pk])
+        ).content.decode()
+    )
+    assert client.get(refund_url(payment)).status_code == 403
+    assert (
+        client.post(refund_url(payment), {"post": "yes", "reason": "duplicate"}).status_code == 403
+    )
+    assert not Refund.objects.exists()
+
+
+@pytest.mark.django_db
+def test_mirrors_are_read_only(client):
+    payment = PaymentFactory()
+    client.force_login(staff("change_payment", "add_payment", "delete_payment"))
+    change = client.get(reverse("admin:django_plugipay_payment_change", args=[payment.pk]))
+    assert change.status_code == 200 and 'name="_save"' not in change.content.decode()
+    assert client.get("/admin/django_plugipay/payment/add/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_confirmation_page_shows_amounts_and_prefills_the_remainder(client):
+    payment = PaymentFactory(amount=250_000, amount_refunded=50_000)
+    RefundFactory(payment=payment, amount=50_000, status="succeeded")
+    RefundFactory(payment=payment, amount=20_000, status="pending")
+    client.force_login(staff("refund_payment"))
+    html = client.get(refund_url(payment)).content.decode()
+    assert "IDR 250,000" in html and "IDR 50,000" in html and "IDR 20,000" in html
+    assert "IDR 180,000" in html and 'value="180000"' in html
+    assert "Yes, refund" in html and "No, go back" in html
+
+
+def test_partial_refund_through_the_page(plugipay_sandbox, client):
+    payment = paid(plugipay_sandbox, 250_000)
+    user = staff("refund_payment")
+    client.force_login(user)
+    response = client.post(
+        refund_url(payment), {"post": "yes", "amount": "100,000", "reason": "requested_by_customer"}
+    )
+    assert response.status_code == 302
+    plugipay_sandbox.flush()
+    refund = Refund.objects.get()
+    assert refund.amount == 100_000 and refund.status == "succeeded"
+    assert refund.requested_by == user
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 100_000
+    entry = LogEntry.objects.get()
+    assert "IDR 100,000" in entry.get_change_message() and entry.user == user
+
+
+def test_full_refund_from_the_action(plugipay_sandbox, client):
+    payment = paid(plugipay_sandbox, 40_000)
+    client.force_login(staff("refund_payment"))
+    confirm = client.post(
+        CHANGELIST, {"action": "refund_payments", "_selected_action": [payment.pk]}
+    )
+    assert confirm.status_code == 200 and "Refund selected payments" in confirm.content.decode()
+    done = client.post(
+        CHANGELIST,
+        {
+            "action": "refund_payments",
+            "_selected_action": [payment.pk],
+            "post": "yes",
+            "reason": "duplicate",
+        },
+        follow=True,
+    )
+    assert "Requested 1 refund" in done.content.decode()
+    payment.refresh_from_db()
+    assert payment.is_refunded
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("250001", "At most IDR 250,000 is left"),
+        ("0", "above zero"),
+        ("12.5", "at most 0 decimal places"),
+        ("lots", "is not an amount"),
+    ],
+)
+def test_bad_amounts_are_shown_inline(client, amount, message):
+    payment = PaymentFactory(amount=250_000)
+    client.force_login(staff("refund_payment"))
+    response = client.post(
+        refund_url(payment), {"post": "yes", "amount": amount, "reason": "duplicate"}
+    )
+    assert response.status_code == 200 and message in response.content.decode()
+    assert not Refund.objects.exists()
+
+
+@pytest.mark.django_db
+def test_other_needs_a_description(client):
+    payment = PaymentFactory()
+    client.force_login(staff("refund_payment"))
+    response = client.post(refund_url(payment), {"post": "yes", "reason": "other"})
+    assert "Describe the reason" in response.content.decode()
+    assert not Refund.objects.exists()
+
+
+def test_mixed_selection_refunds_what_it_can_and_lists_the_rest(plugipay_sandbox, client):
+    good = paid(plugipay_sandbox, 10_000)
+    failed = PaymentFactory(status="failed")
+    done = PaymentFactory(amount=5_000, amount_refunded=5_000)
+    RefundFactory(payment=done, amount=5_000)
+    client.force_login(staff("refund_payment"))
+    ids = [good.pk, failed.pk, done.pk]
+    confirm = client.post(CHANGELIST, {"action": "refund_payments", "_selected_action": ids})
+    html = confirm.content.decode()
+    assert "payment is failed" in html and "nothing left to refund" in html
+    result = client.post(
+        CHANGELIST,
+        {
+            "action": "refund_payments",
+            "_selected_action": ids,
+            "post": "yes",
+            "reason": "fraudulent",
+        },
+        follow=True,
+    )
+    text = result.content.decode()
+    assert "Requested 1 refund" in text and "Skipped 2 payments" in text
+    assert list(Refund.objects.filter(payment=good).values_list("amount", flat=True)) == [10_000]
+
+
+def test_cancel_sessions_and_resync_actions(plugipay_sandbox, client):
+    session = services.create_checkout_session(
+        amount=1000, currency="IDR", success_url="https://a.test", cancel_url="https://b.test"
+    )
+    client.force_login(staff("change_checkoutsession"))
+    url = "/admin/django_plugipay/checkoutsession/"
+    confirm = client.post(url, {"action": "cancel_sessions", "_selected_action": [session.pk]})
+    assert "Cancel these sessions" in confirm.content.decode()
+    client.post(url, {"action": "cancel_sessions", "_selected_action": [session.pk], "post": "yes"})
+    session.refresh_from_db()
+    assert session.status == "canceled"
+    client.post(url, {"action": "resync", "_selected_action": [session.pk], "post": "yes"})
+
+
+@pytest.mark.django_db
+def test_event_page_and_reprocess(client):
+    from django_plugipay.testing import build_event
+
+    payload = build_event("customer.created", {"id": "cus_1", "email": "a@b.c"})
+    event = WebhookEvent.objects.create(
+        event_id=payload["id"],
+        type=payload["type"],
+        kind="customer.created",
+        payload=payload,
+        status="failed",
+        attempts=2,
+        last_error="boom",
+    )
+    client.force_login(staff("change_webhookevent"))
+    page = client.get(reverse("admin:django_plugipay_webhookevent_change", args=[event.pk]))
+    html = page.content.decode()
+    assert "boom" in html and "&quot;email&quot;: &quot;a@b.c&quot;" in html
+    client.post(
+        "/admin/django_plugipay/webhookevent/",
+        {"action": "reprocess_events", "_selected_action": [event.pk], "post": "yes"},
+    )
+    event.refresh_from_db()
+    assert event.status == "processed"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        CHANGELIST,
+        "/admin/django_plugipay/refund/",
+        "/admin/django_plugipay/checkoutsession/",
+        "/admin/django_plugipay/customer/",
+        "/admin/django_plugipay/webhookevent/",
+    ],
+)
+def test_changelist_queries_do_not_grow_with_rows(client, url):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    RefundFactory.create_batch(10)
+    at_ten = queries()
+    RefundFactory.create_batch(90)
+    assert queries() == at_ten
+
+
+@pytest.mark.django_db
+def test_metadata_search(client):
+    other = PaymentFactory().checkout_session
+    session = PaymentFactory().checkout_session
+    session.metadata = {"order": "1042"}
+    session.save()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    html = client.get("/admin/django_plugipay/checkoutsession/?q=order:1042").content.decode()
+    assert session.plugipay_id in html and other.plugipay_id not in html
+
+
+def paid(sandbox, amount):
+    session = services.create_checkout_session(
+        amount=amount, currency="IDR", success_url="https://a.test", cancel_url="https://b.test"
+    )
+    sandbox.pay(session)
+    return Payment.objects.get(checkout_session=session, status="succeeded")
