@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before the banner tells anyone
     server.start()
     endpoint = next(iter(server.store.endpoints.values()), None)
     lines = [
@@ -123,8 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     server.stop()
