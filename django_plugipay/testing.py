@@ -255,5 +255,6 @@ def plugipay_sandbox(plugipay_sandbox_server, settings, transactional_db) -> Ite
     user_settings.update(sandbox.settings())
     settings.PLUGIPAY = user_settings
     yield sandbox
-    sandbox.hold()  # nothing reaches the next test's database
+    sandbox.hold()  # nothing more reaches this test's database…
+    sandbox.flush()  # …and what is in flight has been answered before it is flushed
     sandbox.reset()

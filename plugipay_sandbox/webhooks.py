@@ -82,22 +82,17 @@ class Deliverer:
         return sent
 
     def flush(self) -> int:
-        """Deliver everything due now, waiting for attempts already in flight."""
-        if self.store.held:
-            return 0
+        """Deliver everything due now (unless held) and wait for attempts in flight."""
         total = 0
         while True:
-            endpoints = {d["endpointId"] for d in self._due()}
-            if not endpoints:
-                # Wait for any attempt a background thread still has in flight.
-                for lock in list(self._endpoint_locks.values()):
-                    with lock:
-                        pass
-                if not self._due():
-                    return total
-                continue
-            for endpoint_id in sorted(endpoints):
-                total += self._drain(endpoint_id, True)
+            if not self.store.held:
+                for endpoint_id in sorted({d["endpointId"] for d in self._due()}):
+                    total += self._drain(endpoint_id, True)
+            for lock in list(self._endpoint_locks.values()):
+                with lock:  # an attempt a background thread still has in flight
+                    pass
+            if self.store.held or not self._due():
+                return total
 
     def release(self, order: str = "fifo", duplicate: int = 1) -> int:
         """Send every held delivery, reordered and each ``duplicate`` times, then stop holding."""
