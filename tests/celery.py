@@ -9,3 +9,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 app = Celery("tests")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["django_plugipay"])
+
+import tests.signal_log  # noqa: E402,F401 - worker-side signal counting for the service suite

@@ -53,6 +53,8 @@ TEMPLATES = [
 _sqlite = os.path.join(tempfile.gettempdir(), f"django_plugipay_tests_{os.getpid()}.sqlite3")
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
+    if os.environ.get("PLUGIPAY_TEST_DB_NAME"):  # a worker joining the suite's test database
+        DATABASES["default"]["NAME"] = os.environ["PLUGIPAY_TEST_DB_NAME"]
 else:
     DATABASES = {
         "default": {
@@ -70,19 +72,26 @@ else:
 STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# A Celery worker started by the service suite gets the sandbox's address from the environment.
 PLUGIPAY = {
     "KEY_ID": "pk_test_sandbox",
     "SECRET": "sk_test_sandbox",
-    "BASE_URL": "http://127.0.0.1:8787",
+    "BASE_URL": os.environ.get("PLUGIPAY_BASE_URL", "http://127.0.0.1:8787"),
     "WEBHOOK_SECRETS": ["whsec_plugipay_testing"],
     "RETRY_BACKOFF": 0.01,
-    "TIMEOUT": 10,
+    "TIMEOUT": float(os.environ.get("PLUGIPAY_TIMEOUT", "10")),
+    "MAX_RETRIES": int(os.environ.get("PLUGIPAY_MAX_RETRIES", "3")),
 }
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
 CELERY_TASK_ALWAYS_EAGER = "CELERY_BROKER_URL" not in os.environ
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 5}
+# Short visibility and sweep intervals so a killed worker's unacked task comes back in seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 5,
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 

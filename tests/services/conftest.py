@@ -1,0 +1,121 @@
+"""Fixtures for the service-backed suite: PostgreSQL, a real Celery worker on Redis, Chromium."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+BROKER = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/services/" in str(item.fspath):
+            item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture
+def postgres(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run `make test-services`")
+
+
+def wait_until(predicate, timeout=30.0, interval=0.1, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def signal_log(tmp_path, monkeypatch):
+    path = tmp_path / "signals.log"
+    monkeypatch.setenv("PLUGIPAY_SIGNAL_LOG", str(path))
+    return path
+
+
+class Worker:
+    """A `celery worker` subprocess on Redis, sharing the suite's PostgreSQL test database."""
+
+    def __init__(self, env, log_path):
+        self.env, self.log_path, self.proc = env, log_path, None
+
+    def start(self):
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the worker
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.celery",
+                "worker",
+                "-l",
+                "info",
+                "-c",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"plugipay-test-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(
+            lambda: b"ready." in Path(self.log_path).read_bytes(),
+            60,
+            0.2,
+            "the Celery worker to start",
+        )
+
+    def kill(self):
+        """SIGKILL the worker and its pool children, as a crashed machine would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
+    import redis
+
+    from tests.celery import app
+
+    if app.conf.task_always_eager:
+        pytest.skip("needs CELERY_BROKER_URL: run `make test-services`")
+    redis.Redis.from_url(BROKER).flushdb()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "CELERY_BROKER_URL": BROKER,
+        "PLUGIPAY_BASE_URL": plugipay_sandbox.base_url,
+        "PLUGIPAY_TEST_DB_NAME": connection.settings_dict["NAME"],
+        "PLUGIPAY_MAX_RETRIES": "0",
+        "PLUGIPAY_TIMEOUT": "3",
+        "PLUGIPAY_SIGNAL_LOG": str(signal_log),
+    }
+    worker = Worker(env, tmp_path / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()

@@ -1,0 +1,88 @@
+"""Refund tasks on a real Celery worker (Redis) against the sandbox, on PostgreSQL."""
+
+import time
+
+from django_plugipay import services
+from django_plugipay.models import Payment, Refund
+from tests import signal_log as signals_file
+from tests.services.conftest import wait_until
+
+
+def paid(sandbox, amount=100_000):
+    session = services.create_checkout_session(
+        amount=amount,
+        currency="IDR",
+        success_url="https://shop.test/ok",
+        cancel_url="https://shop.test/no",
+    )
+    sandbox.pay(session)
+    return Payment.objects.get(checkout_session=session, status="succeeded")
+
+
+def settled(refund_pk, status="succeeded"):
+    return lambda: Refund.objects.get(pk=refund_pk).status == status
+
+
+def test_refund_through_a_real_worker(plugipay_sandbox, celery_worker, signal_log):
+    payment = paid(plugipay_sandbox)
+    refund = services.refund_payment(payment=payment, amount=25_000, reason="duplicate")
+    assert refund.status == "requested"
+    wait_until(settled(refund.pk), message="the worker to create the refund")
+    plugipay_sandbox.flush()  # refund.created / refund.succeeded webhooks
+    refund.refresh_from_db()
+    payment.refresh_from_db()
+    assert refund.plugipay_id.startswith("rfd_") and payment.amount_refunded == 25_000
+    logged = signals_file.read(signal_log)
+    assert logged.count(("refund_succeeded", refund.plugipay_id)) == 1
+    assert len(plugipay_sandbox.state()["refunds"]) == 1
+
+
+def test_dropped_connection_after_commit_is_retried_with_the_same_key(
+    plugipay_sandbox, celery_worker
+):
+    payment = paid(plugipay_sandbox)
+    plugipay_sandbox.fault("drop_after_commit", path_prefix="/api/v1/refunds")
+    refund = services.refund_payment(payment=payment, reason="requested_by_customer")
+    wait_until(settled(refund.pk), message="the retried task")
+    assert len(plugipay_sandbox.state()["refunds"]) == 1
+    assert "Retry in" in celery_worker.log_path.read_text()
+
+
+def test_429_retry_after_is_honoured(plugipay_sandbox, celery_worker):
+    payment = paid(plugipay_sandbox)
+    plugipay_sandbox.fault("http_429", path_prefix="/api/v1/refunds", retry_after=2)
+    refund = services.refund_payment(payment=payment, amount=1_000, reason="duplicate")
+    wait_until(settled(refund.pk), message="the task after Retry-After")
+    log = celery_worker.log_path.read_text()
+    assert "Retry in 2.0s" in log
+    assert len(plugipay_sandbox.state()["refunds"]) == 1
+
+
+def test_worker_killed_mid_task_redelivers_and_plugipay_holds_one_refund(
+    plugipay_sandbox, celery_worker
+):
+    payment = paid(plugipay_sandbox)
+    # The sandbox commits the refund 2 s after the request arrives; the worker dies meanwhile.
+    plugipay_sandbox.fault("delay", path_prefix="/api/v1/refunds", delay=2)
+    plugipay_sandbox.hold()  # only the redelivered task can tell us about this refund
+    refund = services.refund_payment(payment=payment, amount=7_000, reason="fraudulent")
+    wait_until(
+        lambda: (
+            "create_refund" in celery_worker.log_path.read_text()
+            and "received" in celery_worker.log_path.read_text()
+        ),
+        message="the task to start",
+    )
+    time.sleep(0.5)
+    celery_worker.kill()
+    wait_until(
+        lambda: len(plugipay_sandbox.state()["refunds"]) == 1,
+        10,
+        message="the sandbox to commit the refund",
+    )
+    assert Refund.objects.get(pk=refund.pk).status == "requested"
+    celery_worker.start()  # unacked (acks_late) message is redelivered after its visibility
+    wait_until(settled(refund.pk), 60, message="the redelivered task")
+    assert len(plugipay_sandbox.state()["refunds"]) == 1
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 7_000
