@@ -18,8 +18,12 @@ demo: $(STAMP)  ## run the example shop against the offline sandbox
 test: $(STAMP)  ## the default suite: SQLite, eager Celery, sandbox over loopback HTTP
 	$(PY) -m pytest -q
 
-test-services: $(STAMP)  ## PostgreSQL, a real Celery worker on Redis, headless Chromium
-	$(PY) -m pytest -q -m services -p no:randomly
+PG_URL ?= postgres://postgres@127.0.0.1:5432/plugipay
+BROKER_URL ?= redis://127.0.0.1:6379/15
+
+test-services: $(STAMP)  ## the suite on PostgreSQL, then a real Celery worker on Redis and Chromium
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q
+	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) $(PY) -m pytest -q -m services
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
