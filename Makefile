@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-services lint docs bench clean
+.PHONY: demo test test-services lint tox docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet -e ".[drf]" --group test --group docs
+	$(PY) -m pip install --quiet -e ".[drf]" --group test --group services --group docs --group tox
 	touch $(STAMP)
 
 demo: $(STAMP)  ## run the example shop against the offline sandbox
@@ -29,6 +29,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m django makemigrations django_plugipay --check --dry-run --settings=tests.settings
+
+tox: $(STAMP)  ## the Python × Django matrix of tox.ini (TOXENV=… picks some)
+	$(VENV)/bin/tox run $(if $(TOXENV),-e $(TOXENV),)
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir build/site

@@ -1,6 +1,9 @@
 """The DRF API with APIClient, against the sandbox where Plugipay is involved."""
 
 import pytest
+
+pytest.importorskip("rest_framework")
+
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
@@ -8,7 +11,6 @@ from django_plugipay import services
 from django_plugipay.models import CheckoutSession, Refund
 from tests.factories import CustomerFactory, PaymentFactory, UserFactory
 
-pytest.importorskip("rest_framework")
 API = "/plugipay/api"
 
 
