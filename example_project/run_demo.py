@@ -1,0 +1,106 @@
+"""``make demo``: set up the example shop and run it against the offline sandbox.
+
+Migrates, loads sample products, creates a staff user and a buyer, starts plugipay_sandbox
+(forwarding signed webhooks to the shop), the web server and, when CELERY_BROKER_URL is set, a
+Celery worker. Prints the URLs and test cards; Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+WEB_PORT = int(os.environ.get("DEMO_PORT", "8000"))
+SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8787"))
+SITE = f"http://127.0.0.1:{WEB_PORT}"
+ENV = {
+    **os.environ,
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "PYTHONUNBUFFERED": "1",
+    "PLUGIPAY_BASE_URL": f"http://127.0.0.1:{SANDBOX_PORT}",
+}
+
+USERS = """
+from django.contrib.auth import get_user_model
+User = get_user_model()
+if not User.objects.filter(username="admin").exists():
+    User.objects.create_superuser("admin", "admin@example.com", "admin")
+if not User.objects.filter(username="buyer").exists():
+    User.objects.create_user("buyer", "buyer@example.com", "buyer", first_name="Budi")
+"""
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=HERE, env=ENV, check=True)
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([PYTHON, *args], cwd=HERE, env=ENV)
+
+
+def wait_for(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()  # noqa: S310 - loopback only
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up within {seconds:.0f}s")
+
+
+def main() -> int:
+    print("Setting up the example shop…", flush=True)
+    manage("migrate", "--noinput", "-v", "0")
+    manage("loaddata", "products", "-v", "0")
+    manage("shell", "-c", USERS)
+    processes = [
+        start("manage.py", "plugipay_sandbox", "--site-url", SITE, "--refund-delay", "2"),
+        start("manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"),
+    ]
+    if os.environ.get("CELERY_BROKER_URL"):
+        processes.append(start("-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "2"))
+    try:
+        wait_for(f"http://127.0.0.1:{SANDBOX_PORT}/")
+        wait_for(SITE + "/")
+        print(
+            f"""
+Demo is up.
+  Shop            {SITE}/            buyer / buyer
+  Admin           {SITE}/admin/      admin / admin   (refund payments there)
+  DRF API         {SITE}/plugipay/api/payments/
+  Sandbox         http://127.0.0.1:{SANDBOX_PORT}/   (not Plugipay: an offline stand-in)
+Test cards (any future expiry, any CVC):
+  4242 4242 4242 4242  succeeds          4000 0000 0000 0002  declined
+  4000 0000 0000 9995  insufficient funds 4000 0027 6000 3184  3-D Secure step
+Press Ctrl-C to stop.""",
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        print("A demo process stopped; shutting down.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping…", flush=True)
+        return 0
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The shop's pages: catalogue, buy, the success page, and "My orders"."""
+
+import contextlib
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from django_plugipay import services
+from django_plugipay.exceptions import PlugipayError
+from shop.models import Order, Product
+
+
+def home(request):
+    return render(request, "shop/home.html", {"products": Product.objects.order_by("price")})
+
+
+@login_required
+@require_POST
+def buy(request, slug):
+    product = get_object_or_404(Product, slug=slug)
+    order = Order.objects.create(
+        user=request.user, product=product, amount=product.price, currency=product.currency
+    )
+    try:
+        session = services.create_checkout_session(
+            amount=order.amount,
+            currency=order.currency,
+            description=product.name,
+            customer=services.get_or_create_customer_for_user(user=request.user),
+            success_url=request.build_absolute_uri(reverse("shop:success", args=[order.pk])),
+            cancel_url=request.build_absolute_uri(reverse("shop:home")),
+            metadata={"order": str(order.pk)},
+        )
+    except PlugipayError as exc:
+        order.delete()
+        messages.error(request, f"Checkout is unavailable right now ({exc.message}).")
+        return redirect("shop:home")
+    order.checkout_session = session
+    order.save(update_fields=["checkout_session"])
+    return redirect(session.url)
+
+
+@login_required
+def success(request, pk):
+    """The buyer is back, often before the webhook: ask Plugipay now (same apply path)."""
+    order = get_object_or_404(Order, pk=pk, user=request.user)
+    if order.checkout_session is not None and order.checkout_session.is_open:
+        # If Plugipay cannot be reached the webhook will tell us; the page says "processing".
+        with contextlib.suppress(PlugipayError):
+            services.sync_checkout_session(session=order.checkout_session)
+        order.refresh_from_db()
+    return render(request, "shop/success.html", {"order": order})
+
+
+@login_required
+def orders(request):
+    rows = (
+        Order.objects.filter(user=request.user)
+        .select_related("product", "checkout_session")
+        .prefetch_related("checkout_session__payments__refunds")
+    )
+    return render(request, "shop/orders.html", {"orders": rows})

@@ -1,0 +1,134 @@
+"""`make demo`'s steps, headless, from a clean copy of example_project, driven by Chromium."""
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tests.services.conftest import ROOT, screenshot, wait_until
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def demo(tmp_path):
+    copy = tmp_path / "example_project"
+    shutil.copytree(
+        ROOT / "example_project", copy, ignore=shutil.ignore_patterns("db.sqlite3", "__pycache__")
+    )
+    web, sandbox = free_port(), free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    env.update(
+        DEMO_PORT=str(web), SANDBOX_PORT=str(sandbox), DEMO_DB=str(tmp_path / "demo.sqlite3")
+    )
+    log = open(tmp_path / "demo.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "run_demo.py"],
+        cwd=copy,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            lambda: b"Demo is up." in (tmp_path / "demo.log").read_bytes(),
+            120,
+            0.3,
+            "the demo to start",
+        )
+        yield {
+            "url": f"http://127.0.0.1:{web}",
+            "db": tmp_path / "demo.sqlite3",
+            "log": tmp_path / "demo.log",
+        }
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def query(db, sql):
+    with sqlite3.connect(db, timeout=10) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def log_in(page, url, username):
+    page.goto(url + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", username)
+    page.click("button[type=submit]")
+
+
+def pay(page, card):
+    page.fill("#number", card)
+    page.fill("#expiry", "12/39")
+    page.fill("#cvc", "123")
+    page.click("button[type=submit]")
+
+
+def test_buy_pay_refund_in_the_demo(demo, browser):
+    url = demo["url"]
+    buyer = browser.new_context().new_page()
+    log_in(buyer, url, "buyer")
+    buyer.click("button[data-product=batik-shirt]")
+    buyer.wait_for_url("**/c/cs_*")
+    pay(buyer, "4242 4242 4242 4242")
+    buyer.wait_for_url("**/thanks/**")
+    assert "paid" in buyer.locator("[data-testid=order-status]").inner_text()
+    screenshot(buyer, "demo-success")
+
+    def paid_once():
+        return query(demo["db"], "select status, receipts_sent from shop_order") == [("paid", 1)]
+
+    wait_until(paid_once, 20, 0.3, "the order to be paid exactly once")
+
+    staff = browser.new_context().new_page()
+    staff.goto(url + "/admin/login/")
+    staff.fill("#id_username", "admin")
+    staff.fill("#id_password", "admin")
+    staff.click("input[type=submit]")
+    staff.goto(url + "/admin/django_plugipay/payment/")
+    staff.locator("#result_list tbody a").first.click()
+    staff.click("a.plugipay-refund")
+    staff.select_option("#id_reason", "requested_by_customer")
+    staff.click("input[value='Yes, refund']")
+    assert "Requested 1 refund" in staff.locator(".messagelist").inner_text()
+
+    def refunded():
+        buyer.goto(url + "/orders/")
+        return buyer.locator("[data-testid=order-status]").first.inner_text() == "Refunded"
+
+    wait_until(refunded, 30, 0.5, "the buyer's order to show refunded")
+    screenshot(buyer, "demo-orders-refunded")
+    assert query(demo["db"], "select receipts_sent from shop_order") == [(1,)]
+
+
+def test_decline_then_3ds_in_the_demo(demo, browser):
+    page = browser.new_context().new_page()
+    log_in(page, demo["url"], "buyer")
+    page.click("button[data-product=kopi-luwak]")
+    page.wait_for_url("**/c/cs_*")
+    pay(page, "4000 0000 0000 9995")
+    assert "insufficient funds" in page.locator("[role=alert]").inner_text()
+    pay(page, "4000 0027 6000 3184")
+    page.wait_for_url("**/3ds")
+    page.click("button[value=approve]")
+    page.wait_for_url("**/thanks/**")
+    assert "paid" in page.locator("[data-testid=order-status]").inner_text()
