@@ -34,7 +34,7 @@ tox: $(STAMP)  ## the Python × Django matrix of tox.ini (TOXENV=… picks some)
 	$(VENV)/bin/tox run $(if $(TOXENV),-e $(TOXENV),)
 
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

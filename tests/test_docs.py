@@ -1,0 +1,54 @@
+"""The reference pages stay in step with the code."""
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from django_plugipay import checks, signals, tasks
+from django_plugipay.conf import DEFAULTS
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "reference"
+
+
+def page(name):
+    return (DOCS / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("key", sorted(DEFAULTS))
+def test_every_setting_is_documented(key):
+    assert f"`{key}`" in page("settings.md")
+
+
+def test_every_signal_is_documented():
+    names = [n for n, v in vars(signals).items() if type(v).__name__ == "Signal"]
+    assert len(names) == 8
+    for name in names:
+        assert f"`{name}`" in page("signals.md"), name
+
+
+def test_every_check_id_is_documented():
+    ids = set(re.findall(r"django_plugipay\.[EW]\d{3}", inspect.getsource(checks)))
+    assert len(ids) >= 13
+    for check_id in ids:
+        assert f"`{check_id}`" in page("checks.md"), check_id
+
+
+def test_every_task_is_documented():
+    names = {t.name for t in vars(tasks).values() if hasattr(t, "delay")}
+    assert len(names) == 5
+    for name in names:
+        assert f"`{name}`" in page("tasks.md"), name
+
+
+@pytest.mark.parametrize("command", ["plugipay_sandbox", "plugipay_sync", "plugipay_replay"])
+def test_every_command_is_documented(command):
+    assert f"`{command}`" in page("commands.md")
+
+
+def test_every_sandbox_fault_and_control_route_is_documented():
+    from plugipay_sandbox.state import FAULT_KINDS
+
+    for kind in FAULT_KINDS:
+        assert f"`{kind}`" in page("sandbox.md"), kind
