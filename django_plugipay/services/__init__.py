@@ -6,7 +6,12 @@ from django_plugipay.services.checkout import (
     sync_checkout_session,
 )
 from django_plugipay.services.customers import create_customer, get_or_create_customer_for_user
-from django_plugipay.services.events import apply_event, ingest_webhook, replay_failed_events
+from django_plugipay.services.events import (
+    apply_event,
+    ingest_webhook,
+    process_event,
+    replay_failed_events,
+)
 from django_plugipay.services.reconcile import ReconcileResult, reconcile
 from django_plugipay.services.refunds import (
     refund_payment,
@@ -23,6 +28,7 @@ __all__ = [
     "create_customer",
     "get_or_create_customer_for_user",
     "ingest_webhook",
+    "process_event",
     "reconcile",
     "refund_payment",
     "refundable_amount",

@@ -43,20 +43,23 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
     whatever a signal receiver raised after marking the event ``failed``.
     """
     verify_signature(body, signature, app_settings.WEBHOOK_SECRETS, app_settings.WEBHOOK_TOLERANCE)
-    event, _created = record_event(parse_event(body), source=EventSource.WEBHOOK)
-    if event.status in DONE:
-        return event
+    parsed = parse_event(body)
     if app_settings.WEBHOOK_PROCESSING == "celery":
-        from django_plugipay.tasks import process_webhook_event
+        event, _created = record_event(parsed, source=EventSource.WEBHOOK)
+        if event.status not in DONE:
+            from django_plugipay.tasks import process_webhook_event
 
-        transaction.on_commit(lambda: process_webhook_event.delay(event.pk))
+            transaction.on_commit(lambda: process_webhook_event.delay(event.pk))
         return event
-    return apply_event(event=event)
+    return process_event(parsed, source=EventSource.WEBHOOK)[0]
 
 
-def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
-    """Store the event once per event id; a concurrent duplicate insert is caught."""
-    fields = {
+class _AlreadyRecorded(Exception):
+    """The event id is in the log already (a duplicate, or a redelivery of a failed event)."""
+
+
+def _fields(parsed: Event, source: str) -> dict[str, Any]:
+    return {
         "type": parsed.type[:128],
         "kind": parsed.kind[:128],
         "mode": parsed.mode or "",
@@ -65,27 +68,90 @@ def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
         "occurred_at": parsed.occurred_at,
         "source": source,
     }
+
+
+def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
+    """Record and apply a verified event exactly once; return ``(event, applied_now)``.
+
+    A new event is inserted with its outcome and applied in one transaction. A duplicate that
+    was applied is acknowledged and changes nothing; one that failed before is applied again
+    under a row lock. If applying raises, the change rolls back, the event is stored as
+    ``failed`` with the error (in its own transaction) and the exception propagates.
+    """
+    handled = _handles(parsed)
     try:
         with transaction.atomic():
-            return WebhookEvent.objects.create(event_id=parsed.id, **fields), True
+            try:
+                row = WebhookEvent.objects.create(
+                    event_id=parsed.id,
+                    **_fields(parsed, source),
+                    attempts=1,
+                    status=EventStatus.PROCESSED if handled else EventStatus.IGNORED,
+                    processed_at=timezone.now(),
+                )
+            except IntegrityError:
+                raise _AlreadyRecorded from None
+            if handled:
+                _dispatch(parsed, row)
+            signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
+            return row, True
+    except _AlreadyRecorded:
+        event = WebhookEvent.objects.get(event_id=parsed.id)
+        if event.status in DONE:
+            return event, False
+        return apply_event(event=event), True
+    except Exception as exc:
+        _record_failure(parsed, source, exc)
+        logger.exception(
+            "plugipay event %s failed",
+            parsed.id,
+            extra={"event_id": parsed.id, "kind": parsed.kind},
+        )
+        raise
+
+
+def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    event, created = WebhookEvent.objects.get_or_create(
+        event_id=parsed.id,
+        defaults={
+            **_fields(parsed, source),
+            "status": EventStatus.FAILED,
+            "attempts": 1,
+            "last_error": error,
+        },
+    )
+    if not created:  # never overwrite a concurrent delivery's success
+        WebhookEvent.objects.filter(pk=event.pk).exclude(status__in=DONE).update(
+            status=EventStatus.FAILED, attempts=F("attempts") + 1, last_error=error
+        )
+
+
+def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
+    """Store the event (status ``received``) once per event id, to apply later."""
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(event_id=parsed.id, **_fields(parsed, source)), True
     except IntegrityError:
         return WebhookEvent.objects.get(event_id=parsed.id), False
 
 
 def apply_event(*, event: WebhookEvent) -> WebhookEvent:
-    """Apply a recorded event exactly once.
+    """Apply a recorded event exactly once (a queued, failed or replayed one).
 
-    The event row is locked, so concurrent deliveries of one event apply it once. If anything
-    raises (a receiver, the database), the change rolls back, the event is marked ``failed``
-    with the error and attempt count in its own transaction, and the exception propagates; the
-    next delivery or replay applies it again.
+    The event row is locked, so concurrent attempts apply it once. If anything raises (a
+    receiver, the database), the change rolls back, the event is marked ``failed`` with the
+    error and attempt count in its own transaction, and the exception propagates.
     """
     try:
         with transaction.atomic():
             row = WebhookEvent.objects.select_for_update().get(pk=event.pk)
             if row.status in DONE:
                 return row
-            handled = _dispatch(parse_event(row.payload), row)
+            parsed = parse_event(row.payload)
+            handled = _handles(parsed)
+            if handled:
+                _dispatch(parsed, row)
             signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
             row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
             row.attempts += 1
@@ -107,11 +173,16 @@ def apply_event(*, event: WebhookEvent) -> WebhookEvent:
         raise
 
 
-def _dispatch(parsed: Event, row: WebhookEvent) -> bool:
-    """Route an event to its upsert; False for kinds this app does not mirror."""
+HANDLED_RESOURCES = ("checkout_session", "payment", "refund", "customer")
+
+
+def _handles(parsed: Event) -> bool:
+    return parsed.resource in HANDLED_RESOURCES and bool(parsed.object_id)
+
+
+def _dispatch(parsed: Event, row: WebhookEvent) -> None:
+    """Route a handled event to its upsert."""
     obj: dict[str, Any] = dict(parsed.object)
-    if not isinstance(obj.get("id"), str) or not obj["id"]:
-        return False
     obj.setdefault("mode", parsed.mode or app_settings.MODE)
     fallback = ACTION_STATUS.get(parsed.resource, {}).get(parsed.action)
     if fallback and not obj.get("status"):
@@ -124,9 +195,6 @@ def _dispatch(parsed: Event, row: WebhookEvent) -> bool:
         _apply_refund(obj, row)
     elif parsed.resource == "customer":
         mirror.upsert_customer(obj, event=row)
-    else:
-        return False
-    return True
 
 
 def _apply_refund(obj: Mapping[str, Any], row: WebhookEvent) -> None:

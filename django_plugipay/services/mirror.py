@@ -81,6 +81,11 @@ def lock_or_create(model: type[M], lookup: dict[str, Any], defaults: dict[str, A
     row = model.objects.select_for_update().filter(**lookup).first()
     if row is not None:
         return row, False
+    return create_or_lock(model, lookup, defaults)
+
+
+def create_or_lock(model: type[M], lookup: dict[str, Any], defaults: dict[str, Any]):
+    """Insert the row, or lock the one a concurrent transaction inserted first."""
     try:
         with transaction.atomic():
             return model.objects.create(**lookup, **defaults), True
@@ -112,7 +117,7 @@ def customer_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def upsert_customer(
     obj: Mapping[str, Any], *, event: WebhookEvent | None = None, user=None
 ) -> Customer:
@@ -154,7 +159,7 @@ def session_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def upsert_checkout_session(
     obj: Mapping[str, Any], *, event: WebhookEvent | None = None
 ) -> CheckoutSession:
@@ -220,7 +225,7 @@ def payment_fields(obj: Mapping[str, Any], session: CheckoutSession | None) -> d
     return fields
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def upsert_payment(
     obj: Mapping[str, Any],
     *,
@@ -307,8 +312,8 @@ def upsert_refund(obj: Mapping[str, Any], *, event: WebhookEvent | None = None) 
     if row is None and reference:
         row = Refund.objects.select_for_update().filter(idempotency_key=reference).first()
     transition = None
-    if row is None:
-        row, created = lock_or_create(
+    if row is None:  # not known here: Plugipay's own refund (e.g. made in its dashboard)
+        row, created = create_or_lock(
             Refund,
             {"plugipay_id": obj["id"]},
             {**fields, "payment": payment, "currency": fields["currency"] or payment.currency},

@@ -16,14 +16,13 @@ from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import (
     CheckoutSession,
     EventSource,
-    EventStatus,
     Refund,
     RefundStatus,
     SyncCursor,
     WebhookEvent,
 )
 from django_plugipay.services.checkout import sync_checkout_session
-from django_plugipay.services.events import apply_event, record_event
+from django_plugipay.services.events import DONE, process_event
 from django_plugipay.services.refunds import submit_refund, sync_refund
 from django_plugipay.webhooks import parse_event
 
@@ -92,38 +91,39 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
     if start is not None:
         filters["occurredAfter"] = start.isoformat().replace("+00:00", "Z")
     newest, newest_id = cursor.occurred_at, cursor.last_event_id
-    known = (
-        dict(WebhookEvent.objects.filter(occurred_at__gte=start).values_list("event_id", "status"))
-        if start is not None
-        else None
-    )
     for item in get_client().list_events(**filters):
         parsed = parse_event(item)
         result.events_seen += 1
-        status = known.get(parsed.id) if known is not None else None
-        if status is None and known is None:
+        if dry_run:
             status = (
                 WebhookEvent.objects.filter(event_id=parsed.id)
                 .values_list("status", flat=True)
                 .first()
             )
-        if status in (EventStatus.PROCESSED, EventStatus.IGNORED):
-            result.events_already_known += 1
-        elif dry_run:
-            result.events_applied += 1
-        else:
-            event, _ = record_event(parsed, source=EventSource.RECONCILE)
-            try:
-                apply_event(event=event)
+            if status in DONE:
+                result.events_already_known += 1
+            else:
                 result.events_applied += 1
-            except Exception:  # recorded on the event; reconciliation goes on
-                result.events_failed += 1
+        else:
+            _apply_one(parsed, result)
         if parsed.occurred_at and (newest is None or parsed.occurred_at >= newest):
             newest, newest_id = parsed.occurred_at, parsed.id
         if progress:
             progress(result.events_seen)
     if not dry_run and newest is not None:
         SyncCursor.objects.filter(pk=cursor.pk).update(occurred_at=newest, last_event_id=newest_id)
+
+
+def _apply_one(parsed, result: ReconcileResult) -> None:
+    try:
+        _event, applied = process_event(parsed, source=EventSource.RECONCILE)
+    except Exception:  # recorded on the event; reconciliation goes on
+        result.events_failed += 1
+        return
+    if applied:
+        result.events_applied += 1
+    else:
+        result.events_already_known += 1
 
 
 def _sync_in_flight(result: ReconcileResult) -> None:
