@@ -162,8 +162,16 @@ pages = Router()  # hosted checkout and /_sandbox control routes
 # ── list helpers shared by the resources ─────────────────────────────────────────
 
 
-def paginate(store: Store, request: Request, items: Iterable[dict[str, Any]]) -> Response:
-    """Newest first (or ``order``/``direction=asc``), cursor pages, both pagination forms."""
+def paginate(
+    store: Store,
+    request: Request,
+    items: Iterable[dict[str, Any]],
+    render: Callable[[dict[str, Any]], Any] | None = None,
+) -> Response:
+    """Newest first (or ``order``/``direction=asc``), cursor pages, both pagination forms.
+
+    Only the page is rendered (``render``, default: the object's public form).
+    """
     try:
         limit = int(request.query.get("limit", 50))
     except ValueError as exc:
@@ -185,7 +193,7 @@ def paginate(store: Store, request: Request, items: Iterable[dict[str, Any]]) ->
         "hasMore": more,
         "page": {"limit": limit, "hasMore": more, "nextCursor": next_cursor},
     }
-    return envelope([store.public(o) for o in page], meta=meta, store=store)
+    return envelope([(render or store.public)(o) for o in page], meta=meta, store=store)
 
 
 def encode_cursor(seq: int) -> str:

@@ -209,13 +209,15 @@ class Store:
             self.changed.notify_all()
 
     def _stamp(self, obj: dict[str, Any], mode: str) -> dict[str, Any]:
-        now = iso(self.now())
+        moment = self.now()
+        now = iso(moment)
         obj.update(
             accountId=self.config.account_id,
             mode=mode,
             createdAt=now,
             updatedAt=now,
             _seq=self.next_seq(),
+            _createdAtTs=moment,
         )
         obj["arn"] = f"arn:plugipay:{mode}:{self.config.account_id}:{obj['id']}"
         return obj
@@ -290,6 +292,7 @@ class Store:
             "kind": kind,
             "mode": obj.get("mode", "test"),
             "occurredAt": iso(self.now()),
+            "_occurredAtTs": self.now(),
             "object": self.public(obj),
             "previousAttributes": previous,
             "publishedAt": None,

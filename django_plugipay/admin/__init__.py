@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html_join
@@ -169,7 +170,11 @@ class PaymentAdmin(MirrorAdmin):
     change_form_template = "admin/django_plugipay/payment/change_form.html"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_refund_totals()
+        # A per-page prefetch, not an annotation: the changelist's count stays a plain COUNT.
+        in_flight = Prefetch(
+            "refunds", queryset=Refund.objects.in_flight(), to_attr="in_flight_refunds"
+        )
+        return super().get_queryset(request).prefetch_related(in_flight)
 
     def has_refund_permission(self, request) -> bool:
         return request.user.has_perm(REFUND_PERMISSION)
@@ -186,7 +191,7 @@ class PaymentAdmin(MirrorAdmin):
     def remaining_display(self, obj):
         if obj.status != "succeeded":
             return "—"
-        in_flight = getattr(obj, "amount_in_flight", 0) or 0
+        in_flight = sum(r.amount for r in getattr(obj, "in_flight_refunds", ()))
         return money(obj.amount - obj.amount_refunded - in_flight, obj.currency)
 
     @admin.display(description=_("status"), ordering="status")

@@ -16,7 +16,7 @@ class MirrorModel(models.Model):
     data = models.JSONField(
         _("data"), default=dict, blank=True, help_text=_("The last object Plugipay sent.")
     )
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     synced_at = models.DateTimeField(
         _("synced at"),

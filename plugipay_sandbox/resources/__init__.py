@@ -97,7 +97,10 @@ def created_between(
     field: str = "createdAt",
 ):
     low, high = time_filter(query, *after), time_filter(query, *before)
+    if low is None and high is None:
+        yield from items
+        return
     for item in items:
-        moment = parse_time(item[field])
+        moment = item.get(f"_{field}Ts") or parse_time(item[field])
         if (low is None or moment >= low) and (high is None or moment < high):
             yield item

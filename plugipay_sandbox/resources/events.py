@@ -55,7 +55,7 @@ def list_(store: Store, request: Request):
         before=("occurredBefore", "until"),
         field="occurredAt",
     )
-    return paginate(store, request, [_rendered(store, e) for e in chosen])
+    return paginate(store, request, chosen, render=lambda e: store.public(_rendered(store, e)))
 
 
 @api.add("GET", "/events/types")
