@@ -270,9 +270,8 @@ class PlugipayClient:
             retry_after = response.headers.get("Retry-After")
             seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
             return TransientError(message, retry_after=seconds, **kwargs)
-        api_error = APIError(message, **kwargs)
-        api_error.details = error.get("details")  # type: ignore[attr-defined]
-        return api_error
+        details = error.get("details")
+        return APIError(message, details=details if isinstance(details, dict) else None, **kwargs)
 
     # ── pagination ────────────────────────────────────────────────────────────
 

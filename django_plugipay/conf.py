@@ -51,10 +51,6 @@ class AppSettings:
             return [value] if name == "WEBHOOK_SECRETS" else value
         return DEFAULTS[name]
 
-    def is_set(self, name: str) -> bool:
-        user = getattr(settings, "PLUGIPAY", None) or {}
-        return name in user
-
     @property
     def KEY_ID(self) -> str | None:
         return self.raw("KEY_ID")

@@ -18,6 +18,7 @@ class PlugipayError(Exception):
         code: str | None = None,
         request_id: str | None = None,
         field: str | None = None,
+        details: dict | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -25,6 +26,7 @@ class PlugipayError(Exception):
         self.code = code
         self.request_id = request_id
         self.field = field
+        self.details = details or {}
 
     def __str__(self) -> str:
         parts = [self.message]

@@ -49,8 +49,9 @@ class NewestFirst(CursorPagination):
     max_page_size = 100
 
 
-def visible(queryset, user, model_name: str, owner: str):
-    return queryset if sees_everything(user, model_name) else queryset.filter(**{owner: user})
+def visible(queryset, user, model_name: str):
+    """Everything for staff with the view permission; otherwise the user's own rows."""
+    return queryset if sees_everything(user, model_name) else queryset.for_user(user)
 
 
 class CheckoutSessionCreate(generics.GenericAPIView):
@@ -90,7 +91,6 @@ class CheckoutSessionDetail(generics.RetrieveAPIView):
             CheckoutSession.objects.prefetch_related("payments"),
             self.request.user,
             "checkoutsession",
-            "customer__user",
         )
 
     def get_object(self):
@@ -122,7 +122,6 @@ class PaymentList(generics.ListAPIView):
             Payment.objects.select_related("checkout_session").prefetch_related("refunds__payment"),
             self.request.user,
             "payment",
-            "customer__user",
         )
         params = self.request.query_params
         if params.get("status"):
@@ -152,7 +151,6 @@ class PaymentDetail(generics.RetrieveAPIView):
             Payment.objects.select_related("checkout_session").prefetch_related("refunds__payment"),
             self.request.user,
             "payment",
-            "customer__user",
         )
 
 
@@ -167,7 +165,6 @@ class RefundDetail(generics.RetrieveAPIView):
             Refund.objects.select_related("payment"),
             self.request.user,
             "refund",
-            "payment__customer__user",
         )
 
 

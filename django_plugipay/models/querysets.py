@@ -53,6 +53,9 @@ class RefundQuerySet(models.QuerySet):
     def counting(self) -> RefundQuerySet:
         return self.filter(status__in=RefundStatus.counting())
 
+    def for_user(self, user) -> RefundQuerySet:
+        return self.filter(payment__customer__user=user)
+
     def in_flight(self) -> RefundQuerySet:
         return self.filter(status__in=(RefundStatus.REQUESTED, RefundStatus.PENDING))
 

@@ -132,7 +132,7 @@ def submit_refund(*, refund: Refund) -> Refund:
             exc,
             extra={"refund_id": refund.pk, "request_id": exc.request_id},
         )
-        data = (getattr(exc, "details", None) or {}).get("refund")
+        data = exc.details.get("refund")
         return mark_refund_failed(
             refund, code=exc.code or "refused", message=exc.message, data=data
         )
