@@ -349,8 +349,15 @@ def ingestion(events: int, concurrency: int) -> dict:
         ours["redelivered"] = redeliver_failed(server.url + "/plugipay/webhook/")
         check = check_applied(ours_unique)
         truncate()
-        paced_bodies, _ = make_events(1000, "p")
-        paced = send(server.url + "/plugipay/webhook/", paced_bodies, concurrency, rate=100)
+        paced_runs = []
+        for run in range(3):  # after a pause: the saturating run's backlog must not count
+            time.sleep(5)
+            paced_bodies, _ = make_events(600, f"p{run}")
+            paced_runs.append(
+                send(server.url + "/plugipay/webhook/", paced_bodies, concurrency, rate=100)
+            )
+        paced = sorted(paced_runs, key=lambda r: r["p99_ms"])[1]
+        paced["p99_runs_ms"] = [r["p99_ms"] for r in paced_runs]
     finally:
         server.stop()
     truncate()
@@ -640,8 +647,9 @@ def markdown(results: dict, command: str) -> str:
     lines += [
         "",
         f"- Ratio ours / baseline: **{ing['ratio']}** (target ≥ 0.5).",
-        f"- At 100 events/s offered: p50 {paced['p50_ms']} ms, p99 **{paced['p99_ms']} ms** "
-        "(target < 50 ms).",
+        f"- At 100 events/s offered (3 runs of 600 events, median by p99): p50 "
+        f"{paced['p50_ms']} ms, p99 **{paced['p99_ms']} ms** (runs: "
+        f"{paced.get('p99_runs_ms', [paced['p99_ms']])}; target < 50 ms).",
         f"- Database queries per applied event: **{ing['queries_per_applied_event']['statements']}"
         f"** SQL statements plus {ing['queries_per_applied_event']['transaction_control']} "
         "transaction-control statements (BEGIN/COMMIT/SAVEPOINT), measured in-process with the "
@@ -670,7 +678,9 @@ def markdown(results: dict, command: str) -> str:
         f"{rec['events']:,} events served by the sandbox, applied from an empty database: "
         f"**{rec['events_per_s']} events/s**, **{rec['queries_per_event']} SQL statements per "
         f"event** (+{rec['transaction_control_per_event']} transaction control) "
-        f"(target ≥ 300 events/s). {rec['payments_created']:,} payments created.",
+        f"(target ≥ 300 events/s). {rec['payments_created']:,} payments created. With "
+        f"{results['reconciliation_2000']['events']:,} events: "
+        f"{results['reconciliation_2000']['events_per_s']} events/s.",
         "",
         "## Admin",
         "",

@@ -56,7 +56,13 @@ def wait_for(url: str, seconds: float = 30) -> None:
     raise SystemExit(f"{url} did not come up within {seconds:.0f}s")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Ctrl-C and SIGTERM stop everything, even when started where SIGINT was ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print("Setting up the example shop…", flush=True)
     manage("migrate", "--noinput", "-v", "0")
     manage("loaddata", "products", "-v", "0")
@@ -83,7 +89,7 @@ Test cards (any future expiry, any CVC):
 Press Ctrl-C to stop.""",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        signal.signal(signal.SIGTERM, _interrupt)
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
         print("A demo process stopped; shutting down.", file=sys.stderr)
