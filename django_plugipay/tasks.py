@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 
 from celery import shared_task
+from django.db import models
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay import services
@@ -23,9 +25,23 @@ def backoff(retries: int, retry_after: float | None = None) -> float:
     return random.uniform(0, min(BACKOFF_CAP, 2 * 2**retries))  # noqa: S311 - jitter
 
 
-def _retrying(task, exc: Exception):
-    retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-    return task.retry(exc=exc, countdown=backoff(task.request.retries, retry_after))
+def _run(
+    task,
+    model: type[models.Model],
+    pk: int,
+    service: Callable,
+    keyword: str,
+    retry_on: tuple[type[Exception], ...] = (TransientError,),
+) -> str | None:
+    """Load the row (gone: nothing to do), call one service, retry what may pass."""
+    obj = model.objects.filter(pk=pk).first()
+    if obj is None:
+        return None
+    try:
+        return service(**{keyword: obj}).status
+    except retry_on as exc:
+        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries, retry_after)) from exc
 
 
 @shared_task(
@@ -40,13 +56,7 @@ def create_refund(self, refund_id: int) -> str | None:
 
     Terminal refunds are left alone, so a redelivered or duplicated task is harmless.
     """
-    refund = Refund.objects.filter(pk=refund_id).first()
-    if refund is None:
-        return None
-    try:
-        return services.submit_refund(refund=refund).status
-    except TransientError as exc:
-        raise _retrying(self, exc) from exc
+    return _run(self, Refund, refund_id, services.submit_refund, "refund")
 
 
 @shared_task(
@@ -61,37 +71,22 @@ def process_webhook_event(self, event_id: int) -> str | None:
 
     A failing receiver is retried too: the event stays ``failed`` and visible meanwhile.
     """
-    event = WebhookEvent.objects.filter(pk=event_id).first()
-    if event is None:
-        return None
-    try:
-        return services.apply_event(event=event).status
-    except Exception as exc:
-        raise _retrying(self, exc) from exc
+    return _run(self, WebhookEvent, event_id, services.apply_event, "event", (Exception,))
 
 
 @shared_task(
-    bind=True, name="django_plugipay.sync_checkout_session", acks_late=True, max_retries=MAX_RETRIES
+    bind=True,
+    name="django_plugipay.sync_checkout_session",
+    acks_late=True,
+    max_retries=MAX_RETRIES,
 )
 def sync_checkout_session(self, session_id: int) -> str | None:
-    session = CheckoutSession.objects.filter(pk=session_id).first()
-    if session is None:
-        return None
-    try:
-        return services.sync_checkout_session(session=session).status
-    except TransientError as exc:
-        raise _retrying(self, exc) from exc
+    return _run(self, CheckoutSession, session_id, services.sync_checkout_session, "session")
 
 
 @shared_task(bind=True, name="django_plugipay.sync_refund", acks_late=True, max_retries=MAX_RETRIES)
 def sync_refund(self, refund_id: int) -> str | None:
-    refund = Refund.objects.filter(pk=refund_id).first()
-    if refund is None:
-        return None
-    try:
-        return services.sync_refund(refund=refund).status
-    except TransientError as exc:
-        raise _retrying(self, exc) from exc
+    return _run(self, Refund, refund_id, services.sync_refund, "refund")
 
 
 @shared_task(bind=True, name="django_plugipay.reconcile", acks_late=True, max_retries=MAX_RETRIES)
@@ -100,5 +95,5 @@ def reconcile(self, since: str | None = None) -> dict:
     try:
         result = services.reconcile(since=parse_datetime(since) if since else None)
     except TransientError as exc:
-        raise _retrying(self, exc) from exc
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after)) from exc
     return dataclasses.asdict(result)

@@ -155,6 +155,19 @@ class Sandbox:
             self.flush()
         return result
 
+    def paid_payment(self, amount: int = 100_000, currency: str = "IDR", **session_options):
+        """A succeeded Payment: a checkout session created through the services, paid with
+        the success card, webhooks delivered. Handy for testing refunds."""
+        from django_plugipay import services
+        from django_plugipay.models import Payment
+
+        options = {"success_url": "https://shop.test/ok", "cancel_url": "https://shop.test/no"}
+        session = services.create_checkout_session(
+            amount=amount, currency=currency, **{**options, **session_options}
+        )
+        self.pay(session)
+        return Payment.objects.get(checkout_session=session, status="succeeded")
+
     def pay_with(self, session: Any, method: str, *, deliver: bool = True) -> dict[str, Any]:
         result = self.control(
             "POST", f"checkout-sessions/{self._id(session)}/pay", {"method": method}

@@ -174,14 +174,7 @@ class Store:
             if keep_endpoints:
                 kept = {k: v for k, v in self.endpoints.items() if v.get("_origin") == "cli"}
                 for endpoint in kept.values():
-                    endpoint.update(
-                        active=True,
-                        status="active",
-                        consecutiveFailures=0,
-                        failingSince=None,
-                        disabledAt=None,
-                        disabledReason=None,
-                    )
+                    self.enable_endpoint(endpoint)
             self.customers: dict[str, dict[str, Any]] = {}
             self.sessions: dict[str, dict[str, Any]] = {}
             self.payments: dict[str, dict[str, Any]] = {}
@@ -759,6 +752,18 @@ class Store:
             self.endpoints[endpoint["id"]] = endpoint
             self.changed.notify_all()
             return endpoint
+
+    @staticmethod
+    def enable_endpoint(endpoint: dict[str, Any]) -> None:
+        """Active again, with the failure streak cleared."""
+        endpoint.update(
+            active=True,
+            status="active",
+            consecutiveFailures=0,
+            failingSince=None,
+            disabledAt=None,
+            disabledReason=None,
+        )
 
     def disable_endpoint(self, endpoint: dict[str, Any], reason: str, status: str) -> None:
         endpoint.update(

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from django_plugipay import services
-from django_plugipay.models import Payment, Refund, WebhookEvent
+from django_plugipay.models import Refund, WebhookEvent
 from tests.factories import PaymentFactory, RefundFactory, UserFactory
 
 CHANGELIST = "/admin/django_plugipay/payment/"
@@ -73,7 +73,7 @@ def test_confirmation_page_shows_amounts_and_prefills_the_remainder(client):
 
 
 def test_partial_refund_through_the_page(plugipay_sandbox, client):
-    payment = paid(plugipay_sandbox, 250_000)
+    payment = plugipay_sandbox.paid_payment(250_000)
     user = staff("refund_payment")
     client.force_login(user)
     response = client.post(
@@ -91,7 +91,7 @@ def test_partial_refund_through_the_page(plugipay_sandbox, client):
 
 
 def test_full_refund_from_the_action(plugipay_sandbox, client):
-    payment = paid(plugipay_sandbox, 40_000)
+    payment = plugipay_sandbox.paid_payment(40_000)
     client.force_login(staff("refund_payment"))
     confirm = client.post(
         CHANGELIST, {"action": "refund_payments", "_selected_action": [payment.pk]}
@@ -142,7 +142,7 @@ def test_other_needs_a_description(client):
 
 
 def test_mixed_selection_refunds_what_it_can_and_lists_the_rest(plugipay_sandbox, client):
-    good = paid(plugipay_sandbox, 10_000)
+    good = plugipay_sandbox.paid_payment(10_000)
     failed = PaymentFactory(status="failed")
     done = PaymentFactory(amount=5_000, amount_refunded=5_000)
     RefundFactory(payment=done, amount=5_000)
@@ -240,11 +240,3 @@ def test_metadata_search(client):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     html = client.get("/admin/django_plugipay/checkoutsession/?q=order:1042").content.decode()
     assert session.plugipay_id in html and other.plugipay_id not in html
-
-
-def paid(sandbox, amount):
-    session = services.create_checkout_session(
-        amount=amount, currency="IDR", success_url="https://a.test", cancel_url="https://b.test"
-    )
-    sandbox.pay(session)
-    return Payment.objects.get(checkout_session=session, status="succeeded")

@@ -138,20 +138,8 @@ def test_cursor_pagination():
     assert len(ids) == 25
 
 
-def paid(sandbox, amount=100_000):
-    session = services.create_checkout_session(
-        amount=amount,
-        currency="IDR",
-        success_url="https://shop.test/ok",
-        cancel_url="https://shop.test/no",
-    )
-    sandbox.pay(session)
-    session.refresh_from_db()
-    return session.payment
-
-
 def test_refund_needs_the_permission(plugipay_sandbox):
-    payment = paid(plugipay_sandbox)
+    payment = plugipay_sandbox.paid_payment()
     url = f"{API}/payments/{payment.plugipay_id}/refunds/"
     refused = client_for(staff_with("view_payment")).post(url, {"reason": "duplicate"})
     assert refused.status_code == 403 and not Refund.objects.exists()
@@ -162,7 +150,7 @@ def test_refund_needs_the_permission(plugipay_sandbox):
 
 
 def test_idempotent_refund_post(plugipay_sandbox):
-    payment = paid(plugipay_sandbox)
+    payment = plugipay_sandbox.paid_payment()
     client = client_for(staff_with("refund_payment"))
     url = f"{API}/payments/{payment.plugipay_id}/refunds/"
     body = {"amount": 2500, "reason": "requested_by_customer"}
@@ -178,7 +166,7 @@ def test_idempotent_refund_post(plugipay_sandbox):
 
 
 def test_over_refund_is_400_with_a_clear_message(plugipay_sandbox):
-    payment = paid(plugipay_sandbox, 10_000)
+    payment = plugipay_sandbox.paid_payment(10_000)
     response = client_for(staff_with("refund_payment")).post(
         f"{API}/payments/{payment.plugipay_id}/refunds/", {"amount": 10_001, "reason": "duplicate"}
     )

@@ -124,14 +124,8 @@ def test_a_receiver_that_raises_once_is_retried_by_the_sandbox(plugipay_sandbox)
     assert len(shipped) == 1 and not WebhookEvent.objects.failed().exists()
 
 
-def paid_payment(sandbox, amount=100_000):
-    session = start(amount)
-    sandbox.pay(session)
-    return Payment.objects.get(checkout_session=session, status="succeeded")
-
-
 def test_partial_and_full_refunds(plugipay_sandbox, signals_log):
-    payment = paid_payment(plugipay_sandbox)
+    payment = plugipay_sandbox.paid_payment()
     staff = UserFactory()
     partial = services.refund_payment(
         payment=payment, amount=30_000, reason="duplicate", requested_by=staff
@@ -150,7 +144,7 @@ def test_partial_and_full_refunds(plugipay_sandbox, signals_log):
 
 
 def test_refund_validation(plugipay_sandbox):
-    payment = paid_payment(plugipay_sandbox, 10_000)
+    payment = plugipay_sandbox.paid_payment(10_000)
     with pytest.raises(RefundError, match="more than the 10000 left"):
         services.refund_payment(payment=payment, amount=10_001, reason="duplicate")
     with pytest.raises(RefundError, match="Describe"):
@@ -167,7 +161,7 @@ def test_refund_validation(plugipay_sandbox):
 
 
 def test_refused_refund_is_failed_with_the_api_message(plugipay_sandbox, signals_log):
-    payment = paid_payment(plugipay_sandbox)
+    payment = plugipay_sandbox.paid_payment()
     plugipay_sandbox.fault("refund_refused")
     refund = services.refund_payment(payment=payment, reason="fraudulent")
     plugipay_sandbox.flush()
@@ -180,7 +174,7 @@ def test_refused_refund_is_failed_with_the_api_message(plugipay_sandbox, signals
 
 
 def test_refund_survives_a_dropped_connection(plugipay_sandbox):
-    payment = paid_payment(plugipay_sandbox)
+    payment = plugipay_sandbox.paid_payment()
     plugipay_sandbox.fault("drop_after_commit", path_prefix="/api/v1/refunds")
     refund = services.refund_payment(payment=payment, amount=5_000, reason="duplicate")
     plugipay_sandbox.flush()
@@ -191,7 +185,7 @@ def test_refund_survives_a_dropped_connection(plugipay_sandbox):
 
 def test_pending_refund_settles_later(plugipay_sandbox, signals_log):
     plugipay_sandbox.configure(refundDelay=-1)
-    payment = paid_payment(plugipay_sandbox)
+    payment = plugipay_sandbox.paid_payment()
     refund = services.refund_payment(payment=payment, amount=1_000, reason="duplicate")
     refund.refresh_from_db()
     assert refund.status == "pending"

@@ -10,12 +10,19 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.admin.actions import cancel_sessions, reprocess_events, resync
-from django_plugipay.admin.display import MirrorAdmin, admin_link, badge, money, pretty_json
+from django_plugipay.admin.display import (
+    MirrorAdmin,
+    MirrorDisplay,
+    admin_link,
+    badge,
+    money,
+    pretty_json,
+)
 from django_plugipay.admin.refunds import REFUND_PERMISSION, refund_view
 from django_plugipay.models import CheckoutSession, Customer, Payment, Refund, WebhookEvent
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(MirrorDisplay, admin.TabularInline):
     model = Refund
     extra = 0
     can_delete = False
@@ -32,14 +39,6 @@ class RefundInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
-
-    @admin.display(description=_("amount"))
-    def amount_display(self, obj):
-        return money(obj.amount, obj.currency)
-
-    @admin.display(description=_("status"))
-    def status_badge(self, obj):
-        return badge(obj.status)
 
 
 @admin.register(Customer)
@@ -64,10 +63,6 @@ class CustomerAdmin(MirrorAdmin):
         "data_pretty",
     ]
     exclude = ["data"]
-
-    @admin.display(description=_("data"))
-    def data_pretty(self, obj):
-        return pretty_json(obj.data)
 
 
 @admin.register(CheckoutSession)
@@ -109,26 +104,10 @@ class CheckoutSessionAdmin(MirrorAdmin):
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("django_plugipay.change_checkoutsession")
 
-    @admin.display(description=_("amount"), ordering="amount")
-    def amount_display(self, obj):
-        return money(obj.amount, obj.currency)
-
-    @admin.display(description=_("status"), ordering="status")
-    def status_badge(self, obj):
-        return badge(obj.status)
-
-    @admin.display(description=_("customer"))
-    def customer_link(self, obj):
-        return admin_link(obj.customer)
-
     @admin.display(description=_("payments"))
     def payments_links(self, obj):
         links = [admin_link(p, f"{p.plugipay_id} ({p.status})") for p in obj.payments.all()]
         return format_html_join(", ", "{}", ((link,) for link in links)) if links else "—"
-
-    @admin.display(description=_("data"))
-    def data_pretty(self, obj):
-        return pretty_json(obj.data)
 
 
 @admin.register(Payment)
@@ -179,10 +158,6 @@ class PaymentAdmin(MirrorAdmin):
     def has_refund_permission(self, request) -> bool:
         return request.user.has_perm(REFUND_PERMISSION)
 
-    @admin.display(description=_("amount"), ordering="amount")
-    def amount_display(self, obj):
-        return money(obj.amount, obj.currency)
-
     @admin.display(description=_("refunded"), ordering="amount_refunded")
     def refunded_display(self, obj):
         return money(obj.amount_refunded, obj.currency)
@@ -199,10 +174,6 @@ class PaymentAdmin(MirrorAdmin):
         if obj.refund_state:
             return badge(obj.status, obj.refund_state.replace("_", " "))
         return badge(obj.status)
-
-    @admin.display(description=_("customer"))
-    def customer_link(self, obj):
-        return admin_link(obj.customer)
 
     @admin.display(description=_("checkout session"))
     def session_link(self, obj):
@@ -264,14 +235,6 @@ class RefundAdmin(MirrorAdmin):
     ]
     fields = readonly_fields
 
-    @admin.display(description=_("amount"), ordering="amount")
-    def amount_display(self, obj):
-        return money(obj.amount, obj.currency)
-
-    @admin.display(description=_("status"), ordering="status")
-    def status_badge(self, obj):
-        return badge(obj.status)
-
     @admin.display(description=_("payment"))
     def payment_link(self, obj):
         return admin_link(obj.payment)
@@ -311,10 +274,6 @@ class WebhookEventAdmin(MirrorAdmin):
 
     def has_reprocess_permission(self, request) -> bool:
         return request.user.has_perm("django_plugipay.change_webhookevent")
-
-    @admin.display(description=_("status"), ordering="status")
-    def status_badge(self, obj):
-        return badge(obj.status)
 
     @admin.display(description=_("payload"))
     def payload_pretty(self, obj):

@@ -7,6 +7,7 @@ import json
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.money import format_amount
 
@@ -55,7 +56,27 @@ def pretty_json(value) -> str:
     )
 
 
-class MirrorAdmin(admin.ModelAdmin):
+class MirrorDisplay:
+    """Columns and fields every mirror shows the same way."""
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_display(self, obj):
+        return money(obj.amount, obj.currency)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.status)
+
+    @admin.display(description=_("customer"))
+    def customer_link(self, obj):
+        return admin_link(obj.customer)
+
+    @admin.display(description=_("data"))
+    def data_pretty(self, obj):
+        return pretty_json(obj.data)
+
+
+class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
     """Mirrors of Plugipay objects: read-only here; Plugipay stays the source of truth."""
 
     list_per_page = 50

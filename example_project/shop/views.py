@@ -46,12 +46,15 @@ def buy(request, slug):
 @login_required
 def success(request, pk):
     """The buyer is back, often before the webhook: ask Plugipay now (same apply path)."""
-    order = get_object_or_404(Order, pk=pk, user=request.user)
+    order = get_object_or_404(
+        Order.objects.select_related("checkout_session"), pk=pk, user=request.user
+    )
     if order.checkout_session is not None and order.checkout_session.is_open:
         # If Plugipay cannot be reached the webhook will tell us; the page says "processing".
         with contextlib.suppress(PlugipayError):
             services.sync_checkout_session(session=order.checkout_session)
-        order.refresh_from_db()
+    # Read the order again in any case: the webhook may have paid it since it was loaded.
+    order.refresh_from_db()
     return render(request, "shop/success.html", {"order": order})
 
 

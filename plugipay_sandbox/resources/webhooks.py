@@ -62,14 +62,7 @@ def update(store: Store, request: Request):
             if not isinstance(body["active"], bool):
                 raise invalid("active", "active must be true or false.")
             if body["active"]:
-                endpoint.update(
-                    active=True,
-                    status="active",
-                    consecutiveFailures=0,
-                    failingSince=None,
-                    disabledAt=None,
-                    disabledReason=None,
-                )
+                store.enable_endpoint(endpoint)
             else:
                 store.disable_endpoint(endpoint, "paused through the API", "disabled")
         store._touch(endpoint)

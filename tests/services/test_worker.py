@@ -3,20 +3,9 @@
 import time
 
 from django_plugipay import services
-from django_plugipay.models import Payment, Refund
+from django_plugipay.models import Refund
 from tests import signal_log as signals_file
 from tests.services.conftest import wait_until
-
-
-def paid(sandbox, amount=100_000):
-    session = services.create_checkout_session(
-        amount=amount,
-        currency="IDR",
-        success_url="https://shop.test/ok",
-        cancel_url="https://shop.test/no",
-    )
-    sandbox.pay(session)
-    return Payment.objects.get(checkout_session=session, status="succeeded")
 
 
 def settled(refund_pk, status="succeeded"):
@@ -24,7 +13,7 @@ def settled(refund_pk, status="succeeded"):
 
 
 def test_refund_through_a_real_worker(plugipay_sandbox, celery_worker, signal_log):
-    payment = paid(plugipay_sandbox)
+    payment = plugipay_sandbox.paid_payment()
     refund = services.refund_payment(payment=payment, amount=25_000, reason="duplicate")
     assert refund.status == "requested"
     wait_until(settled(refund.pk), message="the worker to create the refund")
@@ -40,7 +29,7 @@ def test_refund_through_a_real_worker(plugipay_sandbox, celery_worker, signal_lo
 def test_dropped_connection_after_commit_is_retried_with_the_same_key(
     plugipay_sandbox, celery_worker
 ):
-    payment = paid(plugipay_sandbox)
+    payment = plugipay_sandbox.paid_payment()
     plugipay_sandbox.fault("drop_after_commit", path_prefix="/api/v1/refunds")
     refund = services.refund_payment(payment=payment, reason="requested_by_customer")
     wait_until(settled(refund.pk), message="the retried task")
@@ -49,7 +38,7 @@ def test_dropped_connection_after_commit_is_retried_with_the_same_key(
 
 
 def test_429_retry_after_is_honoured(plugipay_sandbox, celery_worker):
-    payment = paid(plugipay_sandbox)
+    payment = plugipay_sandbox.paid_payment()
     plugipay_sandbox.fault("http_429", path_prefix="/api/v1/refunds", retry_after=2)
     refund = services.refund_payment(payment=payment, amount=1_000, reason="duplicate")
     wait_until(settled(refund.pk), message="the task after Retry-After")
@@ -61,7 +50,7 @@ def test_429_retry_after_is_honoured(plugipay_sandbox, celery_worker):
 def test_worker_killed_mid_task_redelivers_and_plugipay_holds_one_refund(
     plugipay_sandbox, celery_worker
 ):
-    payment = paid(plugipay_sandbox)
+    payment = plugipay_sandbox.paid_payment()
     # The sandbox commits the refund 2 s after the request arrives; the worker dies meanwhile.
     plugipay_sandbox.fault("delay", path_prefix="/api/v1/refunds", delay=2)
     plugipay_sandbox.hold()  # only the redelivered task can tell us about this refund
