@@ -96,20 +96,7 @@ class PlugipayClient:
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> PlugipayClient:
-        from django_plugipay.conf import app_settings
-
-        options: dict[str, Any] = {
-            "key_id": app_settings.KEY_ID,
-            "secret": app_settings.SECRET,
-            "api_key": app_settings.API_KEY,
-            "base_url": app_settings.BASE_URL,
-            "api_prefix": app_settings.API_PREFIX,
-            "timeout": app_settings.TIMEOUT,
-            "max_retries": app_settings.MAX_RETRIES,
-            "backoff": app_settings.RETRY_BACKOFF,
-        }
-        options.update(overrides)
-        return cls(**options)
+        return cls(**{**_options_from_settings(), **overrides})
 
     @staticmethod
     def _new_session() -> requests.Session:
@@ -354,23 +341,28 @@ class PlugipayClient:
         self.request("DELETE", f"/webhooks/{quote(endpoint_id, safe='')}")
 
 
-def get_client() -> PlugipayClient:
-    """The client for the current settings, cached while the settings stay the same."""
+def _options_from_settings() -> dict[str, Any]:
     from django_plugipay.conf import app_settings
 
-    key = (
-        app_settings.KEY_ID,
-        app_settings.SECRET,
-        app_settings.API_KEY,
-        app_settings.BASE_URL,
-        app_settings.API_PREFIX,
-        app_settings.TIMEOUT,
-        app_settings.MAX_RETRIES,
-        app_settings.RETRY_BACKOFF,
-    )
+    return {
+        "key_id": app_settings.KEY_ID,
+        "secret": app_settings.SECRET,
+        "api_key": app_settings.API_KEY,
+        "base_url": app_settings.BASE_URL,
+        "api_prefix": app_settings.API_PREFIX,
+        "timeout": app_settings.TIMEOUT,
+        "max_retries": app_settings.MAX_RETRIES,
+        "backoff": app_settings.RETRY_BACKOFF,
+    }
+
+
+def get_client() -> PlugipayClient:
+    """The client for the current settings, cached while the settings stay the same."""
+    options = _options_from_settings()
+    key = tuple(options.values())
     cached = _clients.get(key)
     if cached is None:
-        cached = _clients[key] = PlugipayClient.from_settings()
+        cached = _clients[key] = PlugipayClient(**options)
     return cached
 
 

@@ -112,17 +112,20 @@ PAYMENT_FILTERS = [
 ]
 
 
+def visible_payments(user):
+    payments = Payment.objects.select_related("checkout_session").prefetch_related(
+        "refunds__payment"
+    )
+    return visible(payments, user, "payment")
+
+
 class PaymentList(generics.ListAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = PaymentSerializer
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        queryset = visible(
-            Payment.objects.select_related("checkout_session").prefetch_related("refunds__payment"),
-            self.request.user,
-            "payment",
-        )
+        queryset = visible_payments(self.request.user)
         params = self.request.query_params
         if params.get("status"):
             queryset = queryset.filter(status=params["status"])
@@ -147,11 +150,7 @@ class PaymentDetail(generics.RetrieveAPIView):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return visible(
-            Payment.objects.select_related("checkout_session").prefetch_related("refunds__payment"),
-            self.request.user,
-            "payment",
-        )
+        return visible_payments(self.request.user)
 
 
 class RefundDetail(generics.RetrieveAPIView):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError
@@ -53,15 +51,9 @@ def get_or_create_customer_for_user(*, user) -> Customer:
     if existing is not None:
         return existing
     full_name = user.get_full_name() if hasattr(user, "get_full_name") else ""
-    customer = create_customer(
+    return create_customer(
         email=getattr(user, "email", "") or f"user-{user.pk}@example.invalid",
         name=full_name or user.get_username(),
-        user=None,
+        user=user,
         external_id=f"user:{user.pk}",
     )
-    with transaction.atomic():
-        row = Customer.objects.select_for_update().get(pk=customer.pk)
-        if row.user_id is None and not Customer.objects.filter(user=user, mode=mode).exists():
-            row.user = user
-            row.save(update_fields=["user", "updated_at"])
-    return Customer.objects.filter(user=user, mode=mode).first() or row

@@ -91,9 +91,7 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
                 )
             except IntegrityError:
                 raise _AlreadyRecorded from None
-            if handled:
-                _dispatch(parsed, row)
-            signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
+            _apply(parsed, row, handled)
             return row, True
     except _AlreadyRecorded:
         event = WebhookEvent.objects.get(event_id=parsed.id)
@@ -102,16 +100,29 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
         return apply_event(event=event), True
     except Exception as exc:
         _record_failure(parsed, source, exc)
-        logger.exception(
-            "plugipay event %s failed",
-            parsed.id,
-            extra={"event_id": parsed.id, "kind": parsed.kind},
-        )
+        _log_failure(parsed.id, parsed.kind)
         raise
 
 
+def _apply(parsed: Event, row: WebhookEvent, handled: bool) -> None:
+    """Apply a handled event's object, then announce the event (inside the transaction)."""
+    if handled:
+        _dispatch(parsed, row)
+    signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _log_failure(event_id: str, kind: str) -> None:
+    logger.exception(
+        "plugipay event %s failed", event_id, extra={"event_id": event_id, "kind": kind}
+    )
+
+
 def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
-    error = f"{type(exc).__name__}: {exc}"[:2000]
+    error = _describe(exc)
     event, created = WebhookEvent.objects.get_or_create(
         event_id=parsed.id,
         defaults={
@@ -150,9 +161,7 @@ def apply_event(*, event: WebhookEvent) -> WebhookEvent:
                 return row
             parsed = parse_event(row.payload)
             handled = _handles(parsed)
-            if handled:
-                _dispatch(parsed, row)
-            signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
+            _apply(parsed, row, handled)
             row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
             row.attempts += 1
             row.last_error = ""
@@ -163,13 +172,9 @@ def apply_event(*, event: WebhookEvent) -> WebhookEvent:
         WebhookEvent.objects.filter(pk=event.pk).update(
             status=EventStatus.FAILED,
             attempts=F("attempts") + 1,
-            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            last_error=_describe(exc),
         )
-        logger.exception(
-            "plugipay event %s failed",
-            event.event_id,
-            extra={"event_id": event.event_id, "kind": event.kind},
-        )
+        _log_failure(event.event_id, event.kind)
         raise
 
 

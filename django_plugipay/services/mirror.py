@@ -125,11 +125,19 @@ def upsert_customer(
     if user is not None:
         fields["user"] = user
     row, created = lock_or_create(Customer, {"plugipay_id": obj["id"]}, fields)
-    if not created and is_fresher(row, obj):
+    if not created and (is_fresher(row, obj) or (user is not None and row.user_id is None)):
         for name, value in fields.items():
             setattr(row, name, value)
         row.save()
     return row
+
+
+def _customer_id_for(obj: Mapping[str, Any], session: CheckoutSession | None) -> int | None:
+    """The charge's customer: the session's (already known), else looked up by Plugipay id."""
+    if session is not None and session.customer_id is not None:
+        return session.customer_id
+    customer = _customer_for(obj.get("customerId"))
+    return customer.pk if customer is not None else None
 
 
 def _customer_for(customer_id: Any) -> Customer | None:
@@ -219,7 +227,7 @@ def payment_fields(obj: Mapping[str, Any], session: CheckoutSession | None) -> d
         "paid_at": timestamp(obj.get("paidAt")),
         "mode": _mode(obj),
         "checkout_session": session,
-        "customer": _customer_for(obj.get("customerId")) or (session.customer if session else None),
+        "customer_id": _customer_id_for(obj, session),
         "synced_at": timezone.now(),
     }
     return fields
@@ -249,8 +257,8 @@ def upsert_payment(
             transition = new
         if row.checkout_session_id is None and session is not None:
             row.checkout_session = session
-        if row.customer_id is None and fields["customer"] is not None:
-            row.customer = fields["customer"]
+        if row.customer_id is None:
+            row.customer_id = fields["customer_id"]
         if not from_session and is_fresher(row, obj):
             row.data = dict(obj)
         row.synced_at = fields["synced_at"]
