@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from plugipay_sandbox import signing
-from plugipay_sandbox.state import AUTO_DISABLE_AFTER, Store, iso, shuffled
+from plugipay_sandbox.state import Store, iso, shuffled
+from plugipay_sandbox.state import webhooks as endpoints
+from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER
 
 USER_AGENT = "plugipay-sandbox/0.1 (not Plugipay)"
 SEND_TIMEOUT = 10.0
@@ -186,6 +188,6 @@ class Deliverer:
         else:
             delivery.update(status="failed", nextRetryAt=None)
         if endpoint["consecutiveFailures"] >= AUTO_DISABLE_AFTER and endpoint["active"]:
-            store.disable_endpoint(
-                endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored"
+            endpoints.disable_endpoint(
+                store, endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored"
             )

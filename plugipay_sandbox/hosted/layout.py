@@ -1,0 +1,63 @@
+"""What every hosted page shares: the stylesheet, the sandbox ribbon, money formatting."""
+
+from __future__ import annotations
+
+from html import escape
+
+from plugipay_sandbox import cards
+from plugipay_sandbox.app import html
+
+DISPLAY_EXPONENTS = {"IDR": 0, "USD": 2, "JPY": 0, "KRW": 0}
+
+STYLE = """
+*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
+sans-serif;background:#f4f5fb;color:#1f2333}.ribbon{background:#fef3c7;color:#78350f;
+text-align:center;font-size:13px;padding:6px 12px;border-bottom:1px solid #fcd34d}
+.wrap{max-width:960px;margin:32px auto;padding:0 16px;display:grid;gap:24px;
+grid-template-columns:1fr 1fr}@media(max-width:760px){.wrap{grid-template-columns:1fr;
+margin:16px auto}}.card{background:#fff;border-radius:14px;box-shadow:0 1px 3px #0001,
+0 8px 24px #4f46e512;padding:28px}.brand{display:flex;align-items:center;gap:10px;
+font-weight:600;color:#4f46e5}.logo{width:28px;height:28px;border-radius:8px;
+background:linear-gradient(135deg,#6366f1,#22d3ee)}.amount{font-size:34px;font-weight:700;
+margin:12px 0 4px}.muted{color:#6b7280;font-size:14px}table{width:100%;border-collapse:collapse;
+font-size:14px}td{padding:6px 0;border-bottom:1px solid #eef0f6}td.r{text-align:right}
+label{display:block;font-size:13px;font-weight:600;margin:14px 0 4px}input{width:100%;
+padding:11px 12px;border:1px solid #d1d5db;border-radius:8px;font-size:16px}
+input:focus{outline:2px solid #6366f1;border-color:#6366f1}.row{display:grid;
+grid-template-columns:1fr 1fr;gap:12px}.btn{display:block;width:100%;margin-top:18px;
+padding:13px;border:0;border-radius:9px;background:#4f46e5;color:#fff;font-size:16px;
+font-weight:600;cursor:pointer;text-align:center;text-decoration:none}.btn:hover{
+background:#4338ca}.btn.alt{background:#fff;color:#374151;border:1px solid #d1d5db}
+.btn.danger{background:#dc2626}.err{color:#b91c1c;font-size:13px;margin-top:4px}
+.alert{background:#fee2e2;color:#991b1b;border-radius:8px;padding:10px 12px;margin:12px 0}
+.methods{display:flex;flex-wrap:wrap;gap:8px;margin-top:8px}.methods button{flex:1 1 40%;
+padding:10px;border:1px solid #d1d5db;background:#fff;border-radius:8px;cursor:pointer}
+.status{font-size:22px;font-weight:700;margin:8px 0}.ok{color:#047857}.bad{color:#b91c1c}
+code{background:#f3f4f6;padding:1px 5px;border-radius:4px}.linkbtn{background:none;border:0;
+color:#4f46e5;cursor:pointer;padding:0;font-size:14px;margin-top:14px}
+"""
+
+
+def money(amount: int, currency: str) -> str:
+    exponent = DISPLAY_EXPONENTS.get(currency, 2)
+    value = amount / (10**exponent) if exponent else amount
+    return f"{currency} {value:,.{exponent}f}"
+
+
+def page(title: str, body: str, status: int = 200):
+    return html(
+        f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{escape(title)} · Plugipay Sandbox</title><style>{STYLE}</style></head><body>
+<div class="ribbon">Plugipay <b>Sandbox</b> — this is not Plugipay. No real money moves;
+only the test cards below work.</div>{body}</body></html>""",
+        status,
+    )
+
+
+def test_card_rows() -> str:
+    """The test-card table rows every payment page shows."""
+    return "".join(
+        f"<tr><td><code>{c.display}</code></td><td class=r>{escape(c.description)}</td></tr>"
+        for c in cards.TEST_CARDS
+    )
