@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from plugipay_sandbox import cards
 from plugipay_sandbox.app import Request, pages, redirect
-from plugipay_sandbox.hosted.layout import money, page, test_card_rows
+from plugipay_sandbox.hosted.layout import card_fields, money, page, test_card_rows, three_ds_page
 from plugipay_sandbox.state import ApiError, Store
 from plugipay_sandbox.state import checkout as sessions
 
@@ -37,15 +37,6 @@ def summary(session: dict) -> str:
 
 def card_form(session: dict, values: dict, errors: dict, alert: str = "") -> str:
     sid = escape(session["id"])
-
-    def field(name: str, label: str, placeholder: str, mode: str = "text") -> str:
-        error = f'<div class="err">{escape(errors[name])}</div>' if name in errors else ""
-        return (
-            f'<label for="{name}">{label}</label><input id="{name}" name="{name}" '
-            f'inputmode="{mode}" placeholder="{placeholder}" '
-            f'value="{escape(values.get(name, ""))}" autocomplete="off">{error}'
-        )
-
     rows = test_card_rows()
     others = [m for m in session["methods"] if m != "card"]
     other_buttons = "".join(
@@ -62,10 +53,7 @@ def card_form(session: dict, values: dict, errors: dict, alert: str = "") -> str
         alert_html = f'<div class="alert" role="alert">{escape(alert)}</div>' if alert else ""
         card_html = f"""<h2 style="margin:0 0 4px">Pay by card</h2>{alert_html}
 <form method="post" action="/c/{sid}/pay">
-{field("name", "Name on card", "Ada Lovelace")}
-{field("number", "Card number", "4242 4242 4242 4242", "numeric")}
-<div class="row"><div>{field("expiry", "Expiry", "MM/YY", "numeric")}</div>
-<div>{field("cvc", "CVC", "123", "numeric")}</div></div>
+{card_fields(values, errors)}
 <button class="btn" type="submit">Pay {money(session["amount"], session["currency"])}</button>
 </form>"""
     return f"""<div class="card">{card_html}{other_html}
@@ -163,16 +151,8 @@ def three_ds(store: Store, request: Request):
     session = _session(store, request)
     if session["status"] != "pending" or not session.get("_3ds_card"):
         return redirect(f"/c/{session['id']}")
-    sid = escape(session["id"])
-    body = f"""<div class="wrap"><div class="card" style="grid-column:1/-1;max-width:480px;
-margin:auto"><div class="brand"><span class="logo"></span>Sandbox Bank · 3-D Secure</div>
-<div class="status">Approve this payment?</div>
-<p>{money(session["amount"], session["currency"])} to
-{escape(session.get("workspaceName") or "")}. A real bank would ask for a one-time code.</p>
-<form method="post" action="/c/{sid}/3ds"><button class="btn" name="action" value="approve">
-Approve</button><button class="btn danger" name="action" value="fail">Fail authentication
-</button></form></div></div>"""
-    return page("3-D Secure", body)
+    amount = money(session["amount"], session["currency"])
+    return three_ds_page(amount, session.get("workspaceName") or "", f"/c/{session['id']}/3ds")
 
 
 @pages.add("POST", "/c/<id>/3ds")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from plugipay_sandbox import cards
@@ -125,19 +124,18 @@ def pay_card(
     with store.lock:
         session = get_session(store, session_id)
         _require_open(store, session, "pay")
-        today = dt.datetime.fromtimestamp(store.now(), tz=dt.timezone.utc).date()
-        card = cards.check_card(number, expiry, cvc, today=today)
-        if card.outcome == cards.REQUIRES_3DS and three_ds is None:
+        card = cards.check_card(number, expiry, cvc, today=store.today())
+        outcome, code = cards.charge(card, three_ds)
+        if outcome == cards.REQUIRES_3DS:
             session["status"] = "pending"
             session["paymentMethod"] = "card"
             session["_3ds_card"] = card.number
             store.touch(session)
-            return cards.REQUIRES_3DS, None
-        if card.outcome == cards.DECLINED:
-            return cards.DECLINED, _fail_charge(store, session, "card", card.failure_code)
-        if three_ds == "fail":
-            return cards.DECLINED, _fail_charge(store, session, "card", "authentication_failed")
-        return cards.SUCCESS, _complete(store, session, "card")
+        elif outcome == cards.DECLINED:
+            return outcome, _fail_charge(store, session, "card", code)
+        else:
+            return outcome, _complete(store, session, "card")
+        return outcome, None
 
 
 def finish_3ds(store: Store, session_id: str, approve: bool) -> tuple[str, dict[str, Any] | None]:
@@ -178,11 +176,12 @@ def record_payment(
     method: str,
     status: str,
     fields: dict[str, Any],
+    failure_code: str | None = None,
 ) -> dict[str, Any]:
     """Store a charge (``fields``: amount, currency, customerId, metadata, source links).
 
     ``source_type``/``source_id`` name what it paid, for refunds (``checkout_session``,
-    ``invoice``).
+    ``invoice``); a failed one carries ``failure_code`` and its message.
     """
     payment = {
         "id": new_id("pay_"),
@@ -205,11 +204,18 @@ def record_payment(
     store.stamp(payment, mode)
     if status == "succeeded":
         payment["paidAt"] = payment["createdAt"]
+    if status == "failed":
+        payment["failureCode"] = failure_code
+        payment["failureMessage"] = cards.FAILURE_MESSAGES.get(
+            failure_code or "", "Payment failed."
+        )
     store.payments[payment["id"]] = payment
     return payment
 
 
-def _charge(store: Store, session: dict[str, Any], method: str, status: str) -> dict[str, Any]:
+def _charge(
+    store: Store, session: dict[str, Any], method: str, status: str, code: str | None = None
+) -> dict[str, Any]:
     return record_payment(
         store,
         session["mode"],
@@ -224,13 +230,12 @@ def _charge(store: Store, session: dict[str, Any], method: str, status: str) -> 
             "currency": session["currency"],
             "metadata": session.get("metadata"),
         },
+        failure_code=code,
     )
 
 
 def _fail_charge(store: Store, session: dict[str, Any], method: str, code: str | None):
-    payment = _charge(store, session, method, "failed")
-    payment["failureCode"] = code
-    payment["failureMessage"] = cards.FAILURE_MESSAGES.get(code or "", "Payment failed.")
+    payment = _charge(store, session, method, "failed", code)
     session["status"] = "open"
     session.pop("_3ds_card", None)
     store.touch(session)

@@ -212,6 +212,10 @@ class Store:
     def now(self) -> float:
         return time.time() + self.clock_offset
 
+    def today(self) -> dt.date:
+        """The sandbox clock's date (UTC), for card expiry checks."""
+        return dt.datetime.fromtimestamp(self.now(), tz=dt.timezone.utc).date()
+
     def next_seq(self) -> int:
         self._seq += 1
         return self._seq
@@ -298,13 +302,21 @@ class Store:
     # ── events ───────────────────────────────────────────────────────────────
 
     def emit(
-        self, kind: str, obj: dict[str, Any], *, previous: dict[str, Any] | None = None
+        self,
+        kind: str,
+        obj: dict[str, Any],
+        *,
+        previous: dict[str, Any] | None = None,
+        mode: str | None = None,
     ) -> dict[str, Any]:
-        """Record an event for a change and queue a delivery to every subscribed endpoint."""
+        """Record an event for a change and queue a delivery to every subscribed endpoint.
+
+        ``mode`` is for a partial object (one without its own ``mode``).
+        """
         event = {
             "id": new_id("evt_"),
             "kind": kind,
-            "mode": obj.get("mode", "test"),
+            "mode": mode or obj.get("mode", "test"),
             "occurredAt": iso(self.now()),
             "_occurredAtTs": self.now(),
             "object": self.public(obj),

@@ -1,0 +1,55 @@
+"""A one-page PDF of text lines, written by hand (PDF 1.4, the standard Helvetica fonts)."""
+
+from __future__ import annotations
+
+PAGE_WIDTH, PAGE_HEIGHT = 595, 842  # A4 in points
+MARGIN = 56
+
+
+def _text(value: str) -> str:
+    """A PDF literal string: Latin-1 only (the standard fonts), with ( ) and \\ escaped."""
+    latin = value.encode("latin-1", "replace").decode("latin-1")
+    return "(" + latin.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
+
+
+def one_page(rows: list[tuple[str, float, str, bool]]) -> bytes:
+    """A PDF with one page of text rows: (text, font size, align "l"/"r", bold), top down.
+
+    Rows whose text is empty leave a gap of their font size.
+    """
+    ops = ["BT"]
+    y = PAGE_HEIGHT - MARGIN
+    for text, size, align, bold in rows:
+        y -= size * 1.45
+        if not text:
+            continue
+        # Helvetica averages about half an em per character: close enough to right-align.
+        x = PAGE_WIDTH - MARGIN - len(text) * size * 0.5 if align == "r" else MARGIN
+        font = "/F2" if bold else "/F1"
+        ops.append(f"{font} {size:g} Tf 1 0 0 1 {x:.1f} {y:.1f} Tm {_text(text)} Tj")
+    ops.append("ET")
+    stream = "\n".join(ops).encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        (
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {PAGE_WIDTH} {PAGE_HEIGHT}] "
+            "/Resources << /Font << /F1 4 0 R /F2 5 0 R >> >> /Contents 6 0 R >>"
+        ).encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
