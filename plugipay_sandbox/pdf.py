@@ -7,8 +7,11 @@ MARGIN = 56
 
 
 def _text(value: str) -> str:
-    """A PDF literal string: Latin-1 only (the standard fonts), with ( ) and \\ escaped."""
-    latin = value.encode("latin-1", "replace").decode("latin-1")
+    """A PDF literal string in WinAnsi (cp1252) bytes, with ( ) and \\ escaped.
+
+    The stream is written as Latin-1, which carries each cp1252 byte through unchanged.
+    """
+    latin = value.replace("\u2212", "-").encode("cp1252", "replace").decode("latin-1")
     return "(" + latin.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
 
 

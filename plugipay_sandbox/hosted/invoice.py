@@ -43,7 +43,8 @@ def _totals(invoice: dict[str, Any]) -> list[tuple[str, int]]:
         rows.append(("Tax", invoice["tax"]))
     rows.append(("Total", invoice["total"]))
     if invoice["amountPaid"]:
-        rows.append(("Paid", -invoice["amountPaid"]))
+        rows.append(("Amount paid", invoice["amountPaid"]))
+    rows.append(("Amount due", invoice["amountDue"]))
     return rows
 
 
@@ -53,21 +54,25 @@ def summary(store: Store, invoice: dict[str, Any]) -> str:
     lines = "".join(
         f"<tr><td>{escape(line['description'])}<div class=muted>{line['quantity']} × "
         f"{money(line['unitAmount'], currency)}</div></td>"
-        f"<td class=r>{money(line['amount'], currency)}</td></tr>"
+        f"<td class='r nw'>{money(line['amount'], currency)}</td></tr>"
         for line in invoice["lines"]
     )
     totals = "".join(
-        f"<tr class=total><td>{label}</td><td class=r>{money(amount, currency)}</td></tr>"
+        f"<tr class=total><td>{label}</td><td class='r nw'>{money(amount, currency)}</td></tr>"
         for label, amount in _totals(invoice)
     )
     due = invoice["amountDue"] if invoice["status"] != "paid" else invoice["total"]
     billed = escape(customer.get("name") or customer.get("email") or invoice["customerId"])
+    if invoice["status"] == "paid":
+        when = f"Paid {day(invoice['paidAt'])}"
+    else:
+        when = f"Due {day(invoice['dueAt'])}"
     memo = f'<p class="muted">{escape(invoice["memo"])}</p>' if invoice.get("memo") else ""
     return f"""<div class="card"><div class="brand"><span class="logo"></span>Plugipay Sandbox
 </div><div class="muted" style="margin-top:12px">Invoice {escape(invoice["number"])}
 {badge(invoice["status"])}</div>
 <div class="amount" data-testid="amount">{money(due, currency)}</div>
-<div class="muted">Due {day(invoice["dueAt"])} · billed to {billed}</div>
+<div class="muted">{when} · billed to {billed}</div>
 <table style="margin-top:16px">{lines}{totals}</table>{memo}
 <a class="linkbtn" href="/i/{escape(invoice["id"])}/invoice.pdf">Download PDF</a></div>"""
 
@@ -101,6 +106,8 @@ def status_card(invoice: dict[str, Any], portal: str) -> str:
         body = (
             f'<div class="status ok">Payment received</div><p class="muted">Paid on '
             f"{day(invoice['paidAt'])}. A receipt is on its way (the sandbox sends no mail).</p>"
+            f'<a class="btn alt" href="/i/{escape(invoice["id"])}/invoice.pdf">Download the '
+            "invoice (PDF)</a>"
         )
     elif status == "void":
         body = (

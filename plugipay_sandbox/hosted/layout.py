@@ -35,7 +35,7 @@ padding:10px;border:1px solid #d1d5db;background:#fff;border-radius:8px;cursor:p
 .status{font-size:22px;font-weight:700;margin:8px 0}.ok{color:#047857}.bad{color:#b91c1c}
 code{background:#f3f4f6;padding:1px 5px;border-radius:4px}.linkbtn{background:none;border:0;
 color:#4f46e5;cursor:pointer;padding:0;font-size:14px;margin-top:14px}
-a.linkbtn{display:inline-block;text-decoration:none}
+a.linkbtn{display:inline-block;text-decoration:none}.nw,.pill,.badge{white-space:nowrap}
 .badge{display:inline-block;font-size:12px;font-weight:600;padding:2px 9px;border-radius:99px;
 background:#e5e7eb;color:#374151;vertical-align:middle;white-space:nowrap}
 .badge.paid,.badge.active{background:#d1fae5;color:#065f46}.badge.open,.badge.trialing{
@@ -44,7 +44,7 @@ color:#92400e}.badge.void,.badge.canceled,.badge.uncollectible{background:#fee2e
 color:#991b1b}tr.total td{font-weight:600;border-bottom:0;padding:3px 0}
 tr.total:last-child td{font-size:16px}label.check{display:flex;gap:8px;align-items:flex-start;
 font-weight:400;font-size:14px;margin-top:16px}label.check input{width:auto;margin-top:4px}
-.wrap.narrow{grid-template-columns:1fr;max-width:760px}.card.head{display:flex;
+.wrap.narrow{grid-template-columns:minmax(0,1fr);max-width:760px}.card.head{display:flex;
 justify-content:space-between;align-items:center;gap:16px;flex-wrap:wrap}.card.head .btn{
 width:auto;margin:0;padding:10px 18px}h1{font-size:26px;margin:10px 0 2px}h2{font-size:18px;
 margin:0 0 12px}.sub{border:1px solid #eef0f6;border-radius:12px;padding:16px;margin-top:12px}
@@ -52,21 +52,22 @@ margin:0 0 12px}.sub{border:1px solid #eef0f6;border-radius:12px;padding:16px;ma
 .plan{font-weight:600;font-size:17px}.actions{display:flex;flex-wrap:wrap;gap:8px}
 .actions .btn{width:auto;margin-top:12px;padding:8px 16px;font-size:14px}
 .btn.danger-text{color:#b91c1c}.inline{display:flex;gap:8px}.inline .btn{width:auto;
-margin:0;padding:8px 16px;font-size:14px}select{flex:1;min-width:0;padding:9px 10px;
+margin:0;padding:8px 16px;font-size:14px}select{flex:1;min-width:0;max-width:100%;padding:9px 10px;
 border:1px solid #d1d5db;border-radius:8px;font-size:15px;background:#fff}
 .pill{display:inline-block;padding:5px 14px;border-radius:99px;background:#4f46e5;
 color:#fff;font-size:13px;font-weight:600;text-decoration:none}.pill.alt{background:#fff;
 color:#374151;border:1px solid #d1d5db}.notice{background:#ecfdf5;color:#065f46;
 border-radius:10px;padding:12px 16px}.small{font-size:13px;margin:14px 0 0}
 table.invoices td{padding:10px 4px;vertical-align:middle}
-@media(max-width:520px){.card{padding:20px}.amount{font-size:28px}}
+@media(max-width:520px){.card{padding:20px}.amount{font-size:28px}.sub{padding:14px}
+table.invoices td{padding:10px 2px}}
 """
 
 
 def money(amount: int, currency: str) -> str:
     exponent = DISPLAY_EXPONENTS.get(currency, 2)
-    value = amount / (10**exponent) if exponent else amount
-    return f"{currency} {value:,.{exponent}f}"
+    value = abs(amount) / (10**exponent) if exponent else abs(amount)
+    return f"{'−' if amount < 0 else ''}{currency} {value:,.{exponent}f}"
 
 
 def page(title: str, body: str, status: int = 200):

@@ -140,7 +140,7 @@ def _invoice_rows(store: Store, session: dict, invoices: list[dict[str, Any]]) -
         rows.append(
             f"<tr><td><b>{escape(invoice['number'])}</b><div class=muted>"
             f"{day(invoice['issuedAt'])}</div></td><td>{badge(invoice['status'])}</td>"
-            f"<td class=r>{money(invoice['total'], invoice['currency'])}</td>"
+            f"<td class='r nw'>{money(invoice['total'], invoice['currency'])}</td>"
             f"<td class=r>{action}</td></tr>"
         )
     return "".join(rows) or '<tr><td class="muted">No invoices yet.</td></tr>'
