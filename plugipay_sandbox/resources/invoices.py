@@ -76,6 +76,15 @@ def create(store: Store, request: Request):
             404, "not_found", f"No customer with id {fields['customerId']!r}.", field="customerId"
         )
     fields = {k: v for k, v in fields.items() if v is not None}
+    if "subscriptionId" in fields:
+        subscription = store.subscriptions.get(fields["subscriptionId"])
+        if subscription is None or subscription["customerId"] != customer["id"]:
+            raise ApiError(
+                404,
+                "not_found",
+                f"No subscription {fields['subscriptionId']!r} of this customer.",
+                field="subscriptionId",
+            )
     invoice = billing.create_invoice(store, request.mode, fields, status=status)
     return envelope(detail(store, invoice), status=201, store=store)
 

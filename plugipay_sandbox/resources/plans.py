@@ -69,7 +69,7 @@ def _portal_features(body: dict[str, Any]) -> dict[str, bool]:
 
 def _plan_fields(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
     fields = {
-        "name": string(body, "name", required=create),
+        "name": string(body, "name", required=create, nullable=False),
         "description": string(body, "description", max_length=2000),
         "trialDays": integer(body, "trialDays", maximum=730),
         "active": boolean(body, "active"),
@@ -94,7 +94,8 @@ def _plan_fields(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
                 nested(f"prices[{i}]", lambda p=p: price_fields(p)) for i, p in enumerate(prices)
             ],
         )
-    return {k: v for k, v in present(fields).items() if v is not None or not create}
+    nullable = () if create else ("description", "dunningPolicyId", "metadata")
+    return {k: v for k, v in present(fields).items() if v is not None or k in nullable}
 
 
 @api.add("POST", "/plans")

@@ -128,9 +128,10 @@ def _sync_prices(store: Store, plan: dict[str, Any]) -> None:
 def add_price(store: Store, mode: str, plan_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     with store.lock:
         plan = store.get(store.plans, mode, plan_id, "plan")
+        previous = {"prices": plan["prices"]}
         price = _new_price(store, plan, fields)
         store.touch(plan)
-        store.emit("plan.updated", plan, previous={"prices": None})
+        store.emit("plan.updated", plan, previous=previous)
         return price
 
 
@@ -142,9 +143,10 @@ def update_price(store: Store, mode: str, price_id: str, fields: dict[str, Any])
         store.touch(price)
         if changed:
             plan = store.plans[price["planId"]]
+            previous = {"prices": plan["prices"]}
             _sync_prices(store, plan)
             store.touch(plan)
-            store.emit("plan.updated", plan, previous={"prices": None})
+            store.emit("plan.updated", plan, previous=previous)
         return price
 
 

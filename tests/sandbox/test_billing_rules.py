@@ -432,3 +432,94 @@ def test_control_pay_route(setup, control):
     status, body = control("POST", f"invoices/{invoice['id']}/pay", {"card": "4242424242424242"})
     assert (status, body["error"]["code"]) == (409, "conflict")
     assert control("POST", f"invoices/{invoice['id']}/pay", {})[0] == 400
+
+
+JUNK = [None, "", "x", -1, 0, 1.5, True, [], {}, {"a": 1}, [{}], "2026-13-40T99:00:00Z"]
+
+
+def test_no_junk_field_is_a_server_error(api, setup):
+    sub = setup.subscribe(collectionMethod="send_invoice")
+    [invoice] = setup.invoices(sub)
+    plan = setup.plan
+    valid = {
+        "/plans": {
+            "name": "P",
+            "interval": "month",
+            "portalFeatures": FEATURES,
+            "prices": [{"currency": "IDR", "unitAmount": 1}],
+            "trialDays": 1,
+            "intervalCount": 1,
+            "usageAggregate": "sum",
+            "description": "d",
+            "active": True,
+            "metadata": {"k": "v"},
+        },
+        f"/plans/{plan['id']}/prices": {"currency": "IDR", "model": "tiered", "tiers": [{}]},
+        f"/subscriptions/{sub['id']}/cancel": {"at": "now", "reason": "merchant"},
+        f"/subscriptions/{sub['id']}/pause": {"resumeAt": "2030-01-01T00:00:00Z"},
+        "/subscriptions": {
+            "customerId": setup.customer["id"],
+            "planId": plan["id"],
+            "priceId": setup.price,
+            "paymentTokenId": "ptok_test_success",
+            "trialDays": 3,
+            "collectionMethod": "send_invoice",
+            "initialDiscount": 10,
+            "metadata": {},
+        },
+        "/invoices": {
+            "customerId": setup.customer["id"],
+            "currency": "IDR",
+            "lines": [{"description": "a", "quantity": 1, "unitAmount": 1}],
+            "discount": 1,
+            "tax": 1,
+            "dueAt": "2030-01-01",
+            "status": "open",
+            "memo": "m",
+            "subscriptionId": sub["id"],
+        },
+        f"/invoices/{invoice['id']}/send-email": {"to": "a@example.test"},
+        "/portal-sessions": {"customerId": setup.customer["id"], "returnUrl": "https://a.test"},
+        "/test/clocks/advance": {"subscriptionId": sub["id"], "days": 1},
+    }
+    patches = {
+        f"/plans/{plan['id']}": valid["/plans"],
+        f"/subscriptions/{sub['id']}": {"priceId": setup.price, "metadata": {}},
+        f"/prices/{setup.price}": {"active": True},
+    }
+    calls = [("POST", path, body) for path, body in valid.items()]
+    calls += [("PATCH", path, body) for path, body in patches.items()]
+    for method, path, body in calls:
+        for field in body:
+            for junk in JUNK:
+                status, answer = api(method, path, {**body, field: junk})
+                assert status < 500, (method, path, field, junk, answer)
+        for junk in JUNK:  # a whole body that is not an object, or nested junk
+            assert api(method, path, {"lines": [junk], "prices": [junk]})[0] < 500
+
+
+def test_state_file_keeps_billing_across_a_restart(tmp_path):
+    import plugipay
+
+    from plugipay_sandbox import SandboxConfig, SandboxServer
+
+    config = SandboxConfig(port=0, state_file=str(tmp_path / "state.json"))
+    with SandboxServer(config) as server:
+        sdk = plugipay.PlugipayClient(
+            key_id="pk_test_sandbox", secret="sk_test_sandbox", base_url=server.base_url
+        )
+        customer = sdk.customers.create(email="s@example.test")
+        plan = sdk.plans.create(name="Kept", interval="day", currency="IDR", amount=1_000)
+        sub = sdk.subscriptions.create(
+            customer_id=customer["id"],
+            plan_id=plan["id"],
+            price_id=plan["prices"][0]["id"],
+            payment_token_id="ptok_test_success",
+        )
+    with SandboxServer(SandboxConfig(port=0, state_file=config.state_file)) as server:
+        sdk = plugipay.PlugipayClient(
+            key_id="pk_test_sandbox", secret="sk_test_sandbox", base_url=server.base_url
+        )
+        assert sdk.subscriptions.get(sub["id"])["status"] == "active"
+        requests.post(f"{server.base_url}/_sandbox/clock/advance", json={"seconds": DAY})
+        assert len(sdk.invoices.list(customer_id=customer["id"]).data) == 2
