@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugipay_sandbox.app import Request, api, envelope, paginate
+from plugipay_sandbox.app import Request, Response, api, envelope, paginate
 from plugipay_sandbox.resources import (
     MISSING,
     boolean,
@@ -150,3 +150,9 @@ def update_price(store: Store, request: Request):
         raise invalid("active", "active is required (true or false).")
     price = billing.update_price(store, request.mode, request.params["id"], {"active": active})
     return envelope(store.public(price), store=store)
+
+
+@api.add("DELETE", "/prices/<id>")
+def delete_price(store: Store, request: Request):
+    billing.delete_price(store, request.mode, request.params["id"])
+    return Response(b"", 204)

@@ -150,6 +150,25 @@ def update_price(store: Store, mode: str, price_id: str, fields: dict[str, Any])
         return price
 
 
+def delete_price(store: Store, mode: str, price_id: str) -> None:
+    """Remove a price no subscription uses (one in use answers 409: deactivate it instead)."""
+    with store.lock:
+        price = store.get(store.prices, mode, price_id, "price")
+        users = [s["id"] for s in store.subscriptions.values() if s["priceId"] == price_id]
+        if users:
+            raise ApiError(
+                409,
+                "conflict",
+                f"Price {price_id} is used by {', '.join(users)}; set active=false instead.",
+            )
+        plan = store.plans[price["planId"]]
+        previous = {"prices": plan["prices"]}
+        del store.prices[price_id]
+        _sync_prices(store, plan)
+        store.touch(plan)
+        store.emit("plan.updated", plan, previous=previous)
+
+
 def update_plan(store: Store, mode: str, plan_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     with store.lock:
         plan = store.get(store.plans, mode, plan_id, "plan")

@@ -339,3 +339,38 @@ def test_idempotent_replay_of_subscription_create(sdk, billing):
             idempotency_key="idem_sub_once",
         )
     assert caught.value.status == 409 and caught.value.code == "idempotency_mismatch"
+
+
+def test_the_rest_of_the_sdk_billing_surface(sdk, billing):
+    plan, price_id = billing.plan(name="Basic", description="Starter")
+    assert sdk.plans.get(plan["id"])["description"] == "Starter"
+    assert [p["id"] for p in sdk.plans.list(active=True).data] == [plan["id"]]
+    usd = sdk.api.plans_prices(plan["id"], currency="USD", model="flat", unit_amount=990)
+    assert sdk.api.prices_update(usd["id"], active=False)["active"] is False
+    spare = sdk.api.plans_prices(plan["id"], currency="IDR", model="flat", unit_amount=1)
+    assert sdk.api.prices_delete(spare["id"]) in (None, "")
+    assert [p["id"] for p in sdk.plans.get(plan["id"])["prices"]] == [price_id, usd["id"]]
+    gold, gold_price = billing.plan(amount=300_000, name="Gold")
+    customer = billing.customer()
+    sub = billing.subscribe(customer, plan, price_id, payment_token_id="ptok_test_success")
+    assert sdk.subscriptions.list(status="active", plan_id=plan["id"]).data[0]["id"] == sub["id"]
+    moved = sdk.subscriptions.update(sub["id"], price_id=gold_price, metadata={"tier": "gold"})
+    assert moved["planId"] == gold["id"] and moved["metadata"] == {"tier": "gold"}
+    with pytest.raises(plugipay.PlugipayError) as caught:
+        sdk.api.prices_delete(gold_price)
+    assert caught.value.status == 409
+    [invoice] = billing.invoices(sub)
+    html = sdk.api.invoices_invoice_html(invoice["id"])
+    assert invoice["number"] in html and "IDR 150,000" in html
+    public = sdk.api.public_checkout_invoices(invoice["id"])
+    assert public["id"] == invoice["id"] and "chargeId" not in public
+    opened = sdk.invoices.create(
+        customer_id=customer["id"],
+        currency="IDR",
+        lines=[{"description": "Extra", "quantity": 1, "unitAmount": 5_000}],
+        status="open",
+    )
+    assert sdk.api.invoices_send(opened["id"])["status"] == "open"
+    assert billing.types().count("plugipay.invoice.sent.v1") == 1
+    listed = sdk.api.events_types()
+    assert "plugipay.subscription.renewed.v1" in listed and "plugipay.plan.archived.v1" in listed
