@@ -417,19 +417,21 @@ def _payment(
     )
 
 
-def _succeed(store: Store, invoice: dict[str, Any], method: str) -> dict[str, Any]:
-    payment = _payment(store, invoice, method, "succeeded")
+def _succeed(store: Store, invoice: dict[str, Any], method: str) -> dict[str, Any] | None:
+    """Mark the invoice paid, with a succeeded payment unless nothing was due."""
+    payment = _payment(store, invoice, method, "succeeded") if invoice["amountDue"] else None
     invoice.pop("_3ds_card", None)
     invoice.pop("_retryTs", None)
     invoice.update(
         status="paid",
         amountPaid=invoice["amountPaid"] + invoice["amountDue"],
         amountDue=0,
-        paidAt=payment["paidAt"],
-        _chargeId=payment["id"],
+        paidAt=payment["paidAt"] if payment else iso(store.now()),
+        _chargeId=payment["id"] if payment else None,
     )
     store.touch(invoice)
-    store.emit("payment.succeeded", payment)
+    if payment:
+        store.emit("payment.succeeded", payment)
     store.emit("invoice.paid", invoice)
     subscription = store.subscriptions.get(invoice.get("subscriptionId") or "")
     if subscription and subscription["status"] in ("incomplete", "past_due"):
@@ -502,6 +504,12 @@ def finish_invoice_3ds(
         )
 
 
+def _token_for(store: Store, subscription: dict[str, Any]) -> str | None:
+    """The subscription's token, else the customer's default (a card saved on an invoice page)."""
+    customer = store.customers[subscription["customerId"]]
+    return subscription["defaultPaymentTokenId"] or customer.get("defaultPaymentTokenId")
+
+
 def _charge_token(store: Store, invoice: dict[str, Any], token_id: str | None, now: float) -> bool:
     """Charge a charge_automatically invoice; a decline starts (or continues) dunning."""
     card = _token_card(store, token_id) if token_id else None
@@ -511,7 +519,8 @@ def _charge_token(store: Store, invoice: dict[str, Any], token_id: str | None, n
     _fail(store, invoice, card.failure_code if card else "no_payment_token")
     if invoice["status"] == "open":
         invoice.update(status="past_due", _firstFailureTs=now)
-    attempts = invoice["collectionAttempts"]  # the first charge included
+    # Automatic attempts only (a decline on the hosted page does not move the schedule).
+    attempts = invoice["_automaticAttempts"] = invoice.get("_automaticAttempts", 0) + 1
     if attempts <= len(DUNNING_DAYS):
         invoice["_retryTs"] = invoice["_firstFailureTs"] + DUNNING_DAYS[attempts - 1] * DAY
     else:
@@ -672,11 +681,12 @@ def _bill(store: Store, subscription: dict[str, Any], now: float) -> dict[str, A
         now=now,
     )
     subscription["latestInvoiceId"] = invoice["id"]
+    token = _token_for(store, subscription)
     if subscription["collectionMethod"] == "send_invoice":
         store.emit("invoice.sent", invoice)
     elif invoice["amountDue"] == 0:
         _succeed(store, invoice, "card")
-    elif not _charge_token(store, invoice, subscription["defaultPaymentTokenId"], now):
+    elif not _charge_token(store, invoice, token, now):
         _set(store, subscription, status="past_due")
     return invoice
 
@@ -883,7 +893,7 @@ def _renew(store: Store, subscription: dict[str, Any], when: float, days: int | 
 
 
 def _retry(store: Store, subscription: dict[str, Any], invoice: dict, when: float) -> None:
-    if _charge_token(store, invoice, subscription["defaultPaymentTokenId"], when):
+    if _charge_token(store, invoice, _token_for(store, subscription), when):
         return
     if invoice.get("_retryTs") is None:  # that was the last retry
         invoice.update(status="uncollectible")

@@ -523,3 +523,21 @@ def test_state_file_keeps_billing_across_a_restart(tmp_path):
         assert sdk.subscriptions.get(sub["id"])["status"] == "active"
         requests.post(f"{server.base_url}/_sandbox/clock/advance", json={"seconds": DAY})
         assert len(sdk.invoices.list(customer_id=customer["id"]).data) == 2
+
+
+def test_a_decline_on_the_page_does_not_move_the_dunning_schedule(setup):
+    sub = setup.subscribe(paymentTokenId="ptok_test_decline")
+    [invoice] = setup.invoices(sub)
+    declined = requests.post(
+        invoice["hostedInvoiceUrl"] + "/pay",
+        data={"number": "4000000000000002", "expiry": "12/39", "cvc": "123"},
+        timeout=10,
+    )
+    assert declined.status_code == 402
+    assert setup.get("invoices", invoice["id"])["collectionAttempts"] == 2
+    setup.advance(2.99)
+    assert setup.get("invoices", invoice["id"])["collectionAttempts"] == 2
+    setup.advance(0.02)  # the first retry, 3 days after the first failure
+    assert setup.get("invoices", invoice["id"])["collectionAttempts"] == 3
+    setup.advance(4)
+    assert setup.get("subscriptions", sub["id"])["status"] == "canceled"
