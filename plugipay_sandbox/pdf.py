@@ -21,7 +21,7 @@ def one_page(rows: list[tuple[str, float, str, bool]]) -> bytes:
     Rows whose text is empty leave a gap of their font size.
     """
     ops = ["BT"]
-    y = PAGE_HEIGHT - MARGIN
+    y: float = PAGE_HEIGHT - MARGIN
     for text, size, align, bold in rows:
         y -= size * 1.45
         if not text:

@@ -50,7 +50,10 @@ the shop</a></div></div>"""
 
 def _price_label(store: Store, price: dict[str, Any]) -> str:
     plan = store.plans.get(price["planId"]) or {}
-    count, interval = plan.get("intervalCount") or 1, INTERVAL_WORDS.get(plan.get("interval"), "")
+    count, interval = (
+        plan.get("intervalCount") or 1,
+        INTERVAL_WORDS.get(plan.get("interval") or "", ""),
+    )
     every = f"{count} {interval}s" if count > 1 else interval
     return f"{money(billing.price_amount(price), price['currency'])} / {every}"
 

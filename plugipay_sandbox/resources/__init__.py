@@ -128,10 +128,10 @@ def choice(body: dict[str, Any], field: str, choices: tuple[str, ...], *, requir
     return value
 
 
-def nested(prefix: str, check: Callable[[], Any]) -> Any:
+def nested(prefix: str, check: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a field check on a nested object, naming the field by its path (``prices[0].x``)."""
     try:
-        return check()
+        return check(*args, **kwargs)
     except ApiError as exc:
         if exc.field:
             exc.field = f"{prefix}.{exc.field}"

@@ -25,7 +25,7 @@ from plugipay_sandbox.state import CURRENCIES, ApiError, Store, billing, iso
 
 def detail(store: Store, invoice: dict[str, Any]) -> dict[str, Any]:
     """The single-invoice read: the only one that carries ``chargeId``."""
-    return {**store.public(invoice), "chargeId": invoice["_chargeId"]}
+    return {**(store.public(invoice) or {}), "chargeId": invoice["_chargeId"]}
 
 
 def _lines(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -38,10 +38,10 @@ def _lines(body: dict[str, Any]) -> list[dict[str, Any]]:
         prefix = f"lines[{index}]"
         if not isinstance(line, dict):
             raise invalid(prefix, f"{prefix} must be an object.")
-        nested(prefix, lambda x=line: string(x, "description", required=True, max_length=500))
-        nested(prefix, lambda x=line: integer(x, "quantity", required=True, minimum=1))
-        nested(prefix, lambda x=line: integer(x, "unitAmount", required=True))
-        nested(prefix, lambda x=line: metadata(x))
+        nested(prefix, string, line, "description", required=True, max_length=500)
+        nested(prefix, integer, line, "quantity", required=True, minimum=1)
+        nested(prefix, integer, line, "unitAmount", required=True)
+        nested(prefix, metadata, line)
     return [
         {k: line.get(k) for k in ("description", "quantity", "unitAmount", "metadata")}
         for line in lines

@@ -44,9 +44,9 @@ def _tiers(body: dict[str, Any]) -> list[dict[str, Any]]:
     for index, tier in enumerate(tiers):
         if not isinstance(tier, dict):
             raise invalid(f"tiers[{index}]", f"tiers[{index}] must be an object.")
-        nested(f"tiers[{index}]", lambda t=tier: integer(t, "unitAmount", required=True))
-        nested(f"tiers[{index}]", lambda t=tier: integer(t, "flatAmount"))
-        nested(f"tiers[{index}]", lambda t=tier: integer(t, "upTo", minimum=1))
+        nested(f"tiers[{index}]", integer, tier, "unitAmount", required=True)
+        nested(f"tiers[{index}]", integer, tier, "flatAmount")
+        nested(f"tiers[{index}]", integer, tier, "upTo", minimum=1)
     return tiers
 
 
@@ -90,9 +90,7 @@ def _plan_fields(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
             intervalCount=integer(body, "intervalCount", minimum=1, maximum=365),
             usageAggregate=choice(body, "usageAggregate", ("sum", "max", "last")),
             meteredUnit=string(body, "meteredUnit"),
-            prices=[
-                nested(f"prices[{i}]", lambda p=p: price_fields(p)) for i, p in enumerate(prices)
-            ],
+            prices=[nested(f"prices[{i}]", price_fields, p) for i, p in enumerate(prices)],
         )
     nullable = () if create else ("description", "dunningPolicyId", "metadata")
     return {k: v for k, v in present(fields).items() if v is not None or k in nullable}

@@ -105,4 +105,4 @@ def advance_clock(store: Store, request: Request):
     subscription_id = string(body, "subscriptionId", required=True)
     days = integer(body, "days", required=True, minimum=1, maximum=3650)
     subscription = billing.advance_subscription(store, request.mode, subscription_id, days)
-    return envelope({**store.public(subscription), "daysAdvanced": days}, store=store)
+    return envelope({**(store.public(subscription) or {}), "daysAdvanced": days}, store=store)

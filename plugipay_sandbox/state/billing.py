@@ -76,7 +76,7 @@ def invoice_now(store: Store, invoice: dict[str, Any]) -> float:
 def create_plan(store: Store, mode: str, fields: dict[str, Any]) -> dict[str, Any]:
     with store.lock:
         prices = fields.pop("prices")
-        plan = {
+        plan: dict[str, Any] = {
             "id": new_id("plan_"),
             "name": None,
             "description": None,
@@ -102,7 +102,7 @@ def create_plan(store: Store, mode: str, fields: dict[str, Any]) -> dict[str, An
 
 
 def _new_price(store: Store, plan: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-    price = {
+    price: dict[str, Any] = {
         "id": new_id("price_"),
         "planId": plan["id"],
         "currency": None,
@@ -271,7 +271,7 @@ def create_invoice(
             for line in fields.pop("lines")
         ]
         number = 1 + sum(1 for i in store.invoices.values() if i["mode"] == mode)
-        invoice = {
+        invoice: dict[str, Any] = {
             "id": new_id("inv_"),
             "customerId": None,
             "subscriptionId": None,
@@ -566,7 +566,7 @@ def create_subscription(store: Store, mode: str, fields: dict[str, Any]) -> dict
         trial_days = fields.pop("trialDays", None)
         trial_days = plan["trialDays"] if trial_days is None else trial_days
         discount = fields.pop("initialDiscount", None)
-        subscription = {
+        subscription: dict[str, Any] = {
             "id": new_id("sub_"),
             "customerId": customer["id"],
             "planId": plan["id"],
@@ -936,7 +936,11 @@ def create_portal_session(
             raise ApiError(
                 404, "not_found", f"No customer with id {customer_id!r}.", field="customerId"
             )
-        session = {"id": new_id("bps_"), "customerId": customer_id, "returnUrl": return_url}
+        session: dict[str, Any] = {
+            "id": new_id("bps_"),
+            "customerId": customer_id,
+            "returnUrl": return_url,
+        }
         store.stamp(session, mode)
         session.pop("updatedAt")
         session["url"] = f"{store.base_url()}/portal/{session['id']}"

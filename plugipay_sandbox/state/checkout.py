@@ -29,7 +29,7 @@ def create_session(store: Store, mode: str, fields: dict[str, Any]) -> dict[str,
         if fields.get("customerId"):
             customer = store.get(store.customers, mode, fields["customerId"], "customer")
         ttl = fields.pop("expiresInSec", None) or 86400
-        session = {
+        session: dict[str, Any] = {
             "id": new_id("cs_"),
             "workspaceName": "Plugipay Sandbox",
             "customerId": None,
@@ -183,7 +183,7 @@ def record_payment(
     ``source_type``/``source_id`` name what it paid, for refunds (``checkout_session``,
     ``invoice``); a failed one carries ``failure_code`` and its message.
     """
-    payment = {
+    payment: dict[str, Any] = {
         "id": new_id("pay_"),
         "object": "payment",
         "checkoutSessionId": None,

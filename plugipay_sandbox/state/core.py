@@ -313,7 +313,7 @@ class Store:
 
         ``mode`` is for a partial object (one without its own ``mode``).
         """
-        event = {
+        event: dict[str, Any] = {
             "id": new_id("evt_"),
             "kind": kind,
             "mode": mode or obj.get("mode", "test"),

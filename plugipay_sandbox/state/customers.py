@@ -19,7 +19,7 @@ def create_customer(store: Store, mode: str, fields: dict[str, Any]) -> dict[str
                 f"A customer with externalId {external_id!r} already exists.",
                 field="externalId",
             )
-        customer = {
+        customer: dict[str, Any] = {
             "id": new_id("cus_"),
             "externalId": None,
             "email": None,

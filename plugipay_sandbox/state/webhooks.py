@@ -21,7 +21,7 @@ def create_endpoint(
     origin: str = "api",
 ) -> dict[str, Any]:
     with store.lock:
-        endpoint = {
+        endpoint: dict[str, Any] = {
             "id": new_id("whep_"),
             "url": url,
             "events": events or ["*"],
