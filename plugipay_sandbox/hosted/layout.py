@@ -76,7 +76,7 @@ def page(title: str, body: str, status: int = 200):
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{escape(title)} · Plugipay Sandbox</title><style>{STYLE}</style></head><body>
 <div class="ribbon">Plugipay <b>Sandbox</b> — this is not Plugipay. No real money moves;
-only the test cards below work.</div>{body}</body></html>""",
+only the sandbox test cards work.</div>{body}</body></html>""",
         status,
     )
 
