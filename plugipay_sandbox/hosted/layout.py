@@ -59,6 +59,8 @@ color:#fff;font-size:13px;font-weight:600;text-decoration:none}.pill.alt{backgro
 color:#374151;border:1px solid #d1d5db}.notice{background:#ecfdf5;color:#065f46;
 border-radius:10px;padding:12px 16px}.small{font-size:13px;margin:14px 0 0}
 table.invoices td{padding:10px 4px;vertical-align:middle}
+details.update{margin-top:12px}details.update summary{cursor:pointer;color:#4f46e5;
+font-size:14px;font-weight:600}details.update form{max-width:420px}
 @media(max-width:520px){.card{padding:20px}.amount{font-size:28px}.sub{padding:14px}
 table.invoices td{padding:10px 2px}}
 """

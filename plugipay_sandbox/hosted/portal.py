@@ -6,9 +6,10 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from plugipay_sandbox import cards
 from plugipay_sandbox.app import Request, pages, redirect
 from plugipay_sandbox.hosted.invoice import badge, day
-from plugipay_sandbox.hosted.layout import money, page
+from plugipay_sandbox.hosted.layout import card_fields, money, page
 from plugipay_sandbox.state import ApiError, Store, billing
 
 NOTICES = {
@@ -16,6 +17,7 @@ NOTICES = {
     "paused": "Your subscription is paused: no renewals until you resume it.",
     "resumed": "Your subscription is running again.",
     "switched": "Your new plan is billed from the next period.",
+    "card": "Your card is saved: renewals are charged to it.",
 }
 SUB_STATUS = {
     "trialing": "Trial",
@@ -149,8 +151,25 @@ def _invoice_rows(store: Store, session: dict, invoices: list[dict[str, Any]]) -
     return "".join(rows) or '<tr><td class="muted">No invoices yet.</td></tr>'
 
 
+def _may_update_card(store: Store, customer_id: str) -> bool:
+    """Whether a plan the customer subscribes to has ``updatePaymentMethod``."""
+    return any(
+        store.plans[s["planId"]]["portalFeatures"].get("updatePaymentMethod")
+        for s in store.subscriptions.values()
+        if s["customerId"] == customer_id
+    )
+
+
+def _card_form(session: dict[str, Any], errors: dict[str, str]) -> str:
+    opened = " open" if errors else ""
+    return f"""<details class="update"{opened}><summary>Update the card</summary>
+<form method="post" action="/portal/{escape(session["id"])}/payment-method">
+{card_fields({}, errors)}<button class="btn" type="submit">Save card</button></form>
+<p class="muted small">Sandbox test cards only; nothing is charged.</p></details>"""
+
+
 @pages.add("GET", "/portal/<id>")
-def show(store: Store, request: Request):
+def show(store: Store, request: Request, errors: dict[str, str] | None = None, status=200):
     session = _portal(store, request)
     if _expired(store, session):
         return expired_page(session)
@@ -175,6 +194,8 @@ def show(store: Store, request: Request):
         if token
         else "No saved payment method: tick “save this card” when you pay an invoice."
     )
+    if _may_update_card(store, customer["id"]):
+        method += _card_form(session, errors or {})
     who = escape(customer.get("name") or customer.get("email") or customer["id"])
     email = escape(customer.get("email") or "")
     body = f"""<div class="wrap narrow"><div class="card head"><div><div class="brand">
@@ -185,7 +206,7 @@ def show(store: Store, request: Request):
 <div class="card"><h2>Invoices</h2><table class="invoices">
 {_invoice_rows(store, session, sorted(invoices, key=lambda i: -i["_seq"]))}</table>
 <p class="muted small">{method}</p></div></div>"""
-    return page("Billing portal", body)
+    return page("Billing portal", body, status)
 
 
 def _act(action: str):
@@ -227,3 +248,24 @@ def _act(action: str):
 
 for _action in ("cancel", "pause", "resume", "switch"):
     pages.add("POST", f"/portal/<id>/subscriptions/<sub>/{_action}")(_act(_action))
+
+
+@pages.add("POST", "/portal/<id>/payment-method")
+def payment_method(store: Store, request: Request):
+    session = _portal(store, request)
+    if _expired(store, session):
+        return expired_page(session)
+    if not _may_update_card(store, session["customerId"]):
+        raise ApiError(403, "forbidden", "No plan here allows updating the payment method.")
+    form = request.form()
+    try:
+        billing.update_payment_method(
+            store,
+            session["customerId"],
+            form.get("number", ""),
+            form.get("expiry", ""),
+            form.get("cvc", ""),
+        )
+    except cards.CardError as exc:
+        return show(store, request, {exc.field: exc.message}, 400)
+    return redirect(f"/portal/{session['id']}?done=card")

@@ -235,6 +235,26 @@ def save_token(store: Store, customer: dict[str, Any], card: cards.TestCard) -> 
     return token
 
 
+def update_payment_method(
+    store: Store, customer_id: str, number: str, expiry: str, cvc: str
+) -> dict[str, Any]:
+    """The portal's "update card": save the card (no charge) as the customer's default and put
+    it on their live charge_automatically subscriptions. Raises ``cards.CardError``."""
+    with store.lock:
+        customer = store.customers[customer_id]
+        token = save_token(
+            store, customer, cards.check_card(number, expiry, cvc, today=store.today())
+        )
+        for subscription in store.subscriptions.values():
+            if (
+                subscription["customerId"] == customer_id
+                and subscription["status"] in LIVE_SUBSCRIPTION
+                and subscription["collectionMethod"] == "charge_automatically"
+            ):
+                _set(store, subscription, defaultPaymentTokenId=token["id"])
+        return token
+
+
 def _token_card(store: Store, token_id: str) -> cards.TestCard:
     number = TEST_TOKENS.get(token_id) or store.payment_tokens[token_id]["_card"]
     return next(c for c in cards.TEST_CARDS if c.number == number)

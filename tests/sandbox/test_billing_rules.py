@@ -541,3 +541,44 @@ def test_a_decline_on_the_page_does_not_move_the_dunning_schedule(setup):
     assert setup.get("invoices", invoice["id"])["collectionAttempts"] == 3
     setup.advance(4)
     assert setup.get("subscriptions", sub["id"])["status"] == "canceled"
+
+
+def test_portal_updates_the_card_when_the_plan_allows(api, setup):
+    sub = setup.subscribe(paymentTokenId="ptok_test_decline")
+    _, portal = api(
+        "POST",
+        "/portal-sessions",
+        {"customerId": setup.customer["id"], "returnUrl": "https://shop.test/back"},
+    )
+    url = portal["data"]["url"]
+    assert "Update the card" in requests.get(url, timeout=10).text
+    bad = requests.post(url + "/payment-method", data={"number": "4242", "expiry": "12/39"})
+    assert bad.status_code == 400 and "not valid" in bad.text
+    saved = requests.post(
+        url + "/payment-method",
+        data={"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"},
+        allow_redirects=False,
+    )
+    assert saved.status_code == 303 and saved.headers["Location"].endswith("?done=card")
+    token = setup.get("customers", setup.customer["id"])["defaultPaymentTokenId"]
+    assert setup.get("subscriptions", sub["id"])["defaultPaymentTokenId"] == token
+    setup.advance(3)  # the dunning retry charges the new card
+    assert setup.get("subscriptions", sub["id"])["status"] == "active"
+
+
+def test_portal_hides_the_card_form_when_no_plan_allows_it(api, setup):
+    plan, price = setup.new_plan(
+        "Fixed", 10_000, portalFeatures={"selfServeCancel": True, "updatePaymentMethod": False}
+    )
+    setup.subscribe(planId=plan["id"], priceId=price)
+    _, portal = api(
+        "POST",
+        "/portal-sessions",
+        {"customerId": setup.customer["id"], "returnUrl": "https://shop.test/back"},
+    )
+    url = portal["data"]["url"]
+    assert "Update the card" not in requests.get(url, timeout=10).text
+    refused = requests.post(
+        url + "/payment-method", data={"number": "4242424242424242", "expiry": "12/39"}
+    )
+    assert refused.status_code == 403
