@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from plugipay_sandbox import cards, pdf
 from plugipay_sandbox.app import Request, Response, pages, redirect
 from plugipay_sandbox.hosted.layout import card_fields, money, page, test_card_rows, three_ds_page
-from plugipay_sandbox.state import ApiError, Store, billing
+from plugipay_sandbox.state import ApiError, Store, invoices
 
 STATUS_LABELS = {
     "open": "Open",
@@ -123,7 +123,7 @@ def status_card(invoice: dict[str, Any], portal: str) -> str:
 
 
 def render(store, invoice, values=None, errors=None, alert="", portal="", status=200):
-    if invoice["status"] in billing.UNPAID:
+    if invoice["status"] in invoices.UNPAID:
         side = pay_form(invoice, values or {}, errors or {}, alert, portal)
     else:
         side = status_card(invoice, portal)
@@ -147,7 +147,7 @@ def _self(invoice: dict[str, Any], portal: str, suffix: str = "") -> str:
 def show(store: Store, request: Request):
     invoice = _invoice(store, request)
     portal = request.query.get("portal", "")
-    if invoice.get("_3ds_card") and invoice["status"] in billing.UNPAID:
+    if invoice.get("_3ds_card") and invoice["status"] in invoices.UNPAID:
         return redirect(_self(invoice, portal, "/3ds"))
     return render(store, invoice, portal=portal)
 
@@ -158,7 +158,7 @@ def pay(store: Store, request: Request):
     form = request.form()
     portal = form.get("portal", "")
     try:
-        outcome, payment = billing.pay_invoice_card(
+        outcome, payment = invoices.pay_invoice_card(
             store,
             invoice["id"],
             form.get("number", ""),
@@ -183,7 +183,7 @@ def pay(store: Store, request: Request):
 def three_ds(store: Store, request: Request):
     invoice = _invoice(store, request)
     portal = request.query.get("portal", "")
-    if invoice["status"] not in billing.UNPAID or not invoice.get("_3ds_card"):
+    if invoice["status"] not in invoices.UNPAID or not invoice.get("_3ds_card"):
         return redirect(_self(invoice, portal))
     amount = money(invoice["amountDue"], invoice["currency"])
     return three_ds_page(amount, "Plugipay Sandbox", _self(invoice, portal, "/3ds"))
@@ -195,7 +195,7 @@ def three_ds_answer(store: Store, request: Request):
     portal = request.query.get("portal", "")
     approve = request.form().get("action") == "approve"
     try:
-        outcome, payment = billing.finish_invoice_3ds(store, invoice["id"], approve)
+        outcome, payment = invoices.finish_invoice_3ds(store, invoice["id"], approve)
     except ApiError:
         return redirect(_self(invoice, portal))
     if outcome == cards.SUCCESS:

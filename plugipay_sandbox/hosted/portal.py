@@ -10,7 +10,7 @@ from plugipay_sandbox import cards
 from plugipay_sandbox.app import Request, pages, redirect
 from plugipay_sandbox.hosted.invoice import badge, day
 from plugipay_sandbox.hosted.layout import card_fields, money, page
-from plugipay_sandbox.state import ApiError, Store, billing
+from plugipay_sandbox.state import ApiError, Store, invoices, plans, subscriptions
 
 NOTICES = {
     "canceled": "Your subscription will end at the close of the current period.",
@@ -57,14 +57,14 @@ def _price_label(store: Store, price: dict[str, Any]) -> str:
         INTERVAL_WORDS.get(plan.get("interval") or "", ""),
     )
     every = f"{count} {interval}s" if count > 1 else interval
-    return f"{money(billing.price_amount(price), price['currency'])} / {every}"
+    return f"{money(plans.price_amount(price), price['currency'])} / {every}"
 
 
 def _switch_options(store: Store, subscription: dict[str, Any]) -> list[dict[str, Any]]:
     """The prices this subscription may move to, as its plan's portalFeatures allow."""
     features = store.plans[subscription["planId"]]["portalFeatures"]
     current = store.prices[subscription["priceId"]]
-    amount = billing.price_amount(current)
+    amount = plans.price_amount(current)
     options = []
     for price in store.prices.values():
         plan = store.plans.get(price["planId"]) or {}
@@ -76,10 +76,10 @@ def _switch_options(store: Store, subscription: dict[str, Any]) -> list[dict[str
             or price["currency"] != current["currency"]
         ):
             continue
-        higher = billing.price_amount(price) >= amount
+        higher = plans.price_amount(price) >= amount
         if features.get("selfServeUpgrade" if higher else "selfServeDowngrade"):
             options.append(price)
-    return sorted(options, key=billing.price_amount)
+    return sorted(options, key=plans.price_amount)
 
 
 def _subscription_card(store: Store, session: dict, subscription: dict[str, Any]) -> str:
@@ -134,11 +134,11 @@ def _subscription_card(store: Store, session: dict, subscription: dict[str, Any]
 </div><div class="actions">{"".join(actions)}</div>{switch}</div>"""
 
 
-def _invoice_rows(store: Store, session: dict, invoices: list[dict[str, Any]]) -> str:
+def _invoice_rows(store: Store, session: dict, issued: list[dict[str, Any]]) -> str:
     rows = []
-    for invoice in invoices:
+    for invoice in issued:
         iid = escape(invoice["id"])
-        if invoice["status"] in billing.UNPAID:
+        if invoice["status"] in invoices.UNPAID:
             action = f'<a class="pill" href="/i/{iid}?portal={escape(session["id"])}">Pay</a>'
         else:
             action = f'<a class="pill alt" href="/i/{iid}/invoice.pdf">PDF</a>'
@@ -169,18 +169,22 @@ def _card_form(session: dict[str, Any], errors: dict[str, str]) -> str:
 
 
 @pages.add("GET", "/portal/<id>")
-def show(store: Store, request: Request, errors: dict[str, str] | None = None, status=200):
+def show(store: Store, request: Request):
+    return _render(store, request)
+
+
+def _render(store: Store, request: Request, errors: dict[str, str] | None = None, status=200):
     session = _portal(store, request)
     if _expired(store, session):
         return expired_page(session)
     customer = store.customers[session["customerId"]]
     mine = [s for s in store.subscriptions.values() if s["customerId"] == customer["id"]]
-    invoices = [
+    issued = [
         i
         for i in store.invoices.values()
         if i["customerId"] == customer["id"] and i["status"] != "draft"
     ]
-    subscriptions = (
+    subscription_cards = (
         "".join(
             _subscription_card(store, session, s) for s in sorted(mine, key=lambda s: -s["_seq"])
         )
@@ -202,9 +206,9 @@ def show(store: Store, request: Request, errors: dict[str, str] | None = None, s
 <span class="logo"></span>Plugipay Sandbox</div><h1>Billing portal</h1>
 <div class="muted">{who}{" · " + email if email and email != who else ""}</div></div>
 <a class="btn alt" href="{escape(session["returnUrl"])}">Return to the shop</a></div>
-{notice_html}<div class="card"><h2>Subscriptions</h2>{subscriptions}</div>
+{notice_html}<div class="card"><h2>Subscriptions</h2>{subscription_cards}</div>
 <div class="card"><h2>Invoices</h2><table class="invoices">
-{_invoice_rows(store, session, sorted(invoices, key=lambda i: -i["_seq"]))}</table>
+{_invoice_rows(store, session, sorted(issued, key=lambda i: -i["_seq"]))}</table>
 <p class="muted small">{method}</p></div></div>"""
     return page("Billing portal", body, status)
 
@@ -221,18 +225,18 @@ def _act(action: str):
         mode, sid = subscription["mode"], subscription["id"]
         try:
             if action == "cancel" and features.get("selfServeCancel"):
-                billing.cancel_subscription(
+                subscriptions.cancel_subscription(
                     store, mode, sid, at="period_end", reason="customer_portal"
                 )
             elif action == "pause" and features.get("selfServePause"):
-                billing.pause_subscription(store, mode, sid, None)
+                subscriptions.pause_subscription(store, mode, sid, None)
             elif action == "resume" and features.get("selfServePause"):
-                billing.resume_subscription(store, mode, sid)
+                subscriptions.resume_subscription(store, mode, sid)
             elif action == "switch":
                 price_id = request.form().get("price_id", "")
                 if price_id not in {p["id"] for p in _switch_options(store, subscription)}:
                     raise ApiError(403, "forbidden", "This plan does not allow that switch.")
-                billing.update_subscription(store, mode, sid, {"priceId": price_id})
+                subscriptions.update_subscription(store, mode, sid, {"priceId": price_id})
             else:
                 raise ApiError(403, "forbidden", "This plan does not allow that here.")
         except ApiError as exc:
@@ -259,7 +263,7 @@ def payment_method(store: Store, request: Request):
         raise ApiError(403, "forbidden", "No plan here allows updating the payment method.")
     form = request.form()
     try:
-        billing.update_payment_method(
+        invoices.update_payment_method(
             store,
             session["customerId"],
             form.get("number", ""),
@@ -267,5 +271,5 @@ def payment_method(store: Store, request: Request):
             form.get("cvc", ""),
         )
     except cards.CardError as exc:
-        return show(store, request, {exc.field: exc.message}, 400)
+        return _render(store, request, {exc.field: exc.message}, 400)
     return redirect(f"/portal/{session['id']}?done=card")

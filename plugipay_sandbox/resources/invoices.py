@@ -20,7 +20,7 @@ from plugipay_sandbox.resources import (
     string,
     time_filter,
 )
-from plugipay_sandbox.state import CURRENCIES, ApiError, Store, billing, iso
+from plugipay_sandbox.state import CURRENCIES, ApiError, Store, invoices, iso
 
 
 def detail(store: Store, invoice: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def create(store: Store, request: Request):
                 f"No subscription {fields['subscriptionId']!r} of this customer.",
                 field="subscriptionId",
             )
-    invoice = billing.create_invoice(store, request.mode, fields, status=status)
+    invoice = invoices.create_invoice(store, request.mode, fields, status=status)
     return envelope(detail(store, invoice), status=201, store=store)
 
 
@@ -106,7 +106,7 @@ def list_(store: Store, request: Request):
 
 @api.add("GET", "/invoices/<id>")
 def get(store: Store, request: Request):
-    invoice = billing.get_invoice(store, request.params["id"], request.mode)
+    invoice = invoices.get_invoice(store, request.params["id"], request.mode)
     return envelope(detail(store, invoice), store=store)
 
 
@@ -119,35 +119,35 @@ def _action(operation):
     return handler
 
 
-api.add("POST", "/invoices/<id>/finalize")(_action(billing.finalize_invoice))
-api.add("POST", "/invoices/<id>/pay")(_action(billing.pay_out_of_band))
-api.add("POST", "/invoices/<id>/void")(_action(billing.void_invoice))
-api.add("POST", "/invoices/<id>/send")(_action(billing.send_invoice))
+api.add("POST", "/invoices/<id>/finalize")(_action(invoices.finalize_invoice))
+api.add("POST", "/invoices/<id>/pay")(_action(invoices.pay_out_of_band))
+api.add("POST", "/invoices/<id>/void")(_action(invoices.void_invoice))
+api.add("POST", "/invoices/<id>/send")(_action(invoices.send_invoice))
 
 
 @api.add("POST", "/invoices/<id>/send-email")
 def send_email(store: Store, request: Request):
     to = string(request.json(), "to", max_length=320)
     to = None if to is MISSING else to
-    result = billing.email_invoice(store, request.mode, request.params["id"], to)
+    result = invoices.email_invoice(store, request.mode, request.params["id"], to)
     return envelope(result, store=store)
 
 
 @api.add("GET", "/invoices/<id>/invoice.html")
 def invoice_html(store: Store, request: Request):
-    invoice = billing.get_invoice(store, request.params["id"], request.mode)
+    invoice = invoices.get_invoice(store, request.params["id"], request.mode)
     return Response(documents.document_html(store, invoice), 200, "text/html; charset=utf-8")
 
 
 @api.add("GET", "/invoices/<id>/invoice.pdf")
 def invoice_pdf(store: Store, request: Request):
-    invoice = billing.get_invoice(store, request.params["id"], request.mode)
+    invoice = invoices.get_invoice(store, request.params["id"], request.mode)
     return documents.pdf_response(store, invoice)
 
 
 @api.add("GET", "/public/checkout/invoices/<id>", public=True)
 def public_read(store: Store, request: Request):
-    invoice = billing.get_invoice(store, request.params["id"])
+    invoice = invoices.get_invoice(store, request.params["id"])
     if invoice["status"] == "draft":
         raise ApiError(404, "not_found", f"No invoice with id {invoice['id']!r}.")
     return envelope(store.public(invoice), store=store)
@@ -163,7 +163,7 @@ def control_pay(store: Store, request: Request):
     if three_ds not in (None, "approve", "fail"):
         raise ApiError(400, "VALIDATION_ERROR", "three_ds is approve or fail.", field="three_ds")
     try:
-        outcome, payment = billing.pay_invoice_card(
+        outcome, payment = invoices.pay_invoice_card(
             store,
             request.params["id"],
             str(body["card"]),
@@ -172,7 +172,7 @@ def control_pay(store: Store, request: Request):
         )
     except cards.CardError as exc:
         raise ApiError(400, "VALIDATION_ERROR", exc.message, field="card") from exc
-    invoice = billing.get_invoice(store, request.params["id"])
+    invoice = invoices.get_invoice(store, request.params["id"])
     return envelope(
         {"outcome": outcome, "invoice": detail(store, invoice), "payment": store.public(payment)},
         store=store,

@@ -18,19 +18,19 @@ from plugipay_sandbox.resources import (
     query_flag,
     string,
 )
-from plugipay_sandbox.state import CURRENCIES, Store, billing
+from plugipay_sandbox.state import CURRENCIES, Store, plans
 
 
 def price_fields(body: dict[str, Any]) -> dict[str, Any]:
     """A price as the API takes it: currency, model, unitAmount or tiers, taxMode, active."""
-    model = choice(body, "model", billing.PRICE_MODELS) or "flat"
+    model = choice(body, "model", plans.PRICE_MODELS) or "flat"
     fields = present(
         {
             "currency": choice(body, "currency", CURRENCIES, required=True),
             "model": model,
             "unitAmount": integer(body, "unitAmount", required=model in ("flat", "usage")),
             "tiers": _tiers(body) if model in ("tiered", "volume") else MISSING,
-            "taxMode": choice(body, "taxMode", billing.TAX_MODES),
+            "taxMode": choice(body, "taxMode", plans.TAX_MODES),
             "active": boolean(body, "active"),
         }
     )
@@ -57,14 +57,14 @@ def _portal_features(body: dict[str, Any]) -> dict[str, bool]:
     if not isinstance(features, dict):
         raise invalid("portalFeatures", "portalFeatures must be an object of booleans.")
     for key, value in features.items():
-        if key not in billing.PORTAL_FEATURES:
+        if key not in plans.PORTAL_FEATURES:
             raise invalid(
                 f"portalFeatures.{key}",
-                f"portalFeatures.{key} is unknown; use {', '.join(billing.PORTAL_FEATURES)}.",
+                f"portalFeatures.{key} is unknown; use {', '.join(plans.PORTAL_FEATURES)}.",
             )
         if not isinstance(value, bool):
             raise invalid(f"portalFeatures.{key}", f"portalFeatures.{key} must be true or false.")
-    return {key: bool(features.get(key, False)) for key in billing.PORTAL_FEATURES}
+    return {key: bool(features.get(key, False)) for key in plans.PORTAL_FEATURES}
 
 
 def _plan_fields(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def _plan_fields(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
             if not isinstance(price, dict):
                 raise invalid(f"prices[{index}]", f"prices[{index}] must be an object.")
         fields.update(
-            interval=choice(body, "interval", billing.INTERVALS, required=True),
+            interval=choice(body, "interval", plans.INTERVALS, required=True),
             intervalCount=integer(body, "intervalCount", minimum=1, maximum=365),
             usageAggregate=choice(body, "usageAggregate", ("sum", "max", "last")),
             meteredUnit=string(body, "meteredUnit"),
@@ -98,7 +98,7 @@ def _plan_fields(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
 
 @api.add("POST", "/plans")
 def create(store: Store, request: Request):
-    plan = billing.create_plan(store, request.mode, _plan_fields(request.json(), create=True))
+    plan = plans.create_plan(store, request.mode, _plan_fields(request.json(), create=True))
     return envelope(store.public(plan), status=201, store=store)
 
 
@@ -122,21 +122,21 @@ def get(store: Store, request: Request):
 @api.add("PATCH", "/plans/<id>")
 def update(store: Store, request: Request):
     fields = _plan_fields(request.json(), create=False)
-    plan = billing.update_plan(store, request.mode, request.params["id"], fields)
+    plan = plans.update_plan(store, request.mode, request.params["id"], fields)
     return envelope(store.public(plan), store=store)
 
 
 @api.add("POST", "/plans/<id>/archive")
 def archive(store: Store, request: Request):
     request.json()
-    plan = billing.archive_plan(store, request.mode, request.params["id"])
+    plan = plans.archive_plan(store, request.mode, request.params["id"])
     return envelope(store.public(plan), store=store)
 
 
 @api.add("POST", "/plans/<id>/prices")
 def add_price(store: Store, request: Request):
     fields = price_fields(request.json())
-    price = billing.add_price(store, request.mode, request.params["id"], fields)
+    price = plans.add_price(store, request.mode, request.params["id"], fields)
     return envelope(store.public(price), status=201, store=store)
 
 
@@ -146,11 +146,11 @@ def update_price(store: Store, request: Request):
     active = boolean(body, "active")
     if active is MISSING or active is None:
         raise invalid("active", "active is required (true or false).")
-    price = billing.update_price(store, request.mode, request.params["id"], {"active": active})
+    price = plans.update_price(store, request.mode, request.params["id"], {"active": active})
     return envelope(store.public(price), store=store)
 
 
 @api.add("DELETE", "/prices/<id>")
 def delete_price(store: Store, request: Request):
-    billing.delete_price(store, request.mode, request.params["id"])
+    plans.delete_price(store, request.mode, request.params["id"])
     return Response(b"", 204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from plugipay_sandbox.app import Request, api, envelope
 from plugipay_sandbox.resources import string, url
-from plugipay_sandbox.state import Store, billing
+from plugipay_sandbox.state import Store, portal_sessions
 
 
 @api.add("POST", "/portal-sessions")
@@ -12,5 +12,5 @@ def create(store: Store, request: Request):
     body = request.json()
     customer_id = string(body, "customerId", required=True)
     return_url = url(body, "returnUrl")
-    session = billing.create_portal_session(store, request.mode, customer_id, return_url)
+    session = portal_sessions.create_portal_session(store, request.mode, customer_id, return_url)
     return envelope(store.public(session), status=201, store=store)

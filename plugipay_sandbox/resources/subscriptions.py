@@ -13,7 +13,7 @@ from plugipay_sandbox.resources import (
     string,
     time_filter,
 )
-from plugipay_sandbox.state import Store, billing
+from plugipay_sandbox.state import Store, subscriptions
 
 
 @api.add("POST", "/subscriptions")
@@ -26,13 +26,13 @@ def create(store: Store, request: Request):
             "priceId": string(body, "priceId", required=True),
             "trialDays": integer(body, "trialDays", maximum=730),
             "paymentTokenId": string(body, "paymentTokenId"),
-            "collectionMethod": choice(body, "collectionMethod", billing.COLLECTION_METHODS),
+            "collectionMethod": choice(body, "collectionMethod", subscriptions.COLLECTION_METHODS),
             "metadata": metadata(body),
             "initialDiscount": integer(body, "initialDiscount"),
             "couponId": string(body, "couponId"),
         }
     )
-    subscription = billing.create_subscription(store, request.mode, fields)
+    subscription = subscriptions.create_subscription(store, request.mode, fields)
     return envelope(store.public(subscription), status=201, store=store)
 
 
@@ -51,7 +51,7 @@ def list_(store: Store, request: Request):
 
 @api.add("GET", "/subscriptions/<id>")
 def get(store: Store, request: Request):
-    subscription = billing.get_subscription(store, request.params["id"], request.mode)
+    subscription = subscriptions.get_subscription(store, request.params["id"], request.mode)
     return envelope(store.public(subscription), store=store)
 
 
@@ -65,7 +65,9 @@ def update(store: Store, request: Request):
             "metadata": metadata(body),
         }
     )
-    subscription = billing.update_subscription(store, request.mode, request.params["id"], fields)
+    subscription = subscriptions.update_subscription(
+        store, request.mode, request.params["id"], fields
+    )
     return envelope(store.public(subscription), store=store)
 
 
@@ -73,8 +75,8 @@ def update(store: Store, request: Request):
 def cancel(store: Store, request: Request):
     body = request.json()
     at = choice(body, "at", ("period_end", "now")) or "period_end"
-    reason = choice(body, "reason", billing.CANCEL_REASONS)
-    subscription = billing.cancel_subscription(
+    reason = choice(body, "reason", subscriptions.CANCEL_REASONS)
+    subscription = subscriptions.cancel_subscription(
         store, request.mode, request.params["id"], at=at, reason=reason
     )
     return envelope(store.public(subscription), store=store)
@@ -86,14 +88,16 @@ def pause(store: Store, request: Request):
     if value is not None and not isinstance(value, str):
         raise invalid("resumeAt", "resumeAt must be an ISO-8601 time or epoch seconds.")
     resume_at = time_filter({"resumeAt": value} if value else {}, "resumeAt")
-    subscription = billing.pause_subscription(store, request.mode, request.params["id"], resume_at)
+    subscription = subscriptions.pause_subscription(
+        store, request.mode, request.params["id"], resume_at
+    )
     return envelope(store.public(subscription), store=store)
 
 
 @api.add("POST", "/subscriptions/<id>/resume")
 def resume(store: Store, request: Request):
     request.json()
-    subscription = billing.resume_subscription(store, request.mode, request.params["id"])
+    subscription = subscriptions.resume_subscription(store, request.mode, request.params["id"])
     return envelope(store.public(subscription), store=store)
 
 
@@ -104,5 +108,5 @@ def advance_clock(store: Store, request: Request):
     body = request.json()
     subscription_id = string(body, "subscriptionId", required=True)
     days = integer(body, "days", required=True, minimum=1, maximum=3650)
-    subscription = billing.advance_subscription(store, request.mode, subscription_id, days)
+    subscription = subscriptions.advance_subscription(store, request.mode, subscription_id, days)
     return envelope({**(store.public(subscription) or {}), "daysAdvanced": days}, store=store)

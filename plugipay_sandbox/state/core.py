@@ -243,6 +243,16 @@ class Store:
     def touch(self, obj: dict[str, Any]) -> None:
         obj["updatedAt"] = iso(self.now())
 
+    def change(self, obj: dict[str, Any], kind: str, **changes: Any) -> dict[str, Any]:
+        """Apply ``changes`` and, if any value differs, emit ``kind`` (an ``….updated`` event)
+        naming the previous values; returns them."""
+        previous = {k: obj.get(k) for k in changes if obj.get(k) != changes[k]}
+        obj.update(changes)
+        self.touch(obj)
+        if previous:
+            self.emit(kind, obj, previous=previous)
+        return previous
+
     @staticmethod
     def public(obj: dict[str, Any] | None) -> dict[str, Any] | None:
         """The wire form: a deep copy without the sandbox's private keys."""

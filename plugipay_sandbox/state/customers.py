@@ -39,11 +39,7 @@ def create_customer(store: Store, mode: str, fields: dict[str, Any]) -> dict[str
 def update_customer(store: Store, mode: str, customer_id: str, fields: dict[str, Any]):
     with store.lock:
         customer = store.get(store.customers, mode, customer_id, "customer")
-        previous = {k: customer.get(k) for k in fields if customer.get(k) != fields[k]}
-        customer.update(fields)
-        store.touch(customer)
-        if previous:
-            store.emit("customer.updated", customer, previous=previous)
+        store.change(customer, "customer.updated", **fields)
         return customer
 
 
