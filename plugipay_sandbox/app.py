@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
+import pkgutil
 import re
 import sys
 import time
@@ -25,10 +27,12 @@ STATUS_TEXT = {
     303: "See Other",
     400: "Bad Request",
     401: "Unauthorized",
+    402: "Payment Required",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Payload Too Large",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
@@ -276,17 +280,21 @@ def authenticate(store: Store, request: Request) -> str:
 # ── the application ───────────────────────────────────────────────────────────
 
 
+def import_all(*names: str) -> None:
+    """Import modules, and every submodule of those that are packages."""
+    for name in names:
+        module = importlib.import_module(name)
+        for found in pkgutil.iter_modules(getattr(module, "__path__", [])):
+            importlib.import_module(f"{name}.{found.name}")
+
+
 class SandboxApp:
     def __init__(self, store: Store) -> None:
         self.store = store
-        # Import for their route registrations.
-        from plugipay_sandbox import control, hosted  # noqa: F401
-        from plugipay_sandbox.resources import (  # noqa: F401
-            checkout,
-            customers,
-            events,
-            refunds,
-            webhooks,
+        # Every route module registers its own routes when imported: the control routes,
+        # then each module of the resources and hosted packages (a new one needs no edit here).
+        import_all(
+            "plugipay_sandbox.control", "plugipay_sandbox.resources", "plugipay_sandbox.hosted"
         )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:

@@ -38,6 +38,21 @@ FAILURE_MESSAGES = {
 }
 
 
+def charge(card: TestCard, three_ds: str | None) -> tuple[str, str | None]:
+    """What charging a test card does: (outcome, failure code).
+
+    ``three_ds`` is the answer to the 3-D Secure step ("approve"/"fail"); without one, a card
+    that asks for the step answers REQUIRES_3DS.
+    """
+    if card.outcome == REQUIRES_3DS and three_ds is None:
+        return REQUIRES_3DS, None
+    if card.outcome == DECLINED:
+        return DECLINED, card.failure_code
+    if three_ds == "fail":
+        return DECLINED, "authentication_failed"
+    return SUCCESS, None
+
+
 class CardError(ValueError):
     """A card form value that cannot be charged; ``field`` names the form field."""
 

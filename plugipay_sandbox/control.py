@@ -10,7 +10,7 @@ from typing import Any
 
 from plugipay_sandbox import cards
 from plugipay_sandbox.app import Request, envelope, pages
-from plugipay_sandbox.state import FAULT_KINDS, ApiError, Fault, Store
+from plugipay_sandbox.state import FAULT_KINDS, ApiError, Fault, Store, checkout, refunds
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -113,12 +113,14 @@ def pay(store: Store, request: Request):
                 400, "VALIDATION_ERROR", "three_ds is approve or fail.", field="three_ds"
             )
         try:
-            outcome, payment = store.pay_card(session_id, str(body["card"]), three_ds=three_ds)
+            outcome, payment = checkout.pay_card(
+                store, session_id, str(body["card"]), three_ds=three_ds
+            )
         except cards.CardError as exc:
             raise ApiError(400, "VALIDATION_ERROR", exc.message, field="card") from exc
     elif body.get("method") in ("va", "qris", "ewallet", "retail", "paypal", "manual"):
-        store.pay_async(session_id, body["method"])
-        session = store.session(session_id)
+        checkout.pay_async(store, session_id, body["method"])
+        session = checkout.get_session(store, session_id)
         outcome = "pending_review" if session["status"] == "pending_review" else "succeeded"
         payment = store.payments.get(session.get("paymentId") or "")
     else:
@@ -131,7 +133,7 @@ def pay(store: Store, request: Request):
     return envelope(
         {
             "outcome": outcome,
-            "session": store.public(store.session(session_id)),
+            "session": store.public(checkout.get_session(store, session_id)),
             "payment": store.public(payment),
         },
         store=store,
@@ -140,21 +142,25 @@ def pay(store: Store, request: Request):
 
 @pages.add("POST", "/_sandbox/checkout-sessions/<id>/expire")
 def expire(store: Store, request: Request):
-    return envelope(store.public(store.expire_session(request.params["id"])), store=store)
+    return envelope(store.public(checkout.expire_session(store, request.params["id"])), store=store)
 
 
 @pages.add("POST", "/_sandbox/refunds/<id>/succeed")
 def refund_succeed(store: Store, request: Request):
     return envelope(
-        store.public(store.settle_refund(request.params["id"], succeed=True)), store=store
+        store.public(refunds.settle_refund(store, request.params["id"], succeed=True)), store=store
     )
 
 
 @pages.add("POST", "/_sandbox/refunds/<id>/fail")
 def refund_fail(store: Store, request: Request):
     body = _body(request)
-    refund = store.settle_refund(
-        request.params["id"], succeed=False, code=body.get("code"), message=body.get("message")
+    refund = refunds.settle_refund(
+        store,
+        request.params["id"],
+        succeed=False,
+        code=body.get("code"),
+        message=body.get("message"),
     )
     return envelope(store.public(refund), store=store)
 

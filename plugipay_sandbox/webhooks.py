@@ -11,7 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from plugipay_sandbox import signing
-from plugipay_sandbox.state import AUTO_DISABLE_AFTER, Store, iso, shuffled
+from plugipay_sandbox.state import Store, iso, shuffled
+from plugipay_sandbox.state import webhooks as endpoints
+from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +120,9 @@ class Deliverer:
             if endpoint is None or (delivery["status"] != "pending" and not force):
                 return delivery
             url, secret, body = endpoint["url"], endpoint["_secret"], delivery["body"].encode()
-            timestamp = int(store.now())
+        # Wall-clock time, as a receiver checks it: an advanced sandbox clock (renewals a month
+        # ahead) must not make every signature stale.
+        timestamp = int(time.time())
         header = signing.webhook_signature_header(secret, timestamp, body)
         request = urllib.request.Request(
             url,
@@ -190,8 +194,8 @@ class Deliverer:
             delivery.update(status="failed", nextRetryAt=None)
         _log_failure(delivery, endpoint, code, error, now)
         if endpoint["consecutiveFailures"] >= AUTO_DISABLE_AFTER and endpoint["active"]:
-            store.disable_endpoint(
-                endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored"
+            endpoints.disable_endpoint(
+                store, endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored"
             )
 
 

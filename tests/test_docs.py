@@ -54,3 +54,23 @@ def test_every_sandbox_fault_and_control_route_is_documented():
 
     for kind in FAULT_KINDS:
         assert f"`{kind}`" in page("sandbox.md"), kind
+
+
+def test_every_billing_and_control_route_is_documented():
+    import re as regex
+
+    from plugipay_sandbox.app import SandboxApp, api, pages
+    from plugipay_sandbox.state import SandboxConfig, Store
+
+    SandboxApp(Store(SandboxConfig()))  # registers every route module
+    text = page("sandbox.md")
+
+    def path(route):
+        return regex.sub(r"\(\?P<(\w+)>\[\^/\]\+\)", r"<\1>", route[1].pattern)[1:-1]
+
+    billing = ("/plans", "/prices", "/subscriptions", "/invoices", "/portal-sessions", "/test/")
+    paths = [path(r) for r in api.routes if path(r).startswith(billing)]
+    paths += [path(r) for r in pages.routes if path(r).startswith("/_sandbox/")]
+    assert len(paths) >= 40
+    for route in paths:
+        assert f"{route}`" in text or f"{route} " in text, route

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from plugipay_sandbox.state import ApiError, parse_time
@@ -104,3 +105,44 @@ def created_between(
         moment = item.get(f"_{field}Ts") or parse_time(item[field])
         if (low is None or moment >= low) and (high is None or moment < high):
             yield item
+
+
+def boolean(body: dict[str, Any], field: str) -> Any:
+    value = body.get(field, MISSING)
+    if value is MISSING or value is None:
+        return value
+    if not isinstance(value, bool):
+        raise invalid(field, f"{field} must be true or false.")
+    return value
+
+
+def choice(body: dict[str, Any], field: str, choices: tuple[str, ...], *, required=False) -> Any:
+    """One of ``choices``, or None when absent or null."""
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise invalid(field, f"{field} is required: one of {', '.join(choices)}.")
+        return None
+    if value not in choices:
+        raise invalid(field, f"{field} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
+def nested(prefix: str, check: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a field check on a nested object, naming the field by its path (``prices[0].x``)."""
+    try:
+        return check(*args, **kwargs)
+    except ApiError as exc:
+        if exc.field:
+            exc.field = f"{prefix}.{exc.field}"
+            exc.message = f"{prefix}.{exc.message}"
+        raise
+
+
+def query_flag(query: dict[str, str], name: str) -> bool | None:
+    """A ``true``/``false`` query parameter (absent: None)."""
+    if name not in query:
+        return None
+    if query[name] not in ("true", "false"):
+        raise invalid(name, f"{name} must be true or false.")
+    return query[name] == "true"

@@ -13,7 +13,9 @@ from plugipay_sandbox.resources import (
     string,
     url,
 )
-from plugipay_sandbox.state import CURRENCIES, METHODS, Store
+from plugipay_sandbox.state import CURRENCIES, Store
+from plugipay_sandbox.state import checkout as sessions
+from plugipay_sandbox.state.checkout import METHODS
 
 MAX_TTL = 30 * 24 * 3600
 
@@ -60,13 +62,15 @@ def create(store: Store, request: Request):
             "templateId": string(body, "templateId"),
         }
     )
-    session = store.create_session(request.mode, fields)
+    session = sessions.create_session(store, request.mode, fields)
     return envelope(store.public(session), status=201, store=store)
 
 
 @api.add("GET", "/checkout-sessions/<id>")
 def get(store: Store, request: Request):
-    return envelope(store.public(store.session(request.params["id"], request.mode)), store=store)
+    return envelope(
+        store.public(sessions.get_session(store, request.params["id"], request.mode)), store=store
+    )
 
 
 @api.add("GET", "/checkout-sessions")
@@ -85,20 +89,20 @@ def list_(store: Store, request: Request):
 @api.add("POST", "/checkout-sessions/<id>/cancel")
 def cancel(store: Store, request: Request):
     request.json()
-    session = store.cancel_session(request.params["id"], request.mode)
+    session = sessions.cancel_session(store, request.params["id"], request.mode)
     return envelope(store.public(session), store=store)
 
 
 @api.add("POST", "/checkout-sessions/<id>/confirm")
 def confirm(store: Store, request: Request):
     request.json()
-    session = store.confirm_session(request.params["id"], request.mode)
+    session = sessions.confirm_session(store, request.params["id"], request.mode)
     return envelope(store.public(session), store=store)
 
 
 @api.add("GET", "/public/checkout/sessions/<id>", public=True)
 def public_read(store: Store, request: Request):
-    session = store.session(request.params["id"])
+    session = sessions.get_session(store, request.params["id"])
     keys = (
         "id",
         "amount",

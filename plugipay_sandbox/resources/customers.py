@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from plugipay_sandbox.app import Request, api, envelope, paginate
 from plugipay_sandbox.resources import created_between, metadata, present, string
-from plugipay_sandbox.state import Store
+from plugipay_sandbox.state import Store, customers
 
 
 def _fields(body: dict) -> dict:
@@ -23,7 +23,7 @@ def _fields(body: dict) -> dict:
 
 @api.add("POST", "/customers")
 def create(store: Store, request: Request):
-    customer = store.create_customer(request.mode, _fields(request.json()))
+    customer = customers.create_customer(store, request.mode, _fields(request.json()))
     return envelope(store.public(customer), status=201, store=store)
 
 
@@ -35,7 +35,9 @@ def get(store: Store, request: Request):
 
 @api.add("PATCH", "/customers/<id>")
 def update(store: Store, request: Request):
-    customer = store.update_customer(request.mode, request.params["id"], _fields(request.json()))
+    customer = customers.update_customer(
+        store, request.mode, request.params["id"], _fields(request.json())
+    )
     return envelope(store.public(customer), store=store)
 
 

@@ -4,21 +4,7 @@ from __future__ import annotations
 
 from plugipay_sandbox.app import Request, api, envelope, paginate
 from plugipay_sandbox.resources import created_between, invalid, string
-from plugipay_sandbox.state import Store, not_found
-
-KNOWN_KINDS = (
-    "customer.created",
-    "customer.updated",
-    "checkout_session.created",
-    "checkout_session.completed",
-    "checkout_session.expired",
-    "checkout_session.canceled",
-    "payment.succeeded",
-    "payment.failed",
-    "refund.created",
-    "refund.succeeded",
-    "refund.failed",
-)
+from plugipay_sandbox.state import Store, event_kinds, not_found
 
 
 def short_kind(event_type: str) -> str:
@@ -60,7 +46,7 @@ def list_(store: Store, request: Request):
 
 @api.add("GET", "/events/types")
 def types(store: Store, request: Request):
-    return envelope([f"plugipay.{k}.v1" for k in KNOWN_KINDS], store=store)
+    return envelope([f"plugipay.{k}.v1" for k in event_kinds()], store=store)
 
 
 @api.add("GET", "/events/<id>")
@@ -99,8 +85,9 @@ def trigger(store: Store, request: Request):
         raise invalid("data", "data must be an object.")
     with store.lock:
         obj = None
-        for pool in (store.sessions, store.payments, store.refunds, store.customers):
-            if aggregate_id in pool:
+        for name in store.STORES:
+            pool = getattr(store, name)
+            if name not in ("events", "deliveries") and aggregate_id in pool:
                 obj = dict(pool[aggregate_id])
         obj = {**(obj or {"id": aggregate_id, "mode": "test"}), **(data or {})}
         event = store.emit(kind, obj)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from plugipay_sandbox.app import Request, api, envelope, paginate
 from plugipay_sandbox.resources import created_between, integer, invalid, metadata
-from plugipay_sandbox.state import REFUND_REASONS, Store
+from plugipay_sandbox.state import Store, refunds
+from plugipay_sandbox.state.refunds import REFUND_REASONS
 
 
 @api.add("POST", "/refunds")
@@ -15,7 +16,7 @@ def create(store: Store, request: Request):
     if reason is not None and reason not in REFUND_REASONS:
         raise invalid("reason", f"reason must be one of {', '.join(REFUND_REASONS)}.")
     metadata(body)
-    refund = store.create_refund(request.mode, body)
+    refund = refunds.create_refund(store, request.mode, body)
     return envelope(store.public(refund), status=201, store=store)
 
 

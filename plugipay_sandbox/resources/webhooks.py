@@ -5,6 +5,7 @@ from __future__ import annotations
 from plugipay_sandbox.app import Request, Response, api, envelope, paginate
 from plugipay_sandbox.resources import MISSING, invalid, string, url
 from plugipay_sandbox.state import ApiError, Store, not_found
+from plugipay_sandbox.state import webhooks as endpoints
 
 
 def _events(body: dict):
@@ -36,7 +37,8 @@ def list_(store: Store, request: Request):
 @api.add("POST", "/webhooks")
 def create(store: Store, request: Request):
     body = request.json()
-    endpoint = store.create_endpoint(
+    endpoint = endpoints.create_endpoint(
+        store,
         request.mode,
         url=url(body, "url"),
         events=_events(body),
@@ -62,10 +64,10 @@ def update(store: Store, request: Request):
             if not isinstance(body["active"], bool):
                 raise invalid("active", "active must be true or false.")
             if body["active"]:
-                store.enable_endpoint(endpoint)
+                endpoints.enable_endpoint(endpoint)
             else:
-                store.disable_endpoint(endpoint, "paused through the API", "disabled")
-        store._touch(endpoint)
+                endpoints.disable_endpoint(store, endpoint, "paused through the API", "disabled")
+        store.touch(endpoint)
         store.changed.notify_all()
         return envelope(store.public(endpoint), store=store)
 
