@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.policy
 import importlib
 import json
 import pkgutil
@@ -11,13 +12,18 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 from plugipay_sandbox import signing
+from plugipay_sandbox.hosted import i18n
 from plugipay_sandbox.state import ApiError, Store, iso, new_id
 
 MAX_BODY = 1024 * 1024
+#: A transfer proof is up to 4 MB (plugipay-api.md §10.2) plus the multipart framing.
+MAX_UPLOAD_BODY = 4 * 1000 * 1000 + 64 * 1024
+UPLOAD_PATHS = ("/proof-image", "/claim")
 TIMESTAMP_WINDOW = 300
 API_PREFIXES = ("/api/v1", "/v1")
 STATUS_TEXT = {
@@ -89,6 +95,19 @@ class Request:
 
     def form(self) -> dict[str, str]:
         return {k: v[0] for k, v in parse_qs(self.body.decode("utf-8", "replace")).items()}
+
+    def file(self, name: str) -> bytes:
+        """The bytes of the file field ``name`` of a multipart/form-data body (b"" if none)."""
+        content_type = self.headers.get("content-type", "")
+        if not content_type.startswith("multipart/form-data"):
+            return b""
+        message = BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + self.body
+        )
+        for part in message.iter_parts():
+            if part.get_param("name", header="content-disposition") == name:
+                return part.get_payload(decode=True) or b""
+        return b""
 
 
 class Response:
@@ -330,8 +349,10 @@ class SandboxApp:
 
     def handle(self, request: Request) -> Response:
         length = int(request.environ.get("CONTENT_LENGTH") or 0)
-        if length > MAX_BODY:
-            raise ApiError(413, "payload_too_large", "Request bodies are limited to 1 MiB.")
+        limit = MAX_UPLOAD_BODY if request.path.endswith(UPLOAD_PATHS) else MAX_BODY
+        if length > limit:
+            size = "1 MiB" if limit == MAX_BODY else "4 MB plus the form framing"
+            raise ApiError(413, "payload_too_large", f"Request bodies are limited to {size}.")
         request.body = request.environ["wsgi.input"].read(length) if length else b""
         self.store.tick()
         for prefix in API_PREFIXES:
@@ -339,7 +360,13 @@ class SandboxApp:
                 return self.handle_api(request, request.path[len(prefix) :] or "/")
         handler, params, _flags = pages.match(request.method, request.path)
         request.params = params
-        return handler(self.store, request)
+        token = i18n.activate(
+            i18n.language_of(request.query.get("lang"), request.headers.get("accept-language"))
+        )
+        try:
+            return handler(self.store, request)
+        finally:
+            i18n.reset(token)
 
     def handle_api(self, request: Request, path: str) -> Response:
         handler, params, flags = api.match(request.method, path)

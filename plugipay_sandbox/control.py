@@ -119,10 +119,22 @@ def pay(store: Store, request: Request):
         except cards.CardError as exc:
             raise ApiError(400, "VALIDATION_ERROR", exc.message, field="card") from exc
     elif body.get("method") in ("va", "qris", "ewallet", "retail", "paypal", "manual"):
-        checkout.pay_async(store, session_id, body["method"])
+        settle = body.get("settle", True)
+        if not isinstance(settle, bool):
+            raise ApiError(400, "VALIDATION_ERROR", "settle is true or false.", field="settle")
+        channel = body.get("channel")
+        if channel is not None and not isinstance(channel, str):
+            raise ApiError(400, "VALIDATION_ERROR", "channel is a string.", field="channel")
+        if settle or body["method"] in ("manual", "paypal"):
+            checkout.pay_async(store, session_id, body["method"], channel)
+        else:
+            checkout.start_async(store, session_id, body["method"], channel)
         session = checkout.get_session(store, session_id)
-        outcome = "pending_review" if session["status"] == "pending_review" else "succeeded"
-        payment = store.payments.get(session.get("paymentId") or "")
+        outcome = "succeeded" if session["status"] == "completed" else session["status"]
+        payment_id = session.get("paymentId") or (session.get("instructions") or {}).get(
+            "paymentId"
+        )
+        payment = store.payments.get(payment_id or "")
     else:
         raise ApiError(
             400,
@@ -138,6 +150,26 @@ def pay(store: Store, request: Request):
         },
         store=store,
     )
+
+
+@pages.add("POST", "/_sandbox/payments/<id>/settle")
+def settle(store: Store, request: Request):
+    payment = checkout.settle_payment(
+        store, request.params["id"], _body(request).get("outcome", "succeeded")
+    )
+    session = checkout.get_session(store, payment["checkoutSessionId"])
+    return envelope(
+        {"payment": store.public(payment), "session": store.public(session)}, store=store
+    )
+
+
+@pages.add("POST", "/_sandbox/checkout-sessions/<id>/claim")
+def claim(store: Store, request: Request):
+    proof_url = _body(request).get("proof_url")
+    if proof_url is not None and not isinstance(proof_url, str):
+        raise ApiError(400, "VALIDATION_ERROR", "proof_url is a string.", field="proof_url")
+    session = checkout.claim_transfer(store, request.params["id"], proof_url)
+    return envelope(store.public(session), store=store)
 
 
 @pages.add("POST", "/_sandbox/checkout-sessions/<id>/expire")

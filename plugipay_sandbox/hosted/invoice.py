@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from plugipay_sandbox import cards, pdf
 from plugipay_sandbox.app import Request, Response, pages, redirect
+from plugipay_sandbox.hosted.i18n import gettext as _
 from plugipay_sandbox.hosted.layout import card_fields, money, page, test_card_rows, three_ds_page
 from plugipay_sandbox.state import ApiError, Store, invoices
 
@@ -32,7 +33,7 @@ def day(value: str | None) -> str:
 
 
 def badge(status: str) -> str:
-    return f'<span class="badge {escape(status)}">{STATUS_LABELS.get(status, status)}</span>'
+    return f'<span class="badge {escape(status)}">{_(STATUS_LABELS.get(status, status))}</span>'
 
 
 def _totals(invoice: dict[str, Any]) -> list[tuple[str, int]]:
@@ -58,23 +59,23 @@ def summary(store: Store, invoice: dict[str, Any]) -> str:
         for line in invoice["lines"]
     )
     totals = "".join(
-        f"<tr class=total><td>{label}</td><td class='r nw'>{money(amount, currency)}</td></tr>"
+        f"<tr class=total><td>{_(label)}</td><td class='r nw'>{money(amount, currency)}</td></tr>"
         for label, amount in _totals(invoice)
     )
     due = invoice["amountDue"] if invoice["status"] != "paid" else invoice["total"]
     billed = escape(customer.get("name") or customer.get("email") or invoice["customerId"])
     if invoice["status"] == "paid":
-        when = f"Paid {day(invoice['paidAt'])}"
+        when = f"{_('Paid')} {day(invoice['paidAt'])}"
     else:
-        when = f"Due {day(invoice['dueAt'])}"
+        when = f"{_('Due')} {day(invoice['dueAt'])}"
     memo = f'<p class="muted">{escape(invoice["memo"])}</p>' if invoice.get("memo") else ""
     return f"""<div class="card"><div class="brand"><span class="logo"></span>Plugipay Sandbox
-</div><div class="muted" style="margin-top:12px">Invoice {escape(invoice["number"])}
+</div><div class="muted" style="margin-top:12px">{_("Invoice")} {escape(invoice["number"])}
 {badge(invoice["status"])}</div>
 <div class="amount" data-testid="amount">{money(due, currency)}</div>
-<div class="muted">{when} · billed to {billed}</div>
+<div class="muted">{when} · {_("billed to")} {billed}</div>
 <table style="margin-top:16px">{lines}{totals}</table>{memo}
-<a class="linkbtn" href="/i/{escape(invoice["id"])}/invoice.pdf">Download PDF</a></div>"""
+<a class="linkbtn" href="/i/{escape(invoice["id"])}/invoice.pdf">{_("Download PDF")}</a></div>"""
 
 
 def pay_form(invoice: dict[str, Any], values: dict, errors: dict, alert: str, portal: str) -> str:
@@ -83,15 +84,17 @@ def pay_form(invoice: dict[str, Any], values: dict, errors: dict, alert: str, po
     if invoice["status"] == "past_due" and not alert:
         alert_html = '<div class="alert" role="alert">This invoice is past due.</div>'
     checked = " checked" if values.get("save") else ""
-    return f"""<div class="card"><h2 style="margin:0 0 4px">Pay by card</h2>{alert_html}
+    pay_amount = money(invoice["amountDue"], invoice["currency"])
+    return f"""<div class="card"><h2 style="margin:0 0 4px">{_("Pay by card")}</h2>{alert_html}
 <form method="post" action="/i/{iid}/pay"><input type="hidden" name="portal"
 value="{escape(portal)}">{card_fields(values, errors)}
 <label class="check"><input type="checkbox" name="save" value="1"{checked}> Save this card for
 future payments (a sandbox payment token on the customer)</label>
-<button class="btn" type="submit">Pay {money(invoice["amountDue"], invoice["currency"])}</button>
+<button class="btn" type="submit">{_("Pay {amount}", amount=pay_amount)}</button>
 </form>{_back(portal)}
-<details style="margin-top:18px" open><summary class="muted">Sandbox test cards (any future
-expiry, any 3-digit CVC)</summary><table>{test_card_rows()}</table></details></div>"""
+<details style="margin-top:18px" open><summary class="muted">
+{_("Sandbox test cards (any future expiry, any 3-digit CVC)")}</summary>
+<table>{test_card_rows()}</table></details></div>"""
 
 
 def _back(portal: str) -> str:
@@ -104,7 +107,7 @@ def status_card(invoice: dict[str, Any], portal: str) -> str:
     status = invoice["status"]
     if status == "paid":
         body = (
-            f'<div class="status ok">Payment received</div><p class="muted">Paid on '
+            f'<div class="status ok">{_("Payment received")}</div><p class="muted">Paid on '
             f"{day(invoice['paidAt'])}. A receipt is on its way (the sandbox sends no mail).</p>"
             f'<a class="btn alt" href="/i/{escape(invoice["id"])}/invoice.pdf">Download the '
             "invoice (PDF)</a>"
@@ -127,7 +130,7 @@ def render(store, invoice, values=None, errors=None, alert="", portal="", status
         side = pay_form(invoice, values or {}, errors or {}, alert, portal)
     else:
         side = status_card(invoice, portal)
-    title = f"Invoice {invoice['number']}"
+    title = f"{_('Invoice')} {invoice['number']}"
     return page(title, f'<div class="wrap">{summary(store, invoice)}{side}</div>', status)
 
 

@@ -6,8 +6,8 @@ from html import escape
 
 from plugipay_sandbox import cards
 from plugipay_sandbox.app import html
-
-DISPLAY_EXPONENTS = {"IDR": 0, "USD": 2, "JPY": 0, "KRW": 0}
+from plugipay_sandbox.hosted import i18n
+from plugipay_sandbox.hosted.i18n import gettext as _
 
 STYLE = """
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
@@ -67,18 +67,22 @@ table.invoices td{padding:10px 2px}}
 
 
 def money(amount: int, currency: str) -> str:
-    exponent = DISPLAY_EXPONENTS.get(currency, 2)
-    value = abs(amount) / (10**exponent) if exponent else abs(amount)
-    return f"{'−' if amount < 0 else ''}{currency} {value:,.{exponent}f}"
+    """The amount in the active page language (``IDR 250,000`` / ``Rp 250.000``)."""
+    return i18n.money(amount, currency)
+
+
+RIBBON = (
+    "Plugipay <b>Sandbox</b> — this is not Plugipay. No real money moves; only the sandbox "
+    "test cards work."
+)
 
 
 def page(title: str, body: str, status: int = 200):
     return html(
-        f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+        f"""<!doctype html><html lang="{i18n.current()}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{escape(title)} · Plugipay Sandbox</title><style>{STYLE}</style></head><body>
-<div class="ribbon">Plugipay <b>Sandbox</b> — this is not Plugipay. No real money moves;
-only the sandbox test cards work.</div>{body}</body></html>""",
+<div class="ribbon">{_(RIBBON)}</div>{body}</body></html>""",
         status,
     )
 
@@ -97,7 +101,7 @@ def card_fields(values: dict, errors: dict) -> str:
     def field(name: str, label: str, placeholder: str, mode: str = "text") -> str:
         error = f'<div class="err">{escape(errors[name])}</div>' if name in errors else ""
         return (
-            f'<label for="{name}">{label}</label><input id="{name}" name="{name}" '
+            f'<label for="{name}">{_(label)}</label><input id="{name}" name="{name}" '
             f'inputmode="{mode}" placeholder="{placeholder}" '
             f'value="{escape(values.get(name, ""))}" autocomplete="off">{error}'
         )
@@ -112,10 +116,15 @@ def three_ds_page(amount: str, merchant: str, action: str):
     """The sandbox bank's 3-D Secure step: approve or fail, posted to ``action``."""
     body = f"""<div class="wrap"><div class="card" style="grid-column:1/-1;max-width:480px;
 margin:auto"><div class="brand"><span class="logo"></span>Sandbox Bank · 3-D Secure</div>
-<div class="status">Approve this payment?</div>
-<p>{amount} to
-{escape(merchant)}. A real bank would ask for a one-time code.</p>
+<div class="status">{_("Approve this payment?")}</div>
+<p>{
+        _(
+            "{amount} to {merchant}. A real bank would ask for a one-time code.",
+            amount=amount,
+            merchant=escape(merchant),
+        )
+    }</p>
 <form method="post" action="{escape(action)}"><button class="btn" name="action" value="approve">
-Approve</button><button class="btn danger" name="action" value="fail">Fail authentication
-</button></form></div></div>"""
+{_("Approve")}</button><button class="btn danger" name="action" value="fail">
+{_("Fail authentication")}</button></form></div></div>"""
     return page("3-D Secure", body)

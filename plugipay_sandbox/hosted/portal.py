@@ -8,6 +8,7 @@ from typing import Any
 
 from plugipay_sandbox import cards
 from plugipay_sandbox.app import Request, pages, redirect
+from plugipay_sandbox.hosted.i18n import gettext as _
 from plugipay_sandbox.hosted.invoice import badge, day
 from plugipay_sandbox.hosted.layout import card_fields, money, page
 from plugipay_sandbox.state import ApiError, Store, invoices, plans, subscriptions
@@ -43,7 +44,7 @@ def _expired(store: Store, session: dict[str, Any]) -> bool:
 
 def expired_page(session: dict[str, Any]):
     body = f"""<div class="wrap narrow"><div class="card"><div class="brand"><span class="logo">
-</span>Billing portal</div><div class="status bad">This link has expired</div>
+</span>{_("Billing portal")}</div><div class="status bad">{_("This link has expired")}</div>
 <p class="muted">Billing portal links work for 15 minutes. Go back to the shop and open the
 portal again for a new link.</p><a class="btn" href="{escape(session["returnUrl"])}">Return to
 the shop</a></div></div>"""
@@ -130,7 +131,7 @@ def _subscription_card(store: Store, session: dict, subscription: dict[str, Any]
 <button class="btn alt">Switch</button></div></form>"""
     return f"""<div class="sub" data-testid="subscription"><div class="sub-head"><div>
 <div class="plan">{escape(plan["name"])}</div><div class="muted">{_price_label(store, price)}
-· {when}</div></div><span class="badge {escape(status)}">{SUB_STATUS.get(status, status)}</span>
+· {when}</div></div><span class="badge {escape(status)}">{_(SUB_STATUS.get(status, status))}</span>
 </div><div class="actions">{"".join(actions)}</div>{switch}</div>"""
 
 
@@ -203,14 +204,14 @@ def _render(store: Store, request: Request, errors: dict[str, str] | None = None
     who = escape(customer.get("name") or customer.get("email") or customer["id"])
     email = escape(customer.get("email") or "")
     body = f"""<div class="wrap narrow"><div class="card head"><div><div class="brand">
-<span class="logo"></span>Plugipay Sandbox</div><h1>Billing portal</h1>
+<span class="logo"></span>Plugipay Sandbox</div><h1>{_("Billing portal")}</h1>
 <div class="muted">{who}{" · " + email if email and email != who else ""}</div></div>
-<a class="btn alt" href="{escape(session["returnUrl"])}">Return to the shop</a></div>
-{notice_html}<div class="card"><h2>Subscriptions</h2>{subscription_cards}</div>
-<div class="card"><h2>Invoices</h2><table class="invoices">
+<a class="btn alt" href="{escape(session["returnUrl"])}">{_("Return to the shop")}</a></div>
+{notice_html}<div class="card"><h2>{_("Subscriptions")}</h2>{subscription_cards}</div>
+<div class="card"><h2>{_("Invoices")}</h2><table class="invoices">
 {_invoice_rows(store, session, sorted(issued, key=lambda i: -i["_seq"]))}</table>
 <p class="muted small">{method}</p></div></div>"""
-    return page("Billing portal", body, status)
+    return page(_("Billing portal"), body, status)
 
 
 def _act(action: str):

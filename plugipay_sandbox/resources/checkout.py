@@ -129,3 +129,36 @@ def public_read(store: Store, request: Request):
         "activeAdapters": ["xendit", "midtrans", "manual"],
     }
     return envelope(data, store=store)
+
+
+@api.add("POST", "/public/checkout/sessions/<id>/charge", public=True)
+def public_charge(store: Store, request: Request):
+    """The hosted page's method choice: ``redirect`` for cards, ``instructions`` otherwise."""
+    body = request.json()
+    method = string(body, "method", required=True)
+    channel = string(body, "channel")
+    session = sessions.get_session(store, request.params["id"])
+    if method not in session["methods"]:
+        raise invalid("method", f"this session accepts {', '.join(session['methods'])}.")
+    if method in ("card", "paypal"):
+        return envelope({"kind": "redirect", "redirectUrl": session["hostedUrl"]}, store=store)
+    if method == "manual":
+        payment = {"id": session["id"], "_expires": session["_expires"]}
+        return envelope(sessions.instructions(store, session, payment, method, None), store=store)
+    session = sessions.start_async(store, session["id"], method, channel)
+    return envelope(session["instructions"], store=store)
+
+
+@api.add("POST", "/public/checkout/sessions/<id>/buyer-claim", public=True)
+def public_buyer_claim(store: Store, request: Request):
+    proof_url = string(request.json(), "proofUrl")
+    session = sessions.claim_transfer(store, request.params["id"], proof_url)
+    return envelope(store.public(session), store=store)
+
+
+@api.add("POST", "/public/checkout/sessions/<id>/proof-image", public=True)
+def public_proof_image(store: Store, request: Request):
+    data = request.file("file")
+    if not data:
+        raise invalid("file", "Send the image as the multipart field file.")
+    return envelope({"url": sessions.store_proof(store, request.params["id"], data)}, store=store)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from plugipay_sandbox import cards
@@ -12,6 +13,32 @@ SESSION_OPEN_STATES = ("open", "pending", "pending_review")
 SESSION_TERMINAL_STATES = ("completed", "expired", "canceled")
 METHODS = ("qris", "va", "ewallet", "card", "retail", "paypal", "manual")
 ASYNC_METHODS = ("va", "qris", "ewallet", "retail")
+#: How long a pending charge waits for the money (capped by its session's expiry).
+PENDING_TTL = {"va": 24 * 3600, "retail": 48 * 3600, "qris": 15 * 60, "ewallet": 10 * 60}
+#: Who carries each asynchronous method; the first is the default.
+CHANNELS = {
+    "va": ("BCA", "Mandiri", "BNI", "BRI", "Permata"),
+    "ewallet": ("OVO", "GoPay", "DANA", "ShopeePay"),
+    "retail": ("Alfamart", "Indomaret"),
+}
+VA_PREFIXES = {
+    "BCA": "39358",
+    "Mandiri": "88908",
+    "BNI": "98829",
+    "BRI": "26215",
+    "Permata": "8528",
+}
+MERCHANT_NAME = "PT Toko Sandbox"
+#: The manual adapter's bank accounts (plugipay-api.md §13), shown on the hosted page.
+MERCHANT_ACCOUNTS = (
+    {"bankName": "BCA", "accountNumber": "1234567890", "accountHolder": MERCHANT_NAME},
+    {"bankName": "Mandiri", "accountNumber": "1370012345678", "accountHolder": MERCHANT_NAME},
+)
+PENDING_FAILURES = {
+    "expired": "The payment was not made before it expired.",
+    "canceled": "The checkout session was canceled.",
+    "payment_failed": "The bank or e-wallet reported the payment as failed.",
+}
 ADAPTERS = {
     "card": "xendit",
     "va": "xendit",
@@ -42,6 +69,7 @@ def create_session(store: Store, mode: str, fields: dict[str, Any]) -> dict[str,
             "expiresAt": None,
             "completedAt": None,
             "paymentId": None,
+            "instructions": None,
         }
         session.update(fields)
         if customer is not None:
@@ -77,6 +105,7 @@ def cancel_session(store: Store, session_id: str, mode: str | None = None) -> di
     with store.lock:
         session = get_session(store, session_id, mode)
         _require_open(store, session, "cancel")
+        _drop_pending(store, session, "canceled")
         session["status"] = "canceled"
         store.touch(session)
         store.emit("checkout_session.canceled", session)
@@ -92,6 +121,7 @@ def expire_session(store: Store, session_id: str) -> dict[str, Any]:
 
 
 def _expire(store: Store, session: dict[str, Any]) -> None:
+    _drop_pending(store, session, "expired")
     session["status"] = "expired"
     store.touch(session)
     store.emit("checkout_session.expired", session)
@@ -108,7 +138,7 @@ def confirm_session(store: Store, session_id: str, mode: str) -> dict[str, Any]:
                 f"{session['status']}; only pending_review sessions can be "
                 "confirmed.",
             )
-        _complete(store, session, session["paymentMethod"] or "manual")
+        _complete(store, session, "manual", store.payments.get(session["id"]))
         return session
 
 
@@ -147,24 +177,254 @@ def finish_3ds(store: Store, session_id: str, approve: bool) -> tuple[str, dict[
         return pay_card(store, session_id, card, three_ds="approve" if approve else "fail")
 
 
-def start_async(store: Store, session_id: str, method: str) -> dict[str, Any]:
-    """The buyer picked VA/QRIS/e-wallet/manual: the session waits for the money."""
-    with store.lock:
-        session = get_session(store, session_id)
-        _require_open(store, session, "pay")
-        session["paymentMethod"] = method
-        session["status"] = "pending_review" if method == "manual" else "pending"
-        store.touch(session)
-        return session
+def start_async(
+    store: Store, session_id: str, method: str, channel: str | None = None
+) -> dict[str, Any]:
+    """The buyer picked VA/QRIS/e-wallet/retail: a pending charge with instructions.
 
-
-def pay_async(store: Store, session_id: str, method: str) -> dict[str, Any]:
+    The session and its charge wait in ``pending`` until :func:`settle_payment` or the charge's
+    expiry (:data:`PENDING_TTL`, never past the session's own).
+    """
     with store.lock:
         session = get_session(store, session_id)
         _require_open(store, session, "pay")
         if method == "manual":
-            return start_async(store, session_id, method)
+            raise ApiError(409, "conflict", "Manual transfers are claimed, not started.")
+        channel = _channel(method, channel)
+        payment = _charge(store, session, method, "pending")
+        payment["_expires"] = min(session["_expires"], store.now() + PENDING_TTL[method])
+        payment["instructions"] = instructions(store, session, payment, method, channel)
+        session.update(status="pending", paymentMethod=method, adapter=payment["adapter"])
+        session["instructions"] = payment["instructions"]
+        store.touch(session)
+        store.emit("payment.updated", payment, previous={"status": None})
+        return session
+
+
+def _channel(method: str, channel: str | None) -> str | None:
+    choices = CHANNELS.get(method)
+    if not choices:
+        return None
+    if channel is None:
+        return choices[0]
+    for choice in choices:
+        if choice.lower() == str(channel).lower():
+            return choice
+    raise ApiError(
+        400,
+        "VALIDATION_ERROR",
+        f"{method} is paid through one of {', '.join(choices)}, not {channel!r}.",
+        field="channel",
+    )
+
+
+def instructions(
+    store: Store, session: dict[str, Any], payment: dict[str, Any], method: str, channel: str | None
+) -> dict[str, Any]:
+    """What the buyer must do, in the public charge-response shape (``heading``, ``note``,
+    ``bankAccounts``, ``qrImageUrl``, ``amount``, ``currency``) plus sandbox conventions:
+    ``method``, ``channel``, ``accountNumber``, ``qrString``, ``approvalUrl``, ``paymentCode``,
+    ``paymentId``, ``expiresAt``, ``claimedAt``, ``proofUrl``."""
+    base = f"{store.base_url()}/c/{session['id']}"
+    digits = str(int(payment["id"][-12:], 36))[-10:].rjust(10, "0")
+    info: dict[str, Any] = {
+        "kind": "instructions",
+        "method": method,
+        "channel": channel,
+        "heading": None,
+        "note": None,
+        "bankAccounts": [],
+        "accountNumber": None,
+        "qrString": None,
+        "qrImageUrl": None,
+        "approvalUrl": None,
+        "paymentCode": None,
+        "amount": session["amount"],
+        "currency": session["currency"],
+        "paymentId": payment["id"],
+        "expiresAt": iso(payment.get("_expires") or session["_expires"]),
+        "claimedAt": None,
+        "proofUrl": None,
+    }
+    if method == "va":
+        number = VA_PREFIXES[channel or "BCA"] + digits
+        info.update(
+            heading=f"{channel} virtual account",
+            note="Transfer the exact amount; the account closes at expiresAt.",
+            accountNumber=number,
+            bankAccounts=[
+                {"bankName": channel, "accountNumber": number, "accountHolder": MERCHANT_NAME}
+            ],
+        )
+    elif method == "qris":
+        info.update(
+            heading="QRIS",
+            note="Scan with any bank or e-wallet app.",
+            qrString=qris_string(session, payment),
+            qrImageUrl=f"{base}/qr.svg",
+        )
+    elif method == "ewallet":
+        info.update(
+            heading=f"{channel} payment",
+            note=f"Approve the payment in {channel}.",
+            approvalUrl=f"{base}/ewallet",
+        )
+    elif method == "retail":
+        info.update(
+            heading=f"Pay at {channel}",
+            note="Show the payment code at the cashier.",
+            paymentCode="PLGP" + digits[-8:],
+        )
+    elif method == "manual":
+        info.update(
+            heading="Manual bank transfer",
+            note="Transfer to one of these accounts, then tell the merchant.",
+            bankAccounts=[dict(account) for account in MERCHANT_ACCOUNTS],
+        )
+    return info
+
+
+def qris_string(session: dict[str, Any], payment: dict[str, Any]) -> str:
+    """An EMVCo-shaped QRIS payload (with a real CRC-16/CCITT checksum)."""
+
+    def tag(tag_id: str, value: str) -> str:
+        return f"{tag_id}{len(value):02d}{value}"
+
+    merchant = tag("00", "ID.CO.QRIS.WWW") + tag("01", "ID1020SANDBOX") + tag("02", payment["id"])
+    body = (
+        tag("00", "01")
+        + tag("01", "12")
+        + tag("26", merchant)
+        + tag("52", "5411")
+        + tag("53", "360")
+        + tag("54", str(session["amount"]))
+        + tag("58", "ID")
+        + tag("59", "PLUGIPAY SANDBOX")
+        + tag("60", "JAKARTA")
+        + "6304"
+    )
+    crc = 0xFFFF
+    for byte in body.encode():
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return body + f"{crc:04X}"
+
+
+def pay_async(store: Store, session_id: str, method: str, channel: str | None = None):
+    """The control route's immediate form: pay at once (manual: claim)."""
+    with store.lock:
+        session = get_session(store, session_id)
+        _require_open(store, session, "pay")
+        if method == "manual":
+            return claim_transfer(store, session_id)
+        _channel(method, channel)
         return _complete(store, session, method)
+
+
+def settle_payment(store: Store, payment_id: str, outcome: str) -> dict[str, Any]:
+    """The bank/wallet answers a pending charge: ``succeeded`` or ``failed``."""
+    if outcome not in ("succeeded", "failed"):
+        raise ApiError(400, "VALIDATION_ERROR", "outcome is succeeded or failed.", field="outcome")
+    with store.lock:
+        payment = store.payments.get(payment_id)
+        if payment is None:
+            raise not_found("payment", payment_id)
+        if payment["status"] != "pending" or payment["method"] == "manual":
+            raise ApiError(
+                409,
+                "conflict",
+                f"Payment {payment_id} is {payment['status']}"
+                + (" (manual: confirm the session)" if payment["method"] == "manual" else "")
+                + "; only a pending VA/QRIS/e-wallet/retail charge settles.",
+            )
+        session = get_session(store, payment["checkoutSessionId"])
+        if outcome == "succeeded":
+            _complete(store, session, payment["method"], payment)
+            store.emit("checkout_session.async_payment_succeeded", session)
+        else:
+            _fail_pending(store, session, payment, "payment_failed")
+        return payment
+
+
+def claim_transfer(
+    store: Store, session_id: str, proof_url: str | None = None, mode: str | None = None
+) -> dict[str, Any]:
+    """The buyer's "I have transferred": a manual charge (id = the session's) waits for review."""
+    with store.lock:
+        session = get_session(store, session_id, mode)
+        if session["status"] != "open":
+            raise ApiError(
+                409,
+                "conflict",
+                f"Checkout session {session_id} is {session['status']}; only an open "
+                "session can claim a transfer.",
+            )
+        if "manual" not in session["methods"]:
+            raise ApiError(409, "conflict", f"Checkout session {session_id} does not offer manual.")
+        payment = _charge(store, session, "manual", "pending")
+        # Plugipay: a manual payment's charge id is the session's own id (plugipay-api.md §10.3).
+        del store.payments[payment["id"]]
+        payment["id"] = session["id"]
+        store.payments[payment["id"]] = payment
+        payment["instructions"] = instructions(store, session, payment, "manual", None)
+        payment["instructions"].update(claimedAt=iso(store.now()), proofUrl=proof_url)
+        session.update(status="pending_review", paymentMethod="manual", adapter="manual")
+        session["instructions"] = payment["instructions"]
+        store.touch(session)
+        store.emit("payment.updated", payment, previous={"status": None})
+        return session
+
+
+PROOF_MAX_BYTES = 4 * 1000 * 1000
+PROOF_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+
+
+def proof_type(data: bytes) -> str | None:
+    """The image type by its magic bytes (PNG, JPEG or WEBP), else None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def store_proof(store: Store, session_id: str, data: bytes) -> str:
+    """Keep a proof-of-transfer image; returns its URL. ApiError for a bad or large one."""
+    if len(data) > PROOF_MAX_BYTES:
+        raise ApiError(413, "payload_too_large", "The proof must be at most 4 MB.", field="file")
+    content_type = proof_type(data)
+    if content_type is None:
+        raise ApiError(
+            400, "VALIDATION_ERROR", "The proof must be a PNG, JPEG or WEBP image.", field="file"
+        )
+    with store.lock:
+        session = get_session(store, session_id)
+        proof = {"id": new_id("proof_"), "contentType": content_type, "size": len(data)}
+        store.stamp(proof, session["mode"])
+        proof["_data"] = base64.b64encode(data).decode("ascii")
+        store.proofs[proof["id"]] = proof
+        return f"{store.base_url()}/c/{session_id}/proof/{proof['id']}"
+
+
+def _fail_pending(
+    store: Store, session: dict[str, Any], payment: dict[str, Any], code: str
+) -> None:
+    payment.update(
+        status="failed",
+        failureCode=code,
+        failureMessage=PENDING_FAILURES[code],
+    )
+    store.touch(payment)
+    if session["status"] in ("pending", "pending_review"):
+        session["status"] = "open"
+        session["instructions"] = None
+        store.touch(session)
+    store.emit("payment.failed", payment)
+    store.emit("checkout_session.async_payment_failed", session)
 
 
 def record_payment(
@@ -243,8 +503,15 @@ def _fail_charge(store: Store, session: dict[str, Any], method: str, code: str |
     return payment
 
 
-def _complete(store: Store, session: dict[str, Any], method: str) -> dict[str, Any]:
-    payment = _charge(store, session, method, "succeeded")
+def _complete(
+    store: Store, session: dict[str, Any], method: str, payment: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    if payment is None:
+        payment = _charge(store, session, method, "succeeded")
+    else:
+        payment.update(status="succeeded", paidAt=iso(store.now()))
+        payment.pop("_expires", None)
+        store.touch(payment)
     session.pop("_3ds_card", None)
     session.update(
         status="completed",
@@ -259,8 +526,26 @@ def _complete(store: Store, session: dict[str, Any], method: str) -> dict[str, A
     return payment
 
 
+def _drop_pending(store: Store, session: dict[str, Any], code: str) -> None:
+    """A pending charge dies with its session (canceled or expired)."""
+    for payment in _pending_charges(store, session["id"]):
+        _fail_pending(store, session, payment, code)
+
+
+def _pending_charges(store: Store, session_id: str) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in store.payments.values()
+        if p["status"] == "pending" and p.get("checkoutSessionId") == session_id
+    ]
+
+
 def _tick(store: Store) -> None:
     now = store.now()
+    for payment in list(store.payments.values()):
+        if payment["status"] == "pending" and payment.get("_expires", now + 1) <= now:
+            session = store.sessions[payment["checkoutSessionId"]]
+            _fail_pending(store, session, payment, "expired")
     for session in store.sessions.values():
         if session["status"] in SESSION_OPEN_STATES and session["_expires"] <= now:
             _expire(store, session)
@@ -283,14 +568,17 @@ refunds.register_source("checkout_session", _captured_payment)
 FAMILY = register(
     Family(
         "checkout",
-        stores=("sessions", "payments"),
+        stores=("sessions", "payments", "proofs"),
         event_kinds=(
             "checkout_session.created",
             "checkout_session.completed",
             "checkout_session.expired",
             "checkout_session.canceled",
+            "checkout_session.async_payment_succeeded",
+            "checkout_session.async_payment_failed",
             "payment.succeeded",
             "payment.failed",
+            "payment.updated",
         ),
         tick=_tick,
     )
