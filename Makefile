@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-services lint tox docs bench clean
+.PHONY: demo test test-services lint tox docs bench clean messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+messages: $(STAMP)  ## refresh the Indonesian catalog from the code, then compile it (needs GNU gettext)
+	cd django_plugipay && ../$(VENV)/bin/django-admin makemessages -l id --no-obsolete --no-location
+	cd django_plugipay && ../$(VENV)/bin/django-admin compilemessages -l id
+	cd example_project/shop && ../../$(VENV)/bin/django-admin makemessages -l id --no-obsolete --no-location
+	cd example_project/shop && ../../$(VENV)/bin/django-admin compilemessages -l id
+	@echo "Translate every empty msgstr (and clear any '#, fuzzy') in the django.po files, then run make messages again."
 
 clean:
 	rm -rf $(VENV) build .pytest_cache artifacts

@@ -335,6 +335,13 @@ class PlugipayClient:
     def cancel_checkout_session(self, session_id: str) -> dict[str, Any]:
         return self._post(f"/checkout-sessions/{quote(session_id, safe='')}/cancel", {})
 
+    def confirm_checkout_session(
+        self, session_id: str, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        return self._post(
+            f"/checkout-sessions/{quote(session_id, safe='')}/confirm", {}, idempotency_key
+        )
+
     def list_checkout_sessions(self, **filters: Any) -> Iterator[dict[str, Any]]:
         return self.paginate("/checkout-sessions", filters)
 

@@ -1,35 +1,71 @@
-"""Minor units ↔ display units, using ``CURRENCY_EXPONENTS``. Storage is always the integer."""
+"""Minor units ↔ display units, using ``CURRENCY_EXPONENTS``. Storage is always the integer.
+
+Display follows the active language: ``IDR 250,000`` in English, ``Rp 250.000`` in Indonesian
+(``.`` groups thousands and ``,`` marks decimals there, as staff type them).
+"""
 
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
 from django_plugipay.conf import app_settings
+
+#: Currency symbols used in Indonesian; other currencies keep their ISO code.
+ID_SYMBOLS = {"IDR": "Rp"}
+
+
+def _indonesian() -> bool:
+    return (get_language() or "").split("-")[0] in ("id", "in")
 
 
 def format_amount(amount: int | None, currency: str) -> str:
-    """``format_amount(250000, "IDR")`` → ``"IDR 250,000"``; USD 1999 → ``"USD 19.99"``."""
+    """``format_amount(250000, "IDR")`` → ``"IDR 250,000"`` (``"Rp 250.000"`` in Indonesian);
+    USD 1999 → ``"USD 19.99"`` (``"USD 19,99"``)."""
     if amount is None:
         return "—"
     exponent = app_settings.exponent(currency)
     value = Decimal(amount).scaleb(-exponent)
-    return f"{currency} {value:,.{exponent}f}"
+    text = f"{value:,.{exponent}f}"
+    if _indonesian():
+        text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+        return f"{ID_SYMBOLS.get(currency, currency)} {text}"
+    return f"{currency} {text}"
 
 
 def to_display(amount: int, currency: str) -> Decimal:
     return Decimal(amount).scaleb(-app_settings.exponent(currency))
 
 
+def input_value(amount: int, currency: str) -> str:
+    """The amount as staff would type it in the active language (no grouping)."""
+    text = str(to_display(amount, currency))
+    return text.replace(".", ",") if _indonesian() else text
+
+
 def to_minor(value: str | Decimal, currency: str) -> int:
-    """Parse a staff-entered amount in display units; reject sub-minor-unit precision."""
+    """Parse a staff-entered amount in display units; reject sub-minor-unit precision.
+
+    In Indonesian ``250.000`` is two hundred and fifty thousand and ``19,99`` has decimals.
+    """
     exponent = app_settings.exponent(currency)
+    text = str(value).strip()
+    if _indonesian() and not isinstance(value, Decimal):
+        text = text.replace(".", "").replace(",", ".")
+    else:
+        text = text.replace(",", "")
     try:
-        number = Decimal(str(value).replace(",", "").strip())
+        number = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"{value!r} is not an amount.") from None
+        raise ValueError(_("%(value)r is not an amount.") % {"value": value}) from None
     if not number.is_finite():
-        raise ValueError(f"{value!r} is not an amount.")
+        raise ValueError(_("%(value)r is not an amount.") % {"value": value})
     minor = number.scaleb(exponent)
     if minor != minor.quantize(Decimal(1), rounding=ROUND_DOWN):
-        raise ValueError(f"{currency} amounts have at most {exponent} decimal places.")
+        raise ValueError(
+            _("%(currency)s amounts have at most %(places)d decimal places.")
+            % {"currency": currency, "places": exponent}
+        )
     return int(minor)

@@ -9,6 +9,10 @@ from django.dispatch import Signal
 
 #: sender=CheckoutSession, instance=CheckoutSession, event=WebhookEvent | None
 checkout_session_completed = Signal()
+#: sender=CheckoutSession, instance=CheckoutSession, event=WebhookEvent | None — once per
+#: session, on its first entry into ``pending`` or ``pending_review`` (VA, QRIS, e-wallet,
+#: retail or manual transfer chosen); ``instance.instructions`` says what the buyer must do.
+checkout_session_pending = Signal()
 #: sender=CheckoutSession, instance=CheckoutSession, event=WebhookEvent | None
 checkout_session_expired = Signal()
 #: sender=CheckoutSession, instance=CheckoutSession, event=WebhookEvent | None

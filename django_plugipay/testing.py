@@ -176,6 +176,39 @@ class Sandbox:
             self.flush()
         return result
 
+    def start_async(
+        self, session: Any, method: str, *, channel: str | None = None, deliver: bool = True
+    ) -> dict[str, Any]:
+        """Choose VA/QRIS/e-wallet/retail and leave the charge ``pending`` with instructions;
+        returns ``{"outcome", "session", "payment"}`` (the pending charge)."""
+        body: dict[str, Any] = {"method": method, "settle": False}
+        if channel:
+            body["channel"] = channel
+        result = self.control("POST", f"checkout-sessions/{self._id(session)}/pay", body)
+        if deliver:
+            self.flush()
+        return result
+
+    def settle(
+        self, payment_id: str, outcome: str = "succeeded", *, deliver: bool = True
+    ) -> dict[str, Any]:
+        """Settle a pending charge as the bank or e-wallet would (``succeeded``/``failed``)."""
+        result = self.control("POST", f"payments/{payment_id}/settle", {"outcome": outcome})
+        if deliver:
+            self.flush()
+        return result
+
+    def claim(
+        self, session: Any, *, proof_url: str | None = None, deliver: bool = True
+    ) -> dict[str, Any]:
+        """The buyer's "I have transferred" for a manual transfer → ``pending_review``."""
+        result = self.control(
+            "POST", f"checkout-sessions/{self._id(session)}/claim", {"proof_url": proof_url}
+        )
+        if deliver:
+            self.flush()
+        return result
+
     def expire(self, session: Any, *, deliver: bool = True) -> dict[str, Any]:
         result = self.control("POST", f"checkout-sessions/{self._id(session)}/expire")
         if deliver:

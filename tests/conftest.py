@@ -12,6 +12,7 @@ def signals_log():
     from django_plugipay import signals
 
     names = [
+        "checkout_session_pending",
         "checkout_session_completed",
         "checkout_session_expired",
         "checkout_session_canceled",

@@ -10,12 +10,16 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.admin.actions import cancel_sessions, reprocess_events, resync
+from django_plugipay.admin.confirm import CONFIRM_PERMISSION, confirm_view
 from django_plugipay.admin.display import (
+    REFUND_STATES,
     MirrorAdmin,
     MirrorDisplay,
     admin_link,
     badge,
+    instructions_html,
     money,
+    pending_age,
     pretty_json,
 )
 from django_plugipay.admin.refunds import REFUND_PERMISSION, refund_view
@@ -30,12 +34,15 @@ class RefundInline(MirrorDisplay, admin.TabularInline):
         "plugipay_id",
         "amount_display",
         "status_badge",
+        "pending_age",
         "reason",
         "requested_by",
         "created_at",
     ]
     readonly_fields = fields
     show_change_link = True
+
+    pending_age = pending_age
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -80,12 +87,16 @@ class CheckoutSessionAdmin(MirrorAdmin):
     list_select_related = ["customer"]
     search_fields = ["plugipay_id", "customer__email", "customer__plugipay_id"]
     date_hierarchy = "created_at"
-    actions = [resync, cancel_sessions]
+    actions = ["confirm_transfers", resync, cancel_sessions]
+    change_form_template = "admin/django_plugipay/checkoutsession/change_form.html"
     readonly_fields = [
         "plugipay_id",
         "status",
         "amount_display",
         "customer_link",
+        "instructions_display",
+        "confirmed_by",
+        "confirmed_at",
         "url",
         "success_url",
         "cancel_url",
@@ -103,6 +114,42 @@ class CheckoutSessionAdmin(MirrorAdmin):
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("django_plugipay.change_checkoutsession")
+
+    def has_confirm_permission(self, request) -> bool:
+        return request.user.has_perm(CONFIRM_PERMISSION)
+
+    @admin.action(description=_("Confirm transfer received…"), permissions=["confirm"])
+    def confirm_transfers(self, request, queryset):
+        return confirm_view(self, request, queryset, single=False)
+
+    def get_urls(self):
+        confirm = self.admin_site.admin_view(self.confirm_one)
+        return [
+            path(
+                "<path:object_id>/confirm/",
+                confirm,
+                name="django_plugipay_checkoutsession_confirm",
+            ),
+            *super().get_urls(),
+        ]
+
+    def confirm_one(self, request, object_id):
+        session = get_object_or_404(CheckoutSession, pk=object_id)
+        queryset = CheckoutSession.objects.filter(pk=session.pk)
+        response = confirm_view(self, request, queryset, single=True)
+        if response is None:
+            return redirect(
+                reverse("admin:django_plugipay_checkoutsession_change", args=[session.pk])
+            )
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {**(extra_context or {}), "can_confirm": self.has_confirm_permission(request)}
+        return super().change_view(request, object_id, form_url, extra)
+
+    @admin.display(description=_("payment instructions"))
+    def instructions_display(self, obj):
+        return instructions_html(obj.instructions)
 
     @admin.display(description=_("payments"))
     def payments_links(self, obj):
@@ -172,7 +219,7 @@ class PaymentAdmin(MirrorAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
         if obj.refund_state:
-            return badge(obj.status, obj.refund_state.replace("_", " "))
+            return badge(obj.status, REFUND_STATES[obj.refund_state])
         return badge(obj.status)
 
     @admin.display(description=_("checkout session"))
@@ -208,6 +255,7 @@ class RefundAdmin(MirrorAdmin):
         "__str__",
         "amount_display",
         "status_badge",
+        "pending_age",
         "reason",
         "payment_link",
         "requested_by",
@@ -223,6 +271,7 @@ class RefundAdmin(MirrorAdmin):
         "payment_link",
         "amount_display",
         "status_badge",
+        "pending_age",
         "reason",
         "description",
         "failure_code",
@@ -238,6 +287,8 @@ class RefundAdmin(MirrorAdmin):
     @admin.display(description=_("payment"))
     def payment_link(self, obj):
         return admin_link(obj.payment)
+
+    pending_age = pending_age
 
 
 @admin.register(WebhookEvent)

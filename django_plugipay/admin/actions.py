@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 
 from django_plugipay import services
 from django_plugipay.exceptions import PlugipayError
@@ -24,10 +24,11 @@ def confirm_then(
     title: str,
     question: str,
     perform: Callable,
-    done: tuple[str, str],
+    done: Callable[[int], str],
 ):
     """Show a confirmation page (the shape of ``delete_selected``); on "Yes", run ``perform``
-    on each object and report counts. ``perform`` may raise PlugipayError for one object."""
+    on each object and report counts (``done(count)`` is the message). ``perform`` may raise
+    PlugipayError for one object."""
     if request.POST.get("post") == "yes":
         ok, failed = 0, []
         for obj in queryset:
@@ -40,9 +41,7 @@ def confirm_then(
             except Exception as exc:  # a failing event handler: shown, not a crash
                 failed.append(f"{obj}: {exc}")
         if ok:
-            modeladmin.message_user(
-                request, ngettext(done[0], done[1], ok) % {"count": ok}, messages.SUCCESS
-            )
+            modeladmin.message_user(request, done(ok), messages.SUCCESS)
         for line in failed:
             modeladmin.message_user(request, line, messages.ERROR)
         return None
@@ -75,7 +74,7 @@ def _sync(obj) -> None:
         services.sync_refund(refund=obj)
 
 
-@admin.action(description=_("Re-sync selected from Plugipay…"), permissions=["view"])
+@admin.action(description=gettext_lazy("Re-sync selected from Plugipay…"), permissions=["view"])
 def resync(modeladmin, request, queryset):
     return confirm_then(
         modeladmin,
@@ -88,11 +87,14 @@ def resync(modeladmin, request, queryset):
             "changes not seen before)?"
         ),
         perform=_sync,
-        done=("%(count)d object re-synced.", "%(count)d objects re-synced."),
+        done=lambda n: (
+            ngettext("%(count)d object re-synced.", "%(count)d objects re-synced.", n)
+            % {"count": n}
+        ),
     )
 
 
-@admin.action(description=_("Cancel selected open sessions…"), permissions=["cancel"])
+@admin.action(description=gettext_lazy("Cancel selected open sessions…"), permissions=["cancel"])
 def cancel_sessions(modeladmin, request, queryset):
     open_sessions = queryset.open()
     skipped = queryset.count() - open_sessions.count()
@@ -115,11 +117,16 @@ def cancel_sessions(modeladmin, request, queryset):
         title=_("Cancel checkout sessions"),
         question=_("Cancel these sessions at Plugipay? Buyers can no longer pay them."),
         perform=lambda s: services.cancel_checkout_session(session=s),
-        done=("%(count)d session canceled.", "%(count)d sessions canceled."),
+        done=lambda n: (
+            ngettext("%(count)d session canceled.", "%(count)d sessions canceled.", n)
+            % {"count": n}
+        ),
     )
 
 
-@admin.action(description=_("Reprocess selected failed events…"), permissions=["reprocess"])
+@admin.action(
+    description=gettext_lazy("Reprocess selected failed events…"), permissions=["reprocess"]
+)
 def reprocess_events(modeladmin, request, queryset):
     return confirm_then(
         modeladmin,
@@ -129,5 +136,8 @@ def reprocess_events(modeladmin, request, queryset):
         title=_("Reprocess webhook events"),
         question=_("Apply these events again? Each change still fires its signal only once."),
         perform=lambda e: services.apply_event(event=e),
-        done=("%(count)d event reprocessed.", "%(count)d events reprocessed."),
+        done=lambda n: (
+            ngettext("%(count)d event reprocessed.", "%(count)d events reprocessed.", n)
+            % {"count": n}
+        ),
     )

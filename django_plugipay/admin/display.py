@@ -6,7 +6,10 @@ import json
 
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.money import format_amount
@@ -25,6 +28,9 @@ BADGE_COLOURS = {
     "open": "#1d4ed8",
     "received": "#1d4ed8",
 }
+
+
+REFUND_STATES = {"refunded": _("refunded"), "partially_refunded": _("partially refunded")}
 
 
 def badge(status: str, label: str | None = None) -> str:
@@ -65,7 +71,7 @@ class MirrorDisplay:
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
-        return badge(obj.status)
+        return badge(obj.status, obj.get_status_display())
 
     @admin.display(description=_("customer"))
     def customer_link(self, obj):
@@ -97,3 +103,48 @@ class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
         if sep and key and value and " " not in key and hasattr(self.model, "metadata"):
             return queryset.filter(**{f"metadata__{key}": value}), False
         return super().get_search_results(request, queryset, search_term)
+
+
+def instructions_html(instructions) -> str:
+    """A pending session's instructions as a short definition list, or a dash."""
+    if instructions is None:
+        return "—"
+    rows = [
+        (_("method"), instructions.method),
+        (_("bank or provider"), instructions.channel),
+        (_("virtual account"), instructions.account_number),
+        (_("payment code"), instructions.payment_code),
+        (_("QR string"), instructions.qr_string),
+        (
+            _("pay before"),
+            date_format(localtime(instructions.expires_at), "DATETIME_FORMAT")
+            if instructions.expires_at
+            else "",
+        ),
+        (
+            _("claimed at"),
+            date_format(localtime(instructions.claimed_at), "DATETIME_FORMAT")
+            if instructions.claimed_at
+            else "",
+        ),
+    ]
+    rows += [
+        (_("bank account"), f"{a.bank_name} {a.account_number} ({a.account_holder})")
+        for a in instructions.bank_accounts
+    ]
+    items = format_html_join(
+        "", "<div><b>{}</b>: <code>{}</code></div>", ((k, v) for k, v in rows if v)
+    )
+    if instructions.proof_url:
+        items += format_html(
+            '<div><a href="{}" target="_blank" rel="noopener">{}</a></div>',
+            instructions.proof_url,
+            _("proof of transfer"),
+        )
+    return items
+
+
+@admin.display(description=_("waiting for"))
+def pending_age(modeladmin, obj) -> str:
+    """How long a refund has been waiting to settle ("2 days, 3 hours"), or a dash."""
+    return timesince(obj.created_at) if obj.pending_for is not None else "—"

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django_plugipay import services
 from django_plugipay.exceptions import RefundError
 from django_plugipay.models import Payment, PaymentStatus, RefundReason
-from django_plugipay.money import format_amount, to_display, to_minor
+from django_plugipay.money import format_amount, input_value, to_minor
 from django_plugipay.services.refunds import NOT_SUBMITTED
 
 REFUND_PERMISSION = "django_plugipay.refund_payment"
@@ -105,7 +105,7 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
     else:
         initial = {}
         if only and not only["refused"]:
-            initial["amount"] = str(to_display(only["remaining"], only["payment"].currency))
+            initial["amount"] = input_value(only["remaining"], only["payment"].currency)
         form = RefundForm(initial=initial, **form_kwargs)
     context = {
         **modeladmin.admin_site.each_context(request),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from django_plugipay.models import CheckoutSession, Payment, Refund, RefundReason
@@ -25,6 +26,10 @@ class RefundSerializer(MoneyMixin, serializers.ModelSerializer):
         help_text="Null until Plugipay has created the refund.",
     )
     payment = serializers.CharField(source="payment.plugipay_id", read_only=True)
+    pending_seconds = serializers.SerializerMethodField(
+        help_text="Seconds since the refund was requested while it is not settled (requested "
+        "or pending; VA and e-wallet refunds can take days), else null."
+    )
 
     class Meta:
         model = Refund
@@ -39,10 +44,15 @@ class RefundSerializer(MoneyMixin, serializers.ModelSerializer):
             "status",
             "failure_code",
             "failure_message",
+            "pending_seconds",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_pending_seconds(self, refund: Refund) -> int | None:
+        waited = refund.pending_for
+        return int(waited.total_seconds()) if waited is not None else None
 
 
 class PaymentSerializer(MoneyMixin, serializers.ModelSerializer):
@@ -135,6 +145,6 @@ class RefundRequestSerializer(serializers.Serializer):
     def validate(self, attrs):
         if attrs["reason"] == RefundReason.OTHER and not attrs["description"].strip():
             raise serializers.ValidationError(
-                {"description": "Describe the reason when it is 'other'."}
+                {"description": _("Describe the reason when it is “Other”.")}
             )
         return attrs

@@ -9,6 +9,8 @@ from django.db import IntegrityError
 from django.http import Http404
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
@@ -39,7 +41,7 @@ class Conflict(APIException):
 class UpstreamError(APIException):
     status_code = status.HTTP_502_BAD_GATEWAY
     default_code = "plugipay_unavailable"
-    default_detail = "Plugipay could not be reached; try again shortly."
+    default_detail = gettext_lazy("Plugipay could not be reached; try again shortly.")
 
 
 class NewestFirst(CursorPagination):
@@ -64,7 +66,9 @@ class CheckoutSessionCreate(generics.GenericAPIView):
     def post(self, request):
         pricing = app_settings.API_CHECKOUT_PARAMS
         if pricing is None:
-            raise Http404("Checkout creation is not enabled: set PLUGIPAY['API_CHECKOUT_PARAMS'].")
+            raise Http404(
+                _("Checkout creation is not enabled: set PLUGIPAY['API_CHECKOUT_PARAMS'].")
+            )
         pricing = import_string(pricing) if isinstance(pricing, str) else pricing
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -215,6 +219,6 @@ class PaymentRefundCreate(generics.GenericAPIView):
             and data.get("amount") in (None, refund.amount)
         )
         if not same:
-            raise Conflict("This Idempotency-Key was used for a different refund request.")
+            raise Conflict(_("This Idempotency-Key was used for a different refund request."))
         refund.refresh_from_db()
         return Response(RefundSerializer(refund).data, status=status.HTTP_200_OK)

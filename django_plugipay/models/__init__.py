@@ -1,6 +1,6 @@
 """The mirror models of Plugipay objects, and the webhook event log."""
 
-from django_plugipay.models.checkout import CheckoutSession
+from django_plugipay.models.checkout import BankAccount, CheckoutSession, PaymentInstructions
 from django_plugipay.models.customers import Customer
 from django_plugipay.models.enums import (
     EventSource,
@@ -16,7 +16,9 @@ from django_plugipay.models.payments import Payment
 from django_plugipay.models.refunds import Refund
 
 __all__ = [
+    "BankAccount",
     "CheckoutSession",
+    "PaymentInstructions",
     "Customer",
     "EventSource",
     "EventStatus",

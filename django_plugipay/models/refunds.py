@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.models.base import MirrorModel
@@ -69,3 +72,11 @@ class Refund(MirrorModel):
 
     def __str__(self) -> str:
         return self.plugipay_id or f"refund #{self.pk} ({self.status})"
+
+    @property
+    def pending_for(self) -> dt.timedelta | None:
+        """How long a refund not yet settled has waited (VA and e-wallet refunds can take
+        days, plugipay-api.md §10.4); None once it succeeded, failed or was canceled."""
+        if self.status not in (RefundStatus.REQUESTED, RefundStatus.PENDING) or not self.created_at:
+            return None
+        return timezone.now() - self.created_at

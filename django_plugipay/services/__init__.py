@@ -2,6 +2,7 @@
 
 from django_plugipay.services.checkout import (
     cancel_checkout_session,
+    confirm_checkout_session,
     create_checkout_session,
     sync_checkout_session,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "ReconcileResult",
     "apply_event",
     "cancel_checkout_session",
+    "confirm_checkout_session",
     "create_checkout_session",
     "create_customer",
     "get_or_create_customer_for_user",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
-from django_plugipay.models import CheckoutSession, Customer
+from django_plugipay.models import CheckoutSession, Customer, SessionStatus
 from django_plugipay.services.mirror import upsert_checkout_session
 
 
@@ -82,3 +85,29 @@ def sync_checkout_session(*, session: CheckoutSession) -> CheckoutSession:
 def cancel_checkout_session(*, session: CheckoutSession) -> CheckoutSession:
     """Cancel an open session at Plugipay; the mirror moves to canceled (signal once)."""
     return upsert_checkout_session(get_client().cancel_checkout_session(session.plugipay_id))
+
+
+def confirm_checkout_session(*, session: CheckoutSession, confirmed_by=None) -> CheckoutSession:
+    """Tell Plugipay the manual transfer of a ``pending_review`` session arrived; the mirror
+    moves to completed (``checkout_session_completed`` and ``payment_succeeded`` once).
+
+    Refuses, without calling Plugipay, a session that is not ``pending_review`` here. The call
+    carries the idempotency key ``confirm:<session id>`` (a retry, or a second member of staff
+    confirming at the same moment, is the same request) and runs outside any transaction;
+    ``confirmed_by`` (a user) and the time are stored on the row (first confirmation wins).
+    """
+    if session.status != SessionStatus.PENDING_REVIEW:
+        raise PlugipayError(
+            _("Only a session waiting for review can be confirmed; this one is %(status)s.")
+            % {"status": session.get_status_display()},
+            code="not_pending_review",
+        )
+    obj = get_client().confirm_checkout_session(
+        session.plugipay_id, idempotency_key=f"confirm:{session.plugipay_id}"
+    )
+    row = upsert_checkout_session(obj)
+    CheckoutSession.objects.filter(pk=row.pk, confirmed_at=None).update(
+        confirmed_by_id=getattr(confirmed_by, "pk", None), confirmed_at=timezone.now()
+    )
+    row.refresh_from_db()
+    return row

@@ -28,7 +28,12 @@ ACTION_STATUS = {
         "canceled": "canceled",
         "async_payment_succeeded": "completed",
     },
-    "payment": {"succeeded": "succeeded", "failed": "failed", "captured": "succeeded"},
+    "payment": {
+        "succeeded": "succeeded",
+        "failed": "failed",
+        "captured": "succeeded",
+        "updated": "pending",
+    },
     "refund": {
         "created": "pending",
         "succeeded": "succeeded",

@@ -192,9 +192,34 @@ def upsert_checkout_session(
     signal = SESSION_SIGNALS.get(transition) if transition else None
     if signal is not None:
         _send(signal, CheckoutSession, row, event)
+    mark_pending(row, event)
     if row.status == SessionStatus.COMPLETED and obj.get("paymentId"):
         _payment_from_session(row, obj, event)
     return row
+
+
+PENDING_STATES = (SessionStatus.PENDING, SessionStatus.PENDING_REVIEW)
+
+
+def mark_pending(session: CheckoutSession, event: WebhookEvent | None) -> None:
+    """``checkout_session_pending`` once per session, on its first entry into ``pending`` or
+    ``pending_review`` (``pending_at`` remembers it; the session row is locked)."""
+    if session.status in PENDING_STATES and session.pending_at is None:
+        session.pending_at = timezone.now()
+        session.save(update_fields=["pending_at", "updated_at"])
+        _send(signals.checkout_session_pending, CheckoutSession, session, event)
+
+
+def _session_waits_for(payment: Payment, session: CheckoutSession, event) -> None:
+    """A pending charge of an open session (only its ``payment.updated`` may have arrived):
+    the session waits for the money (``pending``) or for staff (``pending_review``)."""
+    if payment.status != PaymentStatus.PENDING or session.status != SessionStatus.OPEN:
+        return
+    manual = payment.method == "manual"
+    session.status = SessionStatus.PENDING_REVIEW if manual else SessionStatus.PENDING
+    session.payment_method = payment.method or session.payment_method
+    session.save(update_fields=["status", "payment_method", "updated_at"])
+    mark_pending(session, event)
 
 
 def _payment_from_session(
@@ -244,7 +269,12 @@ def upsert_payment(
 ) -> Payment:
     """Take in a remote charge; ``payment_succeeded``/``payment_failed`` fire once."""
     if session is None and obj.get("checkoutSessionId"):
-        session = CheckoutSession.objects.filter(plugipay_id=obj["checkoutSessionId"]).first()
+        # locked first: the lock order is session → payment
+        session = (
+            CheckoutSession.objects.select_for_update()
+            .filter(plugipay_id=obj["checkoutSessionId"])
+            .first()
+        )
     fields = payment_fields(obj, session)
     if not from_session:
         fields["data"] = dict(obj)
@@ -267,6 +297,8 @@ def upsert_payment(
     signal = PAYMENT_SIGNALS.get(transition) if transition else None
     if signal is not None:
         _send(signal, Payment, row, event)
+    if transition == PaymentStatus.PENDING and session is not None and not from_session:
+        _session_waits_for(row, session, event)
     return row
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.utils.translation import gettext as _
+
 from django_plugipay.client import get_client
 from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
@@ -49,17 +51,19 @@ def refund_payment(
     """
     if reason not in RefundReason.values:
         raise RefundError(
-            f"Choose a reason: {', '.join(RefundReason.values)}.", code="reason", field="reason"
+            _("Choose a reason: %(reasons)s.") % {"reasons": ", ".join(RefundReason.values)},
+            code="reason",
+            field="reason",
         )
     if reason == RefundReason.OTHER and not description.strip():
         raise RefundError(
-            "Describe the reason when it is 'other'.", code="description", field="description"
+            _("Describe the reason when it is “Other”."), code="description", field="description"
         )
     if amount is not None and (
         isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0
     ):
         raise RefundError(
-            "The amount must be a positive whole number of minor units.",
+            _("The amount must be a positive whole number of minor units."),
             code="amount",
             field="amount",
         )
@@ -82,25 +86,27 @@ def _request_refund(
     locked = Payment.objects.select_for_update().get(pk=payment.pk)
     if locked.status != PaymentStatus.SUCCEEDED:
         raise RefundError(
-            f"Payment {locked.plugipay_id} is {locked.status}; only succeeded "
-            "payments can be refunded.",
+            _("Payment %(payment)s is %(status)s; only succeeded payments can be refunded.")
+            % {"payment": locked.plugipay_id, "status": locked.get_status_display().lower()},
             code="not_paid",
         )
     if currency and currency.upper() != locked.currency:
         raise RefundError(
-            f"The payment is in {locked.currency}, not {currency.upper()}.",
+            _("The payment is in %(currency)s, not %(other)s.")
+            % {"currency": locked.currency, "other": currency.upper()},
             code="currency",
             field="amount",
         )
     remaining = refundable_amount(locked)
     if remaining <= 0:
         raise RefundError(
-            "Nothing is left to refund on this payment.", code="over_refund", field="amount"
+            _("Nothing is left to refund on this payment."), code="over_refund", field="amount"
         )
     amount = remaining if amount is None else amount
     if amount > remaining:
         raise RefundError(
-            f"The amount {amount} is more than the {remaining} left to refund on this payment.",
+            _("The amount %(amount)d is more than the %(left)d left to refund on this payment.")
+            % {"amount": amount, "left": remaining},
             code="over_refund",
             field="amount",
         )

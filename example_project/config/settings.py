@@ -25,6 +25,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -67,6 +68,10 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "Asia/Jakarta"
+# English and Bahasa Indonesia: the browser's Accept-Language picks one, the switcher in the
+# header (Django's set_language view) overrides it.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("id", "Bahasa Indonesia")]
 STATIC_URL = "/static/"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "shop:home"
@@ -83,6 +88,9 @@ PLUGIPAY = {
     "WEBHOOK_SECRETS": [os.environ.get("PLUGIPAY_WEBHOOK_SECRET", "whsec_demo")],
     "WEBHOOK_PROCESSING": "celery" if os.environ.get("CELERY_BROKER_URL") else "inline",
     "API_CHECKOUT_PARAMS": "shop.pricing.checkout_params",
+    # Indonesian buyers pay by bank transfer (VA), QRIS, e-wallet or a manual transfer that
+    # staff confirm in the admin ("Confirm transfer received…").
+    "DEFAULT_METHODS": ["card", "va", "qris", "ewallet", "manual"],
     "API_SYNC_INTERVAL": 1,
 }
 

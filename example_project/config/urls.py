@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("plugipay/", include("django_plugipay.urls")),
     path("plugipay/api/", include("django_plugipay.api.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("shop.urls")),
 ]

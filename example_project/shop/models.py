@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.money import format_amount
 
@@ -24,11 +25,11 @@ class Product(models.Model):
 
 class Order(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Awaiting payment"
-        PAID = "paid", "Paid"
-        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
-        REFUNDED = "refunded", "Refunded"
-        CANCELED = "canceled", "Canceled"
+        PENDING = "pending", _("Awaiting payment")
+        PAID = "paid", _("Paid")
+        PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
+        REFUNDED = "refunded", _("Refunded")
+        CANCELED = "canceled", _("Canceled")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders"
@@ -53,7 +54,7 @@ class Order(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Order #{self.pk}"
+        return _("Order #%(number)s") % {"number": self.pk}
 
     @property
     def amount_display(self) -> str:

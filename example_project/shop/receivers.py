@@ -10,10 +10,14 @@ from django.db import transaction
 from django.db.models import F
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+from django.utils.translation import gettext as _
 
 from django_plugipay.signals import (
     checkout_session_canceled,
     checkout_session_expired,
+    checkout_session_pending,
     payment_succeeded,
     refund_succeeded,
 )
@@ -42,12 +46,65 @@ def mark_paid(sender, instance, event, **kwargs):
 def send_receipt(order_id: int) -> None:
     order = Order.objects.select_related("user", "product").get(pk=order_id)
     send_mail(
-        f"Receipt for {order}",
-        f"Thank you! We received {order.amount_display} for {order.product} × {order.quantity}.",
+        _("Receipt for %(order)s") % {"order": order},
+        _("Thank you! We received %(amount)s for %(product)s × %(quantity)d.")
+        % {"amount": order.amount_display, "product": order.product, "quantity": order.quantity},
         None,
         [order.user.email or "buyer@example.com"],
     )
     Order.objects.filter(pk=order_id).update(receipts_sent=F("receipts_sent") + 1)
+
+
+@receiver(checkout_session_pending)
+def send_payment_instructions(sender, instance, event, **kwargs):
+    """The buyer chose a bank transfer, QRIS, an e-wallet or a manual transfer: email what to
+    do (once: the signal fires once per session), after the change commits."""
+    order = order_for(instance)
+    if order is None or order.status != Order.Status.PENDING:
+        return
+    transaction.on_commit(lambda: send_instructions(order.pk))
+
+
+def instructions_text(order) -> str:
+    """The instructions of an order's pending session as lines of text (email and page)."""
+    info = order.checkout_session.instructions if order.checkout_session else None
+    if info is None:
+        return ""
+    lines = []
+    if info.method == "manual":
+        lines.append(
+            _("Transfer %(amount)s to one of these accounts:") % {"amount": order.amount_display}
+        )
+        lines += [
+            f"  {a.bank_name} {a.account_number} ({a.account_holder})" for a in info.bank_accounts
+        ]
+        lines.append(_("We confirm your transfer as soon as it arrives."))
+    else:
+        lines.append(_("Amount: %(amount)s") % {"amount": order.amount_display})
+        if info.channel:
+            lines.append(_("Bank / provider: %(channel)s") % {"channel": info.channel})
+        if info.account_number:
+            lines.append(_("Virtual account number: %(number)s") % {"number": info.account_number})
+        if info.payment_code:
+            lines.append(_("Payment code: %(code)s") % {"code": info.payment_code})
+        if info.approval_url:
+            lines.append(_("Approve in your e-wallet: %(url)s") % {"url": info.approval_url})
+        if info.qr_string:
+            lines.append(_("QRIS: %(qr)s") % {"qr": info.qr_string})
+        if info.expires_at:
+            deadline = date_format(localtime(info.expires_at), "DATETIME_FORMAT")
+            lines.append(_("Pay before: %(deadline)s") % {"deadline": deadline})
+    return "\n".join(lines)
+
+
+def send_instructions(order_id: int) -> None:
+    order = Order.objects.select_related("user", "product", "checkout_session").get(pk=order_id)
+    send_mail(
+        _("Waiting for your transfer: %(order)s") % {"order": order},
+        instructions_text(order),
+        None,
+        [order.user.email or "buyer@example.com"],
+    )
 
 
 @receiver(refund_succeeded)

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from django_plugipay import services
@@ -36,7 +37,9 @@ def buy(request, slug):
         )
     except PlugipayError as exc:
         order.delete()
-        messages.error(request, f"Checkout is unavailable right now ({exc.message}).")
+        messages.error(
+            request, _("Checkout is unavailable right now (%(error)s).") % {"error": exc.message}
+        )
         return redirect("shop:home")
     order.checkout_session = session
     order.save(update_fields=["checkout_session"])
@@ -55,7 +58,10 @@ def success(request, pk):
             services.sync_checkout_session(session=order.checkout_session)
     # Read the order again in any case: the webhook may have paid it since it was loaded.
     order.refresh_from_db()
-    return render(request, "shop/success.html", {"order": order})
+    session = order.checkout_session
+    waiting = order.status == Order.Status.PENDING and session is not None and session.is_pending
+    context = {"order": order, "instructions": session.instructions if waiting else None}
+    return render(request, "shop/success.html", context)
 
 
 @login_required

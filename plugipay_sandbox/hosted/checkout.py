@@ -32,6 +32,7 @@ WALLET_TEXT = "Open {wallet} to approve the payment of {amount}."
 RETAIL_TEXT = "Pay {amount} at any {outlet} cashier with this payment code:"
 ASKS_TEXT = "{merchant} asks you to pay {amount}."
 REVIEW_TEXT = "The merchant confirms manual transfers by hand. You claimed your transfer at {time}."
+PAY_LATER = "I will pay later: back to the shop"
 CHOOSE = {"va": "Choose your bank", "ewallet": "Choose your e-wallet", "retail": "Choose an outlet"}
 
 
@@ -172,7 +173,8 @@ def status_page(session: dict) -> str:
         method = escape(label(info["method"]))
         body = f"""<div class="status">{_("Complete your {method} payment", method=method)}</div>
 <p class="muted" data-testid="deadline">{_("Pay before {deadline}", deadline=deadline(info))}</p>
-{instructions_html(session, info)}{settle_buttons(sid)}"""
+{instructions_html(session, info)}{settle_buttons(sid)}
+<a class="linkbtn" href="{escape(success_target(session))}">{_(PAY_LATER)}</a>"""
     else:
         title = {
             "expired": _("This checkout has expired"),
@@ -386,7 +388,8 @@ def claim(store: Store, request: Request):
         except ApiError as exc:
             return manual_page(session, _(exc.message), status=exc.status)
     sessions.claim_transfer(store, session["id"], proof_url)
-    return redirect(f"/c/{session['id']}")
+    # Plugipay's page navigates to successUrl after a manual claim (plugipay-api.md §10.2).
+    return redirect(success_target(session))
 
 
 @pages.add("GET", "/c/<id>/proof/<proof_id>")

@@ -85,6 +85,7 @@ ID: dict[str, str] = {
     "In the sandbox no money moves: settle the payment below.": "Di sandbox tidak ada uang yang "
     "berpindah: selesaikan pembayaran di bawah ini.",
     "Simulate payment": "Simulasikan pembayaran",
+    "I will pay later: back to the shop": "Saya bayar nanti: kembali ke toko",
     "Simulate failure": "Simulasikan kegagalan",
     "Choose your bank": "Pilih bank Anda",
     "Choose your e-wallet": "Pilih dompet digital Anda",

@@ -52,6 +52,7 @@ def demo(tmp_path):
         )
         yield {
             "url": f"http://127.0.0.1:{web}",
+            "sandbox": f"http://127.0.0.1:{sandbox}",
             "db": tmp_path / "demo.sqlite3",
             "log": tmp_path / "demo.log",
         }
@@ -74,6 +75,13 @@ def log_in(page, url, username):
     page.fill("#id_username", username)
     page.fill("#id_password", username)
     page.click("button[type=submit]")
+
+
+def admin_log_in(page, url):
+    page.goto(url + "/admin/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "admin")
+    page.click("input[type=submit]")
 
 
 def pay(page, card):
@@ -100,10 +108,7 @@ def test_buy_pay_refund_in_the_demo(demo, browser):
     wait_until(paid_once, 20, 0.3, "the order to be paid exactly once")
 
     staff = browser.new_context().new_page()
-    staff.goto(url + "/admin/login/")
-    staff.fill("#id_username", "admin")
-    staff.fill("#id_password", "admin")
-    staff.click("input[type=submit]")
+    admin_log_in(staff, url)
     staff.goto(url + "/admin/django_plugipay/payment/")
     staff.locator("#result_list tbody a").first.click()
     staff.click("a.plugipay-refund")
@@ -132,3 +137,69 @@ def test_decline_then_3ds_in_the_demo(demo, browser):
     page.click("button[value=approve]")
     page.wait_for_url("**/thanks/**")
     assert "paid" in page.locator("[data-testid=order-status]").inner_text()
+
+
+def test_pay_by_va_then_staff_confirm_a_manual_transfer_in_indonesian(demo, browser):
+    url = demo["url"]
+    buyer = browser.new_context(locale="en-US").new_page()
+    log_in(buyer, url, "buyer")
+    buyer.click("button[data-product=batik-shirt]")
+    buyer.wait_for_url("**/c/cs_*")
+    buyer.click("button[value='va:BCA']")
+    va = buyer.locator("[data-testid=va-number]").inner_text()
+    screenshot(buyer, "async-hosted-va")
+    buyer.click("text=I will pay later: back to the shop")
+    buyer.wait_for_url("**/thanks/**")
+    assert buyer.locator("[data-testid=order-status]").inner_text() == "Waiting for your transfer"
+    assert buyer.locator("[data-testid=va-number]").inner_text() == va
+    assert buyer.locator("[data-testid=bank]").inner_text() == "BCA"
+    assert buyer.locator("[data-testid=deadline]").inner_text()
+    screenshot(buyer, "async-shop-waiting-for-transfer")
+
+    (session_id,) = query(demo["db"], "select plugipay_id from django_plugipay_checkoutsession")[0]
+    sandbox = buyer.context.request
+    state = sandbox.get(f"{demo['sandbox']}/_sandbox/state").json()["data"]
+    (payment,) = [p for p in state["payments"] if p["checkoutSessionId"] == session_id]
+    sandbox.post(
+        f"{demo['sandbox']}/_sandbox/payments/{payment['id']}/settle",
+        data={"outcome": "succeeded"},
+    )
+
+    def paid():
+        buyer.reload()
+        return "paid" in buyer.locator("[data-testid=order-status]").inner_text()
+
+    wait_until(paid, 30, 0.5, "the shop's page to say paid")
+    screenshot(buyer, "async-shop-paid")
+    log = demo["log"].read_bytes().decode()
+    assert log.count("Subject: Waiting for your transfer") == 1
+    assert log.count("Subject: Receipt for") == 1
+
+    # A manual transfer: the buyer claims it, staff confirm it in the admin in Indonesian.
+    buyer.goto(url + "/")
+    buyer.click("button[data-product=kopi-luwak]")
+    buyer.wait_for_url("**/c/cs_*")
+    buyer.click("button[value=manual]")
+    buyer.wait_for_url("**/manual")
+    buyer.click("button[type=submit]")
+    buyer.wait_for_url("**/thanks/**")
+    assert "confirm your transfer" in buyer.locator("[data-testid=order-status]").inner_text()
+
+    staff = browser.new_context(locale="id-ID", extra_http_headers={"Accept-Language": "id"})
+    page = staff.new_page()
+    admin_log_in(page, url)
+    page.goto(url + "/admin/django_plugipay/checkoutsession/?status__exact=pending_review")
+    page.locator("#result_list tbody a").first.click()
+    page.click("a.plugipay-confirm")
+    assert "Konfirmasi transfer diterima" in page.content()
+    assert "Rp " in page.locator(".plugipay-confirm-table").inner_text()
+    screenshot(page, "admin-confirm-transfer-id")
+    page.click("input[value='Ya, uangnya sudah masuk']")
+    assert "dikonfirmasi" in page.locator(".messagelist").inner_text()
+    screenshot(page, "admin-confirm-transfer-done-id")
+
+    def manual_paid():
+        rows = query(demo["db"], "select status from shop_order order by id")
+        return rows == [("paid",), ("paid",)]
+
+    wait_until(manual_paid, 30, 0.5, "the manual-transfer order to be paid")
