@@ -367,9 +367,9 @@ def reference_markdown() -> str:
     ]
     for spec in all_specs():
         model = spec.model._meta
-        lines += ["", f"## `{spec.name}`", "", f"Model: `{model.object_name}`. "]
+        lines += ["", f"## `{spec.name}`", "", f"Model: `{model.object_name}`."]
         if spec.fetchable:
-            lines[-1] += "Syncable: fetched from the API by id."
+            lines[-1] += " Syncable: fetched from the API by id."
         if spec.tiers:
             lines += ["", "| status | terminal | signal |", "|---|---|---|"]
             for status in spec.statuses:
@@ -390,6 +390,11 @@ def reference_markdown() -> str:
             keys = ", ".join(f"`{k}`" for k in spec_field.keys)
             label = spec_field.kind.label + (" (required)" if spec_field.required else "")
             stored = f"`{name}`" if name in spec.fields else f"({name})"
+            length = (
+                getattr(model.get_field(name), "max_length", None) if name in spec.fields else 64
+            )
+            if isinstance(spec_field.kind, Text) and length:
+                label += f", ≤ {length} characters"
             lines.append(f"| {stored} | {keys} | {label} |")
     return "\n".join(lines) + "\n"
 

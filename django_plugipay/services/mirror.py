@@ -47,6 +47,7 @@ from django_plugipay.specs import (
     Timestamp,
     field,
     spec_for,
+    spec_for_model,
 )
 
 logger = logging.getLogger(__name__)
@@ -552,6 +553,14 @@ def upsert_refund(obj: Mapping[str, Any], *, event=None) -> Refund:
     Raises :class:`UnresolvedReference` when the refunded payment is not known here.
     """
     return advance(REFUND, obj, event=event)
+
+
+def sync_object(row: models.Model) -> models.Model:
+    """Fetch any mirrored row's object from Plugipay and apply it through its spec."""
+    spec = spec_for_model(type(row))
+    if spec is None:
+        raise TypeError(f"{type(row).__name__} is not a mirrored Plugipay resource")
+    return spec.sync(row)
 
 
 def recount_refunded(payment: Payment) -> None:
