@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from django_plugipay import signals
 from django_plugipay.conf import app_settings
+from django_plugipay.db import run_atomic, write_atomic
 from django_plugipay.exceptions import InvalidObject, InvalidPayload
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import mirror
@@ -130,19 +131,24 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
 
 
 def _record_and_apply(parsed: Event, source: str, prefetched) -> tuple[WebhookEvent, bool]:
+    return run_atomic(_insert_and_apply, parsed, source, prefetched), True
+
+
+def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
+    """One transaction (retried whole on transient errors): insert the event with its outcome
+    (no read first: a duplicate's insert does nothing) and apply it."""
     handled = spec_for(parsed.resource) is not None
-    with transaction.atomic():
-        row = WebhookEvent(
-            event_id=parsed.id,
-            **_fields(parsed, source),
-            attempts=1,
-            status=EventStatus.PROCESSED if handled else EventStatus.IGNORED,
-            processed_at=timezone.now(),
-        )
-        if not mirror.insert_new(row, "event_id"):
-            raise _AlreadyRecorded
-        _apply(parsed, row, prefetched)
-        return row, True
+    row = WebhookEvent(
+        event_id=parsed.id,
+        **_fields(parsed, source),
+        attempts=1,
+        status=EventStatus.PROCESSED if handled else EventStatus.IGNORED,
+        processed_at=timezone.now(),
+    )
+    if not mirror.insert_new(row, "event_id"):
+        raise _AlreadyRecorded
+    _apply(parsed, row, prefetched)
+    return row
 
 
 def _fetching(run):
@@ -187,6 +193,7 @@ def _log_failure(event_id: str, kind: str, exc: Exception) -> None:
         logger.exception("plugipay event %s failed", event_id, extra=extra)
 
 
+@write_atomic
 def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
     error = _describe(exc)
     event, created = WebhookEvent.objects.get_or_create(
@@ -207,7 +214,7 @@ def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
 def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     """Store the event (status ``received``) once per event id, to apply later."""
     row = WebhookEvent(event_id=parsed.id, **_fields(parsed, source))
-    if mirror.insert_new(row, "event_id"):
+    if run_atomic(mirror.insert_new, row, "event_id"):
         return row, True
     return WebhookEvent.objects.get(event_id=parsed.id), False
 
@@ -232,20 +239,20 @@ def apply_event(*, event: WebhookEvent) -> WebhookEvent:
         raise
 
 
+@write_atomic
 def _apply_recorded(event: WebhookEvent, prefetched) -> WebhookEvent:
-    with transaction.atomic():
-        row = WebhookEvent.objects.select_for_update().get(pk=event.pk)
-        if row.status in DONE:
-            return row
-        parsed = parse_event(row.payload)
-        _apply(parsed, row, prefetched)
-        handled = spec_for(parsed.resource) is not None
-        row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
-        row.attempts += 1
-        row.last_error = ""
-        row.processed_at = timezone.now()
-        row.save(update_fields=["status", "attempts", "last_error", "processed_at"])
+    row = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+    if row.status in DONE:
         return row
+    parsed = parse_event(row.payload)
+    _apply(parsed, row, prefetched)
+    handled = spec_for(parsed.resource) is not None
+    row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
+    row.attempts += 1
+    row.last_error = ""
+    row.processed_at = timezone.now()
+    row.save(update_fields=["status", "attempts", "last_error", "processed_at"])
+    return row
 
 
 def replay_failed_events(

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay import signals
+from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import (
     CheckoutSession,
@@ -197,13 +198,21 @@ def advance(
     values["synced_at"] = timezone.now()
     if partial:
         values.pop("data")
-    context = context or {}
-    scope = lock_scope() if getattr(_held, "ranks", None) is None else contextlib.nullcontext()
-    with scope, transaction.atomic(savepoint=False):
-        return _advance(spec, values, refs, event, partial, context)
+    return _advance(spec, values, refs, event, partial, context or {})
 
 
+@write_atomic(savepoint=False)
 def _advance(spec, values, refs, event, partial, context) -> Any:
+    """One transaction, retried whole on transient errors (so it starts from a fresh copy of
+    the values and a fresh lock scope each time)."""
+    values = dict(values)
+    if getattr(_held, "ranks", None) is None:
+        with lock_scope():
+            return _advance_locked(spec, values, refs, event, partial, context)
+    return _advance_locked(spec, values, refs, event, partial, context)
+
+
+def _advance_locked(spec, values, refs, event, partial, context) -> Any:
     parent = spec.lock_parent(values, refs, context)
     fills = {**_links(spec, values, refs), **context.get("fill", {})}
     _take(spec)
@@ -576,11 +585,12 @@ def recount_refunded(payment: Payment) -> None:
         payment.save(update_fields=["amount_refunded", "updated_at"])
 
 
+@write_atomic
 def mark_refund_failed(
     refund: Refund, *, code: str, message: str, data: Mapping[str, Any] | None = None
 ) -> Refund:
     """A refund Plugipay refused outright: failed, once, with the API's message."""
-    with lock_scope(), transaction.atomic():
+    with lock_scope():
         lock(PAYMENT, Payment.objects.filter(pk=refund.payment_id))
         row = lock(REFUND, Refund.objects.filter(pk=refund.pk))
         if row.status in REFUND.terminal:

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from django_plugipay.client import get_client
+from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
 from django_plugipay.services.events import DONE, process_event
@@ -47,6 +48,7 @@ class ReconcileResult:
         return self.events_applied + sum(self.synced.values())
 
 
+@write_atomic
 def _claim(cursor_name: str) -> SyncCursor | None:
     """Take the reconciliation lease, or None when another run holds it."""
     now = timezone.now()
