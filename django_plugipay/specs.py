@@ -214,6 +214,9 @@ class ResourceSpec:
     outcomes: ClassVar[Mapping[str, str]] = {}
     #: rows are locked in increasing rank within one transaction (see the lock order docs)
     lock_rank: ClassVar[int] = 0
+    #: ``refs`` entry → the resource whose row applying this one also locks (a page of
+    #: events locks them all up front, in the lock order)
+    locks_with: ClassVar[Mapping[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -7,17 +7,17 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from django_plugipay import signals
 from django_plugipay.conf import app_settings
-from django_plugipay.db import run_atomic, write_atomic
+from django_plugipay.db import is_transient, run_atomic, write_atomic
 from django_plugipay.exceptions import InvalidObject, InvalidPayload
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import mirror
-from django_plugipay.specs import spec_for
+from django_plugipay.specs import all_specs, spec_for
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
 logger = logging.getLogger(__name__)
@@ -149,6 +149,64 @@ def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
         raise _AlreadyRecorded
     _apply(parsed, row, prefetched)
     return row
+
+
+def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Event]]:
+    """Apply a page of new events in one transaction, each in its own savepoint, after one read
+    of the event log and one locking read per resource (in the lock order).
+
+    Returns ``(applied, already_known, left)``: ``left`` are the events to take one by one
+    through :func:`process_event` — seen and failed before, failing now (an invalid object, a
+    receiver), or naming an object that must be fetched first (never inside this transaction).
+    """
+    known = dict(
+        WebhookEvent.objects.filter(event_id__in=[e.id for e in events]).values_list(
+            "event_id", "status"
+        )
+    )
+    fresh = [e for e in events if e.id not in known]
+    left = [e for e in events if e.id in known and known[e.id] not in DONE]
+
+    def run() -> tuple[int, list[Event]]:
+        _lock_page(fresh)
+        applied, failed = 0, []
+        for parsed in fresh:
+            try:
+                with transaction.atomic():
+                    _insert_and_apply(parsed, source, ())
+                applied += 1
+            except Exception as exc:
+                if is_transient(exc):  # the whole page is retried
+                    raise
+                failed.append(parsed)
+        return applied, failed
+
+    applied, failed = run_atomic(run)
+    return applied, len(events) - len(fresh) - len(left), left + failed
+
+
+def _lock_page(events: list[Event]) -> None:
+    """Lock every existing row the page's events will lock, resource by resource in the lock
+    order (rows by pk), so the page's events never wait on each other's order."""
+    if not connection.features.has_select_for_update:  # SQLite: BEGIN IMMEDIATE locks all
+        return
+    wanted: dict[str, set[str]] = {}
+    for parsed in events:
+        spec = spec_for(parsed.resource)
+        if spec is None:
+            continue
+        obj = parsed.object
+        for resource, keys in [(spec.name, ("id",))] + [
+            (other, spec.refs[ref].keys) for ref, other in spec.locks_with.items()
+        ]:
+            value = next((obj.get(k) for k in keys if isinstance(obj.get(k), str)), None)
+            if value:
+                wanted.setdefault(resource, set()).add(value)
+    for spec in all_specs():
+        ids = wanted.get(spec.name)
+        if ids:
+            rows = spec.model.objects.select_for_update(no_key=True).filter(plugipay_id__in=ids)
+            list(rows.order_by("pk").values_list("pk", flat=True))
 
 
 def _fetching(run):

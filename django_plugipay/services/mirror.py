@@ -20,7 +20,8 @@ from typing import Any
 
 from django.apps import apps
 from django.db import IntegrityError, connections, models, router, transaction
-from django.db.models import Q, Sum
+from django.db.models import OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -132,23 +133,61 @@ def insert_new(instance: models.Model, conflict: str) -> bool:
         except IntegrityError:
             return False
         return True
-    meta, qn = model._meta, connection.ops.quote_name
-    columns = [f for f in meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in columns]
-    sql = (
-        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({qn(meta.get_field(conflict).column)}) DO NOTHING "
-        f"RETURNING {qn(meta.pk.column)}"
+    qn = connection.ops.quote_name
+    returned = _insert(
+        instance, connection, "DO NOTHING", f"RETURNING {qn(model._meta.pk.column)}", conflict
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        returned = cursor.fetchone()
     if returned is None:
         return False
     instance.pk = returned[0]
     instance._state.adding, instance._state.db = False, connection.alias
     return True
+
+
+def _insert(instance, connection, action: str, returning: str, conflict: str):
+    """``INSERT … ON CONFLICT (<conflict>) <action> <returning>``; the returned row or None."""
+    meta, qn = instance._meta, connection.ops.quote_name
+    columns = [f for f in meta.concrete_fields if not f.primary_key]
+    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in columns]
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({qn(meta.get_field(conflict).column)}) {action} {returning}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def upsert_locked(instance: models.Model, conflict: str) -> tuple[models.Model, bool]:
+    """Insert ``instance``, or lock and return the row that holds its ``conflict`` value.
+
+    PostgreSQL: one statement (``INSERT … ON CONFLICT DO UPDATE … RETURNING``; the no-op
+    update locks the existing row, ``xmax = 0`` tells an insert). Elsewhere: an insert that
+    ignores the conflict, then a locking read only when the row already existed.
+    """
+    model = type(instance)
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        if insert_new(instance, conflict):
+            return instance, True
+        locked = model.objects.select_for_update(no_key=True)
+        return locked.get(**{conflict: getattr(instance, conflict)}), False
+    qn = connection.ops.quote_name
+    fields = list(model._meta.concrete_fields)
+    key = qn(model._meta.get_field(conflict).column)
+    *values, created = _insert(
+        instance,
+        connection,
+        f"DO UPDATE SET {key} = EXCLUDED.{key}",
+        f"RETURNING {', '.join(qn(f.column) for f in fields)}, (xmax = 0)",
+        conflict,
+    )
+    values = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [f.attname for f in fields], values), created
 
 
 def _stamp(row: models.Model) -> dt.datetime | None:
@@ -217,18 +256,11 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
     fills = {**_links(spec, values, refs), **context.get("fill", {})}
     _take(spec)
     row = spec.find(values, refs)
-    moved_to = None
+    created = False
     if row is None:
-        row = spec.model(**values, **{k: v for k, v in fills.items() if v is not None})
-        if insert_new(row, "plugipay_id"):
-            moved_to = values.get("status")
-        else:
-            row = spec.model.objects.select_for_update(no_key=True).get(
-                plugipay_id=values["plugipay_id"]
-            )
-            moved_to = _update(spec, row, values, refs, fills, partial)
-    else:
-        moved_to = _update(spec, row, values, refs, fills, partial)
+        new = spec.model(**values, **{k: v for k, v in fills.items() if v is not None})
+        row, created = upsert_locked(new, "plugipay_id")
+    moved_to = values.get("status") if created else _update(spec, row, values, refs, fills, partial)
     spec.changed(row, moved_to, parent)
     signal = spec.signals.get(moved_to) if moved_to else None
     if signal is not None:
@@ -338,6 +370,7 @@ class CheckoutSessionSpec(ResourceSpec):
         "payment_id": field(Text(), "paymentId"),
     }
     links = {"customer": Link("django_plugipay.Customer", "customer_id")}
+    locks_with = {"payment_id": "payment"}
     tiers = (
         (SessionStatus.OPEN, SessionStatus.PENDING, SessionStatus.PENDING_REVIEW),
         (
@@ -402,6 +435,7 @@ class PaymentSpec(ResourceSpec):
         "customer_id": field(Text(), "customerId"),
     }
     links = {"customer": Link("django_plugipay.Customer", "customer_id")}
+    locks_with = {"session_id": "checkout_session"}
     tiers = ((PaymentStatus.PENDING,), (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED))
     signals = {
         PaymentStatus.SUCCEEDED: signals.payment_succeeded,
@@ -458,6 +492,7 @@ class RefundSpec(ResourceSpec):
         "source_id": field(Text(), "sourceId"),
         "metadata": field(Object(), "metadata"),
     }
+    locks_with = {"charge_id": "payment"}
     tiers = (
         (RefundStatus.REQUESTED,),
         (RefundStatus.PENDING,),
@@ -513,7 +548,7 @@ class RefundSpec(ResourceSpec):
 
     def changed(self, row, moved_to, parent) -> None:
         if moved_to == RefundStatus.SUCCEEDED:
-            recount_refunded(parent)
+            recount_refunded(parent, row)
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
         return _client().get_refund(plugipay_id)
@@ -572,17 +607,21 @@ def sync_object(row: models.Model) -> models.Model:
     return spec.sync(row)
 
 
-def recount_refunded(payment: Payment) -> None:
-    """Set ``amount_refunded`` to the sum of succeeded refunds (the payment is locked)."""
-    total = (
-        payment.refunds.filter(status=RefundStatus.SUCCEEDED).aggregate(total=Sum("amount"))[
-            "total"
-        ]
-        or 0
+def recount_refunded(payment: Payment, settled: Refund) -> None:
+    """Set ``amount_refunded`` to the sum of succeeded refunds, in one statement (the payment
+    is locked; ``settled`` has just succeeded, so the in-memory value grows by its amount)."""
+    succeeded = (
+        Refund.objects.filter(payment=OuterRef("pk"), status=RefundStatus.SUCCEEDED)
+        .values("payment")
+        .annotate(total=Sum("amount"))
+        .values("total")
     )
-    if total != payment.amount_refunded:
-        payment.amount_refunded = total
-        payment.save(update_fields=["amount_refunded", "updated_at"])
+    now = timezone.now()
+    Payment.objects.filter(pk=payment.pk).update(
+        amount_refunded=Coalesce(Subquery(succeeded), 0), updated_at=now
+    )
+    payment.amount_refunded += settled.amount
+    payment.updated_at = now
 
 
 @write_atomic

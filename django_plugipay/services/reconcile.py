@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 from collections.abc import Callable
 
@@ -14,7 +15,7 @@ from django_plugipay.client import get_client
 from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
-from django_plugipay.services.events import DONE, process_event
+from django_plugipay.services.events import DONE, apply_page, process_event
 from django_plugipay.specs import all_specs
 from django_plugipay.webhooks import parse_event
 
@@ -90,27 +91,30 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
     if start is not None:
         filters["occurredAfter"] = start.isoformat().replace("+00:00", "Z")
     newest, newest_id = cursor.occurred_at, cursor.last_event_id
-    for item in get_client().list_events(**filters):
-        parsed = parse_event(item)
-        result.events_seen += 1
+    items = get_client().list_events(**filters)
+    # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
+    while page := [parse_event(item) for item in itertools.islice(items, PAGE_SIZE)]:
         if dry_run:
-            status = (
-                WebhookEvent.objects.filter(event_id=parsed.id)
-                .values_list("status", flat=True)
-                .first()
-            )
-            if status in DONE:
-                result.events_already_known += 1
-            else:
-                result.events_applied += 1
+            known = WebhookEvent.objects.filter(event_id__in=[p.id for p in page], status__in=DONE)
+            already = len(set(known.values_list("event_id", flat=True)))
+            result.events_already_known += already
+            result.events_applied += len(page) - already
         else:
-            _apply_one(parsed, result)
-        if parsed.occurred_at and (newest is None or parsed.occurred_at >= newest):
-            newest, newest_id = parsed.occurred_at, parsed.id
-        if progress:
-            progress(result.events_seen)
-    if not dry_run and newest is not None:
-        SyncCursor.objects.filter(pk=cursor.pk).update(occurred_at=newest, last_event_id=newest_id)
+            applied, already, left = apply_page(page, source=EventSource.RECONCILE)
+            result.events_applied += applied
+            result.events_already_known += already
+            for parsed in left:  # failed before, failing now, or naming an unknown object
+                _apply_one(parsed, result)
+        for parsed in page:
+            result.events_seen += 1
+            if parsed.occurred_at and (newest is None or parsed.occurred_at >= newest):
+                newest, newest_id = parsed.occurred_at, parsed.id
+            if progress:
+                progress(result.events_seen)
+        if not dry_run and newest is not None:
+            SyncCursor.objects.filter(pk=cursor.pk).update(
+                occurred_at=newest, last_event_id=newest_id
+            )
 
 
 def _apply_one(parsed, result: ReconcileResult) -> None:
