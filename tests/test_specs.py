@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import string
 from pathlib import Path
 
@@ -175,6 +176,18 @@ def test_named_invalid_objects(client, resource, change, message):
     assert message in WebhookEvent.objects.get(event_id=event["id"]).last_error
 
 
+def test_celery_mode_validates_before_queueing(
+    client, settings, django_capture_on_commit_callbacks
+):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_PROCESSING": "celery"}
+    event = build_event("refund.updated", {**VALID["refund"], "amount": "1000"})
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post(client, event)
+    assert response.status_code == 422 and not callbacks
+    stored = WebhookEvent.objects.get()
+    assert stored.status == "failed" and "amount must be an integer" in stored.last_error
+
+
 def test_a_list_where_the_object_should_be_is_422(client):
     event = build_event("payment.succeeded", {})
     event["data"] = {"object": [VALID["payment"]]}
@@ -274,6 +287,27 @@ def test_a_new_resource_is_dispatchable_syncable_and_documented(
     assert "## `gadget`" in specs.reference_markdown()
     assert "`label`, `name`" in specs.reference_markdown()
     assert gadget_spec in list(specs.all_specs())
+
+
+CENTRAL = [
+    "services/events.py",
+    "services/reconcile.py",
+    "admin/actions.py",
+    "admin/display.py",
+    "specs.py",
+    "views.py",
+]
+
+
+@pytest.mark.parametrize("module", CENTRAL)
+def test_the_code_that_reads_the_registry_names_no_resource(module):
+    """Dispatch, sync, reconciliation, badges and the reference list no resource by name:
+    the one place a resource is named is its spec (and its model, admin and tests)."""
+    source = (Path(specs.__file__).parent / module).read_text(encoding="utf-8")
+    for spec in specs.all_specs():
+        named = re.search(rf'(?<!_\()"{spec.name}"', source)  # a label _("…") is no list
+        assert named is None, (module, spec.name)
+        assert f"{spec.model.__name__}," not in source, (module, spec.model.__name__)
 
 
 def test_without_its_spec_the_resource_is_ignored(client):

@@ -137,14 +137,7 @@ def _record_and_apply(parsed: Event, source: str, prefetched) -> tuple[WebhookEv
 def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
     """One transaction (retried whole on transient errors): insert the event with its outcome
     (no read first: a duplicate's insert does nothing) and apply it."""
-    handled = spec_for(parsed.resource) is not None
-    row = WebhookEvent(
-        event_id=parsed.id,
-        **_fields(parsed, source),
-        attempts=1,
-        status=EventStatus.PROCESSED if handled else EventStatus.IGNORED,
-        processed_at=timezone.now(),
-    )
+    [row] = _new_rows([parsed], source)
     if not mirror.insert_new(row, "event_id"):
         raise _AlreadyRecorded
     _apply(parsed, row, prefetched)
@@ -164,25 +157,53 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
             "event_id", "status"
         )
     )
-    fresh = [e for e in events if e.id not in known]
-    left = [e for e in events if e.id in known and known[e.id] not in DONE]
+    fresh = list({e.id: e for e in events if e.id not in known}.values())
+    left = list({e.id: e for e in events if known.get(e.id, DONE[0]) not in DONE}.values())
 
-    def run() -> tuple[int, list[Event]]:
-        _lock_page(fresh)
+    def run() -> tuple[int, list[Event], list[Event]]:
+        # Event rows first, in one statement (as a webhook inserts its event before it locks
+        # anything), then the mirror rows in the lock order.
+        rows = {
+            row.event_id: row for row in mirror.insert_many(_new_rows(fresh, source), "event_id")
+        }
+        _lock_page([e for e in fresh if e.id in rows])
         applied, failed = 0, []
         for parsed in fresh:
+            row = rows.get(parsed.id)
+            if row is None:
+                continue
             try:
                 with transaction.atomic():
-                    _insert_and_apply(parsed, source, ())
+                    _apply(parsed, row)
                 applied += 1
             except Exception as exc:
                 if is_transient(exc):  # the whole page is retried
                     raise
+                WebhookEvent.objects.filter(pk=row.pk).update(
+                    status=EventStatus.FAILED, last_error=_describe(exc)
+                )
+                _log_failure(parsed.id, parsed.kind, exc)
                 failed.append(parsed)
-        return applied, failed
+        raced = [e for e in fresh if e.id not in rows]  # a webhook recorded it meanwhile
+        return applied, failed, raced
 
-    applied, failed = run_atomic(run)
-    return applied, len(events) - len(fresh) - len(left), left + failed
+    applied, failed, raced = run_atomic(run)
+    already = len({e.id for e in events}) - len(fresh) - len(left)
+    return applied, already, left + failed + raced
+
+
+def _new_rows(events: list[Event], source: str) -> list[WebhookEvent]:
+    now = timezone.now()
+    return [
+        WebhookEvent(
+            event_id=parsed.id,
+            **_fields(parsed, source),
+            attempts=1,
+            status=EventStatus.PROCESSED if spec_for(parsed.resource) else EventStatus.IGNORED,
+            processed_at=now,
+        )
+        for parsed in events
+    ]
 
 
 def _lock_page(events: list[Event]) -> None:

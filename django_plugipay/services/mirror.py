@@ -146,17 +146,54 @@ def insert_new(instance: models.Model, conflict: str) -> bool:
 
 def _insert(instance, connection, action: str, returning: str, conflict: str):
     """``INSERT … ON CONFLICT (<conflict>) <action> <returning>``; the returned row or None."""
-    meta, qn = instance._meta, connection.ops.quote_name
+    rows = _insert_rows([instance], connection, action, returning, conflict)
+    return rows[0] if rows else None
+
+
+def _insert_rows(instances, connection, action: str, returning: str, conflict: str) -> list:
+    meta, qn = instances[0]._meta, connection.ops.quote_name
     columns = [f for f in meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in columns]
+    params = [
+        f.get_db_prep_save(f.pre_save(instance, True), connection)
+        for instance in instances
+        for f in columns
+    ]
+    row = f"({', '.join(['%s'] * len(columns))})"
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"VALUES {', '.join([row] * len(instances))} "
         f"ON CONFLICT ({qn(meta.get_field(conflict).column)}) {action} {returning}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchone()
+        return cursor.fetchall()
+
+
+def insert_many(instances: list[models.Model], conflict: str) -> list[models.Model]:
+    """Insert every instance whose ``conflict`` value is not taken yet; return those inserted
+    (pk set). One statement where the backend has ``ON CONFLICT … RETURNING``."""
+    if not instances:
+        return []
+    model = type(instances[0])
+    connection = connections[router.db_for_write(model)]
+    if not _supports_insert_returning(connection):
+        return [instance for instance in instances if insert_new(instance, conflict)]
+    qn, key = connection.ops.quote_name, model._meta.get_field(conflict)
+    returned = _insert_rows(
+        instances,
+        connection,
+        "DO NOTHING",
+        f"RETURNING {qn(model._meta.pk.column)}, {qn(key.column)}",
+        conflict,
+    )
+    by_key = {getattr(instance, key.attname): instance for instance in instances}
+    inserted = []
+    for pk, value in returned:
+        instance = by_key[value]
+        instance.pk = pk
+        instance._state.adding, instance._state.db = False, connection.alias
+        inserted.append(instance)
+    return inserted
 
 
 def upsert_locked(instance: models.Model, conflict: str) -> tuple[models.Model, bool]:

@@ -32,17 +32,10 @@ class ReconcileResult:
     events_applied: int = 0
     events_already_known: int = 0
     events_failed: int = 0
+    #: resource name → rows whose status a sync changed (stale sessions, refunds in flight)
     synced: dict[str, int] = dataclasses.field(default_factory=dict)
     dry_run: bool = False
     skipped_locked: bool = False
-
-    @property
-    def sessions_synced(self) -> int:
-        return self.synced.get("checkout_session", 0)
-
-    @property
-    def refunds_synced(self) -> int:
-        return self.synced.get("refund", 0)
 
     @property
     def changed(self) -> int:
