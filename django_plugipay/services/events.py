@@ -17,6 +17,7 @@ from django_plugipay.db import is_transient, run_atomic, write_atomic
 from django_plugipay.exceptions import InvalidObject, InvalidPayload
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import mirror
+from django_plugipay.services._queue import enqueue
 from django_plugipay.specs import all_specs, spec_for
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
@@ -49,9 +50,11 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
             raise
         event, _created = record_event(parsed, source=EventSource.WEBHOOK)
         if event.status not in DONE:
-            from django_plugipay.tasks import process_webhook_event
-
-            transaction.on_commit(lambda: process_webhook_event.delay(event.pk))
+            enqueue(
+                "django_plugipay.process_webhook_event",
+                event.pk,
+                inline=lambda: apply_event(event=event),
+            )
         return event
     return process_event(parsed, source=EventSource.WEBHOOK)[0]
 

@@ -598,9 +598,14 @@ class RefundSpec(ResourceSpec):
         return advance(self, self.fetch(row.plugipay_id))
 
     def in_flight(self, now: dt.datetime) -> models.QuerySet:
+        """Pending refunds, requested ones stuck for a while, and requested ones that could
+        not be queued or sent (``NOT_SUBMITTED``) — a retry sends the same key."""
+        from django_plugipay.services.refunds import NOT_SUBMITTED
+
         return Refund.objects.filter(
             Q(status=RefundStatus.PENDING)
             | Q(status=RefundStatus.REQUESTED, created_at__lt=now - STUCK_REQUEST_AGE)
+            | Q(status=RefundStatus.REQUESTED, plugipay_id=None, failure_code=NOT_SUBMITTED)
         ).select_related("payment")
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from django_plugipay.client import get_client
 from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
+from django_plugipay.services._queue import enqueue
 from django_plugipay.services.mirror import (
     REFUND_REFERENCE_KEY,
     mark_refund_failed,
@@ -19,6 +20,9 @@ from django_plugipay.services.mirror import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
+NOT_SUBMITTED = "not_submitted"
 
 
 def refundable_amount(payment: Payment) -> int:
@@ -40,7 +44,10 @@ def refund_payment(
 
     The payment row is locked while the remainder is checked, so concurrent requests can never
     refund more than was paid. ``amount`` defaults to the whole remainder. The returned Refund
-    is ``requested``; the ``create_refund`` task sends it with its idempotency key.
+    is ``requested``; after commit the ``create_refund`` task (or, without Celery, this
+    process) sends it with its idempotency key. If that cannot happen now (broker down,
+    Plugipay unreachable) the refund stays ``requested`` with the reason in
+    ``failure_message`` and reconciliation sends it later.
     With an ``idempotency_key`` already used, the same request returns the refund it made
     (``refund.replayed`` is True) and a different one raises :class:`RefundError` with code
     ``idempotency_mismatch``; two concurrent requests with one key make one refund.
@@ -70,13 +77,13 @@ def refund_payment(
     try:
         refund = run_atomic(
             _request_refund,
-            payment,
-            amount,
-            reason,
-            description,
-            requested_by,
-            currency,
-            idempotency_key,
+            payment=payment,
+            amount=amount,
+            reason=reason,
+            description=description,
+            requested_by=requested_by,
+            currency=currency,
+            idempotency_key=idempotency_key,
         )
     except IntegrityError:
         if not idempotency_key:
@@ -103,7 +110,10 @@ def _replay(refund: Refund, *, payment, amount, reason, description) -> Refund:
     return refund
 
 
-def _request_refund(payment, amount, reason, description, requested_by, currency, key) -> Refund:
+def _request_refund(
+    *, payment, amount, reason, description, requested_by, currency, idempotency_key
+) -> Refund:
+    """The locked part of :func:`refund_payment`: one transaction, re-run whole on a retry."""
     locked = Payment.objects.select_for_update().get(pk=payment.pk)
     if locked.status != PaymentStatus.SUCCEEDED:
         raise RefundError(
@@ -137,16 +147,27 @@ def _request_refund(payment, amount, reason, description, requested_by, currency
         description=description,
         requested_by=requested_by,
         mode=locked.mode,
-        idempotency_key=key or f"idem_{uuid.uuid4()}",
+        idempotency_key=idempotency_key or f"idem_{uuid.uuid4()}",
     )
-    transaction.on_commit(lambda: _enqueue_create(refund.pk))
+    enqueue(
+        "django_plugipay.create_refund",
+        refund.pk,
+        inline=lambda: submit_refund(refund=refund),
+        on_failure=lambda exc: _note_not_submitted(refund.pk, exc),
+    )
     return refund
 
 
-def _enqueue_create(refund_id: int) -> None:
-    from django_plugipay.tasks import create_refund
-
-    create_refund.delay(refund_id)
+def _note_not_submitted(refund_id: int, exc: Exception) -> None:
+    """Say on the refund why it is still only ``requested``; reconciliation submits it."""
+    message = (
+        f"Not sent to Plugipay yet ({type(exc).__name__}: {exc}); it stays requested and the "
+        "next reconciliation (manage.py plugipay_sync or the reconcile task) sends it with "
+        "the same idempotency key."
+    )[:2000]
+    Refund.objects.filter(pk=refund_id, status=RefundStatus.REQUESTED, plugipay_id=None).update(
+        failure_code=NOT_SUBMITTED, failure_message=message
+    )
 
 
 def submit_refund(*, refund: Refund) -> Refund:
@@ -182,6 +203,9 @@ def submit_refund(*, refund: Refund) -> Refund:
         return mark_refund_failed(
             refund, code=exc.code or "refused", message=exc.message, data=data
         )
+    Refund.objects.filter(pk=refund.pk, failure_code=NOT_SUBMITTED).update(
+        failure_code="", failure_message=""
+    )
     return upsert_refund(obj)
 
 
