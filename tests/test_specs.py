@@ -196,7 +196,10 @@ def test_a_list_where_the_object_should_be_is_422(client):
     assert WebhookEvent.objects.get().status == "failed"
 
 
-@pytest.mark.parametrize("junk", [b'{"x": NaN}', b'{"x": "a\\u0000b"}', b"[" * 100_000])
+@pytest.mark.parametrize(
+    "junk",
+    [b'{"x": NaN}', b'{"x": "a\\u0000b"}', b"[" * 100_000, b"[" * 40 + b"]" * 40, b"-Infinity"],
+)
 def test_bodies_the_database_cannot_store_are_400_and_store_nothing(client, junk):
     body = b'{"id": "evt_junk", "type": "payment.succeeded", "data": ' + junk + b"}"
     body, headers = signed_webhook(body, SECRET)

@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
 MAX_FETCHES = 2
+#: nesting an event body may have (Plugipay's are a handful of levels deep)
+MAX_DEPTH = 32
 
 
 def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
@@ -61,28 +63,27 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
 
 def _check_storable(parsed: Event) -> None:
     """Refuse (400, nothing stored) an event the database could not store at all: an id
-    longer than the column, NUL characters or NaN/Infinity anywhere in the body."""
+    longer than the column, NUL characters or NaN/Infinity anywhere in the body, or nesting
+    deeper than :data:`MAX_DEPTH`."""
     if len(parsed.id) > 64:
         raise InvalidPayload("The event id is too long.", code="invalid_payload", status=400)
-    stack: list[Any] = [parsed.payload]
+    stack: list[tuple[Any, int]] = [(parsed.payload, 0)]
     while stack:
-        value = stack.pop()
+        value, depth = stack.pop()
         if isinstance(value, str):
             bad = "\x00" in value
         elif isinstance(value, float):
             bad = not math.isfinite(value)
-        elif isinstance(value, Mapping):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-            continue
-        elif isinstance(value, list):
-            stack.extend(value)
-            continue
+        elif isinstance(value, (Mapping, list)):
+            bad = depth >= MAX_DEPTH
+            items = [*value.keys(), *value.values()] if isinstance(value, Mapping) else value
+            stack.extend((item, depth + 1) for item in items)
         else:
             continue
         if bad:
             raise InvalidPayload(
-                "The event contains NUL characters or non-finite numbers.",
+                "The event contains NUL characters, non-finite numbers or nesting deeper than "
+                f"{MAX_DEPTH} levels.",
                 code="invalid_payload",
                 status=400,
             )
