@@ -362,7 +362,8 @@ def reference_markdown() -> str:
         "",
         "Every mirrored Plugipay object is declared once as a resource spec. Events "
         "`<resource>.<action>` (both dialects) are applied through it; a value that does not "
-        "match its type stores the event `failed` with the message and answers 422.",
+        "match its type stores the event `failed` with the message and answers 422 (so does "
+        "an event whose own time, `occurredAt` or `createdAt`, is not an ISO-8601 time).",
         "",
         "Lock order (rows are locked in this order within one transaction): "
         + " → ".join(f"`{s.name}`" for s in all_specs())

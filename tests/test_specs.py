@@ -176,6 +176,31 @@ def test_named_invalid_objects(client, resource, change, message):
     assert message in WebhookEvent.objects.get(event_id=event["id"]).last_error
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("occurredAt", 5, "occurredAt must be an ISO-8601 time string, not a number"),
+        ("occurredAt", [], "occurredAt must be an ISO-8601 time string, not a list"),
+        ("occurredAt", "yesterday", "occurredAt must be an ISO-8601 time"),
+        ("createdAt", True, "createdAt must be an ISO-8601 time string, not a boolean"),
+    ],
+)
+def test_a_wrong_envelope_time_is_422_and_stored_failed(client, key, value, message):
+    event = build_event("customer.created", VALID["customer"], style="sdk")
+    event.pop("occurredAt")
+    event[key] = value
+    response = post(client, event)
+    assert response.status_code == 422
+    assert message in WebhookEvent.objects.get(event_id=event["id"]).last_error
+
+
+def test_unknown_kinds_with_a_wrong_time_are_422_too(client):
+    event = build_event("widget.created", {"id": "w_1"})
+    event["occurredAt"] = {"t": 1}
+    assert post(client, event).status_code == 422
+    assert WebhookEvent.objects.get().status == "failed"
+
+
 def test_celery_mode_validates_before_queueing(
     client, settings, django_capture_on_commit_callbacks
 ):

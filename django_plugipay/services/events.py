@@ -18,7 +18,7 @@ from django_plugipay.exceptions import InvalidObject, InvalidPayload
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import mirror
 from django_plugipay.services._queue import enqueue
-from django_plugipay.specs import all_specs, spec_for
+from django_plugipay.specs import Field, Timestamp, all_specs, spec_for
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
 logger = logging.getLogger(__name__)
@@ -89,8 +89,14 @@ def _check_storable(parsed: Event) -> None:
             )
 
 
+#: the envelope's time, in either dialect (stored as ``occurred_at``; orders reconciliation)
+OCCURRED_AT = Field(Timestamp(), ("occurredAt", "createdAt"))
+
+
 def validate_event(parsed: Event) -> None:
-    """Check a handled event's object against its resource's spec (no database access)."""
+    """Check the envelope's time and a handled event's object against its resource's spec
+    (no database access); raise :class:`InvalidObject`."""
+    OCCURRED_AT.read(parsed.payload, "occurred_at", None)
     spec = spec_for(parsed.resource)
     if spec is not None:
         spec.read(parsed.object, parsed.action)
@@ -251,6 +257,7 @@ def _fetching(run):
 def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
     """Apply a handled event's object through its spec (after any object fetched for it, in
     the lock order), then announce the event (inside the transaction)."""
+    OCCURRED_AT.read(parsed.payload, "occurred_at", None)
     spec = spec_for(parsed.resource)
     with mirror.lock_scope():
         for fetched_spec, obj in prefetched:
