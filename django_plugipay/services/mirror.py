@@ -199,8 +199,8 @@ def insert_many(instances: list[models.Model], conflict: str) -> list[models.Mod
 def upsert_locked(instance: models.Model, conflict: str) -> tuple[models.Model, bool]:
     """Insert ``instance``, or lock and return the row that holds its ``conflict`` value.
 
-    PostgreSQL: one statement (``INSERT … ON CONFLICT DO UPDATE … RETURNING``; the no-op
-    update locks the existing row, ``xmax = 0`` tells an insert). Elsewhere: an insert that
+    PostgreSQL: one statement (``INSERT … ON CONFLICT DO UPDATE SET synced_at … RETURNING``;
+    the update locks the existing row, ``xmax = 0`` tells an insert). Elsewhere: an insert that
     ignores the conflict, then a locking read only when the row already existed.
     """
     model = type(instance)
@@ -212,11 +212,13 @@ def upsert_locked(instance: models.Model, conflict: str) -> tuple[models.Model, 
         return locked.get(**{conflict: getattr(instance, conflict)}), False
     qn = connection.ops.quote_name
     fields = list(model._meta.concrete_fields)
-    key = qn(model._meta.get_field(conflict).column)
+    # Set a column no unique index covers, so the existing row is locked FOR NO KEY UPDATE
+    # (setting the key itself would take FOR UPDATE and block foreign-key checks).
+    touched = qn(model._meta.get_field("synced_at").column)
     *values, created = _insert(
         instance,
         connection,
-        f"DO UPDATE SET {key} = EXCLUDED.{key}",
+        f"DO UPDATE SET {touched} = EXCLUDED.{touched}",
         f"RETURNING {', '.join(qn(f.column) for f in fields)}, (xmax = 0)",
         conflict,
     )
