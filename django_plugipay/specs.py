@@ -155,7 +155,7 @@ class Field:
     default: Any = None
     required: bool = False
 
-    def read(self, obj: Mapping[str, Any], name: str, max_length: int | None) -> Any:
+    def read(self, obj: Mapping[str, Any], max_length: int | None) -> Any:
         raw = next((obj[k] for k in self.keys if obj.get(k) not in (None, "")), None)
         if raw is None and self.required:
             raise InvalidObject(f"{self.keys[0]} is missing", field=self.keys[0])
@@ -254,13 +254,11 @@ class ResourceSpec:
             raise InvalidObject(f"the {self.name} object has no id", field="id")
         meta = self.model._meta
         values: dict[str, Any] = {
-            "plugipay_id": Field(Text(), ("id",)).read(
-                obj, "id", meta.get_field("plugipay_id").max_length
-            )
+            "plugipay_id": ID.read(obj, meta.get_field("plugipay_id").max_length)
         }
         for name, spec in self.fields.items():
-            values[name] = spec.read(obj, name, getattr(meta.get_field(name), "max_length", None))
-        refs = {name: spec.read(obj, name, 64) for name, spec in self.refs.items()}
+            values[name] = spec.read(obj, getattr(meta.get_field(name), "max_length", None))
+        refs = {name: spec.read(obj, 64) for name, spec in self.refs.items()}
         if self.tiers:
             values["status"] = self._status(obj.get("status"), action)
         mode = obj.get("mode")

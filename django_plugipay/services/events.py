@@ -96,7 +96,7 @@ OCCURRED_AT = Field(Timestamp(), ("occurredAt", "createdAt"))
 def validate_event(parsed: Event) -> None:
     """Check the envelope's time and a handled event's object against its resource's spec
     (no database access); raise :class:`InvalidObject`."""
-    OCCURRED_AT.read(parsed.payload, "occurred_at", None)
+    OCCURRED_AT.read(parsed.payload, None)
     spec = spec_for(parsed.resource)
     if spec is not None:
         spec.read(parsed.object, parsed.action)
@@ -257,7 +257,7 @@ def _fetching(run):
 def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
     """Apply a handled event's object through its spec (after any object fetched for it, in
     the lock order), then announce the event (inside the transaction)."""
-    OCCURRED_AT.read(parsed.payload, "occurred_at", None)
+    OCCURRED_AT.read(parsed.payload, None)
     spec = spec_for(parsed.resource)
     with mirror.lock_scope():
         for fetched_spec, obj in prefetched:
