@@ -28,7 +28,6 @@ from django.utils.dateparse import parse_datetime
 from django_plugipay import signals
 from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import InvalidObject
-from django_plugipay.signals import checkout_session_pending
 from django_plugipay.models import (
     CheckoutSession,
     Customer,
@@ -39,6 +38,7 @@ from django_plugipay.models import (
     SessionStatus,
     WebhookEvent,
 )
+from django_plugipay.signals import checkout_session_pending
 from django_plugipay.specs import (
     Currency,
     Integer,
