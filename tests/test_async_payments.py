@@ -241,3 +241,14 @@ def test_a_pending_refund_shows_its_age_and_reconcile_keeps_polling_it(
     refund.refresh_from_db()
     assert refund.status == "succeeded" and refund.pending_for is None
     assert count(signals_log, "refund_succeeded") == 1
+
+
+def test_the_api_shows_a_pending_sessions_instructions(plugipay_sandbox, client):
+    user = staff("view_checkoutsession")
+    session = start()
+    plugipay_sandbox.start_async(session, "va", channel="Mandiri")
+    client.force_login(user)
+    data = client.get(f"/plugipay/api/checkout-sessions/{session.plugipay_id}/").json()
+    assert data["status"] == "pending"
+    assert data["instructions"]["channel"] == "Mandiri"
+    assert data["instructions"]["account_number"] and data["instructions"]["expires_at"]

@@ -55,6 +55,13 @@ def test_committed_catalog_is_complete_and_compiled():
             assert compiled.gettext(msgid) == strs[0], f"{msgid!r}: run make messages"
 
 
+def test_the_example_shops_catalog_is_complete():
+    shop = PACKAGE.parent / "example_project" / "shop" / "locale" / "id" / "LC_MESSAGES"
+    text = (shop / "django.po").read_text()
+    assert len(entries(text)) > 40 and untranslated(text) == []
+    assert (shop / "django.mo").exists()
+
+
 @pytest.mark.skipif(shutil.which("xgettext") is None, reason="GNU gettext is not installed")
 def test_every_marked_string_of_the_code_is_in_the_catalog(tmp_path):
     """makemessages over a copy of the package finds nothing the catalog does not translate."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
@@ -92,6 +95,10 @@ class PaymentSerializer(MoneyMixin, serializers.ModelSerializer):
 class CheckoutSessionSerializer(MoneyMixin, serializers.ModelSerializer):
     id = serializers.CharField(source="plugipay_id", read_only=True)
     payment = serializers.SerializerMethodField()
+    instructions = serializers.SerializerMethodField(
+        help_text="While the session is pending: what the buyer must do (method, channel, "
+        "account_number, qr_string, approval_url, payment_code, bank_accounts, expires_at…)."
+    )
 
     class Meta:
         model = CheckoutSession
@@ -109,9 +116,19 @@ class CheckoutSessionSerializer(MoneyMixin, serializers.ModelSerializer):
             "payment_method",
             "metadata",
             "payment",
+            "instructions",
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_instructions(self, obj) -> dict[str, Any] | None:
+        info = obj.instructions if obj.is_pending else None
+        if info is None:
+            return None
+        data = dataclasses.asdict(info)
+        for key in ("expires_at", "claimed_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
 
     def get_payment(self, obj) -> str | None:
         payment = next((p for p in obj.payments.all() if p.status == "succeeded"), None)

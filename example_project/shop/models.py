@@ -15,6 +15,10 @@ class Product(models.Model):
     price = models.BigIntegerField(help_text="In the currency's minor unit.")
     currency = models.CharField(max_length=3, default="IDR")
 
+    class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+
     def __str__(self) -> str:
         return self.name
 
@@ -52,6 +56,8 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
 
     def __str__(self) -> str:
         return _("Order #%(number)s") % {"number": self.pk}
