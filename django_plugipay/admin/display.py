@@ -69,7 +69,7 @@ class MirrorDisplay:
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
-        return badge(obj.status, obj.get_status_display())
+        return badge(obj.status, str(obj.get_status_display()).lower())
 
     @admin.display(description=_("customer"))
     def customer_link(self, obj):
