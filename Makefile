@@ -30,14 +30,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m django makemigrations django_plugipay --check --dry-run --settings=tests.settings
 
-tox: $(STAMP)  ## the Python × Django matrix of tox.ini (TOXENV=… picks some)
-	$(VENV)/bin/tox run $(if $(TOXENV),-e $(TOXENV),)
+TOX_PARALLEL ?= auto
+tox: $(STAMP)  ## the whole Python × Django matrix of tox.ini in parallel (TOXENV=… picks some)
+	$(VENV)/bin/tox run-parallel -p $(TOX_PARALLEL) --parallel-no-spinner \
+		$(if $(TOXENV),-e $(TOXENV),) $(TOX_ARGS)
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
 
-bench: $(STAMP)
-	$(PY) benchmarks/run.py
+bench: $(STAMP)  ## the benchmarks (BENCH_QUICK=1: small counts, proves the harness end to end)
+	$(PY) benchmarks/run.py $(if $(BENCH_QUICK),--quick,)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache artifacts
