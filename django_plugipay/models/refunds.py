@@ -13,7 +13,9 @@ from django_plugipay.models.querysets import RefundQuerySet
 
 
 class Refund(MirrorModel):
-    plugipay_id = models.CharField(
+    # Overrides the abstract parent's field with a nullable one, as Django allows; the stubs
+    # type that as an incompatible override of ``str``.
+    plugipay_id = models.CharField(  # type: ignore[assignment]
         _("Plugipay id"),
         max_length=64,
         unique=True,
