@@ -3,37 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from django_plugipay import signals
 from django_plugipay.conf import app_settings
+from django_plugipay.db import run_atomic, write_atomic
+from django_plugipay.exceptions import InvalidObject, InvalidPayload
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import mirror
+from django_plugipay.specs import spec_for
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
 logger = logging.getLogger(__name__)
 
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
-ACTION_STATUS = {
-    "checkout_session": {
-        "completed": "completed",
-        "expired": "expired",
-        "canceled": "canceled",
-        "async_payment_succeeded": "completed",
-    },
-    "payment": {"succeeded": "succeeded", "failed": "failed", "captured": "succeeded"},
-    "refund": {
-        "created": "pending",
-        "succeeded": "succeeded",
-        "failed": "failed",
-        "canceled": "canceled",
-    },
-}
+MAX_FETCHES = 2
 
 
 def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
@@ -43,8 +33,20 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
     whatever a signal receiver raised after marking the event ``failed``.
     """
     verify_signature(body, signature, app_settings.WEBHOOK_SECRETS, app_settings.WEBHOOK_TOLERANCE)
-    parsed = parse_event(body)
+    try:
+        parsed = parse_event(body)
+        _check_storable(parsed)
+    except RecursionError:
+        raise InvalidPayload(
+            "The webhook body is nested too deeply.", code="invalid_payload", status=400
+        ) from None
     if app_settings.WEBHOOK_PROCESSING == "celery":
+        try:
+            validate_event(parsed)
+        except InvalidObject as exc:
+            _record_failure(parsed, EventSource.WEBHOOK, exc)
+            _log_failure(parsed.id, parsed.kind, exc)
+            raise
         event, _created = record_event(parsed, source=EventSource.WEBHOOK)
         if event.status not in DONE:
             from django_plugipay.tasks import process_webhook_event
@@ -52,6 +54,42 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
             transaction.on_commit(lambda: process_webhook_event.delay(event.pk))
         return event
     return process_event(parsed, source=EventSource.WEBHOOK)[0]
+
+
+def _check_storable(parsed: Event) -> None:
+    """Refuse (400, nothing stored) an event the database could not store at all: an id
+    longer than the column, NUL characters or NaN/Infinity anywhere in the body."""
+    if len(parsed.id) > 64:
+        raise InvalidPayload("The event id is too long.", code="invalid_payload", status=400)
+    stack: list[Any] = [parsed.payload]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            bad = "\x00" in value
+        elif isinstance(value, float):
+            bad = not math.isfinite(value)
+        elif isinstance(value, Mapping):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+            continue
+        elif isinstance(value, list):
+            stack.extend(value)
+            continue
+        else:
+            continue
+        if bad:
+            raise InvalidPayload(
+                "The event contains NUL characters or non-finite numbers.",
+                code="invalid_payload",
+                status=400,
+            )
+
+
+def validate_event(parsed: Event) -> None:
+    """Check a handled event's object against its resource's spec (no database access)."""
+    spec = spec_for(parsed.resource)
+    if spec is not None:
+        spec.read(parsed.object, parsed.action)
 
 
 class _AlreadyRecorded(Exception):
@@ -75,24 +113,12 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
 
     A new event is inserted with its outcome and applied in one transaction. A duplicate that
     was applied is acknowledged and changes nothing; one that failed before is applied again
-    under a row lock. If applying raises, the change rolls back, the event is stored as
-    ``failed`` with the error (in its own transaction) and the exception propagates.
+    under a row lock. If applying raises (an invalid object, a receiver), the change rolls
+    back, the event is stored as ``failed`` with the error (in its own transaction) and the
+    exception propagates.
     """
-    handled = _handles(parsed)
     try:
-        with transaction.atomic():
-            try:
-                row = WebhookEvent.objects.create(
-                    event_id=parsed.id,
-                    **_fields(parsed, source),
-                    attempts=1,
-                    status=EventStatus.PROCESSED if handled else EventStatus.IGNORED,
-                    processed_at=timezone.now(),
-                )
-            except IntegrityError:
-                raise _AlreadyRecorded from None
-            _apply(parsed, row, handled)
-            return row, True
+        return _fetching(lambda prefetched: _record_and_apply(parsed, source, prefetched))
     except _AlreadyRecorded:
         event = WebhookEvent.objects.get(event_id=parsed.id)
         if event.status in DONE:
@@ -100,27 +126,74 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
         return apply_event(event=event), True
     except Exception as exc:
         _record_failure(parsed, source, exc)
-        _log_failure(parsed.id, parsed.kind)
+        _log_failure(parsed.id, parsed.kind, exc)
         raise
 
 
-def _apply(parsed: Event, row: WebhookEvent, handled: bool) -> None:
-    """Apply a handled event's object, then announce the event (inside the transaction)."""
-    if handled:
-        _dispatch(parsed, row)
+def _record_and_apply(parsed: Event, source: str, prefetched) -> tuple[WebhookEvent, bool]:
+    return run_atomic(_insert_and_apply, parsed, source, prefetched), True
+
+
+def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
+    """One transaction (retried whole on transient errors): insert the event with its outcome
+    (no read first: a duplicate's insert does nothing) and apply it."""
+    handled = spec_for(parsed.resource) is not None
+    row = WebhookEvent(
+        event_id=parsed.id,
+        **_fields(parsed, source),
+        attempts=1,
+        status=EventStatus.PROCESSED if handled else EventStatus.IGNORED,
+        processed_at=timezone.now(),
+    )
+    if not mirror.insert_new(row, "event_id"):
+        raise _AlreadyRecorded
+    _apply(parsed, row, prefetched)
+    return row
+
+
+def _fetching(run):
+    """Run an apply step; when it names an object not known here, fetch that object from
+    Plugipay (outside any transaction: no HTTP call holds a lock) and run it again with it."""
+    prefetched: list[tuple[Any, Any]] = []
+    while True:
+        try:
+            return run(prefetched)
+        except mirror.UnresolvedReference as exc:
+            spec = spec_for(exc.resource) if exc.resource else None
+            if spec is None or not spec.fetchable or len(prefetched) >= MAX_FETCHES:
+                raise
+            prefetched.append((spec, spec.fetch(exc.plugipay_id)))
+
+
+def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
+    """Apply a handled event's object through its spec (after any object fetched for it, in
+    the lock order), then announce the event (inside the transaction)."""
+    spec = spec_for(parsed.resource)
+    with mirror.lock_scope():
+        for fetched_spec, obj in prefetched:
+            mirror.advance(fetched_spec, obj)
+        if spec is not None:
+            obj = dict(parsed.object)
+            obj.setdefault("mode", parsed.mode or app_settings.MODE)
+            mirror.advance(spec, obj, event=row, action=parsed.action)
     signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, InvalidObject):
+        return f"Invalid object: {exc.message}"[:2000]
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def _log_failure(event_id: str, kind: str) -> None:
-    logger.exception(
-        "plugipay event %s failed", event_id, extra={"event_id": event_id, "kind": kind}
-    )
+def _log_failure(event_id: str, kind: str, exc: Exception) -> None:
+    extra = {"event_id": event_id, "kind": kind}
+    if isinstance(exc, InvalidObject):  # the sender's data, not our bug: no traceback
+        logger.warning("plugipay event %s is invalid: %s", event_id, exc.message, extra=extra)
+    else:
+        logger.exception("plugipay event %s failed", event_id, extra=extra)
 
 
+@write_atomic
 def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
     error = _describe(exc)
     event, created = WebhookEvent.objects.get_or_create(
@@ -140,85 +213,59 @@ def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
 
 def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     """Store the event (status ``received``) once per event id, to apply later."""
-    try:
-        with transaction.atomic():
-            return WebhookEvent.objects.create(event_id=parsed.id, **_fields(parsed, source)), True
-    except IntegrityError:
-        return WebhookEvent.objects.get(event_id=parsed.id), False
+    row = WebhookEvent(event_id=parsed.id, **_fields(parsed, source))
+    if run_atomic(mirror.insert_new, row, "event_id"):
+        return row, True
+    return WebhookEvent.objects.get(event_id=parsed.id), False
 
 
 def apply_event(*, event: WebhookEvent) -> WebhookEvent:
     """Apply a recorded event exactly once (a queued, failed or replayed one).
 
-    The event row is locked, so concurrent attempts apply it once. If anything raises (a
-    receiver, the database), the change rolls back, the event is marked ``failed`` with the
-    error and attempt count in its own transaction, and the exception propagates.
+    The event row is locked, so concurrent attempts apply it once. If anything raises (an
+    invalid object, a receiver, the database), the change rolls back, the event is marked
+    ``failed`` with the error and attempt count in its own transaction, and the exception
+    propagates.
     """
     try:
-        with transaction.atomic():
-            row = WebhookEvent.objects.select_for_update().get(pk=event.pk)
-            if row.status in DONE:
-                return row
-            parsed = parse_event(row.payload)
-            handled = _handles(parsed)
-            _apply(parsed, row, handled)
-            row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
-            row.attempts += 1
-            row.last_error = ""
-            row.processed_at = timezone.now()
-            row.save(update_fields=["status", "attempts", "last_error", "processed_at"])
-            return row
+        return _fetching(lambda prefetched: _apply_recorded(event, prefetched))
     except Exception as exc:
         WebhookEvent.objects.filter(pk=event.pk).update(
             status=EventStatus.FAILED,
             attempts=F("attempts") + 1,
             last_error=_describe(exc),
         )
-        _log_failure(event.event_id, event.kind)
+        _log_failure(event.event_id, event.kind, exc)
         raise
 
 
-HANDLED_RESOURCES = ("checkout_session", "payment", "refund", "customer")
+@write_atomic
+def _apply_recorded(event: WebhookEvent, prefetched) -> WebhookEvent:
+    row = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+    if row.status in DONE:
+        return row
+    parsed = parse_event(row.payload)
+    _apply(parsed, row, prefetched)
+    handled = spec_for(parsed.resource) is not None
+    row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
+    row.attempts += 1
+    row.last_error = ""
+    row.processed_at = timezone.now()
+    row.save(update_fields=["status", "attempts", "last_error", "processed_at"])
+    return row
 
 
-def _handles(parsed: Event) -> bool:
-    return parsed.resource in HANDLED_RESOURCES and bool(parsed.object_id)
-
-
-def _dispatch(parsed: Event, row: WebhookEvent) -> None:
-    """Route a handled event to its upsert."""
-    obj: dict[str, Any] = dict(parsed.object)
-    obj.setdefault("mode", parsed.mode or app_settings.MODE)
-    fallback = ACTION_STATUS.get(parsed.resource, {}).get(parsed.action)
-    if fallback and not obj.get("status"):
-        obj["status"] = fallback
-    if parsed.resource == "checkout_session":
-        mirror.upsert_checkout_session(obj, event=row)
-    elif parsed.resource == "payment":
-        mirror.upsert_payment(obj, event=row)
-    elif parsed.resource == "refund":
-        _apply_refund(obj, row)
-    elif parsed.resource == "customer":
-        mirror.upsert_customer(obj, event=row)
-
-
-def _apply_refund(obj: Mapping[str, Any], row: WebhookEvent) -> None:
-    try:
-        mirror.upsert_refund(obj, event=row)
-    except mirror.UnresolvedReference:
-        # The refund arrived before the payment: learn the session from Plugipay, then retry.
-        if not obj.get("sourceId"):
-            raise
-        from django_plugipay.client import get_client
-
-        mirror.upsert_checkout_session(get_client().get_checkout_session(obj["sourceId"]))
-        mirror.upsert_refund(obj, event=row)
-
-
-def replay_failed_events(*, limit: int | None = None) -> dict[str, int]:
-    """Apply every failed (or stuck unprocessed) event again; return counts by outcome."""
+def replay_failed_events(
+    *, limit: int | None = None, event_ids: Iterable[str] | None = None
+) -> dict[str, int]:
+    """Apply every failed (or stuck unprocessed) event again — or the events named by
+    ``event_ids`` — oldest first; return counts by outcome."""
     counts = {"processed": 0, "failed": 0}
-    events = WebhookEvent.objects.unprocessed().order_by("occurred_at", "received_at")
+    events = (
+        WebhookEvent.objects.filter(event_id__in=list(event_ids))
+        if event_ids is not None
+        else WebhookEvent.objects.unprocessed()
+    ).order_by("occurred_at", "received_at")
     for event in events[:limit] if limit else events:
         try:
             apply_event(event=event)

@@ -7,30 +7,21 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from django_plugipay.client import get_client
+from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import PlugipayError
-from django_plugipay.models import (
-    CheckoutSession,
-    EventSource,
-    Refund,
-    RefundStatus,
-    SyncCursor,
-    WebhookEvent,
-)
-from django_plugipay.services.checkout import sync_checkout_session
+from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
 from django_plugipay.services.events import DONE, process_event
-from django_plugipay.services.refunds import submit_refund, sync_refund
+from django_plugipay.specs import all_specs
 from django_plugipay.webhooks import parse_event
 
 logger = logging.getLogger(__name__)
 
 CURSOR_NAME = "events"
 LEASE = dt.timedelta(minutes=15)
-STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
 PAGE_SIZE = 100
 
 
@@ -40,16 +31,24 @@ class ReconcileResult:
     events_applied: int = 0
     events_already_known: int = 0
     events_failed: int = 0
-    sessions_synced: int = 0
-    refunds_synced: int = 0
+    synced: dict[str, int] = dataclasses.field(default_factory=dict)
     dry_run: bool = False
     skipped_locked: bool = False
 
     @property
+    def sessions_synced(self) -> int:
+        return self.synced.get("checkout_session", 0)
+
+    @property
+    def refunds_synced(self) -> int:
+        return self.synced.get("refund", 0)
+
+    @property
     def changed(self) -> int:
-        return self.events_applied + self.sessions_synced + self.refunds_synced
+        return self.events_applied + sum(self.synced.values())
 
 
+@write_atomic
 def _claim(cursor_name: str) -> SyncCursor | None:
     """Take the reconciliation lease, or None when another run holds it."""
     now = timezone.now()
@@ -127,28 +126,19 @@ def _apply_one(parsed, result: ReconcileResult) -> None:
 
 
 def _sync_in_flight(result: ReconcileResult) -> None:
+    """Sync every row a spec says is still moving at Plugipay (open past expiry, refunds in
+    flight); each fetch happens before, never inside, the transaction that applies it."""
     now = timezone.now()
-    for session in CheckoutSession.objects.stale(now):
-        try:
-            sync_checkout_session(session=session)
-            result.sessions_synced += 1
-        except PlugipayError as exc:
-            logger.warning("plugipay sync of %s failed: %s", session.plugipay_id, exc)
-    in_flight = Refund.objects.filter(
-        Q(status=RefundStatus.PENDING)
-        | Q(status=RefundStatus.REQUESTED, created_at__lt=now - STUCK_REQUEST_AGE)
-    ).select_related("payment")
-    for refund in in_flight:
-        before = refund.status
-        try:
-            with transaction.atomic():
-                synced = (
-                    sync_refund(refund=refund)
-                    if refund.plugipay_id
-                    else submit_refund(refund=refund)
-                )
-        except PlugipayError as exc:
-            logger.warning("plugipay sync of refund %s failed: %s", refund.pk, exc)
+    for spec in all_specs():
+        rows = spec.in_flight(now)
+        if rows is None:
             continue
-        if synced.status != before:
-            result.refunds_synced += 1
+        for row in rows:
+            before = row.status
+            try:
+                synced = spec.sync(row)
+            except PlugipayError as exc:
+                logger.warning("plugipay sync of %s %s failed: %s", spec.name, row.pk, exc)
+                continue
+            if synced.status != before:
+                result.synced[spec.name] = result.synced.get(spec.name, 0) + 1

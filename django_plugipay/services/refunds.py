@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from django_plugipay.client import get_client
+from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
 from django_plugipay.services.mirror import (
     REFUND_REFERENCE_KEY,
     mark_refund_failed,
+    sync_object,
     upsert_refund,
 )
 
@@ -20,8 +22,8 @@ logger = logging.getLogger(__name__)
 
 
 def refundable_amount(payment: Payment) -> int:
-    """What may still be refunded: amount − (requested + pending + succeeded refunds)."""
-    return payment.amount - payment.refunds.counting().total()
+    """What may still be refunded: see :meth:`Payment.remaining_to_refund`."""
+    return payment.remaining_to_refund()
 
 
 def refund_payment(
@@ -39,8 +41,16 @@ def refund_payment(
     The payment row is locked while the remainder is checked, so concurrent requests can never
     refund more than was paid. ``amount`` defaults to the whole remainder. The returned Refund
     is ``requested``; the ``create_refund`` task sends it with its idempotency key.
+    With an ``idempotency_key`` already used, the same request returns the refund it made
+    (``refund.replayed`` is True) and a different one raises :class:`RefundError` with code
+    ``idempotency_mismatch``; two concurrent requests with one key make one refund.
     Raises :class:`RefundError` with a message fit to show staff.
     """
+    request = {"payment": payment, "amount": amount, "reason": reason, "description": description}
+    if idempotency_key:
+        existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _replay(existing, **request)
     if reason not in RefundReason.values:
         raise RefundError(
             f"Choose a reason: {', '.join(RefundReason.values)}.", code="reason", field="reason"
@@ -57,43 +67,79 @@ def refund_payment(
             code="amount",
             field="amount",
         )
-    with transaction.atomic():
-        locked = Payment.objects.select_for_update().get(pk=payment.pk)
-        if locked.status != PaymentStatus.SUCCEEDED:
-            raise RefundError(
-                f"Payment {locked.plugipay_id} is {locked.status}; only succeeded "
-                "payments can be refunded.",
-                code="not_paid",
-            )
-        if currency and currency.upper() != locked.currency:
-            raise RefundError(
-                f"The payment is in {locked.currency}, not {currency.upper()}.",
-                code="currency",
-                field="amount",
-            )
-        remaining = refundable_amount(locked)
-        if remaining <= 0:
-            raise RefundError(
-                "Nothing is left to refund on this payment.", code="over_refund", field="amount"
-            )
-        amount = remaining if amount is None else amount
-        if amount > remaining:
-            raise RefundError(
-                f"The amount {amount} is more than the {remaining} left to refund on this payment.",
-                code="over_refund",
-                field="amount",
-            )
-        refund = Refund.objects.create(
-            payment=locked,
-            amount=amount,
-            currency=locked.currency,
-            reason=reason,
-            description=description,
-            requested_by=requested_by,
-            mode=locked.mode,
-            idempotency_key=idempotency_key or f"idem_{uuid.uuid4()}",
+    try:
+        refund = run_atomic(
+            _request_refund,
+            payment,
+            amount,
+            reason,
+            description,
+            requested_by,
+            currency,
+            idempotency_key,
         )
-        transaction.on_commit(lambda: _enqueue_create(refund.pk))
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return _replay(Refund.objects.get(idempotency_key=idempotency_key), **request)
+    refund.replayed = False
+    return refund
+
+
+def _replay(refund: Refund, *, payment, amount, reason, description) -> Refund:
+    """The refund an earlier request with the same key made, if this request is the same."""
+    same = (
+        refund.payment_id == payment.pk
+        and refund.reason == reason
+        and refund.description == description
+        and amount in (None, refund.amount)
+    )
+    if not same:
+        raise RefundError(
+            "This Idempotency-Key was used for a different refund request.",
+            code="idempotency_mismatch",
+        )
+    refund.replayed = True
+    return refund
+
+
+def _request_refund(payment, amount, reason, description, requested_by, currency, key) -> Refund:
+    locked = Payment.objects.select_for_update().get(pk=payment.pk)
+    if locked.status != PaymentStatus.SUCCEEDED:
+        raise RefundError(
+            f"Payment {locked.plugipay_id} is {locked.status}; only succeeded "
+            "payments can be refunded.",
+            code="not_paid",
+        )
+    if currency and currency.upper() != locked.currency:
+        raise RefundError(
+            f"The payment is in {locked.currency}, not {currency.upper()}.",
+            code="currency",
+            field="amount",
+        )
+    remaining = refundable_amount(locked)
+    if remaining <= 0:
+        raise RefundError(
+            "Nothing is left to refund on this payment.", code="over_refund", field="amount"
+        )
+    amount = remaining if amount is None else amount
+    if amount > remaining:
+        raise RefundError(
+            f"The amount {amount} is more than the {remaining} left to refund on this payment.",
+            code="over_refund",
+            field="amount",
+        )
+    refund = Refund.objects.create(
+        payment=locked,
+        amount=amount,
+        currency=locked.currency,
+        reason=reason,
+        description=description,
+        requested_by=requested_by,
+        mode=locked.mode,
+        idempotency_key=key or f"idem_{uuid.uuid4()}",
+    )
+    transaction.on_commit(lambda: _enqueue_create(refund.pk))
     return refund
 
 
@@ -140,7 +186,6 @@ def submit_refund(*, refund: Refund) -> Refund:
 
 
 def sync_refund(*, refund: Refund) -> Refund:
-    """Fetch the refund from Plugipay and apply it through the same path as webhooks."""
-    if not refund.plugipay_id:
-        return submit_refund(refund=refund)
-    return upsert_refund(get_client().get_refund(refund.plugipay_id))
+    """Fetch the refund from Plugipay and apply it through the same path as webhooks (one
+    not yet created there is submitted with its stored key)."""
+    return sync_object(refund)
