@@ -60,6 +60,9 @@ class Refund(MirrorModel):
     )
 
     objects = RefundQuerySet.as_manager()
+    #: Not a column: ``refund_payment`` sets it on the refund it returns, True when an
+    #: idempotent retry got back the refund an earlier call created.
+    replayed: bool
 
     class Meta:
         verbose_name = _("refund")
