@@ -45,6 +45,11 @@ def senders(run: dict) -> str:
     return f"{count} concurrent senders" if count else "concurrent senders (count not recorded)"
 
 
+def statuses(run: dict) -> str:
+    counts = sorted(run["statuses"].items(), key=lambda item: int(item[0]))
+    return ", ".join(f"{count:,} × {code}" for code, count in counts)
+
+
 def targets(results: dict) -> list[str]:
     lines = ["| figure | target | measured | |", "|---|---|---:|---|"]
     for label, target, path, comparison, threshold in TARGETS:
@@ -115,9 +120,9 @@ def markdown(results: dict, command: str) -> str:
         "(BEGIN/COMMIT/SAVEPOINT), measured in-process with the shop's receivers disconnected.",
         f"- Afterwards: {ing['check']['events_processed']:,} of {ing['check']['unique_events']:,}"
         f" unique events processed, {ing['check']['signals']:,} signals, "
-        f"{ing['check']['signals_sent_twice']} sent twice; {ing['ours']['redelivered']} "
-        "deliveries answered 500 (a refund racing its payment on another thread) and were "
-        "applied when redelivered, as Plugipay redelivers.",
+        f"{ing['check']['signals_sent_twice']} sent twice. Answers: "
+        f"{statuses(ing['ours'])}; the events stored failed were sent again afterwards, as "
+        f"Plugipay redelivers ({ing['ours']['redelivered']} deliveries).",
     ]
     if cel:
         lines += [
