@@ -1,4 +1,4 @@
-"""Hypothesis strategies for what a sender controls: signature headers and webhook bodies."""
+"""Hypothesis strategies for what a sender controls in a signature header."""
 
 from hypothesis import strategies as st
 
