@@ -193,3 +193,30 @@ def _check_api() -> list:
             )
         ]
     return []
+
+
+SQLITE_OPTIONS_HINT = '"OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20}'
+
+
+@register(Tags.compatibility)
+def check_database(app_configs=None, **kwargs) -> list:
+    """Recommend IMMEDIATE transactions on SQLite (the app copes without; other code may not)."""
+    messages: list = []
+    for alias, config in settings.DATABASES.items():
+        if "sqlite3" not in str(config.get("ENGINE", "")):
+            continue
+        mode = str((config.get("OPTIONS") or {}).get("transaction_mode") or "").upper()
+        if mode in ("IMMEDIATE", "EXCLUSIVE"):
+            continue
+        messages.append(
+            Warning(
+                f"DATABASES[{alias!r}] is SQLite in the default (deferred) transaction mode. "
+                "django-plugipay takes the write lock up front and retries its own "
+                "transactions, so it works as is, but your own code writing at the same "
+                "moment as a webhook may still see 'database is locked'.",
+                id="django_plugipay.W004",
+                hint=f"Recommended, not required: add {SQLITE_OPTIONS_HINT} to "
+                f"DATABASES[{alias!r}].",
+            )
+        )
+    return messages

@@ -237,6 +237,51 @@ class Sandbox:
         self.control("POST", "reset")
 
 
+# ── the test database the sandbox's threads share ──────────────────────────────────
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Before any database is set up: give the sandbox's threads a database they can share.
+
+    pytest-django's ``live_server`` (like Django's ``LiveServerTestCase``) hands the test
+    thread's *one* in-memory SQLite connection to every server thread. The sandbox delivers
+    webhooks from its own thread while the test goes on using the database, so two threads
+    would run transactions on one connection at once ("cannot start a transaction within a
+    transaction", lost savepoints). Separate connections to the in-memory shared cache do not
+    help either: SQLite's table locks there fail at once ("database table is locked") instead of
+    waiting. So when a collected test uses the sandbox and the test database is in-memory
+    SQLite, it is created in a temporary file instead — every thread gets its own connection
+    and SQLite's normal locking. Django deletes the file with the test database.
+    """
+    if any("plugipay_sandbox_server" in getattr(item, "fixturenames", ()) for item in items):
+        use_file_for_in_memory_test_databases()
+
+
+def use_file_for_in_memory_test_databases() -> list[str]:
+    """Point each in-memory SQLite test database at a temporary file; return the aliases."""
+    import os
+    import tempfile
+
+    from django.conf import settings
+
+    if not settings.configured:
+        return []
+    from django.db import connections
+
+    moved = []
+    for alias in connections:
+        connection = connections[alias]
+        if connection.vendor != "sqlite":
+            continue
+        test = connection.settings_dict.setdefault("TEST", {})
+        if test.get("NAME") and not connection.creation.is_in_memory_db(test["NAME"]):
+            continue
+        name = f"plugipay_test_{alias}_{os.getpid()}_{uuid.uuid4().hex[:8]}.sqlite3"
+        test["NAME"] = os.path.join(tempfile.gettempdir(), name)
+        moved.append(alias)
+    return moved
+
+
 # ── fixtures ───────────────────────────────────────────────────────────────────────
 
 

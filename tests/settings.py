@@ -1,7 +1,6 @@
 """Settings for the test suite: SQLite and eager Celery unless the environment says otherwise."""
 
 import os
-import tempfile
 from importlib.util import find_spec
 
 import dj_database_url
@@ -50,24 +49,12 @@ TEMPLATES = [
     }
 ]
 
-_sqlite = os.path.join(tempfile.gettempdir(), f"django_plugipay_tests_{os.getpid()}.sqlite3")
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
     if os.environ.get("PLUGIPAY_TEST_DB_NAME"):  # a worker joining the suite's test database
         DATABASES["default"]["NAME"] = os.environ["PLUGIPAY_TEST_DB_NAME"]
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": _sqlite,
-            "TEST": {"NAME": _sqlite},
-            "OPTIONS": {
-                "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL;",
-            },
-        }
-    }
+else:  # what startproject writes: the tests run on Django's in-memory test database
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}}
 
 STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from django_plugipay import signals
 from django_plugipay.conf import app_settings
+from django_plugipay.db import run_atomic, write_atomic
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import mirror
 from django_plugipay.webhooks import Event, parse_event, verify_signature
@@ -80,19 +81,7 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     """
     handled = _handles(parsed)
     try:
-        with transaction.atomic():
-            try:
-                row = WebhookEvent.objects.create(
-                    event_id=parsed.id,
-                    **_fields(parsed, source),
-                    attempts=1,
-                    status=EventStatus.PROCESSED if handled else EventStatus.IGNORED,
-                    processed_at=timezone.now(),
-                )
-            except IntegrityError:
-                raise _AlreadyRecorded from None
-            _apply(parsed, row, handled)
-            return row, True
+        return run_atomic(_insert_and_apply, parsed, source, handled), True
     except _AlreadyRecorded:
         event = WebhookEvent.objects.get(event_id=parsed.id)
         if event.status in DONE:
@@ -102,6 +91,21 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
         _record_failure(parsed, source, exc)
         _log_failure(parsed.id, parsed.kind)
         raise
+
+
+def _insert_and_apply(parsed: Event, source: str, handled: bool) -> WebhookEvent:
+    try:
+        row = WebhookEvent.objects.create(
+            event_id=parsed.id,
+            **_fields(parsed, source),
+            attempts=1,
+            status=EventStatus.PROCESSED if handled else EventStatus.IGNORED,
+            processed_at=timezone.now(),
+        )
+    except IntegrityError:  # rolls back the whole (outermost or savepoint) block
+        raise _AlreadyRecorded from None
+    _apply(parsed, row, handled)
+    return row
 
 
 def _apply(parsed: Event, row: WebhookEvent, handled: bool) -> None:
@@ -121,6 +125,7 @@ def _log_failure(event_id: str, kind: str) -> None:
     )
 
 
+@write_atomic
 def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
     error = _describe(exc)
     event, created = WebhookEvent.objects.get_or_create(
@@ -141,8 +146,9 @@ def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
 def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     """Store the event (status ``received``) once per event id, to apply later."""
     try:
-        with transaction.atomic():
-            return WebhookEvent.objects.create(event_id=parsed.id, **_fields(parsed, source)), True
+        return run_atomic(
+            WebhookEvent.objects.create, event_id=parsed.id, **_fields(parsed, source)
+        ), True
     except IntegrityError:
         return WebhookEvent.objects.get(event_id=parsed.id), False
 
@@ -155,19 +161,7 @@ def apply_event(*, event: WebhookEvent) -> WebhookEvent:
     error and attempt count in its own transaction, and the exception propagates.
     """
     try:
-        with transaction.atomic():
-            row = WebhookEvent.objects.select_for_update().get(pk=event.pk)
-            if row.status in DONE:
-                return row
-            parsed = parse_event(row.payload)
-            handled = _handles(parsed)
-            _apply(parsed, row, handled)
-            row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
-            row.attempts += 1
-            row.last_error = ""
-            row.processed_at = timezone.now()
-            row.save(update_fields=["status", "attempts", "last_error", "processed_at"])
-            return row
+        return run_atomic(_apply_recorded, event)
     except Exception as exc:
         WebhookEvent.objects.filter(pk=event.pk).update(
             status=EventStatus.FAILED,
@@ -176,6 +170,21 @@ def apply_event(*, event: WebhookEvent) -> WebhookEvent:
         )
         _log_failure(event.event_id, event.kind)
         raise
+
+
+def _apply_recorded(event: WebhookEvent) -> WebhookEvent:
+    row = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+    if row.status in DONE:
+        return row
+    parsed = parse_event(row.payload)
+    handled = _handles(parsed)
+    _apply(parsed, row, handled)
+    row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
+    row.attempts += 1
+    row.last_error = ""
+    row.processed_at = timezone.now()
+    row.save(update_fields=["status", "attempts", "last_error", "processed_at"])
+    return row
 
 
 HANDLED_RESOURCES = ("checkout_session", "payment", "refund", "customer")

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay import signals
+from django_plugipay.db import write_atomic
 from django_plugipay.models import (
     CheckoutSession,
     Customer,
@@ -117,7 +118,7 @@ def customer_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@transaction.atomic(savepoint=False)
+@write_atomic(savepoint=False)
 def upsert_customer(
     obj: Mapping[str, Any], *, event: WebhookEvent | None = None, user=None
 ) -> Customer:
@@ -167,7 +168,7 @@ def session_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@transaction.atomic(savepoint=False)
+@write_atomic(savepoint=False)
 def upsert_checkout_session(
     obj: Mapping[str, Any], *, event: WebhookEvent | None = None
 ) -> CheckoutSession:
@@ -233,7 +234,7 @@ def payment_fields(obj: Mapping[str, Any], session: CheckoutSession | None) -> d
     return fields
 
 
-@transaction.atomic(savepoint=False)
+@write_atomic(savepoint=False)
 def upsert_payment(
     obj: Mapping[str, Any],
     *,
@@ -302,7 +303,7 @@ def _locked_payment_for_refund(obj: Mapping[str, Any]) -> Payment | None:
     return None
 
 
-@transaction.atomic
+@write_atomic
 def upsert_refund(obj: Mapping[str, Any], *, event: WebhookEvent | None = None) -> Refund:
     """Take in a remote refund; keep ``payment.amount_refunded`` true; signal settlement once.
 
@@ -371,6 +372,7 @@ def recount_refunded(payment: Payment) -> None:
         payment.save(update_fields=["amount_refunded", "updated_at"])
 
 
+@write_atomic
 def mark_refund_failed(
     refund: Refund, *, code: str, message: str, data: Mapping[str, Any] | None = None
 ) -> Refund:

@@ -7,11 +7,11 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from django_plugipay.client import get_client
+from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import (
     CheckoutSession,
@@ -50,6 +50,7 @@ class ReconcileResult:
         return self.events_applied + self.sessions_synced + self.refunds_synced
 
 
+@write_atomic
 def _claim(cursor_name: str) -> SyncCursor | None:
     """Take the reconciliation lease, or None when another run holds it."""
     now = timezone.now()
@@ -141,12 +142,9 @@ def _sync_in_flight(result: ReconcileResult) -> None:
     for refund in in_flight:
         before = refund.status
         try:
-            with transaction.atomic():
-                synced = (
-                    sync_refund(refund=refund)
-                    if refund.plugipay_id
-                    else submit_refund(refund=refund)
-                )
+            synced = (
+                sync_refund(refund=refund) if refund.plugipay_id else submit_refund(refund=refund)
+            )
         except PlugipayError as exc:
             logger.warning("plugipay sync of refund %s failed: %s", refund.pk, exc)
             continue

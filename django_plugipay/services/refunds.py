@@ -8,6 +8,7 @@ import uuid
 from django.db import transaction
 
 from django_plugipay.client import get_client
+from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
 from django_plugipay.services.mirror import (
@@ -57,43 +58,57 @@ def refund_payment(
             code="amount",
             field="amount",
         )
-    with transaction.atomic():
-        locked = Payment.objects.select_for_update().get(pk=payment.pk)
-        if locked.status != PaymentStatus.SUCCEEDED:
-            raise RefundError(
-                f"Payment {locked.plugipay_id} is {locked.status}; only succeeded "
-                "payments can be refunded.",
-                code="not_paid",
-            )
-        if currency and currency.upper() != locked.currency:
-            raise RefundError(
-                f"The payment is in {locked.currency}, not {currency.upper()}.",
-                code="currency",
-                field="amount",
-            )
-        remaining = refundable_amount(locked)
-        if remaining <= 0:
-            raise RefundError(
-                "Nothing is left to refund on this payment.", code="over_refund", field="amount"
-            )
-        amount = remaining if amount is None else amount
-        if amount > remaining:
-            raise RefundError(
-                f"The amount {amount} is more than the {remaining} left to refund on this payment.",
-                code="over_refund",
-                field="amount",
-            )
-        refund = Refund.objects.create(
-            payment=locked,
-            amount=amount,
-            currency=locked.currency,
-            reason=reason,
-            description=description,
-            requested_by=requested_by,
-            mode=locked.mode,
-            idempotency_key=idempotency_key or f"idem_{uuid.uuid4()}",
+    return run_atomic(
+        _request_refund,
+        payment,
+        amount,
+        reason,
+        description,
+        requested_by,
+        currency,
+        idempotency_key,
+    )
+
+
+def _request_refund(
+    payment, amount, reason, description, requested_by, currency, idempotency_key
+) -> Refund:
+    locked = Payment.objects.select_for_update().get(pk=payment.pk)
+    if locked.status != PaymentStatus.SUCCEEDED:
+        raise RefundError(
+            f"Payment {locked.plugipay_id} is {locked.status}; only succeeded "
+            "payments can be refunded.",
+            code="not_paid",
         )
-        transaction.on_commit(lambda: _enqueue_create(refund.pk))
+    if currency and currency.upper() != locked.currency:
+        raise RefundError(
+            f"The payment is in {locked.currency}, not {currency.upper()}.",
+            code="currency",
+            field="amount",
+        )
+    remaining = refundable_amount(locked)
+    if remaining <= 0:
+        raise RefundError(
+            "Nothing is left to refund on this payment.", code="over_refund", field="amount"
+        )
+    amount = remaining if amount is None else amount
+    if amount > remaining:
+        raise RefundError(
+            f"The amount {amount} is more than the {remaining} left to refund on this payment.",
+            code="over_refund",
+            field="amount",
+        )
+    refund = Refund.objects.create(
+        payment=locked,
+        amount=amount,
+        currency=locked.currency,
+        reason=reason,
+        description=description,
+        requested_by=requested_by,
+        mode=locked.mode,
+        idempotency_key=idempotency_key or f"idem_{uuid.uuid4()}",
+    )
+    transaction.on_commit(lambda: _enqueue_create(refund.pk))
     return refund
 
 
