@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## run the example shop against the offline sandbox
 	$(PY) example_project/run_demo.py
 
-test: $(STAMP)  ## the default suite: SQLite, eager Celery, sandbox over loopback HTTP
+test: $(STAMP)  ## the default suite: in-memory SQLite, no Celery app, sandbox over loopback HTTP
 	$(PY) -m pytest -q
 
 PG_URL ?= postgres://postgres@127.0.0.1:5432/plugipay

@@ -6,11 +6,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Info, Tags, Warning, register
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from django_plugipay.conf import DEFAULTS, PROCESSING_MODES, app_settings
+from django_plugipay.conf import DEFAULTS, PROCESSING_MODES, TASKS_MODES, app_settings
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}  # noqa: S104 - compared, not bound
 
@@ -220,3 +220,51 @@ def check_database(app_configs=None, **kwargs) -> list:
             )
         )
     return messages
+
+
+@register(Tags.compatibility)
+def check_tasks(app_configs=None, **kwargs) -> list:
+    """Say how task work runs (``TASKS``), and how to switch to the production setup."""
+    from django_plugipay.services._queue import celery_app
+
+    setting = app_settings.raw("TASKS")
+    if setting not in TASKS_MODES:
+        return [
+            Error(
+                f"PLUGIPAY['TASKS'] is {setting!r}.",
+                id="django_plugipay.E011",
+                hint="Use 'auto' (Celery when your project has a Celery app, else in-process), "
+                "'celery' or 'inline'.",
+            )
+        ]
+    app = celery_app()
+    if setting == "celery" and app is None:
+        return [
+            Warning(
+                "PLUGIPAY['TASKS'] is 'celery' but this project has created no Celery app, so "
+                "tasks go to Celery's unconfigured default broker.",
+                id="django_plugipay.W005",
+                hint="Create the app (config/celery.py, imported in config/__init__.py; see "
+                "the Celery how-to) or use TASKS = 'auto'.",
+            )
+        ]
+    if setting == "inline" or (setting == "auto" and app is None):
+        return [
+            Info(
+                "Plugipay task work (refund creation, queued webhook events) runs in-process, "
+                "after commit, in the request that asked for it"
+                + (" (TASKS = 'auto' and no Celery app)." if setting == "auto" else "."),
+                id="django_plugipay.I001",
+                hint="Fine to start with. For production, create a Celery app and run a "
+                "worker (and beat for reconciliation); TASKS = 'auto' then uses it.",
+            )
+        ]
+    return [
+        Info(
+            f"Plugipay task work goes to the Celery app {app.main!r}"
+            + (" (TASKS = 'auto')." if setting == "auto" else "."),
+            id="django_plugipay.I002",
+            hint="Run a worker (and beat for reconciliation). If the broker is down, refunds "
+            "stay requested with the reason and `manage.py plugipay_sync` sends them.",
+        )
+    ]

@@ -16,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_SECRETS": [],
     "WEBHOOK_TOLERANCE": 300,
     "WEBHOOK_PROCESSING": "inline",
+    "TASKS": "auto",
     "DEFAULT_METHODS": ["card", "qris", "va", "ewallet"],
     "SESSION_EXPIRES_IN": 86400,
     "TIMEOUT": 30,
@@ -36,6 +37,7 @@ ENV_FALLBACKS = {
 }
 
 PROCESSING_MODES = ("inline", "celery")
+TASKS_MODES = ("auto", "celery", "inline")
 
 
 class AppSettings:
@@ -85,6 +87,10 @@ class AppSettings:
     @property
     def WEBHOOK_PROCESSING(self) -> str:
         return str(self.raw("WEBHOOK_PROCESSING"))
+
+    @property
+    def TASKS(self) -> str:
+        return str(self.raw("TASKS"))
 
     @property
     def DEFAULT_METHODS(self) -> list[str]:

@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Attempts of one outermost transaction before a transient error propagates.
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = 8
 #: Backoff of the n-th retry: uniform in ``[0, min(BACKOFF_CAP, BACKOFF_BASE * 2**n))`` seconds.
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 1.0

@@ -1,4 +1,5 @@
-"""Settings for the test suite: SQLite and eager Celery unless the environment says otherwise."""
+"""Settings for the test suite: Django's defaults (in-memory SQLite, no Celery) unless the
+environment asks for PostgreSQL (DATABASE_URL) and a Celery worker (CELERY_BROKER_URL)."""
 
 import os
 from importlib.util import find_spec
@@ -70,17 +71,19 @@ PLUGIPAY = {
     "MAX_RETRIES": int(os.environ.get("PLUGIPAY_MAX_RETRIES", "3")),
 }
 
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
-CELERY_TASK_ALWAYS_EAGER = "CELERY_BROKER_URL" not in os.environ
-CELERY_TASK_EAGER_PROPAGATES = True
-# Short visibility and sweep intervals so a killed worker's unacked task comes back in seconds.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": 5,
-    "unacked_restore_interval": 1,
-    "unacked_restore_throttle": 1,
-}
-CELERY_TASK_ACKS_LATE = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# No Celery app by default: with TASKS="auto" task work runs in-process, as on a fresh project.
+# The service suite sets CELERY_BROKER_URL; tests/conftest.py then creates the app (tests.celery)
+# and tasks go through a real worker.
+if os.environ.get("CELERY_BROKER_URL"):
+    CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"]
+    # Short visibility and sweep intervals so a killed worker's unacked task comes back in seconds.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 5,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
+    CELERY_TASK_ACKS_LATE = True
+    CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -14,6 +14,7 @@ from django_plugipay import services
 from django_plugipay.exceptions import RefundError
 from django_plugipay.models import Payment, PaymentStatus, RefundReason
 from django_plugipay.money import format_amount, to_display, to_minor
+from django_plugipay.services.refunds import NOT_SUBMITTED
 
 REFUND_PERMISSION = "django_plugipay.refund_payment"
 
@@ -91,7 +92,8 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
             }
         )
     refundable = [r for r in rows if not r["refused"]]
-    only = rows[0] if single and rows else None
+    # One payment, from its Refund button or as the action's only selection: offer the amount.
+    only = rows[0] if len(rows) == 1 else None
     form_kwargs = {
         "payment": only["payment"] if only else None,
         "remaining": only["remaining"] if only else 0,
@@ -112,6 +114,7 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
         "refundable": refundable,
         "form": form,
         "single": single,
+        "partial": only is not None,
         "opts": Payment._meta,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "queryset": queryset,
@@ -122,7 +125,7 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
 
 
 def _perform(modeladmin, request, refundable, data, rows):
-    requested, errors = 0, []
+    requested, errors, waiting = 0, [], []
     for row in refundable:
         payment = row["payment"]
         try:
@@ -146,6 +149,9 @@ def _perform(modeladmin, request, refundable, data, rows):
             },
         )
         requested += 1
+        refund.refresh_from_db()
+        if refund.failure_code == NOT_SUBMITTED:
+            waiting.append(refund)
     if requested:
         modeladmin.message_user(
             request,
@@ -156,6 +162,17 @@ def _perform(modeladmin, request, refundable, data, rows):
             )
             % {"count": requested},
             messages.SUCCESS,
+        )
+    for refund in waiting:
+        modeladmin.message_user(
+            request,
+            _("Refund of %(amount)s on %(payment)s: %(reason)s")
+            % {
+                "amount": format_amount(refund.amount, refund.currency),
+                "payment": refund.payment,
+                "reason": refund.failure_message,
+            },
+            messages.WARNING,
         )
     skipped = [r for r in rows if r["refused"]]
     if skipped:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import F
 from django.utils import timezone
 
@@ -15,6 +15,7 @@ from django_plugipay.conf import app_settings
 from django_plugipay.db import run_atomic, write_atomic
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import mirror
+from django_plugipay.services._queue import enqueue
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,11 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
     if app_settings.WEBHOOK_PROCESSING == "celery":
         event, _created = record_event(parsed, source=EventSource.WEBHOOK)
         if event.status not in DONE:
-            from django_plugipay.tasks import process_webhook_event
-
-            transaction.on_commit(lambda: process_webhook_event.delay(event.pk))
+            enqueue(
+                "django_plugipay.process_webhook_event",
+                event.pk,
+                inline=lambda: apply_event(event=event),
+            )
         return event
     return process_event(parsed, source=EventSource.WEBHOOK)[0]
 

@@ -23,7 +23,7 @@ from django_plugipay.models import (
 )
 from django_plugipay.services.checkout import sync_checkout_session
 from django_plugipay.services.events import DONE, process_event
-from django_plugipay.services.refunds import submit_refund, sync_refund
+from django_plugipay.services.refunds import NOT_SUBMITTED, submit_refund, sync_refund
 from django_plugipay.webhooks import parse_event
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ def _sync_in_flight(result: ReconcileResult) -> None:
     in_flight = Refund.objects.filter(
         Q(status=RefundStatus.PENDING)
         | Q(status=RefundStatus.REQUESTED, created_at__lt=now - STUCK_REQUEST_AGE)
+        | Q(status=RefundStatus.REQUESTED, plugipay_id=None, failure_code=NOT_SUBMITTED)
     ).select_related("payment")
     for refund in in_flight:
         before = refund.status

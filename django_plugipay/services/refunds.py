@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.db import transaction
-
 from django_plugipay.client import get_client
 from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
+from django_plugipay.services._queue import enqueue
 from django_plugipay.services.mirror import (
     REFUND_REFERENCE_KEY,
     mark_refund_failed,
@@ -18,6 +17,9 @@ from django_plugipay.services.mirror import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
+NOT_SUBMITTED = "not_submitted"
 
 
 def refundable_amount(payment: Payment) -> int:
@@ -39,7 +41,10 @@ def refund_payment(
 
     The payment row is locked while the remainder is checked, so concurrent requests can never
     refund more than was paid. ``amount`` defaults to the whole remainder. The returned Refund
-    is ``requested``; the ``create_refund`` task sends it with its idempotency key.
+    is ``requested``; after commit the ``create_refund`` task (or, without Celery, this
+    process) sends it with its idempotency key. If that cannot happen now (broker down,
+    Plugipay unreachable) the refund stays ``requested`` with the reason in
+    ``failure_message`` and reconciliation sends it later.
     Raises :class:`RefundError` with a message fit to show staff.
     """
     if reason not in RefundReason.values:
@@ -108,14 +113,25 @@ def _request_refund(
         mode=locked.mode,
         idempotency_key=idempotency_key or f"idem_{uuid.uuid4()}",
     )
-    transaction.on_commit(lambda: _enqueue_create(refund.pk))
+    enqueue(
+        "django_plugipay.create_refund",
+        refund.pk,
+        inline=lambda: submit_refund(refund=refund),
+        on_failure=lambda exc: _note_not_submitted(refund.pk, exc),
+    )
     return refund
 
 
-def _enqueue_create(refund_id: int) -> None:
-    from django_plugipay.tasks import create_refund
-
-    create_refund.delay(refund_id)
+def _note_not_submitted(refund_id: int, exc: Exception) -> None:
+    """Say on the refund why it is still only ``requested``; reconciliation submits it."""
+    message = (
+        f"Not sent to Plugipay yet ({type(exc).__name__}: {exc}); it stays requested and the "
+        "next reconciliation (manage.py plugipay_sync or the reconcile task) sends it with "
+        "the same idempotency key."
+    )[:2000]
+    Refund.objects.filter(pk=refund_id, status=RefundStatus.REQUESTED, plugipay_id=None).update(
+        failure_code=NOT_SUBMITTED, failure_message=message
+    )
 
 
 def submit_refund(*, refund: Refund) -> Refund:
@@ -151,6 +167,9 @@ def submit_refund(*, refund: Refund) -> Refund:
         return mark_refund_failed(
             refund, code=exc.code or "refused", message=exc.message, data=data
         )
+    Refund.objects.filter(pk=refund.pk, failure_code=NOT_SUBMITTED).update(
+        failure_code="", failure_message=""
+    )
     return upsert_refund(obj)
 
 

@@ -1,0 +1,91 @@
+"""The one seam for background work: a Celery task when Celery is in force, else in-process.
+
+Services never import :mod:`django_plugipay.tasks` (which imports the services); they hand this
+module the task's name, its primitive arguments and the same work as an in-process callable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+from django_plugipay.conf import app_settings
+
+logger = logging.getLogger(__name__)
+
+
+def celery_app() -> Any | None:
+    """The Celery app the project created, or None.
+
+    Celery makes a fallback app (named ``default``, not set as current) the first time anything
+    asks for ``current_app``; that one is not configured by anybody and does not count. A
+    project's app becomes Celery's default app through its Django fix-up, so it is found from
+    every thread.
+    """
+    try:
+        from celery import _state
+    except ImportError:  # pragma: no cover - celery is a dependency
+        return None
+    candidates = [_state.default_app, getattr(_state._tls, "current_app", None)]
+    candidates.extend(_state._get_active_apps())
+    for app in candidates:
+        if app is not None and not (app.main == "default" and not app.set_as_current):
+            return app
+    return None
+
+
+def mode() -> str:
+    """``"celery"`` or ``"inline"``: how task work runs now, per ``PLUGIPAY["TASKS"]``."""
+    setting = app_settings.TASKS
+    if setting == "auto":
+        return "celery" if celery_app() is not None else "inline"
+    return setting
+
+
+def enqueue(
+    name: str,
+    *args: Any,
+    inline: Callable[[], Any],
+    on_failure: Callable[[Exception], None] | None = None,
+) -> None:
+    """After the current transaction commits, send task ``name`` or run ``inline()``.
+
+    Never raises into the caller: if the broker cannot be reached (or the in-process work
+    fails), the error is logged as a warning and ``on_failure(exc)`` records it where staff and
+    reconciliation will see it.
+    """
+    transaction.on_commit(lambda: _dispatch(name, args, inline, on_failure))
+
+
+def _dispatch(name, args, inline, on_failure) -> None:
+    current = mode()
+    try:
+        if current == "celery":
+            _send(name, args)
+        else:
+            inline()
+    except Exception as exc:
+        logger.warning(
+            "plugipay %s %s failed (%s mode): %s: %s",
+            name,
+            args,
+            current,
+            type(exc).__name__,
+            exc,
+            extra={"task": name, "task_args": args, "tasks_mode": current},
+        )
+        if on_failure is not None:
+            on_failure(exc)
+
+
+def _send(name: str, args: tuple) -> None:
+    from celery import current_app
+
+    # Registers the shared tasks with every app, whether or not the project autodiscovers them.
+    importlib.import_module("django_plugipay.tasks")
+    app = celery_app() or current_app
+    app.tasks[name].apply_async(args)

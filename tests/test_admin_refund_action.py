@@ -1,0 +1,51 @@
+"""The "Refund selected payments…" action offers the amount when one payment is selected."""
+
+from django_plugipay.models import Refund
+from tests.test_admin import CHANGELIST, staff
+
+ACTION = {"action": "refund_payments"}
+
+
+def test_one_selected_payment_gets_the_amount_field_and_a_partial_refund(plugipay_sandbox, client):
+    payment = plugipay_sandbox.paid_payment(250_000)
+    client.force_login(staff("refund_payment"))
+    selected = {**ACTION, "_selected_action": [payment.pk]}
+    confirm = client.post(CHANGELIST, selected).content.decode()
+    assert 'name="amount"' in confirm and 'value="250000"' in confirm
+    assert "choose how much to refund" in confirm
+    assert 'name="action" value="refund_payments"' in confirm  # still posts back to the action
+
+    done = client.post(
+        CHANGELIST,
+        {**selected, "post": "yes", "amount": "100,000", "reason": "requested_by_customer"},
+    )
+    assert done.status_code == 302
+    refund = Refund.objects.get()
+    assert refund.amount == 100_000 and refund.status == "succeeded"
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 100_000 and not payment.is_refunded
+
+
+def test_one_selected_payment_rejects_too_much(plugipay_sandbox, client):
+    payment = plugipay_sandbox.paid_payment(50_000)
+    client.force_login(staff("refund_payment"))
+    page = client.post(
+        CHANGELIST,
+        {
+            **ACTION,
+            "_selected_action": [payment.pk],
+            "post": "yes",
+            "amount": "60000",
+            "reason": "duplicate",
+        },
+    ).content.decode()
+    assert "At most IDR 50,000 is left" in page and not Refund.objects.exists()
+
+
+def test_several_selected_payments_are_refunded_in_full_without_an_amount(plugipay_sandbox, client):
+    payments = [plugipay_sandbox.paid_payment(10_000), plugipay_sandbox.paid_payment(20_000)]
+    client.force_login(staff("refund_payment"))
+    confirm = client.post(
+        CHANGELIST, {**ACTION, "_selected_action": [p.pk for p in payments]}
+    ).content.decode()
+    assert 'name="amount"' not in confirm and "refunded in full" in confirm

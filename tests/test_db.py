@@ -1,0 +1,143 @@
+"""The write-transaction helper: the SQLite lock at BEGIN, whole-transaction retries."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import OperationalError, connection, transaction
+
+from django_plugipay import db
+from django_plugipay.models import SyncCursor
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch):
+    monkeypatch.setattr(db, "BACKOFF_BASE", 0.0)
+
+
+class Locked:
+    """A function failing with ``error`` the first ``times`` calls, then counting a row."""
+
+    def __init__(self, times, error="database is locked", name="attempt"):
+        self.times, self.error, self.name = times, error, name
+        self.calls, self.committed = 0, []
+
+    def __call__(self):
+        self.calls += 1
+        transaction.on_commit(lambda: self.committed.append(self.calls))
+        SyncCursor.objects.create(name=f"{self.name}-{self.calls}")
+        if self.calls <= self.times:
+            raise OperationalError(self.error)
+        return self.calls
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "error", ["database is locked", "database table is locked", "database schema is locked"]
+)
+def test_transient_errors_rerun_the_whole_transaction(error, fast_backoff):
+    work = Locked(2, error)
+    assert db.run_atomic(work) == 3
+    # the failed attempts rolled back: their rows and on_commit callbacks are gone
+    assert list(SyncCursor.objects.values_list("name", flat=True)) == ["attempt-3"]
+    assert work.committed == [3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retries_are_bounded(fast_backoff):
+    work = Locked(100)
+    with pytest.raises(OperationalError):
+        db.run_atomic(work)
+    assert work.calls == db.MAX_ATTEMPTS
+    assert not SyncCursor.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_other_errors_are_not_retried(fast_backoff):
+    work = Locked(1, "no such table: nowhere")
+    with pytest.raises(OperationalError):
+        db.run_atomic(work)
+    assert work.calls == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_an_enclosing_transaction_nothing_is_retried(fast_backoff):
+    work = Locked(1)
+    with pytest.raises(OperationalError), transaction.atomic():
+        db.run_atomic(work)
+    assert work.calls == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_decorator_retries_too(fast_backoff):
+    work = Locked(1)
+    assert db.write_atomic(work)() == 2
+    assert db.write_atomic(savepoint=False)(Locked(1, name="other"))() == 2
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "transient"),
+    [("40001", True), ("40P01", True), ("55P03", True), ("23505", False)],
+)
+def test_postgresql_transient_states(sqlstate, transient):
+    class PgError(Exception):
+        pass
+
+    cause = PgError("boom")
+    cause.sqlstate = sqlstate
+    exc = OperationalError("boom")
+    exc.__cause__ = cause
+    assert db.is_transient(exc) is transient
+    assert db.is_transient(ValueError("database is locked")) is False
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's BEGIN modes")
+def test_sqlite_begins_immediate_and_restores_the_configured_mode():
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    connection.ensure_connection()
+    configured = connection.transaction_mode
+    with connection.execute_wrapper(record):
+        db.run_atomic(SyncCursor.objects.create, name="a")
+        with db.write_atomic():
+            SyncCursor.objects.create(name="b")
+        with transaction.atomic():
+            SyncCursor.objects.create(name="c")
+    assert statements.count("BEGIN IMMEDIATE") == 2
+    assert connection.transaction_mode == configured
+    assert "BEGIN" in statements or configured  # plain atomic() kept Django's own BEGIN
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_read_then_write_transactions_all_commit():
+    """Threads that read then write the same row: none surfaces a lock error."""
+    SyncCursor.objects.create(name="counter", last_event_id="0")
+    errors = []
+
+    def bump():
+        cursor = SyncCursor.objects.select_for_update().get(name="counter")
+        cursor.last_event_id = str(int(cursor.last_event_id) + 1)
+        cursor.save()
+
+    def worker():
+        try:
+            for _ in range(5):
+                db.run_atomic(bump)
+        except Exception as exc:  # collected, asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert SyncCursor.objects.get(name="counter").last_event_id == "20"

@@ -1,0 +1,142 @@
+"""TASKS: in-process without a Celery app, Celery with one, no 500 when the broker is down."""
+
+from __future__ import annotations
+
+import pytest
+from celery import Celery, _state
+from celery.signals import task_prerun
+from django.core.management import call_command
+
+from django_plugipay import services
+from django_plugipay.checks import check_tasks
+from django_plugipay.models import Refund
+from django_plugipay.services import _queue
+from django_plugipay.services.refunds import NOT_SUBMITTED
+from tests.test_admin import CHANGELIST, staff
+
+DOWN_BROKER = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def make_celery_app():
+    """Create a project-style Celery app for one test, and forget it afterwards."""
+    created = []
+    saved = (_state.default_app, getattr(_state._tls, "current_app", None))
+
+    def make(**conf):
+        app = Celery("shop", set_as_current=True)
+        app.conf.update(conf)
+        app.set_default()  # what Celery's Django fix-up does for a project's app
+        created.append(app)
+        return app
+
+    yield make
+    for app in created:
+        _state._deregister_app(app)
+    _state.default_app, _state._tls.current_app = saved
+
+
+@pytest.fixture
+def celery_runs():
+    """Names of the tasks Celery ran (eagerly) during the test."""
+    names = []
+
+    def record(sender=None, task=None, **kwargs):
+        names.append(task.name)
+
+    task_prerun.connect(record, weak=False)
+    yield names
+    task_prerun.disconnect(record)
+
+
+def request_refund(payment):
+    return services.refund_payment(payment=payment, reason="requested_by_customer")
+
+
+def test_without_a_celery_app_the_refund_is_sent_in_process(plugipay_sandbox, celery_runs):
+    assert _queue.celery_app() is None and _queue.mode() == "inline"
+    refund = request_refund(plugipay_sandbox.paid_payment(30_000))
+    refund.refresh_from_db()
+    assert refund.plugipay_id and refund.status in ("pending", "succeeded")
+    assert refund.failure_code == "" and celery_runs == []
+
+
+def test_auto_uses_the_project_celery_app(plugipay_sandbox, make_celery_app, celery_runs):
+    payment = plugipay_sandbox.paid_payment(30_000)
+    make_celery_app(task_always_eager=True)
+    assert _queue.mode() == "celery"
+    refund = request_refund(payment)
+    refund.refresh_from_db()
+    assert celery_runs == ["django_plugipay.create_refund"] and refund.plugipay_id
+
+
+def test_celery_forced(plugipay_sandbox, settings, make_celery_app, celery_runs):
+    payment = plugipay_sandbox.paid_payment(30_000)
+    make_celery_app(task_always_eager=True)
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "celery"}
+    request_refund(payment)
+    assert celery_runs == ["django_plugipay.create_refund"]
+
+
+def test_inline_forced_ignores_the_celery_app(
+    plugipay_sandbox, settings, make_celery_app, celery_runs
+):
+    payment = plugipay_sandbox.paid_payment(30_000)
+    make_celery_app(broker_url=DOWN_BROKER)
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "inline"}
+    refund = request_refund(payment)
+    refund.refresh_from_db()
+    assert celery_runs == [] and refund.plugipay_id and refund.failure_code == ""
+
+
+def test_broker_down_admin_refund_waits_visibly_then_sync_sends_it(
+    plugipay_sandbox, client, make_celery_app
+):
+    payment = plugipay_sandbox.paid_payment(40_000)
+    make_celery_app(broker_url=DOWN_BROKER, broker_connection_timeout=1)
+    client.force_login(staff("refund_payment"))
+    data = {"action": "refund_payments", "_selected_action": [payment.pk], "reason": "duplicate"}
+    response = client.post(CHANGELIST, {**data, "post": "yes"})
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "Requested 1 refund" in page and "Not sent to Plugipay yet" in page
+
+    refund = Refund.objects.get()
+    assert refund.status == "requested" and refund.plugipay_id is None
+    assert refund.failure_code == NOT_SUBMITTED and "Connection refused" in refund.failure_message
+
+    call_command("plugipay_sync", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    refund.refresh_from_db()
+    assert refund.plugipay_id and refund.status == "succeeded"
+    assert refund.failure_code == "" and refund.failure_message == ""
+    # the same idempotency key went to Plugipay: one refund there
+    assert len(plugipay_sandbox.state()["refunds"]) == 1
+
+
+def test_in_process_failure_is_visible_too(plugipay_sandbox, settings):
+    payment = plugipay_sandbox.paid_payment(30_000)
+    plugipay_sandbox.fault("http_500", count=10, path_prefix="/api/v1/refunds")
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "MAX_RETRIES": 0}
+    refund = request_refund(payment)
+    refund.refresh_from_db()
+    assert refund.status == "requested" and refund.failure_code == NOT_SUBMITTED
+
+
+@pytest.mark.parametrize(
+    ("tasks", "with_app", "expected"),
+    [
+        ("auto", False, "django_plugipay.I001"),
+        ("inline", True, "django_plugipay.I001"),
+        ("auto", True, "django_plugipay.I002"),
+        ("celery", True, "django_plugipay.I002"),
+        ("celery", False, "django_plugipay.W005"),
+        ("sometimes", False, "django_plugipay.E011"),
+    ],
+)
+def test_the_check_says_which_mode_is_in_force(
+    settings, make_celery_app, tasks, with_app, expected
+):
+    if with_app:
+        make_celery_app()
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": tasks}
+    assert [m.id for m in check_tasks()] == [expected]
