@@ -268,3 +268,18 @@ def check_tasks(app_configs=None, **kwargs) -> list:
             "stay requested with the reason and `manage.py plugipay_sync` sends them.",
         )
     ]
+
+
+@register(Tags.urls)
+def check_webhook_url(app_configs=None, **kwargs) -> list:
+    """Plugipay's deliveries need the webhook view; without the include every one is a 404."""
+    if _reverses("plugipay:webhook"):
+        return []
+    return [
+        Warning(
+            "The Plugipay webhook URL (plugipay:webhook) is not in your URLconf, so every "
+            "webhook delivery will get 404 and nothing is applied.",
+            id="django_plugipay.W006",
+            hint='Add path("plugipay/", include("django_plugipay.urls")) to ROOT_URLCONF.',
+        )
+    ]

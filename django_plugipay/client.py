@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -194,11 +194,15 @@ class PlugipayClient:
             )
         except requests.Timeout as exc:
             raise TransientError(
-                f"Plugipay did not answer within {self.timeout}s.", code="timeout"
+                f"Plugipay at {self.base_url} did not answer {method} {path} within "
+                f"{self.timeout}s.",
+                code="timeout",
             ) from exc
         except requests.ConnectionError as exc:
             raise TransientError(
-                "The connection to Plugipay failed or was dropped.", code="network_error"
+                f"Could not reach Plugipay at {self.base_url} ({method} {path}): "
+                f"{_reason(exc)}. {self._reach_hint()}",
+                code="network_error",
             ) from exc
         duration_ms = int((time.monotonic() - started) * 1000)
         envelope = self._parse(response)
@@ -220,8 +224,33 @@ class PlugipayClient:
         )
         error = envelope.get("error")
         if response.status_code >= 400 or error:
-            raise self._error(response, error if isinstance(error, dict) else {}, request_id)
+            exc = self._error(response, error if isinstance(error, dict) else {}, request_id)
+            if response.status_code == 401:
+                exc.message = f"{exc.message} {self._credentials_hint()}"
+                exc.args = (exc.message,)
+            raise exc
         return envelope.get("data"), meta
+
+    def _credentials_hint(self) -> str:
+        if self.api_key:
+            used = f"PLUGIPAY['API_KEY'] ({_key_kind(self.api_key)})"
+        else:
+            used = f"PLUGIPAY['KEY_ID'] {self.key_id!r} ({_key_kind(self.key_id)}) and ['SECRET']"
+        return (
+            f"Plugipay at {self.base_url} refused the credentials: check {used} — the key id "
+            "and its secret must be the same pair from the dashboard, a test key (pk_test_…) "
+            "only works in test mode and a live key (pk_live_…) only live, and the server's "
+            "clock must be right. Run `manage.py plugipay_doctor` to check the whole setup."
+        )
+
+    def _reach_hint(self) -> str:
+        host = urlsplit(self.base_url).hostname or ""
+        if host in ("127.0.0.1", "localhost", "::1"):
+            return (
+                "That is the local sandbox's address: is it running? Start it with "
+                "`python manage.py plugipay_sandbox`."
+            )
+        return "Check PLUGIPAY['BASE_URL'] and this server's network access to it."
 
     @staticmethod
     def _parse(response: requests.Response) -> dict[str, Any]:
@@ -339,6 +368,26 @@ class PlugipayClient:
 
     def delete_webhook_endpoint(self, endpoint_id: str) -> None:
         self.request("DELETE", f"/webhooks/{quote(endpoint_id, safe='')}")
+
+
+def _key_kind(key: str | None) -> str:
+    if not key:
+        return "not set"
+    if "_live_" in key:
+        return "a live key"
+    return "a test key" if "_test_" in key else "neither a test nor a live key"
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost reason of a connection error (e.g. "Connection refused")."""
+    reason: BaseException = exc
+    while reason.__context__ is not None or getattr(reason, "reason", None) is not None:
+        inner = getattr(reason, "reason", None) or reason.__context__
+        if not isinstance(inner, BaseException) or inner is reason:
+            break
+        reason = inner
+    text = str(reason)
+    return text.split("] ", 1)[-1] if "] " in text else text
 
 
 def _options_from_settings() -> dict[str, Any]:

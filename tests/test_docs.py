@@ -42,7 +42,9 @@ def test_every_task_is_documented():
         assert f"`{name}`" in page("tasks.md"), name
 
 
-@pytest.mark.parametrize("command", ["plugipay_sandbox", "plugipay_sync", "plugipay_replay"])
+@pytest.mark.parametrize(
+    "command", ["plugipay_sandbox", "plugipay_sync", "plugipay_replay", "plugipay_doctor"]
+)
 def test_every_command_is_documented(command):
     assert f"`{command}`" in page("commands.md")
 

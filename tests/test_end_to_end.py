@@ -1,7 +1,5 @@
 """The whole loop over loopback HTTP: services → sandbox → signed webhooks → models → signals."""
 
-import time
-
 import pytest
 import requests
 
@@ -113,11 +111,12 @@ def test_a_receiver_that_raises_once_is_retried_by_the_sandbox(plugipay_sandbox)
         shipped.append(instance.pk)
 
     ship.failed = False
+    plugipay_sandbox.configure(retrySchedule=[60])  # the retry waits for the sandbox clock
     signals.payment_succeeded.connect(ship)
     try:
         plugipay_sandbox.pay(start())
         assert WebhookEvent.objects.filter(status="failed").count() == 1
-        time.sleep(0.3)  # the sandbox's retry schedule starts at 0.2 s
+        plugipay_sandbox.advance(61)
         plugipay_sandbox.flush()
     finally:
         signals.payment_succeeded.disconnect(ship)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
-from django_plugipay.exceptions import PlugipayError
+from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import CheckoutSession, Customer
 from django_plugipay.services.mirror import upsert_checkout_session
 
@@ -48,8 +48,30 @@ def create_checkout_session(
         body["customerId"] = customer.plugipay_id
     if metadata:
         body["metadata"] = metadata
-    obj = get_client().create_checkout_session(body)
+    try:
+        obj = get_client().create_checkout_session(body)
+    except APIError as exc:
+        if customer is not None and exc.status == 404 and customer.plugipay_id in exc.message:
+            raise unknown_customer(customer, exc) from exc
+        raise
     return upsert_checkout_session(obj)
+
+
+def unknown_customer(customer: Customer, exc: APIError) -> APIError:
+    """Plugipay does not know a customer this database has: say what probably happened."""
+    return APIError(
+        f"Plugipay has no customer {customer.plugipay_id} (local Customer #{customer.pk}"
+        f"{f', user {customer.user_id}' if customer.user_id else ''}, {customer.mode} mode). "
+        "Probably the sandbox was restarted empty (--fresh, or another --state-file) or the "
+        "keys changed between test and live since the row was created. Fix: delete that "
+        "Customer row (the next checkout creates a new one), or run the sandbox with the "
+        "state file it had; with real Plugipay, check that KEY_ID/SECRET belong to the "
+        "account and mode that created it.",
+        status=exc.status,
+        code=exc.code,
+        request_id=exc.request_id,
+        field="customer",
+    )
 
 
 def sync_checkout_session(*, session: CheckoutSession) -> CheckoutSession:

@@ -1,0 +1,344 @@
+"""``manage.py plugipay_doctor``: check the whole Plugipay setup, one line each, with the fix."""
+
+from __future__ import annotations
+
+import email.utils
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.urls import NoReverseMatch, reverse
+
+from django_plugipay.client import PlugipayClient
+from django_plugipay.conf import app_settings
+from django_plugipay.exceptions import APIError, PlugipayError
+from django_plugipay.models import WebhookEvent
+
+CLOCK_SKEW_LIMIT = 30  # seconds; Plugipay refuses requests and webhooks beyond 300
+PING_TYPE = "plugipay.doctor.ping.v1"
+POLL_INTERVAL = 0.2
+
+
+@dataclass
+class Line:
+    name: str
+    ok: bool | None  # None: skipped
+    detail: str
+    fix: str = ""
+
+
+class Command(BaseCommand):
+    help = (
+        "Check the Plugipay setup: credentials, clock, the webhook endpoint registered for this "
+        "site and one test event delivered end to end. Exits non-zero when something is wrong."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--url",
+            help="this site's public webhook URL as registered at Plugipay (default: any "
+            "endpoint whose path is this project's webhook path, on a host in ALLOWED_HOSTS)",
+        )
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=15.0,
+            help="seconds to wait for the test event to arrive (default %(default)s)",
+        )
+
+    def handle(self, *args, url=None, wait=15.0, **options) -> None:
+        lines = list(Doctor(url=url, wait=wait).run())
+        for line in lines:
+            self._write(line)
+        failed = [line for line in lines if line.ok is False]
+        if failed:
+            raise CommandError(
+                f"{len(failed)} of {len(lines)} checks failed: "
+                + ", ".join(line.name for line in failed)
+            )
+        self.stdout.write(self.style.SUCCESS("Everything checked is ok."))
+
+    def _write(self, line: Line) -> None:
+        if line.ok is None:
+            self.stdout.write(f"[skip] {line.name}: {line.detail}")
+        elif line.ok:
+            self.stdout.write(self.style.SUCCESS("[ok]   ") + f"{line.name}: {line.detail}")
+        else:
+            self.stdout.write(self.style.ERROR("[FAIL] ") + f"{line.name}: {line.detail}")
+            if line.fix:
+                self.stdout.write(f"       fix: {line.fix}")
+
+
+class Doctor:
+    """The checks, in order; each later check is skipped when what it needs failed."""
+
+    def __init__(self, *, url: str | None, wait: float) -> None:
+        self.url, self.wait = url, wait
+        self.client: PlugipayClient | None = None
+        self.endpoint: dict | None = None
+
+    def run(self):
+        credentials = self.credentials()
+        yield credentials
+        if not credentials.ok:
+            for name in ("clock", "webhook URL", "webhook endpoint", "test event"):
+                yield Line(name, None, "needs working credentials")
+            return
+        yield self.clock()
+        installed = self.webhook_url()
+        yield installed
+        endpoint = self.webhook_endpoint() if installed.ok else None
+        if endpoint is not None:
+            yield endpoint
+        else:
+            yield Line("webhook endpoint", None, "needs the webhook URL installed")
+        if endpoint is None or not endpoint.ok:
+            yield Line("test event", None, "needs a registered webhook endpoint")
+            return
+        yield self.test_event()
+
+    # ── credentials and clock ────────────────────────────────────────────────
+
+    def credentials(self) -> Line:
+        try:
+            self.client = PlugipayClient.from_settings(max_retries=0, timeout=10)
+        except PlugipayError as exc:
+            return Line(
+                "credentials",
+                False,
+                exc.message,
+                "set PLUGIPAY['KEY_ID'] and ['SECRET'] (or ['API_KEY']), or the "
+                "PLUGIPAY_KEY_ID / PLUGIPAY_SECRET environment variables",
+            )
+        try:
+            self.client.request("GET", "/events", params={"limit": 1})
+        except APIError as exc:
+            if exc.status == 401:
+                detail, _, fix = exc.message.partition(" Plugipay at ")
+                return Line(
+                    "credentials",
+                    False,
+                    f"{detail} ({exc.code})",
+                    "Plugipay at " + fix if fix else exc.message,
+                )
+            return Line("credentials", False, str(exc), "see the message above")
+        except PlugipayError as exc:
+            return Line("credentials", False, exc.message, _reach_fix(app_settings.BASE_URL))
+        kind = "Bearer key" if app_settings.API_KEY else f"key {app_settings.KEY_ID}"
+        return Line(
+            "credentials", True, f"{kind} accepted by {app_settings.BASE_URL} ({app_settings.MODE})"
+        )
+
+    def clock(self) -> Line:
+        assert self.client is not None
+        started = time.time()
+        try:
+            response = self.client.session.get(
+                self.client.base_url + self.client.api_prefix + "/events", timeout=10
+            )
+        except Exception as exc:  # the round trip above worked; report, do not crash
+            return Line("clock", None, f"could not read the server time: {exc}")
+        date = response.headers.get("Date")
+        if not date:
+            return Line("clock", None, "the server sent no Date header")
+        server = email.utils.parsedate_to_datetime(date).timestamp()
+        skew = server - (started + time.time()) / 2
+        if abs(skew) > CLOCK_SKEW_LIMIT:
+            return Line(
+                "clock",
+                False,
+                f"this server's clock is {-skew:+.0f}s off Plugipay's",
+                "synchronise the clock (NTP): requests and webhooks are refused beyond "
+                f"{app_settings.WEBHOOK_TOLERANCE}s",
+            )
+        return Line("clock", True, f"within {max(abs(skew), 1):.0f}s of Plugipay's")
+
+    # ── the webhook endpoint ──────────────────────────────────────────────────
+
+    def webhook_url(self) -> Line:
+        try:
+            self.path = reverse("plugipay:webhook")
+        except NoReverseMatch:
+            return Line(
+                "webhook URL",
+                False,
+                "plugipay:webhook is not in the URLconf, so every delivery gets 404",
+                'add path("plugipay/", include("django_plugipay.urls")) to ROOT_URLCONF',
+            )
+        if not app_settings.WEBHOOK_SECRETS:
+            return Line(
+                "webhook URL",
+                False,
+                f"installed at {self.path}, but no webhook secret is set",
+                "copy the endpoint's signing secret (whsec_…) into PLUGIPAY['WEBHOOK_SECRETS']",
+            )
+        return Line("webhook URL", True, f"installed at {self.path}")
+
+    def webhook_endpoint(self) -> Line:
+        assert self.client is not None
+        wanted = self.url or f"https://<your host>{self.path}"
+        try:
+            endpoints = self.client.list_webhook_endpoints()
+        except PlugipayError as exc:
+            return Line("webhook endpoint", False, f"could not list endpoints: {exc}")
+        matches = [e for e in endpoints if self._is_ours(str(e.get("url") or ""))]
+        if not matches:
+            registered = ", ".join(str(e.get("url")) for e in endpoints) or "none"
+            return Line(
+                "webhook endpoint",
+                False,
+                f"no endpoint at Plugipay points at {wanted} (registered: {registered})",
+                f"register {wanted} in Plugipay's dashboard (Settings → Webhooks) and copy its "
+                "signing secret into WEBHOOK_SECRETS; with the sandbox, run `manage.py "
+                "plugipay_sandbox --site-url <where runserver listens>`, which registers it",
+            )
+        active = [e for e in matches if e.get("active", True)]
+        if not active:
+            return Line(
+                "webhook endpoint",
+                False,
+                f"{matches[0].get('url')} is registered but paused or disabled "
+                f"({matches[0].get('disabledReason') or matches[0].get('status')})",
+                "re-enable it in the dashboard (or PATCH /webhooks/<id> active=true)",
+            )
+        self.endpoint = active[0]
+        secret = self.endpoint.get("secret") or self.endpoint.get("signingSecret")
+        if secret is None:
+            note = "its secret is not shown by the API; the test event checks it"
+        elif any(hmac.compare_digest(secret, s) for s in app_settings.WEBHOOK_SECRETS):
+            note = "its secret is in WEBHOOK_SECRETS"
+        else:
+            return Line(
+                "webhook endpoint",
+                False,
+                f"{self.endpoint['url']} signs with a secret that is not in WEBHOOK_SECRETS",
+                "copy the endpoint's signing secret into PLUGIPAY['WEBHOOK_SECRETS']",
+            )
+        return Line("webhook endpoint", True, f"{self.endpoint['url']} ({note})")
+
+    def _is_ours(self, url: str) -> bool:
+        if self.url:
+            return url.rstrip("/") == self.url.rstrip("/")
+        parts = urlsplit(url)
+        if parts.path.rstrip("/") != self.path.rstrip("/"):
+            return False
+        hosts = [h for h in settings.ALLOWED_HOSTS if h != "*"]
+        if not hosts or parts.hostname in ("127.0.0.1", "localhost"):
+            return True
+        return any(
+            parts.hostname == h or (h.startswith(".") and (parts.hostname or "").endswith(h))
+            for h in hosts
+        )
+
+    # ── one event, end to end ─────────────────────────────────────────────────
+
+    def test_event(self) -> Line:
+        assert self.client is not None and self.endpoint is not None
+        if app_settings.MODE != "test":
+            return Line(
+                "test event",
+                None,
+                "live keys: test events can only be triggered in test mode; send one from "
+                "the dashboard's webhook page and look for it in the admin's webhook events",
+            )
+        try:
+            data, _meta = self.client.request(
+                "POST",
+                "/events/trigger",
+                json_body={"type": PING_TYPE, "aggregateId": f"doctor_{uuid.uuid4().hex[:12]}"},
+            )
+        except PlugipayError as exc:
+            return Line("test event", False, f"could not trigger a test event: {exc}")
+        event_id = data["id"]
+        deadline = time.monotonic() + self.wait
+        failure = None
+        while time.monotonic() < deadline:
+            if WebhookEvent.objects.filter(event_id=event_id).exists():
+                return Line(
+                    "test event",
+                    True,
+                    f"{event_id} was delivered to {self.endpoint['url']}, verified and recorded",
+                )
+            failure = self._failed_attempt(event_id)
+            if failure is not None:
+                break
+            time.sleep(POLL_INTERVAL)
+        return self._explain(event_id, failure)
+
+    def _failed_attempt(self, event_id: str) -> dict | None:
+        """The test event's delivery once an attempt at it has been answered, else None."""
+        assert self.client is not None and self.endpoint is not None
+        try:
+            deliveries, _meta = self.client.request(
+                "GET",
+                "/webhooks/deliveries",
+                params={"endpointId": self.endpoint["id"], "limit": 20},
+            )
+        except PlugipayError:
+            return None
+        for delivery in deliveries or []:
+            if delivery.get("eventId") == event_id and delivery.get("attempts"):
+                ok = delivery.get("status") == "succeeded"
+                # a 2xx may commit a moment after the answer: look at the database once more
+                if ok and WebhookEvent.objects.filter(event_id=event_id).exists():
+                    return None
+                return delivery
+        return None
+
+    def _explain(self, event_id: str, delivery: dict | None) -> Line:
+        url = self.endpoint["url"] if self.endpoint else "the endpoint"
+        if delivery is None:
+            return Line(
+                "test event",
+                False,
+                f"{event_id} was not recorded here within {self.wait:.0f}s",
+                f"make sure this site is running and reachable from Plugipay at {url}, and "
+                "that this command uses the same database as the site",
+            )
+        code, error = delivery.get("responseCode"), delivery.get("lastError")
+        if code is not None and 200 <= code < 300:
+            return Line(
+                "test event",
+                False,
+                f"{url} answered {code} but {event_id} is not in this database",
+                "run this command with the same settings (database) as the site",
+            )
+        if code in (400, 401):
+            return Line(
+                "test event",
+                False,
+                f"{url} answered {code}: the delivery's signature was rejected",
+                "PLUGIPAY['WEBHOOK_SECRETS'] does not hold this endpoint's signing secret (or "
+                "the clocks differ): copy the secret (whsec_…) from the endpoint",
+            )
+        if code == 404:
+            return Line(
+                "test event",
+                False,
+                f"{url} answered 404",
+                "the URL include is missing on the running site, or the endpoint URL is wrong",
+            )
+        if code is None:
+            return Line(
+                "test event",
+                False,
+                f"Plugipay could not reach {url}: {error}",
+                "start the site there (runserver) or register the URL it really has",
+            )
+        return Line(
+            "test event",
+            False,
+            f"{url} answered {code}",
+            "see the site's log for the error in the webhook view",
+        )
+
+
+def _reach_fix(base_url: str) -> str:
+    host = urlsplit(base_url).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return "start the sandbox: `python manage.py plugipay_sandbox`"
+    return "check PLUGIPAY['BASE_URL'] and this server's network access"
