@@ -715,7 +715,8 @@ def figures_markdown(results: list[Result]) -> str:
     lines.append("")
     lines.append(
         f"`scripts/stock_project.py` on {when}: Python {version}, Django {django.get_version()}, "
-        "a 2-core machine shared with other work (the durations vary with that load)."
+        f"{os.cpu_count()} cores shared with other work (load average {os.getloadavg()[0]:.1f} "
+        "at the end); the durations vary with that load."
     )
     return "\n".join(lines) + "\n"
 
