@@ -400,6 +400,12 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
         wait_for_port(sandbox_port, project.processes[0], sandbox_log)
         wait_for_port(web_port, project.processes[1], server_log)
         say(f"  sandbox on {project.sandbox_url}, runserver on {project.site_url}")
+        doctor = project.manage("plugipay_doctor", check=False)
+        for line in doctor.stdout.strip().splitlines() or doctor.stderr.strip().splitlines():
+            say(f"    doctor: {line}")
+        result.check(
+            "manage.py plugipay_doctor", f"exit {doctor.returncode}", not doctor.returncode
+        )
         drive_payments(project, traffic, buyers, args, result, lap)
         t = time.monotonic()
         refund_through_admin(project, traffic, result, celery=celery)
