@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import os
 import signal
 import sys
 import threading
@@ -68,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="pending refunds succeed after this long; 0 at once, -1 never",
     )
-    parser.add_argument("--state-file", metavar="F", help="load and save state as JSON here")
+    parser.add_argument(
+        "--state-file", metavar="F", help="keep the state in this JSON file (default: in memory)"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="start empty, ignoring what --state-file holds"
+    )
     parser.add_argument(
         "--public-url", metavar="URL", help="base URL used in hostedUrl (default http://HOST:PORT)"
     )
@@ -80,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.webhook_secret and not args.forward_to:
         build_parser().error("--webhook-secret needs --forward-to")
+    _log_to_console()
+    if args.fresh and args.state_file and os.path.exists(args.state_file):
+        os.unlink(args.state_file)
     config = SandboxConfig(
         host=args.host,
         port=args.port,
@@ -118,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  forwarding to   {endpoint['url']}",
             f"  webhook secret  {endpoint['_secret']}",
         ]
+    if config.state_file:
+        lines.append(
+            f"  state file      {os.path.abspath(config.state_file)} (--fresh: start empty)"
+        )
+    else:
+        lines.append("  state           in memory only (--state-file F keeps it)")
     lines.append(
         "  test cards      "
         + ", ".join(f"{c.display} ({c.description.lower()})" for c in cards.TEST_CARDS[:2])
@@ -130,6 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     server.stop()
     print("plugipay_sandbox stopped.", flush=True)
     return 0
+
+
+def _log_to_console() -> None:
+    """Failed deliveries and other warnings go to stderr, one line each."""
+    log = logging.getLogger("plugipay_sandbox")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("plugipay_sandbox: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
 
 
 if __name__ == "__main__":

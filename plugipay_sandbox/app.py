@@ -360,8 +360,6 @@ class SandboxApp:
             response = self.idempotent(request, key, handler)
         if fault and fault.kind == "drop_after_commit":
             raise DropConnection()
-        if self.store.config.state_file and request.method != "GET":
-            self.store.save(self.store.config.state_file)
         return response
 
     def idempotent(self, request: Request, key: str, handler: Handler) -> Response:

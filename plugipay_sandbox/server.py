@@ -9,6 +9,7 @@ import threading
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
+from plugipay_sandbox import persistence
 from plugipay_sandbox.app import DropConnection, SandboxApp
 from plugipay_sandbox.state import SandboxConfig, Store
 from plugipay_sandbox.webhooks import Deliverer
@@ -77,6 +78,7 @@ class SandboxServer:
         self.deliverer = Deliverer(self.store)
         self.store.deliverer = self.deliverer  # type: ignore[attr-defined]
         self._httpd.set_app(SandboxApp(self.store))
+        self._saver: persistence.Saver | None = None
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -91,14 +93,16 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         self._thread.start()
         self.deliverer.start()
+        if self.config.state_file:
+            self._saver = persistence.Saver(self.store, self.config.state_file).start()
         return self
 
     def stop(self) -> None:
         self.deliverer.stop()
         self._httpd.shutdown()
         self._httpd.server_close()
-        if self.config.state_file:
-            self.store.save(self.config.state_file)
+        if self._saver is not None:
+            self._saver.stop()  # the final write
 
     def __enter__(self) -> SandboxServer:
         return self.start()

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from plugipay_sandbox import cards
+from plugipay_sandbox import cards, persistence
 
 ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 IDEMPOTENCY_TTL = 24 * 3600
@@ -802,25 +802,10 @@ class Store:
             return state
 
     def save(self, path: str) -> None:
-        data = self.dump(private=True)
-        data["seq"] = self._seq
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(tmp, path)
+        persistence.save(self, path)
 
     def load(self, path: str) -> None:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-        with self.lock:
-            for name in self.STORES:
-                target = getattr(self, name)
-                if name == "endpoints":
-                    target.clear()
-                for obj in data.get(name, []):
-                    target[obj["id"]] = obj
-            self._seq = max(self._seq, int(data.get("seq", 0)))
-            self.clock_offset = float(data.get("clock", {}).get("offsetSeconds", 0.0))
+        persistence.load(self, path)
 
 
 def _subscribed(endpoint: dict[str, Any], kind: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import urllib.error
@@ -11,6 +12,8 @@ from typing import Any
 
 from plugipay_sandbox import signing
 from plugipay_sandbox.state import AUTO_DISABLE_AFTER, Store, iso, shuffled
+
+logger = logging.getLogger(__name__)
 
 USER_AGENT = "plugipay-sandbox/0.1 (not Plugipay)"
 SEND_TIMEOUT = 10.0
@@ -185,7 +188,38 @@ class Deliverer:
             delivery["status"] = "pending"
         else:
             delivery.update(status="failed", nextRetryAt=None)
+        _log_failure(delivery, endpoint, code, error, now)
         if endpoint["consecutiveFailures"] >= AUTO_DISABLE_AFTER and endpoint["active"]:
             store.disable_endpoint(
                 endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored"
             )
+
+
+def _log_failure(
+    delivery: dict, endpoint: dict, code: int | None, error: str | None, now: float
+) -> None:
+    """One console line per failed attempt: where, why, which attempt, what happens next."""
+    outcome = f"HTTP {code}" if code is not None else (error or "no answer")
+    if delivery["status"] == "pending":
+        then = f"next retry in {delivery['_due'] - now:.0f}s at {delivery['nextRetryAt']}"
+    else:
+        then = "no retries left (retry it from /dashboard/ or the deliveries API)"
+    hint = ""
+    if code in (400, 401):
+        hint = " — the receiver rejected the signature: is its webhook secret this endpoint's?"
+    elif code == 404:
+        hint = " — is the webhook URL included in the receiver's URLconf?"
+    elif code is None:
+        hint = " — is the receiver running at that address?"
+    logger.warning(
+        "delivery %s of %s (%s) to %s failed: %s, attempt %d; %s%s",
+        delivery["id"],
+        delivery["eventId"],
+        delivery["type"],
+        endpoint["url"],
+        outcome,
+        delivery["attempts"],
+        then,
+        hint,
+        extra={"delivery_id": delivery["id"], "url": endpoint["url"], "status_code": code},
+    )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import NoReverseMatch, reverse
 
 from django_plugipay.conf import app_settings
+
+STATE_FILE_NAME = ".plugipay_sandbox.json"
 
 
 class Command(BaseCommand):
@@ -28,9 +32,18 @@ class Command(BaseCommand):
             default="0",
             help="seconds before pending refunds succeed (0 at once, -1 never)",
         )
-        parser.add_argument("--state-file", help="keep the sandbox state in this JSON file")
+        parser.add_argument(
+            "--state-file",
+            help="keep the sandbox state in this JSON file (default: .plugipay_sandbox.json "
+            "next to the SQLite database, else in the current directory)",
+        )
+        parser.add_argument(
+            "--fresh", action="store_true", help="start with an empty sandbox (the file is reset)"
+        )
 
-    def handle(self, *args, site_url, event_style, refund_delay, state_file, **options) -> None:
+    def handle(
+        self, *args, site_url, event_style, refund_delay, state_file, fresh, **options
+    ) -> None:
         from plugipay_sandbox.__main__ import main
 
         base = urlsplit(app_settings.BASE_URL)
@@ -66,6 +79,21 @@ class Command(BaseCommand):
             "--refund-delay",
             refund_delay,
         ]
-        if state_file:
-            argv += ["--state-file", state_file]
+        argv += ["--state-file", state_file or default_state_file()]
+        if fresh:
+            argv.append("--fresh")
         raise SystemExit(main(argv))
+
+
+def default_state_file() -> str:
+    """``.plugipay_sandbox.json`` beside the default SQLite database, else in the cwd."""
+    database = settings.DATABASES.get("default", {})
+    name = str(database.get("NAME") or "")
+    directory = os.getcwd()
+    if (
+        "sqlite3" in str(database.get("ENGINE", ""))
+        and name
+        and not name.startswith((":memory:", "file:"))
+    ):
+        directory = os.path.dirname(os.path.abspath(name))
+    return os.path.join(directory, STATE_FILE_NAME)

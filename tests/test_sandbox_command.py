@@ -1,0 +1,87 @@
+"""``manage.py plugipay_sandbox``: state kept across restarts by default, --fresh, console lines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from django_plugipay.client import PlugipayClient
+from django_plugipay.exceptions import APIError
+from tests.test_doctor import closed_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Sandbox:
+    """``manage.py plugipay_sandbox`` in a subprocess, run from ``cwd``."""
+
+    def __init__(self, cwd, port, *args):
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "PLUGIPAY_BASE_URL": f"http://127.0.0.1:{port}",
+        }
+        env.pop("DATABASE_URL", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "django", "plugipay_sandbox", "--settings=tests.settings"]
+            + ["--site-url", f"http://127.0.0.1:{closed_port()}", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.banner = []
+        for line in self.proc.stdout:
+            self.banner.append(line)
+            if "Ctrl-C" in line:
+                break
+        else:
+            raise AssertionError("no banner: " + self.proc.stderr.read())
+        self.client = PlugipayClient(
+            key_id="pk_test_sandbox",
+            secret="sk_test_sandbox",
+            base_url=f"http://127.0.0.1:{port}",
+            max_retries=0,
+        )
+
+    def stop(self):
+        self.proc.terminate()
+        assert self.proc.wait(timeout=20) == 0
+        return self.proc.stderr.read()
+
+
+@pytest.fixture
+def port():
+    return closed_port()
+
+
+def test_state_survives_a_restart(tmp_path, port):
+    first = Sandbox(tmp_path, port)
+    state_file = tmp_path / ".plugipay_sandbox.json"
+    assert f"state file      {state_file}" in "".join(first.banner)
+    customer = first.client.create_customer({"email": "ana@example.com"})
+    console = first.stop()
+    # the customer.created delivery could not reach the (closed) site: said on the console
+    assert "customer.created" in console and "failed" in console and "attempt 1" in console
+    assert state_file.exists()
+
+    second = Sandbox(tmp_path, port)
+    assert second.client.get_customer(customer["id"])["email"] == "ana@example.com"
+    second.stop()
+
+
+def test_fresh_starts_empty(tmp_path, port):
+    """``--fresh`` (passed through to ``python -m plugipay_sandbox``) ignores the saved state."""
+    state_file = tmp_path / "state.json"
+    state_file.write_text('{"format": 1, "seq": 5, "stores": {"customers": [{"id": "cus_1"}]}}')
+    fresh = Sandbox(tmp_path, port, "--state-file", str(state_file), "--fresh")
+    with pytest.raises(APIError) as caught:
+        fresh.client.get_customer("cus_1")
+    fresh.stop()
+    assert caught.value.status == 404
+    assert "cus_1" not in state_file.read_text()
