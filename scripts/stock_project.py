@@ -600,10 +600,11 @@ def report_logs(project, traffic, server_log: Path, sandbox_log: Path, result: R
         for frame in frames[-8:]:
             say(f"      {frame[:200]}")
     sandbox = sandbox_log.read_text(errors="replace")
-    failed = [ln for ln in sandbox.splitlines() if re.search(r"fail|error|refused", ln, re.I)]
-    result.figures["sandbox_failure_lines"] = len(failed)
+    failed = re.findall(r"^.*delivery \S+ of \S+ .* failed: .*$", sandbox, re.MULTILINE)
+    result.figures["failed_deliveries"] = len(failed)
+    result.check("failed webhook deliveries on the sandbox's console", len(failed), not failed)
     for line in failed[:5]:
-        say(f"    sandbox: {line[:200]}")
+        say(f"    sandbox: {line[:240]}")
 
 
 def error_reports(log: str) -> list[tuple[str, str, list[str]]]:
