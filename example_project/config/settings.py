@@ -58,7 +58,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("DEMO_DB", BASE_DIR / "db.sqlite3"),
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            # Django's defaults work; for your own concurrent writes, manage.py check
+            # (django_plugipay.W004) recommends "OPTIONS": {"transaction_mode": "IMMEDIATE",
+            # "timeout": 20}.
         }
     }
 
@@ -84,9 +86,9 @@ PLUGIPAY = {
     "API_SYNC_INTERVAL": 1,
 }
 
-# Celery: eager (in-process) by default; a real worker when CELERY_BROKER_URL is set.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
-CELERY_TASK_ALWAYS_EAGER = "CELERY_BROKER_URL" not in os.environ
+# Celery only when CELERY_BROKER_URL is set (config/__init__.py then creates the app and
+# TASKS="auto" sends task work to the worker); without it, that work runs in-process.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {

@@ -6,6 +6,8 @@ import json
 import logging
 import socket
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
 
 import plugipay
 import pytest
@@ -115,8 +117,8 @@ def test_a_new_forward_to_replaces_the_old_one(tmp_path):
         again.stop()
 
 
-def test_each_failed_delivery_is_logged_with_url_status_attempt_and_next_retry(caplog):
-    url = closed_url()
+def first_failure_logged(caplog, url):
+    """Emit one event to ``url`` (retries 30 s apart) and return the first failure's log line."""
     server = SandboxServer(
         SandboxConfig(port=0, forward_to=url, webhook_secret=SECRET, retry_schedule=(30, 60))
     ).start()
@@ -126,7 +128,14 @@ def test_each_failed_delivery_is_logged_with_url_status_attempt_and_next_retry(c
             wait_for(lambda: any("failed" in r.getMessage() for r in caplog.records))
     finally:
         server.stop()
-    (line,) = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_each_failed_delivery_is_logged_with_url_status_attempt_and_next_retry(caplog):
+    url = closed_url()
+    line = first_failure_logged(caplog, url)
     assert url in line and "customer.created" in line and "attempt 1" in line
     assert "next retry in 30s" in line and "is the receiver running" in line
     assert "refused" in line.lower()
@@ -134,9 +143,6 @@ def test_each_failed_delivery_is_logged_with_url_status_attempt_and_next_retry(c
 
 @pytest.mark.parametrize(("status", "hint"), [(401, "signature"), (404, "URLconf")])
 def test_rejected_deliveries_say_why(caplog, status, hint):
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
-
     class Refuse(BaseHTTPRequestHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
@@ -149,15 +155,8 @@ def test_rejected_deliveries_say_why(caplog, status, hint):
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
     Thread(target=receiver.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
-    server = SandboxServer(
-        SandboxConfig(port=0, forward_to=url, webhook_secret=SECRET, retry_schedule=(30,))
-    ).start()
     try:
-        with caplog.at_level(logging.WARNING, logger="plugipay_sandbox"):
-            client(server).customers.create(email="ana@example.com")
-            wait_for(lambda: any("failed" in r.getMessage() for r in caplog.records))
+        line = first_failure_logged(caplog, url)
     finally:
-        server.stop()
         receiver.shutdown()
-    line = next(r.getMessage() for r in caplog.records if "failed" in r.getMessage())
     assert f"HTTP {status}" in line and hint in line and url in line
