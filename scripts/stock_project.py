@@ -573,11 +573,7 @@ def report_logs(project, traffic, server_log: Path, sandbox_log: Path, result: R
     seen_5xx = traffic.server_errors()
     # runserver logs the buyers', staff's and webhooks' requests; add what the sandbox answered.
     sandbox_5xx = [r for r in seen_5xx if not r[1].startswith(project.site_url)]
-    # The system checks' own advice (printed at startup) may name the error: not an occurrence.
-    checks = re.compile(
-        r"^System check identified some issues:$.*?^System check identified", re.M | re.S
-    )
-    locked = len(LOCKED.findall(checks.sub("", log)))
+    locked = locked_count(log)
     result.figures.update(
         requests_served=sum(served.values()),
         requests_by_status=dict(sorted(served.items())),
@@ -608,6 +604,15 @@ def report_logs(project, traffic, server_log: Path, sandbox_log: Path, result: R
     result.check("failed webhook deliveries on the sandbox's console", len(failed), not failed)
     for line in failed[:5]:
         say(f"    sandbox: {line[:240]}")
+
+
+def locked_count(log: str) -> int:
+    """How often "database (table) is locked" occurs in a server's output, not counting the
+    system checks' own advice about it (printed at startup)."""
+    checks = re.compile(
+        r"^System check identified some issues:$.*?^System check identified", re.M | re.S
+    )
+    return len(LOCKED.findall(checks.sub("", log)))
 
 
 def error_reports(log: str) -> list[tuple[str, str, list[str]]]:
