@@ -82,12 +82,9 @@ class Project:
     """A ``startproject`` project in a temporary directory, run with this Python."""
 
     def __init__(self, root: Path, sandbox_port: int, web_port: int, *, celery: bool) -> None:
-        self.root, self.sandbox_port, self.web_port, self.celery = (
-            root,
-            sandbox_port,
-            web_port,
-            celery,
-        )
+        self.root = root
+        self.sandbox_port, self.web_port = sandbox_port, web_port
+        self.celery = celery
         self.env = {
             k: v
             for k, v in os.environ.items()
@@ -108,11 +105,11 @@ class Project:
     def database(self) -> Path:
         return self.root / "db.sqlite3"
 
-    def run(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [sys.executable, *args],
             cwd=self.root,
-            env={**self.env, **env},
+            env=self.env,
             capture_output=True,
             text=True,
             timeout=300,
@@ -123,8 +120,8 @@ class Project:
             )
         return result
 
-    def manage(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-        return self.run("manage.py", *args, check=check, **env)
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("manage.py", *args, check=check)
 
     def create(self) -> list[str]:
         """startproject, then the tutorial's files and edits; returns what was done."""
@@ -132,16 +129,23 @@ class Project:
         self.run("-m", "django", "startproject", PROJECT, str(self.root))
         settings = self.root / PROJECT / "settings.py"
         stock = settings.read_text()
-        for default in ("transaction_mode", "IMMEDIATE", 'OPTIONS": {"timeout'):
-            assert default not in stock, f"startproject's settings already mention {default}"
         self.run("manage.py", "startapp", "shop")
-        shutil.copytree(TUTORIAL / "shop", self.root / "shop", dirs_exist_ok=True)
+        shutil.copytree(
+            TUTORIAL / "shop",
+            self.root / "shop",
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         shutil.copy(TUTORIAL / "pytest.ini", self.root / "pytest.ini")
         shutil.copy(TUTORIAL / PROJECT / "urls.py", self.root / PROJECT / "urls.py")
         addition = (TUTORIAL / PROJECT / "settings_plugipay.py").read_text()
         assert TUTORIAL_SANDBOX_URL in addition
         addition = addition.replace(TUTORIAL_SANDBOX_URL, self.sandbox_url)
         settings.write_text(stock + "\n\n" + addition)
+        # Django's defaults are the point: nothing may change the database's transaction mode,
+        # its timeout or the test database.
+        for word in ("DATABASES", "transaction_mode", "IMMEDIATE", "TEST"):
+            assert word not in addition, f"the tutorial's settings addition sets {word}"
         done = [
             "django-admin startproject mysite (settings untouched: default SQLite, no OPTIONS)",
             "manage.py startapp shop, then docs/tutorial/shop/ copied over it",
