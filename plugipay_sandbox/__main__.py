@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from plugipay_sandbox import cards
+from plugipay_sandbox import cards, persistence
 from plugipay_sandbox.server import SandboxServer
 from plugipay_sandbox.state import SandboxConfig
 
@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         server = SandboxServer(config)
+    except persistence.StateFileError as exc:
+        print(f"plugipay_sandbox: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(
             f"plugipay_sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror}",

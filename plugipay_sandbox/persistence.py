@@ -20,6 +20,10 @@ FORMAT = 1
 SAVE_INTERVAL = 0.5
 
 
+class StateFileError(ValueError):
+    """The state file cannot be read back."""
+
+
 def object_maps(store: Any) -> dict[str, dict[str, dict[str, Any]]]:
     """Every ``id -> object`` dict held by the store, by attribute name."""
     return {
@@ -79,8 +83,13 @@ def load(store: Any, path: str) -> None:
     that a saved endpoint with the same URL keeps its id (and delivery log) and takes the new
     secret.
     """
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except ValueError as exc:
+        raise StateFileError(
+            f"the state file {path} is not valid JSON ({exc}); delete it or start with --fresh"
+        ) from exc
     saved = data.get("stores") if "stores" in data else data  # files written before FORMAT 1
     with store.lock:
         maps = object_maps(store)

@@ -99,7 +99,7 @@ def test_broker_down_admin_refund_waits_visibly_then_sync_sends_it(
     response = client.post(CHANGELIST, {**data, "post": "yes"})
     assert response.status_code == 302
     page = client.get(response["Location"]).content.decode()
-    assert "Requested 1 refund" in page and "Not sent to Plugipay yet" in page
+    assert "Not sent to Plugipay yet" in page and "Requested 1 refund" not in page
 
     refund = Refund.objects.get()
     assert refund.status == "requested" and refund.plugipay_id is None

@@ -152,15 +152,16 @@ def _perform(modeladmin, request, refundable, data, rows):
         refund.refresh_from_db()
         if refund.failure_code == NOT_SUBMITTED:
             waiting.append(refund)
-    if requested:
+    sent = requested - len(waiting)
+    if sent:
         modeladmin.message_user(
             request,
             ngettext(
                 "Requested %(count)d refund; it is sent to Plugipay now.",
                 "Requested %(count)d refunds; they are sent to Plugipay now.",
-                requested,
+                sent,
             )
-            % {"count": requested},
+            % {"count": sent},
             messages.SUCCESS,
         )
     for refund in waiting:

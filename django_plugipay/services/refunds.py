@@ -65,19 +65,20 @@ def refund_payment(
         )
     return run_atomic(
         _request_refund,
-        payment,
-        amount,
-        reason,
-        description,
-        requested_by,
-        currency,
-        idempotency_key,
+        payment=payment,
+        amount=amount,
+        reason=reason,
+        description=description,
+        requested_by=requested_by,
+        currency=currency,
+        idempotency_key=idempotency_key,
     )
 
 
 def _request_refund(
-    payment, amount, reason, description, requested_by, currency, idempotency_key
+    *, payment, amount, reason, description, requested_by, currency, idempotency_key
 ) -> Refund:
+    """The locked part of :func:`refund_payment`: one transaction, re-run whole on a retry."""
     locked = Payment.objects.select_for_update().get(pk=payment.pk)
     if locked.status != PaymentStatus.SUCCEEDED:
         raise RefundError(

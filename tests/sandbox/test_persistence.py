@@ -160,3 +160,12 @@ def test_rejected_deliveries_say_why(caplog, status, hint):
     finally:
         receiver.shutdown()
     assert f"HTTP {status}" in line and hint in line and url in line
+
+
+def test_an_unreadable_state_file_says_what_to_do(tmp_path, capsys):
+    from plugipay_sandbox.__main__ import main
+
+    path = tmp_path / "state.json"
+    path.write_text("{not json")
+    assert main(["--port", "0", "--state-file", str(path)]) == 2
+    assert "--fresh" in capsys.readouterr().err
