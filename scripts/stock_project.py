@@ -66,6 +66,17 @@ app.autodiscover_tasks()
 '''
 CELERY_INIT = 'from .celery import app as celery_app\n\n__all__ = ("celery_app",)\n'
 
+# --log-retries: show django_plugipay.db's "retrying …" lines (INFO) in runserver's output.
+RETRY_LOGGING = """
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_plugipay.db": {"handlers": ["console"], "level": "INFO"}},
+}
+"""
+RETRY = re.compile(r"^retrying \S+ after a transient database error", re.MULTILINE)
+
 LOCKED = re.compile(r"database (table )?is locked", re.IGNORECASE)
 REQUEST_LINE = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
 RECEIPT = re.compile(r"^Subject: Receipt for order #(\d+)", re.MULTILINE)
@@ -81,10 +92,12 @@ def say(text: str = "") -> None:
 class Project:
     """A ``startproject`` project in a temporary directory, run with this Python."""
 
-    def __init__(self, root: Path, sandbox_port: int, web_port: int, *, celery: bool) -> None:
+    def __init__(
+        self, root: Path, sandbox_port: int, web_port: int, *, celery: bool, log_retries: bool
+    ) -> None:
         self.root = root
         self.sandbox_port, self.web_port = sandbox_port, web_port
-        self.celery = celery
+        self.celery, self.log_retries = celery, log_retries
         self.env = {
             k: v
             for k, v in os.environ.items()
@@ -159,6 +172,10 @@ class Project:
             with settings.open("a") as handle:
                 handle.write(f'\nCELERY_BROKER_URL = "{DEAD_BROKER}"  # nothing listens here\n')
             done.append(f"a Celery app (mysite/celery.py) with CELERY_BROKER_URL={DEAD_BROKER}")
+        if self.log_retries:
+            with settings.open("a") as handle:
+                handle.write(RETRY_LOGGING)
+            done.append("LOGGING: django_plugipay.db at INFO (--log-retries)")
         return done
 
     def start(self, name: str, *args: str) -> Path:
@@ -354,7 +371,9 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
     result = Result(mode)
     celery = mode == "broker-down"
     sandbox_port, web_port = free_ports(args.first_port, args.last_port, 2)
-    project = Project(workdir / mode, sandbox_port, web_port, celery=celery)
+    project = Project(
+        workdir / mode, sandbox_port, web_port, celery=celery, log_retries=args.log_retries
+    )
     started = time.monotonic()
 
     def lap(name: str, since: float) -> float:
@@ -578,6 +597,9 @@ def report_logs(project, traffic, server_log: Path, sandbox_log: Path, result: R
     # runserver logs the buyers', staff's and webhooks' requests; add what the sandbox answered.
     sandbox_5xx = [r for r in seen_5xx if not r[1].startswith(project.site_url)]
     locked = locked_count(log)
+    if project.log_retries:
+        result.figures["transaction_retries"] = len(RETRY.findall(log))
+        say(f"    transactions retried after a transient database error: {len(RETRY.findall(log))}")
     result.figures.update(
         requests_served=sum(served.values()),
         requests_by_status=dict(sorted(served.items())),
@@ -763,6 +785,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument(
         "--figures-md", type=Path, help="write the figures as the tutorial's Markdown table"
+    )
+    parser.add_argument(
+        "--log-retries",
+        action="store_true",
+        help="also add LOGGING that shows (and counts) django-plugipay's transaction retries",
     )
     parser.add_argument("--keep", action="store_true", help="keep the projects and their logs")
     args = parser.parse_args(argv)
