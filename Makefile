@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-services lint typecheck tox docs bench clean
+.PHONY: demo test test-services stock lint typecheck tox docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ BROKER_URL ?= redis://127.0.0.1:6379/15
 test-services: $(STAMP)  ## the suite on PostgreSQL, then a real Celery worker on Redis and Chromium
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q
 	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) $(PY) -m pytest -q -m services
+
+stock: $(STAMP)  ## the tutorial on a fresh startproject project: its test, 40 payments and a refund over HTTP
+	$(PY) scripts/stock_project.py $(STOCK_ARGS)
 
 lint: $(STAMP)  ## ruff, migration drift and mypy
 	$(VENV)/bin/ruff check .
