@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
@@ -16,6 +17,7 @@ from django_plugipay.exceptions import InvalidObject, InvalidPayload, SignatureE
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -35,7 +37,8 @@ class WebhookView(View):
 
     def post(self, request: HttpRequest) -> JsonResponse:
         declared = request.META.get("CONTENT_LENGTH") or "0"
-        if not declared.isdigit() or int(declared) > MAX_BODY:
+        # ASCII digits, bounded: ``str.isdigit`` accepts "²", which ``int()`` then refuses.
+        if not _CONTENT_LENGTH.fullmatch(declared) or int(declared) > MAX_BODY:
             return _error(413, "payload_too_large", "Webhook bodies are limited to 1 MiB.")
         body = request.body
         if len(body) > MAX_BODY:
