@@ -106,7 +106,8 @@ class Request:
         )
         for part in message.iter_parts():
             if part.get_param("name", header="content-disposition") == name:
-                return part.get_payload(decode=True) or b""
+                payload = part.get_payload(decode=True)
+                return payload if isinstance(payload, bytes) else b""
         return b""
 
 

@@ -310,10 +310,12 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
     return row
 
 
-def send_first_entry(spec: ResourceSpec, row: Any, event: WebhookEvent | None) -> None:
+def send_first_entry(spec: ResourceSpec | None, row: Any, event: WebhookEvent | None) -> None:
     """Send the spec's first-entry signal for the row's status unless its field says it was
     sent before; the row is locked, so concurrent deliveries send it once."""
-    entry = spec.first_entry.get(getattr(row, "status", None))
+    if spec is None:
+        return
+    entry = spec.first_entry.get(getattr(row, "status", ""))
     if entry is None:
         return
     field_name, signal = entry

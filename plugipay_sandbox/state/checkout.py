@@ -403,7 +403,11 @@ def store_proof(store: Store, session_id: str, data: bytes) -> str:
         )
     with store.lock:
         session = get_session(store, session_id)
-        proof = {"id": new_id("proof_"), "contentType": content_type, "size": len(data)}
+        proof: dict[str, Any] = {
+            "id": new_id("proof_"),
+            "contentType": content_type,
+            "size": len(data),
+        }
         store.stamp(proof, session["mode"])
         proof["_data"] = base64.b64encode(data).decode("ascii")
         store.proofs[proof["id"]] = proof
