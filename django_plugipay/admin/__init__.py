@@ -153,7 +153,10 @@ class CheckoutSessionAdmin(MirrorAdmin):
 
     @admin.display(description=_("payments"))
     def payments_links(self, obj):
-        links = [admin_link(p, f"{p.plugipay_id} ({p.status})") for p in obj.payments.all()]
+        links = [
+            admin_link(p, f"{p.plugipay_id} ({str(p.get_status_display()).lower()})")
+            for p in obj.payments.all()
+        ]
         return format_html_join(", ", "{}", ((link,) for link in links)) if links else "—"
 
 
