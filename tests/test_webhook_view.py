@@ -45,24 +45,24 @@ def test_url_name():
     assert reverse("plugipay:webhook") == URL
 
 
-def test_valid_event_is_recorded_and_applied(client, signals_log):
+def test_valid_event_is_recorded_and_applied(client, signal_log):
     response = post(client, completed())
     assert response.status_code == 200 and response.json()["status"] == "processed"
     event = WebhookEvent.objects.get()
     assert event.kind == "checkout_session.completed" and event.attempts == 1
     assert CheckoutSession.objects.get().status == "completed"
-    assert [n for n, _ in signals_log] == [
+    assert [n for n, _ in signal_log] == [
         "checkout_session_completed",
         "payment_succeeded",
         "webhook_received",
     ]
 
 
-def test_same_event_five_times_in_a_row(client, signals_log):
+def test_same_event_five_times_in_a_row(client, signal_log):
     codes = [post(client, completed()).status_code for _ in range(5)]
     assert codes == [200] * 5
     assert WebhookEvent.objects.count() == 1
-    assert [n for n, _ in signals_log].count("payment_succeeded") == 1
+    assert [n for n, _ in signal_log].count("payment_succeeded") == 1
 
 
 @pytest.mark.parametrize("style", ["sdk", "docs"])
@@ -78,11 +78,11 @@ def test_both_shapes_and_namings_give_identical_results(client, style):
     assert Payment.objects.values_list("plugipay_id", "status").get() == ("pay_1", "succeeded")
 
 
-def test_unknown_kind_is_ignored_but_announced(client, signals_log):
+def test_unknown_kind_is_ignored_but_announced(client, signal_log):
     response = post(client, build_event("invoice.paid", {"id": "inv_1"}))
     assert response.status_code == 200
     assert WebhookEvent.objects.get().status == "ignored"
-    assert signals_log == [("webhook_received", WebhookEvent.objects.get().event_id)]
+    assert signal_log == [("webhook_received", WebhookEvent.objects.get().event_id)]
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,15 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.db import connection
+
+from django_plugipay.testing import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
@@ -27,27 +29,12 @@ def postgres(transactional_db):
         pytest.skip("needs PostgreSQL: run `make test-services`")
 
 
-def wait_until(predicate, timeout=30.0, interval=0.1, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
-@pytest.fixture
-def signal_log(tmp_path, monkeypatch):
-    path = tmp_path / "signals.log"
-    monkeypatch.setenv("PLUGIPAY_SIGNAL_LOG", str(path))
-    return path
-
-
 class Worker:
     """A `celery worker` subprocess on Redis, sharing the suite's PostgreSQL test database."""
 
     def __init__(self, env, log_path):
         self.env, self.log_path, self.proc = env, log_path, None
+        self.name = f"plugipay-test-{os.getpid()}@{socket.gethostname()}"
 
     def start(self):
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the worker
@@ -67,7 +54,7 @@ class Worker:
                 "--without-mingle",
                 "--without-heartbeat",
                 "-n",
-                f"plugipay-test-{os.getpid()}@%h",
+                self.name,
             ],
             cwd=ROOT,
             env=self.env,
@@ -75,12 +62,13 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until(
-            lambda: b"ready." in Path(self.log_path).read_bytes(),
-            60,
-            0.2,
-            "the Celery worker to start",
-        )
+        wait_for(self.ready, timeout=60, interval=0.2, message="the Celery worker to start")
+
+    def ready(self) -> bool:
+        """The worker answers a ping on the broker (its own report, not its log wording)."""
+        from tests.celery import app
+
+        return bool(app.control.ping(destination=[self.name], timeout=0.5))
 
     def kill(self):
         """SIGKILL the worker and its pool children, as a crashed machine would."""
@@ -98,6 +86,8 @@ class Worker:
 
 @pytest.fixture
 def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
+    """A worker sharing this test's database and sandbox; its committed signals reach
+    ``signal_log`` through the file the recorder names."""
     import redis
 
     from tests.celery import app
@@ -113,7 +103,7 @@ def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
         "PLUGIPAY_TEST_DB_NAME": connection.settings_dict["NAME"],
         "PLUGIPAY_MAX_RETRIES": "0",
         "PLUGIPAY_TIMEOUT": "3",
-        "PLUGIPAY_SIGNAL_LOG": str(signal_log),
+        "PLUGIPAY_SIGNAL_LOG": str(signal_log.path),
     }
     worker = Worker(env, tmp_path / "worker.log")
     worker.start()
@@ -151,12 +141,25 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
+def new_page(browser):
+    """Open a page in a fresh browser context; every context is closed after the test."""
+    contexts = []
+
+    def open_page(**context_options):
+        context = browser.new_context(**context_options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page(viewport={"width": 1280, "height": 900})
 
 
 def screenshot(page, name):

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from tests.services.conftest import ROOT, screenshot, wait_until
+from django_plugipay.testing import wait_for
+from tests.services.conftest import ROOT, screenshot
 
 
 def free_port():
@@ -44,11 +45,11 @@ def demo(tmp_path):
         start_new_session=True,
     )
     try:
-        wait_until(
+        wait_for(
             lambda: b"Demo is up." in (tmp_path / "demo.log").read_bytes(),
-            120,
-            0.3,
-            "the demo to start",
+            timeout=120,
+            interval=0.3,
+            message="the demo to start",
         )
         yield {
             "url": f"http://127.0.0.1:{web}",
@@ -83,9 +84,9 @@ def pay(page, card):
     page.click("button[type=submit]")
 
 
-def test_buy_pay_refund_in_the_demo(demo, browser):
+def test_buy_pay_refund_in_the_demo(demo, new_page):
     url = demo["url"]
-    buyer = browser.new_context().new_page()
+    buyer = new_page()
     log_in(buyer, url, "buyer")
     buyer.click("button[data-product=batik-shirt]")
     buyer.wait_for_url("**/c/cs_*")
@@ -97,9 +98,9 @@ def test_buy_pay_refund_in_the_demo(demo, browser):
     def paid_once():
         return query(demo["db"], "select status, receipts_sent from shop_order") == [("paid", 1)]
 
-    wait_until(paid_once, 20, 0.3, "the order to be paid exactly once")
+    wait_for(paid_once, timeout=20, interval=0.3, message="the order to be paid exactly once")
 
-    staff = browser.new_context().new_page()
+    staff = new_page()
     staff.goto(url + "/admin/login/")
     staff.fill("#id_username", "admin")
     staff.fill("#id_password", "admin")
@@ -115,13 +116,13 @@ def test_buy_pay_refund_in_the_demo(demo, browser):
         buyer.goto(url + "/orders/")
         return buyer.locator("[data-testid=order-status]").first.inner_text() == "Refunded"
 
-    wait_until(refunded, 30, 0.5, "the buyer's order to show refunded")
+    wait_for(refunded, timeout=30, interval=0.5, message="the buyer's order to show refunded")
     screenshot(buyer, "demo-orders-refunded")
     assert query(demo["db"], "select receipts_sent from shop_order") == [(1,)]
 
 
-def test_decline_then_3ds_in_the_demo(demo, browser):
-    page = browser.new_context().new_page()
+def test_decline_then_3ds_in_the_demo(demo, new_page):
+    page = new_page()
     log_in(page, demo["url"], "buyer")
     page.click("button[data-product=kopi-luwak]")
     page.wait_for_url("**/c/cs_*")
