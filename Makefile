@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-services lint tox docs bench clean
+.PHONY: demo test test-services mutate stress lint tox docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,17 @@ BROKER_URL ?= redis://127.0.0.1:6379/15
 
 test-services: $(STAMP)  ## the suite on PostgreSQL, then a real Celery worker on Redis and Chromium
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q
-	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) $(PY) -m pytest -q -m services
+	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) PLUGIPAY_REQUIRE_SERVICES=1 \
+		$(PY) -m pytest -q -m services
+
+mutate: $(STAMP)  ## break each key guarantee in a copy of the tree; its tests must fail
+	DATABASE_URL=$(PG_URL) $(PY) tests/mutations.py
+
+SUITE ?= test
+RUNS ?= 20
+
+stress: $(STAMP)  ## RUNS× the suite (SUITE=test|services) with a second copy running alongside
+	PG_URL=$(PG_URL) BROKER_URL=$(BROKER_URL) tests/stress.sh $(SUITE) $(RUNS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

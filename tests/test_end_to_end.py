@@ -72,10 +72,13 @@ def test_three_ds_then_success(plugipay_sandbox, signal_log):
 
 def test_success_redirect_race_sync_first_then_webhook_is_a_no_op(plugipay_sandbox, signal_log):
     session = start()
+    plugipay_sandbox.hold()  # the buyer is back before any webhook
     plugipay_sandbox.pay(session, deliver=False)
     synced = services.sync_checkout_session(session=session)
     assert synced.status == "completed" and synced.payment.status == "succeeded"
-    plugipay_sandbox.flush()
+    assert not WebhookEvent.objects.filter(kind="checkout_session.completed").exists()
+    plugipay_sandbox.release()  # …then the webhooks arrive, and change nothing
+    assert WebhookEvent.objects.get(kind="checkout_session.completed").status == "processed"
     assert counts(signal_log)["checkout_session_completed"] == 1
     assert counts(signal_log)["payment_succeeded"] == 1
 

@@ -23,10 +23,18 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.services)
 
 
+def missing(reason: str) -> None:
+    """Skip a test whose service is missing, or fail it where the services are required
+    (``make test-services`` sets PLUGIPAY_REQUIRE_SERVICES: a skip there would hide a gap)."""
+    if os.environ.get("PLUGIPAY_REQUIRE_SERVICES"):
+        pytest.fail(f"{reason} (PLUGIPAY_REQUIRE_SERVICES is set)")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def postgres(transactional_db):
     if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run `make test-services`")
+        missing("needs PostgreSQL: run `make test-services`")
 
 
 class Worker:
@@ -87,14 +95,20 @@ class Worker:
 @pytest.fixture
 def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
     """A worker sharing this test's database and sandbox; its committed signals reach
-    ``signal_log`` through the file the recorder names."""
+    ``signal_log`` through the file the recorder names.
+
+    The worker consumes this session's queue only (``tests/celery.py``), so two copies of the
+    suite can share one Redis database.
+    """
     import redis
 
     from tests.celery import app
 
     if app.conf.task_always_eager:
-        pytest.skip("needs CELERY_BROKER_URL: run `make test-services`")
-    redis.Redis.from_url(BROKER).flushdb()
+        missing("needs CELERY_BROKER_URL: run `make test-services`")
+    queue = app.conf.task_default_queue
+    broker = redis.Redis.from_url(BROKER)
+    broker.delete(queue)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -104,11 +118,13 @@ def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
         "PLUGIPAY_MAX_RETRIES": "0",
         "PLUGIPAY_TIMEOUT": "3",
         "PLUGIPAY_SIGNAL_LOG": str(signal_log.path),
+        "PLUGIPAY_TEST_QUEUE": queue,
     }
     worker = Worker(env, tmp_path / "worker.log")
     worker.start()
     yield worker
     worker.stop()
+    broker.delete(queue)
 
 
 CHROMIUM_ARGS = [
@@ -130,7 +146,7 @@ def browser():
 
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
-        pytest.skip("needs Debian's chromium package (`apt-get install chromium`)")
+        missing("needs Debian's chromium package (`apt-get install chromium`)")
     # Playwright's sync API runs an event loop in this thread; the ORM calls in these tests
     # are ordinary synchronous calls between page actions.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

@@ -5,9 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 
-from django_plugipay import services
+from django_plugipay import services, signals
 from django_plugipay.exceptions import RefundError
 from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
 from django_plugipay.services import mirror
@@ -80,12 +80,64 @@ def test_concurrent_upserts_of_one_transition_signal_once(postgres, signal_log):
     assert [n for n, _ in signal_log] == ["checkout_session_completed", "payment_succeeded"]
 
 
+def test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once(postgres, signal_log):
+    """The second apply of one transition blocks on the first one's row lock, then sees it done.
+
+    Deterministic: the first transaction is held open (in its signal receiver) until the second
+    is seen waiting on a lock in ``pg_stat_activity``. Without the lock, the second reads the
+    stale open row, waits only at its UPDATE and announces the transition a second time.
+    """
+    done = completed_event()["data"]["object"]
+    mirror.upsert_checkout_session({**done, "status": "open", "paymentId": None})
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(sender, **kwargs):
+        if not holding.is_set():
+            holding.set()
+            release.wait(30)
+
+    def apply(i):
+        with transaction.atomic():
+            mirror.upsert_checkout_session(done)
+
+    def lock_waiters():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+
+    signals.checkout_session_completed.connect(hold, weak=False)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(lambda: _closing(apply, 1))
+            wait_for(holding.is_set, message="the first apply to hold its transaction open")
+            second = pool.submit(lambda: _closing(apply, 2))
+            wait_for(lock_waiters, message="the second apply to wait on a lock")
+            release.set()
+            first.result(timeout=30)
+            second.result(timeout=30)
+    finally:
+        release.set()
+        signals.checkout_session_completed.disconnect(hold)
+    assert signal_log.names().count("checkout_session_completed") == 1
+    assert signal_log.names().count("payment_succeeded") == 1
+
+
+def _closing(target, i):
+    try:
+        return target(i)
+    finally:
+        connections.close_all()
+
+
 def test_two_refunds_racing_past_the_remainder(postgres, plugipay_sandbox, monkeypatch):
     from tests.celery import app
 
     # The winner's on-commit task runs in its own thread, against the sandbox: what reached
     # Plugipay is the on-commit effect, seen whichever thread committed.
-    monkeypatch.setattr(app.conf, "task_always_eager", True)
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
     payment = plugipay_sandbox.paid_payment(amount=10_000)
 
     def attempt(i):
