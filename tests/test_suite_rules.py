@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from django_plugipay import testing
+from tests import mutations
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "tests").rglob("*.py")) + [Path(testing.__file__)]
@@ -43,3 +44,23 @@ def test_no_sleep_outside_the_polling_helper(path):
     found = sleeps(ast.parse(path.read_text(encoding="utf-8")))
     bare = [line for line, function in found if (path, function) not in ALLOWED]
     assert bare == [], f"{path.name}: sleep at lines {bare}; poll with testing.wait_for instead"
+
+
+@pytest.mark.parametrize("mutation", mutations.MUTATIONS, ids=lambda m: m.name.split(":")[0])
+def test_every_mutation_still_finds_its_code(mutation):
+    """`make mutate` breaks exactly this code; when it moves, update tests/mutations.py."""
+    for name, search, _replacement in mutation.edits:
+        assert (ROOT / name).read_text(encoding="utf-8").count(search) == 1, (name, search)
+    for test in mutation.tests:
+        path, function = test.split("::")
+        assert f"def {function}(" in (ROOT / path).read_text(encoding="utf-8"), test
+
+
+def test_a_missing_search_string_stops_the_mutation_run(tmp_path):
+    (tmp_path / "code.py").write_text("x = 1\n")
+    broken = mutations.Mutation("demo", (("code.py", "y = 2\n", "y = 3\n"),), ("t",))
+    with pytest.raises(SystemExit, match="found 0 times in code.py"):
+        mutations.apply(tmp_path, broken)
+    applied = mutations.Mutation("demo", (("code.py", "x = 1\n", "x = 2\n"),), ("t",))
+    assert mutations.apply(tmp_path, applied) == {tmp_path / "code.py": "x = 1\n"}
+    assert (tmp_path / "code.py").read_text() == "x = 2\n"
