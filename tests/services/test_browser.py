@@ -72,7 +72,7 @@ def test_hosted_checkout_fits_a_phone(plugipay_sandbox, live_server, new_page):
 
 @pytest.mark.usefixtures("celery_worker")
 def test_staff_refund_in_the_admin(plugipay_sandbox, live_server, page):
-    plugipay_sandbox.configure(refundDelay=1)
+    plugipay_sandbox.configure(refundDelay=60)  # pending until the test moves the clock
     session = start(live_server)
     plugipay_sandbox.pay(session, SUCCESS_CARD)
     payment = Payment.objects.get(checkout_session=session, status="succeeded")
@@ -94,7 +94,7 @@ def test_staff_refund_in_the_admin(plugipay_sandbox, live_server, page):
         lambda: Refund.objects.filter(status="pending").exists(),
         message="the worker to create the refund at the sandbox",
     )
-    plugipay_sandbox.advance(1)  # the sandbox settles it refundDelay (1 s) later
+    plugipay_sandbox.advance(60)  # the sandbox settles it now, refundDelay later
 
     def settled():
         plugipay_sandbox.flush()
