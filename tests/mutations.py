@@ -42,7 +42,7 @@ MUTATIONS = (
              "        if event.status in DONE:\n            return event, False\n",
              "        pass\n"),
             ("django_plugipay/services/events.py",
-             "            if row.status in DONE:\n                return row\n",
+             "    if row.status in DONE:\n        return row\n",
              ""),
         ),
         ("tests/test_webhook_view.py::test_same_event_five_times_in_a_row",),
@@ -51,17 +51,28 @@ MUTATIONS = (
         "never-double refunds: skip the remainder check in refund_payment",
         (
             ("django_plugipay/services/refunds.py",
-             "        if amount > remaining:\n",
-             "        if False:\n"),
+             "    if amount > remaining:\n",
+             "    if False:\n"),
         ),
         ("tests/test_api.py::test_over_refund_is_400_with_a_clear_message",),
     ),
     Mutation(
-        "row locks: no select_for_update when the apply path loads a row",
+        "row locks: the apply path reads and upserts rows without locking them",
         (
             ("django_plugipay/services/mirror.py",
-             "    row = model.objects.select_for_update().filter(**lookup).first()\n",
-             "    row = model.objects.filter(**lookup).first()\n"),
+             "    return queryset.select_for_update(no_key=True).first()\n",
+             "    return queryset.first()\n"),
+            ("django_plugipay/services/mirror.py",
+             "    if connection.vendor != \"postgresql\":\n        if insert_new(",
+             "    if True:\n"
+             "        existing = model.objects.filter(**{conflict: getattr(instance, conflict)})"
+             ".first()\n"
+             "        if existing is not None:\n"
+             "            return existing, False\n"
+             "        if insert_new("),
+            ("django_plugipay/services/mirror.py",
+             "        locked = model.objects.select_for_update(no_key=True)\n",
+             "        locked = model.objects\n"),
         ),
         ("tests/services/test_postgres.py::"
          "test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once",),
@@ -70,8 +81,8 @@ MUTATIONS = (
         "monotonic state: a terminal session may move again",
         (
             ("django_plugipay/services/mirror.py",
-             "        moves = old not in terminal and new != old and",
-             "        moves = new != old and"),
+             "        if old not in spec.terminal and not same:\n",
+             "        if not same:\n"),
         ),
         ("tests/test_transitions.py::test_terminal_sessions_never_move",),
     ),
