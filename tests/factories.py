@@ -4,7 +4,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from django_plugipay.models import CheckoutSession, Customer, Payment, Refund
+from django_plugipay.models import CheckoutSession, Customer, Payment, Refund, WebhookEvent
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -63,3 +63,17 @@ class RefundFactory(factory.django.DjangoModelFactory):
     reason = "requested_by_customer"
     status = "succeeded"
     idempotency_key = factory.Sequence(lambda n: f"idem_test_{n}")
+
+
+class WebhookEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WebhookEvent
+
+    event_id = factory.Sequence(lambda n: f"evt_{n:026d}")
+    type = factory.LazyAttribute(lambda o: f"plugipay.{o.kind}.v1")
+    kind = "payment.succeeded"
+    mode = "test"
+    object_id = ""
+    payload = factory.LazyAttribute(lambda o: {"id": o.event_id, "type": o.type})
+    status = "processed"
+    occurred_at = factory.LazyFunction(timezone.now)
