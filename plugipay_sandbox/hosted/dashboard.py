@@ -60,8 +60,12 @@ margin-bottom:-1px}.nav a.on{color:#4f46e5;border-color:#4f46e5}.dash .card{padd
 margin-bottom:18px}.dash h1{font-size:22px;margin:0}.dash h2{font-size:16px;margin:0 0 10px}
 .tbl{overflow-x:auto}.dash table td,.dash table th{padding:9px 8px;border-bottom:1px solid #eef0f6;
 text-align:left;vertical-align:top}.dash table th{font-size:12px;color:#6b7280;font-weight:600;
-text-transform:uppercase;letter-spacing:.03em}.dash table a{color:#4f46e5;text-decoration:none}
-.mono,.dash code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
+text-transform:uppercase;letter-spacing:.03em}
+.dash a:not(.btn){color:#4f46e5;text-decoration:none}.dash a:not(.btn):hover{
+text-decoration:underline}.dash .nav a{color:#4b5563;text-decoration:none}.dash .nav a.on{
+color:#4f46e5}.filters select{flex:0 1 220px}
+.mono,.dash code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px;
+overflow-wrap:anywhere}
 .num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}.filters{display:flex;
 gap:8px;flex-wrap:wrap;align-items:center;margin-bottom:14px}.filters input,.filters select{
 width:auto;flex:1 1 180px;padding:8px 10px;font-size:14px;border:1px solid #d1d5db;
@@ -81,12 +85,18 @@ pre.json{background:#0f172a;color:#e2e8f0;padding:14px;border-radius:10px;overfl
 font-size:12.5px;line-height:1.45;margin:0}.secret{display:block;background:#fef3c7;
 border:1px dashed #f59e0b;padding:12px;border-radius:8px;font-size:15px;overflow-wrap:anywhere;
 user-select:all}.events-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,
-1fr));gap:4px 16px}.events-grid label.check{margin-top:6px}.attempts{margin:6px 0 0;width:100%}
-.attempts td{font-size:13px;padding:5px 8px;background:#f9fafb}.empty{color:#6b7280;padding:18px 0}
+1fr));gap:4px 16px}.events-grid label.check{margin-top:6px}
+.delivery{border-top:1px solid #eef0f6;padding:12px 0}.delivery-head{display:flex;
+flex-wrap:wrap;gap:6px 12px;align-items:center;font-size:14px}.grow{flex:1}ol.attempts{
+list-style:none;margin:8px 0 0;padding:0}.attempt{display:flex;flex-wrap:wrap;gap:4px 14px;
+background:#f9fafb;border-radius:8px;padding:7px 10px;margin-top:4px;font-size:13px;
+align-items:baseline}.attempt .code{font-weight:600}.attempt .resp{flex:1 1 220px;
+overflow-wrap:anywhere;color:#374151;background:none;padding:0}.empty{color:#6b7280;padding:18px 0}
 .notice.bad{background:#fee2e2;color:#991b1b}.inline-form{display:inline}.row-actions{
 display:flex;gap:8px;flex-wrap:wrap}@media(max-width:640px){.hide-s{display:none}
-.dash .card{padding:16px;border-radius:12px}.timeline .when{min-width:0;width:100%}
-.big{font-size:24px}.nav a{padding:8px 9px}}
+.dash .card{padding:16px;border-radius:12px}.timeline .when{min-width:0}
+.big{font-size:24px}.nav{flex-wrap:nowrap;overflow-x:auto}.nav a{padding:8px 9px;
+white-space:nowrap}.dash h1{font-size:19px}.topbar .muted{display:none}}
 """
 
 NAV = (
@@ -134,9 +144,13 @@ def link(kind: str, object_id: str | None) -> str:
     return f'<a class="mono" href="/dashboard/{kind}/{escape(object_id)}">{escape(object_id)}</a>'
 
 
-def table(_: Translate, headers: list[tuple[str, str]], rows: list[str], empty: str) -> str:
+def empty(_: Translate, text: str) -> str:
+    return f'<div class="empty">{escape(_(text))}</div>'
+
+
+def table(_: Translate, headers: list[tuple[str, str]], rows: list[str], nothing: str) -> str:
     if not rows:
-        return f'<div class="empty">{escape(_(empty))}</div>'
+        return empty(_, nothing)
     head = "".join(f'<th class="{cls}">{escape(_(text))}</th>' for text, cls in headers)
     return f'<div class="tbl"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
 
@@ -277,7 +291,7 @@ def activity(_: Translate, store: Store, ids: set[str]) -> str:
     items = "".join(
         f'<li><span class="when">{when(e["occurredAt"])}</span><a class="mono" '
         f'href="/dashboard/events/{escape(e["id"])}">{escape(e["kind"])}</a>'
-        f'<span class="muted mono">{escape(e["object"]["id"])}</span></li>'
+        f'<span class="muted mono hide-s">{escape(e["object"]["id"])}</span></li>'
         for e in events
     )
     if not items:
@@ -297,9 +311,9 @@ def payment_page(store: Store, request: Request):
             key=lambda r: r["_seq"],
         )
         refund_rows = [
-            f'<tr class="child"><td class="mono">↳ {escape(r["id"])}</td><td class="num">'
-            f"{escape(money(r['amount'], r['currency']))}</td><td>{badge(_, r['status'])}</td>"
-            f"<td>{escape(r.get('reason') or '—')}</td>"
+            f'<tr class="child"><td class="num">↳ {escape(money(r["amount"], r["currency"]))}</td>'
+            f'<td>{badge(_, r["status"])}</td><td class="mono">{escape(r["id"])}</td>'
+            f'<td class="hide-s">{escape(r.get("reason") or "—")}</td>'
             f'<td class="hide-s">{when(r["createdAt"])}</td></tr>'
             for r in children
         ]
@@ -323,8 +337,13 @@ def payment_page(store: Store, request: Request):
             ids.add(session_id)
         timeline = activity(_, store, ids)
         shown = payment_status(store, payment)
-    headers = [("Refund", ""), ("Amount", "num"), ("Status", ""), ("Reason", ""), ("Created", "")]
-    headers[-1] = ("Created", "hide-s")
+    headers = [
+        ("Amount", "num"),
+        ("Status", ""),
+        ("Refund id", ""),
+        ("Reason", "hide-s"),
+        ("Created", "hide-s"),
+    ]
     body = f"""<div class="card"><div class="head-row"><div><div class="muted">{
         escape(_("Payment"))
     }</div><div class="big">{escape(money(payment["amount"], payment["currency"]))} {
@@ -661,7 +680,7 @@ def endpoint_page(store: Store, request: Request):
         if endpoint is None:
             return not_found_page(_, "webhooks", request.params["id"])
         rows = [
-            delivery_row(_, store, d)
+            delivery_block(_, store, d)
             for d in newest(
                 d for d in store.deliveries.values() if d["endpointId"] == endpoint["id"]
             )
@@ -689,30 +708,23 @@ def endpoint_page(store: Store, request: Request):
         f'<form class="inline-form" method="post" action="{base}/delete"><button class="btn '
         f'danger small-btn">{escape(_("Delete"))}</button></form>'
     )
-    headers = [("Event", ""), ("Status", ""), ("Attempts", ""), ("Next retry", "hide-s"), ("", "")]
     body = f"""{notice_box(notice)}{notice_box(error, bad=True)}<div class="card"><div
 class="head-row"><div><div class="muted">{escape(_("Webhook endpoint"))}</div><h1
 style="overflow-wrap:anywhere">{escape(endpoint["url"])} {badge(_, endpoint["status"])}</h1></div>
 <div class="row-actions">{toggle}{delete}</div></div>{details}</div><div class="card"><h2>{
         escape(_("Deliveries"))
-    }</h2>{table(_, headers, rows, "Nothing delivered yet.")}</div>"""
+    }</h2>{"".join(rows) or empty(_, "Nothing delivered yet.")}</div>"""
     return frame(_, "webhooks", _("Webhook endpoint"), body)
 
 
-def delivery_row(_: Translate, store: Store, delivery: dict[str, Any]) -> str:
+def delivery_block(_: Translate, store: Store, delivery: dict[str, Any]) -> str:
+    """One delivery: event, status, next retry and Retry, then each attempt on its own line."""
     attempts = "".join(
-        f"<tr><td>#{a['attempt']}</td><td>{when(a['at'])}</td><td>"
-        f"{escape(str(a['responseCode'] or a.get('error') or '—'))}</td>"
-        f'<td class="mono hide-s">{escape((a.get("responseBody") or "")[:120]) or "—"}</td>'
-        f'<td class="num">{a["durationMs"]} ms</td></tr>'
+        f'<li class="attempt"><b>#{a["attempt"]}</b><span class="muted">{when(a["at"])}</span>'
+        f'<span class="code">{escape(attempt_outcome(_, a))}</span>'
+        f'<span class="muted">{a["durationMs"]} ms</span>'
+        f'<code class="resp">{escape((a.get("responseBody") or "")[:200]) or "—"}</code></li>'
         for a in delivery["attemptLog"]
-    )
-    attempt_table = (
-        f'<table class="attempts"><tr><th>#</th><th>{escape(_("Time"))}</th><th>'
-        f"{escape(_('HTTP status'))}</th><th class=hide-s>{escape(_('Response'))}</th>"
-        f'<th class="num">{escape(_("Duration"))}</th></tr>{attempts}</table>'
-        if attempts
-        else ""
     )
     retry = (
         ""
@@ -720,14 +732,27 @@ def delivery_row(_: Translate, store: Store, delivery: dict[str, Any]) -> str:
         else f'<form method="post" action="/dashboard/deliveries/{escape(delivery["id"])}/retry">'
         f'<button class="btn alt small-btn">{escape(_("Retry"))}</button></form>'
     )
-    return (
-        f'<tr id="{escape(delivery["id"])}" class="delivery"><td><a class="mono" '
-        f'href="/dashboard/events/{escape(delivery["eventId"])}">'
-        f"{escape(store.events.get(delivery['eventId'], {}).get('kind', delivery['type']))}</a>"
-        f"{attempt_table}</td><td>{badge(_, delivery['status'])}</td>"
-        f'<td class="num">{delivery["attempts"]}</td>'
-        f'<td class="hide-s">{when(delivery.get("nextRetryAt"))}</td><td>{retry}</td></tr>'
+    kind = store.events.get(delivery["eventId"], {}).get("kind", delivery["type"])
+    next_retry = (
+        f'<span class="muted">{escape(_("Next retry"))} {when(delivery["nextRetryAt"])}</span>'
+        if delivery.get("nextRetryAt") and delivery["status"] == "pending"
+        else ""
     )
+    n = delivery["attempts"]
+    count = _("1 attempt") if n == 1 else _("{n} attempts", n=n)
+    return (
+        f'<div id="{escape(delivery["id"])}" class="delivery"><div class="delivery-head">'
+        f'<a class="mono" href="/dashboard/events/{escape(delivery["eventId"])}">{escape(kind)}'
+        f'</a>{badge(_, delivery["status"])}<span class="muted">{escape(count)}</span>'
+        f'{next_retry}<span class="grow"></span>{retry}</div>'
+        f'<ol class="attempts">{attempts}</ol></div>'
+    )
+
+
+def attempt_outcome(_: Translate, attempt: dict[str, Any]) -> str:
+    if attempt["responseCode"] is not None:
+        return _("HTTP {code}", code=attempt["responseCode"])
+    return attempt.get("error") or _("no answer")
 
 
 def _endpoint_action(store: Store, request: Request, fields: dict[str, Any], done: str):
