@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from plugipay_sandbox.app import Request, pages, redirect
+from plugipay_sandbox.app import Handler, Request, pages, redirect
 from plugipay_sandbox.hosted.layout import money, page
 from plugipay_sandbox.resources.webhooks import endpoint_fields
 from plugipay_sandbox.state import ApiError, Store, event_kinds, refunds
@@ -45,6 +45,21 @@ def translator(request: Request) -> Translate:
         return table.get(text, text).format(**values) if values else table.get(text, text)
 
     return _
+
+
+def same_site(handler: Handler) -> Handler:
+    """Refuse a form posted from another site (no auth here, so no cross-site writes either)."""
+
+    def guarded(store: Store, request: Request):
+        origin, host = request.headers.get("origin"), request.headers.get("host", "")
+        if origin and origin.split("://", 1)[-1] != host:
+            _ = translator(request)
+            refused = _("Refused: this form came from another site.")
+            body = f'<div class="card"><h1>{escape(refused)}</h1></div>'
+            return frame(_, "", _("Refused"), body, 403)
+        return handler(store, request)
+
+    return guarded
 
 
 # ── the frame ───────────────────────────────────────────────────────────────────
@@ -631,6 +646,7 @@ def form_lists(request: Request) -> dict[str, list[str]]:
 
 
 @pages.add("POST", "/dashboard/webhooks")
+@same_site
 def add_endpoint(store: Store, request: Request):
     _ = translator(request)
     form = form_lists(request)
@@ -764,16 +780,19 @@ def _endpoint_action(store: Store, request: Request, fields: dict[str, Any], don
 
 
 @pages.add("POST", "/dashboard/webhooks/<id>/pause")
+@same_site
 def pause_endpoint(store: Store, request: Request):
     return _endpoint_action(store, request, {"active": False}, "paused")
 
 
 @pages.add("POST", "/dashboard/webhooks/<id>/enable")
+@same_site
 def enable_endpoint(store: Store, request: Request):
     return _endpoint_action(store, request, {"active": True}, "enabled")
 
 
 @pages.add("POST", "/dashboard/webhooks/<id>/delete")
+@same_site
 def delete_endpoint(store: Store, request: Request):
     endpoint = store.endpoints.get(request.params["id"])
     if endpoint is not None:
@@ -782,6 +801,7 @@ def delete_endpoint(store: Store, request: Request):
 
 
 @pages.add("POST", "/dashboard/deliveries/<id>/retry")
+@same_site
 def retry_delivery(store: Store, request: Request):
     try:
         delivery = endpoints.get_delivery(store, None, request.params["id"])

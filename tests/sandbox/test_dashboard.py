@@ -168,3 +168,21 @@ def test_strings_go_through_the_catalog(sandbox, monkeypatch):
     )
     assert "Pembayaran" in response.text
     assert "Pembayaran" not in get(sandbox, "payments")
+
+
+def test_forms_posted_from_another_site_are_refused(sandbox, sdk):
+    before = len(sdk.webhook_endpoints.list())
+    response = requests.post(
+        f"{sandbox.base_url}/dashboard/webhooks",
+        data={"url": "https://evil.test/hook", "events": "*"},
+        headers={"Origin": "https://evil.test"},
+        timeout=10,
+    )
+    assert response.status_code == 403 and len(sdk.webhook_endpoints.list()) == before
+    same = requests.post(
+        f"{sandbox.base_url}/dashboard/webhooks",
+        data={"url": "https://shop.test/hook", "events": "*"},
+        headers={"Origin": sandbox.base_url},
+        timeout=10,
+    )
+    assert same.status_code == 201 and len(sdk.webhook_endpoints.list()) == before + 1

@@ -3,7 +3,6 @@ added in the sandbox dashboard, its signing secret goes into the example shop's 
 buyer pays with 4242, staff refund part in the admin, and the dashboard shows the result."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import requests
 
 from example_project.run_demo import USERS
 from tests.services.conftest import ROOT, screenshot, wait_until
-from tests.services.test_demo import free_port, log_in, pay, query
+from tests.services.test_demo import example_copy, free_port, log_in, pay, query
 
 FOUR_EVENTS = [
     "payment.succeeded",
@@ -92,16 +91,8 @@ def shop(tmp_path):
     """The example project (a clean copy, migrated, products and users loaded) and a sandbox.
 
     The site itself starts later: its webhook secret comes from the dashboard."""
-    copy = tmp_path / "example_project"
-    shutil.copytree(
-        ROOT / "example_project", copy, ignore=shutil.ignore_patterns("db.sqlite3", "__pycache__")
-    )
+    copy, env = example_copy(tmp_path)
     web, sandbox_port = free_port(), free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
-    }
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         DEMO_DB=str(tmp_path / "shop.sqlite3"),
@@ -200,6 +191,9 @@ def test_first_payment_walkthrough_with_the_dashboard(shop, browser):
     # Step 5: the buyer pays with 4242; the signed webhook marks the order paid.
     buyer = browser.new_context().new_page()
     log_in(buyer, shop["url"], "buyer")
+    art = buyer.locator("svg.art")
+    assert art.count() == 3 and [a.bounding_box()["width"] for a in art.all()] == [64, 64, 64]
+    screenshot(buyer, "shop-products")
     buyer.click("button[data-product=batik-shirt]")
     buyer.wait_for_url("**/c/cs_*")
     pay(buyer, "4242 4242 4242 4242")
