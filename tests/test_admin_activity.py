@@ -22,6 +22,20 @@ def at(minutes):
     return T0 + dt.timedelta(minutes=minutes)
 
 
+def log(user, obj, message, when=None):
+    """An admin log entry on ``obj`` by ``user`` (at ``when``, else now)."""
+    entry = LogEntry.objects.create(
+        user=user,
+        content_type=ContentType.objects.get_for_model(obj),
+        object_id=str(obj.pk),
+        object_repr=str(obj),
+        action_flag=CHANGE,
+        change_message=message,
+    )
+    if when is not None:
+        LogEntry.objects.filter(pk=entry.pk).update(action_time=when)
+
+
 def change_page(client, obj):
     meta = obj._meta
     url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
@@ -49,14 +63,7 @@ def history():
     ]:
         WebhookEventFactory(kind=kind, object_id=object_id, occurred_at=at(minute))
     WebhookEventFactory(kind="payment.succeeded", object_id="pay_someone_else")
-    LogEntry.objects.create(
-        user=alice,
-        content_type=ContentType.objects.get_for_model(Payment),
-        object_id=str(payment.pk),
-        object_repr=str(payment),
-        action_flag=CHANGE,
-        change_message="Re-synced from Plugipay",
-    ).__class__.objects.update(action_time=at(5))
+    log(alice, payment, "Re-synced from Plugipay", when=at(5))
     return payment, session, refund
 
 
@@ -75,6 +82,20 @@ def test_payment_activity_oldest_first_with_event_links_and_who(client, history)
     assert re.search(
         r'href="/admin/django_plugipay/webhookevent/\d+/change/">payment.succeeded', html
     )
+
+
+@pytest.mark.django_db
+def test_the_admin_log_line_of_a_refund_request_is_not_listed_twice(client):
+    payment = PaymentFactory()
+    alice = UserFactory(username="alice", is_staff=True)
+    refund = RefundFactory(payment=payment, requested_by=alice)
+    for user in (alice, UserFactory(username="bob")):
+        log(user, payment, f"Requested a refund ({user.username})", when=refund.created_at)
+    client.force_login(staff())
+    rows = activity_rows(change_page(client, payment).content.decode())
+    assert len(rows) == 2
+    assert "requested" in rows[0] + rows[1] and "(bob)" in rows[0] + rows[1]
+    assert "(alice)" not in rows[0] + rows[1]
 
 
 @pytest.mark.django_db
@@ -104,14 +125,7 @@ def test_query_count_is_the_same_for_1_and_50_events(client):
         for i in range(n):
             WebhookEventFactory(object_id=payment.plugipay_id, occurred_at=at(i))
             WebhookEventFactory(kind="refund.succeeded", object_id=refunds[i].plugipay_id)
-            LogEntry.objects.create(
-                user=UserFactory(),
-                content_type=ContentType.objects.get_for_model(Payment),
-                object_id=str(payment.pk),
-                object_repr="x",
-                action_flag=CHANGE,
-                change_message=f"action {i}",
-            )
+            log(UserFactory(), payment, f"action {i}")
         counts[n] = (
             queries_for(client, payment),
             queries_for(client, payment.checkout_session),

@@ -20,6 +20,9 @@ from django.utils.translation import gettext_lazy
 from django_plugipay.admin.display import admin_link, badge, money
 from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
 
+#: A log entry this close to a refund requested by the same user records that request.
+SAME_ACTION = dt.timedelta(seconds=5)
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -66,7 +69,13 @@ def entries(obj: Any) -> list[Entry]:
         if group:
             content_type = ContentType.objects.get_for_model(model)  # cached after the first
             log_filter |= Q(content_type=content_type, object_id__in=[str(o.pk) for o in group])
+    requests = [(r.requested_by_id, r.created_at) for r in refunds if r.requested_by_id]
     for log in LogEntry.objects.filter(log_filter).select_related("user"):
+        if any(
+            user == log.user_id and abs(log.action_time - at) <= SAME_ACTION
+            for user, at in requests
+        ):
+            continue  # the admin's log line of a refund request already listed above
         what = format_html("{}", log.get_change_message() or str(log))
         found.append(Entry(log.action_time, what, log.user.get_username()))
     return sorted(found, key=lambda e: e.at)
