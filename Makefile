@@ -4,12 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-services lint tox docs bench clean
+.PHONY: demo test test-services stock lint typecheck tox docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet -e ".[drf]" --group test --group services --group docs --group tox
+	$(PY) -m pip install --quiet -e ".[drf]" --group test --group services --group docs --group tox \
+		--group lint
 	touch $(STAMP)
 
 demo: $(STAMP)  ## run the example shop against the offline sandbox
@@ -25,19 +26,28 @@ test-services: $(STAMP)  ## the suite on PostgreSQL, then a real Celery worker o
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q
 	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) $(PY) -m pytest -q -m services
 
-lint: $(STAMP)
+stock: $(STAMP)  ## the tutorial on a fresh startproject project: its test, 40 payments and a refund over HTTP
+	$(PY) scripts/stock_project.py $(STOCK_ARGS)
+
+lint: $(STAMP)  ## ruff, migration drift and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m django makemigrations django_plugipay --check --dry-run --settings=tests.settings
+	$(MAKE) --no-print-directory typecheck
 
-tox: $(STAMP)  ## the Python × Django matrix of tox.ini (TOXENV=… picks some)
-	$(VENV)/bin/tox run $(if $(TOXENV),-e $(TOXENV),)
+typecheck: $(STAMP)  ## mypy with django-stubs over django_plugipay and plugipay_sandbox
+	$(VENV)/bin/mypy
+
+TOX_PARALLEL ?= auto
+tox: $(STAMP)  ## the whole Python × Django matrix of tox.ini in parallel (TOXENV=… picks some)
+	$(VENV)/bin/tox run-parallel -p $(TOX_PARALLEL) --parallel-no-spinner \
+		$(if $(TOXENV),-e $(TOXENV),) $(TOX_ARGS)
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
 
-bench: $(STAMP)
-	$(PY) benchmarks/run.py
+bench: $(STAMP)  ## the benchmarks (BENCH_QUICK=1: small counts, proves the harness end to end)
+	$(PY) benchmarks/run.py $(if $(BENCH_QUICK),--quick,)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache artifacts
+	rm -rf $(VENV) build .pytest_cache .mypy_cache artifacts

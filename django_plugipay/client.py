@@ -206,7 +206,8 @@ class PlugipayClient:
             ) from exc
         duration_ms = int((time.monotonic() - started) * 1000)
         envelope = self._parse(response)
-        meta = envelope.get("meta") if isinstance(envelope.get("meta"), dict) else {}
+        raw_meta = envelope.get("meta")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         request_id = meta.get("requestId") or response.headers.get("X-Request-Id")
         logger.info(
             "plugipay %s %s -> %s in %dms",
@@ -276,7 +277,7 @@ class PlugipayClient:
         status = response.status_code
         code = str(error.get("code") or "unknown")
         message = str(error.get("message") or f"HTTP {status}")
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "status": status,
             "code": code,
             "request_id": request_id,
@@ -297,7 +298,8 @@ class PlugipayClient:
         while True:
             data, meta = self.request("GET", path, params=query)
             yield from data or []
-            page = meta.get("page") if isinstance(meta.get("page"), dict) else {}
+            raw_page = meta.get("page")
+            page: dict[str, Any] = raw_page if isinstance(raw_page, dict) else {}
             cursor = meta.get("cursor") or page.get("nextCursor")
             has_more = meta.get("hasMore", page.get("hasMore", False))
             if not has_more or not cursor:
@@ -354,7 +356,8 @@ class PlugipayClient:
         return self.paginate("/events", filters)
 
     def list_webhook_endpoints(self) -> list[dict[str, Any]]:
-        return self._get("/webhooks") or []
+        endpoints = self.request("GET", "/webhooks")[0]
+        return endpoints if isinstance(endpoints, list) else []
 
     def create_webhook_endpoint(
         self, *, url: str, events: list[str] | None = None, description: str | None = None

@@ -59,6 +59,16 @@ class InvalidPayload(PlugipayError):
     """A correctly signed webhook body that is not a Plugipay event (not a JSON object)."""
 
 
+class InvalidObject(PlugipayError):
+    """A verified event whose object fails its resource's validation (a wrong type, a missing
+    id): the event is stored ``failed`` with this message and the webhook answers 422."""
+
+    def __init__(self, message: str, **kwargs) -> None:
+        kwargs.setdefault("code", "invalid_object")
+        kwargs.setdefault("status", 422)
+        super().__init__(message, **kwargs)
+
+
 class ConfigurationError(PlugipayError):
     """The ``PLUGIPAY`` settings cannot work; ``manage.py check`` says how to fix them."""
 

@@ -19,30 +19,49 @@ SIGNATURE_HEADERS = ("X-Plugipay-Signature", "Plugipay-Signature")
 DEFAULT_TOLERANCE = 300
 _VERSION_SUFFIX = re.compile(r"\.v\d+$")
 STATUS_ALIASES = {"complete": "completed", "cancelled": "canceled"}
+# Bounds on the signature header: room for a timestamp and a dozen rotated signatures.
+MAX_HEADER_LENGTH = 1024
+MAX_HEADER_PARTS = 16
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds; 12 digits reach the year 33658
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _malformed(message: str) -> SignatureError:
+    return SignatureError(message, code="signature_malformed", status=401)
 
 
 def _parse_header(header: str) -> tuple[int, list[str]]:
+    """Split ``t=…,v1=…`` with every field bounded, so no input costs more than a few checks.
+
+    The header, the number of parts, the timestamp's digits (ASCII only, so ``int()`` never
+    sees ``²`` or a 400-digit number) and each ``v1`` (exactly one SHA-256 in hex) are all
+    limited; anything outside those bounds is ``signature_malformed``. Unknown schemes
+    (``v0=…``) are skipped, as Plugipay may add them.
+    """
+    if len(header) > MAX_HEADER_LENGTH:
+        raise _malformed("The signature header is too long.")
+    parts = header.split(",", MAX_HEADER_PARTS)
+    if len(parts) > MAX_HEADER_PARTS:
+        raise _malformed("The signature header has too many parts.")
     timestamp: int | None = None
     signatures: list[str] = []
-    for part in header.split(","):
+    for part in parts:
         key, sep, value = part.strip().partition("=")
         if not sep:
             continue
         key, value = key.strip(), value.strip()
         if key == "t":
-            if not value.isdigit():
-                raise SignatureError(
-                    "The signature timestamp is not a number.",
-                    code="signature_malformed",
-                    status=401,
-                )
+            if timestamp is not None:
+                raise _malformed("The signature header has more than one t=.")
+            if not _TIMESTAMP.fullmatch(value):
+                raise _malformed("The signature timestamp is not a number of seconds.")
             timestamp = int(value)
         elif key == "v1":
-            signatures.append(value)
+            if not _HEX_SHA256.fullmatch(value):
+                raise _malformed("A v1 signature is not 64 hexadecimal digits.")
+            signatures.append(value.lower())
     if timestamp is None or not signatures:
-        raise SignatureError(
-            "The signature header needs both t= and v1=.", code="signature_malformed", status=401
-        )
+        raise _malformed("The signature header needs both t= and v1=.")
     return timestamp, signatures
 
 

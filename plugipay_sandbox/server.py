@@ -7,6 +7,7 @@ import socket
 import sys
 import threading
 from socketserver import ThreadingMixIn
+from typing import IO, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from plugipay_sandbox import persistence
@@ -17,6 +18,7 @@ from plugipay_sandbox.webhooks import Deliverer
 
 class _ServerHandler(ServerHandler):
     dropped = False
+    request_handler: WSGIRequestHandler  # set as wsgiref's own handle() does
 
     def handle_error(self) -> None:
         if isinstance(sys.exc_info()[1], DropConnection):
@@ -29,13 +31,15 @@ class _ServerHandler(ServerHandler):
 
 
 class _RequestHandler(WSGIRequestHandler):
+    server: _ThreadingServer
+
     def get_environ(self):
         environ = super().get_environ()
         environ["sandbox.raw_path"] = self.path
         return environ
 
     def log_message(self, format: str, *args) -> None:
-        if not self.server.quiet:  # type: ignore[attr-defined]
+        if not self.server.quiet:
             super().log_message(format, *args)
 
     def handle(self) -> None:
@@ -45,11 +49,20 @@ class _RequestHandler(WSGIRequestHandler):
             return
         if not self.parse_request():
             return
+        # typeshed types rfile/wfile as BufferedIOBase, ServerHandler wants IO[bytes]; wsgiref's
+        # own WSGIRequestHandler.handle() passes them the same way.
         handler = _ServerHandler(
-            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+            cast(IO[bytes], self.rfile),
+            cast(IO[bytes], self.wfile),
+            self.get_stderr(),
+            self.get_environ(),
+            multithread=True,
         )
         handler.request_handler = self
-        handler.run(self.server.get_app())
+        app = self.server.get_app()
+        if app is None:
+            raise RuntimeError("the sandbox server was started without its WSGI app")
+        handler.run(app)
         if handler.dropped:
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)

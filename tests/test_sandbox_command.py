@@ -51,7 +51,7 @@ class Sandbox:
 
     def stop(self):
         self.proc.terminate()
-        assert self.proc.wait(timeout=20) == 0
+        assert self.proc.wait(timeout=60) == 0  # bounded: a loaded CI machine is slow to exit
         return self.proc.stderr.read()
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from django_plugipay import signals
 from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
 from django_plugipay.testing import build_event, signed_webhook
+from tests.strategies import signature_headers
 
 pytestmark = pytest.mark.django_db
 SECRET = "whsec_plugipay_testing"
@@ -118,6 +119,28 @@ def test_signed_non_event_bodies_are_400(client, body):
 def test_two_mebibytes_is_413(client):
     body = b'{"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
     assert post(client, body).status_code == 413
+
+
+@pytest.mark.parametrize("declared", ["\u00b2", "9" * 5000, "-1", " 10"])
+def test_a_content_length_that_is_not_a_plain_number_is_413(client, declared):
+    """``"²".isdigit()`` is true and ``int("9" * 5000)`` refuses: both used to answer 500."""
+    body = json.dumps(completed()).encode()
+    headers = signed_webhook(body, SECRET)[1]
+    response = client.post(
+        URL, body, content_type="application/json", headers=headers, CONTENT_LENGTH=declared
+    )
+    assert response.status_code == 413
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_huge_signature_header_is_401(client):
+    body = json.dumps(completed()).encode()
+    header = signed_webhook(body, SECRET)[1]["X-Plugipay-Signature"] + "," + "v0=x" * 20_000
+    response = client.post(
+        URL, body, content_type="application/json", headers={"X-Plugipay-Signature": header}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "signature_malformed"
 
 
 def test_get_is_405(client):
@@ -268,13 +291,15 @@ def test_any_order_and_duplication_converges(client, order, repeats):
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     body=st.one_of(st.binary(max_size=512), st.text(max_size=256).map(str.encode)),
     headers=st.dictionaries(
         st.sampled_from(["X-Plugipay-Signature", "Plugipay-Signature", "Content-Type"]),
-        st.text(max_size=80).filter(lambda v: "\n" not in v and "\r" not in v),
+        st.one_of(signature_headers, st.text(max_size=80)).filter(
+            lambda v: "\n" not in v and "\r" not in v
+        ),
         max_size=3,
     ),
 )

@@ -3,11 +3,19 @@
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from django_plugipay.exceptions import InvalidPayload, SignatureError
-from django_plugipay.webhooks import normalise_type, parse_event, sign_payload, verify_signature
+from django_plugipay.webhooks import (
+    MAX_HEADER_LENGTH,
+    MAX_HEADER_PARTS,
+    normalise_type,
+    parse_event,
+    sign_payload,
+    verify_signature,
+)
+from tests.strategies import signature_headers
 
 VECTOR_BODY = (
     b'{"id":"evt_1","type":"plugipay.checkout_session.completed.v1","accountId":'
@@ -34,6 +42,14 @@ def test_api_md_vector_passes():
         ("v1=abc", ["whsec_emulator"], 1750000000, "signature_malformed"),
         ("t=abc,v1=abc", ["whsec_emulator"], 1750000000, "signature_malformed"),
         ("t=1750000000", ["whsec_emulator"], 1750000000, "signature_malformed"),
+        ("t=-1750000000,v1=" + "0" * 64, ["whsec_emulator"], 1750000000, "signature_malformed"),
+        ("t=1750000000,v1=00", ["whsec_emulator"], 1750000000, "signature_malformed"),
+        ("t=1750000000,v1=" + "g" * 64, ["whsec_emulator"], 1750000000, "signature_malformed"),
+        ("t=1750000000,v1=" + "0" * 65, ["whsec_emulator"], 1750000000, "signature_malformed"),
+        ("t=\u00b2,v1=" + "0" * 64, ["whsec_emulator"], 1750000000, "signature_malformed"),
+        ("t=\u0661\u0662,v1=" + "0" * 64, ["whsec_emulator"], 1750000000, "signature_malformed"),
+        ("t=1,t=1750000000,v1=" + "0" * 64, ["whsec_emulator"], 1750000000, "signature_malformed"),
+        ("t=1750000000,v1=" + "0" * 64, ["whsec_emulator"], 1750000000, "signature_invalid"),
         (VECTOR_HEADER, ["whsec_emulator"], 1750000301, "signature_stale"),
         (VECTOR_HEADER, ["whsec_emulator"], 1749999699, "signature_stale"),
         (VECTOR_HEADER, ["whsec_other"], 1750000000, "signature_invalid"),
@@ -43,6 +59,29 @@ def test_signature_error_codes(header, secrets, now, code):
     with pytest.raises(SignatureError) as info:
         verify_signature(VECTOR_BODY, header, secrets, now=now)
     assert info.value.code == code
+
+
+def test_a_400_digit_timestamp_is_malformed_not_an_overflow():
+    """``t=<400 digits>`` used to reach ``abs(now - t)`` and raise OverflowError (a 500)."""
+    with pytest.raises(SignatureError) as info:
+        verify_signature(VECTOR_BODY, "t=" + "9" * 400 + ",v1=00", ["whsec_emulator"])
+    assert info.value.code == "signature_malformed"
+    with pytest.raises(SignatureError) as info:
+        verify_signature(VECTOR_BODY, "t=" + "9" * 400 + ",v1=" + "0" * 64, ["whsec_emulator"])
+    assert info.value.code == "signature_malformed"
+
+
+def test_header_length_and_part_count_are_bounded():
+    signature = VECTOR_HEADER.split(",")[1]
+    padded = "t=1750000000," + ",".join(["v0=x"] * (MAX_HEADER_PARTS - 2)) + "," + signature
+    assert verify_signature(VECTOR_BODY, padded, ["whsec_emulator"], now=1750000000)
+    for header in (
+        "t=1750000000," + ",".join(["v0=x"] * MAX_HEADER_PARTS) + "," + signature,
+        VECTOR_HEADER + ", " + " " * MAX_HEADER_LENGTH,
+    ):
+        with pytest.raises(SignatureError) as info:
+            verify_signature(VECTOR_BODY, header, ["whsec_emulator"], now=1750000000)
+        assert info.value.code == "signature_malformed"
 
 
 def test_every_secret_is_tried_for_rotation():
@@ -110,7 +149,9 @@ def test_not_an_event(body):
         parse_event(body)
 
 
-@given(st.binary(max_size=300), st.text(max_size=80))
-def test_verify_never_raises_anything_but_signature_error(body, header):
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300), signature_headers, st.floats(0, 2**34))
+def test_verify_never_raises_anything_but_signature_error(body, header, now):
+    # ``now`` is a float, as ``time.time()`` is: float minus a huge int is what overflowed.
     with pytest.raises(SignatureError):
-        verify_signature(body, header, ["whsec_x"])
+        verify_signature(body, header, ["whsec_x"], now=now)

@@ -172,8 +172,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
     def remaining_display(self, obj):
         if obj.status != "succeeded":
             return "—"
-        in_flight = sum(r.amount for r in getattr(obj, "in_flight_refunds", ()))
-        return money(obj.amount - obj.amount_refunded - in_flight, obj.currency)
+        return money(obj.remaining_to_refund(), obj.currency)
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):

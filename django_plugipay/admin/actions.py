@@ -12,7 +12,6 @@ from django.utils.translation import ngettext
 
 from django_plugipay import services
 from django_plugipay.exceptions import PlugipayError
-from django_plugipay.models import CheckoutSession, Payment, Refund
 
 
 def confirm_then(
@@ -59,20 +58,8 @@ def confirm_then(
     return TemplateResponse(request, "admin/django_plugipay/confirm_action.html", context)
 
 
-def _sync_payment(payment: Payment) -> None:
-    if payment.checkout_session is not None:
-        services.sync_checkout_session(session=payment.checkout_session)
-    for refund in payment.refunds.exclude(plugipay_id=None):
-        services.sync_refund(refund=refund)
-
-
 def _sync(obj) -> None:
-    if isinstance(obj, CheckoutSession):
-        services.sync_checkout_session(session=obj)
-    elif isinstance(obj, Payment):
-        _sync_payment(obj)
-    elif isinstance(obj, Refund):
-        services.sync_refund(refund=obj)
+    services.sync_object(obj)
 
 
 @admin.action(description=_("Re-sync selected from Plugipay…"), permissions=["view"])

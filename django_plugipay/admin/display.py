@@ -10,25 +10,23 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.money import format_amount
+from django_plugipay.specs import status_tones
 
-BADGE_COLOURS = {
-    "succeeded": "#047857",
-    "completed": "#047857",
-    "processed": "#047857",
-    "failed": "#b91c1c",
-    "canceled": "#6b7280",
-    "expired": "#6b7280",
-    "ignored": "#6b7280",
-    "pending": "#b45309",
-    "pending_review": "#b45309",
-    "requested": "#1d4ed8",
-    "open": "#1d4ed8",
-    "received": "#1d4ed8",
+TONE_COLOURS = {
+    "success": "#047857",
+    "failure": "#b91c1c",
+    "closed": "#6b7280",
+    "waiting": "#b45309",
+    "new": "#1d4ed8",
 }
+#: the event log is not a mirrored resource: its statuses' tones are listed here
+EVENT_TONES = {"processed": "success", "failed": "failure", "ignored": "closed", "received": "new"}
 
 
 def badge(status: str, label: str | None = None) -> str:
-    colour = BADGE_COLOURS.get(status, "#374151")
+    """A status pill coloured by the tone its resource's spec gives the status."""
+    tone = {**EVENT_TONES, **status_tones()}.get(status)
+    colour = TONE_COLOURS.get(tone or "", "#374151")
     return format_html(
         '<span style="background:{};color:#fff;border-radius:9px;padding:1px 8px;'
         'font-size:11px;white-space:nowrap">{}</span>',

@@ -78,7 +78,7 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
     rows = []
     for payment in queryset.select_related("customer", "checkout_session").with_refund_totals():
         pending = payment.amount_in_flight
-        remaining = payment.amount - payment.amount_refunded - pending
+        remaining = payment.remaining_to_refund()
         rows.append(
             {
                 "payment": payment,

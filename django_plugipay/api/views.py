@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
 from django.http import Http404
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -188,11 +187,6 @@ class PaymentRefundCreate(generics.GenericAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         header = request.headers.get("Idempotency-Key")
-        key = f"api_{request.user.pk}_{header}"[:64] if header else None
-        if key:
-            existing = Refund.objects.filter(idempotency_key=key).first()
-            if existing is not None:
-                return self._replay(existing, payment, data)
         try:
             refund = services.refund_payment(
                 payment=payment,
@@ -200,24 +194,12 @@ class PaymentRefundCreate(generics.GenericAPIView):
                 reason=data["reason"],
                 description=data["description"],
                 requested_by=request.user,
-                idempotency_key=key,
+                idempotency_key=f"api_{request.user.pk}_{header}"[:64] if header else None,
             )
         except RefundError as exc:
+            if exc.code == "idempotency_mismatch":
+                raise Conflict(exc.message) from exc
             raise ValidationError({exc.field or "non_field_errors": [exc.message]}) from exc
-        except IntegrityError:  # a concurrent request with the same key won
-            return self._replay(Refund.objects.get(idempotency_key=key), payment, data)
         refund.refresh_from_db()
-        return Response(RefundSerializer(refund).data, status=status.HTTP_201_CREATED)
-
-    @staticmethod
-    def _replay(refund: Refund, payment: Payment, data) -> Response:
-        same = (
-            refund.payment_id == payment.pk
-            and refund.reason == data["reason"]
-            and refund.description == data["description"]
-            and data.get("amount") in (None, refund.amount)
-        )
-        if not same:
-            raise Conflict("This Idempotency-Key was used for a different refund request.")
-        refund.refresh_from_db()
-        return Response(RefundSerializer(refund).data, status=status.HTTP_200_OK)
+        code = status.HTTP_200_OK if refund.replayed else status.HTTP_201_CREATED
+        return Response(RefundSerializer(refund).data, status=code)

@@ -21,10 +21,6 @@ class SessionStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
     @classmethod
-    def terminal(cls) -> frozenset[str]:
-        return frozenset({cls.COMPLETED, cls.EXPIRED, cls.CANCELED, cls.FAILED})
-
-    @classmethod
     def open_states(cls) -> tuple[str, ...]:
         return (cls.OPEN, cls.PENDING, cls.PENDING_REVIEW)
 
@@ -34,10 +30,6 @@ class PaymentStatus(models.TextChoices):
     SUCCEEDED = "succeeded", _("Succeeded")
     FAILED = "failed", _("Failed")
 
-    @classmethod
-    def terminal(cls) -> frozenset[str]:
-        return frozenset({cls.SUCCEEDED, cls.FAILED})
-
 
 class RefundStatus(models.TextChoices):
     REQUESTED = "requested", _("Requested")
@@ -45,15 +37,6 @@ class RefundStatus(models.TextChoices):
     SUCCEEDED = "succeeded", _("Succeeded")
     FAILED = "failed", _("Failed")
     CANCELED = "canceled", _("Canceled")
-
-    @classmethod
-    def terminal(cls) -> frozenset[str]:
-        return frozenset({cls.SUCCEEDED, cls.FAILED, cls.CANCELED})
-
-    @classmethod
-    def counting(cls) -> tuple[str, ...]:
-        """Statuses whose amount is taken from the refundable remainder."""
-        return (cls.REQUESTED, cls.PENDING, cls.SUCCEEDED)
 
 
 class RefundReason(models.TextChoices):

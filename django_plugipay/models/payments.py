@@ -67,6 +67,23 @@ class Payment(MirrorModel):
             ),
         ]
 
+    def remaining_to_refund(self) -> int:
+        """What may still be refunded: amount − refunded (succeeded) − in flight (requested or
+        pending refunds). The one definition: services, admin and API all read it.
+
+        Uses the queryset's ``amount_in_flight`` annotation (``with_refund_totals()``) or an
+        ``in_flight_refunds`` prefetch when present, else one query. Exact only while the
+        payment row is locked (``refund_payment`` locks it).
+        """
+        in_flight = getattr(self, "amount_in_flight", None)
+        if in_flight is None:
+            prefetched = getattr(self, "in_flight_refunds", None)
+            if prefetched is not None:
+                in_flight = sum(refund.amount for refund in prefetched)
+            else:
+                in_flight = self.refunds.in_flight().total()
+        return self.amount - self.amount_refunded - in_flight
+
     @property
     def is_refunded(self) -> bool:
         return self.amount > 0 and self.amount_refunded >= self.amount

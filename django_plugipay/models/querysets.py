@@ -50,9 +50,6 @@ class PaymentQuerySet(models.QuerySet):
 
 
 class RefundQuerySet(models.QuerySet):
-    def counting(self) -> RefundQuerySet:
-        return self.filter(status__in=RefundStatus.counting())
-
     def for_user(self, user) -> RefundQuerySet:
         return self.filter(payment__customer__user=user)
 

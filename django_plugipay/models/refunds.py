@@ -13,7 +13,9 @@ from django_plugipay.models.querysets import RefundQuerySet
 
 
 class Refund(MirrorModel):
-    plugipay_id = models.CharField(
+    # Overrides the abstract parent's field with a nullable one, as Django allows; the stubs
+    # type that as an incompatible override of ``str``.
+    plugipay_id = models.CharField(  # type: ignore[assignment]
         _("Plugipay id"),
         max_length=64,
         unique=True,
@@ -58,6 +60,9 @@ class Refund(MirrorModel):
     )
 
     objects = RefundQuerySet.as_manager()
+    #: Not a column: ``refund_payment`` sets it on the refund it returns, True when an
+    #: idempotent retry got back the refund an earlier call created.
+    replayed: bool
 
     class Meta:
         verbose_name = _("refund")

@@ -12,6 +12,7 @@ from django_plugipay.services.events import (
     process_event,
     replay_failed_events,
 )
+from django_plugipay.services.mirror import sync_object
 from django_plugipay.services.reconcile import ReconcileResult, reconcile
 from django_plugipay.services.refunds import (
     refund_payment,
@@ -35,5 +36,6 @@ __all__ = [
     "replay_failed_events",
     "submit_refund",
     "sync_checkout_session",
+    "sync_object",
     "sync_refund",
 ]

@@ -9,7 +9,7 @@ from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.metadata import validate_metadata
 from django_plugipay.models import CheckoutSession, Customer
-from django_plugipay.services.mirror import upsert_checkout_session
+from django_plugipay.services.mirror import sync_object, upsert_checkout_session
 
 
 def create_checkout_session(
@@ -79,7 +79,7 @@ def unknown_customer(customer: Customer, exc: APIError) -> APIError:
 
 def sync_checkout_session(*, session: CheckoutSession) -> CheckoutSession:
     """Fetch the session from Plugipay and apply it through the same path as webhooks."""
-    return upsert_checkout_session(get_client().get_checkout_session(session.plugipay_id))
+    return sync_object(session)
 
 
 def cancel_checkout_session(*, session: CheckoutSession) -> CheckoutSession:

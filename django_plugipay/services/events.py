@@ -3,39 +3,30 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db import IntegrityError
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from django_plugipay import signals
 from django_plugipay.conf import app_settings
-from django_plugipay.db import run_atomic, write_atomic
+from django_plugipay.db import is_transient, run_atomic, write_atomic
+from django_plugipay.exceptions import InvalidObject, InvalidPayload
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import mirror
 from django_plugipay.services._queue import enqueue
+from django_plugipay.specs import Field, Timestamp, all_specs, spec_for
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
 logger = logging.getLogger(__name__)
 
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
-ACTION_STATUS = {
-    "checkout_session": {
-        "completed": "completed",
-        "expired": "expired",
-        "canceled": "canceled",
-        "async_payment_succeeded": "completed",
-    },
-    "payment": {"succeeded": "succeeded", "failed": "failed", "captured": "succeeded"},
-    "refund": {
-        "created": "pending",
-        "succeeded": "succeeded",
-        "failed": "failed",
-        "canceled": "canceled",
-    },
-}
+MAX_FETCHES = 2
+#: nesting an event body may have (Plugipay's are a handful of levels deep)
+MAX_DEPTH = 32
 
 
 def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
@@ -45,8 +36,20 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
     whatever a signal receiver raised after marking the event ``failed``.
     """
     verify_signature(body, signature, app_settings.WEBHOOK_SECRETS, app_settings.WEBHOOK_TOLERANCE)
-    parsed = parse_event(body)
+    try:
+        parsed = parse_event(body)
+        _check_storable(parsed)
+    except RecursionError:
+        raise InvalidPayload(
+            "The webhook body is nested too deeply.", code="invalid_payload", status=400
+        ) from None
     if app_settings.WEBHOOK_PROCESSING == "celery":
+        try:
+            validate_event(parsed)
+        except InvalidObject as exc:
+            _record_failure(parsed, EventSource.WEBHOOK, exc)
+            _log_failure(parsed.id, parsed.kind, exc)
+            raise
         event, _created = record_event(parsed, source=EventSource.WEBHOOK)
         if event.status not in DONE:
             enqueue(
@@ -56,6 +59,47 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
             )
         return event
     return process_event(parsed, source=EventSource.WEBHOOK)[0]
+
+
+def _check_storable(parsed: Event) -> None:
+    """Refuse (400, nothing stored) an event the database could not store at all: an id
+    longer than the column, NUL characters or NaN/Infinity anywhere in the body, or nesting
+    deeper than :data:`MAX_DEPTH`."""
+    if len(parsed.id) > 64:
+        raise InvalidPayload("The event id is too long.", code="invalid_payload", status=400)
+    stack: list[tuple[Any, int]] = [(parsed.payload, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            bad = "\x00" in value
+        elif isinstance(value, float):
+            bad = not math.isfinite(value)
+        elif isinstance(value, (Mapping, list)):
+            bad = depth >= MAX_DEPTH
+            items = [*value.keys(), *value.values()] if isinstance(value, Mapping) else value
+            stack.extend((item, depth + 1) for item in items)
+        else:
+            continue
+        if bad:
+            raise InvalidPayload(
+                "The event contains NUL characters, non-finite numbers or nesting deeper than "
+                f"{MAX_DEPTH} levels.",
+                code="invalid_payload",
+                status=400,
+            )
+
+
+#: the envelope's time, in either dialect (stored as ``occurred_at``; orders reconciliation)
+OCCURRED_AT = Field(Timestamp(), ("occurredAt", "createdAt"))
+
+
+def validate_event(parsed: Event) -> None:
+    """Check the envelope's time and a handled event's object against its resource's spec
+    (no database access); raise :class:`InvalidObject`."""
+    OCCURRED_AT.read(parsed.payload, None)
+    spec = spec_for(parsed.resource)
+    if spec is not None:
+        spec.read(parsed.object, parsed.action)
 
 
 class _AlreadyRecorded(Exception):
@@ -79,12 +123,12 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
 
     A new event is inserted with its outcome and applied in one transaction. A duplicate that
     was applied is acknowledged and changes nothing; one that failed before is applied again
-    under a row lock. If applying raises, the change rolls back, the event is stored as
-    ``failed`` with the error (in its own transaction) and the exception propagates.
+    under a row lock. If applying raises (an invalid object, a receiver), the change rolls
+    back, the event is stored as ``failed`` with the error (in its own transaction) and the
+    exception propagates.
     """
-    handled = _handles(parsed)
     try:
-        return run_atomic(_insert_and_apply, parsed, source, handled), True
+        return _fetching(lambda prefetched: _record_and_apply(parsed, source, prefetched))
     except _AlreadyRecorded:
         event = WebhookEvent.objects.get(event_id=parsed.id)
         if event.status in DONE:
@@ -92,40 +136,151 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
         return apply_event(event=event), True
     except Exception as exc:
         _record_failure(parsed, source, exc)
-        _log_failure(parsed.id, parsed.kind)
+        _log_failure(parsed.id, parsed.kind, exc)
         raise
 
 
-def _insert_and_apply(parsed: Event, source: str, handled: bool) -> WebhookEvent:
-    try:
-        row = WebhookEvent.objects.create(
-            event_id=parsed.id,
-            **_fields(parsed, source),
-            attempts=1,
-            status=EventStatus.PROCESSED if handled else EventStatus.IGNORED,
-            processed_at=timezone.now(),
-        )
-    except IntegrityError:  # rolls back the whole (outermost or savepoint) block
-        raise _AlreadyRecorded from None
-    _apply(parsed, row, handled)
+def _record_and_apply(parsed: Event, source: str, prefetched) -> tuple[WebhookEvent, bool]:
+    return run_atomic(_insert_and_apply, parsed, source, prefetched), True
+
+
+def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
+    """One transaction (retried whole on transient errors): insert the event with its outcome
+    (no read first: a duplicate's insert does nothing) and apply it."""
+    [row] = _new_rows([parsed], source)
+    if not mirror.insert_new(row, "event_id"):
+        raise _AlreadyRecorded
+    _apply(parsed, row, prefetched)
     return row
 
 
-def _apply(parsed: Event, row: WebhookEvent, handled: bool) -> None:
-    """Apply a handled event's object, then announce the event (inside the transaction)."""
-    if handled:
-        _dispatch(parsed, row)
+def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Event]]:
+    """Apply a page of new events in one transaction, each in its own savepoint, after one read
+    of the event log and one locking read per resource (in the lock order).
+
+    Returns ``(applied, already_known, left)``: ``left`` are the events to take one by one
+    through :func:`process_event` — seen and failed before, failing now (an invalid object, a
+    receiver), or naming an object that must be fetched first (never inside this transaction).
+    """
+    known = dict(
+        WebhookEvent.objects.filter(event_id__in=[e.id for e in events]).values_list(
+            "event_id", "status"
+        )
+    )
+    fresh = list({e.id: e for e in events if e.id not in known}.values())
+    left = list({e.id: e for e in events if known.get(e.id, DONE[0]) not in DONE}.values())
+
+    def run() -> tuple[int, list[Event], list[Event]]:
+        # Event rows first, in one statement (as a webhook inserts its event before it locks
+        # anything), then the mirror rows in the lock order.
+        rows = {
+            row.event_id: row for row in mirror.insert_many(_new_rows(fresh, source), "event_id")
+        }
+        _lock_page([e for e in fresh if e.id in rows])
+        applied, failed = 0, []
+        for parsed in fresh:
+            row = rows.get(parsed.id)
+            if row is None:
+                continue
+            try:
+                with transaction.atomic():
+                    _apply(parsed, row)
+                applied += 1
+            except Exception as exc:
+                if is_transient(exc):  # the whole page is retried
+                    raise
+                WebhookEvent.objects.filter(pk=row.pk).update(
+                    status=EventStatus.FAILED, last_error=_describe(exc)
+                )
+                _log_failure(parsed.id, parsed.kind, exc)
+                failed.append(parsed)
+        raced = [e for e in fresh if e.id not in rows]  # a webhook recorded it meanwhile
+        return applied, failed, raced
+
+    applied, failed, raced = run_atomic(run)
+    already = len({e.id for e in events}) - len(fresh) - len(left)
+    return applied, already, left + failed + raced
+
+
+def _new_rows(events: list[Event], source: str) -> list[WebhookEvent]:
+    now = timezone.now()
+    return [
+        WebhookEvent(
+            event_id=parsed.id,
+            **_fields(parsed, source),
+            attempts=1,
+            status=EventStatus.PROCESSED if spec_for(parsed.resource) else EventStatus.IGNORED,
+            processed_at=now,
+        )
+        for parsed in events
+    ]
+
+
+def _lock_page(events: list[Event]) -> None:
+    """Lock every existing row the page's events will lock, resource by resource in the lock
+    order (rows by pk), so the page's events never wait on each other's order."""
+    if not connection.features.has_select_for_update:  # SQLite: BEGIN IMMEDIATE locks all
+        return
+    wanted: dict[str, set[str]] = {}
+    for parsed in events:
+        spec = spec_for(parsed.resource)
+        if spec is None:
+            continue
+        obj = parsed.object
+        for resource, keys in [(spec.name, ("id",))] + [
+            (other, spec.refs[ref].keys) for ref, other in spec.locks_with.items()
+        ]:
+            value = next((obj.get(k) for k in keys if isinstance(obj.get(k), str)), None)
+            if value:
+                wanted.setdefault(resource, set()).add(value)
+    for spec in all_specs():
+        ids = wanted.get(spec.name)
+        if ids:
+            rows = spec.model.objects.select_for_update(no_key=True).filter(plugipay_id__in=ids)
+            list(rows.order_by("pk").values_list("pk", flat=True))
+
+
+def _fetching(run):
+    """Run an apply step; when it names an object not known here, fetch that object from
+    Plugipay (outside any transaction: no HTTP call holds a lock) and run it again with it."""
+    prefetched: list[tuple[Any, Any]] = []
+    while True:
+        try:
+            return run(prefetched)
+        except mirror.UnresolvedReference as exc:
+            spec = spec_for(exc.resource) if exc.resource else None
+            if spec is None or not spec.fetchable or len(prefetched) >= MAX_FETCHES:
+                raise
+            prefetched.append((spec, spec.fetch(exc.plugipay_id)))
+
+
+def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
+    """Apply a handled event's object through its spec (after any object fetched for it, in
+    the lock order), then announce the event (inside the transaction)."""
+    OCCURRED_AT.read(parsed.payload, None)
+    spec = spec_for(parsed.resource)
+    with mirror.lock_scope():
+        for fetched_spec, obj in prefetched:
+            mirror.advance(fetched_spec, obj)
+        if spec is not None:
+            obj = dict(parsed.object)
+            obj.setdefault("mode", parsed.mode or app_settings.MODE)
+            mirror.advance(spec, obj, event=row, action=parsed.action)
     signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, InvalidObject):
+        return f"Invalid object: {exc.message}"[:2000]
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def _log_failure(event_id: str, kind: str) -> None:
-    logger.exception(
-        "plugipay event %s failed", event_id, extra={"event_id": event_id, "kind": kind}
-    )
+def _log_failure(event_id: str, kind: str, exc: Exception) -> None:
+    extra = {"event_id": event_id, "kind": kind}
+    if isinstance(exc, InvalidObject):  # the sender's data, not our bug: no traceback
+        logger.warning("plugipay event %s is invalid: %s", event_id, exc.message, extra=extra)
+    else:
+        logger.exception("plugipay event %s failed", event_id, extra=extra)
 
 
 @write_atomic
@@ -148,40 +303,40 @@ def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
 
 def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     """Store the event (status ``received``) once per event id, to apply later."""
-    try:
-        return run_atomic(
-            WebhookEvent.objects.create, event_id=parsed.id, **_fields(parsed, source)
-        ), True
-    except IntegrityError:
-        return WebhookEvent.objects.get(event_id=parsed.id), False
+    row = WebhookEvent(event_id=parsed.id, **_fields(parsed, source))
+    if run_atomic(mirror.insert_new, row, "event_id"):
+        return row, True
+    return WebhookEvent.objects.get(event_id=parsed.id), False
 
 
 def apply_event(*, event: WebhookEvent) -> WebhookEvent:
     """Apply a recorded event exactly once (a queued, failed or replayed one).
 
-    The event row is locked, so concurrent attempts apply it once. If anything raises (a
-    receiver, the database), the change rolls back, the event is marked ``failed`` with the
-    error and attempt count in its own transaction, and the exception propagates.
+    The event row is locked, so concurrent attempts apply it once. If anything raises (an
+    invalid object, a receiver, the database), the change rolls back, the event is marked
+    ``failed`` with the error and attempt count in its own transaction, and the exception
+    propagates.
     """
     try:
-        return run_atomic(_apply_recorded, event)
+        return _fetching(lambda prefetched: _apply_recorded(event, prefetched))
     except Exception as exc:
         WebhookEvent.objects.filter(pk=event.pk).update(
             status=EventStatus.FAILED,
             attempts=F("attempts") + 1,
             last_error=_describe(exc),
         )
-        _log_failure(event.event_id, event.kind)
+        _log_failure(event.event_id, event.kind, exc)
         raise
 
 
-def _apply_recorded(event: WebhookEvent) -> WebhookEvent:
+@write_atomic
+def _apply_recorded(event: WebhookEvent, prefetched) -> WebhookEvent:
     row = WebhookEvent.objects.select_for_update().get(pk=event.pk)
     if row.status in DONE:
         return row
     parsed = parse_event(row.payload)
-    handled = _handles(parsed)
-    _apply(parsed, row, handled)
+    _apply(parsed, row, prefetched)
+    handled = spec_for(parsed.resource) is not None
     row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
     row.attempts += 1
     row.last_error = ""
@@ -190,47 +345,17 @@ def _apply_recorded(event: WebhookEvent) -> WebhookEvent:
     return row
 
 
-HANDLED_RESOURCES = ("checkout_session", "payment", "refund", "customer")
-
-
-def _handles(parsed: Event) -> bool:
-    return parsed.resource in HANDLED_RESOURCES and bool(parsed.object_id)
-
-
-def _dispatch(parsed: Event, row: WebhookEvent) -> None:
-    """Route a handled event to its upsert."""
-    obj: dict[str, Any] = dict(parsed.object)
-    obj.setdefault("mode", parsed.mode or app_settings.MODE)
-    fallback = ACTION_STATUS.get(parsed.resource, {}).get(parsed.action)
-    if fallback and not obj.get("status"):
-        obj["status"] = fallback
-    if parsed.resource == "checkout_session":
-        mirror.upsert_checkout_session(obj, event=row)
-    elif parsed.resource == "payment":
-        mirror.upsert_payment(obj, event=row)
-    elif parsed.resource == "refund":
-        _apply_refund(obj, row)
-    elif parsed.resource == "customer":
-        mirror.upsert_customer(obj, event=row)
-
-
-def _apply_refund(obj: Mapping[str, Any], row: WebhookEvent) -> None:
-    try:
-        mirror.upsert_refund(obj, event=row)
-    except mirror.UnresolvedReference:
-        # The refund arrived before the payment: learn the session from Plugipay, then retry.
-        if not obj.get("sourceId"):
-            raise
-        from django_plugipay.client import get_client
-
-        mirror.upsert_checkout_session(get_client().get_checkout_session(obj["sourceId"]))
-        mirror.upsert_refund(obj, event=row)
-
-
-def replay_failed_events(*, limit: int | None = None) -> dict[str, int]:
-    """Apply every failed (or stuck unprocessed) event again; return counts by outcome."""
+def replay_failed_events(
+    *, limit: int | None = None, event_ids: Iterable[str] | None = None
+) -> dict[str, int]:
+    """Apply every failed (or stuck unprocessed) event again — or the events named by
+    ``event_ids`` — oldest first; return counts by outcome."""
     counts = {"processed": 0, "failed": 0}
-    events = WebhookEvent.objects.unprocessed().order_by("occurred_at", "received_at")
+    events = (
+        WebhookEvent.objects.filter(event_id__in=list(event_ids))
+        if event_ids is not None
+        else WebhookEvent.objects.unprocessed()
+    ).order_by("occurred_at", "received_at")
     for event in events[:limit] if limit else events:
         try:
             apply_event(event=event)

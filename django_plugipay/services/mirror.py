@@ -1,26 +1,33 @@
-"""The single apply path: upsert a mirror row under a row lock, move it forward, send signals.
+"""The single apply path: validate an object, lock its row, move it forward, send signals.
 
 Every route that brings news of a remote change (webhook, sync, reconciliation, the response
-to a create call) ends here. Each function runs in one transaction, locks the row it changes,
-applies only forward transitions and sends the transition's signal inside that transaction, so
-a signal is sent once per object per transition whatever the route or the number of deliveries.
-Locks are always taken in the order session → payment → refund.
+to a create call) ends in :func:`advance`, whatever the resource: what varies between
+resources is declared in their spec (below, one per resource; see ``django_plugipay.specs``).
+``advance`` runs in one transaction, locks the rows it changes in the lock order (each spec's
+``lock_rank``: customer → checkout session → payment → refund), applies only forward
+transitions and sends the transition's signal inside that transaction, so a signal is sent
+once per object per transition whatever the route or the number of deliveries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Mapping
-from typing import Any, TypeVar
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-from django.db import IntegrityError, models, transaction
-from django.db.models import Sum
+from django.apps import apps
+from django.db import IntegrityError, connections, models, router, transaction
+from django.db.models import OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay import signals
 from django_plugipay.db import write_atomic
+from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import (
     CheckoutSession,
     Customer,
@@ -31,345 +38,634 @@ from django_plugipay.models import (
     SessionStatus,
     WebhookEvent,
 )
-from django_plugipay.webhooks import normalise_status
+from django_plugipay.specs import (
+    Currency,
+    Integer,
+    Link,
+    Object,
+    OptionalText,
+    ResourceSpec,
+    Text,
+    Timestamp,
+    field,
+    spec_for,
+    spec_for_model,
+)
 
 logger = logging.getLogger(__name__)
 
 REFUND_REFERENCE_KEY = "django_plugipay_refund"
-M = TypeVar("M", bound=models.Model)
-
-SESSION_SIGNALS = {
-    SessionStatus.COMPLETED: signals.checkout_session_completed,
-    SessionStatus.EXPIRED: signals.checkout_session_expired,
-    SessionStatus.CANCELED: signals.checkout_session_canceled,
-}
-PAYMENT_SIGNALS = {
-    PaymentStatus.SUCCEEDED: signals.payment_succeeded,
-    PaymentStatus.FAILED: signals.payment_failed,
-}
-REFUND_SIGNALS = {
-    RefundStatus.SUCCEEDED: signals.refund_succeeded,
-    RefundStatus.FAILED: signals.refund_failed,
-}
-REFUND_RANK = {RefundStatus.REQUESTED: 0, RefundStatus.PENDING: 1}
+STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
 
 
 class UnresolvedReference(Exception):
-    """An event names an object this database cannot place yet (e.g. an unknown payment)."""
+    """An object names another this database cannot place yet (e.g. an unknown payment).
 
-
-def timestamp(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    moment = parse_datetime(value.replace("Z", "+00:00"))
-    if moment is not None and timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, dt.timezone.utc)
-    return moment
-
-
-def is_fresher(row: models.Model, obj: Mapping[str, Any]) -> bool:
-    """Is ``obj`` at least as new as what the row last took in (by ``updatedAt``)?"""
-    new, old = timestamp(obj.get("updatedAt")), timestamp((row.data or {}).get("updatedAt"))
-    return new is None or old is None or new >= old
-
-
-def lock_or_create(model: type[M], lookup: dict[str, Any], defaults: dict[str, Any]):
-    """Return ``(row, created)`` with the row locked for the rest of the transaction.
-
-    A concurrent insert of the same unique id is caught (savepoint) and the winner's row is
-    locked instead, so duplicates never raise.
+    ``resource``/``plugipay_id`` name what to fetch from Plugipay (outside the transaction)
+    before applying again, when that can help.
     """
-    row = model.objects.select_for_update().filter(**lookup).first()
-    if row is not None:
-        return row, False
-    return create_or_lock(model, lookup, defaults)
+
+    def __init__(self, message: str, *, resource: str | None = None, plugipay_id: str = ""):
+        super().__init__(message)
+        self.resource, self.plugipay_id = resource, plugipay_id
 
 
-def create_or_lock(model: type[M], lookup: dict[str, Any], defaults: dict[str, Any]):
-    """Insert the row, or lock the one a concurrent transaction inserted first."""
+class LockOrderError(AssertionError):
+    """A row of a lower lock rank was locked after a higher one in the same apply step."""
+
+
+# ── the lock order ───────────────────────────────────────────────────────────────
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def lock_scope() -> Iterator[None]:
+    """One apply step (one event): rows are locked in increasing ``lock_rank`` within it."""
+    previous = getattr(_held, "ranks", None)
+    _held.ranks = []
     try:
-        with transaction.atomic():
-            return model.objects.create(**lookup, **defaults), True
-    except IntegrityError:
-        return model.objects.select_for_update().get(**lookup), False
+        yield
+    finally:
+        _held.ranks = previous
 
 
-def _send(signal, sender, instance, event: WebhookEvent | None) -> None:
-    signal.send(sender=sender, instance=instance, event=event)
-
-
-def _mode(obj: Mapping[str, Any]) -> str:
-    return "live" if obj.get("mode") == "live" else "test"
-
-
-# ── customers ───────────────────────────────────────────────────────────────────
-
-
-def customer_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "email": obj.get("email") or "",
-        "name": obj.get("name") or "",
-        "phone": obj.get("phone") or "",
-        "external_id": obj.get("externalId") or None,
-        "metadata": obj.get("metadata") or {},
-        "mode": _mode(obj),
-        "data": dict(obj),
-        "synced_at": timezone.now(),
-    }
-
-
-@write_atomic(savepoint=False)
-def upsert_customer(
-    obj: Mapping[str, Any], *, event: WebhookEvent | None = None, user=None
-) -> Customer:
-    fields = customer_fields(obj)
-    if user is not None:
-        fields["user"] = user
-    row, created = lock_or_create(Customer, {"plugipay_id": obj["id"]}, fields)
-    if not created and (is_fresher(row, obj) or (user is not None and row.user_id is None)):
-        for name, value in fields.items():
-            setattr(row, name, value)
-        row.save()
-    return row
-
-
-def _customer_id_for(obj: Mapping[str, Any], session: CheckoutSession | None) -> int | None:
-    """The charge's customer: the session's (already known), else looked up by Plugipay id."""
-    if session is not None and session.customer_id is not None:
-        return session.customer_id
-    customer = _customer_for(obj.get("customerId"))
-    return customer.pk if customer is not None else None
-
-
-def _customer_for(customer_id: Any) -> Customer | None:
-    if not customer_id:
-        return None
-    return Customer.objects.filter(plugipay_id=customer_id).first()
-
-
-# ── checkout sessions ─────────────────────────────────────────────────────────
-
-
-def session_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "status": normalise_status(obj.get("status")) or SessionStatus.OPEN,
-        "amount": int(obj.get("amount") or 0),
-        "currency": str(obj.get("currency") or ""),
-        "url": obj.get("hostedUrl") or obj.get("url") or "",
-        "success_url": obj.get("successUrl") or "",
-        "cancel_url": obj.get("cancelUrl") or "",
-        "expires_at": timestamp(obj.get("expiresAt")),
-        "completed_at": timestamp(obj.get("completedAt")),
-        "payment_method": obj.get("paymentMethod") or "",
-        "metadata": obj.get("metadata") or {},
-        "mode": _mode(obj),
-        "data": dict(obj),
-        "synced_at": timezone.now(),
-    }
-
-
-@write_atomic(savepoint=False)
-def upsert_checkout_session(
-    obj: Mapping[str, Any], *, event: WebhookEvent | None = None
-) -> CheckoutSession:
-    """Take in a remote session; on completion, create its payment (once)."""
-    fields = session_fields(obj)
-    customer = _customer_for(obj.get("customerId"))
-    if customer is not None:
-        fields["customer"] = customer
-    row, created = lock_or_create(CheckoutSession, {"plugipay_id": obj["id"]}, fields)
-    transition = fields["status"] if created else None
-    if not created:
-        old, new = row.status, fields["status"]
-        terminal = SessionStatus.terminal()
-        moves = old not in terminal and new != old and (new in terminal or is_fresher(row, obj))
-        if moves or (new == old and is_fresher(row, obj)):
-            for name, value in fields.items():
-                if name != "customer" or value is not None:
-                    setattr(row, name, value)
-            row.save()
-            transition = new if moves else None
-    signal = SESSION_SIGNALS.get(transition) if transition else None
-    if signal is not None:
-        _send(signal, CheckoutSession, row, event)
-    if row.status == SessionStatus.COMPLETED and obj.get("paymentId"):
-        _payment_from_session(row, obj, event)
-    return row
-
-
-def _payment_from_session(
-    session: CheckoutSession, obj: Mapping[str, Any], event: WebhookEvent | None
-) -> Payment:
-    payment_obj = {
-        "id": obj["paymentId"],
-        "status": PaymentStatus.SUCCEEDED,
-        "amount": obj.get("amount"),
-        "currency": obj.get("currency"),
-        "method": obj.get("paymentMethod"),
-        "customerId": obj.get("customerId"),
-        "paidAt": obj.get("completedAt"),
-        "mode": obj.get("mode"),
-        "checkoutSessionId": obj["id"],
-    }
-    return upsert_payment(payment_obj, event=event, session=session, from_session=True)
-
-
-# ── payments ─────────────────────────────────────────────────────────────────
-
-
-def payment_fields(obj: Mapping[str, Any], session: CheckoutSession | None) -> dict[str, Any]:
-    fields = {
-        "status": normalise_status(obj.get("status")) or PaymentStatus.PENDING,
-        "amount": int(obj.get("amount") or (session.amount if session else 0)),
-        "currency": str(obj.get("currency") or (session.currency if session else "")),
-        "method": obj.get("method") or obj.get("paymentMethod") or "",
-        "failure_code": obj.get("failureCode") or "",
-        "failure_message": obj.get("failureMessage") or "",
-        "paid_at": timestamp(obj.get("paidAt")),
-        "mode": _mode(obj),
-        "checkout_session": session,
-        "customer_id": _customer_id_for(obj, session),
-        "synced_at": timezone.now(),
-    }
-    return fields
-
-
-@write_atomic(savepoint=False)
-def upsert_payment(
-    obj: Mapping[str, Any],
-    *,
-    event: WebhookEvent | None = None,
-    session: CheckoutSession | None = None,
-    from_session: bool = False,
-) -> Payment:
-    """Take in a remote charge; ``payment_succeeded``/``payment_failed`` fire once."""
-    if session is None and obj.get("checkoutSessionId"):
-        session = CheckoutSession.objects.filter(plugipay_id=obj["checkoutSessionId"]).first()
-    fields = payment_fields(obj, session)
-    if not from_session:
-        fields["data"] = dict(obj)
-    row, created = lock_or_create(Payment, {"plugipay_id": obj["id"]}, fields)
-    transition = fields["status"] if created else None
-    if not created:
-        old, new = row.status, fields["status"]
-        if old not in PaymentStatus.terminal() and new != old:
-            for name in ("status", "failure_code", "failure_message", "paid_at", "method"):
-                setattr(row, name, fields[name] or getattr(row, name))
-            transition = new
-        if row.checkout_session_id is None and session is not None:
-            row.checkout_session = session
-        if row.customer_id is None:
-            row.customer_id = fields["customer_id"]
-        if not from_session and is_fresher(row, obj):
-            row.data = dict(obj)
-        row.synced_at = fields["synced_at"]
-        row.save()
-    signal = PAYMENT_SIGNALS.get(transition) if transition else None
-    if signal is not None:
-        _send(signal, Payment, row, event)
-    return row
-
-
-# ── refunds ──────────────────────────────────────────────────────────────────
-
-
-def refund_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "status": normalise_status(obj.get("status")) or RefundStatus.PENDING,
-        "amount": int(obj.get("amount") or 0),
-        "currency": str(obj.get("currency") or ""),
-        "reason": obj.get("reason") or "",
-        "failure_code": obj.get("failureCode") or "",
-        "failure_message": obj.get("failureMessage") or obj.get("failureReason") or "",
-        "mode": _mode(obj),
-        "data": dict(obj),
-        "synced_at": timezone.now(),
-    }
-
-
-def _locked_payment_for_refund(obj: Mapping[str, Any]) -> Payment | None:
-    charge_id = obj.get("chargeId") or obj.get("paymentId")
-    if charge_id:
-        payment = Payment.objects.select_for_update().filter(plugipay_id=charge_id).first()
-        if payment is not None:
-            return payment
-    source_id = obj.get("sourceId")
-    if source_id:
-        return (
-            Payment.objects.select_for_update()
-            .filter(checkout_session__plugipay_id=source_id, status=PaymentStatus.SUCCEEDED)
-            .first()
+def _take(spec: ResourceSpec) -> None:
+    ranks = getattr(_held, "ranks", None)
+    if ranks is None:
+        return
+    if ranks and spec.lock_rank < ranks[-1]:
+        raise LockOrderError(
+            f"{spec.name} (rank {spec.lock_rank}) locked after rank {ranks[-1]}: "
+            "see the lock order in docs/explanation/exactly-once.md"
         )
+    ranks.append(spec.lock_rank)
+
+
+def lock(spec: ResourceSpec, queryset: models.QuerySet) -> Any:
+    """Lock and return the first row of ``queryset`` (a row of ``spec``'s model), or None."""
+    _take(spec)
+    return queryset.select_for_update(no_key=True).first()
+
+
+# ── rows ─────────────────────────────────────────────────────────────────────────
+
+
+def _supports_insert_returning(connection) -> bool:
+    return connection.vendor in ("postgresql", "sqlite") and bool(
+        connection.features.can_return_columns_from_insert
+    )
+
+
+def insert_new(instance: models.Model, conflict: str) -> bool:
+    """Insert ``instance`` unless a row with the same ``conflict`` value exists.
+
+    One statement where the backend has it (``INSERT … ON CONFLICT DO NOTHING RETURNING``,
+    PostgreSQL and SQLite ≥ 3.35); elsewhere a savepoint around a plain insert. Returns True
+    (and sets the pk) when this call inserted the row.
+    """
+    model = type(instance)
+    connection = connections[router.db_for_write(model)]
+    if not _supports_insert_returning(connection):
+        try:
+            with transaction.atomic(using=connection.alias):
+                instance.save(force_insert=True)
+        except IntegrityError:
+            return False
+        return True
+    qn = connection.ops.quote_name
+    returned = _insert(
+        instance, connection, "DO NOTHING", f"RETURNING {qn(model._meta.pk.column)}", conflict
+    )
+    if returned is None:
+        return False
+    instance.pk = returned[0]
+    instance._state.adding, instance._state.db = False, connection.alias
+    return True
+
+
+def _insert(instance, connection, action: str, returning: str, conflict: str):
+    """``INSERT … ON CONFLICT (<conflict>) <action> <returning>``; the returned row or None."""
+    rows = _insert_rows([instance], connection, action, returning, conflict)
+    return rows[0] if rows else None
+
+
+def _insert_rows(instances, connection, action: str, returning: str, conflict: str) -> list:
+    meta, qn = instances[0]._meta, connection.ops.quote_name
+    columns = [f for f in meta.concrete_fields if not f.primary_key]
+    params = [
+        f.get_db_prep_save(f.pre_save(instance, True), connection)
+        for instance in instances
+        for f in columns
+    ]
+    row = f"({', '.join(['%s'] * len(columns))})"
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
+        f"VALUES {', '.join([row] * len(instances))} "
+        f"ON CONFLICT ({qn(meta.get_field(conflict).column)}) {action} {returning}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def insert_many(instances: list[models.Model], conflict: str) -> list[models.Model]:
+    """Insert every instance whose ``conflict`` value is not taken yet; return those inserted
+    (pk set). One statement where the backend has ``ON CONFLICT … RETURNING``."""
+    if not instances:
+        return []
+    model = type(instances[0])
+    connection = connections[router.db_for_write(model)]
+    if not _supports_insert_returning(connection):
+        return [instance for instance in instances if insert_new(instance, conflict)]
+    qn, key = connection.ops.quote_name, model._meta.get_field(conflict)
+    returned = _insert_rows(
+        instances,
+        connection,
+        "DO NOTHING",
+        f"RETURNING {qn(model._meta.pk.column)}, {qn(key.column)}",
+        conflict,
+    )
+    by_key = {getattr(instance, key.attname): instance for instance in instances}
+    inserted = []
+    for pk, value in returned:
+        instance = by_key[value]
+        instance.pk = pk
+        instance._state.adding, instance._state.db = False, connection.alias
+        inserted.append(instance)
+    return inserted
+
+
+def upsert_locked(instance: models.Model, conflict: str) -> tuple[models.Model, bool]:
+    """Insert ``instance``, or lock and return the row that holds its ``conflict`` value.
+
+    PostgreSQL: one statement (``INSERT … ON CONFLICT DO UPDATE SET synced_at … RETURNING``;
+    the update locks the existing row, ``xmax = 0`` tells an insert). Elsewhere: an insert that
+    ignores the conflict, then a locking read only when the row already existed.
+    """
+    model = type(instance)
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        if insert_new(instance, conflict):
+            return instance, True
+        locked = model.objects.select_for_update(no_key=True)
+        return locked.get(**{conflict: getattr(instance, conflict)}), False
+    qn = connection.ops.quote_name
+    fields = list(model._meta.concrete_fields)
+    # Set a column no unique index covers, so the existing row is locked FOR NO KEY UPDATE
+    # (setting the key itself would take FOR UPDATE and block foreign-key checks).
+    touched = qn(model._meta.get_field("synced_at").column)
+    *values, created = _insert(
+        instance,
+        connection,
+        f"DO UPDATE SET {touched} = EXCLUDED.{touched}",
+        f"RETURNING {', '.join(qn(f.column) for f in fields)}, (xmax = 0)",
+        conflict,
+    )
+    values = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [f.attname for f in fields], values), created
+
+
+def _stamp(row: models.Model) -> dt.datetime | None:
+    value = (row.data or {}).get("updatedAt") if hasattr(row, "data") else None
+    if not isinstance(value, str):
+        return None
+    with contextlib.suppress(ValueError):
+        moment = parse_datetime(value.replace("Z", "+00:00"))
+        if moment is not None and timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, dt.timezone.utc)
+        return moment
     return None
 
 
-@write_atomic
-def upsert_refund(obj: Mapping[str, Any], *, event: WebhookEvent | None = None) -> Refund:
+def _is_fresher(row: models.Model, refs: Mapping[str, Any]) -> bool:
+    """Is the object at least as new as what the row last took in (by ``updatedAt``)?"""
+    new, old = refs.get("updated_at"), _stamp(row)
+    return new is None or old is None or new >= old
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == {}
+
+
+# ── advance: the one apply step ─────────────────────────────────────────────────
+
+
+def advance(
+    spec: ResourceSpec,
+    obj: Any,
+    *,
+    event: WebhookEvent | None = None,
+    action: str | None = None,
+    partial: bool = False,
+    context: dict[str, Any] | None = None,
+) -> Any:
+    """Apply a remote object through its spec; return the (locked) row.
+
+    Validation comes first and touches nothing (:class:`InvalidObject`). Then, in one
+    transaction: lock what the spec locks first (its parent), insert the row or lock the
+    existing one, move its status forward only (terminal states never regress; a stale object,
+    older than what the row holds, changes nothing), send the signal of the status reached,
+    and let the spec do what follows (child rows). ``partial`` marks an object pieced together
+    from another (a payment from its session): it moves status and fills blanks only.
+    """
+    values, refs = spec.read(obj, action)
+    values["synced_at"] = timezone.now()
+    if partial:
+        values.pop("data")
+    return _advance(spec, values, refs, event, partial, context or {})
+
+
+@write_atomic(savepoint=False)
+def _advance(spec, values, refs, event, partial, context) -> Any:
+    """One transaction, retried whole on transient errors (so it starts from a fresh copy of
+    the values and a fresh lock scope each time)."""
+    values = dict(values)
+    if getattr(_held, "ranks", None) is None:
+        with lock_scope():
+            return _advance_locked(spec, values, refs, event, partial, context)
+    return _advance_locked(spec, values, refs, event, partial, context)
+
+
+def _advance_locked(spec, values, refs, event, partial, context) -> Any:
+    parent = spec.lock_parent(values, refs, context)
+    fills = {**_links(spec, values, refs), **context.get("fill", {})}
+    _take(spec)
+    row = spec.find(values, refs)
+    created = False
+    if row is None:
+        new = spec.model(**values, **{k: v for k, v in fills.items() if v is not None})
+        row, created = upsert_locked(new, "plugipay_id")
+    moved_to = values.get("status") if created else _update(spec, row, values, refs, fills, partial)
+    spec.changed(row, moved_to, parent)
+    signal = spec.signals.get(moved_to) if moved_to else None
+    if signal is not None:
+        signal.send(sender=spec.model, instance=row, event=event)
+    spec.after(row, moved_to, refs, event)
+    return row
+
+
+def _links(spec: ResourceSpec, values: dict, refs: dict) -> dict[str, Any]:
+    """Foreign keys from related Plugipay ids (filled only where the row has none)."""
+    fills = {}
+    for name, link in spec.links.items():
+        attname = f"{name}_id"
+        if values.get(attname) is not None:
+            continue
+        related = refs.get(link.ref)
+        model = apps.get_model(link.model)
+        fills[attname] = (
+            model.objects.filter(plugipay_id=related).values_list("pk", flat=True).first()
+            if related
+            else None
+        )
+    foreign_keys = {f.attname for f in spec.model._meta.concrete_fields if f.is_relation}
+    for attname in [k for k in values if k in foreign_keys]:
+        fills[attname] = values.pop(attname)
+    return fills
+
+
+def _update(spec, row, values, refs, fills, partial) -> str | None:
+    fresher = not partial and _is_fresher(row, refs)
+    moved_to = None
+    same = True
+    if spec.tiers:
+        old, new = row.status, values["status"]
+        same = old == new
+        if old not in spec.terminal and not same:
+            old_rank = spec.rank(old) if old in spec.statuses else 0
+            new_rank = spec.rank(new)
+            if new_rank > old_rank or (new_rank == old_rank and fresher):
+                moved_to = new
+    changed = ["synced_at"]
+    if moved_to is not None or (same and fresher):
+        for name in ("status", *spec.fields):
+            if name in values and not _empty(values[name]) and getattr(row, name) != values[name]:
+                setattr(row, name, values[name])
+                changed.append(name)
+    if "data" in values and (moved_to is not None or fresher) and row.data != values["data"]:
+        row.data = values["data"]
+        changed += ["data", "mode"]
+        row.mode = values["mode"]
+    for name, value in {"plugipay_id": values["plugipay_id"], **fills}.items():
+        if value is not None and getattr(row, name) is None:
+            setattr(row, name, value)
+            changed.append(name)
+    row.synced_at = values["synced_at"]
+    row.save(update_fields=[*dict.fromkeys(changed), "updated_at"])
+    return moved_to
+
+
+# ── the resources ───────────────────────────────────────────────────────────────
+
+
+def _client():
+    from django_plugipay.client import get_client
+
+    return get_client()
+
+
+UPDATED_AT = field(Timestamp(), "updatedAt")
+
+
+class CustomerSpec(ResourceSpec):
+    name = "customer"
+    model = Customer
+    lock_rank = 0
+    fields = {
+        "email": field(Text(), "email"),
+        "name": field(Text(), "name"),
+        "phone": field(Text(), "phone"),
+        "external_id": field(OptionalText(), "externalId"),
+        "metadata": field(Object(), "metadata"),
+    }
+    refs = {"updated_at": UPDATED_AT}
+
+    def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
+        return _client().get_customer(plugipay_id)
+
+
+class CheckoutSessionSpec(ResourceSpec):
+    name = "checkout_session"
+    model = CheckoutSession
+    lock_rank = 10
+    fields = {
+        "amount": field(Integer(0), "amount", default=0),
+        "currency": field(Currency(), "currency"),
+        "url": field(Text(), "hostedUrl", "url"),
+        "success_url": field(Text(), "successUrl"),
+        "cancel_url": field(Text(), "cancelUrl"),
+        "expires_at": field(Timestamp(), "expiresAt"),
+        "completed_at": field(Timestamp(), "completedAt"),
+        "payment_method": field(Text(), "paymentMethod"),
+        "metadata": field(Object(), "metadata"),
+    }
+    refs = {
+        "updated_at": UPDATED_AT,
+        "customer_id": field(Text(), "customerId"),
+        "payment_id": field(Text(), "paymentId"),
+    }
+    links = {"customer": Link("django_plugipay.Customer", "customer_id")}
+    locks_with = {"payment_id": "payment"}
+    tiers = (
+        (SessionStatus.OPEN, SessionStatus.PENDING, SessionStatus.PENDING_REVIEW),
+        (
+            SessionStatus.COMPLETED,
+            SessionStatus.EXPIRED,
+            SessionStatus.CANCELED,
+            SessionStatus.FAILED,
+        ),
+    )
+    signals = {
+        SessionStatus.COMPLETED: signals.checkout_session_completed,
+        SessionStatus.EXPIRED: signals.checkout_session_expired,
+        SessionStatus.CANCELED: signals.checkout_session_canceled,
+    }
+    actions = {
+        "completed": SessionStatus.COMPLETED,
+        "expired": SessionStatus.EXPIRED,
+        "canceled": SessionStatus.CANCELED,
+        "async_payment_succeeded": SessionStatus.COMPLETED,
+    }
+    outcomes = {SessionStatus.COMPLETED: "success", SessionStatus.FAILED: "failure"}
+
+    def after(self, row, moved_to, refs, event) -> None:
+        """A completed session's charge becomes its Payment (once, whichever comes first)."""
+        if row.status != SessionStatus.COMPLETED or not refs.get("payment_id"):
+            return
+        payment_obj = {
+            "id": refs["payment_id"],
+            "status": PaymentStatus.SUCCEEDED,
+            "amount": row.amount,
+            "currency": row.currency or None,
+            "method": row.payment_method or None,
+            "paidAt": row.completed_at.isoformat() if row.completed_at else None,
+            "mode": row.mode,
+        }
+        advance(PAYMENT, payment_obj, event=event, partial=True, context={"session": row})
+
+    def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
+        return _client().get_checkout_session(plugipay_id)
+
+    def in_flight(self, now: dt.datetime) -> models.QuerySet:
+        return CheckoutSession.objects.stale(now)
+
+
+class PaymentSpec(ResourceSpec):
+    """A charge. Plugipay has no payments endpoint: it is synced through its session."""
+
+    name = "payment"
+    model = Payment
+    lock_rank = 20
+    fields = {
+        "amount": field(Integer(0), "amount"),
+        "currency": field(Currency(), "currency"),
+        "method": field(Text(), "method", "paymentMethod"),
+        "failure_code": field(Text(), "failureCode"),
+        "failure_message": field(Text(), "failureMessage"),
+        "paid_at": field(Timestamp(), "paidAt"),
+    }
+    refs = {
+        "updated_at": UPDATED_AT,
+        "session_id": field(Text(), "checkoutSessionId"),
+        "customer_id": field(Text(), "customerId"),
+    }
+    links = {"customer": Link("django_plugipay.Customer", "customer_id")}
+    locks_with = {"session_id": "checkout_session"}
+    tiers = ((PaymentStatus.PENDING,), (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED))
+    signals = {
+        PaymentStatus.SUCCEEDED: signals.payment_succeeded,
+        PaymentStatus.FAILED: signals.payment_failed,
+    }
+    actions = {
+        "succeeded": PaymentStatus.SUCCEEDED,
+        "failed": PaymentStatus.FAILED,
+        "captured": PaymentStatus.SUCCEEDED,
+    }
+    outcomes = {PaymentStatus.SUCCEEDED: "success", PaymentStatus.FAILED: "failure"}
+
+    def lock_parent(self, values, refs, context) -> CheckoutSession | None:
+        """The session first (lock order), so a payment and its session never deadlock."""
+        session = context.get("session")
+        if session is None and refs.get("session_id"):
+            session = lock(
+                CHECKOUT_SESSION, CheckoutSession.objects.filter(plugipay_id=refs["session_id"])
+            )
+        if session is not None:
+            values["checkout_session_id"] = session.pk
+            if session.customer_id is not None:
+                values["customer_id"] = session.customer_id
+            if values["amount"] is None:
+                values["amount"] = session.amount
+            values["currency"] = values["currency"] or session.currency
+        if values["amount"] is None:
+            values["amount"] = 0
+        return session
+
+    def sync(self, row: Payment) -> Payment:
+        if row.checkout_session_id is not None:
+            CHECKOUT_SESSION.sync(row.checkout_session)
+        for refund in row.refunds.exclude(plugipay_id=None):
+            REFUND.sync(refund)
+        row.refresh_from_db()
+        return row
+
+
+class RefundSpec(ResourceSpec):
+    name = "refund"
+    model = Refund
+    lock_rank = 30
+    fields = {
+        "amount": field(Integer(1), "amount", required=True),
+        "currency": field(Currency(), "currency"),
+        "reason": field(Text(), "reason"),
+        "failure_code": field(Text(), "failureCode"),
+        "failure_message": field(Text(), "failureMessage", "failureReason"),
+    }
+    refs = {
+        "updated_at": UPDATED_AT,
+        "charge_id": field(Text(), "chargeId", "paymentId"),
+        "source_id": field(Text(), "sourceId"),
+        "metadata": field(Object(), "metadata"),
+    }
+    locks_with = {"charge_id": "payment"}
+    tiers = (
+        (RefundStatus.REQUESTED,),
+        (RefundStatus.PENDING,),
+        (RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.CANCELED),
+    )
+    signals = {
+        RefundStatus.SUCCEEDED: signals.refund_succeeded,
+        RefundStatus.FAILED: signals.refund_failed,
+    }
+    actions = {
+        "created": RefundStatus.PENDING,
+        "succeeded": RefundStatus.SUCCEEDED,
+        "failed": RefundStatus.FAILED,
+        "canceled": RefundStatus.CANCELED,
+    }
+    initial = RefundStatus.PENDING
+    outcomes = {RefundStatus.SUCCEEDED: "success", RefundStatus.FAILED: "failure"}
+
+    def lock_parent(self, values, refs, context) -> Payment:
+        """The refunded payment, locked: ``amount_refunded`` is recounted under this lock."""
+        payment = None
+        if refs["charge_id"]:
+            payment = lock(PAYMENT, Payment.objects.filter(plugipay_id=refs["charge_id"]))
+        if payment is None and refs["source_id"]:
+            payment = lock(
+                PAYMENT,
+                Payment.objects.filter(
+                    checkout_session__plugipay_id=refs["source_id"],
+                    status=PaymentStatus.SUCCEEDED,
+                ),
+            )
+        if payment is None:
+            raise UnresolvedReference(
+                f"Refund {values['plugipay_id']} names payment "
+                f"{refs['charge_id'] or refs['source_id']}, which is not known here yet.",
+                resource="checkout_session" if refs["source_id"] else None,
+                plugipay_id=refs["source_id"],
+            )
+        values["payment_id"] = payment.pk
+        values["currency"] = values["currency"] or payment.currency
+        return payment
+
+    def find(self, values, refs) -> Refund | None:
+        """Our own refund (created by ``submit_refund``) is matched by its reference too."""
+        reference = refs["metadata"].get(REFUND_REFERENCE_KEY)
+        if reference is None:
+            return None
+        if not isinstance(reference, str):
+            raise InvalidObject(f"metadata.{REFUND_REFERENCE_KEY} must be a string")
+        return lock(self, Refund.objects.filter(plugipay_id=values["plugipay_id"])) or lock(
+            self, Refund.objects.filter(idempotency_key=reference)
+        )
+
+    def changed(self, row, moved_to, parent) -> None:
+        if moved_to == RefundStatus.SUCCEEDED:
+            recount_refunded(parent, row)
+
+    def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
+        return _client().get_refund(plugipay_id)
+
+    def sync(self, row: Refund) -> Refund:
+        if not row.plugipay_id:
+            from django_plugipay.services.refunds import submit_refund
+
+            return submit_refund(refund=row)
+        return advance(self, self.fetch(row.plugipay_id))
+
+    def in_flight(self, now: dt.datetime) -> models.QuerySet:
+        """Pending refunds, requested ones stuck for a while, and requested ones that could
+        not be queued or sent (``NOT_SUBMITTED``) — a retry sends the same key."""
+        from django_plugipay.services.refunds import NOT_SUBMITTED
+
+        return Refund.objects.filter(
+            Q(status=RefundStatus.PENDING)
+            | Q(status=RefundStatus.REQUESTED, created_at__lt=now - STUCK_REQUEST_AGE)
+            | Q(status=RefundStatus.REQUESTED, plugipay_id=None, failure_code=NOT_SUBMITTED)
+        ).select_related("payment")
+
+
+CUSTOMER = spec_for("customer")
+CHECKOUT_SESSION = spec_for("checkout_session")
+PAYMENT = spec_for("payment")
+REFUND = spec_for("refund")
+
+
+# ── the named entry points (kept: callers and tests use them) ───────────────────
+
+
+def upsert_customer(obj: Mapping[str, Any], *, event=None, user=None) -> Customer:
+    fill = {"user_id": user.pk} if user is not None else {}
+    return advance(CUSTOMER, obj, event=event, context={"fill": fill})
+
+
+def upsert_checkout_session(obj: Mapping[str, Any], *, event=None) -> CheckoutSession:
+    """Take in a remote session; on completion, create its payment (once)."""
+    return advance(CHECKOUT_SESSION, obj, event=event)
+
+
+def upsert_payment(obj, *, event=None, session=None, from_session=False) -> Payment:
+    """Take in a remote charge; ``payment_succeeded``/``payment_failed`` fire once."""
+    return advance(PAYMENT, obj, event=event, partial=from_session, context={"session": session})
+
+
+def upsert_refund(obj: Mapping[str, Any], *, event=None) -> Refund:
     """Take in a remote refund; keep ``payment.amount_refunded`` true; signal settlement once.
 
     Raises :class:`UnresolvedReference` when the refunded payment is not known here.
     """
-    payment = _locked_payment_for_refund(obj)
-    if payment is None:
-        raise UnresolvedReference(
-            f"Refund {obj.get('id')} names payment {obj.get('chargeId') or obj.get('sourceId')}, "
-            "which is not known here yet."
-        )
-    fields = refund_fields(obj)
-    reference = (obj.get("metadata") or {}).get(REFUND_REFERENCE_KEY)
-    row = Refund.objects.select_for_update().filter(plugipay_id=obj["id"]).first()
-    if row is None and reference:
-        row = Refund.objects.select_for_update().filter(idempotency_key=reference).first()
-    transition = None
-    if row is None:  # not known here: Plugipay's own refund (e.g. made in its dashboard)
-        row, created = create_or_lock(
-            Refund,
-            {"plugipay_id": obj["id"]},
-            {**fields, "payment": payment, "currency": fields["currency"] or payment.currency},
-        )
-        transition = fields["status"] if created else None
-    if transition is None:
-        transition = _advance_refund(row, obj, fields)
-    if transition == RefundStatus.SUCCEEDED:
-        recount_refunded(payment)
-    signal = REFUND_SIGNALS.get(transition) if transition else None
-    if signal is not None:
-        _send(signal, Refund, row, event)
-    return row
+    return advance(REFUND, obj, event=event)
 
 
-def _advance_refund(row: Refund, obj: Mapping[str, Any], fields: dict[str, Any]) -> str | None:
-    old, new = row.status, fields["status"]
-    terminal = RefundStatus.terminal()
-    moves = (
-        old not in terminal
-        and new != old
-        and (new in terminal or REFUND_RANK.get(new, 0) > REFUND_RANK.get(old, 0))
+def sync_object(row: models.Model) -> models.Model:
+    """Fetch any mirrored row's object from Plugipay and apply it through its spec."""
+    spec = spec_for_model(type(row))
+    if spec is None:
+        raise TypeError(f"{type(row).__name__} is not a mirrored Plugipay resource")
+    return spec.sync(row)
+
+
+def recount_refunded(payment: Payment, settled: Refund) -> None:
+    """Set ``amount_refunded`` to the sum of succeeded refunds, in one statement (the payment
+    is locked; ``settled`` has just succeeded, so the in-memory value grows by its amount)."""
+    succeeded = (
+        Refund.objects.filter(payment=OuterRef("pk"), status=RefundStatus.SUCCEEDED)
+        .values("payment")
+        .annotate(total=Sum("amount"))
+        .values("total")
     )
-    row.plugipay_id = row.plugipay_id or obj["id"]
-    if moves:
-        row.status = new
-        row.failure_code = fields["failure_code"] or row.failure_code
-        row.failure_message = fields["failure_message"] or row.failure_message
-    if moves or is_fresher(row, obj):
-        row.data = fields["data"]
-    row.mode = fields["mode"]
-    row.synced_at = fields["synced_at"]
-    row.save()
-    return new if moves else None
-
-
-def recount_refunded(payment: Payment) -> None:
-    """Set ``amount_refunded`` to the sum of succeeded refunds (the payment is locked)."""
-    total = (
-        payment.refunds.filter(status=RefundStatus.SUCCEEDED).aggregate(total=Sum("amount"))[
-            "total"
-        ]
-        or 0
+    now = timezone.now()
+    Payment.objects.filter(pk=payment.pk).update(
+        amount_refunded=Coalesce(Subquery(succeeded), 0), updated_at=now
     )
-    if total != payment.amount_refunded:
-        payment.amount_refunded = total
-        payment.save(update_fields=["amount_refunded", "updated_at"])
+    payment.amount_refunded += settled.amount
+    payment.updated_at = now
 
 
 @write_atomic
@@ -377,10 +673,10 @@ def mark_refund_failed(
     refund: Refund, *, code: str, message: str, data: Mapping[str, Any] | None = None
 ) -> Refund:
     """A refund Plugipay refused outright: failed, once, with the API's message."""
-    with transaction.atomic():
-        Payment.objects.select_for_update().filter(pk=refund.payment_id).first()
-        row = Refund.objects.select_for_update().get(pk=refund.pk)
-        if row.status in RefundStatus.terminal():
+    with lock_scope():
+        lock(PAYMENT, Payment.objects.filter(pk=refund.payment_id))
+        row = lock(REFUND, Refund.objects.filter(pk=refund.pk))
+        if row.status in REFUND.terminal:
             return row
         row.status = RefundStatus.FAILED
         row.failure_code, row.failure_message = code, message
@@ -388,5 +684,5 @@ def mark_refund_failed(
             row.plugipay_id = row.plugipay_id or data.get("id")
             row.data = dict(data)
         row.save()
-        _send(signals.refund_failed, Refund, row, None)
+        REFUND.signals[RefundStatus.FAILED].send(sender=Refund, instance=row, event=None)
         return row

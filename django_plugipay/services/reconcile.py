@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 from collections.abc import Callable
 
@@ -13,24 +14,15 @@ from django.utils import timezone
 from django_plugipay.client import get_client
 from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import PlugipayError
-from django_plugipay.models import (
-    CheckoutSession,
-    EventSource,
-    Refund,
-    RefundStatus,
-    SyncCursor,
-    WebhookEvent,
-)
-from django_plugipay.services.checkout import sync_checkout_session
-from django_plugipay.services.events import DONE, process_event
-from django_plugipay.services.refunds import NOT_SUBMITTED, submit_refund, sync_refund
+from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
+from django_plugipay.services.events import DONE, apply_page, process_event
+from django_plugipay.specs import all_specs
 from django_plugipay.webhooks import parse_event
 
 logger = logging.getLogger(__name__)
 
 CURSOR_NAME = "events"
 LEASE = dt.timedelta(minutes=15)
-STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
 PAGE_SIZE = 100
 
 
@@ -40,14 +32,14 @@ class ReconcileResult:
     events_applied: int = 0
     events_already_known: int = 0
     events_failed: int = 0
-    sessions_synced: int = 0
-    refunds_synced: int = 0
+    #: resource name → rows whose status a sync changed (stale sessions, refunds in flight)
+    synced: dict[str, int] = dataclasses.field(default_factory=dict)
     dry_run: bool = False
     skipped_locked: bool = False
 
     @property
     def changed(self) -> int:
-        return self.events_applied + self.sessions_synced + self.refunds_synced
+        return self.events_applied + sum(self.synced.values())
 
 
 @write_atomic
@@ -92,27 +84,30 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
     if start is not None:
         filters["occurredAfter"] = start.isoformat().replace("+00:00", "Z")
     newest, newest_id = cursor.occurred_at, cursor.last_event_id
-    for item in get_client().list_events(**filters):
-        parsed = parse_event(item)
-        result.events_seen += 1
+    items = get_client().list_events(**filters)
+    # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
+    while page := [parse_event(item) for item in itertools.islice(items, PAGE_SIZE)]:
         if dry_run:
-            status = (
-                WebhookEvent.objects.filter(event_id=parsed.id)
-                .values_list("status", flat=True)
-                .first()
-            )
-            if status in DONE:
-                result.events_already_known += 1
-            else:
-                result.events_applied += 1
+            known = WebhookEvent.objects.filter(event_id__in=[p.id for p in page], status__in=DONE)
+            already = len(set(known.values_list("event_id", flat=True)))
+            result.events_already_known += already
+            result.events_applied += len(page) - already
         else:
-            _apply_one(parsed, result)
-        if parsed.occurred_at and (newest is None or parsed.occurred_at >= newest):
-            newest, newest_id = parsed.occurred_at, parsed.id
-        if progress:
-            progress(result.events_seen)
-    if not dry_run and newest is not None:
-        SyncCursor.objects.filter(pk=cursor.pk).update(occurred_at=newest, last_event_id=newest_id)
+            applied, already, left = apply_page(page, source=EventSource.RECONCILE)
+            result.events_applied += applied
+            result.events_already_known += already
+            for parsed in left:  # failed before, failing now, or naming an unknown object
+                _apply_one(parsed, result)
+        for parsed in page:
+            result.events_seen += 1
+            if parsed.occurred_at and (newest is None or parsed.occurred_at >= newest):
+                newest, newest_id = parsed.occurred_at, parsed.id
+            if progress:
+                progress(result.events_seen)
+        if not dry_run and newest is not None:
+            SyncCursor.objects.filter(pk=cursor.pk).update(
+                occurred_at=newest, last_event_id=newest_id
+            )
 
 
 def _apply_one(parsed, result: ReconcileResult) -> None:
@@ -128,26 +123,19 @@ def _apply_one(parsed, result: ReconcileResult) -> None:
 
 
 def _sync_in_flight(result: ReconcileResult) -> None:
+    """Sync every row a spec says is still moving at Plugipay (open past expiry, refunds in
+    flight); each fetch happens before, never inside, the transaction that applies it."""
     now = timezone.now()
-    for session in CheckoutSession.objects.stale(now):
-        try:
-            sync_checkout_session(session=session)
-            result.sessions_synced += 1
-        except PlugipayError as exc:
-            logger.warning("plugipay sync of %s failed: %s", session.plugipay_id, exc)
-    in_flight = Refund.objects.filter(
-        Q(status=RefundStatus.PENDING)
-        | Q(status=RefundStatus.REQUESTED, created_at__lt=now - STUCK_REQUEST_AGE)
-        | Q(status=RefundStatus.REQUESTED, plugipay_id=None, failure_code=NOT_SUBMITTED)
-    ).select_related("payment")
-    for refund in in_flight:
-        before = refund.status
-        try:
-            synced = (
-                sync_refund(refund=refund) if refund.plugipay_id else submit_refund(refund=refund)
-            )
-        except PlugipayError as exc:
-            logger.warning("plugipay sync of refund %s failed: %s", refund.pk, exc)
+    for spec in all_specs():
+        rows = spec.in_flight(now)
+        if rows is None:
             continue
-        if synced.status != before:
-            result.refunds_synced += 1
+        for row in rows:
+            before = row.status
+            try:
+                synced = spec.sync(row)
+            except PlugipayError as exc:
+                logger.warning("plugipay sync of %s %s failed: %s", spec.name, row.pk, exc)
+                continue
+            if synced.status != before:
+                result.synced[spec.name] = result.synced.get(spec.name, 0) + 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.db import IntegrityError
+
 from django_plugipay.client import get_client
 from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
@@ -13,6 +15,7 @@ from django_plugipay.services._queue import enqueue
 from django_plugipay.services.mirror import (
     REFUND_REFERENCE_KEY,
     mark_refund_failed,
+    sync_object,
     upsert_refund,
 )
 
@@ -23,8 +26,8 @@ NOT_SUBMITTED = "not_submitted"
 
 
 def refundable_amount(payment: Payment) -> int:
-    """What may still be refunded: amount − (requested + pending + succeeded refunds)."""
-    return payment.amount - payment.refunds.counting().total()
+    """What may still be refunded: see :meth:`Payment.remaining_to_refund`."""
+    return payment.remaining_to_refund()
 
 
 def refund_payment(
@@ -45,8 +48,16 @@ def refund_payment(
     process) sends it with its idempotency key. If that cannot happen now (broker down,
     Plugipay unreachable) the refund stays ``requested`` with the reason in
     ``failure_message`` and reconciliation sends it later.
+    With an ``idempotency_key`` already used, the same request returns the refund it made
+    (``refund.replayed`` is True) and a different one raises :class:`RefundError` with code
+    ``idempotency_mismatch``; two concurrent requests with one key make one refund.
     Raises :class:`RefundError` with a message fit to show staff.
     """
+    request = {"payment": payment, "amount": amount, "reason": reason, "description": description}
+    if idempotency_key:
+        existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _replay(existing, **request)
     if reason not in RefundReason.values:
         raise RefundError(
             f"Choose a reason: {', '.join(RefundReason.values)}.", code="reason", field="reason"
@@ -63,16 +74,40 @@ def refund_payment(
             code="amount",
             field="amount",
         )
-    return run_atomic(
-        _request_refund,
-        payment=payment,
-        amount=amount,
-        reason=reason,
-        description=description,
-        requested_by=requested_by,
-        currency=currency,
-        idempotency_key=idempotency_key,
+    try:
+        refund = run_atomic(
+            _request_refund,
+            payment=payment,
+            amount=amount,
+            reason=reason,
+            description=description,
+            requested_by=requested_by,
+            currency=currency,
+            idempotency_key=idempotency_key,
+        )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return _replay(Refund.objects.get(idempotency_key=idempotency_key), **request)
+    refund.replayed = False
+    return refund
+
+
+def _replay(refund: Refund, *, payment, amount, reason, description) -> Refund:
+    """The refund an earlier request with the same key made, if this request is the same."""
+    same = (
+        refund.payment_id == payment.pk
+        and refund.reason == reason
+        and refund.description == description
+        and amount in (None, refund.amount)
     )
+    if not same:
+        raise RefundError(
+            "This Idempotency-Key was used for a different refund request.",
+            code="idempotency_mismatch",
+        )
+    refund.replayed = True
+    return refund
 
 
 def _request_refund(
@@ -175,7 +210,6 @@ def submit_refund(*, refund: Refund) -> Refund:
 
 
 def sync_refund(*, refund: Refund) -> Refund:
-    """Fetch the refund from Plugipay and apply it through the same path as webhooks."""
-    if not refund.plugipay_id:
-        return submit_refund(refund=refund)
-    return upsert_refund(get_client().get_refund(refund.plugipay_id))
+    """Fetch the refund from Plugipay and apply it through the same path as webhooks (one
+    not yet created there is submitted with its stored key)."""
+    return sync_object(refund)

@@ -17,19 +17,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, event_ids=(), limit=None, **options) -> None:
         if event_ids:
-            events = list(WebhookEvent.objects.filter(event_id__in=event_ids))
-            missing = set(event_ids) - {e.event_id for e in events}
+            known = set(
+                WebhookEvent.objects.filter(event_id__in=event_ids).values_list(
+                    "event_id", flat=True
+                )
+            )
+            missing = set(event_ids) - known
             if missing:
                 raise CommandError(f"Unknown event ids: {', '.join(sorted(missing))}.")
-            counts = {"processed": 0, "failed": 0}
-            for event in events:
-                try:
-                    services.apply_event(event=event)
-                    counts["processed"] += 1
-                except Exception:
-                    counts["failed"] += 1
-        else:
-            counts = services.replay_failed_events(limit=limit)
+        counts = services.replay_failed_events(
+            limit=limit, event_ids=list(event_ids) if event_ids else None
+        )
         style = self.style.SUCCESS if not counts["failed"] else self.style.WARNING
         self.stdout.write(
             style(

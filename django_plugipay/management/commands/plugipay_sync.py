@@ -43,12 +43,12 @@ class Command(BaseCommand):
             )
             return
         verb = "would apply" if dry_run else "applied"
+        synced = ", ".join(f"{n} {name}" for name, n in sorted(result.synced.items())) or "none"
         self.stdout.write(
             self.style.SUCCESS(
                 f"Events: {result.events_seen} read, {result.events_applied} {verb}, "
                 f"{result.events_already_known} already known, {result.events_failed} failed. "
-                f"Sessions synced: {result.sessions_synced}. Refunds synced: "
-                f"{result.refunds_synced}."
+                f"Synced: {synced}."
             )
         )
         if options.get("verbosity", 1) > 1:

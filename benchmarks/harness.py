@@ -1,0 +1,234 @@
+"""The harness: paths, the benchmark database, gunicorn, a query counter and the machine."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "example_project")]
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
+SECRET = "whsec_bench"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def broker() -> str:
+    return os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/14")
+
+
+def server_env(processing: str) -> dict[str, str]:
+    """The environment of a process serving the example shop (gunicorn or a Celery worker)."""
+    env = {
+        **os.environ,
+        "BENCH_PROCESSING": processing,
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'example_project'}",
+    }
+    if processing == "celery":
+        env["CELERY_BROKER_URL"] = broker()
+    return env
+
+
+def fresh_database() -> None:
+    import psycopg
+
+    name = os.environ.get("BENCH_DB", "plugipay_bench")
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def truncate() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("""TRUNCATE django_plugipay_refund, django_plugipay_payment,
+            django_plugipay_checkoutsession, django_plugipay_customer,
+            django_plugipay_webhookevent, django_plugipay_synccursor,
+            bench_baseline_rawdelivery, bench_baseline_signalrecord CASCADE""")
+
+
+def free_port() -> int:
+    """A free loopback port: from ``BENCH_PORTS`` (``first-last``) when set, else any."""
+    first, _, last = os.environ.get("BENCH_PORTS", "0-0").partition("-")
+    for port in range(int(first), int(last or first) + 1):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise SystemExit(f"no free port in BENCH_PORTS={os.environ['BENCH_PORTS']}")
+
+
+class Server:
+    """The example shop (plus the baseline view) under gunicorn.
+
+    ``threads`` above 1 makes gunicorn run gthread workers, so one request's database waits
+    overlap another's Python work. ``config`` is what the workers report about themselves once
+    booted (see ``gunicorn_conf.py``), not what was asked for.
+    """
+
+    def __init__(self, processing: str = "inline", workers: int = 2, threads: int = 8) -> None:
+        self.port = free_port()
+        self._reports = Path(tempfile.mkdtemp(prefix="plugipay-bench-"))
+        env = {**server_env(processing), "BENCH_WORKER_REPORTS": str(self._reports)}
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn",
+                "benchmarks.wsgi",
+                "-c",
+                str(ROOT / "benchmarks" / "gunicorn_conf.py"),
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+                "--backlog",
+                "512",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            reports = list(self._reports.glob("*.json"))
+            if len(reports) >= workers:
+                try:
+                    urllib.request.urlopen(self.url + "/", timeout=2).close()  # noqa: S310
+                except OSError:
+                    time.sleep(0.2)
+                    continue
+                self.config = self._read(reports)
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise SystemExit("gunicorn did not start")
+
+    @staticmethod
+    def _read(reports: list[Path]) -> dict:
+        workers = [json.loads(path.read_text()) for path in reports]
+        classes = sorted({w["worker_class"] for w in workers})
+        threads = sorted({w["threads"] for w in workers})
+        return {
+            "workers": len(workers),
+            "worker_class": ", ".join(classes),
+            "threads": threads[0] if len(threads) == 1 else threads,
+        }
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=20)
+        shutil.rmtree(self._reports, ignore_errors=True)
+
+
+class QueryCounter:
+    """Count every query on the default connection (no 9,000-query logging cap)."""
+
+    CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.statements = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        if not sql.lstrip().upper().startswith(self.CONTROL):
+            self.statements += 1
+        return execute(sql, params, many, context)
+
+    def __enter__(self):
+        from django.db import connection
+
+        self._cm = connection.execute_wrapper(self)
+        self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._cm.__exit__(*exc_info)
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        memory_gib = round(int(memory) / 1024 / 1024, 1)
+    except OSError:
+        memory_gib = None
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg = cursor.fetchone()[0]
+    import django
+
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": memory_gib,
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "postgresql": pg,
+        "os": platform.platform(),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """How much each suite does: the full run's counts, or ``quick()``'s to prove the harness."""
+
+    events: int = 5000
+    senders: int = 16
+    workers: int = 2
+    threads: int = 8
+    paced_events: int = 600
+    paced_runs: int = 3
+    pause: float = 5.0
+    query_sample: int = 400
+    reconcile_events: int = 10_000
+    reconcile_small: int = 2000
+    admin_rows: int = 100_000
+    sandbox_seconds: float = 4.0
+    sandbox_runs: int = 3
+    quick: bool = False
+
+    @classmethod
+    def quick_run(cls, **overrides) -> Scale:
+        counts = {
+            "events": 300,
+            "senders": 4,
+            "paced_events": 100,
+            "pause": 1.0,
+            "query_sample": 60,
+            "reconcile_events": 300,
+            "reconcile_small": 100,
+            "admin_rows": 2000,
+            "sandbox_seconds": 1.0,
+            "sandbox_runs": 1,
+            "quick": True,
+        }
+        return cls(**{**counts, **overrides})

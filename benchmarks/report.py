@@ -1,0 +1,166 @@
+"""The report: ``docs/benchmarks.md`` from a results dict, every setting read from the run."""
+
+from __future__ import annotations
+
+import operator
+
+# (figure, target as text, where the results hold it, comparison, threshold)
+TARGETS = [
+    ("Ingestion / verify-and-insert baseline", "≥ 0.6 (aim 0.77)", "ingestion.ratio", "ge", 0.6),
+    (
+        "p99 at 100 events/s offered, median of the runs",
+        "< 50 ms",
+        "ingestion.paced_100_per_s.p99_ms",
+        "lt",
+        50,
+    ),
+    (
+        "Reconciliation, events/s",
+        "≥ 400 on 10,000 events (aim 1,000)",
+        "reconciliation.events_per_s",
+        "ge",
+        400,
+    ),
+    ("One Celery worker's drain, events/s", "≥ 150", "celery.drain_events_per_s", "ge", 150),
+    (
+        "SQL statements per applied event",
+        "≤ 4 plus transaction control",
+        "ingestion.queries_per_applied_event.statements",
+        "le",
+        4,
+    ),
+]
+
+
+def describe_server(server: dict | None) -> str:
+    if not server:
+        return "gunicorn (its configuration was not recorded by this run)"
+    threads = server["threads"]
+    each = f"{threads} thread{'s' if threads != 1 else ''} each"
+    return f"gunicorn ({server['workers']} workers, {server['worker_class']}, {each})"
+
+
+def senders(run: dict) -> str:
+    count = run.get("senders")
+    return f"{count} concurrent senders" if count else "concurrent senders (count not recorded)"
+
+
+def statuses(run: dict) -> str:
+    counts = sorted(run["statuses"].items(), key=lambda item: int(item[0]))
+    return ", ".join(f"{count:,} × {code}" for code, count in counts)
+
+
+def targets(results: dict) -> list[str]:
+    lines = ["| figure | target | measured | |", "|---|---|---:|---|"]
+    for label, target, path, comparison, threshold in TARGETS:
+        value = results
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            lines.append(f"| {label} | {target} | not run | |")
+            continue
+        met = getattr(operator, comparison)(value, threshold)
+        lines.append(f"| {label} | {target} | {value} | {'met' if met else 'missed'} |")
+    rec_events = results["reconciliation"]["events"]
+    if rec_events < 10_000:
+        lines += ["", f"Reconciliation was measured on {rec_events:,} events, not 10,000."]
+    return lines
+
+
+def markdown(results: dict, command: str) -> str:
+    m, ing, cel = results["machine"], results["ingestion"], results.get("celery")
+    rec, adm, sbx = results["reconciliation"], results["admin"], results["sandbox"]
+    paced = ing["paced_100_per_s"]
+    runs = paced.get("p99_runs_ms", [paced["p99_ms"]])
+    lines = ["# Benchmarks", ""]
+    if results.get("quick"):
+        lines += [
+            "**A quick run** (`--quick`): small counts that prove the harness end to end; the "
+            "figures below are not comparable with the targets.",
+            "",
+        ]
+    lines += [
+        f"Produced by `{command}` on {results['date']}. Sender, servers, PostgreSQL and Redis "
+        "all share one machine, so the figures are comparable side by side, not absolute.",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python "
+        f"{m['python']}, Django {m['django']}, PostgreSQL {m['postgresql']}.",
+        "",
+        "## Targets",
+        "",
+        *targets(results),
+        "",
+        "## Webhook ingestion",
+        "",
+        f"{ing['ours']['events']:,} signed events (sessions, payments, refunds; 10% duplicates, "
+        f"some out of order) POSTed by {senders(ing['ours'])} to the example shop under "
+        f"{describe_server(ing.get('server'))} on PostgreSQL, "
+        '`WEBHOOK_PROCESSING = "inline"`, and the same load '
+        "against a baseline view that only verifies the HMAC and inserts the raw body.",
+        "",
+        "| receiver | events/s | p50 ms | p95 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, run in (
+        ("baseline (verify + insert)", ing["baseline"]),
+        ("django-plugipay (inline)", ing["ours"]),
+    ):
+        lines.append(
+            f"| {label} | {run['events_per_s']} | {run['p50_ms']} | {run['p95_ms']} "
+            f"| {run['p99_ms']} |"
+        )
+    queries = ing["queries_per_applied_event"]
+    lines += [
+        "",
+        f"- Ratio ours / baseline: **{ing['ratio']}**.",
+        f"- At 100 events/s offered ({len(runs)} runs of {paced['events']:,} events, median by "
+        f"p99): p50 {paced['p50_ms']} ms, p99 **{paced['p99_ms']} ms** (runs: {runs}).",
+        f"- Database queries per applied event: **{queries['statements']}** SQL statements plus "
+        f"{queries['transaction_control']} transaction-control statements "
+        "(BEGIN/COMMIT/SAVEPOINT), measured in-process with the shop's receivers disconnected.",
+        f"- Afterwards: {ing['check']['events_processed']:,} of {ing['check']['unique_events']:,}"
+        f" unique events processed, {ing['check']['signals']:,} signals, "
+        f"{ing['check']['signals_sent_twice']} sent twice. Answers: "
+        f"{statuses(ing['ours'])}; the events stored failed were sent again afterwards, as "
+        f"Plugipay redelivers ({ing['ours']['redelivered']} deliveries).",
+    ]
+    if cel:
+        lines += [
+            "",
+            '### With `WEBHOOK_PROCESSING = "celery"`',
+            "",
+            f"- Ingestion (record and enqueue on Redis) by {senders(cel['ingest'])} to "
+            f"{describe_server(cel.get('server'))}: **{cel['ingest']['events_per_s']} "
+            f"events/s**, p99 {cel['ingest']['p99_ms']} ms.",
+            f"- Drain by one worker (concurrency {cel.get('worker_concurrency', 1)}): "
+            f"**{cel['drain_events_per_s']} events/s**; every event applied: "
+            f"{cel['check']['every_event_applied']}, every signal once: "
+            f"{cel['check']['every_signal_once']}.",
+        ]
+    small = results.get("reconciliation_small") or results.get("reconciliation_2000")
+    lines += [
+        "",
+        "## Reconciliation",
+        "",
+        f"{rec['events']:,} events served by the sandbox, applied from an empty database: "
+        f"**{rec['events_per_s']} events/s**, **{rec['queries_per_event']} SQL statements per "
+        f"event** (+{rec['transaction_control_per_event']} transaction control). "
+        f"{rec['payments_created']:,} payments created."
+        + (f" With {small['events']:,} events: {small['events_per_s']} events/s." if small else ""),
+        "",
+        "## Admin",
+        "",
+        "| payment changelist | queries | median render ms |",
+        "|---|---:|---:|",
+        f"| {adm['small']['label']} | {adm['small']['queries']} | {adm['small']['median_ms']} |",
+        f"| {adm['large']['label']} | {adm['large']['queries']} | {adm['large']['median_ms']} |",
+        "",
+        f"Queries constant in the number of rows: {adm['queries_constant']}.",
+        "",
+        "## Sandbox",
+        "",
+        f"`GET /api/v1/checkout-sessions/<id>` with {sbx['concurrency']} concurrent clients: "
+        f"median **{sbx['median_rps']} requests/s** over runs {sbx['runs_rps']}.",
+        "",
+    ]
+    return "\n".join(lines)

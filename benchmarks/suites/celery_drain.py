@@ -1,0 +1,74 @@
+"""``WEBHOOK_PROCESSING = "celery"``: record-and-enqueue ingestion, then one worker's drain."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from benchmarks.harness import ROOT, Scale, Server, broker, server_env, truncate
+from benchmarks.load import check_applied, make_events, send
+
+
+def run(scale: Scale) -> dict:
+    import redis
+
+    from django_plugipay.models import WebhookEvent
+
+    redis.Redis.from_url(broker()).flushdb()
+    truncate()
+    server = Server("celery", workers=scale.workers, threads=scale.threads)
+    try:
+        bodies, unique = make_events(scale.events, "c")
+        ingest = send(server.url + "/plugipay/webhook/", bodies, scale.senders)
+    finally:
+        server.stop()
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-c",
+            "1",
+            "-l",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=server_env("celery"),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    done = ("processed", "ignored")
+    deadline = time.perf_counter() + 600
+    # The clock starts at the first applied event, so the worker's start-up is not counted.
+    while time.perf_counter() < deadline:
+        first = WebhookEvent.objects.filter(status__in=done).count()
+        if first:
+            break
+        time.sleep(0.05)
+    began = time.perf_counter()
+    while time.perf_counter() < deadline:
+        if not WebhookEvent.objects.exclude(status__in=done).exists():
+            break
+        time.sleep(0.25)
+    drain = time.perf_counter() - began
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(timeout=30)
+    check = check_applied(unique)
+    truncate()
+    return {
+        "server": server.config,
+        "ingest": ingest,
+        "worker_concurrency": 1,
+        "drain_seconds": round(drain, 2),
+        "drain_events_per_s": round((unique - first) / drain, 1),
+        "check": check,
+    }

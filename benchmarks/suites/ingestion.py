@@ -1,0 +1,78 @@
+"""Webhook ingestion under gunicorn: saturating, paced at 100 events/s, statements per event."""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks.harness import SECRET, QueryCounter, Scale, Server, truncate
+from benchmarks.load import check_applied, make_events, redeliver_failed, send
+
+
+def queries_per_event(sample: int) -> dict:
+    """Statements per applied event, in-process, with the shop's and the bench's own signal
+    receivers disconnected (they are the merchant's queries, not the app's). Transaction
+    control (BEGIN, COMMIT, SAVEPOINT, RELEASE) is counted apart."""
+    from django.dispatch import Signal
+
+    from django_plugipay import signals
+    from django_plugipay.services import ingest_webhook
+    from django_plugipay.webhooks import sign_payload
+
+    bodies, _unique = make_events(sample, "q")
+    saved = {
+        name: sig.receivers[:] for name, sig in vars(signals).items() if isinstance(sig, Signal)
+    }
+    for sig in (vars(signals)[name] for name in saved):
+        sig.receivers.clear()
+        sig.sender_receivers_cache.clear()
+    seen, applied = set(), 0
+    try:
+        with QueryCounter() as counter:
+            for body in bodies:
+                ingest_webhook(body=body, signature=sign_payload(body, SECRET))
+                if body not in seen:
+                    seen.add(body)
+                    applied += 1
+    finally:
+        for name, receivers in saved.items():
+            vars(signals)[name].receivers[:] = receivers
+            vars(signals)[name].sender_receivers_cache.clear()
+    return {
+        "statements": round(counter.statements / applied, 2),
+        "transaction_control": round((counter.count - counter.statements) / applied, 2),
+        "duplicate_deliveries_included": len(bodies) - applied,
+    }
+
+
+def run(scale: Scale) -> dict:
+    truncate()
+    server = Server("inline", workers=scale.workers, threads=scale.threads)
+    try:
+        bodies, unique = make_events(scale.events, "b")
+        baseline = send(server.url + "/baseline/webhook/", bodies, scale.senders)
+        ours_bodies, ours_unique = make_events(scale.events, "o")
+        ours = send(server.url + "/plugipay/webhook/", ours_bodies, scale.senders)
+        ours["redelivered"] = redeliver_failed(server.url + "/plugipay/webhook/")
+        check = check_applied(ours_unique)
+        truncate()
+        paced_runs = []
+        for run_number in range(scale.paced_runs):
+            time.sleep(scale.pause)  # the saturating run's backlog must not count
+            paced_bodies, _ = make_events(scale.paced_events, f"p{run_number}")
+            paced_runs.append(
+                send(server.url + "/plugipay/webhook/", paced_bodies, scale.senders, rate=100)
+            )
+        paced = sorted(paced_runs, key=lambda r: r["p99_ms"])[len(paced_runs) // 2]
+        paced["p99_runs_ms"] = [r["p99_ms"] for r in paced_runs]
+    finally:
+        server.stop()
+    truncate()
+    return {
+        "server": server.config,
+        "baseline": baseline,
+        "ours": ours,
+        "ratio": round(ours["events_per_s"] / baseline["events_per_s"], 2),
+        "check": check,
+        "paced_100_per_s": paced,
+        "queries_per_applied_event": queries_per_event(scale.query_sample),
+    }

@@ -1,0 +1,54 @@
+"""Reconciliation: apply every event the sandbox holds, from an empty database."""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks.harness import QueryCounter, free_port, truncate
+
+
+def run(count: int) -> dict:
+    from django.conf import settings
+
+    from django_plugipay.models import Payment
+    from django_plugipay.services import reconcile
+    from plugipay_sandbox import SandboxConfig, SandboxServer
+
+    truncate()
+    server = SandboxServer(SandboxConfig(port=free_port())).start()
+    try:
+        store = server.store
+        with store.lock:
+            while len(store.events) < count:
+                session = store.create_session(
+                    "test",
+                    {
+                        "amount": 99_000,
+                        "currency": "IDR",
+                        "methods": ["card"],
+                        "successUrl": "https://a.test",
+                        "cancelUrl": "https://b.test",
+                    },
+                )
+                store.pay_card(session["id"], "4242424242424242")
+        settings.PLUGIPAY = {**settings.PLUGIPAY, "BASE_URL": server.base_url}
+        with QueryCounter() as counter:
+            began = time.perf_counter()
+            result = reconcile()
+            seconds = time.perf_counter() - began
+        payments = Payment.objects.count()
+    finally:
+        server.stop()
+    truncate()
+    return {
+        "events": result.events_seen,
+        "applied": result.events_applied,
+        "failed": result.events_failed,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(result.events_seen / seconds, 1),
+        "queries_per_event": round(counter.statements / result.events_seen, 2),
+        "transaction_control_per_event": round(
+            (counter.count - counter.statements) / result.events_seen, 2
+        ),
+        "payments_created": payments,
+    }

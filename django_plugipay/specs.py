@@ -1,0 +1,407 @@
+"""Resource specs: what varies between the mirrored Plugipay objects, declared once each.
+
+A spec says, for one resource (``customer``, ``checkout_session``, ``payment``, ``refund``, and
+later ``plan``, ``price``, ``subscription``, ``invoice``):
+
+- the model it mirrors into and the fields it reads, with the keys of both event dialects and a
+  type or constraint for each (``fields`` are stored on the row, ``refs`` are read but not
+  stored: other objects' ids, ``updatedAt``);
+- the status order (``tiers``; the last tier is terminal), the signal per status reached, and
+  the status an event's action implies when the object carries none (``actions``);
+- its place in the lock order (``lock_rank``) and how to fetch it from the API (``fetch``).
+
+Declaring a subclass with a ``name`` registers it: dispatch, sync, reconciliation, the admin's
+status badges and the docs' reference read the registry, so adding a resource edits no central
+list. What is shared (validate, lock, advance, signal) is written once, in
+:func:`django_plugipay.services.mirror.advance`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from django_plugipay.exceptions import InvalidObject
+
+if TYPE_CHECKING:
+    from django.db import models
+    from django.dispatch import Signal
+
+MAX_BIGINT = 2**63 - 1
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+
+
+# ── kinds: how one value is read and checked ───────────────────────────────────
+
+
+class Kind:
+    """Reads one value of an object; ``clean`` raises ``ValueError`` with a readable reason."""
+
+    label = "any"
+    empty: Any = None
+
+    def clean(self, value: Any, max_length: int | None) -> Any:
+        return value
+
+
+class Text(Kind):
+    label = "string"
+    empty = ""
+
+    def clean(self, value: Any, max_length: int | None) -> Any:
+        if value is None:
+            return self.empty
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, not {_json_type(value)}")
+        if max_length is not None and len(value) > max_length:
+            raise ValueError(f"must be at most {max_length} characters")
+        return value
+
+
+class OptionalText(Text):
+    """A string where "not given" is stored as NULL (e.g. a unique external id)."""
+
+    empty = None
+
+    def clean(self, value: Any, max_length: int | None) -> Any:
+        return super().clean(value, max_length) or None
+
+
+class Integer(Kind):
+    """An integer (never a bool, a float or a numeric string) within ``minimum``…2⁶³−1."""
+
+    def __init__(self, minimum: int = 0) -> None:
+        self.minimum = minimum
+        self.label = f"integer ≥ {minimum}"
+
+    def clean(self, value: Any, max_length: int | None) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be an integer, not {_json_type(value)}")
+        if not self.minimum <= value <= MAX_BIGINT:
+            raise ValueError(f"must be between {self.minimum} and {MAX_BIGINT}")
+        return value
+
+
+class Currency(Kind):
+    label = "ISO 4217 code (3 letters)"
+    empty = ""
+
+    def clean(self, value: Any, max_length: int | None) -> Any:
+        if value is None or value == "":
+            return ""
+        if not isinstance(value, str) or not _CURRENCY.match(value):
+            raise ValueError("must be a three-letter ISO 4217 currency code")
+        return value.upper()
+
+
+class Object(Kind):
+    label = "object"
+
+    def clean(self, value: Any, max_length: int | None) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError(f"must be an object, not {_json_type(value)}")
+        return value
+
+
+class Timestamp(Kind):
+    label = "ISO-8601 time"
+
+    def clean(self, value: Any, max_length: int | None) -> Any:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError(f"must be an ISO-8601 time string, not {_json_type(value)}")
+        try:
+            moment = parse_datetime(value.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is None:
+            raise ValueError("must be an ISO-8601 time")
+        return moment if timezone.is_aware(moment) else timezone.make_aware(moment, dt.timezone.utc)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One value read from the object: the first of ``keys`` present (both dialects)."""
+
+    kind: Kind
+    keys: tuple[str, ...]
+    default: Any = None
+    required: bool = False
+
+    def read(self, obj: Mapping[str, Any], max_length: int | None) -> Any:
+        raw = next((obj[k] for k in self.keys if obj.get(k) not in (None, "")), None)
+        if raw is None and self.required:
+            raise InvalidObject(f"{self.keys[0]} is missing", field=self.keys[0])
+        try:
+            value = self.kind.clean(raw, max_length)
+        except ValueError as exc:
+            key = next((k for k in self.keys if obj.get(k) is not None), self.keys[0])
+            raise InvalidObject(f"{key} {exc}", field=key) from None
+        return self.default if value is None and self.default is not None else value
+
+
+ID = Field(Text(), ("id",), required=True)
+
+
+def field(kind: Kind, *keys: str, default: Any = None, required: bool = False) -> Field:
+    return Field(kind=kind, keys=keys, default=default, required=required)
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """A foreign key filled from another mirrored object's Plugipay id (a ``refs`` entry)."""
+
+    model: str  # "django_plugipay.Customer"
+    ref: str
+
+
+# ── the spec and its registry ───────────────────────────────────────────────────
+
+
+_REGISTRY: dict[str, ResourceSpec] = {}
+TONES = ("new", "waiting", "success", "failure", "closed")
+
+
+class ResourceSpec:
+    """Subclass with a ``name`` to declare (and register) a mirrored resource."""
+
+    name: ClassVar[str]
+    model: ClassVar[type[models.Model]]
+    #: model field → how it is read from the object
+    fields: ClassVar[dict[str, Field]] = {}
+    #: read and validated but not stored as such (ids of related objects, ``updatedAt``)
+    refs: ClassVar[dict[str, Field]] = {}
+    #: foreign key field → the related object's Plugipay id in ``refs``
+    links: ClassVar[dict[str, Link]] = {}
+    #: status order: each tier moves only to a later tier (or, within a tier, to fresher news);
+    #: the last tier is terminal and never left. Empty for resources without a status.
+    tiers: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: status of an object that carries none (and whose event's action says none); the first
+    #: status of the first tier when unset
+    initial: ClassVar[str | None] = None
+    #: status → signal sent once when the object reaches it
+    signals: ClassVar[Mapping[str, Signal]] = {}
+    #: event action → status, when the event's object carries no status
+    actions: ClassVar[Mapping[str, str]] = {}
+    #: status → badge tone in the admin, for statuses that succeed or fail
+    outcomes: ClassVar[Mapping[str, str]] = {}
+    #: rows are locked in increasing rank within one transaction (see the lock order docs)
+    lock_rank: ClassVar[int] = 0
+    #: ``refs`` entry → the resource whose row applying this one also locks (a page of
+    #: events locks them all up front, in the lock order)
+    locks_with: ClassVar[Mapping[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            register(cls())
+
+    # status order
+
+    @property
+    def terminal(self) -> frozenset[str]:
+        return frozenset(self.tiers[-1]) if self.tiers else frozenset()
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        return tuple(s for tier in self.tiers for s in tier)
+
+    def rank(self, status: str) -> int:
+        return next(i for i, tier in enumerate(self.tiers) if status in tier)
+
+    def tone(self, status: str) -> str:
+        if status in self.outcomes:
+            return self.outcomes[status]
+        if status in self.terminal:
+            return "closed"
+        return "new" if self.tiers and status == self.tiers[0][0] else "waiting"
+
+    # reading
+
+    def read(self, obj: Any, action: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Validate ``obj``; return ``(values, refs)`` or raise :class:`InvalidObject`."""
+        if not isinstance(obj, Mapping):
+            raise InvalidObject(f"the {self.name} object must be a JSON object")
+        plugipay_id = obj.get("id")
+        if plugipay_id is None or plugipay_id == "":
+            raise InvalidObject(f"the {self.name} object has no id", field="id")
+        meta = self.model._meta
+        values: dict[str, Any] = {
+            "plugipay_id": ID.read(obj, meta.get_field("plugipay_id").max_length)
+        }
+        for name, spec in self.fields.items():
+            values[name] = spec.read(obj, getattr(meta.get_field(name), "max_length", None))
+        refs = {name: spec.read(obj, 64) for name, spec in self.refs.items()}
+        if self.tiers:
+            values["status"] = self._status(obj.get("status"), action)
+        mode = obj.get("mode")
+        values["mode"] = "live" if mode == "live" else "test"
+        values["data"] = dict(obj)
+        return values, refs
+
+    def _status(self, raw: Any, action: str | None) -> str:
+        from django_plugipay.webhooks import normalise_status
+
+        if raw is None or raw == "":
+            return self.actions.get(action or "", self.initial or self.tiers[0][0])
+        if not isinstance(raw, str):
+            raise InvalidObject(f"status must be a string, not {_json_type(raw)}", field="status")
+        status = normalise_status(raw)
+        if status not in self.statuses:
+            raise InvalidObject(
+                f"status {raw[:40]!r} is not one of {', '.join(self.statuses)}", field="status"
+            )
+        return status
+
+    # hooks a resource may override (the shared advance calls them in this order)
+
+    def lock_parent(self, values: dict[str, Any], refs: dict[str, Any], context: dict) -> Any:
+        """Lock (and return) what must be locked before this row, in the lock order."""
+        return None
+
+    def find(self, values: dict[str, Any], refs: dict[str, Any]) -> Any:
+        """A locked existing row matched other than by Plugipay id, or None (default)."""
+        return None
+
+    def changed(self, row: Any, moved_to: str | None, parent: Any) -> None:
+        """Keep derived values true before the signal is sent (e.g. a parent's totals)."""
+
+    def after(self, row: Any, moved_to: str | None, refs: dict, event: Any) -> None:
+        """Work that follows the signal inside the same transaction (e.g. child rows)."""
+
+    # the API
+
+    def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
+        """Read the object from Plugipay (outside any transaction)."""
+        raise NotImplementedError(f"{self.name} cannot be fetched from Plugipay")
+
+    @property
+    def fetchable(self) -> bool:
+        return type(self).fetch is not ResourceSpec.fetch
+
+    def sync(self, row: Any) -> Any:
+        """Fetch ``row``'s object from Plugipay, then apply it (fetch first, then lock)."""
+        from django_plugipay.services.mirror import advance
+
+        return advance(self, self.fetch(row.plugipay_id))
+
+    def in_flight(self, now: dt.datetime) -> Any:
+        """Rows reconciliation should sync (still moving at Plugipay), or None."""
+        return None
+
+
+def register(spec: ResourceSpec) -> ResourceSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def spec_for(resource: str) -> ResourceSpec | None:
+    return _REGISTRY.get(resource)
+
+
+def spec_for_model(model: type) -> ResourceSpec | None:
+    return next((s for s in _REGISTRY.values() if s.model is model), None)
+
+
+def all_specs() -> Iterator[ResourceSpec]:
+    return iter(sorted(_REGISTRY.values(), key=lambda s: (s.lock_rank, s.name)))
+
+
+def status_tones() -> dict[str, str]:
+    """Status → tone across every spec (the admin colours badges by tone)."""
+    tones: dict[str, str] = {}
+    for spec in all_specs():
+        for status in spec.statuses:
+            tones.setdefault(status, spec.tone(status))
+    return tones
+
+
+# ── the docs' reference, generated ────────────────────────────────────────────
+
+
+def reference_markdown() -> str:
+    """The "Resources" reference page, from the registry (kept in step by a test)."""
+    lines = [
+        "# Resources",
+        "",
+        "<!-- Generated from the resource specs (`django_plugipay.specs`); "
+        "a test keeps it in step. -->",
+        "",
+        "Every mirrored Plugipay object is declared once as a resource spec. Events "
+        "`<resource>.<action>` (both dialects) are applied through it; a value that does not "
+        "match its type stores the event `failed` with the message and answers 422 (so does "
+        "an event whose own time, `occurredAt` or `createdAt`, is not an ISO-8601 time).",
+        "",
+        "Lock order (rows are locked in this order within one transaction): "
+        + " → ".join(f"`{s.name}`" for s in all_specs())
+        + ".",
+    ]
+    for spec in all_specs():
+        model = spec.model._meta
+        lines += ["", f"## `{spec.name}`", "", f"Model: `{model.object_name}`."]
+        if spec.fetchable:
+            lines[-1] += " Syncable: fetched from the API by id."
+        if spec.tiers:
+            lines += ["", "| status | terminal | signal |", "|---|---|---|"]
+            for status in spec.statuses:
+                signal = spec.signals.get(status)
+                name = _signal_name(signal) if signal is not None else "—"
+                terminal = "yes" if status in spec.terminal else "no"
+                lines.append(f"| `{status}` | {terminal} | {name} |")
+        if spec.actions:
+            actions = ", ".join(f"`{a}` → `{s}`" for a, s in spec.actions.items())
+            lines += ["", f"Status from the event's action when the object has none: {actions}."]
+        lines += [
+            "",
+            "| field | read from | type |",
+            "|---|---|---|",
+            "| `plugipay_id` | `id` | string (required) |",
+        ]
+        for name, spec_field in [*spec.fields.items(), *spec.refs.items()]:
+            keys = ", ".join(f"`{k}`" for k in spec_field.keys)
+            label = spec_field.kind.label + (" (required)" if spec_field.required else "")
+            stored = f"`{name}`" if name in spec.fields else f"({name})"
+            length = (
+                getattr(model.get_field(name), "max_length", None) if name in spec.fields else 64
+            )
+            if isinstance(spec_field.kind, Text) and length:
+                label += f", ≤ {length} characters"
+            lines.append(f"| {stored} | {keys} | {label} |")
+    return "\n".join(lines) + "\n"
+
+
+def _signal_name(signal: Any) -> str:
+    from django_plugipay import signals
+
+    return next((f"`{n}`" for n, v in vars(signals).items() if v is signal), "—")

@@ -1,0 +1,823 @@
+"""The tutorial on a stock ``django-admin startproject`` project, driven over HTTP.
+
+Builds a fresh project with Django's default settings (SQLite in its default transaction mode,
+the in-memory test database, threaded ``runserver``, no Celery app), copies in the tutorial's
+files from ``docs/tutorial/`` and applies exactly the tutorial's settings and URL edits. Then it
+runs the tutorial's own test with pytest, starts ``manage.py plugipay_sandbox`` and
+``manage.py runserver``, and drives card payments and one admin refund through the real pages:
+
+- 20 payments in a row by one buyer, each success page requested the instant the redirect
+  arrives, and 20 more from 5 buyers at once (``--sequential``, ``--buyers``, ``--per-buyer``);
+- one partial refund through the Django admin's Refund page, as staff.
+
+Mode ``no-celery`` (the tutorial as written) expects the refund to succeed on its own. Mode
+``broker-down`` adds a Celery app whose broker is unreachable: the refund must stay
+``requested`` with the reason shown, and ``manage.py plugipay_sync`` must then finish it.
+
+Both modes assert: no response >= 500 (to the buyers, the staff or the sandbox's webhooks), no
+"database is locked" in the server's output, every order paid exactly once (one receipt each),
+every success page saying "paid". Exit status 0 when every assertion holds.
+
+Run it with the repository's virtualenv: ``.venv/bin/python scripts/stock_project.py``
+(``make stock``). Only the standard library and ``requests``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+TUTORIAL = REPO / "docs" / "tutorial"
+PROJECT = "mysite"
+PASSWORD = "stock-project-password"
+CARD = {"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
+TUTORIAL_SANDBOX_URL = "http://127.0.0.1:8787"
+DEAD_BROKER = "redis://127.0.0.1:1/0"
+
+# What the broker-down mode adds to the project: Celery's own Django recipe, unchanged.
+CELERY_MODULE = f'''import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "{PROJECT}.settings")
+
+app = Celery("{PROJECT}")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+'''
+CELERY_INIT = 'from .celery import app as celery_app\n\n__all__ = ("celery_app",)\n'
+
+# --log-retries: show django_plugipay.db's "retrying …" lines (INFO) in runserver's output.
+RETRY_LOGGING = """
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_plugipay.db": {"handlers": ["console"], "level": "INFO"}},
+}
+"""
+RETRY = re.compile(r"^retrying \S+ after a transient database error", re.MULTILINE)
+
+LOCKED = re.compile(r"database (table )?is locked", re.IGNORECASE)
+REQUEST_LINE = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
+RECEIPT = re.compile(r"^Subject: Receipt for order #(\d+)", re.MULTILINE)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# ── the project ────────────────────────────────────────────────────────────────────────
+
+
+class Project:
+    """A ``startproject`` project in a temporary directory, run with this Python."""
+
+    def __init__(
+        self, root: Path, sandbox_port: int, web_port: int, *, celery: bool, log_retries: bool
+    ) -> None:
+        self.root = root
+        self.sandbox_port, self.web_port = sandbox_port, web_port
+        self.celery, self.log_retries = celery, log_retries
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PLUGIPAY_", "DJANGO_", "CELERY_"))
+        }
+        self.env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        self.processes: list[subprocess.Popen] = []
+
+    @property
+    def site_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "db.sqlite3"
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and result.returncode:
+            raise SystemExit(
+                f"`{' '.join(args)}` exited {result.returncode}:\n{result.stdout}{result.stderr}"
+            )
+        return result
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("manage.py", *args, check=check)
+
+    def create(self) -> list[str]:
+        """startproject, then the tutorial's files and edits; returns what was done."""
+        self.root.mkdir(parents=True)
+        self.run("-m", "django", "startproject", PROJECT, str(self.root))
+        settings = self.root / PROJECT / "settings.py"
+        stock = settings.read_text()
+        self.run("manage.py", "startapp", "shop")
+        shutil.copytree(
+            TUTORIAL / "shop",
+            self.root / "shop",
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        shutil.copy(TUTORIAL / "pytest.ini", self.root / "pytest.ini")
+        shutil.copy(TUTORIAL / PROJECT / "urls.py", self.root / PROJECT / "urls.py")
+        addition = (TUTORIAL / PROJECT / "settings_plugipay.py").read_text()
+        assert TUTORIAL_SANDBOX_URL in addition
+        addition = addition.replace(TUTORIAL_SANDBOX_URL, self.sandbox_url)
+        settings.write_text(stock + "\n\n" + addition)
+        # Django's defaults are the point: nothing may change the database's transaction mode,
+        # its timeout or the test database.
+        for word in ("DATABASES", "transaction_mode", "IMMEDIATE", "TEST"):
+            assert word not in addition, f"the tutorial's settings addition sets {word}"
+        done = [
+            "django-admin startproject mysite (settings untouched: default SQLite, no OPTIONS)",
+            "manage.py startapp shop, then docs/tutorial/shop/ copied over it",
+            "copied docs/tutorial/pytest.ini and docs/tutorial/mysite/urls.py",
+            "appended docs/tutorial/mysite/settings_plugipay.py to mysite/settings.py "
+            f"(sandbox port {self.sandbox_port} instead of 8787)",
+        ]
+        if self.celery:
+            (self.root / PROJECT / "celery.py").write_text(CELERY_MODULE)
+            (self.root / PROJECT / "__init__.py").write_text(CELERY_INIT)
+            with settings.open("a") as handle:
+                handle.write(f'\nCELERY_BROKER_URL = "{DEAD_BROKER}"  # nothing listens here\n')
+            done.append(f"a Celery app (mysite/celery.py) with CELERY_BROKER_URL={DEAD_BROKER}")
+        if self.log_retries:
+            with settings.open("a") as handle:
+                handle.write(RETRY_LOGGING)
+            done.append("LOGGING: django_plugipay.db at INFO (--log-retries)")
+        return done
+
+    def start(self, name: str, *args: str) -> Path:
+        log = self.root / f"{name}.log"
+        handle = log.open("w")
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", *args],
+            cwd=self.root,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        handle.close()
+        self.processes.append(process)
+        return log
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Read the project's database (read-only, a short busy wait like Django's own)."""
+        with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute(sql, params).fetchall()
+
+
+def free_ports(first: int, last: int, count: int) -> list[int]:
+    found = []
+    for port in range(first, last + 1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        found.append(port)
+        if len(found) == count:
+            return found
+    raise SystemExit(f"fewer than {count} free ports in {first}-{last}")
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"exited {process.returncode} before listening:\n{log.read_text()}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port} after {timeout:.0f} s:\n{log.read_text()}")
+
+
+def poll(condition, timeout: float, interval: float = 0.2):
+    """Call ``condition`` until it returns something truthy or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+# ── the people ─────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Traffic:
+    """Every HTTP response the script saw, and the payments it made."""
+
+    responses: list[tuple[str, str, int, float]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    flows: list[float] = field(default_factory=list)  # seconds from "Buy" to the thanks page
+    paid_pages: int = 0
+    pending_pages: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, response: requests.Response) -> requests.Response:
+        url = response.url.split("?")[0]
+        with self.lock:
+            self.responses.append(
+                (
+                    response.request.method,
+                    url,
+                    response.status_code,
+                    response.elapsed.total_seconds(),
+                )
+            )
+        return response
+
+    def server_errors(self) -> list[tuple[str, str, int, float]]:
+        return [r for r in self.responses if r[2] >= 500]
+
+    def step_times(self, responses: list[tuple[str, str, int, float]]) -> dict[str, str]:
+        """Median / p95 / max milliseconds of each step of a payment."""
+        steps = {
+            "buy": r"POST .*/buy/",
+            "hosted page": r"GET .*/c/cs_\w+$",
+            "pay": r"POST .*/c/cs_\w+/pay$",
+            "thanks": r"GET .*/thanks/$",
+        }
+        times = {}
+        for step, pattern in steps.items():
+            found = sorted(t for m, u, _, t in responses if re.match(pattern, f"{m} {u}"))
+            if found:
+                p95 = found[int(0.95 * (len(found) - 1))]
+                times[step] = " / ".join(
+                    str(round(1000 * v)) for v in (statistics.median(found), p95, found[-1])
+                )
+        return times
+
+
+class Browser:
+    """One person's cookie jar, logged in through the project's own login page."""
+
+    def __init__(self, project: Project, traffic: Traffic, username: str) -> None:
+        self.project, self.traffic, self.username = project, traffic, username
+        self.http = requests.Session()
+
+    def get(self, url: str, **kwargs) -> requests.Response:
+        return self.traffic.record(self.http.get(url, timeout=60, allow_redirects=False, **kwargs))
+
+    def post(self, url: str, data: dict, **kwargs) -> requests.Response:
+        if url.startswith(self.project.site_url):
+            data = {"csrfmiddlewaretoken": self.http.cookies.get("csrftoken", ""), **data}
+        return self.traffic.record(
+            self.http.post(url, data=data, timeout=60, allow_redirects=False, **kwargs)
+        )
+
+    def log_in(self, login_path: str) -> None:
+        url = self.project.site_url + login_path
+        self.get(url)
+        response = self.post(url, {"username": self.username, "password": PASSWORD})
+        if response.status_code != 302:
+            raise SystemExit(
+                f"{self.username} could not log in at {login_path}: {response.status_code}"
+            )
+
+    def buy(self, item: str = "batik") -> None:
+        """Buy → hosted checkout → pay with 4242 → the thanks page, at once."""
+        started = time.monotonic()
+        try:
+            response = self.post(f"{self.project.site_url}/buy/{item}/", {})
+            hosted = response.headers.get("Location", "")
+            if response.status_code != 302 or not hosted.startswith(self.project.sandbox_url):
+                raise RuntimeError(f"buy answered {response.status_code} {hosted!r}")
+            self.get(hosted)
+            response = self.post(f"{hosted}/pay", CARD)
+            thanks = response.headers.get("Location", "")
+            if response.status_code not in (302, 303) or "session_id=" not in thanks:
+                raise RuntimeError(f"the hosted page answered {response.status_code} {thanks!r}")
+            page = self.get(thanks)
+            if page.status_code != 200:
+                raise RuntimeError(f"the thanks page answered {page.status_code}")
+        except (RuntimeError, requests.RequestException) as exc:
+            with self.traffic.lock:
+                self.traffic.errors.append(f"{self.username}: {exc}")
+            return
+        with self.traffic.lock:
+            self.traffic.flows.append(time.monotonic() - started)
+            if " is paid</h1>" in page.text:
+                self.traffic.paid_pages += 1
+            else:
+                self.traffic.pending_pages.append(thanks)
+
+
+# ── one run ────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Result:
+    mode: str
+    figures: dict = field(default_factory=dict)
+    checks: list[tuple[str, object, bool]] = field(default_factory=list)
+
+    def check(self, name: str, value: object, ok: bool) -> None:
+        self.checks.append((name, value, ok))
+        say(f"  [{'ok' if ok else 'FAIL'}] {name}: {value}")
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, _, ok in self.checks)
+
+
+def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
+    result = Result(mode)
+    celery = mode == "broker-down"
+    sandbox_port, web_port = free_ports(args.first_port, args.last_port, 2)
+    project = Project(
+        workdir / mode, sandbox_port, web_port, celery=celery, log_retries=args.log_retries
+    )
+    started = time.monotonic()
+
+    def lap(name: str, since: float) -> float:
+        result.figures[name] = round(time.monotonic() - since, 2)
+        return time.monotonic()
+
+    say(f"\n=== mode {mode}: project in {project.root}")
+    for line in project.create():
+        say(f"  {line}")
+    t = time.monotonic()
+    project.manage("makemigrations", "shop")
+    project.manage("migrate", "--no-input")
+    checks = project.manage("check", check=False)
+    check_output = (checks.stdout + checks.stderr).strip()
+    say("  manage.py check says:\n    " + "\n    ".join(check_output.splitlines()))
+    buyers = [f"buyer{n}" for n in range(1 + args.buyers)]
+    project.manage(  # what `createsuperuser` does, and the buyers, in one process
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User\n"
+        f"User.objects.create_superuser('admin', 'admin@example.com', {PASSWORD!r})\n"
+        f"for name in {buyers!r}:\n"
+        f"    User.objects.create_user(name, name + '@example.com', {PASSWORD!r})",
+    )
+    t = lap("setup_s", t)
+
+    if args.test_runs and mode in args.test_modes:
+        passes = 0
+        for run in range(args.test_runs):
+            test = project.run("-m", "pytest", "-q", "-p", "no:cacheprovider", "shop", check=False)
+            tail = (test.stdout + test.stderr).strip().splitlines()
+            summary = tail[-1] if tail else "(no output)"
+            say(f"  tutorial test run {run + 1}: {summary}")
+            if test.returncode == 0:
+                passes += 1
+            else:
+                for line in dict.fromkeys(ln for ln in tail if ln.startswith(("E  ", "FAILED"))):
+                    say(f"    {line[:200]}")
+        result.figures["tutorial_test_passes"] = f"{passes}/{args.test_runs}"
+        result.check("tutorial test passes", f"{passes}/{args.test_runs}", passes == args.test_runs)
+        t = lap("tutorial_test_s", t)
+
+    sandbox_log = project.start("sandbox", "plugipay_sandbox", f"--site-url={project.site_url}")
+    server_log = project.start("runserver", "runserver", "--noreload", f"127.0.0.1:{web_port}")
+    traffic = Traffic()
+    try:
+        wait_for_port(sandbox_port, project.processes[0], sandbox_log)
+        wait_for_port(web_port, project.processes[1], server_log)
+        say(f"  sandbox on {project.sandbox_url}, runserver on {project.site_url}")
+        doctor = project.manage("plugipay_doctor", check=False)
+        for line in doctor.stdout.strip().splitlines() or doctor.stderr.strip().splitlines():
+            say(f"    doctor: {line}")
+        result.check(
+            "manage.py plugipay_doctor", f"exit {doctor.returncode}", not doctor.returncode
+        )
+        drive_payments(project, traffic, buyers, args, result, lap)
+        t = time.monotonic()
+        refund_through_admin(project, traffic, result, celery=celery)
+        lap("refund_s", t)
+    finally:
+        project.stop()
+    result.figures["total_s"] = round(time.monotonic() - started, 1)
+    report_logs(project, traffic, server_log, sandbox_log, result)
+    report_orders(project, result, server_log)
+    if result.ok and not args.keep:
+        shutil.rmtree(project.root, ignore_errors=True)
+    else:
+        say(f"  project and logs kept in {project.root}")
+    return result
+
+
+def drive_payments(project, traffic, buyers, args, result, lap) -> None:
+    first = Browser(project, traffic, buyers[0])
+    first.log_in("/accounts/login/")
+    t = time.monotonic()
+    for _ in range(args.sequential):
+        first.buy()
+    t = lap("sequential_s", t)
+    in_a_row = len(traffic.responses)
+    crowd = [Browser(project, traffic, name) for name in buyers[1:]]
+    for browser in crowd:
+        browser.log_in("/accounts/login/")
+
+    def shop(browser: Browser) -> None:
+        for n in range(args.per_buyer):
+            browser.buy("kopi" if n % 2 else "batik")
+
+    t = time.monotonic()
+    with ThreadPoolExecutor(len(crowd)) as pool:
+        list(pool.map(shop, crowd))
+    lap("concurrent_s", t)
+    flushed = requests.post(f"{project.sandbox_url}/_sandbox/deliveries/flush", timeout=120)
+    result.figures["deliveries_flushed"] = flushed.json()["data"]["sent"]
+    # Deliveries answered >= 500 are retried on the sandbox's schedule: give them the time.
+    poll(
+        lambda: not project.query("SELECT 1 FROM shop_order WHERE status != 'paid' LIMIT 1"),
+        timeout=20,
+    )
+    attempted = args.sequential + len(crowd) * args.per_buyer
+    result.figures.update(sequential=args.sequential, buyers=len(crowd), per_buyer=args.per_buyer)
+    flows = sorted(traffic.flows)
+    result.figures["step_ms"] = traffic.step_times(traffic.responses[:in_a_row])
+    result.figures["step_ms_concurrent"] = traffic.step_times(traffic.responses[in_a_row:])
+    say("  median / p95 / max ms per step, in a row: " + json.dumps(result.figures["step_ms"]))
+    say("  … and with concurrent buyers: " + json.dumps(result.figures["step_ms_concurrent"]))
+    result.figures.update(
+        payments_attempted=attempted,
+        payments_completed=len(flows),
+        paid_pages=traffic.paid_pages,
+        flow_median_ms=round(statistics.median(flows) * 1000) if flows else None,
+        flow_p95_ms=round(flows[int(0.95 * (len(flows) - 1))] * 1000) if flows else None,
+        flow_max_ms=round(flows[-1] * 1000) if flows else None,
+    )
+    result.check(
+        "payments completed (buy → hosted page → thanks)",
+        f"{len(flows)}/{attempted}",
+        len(flows) == attempted,
+    )
+    for error in traffic.errors[:5]:
+        say(f"    {error}")
+    result.check(
+        "thanks pages saying paid",
+        f"{traffic.paid_pages}/{len(flows)} shown ({attempted} payments attempted)",
+        traffic.paid_pages == len(flows) == attempted,
+    )
+    for url in traffic.pending_pages[:5]:
+        say(f"    said pending: {url}")
+
+
+def refund_through_admin(
+    project: Project, traffic: Traffic, result: Result, *, celery: bool
+) -> None:
+    rows = project.query(
+        "SELECT p.id, o.id, p.amount FROM shop_order o "
+        "JOIN django_plugipay_payment p ON p.checkout_session_id = o.checkout_session_id "
+        "WHERE p.status = 'succeeded' ORDER BY o.id LIMIT 1"
+    )
+    if not rows:
+        result.check("a paid order to refund", "none", False)
+        return
+    payment_id, order_id, amount = rows[0]
+    staff = Browser(project, traffic, "admin")
+    staff.log_in("/admin/login/")
+    page_url = f"{project.site_url}/admin/django_plugipay/payment/{payment_id}/refund/"
+    page = staff.get(page_url)
+    partial = amount // 2
+    response = staff.post(
+        page_url,
+        {
+            "post": "yes",
+            "amount": str(partial),
+            "reason": "requested_by_customer",
+            "description": "",
+        },
+    )
+    landing = (
+        staff.get(project.site_url + response.headers["Location"])
+        if response.is_redirect
+        else response
+    )
+    messages = (
+        [
+            re.sub(r"<[^>]+>|\s+", " ", m).strip()
+            for m in re.findall(r'<ul class="messagelist">(.*?)</ul>', landing.text, re.DOTALL)
+        ]
+        if response.is_redirect
+        else []
+    )
+    result.check(
+        f"admin Refund page for order #{order_id} (GET, confirm POST)",
+        f"{page.status_code}, {response.status_code}",
+        page.status_code == 200 and response.status_code == 302,
+    )
+    say("    admin says: " + (" | ".join(messages) or "(no message)"))
+    result.figures["admin_message"] = " | ".join(messages)
+
+    def refund() -> tuple | None:
+        found = project.query(
+            "SELECT status, amount, plugipay_id, failure_message FROM django_plugipay_refund "
+            "WHERE payment_id = ? ORDER BY id DESC LIMIT 1",
+            payment_id,
+        )
+        return found[0] if found else None
+
+    if not celery:
+        row = poll(lambda: (r := refund()) and r[0] in ("succeeded", "failed") and r, timeout=20)
+        row = row or refund()
+        result.figures["refund"] = row[0] if row else None
+        result.check("refund succeeded (no Celery app)", row, bool(row) and row[0] == "succeeded")
+        return
+    row = refund()
+    result.figures["refund_while_broker_down"] = row[0] if row else None
+    result.check(
+        "refund requested while the broker is down", row, bool(row) and row[0] == "requested"
+    )
+    shown = " ".join(messages + [str(row[3] if row else "")])
+    result.check(
+        "the reason is shown to staff",
+        bool(re.search(r"broker|celery|queue|plugipay_sync|connect", shown, re.IGNORECASE)),
+        bool(re.search(r"broker|celery|queue|plugipay_sync|connect", shown, re.IGNORECASE)),
+    )
+    t = time.monotonic()
+    sync = project.manage("plugipay_sync", check=False)
+    say("    plugipay_sync: " + " | ".join(sync.stdout.strip().splitlines()[-2:]))
+    row = poll(lambda: (r := refund()) and r[0] in ("succeeded", "failed") and r, timeout=20)
+    row = row or refund()
+    result.figures["plugipay_sync_s"] = round(time.monotonic() - t, 2)
+    result.figures["refund"] = row[0] if row else None
+    result.check(
+        "refund succeeded after manage.py plugipay_sync",
+        f"exit {sync.returncode}, {row}",
+        sync.returncode == 0 and bool(row) and row[0] == "succeeded",
+    )
+
+
+def report_logs(project, traffic, server_log: Path, sandbox_log: Path, result: Result) -> None:
+    log = server_log.read_text(errors="replace")
+    served = Counter(int(m[2]) for m in REQUEST_LINE.findall(log))
+    logged_5xx = [f"{m[0]} {m[1]} {m[2]}" for m in REQUEST_LINE.findall(log) if int(m[2]) >= 500]
+    seen_5xx = traffic.server_errors()
+    # runserver logs the buyers', staff's and webhooks' requests; add what the sandbox answered.
+    sandbox_5xx = [r for r in seen_5xx if not r[1].startswith(project.site_url)]
+    locked = locked_count(log)
+    if project.log_retries:
+        result.figures["transaction_retries"] = len(RETRY.findall(log))
+        say(f"    transactions retried after a transient database error: {len(RETRY.findall(log))}")
+    result.figures.update(
+        requests_served=sum(served.values()),
+        requests_by_status=dict(sorted(served.items())),
+        webhooks_served=len(re.findall(r'"POST /plugipay/webhook/ ', log)),
+        responses_5xx=len(logged_5xx) + len(sandbox_5xx),
+        database_locked=locked,
+    )
+    result.check("responses >= 500 seen by buyers and staff", len(seen_5xx), not seen_5xx)
+    result.check(
+        "responses >= 500 in the runserver log (incl. webhooks)", len(logged_5xx), not logged_5xx
+    )
+    for line in Counter(logged_5xx).most_common(5):
+        say(f"    {line[1]}× {line[0]}")
+    result.check('"database is locked" in the runserver log', locked, locked == 0)
+    reports = error_reports(log)
+    result.figures["tracebacks"] = log.count("Traceback (most recent call last):")
+    if reports:
+        say(f"    {len(reports)} error reports in the runserver log:")
+        for (path, error), count in Counter((r[0], r[1]) for r in reports).most_common(8):
+            say(f"      {count}× {path}: {error[:150]}")
+        path, error, frames = reports[0]
+        say(f"    the first, {path}, through django_plugipay and the shop:")
+        for frame in frames[-8:]:
+            say(f"      {frame[:200]}")
+    sandbox = sandbox_log.read_text(errors="replace")
+    failed = re.findall(r"^.*delivery \S+ of \S+ .* failed: .*$", sandbox, re.MULTILINE)
+    result.figures["failed_deliveries"] = len(failed)
+    result.check("failed webhook deliveries on the sandbox's console", len(failed), not failed)
+    for line in failed[:5]:
+        say(f"    sandbox: {line[:240]}")
+
+
+def locked_count(log: str) -> int:
+    """How often "database (table) is locked" occurs in a server's output, not counting the
+    system checks' own advice about it (printed at startup)."""
+    checks = re.compile(
+        r"^System check identified some issues:$.*?^System check identified", re.M | re.S
+    )
+    return len(LOCKED.findall(checks.sub("", log)))
+
+
+def error_reports(log: str) -> list[tuple[str, str, list[str]]]:
+    """Django's "Internal Server Error" reports: the path (its digits as N), the exception
+    and the frames (file, line, code) in django_plugipay or the shop, outermost first."""
+    reports = []
+    for block in log.split("Internal Server Error: ")[1:]:
+        end = REQUEST_LINE.search(block)
+        lines = block[: end.start() if end else None].splitlines()
+        errors = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception)\b", ln)]
+        frames = []
+        for n, line in enumerate(lines):
+            found = re.match(r'\s*File "(.+)", line (\d+), in (\S+)', line)
+            if found and re.search(r"django_plugipay/|shop/", found[1]):
+                code = lines[n + 1].strip() if n + 1 < len(lines) else ""
+                where = re.sub(r".*/(django_plugipay|shop)/", r"\1/", found[1])
+                frames.append(f"{where}:{found[2]} {found[3]}: {code}")
+        path = re.sub(r"\d+", "N", lines[0].split("?")[0]) if lines else "?"
+        reports.append((path, errors[-1] if errors else "?", frames))
+    return reports
+
+
+def report_orders(project: Project, result: Result, server_log: Path) -> None:
+    orders = project.query("SELECT id, status FROM shop_order")
+    receipts = Counter(int(n) for n in RECEIPT.findall(server_log.read_text(errors="replace")))
+    succeeded = dict(
+        project.query(
+            "SELECT o.id, COUNT(p.id) FROM shop_order o LEFT JOIN django_plugipay_payment p "
+            "ON p.checkout_session_id = o.checkout_session_id AND p.status = 'succeeded' "
+            "GROUP BY o.id"
+        )
+    )
+    failed_events = project.query(
+        "SELECT COUNT(*) FROM django_plugipay_webhookevent WHERE status = 'failed'"
+    )[0][0]
+    paid = sum(status == "paid" for _, status in orders)
+    once = sum(receipts[pk] == 1 for pk, _ in orders)
+    result.figures.update(
+        orders=len(orders),
+        orders_paid=paid,
+        orders_paid_once=once,
+        receipts=sum(receipts.values()),
+        failed_webhook_events=failed_events,
+    )
+    result.check("orders paid", f"{paid}/{len(orders)}", paid == len(orders) > 0)
+    result.check(
+        "orders with exactly one receipt (receiver ran once)",
+        f"{once}/{len(orders)}; receipts sent {sum(receipts.values())}",
+        once == len(orders) and sum(receipts.values()) == len(orders),
+    )
+    wrong = {pk: n for pk, n in succeeded.items() if n != 1}
+    result.check(
+        "orders with exactly one succeeded payment",
+        f"{len(orders) - len(wrong)}/{len(orders)}",
+        not wrong,
+    )
+    result.check("webhook events left failed", failed_events, failed_events == 0)
+
+
+def figures_markdown(results: list[Result]) -> str:
+    """The figures as the Markdown table the tutorial includes."""
+    import django
+
+    columns = {"no-celery": "No Celery app", "broker-down": "Celery app, broker down"}
+
+    def steps(name: str) -> str:
+        return lambda f: f"{f['step_ms'][name]} ms; at once: {f['step_ms_concurrent'][name]} ms"
+
+    rows = [
+        ("the tutorial's test, runs passed", lambda f: f.get("tutorial_test_passes", "not run")),
+        (
+            "card payments completed",
+            lambda f: (
+                f"{f['payments_completed']}/{f['payments_attempted']}: {f['sequential']} in a row "
+                f"in {f['sequential_s']} s, {f['buyers']} buyers × {f['per_buyer']} at once in "
+                f"{f['concurrent_s']} s"
+            ),
+        ),
+        ('thanks pages saying "paid"', lambda f: f"{f['paid_pages']}/{f['payments_completed']}"),
+        (
+            "responses ≥ 500 (to buyers, staff and webhooks)",
+            lambda f: f"{f['responses_5xx']} of {f['requests_served']}",
+        ),
+        ('"database is locked" in the server\'s output', lambda f: f["database_locked"]),
+        (
+            "orders paid, each exactly once (one receipt)",
+            lambda f: f"{f['orders_paid_once']}/{f['orders']}",
+        ),
+        ("webhooks delivered", lambda f: f["webhooks_served"]),
+        ("Buy (customer, checkout session), median / p95 / max: in a row", steps("buy")),
+        ("thanks page (with its sync), median / p95 / max: in a row", steps("thanks")),
+        (
+            "the admin refund",
+            lambda f: (
+                f"{f['refund_while_broker_down']} with the reason shown, then {f['refund']} "
+                "after `manage.py plugipay_sync`"
+                if "refund_while_broker_down" in f
+                else f"{f['refund']}, sent in the request"
+            ),
+        ),
+        ("the whole run, from `startproject`", lambda f: f"{f['total_s']} s"),
+    ]
+    head = "| | " + " | ".join(columns[r.mode] for r in results) + " |"
+    lines = [head, "|---" * (len(results) + 1) + "|"]
+    for label, value in rows:
+        cells = []
+        for result in results:
+            try:
+                cells.append(str(value(result.figures)))
+            except KeyError:
+                cells.append("–")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    version = ".".join(map(str, sys.version_info[:2]))
+    lines.append("")
+    lines.append(
+        f"`scripts/stock_project.py` on {when}: Python {version}, Django {django.get_version()}, "
+        f"{os.cpu_count()} cores shared with other work (load average {os.getloadavg()[0]:.1f} "
+        "at the end); the durations vary with that load."
+    )
+    return "\n".join(lines) + "\n"
+
+
+# ── main ───────────────────────────────────────────────────────────────────────────────
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("no-celery", "broker-down", "both"), default="both")
+    parser.add_argument(
+        "--ports",
+        default=os.environ.get("STOCK_PORTS", "18100-18199"),
+        help="range of loopback ports to use (default %(default)s)",
+    )
+    parser.add_argument("--sequential", type=int, default=20, help="payments in a row")
+    parser.add_argument("--buyers", type=int, default=5, help="concurrent buyers")
+    parser.add_argument("--per-buyer", type=int, default=4, help="payments per concurrent buyer")
+    parser.add_argument("--test-runs", type=int, default=2, help="runs of the tutorial's test")
+    parser.add_argument(
+        "--test-modes",
+        default="no-celery",
+        help="modes that run the tutorial's test (comma-separated)",
+    )
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--figures-md", type=Path, help="write the figures as the tutorial's Markdown table"
+    )
+    parser.add_argument(
+        "--log-retries",
+        action="store_true",
+        help="also add LOGGING that shows (and counts) django-plugipay's transaction retries",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the projects and their logs")
+    args = parser.parse_args(argv)
+    args.first_port, args.last_port = (int(p) for p in args.ports.split("-"))
+    args.test_modes = args.test_modes.split(",")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    modes = ["no-celery", "broker-down"] if args.mode == "both" else [args.mode]
+    workdir = Path(tempfile.mkdtemp(prefix="plugipay-stock-"))
+    results = [run_mode(mode, args, workdir) for mode in modes]
+    say("\n=== figures")
+    for result in results:
+        say(f"{result.mode}: " + json.dumps(result.figures))
+    if args.json:
+        args.json.write_text(json.dumps({r.mode: r.figures for r in results}, indent=2) + "\n")
+    if args.figures_md:
+        args.figures_md.write_text(figures_markdown(results))
+    failed = [(r.mode, name, value) for r in results for name, value, ok in r.checks if not ok]
+    say("\n=== " + ("every check passed" if not failed else f"{len(failed)} checks FAILED:"))
+    for mode, name, value in failed:
+        say(f"  {mode}: {name}: {value}")
+    if not failed and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
