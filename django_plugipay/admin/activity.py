@@ -35,7 +35,8 @@ def related(obj: Any) -> tuple[list[Payment], list[CheckoutSession], list[Refund
     """The objects whose history belongs on ``obj``'s page (a fixed number of queries)."""
     refunds = Refund.objects.select_related("requested_by")
     if isinstance(obj, Payment):
-        sessions = [obj.checkout_session] if obj.checkout_session_id else []
+        session = obj.checkout_session
+        sessions = [session] if session is not None else []
         return [obj], sessions, list(refunds.filter(payment=obj))
     if isinstance(obj, CheckoutSession):
         payments = list(obj.payments.all())
