@@ -73,7 +73,8 @@ border-bottom:1px solid #e5e7eb;margin-bottom:20px}.nav a{padding:9px 12px;color
 text-decoration:none;font-size:14px;font-weight:600;border-bottom:2px solid transparent;
 margin-bottom:-1px}.nav a.on{color:#4f46e5;border-color:#4f46e5}.dash .card{padding:22px;
 margin-bottom:18px}.dash h1{font-size:22px;margin:0}.dash h2{font-size:16px;margin:0 0 10px}
-.tbl{overflow-x:auto}.dash table td,.dash table th{padding:9px 8px;border-bottom:1px solid #eef0f6;
+.tbl{overflow-x:auto}td.breakable{overflow-wrap:anywhere}
+.dash table td,.dash table th{padding:9px 8px;border-bottom:1px solid #eef0f6;
 text-align:left;vertical-align:top}.dash table th{font-size:12px;color:#6b7280;font-weight:600;
 text-transform:uppercase;letter-spacing:.03em}
 .dash a:not(.btn){color:#4f46e5;text-decoration:none}.dash a:not(.btn):hover{
@@ -110,7 +111,8 @@ overflow-wrap:anywhere;color:#374151;background:none;padding:0}.empty{color:#6b7
 .notice.bad{background:#fee2e2;color:#991b1b}.inline-form{display:inline}.row-actions{
 display:flex;gap:8px;flex-wrap:wrap}@media(max-width:640px){.hide-s{display:none}
 .dash .card{padding:16px;border-radius:12px}.timeline .when{min-width:0}
-.big{font-size:24px}.nav{flex-wrap:nowrap;overflow-x:auto}.nav a{padding:8px 9px;
+.big{font-size:24px}.dash table td,.dash table th{padding:8px 5px}
+.nav{flex-wrap:nowrap;overflow-x:auto}.nav a{padding:8px 9px;
 white-space:nowrap}.dash h1{font-size:19px}.topbar .muted{display:none}}
 """
 
@@ -270,7 +272,8 @@ def payments(store: Store, request: Request):
                 f'<tr><td class="num"><a href="/dashboard/payments/{escape(payment["id"])}">'
                 f"{escape(money(payment['amount'], payment['currency']))}</a></td>"
                 f"<td>{badge(_, shown)}{mode_badge(_, payment)}</td>"
-                f"<td>{escape(payment['method'] or '')}</td><td>{escape(email) or '—'}</td>"
+                f'<td class="hide-s">{escape(payment["method"] or "")}</td>'
+                f'<td class="breakable">{escape(email) or "—"}</td>'
                 f'<td class="hide-s">{link("payments", payment["id"])}</td>'
                 f'<td class="hide-s">{when(payment["createdAt"])}</td></tr>'
             )
@@ -289,7 +292,7 @@ def payments(store: Store, request: Request):
     headers = [
         ("Amount", "num"),
         ("Status", ""),
-        ("Method", ""),
+        ("Method", "hide-s"),
         ("Customer", ""),
         ("Payment id", "hide-s"),
         ("Created", "hide-s"),
@@ -452,8 +455,8 @@ def sessions(store: Store, request: Request):
             f'<tr><td class="num"><a href="/dashboard/checkout-sessions/{escape(s["id"])}">'
             f"{escape(money(s['amount'], s['currency']))}</a></td>"
             f"<td>{badge(_, s['status'])}{mode_badge(_, s)}</td>"
-            f"<td>{escape(s.get('paymentMethod') or '—')}</td>"
-            f"<td>{escape((s.get('customer') or {}).get('email') or '—')}</td>"
+            f'<td class="hide-s">{escape(s.get("paymentMethod") or "—")}</td>'
+            f'<td class="breakable">{escape((s.get("customer") or {}).get("email") or "—")}</td>'
             f'<td class="hide-s">{link("checkout-sessions", s["id"])}</td>'
             f'<td class="hide-s">{when(s["createdAt"])}</td></tr>'
             for s in newest(store.sessions.values())
@@ -461,7 +464,7 @@ def sessions(store: Store, request: Request):
     headers = [
         ("Amount", "num"),
         ("Status", ""),
-        ("Method", ""),
+        ("Method", "hide-s"),
         ("Customer", ""),
         ("Session id", "hide-s"),
         ("Created", "hide-s"),
