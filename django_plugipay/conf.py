@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "CURRENCY_EXPONENTS": {"IDR": 0, "USD": 2, "JPY": 0, "KRW": 0},
     "API_CHECKOUT_PARAMS": None,
     "API_SYNC_INTERVAL": 2,
+    "METADATA_KEY_MAX_LENGTH": 40,
+    "METADATA_VALUE_MAX_LENGTH": 500,
 }
 
 #: Settings that fall back to an environment variable when ``settings.PLUGIPAY`` omits them.
@@ -123,6 +125,14 @@ class AppSettings:
     @property
     def API_SYNC_INTERVAL(self) -> float:
         return float(self.raw("API_SYNC_INTERVAL"))
+
+    @property
+    def METADATA_KEY_MAX_LENGTH(self) -> int:
+        return int(self.raw("METADATA_KEY_MAX_LENGTH"))
+
+    @property
+    def METADATA_VALUE_MAX_LENGTH(self) -> int:
+        return int(self.raw("METADATA_VALUE_MAX_LENGTH"))
 
     @property
     def MODE(self) -> str:

@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "plugipay_sandbox — an offline stand-in for Plugipay (not Plugipay)",
         f"  base URL        {server.base_url}",
+        f"  dashboard       {server.base_url}/dashboard/",
         f"  key id / secret {config.key_id} / {config.secret}",
         f"  bearer key      {config.api_key}",
     ]

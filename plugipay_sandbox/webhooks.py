@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "plugipay-sandbox/0.1 (not Plugipay)"
 SEND_TIMEOUT = 10.0
+RESPONSE_SNIPPET = 500  # bytes of a receiver's answer kept per attempt
 
 
 class Deliverer:
@@ -138,21 +139,28 @@ class Deliverer:
             },
         )
         started = time.monotonic()
-        code, error = None, None
+        code, error, snippet = None, None, None
         try:
             with urllib.request.urlopen(request, timeout=SEND_TIMEOUT) as response:  # noqa: S310
                 code = response.status
+                snippet = _snippet(response)
         except urllib.error.HTTPError as exc:
-            code, error = exc.code, f"HTTP {exc.code}"
+            code, error, snippet = exc.code, f"HTTP {exc.code}", _snippet(exc)
         except (OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         duration_ms = int((time.monotonic() - started) * 1000)
         with store.lock:
-            self._record(delivery, endpoint, code, error, duration_ms)
+            self._record(delivery, endpoint, code, error, duration_ms, snippet)
             return delivery
 
     def _record(
-        self, delivery: dict, endpoint: dict, code: int | None, error: str | None, duration_ms: int
+        self,
+        delivery: dict,
+        endpoint: dict,
+        code: int | None,
+        error: str | None,
+        duration_ms: int,
+        snippet: str | None = None,
     ) -> None:
         store = self.store
         now = store.now()
@@ -168,6 +176,7 @@ class Deliverer:
                 "responseCode": code,
                 "error": error,
                 "durationMs": duration_ms,
+                "responseBody": snippet,
             }
         )
         endpoint["lastDelivery"] = {
@@ -197,6 +206,14 @@ class Deliverer:
             endpoints.disable_endpoint(
                 store, endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored"
             )
+
+
+def _snippet(response: Any) -> str | None:
+    """The start of a receiver's answer (what a dashboard shows next to the status)."""
+    try:
+        return response.read(RESPONSE_SNIPPET).decode("utf-8", "replace")
+    except OSError:
+        return None
 
 
 def _log_failure(

@@ -74,7 +74,7 @@ def test_every_billing_and_control_route_is_documented():
 
     billing = ("/plans", "/prices", "/subscriptions", "/invoices", "/portal-sessions", "/test/")
     paths = [path(r) for r in api.routes if path(r).startswith(billing)]
-    paths += [path(r) for r in pages.routes if path(r).startswith("/_sandbox/")]
+    paths += [path(r) for r in pages.routes if path(r).startswith(("/_sandbox/", "/dashboard/"))]
     assert len(paths) >= 40
     for route in paths:
         assert f"{route}`" in text or f"{route} " in text, route

@@ -10,6 +10,7 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.admin.actions import cancel_sessions, reprocess_events, resync
+from django_plugipay.admin.activity import ActivityMixin
 from django_plugipay.admin.confirm import CONFIRM_PERMISSION, confirm_view
 from django_plugipay.admin.display import (
     REFUND_STATES,
@@ -47,6 +48,9 @@ class RefundInline(MirrorDisplay, admin.TabularInline):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("requested_by")
+
 
 @admin.register(Customer)
 class CustomerAdmin(MirrorAdmin):
@@ -73,7 +77,7 @@ class CustomerAdmin(MirrorAdmin):
 
 
 @admin.register(CheckoutSession)
-class CheckoutSessionAdmin(MirrorAdmin):
+class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
     list_display = [
         "plugipay_id",
         "amount_display",
@@ -108,6 +112,7 @@ class CheckoutSessionAdmin(MirrorAdmin):
         "mode",
         "created_at",
         "synced_at",
+        "activity",
         "data_pretty",
     ]
     fields = readonly_fields
@@ -161,7 +166,7 @@ class CheckoutSessionAdmin(MirrorAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(MirrorAdmin):
+class PaymentAdmin(ActivityMixin, MirrorAdmin):
     list_display = [
         "plugipay_id",
         "amount_display",
@@ -194,6 +199,7 @@ class PaymentAdmin(MirrorAdmin):
         "mode",
         "created_at",
         "synced_at",
+        "activity",
     ]
     fields = readonly_fields
     change_form_template = "admin/django_plugipay/payment/change_form.html"
@@ -252,7 +258,7 @@ class PaymentAdmin(MirrorAdmin):
 
 
 @admin.register(Refund)
-class RefundAdmin(MirrorAdmin):
+class RefundAdmin(ActivityMixin, MirrorAdmin):
     list_display = [
         "__str__",
         "amount_display",
@@ -283,6 +289,7 @@ class RefundAdmin(MirrorAdmin):
         "mode",
         "created_at",
         "synced_at",
+        "activity",
     ]
     fields = readonly_fields
 

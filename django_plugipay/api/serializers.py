@@ -8,6 +8,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from django_plugipay.metadata import validate_metadata
 from django_plugipay.models import CheckoutSession, Payment, Refund, RefundReason
 from django_plugipay.money import format_amount
 
@@ -142,8 +143,10 @@ class CheckoutRequestSerializer(serializers.Serializer):
         max_length=255, help_text="What is being bought, e.g. an order id."
     )
     quantity = serializers.IntegerField(min_value=1, default=1)
-    metadata = serializers.DictField(
-        child=serializers.CharField(max_length=500), required=False, default=dict
+    metadata = serializers.DictField(  # the values are checked as sent: strings only
+        required=False,
+        default=dict,
+        validators=[validate_metadata],
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -75,6 +76,8 @@ class CheckoutSessionCreate(generics.GenericAPIView):
         params.setdefault("customer", services.get_or_create_customer_for_user(user=request.user))
         try:
             session = services.create_checkout_session(**params)
+        except DjangoValidationError as exc:  # the pricing callable's metadata broke a rule
+            raise ValidationError({"metadata": exc.messages}) from exc
         except PlugipayError as exc:
             raise UpstreamError() from exc
         return Response(CheckoutSessionSerializer(session).data, status=status.HTTP_201_CREATED)

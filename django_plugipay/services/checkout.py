@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
+from django_plugipay.metadata import validate_metadata
 from django_plugipay.models import CheckoutSession, Customer, SessionStatus
 from django_plugipay.services.mirror import sync_object, upsert_checkout_session
 
@@ -31,7 +32,9 @@ def create_checkout_session(
 
     ``amount`` is in the currency's minor unit. A ``description`` without ``line_items``
     becomes a single line item. Methods and expiry default from settings and are always sent.
+    Bad ``metadata`` raises ``ValidationError`` naming the key before anything is sent.
     """
+    validate_metadata(metadata)
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise PlugipayError("amount must be a positive integer in minor units.", code="amount")
     if line_items is None:

@@ -7,6 +7,7 @@ from typing import Any
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError
+from django_plugipay.metadata import validate_metadata
 from django_plugipay.models import Customer
 from django_plugipay.services.mirror import upsert_customer
 
@@ -20,7 +21,11 @@ def create_customer(
     metadata: dict[str, str] | None = None,
     external_id: str | None = None,
 ) -> Customer:
-    """Create a customer at Plugipay and mirror it (linked to ``user`` when given)."""
+    """Create a customer at Plugipay and mirror it (linked to ``user`` when given).
+
+    Bad ``metadata`` raises ``ValidationError`` naming the key before anything is sent.
+    """
+    validate_metadata(metadata)
     body: dict[str, Any] = {"email": email}
     for key, value in (
         ("name", name),

@@ -17,6 +17,7 @@ def home(store: Store, request: Request):
 plugipay_sandbox</div><p>An offline, stateful stand-in for the Plugipay API, for development and
 tests. It is not Plugipay.</p><table><tr><td>API</td><td class=r><code>{escape(store.base_url())}
 /api/v1</code></td></tr><tr><td>Key id</td><td class=r><code>{escape(cfg.key_id)}</code></td></tr>
+<tr><td>Dashboard</td><td class=r><a href="/dashboard/">/dashboard/</a></td></tr>
 <tr><td>Event style</td><td class=r>{escape(cfg.event_style)}</td></tr></table></div>
 <div class="card"><b>Test cards</b><table>{rows}</table><p class="muted">Control routes live
 under <code>/_sandbox/</code>; state at <a href="/_sandbox/state">/_sandbox/state</a>.</p>

@@ -56,16 +56,40 @@ def integer(
     return value
 
 
+#: Metadata limits: 50 pairs is Plugipay's published rule; the key and value lengths are not
+#: published, so the sandbox assumes these (the app's defaults for the same, documented).
+METADATA_MAX_PAIRS = 50
+METADATA_KEY_MAX_LENGTH = 40
+METADATA_VALUE_MAX_LENGTH = 500
+
+
 def metadata(body: dict[str, Any]) -> Any:
+    """Up to 50 string → string pairs; a bad pair is refused with ``field`` ``metadata.<key>``."""
     value = body.get("metadata", MISSING)
     if value is MISSING or value is None:
         return value
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
+    if not isinstance(value, dict):
         raise invalid("metadata", "metadata must be an object of string keys and string values.")
-    if len(value) > 50:
-        raise invalid("metadata", "metadata holds at most 50 key/value pairs.")
+    if len(value) > METADATA_MAX_PAIRS:
+        raise invalid(
+            "metadata",
+            f"metadata holds at most {METADATA_MAX_PAIRS} key/value pairs, not {len(value)}.",
+        )
+    for key, item in value.items():
+        field = f"metadata.{key}"
+        if not key:
+            raise invalid(field, "metadata keys must be non-empty strings.")
+        if len(key) > METADATA_KEY_MAX_LENGTH:
+            raise invalid(
+                field, f"metadata key {key!r} is longer than {METADATA_KEY_MAX_LENGTH} characters."
+            )
+        if not isinstance(item, str):
+            raise invalid(field, f"metadata value of {key!r} must be a string.")
+        if len(item) > METADATA_VALUE_MAX_LENGTH:
+            raise invalid(
+                field,
+                f"metadata value of {key!r} is longer than {METADATA_VALUE_MAX_LENGTH} characters.",
+            )
     return value
 
 

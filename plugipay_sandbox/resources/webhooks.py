@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from plugipay_sandbox.app import Request, Response, api, envelope, paginate
 from plugipay_sandbox.resources import MISSING, invalid, string, url
-from plugipay_sandbox.state import ApiError, Store, not_found
+from plugipay_sandbox.state import Store
 from plugipay_sandbox.state import webhooks as endpoints
 
 
@@ -36,48 +36,43 @@ def list_(store: Store, request: Request):
 
 @api.add("POST", "/webhooks")
 def create(store: Store, request: Request):
-    body = request.json()
     endpoint = endpoints.create_endpoint(
-        store,
-        request.mode,
-        url=url(body, "url"),
-        events=_events(body),
-        description=_description(body),
+        store, request.mode, **endpoint_fields(request.json(), create=True)
     )
     data = store.public(endpoint)
     data["secret"] = data["signingSecret"] = endpoint["_secret"]
     return envelope(data, status=201, store=store)
 
 
+def endpoint_fields(body: dict, *, create: bool) -> dict:
+    """The checked url, events and description of a create (all) or update (those given)."""
+    fields: dict = {}
+    if create or "url" in body:
+        fields["url"] = url(body, "url")
+    if create or "events" in body:
+        fields["events"] = _events(body) or ["*"]
+    if create or "description" in body:
+        fields["description"] = _description(body)
+    if not create and "active" in body:
+        if not isinstance(body["active"], bool):
+            raise invalid("active", "active must be true or false.")
+        fields["active"] = body["active"]
+    return fields
+
+
 @api.add("PATCH", "/webhooks/<id>")
 def update(store: Store, request: Request):
-    body = request.json()
+    fields = endpoint_fields(request.json(), create=False)
     with store.lock:
         endpoint = _endpoint(store, request)
-        if "url" in body:
-            endpoint["url"] = url(body, "url")
-        if "events" in body:
-            endpoint["events"] = _events(body) or ["*"]
-        if "description" in body:
-            endpoint["description"] = _description(body)
-        if "active" in body:
-            if not isinstance(body["active"], bool):
-                raise invalid("active", "active must be true or false.")
-            if body["active"]:
-                endpoints.enable_endpoint(endpoint)
-            else:
-                endpoints.disable_endpoint(store, endpoint, "paused through the API", "disabled")
-        store.touch(endpoint)
-        store.changed.notify_all()
+        endpoints.update_endpoint(store, endpoint, fields)
         return envelope(store.public(endpoint), store=store)
 
 
 @api.add("DELETE", "/webhooks/<id>")
 def delete(store: Store, request: Request):
     with store.lock:
-        endpoint = _endpoint(store, request)
-        del store.endpoints[endpoint["id"]]
-        store.changed.notify_all()
+        endpoints.delete_endpoint(store, _endpoint(store, request))
     return Response(b"", 204)
 
 
@@ -96,33 +91,13 @@ def deliveries(store: Store, request: Request):
     return paginate(store, request, items)
 
 
-def _delivery(store: Store, request: Request) -> dict:
-    delivery = store.deliveries.get(request.params["id"])
-    endpoint = store.endpoints.get(delivery["endpointId"]) if delivery else None
-    if delivery is None or endpoint is None or endpoint["mode"] != request.mode:
-        raise not_found("delivery", request.params["id"])
-    return delivery
-
-
 @api.add("GET", "/webhooks/deliveries/<id>")
 def delivery(store: Store, request: Request):
-    return envelope(store.public(_delivery(store, request)), store=store)
+    found = endpoints.get_delivery(store, request.mode, request.params["id"])
+    return envelope(store.public(found), store=store)
 
 
 @api.add("POST", "/webhooks/deliveries/<id>/retry")
 def retry(store: Store, request: Request):
-    with store.lock:
-        found = _delivery(store, request)
-        endpoint = store.endpoints[found["endpointId"]]
-        if not endpoint["active"]:
-            raise ApiError(
-                409,
-                "endpoint_disabled",
-                f"Endpoint {endpoint['id']} is disabled; "
-                "re-enable it with PATCH active=true first.",
-            )
-        if found["status"] == "pending":
-            raise ApiError(409, "already_queued", f"Delivery {found['id']} is already queued.")
-        found.update(status="pending", _due=store.now())
-        store.changed.notify_all()
-        return envelope(store.public(found), store=store)
+    found = endpoints.get_delivery(store, request.mode, request.params["id"])
+    return envelope(store.public(endpoints.retry_delivery(store, found)), store=store)

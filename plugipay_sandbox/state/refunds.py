@@ -63,6 +63,15 @@ def refundable(store: Store, payment: dict[str, Any]) -> int:
     return payment["amount"] - taken
 
 
+def refunded(store: Store, payment: dict[str, Any]) -> int:
+    """What succeeded refunds gave back (a payment is partially refunded while 0 < it < amount)."""
+    return sum(
+        r["amount"]
+        for r in store.refunds.values()
+        if r["chargeId"] == payment["id"] and r["status"] == "succeeded"
+    )
+
+
 def create_refund(store: Store, mode: str, body: dict[str, Any]) -> dict[str, Any]:
     with store.lock:
         payment = payment_for(store, mode, body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from plugipay_sandbox.state.core import Family, Store, iso, new_id, register
+from plugipay_sandbox.state.core import ApiError, Family, Store, iso, new_id, not_found, register
 
 AUTO_DISABLE_AFTER = 20
 
@@ -59,6 +59,62 @@ def disable_endpoint(store: Store, endpoint: dict[str, Any], reason: str, status
     for delivery in store.deliveries.values():
         if delivery["endpointId"] == endpoint["id"] and delivery["status"] == "pending":
             delivery.update(status="failed", lastError=f"endpoint disabled: {reason}")
+
+
+def update_endpoint(
+    store: Store,
+    endpoint: dict[str, Any],
+    fields: dict[str, Any],
+    *,
+    reason: str = "paused through the API",
+) -> None:
+    """Change url, events, description and ``active`` (False pauses: queued deliveries fail;
+    True re-enables and clears the failure streak)."""
+    with store.lock:
+        for name in ("url", "events", "description"):
+            if name in fields:
+                endpoint[name] = fields[name]
+        if "active" in fields:
+            if fields["active"]:
+                enable_endpoint(endpoint)
+            else:
+                disable_endpoint(store, endpoint, reason, "disabled")
+        store.touch(endpoint)
+        store.changed.notify_all()
+
+
+def delete_endpoint(store: Store, endpoint: dict[str, Any]) -> None:
+    with store.lock:
+        store.endpoints.pop(endpoint["id"], None)
+        store.changed.notify_all()
+
+
+def get_delivery(store: Store, mode: str | None, delivery_id: str) -> dict[str, Any]:
+    """A delivery of one of ``mode``'s endpoints (any mode when None)."""
+    delivery = store.deliveries.get(delivery_id)
+    endpoint = store.endpoints.get(delivery["endpointId"]) if delivery else None
+    if delivery is None or endpoint is None or (mode is not None and endpoint["mode"] != mode):
+        raise not_found("delivery", delivery_id)
+    return delivery
+
+
+def retry_delivery(store: Store, delivery: dict[str, Any]) -> dict[str, Any]:
+    """Queue one more attempt now (also for a succeeded delivery); 409 when already queued or
+    the endpoint is disabled."""
+    with store.lock:
+        endpoint = store.endpoints[delivery["endpointId"]]
+        if not endpoint["active"]:
+            raise ApiError(
+                409,
+                "endpoint_disabled",
+                f"Endpoint {endpoint['id']} is disabled; "
+                "re-enable it with PATCH active=true first.",
+            )
+        if delivery["status"] == "pending":
+            raise ApiError(409, "already_queued", f"Delivery {delivery['id']} is already queued.")
+        delivery.update(status="pending", _due=store.now())
+        store.changed.notify_all()
+        return delivery
 
 
 def _keep(store: Store) -> dict[str, dict[str, dict[str, Any]]]:

@@ -20,18 +20,24 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def demo(tmp_path):
+def example_copy(tmp_path):
+    """A clean copy of example_project and an environment without the suite's services."""
     copy = tmp_path / "example_project"
     shutil.copytree(
         ROOT / "example_project", copy, ignore=shutil.ignore_patterns("db.sqlite3", "__pycache__")
     )
-    web, sandbox = free_port(), free_port()
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
     }
+    return copy, env
+
+
+@pytest.fixture
+def demo(tmp_path):
+    copy, env = example_copy(tmp_path)
+    web, sandbox = free_port(), free_port()
     env.update(
         DEMO_PORT=str(web), SANDBOX_PORT=str(sandbox), DEMO_DB=str(tmp_path / "demo.sqlite3")
     )

@@ -1,0 +1,110 @@
+"""The Activity section of the payment, checkout session and refund admin pages: the recorded
+webhook events and the local actions (refunds requested, admin actions), oldest first."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.timezone import localtime
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from django_plugipay.admin.display import admin_link, badge, money
+from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
+
+#: A log entry this close to a refund requested by the same user records that request.
+SAME_ACTION = dt.timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: dt.datetime
+    what: str  # HTML, already escaped
+    who: str = ""
+
+
+def related(obj: Any) -> tuple[list[Payment], list[CheckoutSession], list[Refund]]:
+    """The objects whose history belongs on ``obj``'s page (a fixed number of queries)."""
+    refunds = Refund.objects.select_related("requested_by")
+    if isinstance(obj, Payment):
+        session = obj.checkout_session
+        sessions = [session] if session is not None else []
+        return [obj], sessions, list(refunds.filter(payment=obj))
+    if isinstance(obj, CheckoutSession):
+        payments = list(obj.payments.all())
+        return payments, [obj], list(refunds.filter(payment__checkout_session=obj))
+    return [], [], list(refunds.filter(pk=obj.pk))
+
+
+def entries(obj: Any) -> list[Entry]:
+    payments, sessions, refunds = related(obj)
+    objects = [*payments, *sessions, *refunds]
+    found: list[Entry] = []
+    plugipay_ids = [o.plugipay_id for o in objects if o.plugipay_id]
+    events = WebhookEvent.objects.filter(object_id__in=plugipay_ids).only(
+        "pk", "event_id", "kind", "status", "occurred_at", "received_at", "source"
+    )
+    for event in events:
+        label = format_html("{} {}", admin_link(event, event.kind), badge(event.status))
+        found.append(
+            Entry(event.occurred_at or event.received_at, label, event.get_source_display())
+        )
+    for refund in refunds:
+        who = refund.requested_by.get_username() if refund.requested_by else ""
+        what = format_html(
+            "{} {}",
+            _("Refund of %(amount)s requested") % {"amount": money(refund.amount, refund.currency)},
+            admin_link(refund, refund.plugipay_id or _("(not sent yet)")),
+        )
+        found.append(Entry(refund.created_at, what, who))
+    log_filter = Q(pk__in=[])
+    for model, group in ((Payment, payments), (CheckoutSession, sessions), (Refund, refunds)):
+        if group:
+            content_type = ContentType.objects.get_for_model(model)  # cached after the first
+            log_filter |= Q(content_type=content_type, object_id__in=[str(o.pk) for o in group])
+    requests = [(r.requested_by_id, r.created_at) for r in refunds if r.requested_by_id]
+    for log in LogEntry.objects.filter(log_filter).select_related("user"):
+        if any(
+            user == log.user_id and abs(log.action_time - at) <= SAME_ACTION
+            for user, at in requests
+        ):
+            continue  # the admin's log line of a refund request already listed above
+        what = format_html("{}", log.get_change_message() or str(log))
+        found.append(Entry(log.action_time, what, log.user.get_username()))
+    return sorted(found, key=lambda e: e.at)
+
+
+def activity_html(obj: Any) -> SafeString | str:
+    """A table of ``obj``'s activity, oldest first, each event linking to its admin page."""
+    rows = entries(obj)
+    if not rows:
+        return _("No activity recorded yet.")
+    body = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+        ((localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"), e.what, e.who) for e in rows),
+    )
+    return format_html(
+        '<table class="plugipay-activity"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr>'
+        "</thead><tbody>{}</tbody></table>",
+        _("time"),
+        _("what happened"),
+        _("by"),
+        body,
+    )
+
+
+class ActivityMixin:
+    """Adds the read-only ``activity`` field (list it in ``readonly_fields``)."""
+
+    @admin.display(description=gettext_lazy("activity"))
+    def activity(self, obj):
+        return activity_html(obj) if obj is not None and obj.pk else "—"
