@@ -30,7 +30,7 @@ class RefundInline(MirrorDisplay, admin.TabularInline):
     model = Refund
     extra = 0
     can_delete = False
-    fields = [
+    readonly_fields = [
         "plugipay_id",
         "amount_display",
         "status_badge",
@@ -39,7 +39,7 @@ class RefundInline(MirrorDisplay, admin.TabularInline):
         "requested_by",
         "created_at",
     ]
-    readonly_fields = fields
+    fields = list(readonly_fields)
     show_change_link = True
 
     pending_age = pending_age
@@ -110,7 +110,7 @@ class CheckoutSessionAdmin(MirrorAdmin):
         "synced_at",
         "data_pretty",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("django_plugipay.change_checkoutsession")
@@ -195,7 +195,7 @@ class PaymentAdmin(MirrorAdmin):
         "created_at",
         "synced_at",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
     change_form_template = "admin/django_plugipay/payment/change_form.html"
 
     def get_queryset(self, request):
@@ -284,7 +284,7 @@ class RefundAdmin(MirrorAdmin):
         "created_at",
         "synced_at",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     @admin.display(description=_("payment"))
     def payment_link(self, obj):
@@ -323,7 +323,7 @@ class WebhookEventAdmin(MirrorAdmin):
         "processed_at",
         "payload_pretty",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     def has_reprocess_permission(self, request) -> bool:
         return request.user.has_perm("django_plugipay.change_webhookevent")
