@@ -236,7 +236,9 @@ def _lock_page(events: list[Event]) -> None:
     for spec in all_specs():
         ids = wanted.get(spec.name)
         if ids:
-            rows = spec.model.objects.select_for_update(no_key=True).filter(plugipay_id__in=ids)
+            rows = spec.model._default_manager.select_for_update(no_key=True).filter(
+                plugipay_id__in=ids
+            )
             list(rows.order_by("pk").values_list("pk", flat=True))
 
 
