@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-services stock lint typecheck tox docs bench clean messages
+.PHONY: demo test test-services stock mutate stress lint typecheck tox docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,17 @@ BROKER_URL ?= redis://127.0.0.1:6379/15
 
 test-services: $(STAMP)  ## the suite on PostgreSQL, then a real Celery worker on Redis and Chromium
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q
-	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) $(PY) -m pytest -q -m services
+	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) PLUGIPAY_REQUIRE_SERVICES=1 \
+		$(PY) -m pytest -q -m services
+
+mutate: $(STAMP)  ## break each key guarantee in a copy of the tree; its tests must fail
+	DATABASE_URL=$(PG_URL) $(PY) tests/mutations.py
+
+SUITE ?= test
+RUNS ?= 20
+
+stress: $(STAMP)  ## RUNS× the suite (SUITE=test|services) with a second copy running alongside
+	PG_URL=$(PG_URL) BROKER_URL=$(BROKER_URL) tests/stress.sh $(SUITE) $(RUNS)
 
 stock: $(STAMP)  ## the tutorial on a fresh startproject project: its test, 40 payments and a refund over HTTP
 	$(PY) scripts/stock_project.py $(STOCK_ARGS)

@@ -11,6 +11,10 @@ installed gets the ``plugipay_sandbox`` fixture with no configuration::
 
 The sandbox runs in this process on a free loopback port; its webhooks reach your project
 through pytest-django's ``live_server``, so the whole path (signature, view, signals) runs.
+
+Time is the test's to move: a failed delivery is retried only when the test moves the sandbox
+clock (``retry_deliveries()`` or ``advance()``), never behind its back, and anything the test
+must wait for is a bounded poll (``wait_for``), never a sleep.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
@@ -31,6 +35,32 @@ SUCCESS_CARD = "4242424242424242"
 DECLINE_CARD = "4000000000000002"
 INSUFFICIENT_FUNDS_CARD = "4000000000009995"
 THREE_DS_CARD = "4000002760003184"
+#: The fixture's webhook retry schedule (seconds after each failed attempt). Long on purpose: a
+#: retry happens only when the test moves the sandbox clock; the sum of the first three stays
+#: inside the webhook signature tolerance (300 s), so advanced deliveries still verify.
+RETRY_SCHEDULE = (60.0, 90.0, 120.0, 600.0)
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    message: str = "a condition",
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Raises ``AssertionError`` naming ``message`` after ``timeout`` seconds. The one place a
+    test may sleep: wait on a condition the sandbox or the database reports, never a duration.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {message}")
+        time.sleep(interval)
 
 
 # ── payload builders (no sandbox needed) ───────────────────────────────────────────
@@ -242,10 +272,38 @@ class Sandbox:
         """Deliver every webhook due now and wait until they have been answered."""
         return self.control("POST", "deliveries/flush")["sent"]
 
+    def retry_deliveries(self) -> int:
+        """Move the sandbox clock to the latest scheduled retry of a failed delivery, then
+        deliver everything due and wait for the answers; return how many retries were due."""
+        from plugipay_sandbox.state import parse_time
+
+        state = self.state()
+        due = [
+            parse_time(d["nextRetryAt"])
+            for d in state["deliveries"]
+            if d["status"] == "pending" and d.get("nextRetryAt")
+        ]
+        if due:
+            # +10 ms: the timestamps the sandbox reports are cut to the millisecond
+            self.advance(max(0.0, max(due) - parse_time(state["clock"]["now"]) + 0.01))
+        self.flush()
+        return len(due)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no API request is being answered (one a client gave up on included)."""
+        wait_for(
+            lambda: self.server.requests_in_flight == 0,
+            timeout=timeout,
+            message="the sandbox to finish the requests in flight",
+        )
+
     def hold(self) -> None:
+        """Queue deliveries instead of sending them, until ``release()``."""
         self.control("POST", "deliveries/hold")
 
     def release(self, order: str = "fifo", duplicate: int = 1) -> int:
+        """Send every held delivery (``order``: fifo, reverse or shuffle; each ``duplicate``
+        times), then stop holding."""
         return self.control("POST", "deliveries/release", {"order": order, "duplicate": duplicate})[
             "released"
         ]
@@ -257,6 +315,7 @@ class Sandbox:
         self.control("DELETE", "faults")
 
     def advance(self, seconds: float) -> None:
+        """Move the sandbox clock: expiries, delayed refunds and retries become due."""
         self.control("POST", "clock/advance", {"seconds": seconds})
 
     def configure(self, **options: Any) -> dict[str, Any]:
@@ -334,7 +393,7 @@ def plugipay_sandbox_server(live_server) -> Iterator[Any]:
         port=0,
         forward_to=live_server.url + reverse("plugipay:webhook"),
         webhook_secret=DEFAULT_WEBHOOK_SECRET,
-        retry_schedule=(0.2, 0.5, 1, 2),
+        retry_schedule=RETRY_SCHEDULE,
     )
     server = SandboxServer(config).start()
     yield server
@@ -343,10 +402,13 @@ def plugipay_sandbox_server(live_server) -> Iterator[Any]:
 
 @pytest.fixture
 def plugipay_sandbox(plugipay_sandbox_server, settings, transactional_db) -> Iterator[Sandbox]:
-    """A reset sandbox with ``settings.PLUGIPAY`` pointing at it for this test."""
+    """A reset sandbox with ``settings.PLUGIPAY`` pointing at it for this test.
+
+    Failed deliveries wait for the test to move the clock (see ``RETRY_SCHEDULE``).
+    """
     sandbox = Sandbox(plugipay_sandbox_server, DEFAULT_WEBHOOK_SECRET)
     sandbox.reset()
-    sandbox.configure(eventStyle="sdk", refundDelay=0, retrySchedule=[0.2, 0.5, 1, 2])
+    sandbox.configure(eventStyle="sdk", refundDelay=0, retrySchedule=list(RETRY_SCHEDULE))
     user_settings = dict(getattr(settings, "PLUGIPAY", None) or {})
     user_settings.update(sandbox.settings())
     settings.PLUGIPAY = user_settings

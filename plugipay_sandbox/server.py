@@ -74,6 +74,26 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
     request_queue_size = 128
     quiet = True
+    in_flight = 0
+    _in_flight_lock = threading.Lock()
+
+    def _count(self, step: int) -> None:
+        with self._in_flight_lock:
+            self.in_flight += step
+
+    def process_request(self, request, client_address) -> None:
+        self._count(1)  # counted from accept, before its thread exists
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._count(-1)
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._count(-1)
 
 
 class SandboxServer:
@@ -102,6 +122,11 @@ class SandboxServer:
     @property
     def base_url(self) -> str:
         return self.store.base_url()
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Requests accepted and not yet answered (tests wait for 0 instead of sleeping)."""
+        return self._httpd.in_flight
 
     def start(self) -> SandboxServer:
         self._thread.start()

@@ -8,6 +8,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 app = Celery("tests")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# A queue per test session (its worker is told the name), so two copies of the service suite
+# can share one Redis database without taking each other's tasks.
+app.conf.task_default_queue = os.environ.get("PLUGIPAY_TEST_QUEUE") or f"plugipay-{os.getpid()}"
 app.autodiscover_tasks(["django_plugipay"])
 
 import tests.signal_log  # noqa: E402,F401 - worker-side signal counting for the service suite

@@ -4,7 +4,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from django_plugipay.models import CheckoutSession, Customer, Payment, Refund
+from django_plugipay.models import CheckoutSession, Customer, Payment, Refund, WebhookEvent
+from django_plugipay.testing import build_event
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -63,3 +64,21 @@ class RefundFactory(factory.django.DjangoModelFactory):
     reason = "requested_by_customer"
     status = "succeeded"
     idempotency_key = factory.Sequence(lambda n: f"idem_test_{n}")
+
+
+class WebhookEventFactory(factory.django.DjangoModelFactory):
+    """A processed ``payment.succeeded`` event about ``object_id``."""
+
+    class Meta:
+        model = WebhookEvent
+
+    object_id = factory.Sequence(lambda n: f"pay_{n:026d}")
+    payload = factory.LazyAttribute(
+        lambda e: build_event("payment.succeeded", {"id": e.object_id, "status": "succeeded"})
+    )
+    event_id = factory.LazyAttribute(lambda e: e.payload["id"])
+    type = factory.LazyAttribute(lambda e: e.payload["type"])
+    kind = "payment.succeeded"
+    mode = "test"
+    status = "processed"
+    attempts = 1

@@ -40,7 +40,7 @@ ASYNC = [
 @pytest.mark.parametrize(("method", "channel", "field"), ASYNC)
 @pytest.mark.parametrize("route", ["webhook_first", "sync_first"])
 def test_pending_then_settled_signals_once(
-    plugipay_sandbox, signals_log, method, channel, field, route
+    plugipay_sandbox, signal_log, method, channel, field, route
 ):
     session = start()
     plugipay_sandbox.hold()
@@ -58,7 +58,7 @@ def test_pending_then_settled_signals_once(
     assert isinstance(info, PaymentInstructions)
     assert info.method == method and getattr(info, field) and info.expires_at is not None
     assert info.channel == (channel or "")
-    assert count(signals_log, "checkout_session_pending") == 1
+    assert count(signal_log, "checkout_session_pending") == 1
     pending = Payment.objects.get(plugipay_id=started["payment"]["id"])
     assert pending.status == "pending" and pending.checkout_session == session
 
@@ -73,15 +73,15 @@ def test_pending_then_settled_signals_once(
     pending.refresh_from_db()
     assert session.status == "completed" and pending.status == "succeeded"
     assert session.payment == pending
-    assert count(signals_log, "payment_succeeded") == 1
-    assert count(signals_log, "checkout_session_completed") == 1
-    assert count(signals_log, "checkout_session_pending") == 1
-    assert count(signals_log, "payment_failed") == 0
+    assert count(signal_log, "payment_succeeded") == 1
+    assert count(signal_log, "checkout_session_completed") == 1
+    assert count(signal_log, "checkout_session_pending") == 1
+    assert count(signal_log, "payment_failed") == 0
 
 
 @pytest.mark.parametrize(("method", "channel", "field"), ASYNC)
 def test_unpaid_pending_payment_fails_once_then_another_attempt_completes(
-    plugipay_sandbox, signals_log, method, channel, field
+    plugipay_sandbox, signal_log, method, channel, field
 ):
     session = start(expires_in=3 * 24 * 3600)
     started = plugipay_sandbox.start_async(session, method, channel=channel)
@@ -90,18 +90,18 @@ def test_unpaid_pending_payment_fails_once_then_another_attempt_completes(
     services.sync_checkout_session(session=session)
     failed = Payment.objects.get(plugipay_id=started["payment"]["id"])
     assert failed.status == "failed" and failed.failure_code == "expired"
-    assert count(signals_log, "payment_failed") == 1
+    assert count(signal_log, "payment_failed") == 1
     session.refresh_from_db()
     assert session.status == "open"
     plugipay_sandbox.pay(session)
     session.refresh_from_db()
     assert session.status == "completed" and session.payment.method == "card"
-    assert count(signals_log, "payment_failed") == 1
-    assert count(signals_log, "payment_succeeded") == 1
-    assert count(signals_log, "checkout_session_pending") == 1
+    assert count(signal_log, "payment_failed") == 1
+    assert count(signal_log, "payment_succeeded") == 1
+    assert count(signal_log, "checkout_session_pending") == 1
 
 
-def test_second_pending_entry_after_a_failure_does_not_signal_again(plugipay_sandbox, signals_log):
+def test_second_pending_entry_after_a_failure_does_not_signal_again(plugipay_sandbox, signal_log):
     session = start()
     first = plugipay_sandbox.start_async(session, "qris")
     plugipay_sandbox.settle(first["payment"]["id"], "failed")
@@ -109,13 +109,13 @@ def test_second_pending_entry_after_a_failure_does_not_signal_again(plugipay_san
     services.sync_checkout_session(session=session)
     session.refresh_from_db()
     assert session.status == "pending" and session.instructions.method == "va"
-    assert count(signals_log, "checkout_session_pending") == 1
-    assert count(signals_log, "payment_failed") == 1
+    assert count(signal_log, "checkout_session_pending") == 1
+    assert count(signal_log, "payment_failed") == 1
     plugipay_sandbox.settle(second["payment"]["id"])
-    assert count(signals_log, "payment_succeeded") == 1
+    assert count(signal_log, "payment_succeeded") == 1
 
 
-def test_session_expiry_with_a_pending_payment_fails_it_once(plugipay_sandbox, signals_log):
+def test_session_expiry_with_a_pending_payment_fails_it_once(plugipay_sandbox, signal_log):
     session = services.create_checkout_session(
         amount=10_000,
         currency="IDR",
@@ -130,17 +130,17 @@ def test_session_expiry_with_a_pending_payment_fails_it_once(plugipay_sandbox, s
     services.sync_checkout_session(session=session)
     session.refresh_from_db()
     assert session.status == "expired"
-    assert count(signals_log, "payment_failed") == 1
-    assert count(signals_log, "checkout_session_expired") == 1
+    assert count(signal_log, "payment_failed") == 1
+    assert count(signal_log, "checkout_session_expired") == 1
 
 
-def test_docs_dialect_instructions(plugipay_sandbox, signals_log):
+def test_docs_dialect_instructions(plugipay_sandbox, signal_log):
     plugipay_sandbox.configure(eventStyle="docs")
     session = start()
     plugipay_sandbox.start_async(session, "va", channel="Permata")
     session.refresh_from_db()
     assert session.status == "pending" and session.instructions.channel == "Permata"
-    assert count(signals_log, "checkout_session_pending") == 1
+    assert count(signal_log, "checkout_session_pending") == 1
 
 
 def test_instructions_read_both_naming_styles():
@@ -155,12 +155,12 @@ def test_instructions_read_both_naming_styles():
     assert PaymentInstructions.from_data(None) is None
 
 
-def test_manual_transfer_confirmed_by_staff_in_the_admin(plugipay_sandbox, signals_log, client):
+def test_manual_transfer_confirmed_by_staff_in_the_admin(plugipay_sandbox, signal_log, client):
     session = start()
     plugipay_sandbox.claim(session, proof_url="https://proof.test/p.png")
     session.refresh_from_db()
     assert session.status == "pending_review"
-    assert count(signals_log, "checkout_session_pending") == 1
+    assert count(signal_log, "checkout_session_pending") == 1
     assert session.instructions.proof_url == "https://proof.test/p.png"
 
     client.force_login(staff("view_checkoutsession"))
@@ -179,10 +179,10 @@ def test_manual_transfer_confirmed_by_staff_in_the_admin(plugipay_sandbox, signa
     session.refresh_from_db()
     assert session.status == "completed" and session.confirmed_by == user
     assert session.payment.plugipay_id == session.plugipay_id
-    assert count(signals_log, "payment_succeeded") == 1
+    assert count(signal_log, "payment_succeeded") == 1
     assert LogEntry.objects.filter(object_id=str(session.pk)).count() == 1
     plugipay_sandbox.flush()
-    assert count(signals_log, "payment_succeeded") == 1
+    assert count(signal_log, "payment_succeeded") == 1
 
 
 def test_confirm_action_lists_refused_rows(plugipay_sandbox, client):
@@ -216,7 +216,7 @@ def test_confirm_page_in_indonesian(plugipay_sandbox, client):
 
 
 def test_a_pending_refund_shows_its_age_and_reconcile_keeps_polling_it(
-    plugipay_sandbox, client, signals_log
+    plugipay_sandbox, client, signal_log
 ):
     from django_plugipay.models import Refund
 
@@ -240,7 +240,7 @@ def test_a_pending_refund_shows_its_age_and_reconcile_keeps_polling_it(
     services.reconcile()
     refund.refresh_from_db()
     assert refund.status == "succeeded" and refund.pending_for is None
-    assert count(signals_log, "refund_succeeded") == 1
+    assert count(signal_log, "refund_succeeded") == 1
 
 
 def test_the_api_shows_a_pending_sessions_instructions(plugipay_sandbox, client):

@@ -233,7 +233,7 @@ def test_bodies_the_database_cannot_store_are_400_and_store_nothing(client, junk
     assert not WebhookEvent.objects.exists()
 
 
-def test_invalid_event_is_replayed_after_a_fix(client, signals_log):
+def test_invalid_event_is_replayed_after_a_fix(client, signal_log):
     """An invalid object stays failed on redelivery; once the spec accepts it, replay applies
     it (here the "fix" is a spec that reads the field from where this sender puts it)."""
     event = build_event("customer.created", {"id": "cus_fix", "email": ["a@example.com"]})

@@ -34,22 +34,22 @@ SESSION_SIGNAL = {
 
 @pytest.mark.parametrize("start", ["open", "pending", "pending_review"])
 @pytest.mark.parametrize("end", ["completed", "expired", "canceled"])
-def test_open_states_move_to_every_terminal_state(signals_log, start, end):
+def test_open_states_move_to_every_terminal_state(signal_log, start, end):
     mirror.upsert_checkout_session(session(start, T0))
     row = mirror.upsert_checkout_session(session(end, T1))
     assert row.status == end
-    names = [name for name, _ in signals_log]
+    names = [name for name, _ in signal_log]
     assert names.count(SESSION_SIGNAL[end]) == 1
 
 
 @pytest.mark.parametrize("terminal", ["completed", "expired", "canceled"])
 @pytest.mark.parametrize("late", ["open", "pending", "completed", "expired", "canceled"])
-def test_terminal_sessions_never_move(signals_log, terminal, late):
+def test_terminal_sessions_never_move(signal_log, terminal, late):
     mirror.upsert_checkout_session(session(terminal, T1))
-    before = list(signals_log)
+    before = list(signal_log)
     row = mirror.upsert_checkout_session(session(late, T2))
     assert row.status == terminal
-    assert [n for n, _ in signals_log if n.startswith("checkout")] == [
+    assert [n for n, _ in signal_log if n.startswith("checkout")] == [
         n for n, _ in before if n.startswith("checkout")
     ]
 
@@ -60,14 +60,14 @@ def test_stale_non_terminal_update_is_ignored():
     assert mirror.upsert_checkout_session(session("open", T2)).status == "open"
 
 
-def test_completion_creates_the_payment_once(signals_log):
+def test_completion_creates_the_payment_once(signal_log):
     for _ in range(3):
         mirror.upsert_checkout_session(session("completed"))
     row = mirror.upsert_checkout_session(session("completed"))
     payment = row.payment
     assert payment.plugipay_id == "pay_1" and payment.amount == 5000
     assert payment.status == "succeeded" and payment.method == "card"
-    assert signals_log == [("checkout_session_completed", "cs_1"), ("payment_succeeded", "pay_1")]
+    assert signal_log == [("checkout_session_completed", "cs_1"), ("payment_succeeded", "pay_1")]
 
 
 def payment(status, pid="pay_1", **extra):
@@ -93,11 +93,11 @@ def payment(status, pid="pay_1", **extra):
         ("succeeded", "succeeded", "succeeded", ["payment_succeeded"]),
     ],
 )
-def test_payment_transitions(signals_log, first, then, final, signals):
+def test_payment_transitions(signal_log, first, then, final, signals):
     mirror.upsert_payment(payment(first))
     row = mirror.upsert_payment(payment(then))
     assert row.status == final
-    assert [n for n, _ in signals_log] == signals
+    assert [n for n, _ in signal_log] == signals
 
 
 def refund(status, updated=T1, rid="rfd_1", **extra):
@@ -124,17 +124,17 @@ def refund(status, updated=T1, rid="rfd_1", **extra):
         ("failed", "succeeded", "failed", ["refund_failed"]),
     ],
 )
-def test_refund_transitions_and_amount_refunded(signals_log, first, then, final, signals):
+def test_refund_transitions_and_amount_refunded(signal_log, first, then, final, signals):
     paid = PaymentFactory(plugipay_id="pay_x", amount=5000)
     mirror.upsert_refund(refund(first, T0))
     row = mirror.upsert_refund(refund(then, T1))
     paid.refresh_from_db()
     assert row.status == final
     assert paid.amount_refunded == (1000 if final == "succeeded" else 0)
-    assert [n for n, _ in signals_log] == signals
+    assert [n for n, _ in signal_log] == signals
 
 
-def test_requested_local_refund_is_matched_by_reference(signals_log):
+def test_requested_local_refund_is_matched_by_reference(signal_log):
     paid = PaymentFactory(plugipay_id="pay_x", amount=5000)
     local = paid.refunds.create(
         amount=1000, currency="IDR", idempotency_key="idem_ref", status="requested"
@@ -144,7 +144,7 @@ def test_requested_local_refund_is_matched_by_reference(signals_log):
     mirror.upsert_refund(refund("pending", T0, **ref))
     local.refresh_from_db()
     assert local.plugipay_id == "rfd_1" and local.status == "succeeded"
-    assert paid.refunds.count() == 1 and signals_log == [("refund_succeeded", "rfd_1")]
+    assert paid.refunds.count() == 1 and signal_log == [("refund_succeeded", "rfd_1")]
 
 
 def test_refund_for_an_unknown_payment_is_unresolved():

@@ -18,6 +18,8 @@ from tests.strategies import signature_headers
 pytestmark = pytest.mark.django_db
 SECRET = "whsec_plugipay_testing"
 URL = "/plugipay/webhook/"
+# No deadline and no "too slow" check: a loaded CI runner is slow, not wrong.
+LOADED_MACHINE = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 
 def post(client, payload, secret=SECRET, **kwargs):
@@ -46,24 +48,28 @@ def test_url_name():
     assert reverse("plugipay:webhook") == URL
 
 
-def test_valid_event_is_recorded_and_applied(client, signals_log):
+def test_valid_event_is_recorded_and_applied(client, signal_log):
     response = post(client, completed())
     assert response.status_code == 200 and response.json()["status"] == "processed"
     event = WebhookEvent.objects.get()
     assert event.kind == "checkout_session.completed" and event.attempts == 1
     assert CheckoutSession.objects.get().status == "completed"
-    assert [n for n, _ in signals_log] == [
+    assert [n for n, _ in signal_log] == [
         "checkout_session_completed",
         "payment_succeeded",
         "webhook_received",
     ]
 
 
-def test_same_event_five_times_in_a_row(client, signals_log):
+def test_same_event_five_times_in_a_row(client, signal_log):
     codes = [post(client, completed()).status_code for _ in range(5)]
     assert codes == [200] * 5
     assert WebhookEvent.objects.count() == 1
-    assert [n for n, _ in signals_log].count("payment_succeeded") == 1
+    assert signal_log.names() == [  # every signal once, the event's announcement included
+        "checkout_session_completed",
+        "payment_succeeded",
+        "webhook_received",
+    ]
 
 
 @pytest.mark.parametrize("style", ["sdk", "docs"])
@@ -79,11 +85,11 @@ def test_both_shapes_and_namings_give_identical_results(client, style):
     assert Payment.objects.values_list("plugipay_id", "status").get() == ("pay_1", "succeeded")
 
 
-def test_unknown_kind_is_ignored_but_announced(client, signals_log):
+def test_unknown_kind_is_ignored_but_announced(client, signal_log):
     response = post(client, build_event("invoice.paid", {"id": "inv_1"}))
     assert response.status_code == 200
     assert WebhookEvent.objects.get().status == "ignored"
-    assert signals_log == [("webhook_received", WebhookEvent.objects.get().event_id)]
+    assert signal_log == [("webhook_received", WebhookEvent.objects.get().event_id)]
 
 
 @pytest.mark.parametrize(
@@ -93,7 +99,8 @@ def test_unknown_kind_is_ignored_but_announced(client, signals_log):
         (lambda b: {"X-Plugipay-Signature": "garbage"}, 401),
         (lambda b: signed_webhook(b, "whsec_wrong")[1], 401),
         (lambda b: signed_webhook(b, SECRET, timestamp=int(time.time()) - 301)[1], 401),
-        (lambda b: signed_webhook(b, SECRET, timestamp=int(time.time()) + 301)[1], 401),
+        # ahead by more than the 300 s tolerance even after a slow second (int() floors)
+        (lambda b: signed_webhook(b, SECRET, timestamp=int(time.time()) + 330)[1], 401),
     ],
 )
 def test_bad_signatures_store_nothing(client, make, status):
@@ -259,9 +266,7 @@ EXPECTED_SIGNALS = {
 }
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=40, deadline=None, suppress_health_check=LOADED_MACHINE)
 @given(order=st.permutations(range(6)), repeats=st.lists(st.integers(0, 5), max_size=4))
 def test_any_order_and_duplication_converges(client, order, repeats):
     events = sequence()
@@ -290,9 +295,7 @@ def test_any_order_and_duplication_converges(client, order, repeats):
             getattr(signals, name).disconnect(receiver)
 
 
-@settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=200, deadline=None, suppress_health_check=LOADED_MACHINE)
 @given(
     body=st.one_of(st.binary(max_size=512), st.text(max_size=256).map(str.encode)),
     headers=st.dictionaries(

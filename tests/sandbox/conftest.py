@@ -11,6 +11,8 @@ import requests
 from plugipay_sandbox import SandboxConfig, SandboxServer
 
 WEBHOOK_SECRET = "whsec_sandbox_tests"
+#: Long on purpose: a failed delivery is retried only when a test moves the sandbox clock.
+RETRY_SCHEDULE = (60.0, 120.0, 180.0)
 
 
 class Receiver:
@@ -57,7 +59,7 @@ def sandbox_server(receiver):
         port=0,
         forward_to=receiver.url,
         webhook_secret=WEBHOOK_SECRET,
-        retry_schedule=(0.1, 0.2, 0.3),
+        retry_schedule=RETRY_SCHEDULE,
     )
     server = SandboxServer(config).start()
     yield server
@@ -71,7 +73,7 @@ def sandbox(sandbox_server, receiver):
     requests.post(
         f"{sandbox_server.base_url}/_sandbox/config",
         timeout=5,
-        json={"eventStyle": "sdk", "refundDelay": 0, "retrySchedule": [0.1, 0.2, 0.3]},
+        json={"eventStyle": "sdk", "refundDelay": 0, "retrySchedule": list(RETRY_SCHEDULE)},
     )
     receiver.clear()
     yield sandbox_server

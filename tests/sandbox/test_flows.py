@@ -3,11 +3,12 @@
 import json
 import subprocess
 import sys
-import time
 
 import plugipay
 import pytest
 import requests
+
+from tests.sandbox.conftest import RETRY_SCHEDULE
 
 
 def pay(control, session, **body):
@@ -186,7 +187,10 @@ def test_deliveries_retry_then_succeed(control, session_factory, receiver):
     delivery = state["data"]["deliveries"][0]
     assert delivery["status"] == "pending" and delivery["attempts"] == 1
     receiver.status = 200
-    time.sleep(0.15)
+    control("POST", "deliveries/flush")  # not due yet: nothing is sent
+    _, state = control("GET", "state")
+    assert state["data"]["deliveries"][0]["attempts"] == 1
+    control("POST", "clock/advance", {"seconds": RETRY_SCHEDULE[0]})
     control("POST", "deliveries/flush")
     _, state = control("GET", "state")
     delivery = state["data"]["deliveries"][0]
@@ -198,13 +202,11 @@ def test_delivery_gives_up_after_schedule_and_endpoint_auto_disables(control, sd
     receiver.status = 503
     for i in range(5):
         sdk.customers.create(email=f"x{i}@example.com")
-    deadline = time.time() + 10
-    while time.time() < deadline:
+    control("POST", "deliveries/flush")
+    for seconds in RETRY_SCHEDULE:  # 5 deliveries × (1 attempt + 3 retries) = 20 failures
+        control("POST", "clock/advance", {"seconds": seconds})
         control("POST", "deliveries/flush")
-        _, state = control("GET", "state")
-        if not state["data"]["endpoints"][0]["active"]:
-            break
-        time.sleep(0.1)
+    _, state = control("GET", "state")
     endpoint = state["data"]["endpoints"][0]
     assert endpoint["active"] is False and endpoint["status"] == "errored"
     assert endpoint["consecutiveFailures"] == 20
@@ -224,8 +226,10 @@ def test_hold_release_reverse_and_duplicate(control, sdk, receiver):
     control("POST", "deliveries/hold")
     for i in range(3):
         sdk.customers.create(email=f"r{i}@example.com")
-    time.sleep(0.2)
-    assert receiver.deliveries == []
+    _, flushed = control("POST", "deliveries/flush")  # would send them all, were it not held
+    _, state = control("GET", "state")
+    assert flushed["data"]["sent"] == 0 and receiver.deliveries == []
+    assert [d["attempts"] for d in state["data"]["deliveries"]] == [0, 0, 0]
     _, released = control("POST", "deliveries/release", {"order": "reverse", "duplicate": 2})
     assert released["data"]["released"] == 3
     ids = [json.loads(body)["id"] for _, body in receiver.deliveries]

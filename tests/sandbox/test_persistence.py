@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 
 import plugipay
 import pytest
 
+from django_plugipay.testing import wait_for
 from plugipay_sandbox import persistence
 from plugipay_sandbox.server import SandboxServer
 from plugipay_sandbox.state import SandboxConfig
@@ -35,14 +35,6 @@ def client(server):
     return plugipay.PlugipayClient(
         key_id="pk_test_sandbox", secret="sk_test_sandbox", base_url=server.base_url
     )
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 def test_a_restart_keeps_customers_sessions_and_the_endpoint(tmp_path):
@@ -89,7 +81,7 @@ def test_changes_are_written_soon_without_a_stop(tmp_path):
             stores = json.loads(path.read_text())["stores"]
             return customer["id"] in {c["id"] for c in stores["customers"]}
 
-        wait_for(saved)
+        wait_for(saved, message="the state file to be written")
         assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temporary files left
     finally:
         server.stop()
@@ -125,7 +117,10 @@ def first_failure_logged(caplog, url):
     try:
         with caplog.at_level(logging.WARNING, logger="plugipay_sandbox"):
             client(server).customers.create(email="ana@example.com")
-            wait_for(lambda: any("failed" in r.getMessage() for r in caplog.records))
+            wait_for(
+                lambda: any("failed" in r.getMessage() for r in caplog.records),
+                message="the failed delivery to be logged",
+            )
     finally:
         server.stop()
     lines = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]

@@ -2,13 +2,15 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.db import connection
+
+from django_plugipay.testing import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
@@ -21,26 +23,18 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.services)
 
 
+def missing(reason: str) -> None:
+    """Skip a test whose service is missing, or fail it where the services are required
+    (``make test-services`` sets PLUGIPAY_REQUIRE_SERVICES: a skip there would hide a gap)."""
+    if os.environ.get("PLUGIPAY_REQUIRE_SERVICES"):
+        pytest.fail(f"{reason} (PLUGIPAY_REQUIRE_SERVICES is set)")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def postgres(transactional_db):
     if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run `make test-services`")
-
-
-def wait_until(predicate, timeout=30.0, interval=0.1, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
-@pytest.fixture
-def signal_log(tmp_path, monkeypatch):
-    path = tmp_path / "signals.log"
-    monkeypatch.setenv("PLUGIPAY_SIGNAL_LOG", str(path))
-    return path
+        missing("needs PostgreSQL: run `make test-services`")
 
 
 class Worker:
@@ -48,6 +42,7 @@ class Worker:
 
     def __init__(self, env, log_path):
         self.env, self.log_path, self.proc = env, log_path, None
+        self.name = f"plugipay-test-{os.getpid()}@{socket.gethostname()}"
 
     def start(self):
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the worker
@@ -67,7 +62,7 @@ class Worker:
                 "--without-mingle",
                 "--without-heartbeat",
                 "-n",
-                f"plugipay-test-{os.getpid()}@%h",
+                self.name,
             ],
             cwd=ROOT,
             env=self.env,
@@ -75,12 +70,13 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until(
-            lambda: b"ready." in Path(self.log_path).read_bytes(),
-            60,
-            0.2,
-            "the Celery worker to start",
-        )
+        wait_for(self.ready, timeout=60, interval=0.2, message="the Celery worker to start")
+
+    def ready(self) -> bool:
+        """The worker answers a ping on the broker (its own report, not its log wording)."""
+        from tests.celery import app
+
+        return bool(app.control.ping(destination=[self.name], timeout=0.5))
 
     def kill(self):
         """SIGKILL the worker and its pool children, as a crashed machine would."""
@@ -98,11 +94,21 @@ class Worker:
 
 @pytest.fixture
 def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
+    """A worker sharing this test's database and sandbox; its committed signals reach
+    ``signal_log`` through the file the recorder names.
+
+    The worker consumes this session's queue only (``tests/celery.py``), so two copies of the
+    suite can share one Redis database.
+    """
     import redis
 
     if not os.environ.get("CELERY_BROKER_URL"):
-        pytest.skip("needs CELERY_BROKER_URL: run `make test-services`")
-    redis.Redis.from_url(BROKER).flushdb()
+        missing("needs CELERY_BROKER_URL: run `make test-services`")
+    from tests.celery import app
+
+    queue = app.conf.task_default_queue
+    broker = redis.Redis.from_url(BROKER)
+    broker.delete(queue)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -111,12 +117,14 @@ def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
         "PLUGIPAY_TEST_DB_NAME": connection.settings_dict["NAME"],
         "PLUGIPAY_MAX_RETRIES": "0",
         "PLUGIPAY_TIMEOUT": "3",
-        "PLUGIPAY_SIGNAL_LOG": str(signal_log),
+        "PLUGIPAY_SIGNAL_LOG": str(signal_log.path),
+        "PLUGIPAY_TEST_QUEUE": queue,
     }
     worker = Worker(env, tmp_path / "worker.log")
     worker.start()
     yield worker
     worker.stop()
+    broker.delete(queue)
 
 
 CHROMIUM_ARGS = [
@@ -138,7 +146,7 @@ def browser():
 
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
-        pytest.skip("needs Debian's chromium package (`apt-get install chromium`)")
+        missing("needs Debian's chromium package (`apt-get install chromium`)")
     # Playwright's sync API runs an event loop in this thread; the ORM calls in these tests
     # are ordinary synchronous calls between page actions.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -149,12 +157,25 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
+def new_page(browser):
+    """Open a page in a fresh browser context; every context is closed after the test."""
+    contexts = []
+
+    def open_page(**context_options):
+        context = browser.new_context(**context_options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page(viewport={"width": 1280, "height": 900})
 
 
 def screenshot(page, name):

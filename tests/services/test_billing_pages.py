@@ -75,9 +75,8 @@ def fits(page):
 
 
 @pytest.mark.parametrize(("viewport", "suffix"), [(None, ""), (PHONE, "-phone")])
-def test_hosted_invoice_page(browser, billed, viewport, suffix):
-    context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
-    page = context.new_page()
+def test_hosted_invoice_page(new_page, billed, viewport, suffix):
+    page = new_page(viewport=viewport or {"width": 1280, "height": 900})
     page.goto(billed["invoice"]["hostedInvoiceUrl"])
     assert page.locator("[data-testid=amount]").inner_text() == "IDR 580,000"
     assert "not Plugipay" in page.content() and fits(page)
@@ -90,17 +89,14 @@ def test_hosted_invoice_page(browser, billed, viewport, suffix):
     page.click("button[type=submit]")
     page.wait_for_selector("text=Payment received")
     screenshot(page, f"sandbox-invoice-paid{suffix}")
-    context.close()
 
 
 @pytest.mark.parametrize(("viewport", "suffix"), [(None, ""), (PHONE, "-phone")])
-def test_billing_portal(browser, billed, viewport, suffix):
-    context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
-    page = context.new_page()
+def test_billing_portal(new_page, billed, viewport, suffix):
+    page = new_page(viewport=viewport or {"width": 1280, "height": 900})
     page.goto(billed["portal"]["url"])
     assert page.locator("[data-testid=subscription]").count() == 1
     assert "Kopi Club Monthly" in page.content() and fits(page)
     screenshot(page, f"sandbox-portal{suffix}")
     page.click('a.pill:text-is("Pay")')
     page.wait_for_url("**/i/*?portal=*")
-    context.close()

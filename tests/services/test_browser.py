@@ -7,9 +7,9 @@ import pytest
 
 from django_plugipay import services
 from django_plugipay.models import CheckoutSession, Payment, Refund
-from django_plugipay.testing import DECLINE_CARD, SUCCESS_CARD, THREE_DS_CARD
+from django_plugipay.testing import DECLINE_CARD, SUCCESS_CARD, THREE_DS_CARD, wait_for
 from tests.factories import UserFactory
-from tests.services.conftest import screenshot, wait_until
+from tests.services.conftest import screenshot
 
 
 def start(live_server, amount=250_000):
@@ -30,7 +30,7 @@ def pay(page, card):
     page.click("button[type=submit]")
 
 
-def test_hosted_checkout_with_4242(plugipay_sandbox, live_server, page, signals_log):
+def test_hosted_checkout_with_4242(plugipay_sandbox, live_server, page, signal_log):
     session = start(live_server)
     page.goto(session.url)
     assert page.locator("[data-testid=amount]").inner_text() == "IDR 250,000"
@@ -41,7 +41,7 @@ def test_hosted_checkout_with_4242(plugipay_sandbox, live_server, page, signals_
     plugipay_sandbox.flush()
     session.refresh_from_db()
     assert session.status == "completed" and session.payment.status == "succeeded"
-    assert [n for n, _ in signals_log].count("payment_succeeded") == 1
+    assert [n for n, _ in signal_log].count("payment_succeeded") == 1
 
 
 def test_decline_then_3ds_in_the_browser(plugipay_sandbox, live_server, page):
@@ -61,20 +61,18 @@ def test_decline_then_3ds_in_the_browser(plugipay_sandbox, live_server, page):
     assert CheckoutSession.objects.get().status == "completed"
 
 
-def test_hosted_checkout_fits_a_phone(plugipay_sandbox, live_server, browser):
+def test_hosted_checkout_fits_a_phone(plugipay_sandbox, live_server, new_page):
     session = start(live_server)
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
-    phone = context.new_page()
+    phone = new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
     phone.goto(session.url)
     width = phone.evaluate("document.documentElement.scrollWidth")
     screenshot(phone, "hosted-checkout-phone")
-    context.close()
     assert width <= 390
 
 
 @pytest.mark.usefixtures("celery_worker")
 def test_staff_refund_in_the_admin(plugipay_sandbox, live_server, page):
-    plugipay_sandbox.configure(refundDelay=1)
+    plugipay_sandbox.configure(refundDelay=60)  # pending until the test moves the clock
     session = start(live_server)
     plugipay_sandbox.pay(session, SUCCESS_CARD)
     payment = Payment.objects.get(checkout_session=session, status="succeeded")
@@ -92,11 +90,17 @@ def test_staff_refund_in_the_admin(plugipay_sandbox, live_server, page):
     page.click("input[value='Yes, refund']")
     assert "Requested 1 refund" in page.locator(".messagelist").inner_text()
 
+    wait_for(
+        lambda: Refund.objects.filter(status="pending").exists(),
+        message="the worker to create the refund at the sandbox",
+    )
+    plugipay_sandbox.advance(60)  # the sandbox settles it now, refundDelay later
+
     def settled():
         plugipay_sandbox.flush()
         return Refund.objects.filter(status="succeeded").exists()
 
-    wait_until(settled, 30, 0.3, "the refund to settle")
+    wait_for(settled, message="the refund to settle")
     page.reload()
     assert "succeeded" in page.locator(".inline-group").inner_text()
     screenshot(page, "admin-refund-result")

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from tests.services.conftest import ROOT, screenshot, wait_until
+from django_plugipay.testing import wait_for
+from tests.services.conftest import ROOT, screenshot
 
 
 def free_port():
@@ -44,11 +45,11 @@ def demo(tmp_path):
         start_new_session=True,
     )
     try:
-        wait_until(
+        wait_for(
             lambda: b"Demo is up." in (tmp_path / "demo.log").read_bytes(),
-            120,
-            0.3,
-            "the demo to start",
+            timeout=120,
+            interval=0.3,
+            message="the demo to start",
         )
         yield {
             "url": f"http://127.0.0.1:{web}",
@@ -91,9 +92,9 @@ def pay(page, card):
     page.click("button[type=submit]")
 
 
-def test_buy_pay_refund_in_the_demo(demo, browser):
+def test_buy_pay_refund_in_the_demo(demo, new_page):
     url = demo["url"]
-    buyer = browser.new_context().new_page()
+    buyer = new_page()
     log_in(buyer, url, "buyer")
     buyer.click("button[data-product=batik-shirt]")
     buyer.wait_for_url("**/c/cs_*")
@@ -105,9 +106,9 @@ def test_buy_pay_refund_in_the_demo(demo, browser):
     def paid_once():
         return query(demo["db"], "select status, receipts_sent from shop_order") == [("paid", 1)]
 
-    wait_until(paid_once, 20, 0.3, "the order to be paid exactly once")
+    wait_for(paid_once, timeout=20, interval=0.3, message="the order to be paid exactly once")
 
-    staff = browser.new_context().new_page()
+    staff = new_page()
     admin_log_in(staff, url)
     staff.goto(url + "/admin/django_plugipay/payment/")
     staff.locator("#result_list tbody a").first.click()
@@ -120,13 +121,13 @@ def test_buy_pay_refund_in_the_demo(demo, browser):
         buyer.goto(url + "/orders/")
         return buyer.locator("[data-testid=order-status]").first.inner_text() == "Refunded"
 
-    wait_until(refunded, 30, 0.5, "the buyer's order to show refunded")
+    wait_for(refunded, timeout=30, interval=0.5, message="the buyer's order to show refunded")
     screenshot(buyer, "demo-orders-refunded")
     assert query(demo["db"], "select receipts_sent from shop_order") == [(1,)]
 
 
-def test_decline_then_3ds_in_the_demo(demo, browser):
-    page = browser.new_context().new_page()
+def test_decline_then_3ds_in_the_demo(demo, new_page):
+    page = new_page()
     log_in(page, demo["url"], "buyer")
     page.click("button[data-product=kopi-luwak]")
     page.wait_for_url("**/c/cs_*")
@@ -139,9 +140,9 @@ def test_decline_then_3ds_in_the_demo(demo, browser):
     assert "paid" in page.locator("[data-testid=order-status]").inner_text()
 
 
-def test_pay_by_va_then_staff_confirm_a_manual_transfer_in_indonesian(demo, browser):
+def test_pay_by_va_then_staff_confirm_a_manual_transfer_in_indonesian(demo, new_page):
     url = demo["url"]
-    buyer = browser.new_context(locale="en-US").new_page()
+    buyer = new_page(locale="en-US")
     log_in(buyer, url, "buyer")
     buyer.click("button[data-product=batik-shirt]")
     buyer.wait_for_url("**/c/cs_*")
@@ -169,7 +170,7 @@ def test_pay_by_va_then_staff_confirm_a_manual_transfer_in_indonesian(demo, brow
         buyer.reload()
         return "paid" in buyer.locator("[data-testid=order-status]").inner_text()
 
-    wait_until(paid, 30, 0.5, "the shop's page to say paid")
+    wait_for(paid, timeout=30, interval=0.5, message="the shop's page to say paid")
     screenshot(buyer, "async-shop-paid")
     log = demo["log"].read_bytes().decode()
     assert log.count("Subject: Waiting for your transfer") == 1
@@ -185,8 +186,7 @@ def test_pay_by_va_then_staff_confirm_a_manual_transfer_in_indonesian(demo, brow
     buyer.wait_for_url("**/thanks/**")
     assert "confirm your transfer" in buyer.locator("[data-testid=order-status]").inner_text()
 
-    staff = browser.new_context(locale="id-ID", extra_http_headers={"Accept-Language": "id"})
-    page = staff.new_page()
+    page = new_page(locale="id-ID", extra_http_headers={"Accept-Language": "id"})
     admin_log_in(page, url)
     page.goto(url + "/admin/django_plugipay/checkoutsession/?status__exact=pending_review")
     page.locator("#result_list tbody a").first.click()
@@ -202,4 +202,4 @@ def test_pay_by_va_then_staff_confirm_a_manual_transfer_in_indonesian(demo, brow
         rows = query(demo["db"], "select status from shop_order order by id")
         return rows == [("paid",), ("paid",)]
 
-    wait_until(manual_paid, 30, 0.5, "the manual-transfer order to be paid")
+    wait_for(manual_paid, timeout=30, interval=0.5, message="the manual-transfer order to be paid")

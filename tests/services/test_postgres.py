@@ -7,13 +7,12 @@ import pytest
 import requests
 from django.db import IntegrityError, connection, connections, transaction
 
-from django_plugipay import services
+from django_plugipay import services, signals
 from django_plugipay.exceptions import RefundError
 from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
 from django_plugipay.services import mirror
-from django_plugipay.testing import build_event, signed_webhook
+from django_plugipay.testing import build_event, signed_webhook, wait_for
 from tests.factories import PaymentFactory
-from tests.services.conftest import wait_until
 
 
 def in_threads(count, target):
@@ -55,7 +54,7 @@ def test_constraints_hold_on_postgres(postgres):
         Refund.objects.create(payment=payment, amount=0, currency="IDR")
 
 
-def test_same_event_eight_times_concurrently(postgres, live_server, signals_log):
+def test_same_event_eight_times_concurrently(postgres, live_server, signal_log):
     body, headers = signed_webhook(completed_event(), "whsec_plugipay_testing")
     url = live_server.url + "/plugipay/webhook/"
     codes = in_threads(
@@ -69,20 +68,77 @@ def test_same_event_eight_times_concurrently(postgres, live_server, signals_log)
     assert codes == [200] * 8
     assert WebhookEvent.objects.count() == 1
     assert WebhookEvent.objects.get().status == "processed"
-    names = [n for n, _ in signals_log]
+    names = [n for n, _ in signal_log]
     assert names.count("checkout_session_completed") == 1
     assert names.count("payment_succeeded") == 1
 
 
-def test_concurrent_upserts_of_one_transition_signal_once(postgres, signals_log):
+def test_concurrent_upserts_of_one_transition_signal_once(postgres, signal_log):
     obj = completed_event()["data"]["object"]
     in_threads(6, lambda i: mirror.upsert_checkout_session(obj))
     assert CheckoutSession.objects.count() == 1 and Payment.objects.count() == 1
-    assert [n for n, _ in signals_log] == ["checkout_session_completed", "payment_succeeded"]
+    assert [n for n, _ in signal_log] == ["checkout_session_completed", "payment_succeeded"]
 
 
-def test_two_refunds_racing_past_the_remainder(postgres, django_capture_on_commit_callbacks):
-    payment = PaymentFactory(amount=10_000)
+def test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once(postgres, signal_log):
+    """The second apply of one transition blocks on the first one's row lock, then sees it done.
+
+    Deterministic: the first transaction is held open (in its signal receiver) until the second
+    is seen waiting on a lock in ``pg_stat_activity``. Without the lock, the second reads the
+    stale open row, waits only at its UPDATE and announces the transition a second time.
+    """
+    done = completed_event()["data"]["object"]
+    mirror.upsert_checkout_session({**done, "status": "open", "paymentId": None})
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(sender, **kwargs):
+        if not holding.is_set():
+            holding.set()
+            release.wait(30)
+
+    def apply(i):
+        with transaction.atomic():
+            mirror.upsert_checkout_session(done)
+
+    def lock_waiters():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+
+    signals.checkout_session_completed.connect(hold, weak=False)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(lambda: _closing(apply, 1))
+            wait_for(holding.is_set, message="the first apply to hold its transaction open")
+            second = pool.submit(lambda: _closing(apply, 2))
+            wait_for(lock_waiters, message="the second apply to wait on a lock")
+            release.set()
+            first.result(timeout=30)
+            second.result(timeout=30)
+    finally:
+        release.set()
+        signals.checkout_session_completed.disconnect(hold)
+    assert signal_log.names().count("checkout_session_completed") == 1
+    assert signal_log.names().count("payment_succeeded") == 1
+
+
+def _closing(target, i):
+    try:
+        return target(i)
+    finally:
+        connections.close_all()
+
+
+def test_two_refunds_racing_past_the_remainder(postgres, plugipay_sandbox, monkeypatch):
+    from tests.celery import app
+
+    # The winner's on-commit task runs in its own thread, against the sandbox: what reached
+    # Plugipay is the on-commit effect, seen whichever thread committed.
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    payment = plugipay_sandbox.paid_payment(amount=10_000)
 
     def attempt(i):
         try:
@@ -91,14 +147,15 @@ def test_two_refunds_racing_past_the_remainder(postgres, django_capture_on_commi
         except RefundError as exc:
             return exc.code
 
-    with django_capture_on_commit_callbacks(execute=False):
-        outcomes = in_threads(2, attempt)
+    outcomes = in_threads(2, attempt)
     assert sorted(outcomes) == ["ok", "over_refund"]
-    assert Refund.objects.filter(payment=payment).count() == 1
+    refund = Refund.objects.get(payment=payment)
     assert services.refundable_amount(payment) == 4_000
+    sent = plugipay_sandbox.state()["refunds"]
+    assert [(r["id"], r["amount"]) for r in sent] == [(refund.plugipay_id, 6_000)]
 
 
-def test_reconcile_racing_live_webhooks_signals_once(postgres, plugipay_sandbox, signals_log):
+def test_reconcile_racing_live_webhooks_signals_once(postgres, plugipay_sandbox, signal_log):
     plugipay_sandbox.hold()
     sessions = [
         services.create_checkout_session(
@@ -120,14 +177,13 @@ def test_reconcile_racing_live_webhooks_signals_once(postgres, plugipay_sandbox,
 
     in_threads(2, run)
 
-    def settled():  # a delivery that failed is retried by the sandbox, as Plugipay would
-        plugipay_sandbox.flush()
+    def settled():  # a delivery that failed is retried, as Plugipay would, once it is due
+        plugipay_sandbox.retry_deliveries()
         return all(d["status"] != "pending" for d in plugipay_sandbox.state()["deliveries"])
 
-    wait_until(settled, 20, 0.2, "every delivery to settle")
+    wait_for(settled, timeout=60, interval=0.01, message="every delivery to settle")
     errors = list(WebhookEvent.objects.exclude(last_error="").values_list("kind", "last_error"))
-    names = [n for n, _ in signals_log]
+    names = [n for n, _ in signal_log]
     assert names.count("checkout_session_completed") == 10, errors
     assert names.count("payment_succeeded") == 10, errors
     assert CheckoutSession.objects.filter(status="completed").count() == 10
-    assert connection.vendor == "postgresql"

@@ -1,0 +1,217 @@
+"""Break each key guarantee on purpose in a copy of the source tree; its tests must go red.
+
+Run by ``make mutate`` (and CI). For every mutation below, one exact search string in one file
+is replaced in a temporary copy (never the working tree), the named tests run against the copy,
+and the mutation must be *killed* (the tests fail). A search string that is not found exactly
+once stops the run: update the table when the code it names changes. Exit status 0 only when
+the unmutated copy passes every named test (none skipped) and every mutation is killed.
+
+    python tests/mutations.py            # all; DATABASE_URL must name PostgreSQL for the lock
+    python tests/mutations.py --list     # the table only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    edits: tuple[tuple[str, str, str], ...]  # (file, exact search string, replacement)
+    tests: tuple[str, ...]
+
+
+# fmt: off
+MUTATIONS = (
+    Mutation(
+        "exactly-once signals: drop the event-id dedup",
+        (
+            ("django_plugipay/services/events.py",
+             "        if event.status in DONE:\n            return event, False\n",
+             "        pass\n"),
+            ("django_plugipay/services/events.py",
+             "    if row.status in DONE:\n        return row\n",
+             ""),
+        ),
+        ("tests/test_webhook_view.py::test_same_event_five_times_in_a_row",),
+    ),
+    Mutation(
+        "never-double refunds: skip the remainder check in refund_payment",
+        (
+            ("django_plugipay/services/refunds.py",
+             "    if amount > remaining:\n",
+             "    if False:\n"),
+        ),
+        ("tests/test_api.py::test_over_refund_is_400_with_a_clear_message",),
+    ),
+    Mutation(
+        "row locks: the apply path reads and upserts rows without locking them",
+        (
+            ("django_plugipay/services/mirror.py",
+             "    return queryset.select_for_update(no_key=True).first()\n",
+             "    return queryset.first()\n"),
+            ("django_plugipay/services/mirror.py",
+             "    if connection.vendor != \"postgresql\":\n        if insert_new(",
+             "    if True:\n"
+             "        existing = model.objects.filter(**{conflict: getattr(instance, conflict)})"
+             ".first()\n"
+             "        if existing is not None:\n"
+             "            return existing, False\n"
+             "        if insert_new("),
+            ("django_plugipay/services/mirror.py",
+             "        locked = model._default_manager.select_for_update(no_key=True)\n",
+             "        locked = model._default_manager\n"),
+        ),
+        ("tests/services/test_postgres.py::"
+         "test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once",),
+    ),
+    Mutation(
+        "monotonic state: a terminal session may move again",
+        (
+            ("django_plugipay/services/mirror.py",
+             "        if old not in spec.terminal and not same:\n",
+             "        if not same:\n"),
+        ),
+        ("tests/test_transitions.py::test_terminal_sessions_never_move",),
+    ),
+    Mutation(
+        "bad input is 4xx: verification errors propagate as 500",
+        (
+            ("django_plugipay/views.py",
+             "        except SignatureError as exc:\n",
+             "        except NotImplementedError as exc:\n"),
+            ("django_plugipay/views.py",
+             "        except InvalidPayload as exc:\n",
+             "        except NotImplementedError as exc:\n"),
+        ),
+        ("tests/test_webhook_view.py::test_bad_signatures_store_nothing",
+         "tests/test_webhook_view.py::test_signed_non_event_bodies_are_400"),
+    ),
+)
+# fmt: on
+
+IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    ".tox",
+    "build",
+    "site",
+    "artifacts",
+    "__pycache__",
+    "*.sqlite3",
+    "node_modules",
+)
+
+
+def run_tests(copy: Path, tests: tuple[str, ...]) -> tuple[int, str, float]:
+    """Run the named tests in the copy; return (pytest exit code, summary line, seconds)."""
+    env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.monotonic()
+    # A PostgreSQL test database is migrated once and reused by every mutation's run.
+    reuse = ["--reuse-db"] if env.get("DATABASE_URL", "").startswith("postgres") else []
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:randomly", *reuse]
+    done = subprocess.run(
+        [*command, "-m", "", *tests],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    summary = lines[-1] if lines else done.stderr.strip()[-200:]
+    why = next((line[1:].strip() for line in lines if line.startswith("E ")), "")
+    if why:  # the first assertion line says what the tests saw
+        summary = f"{summary}: {why[:100]}"
+    return done.returncode, summary, time.monotonic() - started
+
+
+def imported_from(copy: Path) -> str:
+    probe = "import django_plugipay, os; print(os.path.dirname(django_plugipay.__file__))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=copy,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def apply(copy: Path, mutation: Mutation) -> dict[Path, str]:
+    """Apply a mutation's edits in the copy; return the originals. Raise if a search misses."""
+    originals: dict[Path, str] = {}
+    for name, search, replacement in mutation.edits:
+        path = copy / name
+        originals.setdefault(path, path.read_text(encoding="utf-8"))
+        current = path.read_text(encoding="utf-8")
+        found = current.count(search)
+        if found != 1:
+            raise SystemExit(
+                f"mutation {mutation.name!r}: search string found {found} times in {name} "
+                f"(needs exactly 1); update tests/mutations.py:\n{search!r}"
+            )
+        path.write_text(current.replace(search, replacement), encoding="utf-8")
+    return originals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="print the table and exit")
+    args = parser.parse_args()
+    if args.list:
+        for mutation in MUTATIONS:
+            print(f"{mutation.name}\n    " + "\n    ".join(mutation.tests))
+        return 0
+    all_tests = tuple(dict.fromkeys(t for m in MUTATIONS for t in m.tests))
+    with tempfile.TemporaryDirectory(prefix="plugipay-mutate-") as tmp:
+        copy = Path(tmp) / "src"
+        shutil.copytree(ROOT, copy, ignore=IGNORE)
+        where = imported_from(copy)
+        if Path(where) != copy / "django_plugipay":
+            print(f"the copy imports django_plugipay from {where}, not from the copy")
+            return 2
+        code, summary, seconds = run_tests(copy, all_tests)
+        print(f"unmutated copy: {summary} ({seconds:.0f}s)")
+        if code != 0 or re.search(r"\b(skipped|deselected|xfailed)\b", summary):
+            print("the named tests must all run and pass before anything is mutated")
+            return 1
+        rows = []
+        for mutation in MUTATIONS:
+            originals = apply(copy, mutation)
+            try:
+                code, summary, seconds = run_tests(copy, mutation.tests)
+            finally:
+                for path, text in originals.items():
+                    path.write_text(text, encoding="utf-8")
+            # pytest: 1 = tests failed (killed); 0 = passed (survived); else it did not run.
+            result = {0: "SURVIVED", 1: "killed"}.get(code, f"error (pytest exit {code})")
+            rows.append((mutation, result, summary, seconds))
+    width = max(len(m.name) for m in MUTATIONS)
+    print(f"\n{'mutation':<{width}}  {'result':<10}  tests run")
+    for mutation, result, summary, seconds in rows:
+        print(f"{mutation.name:<{width}}  {result:<10}  {', '.join(mutation.tests)}")
+        print(f"{'':<{width}}  {'':<10}  → {summary} ({seconds:.0f}s)")
+    failed = [m.name for m, result, _, _ in rows if result != "killed"]
+    if failed:
+        print(f"\n{len(failed)} mutation(s) not killed: {'; '.join(failed)}")
+        return 1
+    print(f"\nall {len(rows)} mutations killed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
