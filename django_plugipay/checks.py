@@ -259,6 +259,7 @@ def check_tasks(app_configs=None, **kwargs) -> list:
                 "worker (and beat for reconciliation); TASKS = 'auto' then uses it.",
             )
         ]
+    assert app is not None  # every setting without a Celery app returned above
     return [
         Info(
             f"Plugipay task work goes to the Celery app {app.main!r}"

@@ -225,11 +225,11 @@ class PlugipayClient:
         )
         error = envelope.get("error")
         if response.status_code >= 400 or error:
-            exc = self._error(response, error if isinstance(error, dict) else {}, request_id)
+            failure = self._error(response, error if isinstance(error, dict) else {}, request_id)
             if response.status_code == 401:
-                exc.message = f"{exc.message} {self._credentials_hint()}"
-                exc.args = (exc.message,)
-            raise exc
+                failure.message = f"{failure.message} {self._credentials_hint()}"
+                failure.args = (failure.message,)
+            raise failure
         return envelope.get("data"), meta
 
     def _credentials_hint(self) -> str:

@@ -52,7 +52,7 @@ class Kind:
 
 class Text(Kind):
     label = "string"
-    empty = ""
+    empty: str | None = ""
 
     def clean(self, value: Any, max_length: int | None) -> Any:
         if value is None:
@@ -258,7 +258,7 @@ class ResourceSpec:
             raise InvalidObject(f"the {self.name} object has no id", field="id")
         meta = self.model._meta
         values: dict[str, Any] = {
-            "plugipay_id": ID.read(obj, meta.get_field("plugipay_id").max_length)
+            "plugipay_id": ID.read(obj, getattr(meta.get_field("plugipay_id"), "max_length", None))
         }
         for name, spec in self.fields.items():
             values[name] = spec.read(obj, getattr(meta.get_field(name), "max_length", None))

@@ -34,7 +34,7 @@ def _run(
     retry_on: tuple[type[Exception], ...] = (TransientError,),
 ) -> str | None:
     """Load the row (gone: nothing to do), call one service, retry what may pass."""
-    obj = model.objects.filter(pk=pk).first()
+    obj = model._default_manager.filter(pk=pk).first()
     if obj is None:
         return None
     try:

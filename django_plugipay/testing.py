@@ -23,9 +23,12 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+
+if TYPE_CHECKING:
+    from django.db.backends.sqlite3.creation import DatabaseCreation as SQLiteCreation
 
 DEFAULT_WEBHOOK_SECRET = "whsec_plugipay_testing"
 SUCCESS_CARD = "4242424242424242"
@@ -366,7 +369,9 @@ def use_file_for_in_memory_test_databases() -> list[str]:
         if connection.vendor != "sqlite":
             continue
         test = connection.settings_dict.setdefault("TEST", {})
-        if test.get("NAME") and not connection.creation.is_in_memory_db(test["NAME"]):
+        # The vendor is "sqlite", so this is SQLite's creation class (the stubs type the base).
+        creation = cast("SQLiteCreation", connection.creation)
+        if test.get("NAME") and not creation.is_in_memory_db(test["NAME"]):
             continue
         name = f"plugipay_test_{alias}_{os.getpid()}_{uuid.uuid4().hex[:8]}.sqlite3"
         test["NAME"] = os.path.join(tempfile.gettempdir(), name)

@@ -31,7 +31,7 @@ class RefundInline(MirrorDisplay, admin.TabularInline):
     model = Refund
     extra = 0
     can_delete = False
-    fields = [
+    readonly_fields = [
         "plugipay_id",
         "amount_display",
         "status_badge",
@@ -40,7 +40,7 @@ class RefundInline(MirrorDisplay, admin.TabularInline):
         "requested_by",
         "created_at",
     ]
-    readonly_fields = fields
+    fields = list(readonly_fields)
     show_change_link = True
 
     pending_age = pending_age
@@ -115,7 +115,7 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
         "activity",
         "data_pretty",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("django_plugipay.change_checkoutsession")
@@ -201,7 +201,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
         "synced_at",
         "activity",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
     change_form_template = "admin/django_plugipay/payment/change_form.html"
 
     def get_queryset(self, request):
@@ -291,7 +291,7 @@ class RefundAdmin(ActivityMixin, MirrorAdmin):
         "synced_at",
         "activity",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     @admin.display(description=_("payment"))
     def payment_link(self, obj):
@@ -330,7 +330,7 @@ class WebhookEventAdmin(MirrorAdmin):
         "processed_at",
         "payload_pretty",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     def has_reprocess_permission(self, request) -> bool:
         return request.user.has_perm("django_plugipay.change_webhookevent")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -22,6 +22,7 @@ from django_plugipay.specs import Field, Timestamp, all_specs, spec_for
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
 MAX_FETCHES = 2
@@ -236,11 +237,13 @@ def _lock_page(events: list[Event]) -> None:
     for spec in all_specs():
         ids = wanted.get(spec.name)
         if ids:
-            rows = spec.model.objects.select_for_update(no_key=True).filter(plugipay_id__in=ids)
+            rows = spec.model._default_manager.select_for_update(no_key=True).filter(
+                plugipay_id__in=ids
+            )
             list(rows.order_by("pk").values_list("pk", flat=True))
 
 
-def _fetching(run):
+def _fetching(run: Callable[[list[tuple[Any, Any]]], T]) -> T:
     """Run an apply step; when it names an object not known here, fetch that object from
     Plugipay (outside any transaction: no HTTP call holds a lock) and run it again with it."""
     prefetched: list[tuple[Any, Any]] = []

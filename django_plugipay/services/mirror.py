@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import IntegrityError, connections, models, router, transaction
@@ -54,6 +54,8 @@ from django_plugipay.specs import (
 )
 
 logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=models.Model)
 
 REFUND_REFERENCE_KEY = "django_plugipay_refund"
 STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
@@ -112,6 +114,13 @@ def lock(spec: ResourceSpec, queryset: models.QuerySet) -> Any:
 # ── rows ─────────────────────────────────────────────────────────────────────────
 
 
+def _column(field: Any) -> str:
+    """A concrete field's column (the stubs also allow relations and column-less fields)."""
+    if not isinstance(field, models.Field) or field.column is None:
+        raise TypeError(f"{field!r} has no database column")
+    return field.column
+
+
 def _supports_insert_returning(connection) -> bool:
     return connection.vendor in ("postgresql", "sqlite") and bool(
         connection.features.can_return_columns_from_insert
@@ -136,7 +145,7 @@ def insert_new(instance: models.Model, conflict: str) -> bool:
         return True
     qn = connection.ops.quote_name
     returned = _insert(
-        instance, connection, "DO NOTHING", f"RETURNING {qn(model._meta.pk.column)}", conflict
+        instance, connection, "DO NOTHING", f"RETURNING {qn(_column(model._meta.pk))}", conflict
     )
     if returned is None:
         return False
@@ -163,14 +172,14 @@ def _insert_rows(instances, connection, action: str, returning: str, conflict: s
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
         f"VALUES {', '.join([row] * len(instances))} "
-        f"ON CONFLICT ({qn(meta.get_field(conflict).column)}) {action} {returning}"
+        f"ON CONFLICT ({qn(_column(meta.get_field(conflict)))}) {action} {returning}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
-def insert_many(instances: list[models.Model], conflict: str) -> list[models.Model]:
+def insert_many(instances: list[M], conflict: str) -> list[M]:
     """Insert every instance whose ``conflict`` value is not taken yet; return those inserted
     (pk set). One statement where the backend has ``ON CONFLICT … RETURNING``."""
     if not instances:
@@ -180,11 +189,13 @@ def insert_many(instances: list[models.Model], conflict: str) -> list[models.Mod
     if not _supports_insert_returning(connection):
         return [instance for instance in instances if insert_new(instance, conflict)]
     qn, key = connection.ops.quote_name, model._meta.get_field(conflict)
+    if not isinstance(key, models.Field):
+        raise TypeError(f"{conflict!r} is not a concrete field of {model.__name__}")
     returned = _insert_rows(
         instances,
         connection,
         "DO NOTHING",
-        f"RETURNING {qn(model._meta.pk.column)}, {qn(key.column)}",
+        f"RETURNING {qn(_column(model._meta.pk))}, {qn(_column(key))}",
         conflict,
     )
     by_key = {getattr(instance, key.attname): instance for instance in instances}
@@ -197,7 +208,7 @@ def insert_many(instances: list[models.Model], conflict: str) -> list[models.Mod
     return inserted
 
 
-def upsert_locked(instance: models.Model, conflict: str) -> tuple[models.Model, bool]:
+def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
     """Insert ``instance``, or lock and return the row that holds its ``conflict`` value.
 
     PostgreSQL: one statement (``INSERT … ON CONFLICT DO UPDATE SET synced_at … RETURNING``;
@@ -209,18 +220,18 @@ def upsert_locked(instance: models.Model, conflict: str) -> tuple[models.Model, 
     if connection.vendor != "postgresql":
         if insert_new(instance, conflict):
             return instance, True
-        locked = model.objects.select_for_update(no_key=True)
+        locked = model._default_manager.select_for_update(no_key=True)
         return locked.get(**{conflict: getattr(instance, conflict)}), False
     qn = connection.ops.quote_name
     fields = list(model._meta.concrete_fields)
     # Set a column no unique index covers, so the existing row is locked FOR NO KEY UPDATE
     # (setting the key itself would take FOR UPDATE and block foreign-key checks).
-    touched = qn(model._meta.get_field("synced_at").column)
+    touched = qn(_column(model._meta.get_field("synced_at")))
     *values, created = _insert(
         instance,
         connection,
         f"DO UPDATE SET {touched} = EXCLUDED.{touched}",
-        f"RETURNING {', '.join(qn(f.column) for f in fields)}, (xmax = 0)",
+        f"RETURNING {', '.join(qn(_column(f)) for f in fields)}, (xmax = 0)",
         conflict,
     )
     values = [
@@ -650,10 +661,17 @@ class RefundSpec(ResourceSpec):
         ).select_related("payment")
 
 
-CUSTOMER = spec_for("customer")
-CHECKOUT_SESSION = spec_for("checkout_session")
-PAYMENT = spec_for("payment")
-REFUND = spec_for("refund")
+def _registered(name: str) -> ResourceSpec:
+    spec = spec_for(name)
+    if spec is None:  # pragma: no cover - each class above registers itself when defined
+        raise LookupError(f"no resource spec named {name!r}")
+    return spec
+
+
+CUSTOMER = _registered("customer")
+CHECKOUT_SESSION = _registered("checkout_session")
+PAYMENT = _registered("payment")
+REFUND = _registered("refund")
 
 
 # ── the named entry points (kept: callers and tests use them) ───────────────────
@@ -682,7 +700,7 @@ def upsert_refund(obj: Mapping[str, Any], *, event=None) -> Refund:
     return advance(REFUND, obj, event=event)
 
 
-def sync_object(row: models.Model) -> models.Model:
+def sync_object(row: M) -> M:
     """Fetch any mirrored row's object from Plugipay and apply it through its spec."""
     spec = spec_for_model(type(row))
     if spec is None:
