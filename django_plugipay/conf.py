@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BACKOFF": 0.5,
     "CURRENCY_EXPONENTS": {"IDR": 0, "USD": 2, "JPY": 0, "KRW": 0},
     "API_CHECKOUT_PARAMS": None,
+    "API_SUBSCRIBE_PARAMS": None,
     "API_SYNC_INTERVAL": 2,
 }
 
@@ -119,6 +120,10 @@ class AppSettings:
     @property
     def API_CHECKOUT_PARAMS(self) -> Any:
         return self.raw("API_CHECKOUT_PARAMS")
+
+    @property
+    def API_SUBSCRIBE_PARAMS(self) -> Any:
+        return self.raw("API_SUBSCRIBE_PARAMS")
 
     @property
     def API_SYNC_INTERVAL(self) -> float:
