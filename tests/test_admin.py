@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from django_plugipay import services
 from django_plugipay.models import Refund, WebhookEvent
-from tests.factories import PaymentFactory, RefundFactory, UserFactory
+from tests.factories import InvoiceFactory, PaymentFactory, RefundFactory, UserFactory
 
 CHANGELIST = "/admin/django_plugipay/payment/"
 
@@ -215,6 +215,10 @@ def test_event_page_and_reprocess(client):
         "/admin/django_plugipay/checkoutsession/",
         "/admin/django_plugipay/customer/",
         "/admin/django_plugipay/webhookevent/",
+        "/admin/django_plugipay/plan/",
+        "/admin/django_plugipay/price/",
+        "/admin/django_plugipay/subscription/",
+        "/admin/django_plugipay/invoice/",
     ],
 )
 def test_changelist_queries_do_not_grow_with_rows(client, url):
@@ -225,9 +229,15 @@ def test_changelist_queries_do_not_grow_with_rows(client, url):
             assert client.get(url).status_code == 200
         return len(captured)
 
-    RefundFactory.create_batch(10)
+    def rows(count):
+        RefundFactory.create_batch(count)
+        # invoice payments: each brings its subscription, price, plan, customer and user
+        for invoice in InvoiceFactory.create_batch(count):
+            PaymentFactory(invoice=invoice, checkout_session=None, customer=invoice.customer)
+
+    rows(10)
     at_ten = queries()
-    RefundFactory.create_batch(90)
+    rows(90)
     assert queries() == at_ten
 
 

@@ -4,7 +4,7 @@ whose operations (cancel, pause, resume, void, email) sit behind confirmation pa
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -235,6 +235,7 @@ class SubscriptionAdmin(MirrorAdmin):
         "canceled_at",
         "canceled_reason",
         "paused_at",
+        "resume_at",
         "metadata",
         "mode",
         "created_at",
@@ -336,6 +337,7 @@ class InvoiceAdmin(MirrorAdmin):
         "total_display",
         "amount_due_display",
         "amount_paid_display",
+        "collection_attempts",
         "issued_at",
         "due_at",
         "paid_at",
@@ -364,7 +366,10 @@ class InvoiceAdmin(MirrorAdmin):
 
     @admin.display(description=_("document"))
     def document_link(self, obj):
-        url = reverse("plugipay:invoice_document", args=[obj.plugipay_id])
+        try:
+            url = reverse("plugipay:invoice_document", args=[obj.plugipay_id])
+        except NoReverseMatch:  # the project has not included django_plugipay.urls
+            return "—"
         return format_html('<a href="{}" target="_blank">{}</a>', url, _("View"))
 
     @admin.display(description=_("payments"))

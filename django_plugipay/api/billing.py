@@ -132,9 +132,7 @@ class SubscriptionList(generics.ListCreateAPIView):
         rows = Subscription.objects.select_related("customer", "plan", "price")
         return own(rows, self.request.user, "subscription").order_by("-created_at")
 
-    @extend_schema(
-        request=SubscribeRequestSerializer, responses={201: SubscribeResponseSerializer}
-    )
+    @extend_schema(request=SubscribeRequestSerializer, responses={201: SubscribeResponseSerializer})
     def post(self, request):
         hook = app_settings.API_SUBSCRIBE_PARAMS
         if hook is None:

@@ -132,3 +132,61 @@ def test_decline_then_3ds_in_the_demo(demo, browser):
     page.click("button[value=approve]")
     page.wait_for_url("**/thanks/**")
     assert "paid" in page.locator("[data-testid=order-status]").inner_text()
+
+
+def test_membership_in_the_demo(demo, browser):
+    """Subscribe, pay the first invoice, reach the members' page, cancel at period end in the
+    portal and see the grace period; staff cancel another subscription in the admin."""
+    url = demo["url"]
+    buyer = browser.new_context().new_page()
+    log_in(buyer, url, "buyer")
+    buyer.goto(url + "/members/")
+    buyer.wait_for_url("**/membership/")
+    assert buyer.locator("[data-testid=plan-price]").inner_text() == "IDR 99,000"
+    screenshot(buyer, "demo-membership")
+    buyer.click("[data-testid=pay-now]")
+    buyer.wait_for_url("**/i/*")
+    screenshot(buyer, "demo-first-invoice")
+    pay(buyer, "4242 4242 4242 4242")
+    buyer.wait_for_selector("text=Paid")
+
+    buyer.goto(url + "/members/")
+    assert buyer.locator("[data-testid=members-only]").inner_text() == "Members only"
+    screenshot(buyer, "demo-members-page")
+
+    buyer.click("[data-testid=manage-billing]")
+    buyer.wait_for_url("**/portal/*")
+    screenshot(buyer, "demo-portal")
+    buyer.click("text=Cancel subscription")
+    buyer.wait_for_selector("text=will end at the close of the current period")
+    buyer.click("text=Return to the shop")
+    buyer.wait_for_url("**/members/")
+
+    def grace_notice():
+        buyer.reload()
+        return buyer.locator("[data-testid=grace-period]").count() == 1
+
+    wait_until(grace_notice, 20, 0.5, "the grace-period notice")
+    assert "You keep access until then" in buyer.locator("[data-testid=grace-period]").inner_text()
+    screenshot(buyer, "demo-grace-period")
+
+    staff = browser.new_context().new_page()
+    log_in(staff, url, "admin")
+    staff.goto(url + "/membership/")
+    staff.click("[data-testid=start-trial]")
+    staff.wait_for_url("**/members/")
+    staff.goto(url + "/admin/django_plugipay/subscription/?status__exact=trialing")
+    staff.locator("#result_list tbody input.action-select").first.check()
+    staff.select_option("select[name=action]", "cancel_now")
+    staff.click("button[name=index]")
+    screenshot(staff, "demo-admin-cancel-confirmation")
+    staff.click("input[type=submit]")
+    assert "1 subscription canceled." in staff.locator(".messagelist").inner_text()
+    screenshot(staff, "demo-admin-canceled")
+    rows = query(
+        demo["db"],
+        "select u.username, s.status from django_plugipay_subscription s"
+        " join django_plugipay_customer c on s.customer_id = c.id"
+        " join auth_user u on c.user_id = u.id order by u.username",
+    )
+    assert rows == [("admin", "canceled"), ("buyer", "active")]
