@@ -56,17 +56,12 @@ class InvoiceInline(MirrorDisplay, admin.TabularInline):
 def sync_catalog(modeladmin, request, queryset):
     """Fetches every plan and price; the selection only starts the action."""
     try:
-        count = services.sync_plans()
+        count = len(services.sync_plans())
     except PlugipayError as exc:
         modeladmin.message_user(request, exc.message, messages.ERROR)
         return
-    if isinstance(count, int):
-        message = ngettext("%(count)d plan synced.", "%(count)d plans synced.", count) % {
-            "count": count
-        }
-    else:
-        message = _("The plan catalog is synced.")
-    modeladmin.message_user(request, message, messages.SUCCESS)
+    message = ngettext("%(count)d plan synced.", "%(count)d plans synced.", count)
+    modeladmin.message_user(request, message % {"count": count}, messages.SUCCESS)
 
 
 class CatalogAdmin(MirrorAdmin):
@@ -301,7 +296,7 @@ def email_invoices(modeladmin, request, queryset):
         action="email_invoices",
         title=_("Email invoices"),
         question=_("Have Plugipay email these invoices to their customers?"),
-        perform=lambda i: services.send_invoice_email(invoice=i),
+        perform=lambda i: services.email_invoice(invoice=i),
         done=("%(count)d invoice emailed.", "%(count)d invoices emailed."),
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.http import Http404
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -13,8 +14,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from django_plugipay import services
-from django_plugipay.api.permissions import sees_everything
-from django_plugipay.api.views import NewestFirst, UpstreamError
+from django_plugipay.api.views import NewestFirst, UpstreamError, visible
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import Invoice, Price, Subscription
@@ -98,8 +98,11 @@ class SubscribeResponseSerializer(serializers.Serializer):
 
 
 class PortalRequestSerializer(serializers.Serializer):
-    return_url = serializers.URLField(
-        required=False, help_text="Same-host URL to come back to; else PORTAL_RETURN_URL."
+    return_url = serializers.CharField(
+        required=False,
+        max_length=2048,
+        help_text="A URL of this site to come back to; anything else is replaced by "
+        "PORTAL_RETURN_URL.",
     )
 
 
@@ -114,13 +117,6 @@ def _upstream(exc: PlugipayError):
     return UpstreamError()
 
 
-def own(queryset, user, model_name: str):
-    """Every row for staff with the view permission; otherwise the rows of the user's customer."""
-    if sees_everything(user, model_name):
-        return queryset
-    return queryset.filter(customer__user=user)
-
-
 class SubscriptionList(generics.ListCreateAPIView):
     """The user's subscriptions; POST subscribes to a price the project allows."""
 
@@ -130,7 +126,7 @@ class SubscriptionList(generics.ListCreateAPIView):
 
     def get_queryset(self):
         rows = Subscription.objects.select_related("customer", "plan", "price")
-        return own(rows, self.request.user, "subscription").order_by("-created_at")
+        return visible(rows, self.request.user, "subscription").order_by("-created_at")
 
     @extend_schema(request=SubscribeRequestSerializer, responses={201: SubscribeResponseSerializer})
     def post(self, request):
@@ -140,21 +136,26 @@ class SubscriptionList(generics.ListCreateAPIView):
         hook = import_string(hook) if isinstance(hook, str) else hook
         data = SubscribeRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        price = Price.objects.select_related("plan").filter(
-            plugipay_id=data.validated_data["price"], active=True
+        price = (
+            Price.objects.active()
+            .select_related("plan")
+            .filter(plugipay_id=data.validated_data["price"])
+            .first()
         )
-        price = price.first()
         params = hook(request, price) if price is not None else None
         if params is None:
-            raise PermissionDenied("This price cannot be subscribed to here.")
+            raise PermissionDenied(_("This price cannot be subscribed to here."))
         params = dict(params)
         if "customer" not in params:
             params["customer"] = services.get_or_create_customer_for_user(user=request.user)
         try:
-            subscription, pay_url = services.subscribe(price=price, **params)
+            result = services.subscribe(price=price, **params)
         except PlugipayError as exc:
             raise _upstream(exc) from exc
-        body = {"subscription": SubscriptionSerializer(subscription).data, "pay_url": pay_url}
+        body = {
+            "subscription": SubscriptionSerializer(result.subscription).data,
+            "pay_url": result.invoice_url,
+        }
         return Response(body, status=status.HTTP_201_CREATED)
 
 
@@ -166,7 +167,7 @@ class SubscriptionDetail(generics.RetrieveAPIView):
 
     def get_queryset(self):
         rows = Subscription.objects.select_related("customer", "plan", "price")
-        return own(rows, self.request.user, "subscription")
+        return visible(rows, self.request.user, "subscription")
 
 
 class SubscriptionCancel(generics.GenericAPIView):
@@ -179,7 +180,7 @@ class SubscriptionCancel(generics.GenericAPIView):
     @extend_schema(request=None, responses={200: SubscriptionSerializer})
     def post(self, request, id: str):
         rows = Subscription.objects.select_related("customer", "plan", "price")
-        subscription = generics.get_object_or_404(rows, customer__user=request.user, plugipay_id=id)
+        subscription = generics.get_object_or_404(rows.for_user(request.user), plugipay_id=id)
         try:
             subscription = services.cancel_subscription(
                 subscription=subscription, at="period_end", reason="user_request"
@@ -196,7 +197,7 @@ class InvoiceList(generics.ListAPIView):
 
     def get_queryset(self):
         rows = Invoice.objects.select_related("subscription")
-        return own(rows, self.request.user, "invoice")
+        return visible(rows, self.request.user, "invoice")
 
 
 class PortalSessionCreate(generics.GenericAPIView):

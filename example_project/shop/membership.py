@@ -77,7 +77,7 @@ def subscribe(request):
     if context["subscribed"]:
         return redirect("shop:members")
     try:
-        subscription, pay_url = services.subscribe(
+        result = services.subscribe(
             customer=services.get_or_create_customer_for_user(user=request.user),
             price=context["price"],
             trial_days=0 if request.POST.get("pay_now") else None,
@@ -86,8 +86,8 @@ def subscribe(request):
     except PlugipayError as exc:
         messages.error(request, f"Subscribing is unavailable right now ({exc.message}).")
         return redirect("shop:membership")
-    if pay_url:
-        return redirect(pay_url)
+    if result.invoice_url:
+        return redirect(result.invoice_url)
     return redirect("shop:members")
 
 
