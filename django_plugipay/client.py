@@ -360,6 +360,9 @@ class PlugipayClient:
     def list_plans(self, **filters: Any) -> Iterator[dict[str, Any]]:
         return self.paginate("/plans", filters)
 
+    def create_plan(self, body: dict[str, Any], *, idempotency_key: str | None = None):
+        return self._post("/plans", body, idempotency_key)
+
     def get_plan(self, plan_id: str) -> dict[str, Any]:
         return self._get(f"/plans/{quote(plan_id, safe='')}")
 

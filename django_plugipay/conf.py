@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "API_CHECKOUT_PARAMS": None,
     "API_SUBSCRIBE_PARAMS": None,
     "API_SYNC_INTERVAL": 2,
+    "PORTAL_RETURN_URL": None,
 }
 
 #: Settings that fall back to an environment variable when ``settings.PLUGIPAY`` omits them.
@@ -128,6 +129,10 @@ class AppSettings:
     @property
     def API_SYNC_INTERVAL(self) -> float:
         return float(self.raw("API_SYNC_INTERVAL"))
+
+    @property
+    def PORTAL_RETURN_URL(self) -> str | None:
+        return self.raw("PORTAL_RETURN_URL") or None
 
     @property
     def MODE(self) -> str:

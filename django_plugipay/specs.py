@@ -237,6 +237,9 @@ class ResourceSpec:
     #: ``refs`` entry → the resource whose row applying this one also locks (a page of
     #: events locks them all up front, in the lock order)
     locks_with: ClassVar[Mapping[str, str]] = {}
+    #: fields that never decrease (counters, period bounds): news "as fresh" by ``updatedAt``
+    #: can still be older when both carry the same second
+    monotonic: ClassVar[frozenset[str]] = frozenset()
     #: fields a full, fresher object may clear (they are otherwise only ever filled in)
     clearable: ClassVar[frozenset[str]] = frozenset()
     #: a status not in ``tiers`` is stored as sent (ranked with the first tier, no signal)

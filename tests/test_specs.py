@@ -150,7 +150,13 @@ JUNK = st.one_of(
     st.booleans(),
     st.floats(allow_nan=False, allow_infinity=False),
     st.lists(st.integers(), max_size=2),
-    st.dictionaries(st.text(max_size=3), st.integers(), min_size=1, max_size=2),
+    # keys without NUL: a NUL anywhere in a body is refused earlier (400, nothing stored)
+    st.dictionaries(
+        st.text(st.characters(blacklist_characters="\x00"), max_size=3),
+        st.integers(),
+        min_size=1,
+        max_size=2,
+    ),
 )
 WRONG = {
     specs.Text: st.one_of(JUNK, st.integers()),

@@ -151,6 +151,7 @@ class SubscriptionSpec(ResourceSpec):
         "collection_method": field(Text(), "collectionMethod"),
         "metadata": field(Object(), "metadata"),
     }
+    monotonic = frozenset({"current_period_start", "current_period_end"})
     #: cleared when a full object says so (a resume clears ``pausedAt``)
     clearable = frozenset({"cancel_at", "paused_at", "resume_at"})
     refs = {
@@ -285,6 +286,7 @@ class InvoiceSpec(ResourceSpec):
         "lines": field(List(), "lines"),
         "metadata": field(Object(), "metadata"),
     }
+    monotonic = frozenset({"collection_attempts", "amount_paid"})
     refs = {
         "updated_at": UPDATED_AT,
         "customer_id": field(Text(), "customerId"),

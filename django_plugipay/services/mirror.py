@@ -251,6 +251,10 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == {}
 
 
+def _behind(new: Any, old: Any) -> bool:
+    return new is not None and old is not None and new < old
+
+
 def _given(spec: ResourceSpec, name: str, values: dict) -> bool:
     """Does the (full) object carry the field, even as null?"""
     data = values.get("data")
@@ -349,6 +353,8 @@ def _update(spec, row, values, refs, fills, partial) -> str | None:
     if moved_to is not None or (same and fresher):
         for name in ("status", *spec.fields):
             if name not in values or getattr(row, name) == values[name]:
+                continue
+            if name in spec.monotonic and _behind(values[name], getattr(row, name)):
                 continue
             if not _empty(values[name]) or (name in spec.clearable and _given(spec, name, values)):
                 setattr(row, name, values[name])
