@@ -13,7 +13,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from django_plugipay import services
+from django_plugipay import billing, services
 from django_plugipay.api.views import NewestFirst, UpstreamError, visible
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
@@ -201,7 +201,7 @@ class InvoiceList(generics.ListAPIView):
 
 
 class PortalSessionCreate(generics.GenericAPIView):
-    """A fresh billing-portal URL for the user's customer."""
+    """A fresh billing-portal URL for the user's customer (404 when they have none)."""
 
     permission_classes = [IsAuthenticated]
     serializer_class = PortalRequestSerializer
@@ -214,8 +214,11 @@ class PortalSessionCreate(generics.GenericAPIView):
         if not return_url or not url_has_allowed_host_and_scheme(
             return_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
         ):
-            return_url = app_settings.PORTAL_RETURN_URL or request.build_absolute_uri("/")
-        customer = services.get_or_create_customer_for_user(user=request.user)
+            return_url = app_settings.PORTAL_RETURN_URL or "/"
+        customer = billing.customers(request.user).first()
+        if customer is None:
+            raise Http404(_("There is no billing account to manage."))
+        return_url = request.build_absolute_uri(return_url)
         try:
             url = services.create_portal_session(customer=customer, return_url=return_url)
         except PlugipayError as exc:
