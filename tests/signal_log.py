@@ -16,6 +16,10 @@ NAMES = [
     "payment_failed",
     "refund_succeeded",
     "refund_failed",
+    "subscription_activated",
+    "subscription_renewed",
+    "subscription_canceled",
+    "invoice_paid",
 ]
 
 
