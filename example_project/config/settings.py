@@ -83,6 +83,7 @@ PLUGIPAY = {
     "WEBHOOK_SECRETS": [os.environ.get("PLUGIPAY_WEBHOOK_SECRET", "whsec_demo")],
     "WEBHOOK_PROCESSING": "celery" if os.environ.get("CELERY_BROKER_URL") else "inline",
     "API_CHECKOUT_PARAMS": "shop.pricing.checkout_params",
+    "API_SUBSCRIBE_PARAMS": "shop.pricing.subscribe_params",
     "API_SYNC_INTERVAL": 1,
 }
 
