@@ -268,6 +268,24 @@ class Sandbox:
             self.flush()
         return result
 
+    def pay_invoice(
+        self, invoice: Any, card: str = SUCCESS_CARD, *, save: bool = False, deliver: bool = True
+    ) -> dict[str, Any]:
+        """Pay an open invoice as its hosted page would (``save`` keeps the card as the
+        customer's default token), then deliver its webhooks."""
+        result = self.control(
+            "POST", f"invoices/{self._id(invoice)}/pay", {"card": card, "save": save}
+        )
+        if deliver:
+            self.flush()
+        return result
+
+    def advance_days(self, days: float, *, deliver: bool = True) -> None:
+        """Move the sandbox clock (renewals, trial ends, dunning retries run), then deliver."""
+        self.advance(days * 86400)
+        if deliver:
+            self.flush()
+
     def flush(self) -> int:
         """Deliver every webhook due now and wait until they have been answered."""
         return self.control("POST", "deliveries/flush")["sent"]

@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from django_plugipay.admin import billing  # noqa: F401 - registers the billing admins
 from django_plugipay.admin.actions import cancel_sessions, reprocess_events, resync
 from django_plugipay.admin.activity import ActivityMixin
 from django_plugipay.admin.confirm import CONFIRM_PERMISSION, confirm_view
@@ -176,10 +177,11 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
         "method",
         "customer_link",
         "session_link",
+        "invoice_link",
         "paid_at",
     ]
     list_filter = ["status", "method", "mode", "currency", "created_at"]
-    list_select_related = ["customer", "checkout_session"]
+    list_select_related = ["customer", "checkout_session", "invoice"]
     search_fields = ["plugipay_id", "checkout_session__plugipay_id", "customer__email"]
     date_hierarchy = "created_at"
     actions = ["refund_payments", resync]
@@ -195,6 +197,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
         "failure_message",
         "customer_link",
         "session_link",
+        "invoice_link",
         "paid_at",
         "mode",
         "created_at",
@@ -233,6 +236,10 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
     @admin.display(description=_("checkout session"))
     def session_link(self, obj):
         return admin_link(obj.checkout_session)
+
+    @admin.display(description=_("invoice"))
+    def invoice_link(self, obj):
+        return admin_link(obj.invoice)
 
     @admin.action(description=_("Refund selected payments…"), permissions=["refund"])
     def refund_payments(self, request, queryset):

@@ -263,6 +263,16 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == {}
 
 
+def _behind(new: Any, old: Any) -> bool:
+    return new is not None and old is not None and new < old
+
+
+def _given(spec: ResourceSpec, name: str, values: dict) -> bool:
+    """Does the (full) object carry the field, even as null?"""
+    data = values.get("data")
+    return isinstance(data, dict) and any(k in data for k in spec.fields[name].keys)
+
+
 # ── advance: the one apply step ─────────────────────────────────────────────────
 
 
@@ -311,10 +321,10 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
     if row is None:
         new = spec.model(**values, **{k: v for k, v in fills.items() if v is not None})
         row, created = upsert_locked(new, "plugipay_id")
+    before = None if created else spec.remember(row)
     moved_to = values.get("status") if created else _update(spec, row, values, refs, fills, partial)
     spec.changed(row, moved_to, parent)
-    signal = spec.signals.get(moved_to) if moved_to else None
-    if signal is not None:
+    for signal in spec.transitions(row, moved_to, before):
         signal.send(sender=spec.model, instance=row, event=event)
     spec.after(row, moved_to, refs, event)
     send_first_entry(spec, row, event)
@@ -365,14 +375,17 @@ def _update(spec, row, values, refs, fills, partial) -> str | None:
         old, new = row.status, values["status"]
         same = old == new
         if old not in spec.terminal and not same:
-            old_rank = spec.rank(old) if old in spec.statuses else 0
-            new_rank = spec.rank(new)
+            old_rank, new_rank = spec.rank(old), spec.rank(new)
             if new_rank > old_rank or (new_rank == old_rank and fresher):
                 moved_to = new
     changed = ["synced_at"]
     if moved_to is not None or (same and fresher):
         for name in ("status", *spec.fields):
-            if name in values and not _empty(values[name]) and getattr(row, name) != values[name]:
+            if name not in values or getattr(row, name) == values[name]:
+                continue
+            if name in spec.monotonic and _behind(values[name], getattr(row, name)):
+                continue
+            if not _empty(values[name]) or (name in spec.clearable and _given(spec, name, values)):
                 setattr(row, name, values[name])
                 changed.append(name)
     if "data" in values and (moved_to is not None or fresher) and row.data != values["data"]:
@@ -504,10 +517,11 @@ class PaymentSpec(ResourceSpec):
     refs = {
         "updated_at": UPDATED_AT,
         "session_id": field(Text(), "checkoutSessionId"),
+        "invoice_id": field(Text(), "invoiceId"),
         "customer_id": field(Text(), "customerId"),
     }
     links = {"customer": Link("django_plugipay.Customer", "customer_id")}
-    locks_with = {"session_id": "checkout_session"}
+    locks_with = {"session_id": "checkout_session", "invoice_id": "invoice"}
     tiers = ((PaymentStatus.PENDING,), (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED))
     signals = {
         PaymentStatus.SUCCEEDED: signals.payment_succeeded,
@@ -522,12 +536,25 @@ class PaymentSpec(ResourceSpec):
     outcomes = {PaymentStatus.SUCCEEDED: "success", PaymentStatus.FAILED: "failure"}
 
     def lock_parent(self, values, refs, context) -> CheckoutSession | None:
-        """The session first (lock order), so a payment and its session never deadlock."""
+        """The session (or invoice) first (lock order), so a payment and what it paid never
+        deadlock."""
         session = context.get("session")
         if session is None and refs.get("session_id"):
             session = lock(
                 CHECKOUT_SESSION, CheckoutSession.objects.filter(plugipay_id=refs["session_id"])
             )
+        invoice = context.get("invoice")
+        if session is None and invoice is None and refs.get("invoice_id"):
+            from django_plugipay.models import Invoice
+
+            invoice = lock(
+                spec_for("invoice"), Invoice.objects.filter(plugipay_id=refs["invoice_id"])
+            )
+        if invoice is not None:
+            values["invoice_id"] = invoice.pk
+            if invoice.customer_id is not None:
+                values["customer_id"] = invoice.customer_id
+            values["currency"] = values["currency"] or invoice.currency
         if session is not None:
             values["checkout_session_id"] = session.pk
             if session.customer_id is not None:
@@ -579,6 +606,7 @@ class RefundSpec(ResourceSpec):
         "updated_at": UPDATED_AT,
         "charge_id": field(Text(), "chargeId", "paymentId"),
         "source_id": field(Text(), "sourceId"),
+        "source_type": field(Text(), "sourceType"),
         "metadata": field(Object(), "metadata"),
     }
     locks_with = {"charge_id": "payment"}
@@ -605,19 +633,21 @@ class RefundSpec(ResourceSpec):
         payment = None
         if refs["charge_id"]:
             payment = lock(PAYMENT, Payment.objects.filter(plugipay_id=refs["charge_id"]))
+        by_invoice = refs["source_type"] == "invoice"
         if payment is None and refs["source_id"]:
+            source = "invoice__plugipay_id" if by_invoice else "checkout_session__plugipay_id"
             payment = lock(
                 PAYMENT,
                 Payment.objects.filter(
-                    checkout_session__plugipay_id=refs["source_id"],
-                    status=PaymentStatus.SUCCEEDED,
+                    **{source: refs["source_id"]}, status=PaymentStatus.SUCCEEDED
                 ),
             )
         if payment is None:
+            source_resource = "invoice" if by_invoice else "checkout_session"
             raise UnresolvedReference(
                 f"Refund {values['plugipay_id']} names payment "
                 f"{refs['charge_id'] or refs['source_id']}, which is not known here yet.",
-                resource="checkout_session" if refs["source_id"] else None,
+                resource=source_resource if refs["source_id"] else None,
                 plugipay_id=refs["source_id"],
             )
         values["payment_id"] = payment.pk
@@ -743,3 +773,7 @@ def mark_refund_failed(
         row.save()
         REFUND.signals[RefundStatus.FAILED].send(sender=Refund, instance=row, event=None)
         return row
+
+
+# The billing resources register themselves (plan, price, subscription, invoice).
+from django_plugipay.services import billing_specs  # noqa: E402, F401
