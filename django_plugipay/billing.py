@@ -85,10 +85,15 @@ def _sync_moving(rows: QuerySet[Subscription]) -> None:
     moving = Q(status__in=(SubscriptionStatus.INCOMPLETE, SubscriptionStatus.PAST_DUE)) | Q(
         pk__in=Subscription.objects.stale(now).values("pk")
     )
-    due = rows.filter(moving).filter(Q(synced_at__isnull=True) | Q(synced_at__lt=fresh_until))
+    # Rate-limited on this path's own last fetch, not on synced_at: a webhook that lands while
+    # the buyer is on the invoice page must not make the buyer's return skip its sync.
+    due = rows.filter(moving).filter(
+        Q(read_synced_at__isnull=True) | Q(read_synced_at__lt=fresh_until)
+    )
     from django_plugipay.services.billing import sync_subscription
 
     for row in due[:MAX_SYNCS]:
+        Subscription.objects.filter(pk=row.pk).update(read_synced_at=now)
         with contextlib.suppress(PlugipayError):
             sync_subscription(subscription=row)
 

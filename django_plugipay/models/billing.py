@@ -163,6 +163,17 @@ class Subscription(MirrorModel):
         default=CollectionMethod.CHARGE_AUTOMATICALLY,
     )
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    read_synced_at = models.DateTimeField(
+        _("synced on read at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "When a read through django_plugipay.billing last fetched it from Plugipay: the "
+            "rate limit of sync on read (webhooks do not count, so a webhook that lands while "
+            "the buyer pays cannot make the buyer's next read skip its sync)."
+        ),
+    )
 
     objects = SubscriptionQuerySet.as_manager()
 

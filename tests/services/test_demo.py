@@ -228,8 +228,8 @@ def test_membership_in_the_demo(demo, new_page):
     buyer.wait_for_selector("text=Paid")
 
     def members_page():
-        # Not always the first request: a webhook that lands while the buyer pays marks the
-        # subscription freshly synced, so the read skips its sync (API_SYNC_INTERVAL).
+        # Polled: sync on read is rate-limited (API_SYNC_INTERVAL, 2 s) and this browser pays
+        # faster than a person; tests/test_billing.py checks the first read after paying.
         buyer.goto(url + "/members/")
         return buyer.locator("[data-testid=members-only]").count() == 1
 
