@@ -3,8 +3,7 @@
 from django_plugipay import services, tasks
 from django_plugipay.client import get_client
 from django_plugipay.models import Subscription
-from tests import signal_log as signals_file
-from tests.services.conftest import wait_until
+from django_plugipay.testing import wait_for
 
 DAY = 86400
 
@@ -40,21 +39,21 @@ def test_renewals_applied_by_the_worker_from_webhooks_and_reconciliation(
     start = sub.current_period_start
     plugipay_sandbox.advance(31 * DAY)
     plugipay_sandbox.flush()
-    wait_until(period_moved(start), 60, message="the worker to apply the renewal")
+    wait_for(period_moved(start), timeout=60, message="the worker to apply the renewal")
 
     # Webhooks off: the reconcile task on the worker heals the second renewal.
     start = Subscription.objects.get(pk=sub.pk).current_period_start
     plugipay_sandbox.hold()
     plugipay_sandbox.advance(31 * DAY)
     tasks.reconcile.delay()
-    wait_until(period_moved(start), 60, message="the worker's reconciliation")
+    wait_for(period_moved(start), timeout=60, message="the worker's reconciliation")
 
-    wait_until(
-        lambda: signals_file.read(signal_log).count(("subscription_renewed", sub.plugipay_id)) == 2,
-        30,
+    wait_for(
+        lambda: signal_log.committed().count(("subscription_renewed", sub.plugipay_id)) == 2,
+        timeout=30,
         message="both renewals signalled",
     )
-    logged = signals_file.read(signal_log)
+    logged = signal_log.committed()
     assert logged.count(("subscription_renewed", sub.plugipay_id)) == 2
     assert logged.count(("subscription_activated", sub.plugipay_id)) == 1
     invoices = Subscription.objects.get(pk=sub.pk).invoices.all()
