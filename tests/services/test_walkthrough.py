@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from django_plugipay.testing import wait_for
 from example_project.run_demo import USERS
-from tests.services.conftest import ROOT, screenshot, wait_until
+from tests.services.conftest import ROOT, screenshot
 from tests.services.test_demo import example_copy, free_port, log_in, pay, query
 
 FOUR_EVENTS = [
@@ -48,7 +49,7 @@ class Process:
                 assert self.proc.poll() is None, self.log_path.read_text()
                 return False
 
-        wait_until(answers, 60, 0.3, what)
+        wait_for(answers, timeout=60, interval=0.3, message=what)
 
     def stop(self):
         os.killpg(self.proc.pid, signal.SIGINT)
@@ -199,11 +200,11 @@ def test_first_payment_walkthrough_with_the_dashboard(shop, browser):
     pay(buyer, "4242 4242 4242 4242")
     buyer.wait_for_url("**/thanks/**")
     flush(shop)
-    wait_until(
+    wait_for(
         lambda: query(shop["db"], "select status from shop_order") == [("paid",)],
-        30,
-        0.3,
-        "the order to be paid",
+        timeout=30,
+        interval=0.3,
+        message="the order to be paid",
     )
     processed = query(
         shop["db"], "select kind from django_plugipay_webhookevent where status = 'processed'"
