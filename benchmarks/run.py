@@ -23,6 +23,7 @@ from benchmarks import harness  # noqa: E402
 from benchmarks.report import markdown  # noqa: E402
 from benchmarks.suites import (  # noqa: E402
     admin,
+    billing_reconciliation,
     celery_drain,
     ingestion,
     reconciliation,
@@ -87,6 +88,9 @@ def main() -> int:
     results["reconciliation"] = reconciliation.run(plan.reconcile_events)
     print(json.dumps(results["reconciliation"]), flush=True)
     results["reconciliation_small"] = reconciliation.run(plan.reconcile_small)
+    print("billing reconciliation…", flush=True)
+    results["billing_reconciliation"] = billing_reconciliation.run(plan.reconcile_events)
+    print(json.dumps(results["billing_reconciliation"]), flush=True)
     print("admin…", flush=True)
     results["admin"] = admin.run(plan.admin_rows)
     print("sandbox…", flush=True)

@@ -157,6 +157,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
         )
 
     errors.extend(_check_api())
+    errors.extend(_check_subscribe_api())
     return errors
 
 
@@ -190,6 +191,37 @@ def _check_api() -> list:
                 "PLUGIPAY['API_CHECKOUT_PARAMS'] is not callable.",
                 id="django_plugipay.E009",
                 hint="Give a dotted path to a callable.",
+            )
+        ]
+    return []
+
+
+def _check_subscribe_api() -> list:
+    hook = app_settings.API_SUBSCRIBE_PARAMS
+    if hook is None:
+        if _reverses("plugipay-api:subscription-list"):
+            return [
+                Warning(
+                    "The Plugipay API is installed but PLUGIPAY['API_SUBSCRIBE_PARAMS'] is not "
+                    "set, so POST subscriptions/ answers 404.",
+                    id="django_plugipay.W035",
+                    hint="Point it at a callable (request, price) -> dict | None that says which "
+                    "prices a user may subscribe to (None refuses) and with what options.",
+                )
+            ]
+        return []
+    try:
+        target = import_string(hook) if isinstance(hook, str) else hook
+    except ImportError as exc:
+        target, problem = None, f"cannot be imported: {exc}"
+    else:
+        problem = "is not callable"
+    if not callable(target):
+        return [
+            Warning(
+                f"PLUGIPAY['API_SUBSCRIBE_PARAMS'] {problem}.",
+                id="django_plugipay.W036",
+                hint="Give a dotted path to a callable (request, price) -> dict | None.",
             )
         ]
     return []
@@ -259,6 +291,7 @@ def check_tasks(app_configs=None, **kwargs) -> list:
                 "worker (and beat for reconciliation); TASKS = 'auto' then uses it.",
             )
         ]
+    assert app is not None  # every setting without a Celery app returned above
     return [
         Info(
             f"Plugipay task work goes to the Celery app {app.main!r}"

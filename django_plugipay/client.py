@@ -225,11 +225,11 @@ class PlugipayClient:
         )
         error = envelope.get("error")
         if response.status_code >= 400 or error:
-            exc = self._error(response, error if isinstance(error, dict) else {}, request_id)
+            failure = self._error(response, error if isinstance(error, dict) else {}, request_id)
             if response.status_code == 401:
-                exc.message = f"{exc.message} {self._credentials_hint()}"
-                exc.args = (exc.message,)
-            raise exc
+                failure.message = f"{failure.message} {self._credentials_hint()}"
+                failure.args = (failure.message,)
+            raise failure
         return envelope.get("data"), meta
 
     def _credentials_hint(self) -> str:
@@ -361,6 +361,84 @@ class PlugipayClient:
 
     def list_events(self, **filters: Any) -> Iterator[dict[str, Any]]:
         return self.paginate("/events", filters)
+
+    # billing
+
+    def list_plans(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        return self.paginate("/plans", filters)
+
+    def create_plan(self, body: dict[str, Any], *, idempotency_key: str | None = None):
+        return self._post("/plans", body, idempotency_key)
+
+    def get_plan(self, plan_id: str) -> dict[str, Any]:
+        return self._get(f"/plans/{quote(plan_id, safe='')}")
+
+    def create_subscription(self, body: dict[str, Any], *, idempotency_key: str | None = None):
+        return self._post("/subscriptions", body, idempotency_key)
+
+    def get_subscription(self, subscription_id: str) -> dict[str, Any]:
+        return self._get(f"/subscriptions/{quote(subscription_id, safe='')}")
+
+    def update_subscription(
+        self, subscription_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        path = f"/subscriptions/{quote(subscription_id, safe='')}"
+        return self.request("PATCH", path, json_body=body, idempotency_key=idempotency_key)[0]
+
+    def subscription_action(
+        self,
+        subscription_id: str,
+        action: str,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """``POST /subscriptions/{id}/cancel|pause|resume``."""
+        path = f"/subscriptions/{quote(subscription_id, safe='')}/{action}"
+        return self._post(path, body, idempotency_key)
+
+    def get_invoice(self, invoice_id: str) -> dict[str, Any]:
+        return self._get(f"/invoices/{quote(invoice_id, safe='')}")
+
+    def list_invoices(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        return self.paginate("/invoices", filters)
+
+    def invoice_action(
+        self,
+        invoice_id: str,
+        action: str,
+        body: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """``POST /invoices/{id}/void|send|send-email|finalize|pay``."""
+        path = f"/invoices/{quote(invoice_id, safe='')}/{action}"
+        return self._post(path, body or {}, idempotency_key)
+
+    def invoice_document(self, invoice_id: str, kind: str) -> requests.Response:
+        """The invoice as ``html`` or ``pdf``: the signed, streamed response (the caller
+        closes it). Raises like any other call when Plugipay answers an error."""
+        path = self.api_prefix + f"/invoices/{quote(invoice_id, safe='')}/invoice.{kind}"
+        headers = self._headers("GET", path, b"", None)
+        try:
+            response = self.session.get(
+                self.base_url + path, headers=headers, timeout=self.timeout, stream=True
+            )
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientError(
+                f"Could not fetch invoice {invoice_id} from Plugipay at {self.base_url}: "
+                f"{_reason(exc)}.",
+                code="network_error",
+            ) from exc
+        if response.status_code >= 400:
+            with response:
+                envelope = self._parse(response)
+            error = envelope.get("error")
+            raise self._error(response, error if isinstance(error, dict) else {}, None)
+        return response
+
+    def create_portal_session(self, body: dict[str, Any], *, idempotency_key: str | None = None):
+        return self._post("/portal-sessions", body, idempotency_key)
 
     def list_webhook_endpoints(self) -> list[dict[str, Any]]:
         endpoints = self.request("GET", "/webhooks")[0]

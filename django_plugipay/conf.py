@@ -24,9 +24,11 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BACKOFF": 0.5,
     "CURRENCY_EXPONENTS": {"IDR": 0, "USD": 2, "JPY": 0, "KRW": 0},
     "API_CHECKOUT_PARAMS": None,
+    "API_SUBSCRIBE_PARAMS": None,
     "API_SYNC_INTERVAL": 2,
     "METADATA_KEY_MAX_LENGTH": 40,
     "METADATA_VALUE_MAX_LENGTH": 500,
+    "PORTAL_RETURN_URL": None,
 }
 
 #: Settings that fall back to an environment variable when ``settings.PLUGIPAY`` omits them.
@@ -123,6 +125,10 @@ class AppSettings:
         return self.raw("API_CHECKOUT_PARAMS")
 
     @property
+    def API_SUBSCRIBE_PARAMS(self) -> Any:
+        return self.raw("API_SUBSCRIBE_PARAMS")
+
+    @property
     def API_SYNC_INTERVAL(self) -> float:
         return float(self.raw("API_SYNC_INTERVAL"))
 
@@ -133,6 +139,10 @@ class AppSettings:
     @property
     def METADATA_VALUE_MAX_LENGTH(self) -> int:
         return int(self.raw("METADATA_VALUE_MAX_LENGTH"))
+
+    @property
+    def PORTAL_RETURN_URL(self) -> str | None:
+        return self.raw("PORTAL_RETURN_URL") or None
 
     @property
     def MODE(self) -> str:

@@ -90,8 +90,8 @@ def _write_block(using: str | None = None, savepoint: bool = True) -> Iterator[N
     try:
         yield
     except BaseException as exc:
-        if not block.__exit__(type(exc), exc, exc.__traceback__):
-            raise
+        block.__exit__(type(exc), exc, exc.__traceback__)  # Atomic never suppresses
+        raise
     else:
         block.__exit__(None, None, None)
 

@@ -28,3 +28,36 @@ refund_failed = Signal()
 #: sender=WebhookEvent, instance=WebhookEvent, event=WebhookEvent — every verified event,
 #: handled or not, sent once when it is first applied.
 webhook_received = Signal()
+
+# Recurring billing. "Once per transition", like the rest: whichever route brought the news.
+
+#: sender=Subscription, instance=Subscription, event=WebhookEvent | None — the subscription is
+#: first mirrored here (whatever its status: a first sight of an active one also sends
+#: ``subscription_activated``).
+subscription_created = Signal()
+#: sender=Subscription, instance=Subscription, event=WebhookEvent | None — into ``active`` from
+#: any other status (trial ended and paid, first invoice paid, past due recovered, resumed).
+subscription_activated = Signal()
+#: sender=Subscription, instance=Subscription, event=WebhookEvent | None — a new period began
+#: while the subscription stayed active (renewal paid, or invoiced for ``send_invoice``).
+subscription_renewed = Signal()
+#: sender=Subscription, instance=Subscription, event=WebhookEvent | None — a renewal or an
+#: invoice went unpaid; Plugipay retries (dunning) and cancels after the last retry.
+subscription_past_due = Signal()
+#: sender=Subscription, instance=Subscription, event=WebhookEvent | None
+subscription_paused = Signal()
+#: sender=Subscription, instance=Subscription, event=WebhookEvent | None — out of ``paused``.
+subscription_resumed = Signal()
+#: sender=Subscription, instance=Subscription, event=WebhookEvent | None — terminal; a cancel
+#: scheduled for the period end sends it when the period ends, not when it is scheduled.
+subscription_canceled = Signal()
+#: sender=Subscription, instance=Subscription, event=WebhookEvent | None — the plan or price
+#: changed.
+subscription_updated = Signal()
+#: sender=Invoice, instance=Invoice, event=WebhookEvent | None
+invoice_paid = Signal()
+#: sender=Invoice, instance=Invoice, event=WebhookEvent | None — once per failed collection
+#: attempt (a declined charge), while the invoice is unpaid.
+invoice_payment_failed = Signal()
+#: sender=Invoice, instance=Invoice, event=WebhookEvent | None
+invoice_voided = Signal()

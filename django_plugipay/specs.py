@@ -52,7 +52,7 @@ class Kind:
 
 class Text(Kind):
     label = "string"
-    empty = ""
+    empty: str | None = ""
 
     def clean(self, value: Any, max_length: int | None) -> Any:
         if value is None:
@@ -110,6 +110,26 @@ class Object(Kind):
             return {}
         if not isinstance(value, dict):
             raise ValueError(f"must be an object, not {_json_type(value)}")
+        return value
+
+
+class Boolean(Kind):
+    label = "boolean"
+
+    def clean(self, value: Any, max_length: int | None) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        raise ValueError(f"must be a boolean, not {_json_type(value)}")
+
+
+class List(Kind):
+    label = "list"
+
+    def clean(self, value: Any, max_length: int | None) -> Any:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ValueError(f"must be a list, not {_json_type(value)}")
         return value
 
 
@@ -221,6 +241,14 @@ class ResourceSpec:
     #: ``refs`` entry → the resource whose row applying this one also locks (a page of
     #: events locks them all up front, in the lock order)
     locks_with: ClassVar[Mapping[str, str]] = {}
+    #: fields that never decrease (counters, period bounds): news "as fresh" by ``updatedAt``
+    #: can still be older when both carry the same second
+    monotonic: ClassVar[frozenset[str]] = frozenset()
+    #: fields a full, fresher object may clear (they are otherwise only ever filled in)
+    clearable: ClassVar[frozenset[str]] = frozenset()
+    #: a status not in ``tiers`` is stored as sent (ranked with the first tier, no signal)
+    #: instead of failing validation: for resources whose status set Plugipay may grow
+    open_statuses: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -238,7 +266,7 @@ class ResourceSpec:
         return tuple(s for tier in self.tiers for s in tier)
 
     def rank(self, status: str) -> int:
-        return next(i for i, tier in enumerate(self.tiers) if status in tier)
+        return next((i for i, tier in enumerate(self.tiers) if status in tier), 0)
 
     def tone(self, status: str) -> str:
         if status in self.outcomes:
@@ -258,7 +286,7 @@ class ResourceSpec:
             raise InvalidObject(f"the {self.name} object has no id", field="id")
         meta = self.model._meta
         values: dict[str, Any] = {
-            "plugipay_id": ID.read(obj, meta.get_field("plugipay_id").max_length)
+            "plugipay_id": ID.read(obj, getattr(meta.get_field("plugipay_id"), "max_length", None))
         }
         for name, spec in self.fields.items():
             values[name] = spec.read(obj, getattr(meta.get_field(name), "max_length", None))
@@ -278,6 +306,8 @@ class ResourceSpec:
         if not isinstance(raw, str):
             raise InvalidObject(f"status must be a string, not {_json_type(raw)}", field="status")
         status = normalise_status(raw)
+        if status not in self.statuses and self.open_statuses and len(status) <= 32:
+            return status
         if status not in self.statuses:
             raise InvalidObject(
                 f"status {raw[:40]!r} is not one of {', '.join(self.statuses)}", field="status"
@@ -299,6 +329,22 @@ class ResourceSpec:
 
     def after(self, row: Any, moved_to: str | None, refs: dict, event: Any) -> None:
         """Work that follows the signal inside the same transaction (e.g. child rows)."""
+
+    def remember(self, row: Any) -> Any:
+        """What :meth:`transitions` compares with: taken from an existing row before the
+        object is applied (None by default)."""
+        return None
+
+    def transitions(self, row: Any, moved_to: str | None, before: Any) -> list[Signal]:
+        """The signals to send for this change, in order; ``before`` is :meth:`remember`'s
+        value, or None for a row created now. By default the signal of the status reached."""
+        signal = self.signals.get(moved_to) if moved_to else None
+        return [signal] if signal is not None else []
+
+    def incomplete(self, obj: Mapping[str, Any]) -> bool:
+        """Is this event object too partial to apply, so the whole object must be fetched
+        first (outside the transaction)?"""
+        return False
 
     # the API
 

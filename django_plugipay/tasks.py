@@ -34,7 +34,7 @@ def _run(
     retry_on: tuple[type[Exception], ...] = (TransientError,),
 ) -> str | None:
     """Load the row (gone: nothing to do), call one service, retry what may pass."""
-    obj = model.objects.filter(pk=pk).first()
+    obj = model._default_manager.filter(pk=pk).first()
     if obj is None:
         return None
     try:
@@ -97,3 +97,12 @@ def reconcile(self, since: str | None = None) -> dict:
     except TransientError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after)) from exc
     return dataclasses.asdict(result)
+
+
+@shared_task(bind=True, name="django_plugipay.sync_plans", acks_late=True, max_retries=MAX_RETRIES)
+def sync_plans(self) -> int:
+    """Mirror the plan catalog; schedule it with celery beat next to ``reconcile``."""
+    try:
+        return len(services.sync_plans())
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after)) from exc

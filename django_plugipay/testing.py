@@ -23,9 +23,12 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+
+if TYPE_CHECKING:
+    from django.db.backends.sqlite3.creation import DatabaseCreation as SQLiteCreation
 
 DEFAULT_WEBHOOK_SECRET = "whsec_plugipay_testing"
 SUCCESS_CARD = "4242424242424242"
@@ -265,6 +268,24 @@ class Sandbox:
             self.flush()
         return result
 
+    def pay_invoice(
+        self, invoice: Any, card: str = SUCCESS_CARD, *, save: bool = False, deliver: bool = True
+    ) -> dict[str, Any]:
+        """Pay an open invoice as its hosted page would (``save`` keeps the card as the
+        customer's default token), then deliver its webhooks."""
+        result = self.control(
+            "POST", f"invoices/{self._id(invoice)}/pay", {"card": card, "save": save}
+        )
+        if deliver:
+            self.flush()
+        return result
+
+    def advance_days(self, days: float, *, deliver: bool = True) -> None:
+        """Move the sandbox clock (renewals, trial ends, dunning retries run), then deliver."""
+        self.advance(days * 86400)
+        if deliver:
+            self.flush()
+
     def flush(self) -> int:
         """Deliver every webhook due now and wait until they have been answered."""
         return self.control("POST", "deliveries/flush")["sent"]
@@ -366,7 +387,9 @@ def use_file_for_in_memory_test_databases() -> list[str]:
         if connection.vendor != "sqlite":
             continue
         test = connection.settings_dict.setdefault("TEST", {})
-        if test.get("NAME") and not connection.creation.is_in_memory_db(test["NAME"]):
+        # The vendor is "sqlite", so this is SQLite's creation class (the stubs type the base).
+        creation = cast("SQLiteCreation", connection.creation)
+        if test.get("NAME") and not creation.is_in_memory_db(test["NAME"]):
             continue
         name = f"plugipay_test_{alias}_{os.getpid()}_{uuid.uuid4().hex[:8]}.sqlite3"
         test["NAME"] = os.path.join(tempfile.gettempdir(), name)

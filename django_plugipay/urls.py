@@ -2,10 +2,16 @@
 
 from django.urls import path
 
-from django_plugipay.views import WebhookView
+from django_plugipay.views import InvoiceDocumentView, PortalView, WebhookView
 
 app_name = "plugipay"
 
 urlpatterns = [
     path("webhook/", WebhookView.as_view(), name="webhook"),
+    path("billing/portal/", PortalView.as_view(), name="portal"),
+    path(
+        "billing/invoices/<str:plugipay_id>/document/",
+        InvoiceDocumentView.as_view(),
+        name="invoice_document",
+    ),
 ]

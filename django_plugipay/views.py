@@ -1,18 +1,38 @@
-"""``WebhookView``: the signed endpoint Plugipay delivers events to."""
+"""``WebhookView`` (the signed endpoint Plugipay delivers events to), the billing portal and
+invoice-document views, and ``subscription_required`` for the project's own views."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
+from typing import Any
 
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect
 from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from django_plugipay import services
-from django_plugipay.exceptions import InvalidObject, InvalidPayload, SignatureError
+from django_plugipay import billing, services
+from django_plugipay.conf import app_settings
+from django_plugipay.exceptions import InvalidObject, InvalidPayload, PlugipayError, SignatureError
+from django_plugipay.models import Invoice
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +86,139 @@ class WebhookView(View):
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+# ── billing: the portal, invoice documents, subscription-gated views ─────────────
+
+
+class PortalView(LoginRequiredMixin, View):
+    """Send the signed-in owner to a fresh Plugipay billing-portal session.
+
+    The portal returns to ``?next=`` when that is a URL of this site, else to the
+    ``PORTAL_RETURN_URL`` setting (else this site's root). Subclass and override
+    :meth:`get_owner` to open the portal of a team the user manages.
+    """
+
+    http_method_names = ["get"]
+
+    def get_owner(self, request: HttpRequest) -> Any:
+        return request.user
+
+    def return_url(self, request: HttpRequest) -> str:
+        target = request.GET.get("next")
+        if target and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return request.build_absolute_uri(target)
+        return request.build_absolute_uri(app_settings.PORTAL_RETURN_URL or "/")
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        customer = billing.customers(self.get_owner(request)).first()
+        if customer is None:
+            raise Http404(_("There is no billing account to manage."))
+        try:
+            url = services.create_portal_session(
+                customer=customer, return_url=self.return_url(request)
+            )
+        except PlugipayError as exc:
+            logger.warning("plugipay portal session failed: %s", exc)
+            return HttpResponse(
+                _("The billing portal is not available right now. Please try again shortly."),
+                status=502,
+                content_type="text/plain; charset=utf-8",
+            )
+        return HttpResponseRedirect(url)
+
+
+class InvoiceDocumentView(LoginRequiredMixin, View):
+    """The invoice as a PDF (or HTML with ``?format=html``), fetched from Plugipay and
+    streamed. Only its owner (see :meth:`has_access`) and staff may read it; anyone else gets
+    a 404, as if it did not exist."""
+
+    http_method_names = ["get"]
+
+    def has_access(self, request: HttpRequest, invoice: Invoice) -> bool:
+        user = request.user
+        if user.is_staff:
+            return True
+        return invoice.customer_id is not None and (
+            billing.customers(user).filter(pk=invoice.customer_id).exists()
+        )
+
+    def get(self, request: HttpRequest, plugipay_id: str) -> HttpResponseBase:
+        invoice = Invoice.objects.filter(plugipay_id=plugipay_id).first()
+        if invoice is None or not self.has_access(request, invoice):
+            raise Http404(_("No such invoice."))
+        kind = "html" if request.GET.get("format") == "html" else "pdf"
+        try:
+            upstream = services.invoice_document(invoice=invoice, kind=kind)
+        except PlugipayError as exc:
+            logger.warning("plugipay invoice document %s failed: %s", plugipay_id, exc)
+            return HttpResponse(
+                _("The invoice document is not available right now. Please try again shortly."),
+                status=502,
+                content_type="text/plain; charset=utf-8",
+            )
+
+        def chunks():
+            with upstream:
+                yield from upstream.iter_content(64 * 1024)
+
+        default = "application/pdf" if kind == "pdf" else "text/html; charset=utf-8"
+        response = StreamingHttpResponse(
+            chunks(), content_type=upstream.headers.get("Content-Type") or default
+        )
+        name = (invoice.number or invoice.plugipay_id).replace('"', "")
+        response["Content-Disposition"] = f'inline; filename="{name}.{kind}"'
+        return response
+
+
+def subscription_required(
+    view: Callable | None = None,
+    *,
+    plan: Any = None,
+    redirect_url: str | None = None,
+    owner: Callable[[HttpRequest], Any] | None = None,
+):
+    """Let a view run only for a subscribed owner (``billing.subscribed``).
+
+    ``@subscription_required`` or ``@subscription_required(plan=…, redirect_url=…,
+    owner=lambda request: request.user.team)``. Anonymous users go to the login page; others
+    without a subscription to ``redirect_url`` (a URL or URL name) when given, else 403.
+    """
+
+    def decorate(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            who = owner(request) if owner is not None else request.user
+            if not billing.subscribed(who, plan):
+                if redirect_url:
+                    return redirect(redirect_url)
+                raise PermissionDenied(_("This page needs an active subscription."))
+            return function(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
+
+
+class SubscriptionRequiredMixin:
+    """The class-based form of :func:`subscription_required`: set ``subscription_plan`` and
+    ``subscription_redirect_url``, override ``get_subscription_owner`` for teams."""
+
+    subscription_plan: Any = None
+    subscription_redirect_url: str | None = None
+
+    def get_subscription_owner(self, request: HttpRequest) -> Any:
+        return request.user
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        guarded = subscription_required(
+            super().dispatch,  # type: ignore[misc]
+            plan=self.subscription_plan,
+            redirect_url=self.subscription_redirect_url,
+            owner=self.get_subscription_owner,
+        )
+        return guarded(request, *args, **kwargs)

@@ -36,6 +36,16 @@ if not User.objects.filter(username="buyer").exists():
     User.objects.create_user("buyer", "buyer@example.com", "buyer", first_name="Budi")
 """
 
+MEMBER_PLAN = """
+from django_plugipay import services
+from django_plugipay.client import PlugipayClient
+from shop.membership import MEMBER_PLAN
+client = PlugipayClient.from_settings()
+if not any(p["name"] == MEMBER_PLAN["name"] for p in client.paginate("/plans")):
+    client.request("POST", "/plans", json_body=MEMBER_PLAN, idempotency_key="demo-member-plan")
+services.sync_plans()
+"""
+
 
 def manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=HERE, env=ENV, check=True)
@@ -76,16 +86,21 @@ def main() -> int:
     try:
         wait_for(f"http://127.0.0.1:{SANDBOX_PORT}/")
         wait_for(SITE + "/")
+        manage("shell", "-c", MEMBER_PLAN)
         print(
             f"""
 Demo is up.
   Shop            {SITE}/            buyer / buyer
   Admin           {SITE}/admin/      admin / admin   (refund payments there)
+  Membership      {SITE}/membership/  the "Member" plan: IDR 99,000 a month, 7-day trial
   DRF API         {SITE}/plugipay/api/payments/
   Sandbox         http://127.0.0.1:{SANDBOX_PORT}/   (not Plugipay: an offline stand-in)
 Test cards (any future expiry, any CVC):
   4242 4242 4242 4242  succeeds          4000 0000 0000 0002  declined
   4000 0000 0000 9995  insufficient funds 4000 0027 6000 3184  3-D Secure step
+Renewals run on the sandbox clock. To see one (and then a failed one, past_due), press
+"Move the clock a month" on {SITE}/membership/, or:
+  curl -X POST -d '{{"seconds": 2678400}}' http://127.0.0.1:{SANDBOX_PORT}/_sandbox/clock/advance
 Press Ctrl-C to stop.""",
             flush=True,
         )

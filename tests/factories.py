@@ -1,10 +1,22 @@
 """factory_boy factories for the mirror models."""
 
+import datetime as dt
+
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from django_plugipay.models import CheckoutSession, Customer, Payment, Refund, WebhookEvent
+from django_plugipay.models import (
+    CheckoutSession,
+    Customer,
+    Invoice,
+    Payment,
+    Plan,
+    Price,
+    Refund,
+    Subscription,
+    WebhookEvent,
+)
 from django_plugipay.testing import build_event
 
 
@@ -64,6 +76,55 @@ class RefundFactory(factory.django.DjangoModelFactory):
     reason = "requested_by_customer"
     status = "succeeded"
     idempotency_key = factory.Sequence(lambda n: f"idem_test_{n}")
+
+
+class PlanFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Plan
+
+    plugipay_id = factory.Sequence(lambda n: f"plan_{n:026d}")
+    name = factory.Sequence(lambda n: f"Plan {n}")
+    trial_days = 7
+
+
+class PriceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Price
+
+    plugipay_id = factory.Sequence(lambda n: f"price_{n:026d}")
+    plan = factory.SubFactory(PlanFactory)
+    currency = "IDR"
+    unit_amount = 99_000
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Subscription
+
+    plugipay_id = factory.Sequence(lambda n: f"sub_{n:026d}")
+    customer = factory.SubFactory(CustomerFactory, user=factory.SubFactory(UserFactory))
+    price = factory.SubFactory(PriceFactory)
+    plan = factory.SelfAttribute("price.plan")
+    status = "active"
+    current_period_start = factory.LazyFunction(timezone.now)
+    current_period_end = factory.LazyAttribute(
+        lambda s: s.current_period_start + dt.timedelta(days=30)
+    )
+
+
+class InvoiceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Invoice
+
+    plugipay_id = factory.Sequence(lambda n: f"inv_{n:026d}")
+    subscription = factory.SubFactory(SubscriptionFactory)
+    customer = factory.SelfAttribute("subscription.customer")
+    number = factory.Sequence(lambda n: f"INV-{n:05d}")
+    status = "paid"
+    currency = "IDR"
+    subtotal = 99_000
+    total = 99_000
+    amount_paid = 99_000
 
 
 class WebhookEventFactory(factory.django.DjangoModelFactory):

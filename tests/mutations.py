@@ -71,8 +71,8 @@ MUTATIONS = (
              "            return existing, False\n"
              "        if insert_new("),
             ("django_plugipay/services/mirror.py",
-             "        locked = model.objects.select_for_update(no_key=True)\n",
-             "        locked = model.objects\n"),
+             "        locked = model._default_manager.select_for_update(no_key=True)\n",
+             "        locked = model._default_manager\n"),
         ),
         ("tests/services/test_postgres.py::"
          "test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once",),

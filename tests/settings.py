@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_plugipay",
+    "tests.teams",
 ]
 if HAS_DRF:
     INSTALLED_APPS += ["rest_framework", "drf_spectacular"]

@@ -198,3 +198,9 @@ def test_schema_generates_without_warnings(capsys):
     schema = SchemaGenerator(urlconf="django_plugipay.api.urls").get_schema(public=True)
     assert GENERATOR_STATS._warn_cache == {} and GENERATOR_STATS._error_cache == {}
     assert "/payments/{id}/refunds/" in schema["paths"]
+    assert {
+        "/subscriptions/",
+        "/subscriptions/{id}/cancel/",
+        "/invoices/",
+        "/portal-sessions/",
+    } <= set(schema["paths"])

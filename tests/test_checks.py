@@ -20,7 +20,11 @@ def ids(settings, **plugipay):
 
 
 def test_clean_configuration_has_no_messages(settings):
-    settings.PLUGIPAY = {**BASE, "API_CHECKOUT_PARAMS": "tests.test_checks.pricing"}
+    settings.PLUGIPAY = {
+        **BASE,
+        "API_CHECKOUT_PARAMS": "tests.test_checks.pricing",
+        "API_SUBSCRIBE_PARAMS": "tests.test_checks.pricing",
+    }
     assert check_settings() == []
 
 
@@ -47,6 +51,11 @@ def pricing(request, data):
         pytest.param(
             {}, "django_plugipay.W003", marks=pytest.mark.skipif(not HAS_DRF, reason="needs DRF")
         ),
+        pytest.param(
+            {}, "django_plugipay.W035", marks=pytest.mark.skipif(not HAS_DRF, reason="needs DRF")
+        ),
+        ({"API_SUBSCRIBE_PARAMS": "nowhere.hook"}, "django_plugipay.W036"),
+        ({"API_SUBSCRIBE_PARAMS": "django_plugipay.conf.DEFAULTS"}, "django_plugipay.W036"),
     ],
 )
 def test_each_check_id(settings, override, expected):

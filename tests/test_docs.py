@@ -78,3 +78,19 @@ def test_every_billing_and_control_route_is_documented():
     assert len(paths) >= 40
     for route in paths:
         assert f"{route}`" in text or f"{route} " in text, route
+
+
+def test_every_billing_helper_model_and_url_is_documented():
+    from django_plugipay import billing
+    from django_plugipay.models import Invoice, Plan, Price, Subscription
+
+    text = page("billing.md")
+    for name in billing.__all__:
+        assert f"`{name}(" in text, name
+    for model in (Plan, Price, Subscription, Invoice):
+        assert f"| `{model.__name__}` |" in text
+        for field in model._meta.concrete_fields:
+            known = ("id", "plugipay_id", "mode", "data", "created_at", "updated_at", "synced_at")
+            assert field.name in known or f"`{field.name}`" in text, (model, field.name)
+    for url_name in ("plugipay:portal", "plugipay:invoice_document"):
+        assert f"`{url_name}`" in text

@@ -86,7 +86,7 @@ def test_both_shapes_and_namings_give_identical_results(client, style):
 
 
 def test_unknown_kind_is_ignored_but_announced(client, signal_log):
-    response = post(client, build_event("invoice.paid", {"id": "inv_1"}))
+    response = post(client, build_event("widget.paid", {"id": "wdg_1"}))
     assert response.status_code == 200
     assert WebhookEvent.objects.get().status == "ignored"
     assert signal_log == [("webhook_received", WebhookEvent.objects.get().event_id)]

@@ -13,6 +13,7 @@ def run(count: int) -> dict:
     from django_plugipay.models import Payment
     from django_plugipay.services import reconcile
     from plugipay_sandbox import SandboxConfig, SandboxServer
+    from plugipay_sandbox.state import checkout
 
     truncate()
     server = SandboxServer(SandboxConfig(port=free_port())).start()
@@ -20,7 +21,8 @@ def run(count: int) -> dict:
         store = server.store
         with store.lock:
             while len(store.events) < count:
-                session = store.create_session(
+                session = checkout.create_session(
+                    store,
                     "test",
                     {
                         "amount": 99_000,
@@ -30,7 +32,7 @@ def run(count: int) -> dict:
                         "cancelUrl": "https://b.test",
                     },
                 )
-                store.pay_card(session["id"], "4242424242424242")
+                checkout.pay_card(store, session["id"], "4242424242424242")
         settings.PLUGIPAY = {**settings.PLUGIPAY, "BASE_URL": server.base_url}
         with QueryCounter() as counter:
             began = time.perf_counter()

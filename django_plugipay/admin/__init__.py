@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from django_plugipay.admin import billing  # noqa: F401 - registers the billing admins
 from django_plugipay.admin.actions import cancel_sessions, reprocess_events, resync
 from django_plugipay.admin.activity import ActivityMixin
 from django_plugipay.admin.confirm import CONFIRM_PERMISSION, confirm_view
@@ -31,7 +32,7 @@ class RefundInline(MirrorDisplay, admin.TabularInline):
     model = Refund
     extra = 0
     can_delete = False
-    fields = [
+    readonly_fields = [
         "plugipay_id",
         "amount_display",
         "status_badge",
@@ -40,7 +41,7 @@ class RefundInline(MirrorDisplay, admin.TabularInline):
         "requested_by",
         "created_at",
     ]
-    readonly_fields = fields
+    fields = list(readonly_fields)
     show_change_link = True
 
     pending_age = pending_age
@@ -115,7 +116,7 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
         "activity",
         "data_pretty",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("django_plugipay.change_checkoutsession")
@@ -176,10 +177,11 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
         "method",
         "customer_link",
         "session_link",
+        "invoice_link",
         "paid_at",
     ]
     list_filter = ["status", "method", "mode", "currency", "created_at"]
-    list_select_related = ["customer", "checkout_session"]
+    list_select_related = ["customer", "checkout_session", "invoice"]
     search_fields = ["plugipay_id", "checkout_session__plugipay_id", "customer__email"]
     date_hierarchy = "created_at"
     actions = ["refund_payments", resync]
@@ -195,13 +197,14 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
         "failure_message",
         "customer_link",
         "session_link",
+        "invoice_link",
         "paid_at",
         "mode",
         "created_at",
         "synced_at",
         "activity",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
     change_form_template = "admin/django_plugipay/payment/change_form.html"
 
     def get_queryset(self, request):
@@ -233,6 +236,10 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
     @admin.display(description=_("checkout session"))
     def session_link(self, obj):
         return admin_link(obj.checkout_session)
+
+    @admin.display(description=_("invoice"))
+    def invoice_link(self, obj):
+        return admin_link(obj.invoice)
 
     @admin.action(description=_("Refund selected payments…"), permissions=["refund"])
     def refund_payments(self, request, queryset):
@@ -291,7 +298,7 @@ class RefundAdmin(ActivityMixin, MirrorAdmin):
         "synced_at",
         "activity",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     @admin.display(description=_("payment"))
     def payment_link(self, obj):
@@ -330,7 +337,7 @@ class WebhookEventAdmin(MirrorAdmin):
         "processed_at",
         "payload_pretty",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     def has_reprocess_permission(self, request) -> bool:
         return request.user.has_perm("django_plugipay.change_webhookevent")

@@ -94,19 +94,17 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
     refundable = [r for r in rows if not r["refused"]]
     # One payment, from its Refund button or as the action's only selection: offer the amount.
     only = rows[0] if len(rows) == 1 else None
-    form_kwargs = {
-        "payment": only["payment"] if only else None,
-        "remaining": only["remaining"] if only else 0,
-    }
+    offered_payment = only["payment"] if only else None
+    offered_remaining = only["remaining"] if only else 0
     if request.POST.get("post") == "yes":
-        form = RefundForm(request.POST, **form_kwargs)
+        form = RefundForm(request.POST, payment=offered_payment, remaining=offered_remaining)
         if form.is_valid() and refundable:
             return _perform(modeladmin, request, refundable, form.cleaned_data, rows)
     else:
         initial = {}
         if only and not only["refused"]:
             initial["amount"] = input_value(only["remaining"], only["payment"].currency)
-        form = RefundForm(initial=initial, **form_kwargs)
+        form = RefundForm(initial=initial, payment=offered_payment, remaining=offered_remaining)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": _("Refund payment") if single else _("Refund selected payments"),

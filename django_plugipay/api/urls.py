@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from django_plugipay.api import views
+from django_plugipay.api import billing, views
 
 app_name = "plugipay-api"
 
@@ -22,5 +22,18 @@ urlpatterns = [
         name="payment-refund-create",
     ),
     path("refunds/<str:id>/", views.RefundDetail.as_view(), name="refund-detail"),
+    path("subscriptions/", billing.SubscriptionList.as_view(), name="subscription-list"),
+    path(
+        "subscriptions/<str:id>/",
+        billing.SubscriptionDetail.as_view(),
+        name="subscription-detail",
+    ),
+    path(
+        "subscriptions/<str:id>/cancel/",
+        billing.SubscriptionCancel.as_view(),
+        name="subscription-cancel",
+    ),
+    path("invoices/", billing.InvoiceList.as_view(), name="invoice-list"),
+    path("portal-sessions/", billing.PortalSessionCreate.as_view(), name="portal-session-create"),
     path("schema/", SpectacularAPIView.as_view(urlconf="django_plugipay.api.urls"), name="schema"),
 ]

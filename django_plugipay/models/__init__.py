@@ -1,15 +1,22 @@
 """The mirror models of Plugipay objects, and the webhook event log."""
 
+from django_plugipay.models.billing import Invoice, Plan, Price, Subscription
 from django_plugipay.models.checkout import BankAccount, CheckoutSession, PaymentInstructions
 from django_plugipay.models.customers import Customer
 from django_plugipay.models.enums import (
+    CollectionMethod,
     EventSource,
     EventStatus,
+    InvoiceStatus,
     Mode,
     PaymentStatus,
+    PlanInterval,
+    PriceModel,
     RefundReason,
     RefundStatus,
     SessionStatus,
+    SubscriptionStatus,
+    TaxMode,
 )
 from django_plugipay.models.events import SyncCursor, WebhookEvent
 from django_plugipay.models.payments import Payment
@@ -18,17 +25,27 @@ from django_plugipay.models.refunds import Refund
 __all__ = [
     "BankAccount",
     "CheckoutSession",
+    "CollectionMethod",
     "PaymentInstructions",
     "Customer",
     "EventSource",
     "EventStatus",
+    "Invoice",
+    "InvoiceStatus",
     "Mode",
     "Payment",
     "PaymentStatus",
+    "Plan",
+    "PlanInterval",
+    "Price",
+    "PriceModel",
     "Refund",
     "RefundReason",
     "RefundStatus",
     "SessionStatus",
+    "Subscription",
+    "SubscriptionStatus",
     "SyncCursor",
+    "TaxMode",
     "WebhookEvent",
 ]

@@ -56,3 +56,55 @@ class EventStatus(models.TextChoices):
 class EventSource(models.TextChoices):
     WEBHOOK = "webhook", _("Webhook")
     RECONCILE = "reconcile", _("Reconciliation")
+
+
+class PlanInterval(models.TextChoices):
+    DAY = "day", _("Day")
+    WEEK = "week", _("Week")
+    MONTH = "month", _("Month")
+    YEAR = "year", _("Year")
+
+
+class PriceModel(models.TextChoices):
+    FLAT = "flat", _("Flat")
+    TIERED = "tiered", _("Tiered")
+    VOLUME = "volume", _("Volume")
+    USAGE = "usage", _("Usage")
+
+
+class TaxMode(models.TextChoices):
+    INCLUSIVE = "inclusive", _("Inclusive")
+    EXCLUSIVE = "exclusive", _("Exclusive")
+
+
+class SubscriptionStatus(models.TextChoices):
+    INCOMPLETE = "incomplete", _("Incomplete")
+    TRIALING = "trialing", _("Trialing")
+    ACTIVE = "active", _("Active")
+    PAST_DUE = "past_due", _("Past due")
+    PAUSED = "paused", _("Paused")
+    CANCELED = "canceled", _("Canceled")
+
+    @classmethod
+    def entitled_states(cls) -> tuple[str, ...]:
+        """Statuses that give access: a past-due subscription keeps it while Plugipay retries
+        the payment (dunning ends in ``canceled``)."""
+        return (cls.TRIALING, cls.ACTIVE, cls.PAST_DUE)
+
+
+class CollectionMethod(models.TextChoices):
+    CHARGE_AUTOMATICALLY = "charge_automatically", _("Charge automatically")
+    SEND_INVOICE = "send_invoice", _("Send invoice")
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    OPEN = "open", _("Open")
+    PAST_DUE = "past_due", _("Past due")
+    UNCOLLECTIBLE = "uncollectible", _("Uncollectible")
+    PAID = "paid", _("Paid")
+    VOID = "void", _("Void")
+
+    @classmethod
+    def unpaid_states(cls) -> tuple[str, ...]:
+        return (cls.OPEN, cls.PAST_DUE)

@@ -20,6 +20,15 @@ class Payment(MirrorModel):
         on_delete=models.SET_NULL,
         related_name="payments",
     )
+    invoice = models.ForeignKey(
+        "django_plugipay.Invoice",
+        verbose_name=_("invoice"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="payments",
+        help_text=_("The invoice this charge paid (subscription payments)."),
+    )
     customer = models.ForeignKey(
         "django_plugipay.Customer",
         verbose_name=_("customer"),

@@ -10,9 +10,11 @@ from django.db.models.functions import Coalesce
 
 from django_plugipay.models.enums import (
     EventStatus,
+    InvoiceStatus,
     PaymentStatus,
     RefundStatus,
     SessionStatus,
+    SubscriptionStatus,
 )
 
 
@@ -66,3 +68,60 @@ class WebhookEventQuerySet(models.QuerySet):
 
     def unprocessed(self) -> WebhookEventQuerySet:
         return self.filter(status__in=(EventStatus.RECEIVED, EventStatus.FAILED))
+
+
+class PlanQuerySet(models.QuerySet):
+    def active(self) -> PlanQuerySet:
+        return self.filter(active=True)
+
+
+class PriceQuerySet(models.QuerySet):
+    def active(self) -> PriceQuerySet:
+        return self.filter(active=True, plan__active=True)
+
+
+class SubscriptionQuerySet(models.QuerySet):
+    def for_user(self, user) -> SubscriptionQuerySet:
+        return self.filter(customer__user=user)
+
+    def live(self) -> SubscriptionQuerySet:
+        """Not canceled (still at Plugipay's to move: renew, retry, cancel at period end)."""
+        return self.exclude(status=SubscriptionStatus.CANCELED)
+
+    def entitled(self, now: dt.datetime) -> SubscriptionQuerySet:
+        """Subscriptions that give access now: trialing, active or past due (dunning), and
+        not past a scheduled cancel (``cancel_at``) even before the cancel is heard of."""
+        return self.filter(
+            Q(cancel_at__isnull=True) | Q(cancel_at__gt=now),
+            status__in=SubscriptionStatus.entitled_states(),
+        )
+
+    def on_trial(self, now: dt.datetime) -> SubscriptionQuerySet:
+        return self.entitled(now).filter(
+            Q(trial_end__isnull=True) | Q(trial_end__gt=now), status=SubscriptionStatus.TRIALING
+        )
+
+    def on_grace_period(self, now: dt.datetime) -> SubscriptionQuerySet:
+        """Canceled at period end, and the period is not over yet."""
+        return self.entitled(now).filter(cancel_at__gt=now)
+
+    def stale(self, now: dt.datetime) -> SubscriptionQuerySet:
+        """Live subscriptions whose period, trial or scheduled cancel or resume has passed
+        here: Plugipay has moved them on (renewed, billed, canceled) unless a webhook is late."""
+        return self.live().filter(
+            Q(current_period_end__lt=now)
+            | Q(trial_end__lt=now, status=SubscriptionStatus.TRIALING)
+            | Q(cancel_at__lt=now)
+            | Q(resume_at__lt=now, status=SubscriptionStatus.PAUSED)
+        )
+
+
+class InvoiceQuerySet(models.QuerySet):
+    def for_user(self, user) -> InvoiceQuerySet:
+        return self.filter(customer__user=user)
+
+    def unpaid(self) -> InvoiceQuerySet:
+        return self.filter(status__in=InvoiceStatus.unpaid_states())
+
+    def paid(self) -> InvoiceQuerySet:
+        return self.filter(status=InvoiceStatus.PAID)

@@ -1,5 +1,20 @@
 """Every write path of the app: views, admin, DRF, tasks and commands call these."""
 
+from django_plugipay.services.billing import (
+    Subscribed,
+    cancel_subscription,
+    change_subscription_price,
+    create_portal_session,
+    email_invoice,
+    invoice_document,
+    pause_subscription,
+    resume_subscription,
+    subscribe,
+    sync_invoice,
+    sync_plans,
+    sync_subscription,
+    void_invoice,
+)
 from django_plugipay.services.checkout import (
     cancel_checkout_session,
     confirm_checkout_session,
@@ -24,6 +39,19 @@ from django_plugipay.services.refunds import (
 
 __all__ = [
     "ReconcileResult",
+    "Subscribed",
+    "cancel_subscription",
+    "change_subscription_price",
+    "create_portal_session",
+    "email_invoice",
+    "invoice_document",
+    "pause_subscription",
+    "resume_subscription",
+    "subscribe",
+    "sync_invoice",
+    "sync_plans",
+    "sync_subscription",
+    "void_invoice",
     "apply_event",
     "cancel_checkout_session",
     "confirm_checkout_session",

@@ -27,9 +27,11 @@ def celery_app() -> Any | None:
     every thread.
     """
     try:
-        from celery import _state
+        from celery import _state as celery_state
     except ImportError:  # pragma: no cover - celery is a dependency
         return None
+    # Celery's private module: its stubs (celery-types) describe only the public names.
+    _state: Any = celery_state
     candidates = [_state.default_app, getattr(_state._tls, "current_app", None)]
     candidates.extend(_state._get_active_apps())
     for app in candidates:

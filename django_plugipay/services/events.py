@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -22,9 +22,10 @@ from django_plugipay.specs import Field, Timestamp, all_specs, spec_for
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
-MAX_FETCHES = 2
+MAX_FETCHES = 4
 #: nesting an event body may have (Plugipay's are a handful of levels deep)
 MAX_DEPTH = 32
 
@@ -128,7 +129,9 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     exception propagates.
     """
     try:
-        return _fetching(lambda prefetched: _record_and_apply(parsed, source, prefetched))
+        return _fetching(
+            lambda prefetched: _record_and_apply(parsed, source, prefetched), _completing(parsed)
+        )
     except _AlreadyRecorded:
         event = WebhookEvent.objects.get(event_id=parsed.id)
         if event.status in DONE:
@@ -167,8 +170,14 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
             "event_id", "status"
         )
     )
-    fresh = list({e.id: e for e in events if e.id not in known}.values())
-    left = list({e.id: e for e in events if known.get(e.id, DONE[0]) not in DONE}.values())
+    fresh = list({e.id: e for e in events if e.id not in known and not _completing(e)}.values())
+    left = list(
+        {
+            e.id: e
+            for e in events
+            if known.get(e.id, EventStatus.RECEIVED if _completing(e) else DONE[0]) not in DONE
+        }.values()
+    )
 
     def run() -> tuple[int, list[Event], list[Event]]:
         # Event rows first, in one statement (as a webhook inserts its event before it locks
@@ -236,14 +245,28 @@ def _lock_page(events: list[Event]) -> None:
     for spec in all_specs():
         ids = wanted.get(spec.name)
         if ids:
-            rows = spec.model.objects.select_for_update(no_key=True).filter(plugipay_id__in=ids)
+            rows = spec.model._default_manager.select_for_update(no_key=True).filter(
+                plugipay_id__in=ids
+            )
             list(rows.order_by("pk").values_list("pk", flat=True))
 
 
-def _fetching(run):
+def _completing(parsed: Event) -> list[tuple[Any, str]]:
+    """The event's own object, to fetch before applying, when the event carries too little of
+    it (a renewal job's ``subscription.renewed`` has only the id and the period)."""
+    spec = spec_for(parsed.resource)
+    if spec is None or not parsed.object_id or not spec.incomplete(parsed.object):
+        return []
+    return [(spec, parsed.object_id)]
+
+
+def _fetching(
+    run: Callable[[list[tuple[Any, Any]]], T], complete: Sequence[tuple[Any, str]] = ()
+) -> T:
     """Run an apply step; when it names an object not known here, fetch that object from
-    Plugipay (outside any transaction: no HTTP call holds a lock) and run it again with it."""
-    prefetched: list[tuple[Any, Any]] = []
+    Plugipay (outside any transaction: no HTTP call holds a lock) and run it again with it.
+    ``complete`` names objects to fetch before the first run (an event's partial object)."""
+    prefetched: list[tuple[Any, Any]] = [(spec, spec.fetch(oid)) for spec, oid in complete]
     while True:
         try:
             return run(prefetched)
@@ -259,11 +282,16 @@ def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
     the lock order), then announce the event (inside the transaction)."""
     OCCURRED_AT.read(parsed.payload, None)
     spec = spec_for(parsed.resource)
+    own = None
     with mirror.lock_scope():
-        for fetched_spec, obj in prefetched:
+        # Fetched objects are applied in the lock order (a customer before its subscription).
+        for fetched_spec, obj in sorted(prefetched, key=lambda item: item[0].lock_rank):
+            if fetched_spec is spec and obj.get("id") == parsed.object_id:
+                own = obj  # the event's own object, fetched whole: applied as the event's
+                continue
             mirror.advance(fetched_spec, obj)
         if spec is not None:
-            obj = dict(parsed.object)
+            obj = dict(own if own is not None else parsed.object)
             obj.setdefault("mode", parsed.mode or app_settings.MODE)
             mirror.advance(spec, obj, event=row, action=parsed.action)
     signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
@@ -318,7 +346,10 @@ def apply_event(*, event: WebhookEvent) -> WebhookEvent:
     propagates.
     """
     try:
-        return _fetching(lambda prefetched: _apply_recorded(event, prefetched))
+        return _fetching(
+            lambda prefetched: _apply_recorded(event, prefetched),
+            _completing(parse_event(event.payload)) if event.status not in DONE else [],
+        )
     except Exception as exc:
         WebhookEvent.objects.filter(pk=event.pk).update(
             status=EventStatus.FAILED,

@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import IntegrityError, connections, models, router, transaction
@@ -54,6 +54,8 @@ from django_plugipay.specs import (
 )
 
 logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=models.Model)
 
 REFUND_REFERENCE_KEY = "django_plugipay_refund"
 STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
@@ -112,6 +114,13 @@ def lock(spec: ResourceSpec, queryset: models.QuerySet) -> Any:
 # ── rows ─────────────────────────────────────────────────────────────────────────
 
 
+def _column(field: Any) -> str:
+    """A concrete field's column (the stubs also allow relations and column-less fields)."""
+    if not isinstance(field, models.Field) or field.column is None:
+        raise TypeError(f"{field!r} has no database column")
+    return field.column
+
+
 def _supports_insert_returning(connection) -> bool:
     return connection.vendor in ("postgresql", "sqlite") and bool(
         connection.features.can_return_columns_from_insert
@@ -136,7 +145,7 @@ def insert_new(instance: models.Model, conflict: str) -> bool:
         return True
     qn = connection.ops.quote_name
     returned = _insert(
-        instance, connection, "DO NOTHING", f"RETURNING {qn(model._meta.pk.column)}", conflict
+        instance, connection, "DO NOTHING", f"RETURNING {qn(_column(model._meta.pk))}", conflict
     )
     if returned is None:
         return False
@@ -163,14 +172,14 @@ def _insert_rows(instances, connection, action: str, returning: str, conflict: s
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
         f"VALUES {', '.join([row] * len(instances))} "
-        f"ON CONFLICT ({qn(meta.get_field(conflict).column)}) {action} {returning}"
+        f"ON CONFLICT ({qn(_column(meta.get_field(conflict)))}) {action} {returning}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
-def insert_many(instances: list[models.Model], conflict: str) -> list[models.Model]:
+def insert_many(instances: list[M], conflict: str) -> list[M]:
     """Insert every instance whose ``conflict`` value is not taken yet; return those inserted
     (pk set). One statement where the backend has ``ON CONFLICT … RETURNING``."""
     if not instances:
@@ -180,11 +189,13 @@ def insert_many(instances: list[models.Model], conflict: str) -> list[models.Mod
     if not _supports_insert_returning(connection):
         return [instance for instance in instances if insert_new(instance, conflict)]
     qn, key = connection.ops.quote_name, model._meta.get_field(conflict)
+    if not isinstance(key, models.Field):
+        raise TypeError(f"{conflict!r} is not a concrete field of {model.__name__}")
     returned = _insert_rows(
         instances,
         connection,
         "DO NOTHING",
-        f"RETURNING {qn(model._meta.pk.column)}, {qn(key.column)}",
+        f"RETURNING {qn(_column(model._meta.pk))}, {qn(_column(key))}",
         conflict,
     )
     by_key = {getattr(instance, key.attname): instance for instance in instances}
@@ -197,7 +208,7 @@ def insert_many(instances: list[models.Model], conflict: str) -> list[models.Mod
     return inserted
 
 
-def upsert_locked(instance: models.Model, conflict: str) -> tuple[models.Model, bool]:
+def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
     """Insert ``instance``, or lock and return the row that holds its ``conflict`` value.
 
     PostgreSQL: one statement (``INSERT … ON CONFLICT DO UPDATE SET synced_at … RETURNING``;
@@ -209,18 +220,18 @@ def upsert_locked(instance: models.Model, conflict: str) -> tuple[models.Model, 
     if connection.vendor != "postgresql":
         if insert_new(instance, conflict):
             return instance, True
-        locked = model.objects.select_for_update(no_key=True)
+        locked = model._default_manager.select_for_update(no_key=True)
         return locked.get(**{conflict: getattr(instance, conflict)}), False
     qn = connection.ops.quote_name
     fields = list(model._meta.concrete_fields)
     # Set a column no unique index covers, so the existing row is locked FOR NO KEY UPDATE
     # (setting the key itself would take FOR UPDATE and block foreign-key checks).
-    touched = qn(model._meta.get_field("synced_at").column)
+    touched = qn(_column(model._meta.get_field("synced_at")))
     *values, created = _insert(
         instance,
         connection,
         f"DO UPDATE SET {touched} = EXCLUDED.{touched}",
-        f"RETURNING {', '.join(qn(f.column) for f in fields)}, (xmax = 0)",
+        f"RETURNING {', '.join(qn(_column(f)) for f in fields)}, (xmax = 0)",
         conflict,
     )
     values = [
@@ -250,6 +261,16 @@ def _is_fresher(row: models.Model, refs: Mapping[str, Any]) -> bool:
 
 def _empty(value: Any) -> bool:
     return value is None or value == "" or value == {}
+
+
+def _behind(new: Any, old: Any) -> bool:
+    return new is not None and old is not None and new < old
+
+
+def _given(spec: ResourceSpec, name: str, values: dict) -> bool:
+    """Does the (full) object carry the field, even as null?"""
+    data = values.get("data")
+    return isinstance(data, dict) and any(k in data for k in spec.fields[name].keys)
 
 
 # ── advance: the one apply step ─────────────────────────────────────────────────
@@ -300,10 +321,10 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
     if row is None:
         new = spec.model(**values, **{k: v for k, v in fills.items() if v is not None})
         row, created = upsert_locked(new, "plugipay_id")
+    before = None if created else spec.remember(row)
     moved_to = values.get("status") if created else _update(spec, row, values, refs, fills, partial)
     spec.changed(row, moved_to, parent)
-    signal = spec.signals.get(moved_to) if moved_to else None
-    if signal is not None:
+    for signal in spec.transitions(row, moved_to, before):
         signal.send(sender=spec.model, instance=row, event=event)
     spec.after(row, moved_to, refs, event)
     send_first_entry(spec, row, event)
@@ -354,14 +375,17 @@ def _update(spec, row, values, refs, fills, partial) -> str | None:
         old, new = row.status, values["status"]
         same = old == new
         if old not in spec.terminal and not same:
-            old_rank = spec.rank(old) if old in spec.statuses else 0
-            new_rank = spec.rank(new)
+            old_rank, new_rank = spec.rank(old), spec.rank(new)
             if new_rank > old_rank or (new_rank == old_rank and fresher):
                 moved_to = new
     changed = ["synced_at"]
     if moved_to is not None or (same and fresher):
         for name in ("status", *spec.fields):
-            if name in values and not _empty(values[name]) and getattr(row, name) != values[name]:
+            if name not in values or getattr(row, name) == values[name]:
+                continue
+            if name in spec.monotonic and _behind(values[name], getattr(row, name)):
+                continue
+            if not _empty(values[name]) or (name in spec.clearable and _given(spec, name, values)):
                 setattr(row, name, values[name])
                 changed.append(name)
     if "data" in values and (moved_to is not None or fresher) and row.data != values["data"]:
@@ -493,10 +517,11 @@ class PaymentSpec(ResourceSpec):
     refs = {
         "updated_at": UPDATED_AT,
         "session_id": field(Text(), "checkoutSessionId"),
+        "invoice_id": field(Text(), "invoiceId"),
         "customer_id": field(Text(), "customerId"),
     }
     links = {"customer": Link("django_plugipay.Customer", "customer_id")}
-    locks_with = {"session_id": "checkout_session"}
+    locks_with = {"session_id": "checkout_session", "invoice_id": "invoice"}
     tiers = ((PaymentStatus.PENDING,), (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED))
     signals = {
         PaymentStatus.SUCCEEDED: signals.payment_succeeded,
@@ -511,12 +536,25 @@ class PaymentSpec(ResourceSpec):
     outcomes = {PaymentStatus.SUCCEEDED: "success", PaymentStatus.FAILED: "failure"}
 
     def lock_parent(self, values, refs, context) -> CheckoutSession | None:
-        """The session first (lock order), so a payment and its session never deadlock."""
+        """The session (or invoice) first (lock order), so a payment and what it paid never
+        deadlock."""
         session = context.get("session")
         if session is None and refs.get("session_id"):
             session = lock(
                 CHECKOUT_SESSION, CheckoutSession.objects.filter(plugipay_id=refs["session_id"])
             )
+        invoice = context.get("invoice")
+        if session is None and invoice is None and refs.get("invoice_id"):
+            from django_plugipay.models import Invoice
+
+            invoice = lock(
+                spec_for("invoice"), Invoice.objects.filter(plugipay_id=refs["invoice_id"])
+            )
+        if invoice is not None:
+            values["invoice_id"] = invoice.pk
+            if invoice.customer_id is not None:
+                values["customer_id"] = invoice.customer_id
+            values["currency"] = values["currency"] or invoice.currency
         if session is not None:
             values["checkout_session_id"] = session.pk
             if session.customer_id is not None:
@@ -568,6 +606,7 @@ class RefundSpec(ResourceSpec):
         "updated_at": UPDATED_AT,
         "charge_id": field(Text(), "chargeId", "paymentId"),
         "source_id": field(Text(), "sourceId"),
+        "source_type": field(Text(), "sourceType"),
         "metadata": field(Object(), "metadata"),
     }
     locks_with = {"charge_id": "payment"}
@@ -594,19 +633,21 @@ class RefundSpec(ResourceSpec):
         payment = None
         if refs["charge_id"]:
             payment = lock(PAYMENT, Payment.objects.filter(plugipay_id=refs["charge_id"]))
+        by_invoice = refs["source_type"] == "invoice"
         if payment is None and refs["source_id"]:
+            source = "invoice__plugipay_id" if by_invoice else "checkout_session__plugipay_id"
             payment = lock(
                 PAYMENT,
                 Payment.objects.filter(
-                    checkout_session__plugipay_id=refs["source_id"],
-                    status=PaymentStatus.SUCCEEDED,
+                    **{source: refs["source_id"]}, status=PaymentStatus.SUCCEEDED
                 ),
             )
         if payment is None:
+            source_resource = "invoice" if by_invoice else "checkout_session"
             raise UnresolvedReference(
                 f"Refund {values['plugipay_id']} names payment "
                 f"{refs['charge_id'] or refs['source_id']}, which is not known here yet.",
-                resource="checkout_session" if refs["source_id"] else None,
+                resource=source_resource if refs["source_id"] else None,
                 plugipay_id=refs["source_id"],
             )
         values["payment_id"] = payment.pk
@@ -650,10 +691,17 @@ class RefundSpec(ResourceSpec):
         ).select_related("payment")
 
 
-CUSTOMER = spec_for("customer")
-CHECKOUT_SESSION = spec_for("checkout_session")
-PAYMENT = spec_for("payment")
-REFUND = spec_for("refund")
+def _registered(name: str) -> ResourceSpec:
+    spec = spec_for(name)
+    if spec is None:  # pragma: no cover - each class above registers itself when defined
+        raise LookupError(f"no resource spec named {name!r}")
+    return spec
+
+
+CUSTOMER = _registered("customer")
+CHECKOUT_SESSION = _registered("checkout_session")
+PAYMENT = _registered("payment")
+REFUND = _registered("refund")
 
 
 # ── the named entry points (kept: callers and tests use them) ───────────────────
@@ -682,7 +730,7 @@ def upsert_refund(obj: Mapping[str, Any], *, event=None) -> Refund:
     return advance(REFUND, obj, event=event)
 
 
-def sync_object(row: models.Model) -> models.Model:
+def sync_object(row: M) -> M:
     """Fetch any mirrored row's object from Plugipay and apply it through its spec."""
     spec = spec_for_model(type(row))
     if spec is None:
@@ -725,3 +773,7 @@ def mark_refund_failed(
         row.save()
         REFUND.signals[RefundStatus.FAILED].send(sender=Refund, instance=row, event=None)
         return row
+
+
+# The billing resources register themselves (plan, price, subscription, invoice).
+from django_plugipay.services import billing_specs  # noqa: E402, F401

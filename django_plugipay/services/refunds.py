@@ -181,7 +181,9 @@ def submit_refund(*, refund: Refund) -> Refund:
     Terminal refunds are left alone. A 4xx marks the refund failed with the API's message;
     transient errors propagate for the caller (the task) to retry with the same key.
     """
-    refund = Refund.objects.select_related("payment__checkout_session").get(pk=refund.pk)
+    refund = Refund.objects.select_related("payment__checkout_session", "payment__invoice").get(
+        pk=refund.pk
+    )
     if refund.status != RefundStatus.REQUESTED:
         return refund
     payment = refund.payment
@@ -192,6 +194,8 @@ def submit_refund(*, refund: Refund) -> Refund:
     }
     if payment.checkout_session is not None:
         body.update(sourceType="checkout_session", sourceId=payment.checkout_session.plugipay_id)
+    elif payment.invoice is not None:
+        body.update(sourceType="invoice", sourceId=payment.invoice.plugipay_id)
     else:
         body["chargeId"] = payment.plugipay_id
     body = {k: v for k, v in body.items() if v is not None}

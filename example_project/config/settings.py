@@ -91,6 +91,7 @@ PLUGIPAY = {
     # Indonesian buyers pay by bank transfer (VA), QRIS, e-wallet or a manual transfer that
     # staff confirm in the admin ("Confirm transfer received…").
     "DEFAULT_METHODS": ["card", "va", "qris", "ewallet", "manual"],
+    "API_SUBSCRIBE_PARAMS": "shop.pricing.subscribe_params",
     "API_SYNC_INTERVAL": 1,
 }
 

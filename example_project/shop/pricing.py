@@ -26,3 +26,10 @@ def checkout_params(request, data) -> dict:
         "cancel_url": cancel,
         "metadata": {"order": str(order.pk)},
     }
+
+
+def subscribe_params(request, price):
+    """``API_SUBSCRIBE_PARAMS``: the API may subscribe users to the Member plan only."""
+    if price.plan.name != "Member":
+        return None
+    return {"metadata": {"user": str(request.user.pk)}}

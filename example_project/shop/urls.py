@@ -1,6 +1,6 @@
 from django.urls import path
 
-from shop import views
+from shop import membership, views
 
 app_name = "shop"
 
@@ -9,4 +9,8 @@ urlpatterns = [
     path("buy/<slug:slug>/", views.buy, name="buy"),
     path("orders/", views.orders, name="orders"),
     path("orders/<int:pk>/thanks/", views.success, name="success"),
+    path("membership/", membership.membership, name="membership"),
+    path("membership/subscribe/", membership.subscribe, name="subscribe"),
+    path("membership/clock/", membership.advance_clock, name="advance-clock"),
+    path("members/", membership.members, name="members"),
 ]

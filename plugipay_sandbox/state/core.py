@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from plugipay_sandbox import persistence
 
@@ -255,6 +255,15 @@ class Store:
             self.emit(kind, obj, previous=previous)
         return previous
 
+    @overload
+    @staticmethod
+    def public(obj: dict[str, Any]) -> dict[str, Any]: ...
+    @overload
+    @staticmethod
+    def public(obj: None) -> None: ...
+    @overload
+    @staticmethod
+    def public(obj: dict[str, Any] | None) -> dict[str, Any] | None: ...
     @staticmethod
     def public(obj: dict[str, Any] | None) -> dict[str, Any] | None:
         """The wire form: a deep copy without the sandbox's private keys."""

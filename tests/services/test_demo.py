@@ -209,3 +209,85 @@ def test_pay_by_va_then_staff_confirm_a_manual_transfer_in_indonesian(demo, new_
         return rows == [("paid",), ("paid",)]
 
     wait_for(manual_paid, timeout=30, interval=0.5, message="the manual-transfer order to be paid")
+
+
+def test_membership_in_the_demo(demo, new_page):
+    """Subscribe, pay the first invoice, reach the members' page, cancel at period end in the
+    portal and see the grace period; staff cancel another subscription in the admin."""
+    url = demo["url"]
+    buyer = new_page()
+    log_in(buyer, url, "buyer")
+    buyer.goto(url + "/members/")
+    buyer.wait_for_url("**/membership/")
+    assert buyer.locator("[data-testid=plan-price]").inner_text() == "IDR 99,000"
+    screenshot(buyer, "demo-membership")
+    buyer.click("[data-testid=pay-now]")
+    buyer.wait_for_url("**/i/*")
+    screenshot(buyer, "demo-first-invoice")
+    pay(buyer, "4242 4242 4242 4242")
+    buyer.wait_for_selector("text=Paid")
+
+    def members_page():
+        # Polled: sync on read is rate-limited (API_SYNC_INTERVAL, 2 s) and this browser pays
+        # faster than a person; tests/test_billing.py checks the first read after paying.
+        buyer.goto(url + "/members/")
+        return buyer.locator("[data-testid=members-only]").count() == 1
+
+    wait_for(members_page, timeout=10, interval=0.5, message="the members' page")
+    screenshot(buyer, "demo-members-page")
+
+    buyer.click("[data-testid=manage-billing]")
+    buyer.wait_for_url("**/portal/*")
+    screenshot(buyer, "demo-portal")
+    buyer.click("text=Cancel subscription")
+    buyer.wait_for_selector("text=will end at the close of the current period")
+    buyer.click("text=Return to the shop")
+    buyer.wait_for_url("**/members/")
+
+    def grace_notice():
+        buyer.reload()
+        return buyer.locator("[data-testid=grace-period]").count() == 1
+
+    wait_for(grace_notice, timeout=20, interval=0.5, message="the grace-period notice")
+    assert "You keep access until then" in buyer.locator("[data-testid=grace-period]").inner_text()
+    screenshot(buyer, "demo-grace-period")
+
+    staff = new_page()
+    log_in(staff, url, "admin")
+    staff.goto(url + "/membership/")
+    staff.click("[data-testid=pay-now]")
+    staff.wait_for_url("**/i/*")
+    pay(staff, "4242 4242 4242 4242")
+    staff.wait_for_selector("text=Paid")
+    staff.goto(url + "/members/")
+
+    staff.goto(url + "/admin/django_plugipay/subscription/?q=buyer@example.com")
+    staff.locator("#result_list tbody input.action-select").first.check()
+    staff.select_option("select[name=action]", "cancel_now")
+    staff.click("button[name=index]")
+    screenshot(staff, "demo-admin-cancel-confirmation")
+    staff.click("input[type=submit]")
+    assert "1 subscription canceled." in staff.locator(".messagelist").inner_text()
+    staff.goto(url + "/admin/django_plugipay/subscription/")
+    screenshot(staff, "demo-admin-subscriptions")
+    rows = query(
+        demo["db"],
+        "select u.username, s.status from django_plugipay_subscription s"
+        " join django_plugipay_customer c on s.customer_id = c.id"
+        " join auth_user u on c.user_id = u.id order by u.username",
+    )
+    assert rows == [("admin", "active"), ("buyer", "canceled")]
+
+    # The demo's clock: a month on, the renewal invoice is open; unpaid, the next month on the
+    # subscription is past due and the shop says so.
+    staff.goto(url + "/membership/")
+    for _ in range(2):
+        staff.click("[data-testid=advance-clock]")
+        staff.wait_for_url("**/membership/")
+
+    def past_due_banner():
+        staff.reload()
+        return staff.locator("[data-testid=past-due]").count() == 1
+
+    wait_for(past_due_banner, timeout=20, interval=0.5, message="the past-due banner")
+    screenshot(staff, "demo-past-due")

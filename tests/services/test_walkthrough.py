@@ -170,8 +170,8 @@ def dashboard_pages(page, shop):
     ]
 
 
-def test_first_payment_walkthrough_with_the_dashboard(shop, browser):
-    dash = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+def test_first_payment_walkthrough_with_the_dashboard(shop, new_page):
+    dash = new_page(viewport={"width": 1280, "height": 900})
     dash.set_default_timeout(15_000)
 
     # Step 4: Settings → Webhooks → Add endpoint, the four events ticked; save the secret.
@@ -190,7 +190,7 @@ def test_first_payment_walkthrough_with_the_dashboard(shop, browser):
     shop["start_site"](secret)  # the secret copied into the shop's settings
 
     # Step 5: the buyer pays with 4242; the signed webhook marks the order paid.
-    buyer = browser.new_context().new_page()
+    buyer = new_page()
     log_in(buyer, shop["url"], "buyer")
     art = buyer.locator("svg.art")
     assert art.count() == 3 and [a.bounding_box()["width"] for a in art.all()] == [64, 64, 64]
@@ -212,7 +212,7 @@ def test_first_payment_walkthrough_with_the_dashboard(shop, browser):
     assert {"checkout_session.completed", "payment.succeeded"} <= {k for (k,) in processed}
 
     # Staff refund part of it in the Django admin.
-    staff = browser.new_context().new_page()
+    staff = new_page()
     staff.goto(shop["url"] + "/admin/login/")
     staff.fill("#id_username", "admin")
     staff.fill("#id_password", "admin")
@@ -250,7 +250,7 @@ def test_first_payment_walkthrough_with_the_dashboard(shop, browser):
     # A delivery that failed once: its attempts, then Retry succeeds. Added on a phone.
     receiver = FailsOnce()
     requests.post(f"{shop['sandbox']}/_sandbox/config", json={"retrySchedule": []}, timeout=10)
-    phone = browser.new_context(viewport=PHONE, is_mobile=True).new_page()
+    phone = new_page(viewport=PHONE, is_mobile=True)
     phone.goto(shop["sandbox"] + "/dashboard/webhooks/new")
     phone.fill("#url", receiver.url)
     phone.fill("#description", "Flaky receiver")

@@ -20,12 +20,27 @@ class Command(BaseCommand):
             help="ISO-8601 time to read events from (default: where the last run stopped)",
         )
         parser.add_argument(
+            "--plans",
+            action="store_true",
+            help="only mirror the plan catalog (plans and their prices) from Plugipay",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="count what would change without changing anything",
         )
 
-    def handle(self, *args, since=None, dry_run=False, **options) -> None:
+    def handle(self, *args, since=None, dry_run=False, plans=False, **options) -> None:
+        if plans:
+            try:
+                synced = services.sync_plans()
+            except PlugipayError as exc:
+                raise CommandError(f"Plugipay could not be reached: {exc}") from exc
+            prices = sum(plan.prices.count() for plan in synced)
+            self.stdout.write(
+                self.style.SUCCESS(f"Plans: {len(synced)} synced, with {prices} prices.")
+            )
+            return
         start = None
         if since:
             start = parse_datetime(since)

@@ -1,0 +1,226 @@
+"""API for recurring billing: the user's subscriptions and invoices, subscribing to a price the
+project allows (``API_SUBSCRIBE_PARAMS``), cancelling at period end and the billing portal."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from django_plugipay import billing, services
+from django_plugipay.api.views import NewestFirst, UpstreamError, visible
+from django_plugipay.conf import app_settings
+from django_plugipay.exceptions import APIError, PlugipayError
+from django_plugipay.models import Invoice, Price, Subscription
+from django_plugipay.money import format_amount
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="plugipay_id", read_only=True)
+    customer = serializers.CharField(source="customer.plugipay_id", read_only=True)
+    plan = serializers.CharField(source="plan.plugipay_id", read_only=True, allow_null=True)
+    plan_name = serializers.CharField(source="plan.name", read_only=True, allow_null=True)
+    price = serializers.CharField(source="price.plugipay_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "id",
+            "customer",
+            "plan",
+            "plan_name",
+            "price",
+            "status",
+            "collection_method",
+            "current_period_start",
+            "current_period_end",
+            "trial_end",
+            "cancel_at",
+            "canceled_at",
+            "paused_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class InvoiceSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="plugipay_id", read_only=True)
+    subscription = serializers.CharField(
+        source="subscription.plugipay_id", read_only=True, allow_null=True, default=None
+    )
+    total_display = serializers.SerializerMethodField(
+        help_text="The total formatted for people, e.g. 'IDR 99,000'."
+    )
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "id",
+            "number",
+            "subscription",
+            "status",
+            "currency",
+            "subtotal",
+            "discount",
+            "tax",
+            "total",
+            "total_display",
+            "amount_due",
+            "amount_paid",
+            "issued_at",
+            "due_at",
+            "paid_at",
+            "hosted_url",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_total_display(self, obj) -> str:
+        return format_amount(obj.total, obj.currency)
+
+
+class SubscribeRequestSerializer(serializers.Serializer):
+    price = serializers.CharField(max_length=255, help_text="The Plugipay id of the price.")
+
+
+class SubscribeResponseSerializer(serializers.Serializer):
+    subscription = SubscriptionSerializer()
+    pay_url = serializers.URLField(
+        allow_null=True,
+        help_text="The hosted page of the first invoice to pay (send_invoice), else null.",
+    )
+
+
+class PortalRequestSerializer(serializers.Serializer):
+    return_url = serializers.CharField(
+        required=False,
+        max_length=2048,
+        help_text="A URL of this site to come back to; anything else is replaced by "
+        "PORTAL_RETURN_URL.",
+    )
+
+
+class PortalResponseSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="The billing portal; valid for a few minutes.")
+
+
+def _upstream(exc: PlugipayError):
+    """A Plugipay refusal (4xx) is the caller's 400; anything else is 502."""
+    if isinstance(exc, APIError):
+        return ValidationError({"non_field_errors": [exc.message]})
+    return UpstreamError()
+
+
+class SubscriptionList(generics.ListCreateAPIView):
+    """The user's subscriptions; POST subscribes to a price the project allows."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = SubscriptionSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        rows = Subscription.objects.select_related("customer", "plan", "price")
+        return visible(rows, self.request.user, "subscription").order_by("-created_at")
+
+    @extend_schema(request=SubscribeRequestSerializer, responses={201: SubscribeResponseSerializer})
+    def post(self, request):
+        hook = app_settings.API_SUBSCRIBE_PARAMS
+        if hook is None:
+            raise Http404("Subscribing is not enabled: set PLUGIPAY['API_SUBSCRIBE_PARAMS'].")
+        hook = import_string(hook) if isinstance(hook, str) else hook
+        data = SubscribeRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        price = (
+            Price.objects.active()
+            .select_related("plan")
+            .filter(plugipay_id=data.validated_data["price"])
+            .first()
+        )
+        params = hook(request, price) if price is not None else None
+        if params is None:
+            raise PermissionDenied(_("This price cannot be subscribed to here."))
+        params = dict(params)
+        if "customer" not in params:
+            params["customer"] = services.get_or_create_customer_for_user(user=request.user)
+        try:
+            result = services.subscribe(price=price, **params)
+        except PlugipayError as exc:
+            raise _upstream(exc) from exc
+        body = {
+            "subscription": SubscriptionSerializer(result.subscription).data,
+            "pay_url": result.invoice_url,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class SubscriptionDetail(generics.RetrieveAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = SubscriptionSerializer
+    lookup_field = "plugipay_id"
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self):
+        rows = Subscription.objects.select_related("customer", "plan", "price")
+        return visible(rows, self.request.user, "subscription")
+
+
+class SubscriptionCancel(generics.GenericAPIView):
+    """Cancel one of the user's subscriptions at the end of the current period (access stays
+    until then)."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = SubscriptionSerializer
+
+    @extend_schema(request=None, responses={200: SubscriptionSerializer})
+    def post(self, request, id: str):
+        rows = Subscription.objects.select_related("customer", "plan", "price")
+        subscription = generics.get_object_or_404(rows.for_user(request.user), plugipay_id=id)
+        try:
+            subscription = services.cancel_subscription(
+                subscription=subscription, at="period_end", reason="user_request"
+            )
+        except PlugipayError as exc:
+            raise _upstream(exc) from exc
+        return Response(SubscriptionSerializer(subscription).data)
+
+
+class InvoiceList(generics.ListAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = InvoiceSerializer
+    pagination_class = NewestFirst
+
+    def get_queryset(self):
+        rows = Invoice.objects.select_related("subscription")
+        return visible(rows, self.request.user, "invoice")
+
+
+class PortalSessionCreate(generics.GenericAPIView):
+    """A fresh billing-portal URL for the user's customer (404 when they have none)."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = PortalRequestSerializer
+
+    @extend_schema(request=PortalRequestSerializer, responses={201: PortalResponseSerializer})
+    def post(self, request):
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return_url = data.validated_data.get("return_url")
+        if not return_url or not url_has_allowed_host_and_scheme(
+            return_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return_url = app_settings.PORTAL_RETURN_URL or "/"
+        customer = billing.customers(request.user).first()
+        if customer is None:
+            raise Http404(_("There is no billing account to manage."))
+        return_url = request.build_absolute_uri(return_url)
+        try:
+            url = services.create_portal_session(customer=customer, return_url=return_url)
+        except PlugipayError as exc:
+            raise _upstream(exc) from exc
+        return Response({"url": url}, status=status.HTTP_201_CREATED)

@@ -1,0 +1,181 @@
+"""Recurring billing: the catalog, subscribing, cancel/pause/resume, invoices, the portal.
+
+Every call writes to Plugipay first (with an idempotency key, outside any transaction) and then
+applies the object Plugipay answered through the same path as webhooks, so the webhook that
+follows changes nothing and every signal is sent once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from django_plugipay.client import get_client, new_idempotency_key
+from django_plugipay.exceptions import PlugipayError
+from django_plugipay.models import (
+    CollectionMethod,
+    Customer,
+    Invoice,
+    Plan,
+    Price,
+    Subscription,
+)
+from django_plugipay.services.billing_specs import INVOICE, PLAN, SUBSCRIPTION
+from django_plugipay.services.mirror import advance, sync_object
+
+CANCEL_AT = ("period_end", "now")
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscribed:
+    """What :func:`subscribe` returns: the subscription, and for ``send_invoice`` the hosted
+    page of the first invoice to send the buyer to (None when nothing is due yet: a trial, or
+    a ``charge_automatically`` subscription charged at once)."""
+
+    subscription: Subscription
+    invoice: Invoice | None = None
+
+    @property
+    def invoice_url(self) -> str | None:
+        return self.invoice.hosted_url or None if self.invoice is not None else None
+
+
+def sync_plans() -> list[Plan]:
+    """Mirror Plugipay's catalog: every plan and its prices (archived ones too, inactive)."""
+    return [advance(PLAN, obj) for obj in get_client().list_plans(limit=100)]
+
+
+def subscribe(
+    *,
+    customer: Customer,
+    price: Price,
+    trial_days: int | None = None,
+    collection_method: str = CollectionMethod.SEND_INVOICE,
+    payment_token_id: str | None = None,
+    metadata: dict[str, str] | None = None,
+    idempotency_key: str | None = None,
+) -> Subscribed:
+    """Subscribe ``customer`` to ``price`` (of its plan) at Plugipay and mirror the result.
+
+    ``trial_days`` None takes the plan's. ``send_invoice`` (the default) bills by a hosted
+    invoice: send the buyer to ``result.invoice_url``; ``charge_automatically`` needs
+    ``payment_token_id`` (or the customer's default token). Raises ``APIError`` with
+    Plugipay's message when it refuses.
+    """
+    if collection_method not in CollectionMethod.values:
+        raise PlugipayError(
+            f"collection_method must be one of {', '.join(CollectionMethod.values)}.",
+            code="collection_method",
+        )
+    body: dict[str, Any] = {
+        "customerId": customer.plugipay_id,
+        "planId": price.plan.plugipay_id,
+        "priceId": price.plugipay_id,
+        "collectionMethod": collection_method,
+    }
+    if trial_days is not None:
+        body["trialDays"] = int(trial_days)
+    if payment_token_id:
+        body["paymentTokenId"] = payment_token_id
+    if metadata:
+        body["metadata"] = metadata
+    client = get_client()
+    obj = client.create_subscription(body, idempotency_key=idempotency_key or new_idempotency_key())
+    invoice_obj = None
+    if obj.get("latestInvoiceId") and collection_method == CollectionMethod.SEND_INVOICE:
+        invoice_obj = client.get_invoice(obj["latestInvoiceId"])
+    subscription = advance(SUBSCRIPTION, obj)
+    invoice = advance(INVOICE, invoice_obj) if invoice_obj is not None else None
+    return Subscribed(subscription=subscription, invoice=invoice)
+
+
+def _act(subscription: Subscription, action: str, body: dict[str, Any]) -> Subscription:
+    obj = get_client().subscription_action(
+        subscription.plugipay_id, action, body, idempotency_key=new_idempotency_key()
+    )
+    return advance(SUBSCRIPTION, obj)
+
+
+def cancel_subscription(
+    *, subscription: Subscription, at: str = "period_end", reason: str | None = None
+) -> Subscription:
+    """Cancel now (``subscription_canceled`` at once) or at the end of the period (``cancel_at``
+    set; the subscription keeps access until then: ``billing.on_grace_period()``)."""
+    if at not in CANCEL_AT:
+        raise PlugipayError("at must be 'period_end' or 'now'.", code="at")
+    body: dict[str, Any] = {"at": at}
+    if reason:
+        body["reason"] = reason
+    return _act(subscription, "cancel", body)
+
+
+def pause_subscription(
+    *, subscription: Subscription, resume_at: dt.datetime | None = None
+) -> Subscription:
+    """Pause billing (``subscription_paused``); it resumes at ``resume_at`` when given."""
+    body: dict[str, Any] = {}
+    if resume_at is not None:
+        body["resumeAt"] = resume_at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return _act(subscription, "pause", body)
+
+
+def resume_subscription(*, subscription: Subscription) -> Subscription:
+    """Resume a paused subscription (``subscription_resumed``)."""
+    return _act(subscription, "resume", {})
+
+
+def change_subscription_price(*, subscription: Subscription, price: Price) -> Subscription:
+    """Move the subscription to another price (billed from the next period;
+    ``subscription_updated``)."""
+    obj = get_client().update_subscription(
+        subscription.plugipay_id,
+        {"priceId": price.plugipay_id},
+        idempotency_key=new_idempotency_key(),
+    )
+    return advance(SUBSCRIPTION, obj)
+
+
+def sync_subscription(*, subscription: Subscription) -> Subscription:
+    """Fetch the subscription from Plugipay and apply it (the same path as webhooks)."""
+    return sync_object(subscription)
+
+
+def sync_invoice(*, invoice: Invoice) -> Invoice:
+    """Fetch the invoice from Plugipay and apply it; a paid one's charge becomes its Payment."""
+    return sync_object(invoice)
+
+
+def void_invoice(*, invoice: Invoice) -> Invoice:
+    """Void an unpaid invoice (``invoice_voided``)."""
+    obj = get_client().invoice_action(
+        invoice.plugipay_id, "void", idempotency_key=new_idempotency_key()
+    )
+    return advance(INVOICE, obj)
+
+
+def email_invoice(*, invoice: Invoice, to: str | None = None) -> str:
+    """Have Plugipay email the invoice (to the customer's address unless ``to``); returns the
+    address it was sent to."""
+    body = {"to": to} if to else {}
+    result = get_client().invoice_action(
+        invoice.plugipay_id, "send-email", body, idempotency_key=new_idempotency_key()
+    )
+    return str((result or {}).get("to") or to or "")
+
+
+def create_portal_session(*, customer: Customer, return_url: str) -> str:
+    """A fresh, short-lived billing-portal URL for ``customer`` (redirect to it at once)."""
+    obj = get_client().create_portal_session(
+        {"customerId": customer.plugipay_id, "returnUrl": return_url},
+        idempotency_key=new_idempotency_key(),
+    )
+    return str(obj["url"])
+
+
+def invoice_document(*, invoice: Invoice, kind: str = "pdf"):
+    """The invoice's document from Plugipay (``kind`` ``"pdf"`` or ``"html"``): a streamed
+    ``requests.Response`` the caller reads and closes."""
+    if kind not in ("pdf", "html"):
+        raise PlugipayError("kind must be 'pdf' or 'html'.", code="kind")
+    return get_client().invoice_document(invoice.plugipay_id, kind)

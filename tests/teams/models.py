@@ -1,0 +1,17 @@
+"""Team: a billing owner that is not a user (``plugipay_customer`` relation)."""
+
+from django.db import models
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100)
+    plugipay_customer = models.OneToOneField(
+        "django_plugipay.Customer", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    members = models.ManyToManyField("auth.User", related_name="teams", blank=True)
+
+    class Meta:
+        app_label = "teams"
+
+    def __str__(self) -> str:
+        return self.name
