@@ -165,9 +165,13 @@ cancel_at_period_end = _subscription_action(
         "until then and are not billed again."
     ),
     lambda s: services.cancel_subscription(subscription=s, at="period_end", reason="merchant"),
-    (
-        "%(count)d subscription will cancel at period end.",
-        "%(count)d subscriptions will cancel at period end.",
+    lambda n: (
+        ngettext(
+            "%(count)d subscription will cancel at period end.",
+            "%(count)d subscriptions will cancel at period end.",
+            n,
+        )
+        % {"count": n}
     ),
 )
 cancel_now = _subscription_action(
@@ -176,7 +180,10 @@ cancel_now = _subscription_action(
     _("Cancel now"),
     _("Cancel these subscriptions immediately? Customers lose access at once."),
     lambda s: services.cancel_subscription(subscription=s, at="now", reason="merchant"),
-    ("%(count)d subscription canceled.", "%(count)d subscriptions canceled."),
+    lambda n: (
+        ngettext("%(count)d subscription canceled.", "%(count)d subscriptions canceled.", n)
+        % {"count": n}
+    ),
 )
 pause = _subscription_action(
     "pause_subscriptions",
@@ -184,7 +191,10 @@ pause = _subscription_action(
     _("Pause subscriptions"),
     _("Pause these subscriptions? No invoices are issued while paused."),
     lambda s: services.pause_subscription(subscription=s),
-    ("%(count)d subscription paused.", "%(count)d subscriptions paused."),
+    lambda n: (
+        ngettext("%(count)d subscription paused.", "%(count)d subscriptions paused.", n)
+        % {"count": n}
+    ),
 )
 resume = _subscription_action(
     "resume_subscriptions",
@@ -192,7 +202,10 @@ resume = _subscription_action(
     _("Resume subscriptions"),
     _("Resume these subscriptions? Billing starts again."),
     lambda s: services.resume_subscription(subscription=s),
-    ("%(count)d subscription resumed.", "%(count)d subscriptions resumed."),
+    lambda n: (
+        ngettext("%(count)d subscription resumed.", "%(count)d subscriptions resumed.", n)
+        % {"count": n}
+    ),
 )
 
 
@@ -283,7 +296,9 @@ def void_invoices(modeladmin, request, queryset):
         title=_("Void invoices"),
         question=_("Void these invoices? They can no longer be paid; this cannot be undone."),
         perform=lambda i: services.void_invoice(invoice=i),
-        done=("%(count)d invoice voided.", "%(count)d invoices voided."),
+        done=lambda n: (
+            ngettext("%(count)d invoice voided.", "%(count)d invoices voided.", n) % {"count": n}
+        ),
     )
 
 
@@ -297,7 +312,9 @@ def email_invoices(modeladmin, request, queryset):
         title=_("Email invoices"),
         question=_("Have Plugipay email these invoices to their customers?"),
         perform=lambda i: services.email_invoice(invoice=i),
-        done=("%(count)d invoice emailed.", "%(count)d invoices emailed."),
+        done=lambda n: (
+            ngettext("%(count)d invoice emailed.", "%(count)d invoices emailed.", n) % {"count": n}
+        ),
     )
 
 
