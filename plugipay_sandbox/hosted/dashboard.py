@@ -2,7 +2,8 @@
 Settings → Webhooks (endpoints, deliveries, retry), read from the same store as the API.
 
 Forms call the same state operations and field checks as the API routes; every string people
-read goes through :func:`translator` (``CATALOG`` holds the translations, keyed by the English).
+read goes through :func:`translator`, i.e. :func:`plugipay_sandbox.hosted.i18n.gettext` (its
+table ``i18n.ID`` holds the Indonesian, keyed by the English).
 """
 
 from __future__ import annotations
@@ -14,37 +15,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from plugipay_sandbox.app import Handler, Request, pages, redirect
+from plugipay_sandbox.hosted import i18n
 from plugipay_sandbox.hosted.layout import money, page
 from plugipay_sandbox.resources.webhooks import endpoint_fields
 from plugipay_sandbox.state import ApiError, Store, event_kinds, refunds
 from plugipay_sandbox.state import webhooks as endpoints
 
-#: Translations of the dashboard's strings by language code, keyed by the English text.
-#: Bahasa Indonesia goes in ``CATALOG["id"]``; a missing entry shows the English.
-CATALOG: dict[str, dict[str, str]] = {"id": {}}
-
 Translate = Callable[..., str]
 
 
-def language(request: Request) -> str:
-    """The first language of ``Accept-Language`` the catalog has, else English."""
-    for part in request.headers.get("accept-language", "").split(","):
-        code = part.split(";")[0].strip().lower().split("-")[0]
-        if code == "en":
-            return "en"
-        if code in CATALOG:
-            return code
-    return "en"
-
-
 def translator(request: Request) -> Translate:
-    """``_("Refund of {amount}", amount=…)``: the text in the request's language, filled in."""
-    table = CATALOG.get(language(request), {})
-
-    def _(text: str, **values: Any) -> str:
-        return table.get(text, text).format(**values) if values else table.get(text, text)
-
-    return _
+    """``_("Refund of {amount}", amount=…)``: the text in the request's language (activated by
+    ``SandboxApp`` from ``?lang=`` / ``Accept-Language``), filled in."""
+    return i18n.gettext
 
 
 def same_site(handler: Handler) -> Handler:
@@ -711,7 +694,7 @@ def endpoint_page(store: Store, request: Request):
                 ("Description", escape(endpoint.get("description") or "—")),
                 ("Events", events_summary(_, endpoint)),
                 ("Failures in a row", str(endpoint["consecutiveFailures"])),
-                ("Disabled because", escape(endpoint.get("disabledReason") or "—")),
+                ("Disabled because", escape(disabled_reason(_, endpoint.get("disabledReason")))),
                 ("Created", when(endpoint["createdAt"])),
             ],
         )
@@ -734,6 +717,16 @@ style="overflow-wrap:anywhere">{escape(endpoint["url"])} {badge(_, endpoint["sta
         escape(_("Deliveries"))
     }</h2>{"".join(rows) or empty(_, "Nothing delivered yet.")}</div>"""
     return frame(_, "webhooks", _("Webhook endpoint"), body)
+
+
+def disabled_reason(_: Translate, reason: str | None) -> str:
+    """The sandbox's own reasons for disabling an endpoint, in the page's language."""
+    if not reason:
+        return "—"
+    count, _sep, rest = reason.partition(" ")
+    if count.isdigit() and rest == "consecutive failed deliveries":
+        return _("{n} consecutive failed deliveries", n=count)
+    return _(reason)
 
 
 def delivery_block(_: Translate, store: Store, delivery: dict[str, Any]) -> str:

@@ -11,18 +11,23 @@ One table, English text as the key (an untranslated string shows in English)::
 ``SandboxApp`` activates the request's language (``?lang=`` first, then ``Accept-Language``)
 before every page handler; :func:`activate` and :func:`language_of` are public for other pages.
 The language lives in a context variable, so threads serving other requests keep their own.
+Inside :func:`recording_misses`, every text looked up in Indonesian without an entry is
+collected, so a test can render the pages and fail on English left untranslated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 LANGUAGES = ("en", "id")
 DEFAULT = "en"
 DISPLAY_EXPONENTS = {"IDR": 0, "USD": 2, "JPY": 0, "KRW": 0}
 
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("sandbox_language", default=DEFAULT)
+#: While a test records: the texts asked for in a language whose table has no entry for them.
+_misses: set[str] | None = None
 
 ID: dict[str, str] = {
     # layout
@@ -140,6 +145,207 @@ ID: dict[str, str] = {
     "Canceled": "Dibatalkan",
     "Awaiting payment": "Menunggu pembayaran",
     "This link has expired": "Tautan ini sudah kedaluwarsa",
+    "This invoice is past due.": "Faktur ini sudah lewat jatuh tempo.",
+    "Save this card for future payments (a sandbox payment token on the customer)": "Simpan "
+    "kartu ini untuk pembayaran berikutnya (token pembayaran sandbox pada pelanggan)",
+    "Back to the billing portal": "Kembali ke portal tagihan",
+    "Paid on {date}. A receipt is on its way (the sandbox sends no mail).": "Lunas pada {date}. "
+    "Tanda terima sedang dikirim (sandbox tidak mengirim surel).",
+    "Download the invoice (PDF)": "Unduh faktur (PDF)",
+    "This invoice was voided": "Faktur ini dibatalkan",
+    "Nothing is due.": "Tidak ada yang perlu dibayar.",
+    "This invoice is {status}": "Faktur ini berstatus {status}",
+    "It can no longer be paid here.": "Faktur ini tidak dapat dibayar lagi di sini.",
+    "The card was declined.": "Kartu ditolak.",
+    "The card has insufficient funds.": "Saldo kartu tidak mencukupi.",
+    "3-D Secure authentication failed.": "Autentikasi 3-D Secure gagal.",
+    "Authentication failed.": "Autentikasi gagal.",
+    "Not Plugipay: a test document. No real money moves.": "Bukan Plugipay: dokumen uji. "
+    "Tidak ada uang sungguhan yang berpindah.",
+    "Status: {status}": "Status: {status}",
+    "Issued: {issued}    Due: {due}": "Diterbitkan: {issued}    Jatuh tempo: {due}",
+    "Billed to: {customer}": "Ditagihkan kepada: {customer}",
+    "Pay online: {url}": "Bayar daring: {url}",
+    "Billing portal links work for 15 minutes. Go back to the shop and open the portal again "
+    "for a new link.": "Tautan portal tagihan berlaku selama 15 menit. Kembali ke toko dan buka "
+    "portal lagi untuk mendapatkan tautan baru.",
+    "Link expired": "Tautan kedaluwarsa",
+    "Your subscription will end at the close of the current period.": "Langganan Anda akan "
+    "berakhir pada akhir periode berjalan.",
+    "Your subscription is paused: no renewals until you resume it.": "Langganan Anda dijeda: "
+    "tidak ada perpanjangan sampai Anda melanjutkannya.",
+    "Your subscription is running again.": "Langganan Anda berjalan kembali.",
+    "Your new plan is billed from the next period.": "Paket baru Anda ditagih mulai periode "
+    "berikutnya.",
+    "Your card is saved: renewals are charged to it.": "Kartu Anda tersimpan: perpanjangan "
+    "ditagihkan ke kartu ini.",
+    "day": "hari",
+    "week": "minggu",
+    "month": "bulan",
+    "year": "tahun",
+    "{count} days": "{count} hari",
+    "{count} weeks": "{count} minggu",
+    "{count} months": "{count} bulan",
+    "{count} years": "{count} tahun",
+    "Ended {date}": "Berakhir {date}",
+    "Ends {date}": "Berakhir {date}",
+    "Trial ends {date}": "Masa uji coba berakhir {date}",
+    "Resumes {date}": "Berlanjut {date}",
+    "Paused until you resume it": "Dijeda sampai Anda melanjutkannya",
+    "Renews {date}": "Diperpanjang {date}",
+    "Switch plan": "Ganti paket",
+    "Switch": "Ganti",
+    "Pay": "Bayar",
+    "PDF": "PDF",
+    "No invoices yet.": "Belum ada faktur.",
+    "Update the card": "Perbarui kartu",
+    "Save card": "Simpan kartu",
+    "Sandbox test cards only; nothing is charged.": "Hanya kartu uji sandbox; tidak ada yang "
+    "ditagihkan.",
+    "No subscriptions.": "Tidak ada langganan.",
+    "Default payment method: {token}": "Metode pembayaran utama: {token}",
+    "No saved payment method: tick “save this card” when you pay an invoice.": "Belum ada metode "
+    "pembayaran tersimpan: centang “simpan kartu ini” saat Anda membayar faktur.",
+    # dates
+    "Jan": "Jan",
+    "Feb": "Feb",
+    "Mar": "Mar",
+    "Apr": "Apr",
+    "May": "Mei",
+    "Jun": "Jun",
+    "Jul": "Jul",
+    "Aug": "Agu",
+    "Sep": "Sep",
+    "Oct": "Okt",
+    "Nov": "Nov",
+    "Dec": "Des",
+    # the card form
+    "Succeeds": "Berhasil",
+    "Declined (generic)": "Ditolak (umum)",
+    "Declined (insufficient funds)": "Ditolak (saldo tidak mencukupi)",
+    "Asks for a 3-D Secure step": "Meminta langkah 3-D Secure",
+    "That card number is not valid.": "Nomor kartu itu tidak valid.",
+    "Use one of the sandbox test cards listed on this page; no real card works.": "Gunakan salah "
+    "satu kartu uji sandbox yang tercantum di halaman ini; kartu sungguhan tidak berfungsi.",
+    "Enter the expiry as MM/YY.": "Masukkan masa berlaku dengan format BB/TT.",
+    "The expiry month must be between 01 and 12.": "Bulan masa berlaku harus antara 01 dan 12.",
+    "The card has expired.": "Kartu sudah kedaluwarsa.",
+    "The CVC is the 3 digits on the back of the card.": "CVC adalah 3 digit di bagian belakang "
+    "kartu.",
+    "Sandbox Bank · 3-D Secure": "Bank Sandbox · 3-D Secure",
+    # dashboard
+    "Dashboard": "Dasbor",
+    "Plugipay dashboard": "Dasbor Plugipay",
+    "Sandbox": "Sandbox",
+    "Test data only": "Hanya data uji",
+    "Payments": "Pembayaran",
+    "Customers": "Pelanggan",
+    "Checkout sessions": "Sesi pembayaran",
+    "Events": "Peristiwa",
+    "Settings → Webhooks": "Pengaturan → Webhook",
+    "Refused": "Ditolak",
+    "Refused: this form came from another site.": "Ditolak: formulir ini berasal dari situs lain.",
+    "live": "langsung",
+    "Succeeded": "Berhasil",
+    "Failed": "Gagal",
+    "Pending": "Tertunda",
+    "Pending review": "Menunggu peninjauan",
+    "Refunded": "Dikembalikan",
+    "Partially refunded": "Dikembalikan sebagian",
+    "Completed": "Selesai",
+    "Expired": "Kedaluwarsa",
+    "Disabled after failures": "Dinonaktifkan setelah gagal berulang kali",
+    "Key": "Kunci",
+    "Value": "Nilai",
+    "No metadata.": "Tidak ada metadata.",
+    "Status": "Status",
+    "All statuses": "Semua status",
+    "Search by id or email": "Cari berdasarkan ID atau email",
+    "Search": "Cari",
+    "Filter": "Filter",
+    "Amount": "Jumlah",
+    "Method": "Metode",
+    "Customer": "Pelanggan",
+    "Payment id": "ID pembayaran",
+    "Created": "Dibuat",
+    "No payments match.": "Tidak ada pembayaran yang cocok.",
+    "No events yet.": "Belum ada peristiwa.",
+    "Payment": "Pembayaran",
+    "Refunds": "Pengembalian dana",
+    "Activity": "Aktivitas",
+    "Refund id": "ID pengembalian dana",
+    "Reason": "Alasan",
+    "No refunds.": "Tidak ada pengembalian dana.",
+    "Paid at": "Dibayar pada",
+    "Failure": "Kegagalan",
+    "Mode": "Mode",
+    "Not found": "Tidak ditemukan",
+    "Nothing with id {id} is in the sandbox.": "Tidak ada apa pun dengan ID {id} di sandbox.",
+    "Email": "Email",
+    "Name": "Nama",
+    "Metadata": "Metadata",
+    "No customers yet.": "Belum ada pelanggan.",
+    "Customer id": "ID pelanggan",
+    "Phone": "Telepon",
+    "External id": "ID eksternal",
+    "No payments.": "Tidak ada pembayaran.",
+    "Session id": "ID sesi",
+    "No checkout sessions yet.": "Belum ada sesi pembayaran.",
+    "Description": "Keterangan",
+    "Hosted page": "Halaman pembayaran",
+    "Expires": "Kedaluwarsa pada",
+    "No payment attempts.": "Tidak ada percobaan pembayaran.",
+    "Event type": "Jenis peristiwa",
+    "All event types": "Semua jenis peristiwa",
+    "Type": "Jenis",
+    "Object": "Objek",
+    "Time": "Waktu",
+    "No events match.": "Tidak ada peristiwa yang cocok.",
+    "Event": "Peristiwa",
+    "Event id": "ID peristiwa",
+    "Endpoint": "Endpoint",
+    "Attempts": "Percobaan",
+    "Deliveries": "Pengiriman",
+    "Not sent to any endpoint.": "Tidak dikirim ke endpoint mana pun.",
+    "Event data (the JSON the endpoints receive)": "Data peristiwa (JSON yang diterima endpoint)",
+    "Webhooks": "Webhook",
+    "The endpoint was deleted.": "Endpoint sudah dihapus.",
+    "URL": "URL",
+    "Add endpoint": "Tambah endpoint",
+    "No endpoints yet. Add one to receive events.": "Belum ada endpoint. Tambahkan satu untuk "
+    "menerima peristiwa.",
+    "All events": "Semua peristiwa",
+    "Endpoint URL": "URL endpoint",
+    "Events to send": "Peristiwa yang dikirim",
+    "Send me everything": "Kirimkan semuanya",
+    "Tick the events to send, or everything.": "Centang peristiwa yang akan dikirim, atau "
+    "semuanya.",
+    "Endpoint added": "Endpoint ditambahkan",
+    "Signing secret": "Rahasia penandatanganan",
+    "Copy it now into your settings (PLUGIPAY['WEBHOOK_SECRETS']): it is shown only this "
+    "once.": "Salin sekarang ke pengaturan Anda (PLUGIPAY['WEBHOOK_SECRETS']): rahasia ini "
+    "hanya ditampilkan sekali ini.",
+    "Done": "Selesai",
+    "The endpoint is paused: new events are not sent to it.": "Endpoint dijeda: peristiwa baru "
+    "tidak dikirim ke sana.",
+    "The endpoint is enabled again.": "Endpoint diaktifkan kembali.",
+    "The delivery is queued for another attempt.": "Pengiriman masuk antrean untuk dicoba lagi.",
+    "Endpoint id": "ID endpoint",
+    "Failures in a row": "Gagal berturut-turut",
+    "Disabled because": "Dinonaktifkan karena",
+    "Enable": "Aktifkan",
+    "Delete": "Hapus",
+    "Webhook endpoint": "Endpoint webhook",
+    "Nothing delivered yet.": "Belum ada yang dikirim.",
+    "Retry": "Coba lagi",
+    "Next retry": "Percobaan berikutnya",
+    "1 attempt": "1 percobaan",
+    "{n} attempts": "{n} percobaan",
+    "HTTP {code}": "HTTP {code}",
+    "no answer": "tidak ada jawaban",
+    "paused in the dashboard": "dijeda di dasbor",
+    "paused through the API": "dijeda melalui API",
+    "{n} consecutive failed deliveries": "{n} pengiriman gagal berturut-turut",
 }
 
 TABLES: Mapping[str, Mapping[str, str]] = {"id": ID}
@@ -180,8 +386,25 @@ def current() -> str:
 
 def gettext(text: str, **values: object) -> str:
     """``text`` in the active language, formatted with ``values`` when given."""
-    translated = TABLES.get(current(), {}).get(text) or text
+    table = TABLES.get(current())
+    translated = table.get(text) if table is not None else None
+    if translated is None and table is not None and _misses is not None:
+        _misses.add(text)
+    translated = translated or text
     return translated.format(**values) if values else translated
+
+
+@contextlib.contextmanager
+def recording_misses() -> Iterator[set[str]]:
+    """Collect, in the set yielded, every text looked up without an entry in a language we
+    translate to (all threads of the process, for as long as the block runs)."""
+    global _misses
+    found: set[str] = set()
+    previous, _misses = _misses, found
+    try:
+        yield found
+    finally:
+        _misses = previous
 
 
 def money(amount: int, currency: str, language: str | None = None) -> str:

@@ -24,12 +24,15 @@ STATUS_LABELS = {
 }
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def day(value: str | None) -> str:
     """An ISO time as a date people read (``30 Nov 2026``)."""
     if not value:
         return "—"
     moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return f"{moment.day} {moment:%b %Y}"
+    return f"{moment.day} {_(MONTHS[moment.month - 1])} {moment.year}"
 
 
 def badge(status: str) -> str:
@@ -78,18 +81,20 @@ def summary(store: Store, invoice: dict[str, Any]) -> str:
 <a class="linkbtn" href="/i/{escape(invoice["id"])}/invoice.pdf">{_("Download PDF")}</a></div>"""
 
 
+SAVE_CARD = "Save this card for future payments (a sandbox payment token on the customer)"
+
+
 def pay_form(invoice: dict[str, Any], values: dict, errors: dict, alert: str, portal: str) -> str:
     iid = escape(invoice["id"])
     alert_html = f'<div class="alert" role="alert">{escape(alert)}</div>' if alert else ""
     if invoice["status"] == "past_due" and not alert:
-        alert_html = '<div class="alert" role="alert">This invoice is past due.</div>'
+        alert_html = f'<div class="alert" role="alert">{_("This invoice is past due.")}</div>'
     checked = " checked" if values.get("save") else ""
     pay_amount = money(invoice["amountDue"], invoice["currency"])
     return f"""<div class="card"><h2 style="margin:0 0 4px">{_("Pay by card")}</h2>{alert_html}
 <form method="post" action="/i/{iid}/pay"><input type="hidden" name="portal"
 value="{escape(portal)}">{card_fields(values, errors)}
-<label class="check"><input type="checkbox" name="save" value="1"{checked}> Save this card for
-future payments (a sandbox payment token on the customer)</label>
+<label class="check"><input type="checkbox" name="save" value="1"{checked}> {_(SAVE_CARD)}</label>
 <button class="btn" type="submit">{_("Pay {amount}", amount=pay_amount)}</button>
 </form>{_back(portal)}
 <details style="margin-top:18px" open><summary class="muted">
@@ -100,27 +105,32 @@ future payments (a sandbox payment token on the customer)</label>
 def _back(portal: str) -> str:
     if not portal:
         return ""
-    return f'<a class="linkbtn" href="/portal/{escape(portal)}">Back to the billing portal</a>'
+    back = _("Back to the billing portal")
+    return f'<a class="linkbtn" href="/portal/{escape(portal)}">{back}</a>'
+
+
+RECEIPT = "Paid on {date}. A receipt is on its way (the sandbox sends no mail)."
 
 
 def status_card(invoice: dict[str, Any], portal: str) -> str:
     status = invoice["status"]
     if status == "paid":
         body = (
-            f'<div class="status ok">{_("Payment received")}</div><p class="muted">Paid on '
-            f"{day(invoice['paidAt'])}. A receipt is on its way (the sandbox sends no mail).</p>"
-            f'<a class="btn alt" href="/i/{escape(invoice["id"])}/invoice.pdf">Download the '
-            "invoice (PDF)</a>"
+            f'<div class="status ok">{_("Payment received")}</div><p class="muted">'
+            f"{_(RECEIPT, date=day(invoice['paidAt']))}</p>"
+            f'<a class="btn alt" href="/i/{escape(invoice["id"])}/invoice.pdf">'
+            f"{_('Download the invoice (PDF)')}</a>"
         )
     elif status == "void":
         body = (
-            '<div class="status bad">This invoice was voided</div>'
-            '<p class="muted">Nothing is due.</p>'
+            f'<div class="status bad">{_("This invoice was voided")}</div>'
+            f'<p class="muted">{_("Nothing is due.")}</p>'
         )
     else:
+        label = _(STATUS_LABELS.get(status, status)).lower()
         body = (
-            f'<div class="status bad">This invoice is {STATUS_LABELS.get(status, status).lower()}'
-            '</div><p class="muted">It can no longer be paid here.</p>'
+            f'<div class="status bad">{_("This invoice is {status}", status=label)}'
+            f'</div><p class="muted">{_("It can no longer be paid here.")}</p>'
         )
     return f'<div class="card">{body}{_back(portal)}</div>'
 
@@ -178,7 +188,8 @@ def pay(store: Store, request: Request):
     if outcome == cards.DECLINED:
         form.pop("number", None)
         message = (payment or {}).get("failureMessage") or "The card was declined."
-        return render(store, invoice, form, {}, f"{message} Try another card.", portal, 402)
+        alert = f"{_(message)} {_('Try another card.')}"
+        return render(store, invoice, form, {}, alert, portal, 402)
     return redirect(_self(invoice, portal))
 
 
@@ -204,7 +215,7 @@ def three_ds_answer(store: Store, request: Request):
     if outcome == cards.SUCCESS:
         return redirect(_self(invoice, portal))
     message = (payment or {}).get("failureMessage") or "Authentication failed."
-    return render(store, invoice, {}, {}, f"{message} Try another card.", portal, 402)
+    return render(store, invoice, {}, {}, f"{_(message)} {_('Try another card.')}", portal, 402)
 
 
 @pages.add("GET", "/i/<id>/invoice.pdf")
@@ -219,15 +230,27 @@ def document_rows(store: Store, invoice: dict[str, Any]) -> list[tuple[str, floa
     """The invoice as text rows for the PDF: (text, size, align, bold)."""
     currency = invoice["currency"]
     customer = store.customers.get(invoice["customerId"]) or {}
+    status, due = invoice["status"], day(invoice["dueAt"])
+    billed = f"{customer.get('name') or ''} {customer.get('email') or ''}"
     rows: list[tuple[str, float, str, bool]] = [
         ("Plugipay Sandbox", 11, "l", True),
-        ("Not Plugipay: a test document. No real money moves.", 9, "l", False),
+        (_("Not Plugipay: a test document. No real money moves."), 9, "l", False),
         ("", 12, "l", False),
-        (f"Invoice {invoice['number']}", 22, "l", True),
-        (f"Status: {STATUS_LABELS.get(invoice['status'], invoice['status'])}", 11, "l", False),
-        (f"Issued: {day(invoice['issuedAt'])}    Due: {day(invoice['dueAt'])}", 11, "l", False),
+        (f"{_('Invoice')} {invoice['number']}", 22, "l", True),
         (
-            f"Billed to: {customer.get('name') or ''} {customer.get('email') or ''}".rstrip(),
+            _("Status: {status}", status=_(STATUS_LABELS.get(status, status))),
+            11,
+            "l",
+            False,
+        ),
+        (
+            _("Issued: {issued}    Due: {due}", issued=day(invoice["issuedAt"]), due=due),
+            11,
+            "l",
+            False,
+        ),
+        (
+            _("Billed to: {customer}", customer=billed).rstrip(),
             11,
             "l",
             False,
@@ -247,12 +270,12 @@ def document_rows(store: Store, invoice: dict[str, Any]) -> list[tuple[str, floa
         )
     rows.append(("", 10, "l", False))
     for label, amount in _totals(invoice):
-        rows.append((f"{label}: {money(amount, currency)}", 11, "r", label == "Total"))
+        rows.append((f"{_(label)}: {money(amount, currency)}", 11, "r", label == "Total"))
     if invoice.get("memo"):
         rows += [("", 10, "l", False), (invoice["memo"], 10, "l", False)]
     rows += [
         ("", 10, "l", False),
-        (f"Pay online: {invoice['hostedInvoiceUrl'] or '-'}", 9, "l", False),
+        (_("Pay online: {url}", url=invoice["hostedInvoiceUrl"] or "-"), 9, "l", False),
     ]
     return rows
 
@@ -270,7 +293,7 @@ def pdf_response(store: Store, invoice: dict[str, Any]) -> Response:
 def document_html(store: Store, invoice: dict[str, Any]) -> str:
     """The invoice as a printable HTML document (no payment form)."""
     response = page(
-        f"Invoice {invoice['number']}",
+        f"{_('Invoice')} {invoice['number']}",
         f'<div class="wrap" style="grid-template-columns:1fr;max-width:640px">'
         f"{summary(store, invoice)}</div>",
     )

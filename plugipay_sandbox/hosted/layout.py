@@ -90,7 +90,7 @@ def page(title: str, body: str, status: int = 200):
 def test_card_rows() -> str:
     """The test-card table rows every payment page shows."""
     return "".join(
-        f"<tr><td><code>{c.display}</code></td><td class=r>{escape(c.description)}</td></tr>"
+        f"<tr><td><code>{c.display}</code></td><td class=r>{escape(_(c.description))}</td></tr>"
         for c in cards.TEST_CARDS
     )
 
@@ -99,7 +99,7 @@ def card_fields(values: dict, errors: dict) -> str:
     """Name, number, expiry and CVC inputs, each with its error under it."""
 
     def field(name: str, label: str, placeholder: str, mode: str = "text") -> str:
-        error = f'<div class="err">{escape(errors[name])}</div>' if name in errors else ""
+        error = f'<div class="err">{escape(_(errors[name]))}</div>' if name in errors else ""
         return (
             f'<label for="{name}">{_(label)}</label><input id="{name}" name="{name}" '
             f'inputmode="{mode}" placeholder="{placeholder}" '
@@ -115,7 +115,7 @@ def card_fields(values: dict, errors: dict) -> str:
 def three_ds_page(amount: str, merchant: str, action: str):
     """The sandbox bank's 3-D Secure step: approve or fail, posted to ``action``."""
     body = f"""<div class="wrap"><div class="card" style="grid-column:1/-1;max-width:480px;
-margin:auto"><div class="brand"><span class="logo"></span>Sandbox Bank · 3-D Secure</div>
+margin:auto"><div class="brand"><span class="logo"></span>{_("Sandbox Bank · 3-D Secure")}</div>
 <div class="status">{_("Approve this payment?")}</div>
 <p>{
         _(

@@ -28,7 +28,18 @@ SUB_STATUS = {
     "canceled": "Canceled",
     "incomplete": "Awaiting payment",
 }
-INTERVAL_WORDS = {"day": "day", "week": "week", "month": "month", "year": "year"}
+#: Each billing interval once, and ``{count}`` of them.
+INTERVAL_WORDS = {
+    "day": ("day", "{count} days"),
+    "week": ("week", "{count} weeks"),
+    "month": ("month", "{count} months"),
+    "year": ("year", "{count} years"),
+}
+EXPIRED_TEXT = (
+    "Billing portal links work for 15 minutes. Go back to the shop and open the portal again "
+    "for a new link."
+)
+NO_SAVED_CARD = "No saved payment method: tick “save this card” when you pay an invoice."
 
 
 def _portal(store: Store, request: Request) -> dict[str, Any]:
@@ -45,19 +56,17 @@ def _expired(store: Store, session: dict[str, Any]) -> bool:
 def expired_page(session: dict[str, Any]):
     body = f"""<div class="wrap narrow"><div class="card"><div class="brand"><span class="logo">
 </span>{_("Billing portal")}</div><div class="status bad">{_("This link has expired")}</div>
-<p class="muted">Billing portal links work for 15 minutes. Go back to the shop and open the
-portal again for a new link.</p><a class="btn" href="{escape(session["returnUrl"])}">Return to
-the shop</a></div></div>"""
-    return page("Link expired", body, 410)
+<p class="muted">{_(EXPIRED_TEXT)}</p><a class="btn" href="{escape(session["returnUrl"])}">{
+        _("Return to the shop")
+    }</a></div></div>"""
+    return page(_("Link expired"), body, 410)
 
 
 def _price_label(store: Store, price: dict[str, Any]) -> str:
     plan = store.plans.get(price["planId"]) or {}
-    count, interval = (
-        plan.get("intervalCount") or 1,
-        INTERVAL_WORDS.get(plan.get("interval") or "", ""),
-    )
-    every = f"{count} {interval}s" if count > 1 else interval
+    count, interval = plan.get("intervalCount") or 1, plan.get("interval") or ""
+    one, many = INTERVAL_WORDS.get(interval, (interval, "{count} " + interval))
+    every = _(many, count=count) if count > 1 else _(one)
     return f"{money(plans.price_amount(price), price['currency'])} / {every}"
 
 
@@ -90,32 +99,32 @@ def _subscription_card(store: Store, session: dict, subscription: dict[str, Any]
     status = subscription["status"]
     base = f"/portal/{escape(session['id'])}/subscriptions/{escape(subscription['id'])}"
     if status == "canceled":
-        when = f"Ended {day(subscription['canceledAt'])}"
+        when = _("Ended {date}", date=day(subscription["canceledAt"]))
     elif subscription["cancelAt"]:
-        when = f"Ends {day(subscription['cancelAt'])}"
+        when = _("Ends {date}", date=day(subscription["cancelAt"]))
     elif status == "trialing":
-        when = f"Trial ends {day(subscription['trialEnd'])}"
+        when = _("Trial ends {date}", date=day(subscription["trialEnd"]))
     elif status == "paused":
         resume = subscription.get("resumeAt")
-        when = f"Resumes {day(resume)}" if resume else "Paused until you resume it"
+        when = _("Resumes {date}", date=day(resume)) if resume else _("Paused until you resume it")
     else:
-        when = f"Renews {day(subscription['currentPeriodEnd'])}"
+        when = _("Renews {date}", date=day(subscription["currentPeriodEnd"]))
     actions = []
     live = status not in ("canceled", "incomplete")
     if features.get("selfServePause") and status in ("trialing", "active", "past_due"):
         actions.append(
             f'<form method="post" action="{base}/pause"><button class="btn alt">'
-            "Pause</button></form>"
+            f"{_('Pause')}</button></form>"
         )
     if features.get("selfServePause") and status == "paused":
         actions.append(
             f'<form method="post" action="{base}/resume"><button class="btn alt">'
-            "Resume</button></form>"
+            f"{_('Resume')}</button></form>"
         )
     if features.get("selfServeCancel") and live and not subscription["cancelAt"]:
         actions.append(
             f'<form method="post" action="{base}/cancel"><button class="btn alt '
-            'danger-text">Cancel subscription</button></form>'
+            f'danger-text">{_("Cancel subscription")}</button></form>'
         )
     options = _switch_options(store, subscription) if live else []
     switch = ""
@@ -126,9 +135,9 @@ def _subscription_card(store: Store, session: dict, subscription: dict[str, Any]
             for p in options
         )
         switch = f"""<form method="post" action="{base}/switch" class="switch">
-<label for="price-{escape(subscription["id"])}">Switch plan</label><div class="inline">
+<label for="price-{escape(subscription["id"])}">{_("Switch plan")}</label><div class="inline">
 <select id="price-{escape(subscription["id"])}" name="price_id">{choices}</select>
-<button class="btn alt">Switch</button></div></form>"""
+<button class="btn alt">{_("Switch")}</button></div></form>"""
     return f"""<div class="sub" data-testid="subscription"><div class="sub-head"><div>
 <div class="plan">{escape(plan["name"])}</div><div class="muted">{_price_label(store, price)}
 · {when}</div></div><span class="badge {escape(status)}">{_(SUB_STATUS.get(status, status))}</span>
@@ -140,16 +149,18 @@ def _invoice_rows(store: Store, session: dict, issued: list[dict[str, Any]]) -> 
     for invoice in issued:
         iid = escape(invoice["id"])
         if invoice["status"] in invoices.UNPAID:
-            action = f'<a class="pill" href="/i/{iid}?portal={escape(session["id"])}">Pay</a>'
+            action = (
+                f'<a class="pill" href="/i/{iid}?portal={escape(session["id"])}">{_("Pay")}</a>'
+            )
         else:
-            action = f'<a class="pill alt" href="/i/{iid}/invoice.pdf">PDF</a>'
+            action = f'<a class="pill alt" href="/i/{iid}/invoice.pdf">{_("PDF")}</a>'
         rows.append(
             f"<tr><td><b>{escape(invoice['number'])}</b><div class=muted>"
             f"{day(invoice['issuedAt'])}</div></td><td>{badge(invoice['status'])}</td>"
             f"<td class='r nw'>{money(invoice['total'], invoice['currency'])}</td>"
             f"<td class=r>{action}</td></tr>"
         )
-    return "".join(rows) or '<tr><td class="muted">No invoices yet.</td></tr>'
+    return "".join(rows) or f'<tr><td class="muted">{_("No invoices yet.")}</td></tr>'
 
 
 def _may_update_card(store: Store, customer_id: str) -> bool:
@@ -163,10 +174,10 @@ def _may_update_card(store: Store, customer_id: str) -> bool:
 
 def _card_form(session: dict[str, Any], errors: dict[str, str]) -> str:
     opened = " open" if errors else ""
-    return f"""<details class="update"{opened}><summary>Update the card</summary>
+    return f"""<details class="update"{opened}><summary>{_("Update the card")}</summary>
 <form method="post" action="/portal/{escape(session["id"])}/payment-method">
-{card_fields({}, errors)}<button class="btn" type="submit">Save card</button></form>
-<p class="muted small">Sandbox test cards only; nothing is charged.</p></details>"""
+{card_fields({}, errors)}<button class="btn" type="submit">{_("Save card")}</button></form>
+<p class="muted small">{_("Sandbox test cards only; nothing is charged.")}</p></details>"""
 
 
 @pages.add("GET", "/portal/<id>")
@@ -189,15 +200,15 @@ def _render(store: Store, request: Request, errors: dict[str, str] | None = None
         "".join(
             _subscription_card(store, session, s) for s in sorted(mine, key=lambda s: -s["_seq"])
         )
-        or '<p class="muted">No subscriptions.</p>'
+        or f'<p class="muted">{_("No subscriptions.")}</p>'
     )
     notice = NOTICES.get(request.query.get("done", ""))
-    notice_html = f'<div class="notice" role="status">{notice}</div>' if notice else ""
+    notice_html = f'<div class="notice" role="status">{_(notice)}</div>' if notice else ""
     token = customer.get("defaultPaymentTokenId")
     method = (
-        f"Default payment method: <code>{escape(token)}</code>"
+        _("Default payment method: {token}", token=f"<code>{escape(token)}</code>")
         if token
-        else "No saved payment method: tick “save this card” when you pay an invoice."
+        else _(NO_SAVED_CARD)
     )
     if _may_update_card(store, customer["id"]):
         method += _card_form(session, errors or {})

@@ -5,7 +5,7 @@ import re
 import pytest
 import requests
 
-from plugipay_sandbox.hosted import dashboard
+from plugipay_sandbox.hosted import i18n
 
 
 def get(sandbox, path, **params):
@@ -160,14 +160,15 @@ def test_retry_refused_while_queued_shows_the_reason(sandbox, sdk, control):
 
 
 def test_strings_go_through_the_catalog(sandbox, monkeypatch):
-    monkeypatch.setitem(dashboard.CATALOG, "id", {"Payments": "Pembayaran"})
+    monkeypatch.setitem(i18n.ID, "Payments", "Daftar pembayaran")
     response = requests.get(
         f"{sandbox.base_url}/dashboard/payments",
         headers={"Accept-Language": "id-ID,id;q=0.9,en;q=0.8"},
         timeout=10,
     )
-    assert "Pembayaran" in response.text
-    assert "Pembayaran" not in get(sandbox, "payments")
+    assert "Daftar pembayaran" in response.text
+    assert "Daftar pembayaran" not in get(sandbox, "payments")
+    assert "Daftar pembayaran" in get(sandbox, "payments", lang="id")
 
 
 def test_forms_posted_from_another_site_are_refused(sandbox, sdk):
