@@ -76,7 +76,7 @@ class Deliverer:
             return 0
         sent = 0
         try:
-            while not self.store.held or wait:
+            while (not self.store.held or wait) and not self._stopping.is_set():
                 due = self._due(endpoint_id)
                 if not due:
                     break

@@ -51,8 +51,11 @@ class Sandbox:
 
     def stop(self):
         self.proc.terminate()
-        assert self.proc.wait(timeout=60) == 0  # bounded: a loaded CI machine is slow to exit
-        return self.proc.stderr.read()
+        # communicate() drains both pipes while waiting: a console line per failed delivery
+        # must never block the sandbox on a full stderr pipe. Bounded: a loaded machine is slow.
+        _out, err = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, err
+        return err
 
 
 @pytest.fixture
