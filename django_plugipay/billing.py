@@ -25,6 +25,7 @@ from django.utils import timezone
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import Customer, Invoice, Plan, Subscription, SubscriptionStatus
+from django_plugipay.models.querysets import SubscriptionQuerySet
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ def customers(owner: Any) -> QuerySet[Customer]:
             customer = owner.plugipay_customer
         except ObjectDoesNotExist:
             customer = None
-        return Customer.objects.filter(pk=customer.pk if customer is not None else None)
+        if customer is None:
+            return Customer.objects.none()
+        return Customer.objects.filter(pk=customer.pk)
     if isinstance(owner, get_user_model()):
         return Customer.objects.filter(user=owner, mode=app_settings.MODE)
     raise TypeError(
@@ -61,7 +64,7 @@ def customers(owner: Any) -> QuerySet[Customer]:
     )
 
 
-def subscriptions(owner: Any, plan: Plan | str | None = None) -> QuerySet[Subscription]:
+def subscriptions(owner: Any, plan: Plan | str | None = None) -> SubscriptionQuerySet:
     """The owner's subscriptions (newest first), of ``plan`` (a Plan or its Plugipay id) when
     given, after syncing the ones Plugipay may have moved meanwhile."""
     rows = Subscription.objects.filter(customer__in=customers(owner))
@@ -75,7 +78,7 @@ def _plan_lookup(plan: str) -> dict[str, str]:
     return {"plan__plugipay_id": plan}
 
 
-def _sync_moving(rows: QuerySet[Subscription]) -> None:
+def _sync_moving(rows: SubscriptionQuerySet) -> None:
     """Sync (rate-limited, outside transactions) subscriptions that may have moved at
     Plugipay without a webhook yet; on failure the mirror is answered as it is."""
     if transaction.get_connection().in_atomic_block:

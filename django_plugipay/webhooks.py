@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, overload
 
 from django_plugipay.exceptions import InvalidPayload, SignatureError
 
@@ -124,6 +124,10 @@ def normalise_type(event_type: str) -> str:
     return ".".join(STATUS_ALIASES.get(part, part) for part in kind.split("."))
 
 
+@overload
+def normalise_status(status: str) -> str: ...
+@overload
+def normalise_status(status: None) -> None: ...
 def normalise_status(status: str | None) -> str | None:
     if status is None:
         return None

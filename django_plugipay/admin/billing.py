@@ -23,8 +23,8 @@ class PriceInline(MirrorDisplay, admin.TabularInline):
     model = Price
     extra = 0
     can_delete = False
-    fields = ["plugipay_id", "unit_amount_display", "model", "tax_mode", "active"]
-    readonly_fields = fields
+    readonly_fields = ["plugipay_id", "unit_amount_display", "model", "tax_mode", "active"]
+    fields = list(readonly_fields)
     show_change_link = True
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -39,8 +39,8 @@ class InvoiceInline(MirrorDisplay, admin.TabularInline):
     model = Invoice
     extra = 0
     can_delete = False
-    fields = ["number", "status_badge", "total_display", "due_at", "paid_at"]
-    readonly_fields = fields
+    readonly_fields = ["number", "status_badge", "total_display", "due_at", "paid_at"]
+    fields = list(readonly_fields)
     show_change_link = True
     ordering = ["-created_at"]
 
@@ -100,7 +100,7 @@ class PlanAdmin(CatalogAdmin):
         "synced_at",
         "data_pretty",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     @admin.display(description=_("every"), ordering="interval")
     def interval_display(self, obj):
@@ -127,7 +127,7 @@ class PriceAdmin(CatalogAdmin):
         "synced_at",
         "data_pretty",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     @admin.display(description=_("plan"))
     def plan_link(self, obj):
@@ -250,7 +250,7 @@ class SubscriptionAdmin(MirrorAdmin):
         "synced_at",
         "data_pretty",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     def has_manage_permission(self, request) -> bool:
         return request.user.has_perm(SUBSCRIPTION_PERMISSION)
@@ -364,7 +364,7 @@ class InvoiceAdmin(MirrorAdmin):
         "synced_at",
         "data_pretty",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
     def has_manage_permission(self, request) -> bool:
         return request.user.has_perm(INVOICE_PERMISSION)

@@ -31,6 +31,7 @@ from django_plugipay.services.mirror import (
     UPDATED_AT,
     UnresolvedReference,
     _client,
+    _registered,
     advance,
     lock,
 )
@@ -45,7 +46,6 @@ from django_plugipay.specs import (
     Text,
     Timestamp,
     field,
-    spec_for,
 )
 
 
@@ -54,7 +54,7 @@ def _known(model: type[models.Model], plugipay_id: str | None, resource: str, wh
     apply step is rolled back, the object fetched outside the transaction, and run again)."""
     if not plugipay_id:
         return None
-    pk = model.objects.filter(plugipay_id=plugipay_id).values_list("pk", flat=True).first()
+    pk = model._default_manager.filter(plugipay_id=plugipay_id).values_list("pk", flat=True).first()
     if pk is None:
         raise UnresolvedReference(
             f"{what} names {resource} {plugipay_id}, which is not known here yet.",
@@ -355,7 +355,7 @@ class InvoiceSpec(ResourceSpec):
         return Invoice.objects.unpaid().filter(due_at__lt=now)
 
 
-PLAN = spec_for("plan")
-PRICE = spec_for("price")
-SUBSCRIPTION = spec_for("subscription")
-INVOICE = spec_for("invoice")
+PLAN = _registered("plan")
+PRICE = _registered("price")
+SUBSCRIPTION = _registered("subscription")
+INVOICE = _registered("invoice")

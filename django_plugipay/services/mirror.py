@@ -548,7 +548,7 @@ class PaymentSpec(ResourceSpec):
             from django_plugipay.models import Invoice
 
             invoice = lock(
-                spec_for("invoice"), Invoice.objects.filter(plugipay_id=refs["invoice_id"])
+                _registered("invoice"), Invoice.objects.filter(plugipay_id=refs["invoice_id"])
             )
         if invoice is not None:
             values["invoice_id"] = invoice.pk

@@ -33,12 +33,12 @@ class Command(BaseCommand):
     def handle(self, *args, since=None, dry_run=False, plans=False, **options) -> None:
         if plans:
             try:
-                synced = services.sync_plans()
+                synced_plans = services.sync_plans()
             except PlugipayError as exc:
                 raise CommandError(f"Plugipay could not be reached: {exc}") from exc
-            prices = sum(plan.prices.count() for plan in synced)
+            prices = sum(plan.prices.count() for plan in synced_plans)
             self.stdout.write(
-                self.style.SUCCESS(f"Plans: {len(synced)} synced, with {prices} prices.")
+                self.style.SUCCESS(f"Plans: {len(synced_plans)} synced, with {prices} prices.")
             )
             return
         start = None
