@@ -251,3 +251,26 @@ def test_portal_session_endpoint(plugipay_sandbox, settings, return_url, expecte
 def test_no_portal_without_a_billing_account():
     response = api(UserFactory()).post(f"{API}/portal-sessions/", {}, format="json")
     assert response.status_code == 404
+
+
+def test_subscription_admin_in_indonesian(plugipay_sandbox, client):
+    from django.utils import translation
+
+    from tests.test_translations import english_left
+
+    _, subscription, _ = subscriber(member_price())
+    client.force_login(staff("manage_subscription"))
+    with translation.override("id"):
+        confirm = client.post(
+            "/admin/django_plugipay/subscription/",
+            {"action": "cancel_at_period_end", "_selected_action": [subscription.pk]},
+        ).content.decode()
+        done = post_action(
+            client, "subscription", "cancel_at_period_end", [subscription], post="yes"
+        ).content.decode()
+        listing = client.get("/admin/django_plugipay/subscription/").content.decode()
+    assert "Pelanggan tetap memiliki akses sampai saat itu" in confirm
+    assert "1 langganan akan dibatalkan di akhir periode." in done
+    assert "masa uji coba, akan dibatalkan" in listing
+    for page in (confirm, done, listing):
+        assert english_left(page) == []

@@ -104,7 +104,7 @@ class PlanAdmin(CatalogAdmin):
 
     @admin.display(description=_("every"), ordering="interval")
     def interval_display(self, obj):
-        return f"{obj.interval_count} {obj.interval}"
+        return f"{obj.interval_count} {str(obj.get_interval_display()).lower()}"
 
 
 @admin.register(Price)
@@ -257,9 +257,10 @@ class SubscriptionAdmin(MirrorAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
+        label = str(obj.get_status_display()).lower()
         if obj.status != "canceled" and obj.cancel_at:
-            return badge(obj.status, _("%(status)s, cancels") % {"status": obj.status})
-        return badge(obj.status)
+            return badge(obj.status, _("%(status)s, cancels") % {"status": label})
+        return badge(obj.status, label)
 
     @admin.display(description=_("plan"))
     def plan_link(self, obj):
