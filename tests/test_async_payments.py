@@ -1,6 +1,7 @@
 """Pending VA/QRIS/e-wallet payments and manual transfers, end to end over the sandbox."""
 
 import datetime as dt
+from importlib.util import find_spec
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -229,8 +230,9 @@ def test_a_pending_refund_shows_its_age_and_reconcile_keeps_polling_it(
     client.force_login(staff("view_refund"))
     page = client.get("/admin/django_plugipay/refund/").content.decode()
     assert "2\xa0days" in page
-    api = client.get(f"/plugipay/api/refunds/{refund.plugipay_id}/").json()
-    assert api["status"] == "pending" and api["pending_seconds"] >= 2 * 24 * 3600
+    if find_spec("rest_framework"):  # the API is the `drf` extra
+        api = client.get(f"/plugipay/api/refunds/{refund.plugipay_id}/").json()
+        assert api["status"] == "pending" and api["pending_seconds"] >= 2 * 24 * 3600
     for _ in range(2):  # days go by: each reconciliation asks again
         services.reconcile()
         refund.refresh_from_db()
@@ -244,6 +246,7 @@ def test_a_pending_refund_shows_its_age_and_reconcile_keeps_polling_it(
 
 
 def test_the_api_shows_a_pending_sessions_instructions(plugipay_sandbox, client):
+    pytest.importorskip("rest_framework")
     user = staff("view_checkoutsession")
     session = start()
     plugipay_sandbox.start_async(session, "va", channel="Mandiri")
