@@ -83,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+#: Seconds a stopping sandbox process may take before it is ended anyway (see ``main``).
+STOP_DEADLINE = 20.0
+
+
+def main(argv: list[str] | None = None, *, exit_deadline: bool = False) -> int:
     args = build_parser().parse_args(argv)
     if args.webhook_secret and not args.forward_to:
         build_parser().error("--webhook-secret needs --forward-to")
@@ -147,9 +151,24 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines), flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
+    if exit_deadline:
+        # The command-line process always ends: a delivery stuck on an unanswering receiver
+        # must not keep Ctrl-C or a terminate waiting (state is saved as it changes).
+        watchdog = threading.Timer(STOP_DEADLINE, _exit_now)
+        watchdog.daemon = True
+        watchdog.start()
     server.stop()
     print("plugipay_sandbox stopped.", flush=True)
     return 0
+
+
+def _exit_now() -> None:
+    print(
+        f"plugipay_sandbox: stopping took over {STOP_DEADLINE:.0f}s; ended anyway.",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(0)
 
 
 def _log_to_console() -> None:
@@ -164,4 +183,4 @@ def _log_to_console() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(exit_deadline=True))

@@ -82,7 +82,7 @@ class Command(BaseCommand):
         argv += ["--state-file", state_file or default_state_file()]
         if fresh:
             argv.append("--fresh")
-        raise SystemExit(main(argv))
+        raise SystemExit(main(argv, exit_deadline=True))
 
 
 def default_state_file() -> str:
