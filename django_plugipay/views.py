@@ -33,6 +33,7 @@ from django_plugipay import billing, services
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import InvalidObject, InvalidPayload, PlugipayError, SignatureError
 from django_plugipay.models import Invoice
+from django_plugipay.services.mirror import UnresolvedReference
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ class WebhookView(View):
     """Verify, record once, apply; 2xx for new and duplicate events alike.
 
     401 for a missing, malformed, stale or wrong signature and 400 for a signed body that is
-    not an event (nothing is stored for either), 422 for a signed event whose object fails its
+    not an event (nothing is stored for either), 409 for an event that names an object not known
+    here yet and not fetchable (a refund delivered before its payment: stored ``failed``, applied
+    on the next delivery), 422 for a signed event whose object fails its
     resource's validation (stored ``failed`` with the message: visible in the admin, replayable
     with ``plugipay_replay`` once fixed), 413 over 1 MiB, 405 for other methods, and 500 only
     when applying the event failed otherwise (the event is kept as ``failed`` and applied
@@ -75,6 +78,8 @@ class WebhookView(View):
             return _error(400, exc.code or "invalid_payload", exc.message)
         except InvalidObject as exc:  # stored failed with this message; replayable after a fix
             return _error(422, exc.code or "invalid_object", exc.message)
+        except UnresolvedReference as exc:  # stored failed; the next delivery applies it
+            return _error(409, "unresolved_reference", str(exc))
         except Exception:  # recorded on the event as failed; the sender will deliver it again
             return _error(
                 500,

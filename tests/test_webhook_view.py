@@ -178,6 +178,23 @@ def test_a_raising_receiver_fails_the_event_and_the_redelivery_succeeds(client):
     assert event.status == "processed" and event.attempts == 2 and shipped == ["pay_1"]
 
 
+def test_a_refund_before_its_payment_is_409_then_applied_on_redelivery(client, signal_log):
+    """Out of order and not fetchable (Plugipay has no payments endpoint): stored failed,
+    answered 409 (a 4xx: the sender's order, not our fault), applied when delivered again."""
+    refund = {"id": "rfd_1", "chargeId": "pay_1", "amount": 1000, "status": "succeeded"}
+    early = build_event("refund.succeeded", refund, event_id="evt_refund")
+    response = post(client, early)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "unresolved_reference"
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed" and "pay_1" in event.last_error
+    assert post(client, completed()).status_code == 200
+    assert post(client, early).status_code == 200
+    assert WebhookEvent.objects.get(event_id="evt_refund").status == "processed"
+    assert Payment.objects.get().amount_refunded == 1000
+    assert [n for n, _ in signal_log].count("refund_succeeded") == 1
+
+
 def test_celery_mode_records_then_applies(client, settings, django_capture_on_commit_callbacks):
     settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_PROCESSING": "celery"}
     with django_capture_on_commit_callbacks(execute=True):

@@ -307,6 +307,8 @@ def _log_failure(event_id: str, kind: str, exc: Exception) -> None:
     extra = {"event_id": event_id, "kind": kind}
     if isinstance(exc, InvalidObject):  # the sender's data, not our bug: no traceback
         logger.warning("plugipay event %s is invalid: %s", event_id, exc.message, extra=extra)
+    elif isinstance(exc, mirror.UnresolvedReference):  # out of order: the next delivery applies
+        logger.warning("plugipay event %s waits: %s", event_id, exc, extra=extra)
     else:
         logger.exception("plugipay event %s failed", event_id, extra=extra)
 
