@@ -11,14 +11,23 @@ from concurrent.futures import ThreadPoolExecutor
 from benchmarks.harness import SECRET
 
 
+#: sessions between a sale and its refund: a refund follows its payment (by minutes in real
+#: life), here by about a hundred deliveries, more than the senders have in flight at once
+REFUND_LAG = 40
+
+
 def make_events(count: int, tag: str) -> tuple[list[bytes], int]:
     """A realistic mix: per session completed + payment (in either order), a third refunded
-    (created, succeeded); 10% of deliveries are duplicates. Returns (bodies, unique count)."""
+    (created, succeeded) a little later; 10% of deliveries are duplicates. Returns (bodies,
+    unique count)."""
     from django_plugipay.testing import build_event
 
     unique: list[dict] = []
+    refunds: list[tuple[int, list[dict]]] = []  # (due after session n, its two events)
     i = 0
     while len(unique) < int(count / 1.1):
+        while refunds and refunds[0][0] <= i:
+            unique += refunds.pop(0)[1]
         sid, pid, rid = f"cs_{tag}{i:07d}", f"pay_{tag}{i:07d}", f"rfd_{tag}{i:07d}"
         stamp = "2026-01-01T00:00:00Z"
         session = {
@@ -57,17 +66,23 @@ def make_events(count: int, tag: str) -> tuple[list[bytes], int]:
                 "currency": "IDR",
                 "mode": "test",
             }
-            unique += [
-                build_event(
-                    "refund.created",
-                    {**refund, "status": "pending", "updatedAt": "2026-01-01T00:01:00Z"},
-                ),
-                build_event(
-                    "refund.succeeded",
-                    {**refund, "status": "succeeded", "updatedAt": "2026-01-01T00:02:00Z"},
-                ),
-            ]
+            refunds.append(
+                (
+                    i + REFUND_LAG,
+                    [
+                        build_event(
+                            "refund.created",
+                            {**refund, "status": "pending", "updatedAt": "2026-01-01T00:01:00Z"},
+                        ),
+                        build_event(
+                            "refund.succeeded",
+                            {**refund, "status": "succeeded", "updatedAt": "2026-01-01T00:02:00Z"},
+                        ),
+                    ],
+                )
+            )
         i += 1
+    unique += [event for _due, pair in refunds for event in pair]
     deliveries = list(unique)
     for _ in range(count - len(deliveries)):
         position = random.randrange(len(deliveries))  # noqa: S311

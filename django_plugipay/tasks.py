@@ -12,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 
 from django_plugipay import services
 from django_plugipay.exceptions import TransientError
-from django_plugipay.models import CheckoutSession, Refund, WebhookEvent
+from django_plugipay.models import CheckoutSession, Refund
 
 MAX_RETRIES = 8
 BACKOFF_CAP = 600
@@ -25,23 +25,15 @@ def backoff(retries: int, retry_after: float | None = None) -> float:
     return random.uniform(0, min(BACKOFF_CAP, 2 * 2**retries))  # noqa: S311 - jitter
 
 
-def _run(
-    task,
-    model: type[models.Model],
-    pk: int,
-    service: Callable,
-    keyword: str,
-    retry_on: tuple[type[Exception], ...] = (TransientError,),
-) -> str | None:
+def _run(task, model: type[models.Model], pk: int, service: Callable, keyword: str) -> str | None:
     """Load the row (gone: nothing to do), call one service, retry what may pass."""
     obj = model._default_manager.filter(pk=pk).first()
     if obj is None:
         return None
     try:
         return service(**{keyword: obj}).status
-    except retry_on as exc:
-        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-        raise task.retry(exc=exc, countdown=backoff(task.request.retries, retry_after)) from exc
+    except TransientError as exc:
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries, exc.retry_after)) from exc
 
 
 @shared_task(
@@ -69,9 +61,14 @@ def create_refund(self, refund_id: int) -> str | None:
 def process_webhook_event(self, event_id: int) -> str | None:
     """Apply a recorded event (``WEBHOOK_PROCESSING = "celery"``); retried while it fails.
 
-    A failing receiver is retried too: the event stays ``failed`` and visible meanwhile.
+    A failing receiver is retried too: the event stays ``failed`` and visible meanwhile. The
+    event is not loaded first: the service's one locking statement reads and claims it.
     """
-    return _run(self, WebhookEvent, event_id, services.apply_event, "event", (Exception,))
+    try:
+        event = services.apply_recorded_event(event_id)
+    except Exception as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+    return None if event is None else event.status
 
 
 @shared_task(

@@ -24,6 +24,7 @@ from django_plugipay.services.checkout import (
 from django_plugipay.services.customers import create_customer, get_or_create_customer_for_user
 from django_plugipay.services.events import (
     apply_event,
+    apply_recorded_event,
     ingest_webhook,
     process_event,
     replay_failed_events,
@@ -53,6 +54,7 @@ __all__ = [
     "sync_subscription",
     "void_invoice",
     "apply_event",
+    "apply_recorded_event",
     "cancel_checkout_session",
     "confirm_checkout_session",
     "create_checkout_session",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -157,9 +158,18 @@ def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
     return row
 
 
+class _PageFailed(Exception):
+    """An event of a page applied without savepoints failed: the page is applied again."""
+
+
 def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Event]]:
-    """Apply a page of new events in one transaction, each in its own savepoint, after one read
-    of the event log and one locking read per resource (in the lock order).
+    """Apply a page of new events in one transaction, after one read of the event log and one
+    locking read per resource (in the lock order).
+
+    The page is applied first without savepoints (two round trips fewer per event); when an
+    event fails, that transaction rolls back and the page is applied again with each event in
+    its own savepoint, so the failing one is stored ``failed`` and the others apply (receivers
+    of the rolled-back attempt ran in a transaction that never committed, as on a retry).
 
     Returns ``(applied, already_known, left)``: ``left`` are the events to take one by one
     through :func:`process_event` — seen and failed before, failing now (an invalid object, a
@@ -179,7 +189,7 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
         }.values()
     )
 
-    def run() -> tuple[int, list[Event], list[Event]]:
+    def run(isolated: bool) -> tuple[int, list[Event], list[Event]]:
         # Event rows first, in one statement (as a webhook inserts its event before it locks
         # anything), then the mirror rows in the lock order.
         rows = {
@@ -192,12 +202,14 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
             if row is None:
                 continue
             try:
-                with transaction.atomic():
+                with transaction.atomic() if isolated else contextlib.nullcontext():
                     _apply(parsed, row)
                 applied += 1
             except Exception as exc:
                 if is_transient(exc):  # the whole page is retried
                     raise
+                if not isolated:
+                    raise _PageFailed from exc
                 WebhookEvent.objects.filter(pk=row.pk).update(
                     status=EventStatus.FAILED, last_error=_describe(exc)
                 )
@@ -206,7 +218,10 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
         raced = [e for e in fresh if e.id not in rows]  # a webhook recorded it meanwhile
         return applied, failed, raced
 
-    applied, failed, raced = run_atomic(run)
+    try:
+        applied, failed, raced = run_atomic(run, False)
+    except _PageFailed:
+        applied, failed, raced = run_atomic(run, True)
     already = len({e.id for e in events}) - len(fresh) - len(left)
     return applied, already, left + failed + raced
 
@@ -347,35 +362,67 @@ def apply_event(*, event: WebhookEvent) -> WebhookEvent:
     ``failed`` with the error and attempt count in its own transaction, and the exception
     propagates.
     """
+    row = apply_recorded_event(event.pk)
+    if row is None:
+        raise WebhookEvent.DoesNotExist(f"webhook event {event.pk} no longer exists")
+    return row
+
+
+def apply_recorded_event(event_id: int) -> WebhookEvent | None:
+    """:func:`apply_event` by primary key (what the queued task calls: nothing is read before
+    the locking statement); None when no such event exists."""
     try:
-        return _fetching(
-            lambda prefetched: _apply_recorded(event, prefetched),
-            _completing(parse_event(event.payload)) if event.status not in DONE else [],
-        )
+        return _fetching(lambda prefetched: _apply_recorded(event_id, prefetched))
+    except WebhookEvent.DoesNotExist:
+        return None
     except Exception as exc:
-        WebhookEvent.objects.filter(pk=event.pk).update(
+        WebhookEvent.objects.filter(pk=event_id).update(
             status=EventStatus.FAILED,
             attempts=F("attempts") + 1,
             last_error=_describe(exc),
         )
-        _log_failure(event.event_id, event.kind, exc)
+        kind = WebhookEvent.objects.filter(pk=event_id).values_list("event_id", "kind").first()
+        _log_failure(*(kind or (str(event_id), "")), exc)
         raise
 
 
 @write_atomic
-def _apply_recorded(event: WebhookEvent, prefetched) -> WebhookEvent:
-    row = WebhookEvent.objects.select_for_update().get(pk=event.pk)
-    if row.status in DONE:
-        return row
+def _apply_recorded(event_id: int, prefetched) -> WebhookEvent:
+    row, claimed = _claim(event_id)
+    if not claimed:
+        return row  # applied before (a duplicate task, a concurrent replay)
     parsed = parse_event(row.payload)
+    have = {(spec.name, obj.get("id")) for spec, obj in prefetched}
+    for spec, object_id in _completing(parsed):
+        if (spec.name, object_id) not in have:  # partial: fetched whole, outside a transaction
+            message = f"{spec.name} {object_id} is fetched first"
+            raise mirror.UnresolvedReference(message, resource=spec.name, plugipay_id=object_id)
     _apply(parsed, row, prefetched)
-    handled = spec_for(parsed.resource) is not None
-    row.status = EventStatus.PROCESSED if handled else EventStatus.IGNORED
-    row.attempts += 1
-    row.last_error = ""
-    row.processed_at = timezone.now()
-    row.save(update_fields=["status", "attempts", "last_error", "processed_at"])
+    if spec_for(parsed.resource) is None and row.status != EventStatus.IGNORED:
+        row.status = EventStatus.IGNORED
+        WebhookEvent.objects.filter(pk=row.pk).update(status=EventStatus.IGNORED)
     return row
+
+
+def _claim(event_id: int) -> tuple[WebhookEvent, bool]:
+    """Lock the event row and, unless it was applied already, mark it applied now (the
+    transaction takes that back if applying fails); return ``(row, claimed)``. One statement
+    where the backend has ``UPDATE … RETURNING``."""
+    now = timezone.now()
+    claimed = mirror.update_returning(
+        WebhookEvent,
+        event_id,
+        {
+            "status": EventStatus.PROCESSED,
+            "attempts": F("attempts") + 1,
+            "last_error": "",
+            "processed_at": now,
+        },
+        unless={"status": DONE},
+    )
+    if claimed is not None:
+        return claimed, True
+    return WebhookEvent.objects.select_for_update().get(pk=event_id), False
 
 
 def replay_failed_events(

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import IntegrityError, connections, models, router, transaction
-from django.db.models import OuterRef, Q, Subquery, Sum
+from django.db.models import OuterRef, Q, Subquery, Sum, sql
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -234,11 +234,47 @@ def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
         f"RETURNING {', '.join(qn(_column(f)) for f in fields)}, (xmax = 0)",
         conflict,
     )
-    values = [
+    return _from_returned(model, connection, fields, values), created
+
+
+def update_returning(
+    model: type[M], pk: Any, values: dict[str, Any], *, unless: dict[str, Any]
+) -> M | None:
+    """Update (and so lock) row ``pk`` unless one of ``unless``'s fields holds one of its
+    values; return the updated row, or None when no row matched.
+
+    One statement where the backend has ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35);
+    elsewhere a locking read, then the update.
+    """
+    connection = connections[router.db_for_write(model)]
+    manager = model._default_manager
+    matching = manager.filter(pk=pk).exclude(
+        **{f"{name}__in": list(choices) for name, choices in unless.items()}
+    )
+    if not _supports_insert_returning(connection):
+        if not matching.select_for_update().exists():
+            return None
+        matching.update(**values)
+        return manager.get(pk=pk)
+    query = matching.query.chain(sql.UpdateQuery)
+    query.add_update_values(values)
+    update_sql, params = query.get_compiler(connection.alias).as_sql()
+    fields = list(model._meta.concrete_fields)
+    qn = connection.ops.quote_name
+    returning = ", ".join(f"{qn(model._meta.db_table)}.{qn(_column(f))}" for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{update_sql} RETURNING {returning}", params)
+        found = cursor.fetchone()
+    return None if found is None else _from_returned(model, connection, fields, found)
+
+
+def _from_returned(model: type[M], connection, fields: list, values) -> M:
+    """A model instance from a ``RETURNING`` row (values converted as a query would)."""
+    converted = [
         f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
         for f, v in zip(fields, values, strict=True)
     ]
-    return model.from_db(connection.alias, [f.attname for f in fields], values), created
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 def _stamp(row: models.Model) -> dt.datetime | None:
