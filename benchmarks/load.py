@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from benchmarks.harness import SECRET
 
-
 #: sessions between a sale and its refund: a refund follows its payment (by minutes in real
 #: life), here by about a hundred deliveries, more than the senders have in flight at once
 REFUND_LAG = 40

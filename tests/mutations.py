@@ -42,7 +42,8 @@ MUTATIONS = (
              "        if event.status in DONE:\n            return event, False\n",
              "        pass\n"),
             ("django_plugipay/services/events.py",
-             "    if not claimed:\n        return row  # applied before (a duplicate task, a concurrent replay)\n",
+             "    if not claimed:\n"
+             "        return row  # applied before (a duplicate task, a concurrent replay)\n",
              ""),
         ),
         ("tests/test_webhook_view.py::test_same_event_five_times_in_a_row",),
