@@ -209,6 +209,7 @@ class Scale:
     paced_runs: int = 3
     pause: float = 5.0
     query_sample: int = 400
+    cost_events: int = 1000
     reconcile_events: int = 10_000
     reconcile_small: int = 2000
     admin_rows: int = 100_000
@@ -224,6 +225,7 @@ class Scale:
             "paced_events": 100,
             "pause": 1.0,
             "query_sample": 60,
+            "cost_events": 60,
             "reconcile_events": 300,
             "reconcile_small": 100,
             "admin_rows": 2000,

@@ -25,6 +25,7 @@ from benchmarks.suites import (  # noqa: E402
     admin,
     billing_reconciliation,
     celery_drain,
+    cost,
     ingestion,
     reconciliation,
     sandbox,
@@ -84,6 +85,9 @@ def main() -> int:
     if not args.skip_celery:
         print("celery ingestion and drain…", flush=True)
         results["celery"] = celery_drain.run(plan)
+    print("cost per event…", flush=True)
+    results["cost"] = cost.run(plan.cost_events)
+    print(json.dumps(results["cost"]), flush=True)
     print("reconciliation…", flush=True)
     results["reconciliation"] = reconciliation.run(plan.reconcile_events)
     print(json.dumps(results["reconciliation"]), flush=True)

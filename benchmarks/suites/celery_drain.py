@@ -1,4 +1,5 @@
-"""``WEBHOOK_PROCESSING = "celery"``: record-and-enqueue ingestion, then one worker's drain."""
+"""``WEBHOOK_PROCESSING = "celery"``: record-and-enqueue ingestion, then one worker's drain
+(one process, then the worker's default concurrency: one process per core)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,24 @@ from benchmarks.harness import ROOT, Scale, Server, broker, server_env, truncate
 from benchmarks.load import check_applied, make_events, send
 
 
-def run(scale: Scale) -> dict:
+def _ingest(scale: Scale, tag: str) -> tuple[dict, dict, int]:
     import redis
-
-    from django_plugipay.models import WebhookEvent
 
     redis.Redis.from_url(broker()).flushdb()
     truncate()
     server = Server("celery", workers=scale.workers, threads=scale.threads)
     try:
-        bodies, unique = make_events(scale.events, "c")
+        bodies, unique = make_events(scale.events, tag)
         ingest = send(server.url + "/plugipay/webhook/", bodies, scale.senders)
     finally:
         server.stop()
+    return server.config, ingest, unique
+
+
+def _drain(concurrency: int, unique: int) -> dict:
+    """Start one worker on the queued events; events/s from its first applied event."""
+    from django_plugipay.models import WebhookEvent
+
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -34,7 +40,7 @@ def run(scale: Scale) -> dict:
             "config",
             "worker",
             "-c",
-            "1",
+            str(concurrency),
             "-l",
             "warning",
             "--without-gossip",
@@ -62,13 +68,27 @@ def run(scale: Scale) -> dict:
     drain = time.perf_counter() - began
     os.killpg(worker.pid, signal.SIGTERM)
     worker.wait(timeout=30)
-    check = check_applied(unique)
+    return {
+        "concurrency": concurrency,
+        "seconds": round(drain, 2),
+        "events_per_s": round((unique - first) / drain, 1),
+        "check": check_applied(unique),
+    }
+
+
+def run(scale: Scale) -> dict:
+    config, ingest, unique = _ingest(scale, "c")
+    single = _drain(1, unique)
+    cores = os.cpu_count() or 1
+    _config, _ingest_again, unique = _ingest(scale, "d")
+    default = _drain(cores, unique)
     truncate()
     return {
-        "server": server.config,
+        "server": config,
         "ingest": ingest,
         "worker_concurrency": 1,
-        "drain_seconds": round(drain, 2),
-        "drain_events_per_s": round((unique - first) / drain, 1),
-        "check": check,
+        "drain_seconds": single["seconds"],
+        "drain_events_per_s": single["events_per_s"],
+        "check": single["check"],
+        "default_concurrency": default,
     }

@@ -1,0 +1,122 @@
+"""Where an event's time goes: one sender in this process, no concurrency, so the CPU of this
+Python process and of its PostgreSQL backend can be read per event.
+
+Under saturation the servers, PostgreSQL and the senders share the machine's cores, so the
+throughput ratio follows the CPU each event costs. This suite measures that cost for the
+baseline view and for django-plugipay (inline, with the shop's receivers and with every
+receiver disconnected), and the in-process apply rate of recorded events (what a Celery worker
+pays per event before Celery's own work).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from benchmarks.harness import SECRET, QueryCounter, truncate
+from benchmarks.load import make_events
+
+
+def _backend_cpu() -> float:
+    """CPU seconds (user + system) used so far by this connection's PostgreSQL backend."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(step, items: list) -> dict:
+    with QueryCounter() as counter:
+        backend, python, wall = _backend_cpu(), time.process_time(), time.perf_counter()
+        for item in items:
+            step(item)
+        wall = time.perf_counter() - wall
+        python = time.process_time() - python
+        backend = _backend_cpu() - backend
+    n = len(items)
+    return {
+        "events": n,
+        "wall_ms": round(1000 * wall / n, 2),
+        "python_cpu_ms": round(1000 * python / n, 2),
+        "postgres_cpu_ms": round(1000 * backend / n, 2),
+        "statements": round(counter.statements / n, 2),
+        "events_per_s": round(n / wall, 1),
+    }
+
+
+def _without_receivers():
+    """Disconnect every receiver of the app's signals; return a function that restores them."""
+    from django.dispatch import Signal
+
+    from django_plugipay import signals
+
+    saved = {sig: sig.receivers[:] for sig in vars(signals).values() if isinstance(sig, Signal)}
+    for sig in saved:
+        sig.receivers.clear()
+        sig.sender_receivers_cache.clear()
+
+    def restore() -> None:
+        for sig, receivers in saved.items():
+            sig.receivers[:] = receivers
+            sig.sender_receivers_cache.clear()
+
+    return restore
+
+
+def run(count: int) -> dict:
+    from django.conf import settings
+    from django.test import Client
+
+    from django_plugipay.models import WebhookEvent
+    from django_plugipay.services import apply_recorded_event
+    from django_plugipay.services.events import record_event
+    from django_plugipay.webhooks import parse_event, sign_payload
+
+    client = Client(HTTP_HOST="localhost")
+    saved_hosts = settings.ALLOWED_HOSTS
+    settings.ALLOWED_HOSTS = ["localhost"]
+
+    def poster(url: str):
+        def post(body: bytes) -> None:
+            signature = sign_payload(body, SECRET)
+            response = client.post(
+                url, body, content_type="application/json", HTTP_X_PLUGIPAY_SIGNATURE=signature
+            )
+            if response.status_code >= 500:
+                raise SystemExit(f"{url} answered {response.status_code}")
+
+        return post
+
+    results: dict = {}
+    try:
+        truncate()
+        warm, _ = make_events(60, "w")
+        for body in warm:  # imports, caches and the connection, before anything is counted
+            poster("/baseline/webhook/")(body)
+            poster("/plugipay/webhook/")(body)
+        truncate()
+        bodies, _ = make_events(count, "cb")
+        results["baseline"] = _measure(poster("/baseline/webhook/"), bodies)
+        bodies, _ = make_events(count, "co")
+        results["ours"] = _measure(poster("/plugipay/webhook/"), bodies)
+        restore = _without_receivers()
+        try:
+            bodies, _ = make_events(count, "cn")
+            results["ours_no_receivers"] = _measure(poster("/plugipay/webhook/"), bodies)
+        finally:
+            restore()
+        truncate()
+        bodies, _ = make_events(count, "cr")
+        for body in bodies:
+            record_event(parse_event(json.loads(body)), source="webhook")
+        ids = list(WebhookEvent.objects.order_by("pk").values_list("pk", flat=True))
+        results["apply_recorded"] = _measure(apply_recorded_event, ids)
+    finally:
+        settings.ALLOWED_HOSTS = saved_hosts
+        truncate()
+    return results
