@@ -228,27 +228,33 @@ def _cpu(row: dict) -> float:
 
 def bounds(results: dict) -> list[str]:
     """What bounds each figure against its target, from the measurements of this run."""
-    cst, ing, rec, cel = results["cost"], results["ingestion"], results["reconciliation"], None
+    cst, ing, rec = results["cost"], results["ingestion"], results["reconciliation"]
     cel = results.get("celery")
     base, ours, bare = cst["baseline"], cst["ours"], cst["ours_no_receivers"]
     capacity = ing["ours"]["events_per_s"]
+    cores = results["machine"]["cores"] or 1
+    base_all = 1000 * cores / ing["baseline"]["events_per_s"]
+    ours_all = 1000 * cores / capacity
     lines = [
         "### What bounds the targets",
         "",
         f"- **Ingestion ratio ({ing['ratio']}).** Saturated, the senders, gunicorn and "
-        "PostgreSQL share the machine's cores, so events/s follows the CPU each event costs. "
-        f"An event costs django-plugipay {_cpu(ours):.2f} ms of CPU ({_cpu(bare):.2f} ms with "
-        f"no receivers) against {_cpu(base):.2f} ms for the baseline: {bare['statements']} "
-        f"statements instead of one (the event row, the object's locked upsert, the session "
-        "or payment it locks or creates), each built by the ORM and loaded back into a model "
-        f"in Python, and {bare['postgres_cpu_ms']} ms of PostgreSQL CPU instead of "
-        f"{base['postgres_cpu_ms']}. The ratio under load is higher than the CPU ratio "
-        f"({_cpu(base) / _cpu(ours):.2f}) because both receivers also pay the HTTP request, "
-        "Django's request cycle and the sender, which this table does not include. A ratio "
-        "of 0.6 needs the app's own CPU per event roughly halved again (hand-written SQL "
-        "for the whole apply path instead of the ORM), which this release does not do.",
+        f"PostgreSQL keep the machine's {cores} cores busy, so each event costs about "
+        f"cores ÷ rate of CPU in all: {base_all:.1f} ms for the baseline "
+        f"({ing['baseline']['events_per_s']} events/s), {ours_all:.1f} ms for "
+        f"django-plugipay. The difference, {ours_all - base_all:.1f} ms, is the app's own "
+        f"work, and the table above finds about the same: {_cpu(ours) - _cpu(base):.1f} ms "
+        f"more CPU per event, from {bare['statements']} statements instead of one (the event "
+        "row, the object's locked upsert, the session or payment it locks or creates), each "
+        f"built by the ORM and loaded back into a model in Python, and {bare['postgres_cpu_ms']}"
+        f" ms of PostgreSQL CPU instead of {base['postgres_cpu_ms']}. A ratio of 0.6 allows "
+        f"{base_all / 0.6:.1f} ms per event in all: the app's own work would have to shrink "
+        f"from {ours_all - base_all:.1f} to {base_all / 0.6 - base_all:.1f} ms. With fewer than "
+        "four statements left, what remains is the ORM's Python per statement and "
+        "PostgreSQL's work per row: closing the gap would take hand-written SQL for the whole "
+        "apply path in place of the ORM, which this release does not do.",
         f"- **p99 at 100 events/s.** 100 events/s is {100 * 100 / capacity:.0f}% of the "
-        f"saturating rate measured above ({capacity} events/s); at that load on two shared "
+        f"saturating rate measured above ({capacity} events/s); at that load on {cores} shared "
         "cores, bursts queue behind one another and the tail is set by the queue, not by one "
         f"event's own time (p50 {ing['paced_100_per_s']['p50_ms']} ms). Under 50 ms needs "
         "more headroom: a higher capacity per core, or more cores.",
@@ -261,8 +267,8 @@ def bounds(results: dict) -> list[str]:
             f"{rec['apply_ms_per_event']} ms applying it ({rec['queries_per_event']} "
             "statements, the page's transaction and locks shared) and the rest reading the "
             f"pages from the sandbox ({rec['fetch_seconds']} s in all, served by a thread of "
-            "the same process). 400 events/s needs 2.5 ms per event: less than the CPU one "
-            "applied event costs above."
+            "the same process). 400 events/s needs 2.5 ms per event, less than the CPU that "
+            "applying one event costs in the table above."
         )
     if cel:
         applied = cst["apply_recorded"]

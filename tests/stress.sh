@@ -3,8 +3,10 @@
 # a loaded CI runner would; print one line per run and a summary. Exit 1 if any counted run
 # failed.
 #
-#   tests/stress.sh test 20        # `make test` (SQLite)
-#   tests/stress.sh services 20    # the service suite (PostgreSQL + Redis + worker + Chromium)
+#   tests/stress.sh test 20            # `make test` (SQLite)
+#   tests/stress.sh services 20        # `make test-services`: the suite on PostgreSQL, then the
+#                                      # service tests (Redis + worker + Chromium)
+#   tests/stress.sh service-tests 20   # the service tests alone (`pytest -m services`)
 #
 # The service suite uses PG_URL / BROKER_URL (defaults below); the concurrent copy uses the same
 # Redis database (each session has its own queue) and PG_URL's database name with a "_b" suffix.
@@ -28,7 +30,11 @@ suite() {  # suite <database url> <log file>: one run of the chosen suite
         DATABASE_URL=$1 CELERY_BROKER_URL=$BROKER_URL PLUGIPAY_REQUIRE_SERVICES=1 \
           "$PY" -m pytest -q -m services >>"$2" 2>&1
       ;;
-    *) echo "unknown suite $SUITE (test or services)" >&2; exit 2 ;;
+    service-tests)
+      DATABASE_URL=$1 CELERY_BROKER_URL=$BROKER_URL PLUGIPAY_REQUIRE_SERVICES=1 \
+        "$PY" -m pytest -q -m services >"$2" 2>&1
+      ;;
+    *) echo "unknown suite $SUITE (test, services or service-tests)" >&2; exit 2 ;;
   esac
 }
 
