@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.apps import apps
 from django.db import IntegrityError, connections, models, router, transaction
@@ -256,7 +256,7 @@ def update_returning(
             return None
         matching.update(**values)
         return manager.get(pk=pk)
-    query = matching.query.chain(sql.UpdateQuery)
+    query = cast(sql.UpdateQuery, matching.query.chain(sql.UpdateQuery))
     query.add_update_values(values)
     update_sql, params = query.get_compiler(connection.alias).as_sql()
     fields = list(model._meta.concrete_fields)
