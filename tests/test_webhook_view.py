@@ -117,6 +117,22 @@ def test_docs_header_name_and_rotated_secrets(client, settings):
     assert post(client, completed(event_id="evt_2"), "whsec_new").status_code == 200
 
 
+@pytest.mark.parametrize("where", ["value", "key", "id"])
+def test_a_lone_surrogate_anywhere_is_400_and_stores_nothing(client, where):
+    """JSON may escape a lone UTF-16 surrogate ("\\ud800"); no UTF-8 database can store it."""
+    event = completed()
+    obj = event["data"]["object"]
+    if where == "value":
+        obj["metadata"] = {"note": "\ud800"}
+    elif where == "key":
+        obj["metadata"] = {"\udfff": 0}
+    else:
+        event["id"] = "evt_\ud800"
+    response = post(client, event)
+    assert response.status_code == 400, response.content
+    assert not WebhookEvent.objects.exists() and not CheckoutSession.objects.exists()
+
+
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2, 3]", b'{"no": "id"}'])
 def test_signed_non_event_bodies_are_400(client, body):
     assert post(client, body).status_code == 400

@@ -65,15 +65,16 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
 
 def _check_storable(parsed: Event) -> None:
     """Refuse (400, nothing stored) an event the database could not store at all: an id
-    longer than the column, NUL characters or NaN/Infinity anywhere in the body, or nesting
-    deeper than :data:`MAX_DEPTH`."""
+    longer than the column, NUL characters, lone UTF-16 surrogates (``"\\ud800"``, which no
+    UTF-8 database can hold) or NaN/Infinity anywhere in the body, or nesting deeper than
+    :data:`MAX_DEPTH`."""
     if len(parsed.id) > 64:
         raise InvalidPayload("The event id is too long.", code="invalid_payload", status=400)
     stack: list[tuple[Any, int]] = [(parsed.payload, 0)]
     while stack:
         value, depth = stack.pop()
         if isinstance(value, str):
-            bad = "\x00" in value
+            bad = "\x00" in value or not _encodable(value)
         elif isinstance(value, float):
             bad = not math.isfinite(value)
         elif isinstance(value, (Mapping, list)):
@@ -84,11 +85,20 @@ def _check_storable(parsed: Event) -> None:
             continue
         if bad:
             raise InvalidPayload(
-                "The event contains NUL characters, non-finite numbers or nesting deeper than "
+                "The event contains NUL characters, lone surrogates, non-finite numbers or "
+                "nesting deeper than "
                 f"{MAX_DEPTH} levels.",
                 code="invalid_payload",
                 status=400,
             )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 #: the envelope's time, in either dialect (stored as ``occurred_at``; orders reconciliation)

@@ -241,6 +241,10 @@ NOT_EVENTS: list[bytes] = [
     b"\xff\xfe\x00{",
     b"",
     b'{"id":"evt_\xff","type":"payment.succeeded"}',
+    # lone UTF-16 surrogates (valid JSON, not storable in a UTF-8 database)
+    b'{"id":"evt_\\ud800","type":"payment.succeeded","data":{"object":{"id":"pay_1"}}}',
+    b'{"id":"evt_s","type":"payment.succeeded","data":{"object":{"id":"pay_1","metadata":'
+    b'{"\\udfff":1}}}}',
 ]
 
 
