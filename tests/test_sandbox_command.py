@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from django_plugipay.client import PlugipayClient
 from django_plugipay.exceptions import APIError
+from django_plugipay.testing import wait_for
 from tests.test_doctor import closed_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,14 +50,35 @@ class Sandbox:
             base_url=f"http://127.0.0.1:{port}",
             max_retries=0,
         )
+        # Both pipes are drained all along: a console line per failed delivery must never block
+        # the sandbox on a full pipe, and a test can wait for a line to appear.
+        self.console: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._drain, args=(pipe,), daemon=True)
+            for pipe in (self.proc.stdout, self.proc.stderr)
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _drain(self, pipe):
+        for line in pipe:
+            self.console.append(line)
+
+    def wait_for_console(self, *words):
+        wait_for(
+            lambda: any(all(w in line for w in words) for line in self.console),
+            timeout=60,
+            message=f"a console line with {words}: {''.join(self.console)[-2000:]}",
+        )
 
     def stop(self):
         self.proc.terminate()
-        # communicate() drains both pipes while waiting: a console line per failed delivery
-        # must never block the sandbox on a full stderr pipe. Bounded: a loaded machine is slow.
-        _out, err = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0, err
-        return err
+        self.proc.wait(timeout=60)  # bounded: a loaded machine is slow
+        for reader in self._readers:
+            reader.join(timeout=10)
+        console = "".join(self.console)
+        assert self.proc.returncode == 0, console
+        return console
 
 
 @pytest.fixture
@@ -68,9 +91,9 @@ def test_state_survives_a_restart(tmp_path, port):
     state_file = tmp_path / ".plugipay_sandbox.json"
     assert f"state file      {state_file}" in "".join(first.banner)
     customer = first.client.create_customer({"email": "ana@example.com"})
-    console = first.stop()
     # the customer.created delivery could not reach the (closed) site: said on the console
-    assert "customer.created" in console and "failed" in console and "attempt 1" in console
+    first.wait_for_console("customer.created", "failed", "attempt 1")
+    first.stop()
     assert state_file.exists()
 
     second = Sandbox(tmp_path, port)
