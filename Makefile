@@ -33,7 +33,7 @@ mutate: $(STAMP)  ## break each key guarantee in a copy of the tree; its tests m
 SUITE ?= test
 RUNS ?= 20
 
-stress: $(STAMP)  ## RUNS× the suite (SUITE=test|services) with a second copy running alongside
+stress: $(STAMP)  ## RUNS× the suite (SUITE=test|services|service-tests) with a second copy running alongside
 	PG_URL=$(PG_URL) BROKER_URL=$(BROKER_URL) tests/stress.sh $(SUITE) $(RUNS)
 
 stock: $(STAMP)  ## the tutorial on a fresh startproject project: its test, 40 payments and a refund over HTTP
