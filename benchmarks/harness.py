@@ -142,6 +142,26 @@ class Server:
         shutil.rmtree(self._reports, ignore_errors=True)
 
 
+def without_receivers():
+    """Disconnect every receiver of the app's signals (the shop's and the bench's own: the
+    merchant's queries, not the app's); return a function that reconnects them."""
+    from django.dispatch import Signal
+
+    from django_plugipay import signals
+
+    saved = {sig: sig.receivers[:] for sig in vars(signals).values() if isinstance(sig, Signal)}
+    for sig in saved:
+        sig.receivers.clear()
+        sig.sender_receivers_cache.clear()
+
+    def restore() -> None:
+        for sig, receivers in saved.items():
+            sig.receivers[:] = receivers
+            sig.sender_receivers_cache.clear()
+
+    return restore
+
+
 class QueryCounter:
     """Count every query on the default connection (no 9,000-query logging cap)."""
 

@@ -14,7 +14,7 @@ import json
 import os
 import time
 
-from benchmarks.harness import SECRET, QueryCounter, truncate
+from benchmarks.harness import SECRET, QueryCounter, truncate, without_receivers
 from benchmarks.load import make_events
 
 
@@ -47,25 +47,6 @@ def _measure(step, items: list) -> dict:
         "statements": round(counter.statements / n, 2),
         "events_per_s": round(n / wall, 1),
     }
-
-
-def _without_receivers():
-    """Disconnect every receiver of the app's signals; return a function that restores them."""
-    from django.dispatch import Signal
-
-    from django_plugipay import signals
-
-    saved = {sig: sig.receivers[:] for sig in vars(signals).values() if isinstance(sig, Signal)}
-    for sig in saved:
-        sig.receivers.clear()
-        sig.sender_receivers_cache.clear()
-
-    def restore() -> None:
-        for sig, receivers in saved.items():
-            sig.receivers[:] = receivers
-            sig.sender_receivers_cache.clear()
-
-    return restore
 
 
 def run(count: int) -> dict:
@@ -104,7 +85,7 @@ def run(count: int) -> dict:
         results["baseline"] = _measure(poster("/baseline/webhook/"), bodies)
         bodies, _ = make_events(count, "co")
         results["ours"] = _measure(poster("/plugipay/webhook/"), bodies)
-        restore = _without_receivers()
+        restore = without_receivers()
         try:
             bodies, _ = make_events(count, "cn")
             results["ours_no_receivers"] = _measure(poster("/plugipay/webhook/"), bodies)

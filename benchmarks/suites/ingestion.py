@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from benchmarks.harness import SECRET, QueryCounter, Scale, Server, truncate
+from benchmarks.harness import SECRET, QueryCounter, Scale, Server, truncate, without_receivers
 from benchmarks.load import check_applied, make_events, redeliver_failed, send
 
 
@@ -12,19 +12,11 @@ def queries_per_event(sample: int) -> dict:
     """Statements per applied event, in-process, with the shop's and the bench's own signal
     receivers disconnected (they are the merchant's queries, not the app's). Transaction
     control (BEGIN, COMMIT, SAVEPOINT, RELEASE) is counted apart."""
-    from django.dispatch import Signal
-
-    from django_plugipay import signals
     from django_plugipay.services import ingest_webhook
     from django_plugipay.webhooks import sign_payload
 
     bodies, _unique = make_events(sample, "q")
-    saved = {
-        name: sig.receivers[:] for name, sig in vars(signals).items() if isinstance(sig, Signal)
-    }
-    for sig in (vars(signals)[name] for name in saved):
-        sig.receivers.clear()
-        sig.sender_receivers_cache.clear()
+    restore = without_receivers()
     seen, applied = set(), 0
     try:
         with QueryCounter() as counter:
@@ -34,9 +26,7 @@ def queries_per_event(sample: int) -> dict:
                     seen.add(body)
                     applied += 1
     finally:
-        for name, receivers in saved.items():
-            vars(signals)[name].receivers[:] = receivers
-            vars(signals)[name].sender_receivers_cache.clear()
+        restore()
     return {
         "statements": round(counter.statements / applied, 2),
         "transaction_control": round((counter.count - counter.statements) / applied, 2),
