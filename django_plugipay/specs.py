@@ -220,7 +220,8 @@ class ResourceSpec:
     refs: ClassVar[dict[str, Field]] = {}
     #: foreign key field → the related object's Plugipay id in ``refs``
     links: ClassVar[dict[str, Link]] = {}
-    #: status order: each tier moves only to a later tier (or, within a tier, to fresher news);
+    #: status order: each tier moves only to a later tier (or, within a tier, to fresher news;
+    #: news stamped with the same instant moves only to a status listed later in the tier);
     #: the last tier is terminal and never left. Empty for resources without a status.
     tiers: ClassVar[tuple[tuple[str, ...], ...]] = ()
     #: status of an object that carries none (and whose event's action says none); the first
@@ -267,6 +268,12 @@ class ResourceSpec:
 
     def rank(self, status: str) -> int:
         return next((i for i, tier in enumerate(self.tiers) if status in tier), 0)
+
+    def position(self, status: str) -> int:
+        """Where ``status`` stands in the lifecycle order of ``tiers`` (an unknown status
+        first): breaks a tie between two states of one tier stamped with the same instant."""
+        order = [s for tier in self.tiers for s in tier]
+        return order.index(status) if status in order else -1
 
     def tone(self, status: str) -> str:
         if status in self.outcomes:

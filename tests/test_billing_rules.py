@@ -98,3 +98,22 @@ def test_a_subscription_of_an_unknown_customer_fails_visibly_without_plugipay(cl
     assert response.status_code == 500
     assert WebhookEvent.objects.get().status == "failed"
     assert not Subscription.objects.exists() and not sent
+
+
+@pytest.mark.parametrize("first", ["incomplete", "active"])
+def test_two_states_stamped_the_same_instant_converge_forward_and_signal_once(
+    client,
+    known,
+    sent,  # noqa: F811
+    first,
+):
+    """A subscription created ``incomplete`` and charged within one millisecond: both events
+    carry the same ``updatedAt``; whichever arrives first, it ends ``active``, activated once."""
+    same = "2026-01-01T00:00:00.123Z"
+    created, charged = sub("incomplete", same), sub("active", same, latestInvoiceId="inv_9")
+    order = [created, charged] if first == "incomplete" else [charged, created]
+    for obj in [*order, *order]:
+        assert post(client, "subscription.updated", obj).status_code == 200
+    row = Subscription.objects.get()
+    assert row.status == "active" and row.data["status"] == "active"
+    assert sent[("subscription_activated", "sub_1")] == 1

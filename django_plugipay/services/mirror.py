@@ -289,10 +289,13 @@ def _stamp(row: models.Model) -> dt.datetime | None:
     return None
 
 
-def _is_fresher(row: models.Model, refs: Mapping[str, Any]) -> bool:
-    """Is the object at least as new as what the row last took in (by ``updatedAt``)?"""
+def _age(row: models.Model, refs: Mapping[str, Any]) -> int | None:
+    """Is the object newer (1), as new (0) or older (-1) than what the row last took in, by
+    ``updatedAt``? None when either has no ``updatedAt``."""
     new, old = refs.get("updated_at"), _stamp(row)
-    return new is None or old is None or new >= old
+    if new is None or old is None:
+        return None
+    return (new > old) - (new < old)
 
 
 def _empty(value: Any) -> bool:
@@ -404,7 +407,8 @@ def _links(spec: ResourceSpec, values: dict, refs: dict) -> dict[str, Any]:
 
 
 def _update(spec, row, values, refs, fills, partial) -> str | None:
-    fresher = not partial and _is_fresher(row, refs)
+    age = None if partial else _age(row, refs)
+    fresher = not partial and (age is None or age >= 0)
     moved_to = None
     same = True
     if spec.tiers:
@@ -412,6 +416,11 @@ def _update(spec, row, values, refs, fills, partial) -> str | None:
         same = old == new
         if old not in spec.terminal and not same:
             old_rank, new_rank = spec.rank(old), spec.rank(new)
+            if new_rank == old_rank and age == 0:
+                # Two states stamped with the same instant (a subscription created incomplete
+                # and charged within one millisecond): their order is unknown, so the later
+                # one in the lifecycle wins, whichever arrives first; the loser changes nothing.
+                fresher = spec.position(new) > spec.position(old)
             if new_rank > old_rank or (new_rank == old_rank and fresher):
                 moved_to = new
     changed = ["synced_at"]
