@@ -56,7 +56,7 @@ tox: $(STAMP)  ## the whole Python × Django matrix of tox.ini in parallel (TOXE
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
 
-bench: $(STAMP)  ## the benchmarks (BENCH_QUICK=1: small counts, proves the harness end to end)
+bench: $(STAMP)  ## the benchmarks (BENCH_QUICK=1: small counts, proves the harness end to end; BENCH_PROFILE=1: the sampled profile too)
 	$(PY) benchmarks/run.py $(if $(BENCH_QUICK),--quick,)
 
 messages: $(STAMP)  ## refresh the Indonesian catalog from the code, then compile it (needs GNU gettext)
