@@ -1,4 +1,4 @@
-"""AppConfig: registers the system checks."""
+"""AppConfig: registers the system checks and discovers the resource specs."""
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
@@ -11,3 +11,6 @@ class PlugipayConfig(AppConfig):
 
     def ready(self) -> None:
         from django_plugipay import checks  # noqa: F401 - registers the checks
+        from django_plugipay.resources import discover
+
+        discover()

@@ -1,4 +1,5 @@
-"""Write transactions that survive contention: the SQLite lock up front, transient errors retried.
+"""SQL helpers: write transactions that survive contention, row locks in the lock order, and the
+insert, upsert and claim statements of the apply path.
 
 Every write path of the app runs its transaction through :func:`write_atomic` (as a decorator)
 or :func:`run_atomic`. Both behave like Django's ``transaction.atomic`` with two additions, and
@@ -28,19 +29,23 @@ body cannot be run again); use the decorator or :func:`run_atomic` where a retry
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, cast, overload
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
+from django.db.models import sql
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M", bound=models.Model)
 
 #: Attempts of one outermost transaction before a transient error propagates.
 MAX_ATTEMPTS = 8
@@ -174,3 +179,221 @@ class _WriteAtomic:
 
     def __exit__(self, exc_type, exc, tb) -> bool | None:
         return self._blocks.pop().__exit__(exc_type, exc, tb)
+
+
+# ── row locks in the lock order ────────────────────────────────────────────────
+
+
+class Ranked(Protocol):
+    """What the lock order needs of a resource spec."""
+
+    name: str
+    lock_rank: int
+
+
+class LockOrderError(AssertionError):
+    """A row of a lower lock rank was locked after a higher one in the same apply step."""
+
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def lock_scope() -> Iterator[None]:
+    """One apply step (one event): rows are locked in increasing ``lock_rank`` within it."""
+    previous = getattr(_held, "ranks", None)
+    _held.ranks = []
+    try:
+        yield
+    finally:
+        _held.ranks = previous
+
+
+def in_lock_scope() -> bool:
+    return getattr(_held, "ranks", None) is not None
+
+
+def take_lock(spec: Ranked) -> None:
+    """Note that a row of ``spec`` is locked now; raise :class:`LockOrderError` when a row of
+    a higher rank was locked before it in this scope."""
+    ranks = getattr(_held, "ranks", None)
+    if ranks is None:
+        return
+    if ranks and spec.lock_rank < ranks[-1]:
+        raise LockOrderError(
+            f"{spec.name} (rank {spec.lock_rank}) locked after rank {ranks[-1]}: "
+            "see the lock order in docs/explanation/exactly-once.md"
+        )
+    ranks.append(spec.lock_rank)
+
+
+def lock(spec: Ranked, queryset: models.QuerySet) -> Any:
+    """Lock and return the first row of ``queryset`` (a row of ``spec``'s model), or None."""
+    take_lock(spec)
+    return queryset.select_for_update(no_key=True).first()
+
+
+# ── rows ─────────────────────────────────────────────────────────────────────────
+
+
+def _column(field: Any) -> str:
+    """A concrete field's column (the stubs also allow relations and column-less fields)."""
+    if not isinstance(field, models.Field) or field.column is None:
+        raise TypeError(f"{field!r} has no database column")
+    return field.column
+
+
+def _supports_insert_returning(connection) -> bool:
+    return connection.vendor in ("postgresql", "sqlite") and bool(
+        connection.features.can_return_columns_from_insert
+    )
+
+
+def insert_new(instance: models.Model, conflict: str) -> bool:
+    """Insert ``instance`` unless a row with the same ``conflict`` value exists.
+
+    One statement where the backend has it (``INSERT … ON CONFLICT DO NOTHING RETURNING``,
+    PostgreSQL and SQLite ≥ 3.35); elsewhere a savepoint around a plain insert. Returns True
+    (and sets the pk) when this call inserted the row.
+    """
+    model = type(instance)
+    connection = connections[router.db_for_write(model)]
+    if not _supports_insert_returning(connection):
+        try:
+            with transaction.atomic(using=connection.alias):
+                instance.save(force_insert=True)
+        except IntegrityError:
+            return False
+        return True
+    qn = connection.ops.quote_name
+    returned = _insert(
+        instance, connection, "DO NOTHING", f"RETURNING {qn(_column(model._meta.pk))}", conflict
+    )
+    if returned is None:
+        return False
+    instance.pk = returned[0]
+    instance._state.adding, instance._state.db = False, connection.alias
+    return True
+
+
+def _insert(instance, connection, action: str, returning: str, conflict: str):
+    """``INSERT … ON CONFLICT (<conflict>) <action> <returning>``; the returned row or None."""
+    rows = _insert_rows([instance], connection, action, returning, conflict)
+    return rows[0] if rows else None
+
+
+def _insert_rows(instances, connection, action: str, returning: str, conflict: str) -> list:
+    meta, qn = instances[0]._meta, connection.ops.quote_name
+    columns = [f for f in meta.concrete_fields if not f.primary_key]
+    params = [
+        f.get_db_prep_save(f.pre_save(instance, True), connection)
+        for instance in instances
+        for f in columns
+    ]
+    row = f"({', '.join(['%s'] * len(columns))})"
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
+        f"VALUES {', '.join([row] * len(instances))} "
+        f"ON CONFLICT ({qn(_column(meta.get_field(conflict)))}) {action} {returning}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def insert_many(instances: list[M], conflict: str) -> list[M]:
+    """Insert every instance whose ``conflict`` value is not taken yet; return those inserted
+    (pk set). One statement where the backend has ``ON CONFLICT … RETURNING``."""
+    if not instances:
+        return []
+    model = type(instances[0])
+    connection = connections[router.db_for_write(model)]
+    if not _supports_insert_returning(connection):
+        return [instance for instance in instances if insert_new(instance, conflict)]
+    qn, key = connection.ops.quote_name, model._meta.get_field(conflict)
+    if not isinstance(key, models.Field):
+        raise TypeError(f"{conflict!r} is not a concrete field of {model.__name__}")
+    returned = _insert_rows(
+        instances,
+        connection,
+        "DO NOTHING",
+        f"RETURNING {qn(_column(model._meta.pk))}, {qn(_column(key))}",
+        conflict,
+    )
+    by_key = {getattr(instance, key.attname): instance for instance in instances}
+    inserted = []
+    for pk, value in returned:
+        instance = by_key[value]
+        instance.pk = pk
+        instance._state.adding, instance._state.db = False, connection.alias
+        inserted.append(instance)
+    return inserted
+
+
+def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
+    """Insert ``instance``, or lock and return the row that holds its ``conflict`` value.
+
+    PostgreSQL: one statement (``INSERT … ON CONFLICT DO UPDATE SET synced_at … RETURNING``;
+    the update locks the existing row, ``xmax = 0`` tells an insert). Elsewhere: an insert that
+    ignores the conflict, then a locking read only when the row already existed.
+    """
+    model = type(instance)
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        if insert_new(instance, conflict):
+            return instance, True
+        locked = model._default_manager.select_for_update(no_key=True)
+        return locked.get(**{conflict: getattr(instance, conflict)}), False
+    qn = connection.ops.quote_name
+    fields = list(model._meta.concrete_fields)
+    # Set a column no unique index covers, so the existing row is locked FOR NO KEY UPDATE
+    # (setting the key itself would take FOR UPDATE and block foreign-key checks).
+    touched = qn(_column(model._meta.get_field("synced_at")))
+    *values, created = _insert(
+        instance,
+        connection,
+        f"DO UPDATE SET {touched} = EXCLUDED.{touched}",
+        f"RETURNING {', '.join(qn(_column(f)) for f in fields)}, (xmax = 0)",
+        conflict,
+    )
+    return _from_returned(model, connection, fields, values), created
+
+
+def update_returning(
+    model: type[M], pk: Any, values: dict[str, Any], *, unless: dict[str, Any]
+) -> M | None:
+    """Update (and so lock) row ``pk`` unless one of ``unless``'s fields holds one of its
+    values; return the updated row, or None when no row matched.
+
+    One statement where the backend has ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35);
+    elsewhere a locking read, then the update.
+    """
+    connection = connections[router.db_for_write(model)]
+    manager = model._default_manager
+    matching = manager.filter(pk=pk).exclude(
+        **{f"{name}__in": list(choices) for name, choices in unless.items()}
+    )
+    if not _supports_insert_returning(connection):
+        if not matching.select_for_update().exists():
+            return None
+        matching.update(**values)
+        return manager.get(pk=pk)
+    query = cast(sql.UpdateQuery, matching.query.chain(sql.UpdateQuery))
+    query.add_update_values(values)
+    update_sql, params = query.get_compiler(connection.alias).as_sql()
+    fields = list(model._meta.concrete_fields)
+    qn = connection.ops.quote_name
+    returning = ", ".join(f"{qn(model._meta.db_table)}.{qn(_column(f))}" for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{update_sql} RETURNING {returning}", params)
+        found = cursor.fetchone()
+    return None if found is None else _from_returned(model, connection, fields, found)
+
+
+def _from_returned(model: type[M], connection, fields: list, values) -> M:
+    """A model instance from a ``RETURNING`` row (values converted as a query would)."""
+    converted = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)

@@ -33,7 +33,7 @@ from django_plugipay import billing, services
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import InvalidObject, InvalidPayload, PlugipayError, SignatureError
 from django_plugipay.models import Invoice
-from django_plugipay.services.mirror import UnresolvedReference
+from django_plugipay.specs import UnresolvedReference
 
 logger = logging.getLogger(__name__)
 

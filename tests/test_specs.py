@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from django_plugipay import services, specs
 from django_plugipay.admin.display import badge
 from django_plugipay.models import Customer, WebhookEvent
-from django_plugipay.services import mirror
+from django_plugipay.resources.customers import CUSTOMER
+from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
 from django_plugipay.testing import build_event, signed_webhook
 from tests.factories import PaymentFactory
 
@@ -252,7 +253,7 @@ def test_a_wrong_type_in_any_field_is_422_and_stored_failed(client, case, data, 
         ("checkout_session", {"metadata": ["order"]}, "metadata must be an object, not a list"),
         ("customer", {"id": 42}, "id must be a string, not a number"),
         ("customer", {"id": None}, "the customer object has no id"),
-        ("refund", {"metadata": {mirror.REFUND_REFERENCE_KEY: 7}}, "must be a string"),
+        ("refund", {"metadata": {REFUND_REFERENCE_KEY: 7}}, "must be a string"),
     ],
 )
 def test_named_invalid_objects(client, resource, change, message):
@@ -331,12 +332,12 @@ def test_invalid_event_is_replayed_after_a_fix(client, signal_log):
     assert stored.status == "failed" and stored.attempts == 2
     assert "email must be a string, not a list" in stored.last_error
     fixed = specs.Field(specs.Text(), ("primaryEmail",))
-    original = mirror.CUSTOMER.fields["email"]
-    mirror.CUSTOMER.fields["email"] = fixed
+    original = CUSTOMER.fields["email"]
+    CUSTOMER.fields["email"] = fixed
     try:
         call_command("plugipay_replay", stdout=open(os.devnull, "w"))  # noqa: SIM115
     finally:
-        mirror.CUSTOMER.fields["email"] = original
+        CUSTOMER.fields["email"] = original
     stored.refresh_from_db()
     assert stored.status == "processed" and stored.attempts == 3
     assert Customer.objects.filter(plugipay_id="cus_fix").exists()

@@ -2,7 +2,9 @@
 
 import pytest
 
-from django_plugipay.services import mirror
+from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
+from django_plugipay.services import apply as mirror
+from django_plugipay.specs import UnresolvedReference
 from tests.factories import PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -139,7 +141,7 @@ def test_requested_local_refund_is_matched_by_reference(signal_log):
     local = paid.refunds.create(
         amount=1000, currency="IDR", idempotency_key="idem_ref", status="requested"
     )
-    ref = {"metadata": {mirror.REFUND_REFERENCE_KEY: "idem_ref"}}
+    ref = {"metadata": {REFUND_REFERENCE_KEY: "idem_ref"}}
     mirror.upsert_refund(refund("succeeded", **ref))
     mirror.upsert_refund(refund("pending", T0, **ref))
     local.refresh_from_db()
@@ -148,5 +150,5 @@ def test_requested_local_refund_is_matched_by_reference(signal_log):
 
 
 def test_refund_for_an_unknown_payment_is_unresolved():
-    with pytest.raises(mirror.UnresolvedReference):
+    with pytest.raises(UnresolvedReference):
         mirror.upsert_refund(refund("succeeded"))

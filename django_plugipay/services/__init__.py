@@ -1,5 +1,6 @@
 """Every write path of the app: views, admin, DRF, tasks and commands call these."""
 
+from django_plugipay.services.apply import sync_object
 from django_plugipay.services.billing import (
     Subscribed,
     cancel_subscription,
@@ -29,7 +30,6 @@ from django_plugipay.services.events import (
     process_event,
     replay_failed_events,
 )
-from django_plugipay.services.mirror import sync_object
 from django_plugipay.services.reconcile import ReconcileResult, reconcile
 from django_plugipay.services.refunds import (
     refund_payment,

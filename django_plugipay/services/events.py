@@ -14,12 +14,20 @@ from django.utils import timezone
 
 from django_plugipay import signals
 from django_plugipay.conf import app_settings
-from django_plugipay.db import is_transient, run_atomic, write_atomic
+from django_plugipay.db import (
+    insert_many,
+    insert_new,
+    is_transient,
+    lock_scope,
+    run_atomic,
+    update_returning,
+    write_atomic,
+)
 from django_plugipay.exceptions import InvalidObject, InvalidPayload
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
-from django_plugipay.services import mirror
+from django_plugipay.services import apply as engine
 from django_plugipay.services._queue import enqueue
-from django_plugipay.specs import Field, Timestamp, all_specs, spec_for
+from django_plugipay.specs import Field, Timestamp, UnresolvedReference, all_specs, spec_for
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
 logger = logging.getLogger(__name__)
@@ -162,7 +170,7 @@ def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
     """One transaction (retried whole on transient errors): insert the event with its outcome
     (no read first: a duplicate's insert does nothing) and apply it."""
     [row] = _new_rows([parsed], source)
-    if not mirror.insert_new(row, "event_id"):
+    if not insert_new(row, "event_id"):
         raise _AlreadyRecorded
     _apply(parsed, row, prefetched)
     return row
@@ -202,9 +210,7 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
     def run(isolated: bool) -> tuple[int, list[Event], list[Event]]:
         # Event rows first, in one statement (as a webhook inserts its event before it locks
         # anything), then the mirror rows in the lock order.
-        rows = {
-            row.event_id: row for row in mirror.insert_many(_new_rows(fresh, source), "event_id")
-        }
+        rows = {row.event_id: row for row in insert_many(_new_rows(fresh, source), "event_id")}
         _lock_page([e for e in fresh if e.id in rows])
         applied, failed = 0, []
         for parsed in fresh:
@@ -295,7 +301,7 @@ def _fetching(
     while True:
         try:
             return run(prefetched)
-        except mirror.UnresolvedReference as exc:
+        except UnresolvedReference as exc:
             spec = spec_for(exc.resource) if exc.resource else None
             if spec is None or not spec.fetchable or len(prefetched) >= MAX_FETCHES:
                 raise
@@ -308,17 +314,17 @@ def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
     OCCURRED_AT.read(parsed.payload, None)
     spec = spec_for(parsed.resource)
     own = None
-    with mirror.lock_scope():
+    with lock_scope():
         # Fetched objects are applied in the lock order (a customer before its subscription).
         for fetched_spec, obj in sorted(prefetched, key=lambda item: item[0].lock_rank):
             if fetched_spec is spec and obj.get("id") == parsed.object_id:
                 own = obj  # the event's own object, fetched whole: applied as the event's
                 continue
-            mirror.advance(fetched_spec, obj)
+            engine.advance(fetched_spec, obj)
         if spec is not None:
             obj = dict(own if own is not None else parsed.object)
             obj.setdefault("mode", parsed.mode or app_settings.MODE)
-            mirror.advance(spec, obj, event=row, action=parsed.action)
+            engine.advance(spec, obj, event=row, action=parsed.action)
     signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
 
 
@@ -332,7 +338,7 @@ def _log_failure(event_id: str, kind: str, exc: Exception) -> None:
     extra = {"event_id": event_id, "kind": kind}
     if isinstance(exc, InvalidObject):  # the sender's data, not our bug: no traceback
         logger.warning("plugipay event %s is invalid: %s", event_id, exc.message, extra=extra)
-    elif isinstance(exc, mirror.UnresolvedReference):  # out of order: the next delivery applies
+    elif isinstance(exc, UnresolvedReference):  # out of order: the next delivery applies
         logger.warning("plugipay event %s waits: %s", event_id, exc, extra=extra)
     else:
         logger.exception("plugipay event %s failed", event_id, extra=extra)
@@ -359,7 +365,7 @@ def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
 def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     """Store the event (status ``received``) once per event id, to apply later."""
     row = WebhookEvent(event_id=parsed.id, **_fields(parsed, source))
-    if run_atomic(mirror.insert_new, row, "event_id"):
+    if run_atomic(insert_new, row, "event_id"):
         return row, True
     return WebhookEvent.objects.get(event_id=parsed.id), False
 
@@ -406,7 +412,7 @@ def _apply_recorded(event_id: int, prefetched) -> WebhookEvent:
     for spec, object_id in _completing(parsed):
         if (spec.name, object_id) not in have:  # partial: fetched whole, outside a transaction
             message = f"{spec.name} {object_id} is fetched first"
-            raise mirror.UnresolvedReference(message, resource=spec.name, plugipay_id=object_id)
+            raise UnresolvedReference(message, resource=spec.name, plugipay_id=object_id)
     _apply(parsed, row, prefetched)
     if spec_for(parsed.resource) is None and row.status != EventStatus.IGNORED:
         row.status = EventStatus.IGNORED
@@ -419,7 +425,7 @@ def _claim(event_id: int) -> tuple[WebhookEvent, bool]:
     transaction takes that back if applying fails); return ``(row, claimed)``. One statement
     where the backend has ``UPDATE … RETURNING``."""
     now = timezone.now()
-    claimed = mirror.update_returning(
+    claimed = update_returning(
         WebhookEvent,
         event_id,
         {

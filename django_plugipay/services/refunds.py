@@ -12,18 +12,16 @@ from django_plugipay.client import get_client
 from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
+from django_plugipay.resources.refunds import NOT_SUBMITTED, REFUND_REFERENCE_KEY
 from django_plugipay.services._queue import enqueue
-from django_plugipay.services.mirror import (
-    REFUND_REFERENCE_KEY,
+from django_plugipay.services.apply import (
     mark_refund_failed,
+    sends_unsent,
     sync_object,
     upsert_refund,
 )
 
 logger = logging.getLogger(__name__)
-
-#: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
-NOT_SUBMITTED = "not_submitted"
 
 
 def refundable_amount(payment: Payment) -> int:
@@ -216,6 +214,9 @@ def submit_refund(*, refund: Refund) -> Refund:
         failure_code="", failure_message=""
     )
     return upsert_refund(obj)
+
+
+sends_unsent(Refund, lambda refund: submit_refund(refund=refund))
 
 
 def sync_refund(*, refund: Refund) -> Refund:

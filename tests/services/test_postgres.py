@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django_plugipay import services, signals
 from django_plugipay.exceptions import RefundError
 from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
-from django_plugipay.services import mirror
+from django_plugipay.services import apply as mirror
 from django_plugipay.testing import build_event, signed_webhook, wait_for
 from tests.factories import PaymentFactory
 

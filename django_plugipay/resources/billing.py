@@ -1,6 +1,6 @@
-"""The billing resources' specs: plans, prices, subscriptions and invoices.
+"""The billing resources: plans, prices, subscriptions and invoices.
 
-Applied through the same :func:`~django_plugipay.services.mirror.advance` as the rest; what
+Applied through the same :func:`~django_plugipay.services.apply.advance` as the rest; what
 differs is declared here. Lock order: customer (0) → plan (2) → price (4) → subscription (10)
 → invoice (15) → payment (20) → refund (30).
 """
@@ -14,6 +14,8 @@ from typing import Any
 from django.db import models
 
 from django_plugipay import signals
+from django_plugipay.client import get_client
+from django_plugipay.db import lock
 from django_plugipay.models import (
     Customer,
     Invoice,
@@ -26,16 +28,9 @@ from django_plugipay.models import (
     Subscription,
     SubscriptionStatus,
 )
-from django_plugipay.services.mirror import (
-    PAYMENT,
-    UPDATED_AT,
-    UnresolvedReference,
-    _client,
-    _registered,
-    advance,
-    lock,
-)
+from django_plugipay.resources.common import UPDATED_AT
 from django_plugipay.specs import (
+    Apply,
     Boolean,
     Currency,
     Integer,
@@ -43,9 +38,12 @@ from django_plugipay.specs import (
     List,
     Object,
     ResourceSpec,
+    Step,
     Text,
     Timestamp,
+    UnresolvedReference,
     field,
+    registered,
 )
 
 
@@ -82,13 +80,15 @@ class PlanSpec(ResourceSpec):
     }
     refs = {"updated_at": UPDATED_AT, "prices": field(List(), "prices")}
 
-    def after(self, row, moved_to, refs, event) -> None:
-        for price in refs["prices"]:
-            if isinstance(price, Mapping) and price.get("id"):
-                advance(PRICE, {"mode": row.mode, **price}, event=event, context={"plan": row})
+    def after(self, row, moved_to, refs, event) -> list[Step]:
+        return [
+            Apply("price", {"mode": row.mode, **price}, context={"plan": row})
+            for price in refs["prices"]
+            if isinstance(price, Mapping) and price.get("id")
+        ]
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
-        return _client().get_plan(plugipay_id)
+        return get_client().get_plan(plugipay_id)
 
 
 class PriceSpec(ResourceSpec):
@@ -128,10 +128,8 @@ class PriceSpec(ResourceSpec):
         values["plan_id"] = plan.pk
         return plan
 
-    def sync(self, row: Price) -> Price:
-        PLAN.sync(row.plan)
-        row.refresh_from_db()
-        return row
+    def synced_through(self, row: Price) -> list:
+        return [row.plan]
 
 
 class SubscriptionSpec(ResourceSpec):
@@ -257,7 +255,7 @@ class SubscriptionSpec(ResourceSpec):
         return sent
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
-        return _client().get_subscription(plugipay_id)
+        return get_client().get_subscription(plugipay_id)
 
     def in_flight(self, now: dt.datetime) -> models.QuerySet:
         return Subscription.objects.stale(now)
@@ -327,35 +325,36 @@ class InvoiceSpec(ResourceSpec):
             sent.insert(0, signals.invoice_payment_failed)
         return sent
 
-    def after(self, row, moved_to, refs, event) -> None:
+    def after(self, row, moved_to, refs, event) -> list[Step]:
         """A paid invoice's charge is a Payment of it (refundable like any other): from the
         invoice's ``chargeId`` (its single read carries it), or a payment heard of earlier."""
         if row.status != InvoiceStatus.PAID:
-            return
-        if refs["charge_id"]:
-            payment = {
-                "id": refs["charge_id"],
-                "status": PaymentStatus.SUCCEEDED,
-                "amount": row.amount_paid or row.total,
-                "currency": row.currency or None,
-                "paidAt": row.paid_at.isoformat() if row.paid_at else None,
-                "mode": row.mode,
-            }
-            advance(PAYMENT, payment, event=event, partial=True, context={"invoice": row})
+            return []
         if moved_to == InvoiceStatus.PAID:
             Payment.objects.filter(invoice__isnull=True, data__invoiceId=row.plugipay_id).update(
                 invoice=row.pk, customer=row.customer_id
             )
+        if not refs["charge_id"]:
+            return []
+        payment = {
+            "id": refs["charge_id"],
+            "status": PaymentStatus.SUCCEEDED,
+            "amount": row.amount_paid or row.total,
+            "currency": row.currency or None,
+            "paidAt": row.paid_at.isoformat() if row.paid_at else None,
+            "mode": row.mode,
+        }
+        return [Apply("payment", payment, partial=True, context={"invoice": row})]
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
-        return _client().get_invoice(plugipay_id)
+        return get_client().get_invoice(plugipay_id)
 
     def in_flight(self, now: dt.datetime) -> models.QuerySet:
         """Unpaid invoices past their due date (overdue, retried or paid meanwhile)."""
         return Invoice.objects.unpaid().filter(due_at__lt=now)
 
 
-PLAN = _registered("plan")
-PRICE = _registered("price")
-SUBSCRIPTION = _registered("subscription")
-INVOICE = _registered("invoice")
+PLAN = registered("plan")
+PRICE = registered("price")
+SUBSCRIPTION = registered("subscription")
+INVOICE = registered("invoice")

@@ -1,0 +1,148 @@
+"""The refund resource, and keeping a payment's ``amount_refunded`` true."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import models
+from django.db.models import OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from django_plugipay import signals
+from django_plugipay.client import get_client
+from django_plugipay.db import lock
+from django_plugipay.exceptions import InvalidObject
+from django_plugipay.models import Payment, PaymentStatus, Refund, RefundStatus
+from django_plugipay.resources.common import UPDATED_AT
+from django_plugipay.resources.payments import PAYMENT
+from django_plugipay.specs import (
+    Currency,
+    Integer,
+    Object,
+    ResourceSpec,
+    Text,
+    UnresolvedReference,
+    field,
+    registered,
+)
+
+#: metadata key carrying our refund's idempotency key (matches Plugipay's refund to our row)
+REFUND_REFERENCE_KEY = "django_plugipay_refund"
+#: a requested refund older than this is synced (submitted again with the same key)
+STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
+#: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
+NOT_SUBMITTED = "not_submitted"
+
+
+class RefundSpec(ResourceSpec):
+    name = "refund"
+    model = Refund
+    lock_rank = 30
+    fields = {
+        "amount": field(Integer(1), "amount", required=True),
+        "currency": field(Currency(), "currency"),
+        "reason": field(Text(), "reason"),
+        "failure_code": field(Text(), "failureCode"),
+        "failure_message": field(Text(), "failureMessage", "failureReason"),
+    }
+    refs = {
+        "updated_at": UPDATED_AT,
+        "charge_id": field(Text(), "chargeId", "paymentId"),
+        "source_id": field(Text(), "sourceId"),
+        "source_type": field(Text(), "sourceType"),
+        "metadata": field(Object(), "metadata"),
+    }
+    locks_with = {"charge_id": "payment"}
+    tiers = (
+        (RefundStatus.REQUESTED,),
+        (RefundStatus.PENDING,),
+        (RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.CANCELED),
+    )
+    signals = {
+        RefundStatus.SUCCEEDED: signals.refund_succeeded,
+        RefundStatus.FAILED: signals.refund_failed,
+    }
+    actions = {
+        "created": RefundStatus.PENDING,
+        "succeeded": RefundStatus.SUCCEEDED,
+        "failed": RefundStatus.FAILED,
+        "canceled": RefundStatus.CANCELED,
+    }
+    initial = RefundStatus.PENDING
+    outcomes = {RefundStatus.SUCCEEDED: "success", RefundStatus.FAILED: "failure"}
+
+    def lock_parent(self, values, refs, context) -> Payment:
+        """The refunded payment, locked: ``amount_refunded`` is recounted under this lock."""
+        payment = None
+        if refs["charge_id"]:
+            payment = lock(PAYMENT, Payment.objects.filter(plugipay_id=refs["charge_id"]))
+        by_invoice = refs["source_type"] == "invoice"
+        if payment is None and refs["source_id"]:
+            source = "invoice__plugipay_id" if by_invoice else "checkout_session__plugipay_id"
+            payment = lock(
+                PAYMENT,
+                Payment.objects.filter(
+                    **{source: refs["source_id"]}, status=PaymentStatus.SUCCEEDED
+                ),
+            )
+        if payment is None:
+            source_resource = "invoice" if by_invoice else "checkout_session"
+            raise UnresolvedReference(
+                f"Refund {values['plugipay_id']} names payment "
+                f"{refs['charge_id'] or refs['source_id']}, which is not known here yet.",
+                resource=source_resource if refs["source_id"] else None,
+                plugipay_id=refs["source_id"],
+            )
+        values["payment_id"] = payment.pk
+        values["currency"] = values["currency"] or payment.currency
+        return payment
+
+    def find(self, values, refs) -> Refund | None:
+        """Our own refund (created by ``submit_refund``) is matched by its reference too."""
+        reference = refs["metadata"].get(REFUND_REFERENCE_KEY)
+        if reference is None:
+            return None
+        if not isinstance(reference, str):
+            raise InvalidObject(f"metadata.{REFUND_REFERENCE_KEY} must be a string")
+        return lock(self, Refund.objects.filter(plugipay_id=values["plugipay_id"])) or lock(
+            self, Refund.objects.filter(idempotency_key=reference)
+        )
+
+    def changed(self, row, moved_to, parent) -> None:
+        if moved_to == RefundStatus.SUCCEEDED:
+            recount_refunded(parent, row)
+
+    def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
+        return get_client().get_refund(plugipay_id)
+
+    def in_flight(self, now: dt.datetime) -> models.QuerySet:
+        """Pending refunds, requested ones stuck for a while, and requested ones that could
+        not be queued or sent (``NOT_SUBMITTED``) — a retry sends the same key."""
+        return Refund.objects.filter(
+            Q(status=RefundStatus.PENDING)
+            | Q(status=RefundStatus.REQUESTED, created_at__lt=now - STUCK_REQUEST_AGE)
+            | Q(status=RefundStatus.REQUESTED, plugipay_id=None, failure_code=NOT_SUBMITTED)
+        ).select_related("payment")
+
+
+REFUND = registered("refund")
+
+
+def recount_refunded(payment: Payment, settled: Refund) -> None:
+    """Set ``amount_refunded`` to the sum of succeeded refunds, in one statement (the payment
+    is locked; ``settled`` has just succeeded, so the in-memory value grows by its amount)."""
+    succeeded = (
+        Refund.objects.filter(payment=OuterRef("pk"), status=RefundStatus.SUCCEEDED)
+        .values("payment")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    now = timezone.now()
+    Payment.objects.filter(pk=payment.pk).update(
+        amount_refunded=Coalesce(Subquery(succeeded), 0), updated_at=now
+    )
+    payment.amount_refunded += settled.amount
+    payment.updated_at = now
