@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.apps import apps
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
@@ -100,12 +101,9 @@ class SubscriptionQuerySet(models.QuerySet):
         * never ``incomplete``, ``paused`` or ``canceled``, nor past a scheduled cancel
           (``cancel_at``) even before the cancel is heard of.
         """
+        invoices = apps.get_model("django_plugipay", "Invoice")._default_manager
         paid_before = Exists(
-            self.model._meta.get_field("invoices")
-            .related_model._default_manager.filter(
-                subscription=OuterRef("pk"), status=InvoiceStatus.PAID
-            )
-            .values("pk")
+            invoices.filter(subscription=OuterRef("pk"), status=InvoiceStatus.PAID).values("pk")
         )
         return self.filter(
             Q(status=SubscriptionStatus.TRIALING, trial_end__isnull=True)
