@@ -97,6 +97,7 @@ def test_entitlement_timeline_when_the_member_never_pays(plugipay_sandbox):
         15: ("past_due", "past_due", False),  # due on day 14; invoice and subscription agree
         22: ("past_due", "past_due", False),
         31: ("past_due", "past_due", False),
+        38: ("past_due", "past_due", False),  # renewed a month after the trial: still none
     }
     now = 0
     for day, (status, invoice_status, access) in expected.items():
@@ -122,6 +123,13 @@ def test_entitlement_timeline_when_the_member_pays(plugipay_sandbox):
     for day in (15, 22, 31):
         now = at(plugipay_sandbox, day, now)
         assert state(user, subscription) == ("active", "paid", True, True), day
+    # A month after the trial the renewal's invoice is issued; unpaid past its due date, the
+    # subscription is past due but keeps access: it was paid for before.
+    now = at(plugipay_sandbox, 38, now)
+    assert state(user, subscription) == ("active", "paid", True, True)
+    assert subscription.invoices.order_by("-created_at").first().status == "open"
+    now = at(plugipay_sandbox, 45, now)
+    assert state(user, subscription) == ("past_due", "paid", True, True)
 
 
 def test_past_due_on_a_renewal_keeps_access_of_a_member_who_paid(plugipay_sandbox):
