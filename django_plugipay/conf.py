@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "METADATA_KEY_MAX_LENGTH": 40,
     "METADATA_VALUE_MAX_LENGTH": 500,
     "PORTAL_RETURN_URL": None,
+    "PLANS": {},
 }
 
 #: Settings that fall back to an environment variable when ``settings.PLUGIPAY`` omits them.
@@ -143,6 +144,11 @@ class AppSettings:
     @property
     def PORTAL_RETURN_URL(self) -> str | None:
         return self.raw("PORTAL_RETURN_URL") or None
+
+    @property
+    def PLANS(self) -> dict[str, Any]:
+        """The plan catalog ``plugipay_plans`` makes Plugipay's match: key → plan definition."""
+        return dict(self.raw("PLANS") or {})
 
     @property
     def MODE(self) -> str:

@@ -36,16 +36,6 @@ if not User.objects.filter(username="buyer").exists():
     User.objects.create_user("buyer", "buyer@example.com", "buyer", first_name="Budi")
 """
 
-MEMBER_PLAN = """
-from django_plugipay import services
-from django_plugipay.client import PlugipayClient
-from shop.membership import MEMBER_PLAN
-client = PlugipayClient.from_settings()
-if not any(p["name"] == MEMBER_PLAN["name"] for p in client.paginate("/plans")):
-    client.request("POST", "/plans", json_body=MEMBER_PLAN, idempotency_key="demo-member-plan")
-services.sync_plans()
-"""
-
 
 def manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=HERE, env=ENV, check=True)
@@ -86,7 +76,7 @@ def main() -> int:
     try:
         wait_for(f"http://127.0.0.1:{SANDBOX_PORT}/")
         wait_for(SITE + "/")
-        manage("shell", "-c", MEMBER_PLAN)
+        manage("plugipay_plans")  # the Member plan of settings.PLUGIPAY["PLANS"]
         print(
             f"""
 Demo is up.

@@ -128,7 +128,10 @@ class SubscriptionList(generics.ListCreateAPIView):
         rows = Subscription.objects.select_related("customer", "plan", "price")
         return visible(rows, self.request.user, "subscription").order_by("-created_at")
 
-    @extend_schema(request=SubscribeRequestSerializer, responses={201: SubscribeResponseSerializer})
+    @extend_schema(
+        request=SubscribeRequestSerializer,
+        responses={201: SubscribeResponseSerializer, 200: SubscribeResponseSerializer},
+    )
     def post(self, request):
         hook = app_settings.API_SUBSCRIBE_PARAMS
         if hook is None:
@@ -156,7 +159,9 @@ class SubscriptionList(generics.ListCreateAPIView):
             "subscription": SubscriptionSerializer(result.subscription).data,
             "pay_url": result.invoice_url,
         }
-        return Response(body, status=status.HTTP_201_CREATED)
+        # The user's live subscription to this price, returned rather than made twice: 200.
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(body, status=code)
 
 
 class SubscriptionDetail(generics.RetrieveAPIView):

@@ -87,8 +87,9 @@ class SubscriptionStatus(models.TextChoices):
 
     @classmethod
     def entitled_states(cls) -> tuple[str, ...]:
-        """Statuses that give access: a past-due subscription keeps it while Plugipay retries
-        the payment (dunning ends in ``canceled``)."""
+        """Statuses that can give access: a trial, a paid (or not yet due) period, and a
+        renewal Plugipay is still collecting (``past_due`` after an earlier payment; dunning
+        ends in ``canceled``). The rule itself is ``SubscriptionQuerySet.entitled``."""
         return (cls.TRIALING, cls.ACTIVE, cls.PAST_DUE)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.apps import apps
 from django.db import models
-from django.db.models import F, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 
 from django_plugipay.models.enums import (
@@ -89,9 +90,26 @@ class SubscriptionQuerySet(models.QuerySet):
         return self.exclude(status=SubscriptionStatus.CANCELED)
 
     def entitled(self, now: dt.datetime) -> SubscriptionQuerySet:
-        """Subscriptions that give access now: trialing, active or past due (dunning), and
-        not past a scheduled cancel (``cancel_at``) even before the cancel is heard of."""
+        """Subscriptions that give access now — the one entitlement rule:
+
+        * ``trialing`` until the trial ends;
+        * ``active`` (the period is paid for, or its invoice is not due yet);
+        * ``past_due`` only when the subscription was paid for before (a renewal Plugipay is
+          still collecting): an unpaid first invoice never gives access, so a member whose
+          trial ended without a payment has none — ``incomplete`` and then ``past_due`` alike
+          — until a payment makes the subscription ``active``;
+        * never ``incomplete``, ``paused`` or ``canceled``, nor past a scheduled cancel
+          (``cancel_at``) even before the cancel is heard of.
+        """
+        invoices = apps.get_model("django_plugipay", "Invoice")._default_manager
+        paid_before = Exists(
+            invoices.filter(subscription=OuterRef("pk"), status=InvoiceStatus.PAID).values("pk")
+        )
         return self.filter(
+            Q(status=SubscriptionStatus.TRIALING, trial_end__isnull=True)
+            | Q(status=SubscriptionStatus.TRIALING, trial_end__gt=now)
+            | Q(status=SubscriptionStatus.ACTIVE)
+            | Q(paid_before, status=SubscriptionStatus.PAST_DUE),
             Q(cancel_at__isnull=True) | Q(cancel_at__gt=now),
             status__in=SubscriptionStatus.entitled_states(),
         )

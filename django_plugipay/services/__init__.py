@@ -30,6 +30,7 @@ from django_plugipay.services.events import (
     process_event,
     replay_failed_events,
 )
+from django_plugipay.services.plans import EnsuredPlan, ensure_plans
 from django_plugipay.services.reconcile import ReconcileResult, reconcile
 from django_plugipay.services.refunds import (
     refund_payment,
@@ -39,12 +40,14 @@ from django_plugipay.services.refunds import (
 )
 
 __all__ = [
+    "EnsuredPlan",
     "ReconcileResult",
     "Subscribed",
     "cancel_subscription",
     "change_subscription_price",
     "create_portal_session",
     "email_invoice",
+    "ensure_plans",
     "invoice_document",
     "pause_subscription",
     "resume_subscription",

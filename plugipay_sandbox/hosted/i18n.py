@@ -346,6 +346,7 @@ ID: dict[str, str] = {
     "paused in the dashboard": "dijeda di dasbor",
     "paused through the API": "dijeda melalui API",
     "{n} consecutive failed deliveries": "{n} pengiriman gagal berturut-turut",
+    "Return to {merchant}": "Kembali ke {merchant}",
 }
 
 TABLES: Mapping[str, Mapping[str, str]] = {"id": ID}

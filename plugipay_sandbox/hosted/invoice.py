@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from plugipay_sandbox import cards, pdf
 from plugipay_sandbox.app import Request, Response, pages, redirect
@@ -112,12 +112,24 @@ def _back(portal: str) -> str:
 RECEIPT = "Paid on {date}. A receipt is on its way (the sandbox sends no mail)."
 
 
-def status_card(invoice: dict[str, Any], portal: str) -> str:
+def return_link(store: Store, invoice: dict[str, Any]) -> str:
+    """ "Return to <merchant>": the ``returnUrl`` its subscription was created with (a sandbox
+    convention), named by the sandbox's merchant name when it has one, else by its host."""
+    subscription = store.subscriptions.get(invoice.get("subscriptionId") or "") or {}
+    target = subscription.get("returnUrl")
+    if not target:
+        return ""
+    merchant = getattr(store.config, "merchant_name", "") or urlsplit(target).netloc
+    label = _("Return to {merchant}", merchant=merchant)
+    return f'<a class="btn" data-testid="return" href="{escape(target)}">{escape(label)}</a>'
+
+
+def status_card(store: Store, invoice: dict[str, Any], portal: str) -> str:
     status = invoice["status"]
     if status == "paid":
         body = (
             f'<div class="status ok">{_("Payment received")}</div><p class="muted">'
-            f"{_(RECEIPT, date=day(invoice['paidAt']))}</p>"
+            f"{_(RECEIPT, date=day(invoice['paidAt']))}</p>{return_link(store, invoice)}"
             f'<a class="btn alt" href="/i/{escape(invoice["id"])}/invoice.pdf">'
             f"{_('Download the invoice (PDF)')}</a>"
         )
@@ -139,7 +151,7 @@ def render(store, invoice, values=None, errors=None, alert="", portal="", status
     if invoice["status"] in invoices.UNPAID:
         side = pay_form(invoice, values or {}, errors or {}, alert, portal)
     else:
-        side = status_card(invoice, portal)
+        side = status_card(store, invoice, portal)
     title = f"{_('Invoice')} {invoice['number']}"
     return page(title, f'<div class="wrap">{summary(store, invoice)}{side}</div>', status)
 
