@@ -249,6 +249,15 @@ class Move:
 Step = Apply | Move
 
 
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """A named group of a resource's statuses: ``statuses`` None means every status outside
+    the terminal tier; ``label`` names it in the admin's filter."""
+
+    label: Any
+    statuses: tuple[str, ...] | None = None
+
+
 # ── the spec and its registry ───────────────────────────────────────────────────
 
 
@@ -294,9 +303,10 @@ class ResourceSpec:
     monotonic: ClassVar[frozenset[str]] = frozenset()
     #: fields a full, fresher object may clear (they are otherwise only ever filled in)
     clearable: ClassVar[frozenset[str]] = frozenset()
-    #: named status groups, each a subset of the ``unsettled`` statuses (checked when the
-    #: class is declared): subscriptions that are "entitled", invoices that are "unpaid"
-    groups: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: named status groups (querysets, model properties, admin filters and billing helpers
+    #: read them): every status outside the terminal tier (a session "open", a refund "in
+    #: flight") or a subset of those (checked when the class is declared: invoices "unpaid")
+    groups: ClassVar[Mapping[str, Group]] = {}
     #: a status not in ``tiers`` is stored as sent (ranked with the first tier, no signal)
     #: instead of failing validation: for resources whose status set Plugipay may grow
     open_statuses: ClassVar[bool] = False
@@ -305,8 +315,8 @@ class ResourceSpec:
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
             spec = cls()
-            for group, statuses in spec.groups.items():
-                stray = set(statuses) - set(spec.unsettled)
+            for group, declared in spec.groups.items():
+                stray = set(declared.statuses or ()) - set(spec.unsettled)
                 if stray:
                     raise TypeError(
                         f"{cls.__name__}.groups[{group!r}] names {sorted(stray)}, which are "
@@ -327,10 +337,9 @@ class ResourceSpec:
         return tuple(s for tier in self.tiers[:-1] for s in tier)
 
     def group(self, name: str) -> tuple[str, ...]:
-        """The statuses of a named group: one of ``groups``, or ``unsettled``."""
-        if name == "unsettled":
-            return self.unsettled
-        return tuple(self.groups[name])
+        """The statuses of the named group (KeyError for a group the spec does not have)."""
+        statuses = self.groups[name].statuses
+        return self.unsettled if statuses is None else statuses
 
     @property
     def statuses(self) -> tuple[str, ...]:

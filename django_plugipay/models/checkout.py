@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django_plugipay.models.base import MirrorModel
 from django_plugipay.models.enums import PaymentStatus, SessionStatus
 from django_plugipay.models.querysets import CheckoutSessionQuerySet
+from django_plugipay.specs import status_group
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +171,7 @@ class CheckoutSession(MirrorModel):
 
     @property
     def is_open(self) -> bool:
-        return self.status in SessionStatus.open_states()
+        return self.status in status_group(type(self), "open")
 
     @property
     def is_paid(self) -> bool:

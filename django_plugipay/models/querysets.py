@@ -1,4 +1,9 @@
-"""Reusable filters for the mirror models."""
+"""Reusable filters for the mirror models.
+
+Status groups (open sessions, refunds in flight, unpaid invoices, subscriptions that can give
+access or may have moved) are read from the resource specs' tiers
+(:func:`django_plugipay.specs.status_group`), never listed here.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,9 @@ from django_plugipay.models.enums import (
     EventStatus,
     InvoiceStatus,
     PaymentStatus,
-    RefundStatus,
-    SessionStatus,
     SubscriptionStatus,
 )
+from django_plugipay.specs import status_group
 
 
 class CustomerQuerySet(models.QuerySet):
@@ -26,7 +30,7 @@ class CustomerQuerySet(models.QuerySet):
 
 class CheckoutSessionQuerySet(models.QuerySet):
     def open(self) -> CheckoutSessionQuerySet:
-        return self.filter(status__in=SessionStatus.open_states())
+        return self.filter(status__in=status_group(self.model, "open"))
 
     def stale(self, now: dt.datetime) -> CheckoutSessionQuerySet:
         """Sessions still open here although Plugipay must have expired or settled them."""
@@ -48,7 +52,8 @@ class PaymentQuerySet(models.QuerySet):
 
     def with_refund_totals(self) -> PaymentQuerySet:
         """Annotate ``amount_in_flight``: refunds requested or pending, not yet settled."""
-        in_flight = Q(refunds__status__in=(RefundStatus.REQUESTED, RefundStatus.PENDING))
+        refund = apps.get_model("django_plugipay", "Refund")
+        in_flight = Q(refunds__status__in=status_group(refund, "in_flight"))
         return self.annotate(amount_in_flight=Coalesce(Sum("refunds__amount", filter=in_flight), 0))
 
 
@@ -57,7 +62,7 @@ class RefundQuerySet(models.QuerySet):
         return self.filter(payment__customer__user=user)
 
     def in_flight(self) -> RefundQuerySet:
-        return self.filter(status__in=(RefundStatus.REQUESTED, RefundStatus.PENDING))
+        return self.filter(status__in=status_group(self.model, "in_flight"))
 
     def total(self) -> int:
         return self.aggregate(total=Coalesce(Sum("amount"), 0))["total"]
@@ -87,7 +92,7 @@ class SubscriptionQuerySet(models.QuerySet):
 
     def live(self) -> SubscriptionQuerySet:
         """Not canceled (still at Plugipay's to move: renew, retry, cancel at period end)."""
-        return self.exclude(status=SubscriptionStatus.CANCELED)
+        return self.filter(status__in=status_group(self.model, "live"))
 
     def entitled(self, now: dt.datetime) -> SubscriptionQuerySet:
         """Subscriptions that give access now — the one entitlement rule:
@@ -111,7 +116,7 @@ class SubscriptionQuerySet(models.QuerySet):
             | Q(status=SubscriptionStatus.ACTIVE)
             | Q(paid_before, status=SubscriptionStatus.PAST_DUE),
             Q(cancel_at__isnull=True) | Q(cancel_at__gt=now),
-            status__in=SubscriptionStatus.entitled_states(),
+            status__in=status_group(self.model, "entitled"),
         )
 
     def on_trial(self, now: dt.datetime) -> SubscriptionQuerySet:
@@ -139,7 +144,7 @@ class InvoiceQuerySet(models.QuerySet):
         return self.filter(customer__user=user)
 
     def unpaid(self) -> InvoiceQuerySet:
-        return self.filter(status__in=InvoiceStatus.unpaid_states())
+        return self.filter(status__in=status_group(self.model, "unpaid"))
 
     def paid(self) -> InvoiceQuerySet:
         return self.filter(status=InvoiceStatus.PAID)

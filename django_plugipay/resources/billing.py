@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import signals
 from django_plugipay.client import get_client
@@ -33,6 +34,7 @@ from django_plugipay.specs import (
     Apply,
     Boolean,
     Currency,
+    Group,
     Integer,
     Link,
     List,
@@ -182,6 +184,19 @@ class SubscriptionSpec(ResourceSpec):
         SubscriptionStatus.TRIALING: "success",
         SubscriptionStatus.PAST_DUE: "failure",
     }
+    groups = {
+        "live": Group(_("Not canceled")),
+        #: the statuses that can give access (the rule is ``SubscriptionQuerySet.entitled``)
+        "entitled": Group(
+            _("Can give access"),
+            (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE),
+        ),
+        #: moving at Plugipay without a webhook yet (a first payment, dunning): synced on read
+        "may_have_moved": Group(
+            _("May have moved at Plugipay"),
+            (SubscriptionStatus.INCOMPLETE, SubscriptionStatus.PAST_DUE),
+        ),
+    }
 
     def read(self, obj, action=None):
         values, refs = super().read(obj, action)
@@ -307,6 +322,7 @@ class InvoiceSpec(ResourceSpec):
         InvoiceStatus.PAST_DUE: "failure",
         InvoiceStatus.UNCOLLECTIBLE: "failure",
     }
+    groups = {"unpaid": Group(_("Unpaid"), (InvoiceStatus.OPEN, InvoiceStatus.PAST_DUE))}
 
     def lock_parent(self, values, refs, context) -> None:
         values["customer_id"] = _known(Customer, refs["customer_id"], "customer", "An invoice")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import signals
 from django_plugipay.client import get_client
@@ -16,6 +17,7 @@ from django_plugipay.signals import checkout_session_pending
 from django_plugipay.specs import (
     Apply,
     Currency,
+    Group,
     Integer,
     Link,
     Object,
@@ -75,6 +77,7 @@ class CheckoutSessionSpec(ResourceSpec):
         "async_payment_succeeded": SessionStatus.COMPLETED,
     }
     outcomes = {SessionStatus.COMPLETED: "success", SessionStatus.FAILED: "failure"}
+    groups = {"open": Group(_("Open"))}
 
     def after(self, row, moved_to, refs, event) -> list[Step]:
         """A completed session's charge becomes its Payment (once, whichever comes first)."""

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import signals
 from django_plugipay.client import get_client
@@ -20,6 +21,7 @@ from django_plugipay.resources.common import UPDATED_AT
 from django_plugipay.resources.payments import PAYMENT
 from django_plugipay.specs import (
     Currency,
+    Group,
     Integer,
     Object,
     ResourceSpec,
@@ -73,6 +75,7 @@ class RefundSpec(ResourceSpec):
     }
     initial = RefundStatus.PENDING
     outcomes = {RefundStatus.SUCCEEDED: "success", RefundStatus.FAILED: "failure"}
+    groups = {"in_flight": Group(_("In flight"))}
 
     def lock_parent(self, values, refs, context) -> Payment:
         """The refunded payment, locked: ``amount_refunded`` is recounted under this lock."""

@@ -6,7 +6,6 @@ module the task's name, its primitive arguments and the same work as an in-proce
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -87,7 +86,6 @@ def _dispatch(name, args, inline, on_failure) -> None:
 def _send(name: str, args: tuple) -> None:
     from celery import current_app
 
-    # Registers the shared tasks with every app, whether or not the project autodiscovers them.
-    importlib.import_module("django_plugipay.tasks")
+    # The shared tasks are registered with every app: the AppConfig imports the tasks module.
     app = celery_app() or current_app
     app.tasks[name].apply_async(args)
