@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from plugipay_sandbox import safety
 from plugipay_sandbox.app import Handler, Request, pages, redirect
 from plugipay_sandbox.hosted import i18n
 from plugipay_sandbox.hosted.layout import money, page
@@ -31,11 +32,11 @@ def translator(request: Request) -> Translate:
 
 
 def same_site(handler: Handler) -> Handler:
-    """Refuse a form posted from another site (no auth here, so no cross-site writes either)."""
+    """Refuse a form posted from another site (no auth here, so no cross-site writes either):
+    a foreign ``Origin`` or a ``Sec-Fetch-Site`` other than same-origin (see ``safety``)."""
 
     def guarded(store: Store, request: Request):
-        origin, host = request.headers.get("origin"), request.headers.get("host", "")
-        if origin and origin.split("://", 1)[-1] != host:
+        if safety.cross_site_reason(store.config, request.headers) is not None:
             _ = translator(request)
             refused = _("Refused: this form came from another site.")
             body = f'<div class="card"><h1>{escape(refused)}</h1></div>'
@@ -570,7 +571,7 @@ def webhooks(store: Store, request: Request):
     with store.lock:
         rows = [
             f'<tr><td><a href="/dashboard/webhooks/{escape(e["id"])}">{escape(e["url"])}</a>'
-            f'<div class="muted">{escape(e.get("description") or "")}</div></td>'
+            f'<div class="muted">{escape(description(_, e))}</div></td>'
             f"<td>{badge(_, e['status'])}{mode_badge(_, e)}</td>"
             f'<td class="hide-s">{events_summary(_, e)}</td></tr>'
             for e in newest(store.endpoints.values())
@@ -588,6 +589,12 @@ def notice_box(text: str, bad: bool = False) -> str:
         return ""
     kind = "notice bad" if bad else "notice"
     return f'<div class="{kind}" style="margin-bottom:18px">{escape(text)}</div>'
+
+
+def description(_: Translate, endpoint: dict[str, Any]) -> str:
+    """The endpoint's description; the one the sandbox gave its start-up endpoint, translated."""
+    text = endpoint.get("description") or ""
+    return _(text) if text == endpoints.CLI_DESCRIPTION else text
 
 
 def events_summary(_: Translate, endpoint: dict[str, Any]) -> str:
@@ -691,7 +698,7 @@ def endpoint_page(store: Store, request: Request):
             _,
             [
                 ("Endpoint id", f'<span class="mono">{escape(endpoint["id"])}</span>'),
-                ("Description", escape(endpoint.get("description") or "—")),
+                ("Description", escape(description(_, endpoint) or "—")),
                 ("Events", events_summary(_, endpoint)),
                 ("Failures in a row", str(endpoint["consecutiveFailures"])),
                 ("Disabled because", escape(disabled_reason(_, endpoint.get("disabledReason")))),
@@ -762,6 +769,12 @@ def delivery_block(_: Translate, store: Store, delivery: dict[str, Any]) -> str:
 
 
 def attempt_outcome(_: Translate, attempt: dict[str, Any]) -> str:
+    if attempt.get("redirectTo") is not None:
+        return _(
+            "HTTP {code}: answered {code} to {location} — is the webhook URL behind a login?",
+            code=attempt["responseCode"],
+            location=attempt["redirectTo"] or "—",
+        )
     if attempt["responseCode"] is not None:
         return _("HTTP {code}", code=attempt["responseCode"])
     return attempt.get("error") or _("no answer")

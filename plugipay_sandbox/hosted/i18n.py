@@ -346,6 +346,10 @@ ID: dict[str, str] = {
     "paused in the dashboard": "dijeda di dasbor",
     "paused through the API": "dijeda melalui API",
     "{n} consecutive failed deliveries": "{n} pengiriman gagal berturut-turut",
+    "Added when the sandbox started: your project's webhook URL": "Ditambahkan saat sandbox "
+    "dimulai: URL webhook proyek Anda",
+    "HTTP {code}: answered {code} to {location} — is the webhook URL behind a login?": "HTTP "
+    "{code}: menjawab {code} ke {location} — apakah URL webhook berada di balik login?",
 }
 
 TABLES: Mapping[str, Mapping[str, str]] = {"id": ID}
