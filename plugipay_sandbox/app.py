@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import email.policy
 import importlib
 import json
@@ -47,6 +48,12 @@ STATUS_TEXT = {
     429: "Too Many Requests",
     500: "Internal Server Error",
 }
+
+
+#: The store of the sandbox serving the current page (what every page's frame shows, the clock).
+SERVING: contextvars.ContextVar[Store | None] = contextvars.ContextVar(
+    "sandbox_serving", default=None
+)
 
 
 class DropConnection(Exception):
@@ -376,9 +383,11 @@ class SandboxApp:
         token = i18n.activate(
             i18n.language_of(request.query.get("lang"), request.headers.get("accept-language"))
         )
+        serving = SERVING.set(self.store)
         try:
             return handler(self.store, request)
         finally:
+            SERVING.reset(serving)
             i18n.reset(token)
 
     def handle_api(self, request: Request, path: str) -> Response:

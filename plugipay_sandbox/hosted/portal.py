@@ -62,7 +62,7 @@ def expired_page(session: dict[str, Any]):
     return page(_("Link expired"), body, 410)
 
 
-def _price_label(store: Store, price: dict[str, Any]) -> str:
+def price_label(store: Store, price: dict[str, Any]) -> str:
     plan = store.plans.get(price["planId"]) or {}
     count, interval = plan.get("intervalCount") or 1, plan.get("interval") or ""
     one, many = INTERVAL_WORDS.get(interval, (interval, "{count} " + interval))
@@ -131,7 +131,7 @@ def _subscription_card(store: Store, session: dict, subscription: dict[str, Any]
     if options:
         choices = "".join(
             f'<option value="{escape(p["id"])}">{escape(store.plans[p["planId"]]["name"])} · '
-            f"{_price_label(store, p)}</option>"
+            f"{price_label(store, p)}</option>"
             for p in options
         )
         switch = f"""<form method="post" action="{base}/switch" class="switch">
@@ -139,7 +139,7 @@ def _subscription_card(store: Store, session: dict, subscription: dict[str, Any]
 <select id="price-{escape(subscription["id"])}" name="price_id">{choices}</select>
 <button class="btn alt">{_("Switch")}</button></div></form>"""
     return f"""<div class="sub" data-testid="subscription"><div class="sub-head"><div>
-<div class="plan">{escape(plan["name"])}</div><div class="muted">{_price_label(store, price)}
+<div class="plan">{escape(plan["name"])}</div><div class="muted">{price_label(store, price)}
 · {when}</div></div><span class="badge {escape(status)}">{_(SUB_STATUS.get(status, status))}</span>
 </div><div class="actions">{"".join(actions)}</div>{switch}</div>"""
 
