@@ -59,7 +59,8 @@ text-decoration:none;font-size:14px;font-weight:600;border-bottom:2px solid tran
 margin-bottom:-1px}.nav a.on{color:#4f46e5;border-color:#4f46e5}.dash .card{padding:22px;
 margin-bottom:18px}.dash h1{font-size:22px;margin:0}.dash h2{font-size:16px;margin:0 0 10px}
 .tbl{overflow-x:auto;-webkit-overflow-scrolling:touch;max-width:100%}.tbl table{min-width:100%}
-.dash td .mono,.dash td.nw,.dash td .nw,td.email{white-space:nowrap;overflow-wrap:normal}
+.dash td .mono,.dash td.mono,.dash td.nw,.dash td .nw,td.email{white-space:nowrap;
+overflow-wrap:normal}
 .clock{display:flex;align-items:center;gap:6px 8px;flex-wrap:wrap;font-size:13px}
 .clock select{flex:0 0 auto;padding:5px 8px;font-size:13px}.clock .btn{width:auto;margin:0;
 padding:5px 12px;font-size:13px}.badge.ahead{background:#fde68a;color:#78350f}

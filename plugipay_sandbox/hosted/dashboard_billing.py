@@ -276,9 +276,9 @@ def status_filter(_: Translate, statuses: tuple[str, ...], status: str) -> str:
 # ── subscriptions ─────────────────────────────────────────────────────────────────
 
 SUBSCRIPTION_HEADERS = [
-    ("Customer", ""),
     ("Plan", ""),
     ("Status", ""),
+    ("Customer", ""),
     ("Collection", "hide-s"),
     ("Current period ends", "hide-s"),
     ("Subscription id", "hide-s"),
@@ -290,9 +290,9 @@ def subscription_row(_: Translate, store: Store, subscription: dict[str, Any]) -
     sid = escape(subscription["id"])
     collection = label(_, COLLECTION_LABELS, subscription["collectionMethod"])
     return (
-        f"<tr><td>{customer_cell(store, subscription['customerId'])}</td>"
-        f"<td>{plan_name(store, subscription['planId'])}</td>"
+        f"<tr><td>{plan_name(store, subscription['planId'])}</td>"
         f'<td><a href="/dashboard/subscriptions/{sid}">{badge(_, subscription["status"])}</a></td>'
+        f"<td>{customer_cell(store, subscription['customerId'])}</td>"
         f'<td class="hide-s">{escape(collection)}</td>'
         f'<td class="hide-s nw">{when(subscription["currentPeriodEnd"])}</td>'
         f'<td class="hide-s">{link("subscriptions", subscription["id"])}</td></tr>'
