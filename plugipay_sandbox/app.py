@@ -374,6 +374,10 @@ class SandboxApp:
         safety.check_host(self.store.config, request.headers)
         if request.path.startswith(CONTROL_PREFIX):
             safety.check_control(self.store.config, request.method, request.headers, request.body)
+        elif not request.path.startswith((*API_PREFIXES, DASHBOARD_PREFIX)):
+            # Hosted pages' forms (pay, 3-D Secure, simulate, portal actions) are posted only
+            # from the sandbox's own pages; the dashboard answers its own refusal page.
+            safety.check_form(self.store.config, request.method, request.headers)
         self.store.tick()
         for prefix in API_PREFIXES:
             if request.path == prefix or request.path.startswith(prefix + "/"):

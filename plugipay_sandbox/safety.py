@@ -105,6 +105,22 @@ def cross_site_reason(config: SandboxConfig, headers: Mapping[str, str]) -> str 
     return None
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def check_form(config: SandboxConfig, method: str, headers: Mapping[str, str]) -> None:
+    """Refuse (403) a hosted page's form posted from another site (a link still opens a page)."""
+    if method in SAFE_METHODS:
+        return
+    reason = cross_site_reason(config, headers)
+    if reason is not None:
+        raise ApiError(
+            403,
+            "cross_site_refused",
+            f"Refused: {reason}. The sandbox's pages take forms only from themselves.",
+        )
+
+
 def check_control(config: SandboxConfig, method: str, headers: Mapping[str, str], body: bytes):
     """Refuse (403) a control-route request from another site, and (415) a body that is not JSON.
 
@@ -119,7 +135,7 @@ def check_control(config: SandboxConfig, method: str, headers: Mapping[str, str]
             f"Refused: {reason}. The /_sandbox/ control routes answer only tools on this "
             "machine and the sandbox's own pages, never another web page.",
         )
-    if method in ("GET", "HEAD", "OPTIONS"):
+    if method in SAFE_METHODS:
         return
     content_type = headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()

@@ -129,3 +129,22 @@ def test_the_command_line_takes_allowed_hosts_and_star():
     assert safety.split_host("[::1]:8787") == ("[::1]", 8787)
     assert safety.split_host("[::1]") == ("[::1]", None)
     assert safety.split_host("host:port")[1] == -1
+
+
+def test_hosted_page_forms_refuse_other_sites(sandbox, session_factory, control):
+    session = session_factory()
+    form = {"name": "Ada", "number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
+    url = f"{sandbox.base_url}/c/{session['id']}/pay"
+    for headers in ({"Origin": "https://evil.test"}, {"Sec-Fetch-Site": "cross-site"}):
+        refused = requests.post(url, data=form, headers=headers, allow_redirects=False, timeout=10)
+        assert refused.status_code == 403
+    _, state = control("GET", "state")
+    assert [s["status"] for s in state["data"]["sessions"]] == ["open"]
+    own = {"Origin": sandbox.base_url, "Sec-Fetch-Site": "same-origin"}
+    paid = requests.post(url, data=form, headers=own, allow_redirects=False, timeout=10)
+    assert paid.status_code == 303
+    # Opening the page from a link on another site still works.
+    page = requests.get(
+        f"{sandbox.base_url}/c/{session['id']}", headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert page.status_code == 200
