@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from plugipay_sandbox import cards, pdf
 from plugipay_sandbox.app import Request, Response, pages, redirect
@@ -120,8 +120,7 @@ def return_link(store: Store, invoice: dict[str, Any]) -> str:
     target = subscription.get("returnUrl")
     if not target:
         return ""
-    merchant = store.config.merchant_name or urlsplit(target).netloc
-    label = _("Return to {merchant}", merchant=merchant)
+    label = _("Return to {merchant}", merchant=store.config.merchant_name)
     return f'<a class="btn" data-testid="return" href="{escape(target)}">{escape(label)}</a>'
 
 
