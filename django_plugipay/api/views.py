@@ -79,6 +79,8 @@ class CheckoutSessionCreate(generics.GenericAPIView):
         except DjangoValidationError as exc:  # the pricing callable's metadata broke a rule
             raise ValidationError({"metadata": exc.messages}) from exc
         except PlugipayError as exc:
+            if exc.code == "amount":  # e.g. a quantity that priced beyond MAX_AMOUNT
+                raise ValidationError({"quantity": [exc.message]}) from exc
             raise UpstreamError() from exc
         return Response(CheckoutSessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
@@ -187,7 +189,9 @@ class PaymentRefundCreate(generics.GenericAPIView):
     )
     def post(self, request, id: str):
         payment = generics.get_object_or_404(Payment, plugipay_id=id)
-        serializer = self.get_serializer(data=request.data)
+        serializer = self.get_serializer(
+            data=request.data, context={**self.get_serializer_context(), "payment": payment}
+        )
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         header = request.headers.get("Idempotency-Key")
