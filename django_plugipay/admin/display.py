@@ -12,6 +12,7 @@ from django.utils.timesince import timesince
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
+from django_plugipay import permissions
 from django_plugipay.money import format_amount
 from django_plugipay.specs import status_tones
 
@@ -88,6 +89,10 @@ class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        """The view permission, or an operation's that implies it (refund → payments)."""
+        return permissions.can_view(request.user, self.opts.model_name)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

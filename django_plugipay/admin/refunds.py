@@ -11,13 +11,11 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from django_plugipay import services
+from django_plugipay import permissions, services
 from django_plugipay.exceptions import RefundError
 from django_plugipay.models import Payment, RefundReason
 from django_plugipay.money import format_amount, input_value, to_minor
 from django_plugipay.services.refunds import NOT_SUBMITTED, refund_refusal
-
-REFUND_PERMISSION = "django_plugipay.refund_payment"
 
 
 class RefundForm(forms.Form):
@@ -80,7 +78,7 @@ def refusal(payment: Payment, remaining: int) -> str | None:
 
 def refund_view(modeladmin, request, queryset, *, single: bool):
     """Confirm, validate and request refunds; used by the action and the Refund button."""
-    if not request.user.has_perm(REFUND_PERMISSION):
+    if not permissions.can_refund(request.user):
         raise PermissionDenied
     rows = []
     for payment in queryset.select_related("customer", "checkout_session").with_refund_totals():

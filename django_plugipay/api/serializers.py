@@ -155,10 +155,9 @@ class RefundRequestSerializer(serializers.Serializer):
 
     amount = serializers.IntegerField(
         min_value=1,
-        max_value=MAX_AMOUNT,
         required=False,
         allow_null=True,
-        help_text="Minor units; omit to refund everything that is left.",
+        help_text=f"Minor units, at most {MAX_AMOUNT}; omit to refund everything that is left.",
     )
     reason = serializers.ChoiceField(choices=RefundReason.choices)
     description = serializers.CharField(
