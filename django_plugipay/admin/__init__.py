@@ -24,6 +24,7 @@ from django_plugipay.admin.display import (
     money,
     pending_age,
     pretty_json,
+    url_display,
 )
 from django_plugipay.admin.refunds import refund_view
 from django_plugipay.models import CheckoutSession, Customer, Payment, Refund, WebhookEvent
@@ -106,9 +107,9 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
         "instructions_display",
         "confirmed_by",
         "confirmed_at",
-        "url",
-        "success_url",
-        "cancel_url",
+        "url_link",
+        "success_url_link",
+        "cancel_url_link",
         "expires_at",
         "completed_at",
         "payment_method",
@@ -156,6 +157,10 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = {**(extra_context or {}), "can_confirm": self.has_confirm_permission(request)}
         return super().change_view(request, object_id, form_url, extra)
+
+    url_link = url_display(CheckoutSession, "url")
+    success_url_link = url_display(CheckoutSession, "success_url")
+    cancel_url_link = url_display(CheckoutSession, "cancel_url")
 
     @admin.display(description=_("payment instructions"))
     def instructions_display(self, obj):

@@ -11,7 +11,14 @@ from django.utils.translation import ngettext
 
 from django_plugipay import permissions, services
 from django_plugipay.admin.actions import confirm_then, resync
-from django_plugipay.admin.display import MirrorAdmin, MirrorDisplay, admin_link, badge, money
+from django_plugipay.admin.display import (
+    MirrorAdmin,
+    MirrorDisplay,
+    admin_link,
+    badge,
+    money,
+    url_display,
+)
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import Invoice, Plan, Price, Subscription
 
@@ -352,7 +359,7 @@ class InvoiceAdmin(MirrorAdmin):
         "due_at",
         "paid_at",
         "voided_at",
-        "hosted_url",
+        "hosted_url_link",
         "document_link",
         "payments_links",
         "metadata",
@@ -362,6 +369,8 @@ class InvoiceAdmin(MirrorAdmin):
         "data_pretty",
     ]
     fields = list(readonly_fields)
+
+    hosted_url_link = url_display(Invoice, "hosted_url")
 
     def has_manage_permission(self, request) -> bool:
         return permissions.can_manage_invoices(request.user)
