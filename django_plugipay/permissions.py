@@ -89,7 +89,7 @@ def sees_everything(user: Any, model_name: str) -> bool:
 def visible(queryset: QuerySet, user: Any) -> QuerySet:
     """The rows of ``queryset`` ``user`` may read: all of them for :func:`sees_everything`,
     else the user's own (``for_user``: their customer's, in the configured mode)."""
-    if sees_everything(user, queryset.model._meta.model_name):
+    if sees_everything(user, queryset.model._meta.model_name or ""):
         return queryset
     return queryset.for_user(user)  # type: ignore[attr-defined]
 

@@ -104,7 +104,7 @@ class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None) -> bool:
         """The view permission, or an operation's that implies it (refund → payments)."""
-        return permissions.can_view(request.user, self.opts.model_name)
+        return permissions.can_view(request.user, self.opts.model_name or "")
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
