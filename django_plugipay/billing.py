@@ -58,7 +58,7 @@ def customers(owner: Any) -> QuerySet[Customer]:
             return Customer.objects.none()
         return Customer.objects.filter(pk=customer.pk)
     if isinstance(owner, get_user_model()):
-        return Customer.objects.filter(user=owner, mode=app_settings.MODE)
+        return Customer.objects.for_user(owner)
     raise TypeError(
         f"{type(owner).__name__} is not a billing owner: pass a user, or a model instance "
         "with a `plugipay_customer` relation to django_plugipay.Customer."

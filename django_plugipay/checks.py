@@ -7,10 +7,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Info, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
-from django.utils.module_loading import import_string
 
 from django_plugipay.conf import DEFAULTS, PROCESSING_MODES, TASKS_MODES, app_settings
+from django_plugipay.webhooks import DEFAULT_TOLERANCE
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}  # noqa: S104 - compared, not bound
 
@@ -88,7 +89,8 @@ def check_settings(app_configs=None, **kwargs) -> list:
             Error(
                 f"PLUGIPAY['WEBHOOK_TOLERANCE'] must be a positive integer, not {tolerance!r}.",
                 id="django_plugipay.E004",
-                hint="Seconds of clock difference to accept; 300 is Plugipay's own tolerance.",
+                hint=f"Seconds of clock difference to accept; {DEFAULT_TOLERANCE} is "
+                "Plugipay's own tolerance.",
             )
         )
 
@@ -162,8 +164,13 @@ def check_settings(app_configs=None, **kwargs) -> list:
 
 
 def _check_api() -> list:
-    params = app_settings.API_CHECKOUT_PARAMS
-    if params is None:
+    try:
+        target = app_settings.API_CHECKOUT_PARAMS
+    except ImproperlyConfigured as exc:
+        return [
+            Error(str(exc), id="django_plugipay.E009", hint="Give a dotted path to a callable.")
+        ]
+    if target is None:
         if _reverses("plugipay-api:checkout-session-list"):
             return [
                 Warning(
@@ -175,16 +182,6 @@ def _check_api() -> list:
                 )
             ]
         return []
-    try:
-        target = import_string(params) if isinstance(params, str) else params
-    except ImportError as exc:
-        return [
-            Error(
-                f"PLUGIPAY['API_CHECKOUT_PARAMS'] cannot be imported: {exc}.",
-                id="django_plugipay.E009",
-                hint="Give a dotted path to a callable.",
-            )
-        ]
     if not callable(target):
         return [
             Error(
@@ -197,29 +194,29 @@ def _check_api() -> list:
 
 
 def _check_subscribe_api() -> list:
-    hook = app_settings.API_SUBSCRIBE_PARAMS
-    if hook is None:
-        if _reverses("plugipay-api:subscription-list"):
-            return [
-                Warning(
-                    "The Plugipay API is installed but PLUGIPAY['API_SUBSCRIBE_PARAMS'] is not "
-                    "set, so POST subscriptions/ answers 404.",
-                    id="django_plugipay.W035",
-                    hint="Point it at a callable (request, price) -> dict | None that says which "
-                    "prices a user may subscribe to (None refuses) and with what options.",
-                )
-            ]
-        return []
     try:
-        target = import_string(hook) if isinstance(hook, str) else hook
-    except ImportError as exc:
-        target, problem = None, f"cannot be imported: {exc}"
+        target = app_settings.API_SUBSCRIBE_PARAMS
+    except ImproperlyConfigured as exc:
+        target, problem = None, str(exc)
     else:
-        problem = "is not callable"
+        if target is None:
+            if _reverses("plugipay-api:subscription-list"):
+                return [
+                    Warning(
+                        "The Plugipay API is installed but PLUGIPAY['API_SUBSCRIBE_PARAMS'] is "
+                        "not set, so POST subscriptions/ answers 404.",
+                        id="django_plugipay.W035",
+                        hint="Point it at a callable (request, price) -> dict | None that says "
+                        "which prices a user may subscribe to (None refuses) and with what "
+                        "options.",
+                    )
+                ]
+            return []
+        problem = "PLUGIPAY['API_SUBSCRIBE_PARAMS'] is not callable."
     if not callable(target):
         return [
             Warning(
-                f"PLUGIPAY['API_SUBSCRIBE_PARAMS'] {problem}.",
+                problem,
                 id="django_plugipay.W036",
                 hint="Give a dotted path to a callable (request, price) -> dict | None.",
             )

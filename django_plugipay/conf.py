@@ -6,6 +6,10 @@ import os
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from django_plugipay.webhooks import DEFAULT_TOLERANCE
 
 DEFAULTS: dict[str, Any] = {
     "KEY_ID": None,
@@ -14,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "BASE_URL": "https://plugipay.com",
     "API_PREFIX": "/api/v1",
     "WEBHOOK_SECRETS": [],
-    "WEBHOOK_TOLERANCE": 300,
+    "WEBHOOK_TOLERANCE": DEFAULT_TOLERANCE,
     "WEBHOOK_PROCESSING": "inline",
     "TASKS": "auto",
     "DEFAULT_METHODS": ["card", "qris", "va", "ewallet"],
@@ -40,6 +44,9 @@ ENV_FALLBACKS = {
     "BASE_URL": "PLUGIPAY_BASE_URL",
     "WEBHOOK_SECRETS": "PLUGIPAY_WEBHOOK_SECRET",
 }
+
+#: Settings given as a dotted path (or the object itself), resolved by ``app_settings``.
+IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS")
 
 PROCESSING_MODES = ("inline", "celery")
 TASKS_MODES = ("auto", "celery", "inline")
@@ -121,13 +128,27 @@ class AppSettings:
     def CURRENCY_EXPONENTS(self) -> dict[str, int]:
         return dict(self.raw("CURRENCY_EXPONENTS"))
 
+    def imported(self, name: str) -> Any:
+        """An :data:`IMPORT_STRINGS` setting resolved: the object a dotted path names (or the
+        object given), None when unset. ``ImproperlyConfigured`` names the setting when the
+        path cannot be imported."""
+        value = self.raw(name)
+        if not isinstance(value, str):
+            return value
+        try:
+            return import_string(value)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"PLUGIPAY[{name!r}] cannot be imported: {exc}.") from exc
+
     @property
     def API_CHECKOUT_PARAMS(self) -> Any:
-        return self.raw("API_CHECKOUT_PARAMS")
+        """The callable ``(request, validated_data) -> dict`` pricing API checkouts, or None."""
+        return self.imported("API_CHECKOUT_PARAMS")
 
     @property
     def API_SUBSCRIBE_PARAMS(self) -> Any:
-        return self.raw("API_SUBSCRIBE_PARAMS")
+        """The callable ``(request, price) -> dict | None`` allowing API subscriptions, or None."""
+        return self.imported("API_SUBSCRIBE_PARAMS")
 
     @property
     def API_SYNC_INTERVAL(self) -> float:

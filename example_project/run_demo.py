@@ -90,7 +90,7 @@ Test cards (any future expiry, any CVC):
   4000 0000 0000 9995  insufficient funds 4000 0027 6000 3184  3-D Secure step
 Renewals run on the sandbox clock. To see one (and then a failed one, past_due), press
 "Move the clock a month" on {SITE}/membership/, or:
-  curl -X POST -d '{{"seconds": 2678400}}' http://127.0.0.1:{SANDBOX_PORT}/_sandbox/clock/advance
+  curl -H 'Content-Type: application/json' -d '{{"seconds": 2678400}}' http://127.0.0.1:{SANDBOX_PORT}/_sandbox/clock/advance
 Press Ctrl-C to stop.""",
             flush=True,
         )

@@ -172,9 +172,9 @@ def test_the_hosted_invoice_page_returns_to_the_shop_after_paying(plugipay_sandb
     plugipay_sandbox.pay_invoice(result.invoice)
     page = requests.get(result.invoice_url, timeout=10).text
     link = re.search(r'<a class="btn" data-testid="return" href="([^"]+)">([^<]+)</a>', page)
-    assert link.groups() == ("https://shop.example/members/?from=invoice", "Return to shop.example")
+    assert link.groups() == ("https://shop.example/members/?from=invoice", "Return to Sandbox Shop")
     page = requests.get(result.invoice_url, headers={"Accept-Language": "id"}, timeout=10).text
-    assert "Kembali ke shop.example" in page
+    assert "Kembali ke Sandbox Shop" in page
 
     # Without return_url there is no such link.
     other = services.subscribe(customer=buyer("other")[1], price=price)

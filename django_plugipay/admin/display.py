@@ -12,6 +12,8 @@ from django.utils.timesince import timesince
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
+from django_plugipay import permissions
+from django_plugipay.links import link
 from django_plugipay.money import format_amount
 from django_plugipay.specs import spec_for_model, status_tones
 
@@ -39,6 +41,17 @@ def badge(status: str, label: str | None = None) -> str:
         colour,
         label or status.replace("_", " "),
     )
+
+
+def url_display(model, name: str):
+    """A read-only admin field showing ``model``'s URL field ``name`` (from Plugipay) as a link
+    only when it is http(s), whatever Django version renders it."""
+
+    @admin.display(description=model._meta.get_field(name).verbose_name)
+    def show(modeladmin, obj):
+        return link(getattr(obj, name))
+
+    return show
 
 
 def admin_link(obj, label: str | None = None) -> str:
@@ -113,6 +126,10 @@ class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        """The view permission, or an operation's that implies it (refund → payments)."""
+        return permissions.can_view(request.user, self.opts.model_name or "")
+
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
@@ -157,12 +174,9 @@ def instructions_html(instructions) -> str:
     items = format_html_join(
         "", "<div><b>{}</b>: <code>{}</code></div>", ((k, v) for k, v in rows if v)
     )
-    if instructions.proof_url:
-        items += format_html(
-            '<div><a href="{}" target="_blank" rel="noopener">{}</a></div>',
-            instructions.proof_url,
-            _("proof of transfer"),
-        )
+    if instructions.proof_url:  # the buyer's: linked only when http(s)
+        proof = link(instructions.proof_url, _("proof of transfer"), new_tab=True)
+        items += format_html("<div>{}</div>", proof)
     return items
 
 

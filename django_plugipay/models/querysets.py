@@ -8,12 +8,14 @@ access or may have moved) are read from the resource specs' tiers
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypeVar
 
 from django.apps import apps
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 
+from django_plugipay.conf import app_settings
 from django_plugipay.models.enums import (
     EventStatus,
     InvoiceStatus,
@@ -22,10 +24,21 @@ from django_plugipay.models.enums import (
 )
 from django_plugipay.specs import status_group
 
+_QuerySet = TypeVar("_QuerySet", bound=models.QuerySet)
+
+
+def owned_by(queryset: _QuerySet, user, customer: str = "customer__") -> _QuerySet:
+    """The rows of ``user``'s Plugipay customer in the configured mode — the ownership rule
+    every ``for_user`` and ``billing.customers`` follow. ``customer`` is the lookup path from
+    the row to its customer (``""`` for customers themselves)."""
+    if user is None or getattr(user, "is_anonymous", False) or user.pk is None:
+        return queryset.none()
+    return queryset.filter(**{f"{customer}user": user, f"{customer}mode": app_settings.MODE})
+
 
 class CustomerQuerySet(models.QuerySet):
     def for_user(self, user) -> CustomerQuerySet:
-        return self.filter(user=user)
+        return owned_by(self, user, customer="")
 
 
 class CheckoutSessionQuerySet(models.QuerySet):
@@ -37,7 +50,7 @@ class CheckoutSessionQuerySet(models.QuerySet):
         return self.open().filter(expires_at__lt=now)
 
     def for_user(self, user) -> CheckoutSessionQuerySet:
-        return self.filter(customer__user=user)
+        return owned_by(self, user)
 
 
 class PaymentQuerySet(models.QuerySet):
@@ -48,7 +61,7 @@ class PaymentQuerySet(models.QuerySet):
         return self.succeeded().filter(amount_refunded__lt=F("amount"))
 
     def for_user(self, user) -> PaymentQuerySet:
-        return self.filter(customer__user=user)
+        return owned_by(self, user)
 
     def with_refund_totals(self) -> PaymentQuerySet:
         """Annotate ``amount_in_flight``: refunds requested or pending, not yet settled."""
@@ -59,7 +72,7 @@ class PaymentQuerySet(models.QuerySet):
 
 class RefundQuerySet(models.QuerySet):
     def for_user(self, user) -> RefundQuerySet:
-        return self.filter(payment__customer__user=user)
+        return owned_by(self, user, customer="payment__customer__")
 
     def in_flight(self) -> RefundQuerySet:
         return self.filter(status__in=status_group(self.model, "in_flight"))
@@ -88,7 +101,7 @@ class PriceQuerySet(models.QuerySet):
 
 class SubscriptionQuerySet(models.QuerySet):
     def for_user(self, user) -> SubscriptionQuerySet:
-        return self.filter(customer__user=user)
+        return owned_by(self, user)
 
     def live(self) -> SubscriptionQuerySet:
         """Not canceled (still at Plugipay's to move: renew, retry, cancel at period end)."""
@@ -141,7 +154,7 @@ class SubscriptionQuerySet(models.QuerySet):
 
 class InvoiceQuerySet(models.QuerySet):
     def for_user(self, user) -> InvoiceQuerySet:
-        return self.filter(customer__user=user)
+        return owned_by(self, user)
 
     def unpaid(self) -> InvoiceQuerySet:
         return self.filter(status__in=status_group(self.model, "unpaid"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from plugipay_sandbox import cards, pdf
 from plugipay_sandbox.app import Request, Response, pages, redirect
@@ -72,8 +72,9 @@ def summary(store: Store, invoice: dict[str, Any]) -> str:
     else:
         when = f"{_('Due')} {day(invoice['dueAt'])}"
     memo = f'<p class="muted">{escape(invoice["memo"])}</p>' if invoice.get("memo") else ""
-    return f"""<div class="card"><div class="brand"><span class="logo"></span>Plugipay Sandbox
-</div><div class="muted" style="margin-top:12px">{_("Invoice")} {escape(invoice["number"])}
+    return f"""<div class="card"><div class="brand"><span class="logo"></span>{
+        escape(store.config.merchant_name)
+    }</div><div class="muted" style="margin-top:12px">{_("Invoice")} {escape(invoice["number"])}
 {badge(invoice["status"])}</div>
 <div class="amount" data-testid="amount">{money(due, currency)}</div>
 <div class="muted">{when} · {_("billed to")} {billed}</div>
@@ -119,8 +120,7 @@ def return_link(store: Store, invoice: dict[str, Any]) -> str:
     target = subscription.get("returnUrl")
     if not target:
         return ""
-    merchant = getattr(store.config, "merchant_name", "") or urlsplit(target).netloc
-    label = _("Return to {merchant}", merchant=merchant)
+    label = _("Return to {merchant}", merchant=store.config.merchant_name)
     return f'<a class="btn" data-testid="return" href="{escape(target)}">{escape(label)}</a>'
 
 
@@ -212,7 +212,7 @@ def three_ds(store: Store, request: Request):
     if invoice["status"] not in invoices.UNPAID or not invoice.get("_3ds_card"):
         return redirect(_self(invoice, portal))
     amount = money(invoice["amountDue"], invoice["currency"])
-    return three_ds_page(amount, "Plugipay Sandbox", _self(invoice, portal, "/3ds"))
+    return three_ds_page(amount, store.config.merchant_name, _self(invoice, portal, "/3ds"))
 
 
 @pages.add("POST", "/i/<id>/3ds")
@@ -245,7 +245,7 @@ def document_rows(store: Store, invoice: dict[str, Any]) -> list[tuple[str, floa
     status, due = invoice["status"], day(invoice["dueAt"])
     billed = f"{customer.get('name') or ''} {customer.get('email') or ''}"
     rows: list[tuple[str, float, str, bool]] = [
-        ("Plugipay Sandbox", 11, "l", True),
+        (store.config.merchant_name, 11, "l", True),
         (_("Not Plugipay: a test document. No real money moves."), 9, "l", False),
         ("", 12, "l", False),
         (f"{_('Invoice')} {invoice['number']}", 22, "l", True),
