@@ -4,21 +4,29 @@ import cycle."""
 from __future__ import annotations
 
 import ast
+import json
+import sys
 from pathlib import Path
 
 import pytest
 from django.contrib import admin
 from django.test import RequestFactory
 
-from django_plugipay import specs
+from django_plugipay import services, specs
 from django_plugipay.admin.display import StatusGroupFilter
-from django_plugipay.models import CheckoutSession, Invoice, Refund, Subscription
+from django_plugipay.exceptions import InvalidObject
+from django_plugipay.models import CheckoutSession, Invoice, Refund, Subscription, WebhookEvent
+from django_plugipay.resources import discover
+from django_plugipay.services.events import validate_event
+from django_plugipay.testing import build_event
+from django_plugipay.webhooks import parse_event
 from tests.factories import (
     CheckoutSessionFactory,
     InvoiceFactory,
     RefundFactory,
     SubscriptionFactory,
 )
+from tests.test_specs import post
 
 PACKAGE = Path(specs.__file__).resolve().parent
 
@@ -197,3 +205,50 @@ def test_resource_modules_import_no_service():
     for module, imported in graph.items():
         if module.startswith("django_plugipay.resources"):
             assert not {m for m in imported if m.startswith("django_plugipay.services")}, module
+
+
+# ── a new resource touches no central list ────────────────────────────────────
+
+
+@pytest.fixture
+def widget_spec():
+    """The ``tests.widgets`` package discovered as the app discovers its resources."""
+    names = discover("tests.widgets")
+    assert names == ["tests.widgets.widget"]
+    module = sys.modules["tests.widgets.widget"]
+    spec = specs.spec_for("widget") or specs.register(module.WidgetSpec())  # a second run
+    yield spec
+    specs.unregister("widget")
+
+
+def test_the_app_discovers_every_module_of_its_resources_package():
+    files = {p.stem for p in (PACKAGE / "resources").glob("*.py") if p.stem != "__init__"}
+    assert {name.rpartition(".")[2] for name in discover()} == files
+    assert {spec.name for spec in specs.all_specs()} >= {"customer", "refund", "invoice"}
+
+
+def test_a_new_resource_is_one_module_the_engine_client_and_routing_pick_up(
+    client, widget_spec, plugipay_sandbox
+):
+    from django_plugipay.client import ENDPOINTS, get_client
+
+    module = sys.modules["tests.widgets.widget"]
+    # the client: calls from the module's endpoint entry
+    assert ENDPOINTS["widget"].path == "/customers"
+    remote = get_client().create_widget({"email": "w@example.com", "name": "W"})
+    assert get_client().get_widget(remote["id"])["email"] == "w@example.com"
+
+    # event routing and the engine: a widget.* event is validated and applied by its spec
+    plugipay_sandbox.hold()
+    event = build_event("widget.created", {"id": remote["id"], "email": "old@example.com"})
+    assert post(client, event).status_code == 200
+    assert WebhookEvent.objects.get(event_id=event["id"]).status == "processed"
+    row = module.Widget.objects.get(plugipay_id=remote["id"])
+    assert row.email == "old@example.com"
+    bad = build_event("widget.created", {"id": "cus_bad", "email": 7})
+    with pytest.raises(InvalidObject, match="email must be a string"):
+        validate_event(parse_event(json.dumps(bad).encode()))
+
+    # sync, the status groups and the reference read it from the registry too
+    assert services.sync_object(row).name == "W"
+    assert "## `widget`" in specs.reference_markdown()

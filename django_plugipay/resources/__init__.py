@@ -14,9 +14,11 @@ import importlib
 import pkgutil
 
 
-def discover() -> list[str]:
-    """Import every module of this package (each registers its specs); their names."""
-    names = [f"{__name__}.{info.name}" for info in pkgutil.iter_modules(__path__)]
+def discover(package: str = __name__) -> list[str]:
+    """Import every module of ``package`` (by default this one; each module registers its
+    specs and its client endpoint); return their names."""
+    path = importlib.import_module(package).__path__
+    names = [f"{package}.{info.name}" for info in pkgutil.iter_modules(path)]
     for name in names:
         importlib.import_module(name)
     return names

@@ -15,7 +15,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import signals
-from django_plugipay.client import get_client
+from django_plugipay.client import endpoint, get_client
 from django_plugipay.db import lock
 from django_plugipay.models import (
     Customer,
@@ -47,6 +47,18 @@ from django_plugipay.specs import (
     field,
     registered,
 )
+
+endpoint("plan", "/plans", "create", "get", "update", "list")
+endpoint("price", "/prices", "update")
+endpoint(
+    "subscription",
+    "/subscriptions",
+    "create",
+    "get",
+    "update",
+    actions=("cancel", "pause", "resume"),
+)
+endpoint("invoice", "/invoices", "get", "list", actions=("void", "send", "finalize", "pay"))
 
 
 def _known(model: type[models.Model], plugipay_id: str | None, resource: str, what: str) -> Any:

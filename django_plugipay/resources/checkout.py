@@ -10,7 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import signals
-from django_plugipay.client import get_client
+from django_plugipay.client import endpoint, get_client
 from django_plugipay.models import CheckoutSession, PaymentStatus, SessionStatus
 from django_plugipay.resources.common import UPDATED_AT
 from django_plugipay.signals import checkout_session_pending
@@ -27,6 +27,15 @@ from django_plugipay.specs import (
     Timestamp,
     field,
     registered,
+)
+
+endpoint(
+    "checkout_session",
+    "/checkout-sessions",
+    "create",
+    "get",
+    "list",
+    actions=("cancel", "confirm"),
 )
 
 

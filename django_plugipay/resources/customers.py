@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django_plugipay.client import get_client
+from django_plugipay.client import endpoint, get_client
 from django_plugipay.models import Customer
 from django_plugipay.resources.common import UPDATED_AT
 from django_plugipay.specs import Object, OptionalText, ResourceSpec, Text, field, registered
+
+endpoint("customer", "/customers", "create", "get", "update", "list")
 
 
 class CustomerSpec(ResourceSpec):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import signals
-from django_plugipay.client import get_client
+from django_plugipay.client import endpoint, get_client
 from django_plugipay.db import lock
 from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundStatus
@@ -37,6 +37,9 @@ REFUND_REFERENCE_KEY = "django_plugipay_refund"
 STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
 #: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
 NOT_SUBMITTED = "not_submitted"
+
+
+endpoint("refund", "/refunds", "create", "get", "list")
 
 
 class RefundSpec(ResourceSpec):
