@@ -2,7 +2,7 @@
 
 Builds a fresh project with Django's default settings (SQLite in its default transaction mode,
 the in-memory test database, threaded ``runserver``, no Celery app) by following the tutorial
-and the asynchronous-payments how-to step by step, in the order the pages give them
+and the asynchronous-payments and billing how-tos step by step, in the order the pages give them
 (``scripts/doc_steps.py``): each file written and each command run where the text says, the
 tutorial's own tests run by its ``pytest`` step, ``manage.py plugipay_sandbox`` and ``manage.py
 runserver`` started where the tutorial starts them. Then it drives card payments and one admin
@@ -133,7 +133,7 @@ class Project:
         return self.run("manage.py", *args, check=check)
 
     def create(self) -> list[str]:
-        """The tutorial and the how-to, step by step in their order, with the sandbox and
+        """The tutorial and the how-tos, step by step in their order, with the sandbox and
         runserver left running; returns what was done."""
         for step in doc_steps.steps(doc_steps.TUTORIAL):
             if step.path == f"{PROJECT}/settings.py":

@@ -1,6 +1,6 @@
 """The docs run in the order written: the pages' steps, their copies of the files, their lists.
 
-The whole build (every step of the tutorial and the how-to, their tests included) runs in
+The whole build (every step of the tutorial and the how-tos, their tests included) runs in
 ``make stock``; here, what is quick: the parse, the copies, and that moving one step before what
 it needs fails the build where a reader would fail.
 """
