@@ -13,7 +13,16 @@ $(STAMP): pyproject.toml
 		--group lint
 	touch $(STAMP)
 
-demo: $(STAMP)  ## run the example shop against the offline sandbox
+# The demo needs only the package with its drf extra: a fresh clone installs just that (the
+# development groups come with the first target that needs them).
+DEMO_STAMP := $(VENV)/.demo-installed
+
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[drf]"
+	touch $(DEMO_STAMP)
+
+demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))  ## run the example shop against the offline sandbox
 	$(PY) example_project/run_demo.py
 
 test: $(STAMP)  ## the default suite: in-memory SQLite, no Celery app, sandbox over loopback HTTP
