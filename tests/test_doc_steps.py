@@ -122,4 +122,4 @@ def test_the_readme_says_how_to_install_and_no_longer_that_billing_is_unused():
     assert "pip install ./django-plugipay" in text and "pip wheel" in text
     assert "does not use billing" not in text
     tutorial = (REPO / "docs" / "tutorial.md").read_text(encoding="utf-8")
-    assert "pip install ./django-plugipay pytest-django" in tutorial
+    assert "pip install ../django-plugipay pytest-django" in tutorial
