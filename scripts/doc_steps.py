@@ -318,8 +318,12 @@ class Build:
     def command(self, step: Step) -> None:
         argv = shlex.split(self.ports(step.text))
         said = f"{step.where()}: $ {step.text}"
-        if argv[:3] == ["python", "-m", "venv"] or argv[0] in (".", "source", "pip"):
+        if argv[:3] == ["python", "-m", "venv"] or argv[0] in (".", "source"):
             self.done.append(f"{said}  (this interpreter's environment stands in)")
+            return
+        if argv[:2] == ["pip", "install"]:
+            self.installed(step, argv[2:])
+            self.done.append(f"{said}  (this interpreter's environment has them)")
             return
         if argv[0] == "django-admin":
             self.run("-m", "django", *argv[1:], step=step)
@@ -337,6 +341,19 @@ class Build:
         else:
             raise StepFailed(f"{step.where()}: no rule to run `{step.text}`")
         self.done.append(said)
+
+    def installed(self, step: Step, requirements: list[str]) -> None:
+        """What ``pip install`` names is installed here (a path: the project it holds)."""
+        from importlib import metadata
+
+        for requirement in requirements:
+            if requirement.startswith("-") or requirement.endswith(".whl"):
+                continue
+            name = re.split(r"[<>=!~\[ ]", Path(requirement).name)[0]
+            try:
+                metadata.version(name)
+            except metadata.PackageNotFoundError:
+                raise StepFailed(f"{step.where()}: {name} is not installed here") from None
 
     def manage(self, step: Step, argv: list[str]) -> None:
         command = argv[0]

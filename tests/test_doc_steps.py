@@ -96,10 +96,17 @@ def test_a_step_moved_before_what_it_needs_fails_the_build(doc_steps, tmp_path):
     assert "No module named 'shop.urls'" in message
 
 
-def test_a_command_the_harness_does_not_know_fails(doc_steps, tmp_path):
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        ("make coffee", "no rule to run `make coffee`"),
+        ("pip install ../no-such-distribution", "no-such-distribution is not installed here"),
+    ],
+)
+def test_a_command_the_harness_cannot_follow_fails(doc_steps, tmp_path, command, error):
     page = tmp_path / "page.md"
-    page.write_text("## Only\n\n```sh\nmake coffee\n```\n")
-    with pytest.raises(doc_steps.StepFailed, match="no rule to run `make coffee`"):
+    page.write_text(f"## Only\n\n```sh\npip install ../django-plugipay\n{command}\n```\n")
+    with pytest.raises(doc_steps.StepFailed, match=error):
         doc_steps.build(tmp_path / "project", [page])
 
 
