@@ -727,7 +727,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument(
-        "--figures-md", type=Path, help="write the figures as the tutorial's Markdown table"
+        "--figures-md",
+        type=Path,
+        help="write the figures as a Markdown table (docs/tutorial/stock_project_figures.md; "
+        "the pages that show it are refreshed)",
     )
     parser.add_argument(
         "--log-retries",
@@ -753,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({r.mode: r.figures for r in results}, indent=2) + "\n")
     if args.figures_md:
         args.figures_md.write_text(figures_markdown(results))
+        doc_steps.sync(write=True)  # the pages that show docs/tutorial/stock_project_figures.md
     failed = [(r.mode, name, value) for r in results for name, value, ok in r.checks if not ok]
     say("\n=== " + ("every check passed" if not failed else f"{len(failed)} checks FAILED:"))
     for mode, name, value in failed:
