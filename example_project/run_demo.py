@@ -41,6 +41,12 @@ def manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=HERE, env=ENV, check=True)
 
 
+# Every management command runs Django's system checks and prints what they say. runserver
+# prints them once, below; the set-up commands and the sandbox skip them, or the demo's
+# start-up would show the same warnings four times.
+SKIP_CHECKS = "--skip-checks"
+
+
 def start(*args: str) -> subprocess.Popen:
     return subprocess.Popen([PYTHON, *args], cwd=HERE, env=ENV)
 
@@ -64,11 +70,13 @@ def main() -> int:
     # Ctrl-C and SIGTERM stop everything, even when started where SIGINT was ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     print("Setting up the example shop…", flush=True)
-    manage("migrate", "--noinput", "-v", "0")
-    manage("loaddata", "products", "-v", "0")
-    manage("shell", "-c", USERS)
+    manage("migrate", "--noinput", "-v", "0", SKIP_CHECKS)
+    manage("loaddata", "products", "-v", "0", SKIP_CHECKS)
+    manage("shell", "-v", "0", "-c", USERS)
     processes = [
-        start("manage.py", "plugipay_sandbox", "--site-url", SITE, "--refund-delay", "2"),
+        start(
+            "manage.py", "plugipay_sandbox", "--site-url", SITE, "--refund-delay", "2", SKIP_CHECKS
+        ),
         start("manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"),
     ]
     if os.environ.get("CELERY_BROKER_URL"):
@@ -76,7 +84,7 @@ def main() -> int:
     try:
         wait_for(f"http://127.0.0.1:{SANDBOX_PORT}/")
         wait_for(SITE + "/")
-        manage("plugipay_plans")  # the Member plan of settings.PLUGIPAY["PLANS"]
+        manage("plugipay_plans", SKIP_CHECKS)  # the Member plan of settings.PLUGIPAY["PLANS"]
         print(
             f"""
 Demo is up.

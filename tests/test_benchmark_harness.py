@@ -12,6 +12,7 @@ from benchmarks.harness import QueryCounter
 from benchmarks.report import busy_suites, targets
 from benchmarks.sampler import Sampler
 from benchmarks.watch import BUSY_CORES, LoadWatch
+from django_plugipay.testing import wait_for
 
 
 @pytest.mark.django_db(transaction=True)
@@ -60,7 +61,7 @@ def test_the_load_watch_counts_processes_outside_the_benchmark():
     loop = "import time\nt = time.time()\nwhile time.time() - t < 3: pass"
     subprocess.run(["sh", "-c", f'"{sys.executable}" -c "{loop}" >/dev/null 2>&1 &'], check=True)
     with LoadWatch(interval=0.5) as watch:
-        time.sleep(1.5)
+        wait_for(lambda: len(watch.samples) >= 2, timeout=10, message="two load samples")
     result = watch.result()
     assert result["during_cores"] >= BUSY_CORES, result
     assert result["busy"]

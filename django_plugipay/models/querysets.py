@@ -89,9 +89,17 @@ class WebhookEventQuerySet(models.QuerySet):
         return self.filter(status__in=(EventStatus.RECEIVED, EventStatus.FAILED))
 
 
+#: the metadata key under which ``plugipay_plans`` records a plan's key of the ``PLANS`` setting
+PLAN_KEY = "django_plugipay_plan"
+
+
 class PlanQuerySet(models.QuerySet):
     def active(self) -> PlanQuerySet:
         return self.filter(active=True)
+
+    def for_key(self, key: str) -> PlanQuerySet:
+        """The plans ``plugipay_plans`` made for ``key`` of ``PLUGIPAY["PLANS"]``."""
+        return self.filter(**{f"metadata__{PLAN_KEY}": key})
 
 
 class PriceQuerySet(models.QuerySet):

@@ -18,11 +18,11 @@ from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import Plan
+from django_plugipay.models.querysets import PLAN_KEY
 from django_plugipay.resources.billing import PLAN
 from django_plugipay.services.apply import advance
 
 #: The plan's metadata key holding its definition key.
-PLAN_KEY = "django_plugipay_plan"
 #: What Plugipay's own SDK sends when a plan gives no ``portalFeatures`` (the API needs them).
 DEFAULT_PORTAL_FEATURES = {
     "selfServeCancel": True,
