@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar, cast, overload
 
 from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
-from django.db.models import sql
+from django.db.models import F
 
 logger = logging.getLogger(__name__)
 
@@ -184,13 +184,6 @@ class _WriteAtomic:
 # ── row locks in the lock order ────────────────────────────────────────────────
 
 
-class Ranked(Protocol):
-    """What the lock order needs of a resource spec."""
-
-    name: str
-    lock_rank: int
-
-
 class LockOrderError(AssertionError):
     """A row of a lower lock rank was locked after a higher one in the same apply step."""
 
@@ -227,10 +220,101 @@ def take_lock(spec: Ranked) -> None:
     ranks.append(spec.lock_rank)
 
 
-def lock(spec: Ranked, queryset: models.QuerySet) -> Any:
-    """Lock and return the first row of ``queryset`` (a row of ``spec``'s model), or None."""
+class Ranked(Protocol):
+    """What the lock order needs of a resource spec."""
+
+    name: str
+    lock_rank: int
+    model: Any
+
+
+def lock(spec: Ranked, *, only: tuple[str, ...] | None = None, **lookups: Any) -> Any:
+    """Lock and return the row of ``spec``'s model matching ``lookups`` (equality lookups
+    on a unique key), or None; ``only`` names the fields to read (the rest are deferred).
+
+    The statement (``SELECT <columns> … FOR NO KEY UPDATE``, no ORDER BY) is compiled once
+    per connection and lookup shape, then only executed.
+    """
     take_lock(spec)
-    return queryset.select_for_update(no_key=True).first()
+    model = spec.model
+    connection = connections[router.db_for_write(model)]
+    key = ("lock", model, tuple(sorted(lookups)), only)
+    cache = _statements(connection)
+    statement = cache.get(key)
+    params = [lookups[name] for name in sorted(lookups)]
+    if statement is None:
+        queryset = model._default_manager.filter(**lookups).order_by()
+        if only is not None:
+            queryset = queryset.only(*(only or ("pk",)))
+        queryset = queryset.select_for_update(no_key=True)[:1]
+        compiler = queryset.query.get_compiler(connection.alias)
+        sql_text, compiled = compiler.as_sql()
+        klass_info = compiler.klass_info or {"select_fields": []}
+        columns = [compiler.select[i][0] for i in klass_info["select_fields"]]
+        statement = (sql_text, _RowReader(model, connection, columns))
+        if list(compiled) != params:  # a lookup whose value the ORM converts: not cached
+            return statement[1].one(_fetch(connection, sql_text, compiled))
+        cache[key] = statement
+    sql_text, reader = statement
+    return reader.one(_fetch(connection, sql_text, params))
+
+
+def connection_for(model: type[models.Model]) -> Any:
+    """The connection ``model``'s rows are written through."""
+    return connections[router.db_for_write(model)]
+
+
+def execute(
+    model: type[models.Model], name: str, build: Callable[[Any], str], params: list[Any]
+) -> int:
+    """Run statement ``name`` on ``model``'s database: its SQL is ``build(connection)``,
+    called once per connection; return the number of rows it changed."""
+    connection = connections[router.db_for_write(model)]
+    cache = _statements(connection)
+    key = ("execute", name)
+    if key not in cache:
+        cache[key] = build(connection)
+    with connection.cursor() as cursor:
+        cursor.execute(cache[key], params)
+        return cursor.rowcount
+
+
+def _fetch(connection, sql_text: str, params) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql_text, params)
+        return cursor.fetchone()
+
+
+def _statements(connection) -> dict[Any, Any]:
+    """This connection's compiled statements (a connection belongs to one thread)."""
+    return connection.__dict__.setdefault("_plugipay_statements", {})
+
+
+class _RowReader:
+    """Makes model instances from raw rows of ``columns``, converted as a query would."""
+
+    def __init__(self, model: type[models.Model], connection, columns: list) -> None:
+        self.model, self.alias = model, connection.alias
+        self.attnames = [column.target.attname for column in columns]
+        compiler = model._default_manager.none().query.get_compiler(connection.alias)
+        self.compiler = compiler
+        self.converters = compiler.get_converters(columns)
+
+    def one(self, row) -> Any:
+        if row is None:
+            return None
+        if self.converters:
+            row = next(iter(self.compiler.apply_converters([row], self.converters)))
+        return self.model.from_db(self.alias, self.attnames, row)
+
+
+def _reader(model: type[models.Model], connection, fields: list) -> _RowReader:
+    key = ("reader", model, tuple(f.attname for f in fields))
+    cache = _statements(connection)
+    if key not in cache:
+        table = model._meta.db_table
+        cache[key] = _RowReader(model, connection, [f.get_col(table) for f in fields])
+    return cache[key]
 
 
 # ── rows ─────────────────────────────────────────────────────────────────────────
@@ -283,21 +367,25 @@ def _insert(instance, connection, action: str, returning: str, conflict: str):
 
 
 def _insert_rows(instances, connection, action: str, returning: str, conflict: str) -> list:
-    meta, qn = instances[0]._meta, connection.ops.quote_name
+    meta = instances[0]._meta
     columns = [f for f in meta.concrete_fields if not f.primary_key]
     params = [
         f.get_db_prep_save(f.pre_save(instance, True), connection)
         for instance in instances
         for f in columns
     ]
-    row = f"({', '.join(['%s'] * len(columns))})"
-    sql = (
-        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
-        f"VALUES {', '.join([row] * len(instances))} "
-        f"ON CONFLICT ({qn(_column(meta.get_field(conflict)))}) {action} {returning}"
-    )
+    key = ("insert", meta.label, action, returning, conflict, len(instances))
+    cache = _statements(connection)
+    if key not in cache:
+        qn = connection.ops.quote_name
+        row = f"({', '.join(['%s'] * len(columns))})"
+        cache[key] = (
+            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
+            f"VALUES {', '.join([row] * len(instances))} "
+            f"ON CONFLICT ({qn(_column(meta.get_field(conflict)))}) {action} {returning}"
+        )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(cache[key], params)
         return cursor.fetchall()
 
 
@@ -356,44 +444,57 @@ def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
         f"RETURNING {', '.join(qn(_column(f)) for f in fields)}, (xmax = 0)",
         conflict,
     )
-    return _from_returned(model, connection, fields, values), created
+    return _reader(model, connection, fields).one(values), created
 
 
-def update_returning(
-    model: type[M], pk: Any, values: dict[str, Any], *, unless: dict[str, Any]
+def claim(
+    model: type[M],
+    pk: Any,
+    values: dict[str, Any],
+    *,
+    increment: tuple[str, ...] = (),
+    unless: dict[str, tuple[Any, ...]],
 ) -> M | None:
-    """Update (and so lock) row ``pk`` unless one of ``unless``'s fields holds one of its
-    values; return the updated row, or None when no row matched.
+    """Set ``values`` on row ``pk`` and add one to each ``increment`` field (the update locks
+    the row) unless one of ``unless``'s fields holds one of its values; return the updated
+    row, or None when no row matched.
 
-    One statement where the backend has ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35);
-    elsewhere a locking read, then the update.
+    One statement, compiled once per connection and shape, where the backend has
+    ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35); elsewhere a locking read, then the
+    update.
     """
     connection = connections[router.db_for_write(model)]
-    manager = model._default_manager
-    matching = manager.filter(pk=pk).exclude(
-        **{f"{name}__in": list(choices) for name, choices in unless.items()}
-    )
+    meta, manager = model._meta, model._default_manager
     if not _supports_insert_returning(connection):
+        matching = manager.filter(pk=pk).exclude(
+            **{f"{name}__in": list(choices) for name, choices in unless.items()}
+        )
         if not matching.select_for_update().exists():
             return None
-        matching.update(**values)
+        matching.update(**values, **{name: F(name) + 1 for name in increment})
         return manager.get(pk=pk)
-    query = cast(sql.UpdateQuery, matching.query.chain(sql.UpdateQuery))
-    query.add_update_values(values)
-    update_sql, params = query.get_compiler(connection.alias).as_sql()
-    fields = list(model._meta.concrete_fields)
-    qn = connection.ops.quote_name
-    returning = ", ".join(f"{qn(model._meta.db_table)}.{qn(_column(f))}" for f in fields)
-    with connection.cursor() as cursor:
-        cursor.execute(f"{update_sql} RETURNING {returning}", params)
-        found = cursor.fetchone()
-    return None if found is None else _from_returned(model, connection, fields, found)
+    shape = tuple((name, len(choices)) for name, choices in unless.items())
+    key = ("claim", meta.label, tuple(values), increment, shape)
+    cache = _statements(connection)
+    fields = list(meta.concrete_fields)
+    if key not in cache:
+        qn = connection.ops.quote_name
 
+        def column(name: str) -> str:
+            return qn(_column(meta.get_field(name)))
 
-def _from_returned(model: type[M], connection, fields: list, values) -> M:
-    """A model instance from a ``RETURNING`` row (values converted as a query would)."""
-    converted = [
-        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
-        for f, v in zip(fields, values, strict=True)
+        sets = [f"{column(name)} = %s" for name in values]
+        sets += [f"{column(name)} = {column(name)} + 1" for name in increment]
+        where = [f"{qn(_column(meta.pk))} = %s"]
+        where += [f"NOT ({column(name)} IN ({', '.join(['%s'] * count)}))" for name, count in shape]
+        cache[key] = (
+            f"UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(where)} "
+            f"RETURNING {', '.join(qn(_column(f)) for f in fields)}"
+        )
+    params = [
+        cast(models.Field, meta.get_field(name)).get_db_prep_save(value, connection)
+        for name, value in values.items()
     ]
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+    params.append(cast(models.Field, meta.pk).get_db_prep_value(pk, connection))
+    params += [choice for choices in unless.values() for choice in choices]
+    return _reader(model, connection, fields).one(_fetch(connection, cache[key], params))

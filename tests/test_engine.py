@@ -252,3 +252,57 @@ def test_a_new_resource_is_one_module_the_engine_client_and_routing_pick_up(
     # sync, the status groups and the reference read it from the registry too
     assert services.sync_object(row).name == "W"
     assert "## `widget`" in specs.reference_markdown()
+
+
+# ── statements compiled once ──────────────────────────────────────────────────
+
+
+@pytest.mark.django_db
+def test_lock_claim_and_recount_compile_once_per_connection(monkeypatch):
+    from django.db import connection
+    from django.db.models.sql.compiler import SQLCompiler
+    from django.test.utils import CaptureQueriesContext
+
+    from django_plugipay import db
+    from django_plugipay.resources.refunds import recount_refunded
+    from tests.factories import PaymentFactory, WebhookEventFactory
+
+    compiled = []
+    original = SQLCompiler.as_sql
+    monkeypatch.setattr(
+        SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k)
+    )
+    sessions = [CheckoutSessionFactory(), CheckoutSessionFactory()]
+    events = [WebhookEventFactory(status="received"), WebhookEventFactory(status="received")]
+    payments = [PaymentFactory(status="succeeded"), PaymentFactory(status="succeeded")]
+    refunds = [RefundFactory(payment=p, status="succeeded", amount=5) for p in payments]
+    spec = specs.spec_for("checkout_session")
+
+    def once(i):
+        locked = db.lock(spec, plugipay_id=sessions[i].plugipay_id, only=("amount",))
+        claimed = db.claim(
+            WebhookEvent,
+            events[i].pk,
+            {"status": "processed"},
+            increment=("attempts",),
+            unless={"status": ("processed", "ignored")},
+        )
+        recount_refunded(payments[i], refunds[i])
+        return locked, claimed
+
+    with CaptureQueriesContext(connection) as first:
+        locked, claimed = once(0)
+    assert locked.pk == sessions[0].pk and locked.get_deferred_fields()
+    assert claimed.status == "processed" and claimed.attempts == events[0].attempts + 1
+    compiled.clear()
+    with CaptureQueriesContext(connection) as second:
+        locked, _claimed = once(1)
+    assert compiled == []  # nothing compiled by the ORM: the statements were kept
+    assert locked.pk == sessions[1].pk
+    assert [q["sql"].split(" WHERE ")[0] for q in first.captured_queries] == [
+        q["sql"].split(" WHERE ")[0] for q in second.captured_queries
+    ]
+    lock_sql = first.captured_queries[0]["sql"]
+    assert "ORDER BY" not in lock_sql and lock_sql.count(",") == 1  # id, amount
+    payments[1].refresh_from_db()
+    assert payments[1].amount_refunded == 5

@@ -132,7 +132,7 @@ class PriceSpec(ResourceSpec):
     def lock_parent(self, values, refs, context) -> Plan:
         plan = context.get("plan")
         if plan is None and refs["plan_id"]:
-            plan = lock(PLAN, Plan.objects.filter(plugipay_id=refs["plan_id"]))
+            plan = lock(PLAN, plugipay_id=refs["plan_id"], only=())
         if plan is None:
             raise UnresolvedReference(
                 f"Price {values['plugipay_id']} names plan {refs['plan_id']}, not known here yet.",

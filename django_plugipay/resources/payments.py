@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django_plugipay import signals
 from django_plugipay.db import lock
-from django_plugipay.models import CheckoutSession, Invoice, Payment, PaymentStatus, SessionStatus
+from django_plugipay.models import CheckoutSession, Payment, PaymentStatus, SessionStatus
 from django_plugipay.resources.checkout import CHECKOUT_SESSION
 from django_plugipay.resources.common import UPDATED_AT
 from django_plugipay.specs import (
@@ -61,13 +61,18 @@ class PaymentSpec(ResourceSpec):
         deadlock."""
         session = context.get("session")
         if session is None and refs.get("session_id"):
+            # Only what this hook reads: the rest of the row is not needed here.
             session = lock(
-                CHECKOUT_SESSION, CheckoutSession.objects.filter(plugipay_id=refs["session_id"])
+                CHECKOUT_SESSION,
+                plugipay_id=refs["session_id"],
+                only=("customer_id", "amount", "currency"),
             )
         invoice = context.get("invoice")
         if session is None and invoice is None and refs.get("invoice_id"):
             invoice = lock(
-                registered("invoice"), Invoice.objects.filter(plugipay_id=refs["invoice_id"])
+                registered("invoice"),
+                plugipay_id=refs["invoice_id"],
+                only=("customer_id", "currency"),
             )
         if invoice is not None:
             values["invoice_id"] = invoice.pk

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from django.db import models
-from django.db.models import OuterRef, Q, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import signals
 from django_plugipay.client import endpoint, get_client
-from django_plugipay.db import lock
+from django_plugipay.db import connection_for, execute, lock
 from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundStatus
 from django_plugipay.resources.common import UPDATED_AT
@@ -37,6 +36,8 @@ REFUND_REFERENCE_KEY = "django_plugipay_refund"
 STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
 #: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
 NOT_SUBMITTED = "not_submitted"
+#: what applying a refund reads of its (locked) payment
+PARENT_FIELDS = ("currency", "amount_refunded")
 
 
 endpoint("refund", "/refunds", "create", "get", "list")
@@ -84,16 +85,12 @@ class RefundSpec(ResourceSpec):
         """The refunded payment, locked: ``amount_refunded`` is recounted under this lock."""
         payment = None
         if refs["charge_id"]:
-            payment = lock(PAYMENT, Payment.objects.filter(plugipay_id=refs["charge_id"]))
+            payment = lock(PAYMENT, plugipay_id=refs["charge_id"], only=PARENT_FIELDS)
         by_invoice = refs["source_type"] == "invoice"
         if payment is None and refs["source_id"]:
             source = "invoice__plugipay_id" if by_invoice else "checkout_session__plugipay_id"
-            payment = lock(
-                PAYMENT,
-                Payment.objects.filter(
-                    **{source: refs["source_id"]}, status=PaymentStatus.SUCCEEDED
-                ),
-            )
+            lookups = {source: refs["source_id"], "status": PaymentStatus.SUCCEEDED}
+            payment = lock(PAYMENT, only=PARENT_FIELDS, **lookups)
         if payment is None:
             source_resource = "invoice" if by_invoice else "checkout_session"
             raise UnresolvedReference(
@@ -113,8 +110,8 @@ class RefundSpec(ResourceSpec):
             return None
         if not isinstance(reference, str):
             raise InvalidObject(f"metadata.{REFUND_REFERENCE_KEY} must be a string")
-        return lock(self, Refund.objects.filter(plugipay_id=values["plugipay_id"])) or lock(
-            self, Refund.objects.filter(idempotency_key=reference)
+        return lock(self, plugipay_id=values["plugipay_id"]) or lock(
+            self, idempotency_key=reference
         )
 
     def changed(self, row, moved_to, parent) -> None:
@@ -138,17 +135,36 @@ REFUND = registered("refund")
 
 
 def recount_refunded(payment: Payment, settled: Refund) -> None:
-    """Set ``amount_refunded`` to the sum of succeeded refunds, in one statement (the payment
-    is locked; ``settled`` has just succeeded, so the in-memory value grows by its amount)."""
-    succeeded = (
-        Refund.objects.filter(payment=OuterRef("pk"), status=RefundStatus.SUCCEEDED)
-        .values("payment")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
+    """Set ``amount_refunded`` to the sum of succeeded refunds, in one statement compiled once
+    (the payment is locked; ``settled`` has just succeeded, so the in-memory value grows by
+    its amount)."""
     now = timezone.now()
-    Payment.objects.filter(pk=payment.pk).update(
-        amount_refunded=Coalesce(Subquery(succeeded), 0), updated_at=now
+    updated_at = Payment._meta.get_field("updated_at")
+    stamp = cast(models.Field, updated_at).get_db_prep_save(now, connection_for(Payment))
+    execute(
+        Payment,
+        "recount_refunded",
+        _recount_sql,
+        [RefundStatus.SUCCEEDED.value, stamp, payment.pk],
     )
     payment.amount_refunded += settled.amount
     payment.updated_at = now
+
+
+def _recount_sql(connection) -> str:
+    qn = connection.ops.quote_name
+    payments, refunds = Payment._meta, Refund._meta
+
+    def column(meta, name: str) -> str:
+        return qn(cast(models.Field, meta.get_field(name)).column)
+
+    total = (
+        f"SELECT SUM({column(refunds, 'amount')}) FROM {qn(refunds.db_table)} "
+        f"WHERE {column(refunds, 'payment')} = {qn(payments.db_table)}.{column(payments, 'id')} "
+        f"AND {column(refunds, 'status')} = %s"
+    )
+    return (
+        f"UPDATE {qn(payments.db_table)} SET {column(payments, 'amount_refunded')} = "
+        f"COALESCE(({total}), 0), {column(payments, 'updated_at')} = %s "
+        f"WHERE {column(payments, 'id')} = %s"
+    )

@@ -339,8 +339,8 @@ def mark_refund_failed(
 ) -> Refund:
     """A refund Plugipay refused outright: failed, once, with the API's message."""
     with lock_scope():
-        lock(registered("payment"), Payment.objects.filter(pk=refund.payment_id))
-        row = lock(registered("refund"), Refund.objects.filter(pk=refund.pk))
+        lock(registered("payment"), pk=refund.payment_id, only=())
+        row = lock(registered("refund"), pk=refund.pk)
         fields = {"failure_code": code, "failure_message": message}
         move(registered("refund"), row, RefundStatus.FAILED, fields, data=data)
         return row

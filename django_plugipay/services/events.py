@@ -15,12 +15,12 @@ from django.utils import timezone
 from django_plugipay import signals
 from django_plugipay.conf import app_settings
 from django_plugipay.db import (
+    claim,
     insert_many,
     insert_new,
     is_transient,
     lock_scope,
     run_atomic,
-    update_returning,
     write_atomic,
 )
 from django_plugipay.exceptions import InvalidObject, InvalidPayload
@@ -425,15 +425,11 @@ def _claim(event_id: int) -> tuple[WebhookEvent, bool]:
     transaction takes that back if applying fails); return ``(row, claimed)``. One statement
     where the backend has ``UPDATE … RETURNING``."""
     now = timezone.now()
-    claimed = update_returning(
+    claimed = claim(
         WebhookEvent,
         event_id,
-        {
-            "status": EventStatus.PROCESSED,
-            "attempts": F("attempts") + 1,
-            "last_error": "",
-            "processed_at": now,
-        },
+        {"status": EventStatus.PROCESSED, "last_error": "", "processed_at": now},
+        increment=("attempts",),
         unless={"status": DONE},
     )
     if claimed is not None:
