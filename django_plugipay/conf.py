@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "METADATA_KEY_MAX_LENGTH": 40,
     "METADATA_VALUE_MAX_LENGTH": 500,
     "PORTAL_RETURN_URL": None,
+    "DELIVERY_MAX_ATTEMPTS": 8,
+    "DELIVERY_LEASE": 60,
+    "DELIVERY_BACKOFF": 30,
 }
 
 #: Settings that fall back to an environment variable when ``settings.PLUGIPAY`` omits them.
@@ -143,6 +146,18 @@ class AppSettings:
     @property
     def PORTAL_RETURN_URL(self) -> str | None:
         return self.raw("PORTAL_RETURN_URL") or None
+
+    @property
+    def DELIVERY_MAX_ATTEMPTS(self) -> int:
+        return max(1, int(self.raw("DELIVERY_MAX_ATTEMPTS")))
+
+    @property
+    def DELIVERY_LEASE(self) -> float:
+        return float(self.raw("DELIVERY_LEASE"))
+
+    @property
+    def DELIVERY_BACKOFF(self) -> float:
+        return float(self.raw("DELIVERY_BACKOFF"))
 
     @property
     def MODE(self) -> str:
