@@ -203,3 +203,118 @@ def test_the_key_names_the_transition(db, vendor_event):
     else:
         payment.data = {"updatedAt": "2026-01-02T00:00:00Z"}
         assert key != deliveries.delivery_key(receiver, payment, None)
+
+
+# ── staff: admin, commands, checks ─────────────────────────────────────────────
+
+
+def dead_delivery(**fields):
+    from django.contrib.contenttypes.models import ContentType
+
+    from tests.factories import PaymentFactory, WebhookEventFactory
+
+    payment = PaymentFactory(status="succeeded")
+    values = {
+        "signal": "payment_succeeded",
+        "receiver": "shop.receivers.email_receipt",
+        "content_type": ContentType.objects.get_for_model(Payment),
+        "object_id": payment.pk,
+        "event": WebhookEventFactory(),
+        "key": f"k{payment.pk}",
+        "status": "dead",
+        "attempts": 8,
+        "last_error": "SMTPServerDisconnected: Connection unexpectedly closed",
+        "last_traceback": 'Traceback (most recent call last):\n  File "shop/receivers.py"',
+        **fields,
+    }
+    return payment, Delivery.objects.create(**values)
+
+
+def staff_client(client, *codenames):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    codes = ("view_delivery", "view_payment", "view_webhookevent", *codenames)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codes))
+    client.force_login(user)
+    return client
+
+
+def test_admin_lists_deliveries_with_error_traceback_and_links(db, client):
+    payment, delivery = dead_delivery()
+    staff_client(client)
+    listing = client.get("/admin/django_plugipay/delivery/").content.decode()
+    assert "shop.receivers.email_receipt" in listing and "SMTPServerDisconnected" in listing
+    assert f"/admin/django_plugipay/payment/{payment.pk}/change/" in listing
+    page = client.get(f"/admin/django_plugipay/delivery/{delivery.pk}/change/").content.decode()
+    assert "Traceback (most recent call last)" in page and delivery.key in page
+    # The object's and the event's pages list their deliveries.
+    for url in (
+        f"/admin/django_plugipay/payment/{payment.pk}/change/",
+        f"/admin/django_plugipay/webhookevent/{delivery.event_id}/change/",
+    ):
+        assert "shop.receivers.email_receipt" in client.get(url).content.decode()
+
+
+def test_admin_actions_need_the_permission_and_a_confirmation(db, client, durable):
+    runs = []
+    durable(signals.payment_succeeded, fails_first(0, runs), name="shop.receivers.email_receipt")
+    _payment, delivery = dead_delivery()
+    url = "/admin/django_plugipay/delivery/"
+    selected = {"_selected_action": [delivery.pk]}
+
+    staff_client(client)
+    assert "run_again" not in client.get(url).content.decode()
+    client.post(url, {"action": "run_again", **selected})
+    assert runs == []
+
+    staff_client(client, "manage_delivery")
+    page = client.post(url, {"action": "run_again", **selected}).content.decode()
+    assert "whatever their backoff" in page and runs == []  # the confirmation page
+    client.post(url, {"action": "run_again", "post": "yes", **selected})
+    delivery.refresh_from_db()
+    assert len(runs) == 1 and delivery.status == "succeeded" and delivery.attempts == 9
+
+    _payment, other = dead_delivery(key="other")
+    client.post(url, {"action": "mark_resolved", "post": "yes", "_selected_action": [other.pk]})
+    other.refresh_from_db()
+    assert other.status == "resolved" and other.resolved_at is not None
+
+
+def test_doctor_and_the_check_report_dead_and_overdue(db):
+
+    from django_plugipay.checks import check_deliveries
+    from django_plugipay.management.commands.plugipay_doctor import Doctor
+
+    assert check_deliveries(databases=["default"]) == []
+    assert Doctor(url=None, wait=0).deliveries().ok is True
+    dead_delivery()
+    dead_delivery(
+        key="late", status="pending", next_attempt_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    dead_delivery(key="fresh", status="failed", next_attempt_at=timezone.now())
+    assert [m.id for m in check_deliveries(databases=["default"])] == [
+        "django_plugipay.W040",
+        "django_plugipay.W041",
+    ]
+    assert check_deliveries(databases=None) == []  # only with the database checks
+    line = Doctor(url=None, wait=0).deliveries()
+    assert line.ok is False and line.detail == "1 dead, 1 overdue by more than an hour"
+    assert "plugipay_replay --deliveries" in line.fix
+
+
+def test_replay_deliveries_and_sync_run_them(plugipay_sandbox, durable, capsys):
+    from django.core.management import call_command
+
+    runs = []
+    durable(signals.payment_succeeded, fails_first(1, runs), name="tests.cmd")
+    plugipay_sandbox.paid_payment()
+    assert Delivery.objects.get().status == "failed"
+    call_command("plugipay_replay", "--deliveries")
+    assert "1 deliveries run, 0 not succeeded yet" in capsys.readouterr().out
+    assert Delivery.objects.get().status == "succeeded" and len(runs) == 2
+    Delivery.objects.update(status="pending", next_attempt_at=timezone.now())  # stranded
+    call_command("plugipay_sync")
+    assert "Deliveries: 1 run" in capsys.readouterr().out and len(runs) == 3

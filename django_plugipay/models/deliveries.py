@@ -76,6 +76,7 @@ class Delivery(models.Model):
         verbose_name = _("delivery")
         verbose_name_plural = _("deliveries")
         ordering = ["-created_at"]
+        permissions = [("manage_delivery", _("Can run deliveries again or mark them resolved"))]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="plugipay_delivery_due"),
             models.Index(fields=["content_type", "object_id"], name="plugipay_delivery_object"),

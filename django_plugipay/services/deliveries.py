@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 #: The longest wait between two attempts, whatever ``DELIVERY_BACKOFF`` and the attempt count.
 BACKOFF_CAP = dt.timedelta(hours=6)
 TASK = "django_plugipay.run_deliveries"
+#: A delivery waiting longer than this past its due time means nothing runs deliveries.
+OVERDUE_AFTER = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -307,3 +309,19 @@ def resolve_deliveries(*, deliveries: Iterable[Delivery]) -> int:
 def retry_deliveries(*, deliveries: Iterable[Delivery]) -> int:
     """Run these failed, dead or waiting deliveries now, whatever their backoff; how many ran."""
     return run_deliveries(force=True, only=[d.pk for d in deliveries])
+
+
+@dataclass(frozen=True)
+class DeliveryHealth:
+    dead: int
+    overdue: int
+
+
+def delivery_health() -> DeliveryHealth:
+    """How many deliveries gave up (``dead``) and how many wait over :data:`OVERDUE_AFTER` past
+    their due time (no worker, beat or ``plugipay_sync`` runs them)."""
+    now = timezone.now()
+    return DeliveryHealth(
+        dead=Delivery.objects.dead().count(),
+        overdue=Delivery.objects.overdue(now, OVERDUE_AFTER).count(),
+    )
