@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.options import InlineModelAdmin
 from django.contrib.contenttypes.admin import GenericTabularInline
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -43,7 +44,7 @@ class DeliveryDisplay:
         )
 
 
-class ReadOnlyInline(DeliveryDisplay, MirrorDisplay):
+class ReadOnlyInline(DeliveryDisplay, MirrorDisplay, InlineModelAdmin):
     model = Delivery
     extra = 0
     can_delete = False
