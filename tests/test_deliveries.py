@@ -9,6 +9,7 @@ from django_plugipay import durable_receiver, services, signals
 from django_plugipay.client import get_client
 from django_plugipay.models import Delivery, Payment, WebhookEvent
 from django_plugipay.services import deliveries
+from tests.test_tasks_mode import DOWN_BROKER
 
 
 @pytest.fixture
@@ -318,3 +319,29 @@ def test_replay_deliveries_and_sync_run_them(plugipay_sandbox, durable, capsys):
     Delivery.objects.update(status="pending", next_attempt_at=timezone.now())  # stranded
     call_command("plugipay_sync")
     assert "Deliveries: 1 run" in capsys.readouterr().out and len(runs) == 3
+
+
+# ── through the task layer ─────────────────────────────────────────────────────
+
+
+def test_with_a_celery_app_the_task_runs_the_delivery(
+    plugipay_sandbox, durable, make_celery_app, celery_runs
+):
+    runs = []
+    durable(signals.payment_succeeded, fails_first(0, runs), name="tests.task")
+    make_celery_app(task_always_eager=True)
+    plugipay_sandbox.paid_payment()
+    assert "django_plugipay.run_deliveries" in celery_runs
+    assert len(runs) == 1 and Delivery.objects.get().status == "succeeded"
+
+
+def test_with_the_broker_down_the_delivery_runs_in_process(
+    plugipay_sandbox, durable, make_celery_app, celery_runs
+):
+    runs = []
+    durable(signals.payment_succeeded, fails_first(0, runs), name="tests.down")
+    make_celery_app(broker_url=DOWN_BROKER, broker_connection_timeout=1)
+    plugipay_sandbox.paid_payment()
+    assert celery_runs == [] and len(runs) == 1
+    assert Delivery.objects.get().status == "succeeded"
+    assert set(answers(plugipay_sandbox)) == {200}

@@ -30,7 +30,7 @@ from django_plugipay import signals
 from django_plugipay.conf import app_settings
 from django_plugipay.db import run_atomic
 from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
-from django_plugipay.services._queue import enqueue
+from django_plugipay.services._queue import enqueue, mode
 from django_plugipay.services.mirror import insert_new
 
 logger = logging.getLogger(__name__)
@@ -127,8 +127,23 @@ def record_delivery(
     if not insert_new(delivery, "key"):
         return None
     pk = delivery.pk
-    enqueue(TASK, [pk], inline=lambda: run_deliveries(only=[pk]))
+    enqueue(TASK, [pk], inline=lambda: run_deliveries(only=[pk]), on_failure=_unsent(pk))
     return delivery
+
+
+def _unsent(pk: int) -> Callable[[Exception], None]:
+    """When the task cannot be sent (the broker is down), run the delivery here after all: the
+    side effect should not wait for the next scheduled run."""
+
+    def fallback(exc: Exception) -> None:
+        if mode() != "celery":
+            return  # it ran in-process already; its outcome is recorded on the row
+        try:
+            run_deliveries(only=[pk])
+        except Exception:  # the row stays due; the next run_deliveries takes it
+            logger.exception("plugipay delivery %s could not run in-process", pk)
+
+    return fallback
 
 
 def delivery_key(
