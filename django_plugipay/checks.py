@@ -313,3 +313,42 @@ def check_webhook_url(app_configs=None, **kwargs) -> list:
             hint='Add path("plugipay/", include("django_plugipay.urls")) to ROOT_URLCONF.',
         )
     ]
+
+
+@register(Tags.database)
+def check_deliveries(app_configs=None, databases=None, **kwargs) -> list:
+    """Durable receivers that gave up, or wait with nothing running them (``check --database
+    default`` and ``migrate`` run database checks; so does ``plugipay_doctor``)."""
+    from django.db import DatabaseError
+
+    from django_plugipay.services.deliveries import OVERDUE_AFTER, delivery_health
+
+    if not databases:
+        return []
+    try:
+        health = delivery_health()
+    except DatabaseError:  # not migrated yet
+        return []
+    messages: list = []
+    if health.dead:
+        messages.append(
+            Warning(
+                f"{health.dead} durable receiver deliveries are dead: they failed "
+                f"PLUGIPAY['DELIVERY_MAX_ATTEMPTS'] times and are not retried any more.",
+                id="django_plugipay.W040",
+                hint="Read the last error under Plugipay › Deliveries in the admin, fix the "
+                "receiver, then use 'Run again now' or `manage.py plugipay_replay --deliveries`.",
+            )
+        )
+    if health.overdue:
+        hours = int(OVERDUE_AFTER.total_seconds() // 3600)
+        messages.append(
+            Warning(
+                f"{health.overdue} durable receiver deliveries are overdue by more than "
+                f"{hours} hour(s): nothing runs them.",
+                id="django_plugipay.W041",
+                hint="Run a Celery worker and beat with django_plugipay.run_deliveries "
+                "scheduled (see the Celery how-to), or `manage.py plugipay_sync` from cron.",
+            )
+        )
+    return messages

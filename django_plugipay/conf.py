@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "METADATA_VALUE_MAX_LENGTH": 500,
     "PORTAL_RETURN_URL": None,
     "PLANS": {},
+    "DELIVERY_MAX_ATTEMPTS": 8,
+    "DELIVERY_LEASE": 60,
+    "DELIVERY_BACKOFF": 30,
 }
 
 #: Settings that fall back to an environment variable when ``settings.PLUGIPAY`` omits them.
@@ -170,6 +173,18 @@ class AppSettings:
     def PLANS(self) -> dict[str, Any]:
         """The plan catalog ``plugipay_plans`` makes Plugipay's match: key → plan definition."""
         return dict(self.raw("PLANS") or {})
+
+    @property
+    def DELIVERY_MAX_ATTEMPTS(self) -> int:
+        return max(1, int(self.raw("DELIVERY_MAX_ATTEMPTS")))
+
+    @property
+    def DELIVERY_LEASE(self) -> float:
+        return float(self.raw("DELIVERY_LEASE"))
+
+    @property
+    def DELIVERY_BACKOFF(self) -> float:
+        return float(self.raw("DELIVERY_BACKOFF"))
 
     @property
     def MODE(self) -> str:

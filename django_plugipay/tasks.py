@@ -103,3 +103,10 @@ def sync_plans(self) -> int:
         return len(services.sync_plans())
     except TransientError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after)) from exc
+
+
+@shared_task(name="django_plugipay.run_deliveries", acks_late=True)
+def run_deliveries(delivery_ids: list[int] | None = None) -> int:
+    """Run durable receivers' due deliveries (those ids only, when given: what a commit
+    queues); schedule it with celery beat so retries and crashed runs are picked up."""
+    return services.run_deliveries(only=delivery_ids)

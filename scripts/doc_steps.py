@@ -136,6 +136,8 @@ def steps(page: Path) -> list[Step]:
     for block in blocks(page.read_text(encoding="utf-8")):
         if block.title:
             path, _, note = block.title.partition(" (")
+            if note and note != "at the end)":
+                raise StepFailed(f"{name}:{block.line}: unknown note ({note}; use (at the end)")
             result.append(
                 Step(
                     name,
@@ -377,18 +379,23 @@ class Build:
     def curl(self, step: Step, argv: list[str]) -> None:
         import requests
 
-        method, data, url = "GET", None, None
+        method, data, url, headers = "GET", None, None, {}
         words = iter(argv)
         for word in words:
             if word == "-X":
                 method = next(words)
+            elif word in ("-H", "--header"):
+                name, _, value = next(words).partition(":")
+                headers[name.strip()] = value.strip()
             elif word in ("-d", "--data"):
                 data, method = next(words), method if method != "GET" else "POST"
+                # what curl sends with -d unless told otherwise
+                headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
             elif not word.startswith("-"):
                 url = word
         if url is None:
             raise StepFailed(f"{step.where()}: no URL in `{step.text}`")
-        response = requests.request(method, url, data=data, timeout=120)
+        response = requests.request(method, url, data=data, headers=headers, timeout=120)
         if response.status_code >= 400:
             raise StepFailed(f"{step.where()}: {method} {url} → {response.status_code}")
 

@@ -100,6 +100,27 @@ MUTATIONS = (
         ("tests/test_webhook_view.py::test_bad_signatures_store_nothing",
          "tests/test_webhook_view.py::test_signed_non_event_bodies_are_400"),
     ),
+    Mutation(
+        "durable receivers: a failing receiver is not retried",
+        (
+            ("django_plugipay/services/deliveries.py",
+             "            status=DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED,\n",
+             "            status=DeliveryStatus.DEAD,\n"),
+        ),
+        ("tests/test_deliveries.py::"
+         "test_a_failing_receiver_is_retried_until_it_returns_and_never_run_again",),
+    ),
+    Mutation(
+        "durable receivers: a succeeded delivery runs again when forced",
+        (
+            ("django_plugipay/models/querysets.py",
+             "                status__in=(DeliveryStatus.PENDING, DeliveryStatus.FAILED, "
+             "DeliveryStatus.DEAD)\n",
+             "                ~Q(status=DeliveryStatus.RUNNING)\n"),
+        ),
+        ("tests/test_deliveries.py::"
+         "test_a_failing_receiver_is_retried_until_it_returns_and_never_run_again",),
+    ),
 )
 # fmt: on
 

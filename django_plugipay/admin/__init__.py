@@ -14,6 +14,7 @@ from django_plugipay.admin import billing  # noqa: F401 - registers the billing 
 from django_plugipay.admin.actions import cancel_sessions, reprocess_events, resync
 from django_plugipay.admin.activity import ActivityMixin
 from django_plugipay.admin.confirm import confirm_view
+from django_plugipay.admin.deliveries import EventDeliveryInline, ObjectDeliveryInline
 from django_plugipay.admin.display import (
     REFUND_STATES,
     MirrorAdmin,
@@ -99,6 +100,7 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
     date_hierarchy = "created_at"
     actions = ["confirm_transfers", resync, cancel_sessions]
     change_form_template = "admin/django_plugipay/checkoutsession/change_form.html"
+    inlines = [ObjectDeliveryInline]
     readonly_fields = [
         "plugipay_id",
         "status",
@@ -194,7 +196,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
     search_fields = ["plugipay_id", "checkout_session__plugipay_id", "customer__email"]
     date_hierarchy = "created_at"
     actions = ["refund_payments", resync]
-    inlines = [RefundInline]
+    inlines = [RefundInline, ObjectDeliveryInline]
     readonly_fields = [
         "plugipay_id",
         "status_badge",
@@ -290,6 +292,7 @@ class RefundAdmin(ActivityMixin, MirrorAdmin):
     search_fields = ["plugipay_id", "payment__plugipay_id", "idempotency_key"]
     date_hierarchy = "created_at"
     actions = [resync]
+    inlines = [ObjectDeliveryInline]
     readonly_fields = [
         "plugipay_id",
         "payment_link",
@@ -331,6 +334,7 @@ class WebhookEventAdmin(MirrorAdmin):
     search_fields = ["event_id", "object_id", "type"]
     date_hierarchy = "received_at"
     actions = [reprocess_events]
+    inlines = [EventDeliveryInline]
     readonly_fields = [
         "event_id",
         "type",

@@ -11,6 +11,7 @@ from django.utils.translation import ngettext
 
 from django_plugipay import permissions, services
 from django_plugipay.admin.actions import confirm_then, resync
+from django_plugipay.admin.deliveries import ObjectDeliveryInline
 from django_plugipay.admin.display import (
     MirrorAdmin,
     MirrorDisplay,
@@ -231,7 +232,7 @@ class SubscriptionAdmin(MirrorAdmin):
     search_fields = ["plugipay_id", "customer__email", "customer__plugipay_id", "plan__name"]
     date_hierarchy = "created_at"
     actions = [cancel_at_period_end, cancel_now, pause, resume, resync]
-    inlines = [InvoiceInline]
+    inlines = [InvoiceInline, ObjectDeliveryInline]
     readonly_fields = [
         "plugipay_id",
         "status_badge",
@@ -337,6 +338,7 @@ class InvoiceAdmin(MirrorAdmin):
         "paid_at",
         "document_link",
     ]
+    inlines = [ObjectDeliveryInline]
     list_filter = ["status", "currency", "mode", "created_at"]
     list_select_related = ["customer", "subscription"]
     search_fields = ["plugipay_id", "number", "customer__email", "subscription__plugipay_id"]

@@ -26,6 +26,8 @@ TONE_COLOURS = {
 }
 #: the event log is not a mirrored resource: its statuses' tones are listed here
 EVENT_TONES = {"processed": "success", "failed": "failure", "ignored": "closed", "received": "new"}
+#: deliveries of durable receivers are not a mirrored resource either
+DELIVERY_TONES = {"running": "waiting", "dead": "failure", "resolved": "closed"}
 
 
 REFUND_STATES = {"refunded": _("refunded"), "partially_refunded": _("partially refunded")}
@@ -33,7 +35,7 @@ REFUND_STATES = {"refunded": _("refunded"), "partially_refunded": _("partially r
 
 def badge(status: str, label: str | None = None) -> str:
     """A status pill coloured by the tone its resource's spec gives the status."""
-    tone = {**EVENT_TONES, **status_tones()}.get(status)
+    tone = {**DELIVERY_TONES, **EVENT_TONES, **status_tones()}.get(status)
     colour = TONE_COLOURS.get(tone or "", "#374151")
     return format_html(
         '<span style="background:{};color:#fff;border-radius:9px;padding:1px 8px;'

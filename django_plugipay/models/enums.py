@@ -49,6 +49,20 @@ class EventStatus(models.TextChoices):
     IGNORED = "ignored", _("Ignored")
 
 
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    DEAD = "dead", _("Dead")
+    RESOLVED = "resolved", _("Resolved")
+
+    @classmethod
+    def finished_states(cls) -> tuple[str, ...]:
+        """Never run again: returned, or marked as resolved by staff."""
+        return (cls.SUCCEEDED, cls.RESOLVED)
+
+
 class EventSource(models.TextChoices):
     WEBHOOK = "webhook", _("Webhook")
     RECONCILE = "reconcile", _("Reconciliation")

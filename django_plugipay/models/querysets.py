@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 
 from django_plugipay.conf import app_settings
 from django_plugipay.models.enums import (
+    DeliveryStatus,
     EventStatus,
     InvoiceStatus,
     PaymentStatus,
@@ -87,6 +88,36 @@ class WebhookEventQuerySet(models.QuerySet):
 
     def unprocessed(self) -> WebhookEventQuerySet:
         return self.filter(status__in=(EventStatus.RECEIVED, EventStatus.FAILED))
+
+
+class DeliveryQuerySet(models.QuerySet):
+    def due(self, now: dt.datetime, *, force: bool = False) -> DeliveryQuerySet:
+        """Deliveries to run now: pending or failed past their backoff (``force``: failed or
+        dead whatever the backoff), and running ones whose lease expired (the process died)."""
+        waiting = Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.FAILED))
+        if force:
+            waiting = Q(
+                status__in=(DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.DEAD)
+            )
+        else:
+            waiting &= Q(next_attempt_at__lte=now)
+        return self.filter(waiting | Q(status=DeliveryStatus.RUNNING, leased_until__lt=now))
+
+    def dead(self) -> DeliveryQuerySet:
+        return self.filter(status=DeliveryStatus.DEAD)
+
+    def overdue(self, now: dt.datetime, by: dt.timedelta) -> DeliveryQuerySet:
+        """Waiting to run (or to be taken over) for longer than ``by``: nobody runs them."""
+        late = now - by
+        return self.filter(
+            Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.FAILED), next_attempt_at__lt=late)
+            | Q(status=DeliveryStatus.RUNNING, leased_until__lt=late)
+        )
+
+    def for_object(self, obj: models.Model) -> DeliveryQuerySet:
+        from django.contrib.contenttypes.models import ContentType
+
+        return self.filter(content_type=ContentType.objects.get_for_model(obj), object_id=obj.pk)
 
 
 #: the metadata key under which ``plugipay_plans`` records a plan's key of the ``PLANS`` setting

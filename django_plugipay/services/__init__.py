@@ -23,6 +23,12 @@ from django_plugipay.services.checkout import (
     sync_checkout_session,
 )
 from django_plugipay.services.customers import create_customer, get_or_create_customer_for_user
+from django_plugipay.services.deliveries import (
+    durable_receiver,
+    resolve_deliveries,
+    retry_deliveries,
+    run_deliveries,
+)
 from django_plugipay.services.events import (
     apply_event,
     apply_recorded_event,
@@ -62,6 +68,7 @@ __all__ = [
     "confirm_checkout_session",
     "create_checkout_session",
     "create_customer",
+    "durable_receiver",
     "get_or_create_customer_for_user",
     "ingest_webhook",
     "process_event",
@@ -69,6 +76,9 @@ __all__ = [
     "refund_payment",
     "refundable_amount",
     "replay_failed_events",
+    "resolve_deliveries",
+    "retry_deliveries",
+    "run_deliveries",
     "submit_refund",
     "sync_checkout_session",
     "sync_object",

@@ -123,6 +123,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "plugipay-reconcile": {"task": "django_plugipay.reconcile", "schedule": 15 * 60},
+    # durable receivers' retries, and deliveries a crashed process left behind
+    "plugipay-run-deliveries": {"task": "django_plugipay.run_deliveries", "schedule": 60},
 }
 
 REST_FRAMEWORK = {
