@@ -420,7 +420,7 @@ def endpoint(
         resource, path, frozenset(operations), tuple(actions), plural or resource + "s"
     )
     ENDPOINTS[resource] = entry
-    calls = {
+    calls: dict[str, tuple[str, Callable[..., Any]]] = {
         "create": (f"create_{resource}", _create),
         "get": (f"get_{resource}", _retrieve),
         "update": (f"update_{resource}", _update),

@@ -223,9 +223,12 @@ def take_lock(spec: Ranked) -> None:
 class Ranked(Protocol):
     """What the lock order needs of a resource spec."""
 
-    name: str
-    lock_rank: int
-    model: Any
+    @property
+    def name(self) -> str: ...
+    @property
+    def lock_rank(self) -> int: ...
+    @property
+    def model(self) -> Any: ...
 
 
 def lock(spec: Ranked, *, only: tuple[str, ...] | None = None, **lookups: Any) -> Any:

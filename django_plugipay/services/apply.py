@@ -322,11 +322,12 @@ def sync_object(row: M) -> M:
     spec = spec_for_model(type(row))
     if spec is None:
         raise TypeError(f"{type(row).__name__} is not a mirrored Plugipay resource")
-    if not getattr(row, "plugipay_id", None) and type(row) in _SENDERS:
+    plugipay_id: str = getattr(row, "plugipay_id", None) or ""
+    if not plugipay_id and type(row) in _SENDERS:
         return _SENDERS[type(row)](row)
     through = spec.synced_through(row)
     if through is None:
-        return advance(spec, spec.fetch(row.plugipay_id))
+        return advance(spec, spec.fetch(plugipay_id))
     for other in through:
         sync_object(other)
     row.refresh_from_db()
