@@ -28,6 +28,8 @@ CONFIRM_PERMISSION = f"{APP_LABEL}.confirm_payment"
 SUBSCRIPTION_PERMISSION = f"{APP_LABEL}.manage_subscription"
 #: Void and send invoices.
 INVOICE_PERMISSION = f"{APP_LABEL}.manage_invoice"
+#: Run durable deliveries again now, or mark them resolved.
+DELIVERY_PERMISSION = f"{APP_LABEL}.manage_delivery"
 
 #: The operation permission that implies seeing a model (by model name) in the admin.
 IMPLIES_VIEW = {
@@ -36,6 +38,7 @@ IMPLIES_VIEW = {
     "checkoutsession": CONFIRM_PERMISSION,
     "subscription": SUBSCRIPTION_PERMISSION,
     "invoice": INVOICE_PERMISSION,
+    "delivery": DELIVERY_PERMISSION,
 }
 
 
@@ -58,6 +61,10 @@ def can_manage_subscriptions(user: Any) -> bool:
 
 def can_manage_invoices(user: Any) -> bool:
     return bool(user and user.has_perm(INVOICE_PERMISSION))
+
+
+def can_manage_deliveries(user: Any) -> bool:
+    return bool(user and user.has_perm(DELIVERY_PERMISSION))
 
 
 def can_cancel_sessions(user: Any) -> bool:

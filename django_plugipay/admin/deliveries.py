@@ -9,12 +9,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from django_plugipay import services
+from django_plugipay import permissions, services
 from django_plugipay.admin.actions import confirm_then
 from django_plugipay.admin.display import MirrorAdmin, MirrorDisplay, admin_link
 from django_plugipay.models import Delivery, DeliveryStatus
-
-MANAGE_PERMISSION = "django_plugipay.manage_delivery"
 
 
 class DeliveryDisplay:
@@ -173,4 +171,4 @@ class DeliveryAdmin(DeliveryDisplay, MirrorAdmin):
     fields = list(readonly_fields)
 
     def has_manage_permission(self, request) -> bool:
-        return request.user.has_perm(MANAGE_PERMISSION)
+        return permissions.can_manage_deliveries(request.user)
