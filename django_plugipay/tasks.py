@@ -71,6 +71,15 @@ def process_webhook_event(self, event_id: int) -> str | None:
     return None if event is None else event.status
 
 
+@shared_task(name="django_plugipay.process_pending_events", acks_late=True)
+def process_pending_events(batch_size: int | None = None) -> int:
+    """Apply the queued events a batch per transaction (any number of workers at once: each
+    batch is claimed with ``SKIP LOCKED``); the number taken."""
+    if batch_size is None:
+        return services.apply_queued_events()
+    return services.apply_queued_events(batch_size=batch_size)
+
+
 @shared_task(
     bind=True,
     name="django_plugipay.sync_checkout_session",

@@ -31,6 +31,7 @@ from django_plugipay.services.deliveries import (
 )
 from django_plugipay.services.events import (
     apply_event,
+    apply_queued_events,
     apply_recorded_event,
     ingest_webhook,
     process_event,
@@ -63,6 +64,7 @@ __all__ = [
     "sync_subscription",
     "void_invoice",
     "apply_event",
+    "apply_queued_events",
     "apply_recorded_event",
     "cancel_checkout_session",
     "confirm_checkout_session",

@@ -455,3 +455,78 @@ def replay_failed_events(
         except Exception:  # already recorded on the event by apply_event
             counts["failed"] += 1
     return counts
+
+
+#: queued events one transaction applies (``apply_queued_events``)
+BATCH_SIZE = 100
+
+
+def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = None) -> int:
+    """Apply the queued (``received``) events, oldest first, a batch per transaction, until
+    none is left or ``limit`` were taken; return how many were taken.
+
+    A batch is claimed with ``FOR UPDATE SKIP LOCKED``, so two workers draining the queue take
+    different batches and an event a per-event task holds is skipped (and applied once by
+    whichever holds it). The batch's mirror rows are locked resource by resource in the lock
+    order, then its events are applied without savepoints and marked in one statement per
+    outcome. When one fails, the batch is applied again with a savepoint per event: the failing
+    one is stored ``failed`` with its error and the others commit. An event that names an object
+    to fetch first is applied on its own after the batch (no HTTP call inside a transaction).
+    """
+    taken = 0
+    while limit is None or taken < limit:
+        size = batch_size if limit is None else min(batch_size, limit - taken)
+        try:
+            claimed, alone = run_atomic(_apply_batch, size, False)
+        except _PageFailed:
+            claimed, alone = run_atomic(_apply_batch, size, True)
+        for event_id in alone:
+            with contextlib.suppress(Exception):  # recorded on the event by apply_recorded_event
+                apply_recorded_event(event_id)
+        taken += claimed
+        if claimed < size:
+            break
+    return taken
+
+
+def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int]]:
+    """One transaction: claim up to ``size`` queued events and apply them; return
+    ``(claimed, left)``, ``left`` the ids to apply one by one after the commit."""
+    rows = list(
+        WebhookEvent.objects.select_for_update(skip_locked=True)
+        .filter(status=EventStatus.RECEIVED)
+        .order_by("pk")[:size]
+    )
+    parsed = {row.pk: parse_event(row.payload) for row in rows}
+    left = [row.pk for row in rows if _completing(parsed[row.pk])]
+    ready = [row for row in rows if row.pk not in left]
+    _lock_page([parsed[row.pk] for row in ready])
+    now = timezone.now()
+    done: dict[str, list[int]] = {EventStatus.PROCESSED: [], EventStatus.IGNORED: []}
+    for row in ready:
+        event = parsed[row.pk]
+        status = EventStatus.PROCESSED if spec_for(event.resource) else EventStatus.IGNORED
+        row.status, row.attempts, row.processed_at = status, row.attempts + 1, now
+        try:
+            with transaction.atomic() if isolated else contextlib.nullcontext():
+                _apply(event, row)
+        except Exception as exc:
+            if is_transient(exc):  # the whole batch is retried
+                raise
+            if not isolated:
+                raise _PageFailed from exc
+            if isinstance(exc, UnresolvedReference):  # fetched outside, after the commit
+                left.append(row.pk)
+                continue
+            WebhookEvent.objects.filter(pk=row.pk).update(
+                status=EventStatus.FAILED, attempts=F("attempts") + 1, last_error=_describe(exc)
+            )
+            _log_failure(event.id, event.kind, exc)
+            continue
+        done[status].append(row.pk)
+    for outcome, ids in done.items():
+        if ids:
+            WebhookEvent.objects.filter(pk__in=ids).update(
+                status=outcome, attempts=F("attempts") + 1, last_error="", processed_at=now
+            )
+    return len(rows), left

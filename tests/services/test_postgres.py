@@ -188,3 +188,37 @@ def test_reconcile_racing_live_webhooks_signals_once(postgres, plugipay_sandbox,
     assert names.count("checkout_session_completed") == 10, errors
     assert names.count("payment_succeeded") == 10, errors
     assert CheckoutSession.objects.filter(status="completed").count() == 10
+
+
+def test_two_workers_drain_one_queue_at_once_and_apply_each_event_once(postgres, signal_log):
+    """Batches claimed with SKIP LOCKED: the workers take different events, and two events
+    about one session (in both workers' batches) wait on its row lock instead of racing."""
+    from django_plugipay.models import EventSource
+    from django_plugipay.services.events import record_event
+    from django_plugipay.webhooks import parse_event
+
+    def body(n, status):
+        return build_event(
+            f"checkout_session.{status}" if status == "completed" else "checkout_session.updated",
+            {
+                "id": f"cs_q{n}",
+                "status": status,
+                "amount": 5000,
+                "currency": "IDR",
+                "paymentId": f"pay_q{n}" if status == "completed" else None,
+                "updatedAt": f"2026-01-01T00:00:0{0 if status == 'open' else 1}Z",
+            },
+        )
+
+    bodies = [body(n, "open") for n in range(20)] + [body(n, "completed") for n in range(20)]
+    for item in bodies:
+        record_event(parse_event(item), source=EventSource.WEBHOOK)
+    taken = in_threads(2, lambda i: services.apply_queued_events(batch_size=3))
+    assert sum(taken) == 40
+    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {("processed", 1)}
+    assert set(CheckoutSession.objects.values_list("status", flat=True)) == {"completed"}
+    assert Payment.objects.filter(status="succeeded").count() == 20
+    committed = [name for name, _ident in signal_log.committed()]
+    assert committed.count("checkout_session_completed") == 20
+    assert committed.count("payment_succeeded") == 20
+    assert committed.count("webhook_received") == 40
