@@ -307,6 +307,9 @@ class ResourceSpec:
     #: read them): every status outside the terminal tier (a session "open", a refund "in
     #: flight") or a subset of those (checked when the class is declared: invoices "unpaid")
     groups: ClassVar[Mapping[str, Group]] = {}
+    #: a valid object of this resource, as Plugipay sends it: the tests apply every spec's
+    #: example and derive their invalid variants from it (a new resource brings its own)
+    example: ClassVar[Mapping[str, Any]] = {}
     #: a status not in ``tiers`` is stored as sent (ranked with the first tier, no signal)
     #: instead of failing validation: for resources whose status set Plugipay may grow
     open_statuses: ClassVar[bool] = False

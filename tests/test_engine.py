@@ -306,3 +306,12 @@ def test_lock_claim_and_recount_compile_once_per_connection(monkeypatch):
     assert "ORDER BY" not in lock_sql and lock_sql.count(",") == 1  # id, amount
     payments[1].refresh_from_db()
     assert payments[1].amount_refunded == 5
+
+
+def test_every_model_module_is_imported_without_a_list():
+    import pkgutil
+
+    from django_plugipay import models
+
+    for info in pkgutil.iter_modules(models.__path__):
+        assert f"django_plugipay.models.{info.name}" in sys.modules, info.name

@@ -93,6 +93,19 @@ class PlanSpec(ResourceSpec):
         "metadata": field(Object(), "metadata"),
     }
     refs = {"updated_at": UPDATED_AT, "prices": field(List(), "prices")}
+    example = {
+        "id": "plan_v",
+        "name": "Member",
+        "description": "Monthly",
+        "interval": "month",
+        "intervalCount": 1,
+        "trialDays": 7,
+        "active": True,
+        "portalFeatures": {"selfServeCancel": True},
+        "metadata": {},
+        "prices": [{"id": "price_v", "planId": "plan_v", "currency": "IDR", "unitAmount": 99000}],
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
 
     def after(self, row, moved_to, refs, event) -> list[Step]:
         return [
@@ -120,6 +133,17 @@ class PriceSpec(ResourceSpec):
         "active": field(Boolean(), "active", default=True),
     }
     refs = {"updated_at": UPDATED_AT, "plan_id": field(Text(), "planId")}
+    example = {
+        "id": "price_v",
+        "planId": "plan_v",
+        "currency": "IDR",
+        "model": "flat",
+        "unitAmount": 99000,
+        "tiers": [],
+        "taxMode": "exclusive",
+        "active": True,
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
 
     def read(self, obj, action=None):
         values, refs = super().read(obj, action)
@@ -191,6 +215,25 @@ class SubscriptionSpec(ResourceSpec):
         SubscriptionStatus.CANCELED: signals.subscription_canceled,
     }
     actions = {"canceled": SubscriptionStatus.CANCELED, "paused": SubscriptionStatus.PAUSED}
+    example = {
+        "id": "sub_v",
+        "status": "active",
+        "customerId": "cus_v",
+        "planId": "plan_v",
+        "priceId": "price_v",
+        "currentPeriodStart": "2026-01-01T00:00:00Z",
+        "currentPeriodEnd": "2026-02-01T00:00:00Z",
+        "trialEnd": None,
+        "cancelAt": None,
+        "canceledAt": None,
+        "canceledReason": None,
+        "pausedAt": None,
+        "resumeAt": None,
+        "cancelAtPeriodEnd": False,
+        "collectionMethod": "send_invoice",
+        "metadata": {},
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
     outcomes = {
         SubscriptionStatus.ACTIVE: "success",
         SubscriptionStatus.TRIALING: "success",
@@ -335,6 +378,30 @@ class InvoiceSpec(ResourceSpec):
         InvoiceStatus.UNCOLLECTIBLE: "failure",
     }
     groups = {"unpaid": Group(_("Unpaid"), (InvoiceStatus.OPEN, InvoiceStatus.PAST_DUE))}
+    example = {
+        "id": "inv_v",
+        "status": "paid",
+        "customerId": "cus_v",
+        "subscriptionId": "sub_v",
+        "number": "SBX-000001",
+        "currency": "IDR",
+        "subtotal": 99000,
+        "discount": 0,
+        "tax": 0,
+        "total": 99000,
+        "amountDue": 0,
+        "amountPaid": 99000,
+        "collectionAttempts": 0,
+        "dueAt": "2026-01-08T00:00:00Z",
+        "issuedAt": "2026-01-01T00:00:00Z",
+        "paidAt": "2026-01-01T00:00:00Z",
+        "voidedAt": None,
+        "hostedInvoiceUrl": "https://pay.test/i/inv_v",
+        "chargeId": "pay_inv_v",
+        "lines": [],
+        "metadata": {},
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
 
     def lock_parent(self, values, refs, context) -> None:
         values["customer_id"] = _known(Customer, refs["customer_id"], "customer", "An invoice")

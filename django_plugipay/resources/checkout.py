@@ -87,6 +87,20 @@ class CheckoutSessionSpec(ResourceSpec):
     }
     outcomes = {SessionStatus.COMPLETED: "success", SessionStatus.FAILED: "failure"}
     groups = {"open": Group(_("Open"))}
+    example = {
+        "id": "cs_v",
+        "status": "completed",
+        "amount": 5000,
+        "currency": "IDR",
+        "customerId": "cus_v",
+        "paymentId": "pay_v",
+        "paymentMethod": "card",
+        "hostedUrl": "https://pay.test/c/cs_v",
+        "expiresAt": "2026-01-02T00:00:00Z",
+        "completedAt": "2026-01-01T00:00:00Z",
+        "metadata": {"order": "1"},
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
 
     def after(self, row, moved_to, refs, event) -> list[Step]:
         """A completed session's charge becomes its Payment (once, whichever comes first)."""

@@ -25,6 +25,7 @@ class CustomerSpec(ResourceSpec):
         "metadata": field(Object(), "metadata"),
     }
     refs = {"updated_at": UPDATED_AT}
+    example = {"id": "cus_v", "email": "a@example.com", "name": "A", "externalId": "user:1"}
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
         return get_client().get_customer(plugipay_id)

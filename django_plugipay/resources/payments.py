@@ -55,6 +55,15 @@ class PaymentSpec(ResourceSpec):
         "updated": PaymentStatus.PENDING,
     }
     outcomes = {PaymentStatus.SUCCEEDED: "success", PaymentStatus.FAILED: "failure"}
+    example = {
+        "id": "pay_v",
+        "status": "succeeded",
+        "amount": 5000,
+        "currency": "IDR",
+        "checkoutSessionId": "cs_v",
+        "method": "card",
+        "paidAt": "2026-01-01T00:00:00Z",
+    }
 
     def lock_parent(self, values, refs, context) -> CheckoutSession | None:
         """The session (or invoice) first (lock order), so a payment and what it paid never

@@ -80,6 +80,15 @@ class RefundSpec(ResourceSpec):
     initial = RefundStatus.PENDING
     outcomes = {RefundStatus.SUCCEEDED: "success", RefundStatus.FAILED: "failure"}
     groups = {"in_flight": Group(_("In flight"))}
+    example = {
+        "id": "rfd_v",
+        "status": "succeeded",
+        "amount": 1000,
+        "currency": "IDR",
+        "chargeId": "pay_v",
+        "reason": "duplicate",
+        "metadata": {},
+    }
 
     def lock_parent(self, values, refs, context) -> Payment:
         """The refunded payment, locked: ``amount_refunded`` is recounted under this lock."""
