@@ -239,9 +239,19 @@ def lock(spec: Ranked, *, only: tuple[str, ...] | None = None, **lookups: Any) -
     per connection and lookup shape, then only executed.
     """
     take_lock(spec)
-    model = spec.model
+    return _select_one(spec.model, lookups, only, locking=True)
+
+
+def find(model: type[M], *, only: tuple[str, ...] = (), **lookups: Any) -> M | None:
+    """The row of ``model`` matching ``lookups`` (equality lookups on a unique key), reading
+    only the fields ``only`` names (the pk when none), or None; compiled once like
+    :func:`lock`, without the lock."""
+    return _select_one(model, lookups, only, locking=False)
+
+
+def _select_one(model, lookups: dict[str, Any], only, *, locking: bool) -> Any:
     connection = connections[router.db_for_write(model)]
-    key = ("lock", model, tuple(sorted(lookups)), only)
+    key = ("select", locking, model, tuple(sorted(lookups)), only)
     cache = _statements(connection)
     statement = cache.get(key)
     params = [lookups[name] for name in sorted(lookups)]
@@ -249,7 +259,9 @@ def lock(spec: Ranked, *, only: tuple[str, ...] | None = None, **lookups: Any) -
         queryset = model._default_manager.filter(**lookups).order_by()
         if only is not None:
             queryset = queryset.only(*(only or ("pk",)))
-        queryset = queryset.select_for_update(no_key=True)[:1]
+        queryset = queryset[:1]
+        if locking:
+            queryset = queryset.select_for_update(no_key=True)
         compiler = queryset.query.get_compiler(connection.alias)
         sql_text, compiled = compiler.as_sql()
         klass_info = compiler.klass_info or {"select_fields": []}

@@ -61,8 +61,8 @@ MUTATIONS = (
         "row locks: the apply path reads and upserts rows without locking them",
         (
             ("django_plugipay/db.py",
-             "        queryset = queryset.select_for_update(no_key=True)[:1]\n",
-             "        queryset = queryset[:1]\n"),
+             "            queryset = queryset.select_for_update(no_key=True)\n",
+             "            pass\n"),
             ("django_plugipay/db.py",
              "    if connection.vendor != \"postgresql\":\n        if insert_new(",
              "    if True:\n"

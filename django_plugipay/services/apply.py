@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay.db import (
+    find,
     in_lock_scope,
     lock,
     lock_scope,
@@ -221,11 +222,8 @@ def _links(spec: ResourceSpec, values: dict, refs: dict) -> dict[str, Any]:
             continue
         related = refs.get(link.ref)
         model = apps.get_model(link.model)
-        fills[attname] = (
-            model.objects.filter(plugipay_id=related).values_list("pk", flat=True).first()
-            if related
-            else None
-        )
+        found = find(model, plugipay_id=related) if related else None
+        fills[attname] = None if found is None else found.pk
     foreign_keys = {f.attname for f in spec.model._meta.concrete_fields if f.is_relation}
     for attname in [k for k in values if k in foreign_keys]:
         fills[attname] = values.pop(attname)
