@@ -339,7 +339,9 @@ def mark_refund_failed(
     """A refund Plugipay refused outright: failed, once, with the API's message."""
     with lock_scope():
         lock(registered("payment"), pk=refund.payment_id, only=())
-        row = lock(registered("refund"), pk=refund.pk)
-        fields = {"failure_code": code, "failure_message": message}
-        move(registered("refund"), row, RefundStatus.FAILED, fields, data=data)
+        spec = registered("refund")
+        row = lock(spec, pk=refund.pk)
+        if row.status not in spec.terminal:  # settled meanwhile: its outcome stands
+            fields = {"failure_code": code, "failure_message": message}
+            move(spec, row, RefundStatus.FAILED, fields, data=data)
         return row
