@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import hmac
 import json
@@ -12,7 +11,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -321,13 +320,9 @@ class PlugipayClient:
     # ``get_customer(id)``, ``create_refund(body, idempotency_key=…)``, ``list_plans()``,
     # ``cancel_checkout_session(id)``, ``invoice_action(id, "void")``… are read from that table.
 
-    def __getattr__(self, name: str) -> Any:
-        """The table's calls by their names (``get_customer``, ``list_refunds``…)."""
-        found = _CALLS.get(name)
-        if found is None:
-            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
-        call, resource, action = found
-        return functools.partial(call, self, resource, *((action,) if action else ()))
+    if TYPE_CHECKING:  # the table's methods are set on the class when a resource declares them
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def add_price(
         self, plan_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
@@ -398,8 +393,8 @@ class Endpoint:
 
 #: resource → its collection (each resource module declares its own with :func:`endpoint`)
 ENDPOINTS: dict[str, Endpoint] = {}
-#: method name → (function, resource, action)
-_CALLS: dict[str, tuple[Callable[..., Any], str, str]] = {}
+#: method names the table set on :class:`PlugipayClient`
+_TABLE_METHODS: set[str] = set()
 
 
 def endpoint(
@@ -419,21 +414,38 @@ def endpoint(
     entry = Endpoint(
         resource, path, frozenset(operations), tuple(actions), plural or resource + "s"
     )
-    ENDPOINTS[resource] = entry
-    calls: dict[str, tuple[str, Callable[..., Any]]] = {
-        "create": (f"create_{resource}", _create),
-        "get": (f"get_{resource}", _retrieve),
-        "update": (f"update_{resource}", _update),
-        "list": (f"list_{entry.plural}", _list),
-    }
-    for operation in operations:
-        name, call = calls[operation]
-        _CALLS[name] = (call, resource, "")
-    for action in actions:
-        _CALLS[f"{action}_{resource}"] = (_act_named, resource, action)
+    calls: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {}
+    for operation, name, call in (
+        ("create", f"create_{resource}", _create),
+        ("get", f"get_{resource}", _retrieve),
+        ("update", f"update_{resource}", _update),
+        ("list", f"list_{entry.plural}", _list),
+    ):
+        if operation in operations:
+            calls[name] = (call, ())
+    calls |= {f"{action}_{resource}": (_act_named, (action,)) for action in actions}
     if actions:
-        _CALLS[f"{resource}_action"] = (_act, resource, "")
+        calls[f"{resource}_action"] = (_act, ())
+    hidden = sorted(n for n in calls if n in vars(PlugipayClient) and n not in _TABLE_METHODS)
+    if hidden:
+        raise ValueError(f"PlugipayClient.{hidden[0]} is written by hand; the table would hide it")
+    ENDPOINTS[resource] = entry
+    for name, (call, bound) in calls.items():
+        _set_method(name, call, resource, *bound)
     return entry
+
+
+def _set_method(name: str, call: Callable[..., Any], resource: str, *bound: str) -> None:
+    """Set ``PlugipayClient.<name>``: ``call`` with the resource (and action) filled in. A real
+    method, so ``mock.patch.object(PlugipayClient, "get_customer")`` works as it always did."""
+
+    def method(self: PlugipayClient, *args: Any, **kwargs: Any) -> Any:
+        return call(self, resource, *bound, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"{call.__doc__ or name} ({ENDPOINTS[resource].path})"
+    setattr(PlugipayClient, name, method)
+    _TABLE_METHODS.add(name)
 
 
 def _create(
@@ -443,10 +455,12 @@ def _create(
     *,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
+    """Create an object: ``POST`` to the collection."""
     return client._post(ENDPOINTS[resource].path, body, idempotency_key)
 
 
 def _retrieve(client: PlugipayClient, resource: str, object_id: str) -> dict[str, Any]:
+    """Read one object by id: ``GET``."""
     return client._get(ENDPOINTS[resource].item(object_id))
 
 
@@ -458,11 +472,13 @@ def _update(
     *,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
+    """Change an object: ``PATCH`` with ``body``."""
     path = ENDPOINTS[resource].item(object_id)
     return client.request("PATCH", path, json_body=body, idempotency_key=idempotency_key)[0]
 
 
 def _list(client: PlugipayClient, resource: str, **filters: Any) -> Iterator[dict[str, Any]]:
+    """Every object of the collection, page after page."""
     return client.paginate(ENDPOINTS[resource].path, filters)
 
 
@@ -475,6 +491,7 @@ def _act(
     *,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
+    """``POST /<collection>/{id}/<action>``: any action of the collection."""
     path = f"{ENDPOINTS[resource].item(object_id)}/{quote(action, safe='')}"
     return client._post(path, body or {}, idempotency_key)
 
@@ -488,6 +505,7 @@ def _act_named(
     *,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
+    """This action on the object: ``POST /<collection>/{id}/<action>``."""
     return _act(client, resource, object_id, action, body, idempotency_key=idempotency_key)
 
 

@@ -315,3 +315,21 @@ def test_every_model_module_is_imported_without_a_list():
 
     for info in pkgutil.iter_modules(models.__path__):
         assert f"django_plugipay.models.{info.name}" in sys.modules, info.name
+
+
+def test_the_client_table_makes_real_methods_and_keeps_hand_written_ones():
+    from unittest import mock
+
+    from django_plugipay.client import ENDPOINTS, PlugipayClient, endpoint
+
+    assert "get_customer" in vars(PlugipayClient) and "list_plans" in vars(PlugipayClient)
+    assert "cancel_checkout_session" in vars(PlugipayClient)
+    with mock.patch.object(PlugipayClient, "get_refund", return_value={"id": "rfd_1"}):
+        assert PlugipayClient(base_url="http://127.0.0.1:9", api_key="k").get_refund("x")
+    with pytest.raises(ValueError, match="written by hand"):
+        endpoint("webhook_endpoint", "/webhooks", "get", "list")  # list_webhook_endpoints
+    with pytest.raises(ValueError, match="unknown operations"):
+        endpoint("gizmo", "/gizmos", "delete")
+    assert "webhook_endpoint" not in ENDPOINTS and "get_webhook_endpoint" not in vars(
+        PlugipayClient
+    )
