@@ -108,6 +108,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
         "SESSION_EXPIRES_IN",
         "API_SYNC_INTERVAL",
         "RETRY_BACKOFF",
+        "STRANDED_AFTER",
     ):
         value = app_settings.raw(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

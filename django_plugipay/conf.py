@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "METADATA_KEY_MAX_LENGTH": 40,
     "METADATA_VALUE_MAX_LENGTH": 500,
     "PORTAL_RETURN_URL": None,
+    "STRANDED_AFTER": 300,
 }
 
 #: Settings that fall back to an environment variable when ``settings.PLUGIPAY`` omits them.
@@ -139,6 +140,10 @@ class AppSettings:
     @property
     def METADATA_VALUE_MAX_LENGTH(self) -> int:
         return int(self.raw("METADATA_VALUE_MAX_LENGTH"))
+
+    @property
+    def STRANDED_AFTER(self) -> float:
+        return float(self.raw("STRANDED_AFTER"))
 
     @property
     def PORTAL_RETURN_URL(self) -> str | None:

@@ -103,3 +103,10 @@ def sync_plans(self) -> int:
         return len(services.sync_plans())
     except TransientError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after)) from exc
+
+
+@shared_task(name="django_plugipay.sweep", acks_late=True)
+def sweep() -> dict[str, int]:
+    """Take over stranded work (events whose task was lost, refunds never sent); schedule it
+    with celery beat every minute. Never raises: a failing step waits for the next run."""
+    return services.sweep()

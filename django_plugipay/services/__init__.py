@@ -28,6 +28,7 @@ from django_plugipay.services.events import (
     ingest_webhook,
     process_event,
     replay_failed_events,
+    requeue_stranded_events,
 )
 from django_plugipay.services.mirror import sync_object
 from django_plugipay.services.reconcile import ReconcileResult, reconcile
@@ -35,8 +36,10 @@ from django_plugipay.services.refunds import (
     refund_payment,
     refundable_amount,
     submit_refund,
+    submit_stranded_refunds,
     sync_refund,
 )
+from django_plugipay.services.sweep import sweep, sweep_soon
 
 __all__ = [
     "ReconcileResult",
@@ -66,7 +69,11 @@ __all__ = [
     "refund_payment",
     "refundable_amount",
     "replay_failed_events",
+    "requeue_stranded_events",
     "submit_refund",
+    "submit_stranded_refunds",
+    "sweep",
+    "sweep_soon",
     "sync_checkout_session",
     "sync_object",
     "sync_refund",

@@ -1,0 +1,112 @@
+"""Faults on Django's defaults: the database gone mid-request, a lost enqueue, a hook failing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pytest
+from django.db import OperationalError, connection
+from django.utils import timezone
+
+from django_plugipay import db, services
+from django_plugipay.models import EventStatus, Refund, RefundStatus, WebhookEvent
+from django_plugipay.services import _queue
+from django_plugipay.services.refunds import NOT_SUBMITTED
+from tests.test_webhook_view import completed, post
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch):
+    monkeypatch.setattr(db, "BACKOFF_BASE", 0.0)
+
+
+@pytest.fixture
+def database_down():
+    """Every query fails as it does after ``pg_terminate_backend`` (no SQLSTATE: the driver's
+    "connection is closed"), until the block ends."""
+
+    def refuse(execute, sql, params, many, context):
+        raise OperationalError("the connection is closed")
+
+    return lambda: connection.execute_wrapper(refuse)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("processing", ["inline", "celery"])
+def test_an_event_not_recorded_is_a_503_that_claims_nothing_and_logs_its_cause_once(
+    client, settings, caplog, fast_backoff, database_down, processing
+):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_PROCESSING": processing}
+    with caplog.at_level(logging.WARNING), database_down():
+        response = post(client, completed())
+    assert response.status_code == 503 and response["Retry-After"]
+    assert "was recorded" not in response.json()["error"]["message"]
+    causes = [r for r in caplog.records if "connection is closed" in r.getMessage()]
+    assert len(causes) == 1 and causes[0].exc_info is None  # an outage: no traceback
+    assert not WebhookEvent.objects.exists()
+    # Plugipay delivers it again once the database is back: recorded and applied once.
+    assert post(client, completed()).status_code == 200
+    assert WebhookEvent.objects.get().status == EventStatus.PROCESSED
+
+
+@pytest.mark.django_db
+def test_after_commit_work_never_raises_even_when_recording_its_failure_fails(
+    django_capture_on_commit_callbacks, caplog
+):
+    def fail():
+        raise OperationalError("the connection is closed")
+
+    def note(exc):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with caplog.at_level(logging.WARNING), django_capture_on_commit_callbacks(execute=True):
+        _queue.enqueue("django_plugipay.create_refund", 1, inline=fail, on_failure=note)
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "connection is closed" in messages and "could not be recorded either" in messages
+
+
+def _received(event_id: str, queued_at) -> WebhookEvent:
+    payload = completed(event_id=event_id)
+    return WebhookEvent.objects.create(
+        event_id=event_id,
+        type=payload["type"],
+        kind="checkout_session.completed",
+        payload=payload,
+        queued_at=queued_at,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweeper_applies_events_whose_enqueue_failed_or_whose_task_died(settings):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "STRANDED_AFTER": 60}
+    now = timezone.now()
+    lost = _received("evt_lost", None)  # the broker was down: never queued
+    dead = _received("evt_dead", now - dt.timedelta(seconds=61))  # its worker was killed
+    busy = _received("evt_busy", now)  # queued a moment ago: its task is coming
+    assert services.sweep()["events"] == 2
+    statuses = dict(WebhookEvent.objects.values_list("event_id", "status"))
+    assert statuses == {
+        lost.event_id: EventStatus.PROCESSED,
+        dead.event_id: EventStatus.PROCESSED,
+        busy.event_id: EventStatus.RECEIVED,
+    }
+    assert services.sweep()["events"] == 0
+
+
+def test_a_refund_whose_answer_was_lost_is_linked_by_the_sweeper_never_made_twice(
+    plugipay_sandbox, settings
+):
+    payment = plugipay_sandbox.paid_payment(30_000)
+    refund = services.refund_payment(payment=payment, amount=10_000, reason="duplicate")
+    refund.refresh_from_db()
+    sent = refund.plugipay_id
+    assert sent
+    # As if the database went away after Plugipay answered: the row knows nothing of it.
+    Refund.objects.filter(pk=refund.pk).update(
+        plugipay_id=None, status=RefundStatus.REQUESTED, failure_code=NOT_SUBMITTED
+    )
+    assert services.sweep()["refunds"] == 1
+    refund.refresh_from_db()
+    assert refund.plugipay_id == sent and refund.failure_code == ""
+    assert len(plugipay_sandbox.state()["refunds"]) == 1
