@@ -10,9 +10,11 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from django_plugipay import db, services
+from django_plugipay.admin import tokens
 from django_plugipay.models import EventStatus, Refund, RefundStatus, WebhookEvent
 from django_plugipay.services import _queue
 from django_plugipay.services.refunds import NOT_SUBMITTED
+from tests.test_admin import CHANGELIST, staff
 from tests.test_webhook_view import completed, post
 
 
@@ -110,3 +112,25 @@ def test_a_refund_whose_answer_was_lost_is_linked_by_the_sweeper_never_made_twic
     refund.refresh_from_db()
     assert refund.plugipay_id == sent and refund.failure_code == ""
     assert len(plugipay_sandbox.state()["refunds"]) == 1
+
+
+def test_a_resubmitted_refund_page_returns_its_first_outcome_and_refunds_once(
+    plugipay_sandbox, client
+):
+    payment = plugipay_sandbox.paid_payment(20_000)
+    client.force_login(staff("refund_payment"))
+    data = {"action": "refund_payments", "_selected_action": [payment.pk]}
+    page = client.post(CHANGELIST, data)
+    token = page.context["token"]
+    assert f'name="{tokens.FIELD}" value="{token}"' in page.content.decode()
+    confirm = {**data, "post": "yes", "amount": "8000", "reason": "duplicate", tokens.FIELD: token}
+    first = client.post(CHANGELIST, confirm, follow=True)
+    again = client.post(CHANGELIST, confirm, follow=True)  # a double submit, or the back button
+    assert "Requested 1 refund" in first.content.decode()
+    assert "already requested from this page" in again.content.decode()
+    assert Refund.objects.get().amount == 8000
+    assert [r["amount"] for r in plugipay_sandbox.state()["refunds"]] == [8000]
+    # A fresh page is a fresh request: a second refund is possible on purpose.
+    fresh = {**confirm, tokens.FIELD: client.post(CHANGELIST, data).context["token"]}
+    client.post(CHANGELIST, fresh)
+    assert Refund.objects.count() == 2
