@@ -39,7 +39,7 @@ from django_plugipay.services.refunds import (
     submit_stranded_refunds,
     sync_refund,
 )
-from django_plugipay.services.sweep import sweep, sweep_soon
+from django_plugipay.services.sweeper import sweep, sweep_soon
 
 __all__ = [
     "ReconcileResult",

@@ -63,8 +63,9 @@ def sweep_soon() -> None:
     """Queue a sweep after the current transaction commits (a task with Celery, else run
     in-process), at most once per half ``STRANDED_AFTER`` in this process.
 
-    What the webhook path calls on every delivery, so a project without beat still heals:
-    the first webhook after the broker is back re-queues what the outage stranded.
+    What the webhook view calls on every delivery, so a project without beat still heals: a
+    sweep that could not be sent does not count, so the first delivery after the broker is
+    back re-queues what the outage stranded.
     """
     global _last_sweep
     now = time.monotonic()
@@ -72,4 +73,12 @@ def sweep_soon() -> None:
         if now - _last_sweep < app_settings.STRANDED_AFTER / 2:
             return
         _last_sweep = now
-    enqueue("django_plugipay.sweep", inline=sweep)
+    enqueue("django_plugipay.sweep", inline=sweep, on_failure=_rearm)
+
+
+def _rearm(exc: Exception) -> None:
+    """The sweep could not be sent (the broker is down): the next delivery tries again, so
+    the first one after the broker is back sweeps what the outage stranded."""
+    global _last_sweep
+    with _lock:
+        _last_sweep = float("-inf")
