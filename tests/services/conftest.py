@@ -92,6 +92,22 @@ class Worker:
                 self.kill()
 
 
+def worker_env(sandbox, signal_log, broker: str, queue: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker joining this test's database, sandbox and signal log."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "CELERY_BROKER_URL": broker,
+        "PLUGIPAY_BASE_URL": sandbox.base_url,
+        "PLUGIPAY_TEST_DB_NAME": connection.settings_dict["NAME"],
+        "PLUGIPAY_MAX_RETRIES": "0",
+        "PLUGIPAY_TIMEOUT": "3",
+        "PLUGIPAY_SIGNAL_LOG": str(signal_log.path),
+        "PLUGIPAY_TEST_QUEUE": queue,
+        **extra,
+    }
+
+
 @pytest.fixture
 def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
     """A worker sharing this test's database and sandbox; its committed signals reach
@@ -109,18 +125,9 @@ def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
     queue = app.conf.task_default_queue
     broker = redis.Redis.from_url(BROKER)
     broker.delete(queue)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "CELERY_BROKER_URL": BROKER,
-        "PLUGIPAY_BASE_URL": plugipay_sandbox.base_url,
-        "PLUGIPAY_TEST_DB_NAME": connection.settings_dict["NAME"],
-        "PLUGIPAY_MAX_RETRIES": "0",
-        "PLUGIPAY_TIMEOUT": "3",
-        "PLUGIPAY_SIGNAL_LOG": str(signal_log.path),
-        "PLUGIPAY_TEST_QUEUE": queue,
-    }
-    worker = Worker(env, tmp_path / "worker.log")
+    worker = Worker(
+        worker_env(plugipay_sandbox, signal_log, BROKER, queue), tmp_path / "worker.log"
+    )
     worker.start()
     yield worker
     worker.stop()

@@ -31,7 +31,7 @@ from django_plugipay.admin import tokens
 from django_plugipay.models import EventStatus, Refund, WebhookEvent
 from django_plugipay.services import sweeper
 from django_plugipay.testing import wait_for
-from tests.services.conftest import Worker, missing
+from tests.services.conftest import Worker, missing, worker_env
 from tests.test_admin import CHANGELIST, staff
 
 SESSIONS = 8
@@ -165,18 +165,13 @@ def celery_on(
         "TASKS": "celery",
         "STRANDED_AFTER": STRANDED_AFTER,
     }
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "CELERY_BROKER_URL": private_redis.url,
-        "PLUGIPAY_BASE_URL": plugipay_sandbox.base_url,
-        "PLUGIPAY_TEST_DB_NAME": connection.settings_dict["NAME"],
-        "PLUGIPAY_MAX_RETRIES": "0",
-        "PLUGIPAY_TIMEOUT": "3",
-        "PLUGIPAY_SIGNAL_LOG": str(signal_log.path),
-        "PLUGIPAY_TEST_QUEUE": queue,
-        "PLUGIPAY_STRANDED_AFTER": str(STRANDED_AFTER),
-    }
+    env = worker_env(
+        plugipay_sandbox,
+        signal_log,
+        private_redis.url,
+        queue,
+        PLUGIPAY_STRANDED_AFTER=str(STRANDED_AFTER),
+    )
     worker = PrivateWorker(env, tmp_path / "worker.log", app)
     try:
         worker.start()
@@ -262,26 +257,22 @@ def audit(name: str, sandbox, signal_log, **figures) -> dict:
     return report
 
 
-def test_connections_killed_mid_ingestion_inline(inline, plugipay_sandbox, signal_log):
+@pytest.mark.parametrize("mode", ["inline", "celery_on"])
+def test_connections_killed_mid_ingestion(request, mode, plugipay_sandbox, signal_log):
+    request.getfixturevalue(mode)
     paid_sessions(plugipay_sandbox)
-    killer = Killer(spare_own=True)
+    killer = Killer(spare_own=True)  # the web threads' and the worker's connections die
     kills = killer.during(1.5, every=0.03)
     plugipay_sandbox.release()
     kills.join()
     heal(plugipay_sandbox)
-    audit("inline, connections killed", plugipay_sandbox, signal_log, kills=killer.killed)
-    assert killer.killed > 0
-
-
-def test_connections_killed_mid_ingestion_celery(celery_on, plugipay_sandbox, signal_log):
-    paid_sessions(plugipay_sandbox)
-    killer = Killer(spare_own=True)
-    kills = killer.during(2.0, every=0.03)
-    plugipay_sandbox.release()
-    kills.join()
-    heal(plugipay_sandbox)
-    wait_for(lambda: applied(plugipay_sandbox), timeout=60, message="the worker to heal")
-    audit("celery, connections killed", plugipay_sandbox, signal_log, kills=killer.killed)
+    wait_for(lambda: applied(plugipay_sandbox), timeout=60, message="the healing")
+    audit(
+        f"{mode.removesuffix('_on')}, connections killed",
+        plugipay_sandbox,
+        signal_log,
+        kills=killer.killed,
+    )
     assert killer.killed > 0
 
 
