@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -257,7 +258,7 @@ def check_database(app_configs=None, **kwargs) -> list:
     return messages
 
 
-def connection_health_warnings(alias: str, config: dict) -> list:
+def connection_health_warnings(alias: str, config: Mapping[str, Any]) -> list:
     """Persistent connections without health checks fail once each after a database restart."""
     max_age = config.get("CONN_MAX_AGE", 0)
     if max_age == 0 or config.get("CONN_HEALTH_CHECKS", False):

@@ -102,6 +102,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "plugipay-reconcile": {"task": "django_plugipay.reconcile", "schedule": 15 * 60},
+    "plugipay-sweep": {"task": "django_plugipay.sweep", "schedule": 60},
 }
 
 REST_FRAMEWORK = {
