@@ -13,18 +13,20 @@ started at will.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
 import subprocess
 import threading
-import time
 from collections import Counter
+from collections.abc import Callable
 
 import psycopg
 import pytest
 from celery import Celery, _state
 from django.db import connection
+from django.utils import timezone
 
 from django_plugipay import services
 from django_plugipay.admin import tokens
@@ -48,46 +50,56 @@ def free_port() -> int:
 
 
 class Killer:
-    """Terminates every other backend of this test database, over and over, for a while."""
+    """Terminates every other backend of this test database (never its own)."""
 
     def __init__(self, spare_own: bool = False) -> None:
         settings = connection.settings_dict
-        self.params = {
-            "host": settings["HOST"] or "127.0.0.1",
-            "port": settings["PORT"] or 5432,
-            "user": settings["USER"],
-            "password": settings["PASSWORD"] or None,
-            "dbname": settings["NAME"],
-            "autocommit": True,
-        }
+        self.conn = psycopg.connect(
+            host=settings["HOST"] or "127.0.0.1",
+            port=settings["PORT"] or 5432,
+            user=settings["USER"],
+            password=settings["PASSWORD"] or None,
+            dbname=settings["NAME"],
+            autocommit=True,
+        )
         self.spare = None
         if spare_own:  # the test thread's own connection (it audits afterwards)
             connection.ensure_connection()
             self.spare = connection.connection.info.backend_pid
         self.killed = 0
 
-    def kill_once(self) -> int:
-        with psycopg.connect(**self.params) as conn:
-            rows = conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-                "current_database() AND pid <> pg_backend_pid() AND pid IS DISTINCT FROM %s",
-                [self.spare],
-            ).fetchall()
+    def kill_once(self) -> None:
+        rows = self.conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid() AND pid IS DISTINCT FROM %s",
+            [self.spare],
+        ).fetchall()
         self.killed += sum(1 for (done,) in rows if done)
-        return len(rows)
 
-    def during(self, seconds: float, every: float = 0.05) -> threading.Thread:
-        """Kill in a background thread for ``seconds``; join the returned thread."""
+    def recorded(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM django_plugipay_webhookevent").fetchone()[0]
+
+    def on_each_record(self) -> Callable[[], None]:
+        """In a background thread, kill every other backend each time one more event has been
+        recorded (mid-ingestion, wherever the next one is); call the result to stop and join."""
+        stop = threading.Event()
 
         def run():
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
+            seen = self.recorded()
+            while not stop.is_set():
+                wait_for(lambda seen=seen: stop.is_set() or self.recorded() > seen, interval=0.01)
+                seen = self.recorded()
                 self.kill_once()
-                time.sleep(every)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        return thread
+
+        def finish() -> None:
+            stop.set()
+            thread.join()
+            self.conn.close()
+
+        return finish
 
 
 class Redis:
@@ -262,9 +274,9 @@ def test_connections_killed_mid_ingestion(request, mode, plugipay_sandbox, signa
     request.getfixturevalue(mode)
     paid_sessions(plugipay_sandbox)
     killer = Killer(spare_own=True)  # the web threads' and the worker's connections die
-    kills = killer.during(1.5, every=0.03)
+    stop = killer.on_each_record()
     plugipay_sandbox.release()
-    kills.join()
+    stop()
     heal(plugipay_sandbox)
     wait_for(lambda: applied(plugipay_sandbox), timeout=60, message="the healing")
     audit(
@@ -308,7 +320,12 @@ def test_worker_sigkilled_mid_drain(celery_on, private_redis, plugipay_sandbox, 
         ["redis-cli", "-p", str(private_redis.port), "FLUSHALL"], check=True, capture_output=True
     )
     celery_on.start()
-    time.sleep(STRANDED_AFTER)  # the lease the sweeper gives a sent task before it takes over
+    # The lease the sweeper gives a sent task before it takes over.
+    lease = dt.timedelta(seconds=STRANDED_AFTER)
+    wait_for(
+        lambda: not WebhookEvent.objects.filter(queued_at__gt=timezone.now() - lease).exists(),
+        message="the lease of the lost tasks to run out",
+    )
     paid_sessions(plugipay_sandbox, 1)  # the next delivery arms the sweeper
     plugipay_sandbox.release()
     wait_for(lambda: applied(plugipay_sandbox), timeout=60, message="the sweeper to take over")
@@ -336,7 +353,8 @@ def test_refund_in_flight_while_connections_are_killed_then_resubmitted(
             interval=0.01,
             message="the refund to reach the sandbox",
         )
-        killer.during(0.4, every=0.1).join()
+        killer.kill_once()  # the request's connection waits, idle, for Plugipay's answer
+        killer.conn.close()
 
     kills = threading.Thread(target=kill_while_at_plugipay, daemon=True)
     kills.start()
