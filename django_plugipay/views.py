@@ -92,12 +92,11 @@ class WebhookView(View):
             return _error(409, "unresolved_reference", str(exc))
         except NotRecorded as exc:  # nothing stored (logged once by the service)
             return _unavailable(exc.message)
-        except Exception as exc:
-            if is_transient(exc):  # the database went away: whether it was stored is unknown
-                logger.warning("plugipay webhook not processed: %s: %s", type(exc).__name__, exc)
+        except Exception as exc:  # logged once by the service, whatever it was
+            if is_transient(exc):  # the database went away: claim nothing about the event
                 return _unavailable("The event could not be processed now; deliver it again.")
-            # Stored as failed with the error (and logged) by the service; the sender will
-            # deliver it again and it is applied then.
+            # Stored as failed with the error by the service; the sender will deliver it
+            # again and it is applied then.
             return _error(
                 500,
                 "processing_failed",

@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from django_plugipay import db, services
+from django_plugipay import db, services, signals
 from django_plugipay.admin import tokens
 from django_plugipay.models import EventStatus, Refund, RefundStatus, WebhookEvent
 from django_plugipay.services import _queue
@@ -134,3 +134,25 @@ def test_a_resubmitted_refund_page_returns_its_first_outcome_and_refunds_once(
     fresh = {**confirm, tokens.FIELD: client.post(CHANGELIST, data).context["token"]}
     client.post(CHANGELIST, fresh)
     assert Refund.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outage_while_applying_is_a_503_logged_once_and_the_event_kept_failed(
+    client, caplog, fast_backoff
+):
+    def lose_the_connection(sender, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    signals.checkout_session_completed.connect(lose_the_connection, dispatch_uid="outage")
+    try:
+        with caplog.at_level(logging.WARNING):
+            response = post(client, completed())
+    finally:
+        signals.checkout_session_completed.disconnect(dispatch_uid="outage")
+    assert response.status_code == 503 and response["Retry-After"]
+    causes = [r for r in caplog.records if "server closed" in r.getMessage()]
+    assert len(causes) == 1 and causes[0].exc_info is None
+    event = WebhookEvent.objects.get()  # recorded as failed: the next delivery applies it
+    assert event.status == EventStatus.FAILED and "server closed" in event.last_error
+    assert post(client, completed()).status_code == 200
+    assert WebhookEvent.objects.get().status == EventStatus.PROCESSED

@@ -145,7 +145,12 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
             lambda prefetched: _record_and_apply(parsed, source, prefetched), _completing(parsed)
         )
     except _AlreadyRecorded:
-        event = WebhookEvent.objects.get(event_id=parsed.id)
+        try:
+            event = WebhookEvent.objects.get(event_id=parsed.id)
+        except Exception as exc:  # the database went away after the insert found it
+            discard_lost_connection(exc)
+            _log_failure(parsed.id, parsed.kind, exc)
+            raise
         if event.status in DONE:
             return event, False
         return apply_event(event=event), True
