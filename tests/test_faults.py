@@ -156,3 +156,26 @@ def test_an_outage_while_applying_is_a_503_logged_once_and_the_event_kept_failed
     assert event.status == EventStatus.FAILED and "server closed" in event.last_error
     assert post(client, completed()).status_code == 200
     assert WebhookEvent.objects.get().status == EventStatus.PROCESSED
+
+
+def test_a_refund_task_retries_a_lost_database_on_a_fresh_connection(plugipay_sandbox, monkeypatch):
+    from django_plugipay import tasks
+
+    payment = plugipay_sandbox.paid_payment(30_000)
+    plugipay_sandbox.hold()
+    refund = Refund.objects.create(
+        payment=payment, amount=5_000, currency="IDR", reason="duplicate", idempotency_key="k1"
+    )
+    submit, calls = services.submit_refund, []
+
+    def lost_once(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OperationalError("the connection is closed")
+        return submit(**kwargs)
+
+    monkeypatch.setattr(services, "submit_refund", lost_once)
+    monkeypatch.setattr(tasks, "backoff", lambda retries, retry_after=None: 0)
+    result = tasks.create_refund.apply(args=(refund.pk,))
+    assert result.get() in ("pending", "succeeded") and len(calls) == 2
+    assert len(plugipay_sandbox.state()["refunds"]) == 1
