@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-services stock mutate stress lint typecheck tox docs bench clean
+.PHONY: demo test test-services stock docs-code mutate stress lint typecheck tox docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,16 @@ $(STAMP): pyproject.toml
 		--group lint
 	touch $(STAMP)
 
-demo: $(STAMP)  ## run the example shop against the offline sandbox
+# The demo needs only the package with its drf extra: a fresh clone installs just that (the
+# development groups come with the first target that needs them).
+DEMO_STAMP := $(VENV)/.demo-installed
+
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[drf]"
+	touch $(DEMO_STAMP)
+
+demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))  ## run the example shop against the offline sandbox
 	$(PY) example_project/run_demo.py
 
 test: $(STAMP)  ## the default suite: in-memory SQLite, no Celery app, sandbox over loopback HTTP
@@ -36,8 +45,11 @@ RUNS ?= 20
 stress: $(STAMP)  ## RUNS× the suite (SUITE=test|services|service-tests) with a second copy running alongside
 	PG_URL=$(PG_URL) BROKER_URL=$(BROKER_URL) tests/stress.sh $(SUITE) $(RUNS)
 
-stock: $(STAMP)  ## the tutorial on a fresh startproject project: its test, 40 payments and a refund over HTTP
+stock: $(STAMP)  ## the tutorial and the async and billing how-tos followed step by step on a fresh startproject project, then 40 payments and a refund over HTTP
 	$(PY) scripts/stock_project.py $(STOCK_ARGS)
+
+docs-code: $(STAMP)  ## copy docs/tutorial/'s files into the pages that show them (a test fails when a copy is stale)
+	$(PY) scripts/doc_steps.py --write
 
 lint: $(STAMP)  ## ruff, migration drift and mypy
 	$(VENV)/bin/ruff check .
@@ -56,7 +68,7 @@ tox: $(STAMP)  ## the whole Python × Django matrix of tox.ini in parallel (TOXE
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
 
-bench: $(STAMP)  ## the benchmarks (BENCH_QUICK=1: small counts, proves the harness end to end)
+bench: $(STAMP)  ## the benchmarks (BENCH_QUICK=1: small counts, proves the harness end to end; BENCH_PROFILE=1: the sampled profile too)
 	$(PY) benchmarks/run.py $(if $(BENCH_QUICK),--quick,)
 
 messages: $(STAMP)  ## refresh the Indonesian catalog from the code, then compile it (needs GNU gettext)

@@ -163,29 +163,69 @@ def without_receivers():
 
 
 class QueryCounter:
-    """Count every query on the default connection (no 9,000-query logging cap)."""
+    """Count every statement and transaction round trip on the default connection.
+
+    ``statements`` are SQL statements other than transaction control; ``count`` adds the
+    SAVEPOINT/RELEASE/ROLLBACK TO statements Django executes; ``round_trips`` adds what the
+    driver sends outside ``execute``: with autocommit off, psycopg opens a transaction with
+    ``BEGIN`` before its first statement and ends it with ``COMMIT`` or ``ROLLBACK``, a round
+    trip each, which a wrapper around ``execute`` never sees. Counted per commit or rollback
+    of a transaction that ran a statement; where the backend sends ``BEGIN`` through
+    ``execute`` (SQLite), it is counted once, there. (No 9,000-query logging cap.)
+    """
 
     CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
     def __init__(self) -> None:
         self.count = 0
         self.statements = 0
+        self.transactions = 0
+        self._unseen = 0  # BEGIN and COMMIT/ROLLBACK sent by the driver outside execute
+        self._open = self._begun = False
+
+    @property
+    def round_trips(self) -> int:
+        return self.count + self._unseen
 
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
-        if not sql.lstrip().upper().startswith(self.CONTROL):
+        keyword = sql.lstrip().upper()
+        if not keyword.startswith(self.CONTROL):
             self.statements += 1
+        if keyword.startswith("BEGIN"):
+            self._begun = True
+        if not context["connection"].get_autocommit():
+            self._open = True
         return execute(sql, params, many, context)
 
-    def __enter__(self):
-        from django.db import connection
+    def _ended(self, end):
+        def wrapped():
+            if self._open:
+                self.transactions += 1
+                self._unseen += 1 if self._begun else 2
+                self._open = self._begun = False
+            return end()
 
+        return wrapped
+
+    def __enter__(self):
+        from django.db import connections
+
+        connection = self._connection = connections["default"]
+        self._saved = connection.__dict__.get("_commit"), connection.__dict__.get("_rollback")
+        connection._commit = self._ended(connection._commit)
+        connection._rollback = self._ended(connection._rollback)
         self._cm = connection.execute_wrapper(self)
         self._cm.__enter__()
         return self
 
     def __exit__(self, *exc_info):
         self._cm.__exit__(*exc_info)
+        for name, saved in zip(("_commit", "_rollback"), self._saved, strict=True):
+            if saved is None:
+                vars(self._connection).pop(name, None)
+            else:
+                setattr(self._connection, name, saved)
 
 
 def machine() -> dict:

@@ -11,7 +11,9 @@ database, the Redis database and the ports.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import random
 import sys
 import time
@@ -30,6 +32,7 @@ from benchmarks.suites import (  # noqa: E402
     reconciliation,
     sandbox,
 )
+from benchmarks.watch import LoadWatch  # noqa: E402
 
 
 def parse() -> argparse.Namespace:
@@ -79,26 +82,38 @@ def main() -> int:
         "quick": plan.quick,
         "machine": harness.machine(),
     }
-    print("ingestion…", flush=True)
-    results["ingestion"] = ingestion.run(plan)
+    results["load"] = {}
+
+    @contextlib.contextmanager
+    def suite(name: str):
+        """Announce a suite and record what else the machine did while it ran."""
+        print(f"{name}…", flush=True)
+        with LoadWatch() as watch:
+            yield
+        results["load"][name] = watch.result()
+        if results["load"][name]["busy"]:
+            print(f"  the machine was busy during {name}: {results['load'][name]}", flush=True)
+
+    with suite("ingestion"):
+        results["ingestion"] = ingestion.run(plan)
     print(json.dumps(results["ingestion"]), flush=True)
     if not args.skip_celery:
-        print("celery ingestion and drain…", flush=True)
-        results["celery"] = celery_drain.run(plan)
-    print("cost per event…", flush=True)
-    results["cost"] = cost.run(plan.cost_events)
+        with suite("celery"):
+            results["celery"] = celery_drain.run(plan)
+    with suite("cost"):
+        results["cost"] = cost.run(plan.cost_events, profile=os.environ.get("BENCH_PROFILE") == "1")
     print(json.dumps(results["cost"]), flush=True)
-    print("reconciliation…", flush=True)
-    results["reconciliation"] = reconciliation.run(plan.reconcile_events)
-    print(json.dumps(results["reconciliation"]), flush=True)
-    results["reconciliation_small"] = reconciliation.run(plan.reconcile_small)
-    print("billing reconciliation…", flush=True)
-    results["billing_reconciliation"] = billing_reconciliation.run(plan.reconcile_events)
+    with suite("reconciliation"):
+        results["reconciliation"] = reconciliation.run(plan.reconcile_events)
+        print(json.dumps(results["reconciliation"]), flush=True)
+        results["reconciliation_small"] = reconciliation.run(plan.reconcile_small)
+    with suite("billing_reconciliation"):
+        results["billing_reconciliation"] = billing_reconciliation.run(plan.reconcile_events)
     print(json.dumps(results["billing_reconciliation"]), flush=True)
-    print("admin…", flush=True)
-    results["admin"] = admin.run(plan.admin_rows)
-    print("sandbox…", flush=True)
-    results["sandbox"] = sandbox.run(seconds=plan.sandbox_seconds, runs=plan.sandbox_runs)
+    with suite("admin"):
+        results["admin"] = admin.run(plan.admin_rows)
+    with suite("sandbox"):
+        results["sandbox"] = sandbox.run(seconds=plan.sandbox_seconds, runs=plan.sandbox_runs)
     command = (
         "make bench" if len(sys.argv) == 1 else "python benchmarks/run.py " + " ".join(sys.argv[1:])
     )

@@ -57,7 +57,7 @@ def customers(owner: Any) -> QuerySet[Customer]:
             return Customer.objects.none()
         return Customer.objects.filter(pk=customer.pk)
     if isinstance(owner, get_user_model()):
-        return Customer.objects.filter(user=owner, mode=app_settings.MODE)
+        return Customer.objects.for_user(owner)
     raise TypeError(
         f"{type(owner).__name__} is not a billing owner: pass a user, or a model instance "
         "with a `plugipay_customer` relation to django_plugipay.Customer."
@@ -93,12 +93,16 @@ def _sync_moving(rows: SubscriptionQuerySet) -> None:
     due = rows.filter(moving).filter(
         Q(read_synced_at__isnull=True) | Q(read_synced_at__lt=fresh_until)
     )
-    from django_plugipay.services.billing import sync_subscription
+    from django_plugipay.services.billing import sync_invoice, sync_subscription
 
     for row in due[:MAX_SYNCS]:
         Subscription.objects.filter(pk=row.pk).update(read_synced_at=now)
         with contextlib.suppress(PlugipayError):
             sync_subscription(subscription=row)
+            # Its unpaid invoices move with it (open → past due, or paid): the mirror shows
+            # the invoice in step with its subscription even before the webhook.
+            for invoice in Invoice.objects.filter(subscription=row).unpaid()[:MAX_SYNCS]:
+                sync_invoice(invoice=invoice)
 
 
 def subscription(owner: Any, plan: Plan | str | None = None) -> Subscription | None:
@@ -108,8 +112,10 @@ def subscription(owner: Any, plan: Plan | str | None = None) -> Subscription | N
 
 
 def subscribed(owner: Any, plan: Plan | str | None = None) -> bool:
-    """Does a subscription give the owner access now? Trialing, active, or past due while
-    Plugipay retries the payment — and not past a cancel scheduled for the period end."""
+    """Does a subscription give the owner access now? Trialing until the trial ends, active,
+    or past due on a renewal after an earlier payment (Plugipay is still collecting) — never
+    on an unpaid first invoice, and not past a cancel scheduled for the period end. See
+    ``SubscriptionQuerySet.entitled`` and the timeline in the billing reference."""
     return subscriptions(owner, plan).entitled(timezone.now()).exists()
 
 

@@ -8,10 +8,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Info, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
-from django.utils.module_loading import import_string
 
 from django_plugipay.conf import DEFAULTS, PROCESSING_MODES, TASKS_MODES, app_settings
+from django_plugipay.webhooks import DEFAULT_TOLERANCE
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}  # noqa: S104 - compared, not bound
 
@@ -89,7 +90,8 @@ def check_settings(app_configs=None, **kwargs) -> list:
             Error(
                 f"PLUGIPAY['WEBHOOK_TOLERANCE'] must be a positive integer, not {tolerance!r}.",
                 id="django_plugipay.E004",
-                hint="Seconds of clock difference to accept; 300 is Plugipay's own tolerance.",
+                hint=f"Seconds of clock difference to accept; {DEFAULT_TOLERANCE} is "
+                "Plugipay's own tolerance.",
             )
         )
 
@@ -164,8 +166,13 @@ def check_settings(app_configs=None, **kwargs) -> list:
 
 
 def _check_api() -> list:
-    params = app_settings.API_CHECKOUT_PARAMS
-    if params is None:
+    try:
+        target = app_settings.API_CHECKOUT_PARAMS
+    except ImproperlyConfigured as exc:
+        return [
+            Error(str(exc), id="django_plugipay.E009", hint="Give a dotted path to a callable.")
+        ]
+    if target is None:
         if _reverses("plugipay-api:checkout-session-list"):
             return [
                 Warning(
@@ -177,16 +184,6 @@ def _check_api() -> list:
                 )
             ]
         return []
-    try:
-        target = import_string(params) if isinstance(params, str) else params
-    except ImportError as exc:
-        return [
-            Error(
-                f"PLUGIPAY['API_CHECKOUT_PARAMS'] cannot be imported: {exc}.",
-                id="django_plugipay.E009",
-                hint="Give a dotted path to a callable.",
-            )
-        ]
     if not callable(target):
         return [
             Error(
@@ -199,29 +196,29 @@ def _check_api() -> list:
 
 
 def _check_subscribe_api() -> list:
-    hook = app_settings.API_SUBSCRIBE_PARAMS
-    if hook is None:
-        if _reverses("plugipay-api:subscription-list"):
-            return [
-                Warning(
-                    "The Plugipay API is installed but PLUGIPAY['API_SUBSCRIBE_PARAMS'] is not "
-                    "set, so POST subscriptions/ answers 404.",
-                    id="django_plugipay.W035",
-                    hint="Point it at a callable (request, price) -> dict | None that says which "
-                    "prices a user may subscribe to (None refuses) and with what options.",
-                )
-            ]
-        return []
     try:
-        target = import_string(hook) if isinstance(hook, str) else hook
-    except ImportError as exc:
-        target, problem = None, f"cannot be imported: {exc}"
+        target = app_settings.API_SUBSCRIBE_PARAMS
+    except ImproperlyConfigured as exc:
+        target, problem = None, str(exc)
     else:
-        problem = "is not callable"
+        if target is None:
+            if _reverses("plugipay-api:subscription-list"):
+                return [
+                    Warning(
+                        "The Plugipay API is installed but PLUGIPAY['API_SUBSCRIBE_PARAMS'] is "
+                        "not set, so POST subscriptions/ answers 404.",
+                        id="django_plugipay.W035",
+                        hint="Point it at a callable (request, price) -> dict | None that says "
+                        "which prices a user may subscribe to (None refuses) and with what "
+                        "options.",
+                    )
+                ]
+            return []
+        problem = "PLUGIPAY['API_SUBSCRIBE_PARAMS'] is not callable."
     if not callable(target):
         return [
             Warning(
-                f"PLUGIPAY['API_SUBSCRIBE_PARAMS'] {problem}.",
+                problem,
                 id="django_plugipay.W036",
                 hint="Give a dotted path to a callable (request, price) -> dict | None.",
             )
@@ -269,7 +266,7 @@ def connection_health_warnings(alias: str, config: Mapping[str, Any]) -> list:
             "CONN_HEALTH_CHECKS. After a database restart each idle connection fails once when "
             "it is next used: django-plugipay retries its own transactions on a fresh "
             "connection, but your own views and the admin answer 500.",
-            id="django_plugipay.W040",
+            id="django_plugipay.W060",
             hint=f"Set 'CONN_HEALTH_CHECKS': True in DATABASES[{alias!r}] (see the deployment "
             "guide).",
         )
@@ -338,3 +335,42 @@ def check_webhook_url(app_configs=None, **kwargs) -> list:
             hint='Add path("plugipay/", include("django_plugipay.urls")) to ROOT_URLCONF.',
         )
     ]
+
+
+@register(Tags.database)
+def check_deliveries(app_configs=None, databases=None, **kwargs) -> list:
+    """Durable receivers that gave up, or wait with nothing running them (``check --database
+    default`` and ``migrate`` run database checks; so does ``plugipay_doctor``)."""
+    from django.db import DatabaseError
+
+    from django_plugipay.services.deliveries import OVERDUE_AFTER, delivery_health
+
+    if not databases:
+        return []
+    try:
+        health = delivery_health()
+    except DatabaseError:  # not migrated yet
+        return []
+    messages: list = []
+    if health.dead:
+        messages.append(
+            Warning(
+                f"{health.dead} durable receiver deliveries are dead: they failed "
+                f"PLUGIPAY['DELIVERY_MAX_ATTEMPTS'] times and are not retried any more.",
+                id="django_plugipay.W040",
+                hint="Read the last error under Plugipay › Deliveries in the admin, fix the "
+                "receiver, then use 'Run again now' or `manage.py plugipay_replay --deliveries`.",
+            )
+        )
+    if health.overdue:
+        hours = int(OVERDUE_AFTER.total_seconds() // 3600)
+        messages.append(
+            Warning(
+                f"{health.overdue} durable receiver deliveries are overdue by more than "
+                f"{hours} hour(s): nothing runs them.",
+                id="django_plugipay.W041",
+                hint="Run a Celery worker and beat with django_plugipay.run_deliveries "
+                "scheduled (see the Celery how-to), or `manage.py plugipay_sync` from cron.",
+            )
+        )
+    return messages

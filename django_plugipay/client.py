@@ -373,6 +373,26 @@ class PlugipayClient:
     def get_plan(self, plan_id: str) -> dict[str, Any]:
         return self._get(f"/plans/{quote(plan_id, safe='')}")
 
+    def update_plan(
+        self, plan_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """``PATCH /plans/{id}``: name, description, active, metadata."""
+        path = f"/plans/{quote(plan_id, safe='')}"
+        return self.request("PATCH", path, json_body=body, idempotency_key=idempotency_key)[0]
+
+    def add_price(
+        self, plan_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /plans/{id}/prices``: one more price of the plan."""
+        return self._post(f"/plans/{quote(plan_id, safe='')}/prices", body, idempotency_key)
+
+    def update_price(
+        self, price_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """``PATCH /prices/{id}``: ``{active}``."""
+        path = f"/prices/{quote(price_id, safe='')}"
+        return self.request("PATCH", path, json_body=body, idempotency_key=idempotency_key)[0]
+
     def create_subscription(self, body: dict[str, Any], *, idempotency_key: str | None = None):
         return self._post("/subscriptions", body, idempotency_key)
 

@@ -6,6 +6,10 @@ import os
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from django_plugipay.webhooks import DEFAULT_TOLERANCE
 
 DEFAULTS: dict[str, Any] = {
     "KEY_ID": None,
@@ -14,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "BASE_URL": "https://plugipay.com",
     "API_PREFIX": "/api/v1",
     "WEBHOOK_SECRETS": [],
-    "WEBHOOK_TOLERANCE": 300,
+    "WEBHOOK_TOLERANCE": DEFAULT_TOLERANCE,
     "WEBHOOK_PROCESSING": "inline",
     "TASKS": "auto",
     "DEFAULT_METHODS": ["card", "qris", "va", "ewallet"],
@@ -30,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "METADATA_VALUE_MAX_LENGTH": 500,
     "PORTAL_RETURN_URL": None,
     "STRANDED_AFTER": 300,
+    "PLANS": {},
+    "DELIVERY_MAX_ATTEMPTS": 8,
+    "DELIVERY_LEASE": 60,
+    "DELIVERY_BACKOFF": 30,
 }
 
 #: Settings that fall back to an environment variable when ``settings.PLUGIPAY`` omits them.
@@ -40,6 +48,9 @@ ENV_FALLBACKS = {
     "BASE_URL": "PLUGIPAY_BASE_URL",
     "WEBHOOK_SECRETS": "PLUGIPAY_WEBHOOK_SECRET",
 }
+
+#: Settings given as a dotted path (or the object itself), resolved by ``app_settings``.
+IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS")
 
 PROCESSING_MODES = ("inline", "celery")
 TASKS_MODES = ("auto", "celery", "inline")
@@ -121,13 +132,27 @@ class AppSettings:
     def CURRENCY_EXPONENTS(self) -> dict[str, int]:
         return dict(self.raw("CURRENCY_EXPONENTS"))
 
+    def imported(self, name: str) -> Any:
+        """An :data:`IMPORT_STRINGS` setting resolved: the object a dotted path names (or the
+        object given), None when unset. ``ImproperlyConfigured`` names the setting when the
+        path cannot be imported."""
+        value = self.raw(name)
+        if not isinstance(value, str):
+            return value
+        try:
+            return import_string(value)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"PLUGIPAY[{name!r}] cannot be imported: {exc}.") from exc
+
     @property
     def API_CHECKOUT_PARAMS(self) -> Any:
-        return self.raw("API_CHECKOUT_PARAMS")
+        """The callable ``(request, validated_data) -> dict`` pricing API checkouts, or None."""
+        return self.imported("API_CHECKOUT_PARAMS")
 
     @property
     def API_SUBSCRIBE_PARAMS(self) -> Any:
-        return self.raw("API_SUBSCRIBE_PARAMS")
+        """The callable ``(request, price) -> dict | None`` allowing API subscriptions, or None."""
+        return self.imported("API_SUBSCRIBE_PARAMS")
 
     @property
     def API_SYNC_INTERVAL(self) -> float:
@@ -148,6 +173,23 @@ class AppSettings:
     @property
     def PORTAL_RETURN_URL(self) -> str | None:
         return self.raw("PORTAL_RETURN_URL") or None
+
+    @property
+    def PLANS(self) -> dict[str, Any]:
+        """The plan catalog ``plugipay_plans`` makes Plugipay's match: key → plan definition."""
+        return dict(self.raw("PLANS") or {})
+
+    @property
+    def DELIVERY_MAX_ATTEMPTS(self) -> int:
+        return max(1, int(self.raw("DELIVERY_MAX_ATTEMPTS")))
+
+    @property
+    def DELIVERY_LEASE(self) -> float:
+        return float(self.raw("DELIVERY_LEASE"))
+
+    @property
+    def DELIVERY_BACKOFF(self) -> float:
+        return float(self.raw("DELIVERY_BACKOFF"))
 
     @property
     def MODE(self) -> str:

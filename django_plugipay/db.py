@@ -21,8 +21,8 @@ only when they open the *outermost* transaction:
 
 Signals are still sent inside the transaction. A retry calls the function again, so a receiver
 may run more than once — but every run except the last happened in a transaction that was rolled
-back, so its database writes were undone and its ``transaction.on_commit`` callbacks were dropped
-(which is why receivers put email and HTTP calls there).
+back, so its database writes were undone and the deliveries its durable receivers recorded with
+them (which is why email and HTTP calls go in durable receivers).
 
 The ``with write_atomic():`` form takes the SQLite lock up front but cannot retry (a ``with``
 body cannot be run again); use the decorator or :func:`run_atomic` where a retry is wanted.

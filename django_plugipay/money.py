@@ -16,6 +16,11 @@ from django_plugipay.conf import app_settings
 #: Currency symbols used in Indonesian; other currencies keep their ISO code.
 ID_SYMBOLS = {"IDR": "Rp"}
 
+#: The largest amount, in minor units, accepted anywhere: the largest integer a JSON number
+#: carries exactly in every client (JavaScript's ``Number.MAX_SAFE_INTEGER``), well inside the
+#: database's 64-bit column.
+MAX_AMOUNT = 2**53 - 1
+
 
 def _indonesian() -> bool:
     return (get_language() or "").split("-")[0] in ("id", "in")
@@ -45,10 +50,29 @@ def input_value(amount: int, currency: str) -> str:
     return text.replace(".", ",") if _indonesian() else text
 
 
+def amount_limit_error(currency: str) -> str:
+    """The message for an amount above :data:`MAX_AMOUNT`, naming the limit in ``currency``."""
+    return _("The amount is too large: at most %(limit)s.") % {
+        "limit": format_amount(MAX_AMOUNT, currency)
+    }
+
+
+def check_amount(amount: object, currency: str) -> int:
+    """``amount`` as minor units when it is a whole number from 1 to :data:`MAX_AMOUNT`;
+    else ``ValueError`` with a message fit to show (naming the limit when it is too large)."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise ValueError(_("The amount must be a positive whole number of minor units."))
+    if amount > MAX_AMOUNT:
+        raise ValueError(amount_limit_error(currency))
+    return amount
+
+
 def to_minor(value: str | Decimal, currency: str) -> int:
     """Parse a staff-entered amount in display units; reject sub-minor-unit precision.
 
     In Indonesian ``250.000`` is two hundred and fifty thousand and ``19,99`` has decimals.
+    Anything that is not a finite number, or is beyond :data:`MAX_AMOUNT` either way, raises
+    ``ValueError`` (never ``decimal.InvalidOperation``), the latter naming the limit.
     """
     exponent = app_settings.exponent(currency)
     text = str(value).strip()
@@ -62,10 +86,15 @@ def to_minor(value: str | Decimal, currency: str) -> int:
         raise ValueError(_("%(value)r is not an amount.") % {"value": value}) from None
     if not number.is_finite():
         raise ValueError(_("%(value)r is not an amount.") % {"value": value})
-    minor = number.scaleb(exponent)
-    if minor != minor.quantize(Decimal(1), rounding=ROUND_DOWN):
+    if number.adjusted() > len(str(MAX_AMOUNT)):  # settled before any arithmetic on it
+        raise ValueError(amount_limit_error(currency))
+    # Bounded above, so these stay within the context's 28 digits and never round.
+    if number != number.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_DOWN):
         raise ValueError(
             _("%(currency)s amounts have at most %(places)d decimal places.")
             % {"currency": currency, "places": exponent}
         )
-    return int(minor)
+    minor = int(number.scaleb(exponent))
+    if abs(minor) > MAX_AMOUNT:
+        raise ValueError(amount_limit_error(currency))
+    return minor

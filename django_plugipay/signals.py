@@ -1,7 +1,8 @@
 """The public signals. Each is sent inside the transaction that records the change.
 
 A receiver's database writes commit or roll back with that change; put email, HTTP and other
-side effects in ``transaction.on_commit``. Every signal is sent with ``sender`` (the model
+side effects in a ``django_plugipay.durable_receiver`` (recorded with the change, run after
+commit, retried until it returns). Every signal is sent with ``sender`` (the model
 class), ``instance`` and ``event`` (the WebhookEvent, or None when a sync brought the news).
 """
 

@@ -116,3 +116,10 @@ def sweep() -> dict[str, int]:
     """Take over stranded work (events whose task was lost, refunds never sent); schedule it
     with celery beat every minute. Never raises: a failing step waits for the next run."""
     return services.sweep()
+
+
+@shared_task(name="django_plugipay.run_deliveries", acks_late=True)
+def run_deliveries(delivery_ids: list[int] | None = None) -> int:
+    """Run durable receivers' due deliveries (those ids only, when given: what a commit
+    queues); schedule it with celery beat so retries and crashed runs are picked up."""
+    return services.run_deliveries(only=delivery_ids)

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from django_plugipay.webhooks import SIGNATURE_HEADERS
+
 if TYPE_CHECKING:
     from django.db.backends.sqlite3.creation import DatabaseCreation as SQLiteCreation
 
@@ -101,7 +103,7 @@ def signed_webhook(
     secret: str = DEFAULT_WEBHOOK_SECRET,
     *,
     timestamp: int | None = None,
-    header: str = "X-Plugipay-Signature",
+    header: str = SIGNATURE_HEADERS[0],
 ) -> tuple[bytes, dict[str, str]]:
     """Return ``(body, headers)`` for posting a signed delivery with Django's test client::
 

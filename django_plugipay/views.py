@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from django_plugipay import billing, services
+from django_plugipay import billing, permissions, services
 from django_plugipay.conf import app_settings
 from django_plugipay.db import is_transient
 from django_plugipay.exceptions import (
@@ -41,6 +41,7 @@ from django_plugipay.exceptions import (
 )
 from django_plugipay.models import Invoice
 from django_plugipay.services.mirror import UnresolvedReference
+from django_plugipay.webhooks import SIGNATURE_HEADERS
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +77,7 @@ class WebhookView(View):
         body = request.body
         if len(body) > MAX_BODY:
             return _error(413, "payload_too_large", "Webhook bodies are limited to 1 MiB.")
-        signature = request.headers.get("X-Plugipay-Signature") or request.headers.get(
-            "Plugipay-Signature"
-        )
+        signature = next(filter(None, map(request.headers.get, SIGNATURE_HEADERS)), None)
         try:
             event = services.ingest_webhook(body=body, signature=signature)
         except SignatureError as exc:
@@ -161,18 +160,14 @@ class PortalView(LoginRequiredMixin, View):
 
 class InvoiceDocumentView(LoginRequiredMixin, View):
     """The invoice as a PDF (or HTML with ``?format=html``), fetched from Plugipay and
-    streamed. Only its owner (see :meth:`has_access`) and staff may read it; anyone else gets
-    a 404, as if it did not exist."""
+    streamed. Only its owner and staff who may view invoices (see :meth:`has_access`) may read
+    it; anyone else gets a 404, as if it did not exist."""
 
     http_method_names = ["get"]
 
     def has_access(self, request: HttpRequest, invoice: Invoice) -> bool:
-        user = request.user
-        if user.is_staff:
-            return True
-        return invoice.customer_id is not None and (
-            billing.customers(user).filter(pk=invoice.customer_id).exists()
-        )
+        """Staff who may view invoices, and the invoice's owner (see ``permissions``)."""
+        return permissions.can_read(request.user, invoice)
 
     def get(self, request: HttpRequest, plugipay_id: str) -> HttpResponseBase:
         invoice = Invoice.objects.filter(plugipay_id=plugipay_id).first()

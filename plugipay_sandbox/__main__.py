@@ -13,6 +13,7 @@ import threading
 from plugipay_sandbox import cards, persistence
 from plugipay_sandbox.server import SandboxServer
 from plugipay_sandbox.state import SandboxConfig
+from plugipay_sandbox.state.core import DEFAULT_MERCHANT_NAME
 
 
 def _schedule(text: str) -> tuple[float, ...]:
@@ -79,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--public-url", metavar="URL", help="base URL used in hostedUrl (default http://HOST:PORT)"
     )
+    parser.add_argument(
+        "--merchant-name",
+        metavar="NAME",
+        default=DEFAULT_MERCHANT_NAME,
+        help=f"the shop's name on hosted pages (default {DEFAULT_MERCHANT_NAME!r})",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="also answer requests for this Host (NAME or NAME:PORT; repeatable; * for any); "
+        "loopback names with the sandbox's port are always answered",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser
 
@@ -107,6 +122,8 @@ def main(argv: list[str] | None = None, *, exit_deadline: bool = False) -> int:
         refund_delay=args.refund_delay,
         state_file=args.state_file,
         public_url=args.public_url,
+        merchant_name=args.merchant_name,
+        allowed_hosts=tuple(args.allowed_host),
         quiet=not args.verbose,
     )
     try:

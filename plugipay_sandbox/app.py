@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import email.policy
 import importlib
 import json
@@ -16,7 +17,7 @@ from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from plugipay_sandbox import signing
+from plugipay_sandbox import safety, signing
 from plugipay_sandbox.hosted import i18n
 from plugipay_sandbox.state import ApiError, Store, iso, new_id
 
@@ -26,6 +27,8 @@ MAX_UPLOAD_BODY = 4 * 1000 * 1000 + 64 * 1024
 UPLOAD_PATHS = ("/proof-image", "/claim")
 TIMESTAMP_WINDOW = 300
 API_PREFIXES = ("/api/v1", "/v1")
+CONTROL_PREFIX = "/_sandbox/"
+DASHBOARD_PREFIX = "/dashboard"
 STATUS_TEXT = {
     200: "OK",
     201: "Created",
@@ -40,10 +43,17 @@ STATUS_TEXT = {
     409: "Conflict",
     410: "Gone",
     413: "Payload Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",
 }
+
+
+#: The store of the sandbox serving the current page (what every page's frame shows, the clock).
+SERVING: contextvars.ContextVar[Store | None] = contextvars.ContextVar(
+    "sandbox_serving", default=None
+)
 
 
 class DropConnection(Exception):
@@ -337,6 +347,12 @@ class SandboxApp:
             )
         headers = list(response.headers.items())
         headers.append(("Content-Length", str(len(response.body))))
+        if request.path.startswith(DASHBOARD_PREFIX):
+            # No other site may frame the dashboard and trick a click on its buttons.
+            headers += [
+                ("X-Frame-Options", "DENY"),
+                ("Content-Security-Policy", "frame-ancestors 'none'"),
+            ]
         if request.path.startswith(API_PREFIXES):
             reset = str(int(self.store.now()) + 1)
             headers += [
@@ -355,6 +371,13 @@ class SandboxApp:
             size = "1 MiB" if limit == MAX_BODY else "4 MB plus the form framing"
             raise ApiError(413, "payload_too_large", f"Request bodies are limited to {size}.")
         request.body = request.environ["wsgi.input"].read(length) if length else b""
+        safety.check_host(self.store.config, request.headers)
+        if request.path.startswith(CONTROL_PREFIX):
+            safety.check_control(self.store.config, request.method, request.headers, request.body)
+        elif not request.path.startswith((*API_PREFIXES, DASHBOARD_PREFIX)):
+            # Hosted pages' forms (pay, 3-D Secure, simulate, portal actions) are posted only
+            # from the sandbox's own pages; the dashboard answers its own refusal page.
+            safety.check_form(self.store.config, request.method, request.headers)
         self.store.tick()
         for prefix in API_PREFIXES:
             if request.path == prefix or request.path.startswith(prefix + "/"):
@@ -364,9 +387,11 @@ class SandboxApp:
         token = i18n.activate(
             i18n.language_of(request.query.get("lang"), request.headers.get("accept-language"))
         )
+        serving = SERVING.set(self.store)
         try:
             return handler(self.store, request)
         finally:
+            SERVING.reset(serving)
             i18n.reset(token)
 
     def handle_api(self, request: Request, path: str) -> Response:

@@ -36,6 +36,9 @@ class _RequestHandler(WSGIRequestHandler):
     def get_environ(self):
         environ = super().get_environ()
         environ["sandbox.raw_path"] = self.path
+        if self.headers.get("content-type") is None:
+            # wsgiref fills in text/plain; the control routes must see that none was sent.
+            environ.pop("CONTENT_TYPE", None)
         return environ
 
     def log_message(self, format: str, *args) -> None:

@@ -22,6 +22,22 @@ SEND_TIMEOUT = 10.0
 RESPONSE_SNIPPET = 500  # bytes of a receiver's answer kept per attempt
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Plugipay does not follow a receiver's redirect: a 3xx is a failed delivery."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises HTTPError with the 3xx answer
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+REDIRECT_HINT = " — is the webhook URL behind a login?"
+
+
+def redirect_error(code: int, location: str) -> str:
+    """What a delivery answered with a redirect records (the usual cause: login middleware)."""
+    return f"answered {code} to {location or '(no Location)'}{REDIRECT_HINT}"
+
+
 class Deliverer:
     """Sends due deliveries, one endpoint at a time in event order, on a small thread pool."""
 
@@ -139,18 +155,23 @@ class Deliverer:
             },
         )
         started = time.monotonic()
-        code, error, snippet = None, None, None
+        code, error, snippet, location = None, None, None, None
         try:
-            with urllib.request.urlopen(request, timeout=SEND_TIMEOUT) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=SEND_TIMEOUT) as response:
                 code = response.status
                 snippet = _snippet(response)
         except urllib.error.HTTPError as exc:
             code, error, snippet = exc.code, f"HTTP {exc.code}", _snippet(exc)
+            if 300 <= exc.code < 400:
+                location = exc.headers.get("Location") or ""
+                error = redirect_error(exc.code, location)
         except (OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         duration_ms = int((time.monotonic() - started) * 1000)
         with store.lock:
             self._record(delivery, endpoint, code, error, duration_ms, snippet)
+            if location is not None:
+                delivery["attemptLog"][-1]["redirectTo"] = location
             return delivery
 
     def _record(
@@ -237,6 +258,8 @@ def _log_failure(
         hint = " — is the webhook URL included in the receiver's URLconf?"
     elif code is None:
         hint = " — is the receiver running at that address?"
+    elif 300 <= code < 400 and error and error.endswith(REDIRECT_HINT):
+        outcome, hint = error.removesuffix(REDIRECT_HINT), REDIRECT_HINT
     logger.warning(
         "delivery %s of %s (%s) to %s failed: %s, attempt %d; %s%s",
         delivery["id"],

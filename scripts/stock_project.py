@@ -1,10 +1,12 @@
 """The tutorial on a stock ``django-admin startproject`` project, driven over HTTP.
 
 Builds a fresh project with Django's default settings (SQLite in its default transaction mode,
-the in-memory test database, threaded ``runserver``, no Celery app), copies in the tutorial's
-files from ``docs/tutorial/`` and applies exactly the tutorial's settings and URL edits. Then it
-runs the tutorial's own test with pytest, starts ``manage.py plugipay_sandbox`` and
-``manage.py runserver``, and drives card payments and one admin refund through the real pages:
+the in-memory test database, threaded ``runserver``, no Celery app) by following the tutorial
+and the asynchronous-payments and billing how-tos step by step, in the order the pages give them
+(``scripts/doc_steps.py``): each file written and each command run where the text says, the
+tutorial's own tests run by its ``pytest`` step, ``manage.py plugipay_sandbox`` and ``manage.py
+runserver`` started where the tutorial starts them. Then it drives card payments and one admin
+refund through the real pages:
 
 - 20 payments in a row by one buyer, each success page requested the instant the redirect
   arrives, and 20 more from 5 buyers at once (``--sequential``, ``--buyers``, ``--per-buyer``);
@@ -29,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import statistics
@@ -45,12 +46,13 @@ from pathlib import Path
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import doc_steps  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-TUTORIAL = REPO / "docs" / "tutorial"
 PROJECT = "mysite"
 PASSWORD = "stock-project-password"
 CARD = {"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
-TUTORIAL_SANDBOX_URL = "http://127.0.0.1:8787"
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 
 # What the broker-down mode adds to the project: Celery's own Django recipe, unchanged.
@@ -98,13 +100,14 @@ class Project:
         self.root = root
         self.sandbox_port, self.web_port = sandbox_port, web_port
         self.celery, self.log_retries = celery, log_retries
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("PLUGIPAY_", "DJANGO_", "CELERY_"))
-        }
-        self.env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
-        self.processes: list[subprocess.Popen] = []
+        self.build = doc_steps.Build(
+            root,
+            sandbox_port=sandbox_port,
+            web_port=web_port,
+            password=PASSWORD,
+            after_startproject=self.after_startproject,
+        )
+        self.env = self.build.env
 
     @property
     def site_url(self) -> str:
@@ -119,14 +122,7 @@ class Project:
         return self.root / "db.sqlite3"
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = self.build.call(*args, timeout=300)
         if check and result.returncode:
             raise SystemExit(
                 f"`{' '.join(args)}` exited {result.returncode}:\n{result.stdout}{result.stderr}"
@@ -137,72 +133,36 @@ class Project:
         return self.run("manage.py", *args, check=check)
 
     def create(self) -> list[str]:
-        """startproject, then the tutorial's files and edits; returns what was done."""
-        self.root.mkdir(parents=True)
-        self.run("-m", "django", "startproject", PROJECT, str(self.root))
+        """The tutorial and the how-tos, step by step in their order, with the sandbox and
+        runserver left running; returns what was done."""
+        for step in doc_steps.steps(doc_steps.TUTORIAL):
+            if step.path == f"{PROJECT}/settings.py":
+                # Django's defaults are the point: nothing may change the database's
+                # transaction mode, its timeout or the test database.
+                for word in ("DATABASES", "transaction_mode", "IMMEDIATE", "TEST"):
+                    assert word not in step.text, f"the tutorial's settings addition sets {word}"
+        try:
+            doc_steps.build(self.root, project=self.build, keep_running=True)
+        except doc_steps.StepFailed as error:
+            self.stop()
+            raise SystemExit(f"following the docs failed at {error}") from None
+        return self.build.done
+
+    def after_startproject(self, build: doc_steps.Build) -> None:
         settings = self.root / PROJECT / "settings.py"
-        stock = settings.read_text()
-        self.run("manage.py", "startapp", "shop")
-        shutil.copytree(
-            TUTORIAL / "shop",
-            self.root / "shop",
-            dirs_exist_ok=True,
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
-        shutil.copy(TUTORIAL / "pytest.ini", self.root / "pytest.ini")
-        shutil.copy(TUTORIAL / PROJECT / "urls.py", self.root / PROJECT / "urls.py")
-        addition = (TUTORIAL / PROJECT / "settings_plugipay.py").read_text()
-        assert TUTORIAL_SANDBOX_URL in addition
-        addition = addition.replace(TUTORIAL_SANDBOX_URL, self.sandbox_url)
-        settings.write_text(stock + "\n\n" + addition)
-        # Django's defaults are the point: nothing may change the database's transaction mode,
-        # its timeout or the test database.
-        for word in ("DATABASES", "transaction_mode", "IMMEDIATE", "TEST"):
-            assert word not in addition, f"the tutorial's settings addition sets {word}"
-        done = [
-            "django-admin startproject mysite (settings untouched: default SQLite, no OPTIONS)",
-            "manage.py startapp shop, then docs/tutorial/shop/ copied over it",
-            "copied docs/tutorial/pytest.ini and docs/tutorial/mysite/urls.py",
-            "appended docs/tutorial/mysite/settings_plugipay.py to mysite/settings.py "
-            f"(sandbox port {self.sandbox_port} instead of 8787)",
-        ]
         if self.celery:
             (self.root / PROJECT / "celery.py").write_text(CELERY_MODULE)
             (self.root / PROJECT / "__init__.py").write_text(CELERY_INIT)
             with settings.open("a") as handle:
                 handle.write(f'\nCELERY_BROKER_URL = "{DEAD_BROKER}"  # nothing listens here\n')
-            done.append(f"a Celery app (mysite/celery.py) with CELERY_BROKER_URL={DEAD_BROKER}")
+            build.done.append(f"  a Celery app (mysite/celery.py), CELERY_BROKER_URL={DEAD_BROKER}")
         if self.log_retries:
             with settings.open("a") as handle:
                 handle.write(RETRY_LOGGING)
-            done.append("LOGGING: django_plugipay.db at INFO (--log-retries)")
-        return done
-
-    def start(self, name: str, *args: str) -> Path:
-        log = self.root / f"{name}.log"
-        handle = log.open("w")
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", *args],
-            cwd=self.root,
-            env=self.env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        handle.close()
-        self.processes.append(process)
-        return log
+            build.done.append("  LOGGING: django_plugipay.db at INFO (--log-retries)")
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        self.build.stop()
 
     def query(self, sql: str, *params) -> list[tuple]:
         """Read the project's database (read-only, a short busy wait like Django's own)."""
@@ -222,18 +182,6 @@ def free_ports(first: int, last: int, count: int) -> list[int]:
         if len(found) == count:
             return found
     raise SystemExit(f"fewer than {count} free ports in {first}-{last}")
-
-
-def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"exited {process.returncode} before listening:\n{log.read_text()}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port} after {timeout:.0f} s:\n{log.read_text()}")
 
 
 def poll(condition, timeout: float, interval: float = 0.2):
@@ -381,28 +329,29 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
         return time.monotonic()
 
     say(f"\n=== mode {mode}: project in {project.root}")
+    t = time.monotonic()
     for line in project.create():
         say(f"  {line}")
-    t = time.monotonic()
-    project.manage("makemigrations", "shop")
-    project.manage("migrate", "--no-input")
+    t = lap("docs_steps_s", t)
     checks = project.manage("check", check=False)
     check_output = (checks.stdout + checks.stderr).strip()
     say("  manage.py check says:\n    " + "\n    ".join(check_output.splitlines()))
     buyers = [f"buyer{n}" for n in range(1 + args.buyers)]
-    project.manage(  # what `createsuperuser` does, and the buyers, in one process
+    project.manage(  # the buyers; the tutorial's createsuperuser made the staff user "admin"
         "shell",
         "-c",
         "from django.contrib.auth.models import User\n"
-        f"User.objects.create_superuser('admin', 'admin@example.com', {PASSWORD!r})\n"
         f"for name in {buyers!r}:\n"
         f"    User.objects.create_user(name, name + '@example.com', {PASSWORD!r})",
     )
     t = lap("setup_s", t)
 
-    if args.test_runs and mode in args.test_modes:
-        passes = 0
-        for run in range(args.test_runs):
+    traffic = Traffic()
+    sandbox_log, server_log = project.build.logs["sandbox"], project.build.logs["runserver"]
+    try:
+        # The docs' own `pytest` steps ran once; these are the further runs.
+        passes = 1
+        for run in range(1, args.test_runs if mode in args.test_modes else 1):
             test = project.run("-m", "pytest", "-q", "-p", "no:cacheprovider", "shop", check=False)
             tail = (test.stdout + test.stderr).strip().splitlines()
             summary = tail[-1] if tail else "(no output)"
@@ -412,16 +361,10 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
             else:
                 for line in dict.fromkeys(ln for ln in tail if ln.startswith(("E  ", "FAILED"))):
                     say(f"    {line[:200]}")
-        result.figures["tutorial_test_passes"] = f"{passes}/{args.test_runs}"
-        result.check("tutorial test passes", f"{passes}/{args.test_runs}", passes == args.test_runs)
+        runs = args.test_runs if mode in args.test_modes else 1
+        result.figures["tutorial_test_passes"] = f"{passes}/{runs}"
+        result.check("tutorial test passes", f"{passes}/{runs}", passes == runs)
         t = lap("tutorial_test_s", t)
-
-    sandbox_log = project.start("sandbox", "plugipay_sandbox", f"--site-url={project.site_url}")
-    server_log = project.start("runserver", "runserver", "--noreload", f"127.0.0.1:{web_port}")
-    traffic = Traffic()
-    try:
-        wait_for_port(sandbox_port, project.processes[0], sandbox_log)
-        wait_for_port(web_port, project.processes[1], server_log)
         say(f"  sandbox on {project.sandbox_url}, runserver on {project.site_url}")
         doctor = project.manage("plugipay_doctor", check=False)
         for line in doctor.stdout.strip().splitlines() or doctor.stderr.strip().splitlines():
@@ -784,7 +727,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument(
-        "--figures-md", type=Path, help="write the figures as the tutorial's Markdown table"
+        "--figures-md",
+        type=Path,
+        help="write the figures as a Markdown table (docs/tutorial/stock_project_figures.md; "
+        "the pages that show it are refreshed)",
     )
     parser.add_argument(
         "--log-retries",
@@ -810,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({r.mode: r.figures for r in results}, indent=2) + "\n")
     if args.figures_md:
         args.figures_md.write_text(figures_markdown(results))
+        doc_steps.sync(write=True)  # the pages that show docs/tutorial/stock_project_figures.md
     failed = [(r.mode, name, value) for r in results for name, value, ok in r.checks if not ok]
     say("\n=== " + ("every check passed" if not failed else f"{len(failed)} checks FAILED:"))
     for mode, name, value in failed:

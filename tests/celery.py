@@ -12,5 +12,11 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # can share one Redis database without taking each other's tasks.
 app.conf.task_default_queue = os.environ.get("PLUGIPAY_TEST_QUEUE") or f"plugipay-{os.getpid()}"
 app.autodiscover_tasks(["django_plugipay"])
+if os.environ.get("PLUGIPAY_SHIP_LOG"):  # the durable-receiver crash test's receiver
+    app.conf.imports = ["tests.durable_crash"]
+if os.environ.get("PLUGIPAY_TEST_BEAT"):  # the documented schedule, every second
+    app.conf.beat_schedule = {
+        "plugipay-run-deliveries": {"task": "django_plugipay.run_deliveries", "schedule": 1.0}
+    }
 
 import tests.signal_log  # noqa: E402,F401 - worker-side signal counting for the service suite

@@ -1,6 +1,8 @@
 import os
 
 import pytest
+from celery import Celery, _state
+from celery.signals import task_prerun
 
 if os.environ.get("CELERY_BROKER_URL"):  # the service suite: a Celery app, tasks to a worker
     from tests.celery import app as celery_app  # noqa: F401
@@ -17,3 +19,35 @@ def signal_log(tmp_path, monkeypatch):
     log.connect()
     yield log
     log.disconnect()
+
+
+@pytest.fixture
+def make_celery_app():
+    """Create a project-style Celery app for one test, and forget it afterwards."""
+    created = []
+    saved = (_state.default_app, getattr(_state._tls, "current_app", None))
+
+    def make(**conf):
+        app = Celery("shop", set_as_current=True)
+        app.conf.update(conf)
+        app.set_default()  # what Celery's Django fix-up does for a project's app
+        created.append(app)
+        return app
+
+    yield make
+    for app in created:
+        _state._deregister_app(app)
+    _state.default_app, _state._tls.current_app = saved
+
+
+@pytest.fixture
+def celery_runs():
+    """Names of the tasks Celery ran (eagerly) during the test."""
+    names = []
+
+    def record(sender=None, task=None, **kwargs):
+        names.append(task.name)
+
+    task_prerun.connect(record, weak=False)
+    yield names
+    task_prerun.disconnect(record)

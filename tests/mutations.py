@@ -52,7 +52,7 @@ MUTATIONS = (
         "never-double refunds: skip the remainder check in refund_payment",
         (
             ("django_plugipay/services/refunds.py",
-             "    if amount > remaining:\n",
+             "    if isinstance(amount, int) and amount > remaining:\n",
              "    if False:\n"),
         ),
         ("tests/test_api.py::test_over_refund_is_400_with_a_clear_message",),
@@ -138,6 +138,27 @@ MUTATIONS = (
         ),
         ("tests/test_faults.py::"
          "test_the_sweeper_applies_events_whose_enqueue_failed_or_whose_task_died",),
+    ),
+    Mutation(
+        "durable receivers: a failing receiver is not retried",
+        (
+            ("django_plugipay/services/deliveries.py",
+             "            status=DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED,\n",
+             "            status=DeliveryStatus.DEAD,\n"),
+        ),
+        ("tests/test_deliveries.py::"
+         "test_a_failing_receiver_is_retried_until_it_returns_and_never_run_again",),
+    ),
+    Mutation(
+        "durable receivers: a succeeded delivery runs again when forced",
+        (
+            ("django_plugipay/models/querysets.py",
+             "                status__in=(DeliveryStatus.PENDING, DeliveryStatus.FAILED, "
+             "DeliveryStatus.DEAD)\n",
+             "                ~Q(status=DeliveryStatus.RUNNING)\n"),
+        ),
+        ("tests/test_deliveries.py::"
+         "test_a_failing_receiver_is_retried_until_it_returns_and_never_run_again",),
     ),
 )
 # fmt: on

@@ -122,7 +122,7 @@ def test_full_refund_from_the_action(plugipay_sandbox, client):
 @pytest.mark.parametrize(
     ("amount", "message"),
     [
-        ("250001", "At most IDR 250,000 is left"),
+        ("250001", "more than the IDR 250,000 left to refund"),
         ("0", "above zero"),
         ("12.5", "at most 0 decimal places"),
         ("lots", "is not an amount"),
@@ -156,7 +156,8 @@ def test_mixed_selection_refunds_what_it_can_and_lists_the_rest(plugipay_sandbox
     ids = [good.pk, failed.pk, done.pk]
     confirm = client.post(CHANGELIST, {"action": "refund_payments", "_selected_action": ids})
     html = confirm.content.decode()
-    assert "payment is failed" in html and "nothing left to refund" in html
+    assert "is failed; only succeeded payments can be refunded" in html
+    assert "Nothing is left to refund" in html
     result = client.post(
         CHANGELIST,
         {

@@ -39,7 +39,7 @@ def test_one_selected_payment_rejects_too_much(plugipay_sandbox, client):
             "reason": "duplicate",
         },
     ).content.decode()
-    assert "At most IDR 50,000 is left" in page and not Refund.objects.exists()
+    assert "more than the IDR 50,000 left to refund" in page and not Refund.objects.exists()
 
 
 def test_several_selected_payments_are_refunded_in_full_without_an_amount(plugipay_sandbox, client):

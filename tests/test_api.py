@@ -171,7 +171,7 @@ def test_over_refund_is_400_with_a_clear_message(plugipay_sandbox):
         f"{API}/payments/{payment.plugipay_id}/refunds/", {"amount": 10_001, "reason": "duplicate"}
     )
     assert response.status_code == 400
-    assert "more than the 10000 left to refund" in response.json()["amount"][0]
+    assert "more than the IDR 10,000 left to refund" in response.json()["amount"][0]
     other = client_for(staff_with("refund_payment")).post(
         f"{API}/payments/{payment.plugipay_id}/refunds/", {"reason": "other"}
     )

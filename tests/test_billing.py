@@ -6,7 +6,7 @@ import datetime as dt
 from collections import Counter
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import RequestFactory
 from django.utils import timezone
 
@@ -372,7 +372,11 @@ def test_invoice_document_only_for_its_owner_and_staff(plugipay_sandbox, client)
     assert invoice.number.encode() in b"".join(html.streaming_content)
     client.force_login(User.objects.create_user("other"))
     assert client.get(url).status_code == 404
-    client.force_login(User.objects.create_user("staff", is_staff=True))
+    staff = User.objects.create_user("staff", is_staff=True)
+    client.force_login(staff)
+    assert client.get(url).status_code == 404  # staff, but not allowed to view invoices
+    staff.user_permissions.add(Permission.objects.get(codename="view_invoice"))
+    client.force_login(User.objects.get(pk=staff.pk))  # a fresh permission cache
     assert client.get(url).status_code == 200
     assert client.get("/plugipay/billing/invoices/inv_nope/document/").status_code == 404
 

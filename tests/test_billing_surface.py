@@ -205,6 +205,9 @@ def test_subscribe_pay_and_read_through_the_api(plugipay_sandbox, settings):
     assert body["subscription"]["plan_name"] == "Member"
     subscription = Subscription.objects.get(plugipay_id=body["subscription"]["id"])
     assert subscription.customer.user == buyer and subscription.metadata["user"] == str(buyer.pk)
+    again = client.post(f"{API}/subscriptions/", {"price": price.plugipay_id}, format="json")
+    assert again.status_code == 200  # the live subscription again, not a second one
+    assert again.json() == body
 
     listed = client.get(f"{API}/subscriptions/").json()
     assert [s["id"] for s in listed] == [subscription.plugipay_id]

@@ -106,7 +106,7 @@ def test_env_fallbacks(settings, monkeypatch):
 )
 def test_persistent_connections_without_health_checks_are_warned(options, warned):
     config = {"ENGINE": "django.db.backends.postgresql", "NAME": "shop", **options}
-    found = [m for m in connection_health_warnings("pg", config) if m.id.endswith("W040")]
+    found = [m for m in connection_health_warnings("pg", config) if m.id.endswith("W060")]
     assert bool(found) is warned
     if found:
         assert "CONN_HEALTH_CHECKS" in found[0].hint and "'pg'" in found[0].msg

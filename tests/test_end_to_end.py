@@ -146,7 +146,7 @@ def test_partial_and_full_refunds(plugipay_sandbox, signal_log):
 
 def test_refund_validation(plugipay_sandbox):
     payment = plugipay_sandbox.paid_payment(10_000)
-    with pytest.raises(RefundError, match="more than the 10000 left"):
+    with pytest.raises(RefundError, match="more than the IDR 10,000 left"):
         services.refund_payment(payment=payment, amount=10_001, reason="duplicate")
     with pytest.raises(RefundError, match="Describe"):
         services.refund_payment(payment=payment, reason="other")

@@ -1,12 +1,8 @@
 """What scripts/stock_project.py reads from a runserver log: errors, locks, 5xx and receipts."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "stock_project.py"
+from tests.scripts import loaded
 
 LOG = """\
 Performing system checks...
@@ -42,14 +38,8 @@ Subject: Receipt for order #13
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("stock_project", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
-    try:
-        spec.loader.exec_module(module)
+    with loaded("stock_project") as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 def test_an_error_report_names_the_path_the_exception_and_our_frames(script):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from celery import Celery, _state
-from celery.signals import task_prerun
 from django.core.management import call_command
 
 from django_plugipay import services
@@ -15,38 +13,6 @@ from django_plugipay.services.refunds import NOT_SUBMITTED
 from tests.test_admin import CHANGELIST, staff
 
 DOWN_BROKER = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture
-def make_celery_app():
-    """Create a project-style Celery app for one test, and forget it afterwards."""
-    created = []
-    saved = (_state.default_app, getattr(_state._tls, "current_app", None))
-
-    def make(**conf):
-        app = Celery("shop", set_as_current=True)
-        app.conf.update(conf)
-        app.set_default()  # what Celery's Django fix-up does for a project's app
-        created.append(app)
-        return app
-
-    yield make
-    for app in created:
-        _state._deregister_app(app)
-    _state.default_app, _state._tls.current_app = saved
-
-
-@pytest.fixture
-def celery_runs():
-    """Names of the tasks Celery ran (eagerly) during the test."""
-    names = []
-
-    def record(sender=None, task=None, **kwargs):
-        names.append(task.name)
-
-    task_prerun.connect(record, weak=False)
-    yield names
-    task_prerun.disconnect(record)
 
 
 def request_refund(payment):

@@ -16,6 +16,7 @@ import time
 
 from benchmarks.harness import SECRET, QueryCounter, truncate, without_receivers
 from benchmarks.load import make_events
+from benchmarks.sampler import Sampler
 
 
 def _backend_cpu() -> float:
@@ -45,11 +46,18 @@ def _measure(step, items: list) -> dict:
         "python_cpu_ms": round(1000 * python / n, 2),
         "postgres_cpu_ms": round(1000 * backend / n, 2),
         "statements": round(counter.statements / n, 2),
+        "round_trips": round(counter.round_trips / n, 2),
         "events_per_s": round(n / wall, 1),
     }
 
 
-def run(count: int) -> dict:
+def _profile(step, items: list) -> tuple[list[dict], int]:
+    sampler = Sampler()
+    sampler.run(lambda: [step(item) for item in items])
+    return sampler.table(), sampler.samples
+
+
+def run(count: int, profile: bool = False) -> dict:
     from django.conf import settings
     from django.test import Client
 
@@ -97,6 +105,19 @@ def run(count: int) -> dict:
             record_event(parse_event(json.loads(body)), source="webhook")
         ids = list(WebhookEvent.objects.order_by("pk").values_list("pk", flat=True))
         results["apply_recorded"] = _measure(apply_recorded_event, ids)
+        if profile:  # after the measured rows, so the sampler's cost is in none of them
+            sampled: dict = {"interval_ms": Sampler().interval * 1000}
+            bodies, _ = make_events(count, "cp")
+            sampled["webhook"], sampled["webhook_samples"] = _profile(
+                poster("/plugipay/webhook/"), bodies
+            )
+            truncate()
+            bodies, _ = make_events(count, "cq")
+            for body in bodies:
+                record_event(parse_event(json.loads(body)), source="webhook")
+            ids = list(WebhookEvent.objects.order_by("pk").values_list("pk", flat=True))
+            sampled["apply"], sampled["apply_samples"] = _profile(apply_recorded_event, ids)
+            results["profile"] = sampled
     finally:
         settings.ALLOWED_HOSTS = saved_hosts
         truncate()

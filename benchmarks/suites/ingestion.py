@@ -11,7 +11,8 @@ from benchmarks.load import check_applied, make_events, redeliver_failed, send
 def queries_per_event(sample: int) -> dict:
     """Statements per applied event, in-process, with the shop's and the bench's own signal
     receivers disconnected (they are the merchant's queries, not the app's). Transaction
-    control (BEGIN, COMMIT, SAVEPOINT, RELEASE) is counted apart."""
+    control (BEGIN, COMMIT, SAVEPOINT, RELEASE: round trips like any statement) is counted
+    apart and in the round trips."""
     from django_plugipay.services import ingest_webhook
     from django_plugipay.webhooks import sign_payload
 
@@ -29,7 +30,8 @@ def queries_per_event(sample: int) -> dict:
         restore()
     return {
         "statements": round(counter.statements / applied, 2),
-        "transaction_control": round((counter.count - counter.statements) / applied, 2),
+        "transaction_control": round((counter.round_trips - counter.statements) / applied, 2),
+        "round_trips": round(counter.round_trips / applied, 2),
         "duplicate_deliveries_included": len(bodies) - applied,
     }
 

@@ -55,7 +55,7 @@ def run(count: int) -> dict:
         "events_per_s": round(result.events_seen / seconds, 1),
         "queries_per_event": round(counter.statements / result.events_seen, 2),
         "transaction_control_per_event": round(
-            (counter.count - counter.statements) / result.events_seen, 2
+            (counter.round_trips - counter.statements) / result.events_seen, 2
         ),
         "payments_created": payments,
         # the event pages read from the sandbox (served by a thread of this same process)

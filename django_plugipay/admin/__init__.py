@@ -9,10 +9,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from django_plugipay import permissions
 from django_plugipay.admin import billing  # noqa: F401 - registers the billing admins
 from django_plugipay.admin.actions import cancel_sessions, reprocess_events, resync
 from django_plugipay.admin.activity import ActivityMixin
-from django_plugipay.admin.confirm import CONFIRM_PERMISSION, confirm_view
+from django_plugipay.admin.confirm import confirm_view
+from django_plugipay.admin.deliveries import EventDeliveryInline, ObjectDeliveryInline
 from django_plugipay.admin.display import (
     REFUND_STATES,
     MirrorAdmin,
@@ -23,8 +25,9 @@ from django_plugipay.admin.display import (
     money,
     pending_age,
     pretty_json,
+    url_display,
 )
-from django_plugipay.admin.refunds import REFUND_PERMISSION, refund_view
+from django_plugipay.admin.refunds import refund_view
 from django_plugipay.models import CheckoutSession, Customer, Payment, Refund, WebhookEvent
 
 
@@ -48,6 +51,9 @@ class RefundInline(MirrorDisplay, admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return permissions.can_view(request.user, "refund")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("requested_by")
@@ -94,6 +100,7 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
     date_hierarchy = "created_at"
     actions = ["confirm_transfers", resync, cancel_sessions]
     change_form_template = "admin/django_plugipay/checkoutsession/change_form.html"
+    inlines = [ObjectDeliveryInline]
     readonly_fields = [
         "plugipay_id",
         "status",
@@ -102,9 +109,9 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
         "instructions_display",
         "confirmed_by",
         "confirmed_at",
-        "url",
-        "success_url",
-        "cancel_url",
+        "url_link",
+        "success_url_link",
+        "cancel_url_link",
         "expires_at",
         "completed_at",
         "payment_method",
@@ -119,10 +126,10 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
     fields = list(readonly_fields)
 
     def has_cancel_permission(self, request) -> bool:
-        return request.user.has_perm("django_plugipay.change_checkoutsession")
+        return permissions.can_cancel_sessions(request.user)
 
     def has_confirm_permission(self, request) -> bool:
-        return request.user.has_perm(CONFIRM_PERMISSION)
+        return permissions.can_confirm(request.user)
 
     @admin.action(description=_("Confirm transfer received…"), permissions=["confirm"])
     def confirm_transfers(self, request, queryset):
@@ -152,6 +159,10 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = {**(extra_context or {}), "can_confirm": self.has_confirm_permission(request)}
         return super().change_view(request, object_id, form_url, extra)
+
+    url_link = url_display(CheckoutSession, "url")
+    success_url_link = url_display(CheckoutSession, "success_url")
+    cancel_url_link = url_display(CheckoutSession, "cancel_url")
 
     @admin.display(description=_("payment instructions"))
     def instructions_display(self, obj):
@@ -185,7 +196,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
     search_fields = ["plugipay_id", "checkout_session__plugipay_id", "customer__email"]
     date_hierarchy = "created_at"
     actions = ["refund_payments", resync]
-    inlines = [RefundInline]
+    inlines = [RefundInline, ObjectDeliveryInline]
     readonly_fields = [
         "plugipay_id",
         "status_badge",
@@ -215,7 +226,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
         return super().get_queryset(request).prefetch_related(in_flight)
 
     def has_refund_permission(self, request) -> bool:
-        return request.user.has_perm(REFUND_PERMISSION)
+        return permissions.can_refund(request.user)
 
     @admin.display(description=_("refunded"), ordering="amount_refunded")
     def refunded_display(self, obj):
@@ -281,6 +292,7 @@ class RefundAdmin(ActivityMixin, MirrorAdmin):
     search_fields = ["plugipay_id", "payment__plugipay_id", "idempotency_key"]
     date_hierarchy = "created_at"
     actions = [resync]
+    inlines = [ObjectDeliveryInline]
     readonly_fields = [
         "plugipay_id",
         "payment_link",
@@ -322,6 +334,7 @@ class WebhookEventAdmin(MirrorAdmin):
     search_fields = ["event_id", "object_id", "type"]
     date_hierarchy = "received_at"
     actions = [reprocess_events]
+    inlines = [EventDeliveryInline]
     readonly_fields = [
         "event_id",
         "type",
@@ -340,7 +353,7 @@ class WebhookEventAdmin(MirrorAdmin):
     fields = list(readonly_fields)
 
     def has_reprocess_permission(self, request) -> bool:
-        return request.user.has_perm("django_plugipay.change_webhookevent")
+        return permissions.can_reprocess_events(request.user)
 
     @admin.display(description=_("payload"))
     def payload_pretty(self, obj):

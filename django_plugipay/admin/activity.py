@@ -1,5 +1,10 @@
 """The Activity section of the payment, checkout session and refund admin pages: the recorded
-webhook events and the local actions (refunds requested, admin actions), oldest first."""
+webhook events and the local actions (refunds requested, admin actions), oldest first.
+
+Events are placed in Plugipay's own sequence: the time the event says it happened (not when it
+reached us), then, for events stamped with the same instant (Plugipay's docs dialect stamps
+whole seconds), the object's lifecycle order from its resource spec (``refund.created`` before
+``refund.succeeded``), then the event id (a ULID: Plugipay's creation order)."""
 
 from __future__ import annotations
 
@@ -18,7 +23,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from django_plugipay.admin.display import admin_link, badge, money
+from django_plugipay.exceptions import InvalidPayload
 from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
+from django_plugipay.specs import spec_for
+from django_plugipay.webhooks import parse_event
 
 #: A log entry this close to a refund requested by the same user records that request.
 SAME_ACTION = dt.timedelta(seconds=5)
@@ -29,6 +37,21 @@ class Entry:
     at: dt.datetime
     what: str  # HTML, already escaped
     who: str = ""
+    #: orders entries stamped with the same instant (see the module docstring)
+    sequence: tuple[int, str] = (-1, "")
+
+
+def event_sequence(event: WebhookEvent) -> tuple[int, str]:
+    """Where ``event`` stands among events of the same instant: its object's status in the
+    lifecycle order of the resource's spec, then its id."""
+    try:
+        parsed = parse_event(event.payload)
+    except InvalidPayload:
+        return (-1, event.event_id)
+    spec = spec_for(parsed.resource)
+    status = parsed.object.get("status")
+    position = spec.position(status) if spec is not None and isinstance(status, str) else -1
+    return (position, event.event_id)
 
 
 def related(obj: Any) -> tuple[list[Payment], list[CheckoutSession], list[Refund]]:
@@ -50,12 +73,17 @@ def entries(obj: Any) -> list[Entry]:
     found: list[Entry] = []
     plugipay_ids = [o.plugipay_id for o in objects if o.plugipay_id]
     events = WebhookEvent.objects.filter(object_id__in=plugipay_ids).only(
-        "pk", "event_id", "kind", "status", "occurred_at", "received_at", "source"
+        "pk", "event_id", "kind", "status", "occurred_at", "received_at", "source", "payload"
     )
     for event in events:
         label = format_html("{} {}", admin_link(event, event.kind), badge(event.status))
         found.append(
-            Entry(event.occurred_at or event.received_at, label, event.get_source_display())
+            Entry(
+                event.occurred_at or event.received_at,
+                label,
+                event.get_source_display(),
+                event_sequence(event),
+            )
         )
     for refund in refunds:
         who = refund.requested_by.get_username() if refund.requested_by else ""
@@ -79,7 +107,7 @@ def entries(obj: Any) -> list[Entry]:
             continue  # the admin's log line of a refund request already listed above
         what = format_html("{}", log.get_change_message() or str(log))
         found.append(Entry(log.action_time, what, log.user.get_username()))
-    return sorted(found, key=lambda e: e.at)
+    return sorted(found, key=lambda e: (e.at, e.sequence))
 
 
 def activity_html(obj: Any) -> SafeString | str:

@@ -9,14 +9,19 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from django_plugipay import services
+from django_plugipay import permissions, services
 from django_plugipay.admin.actions import confirm_then, resync
-from django_plugipay.admin.display import MirrorAdmin, MirrorDisplay, admin_link, badge, money
+from django_plugipay.admin.deliveries import ObjectDeliveryInline
+from django_plugipay.admin.display import (
+    MirrorAdmin,
+    MirrorDisplay,
+    admin_link,
+    badge,
+    money,
+    url_display,
+)
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import Invoice, Plan, Price, Subscription
-
-SUBSCRIPTION_PERMISSION = "django_plugipay.manage_subscription"
-INVOICE_PERMISSION = "django_plugipay.manage_invoice"
 
 
 class PriceInline(MirrorDisplay, admin.TabularInline):
@@ -227,7 +232,7 @@ class SubscriptionAdmin(MirrorAdmin):
     search_fields = ["plugipay_id", "customer__email", "customer__plugipay_id", "plan__name"]
     date_hierarchy = "created_at"
     actions = [cancel_at_period_end, cancel_now, pause, resume, resync]
-    inlines = [InvoiceInline]
+    inlines = [InvoiceInline, ObjectDeliveryInline]
     readonly_fields = [
         "plugipay_id",
         "status_badge",
@@ -253,7 +258,7 @@ class SubscriptionAdmin(MirrorAdmin):
     fields = list(readonly_fields)
 
     def has_manage_permission(self, request) -> bool:
-        return request.user.has_perm(SUBSCRIPTION_PERMISSION)
+        return permissions.can_manage_subscriptions(request.user)
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
@@ -333,6 +338,7 @@ class InvoiceAdmin(MirrorAdmin):
         "paid_at",
         "document_link",
     ]
+    inlines = [ObjectDeliveryInline]
     list_filter = ["status", "currency", "mode", "created_at"]
     list_select_related = ["customer", "subscription"]
     search_fields = ["plugipay_id", "number", "customer__email", "subscription__plugipay_id"]
@@ -355,7 +361,7 @@ class InvoiceAdmin(MirrorAdmin):
         "due_at",
         "paid_at",
         "voided_at",
-        "hosted_url",
+        "hosted_url_link",
         "document_link",
         "payments_links",
         "metadata",
@@ -366,8 +372,10 @@ class InvoiceAdmin(MirrorAdmin):
     ]
     fields = list(readonly_fields)
 
+    hosted_url_link = url_display(Invoice, "hosted_url")
+
     def has_manage_permission(self, request) -> bool:
-        return request.user.has_perm(INVOICE_PERMISSION)
+        return permissions.can_manage_invoices(request.user)
 
     @admin.display(description=_("number"), ordering="number")
     def number_display(self, obj):

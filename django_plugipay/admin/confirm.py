@@ -11,12 +11,10 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from django_plugipay import services
+from django_plugipay import permissions, services
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import CheckoutSession, SessionStatus
 from django_plugipay.money import format_amount
-
-CONFIRM_PERMISSION = "django_plugipay.confirm_payment"
 
 
 def refusal(session: CheckoutSession) -> str | None:
@@ -31,7 +29,7 @@ def refusal(session: CheckoutSession) -> str | None:
 def confirm_view(modeladmin, request, queryset, *, single: bool):
     """Show the sessions to confirm; on "Yes", confirm each at Plugipay (outside any
     transaction) and log who did it. Used by the action and the button on a session."""
-    if not request.user.has_perm(CONFIRM_PERMISSION):
+    if not permissions.can_confirm(request.user):
         raise PermissionDenied
     rows = []
     for session in queryset.select_related("customer"):

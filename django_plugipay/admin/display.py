@@ -12,6 +12,8 @@ from django.utils.timesince import timesince
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
+from django_plugipay import permissions
+from django_plugipay.links import link
 from django_plugipay.money import format_amount
 from django_plugipay.specs import status_tones
 
@@ -24,6 +26,8 @@ TONE_COLOURS = {
 }
 #: the event log is not a mirrored resource: its statuses' tones are listed here
 EVENT_TONES = {"processed": "success", "failed": "failure", "ignored": "closed", "received": "new"}
+#: deliveries of durable receivers are not a mirrored resource either
+DELIVERY_TONES = {"running": "waiting", "dead": "failure", "resolved": "closed"}
 
 
 REFUND_STATES = {"refunded": _("refunded"), "partially_refunded": _("partially refunded")}
@@ -31,7 +35,7 @@ REFUND_STATES = {"refunded": _("refunded"), "partially_refunded": _("partially r
 
 def badge(status: str, label: str | None = None) -> str:
     """A status pill coloured by the tone its resource's spec gives the status."""
-    tone = {**EVENT_TONES, **status_tones()}.get(status)
+    tone = {**DELIVERY_TONES, **EVENT_TONES, **status_tones()}.get(status)
     colour = TONE_COLOURS.get(tone or "", "#374151")
     return format_html(
         '<span style="background:{};color:#fff;border-radius:9px;padding:1px 8px;'
@@ -39,6 +43,17 @@ def badge(status: str, label: str | None = None) -> str:
         colour,
         label or status.replace("_", " "),
     )
+
+
+def url_display(model, name: str):
+    """A read-only admin field showing ``model``'s URL field ``name`` (from Plugipay) as a link
+    only when it is http(s), whatever Django version renders it."""
+
+    @admin.display(description=model._meta.get_field(name).verbose_name)
+    def show(modeladmin, obj):
+        return link(getattr(obj, name))
+
+    return show
 
 
 def admin_link(obj, label: str | None = None) -> str:
@@ -89,6 +104,10 @@ class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        """The view permission, or an operation's that implies it (refund → payments)."""
+        return permissions.can_view(request.user, self.opts.model_name or "")
+
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
@@ -133,12 +152,9 @@ def instructions_html(instructions) -> str:
     items = format_html_join(
         "", "<div><b>{}</b>: <code>{}</code></div>", ((k, v) for k, v in rows if v)
     )
-    if instructions.proof_url:
-        items += format_html(
-            '<div><a href="{}" target="_blank" rel="noopener">{}</a></div>',
-            instructions.proof_url,
-            _("proof of transfer"),
-        )
+    if instructions.proof_url:  # the buyer's: linked only when http(s)
+        proof = link(instructions.proof_url, _("proof of transfer"), new_tab=True)
+        items += format_html("<div>{}</div>", proof)
     return items
 
 

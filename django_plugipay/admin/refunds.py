@@ -6,18 +6,17 @@ from django import forms
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db.models import BLANK_CHOICE_DASH
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from django_plugipay import services
+from django_plugipay import permissions, services
 from django_plugipay.admin import tokens
 from django_plugipay.exceptions import RefundError
-from django_plugipay.models import Payment, PaymentStatus, RefundReason
+from django_plugipay.models import Payment, RefundReason
 from django_plugipay.money import format_amount, input_value, to_minor
-from django_plugipay.services.refunds import NOT_SUBMITTED
-
-REFUND_PERMISSION = "django_plugipay.refund_payment"
+from django_plugipay.services.refunds import NOT_SUBMITTED, refund_refusal
 
 
 class RefundForm(forms.Form):
@@ -26,7 +25,10 @@ class RefundForm(forms.Form):
         required=False,
         help_text=gettext_lazy("In the currency's usual unit, e.g. 250000 for IDR 250,000."),
     )
-    reason = forms.ChoiceField(label=gettext_lazy("Reason"), choices=RefundReason.choices)
+    # A blank first choice: staff pick the reason, nothing is preselected for them.
+    reason = forms.ChoiceField(
+        label=gettext_lazy("Reason"), choices=[*BLANK_CHOICE_DASH, *RefundReason.choices]
+    )
     description = forms.CharField(
         label=gettext_lazy("Description"),
         required=False,
@@ -44,37 +46,40 @@ class RefundForm(forms.Form):
         if not raw or self.payment is None:
             return None
         try:
-            amount = to_minor(raw, self.payment.currency)
+            return to_minor(raw, self.payment.currency)
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
-        if amount <= 0:
-            raise forms.ValidationError(_("Enter an amount above zero."))
-        if amount > self.remaining:
-            raise forms.ValidationError(
-                _("At most %(left)s is left to refund.")
-                % {"left": format_amount(self.remaining, self.payment.currency)}
-            )
-        return amount
 
     def clean(self):
         data = super().clean()
-        if data.get("reason") == RefundReason.OTHER and not data.get("description", "").strip():
-            self.add_error("description", _("Describe the reason when it is “Other”."))
+        # The request and the payment are checked apart so that both errors show at once.
+        # Several payments (no amount field): each row is checked on its own by ``refusal``.
+        problems = []
+        if "reason" in data:
+            problems.append(
+                refund_refusal(reason=data["reason"], description=data.get("description", ""))
+            )
+        if self.payment is not None and "amount" not in self.errors:
+            problems.append(
+                refund_refusal(
+                    payment=self.payment, amount=data.get("amount"), remaining=self.remaining
+                )
+            )
+        for refused in problems:
+            if refused is not None:
+                self.add_error(refused.field, refused.message)
         return data
 
 
 def refusal(payment: Payment, remaining: int) -> str | None:
-    """Why a payment cannot be refunded, or None."""
-    if payment.status != PaymentStatus.SUCCEEDED:
-        return _("payment is %(status)s") % {"status": payment.get_status_display().lower()}
-    if remaining <= 0:
-        return _("nothing left to refund")
-    return None
+    """Why a payment cannot be refunded at all, or None."""
+    refused = refund_refusal(payment=payment, remaining=remaining)
+    return refused.message if refused is not None else None
 
 
 def refund_view(modeladmin, request, queryset, *, single: bool):
     """Confirm, validate and request refunds; used by the action and the Refund button."""
-    if not request.user.has_perm(REFUND_PERMISSION):
+    if not permissions.can_refund(request.user):
         raise PermissionDenied
     rows = []
     for payment in queryset.select_related("customer", "checkout_session").with_refund_totals():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.http import Http404
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -14,11 +13,12 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from django_plugipay import billing, services
-from django_plugipay.api.views import NewestFirst, UpstreamError, visible
+from django_plugipay.api.views import NewestFirst, UpstreamError
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import Invoice, Price, Subscription
 from django_plugipay.money import format_amount
+from django_plugipay.permissions import visible
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
@@ -126,14 +126,16 @@ class SubscriptionList(generics.ListCreateAPIView):
 
     def get_queryset(self):
         rows = Subscription.objects.select_related("customer", "plan", "price")
-        return visible(rows, self.request.user, "subscription").order_by("-created_at")
+        return visible(rows, self.request.user).order_by("-created_at")
 
-    @extend_schema(request=SubscribeRequestSerializer, responses={201: SubscribeResponseSerializer})
+    @extend_schema(
+        request=SubscribeRequestSerializer,
+        responses={201: SubscribeResponseSerializer, 200: SubscribeResponseSerializer},
+    )
     def post(self, request):
         hook = app_settings.API_SUBSCRIBE_PARAMS
         if hook is None:
             raise Http404("Subscribing is not enabled: set PLUGIPAY['API_SUBSCRIBE_PARAMS'].")
-        hook = import_string(hook) if isinstance(hook, str) else hook
         data = SubscribeRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         price = (
@@ -156,7 +158,9 @@ class SubscriptionList(generics.ListCreateAPIView):
             "subscription": SubscriptionSerializer(result.subscription).data,
             "pay_url": result.invoice_url,
         }
-        return Response(body, status=status.HTTP_201_CREATED)
+        # The user's live subscription to this price, returned rather than made twice: 200.
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(body, status=code)
 
 
 class SubscriptionDetail(generics.RetrieveAPIView):
@@ -167,7 +171,7 @@ class SubscriptionDetail(generics.RetrieveAPIView):
 
     def get_queryset(self):
         rows = Subscription.objects.select_related("customer", "plan", "price")
-        return visible(rows, self.request.user, "subscription")
+        return visible(rows, self.request.user)
 
 
 class SubscriptionCancel(generics.GenericAPIView):
@@ -197,7 +201,7 @@ class InvoiceList(generics.ListAPIView):
 
     def get_queryset(self):
         rows = Invoice.objects.select_related("subscription")
-        return visible(rows, self.request.user, "invoice")
+        return visible(rows, self.request.user)
 
 
 class PortalSessionCreate(generics.GenericAPIView):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from django_plugipay.metadata import validate_metadata
 from django_plugipay.models import CheckoutSession, Payment, Refund, RefundReason
-from django_plugipay.money import format_amount
+from django_plugipay.money import MAX_AMOUNT, format_amount
+from django_plugipay.services.refunds import refund_refusal
 
 
 class MoneyMixin(serializers.Serializer):
@@ -151,11 +151,13 @@ class CheckoutRequestSerializer(serializers.Serializer):
 
 
 class RefundRequestSerializer(serializers.Serializer):
+    """A refund request; the view passes the payment as ``context["payment"]``."""
+
     amount = serializers.IntegerField(
         min_value=1,
         required=False,
         allow_null=True,
-        help_text="Minor units; omit to refund everything that is left.",
+        help_text=f"Minor units, at most {MAX_AMOUNT}; omit to refund everything that is left.",
     )
     reason = serializers.ChoiceField(choices=RefundReason.choices)
     description = serializers.CharField(
@@ -163,8 +165,16 @@ class RefundRequestSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs):
-        if attrs["reason"] == RefundReason.OTHER and not attrs["description"].strip():
+        # The payment's state is the service's to check, after an idempotent replay.
+        payment = self.context.get("payment")
+        refused = refund_refusal(
+            payment=payment,
+            amount=attrs.get("amount") if payment is not None else None,
+            reason=attrs["reason"],
+            description=attrs["description"],
+        )
+        if refused is not None:
             raise serializers.ValidationError(
-                {"description": _("Describe the reason when it is “Other”.")}
+                {refused.field or "non_field_errors": refused.message}
             )
         return attrs

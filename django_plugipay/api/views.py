@@ -8,7 +8,6 @@ import datetime as dt
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
@@ -20,7 +19,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from django_plugipay import services
-from django_plugipay.api.permissions import CanRefund, sees_everything
+from django_plugipay.api.permissions import CanRefund
 from django_plugipay.api.serializers import (
     CheckoutRequestSerializer,
     CheckoutSessionSerializer,
@@ -31,6 +30,7 @@ from django_plugipay.api.serializers import (
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import PlugipayError, RefundError
 from django_plugipay.models import CheckoutSession, Payment, Refund
+from django_plugipay.permissions import visible
 
 
 class Conflict(APIException):
@@ -51,11 +51,6 @@ class NewestFirst(CursorPagination):
     max_page_size = 100
 
 
-def visible(queryset, user, model_name: str):
-    """Everything for staff with the view permission; otherwise the user's own rows."""
-    return queryset if sees_everything(user, model_name) else queryset.for_user(user)
-
-
 class CheckoutSessionCreate(generics.GenericAPIView):
     """Start a checkout for something the project prices (``API_CHECKOUT_PARAMS``)."""
 
@@ -69,7 +64,6 @@ class CheckoutSessionCreate(generics.GenericAPIView):
             raise Http404(
                 _("Checkout creation is not enabled: set PLUGIPAY['API_CHECKOUT_PARAMS'].")
             )
-        pricing = import_string(pricing) if isinstance(pricing, str) else pricing
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         params = dict(pricing(request, serializer.validated_data))
@@ -79,6 +73,8 @@ class CheckoutSessionCreate(generics.GenericAPIView):
         except DjangoValidationError as exc:  # the pricing callable's metadata broke a rule
             raise ValidationError({"metadata": exc.messages}) from exc
         except PlugipayError as exc:
+            if exc.code == "amount":  # e.g. a quantity that priced beyond MAX_AMOUNT
+                raise ValidationError({"quantity": [exc.message]}) from exc
             raise UpstreamError() from exc
         return Response(CheckoutSessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
@@ -93,11 +89,7 @@ class CheckoutSessionDetail(generics.RetrieveAPIView):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return visible(
-            CheckoutSession.objects.prefetch_related("payments"),
-            self.request.user,
-            "checkoutsession",
-        )
+        return visible(CheckoutSession.objects.prefetch_related("payments"), self.request.user)
 
     def get_object(self):
         session = super().get_object()
@@ -122,7 +114,7 @@ def visible_payments(user):
     payments = Payment.objects.select_related("checkout_session").prefetch_related(
         "refunds__payment"
     )
-    return visible(payments, user, "payment")
+    return visible(payments, user)
 
 
 class PaymentList(generics.ListAPIView):
@@ -166,11 +158,7 @@ class RefundDetail(generics.RetrieveAPIView):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return visible(
-            Refund.objects.select_related("payment"),
-            self.request.user,
-            "refund",
-        )
+        return visible(Refund.objects.select_related("payment"), self.request.user)
 
 
 class PaymentRefundCreate(generics.GenericAPIView):
@@ -187,7 +175,9 @@ class PaymentRefundCreate(generics.GenericAPIView):
     )
     def post(self, request, id: str):
         payment = generics.get_object_or_404(Payment, plugipay_id=id)
-        serializer = self.get_serializer(data=request.data)
+        serializer = self.get_serializer(
+            data=request.data, context={**self.get_serializer_context(), "payment": payment}
+        )
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         header = request.headers.get("Idempotency-Key")

@@ -3,8 +3,10 @@
 from django_plugipay.models.billing import Invoice, Plan, Price, Subscription
 from django_plugipay.models.checkout import BankAccount, CheckoutSession, PaymentInstructions
 from django_plugipay.models.customers import Customer
+from django_plugipay.models.deliveries import Delivery
 from django_plugipay.models.enums import (
     CollectionMethod,
+    DeliveryStatus,
     EventSource,
     EventStatus,
     InvoiceStatus,
@@ -28,6 +30,8 @@ __all__ = [
     "CollectionMethod",
     "PaymentInstructions",
     "Customer",
+    "Delivery",
+    "DeliveryStatus",
     "EventSource",
     "EventStatus",
     "Invoice",

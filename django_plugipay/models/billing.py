@@ -200,10 +200,10 @@ class Subscription(MirrorModel):
 
     @property
     def is_entitled(self) -> bool:
-        """Gives access now (see ``SubscriptionQuerySet.entitled``)."""
-        return self.status in SubscriptionStatus.entitled_states() and (
-            self.cancel_at is None or self.cancel_at > timezone.now()
-        )
+        """Gives access now (the rule is ``SubscriptionQuerySet.entitled``; one query)."""
+        if self.pk is None or self.status not in SubscriptionStatus.entitled_states():
+            return False
+        return type(self)._default_manager.filter(pk=self.pk).entitled(timezone.now()).exists()
 
     @property
     def on_trial(self) -> bool:

@@ -53,6 +53,20 @@ class EventStatus(models.TextChoices):
     IGNORED = "ignored", _("Ignored")
 
 
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    DEAD = "dead", _("Dead")
+    RESOLVED = "resolved", _("Resolved")
+
+    @classmethod
+    def finished_states(cls) -> tuple[str, ...]:
+        """Never run again: returned, or marked as resolved by staff."""
+        return (cls.SUCCEEDED, cls.RESOLVED)
+
+
 class EventSource(models.TextChoices):
     WEBHOOK = "webhook", _("Webhook")
     RECONCILE = "reconcile", _("Reconciliation")
@@ -87,8 +101,9 @@ class SubscriptionStatus(models.TextChoices):
 
     @classmethod
     def entitled_states(cls) -> tuple[str, ...]:
-        """Statuses that give access: a past-due subscription keeps it while Plugipay retries
-        the payment (dunning ends in ``canceled``)."""
+        """Statuses that can give access: a trial, a paid (or not yet due) period, and a
+        renewal Plugipay is still collecting (``past_due`` after an earlier payment; dunning
+        ends in ``canceled``). The rule itself is ``SubscriptionQuerySet.entitled``."""
         return (cls.TRIALING, cls.ACTIVE, cls.PAST_DUE)
 
 

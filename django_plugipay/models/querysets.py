@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypeVar
 
+from django.apps import apps
 from django.db import models
-from django.db.models import F, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 
+from django_plugipay.conf import app_settings
 from django_plugipay.models.enums import (
+    DeliveryStatus,
     EventStatus,
     InvoiceStatus,
     PaymentStatus,
@@ -19,11 +23,21 @@ from django_plugipay.models.enums import (
 
 #: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
 NOT_SUBMITTED = "not_submitted"
+_QuerySet = TypeVar("_QuerySet", bound=models.QuerySet)
+
+
+def owned_by(queryset: _QuerySet, user, customer: str = "customer__") -> _QuerySet:
+    """The rows of ``user``'s Plugipay customer in the configured mode — the ownership rule
+    every ``for_user`` and ``billing.customers`` follow. ``customer`` is the lookup path from
+    the row to its customer (``""`` for customers themselves)."""
+    if user is None or getattr(user, "is_anonymous", False) or user.pk is None:
+        return queryset.none()
+    return queryset.filter(**{f"{customer}user": user, f"{customer}mode": app_settings.MODE})
 
 
 class CustomerQuerySet(models.QuerySet):
     def for_user(self, user) -> CustomerQuerySet:
-        return self.filter(user=user)
+        return owned_by(self, user, customer="")
 
 
 class CheckoutSessionQuerySet(models.QuerySet):
@@ -35,7 +49,7 @@ class CheckoutSessionQuerySet(models.QuerySet):
         return self.open().filter(expires_at__lt=now)
 
     def for_user(self, user) -> CheckoutSessionQuerySet:
-        return self.filter(customer__user=user)
+        return owned_by(self, user)
 
 
 class PaymentQuerySet(models.QuerySet):
@@ -46,7 +60,7 @@ class PaymentQuerySet(models.QuerySet):
         return self.succeeded().filter(amount_refunded__lt=F("amount"))
 
     def for_user(self, user) -> PaymentQuerySet:
-        return self.filter(customer__user=user)
+        return owned_by(self, user)
 
     def with_refund_totals(self) -> PaymentQuerySet:
         """Annotate ``amount_in_flight``: refunds requested or pending, not yet settled."""
@@ -56,7 +70,7 @@ class PaymentQuerySet(models.QuerySet):
 
 class RefundQuerySet(models.QuerySet):
     def for_user(self, user) -> RefundQuerySet:
-        return self.filter(payment__customer__user=user)
+        return owned_by(self, user, customer="payment__customer__")
 
     def in_flight(self) -> RefundQuerySet:
         return self.filter(status__in=(RefundStatus.REQUESTED, RefundStatus.PENDING))
@@ -89,9 +103,47 @@ class WebhookEventQuerySet(models.QuerySet):
         )
 
 
+class DeliveryQuerySet(models.QuerySet):
+    def due(self, now: dt.datetime, *, force: bool = False) -> DeliveryQuerySet:
+        """Deliveries to run now: pending or failed past their backoff (``force``: failed or
+        dead whatever the backoff), and running ones whose lease expired (the process died)."""
+        waiting = Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.FAILED))
+        if force:
+            waiting = Q(
+                status__in=(DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.DEAD)
+            )
+        else:
+            waiting &= Q(next_attempt_at__lte=now)
+        return self.filter(waiting | Q(status=DeliveryStatus.RUNNING, leased_until__lt=now))
+
+    def dead(self) -> DeliveryQuerySet:
+        return self.filter(status=DeliveryStatus.DEAD)
+
+    def overdue(self, now: dt.datetime, by: dt.timedelta) -> DeliveryQuerySet:
+        """Waiting to run (or to be taken over) for longer than ``by``: nobody runs them."""
+        late = now - by
+        return self.filter(
+            Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.FAILED), next_attempt_at__lt=late)
+            | Q(status=DeliveryStatus.RUNNING, leased_until__lt=late)
+        )
+
+    def for_object(self, obj: models.Model) -> DeliveryQuerySet:
+        from django.contrib.contenttypes.models import ContentType
+
+        return self.filter(content_type=ContentType.objects.get_for_model(obj), object_id=obj.pk)
+
+
+#: the metadata key under which ``plugipay_plans`` records a plan's key of the ``PLANS`` setting
+PLAN_KEY = "django_plugipay_plan"
+
+
 class PlanQuerySet(models.QuerySet):
     def active(self) -> PlanQuerySet:
         return self.filter(active=True)
+
+    def for_key(self, key: str) -> PlanQuerySet:
+        """The plans ``plugipay_plans`` made for ``key`` of ``PLUGIPAY["PLANS"]``."""
+        return self.filter(**{f"metadata__{PLAN_KEY}": key})
 
 
 class PriceQuerySet(models.QuerySet):
@@ -101,16 +153,33 @@ class PriceQuerySet(models.QuerySet):
 
 class SubscriptionQuerySet(models.QuerySet):
     def for_user(self, user) -> SubscriptionQuerySet:
-        return self.filter(customer__user=user)
+        return owned_by(self, user)
 
     def live(self) -> SubscriptionQuerySet:
         """Not canceled (still at Plugipay's to move: renew, retry, cancel at period end)."""
         return self.exclude(status=SubscriptionStatus.CANCELED)
 
     def entitled(self, now: dt.datetime) -> SubscriptionQuerySet:
-        """Subscriptions that give access now: trialing, active or past due (dunning), and
-        not past a scheduled cancel (``cancel_at``) even before the cancel is heard of."""
+        """Subscriptions that give access now — the one entitlement rule:
+
+        * ``trialing`` until the trial ends;
+        * ``active`` (the period is paid for, or its invoice is not due yet);
+        * ``past_due`` only when the subscription was paid for before (a renewal Plugipay is
+          still collecting): an unpaid first invoice never gives access, so a member whose
+          trial ended without a payment has none — ``incomplete`` and then ``past_due`` alike
+          — until a payment makes the subscription ``active``;
+        * never ``incomplete``, ``paused`` or ``canceled``, nor past a scheduled cancel
+          (``cancel_at``) even before the cancel is heard of.
+        """
+        invoices = apps.get_model("django_plugipay", "Invoice")._default_manager
+        paid_before = Exists(
+            invoices.filter(subscription=OuterRef("pk"), status=InvoiceStatus.PAID).values("pk")
+        )
         return self.filter(
+            Q(status=SubscriptionStatus.TRIALING, trial_end__isnull=True)
+            | Q(status=SubscriptionStatus.TRIALING, trial_end__gt=now)
+            | Q(status=SubscriptionStatus.ACTIVE)
+            | Q(paid_before, status=SubscriptionStatus.PAST_DUE),
             Q(cancel_at__isnull=True) | Q(cancel_at__gt=now),
             status__in=SubscriptionStatus.entitled_states(),
         )
@@ -137,7 +206,7 @@ class SubscriptionQuerySet(models.QuerySet):
 
 class InvoiceQuerySet(models.QuerySet):
     def for_user(self, user) -> InvoiceQuerySet:
-        return self.filter(customer__user=user)
+        return owned_by(self, user)
 
     def unpaid(self) -> InvoiceQuerySet:
         return self.filter(status__in=InvoiceStatus.unpaid_states())

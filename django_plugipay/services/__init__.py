@@ -22,6 +22,12 @@ from django_plugipay.services.checkout import (
     sync_checkout_session,
 )
 from django_plugipay.services.customers import create_customer, get_or_create_customer_for_user
+from django_plugipay.services.deliveries import (
+    durable_receiver,
+    resolve_deliveries,
+    retry_deliveries,
+    run_deliveries,
+)
 from django_plugipay.services.events import (
     apply_event,
     apply_recorded_event,
@@ -31,6 +37,7 @@ from django_plugipay.services.events import (
     requeue_stranded_events,
 )
 from django_plugipay.services.mirror import sync_object
+from django_plugipay.services.plans import EnsuredPlan, ensure_plans
 from django_plugipay.services.reconcile import ReconcileResult, reconcile
 from django_plugipay.services.refunds import (
     refund_payment,
@@ -42,12 +49,14 @@ from django_plugipay.services.refunds import (
 from django_plugipay.services.sweeper import sweep, sweep_soon
 
 __all__ = [
+    "EnsuredPlan",
     "ReconcileResult",
     "Subscribed",
     "cancel_subscription",
     "change_subscription_price",
     "create_portal_session",
     "email_invoice",
+    "ensure_plans",
     "invoice_document",
     "pause_subscription",
     "resume_subscription",
@@ -62,6 +71,7 @@ __all__ = [
     "confirm_checkout_session",
     "create_checkout_session",
     "create_customer",
+    "durable_receiver",
     "get_or_create_customer_for_user",
     "ingest_webhook",
     "process_event",
@@ -70,6 +80,9 @@ __all__ = [
     "refundable_amount",
     "replay_failed_events",
     "requeue_stranded_events",
+    "resolve_deliveries",
+    "retry_deliveries",
+    "run_deliveries",
     "submit_refund",
     "submit_stranded_refunds",
     "sweep",

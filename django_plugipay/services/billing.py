@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from django_plugipay.client import get_client, new_idempotency_key
+from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import (
     CollectionMethod,
@@ -35,6 +36,9 @@ class Subscribed:
 
     subscription: Subscription
     invoice: Invoice | None = None
+    #: False when the customer already had a live subscription to the price: that one (and
+    #: its unpaid invoice, if any) is returned and nothing is created.
+    created: bool = True
 
     @property
     def invoice_url(self) -> str | None:
@@ -54,20 +58,33 @@ def subscribe(
     collection_method: str = CollectionMethod.SEND_INVOICE,
     payment_token_id: str | None = None,
     metadata: dict[str, str] | None = None,
+    return_url: str | None = None,
     idempotency_key: str | None = None,
 ) -> Subscribed:
     """Subscribe ``customer`` to ``price`` (of its plan) at Plugipay and mirror the result.
 
+    A customer has at most one live (not canceled) subscription to a price: when there is one,
+    it is returned with ``created=False`` (and its unpaid invoice, so ``invoice_url`` still
+    leads to the payment) and nothing is created — a second click, or two concurrent ones,
+    never subscribe twice. The check runs under a lock on the customer's row, and every
+    attempt for the same customer, price and generation (how many subscriptions to the price
+    the customer had) sends the same idempotency key, so two requests that both pass the check
+    before either is mirrored get the same subscription back from Plugipay.
+
     ``trial_days`` None takes the plan's. ``send_invoice`` (the default) bills by a hosted
     invoice: send the buyer to ``result.invoice_url``; ``charge_automatically`` needs
-    ``payment_token_id`` (or the customer's default token). Raises ``APIError`` with
-    Plugipay's message when it refuses.
+    ``payment_token_id`` (or the customer's default token). ``return_url`` is where the hosted
+    invoice page sends the buyer back to after paying. Raises ``APIError`` with Plugipay's
+    message when it refuses.
     """
     if collection_method not in CollectionMethod.values:
         raise PlugipayError(
             f"collection_method must be one of {', '.join(CollectionMethod.values)}.",
             code="collection_method",
         )
+    existing, generation = run_atomic(_live_subscription, customer.pk, price.pk)
+    if existing is not None:
+        return Subscribed(subscription=existing, invoice=_unpaid_invoice(existing), created=False)
     body: dict[str, Any] = {
         "customerId": customer.plugipay_id,
         "planId": price.plan.plugipay_id,
@@ -80,14 +97,33 @@ def subscribe(
         body["paymentTokenId"] = payment_token_id
     if metadata:
         body["metadata"] = metadata
+    if return_url:
+        body["returnUrl"] = return_url
+    key = idempotency_key or (
+        f"django-plugipay-subscribe-{customer.plugipay_id}-{price.plugipay_id}-{generation}"
+    )
     client = get_client()
-    obj = client.create_subscription(body, idempotency_key=idempotency_key or new_idempotency_key())
+    obj = client.create_subscription(body, idempotency_key=key)
     invoice_obj = None
     if obj.get("latestInvoiceId") and collection_method == CollectionMethod.SEND_INVOICE:
         invoice_obj = client.get_invoice(obj["latestInvoiceId"])
     subscription = advance(SUBSCRIPTION, obj)
     invoice = advance(INVOICE, invoice_obj) if invoice_obj is not None else None
     return Subscribed(subscription=subscription, invoice=invoice)
+
+
+def _live_subscription(customer_pk: int, price_pk: int) -> tuple[Subscription | None, int]:
+    """Under the customer's row lock: its live subscription to the price, else None and how
+    many (canceled) subscriptions to the price it had before."""
+    Customer.objects.select_for_update().filter(pk=customer_pk).first()
+    rows = Subscription.objects.filter(customer_id=customer_pk, price_id=price_pk)
+    live = rows.live().order_by("-created_at").first()
+    return live, 0 if live is not None else rows.count()
+
+
+def _unpaid_invoice(subscription: Subscription) -> Invoice | None:
+    """The subscription's oldest unpaid invoice (the one to pay first), if any."""
+    return subscription.invoices.unpaid().order_by("created_at").first()
 
 
 def _act(subscription: Subscription, action: str, body: dict[str, Any]) -> Subscription:

@@ -12,6 +12,7 @@ from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.metadata import validate_metadata
 from django_plugipay.models import CheckoutSession, Customer, SessionStatus
+from django_plugipay.money import check_amount
 from django_plugipay.services.mirror import sync_object, upsert_checkout_session
 
 
@@ -35,8 +36,10 @@ def create_checkout_session(
     Bad ``metadata`` raises ``ValidationError`` naming the key before anything is sent.
     """
     validate_metadata(metadata)
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise PlugipayError("amount must be a positive integer in minor units.", code="amount")
+    try:
+        check_amount(amount, currency)
+    except ValueError as exc:
+        raise PlugipayError(str(exc), code="amount", field="amount") from None
     if line_items is None:
         line_items = (
             [{"name": description, "quantity": 1, "unitAmount": amount}] if description else []

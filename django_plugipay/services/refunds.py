@@ -16,6 +16,7 @@ from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
 from django_plugipay.models.querysets import NOT_SUBMITTED
+from django_plugipay.money import check_amount, format_amount
 from django_plugipay.services._queue import enqueue
 from django_plugipay.services.mirror import (
     REFUND_REFERENCE_KEY,
@@ -30,6 +31,75 @@ logger = logging.getLogger(__name__)
 def refundable_amount(payment: Payment) -> int:
     """What may still be refunded: see :meth:`Payment.remaining_to_refund`."""
     return payment.remaining_to_refund()
+
+
+def refund_refusal(
+    *,
+    payment: Payment | None = None,
+    amount: object = None,
+    reason: str | None = None,
+    description: str = "",
+    remaining: int | None = None,
+) -> RefundError | None:
+    """Why this refund may not be made, or None: the one eligibility rule, read by
+    :func:`refund_payment` (under the payment's lock), the admin's refund form and the API's
+    refund serializer.
+
+    A reason must be one of :class:`RefundReason` and "Other" needs a description;
+    ``amount`` (None: everything left) must be a whole number from 1 to
+    :data:`~django_plugipay.money.MAX_AMOUNT`. The payment's state — succeeded, something
+    left, ``amount`` within it — is checked when ``remaining`` is given (what
+    :meth:`Payment.remaining_to_refund` says); ``payment`` is needed with ``amount`` or
+    ``remaining``. ``reason=None`` skips the reason checks (a
+    payment listed before a reason is chosen). The error's ``field`` names the input at fault.
+    """
+    if reason is not None:
+        if reason not in RefundReason.values:
+            return RefundError(
+                _("Choose a reason: %(reasons)s.") % {"reasons": ", ".join(RefundReason.values)},
+                code="reason",
+                field="reason",
+            )
+        if reason == RefundReason.OTHER and not description.strip():
+            return RefundError(
+                _("Describe the reason when it is “Other”."),
+                code="description",
+                field="description",
+            )
+    if amount is None and remaining is None:
+        return None
+    if payment is None:
+        raise TypeError("refund_refusal() needs the payment to check an amount or remaining.")
+    if amount is not None:
+        if isinstance(amount, int) and not isinstance(amount, bool) and amount <= 0:
+            return RefundError(_("Enter an amount above zero."), code="amount", field="amount")
+        try:
+            check_amount(amount, payment.currency)
+        except ValueError as exc:
+            return RefundError(str(exc), code="amount", field="amount")
+    if remaining is None:
+        return None
+    if payment.status != PaymentStatus.SUCCEEDED:
+        return RefundError(
+            _("Payment %(payment)s is %(status)s; only succeeded payments can be refunded.")
+            % {"payment": payment.plugipay_id, "status": payment.get_status_display().lower()},
+            code="not_paid",
+        )
+    if remaining <= 0:
+        return RefundError(
+            _("Nothing is left to refund on this payment."), code="over_refund", field="amount"
+        )
+    if isinstance(amount, int) and amount > remaining:
+        return RefundError(
+            _("The amount %(amount)s is more than the %(left)s left to refund on this payment.")
+            % {
+                "amount": format_amount(amount, payment.currency),
+                "left": format_amount(remaining, payment.currency),
+            },
+            code="over_refund",
+            field="amount",
+        )
+    return None
 
 
 def refund_payment(
@@ -60,24 +130,9 @@ def refund_payment(
         existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return _replay(existing, **request)
-    if reason not in RefundReason.values:
-        raise RefundError(
-            _("Choose a reason: %(reasons)s.") % {"reasons": ", ".join(RefundReason.values)},
-            code="reason",
-            field="reason",
-        )
-    if reason == RefundReason.OTHER and not description.strip():
-        raise RefundError(
-            _("Describe the reason when it is “Other”."), code="description", field="description"
-        )
-    if amount is not None and (
-        isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0
-    ):
-        raise RefundError(
-            _("The amount must be a positive whole number of minor units."),
-            code="amount",
-            field="amount",
-        )
+    refused = refund_refusal(payment=payment, amount=amount, reason=reason, description=description)
+    if refused is not None:
+        raise refused
     try:
         refund = run_atomic(
             _request_refund,
@@ -119,12 +174,6 @@ def _request_refund(
 ) -> Refund:
     """The locked part of :func:`refund_payment`: one transaction, re-run whole on a retry."""
     locked = Payment.objects.select_for_update().get(pk=payment.pk)
-    if locked.status != PaymentStatus.SUCCEEDED:
-        raise RefundError(
-            _("Payment %(payment)s is %(status)s; only succeeded payments can be refunded.")
-            % {"payment": locked.plugipay_id, "status": locked.get_status_display().lower()},
-            code="not_paid",
-        )
     if currency and currency.upper() != locked.currency:
         raise RefundError(
             _("The payment is in %(currency)s, not %(other)s.")
@@ -133,18 +182,16 @@ def _request_refund(
             field="amount",
         )
     remaining = refundable_amount(locked)
-    if remaining <= 0:
-        raise RefundError(
-            _("Nothing is left to refund on this payment."), code="over_refund", field="amount"
-        )
+    refused = refund_refusal(
+        payment=locked,
+        amount=amount,
+        reason=reason,
+        description=description,
+        remaining=remaining,
+    )
+    if refused is not None:
+        raise refused
     amount = remaining if amount is None else amount
-    if amount > remaining:
-        raise RefundError(
-            _("The amount %(amount)d is more than the %(left)d left to refund on this payment.")
-            % {"amount": amount, "left": remaining},
-            code="over_refund",
-            field="amount",
-        )
     refund = Refund.objects.create(
         payment=locked,
         amount=amount,

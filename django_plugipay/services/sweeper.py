@@ -2,7 +2,8 @@
 
 A broker outage loses the enqueue of an event recorded behind a 200; a worker killed mid-task
 leaves its event ``received`` until the broker's visibility timeout (an hour on Redis); a
-database lost while a refund was at Plugipay leaves it ``requested`` without its Plugipay id.
+database lost while a refund was at Plugipay leaves it ``requested`` without its Plugipay id;
+a durable receiver's delivery waits for its backoff or for a crashed runner's lease.
 Each step below finds such rows by their own state and finishes them through the normal,
 idempotent path. :func:`sweep` runs every step from the ``django_plugipay.sweep`` task (beat,
 every minute), from ``plugipay_sync``, and in-process (:func:`sweep_soon`) as webhooks arrive.
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from django_plugipay.conf import app_settings
 from django_plugipay.db import discard_lost_connection
 from django_plugipay.services._queue import enqueue
+from django_plugipay.services.deliveries import run_deliveries
 from django_plugipay.services.events import requeue_stranded_events
 from django_plugipay.services.refunds import submit_stranded_refunds
 
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 STEPS: list[tuple[str, Callable[[], int]]] = [
     ("events", requeue_stranded_events),
     ("refunds", submit_stranded_refunds),
+    ("deliveries", lambda: run_deliveries(limit=100)),
 ]
 
 _lock = threading.Lock()

@@ -93,6 +93,27 @@ PLUGIPAY = {
     "DEFAULT_METHODS": ["card", "va", "qris", "ewallet", "manual"],
     "API_SUBSCRIBE_PARAMS": "shop.pricing.subscribe_params",
     "API_SYNC_INTERVAL": 1,
+    # The catalog `manage.py plugipay_plans` creates (run_demo.py runs it): IDR 99,000 a month
+    # with a 7-day trial.
+    "PLANS": {
+        "member": {
+            "name": "Member",
+            "description": "Members-only recipes and free delivery.",
+            "interval": "month",
+            "intervalCount": 1,
+            "trialDays": 7,
+            "prices": [
+                {"currency": "IDR", "model": "flat", "unitAmount": 99_000, "taxMode": "inclusive"}
+            ],
+            "portalFeatures": {
+                "selfServeCancel": True,
+                "selfServePause": True,
+                "selfServeUpgrade": False,
+                "selfServeDowngrade": False,
+                "updatePaymentMethod": True,
+            },
+        },
+    },
 }
 
 # Celery only when CELERY_BROKER_URL is set (config/__init__.py then creates the app and
@@ -103,6 +124,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "plugipay-reconcile": {"task": "django_plugipay.reconcile", "schedule": 15 * 60},
     "plugipay-sweep": {"task": "django_plugipay.sweep", "schedule": 60},
+    # durable receivers' retries, and deliveries a crashed process left behind
+    "plugipay-run-deliveries": {"task": "django_plugipay.run_deliveries", "schedule": 60},
 }
 
 REST_FRAMEWORK = {

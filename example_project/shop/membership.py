@@ -17,22 +17,6 @@ from django_plugipay.models import Plan
 from django_plugipay.money import format_amount
 
 PLAN_NAME = "Member"
-#: what run_demo.py creates in the sandbox: IDR 99,000 a month, 7-day trial
-MEMBER_PLAN = {
-    "name": PLAN_NAME,
-    "description": "Members-only recipes and free delivery.",
-    "interval": "month",
-    "intervalCount": 1,
-    "trialDays": 7,
-    "prices": [{"currency": "IDR", "model": "flat", "unitAmount": 99_000, "taxMode": "inclusive"}],
-    "portalFeatures": {
-        "selfServeCancel": True,
-        "selfServePause": True,
-        "selfServeUpgrade": False,
-        "selfServeDowngrade": False,
-        "updatePaymentMethod": True,
-    },
-}
 MONTH = 31 * 24 * 3600
 
 
@@ -82,6 +66,7 @@ def subscribe(request):
             price=context["price"],
             trial_days=0 if request.POST.get("pay_now") else None,
             metadata={"user": str(request.user.pk)},
+            return_url=request.build_absolute_uri(reverse("shop:members")),
         )
     except PlugipayError as exc:
         messages.error(request, f"Subscribing is unavailable right now ({exc.message}).")

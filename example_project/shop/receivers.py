@@ -1,12 +1,12 @@
 """Fulfilment: the shop reacts to django_plugipay's signals.
 
-Receivers run inside the transaction that records the payment: their database writes commit
-with it, and the receipt email goes out in ``transaction.on_commit`` so a rollback never sends
-one. Each signal fires once per transition, so the order is marked paid exactly once.
+Plain receivers run inside the transaction that records the payment: their database writes
+commit with it. Emails go out from durable receivers: recorded with the change, run after it
+commits, retried until they return, never sent twice. Each signal fires once per transition,
+so the order is marked paid exactly once.
 """
 
 from django.core.mail import send_mail
-from django.db import transaction
 from django.db.models import F
 from django.dispatch import receiver
 from django.utils import timezone
@@ -14,6 +14,7 @@ from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
+from django_plugipay import durable_receiver
 from django_plugipay.signals import (
     checkout_session_canceled,
     checkout_session_expired,
@@ -24,8 +25,12 @@ from django_plugipay.signals import (
 from shop.models import Order
 
 
+def order_id_for(session):
+    return (session.metadata or {}).get("order") if session else None
+
+
 def order_for(session):
-    order_id = (session.metadata or {}).get("order") if session else None
+    order_id = order_id_for(session)
     if not order_id:
         return None
     return Order.objects.select_for_update().filter(pk=order_id).first()
@@ -40,11 +45,17 @@ def mark_paid(sender, instance, event, **kwargs):
     order.paid_at = timezone.now()
     order.checkout_session = instance.checkout_session
     order.save(update_fields=["status", "paid_at", "checkout_session"])
-    transaction.on_commit(lambda: send_receipt(order.pk))
 
 
-def send_receipt(order_id: int) -> None:
-    order = Order.objects.select_related("user", "product").get(pk=order_id)
+@durable_receiver(payment_succeeded, name="shop.send_receipt")
+def send_receipt(sender, instance, event, delivery, **kwargs):
+    """After the payment committed: email the receipt (retried until the mail goes out)."""
+    order_id = order_id_for(instance.checkout_session)
+    if not order_id:
+        return
+    order = Order.objects.select_related("user", "product").filter(pk=order_id).first()
+    if order is None or order.paid_at is None:
+        return
     send_mail(
         _("Receipt for %(order)s") % {"order": order},
         _("Thank you! We received %(amount)s for %(product)s × %(quantity)d.")
@@ -52,17 +63,16 @@ def send_receipt(order_id: int) -> None:
         None,
         [order.user.email or "buyer@example.com"],
     )
-    Order.objects.filter(pk=order_id).update(receipts_sent=F("receipts_sent") + 1)
+    Order.objects.filter(pk=order.pk).update(receipts_sent=F("receipts_sent") + 1)
 
 
-@receiver(checkout_session_pending)
-def send_payment_instructions(sender, instance, event, **kwargs):
+@durable_receiver(checkout_session_pending, name="shop.send_payment_instructions")
+def send_payment_instructions(sender, instance, event, delivery, **kwargs):
     """The buyer chose a bank transfer, QRIS, an e-wallet or a manual transfer: email what to
     do (once: the signal fires once per session), after the change commits."""
-    order = order_for(instance)
-    if order is None or order.status != Order.Status.PENDING:
-        return
-    transaction.on_commit(lambda: send_instructions(order.pk))
+    order_id = order_id_for(instance)
+    if order_id and Order.objects.filter(pk=order_id, status=Order.Status.PENDING).exists():
+        send_instructions(order_id)
 
 
 def instructions_text(order) -> str:

@@ -15,6 +15,7 @@ from plugipay_sandbox.hosted.i18n import gettext as _
 from plugipay_sandbox.hosted.layout import card_fields, money, page, test_card_rows, three_ds_page
 from plugipay_sandbox.state import ApiError, Store
 from plugipay_sandbox.state import checkout as sessions
+from plugipay_sandbox.state.core import DEFAULT_MERCHANT_NAME
 
 METHOD_LABELS = {
     "card": "Card",
@@ -47,7 +48,7 @@ def summary(session: dict) -> str:
         for i in session.get("lineItems") or []
     )
     return f"""<div class="card"><div class="brand"><span class="logo"></span>
-{escape(session.get("workspaceName") or "Plugipay Sandbox")}</div>
+{escape(session.get("workspaceName") or DEFAULT_MERCHANT_NAME)}</div>
 <div class="amount" data-testid="amount">{money(session["amount"], session["currency"])}</div>
 <div class="muted">{_("Checkout session")} <code>{escape(session["id"])}</code></div>
 <table style="margin-top:16px">{items}</table></div>"""

@@ -12,13 +12,15 @@ import json
 from collections.abc import Callable
 from html import escape
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
-from plugipay_sandbox.app import Handler, Request, pages, redirect
+from plugipay_sandbox import safety
+from plugipay_sandbox.app import SERVING, Handler, Request, pages, redirect
 from plugipay_sandbox.hosted import i18n
+from plugipay_sandbox.hosted.checkout import METHOD_LABELS
 from plugipay_sandbox.hosted.layout import money, page
 from plugipay_sandbox.resources.webhooks import endpoint_fields
-from plugipay_sandbox.state import ApiError, Store, event_kinds, refunds
+from plugipay_sandbox.state import ApiError, Store, event_kinds, iso, refunds
 from plugipay_sandbox.state import webhooks as endpoints
 from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER, auto_disable_window
 
@@ -32,11 +34,11 @@ def translator(request: Request) -> Translate:
 
 
 def same_site(handler: Handler) -> Handler:
-    """Refuse a form posted from another site (no auth here, so no cross-site writes either)."""
+    """Refuse a form posted from another site (no auth here, so no cross-site writes either):
+    a foreign ``Origin`` or a ``Sec-Fetch-Site`` other than same-origin (see ``safety``)."""
 
     def guarded(store: Store, request: Request):
-        origin, host = request.headers.get("origin"), request.headers.get("host", "")
-        if origin and origin.split("://", 1)[-1] != host:
+        if safety.cross_site_reason(store.config, request.headers) is not None:
             _ = translator(request)
             refused = _("Refused: this form came from another site.")
             body = f'<div class="card"><h1>{escape(refused)}</h1></div>'
@@ -57,7 +59,17 @@ border-bottom:1px solid #e5e7eb;margin-bottom:20px}.nav a{padding:9px 12px;color
 text-decoration:none;font-size:14px;font-weight:600;border-bottom:2px solid transparent;
 margin-bottom:-1px}.nav a.on{color:#4f46e5;border-color:#4f46e5}.dash .card{padding:22px;
 margin-bottom:18px}.dash h1{font-size:22px;margin:0}.dash h2{font-size:16px;margin:0 0 10px}
-.tbl{overflow-x:auto}td.breakable{overflow-wrap:anywhere}
+.tbl{overflow-x:auto;-webkit-overflow-scrolling:touch;max-width:100%}.tbl table{min-width:100%}
+.dash td .mono,.dash td.mono,.dash td.nw,.dash td .nw,td.email{white-space:nowrap;
+overflow-wrap:normal}
+.clock{display:flex;align-items:center;gap:6px 8px;flex-wrap:wrap;font-size:13px}
+.clock select{flex:0 0 auto;padding:5px 8px;font-size:13px}.clock .btn{width:auto;margin:0;
+padding:5px 12px;font-size:13px}.badge.ahead{background:#fde68a;color:#78350f}
+.refund-form{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr) auto;gap:8px 12px;
+align-items:end}.refund-form label{margin:0 0 4px}.refund-form .btn{margin:0;width:auto}
+.refund-form select{width:100%;padding:11px 10px}.form-grid{display:grid;
+grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:4px 16px}.form-grid select{
+width:100%;padding:11px 10px}.hint{font-size:13px;color:#6b7280;margin:4px 0 0}
 .dash table td,.dash table th{padding:9px 8px;border-bottom:1px solid #eef0f6;
 text-align:left;vertical-align:top}.dash table th{font-size:12px;color:#6b7280;font-weight:600;
 text-transform:uppercase;letter-spacing:.03em}
@@ -73,7 +85,7 @@ border-radius:8px;background:#fff}.filters .btn,.dash .small-btn{width:auto;marg
 padding:8px 14px;font-size:14px;display:inline-block}.badge.succeeded,.badge.completed{
 background:#d1fae5;color:#065f46}.badge.failed,.badge.errored,.badge.expired{background:#fee2e2;
 color:#991b1b}.badge.pending,.badge.pending_review,.badge.partially_refunded{background:#fef3c7;
-color:#92400e}.badge.refunded,.badge.disabled{background:#e5e7eb;color:#374151}.badge.live{
+color:#92400e}.badge.refunded,.badge.disabled,.badge.archived,.badge.inactive{background:#e5e7eb;color:#374151}.badge.live{
 background:#1f2937;color:#fff}dl.facts{display:grid;grid-template-columns:max-content 1fr;
 gap:6px 18px;margin:0;font-size:14px}dl.facts dt{color:#6b7280}dl.facts dd{margin:0;
 overflow-wrap:anywhere}.head-row{display:flex;justify-content:space-between;align-items:center;
@@ -96,14 +108,19 @@ overflow-wrap:anywhere;color:#374151;background:none;padding:0}.empty{color:#6b7
 display:flex;gap:8px;flex-wrap:wrap}@media(max-width:640px){.hide-s{display:none}
 .dash .card{padding:16px;border-radius:12px}.timeline .when{min-width:0}
 .big{font-size:24px}.dash table td,.dash table th{padding:8px 5px}
-.nav{flex-wrap:nowrap;overflow-x:auto}.nav a{padding:8px 9px;
-white-space:nowrap}.dash h1{font-size:19px}.topbar .muted{display:none}}
+.nav{flex-wrap:wrap;row-gap:2px}.nav a{padding:7px 8px;font-size:13px;
+white-space:nowrap}.dash h1{font-size:19px}.topbar .muted{display:none}
+dl.facts{grid-template-columns:minmax(0,1fr);gap:0}dl.facts dd{margin-bottom:8px}
+.refund-form{grid-template-columns:minmax(0,1fr)}}
 """
 
 NAV = (
     ("payments", "/dashboard/payments", "Payments"),
     ("customers", "/dashboard/customers", "Customers"),
     ("sessions", "/dashboard/checkout-sessions", "Checkout sessions"),
+    ("subscriptions", "/dashboard/subscriptions", "Subscriptions"),
+    ("invoices", "/dashboard/invoices", "Invoices"),
+    ("plans", "/dashboard/plans", "Plans"),
     ("events", "/dashboard/events", "Events"),
     ("webhooks", "/dashboard/webhooks", "Settings → Webhooks"),
 )
@@ -118,10 +135,52 @@ def frame(_: Translate, section: str, title: str, body: str, status: int = 200):
         f"{title} · {_('Dashboard')}",
         f"""<style>{STYLE}</style><div class="dash"><div class="topbar"><div class="brand">
 <span class="logo"></span>{escape(_("Plugipay dashboard"))} <span class="sandbox-tag">
-{escape(_("Sandbox"))}</span></div><span class="muted">{escape(_("Test data only"))}</span></div>
+{escape(_("Sandbox"))}</span></div>{clock_bar(_)}</div>
 <nav class="nav">{links}</nav>{body}</div>""",
         status,
     )
+
+
+#: The steps the dashboard's clock control offers, in seconds.
+CLOCK_STEPS = (
+    (3600, "1 hour"),
+    (86400, "1 day"),
+    (7 * 86400, "7 days"),
+    (31 * 86400, "31 days"),
+)
+
+
+def offset_text(_: Translate, seconds: float) -> str:
+    """How far the sandbox clock is ahead: ``+31 d 2 h`` (``real time`` when it is not)."""
+    if abs(seconds) < 60:
+        return _("real time")
+    total = int(abs(seconds)) // 60
+    days, hours, minutes = total // 1440, total % 1440 // 60, total % 60
+    parts = [
+        _(unit, n=n) for n, unit in ((days, "{n} d"), (hours, "{n} h"), (minutes, "{n} min")) if n
+    ]
+    sign = "+" if seconds > 0 else "−"
+    return _("{offset} ahead of real time", offset=sign + " ".join(parts))
+
+
+def clock_bar(_: Translate) -> str:
+    """The sandbox clock (its time and offset) and a control to move it on, on every page."""
+    store = SERVING.get()
+    if store is None:
+        return ""
+    with store.lock:
+        now, offset = store.now(), store.clock_offset
+    steps = "".join(
+        f'<option value="{seconds}">{escape(_(label))}</option>' for seconds, label in CLOCK_STEPS
+    )
+    ahead = " ahead" if abs(offset) >= 60 else ""
+    return f"""<form class="clock" method="post" action="/dashboard/clock/advance"><span
+class="muted">{escape(_("Sandbox clock"))}</span><span class="nw" data-testid="clock-now">{
+        when(iso(now))
+    }</span><span class="badge{ahead}" data-testid="clock-offset">{
+        escape(offset_text(_, offset))
+    }</span><select name="seconds" aria-label="{escape(_("Advance the clock by"))}">{steps}
+</select><button class="btn alt">{escape(_("Advance the clock"))}</button></form>"""
 
 
 def when(value: str | None) -> str:
@@ -204,7 +263,41 @@ LABELS = {
     "active": "Active",
     "disabled": "Paused",
     "errored": "Disabled after failures",
+    "trialing": "Trial",
+    "past_due": "Past due",
+    "paused": "Paused",
+    "incomplete": "Incomplete",
+    "draft": "Draft",
+    "paid": "Paid",
+    "void": "Void",
+    "uncollectible": "Uncollectible",
+    "archived": "Archived",
+    "inactive": "Inactive",
 }
+
+#: Human labels for the codes the API uses (statuses are in ``LABELS``).
+REASON_LABELS = {
+    "duplicate": "Duplicate",
+    "fraudulent": "Fraudulent",
+    "requested_by_customer": "Requested by customer",
+    "other": "Other",
+}
+MODE_LABELS = {"test": "Test mode", "live": "Live mode"}
+COLLECTION_LABELS = {
+    "charge_automatically": "Charge automatically",
+    "send_invoice": "Send an invoice",
+}
+
+
+def label(_: Translate, labels: dict[str, str], code: str | None) -> str:
+    """A code's human label in the page's language (an unknown code as it is, none as —)."""
+    if not code:
+        return "—"
+    return _(labels[code]) if code in labels else code
+
+
+def method_label(_: Translate, method: str | None) -> str:
+    return label(_, METHOD_LABELS, method)
 
 
 # ── payments ────────────────────────────────────────────────────────────────────
@@ -256,8 +349,8 @@ def payments(store: Store, request: Request):
                 f'<tr><td class="num"><a href="/dashboard/payments/{escape(payment["id"])}">'
                 f"{escape(money(payment['amount'], payment['currency']))}</a></td>"
                 f"<td>{badge(_, shown)}{mode_badge(_, payment)}</td>"
-                f'<td class="hide-s">{escape(payment["method"] or "")}</td>'
-                f'<td class="breakable">{escape(email) or "—"}</td>'
+                f'<td class="hide-s">{escape(method_label(_, payment["method"]))}</td>'
+                f'<td class="email">{escape(email) or "—"}</td>'
                 f'<td class="hide-s">{link("payments", payment["id"])}</td>'
                 f'<td class="hide-s">{when(payment["createdAt"])}</td></tr>'
             )
@@ -315,7 +408,7 @@ def payment_page(store: Store, request: Request):
         refund_rows = [
             f'<tr class="child"><td class="num">↳ {escape(money(r["amount"], r["currency"]))}</td>'
             f'<td>{badge(_, r["status"])}</td><td class="mono">{escape(r["id"])}</td>'
-            f'<td class="hide-s">{escape(r.get("reason") or "—")}</td>'
+            f'<td class="hide-s">{escape(label(_, REASON_LABELS, r.get("reason")))}</td>'
             f'<td class="hide-s">{when(r["createdAt"])}</td></tr>'
             for r in children
         ]
@@ -325,13 +418,13 @@ def payment_page(store: Store, request: Request):
             _,
             [
                 ("Payment id", f'<span class="mono">{escape(payment["id"])}</span>'),
-                ("Method", escape(payment["method"] or "—")),
+                ("Method", escape(method_label(_, payment["method"]))),
                 ("Customer", escape(customer_email(store, payment)) or "—"),
                 ("Checkout session", link("checkout-sessions", session_id)),
                 ("Refunded", escape(money(given_back, payment["currency"]))),
                 ("Paid at", when(payment.get("paidAt"))),
                 ("Failure", escape(payment.get("failureMessage") or "—")),
-                ("Mode", escape(payment["mode"])),
+                ("Mode", escape(label(_, MODE_LABELS, payment["mode"]))),
             ],
         )
         ids = {payment["id"], *(r["id"] for r in children)}
@@ -339,6 +432,7 @@ def payment_page(store: Store, request: Request):
             ids.add(session_id)
         timeline = activity(_, store, ids)
         shown = payment_status(store, payment)
+        refund_box = refund_form(_, store, payment)
     headers = [
         ("Amount", "num"),
         ("Status", ""),
@@ -346,14 +440,89 @@ def payment_page(store: Store, request: Request):
         ("Reason", "hide-s"),
         ("Created", "hide-s"),
     ]
-    body = f"""<div class="card"><div class="head-row"><div><div class="muted">{
+    notice = _(NOTICES[request.query["done"]]) if request.query.get("done") in NOTICES else ""
+    body = f"""{notice_box(notice)}{notice_box(request.query.get("error", ""), bad=True)}<div
+class="card"><div class="head-row"><div><div class="muted">{
         escape(_("Payment"))
     }</div><div class="big">{escape(money(payment["amount"], payment["currency"]))} {
         badge(_, shown)
     }</div></div></div>{details}</div><div class="card"><h2>{escape(_("Refunds"))}</h2>{
         table(_, headers, refund_rows, "No refunds.")
-    }</div><div class="card"><h2>{escape(_("Activity"))}</h2>{timeline}</div>"""
+    }{refund_box}</div><div class="card"><h2>{escape(_("Activity"))}</h2>{timeline}</div>"""
     return frame(_, "payments", _("Payment"), body)
+
+
+def refund_form(_: Translate, store: Store, payment: dict[str, Any]) -> str:
+    """Amount (the refundable remainder by default) and a required reason; none when nothing
+    can be refunded."""
+    remaining = refunds.refundable(store, payment) if payment["status"] == "succeeded" else 0
+    if remaining <= 0:
+        return ""
+    reasons = "".join(
+        f'<option value="{code}">{escape(_(text))}</option>' for code, text in REASON_LABELS.items()
+    )
+    most = escape(money(remaining, payment["currency"]))
+    return f"""<form class="refund-form" method="post" action="/dashboard/payments/{
+        escape(payment["id"])
+    }/refund" style="margin-top:16px"><div><label for="refund-amount">{
+        escape(_("Amount to refund"))
+    }</label><input id="refund-amount" name="amount" inputmode="numeric" value="{remaining}"
+required><p class="hint">{
+        escape(
+            _(
+                "In the smallest unit of {currency}; at most {amount}.",
+                currency=payment["currency"],
+                amount=most,
+            )
+        )
+    }</p></div><div><label for="refund-reason">{escape(_("Reason"))}</label><select
+id="refund-reason" name="reason" required><option value="">{escape(_("Choose a reason"))}
+</option>{reasons}</select><p class="hint">&nbsp;</p></div><div><button class="btn danger">{
+        escape(_("Refund"))
+    }</button><p class="hint">&nbsp;</p></div></form>"""
+
+
+@pages.add("POST", "/dashboard/payments/<id>/refund")
+@same_site
+def refund_payment(store: Store, request: Request):
+    """What ``POST /api/v1/refunds`` does for this payment, from the dashboard's form."""
+    _ = translator(request)
+    payment = store.payments.get(request.params["id"])
+    if payment is None:
+        return not_found_page(_, "payments", request.params["id"])
+    back = f"/dashboard/payments/{payment['id']}"
+    form = request.form()
+    amount, reason = form.get("amount", "").strip(), form.get("reason", "")
+    if not amount.isdigit() or int(amount) < 1:
+        error = _("Enter the amount as a whole number in the currency's smallest unit.")
+    elif reason not in REASON_LABELS:
+        error = _("Choose a reason for the refund.")
+    else:
+        try:
+            refunds.create_refund(
+                store,
+                payment["mode"],
+                {"chargeId": payment["id"], "amount": int(amount), "reason": reason},
+            )
+        except ApiError as exc:
+            error = exc.message
+        else:
+            return redirect(f"{back}?done=refunded")
+    return redirect(f"{back}?{urlencode({'error': error})}")
+
+
+@pages.add("POST", "/dashboard/clock/advance")
+@same_site
+def advance_clock(store: Store, request: Request):
+    """Move the sandbox clock on by one of ``CLOCK_STEPS``, as ``/_sandbox/clock/advance`` does,
+    and go back to the page the form was on."""
+    seconds = request.form().get("seconds", "")
+    if seconds in {str(step) for step, _label in CLOCK_STEPS}:
+        store.advance(int(seconds))
+    back = urlsplit(request.headers.get("referer", ""))
+    if back.path.startswith("/dashboard/") and back.netloc == request.headers.get("host"):
+        return redirect(back.path + (f"?{back.query}" if back.query else ""))
+    return redirect("/dashboard/")
 
 
 def not_found_page(_: Translate, section: str, object_id: str):
@@ -374,7 +543,7 @@ def customers(store: Store, request: Request):
     with store.lock:
         rows = [
             f"<tr><td>{link('customers', c['id'])}{mode_badge(_, c)}</td>"
-            f"<td>{escape(c.get('email') or '—')}</td>"
+            f'<td class="email">{escape(c.get("email") or "—")}</td>'
             f'<td class="hide-s">{escape(c.get("name") or "—")}</td>'
             f'<td class="num">{len(c.get("metadata") or {})}</td>'
             f'<td class="hide-s">{when(c["createdAt"])}</td></tr>'
@@ -439,8 +608,8 @@ def sessions(store: Store, request: Request):
             f'<tr><td class="num"><a href="/dashboard/checkout-sessions/{escape(s["id"])}">'
             f"{escape(money(s['amount'], s['currency']))}</a></td>"
             f"<td>{badge(_, s['status'])}{mode_badge(_, s)}</td>"
-            f'<td class="hide-s">{escape(s.get("paymentMethod") or "—")}</td>'
-            f'<td class="breakable">{escape((s.get("customer") or {}).get("email") or "—")}</td>'
+            f'<td class="hide-s">{escape(method_label(_, s.get("paymentMethod")))}</td>'
+            f'<td class="email">{escape((s.get("customer") or {}).get("email") or "—")}</td>'
             f'<td class="hide-s">{link("checkout-sessions", s["id"])}</td>'
             f'<td class="hide-s">{when(s["createdAt"])}</td></tr>'
             for s in newest(store.sessions.values())
@@ -468,7 +637,7 @@ def session_page(store: Store, request: Request):
         ]
         rows = [
             f"<tr><td>{link('payments', p['id'])}</td><td>{badge(_, payment_status(store, p))}"
-            f"</td><td>{escape(p['method'] or '')}</td>"
+            f"</td><td>{escape(method_label(_, p['method']))}</td>"
             f'<td class="hide-s">{when(p["createdAt"])}</td></tr>'
             for p in newest(attempts)
         ]
@@ -478,7 +647,7 @@ def session_page(store: Store, request: Request):
                 ("Session id", f'<span class="mono">{escape(session["id"])}</span>'),
                 ("Description", escape(session.get("description") or "—")),
                 ("Customer", link("customers", session.get("customerId"))),
-                ("Method", escape(session.get("paymentMethod") or "—")),
+                ("Method", escape(method_label(_, session.get("paymentMethod")))),
                 (
                     "Hosted page",
                     f'<a href="/c/{escape(session["id"])}">/c/{escape(session["id"])}</a>',
@@ -571,7 +740,7 @@ def webhooks(store: Store, request: Request):
     with store.lock:
         rows = [
             f'<tr><td><a href="/dashboard/webhooks/{escape(e["id"])}">{escape(e["url"])}</a>'
-            f'<div class="muted">{escape(e.get("description") or "")}</div></td>'
+            f'<div class="muted">{escape(description(_, e))}</div></td>'
             f"<td>{badge(_, e['status'])}{mode_badge(_, e)}</td>"
             f'<td class="hide-s">{events_summary(_, e)}</td></tr>'
             for e in newest(store.endpoints.values())
@@ -589,6 +758,12 @@ def notice_box(text: str, bad: bool = False) -> str:
         return ""
     kind = "notice bad" if bad else "notice"
     return f'<div class="{kind}" style="margin-bottom:18px">{escape(text)}</div>'
+
+
+def description(_: Translate, endpoint: dict[str, Any]) -> str:
+    """The endpoint's description; the one the sandbox gave its start-up endpoint, translated."""
+    text = endpoint.get("description") or ""
+    return _(text) if text == endpoints.CLI_DESCRIPTION else text
 
 
 def events_summary(_: Translate, endpoint: dict[str, Any]) -> str:
@@ -667,6 +842,7 @@ id="signing-secret">{escape(secret)}</code><p class="muted">{
 
 
 NOTICES = {
+    "refunded": "The refund was created.",
     "paused": "The endpoint is paused: new events are not sent to it.",
     "enabled": "The endpoint is enabled again.",
     "retried": "The delivery is queued for another attempt.",
@@ -692,7 +868,7 @@ def endpoint_page(store: Store, request: Request):
             _,
             [
                 ("Endpoint id", f'<span class="mono">{escape(endpoint["id"])}</span>'),
-                ("Description", escape(endpoint.get("description") or "—")),
+                ("Description", escape(description(_, endpoint) or "—")),
                 ("Events", events_summary(_, endpoint)),
                 ("Failures in a row", str(endpoint["consecutiveFailures"])),
                 ("Disabled automatically", escape(auto_disable_rule(_, store))),
@@ -774,6 +950,12 @@ def delivery_block(_: Translate, store: Store, delivery: dict[str, Any]) -> str:
 
 
 def attempt_outcome(_: Translate, attempt: dict[str, Any]) -> str:
+    if attempt.get("redirectTo") is not None:
+        return _(
+            "HTTP {code}: answered {code} to {location} — is the webhook URL behind a login?",
+            code=attempt["responseCode"],
+            location=attempt["redirectTo"] or "—",
+        )
     if attempt["responseCode"] is not None:
         return _("HTTP {code}", code=attempt["responseCode"])
     return attempt.get("error") or _("no answer")

@@ -351,6 +351,97 @@ ID: dict[str, str] = {
     "schedule ({seconds} s of this sandbox's schedule)": "setelah {n} pengiriman gagal "
     "berturut-turut selama 24 jam jadwal percobaan ulang Plugipay ({seconds} detik pada jadwal "
     "sandbox ini)",
+    "Return to {merchant}": "Kembali ke {merchant}",
+    "Added when the sandbox started: your project's webhook URL": "Ditambahkan saat sandbox "
+    "dimulai: URL webhook proyek Anda",
+    "HTTP {code}: answered {code} to {location} — is the webhook URL behind a login?": "HTTP "
+    "{code}: menjawab {code} ke {location} — apakah URL webhook berada di balik login?",
+    # dashboard: billing pages, refunds, the clock, labels for codes
+    "1 hour": "1 jam",
+    "1 day": "1 hari",
+    "7 days": "7 hari",
+    "31 days": "31 hari",
+    "Sandbox clock": "Jam sandbox",
+    "real time": "waktu nyata",
+    "{offset} ahead of real time": "{offset} lebih cepat dari waktu nyata",
+    "{n} d": "{n} hr",
+    "{n} h": "{n} j",
+    "{n} min": "{n} mnt",
+    "Advance the clock": "Majukan jam",
+    "Advance the clock by": "Majukan jam sebanyak",
+    "Amount to refund": "Jumlah yang dikembalikan",
+    "Refund": "Kembalikan dana",
+    "Choose a reason": "Pilih alasan",
+    "Choose a reason for the refund.": "Pilih alasan pengembalian dana.",
+    "In the smallest unit of {currency}; at most {amount}.": (
+        "Dalam satuan terkecil {currency}; paling banyak {amount}."
+    ),
+    "Enter the amount as a whole number in the currency's smallest unit.": (
+        "Masukkan jumlah sebagai bilangan bulat dalam satuan terkecil mata uang."
+    ),
+    "The refund was created.": "Pengembalian dana sudah dibuat.",
+    "Duplicate": "Duplikat",
+    "Fraudulent": "Penipuan",
+    "Requested by customer": "Diminta oleh pelanggan",
+    "Other": "Lainnya",
+    "Test mode": "Mode uji",
+    "Live mode": "Mode langsung",
+    "Charge automatically": "Tagih otomatis",
+    "Send an invoice": "Kirim faktur",
+    "Archived": "Diarsipkan",
+    "Inactive": "Tidak aktif",
+    "Incomplete": "Belum lengkap",
+    "Plans": "Paket",
+    "Plan": "Paket",
+    "Plan id": "ID paket",
+    "Prices": "Harga",
+    "Price": "Harga",
+    "Price id": "ID harga",
+    "No prices.": "Tidak ada harga.",
+    "No plans yet. Create one here or with POST /api/v1/plans.": (
+        "Belum ada paket. Buat di sini atau dengan POST /api/v1/plans."
+    ),
+    "Create plan": "Buat paket",
+    "Member": "Anggota",
+    "Price per period": "Harga per periode",
+    "In the currency's smallest unit (rupiah, cents).": (
+        "Dalam satuan terkecil mata uang (rupiah, sen)."
+    ),
+    "Currency": "Mata uang",
+    "Billed every": "Ditagih setiap",
+    "Number of intervals": "Jumlah interval",
+    "Trial days": "Hari uji coba",
+    "Give the plan a name.": "Beri nama paket ini.",
+    "Enter the price as a whole number in the currency's smallest unit.": (
+        "Masukkan harga sebagai bilangan bulat dalam satuan terkecil mata uang."
+    ),
+    "Choose the currency and how often the plan is billed.": (
+        "Pilih mata uang dan seberapa sering paket ditagih."
+    ),
+    "The number of intervals and the trial days are whole numbers.": (
+        "Jumlah interval dan hari uji coba berupa bilangan bulat."
+    ),
+    "Customers may cancel": "Pelanggan boleh membatalkan",
+    "Customers may pause": "Pelanggan boleh menjeda",
+    "Customers may upgrade": "Pelanggan boleh naik paket",
+    "Customers may downgrade": "Pelanggan boleh turun paket",
+    "Customers may update their card": "Pelanggan boleh memperbarui kartunya",
+    "The plan was created. Subscribe customers to its price with the API.": (
+        "Paket sudah dibuat. Daftarkan pelanggan ke harganya melalui API."
+    ),
+    "Subscription": "Langganan",
+    "Subscription id": "ID langganan",
+    "Collection": "Penagihan",
+    "Current period": "Periode berjalan",
+    "Current period ends": "Periode berjalan berakhir",
+    "Trial ends": "Uji coba berakhir",
+    "Cancels at": "Batal pada",
+    "Canceled at": "Dibatalkan pada",
+    "Invoice id": "ID faktur",
+    "Number": "Nomor",
+    "Lines": "Rincian",
+    "No lines.": "Tidak ada rincian.",
+    "Quantity": "Kuantitas",
 }
 
 TABLES: Mapping[str, Mapping[str, str]] = {"id": ID}

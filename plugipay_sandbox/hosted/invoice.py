@@ -72,8 +72,9 @@ def summary(store: Store, invoice: dict[str, Any]) -> str:
     else:
         when = f"{_('Due')} {day(invoice['dueAt'])}"
     memo = f'<p class="muted">{escape(invoice["memo"])}</p>' if invoice.get("memo") else ""
-    return f"""<div class="card"><div class="brand"><span class="logo"></span>Plugipay Sandbox
-</div><div class="muted" style="margin-top:12px">{_("Invoice")} {escape(invoice["number"])}
+    return f"""<div class="card"><div class="brand"><span class="logo"></span>{
+        escape(store.config.merchant_name)
+    }</div><div class="muted" style="margin-top:12px">{_("Invoice")} {escape(invoice["number"])}
 {badge(invoice["status"])}</div>
 <div class="amount" data-testid="amount">{money(due, currency)}</div>
 <div class="muted">{when} · {_("billed to")} {billed}</div>
@@ -112,12 +113,23 @@ def _back(portal: str) -> str:
 RECEIPT = "Paid on {date}. A receipt is on its way (the sandbox sends no mail)."
 
 
-def status_card(invoice: dict[str, Any], portal: str) -> str:
+def return_link(store: Store, invoice: dict[str, Any]) -> str:
+    """ "Return to <merchant>": the ``returnUrl`` its subscription was created with (a sandbox
+    convention), named by the sandbox's merchant name when it has one, else by its host."""
+    subscription = store.subscriptions.get(invoice.get("subscriptionId") or "") or {}
+    target = subscription.get("returnUrl")
+    if not target:
+        return ""
+    label = _("Return to {merchant}", merchant=store.config.merchant_name)
+    return f'<a class="btn" data-testid="return" href="{escape(target)}">{escape(label)}</a>'
+
+
+def status_card(store: Store, invoice: dict[str, Any], portal: str) -> str:
     status = invoice["status"]
     if status == "paid":
         body = (
             f'<div class="status ok">{_("Payment received")}</div><p class="muted">'
-            f"{_(RECEIPT, date=day(invoice['paidAt']))}</p>"
+            f"{_(RECEIPT, date=day(invoice['paidAt']))}</p>{return_link(store, invoice)}"
             f'<a class="btn alt" href="/i/{escape(invoice["id"])}/invoice.pdf">'
             f"{_('Download the invoice (PDF)')}</a>"
         )
@@ -139,7 +151,7 @@ def render(store, invoice, values=None, errors=None, alert="", portal="", status
     if invoice["status"] in invoices.UNPAID:
         side = pay_form(invoice, values or {}, errors or {}, alert, portal)
     else:
-        side = status_card(invoice, portal)
+        side = status_card(store, invoice, portal)
     title = f"{_('Invoice')} {invoice['number']}"
     return page(title, f'<div class="wrap">{summary(store, invoice)}{side}</div>', status)
 
@@ -200,7 +212,7 @@ def three_ds(store: Store, request: Request):
     if invoice["status"] not in invoices.UNPAID or not invoice.get("_3ds_card"):
         return redirect(_self(invoice, portal))
     amount = money(invoice["amountDue"], invoice["currency"])
-    return three_ds_page(amount, "Plugipay Sandbox", _self(invoice, portal, "/3ds"))
+    return three_ds_page(amount, store.config.merchant_name, _self(invoice, portal, "/3ds"))
 
 
 @pages.add("POST", "/i/<id>/3ds")
@@ -233,7 +245,7 @@ def document_rows(store: Store, invoice: dict[str, Any]) -> list[tuple[str, floa
     status, due = invoice["status"], day(invoice["dueAt"])
     billed = f"{customer.get('name') or ''} {customer.get('email') or ''}"
     rows: list[tuple[str, float, str, bool]] = [
-        ("Plugipay Sandbox", 11, "l", True),
+        (store.config.merchant_name, 11, "l", True),
         (_("Not Plugipay: a test document. No real money moves."), 9, "l", False),
         ("", 12, "l", False),
         (f"{_('Invoice')} {invoice['number']}", 22, "l", True),

@@ -90,7 +90,8 @@ def page(title: str, body: str, status: int = 200):
 def test_card_rows() -> str:
     """The test-card table rows every payment page shows."""
     return "".join(
-        f"<tr><td><code>{c.display}</code></td><td class=r>{escape(_(c.description))}</td></tr>"
+        f"<tr><td class=nw><code>{c.display}</code></td>"
+        f"<td class=r>{escape(_(c.description))}</td></tr>"
         for c in cards.TEST_CARDS
     )
 

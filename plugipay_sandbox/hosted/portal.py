@@ -62,7 +62,7 @@ def expired_page(session: dict[str, Any]):
     return page(_("Link expired"), body, 410)
 
 
-def _price_label(store: Store, price: dict[str, Any]) -> str:
+def price_label(store: Store, price: dict[str, Any]) -> str:
     plan = store.plans.get(price["planId"]) or {}
     count, interval = plan.get("intervalCount") or 1, plan.get("interval") or ""
     one, many = INTERVAL_WORDS.get(interval, (interval, "{count} " + interval))
@@ -131,7 +131,7 @@ def _subscription_card(store: Store, session: dict, subscription: dict[str, Any]
     if options:
         choices = "".join(
             f'<option value="{escape(p["id"])}">{escape(store.plans[p["planId"]]["name"])} · '
-            f"{_price_label(store, p)}</option>"
+            f"{price_label(store, p)}</option>"
             for p in options
         )
         switch = f"""<form method="post" action="{base}/switch" class="switch">
@@ -139,7 +139,7 @@ def _subscription_card(store: Store, session: dict, subscription: dict[str, Any]
 <select id="price-{escape(subscription["id"])}" name="price_id">{choices}</select>
 <button class="btn alt">{_("Switch")}</button></div></form>"""
     return f"""<div class="sub" data-testid="subscription"><div class="sub-head"><div>
-<div class="plan">{escape(plan["name"])}</div><div class="muted">{_price_label(store, price)}
+<div class="plan">{escape(plan["name"])}</div><div class="muted">{price_label(store, price)}
 · {when}</div></div><span class="badge {escape(status)}">{_(SUB_STATUS.get(status, status))}</span>
 </div><div class="actions">{"".join(actions)}</div>{switch}</div>"""
 
@@ -215,7 +215,7 @@ def _render(store: Store, request: Request, errors: dict[str, str] | None = None
     who = escape(customer.get("name") or customer.get("email") or customer["id"])
     email = escape(customer.get("email") or "")
     body = f"""<div class="wrap narrow"><div class="card head"><div><div class="brand">
-<span class="logo"></span>Plugipay Sandbox</div><h1>{_("Billing portal")}</h1>
+<span class="logo"></span>{escape(store.config.merchant_name)}</div><h1>{_("Billing portal")}</h1>
 <div class="muted">{who}{" · " + email if email and email != who else ""}</div></div>
 <a class="btn alt" href="{escape(session["returnUrl"])}">{_("Return to the shop")}</a></div>
 {notice_html}<div class="card"><h2>{_("Subscriptions")}</h2>{subscription_cards}</div>

@@ -67,7 +67,7 @@ def _portal_features(body: dict[str, Any]) -> dict[str, bool]:
     return {key: bool(features.get(key, False)) for key in plans.PORTAL_FEATURES}
 
 
-def _plan_fields(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
+def plan_fields(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
     fields = {
         "name": string(body, "name", required=create, nullable=False),
         "description": string(body, "description", max_length=2000),
@@ -98,7 +98,7 @@ def _plan_fields(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
 
 @api.add("POST", "/plans")
 def create(store: Store, request: Request):
-    plan = plans.create_plan(store, request.mode, _plan_fields(request.json(), create=True))
+    plan = plans.create_plan(store, request.mode, plan_fields(request.json(), create=True))
     return envelope(store.public(plan), status=201, store=store)
 
 
@@ -121,7 +121,7 @@ def get(store: Store, request: Request):
 
 @api.add("PATCH", "/plans/<id>")
 def update(store: Store, request: Request):
-    fields = _plan_fields(request.json(), create=False)
+    fields = plan_fields(request.json(), create=False)
     plan = plans.update_plan(store, request.mode, request.params["id"], fields)
     return envelope(store.public(plan), store=store)
 

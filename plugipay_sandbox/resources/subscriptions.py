@@ -12,6 +12,7 @@ from plugipay_sandbox.resources import (
     present,
     string,
     time_filter,
+    url,
 )
 from plugipay_sandbox.state import Store, subscriptions
 
@@ -30,6 +31,7 @@ def create(store: Store, request: Request):
             "metadata": metadata(body),
             "initialDiscount": integer(body, "initialDiscount"),
             "couponId": string(body, "couponId"),
+            "returnUrl": url(body, "returnUrl", required=False),
         }
     )
     subscription = subscriptions.create_subscription(store, request.mode, fields)

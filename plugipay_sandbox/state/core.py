@@ -23,6 +23,7 @@ from plugipay_sandbox import persistence
 ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 IDEMPOTENCY_TTL = 24 * 3600
 CURRENCIES = ("IDR", "USD")
+DEFAULT_MERCHANT_NAME = "Sandbox Shop"
 
 
 class ApiError(Exception):
@@ -108,6 +109,10 @@ class SandboxConfig:
     public_url: str | None = None
     account_id: str = "acc_01SANDBOX00000000000000000"
     workspace_id: str = "ws_01SANDBOX00000000000000000"
+    #: The merchant's name on hosted checkout, invoice and portal pages (``--merchant-name``).
+    merchant_name: str = DEFAULT_MERCHANT_NAME
+    #: Host names answered besides loopback and ``public_url``'s (``--allowed-host``; ``*``: any).
+    allowed_hosts: tuple[str, ...] = ()
     quiet: bool = True
 
     def credentials(self) -> dict[str, str]:

@@ -385,10 +385,11 @@ refunds.register_source("invoice", refundable_payment)
 
 
 def mark_overdue(store: Store, invoice: dict[str, Any]) -> None:
-    """A send_invoice invoice passed its due date unpaid."""
+    """A send_invoice invoice passed its due date unpaid: it and its subscription go past due,
+    each with an event (``invoice.updated`` first), so a mirror never shows one moved and the
+    other not."""
     invoice.pop("_dueTs", None)
-    invoice["status"] = "past_due"
-    store.touch(invoice)
+    store.change(invoice, "invoice.updated", status="past_due")
     subscription = store.subscriptions.get(invoice.get("subscriptionId") or "")
     if subscription and subscription["status"] in ("active", "incomplete"):
         store.change(subscription, "subscription.updated", status="past_due")
@@ -417,6 +418,7 @@ FAMILY = register(
             "invoice.paid",
             "invoice.voided",
             "invoice.failed",
+            "invoice.updated",
         ),
         tick=_tick,
     )

@@ -60,6 +60,9 @@ def create_subscription(store: Store, mode: str, fields: dict[str, Any]) -> dict
             "collectionMethod": method,
             "latestInvoiceId": None,
             "metadata": fields.get("metadata"),
+            # Sandbox convention (Plugipay's sources name no such field): where the hosted
+            # invoice page of this subscription's invoices sends the buyer after paying.
+            "returnUrl": fields.get("returnUrl"),
             "_clockOffset": 0.0,
             "_discount": discount or 0,
         }

@@ -128,6 +128,10 @@ def retry_delivery(store: Store, delivery: dict[str, Any]) -> dict[str, Any]:
         return delivery
 
 
+#: The description of the endpoint the sandbox adds at start-up (``--forward-to``).
+CLI_DESCRIPTION = "Added when the sandbox started: your project's webhook URL"
+
+
 def _keep(store: Store) -> dict[str, dict[str, dict[str, Any]]]:
     """A reset keeps the endpoint given on the command line, enabled again."""
     kept = {k: v for k, v in store.endpoints.items() if v.get("_origin") == "cli"}
@@ -144,7 +148,7 @@ def _start(store: Store) -> None:
             "test",
             url=config.forward_to,
             events=None,
-            description="--forward-to",
+            description=CLI_DESCRIPTION,
             secret=config.webhook_secret,
             origin="cli",
         )

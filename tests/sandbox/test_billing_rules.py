@@ -60,7 +60,8 @@ def setup(api, control):
             assert status == 201, body
             return body["data"], body["data"]["prices"][0]["id"]
 
-        def subscribe(self, **extra):
+        def create(self, **extra):
+            """``POST /subscriptions``: (status, envelope)."""
             body = {
                 "customerId": self.customer["id"],
                 "planId": self.plan["id"],
@@ -68,7 +69,10 @@ def setup(api, control):
                 "paymentTokenId": "ptok_test_success",
                 **extra,
             }
-            status, answer = api("POST", "/subscriptions", body)
+            return api("POST", "/subscriptions", body)
+
+        def subscribe(self, **extra):
+            status, answer = self.create(**extra)
             assert status == 201, answer
             return answer["data"]
 
@@ -215,7 +219,7 @@ def test_plans_list_archive_prices(api, setup):
     assert (status, body["error"]["field"]) == (400, "planId")
 
 
-def test_send_invoice_past_due_date_goes_past_due(setup):
+def test_send_invoice_past_due_date_goes_past_due(api, setup):
     sub = setup.subscribe(collectionMethod="send_invoice")
     assert sub["status"] == "incomplete"
     [invoice] = setup.invoices(sub)
@@ -225,6 +229,24 @@ def test_send_invoice_past_due_date_goes_past_due(setup):
     setup.advance(0.2)
     assert setup.get("invoices", invoice["id"])["status"] == "past_due"
     assert setup.get("subscriptions", sub["id"])["status"] == "past_due"
+    # Each with its event: a mirror never sees one moved alone.
+    events = api("GET", "/events?limit=100&order=asc")[1]["data"]
+    moved = [
+        (e["type"], e["data"]["object"]["id"])
+        for e in events
+        if e["data"]["object"].get("status") == "past_due"
+    ]
+    assert sorted(moved) == [
+        ("plugipay.invoice.updated.v1", invoice["id"]),
+        ("plugipay.subscription.updated.v1", sub["id"]),
+    ]
+
+
+def test_return_url_is_kept_on_the_subscription(setup):
+    sub = setup.subscribe(collectionMethod="send_invoice", returnUrl="https://shop.test/back")
+    assert sub["returnUrl"] == "https://shop.test/back"
+    answer = setup.create(collectionMethod="send_invoice", returnUrl="javascript:alert(1)")
+    assert field_error(answer) == (400, "VALIDATION_ERROR", "returnUrl")
 
 
 def test_insufficient_funds_token_and_a_retry_that_succeeds(api, setup):

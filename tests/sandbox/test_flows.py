@@ -8,7 +8,7 @@ import plugipay
 import pytest
 import requests
 
-from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER, auto_disable_window
+from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER, CLI_DESCRIPTION, auto_disable_window
 from tests.sandbox.conftest import RETRY_SCHEDULE
 
 
@@ -271,7 +271,7 @@ def test_events_filters_replay_and_trigger(control, sdk, session_factory, receiv
 def test_reset_keeps_command_line_endpoint(control, sdk):
     sdk.webhook_endpoints.create(url="https://api.test/hook")
     control("POST", "reset")
-    assert [e["description"] for e in sdk.webhook_endpoints.list()] == ["--forward-to"]
+    assert [e["description"] for e in sdk.webhook_endpoints.list()] == [CLI_DESCRIPTION]
 
 
 def test_cli_prints_credentials_and_rejects_bad_arguments(tmp_path):

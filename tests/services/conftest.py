@@ -40,8 +40,9 @@ def postgres(transactional_db):
 class Worker:
     """A `celery worker` subprocess on Redis, sharing the suite's PostgreSQL test database."""
 
-    def __init__(self, env, log_path):
+    def __init__(self, env, log_path, extra_args=()):
         self.env, self.log_path, self.proc = env, log_path, None
+        self.extra_args = list(extra_args)
         self.name = f"plugipay-test-{os.getpid()}@{socket.gethostname()}"
 
     def start(self):
@@ -63,6 +64,7 @@ class Worker:
                 "--without-heartbeat",
                 "-n",
                 self.name,
+                *self.extra_args,
             ],
             cwd=ROOT,
             env=self.env,
@@ -78,6 +80,17 @@ class Worker:
 
         return bool(app.control.ping(destination=[self.name], timeout=0.5))
 
+    def beats(self, count, timeout=30):
+        """Wait until the worker ran ``count`` more scheduled ``run_deliveries`` tasks."""
+
+        def ran():
+            text = self.log_path.read_text(errors="replace")
+            return text.count("Task django_plugipay.run_deliveries[")
+
+        target = ran() + count
+        wait_for(lambda: ran() >= target, timeout=timeout, message=f"{count} beats")
+        return count
+
     def kill(self):
         """SIGKILL the worker and its pool children, as a crashed machine would."""
         os.killpg(self.proc.pid, signal.SIGKILL)
@@ -92,7 +105,7 @@ class Worker:
                 self.kill()
 
 
-def worker_env(sandbox, signal_log, broker: str, queue: str, **extra: str) -> dict[str, str]:
+def worker_env(sandbox, signal_log, queue, broker=BROKER, **extra):
     """The environment of a worker joining this test's database, sandbox and signal log."""
     return {
         **os.environ,
@@ -125,9 +138,29 @@ def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
     queue = app.conf.task_default_queue
     broker = redis.Redis.from_url(BROKER)
     broker.delete(queue)
-    worker = Worker(
-        worker_env(plugipay_sandbox, signal_log, BROKER, queue), tmp_path / "worker.log"
-    )
+    worker = Worker(worker_env(plugipay_sandbox, signal_log, queue), tmp_path / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+    broker.delete(queue)
+
+
+@pytest.fixture
+def celery_beat_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
+    """A worker with beat embedded (``-B``), running ``django_plugipay.run_deliveries`` every
+    second as the documented schedule does (every minute) in production."""
+    import redis
+
+    if not os.environ.get("CELERY_BROKER_URL"):
+        missing("needs CELERY_BROKER_URL: run `make test-services`")
+    from tests.celery import app
+
+    queue = app.conf.task_default_queue
+    broker = redis.Redis.from_url(BROKER)
+    broker.delete(queue)
+    env = {**worker_env(plugipay_sandbox, signal_log, queue), "PLUGIPAY_TEST_BEAT": "1"}
+    beat = ["-B", "-s", str(tmp_path / "beat-schedule")]
+    worker = Worker(env, tmp_path / "worker.log", extra_args=beat)
     worker.start()
     yield worker
     worker.stop()

@@ -98,6 +98,16 @@ def pay(page, card):
     page.click("button[type=submit]")
 
 
+def test_start_up_prints_each_check_message_once(demo):
+    """runserver prints the system checks; the set-up commands and the sandbox skip them (the
+    W004/I001 block was printed four times) and the set-up's shells are quiet."""
+    output = demo["log"].read_text()
+    assert output.count("Performing system checks") == 1, output
+    for message in ("(django_plugipay.W004)", "(django_plugipay.I001)"):
+        assert output.count(message) == 1, output
+    assert "objects imported automatically" not in output
+
+
 def test_buy_pay_refund_in_the_demo(demo, new_page):
     url = demo["url"]
     buyer = new_page()

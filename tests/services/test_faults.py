@@ -180,8 +180,8 @@ def celery_on(
     env = worker_env(
         plugipay_sandbox,
         signal_log,
-        private_redis.url,
         queue,
+        private_redis.url,
         PLUGIPAY_STRANDED_AFTER=str(STRANDED_AFTER),
     )
     worker = PrivateWorker(env, tmp_path / "worker.log", app)

@@ -11,12 +11,14 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.urls import NoReverseMatch, reverse
 
 from django_plugipay.client import PlugipayClient
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import WebhookEvent
+from django_plugipay.services.deliveries import delivery_health
 
 CLOCK_SKEW_LIMIT = 30  # seconds; Plugipay refuses requests and webhooks beyond 300
 PING_TYPE = "plugipay.doctor.ping.v1"
@@ -82,6 +84,27 @@ class Doctor:
         self.endpoint: dict | None = None
 
     def run(self):
+        yield from self.remote()
+        yield self.deliveries()
+
+    def deliveries(self) -> Line:
+        try:
+            health = delivery_health()
+        except DatabaseError as exc:
+            return Line("deliveries", None, f"the database cannot be read ({exc})")
+        if not health.dead and not health.overdue:
+            return Line("deliveries", True, "none dead, none overdue")
+        return Line(
+            "deliveries",
+            False,
+            f"{health.dead} dead, {health.overdue} overdue by more than an hour",
+            "dead: read the last error under Plugipay › Deliveries in the admin, fix the "
+            "receiver, then 'Run again now' (or `manage.py plugipay_replay --deliveries`); "
+            "overdue: run a Celery worker and beat with django_plugipay.run_deliveries "
+            "scheduled, or `manage.py plugipay_sync` from cron",
+        )
+
+    def remote(self):
         credentials = self.credentials()
         yield credentials
         if not credentials.ok:

@@ -12,7 +12,10 @@ from django_plugipay.exceptions import PlugipayError
 
 
 class Command(BaseCommand):
-    help = "Apply Plugipay events missed by webhooks and sync sessions and refunds in flight."
+    help = (
+        "Apply Plugipay events missed by webhooks, sync sessions and refunds in flight, and run "
+        "durable receivers' due deliveries."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -52,6 +55,9 @@ class Command(BaseCommand):
         except PlugipayError as exc:
             raise CommandError(f"Plugipay could not be reached: {exc}") from exc
         bar.finish()
+        ran = services.run_deliveries()
+        if ran:
+            self.stdout.write(f"Deliveries: {ran} run (durable receivers due or stranded).")
         if result.skipped_locked:
             self.stdout.write(
                 self.style.WARNING("Another reconciliation is running; nothing done.")

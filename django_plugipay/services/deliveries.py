@@ -1,0 +1,342 @@
+"""Durable receivers: side effects recorded with the change they follow, run after commit,
+retried until they return, and never run again once they have (the outbox).
+
+A durable receiver is connected to a signal through a small recorder: when the signal is sent
+(inside the transaction that records the transition), the recorder inserts one
+:class:`~django_plugipay.models.Delivery` row in that same transaction. The row commits or rolls
+back with the change, so a side effect is never promised for a change that did not happen and
+never lost for one that did. After the commit, :func:`run_deliveries` claims the row (a lease),
+calls the receiver with the object read afresh, and marks the row ``succeeded``, or stores the
+error and schedules the next attempt, or gives up (``dead``) after ``DELIVERY_MAX_ATTEMPTS``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import F
+from django.dispatch import Signal
+from django.utils import timezone
+
+from django_plugipay import signals
+from django_plugipay.conf import app_settings
+from django_plugipay.db import run_atomic
+from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
+from django_plugipay.services._queue import enqueue, mode
+from django_plugipay.services.mirror import insert_new
+
+logger = logging.getLogger(__name__)
+
+#: The longest wait between two attempts, whatever ``DELIVERY_BACKOFF`` and the attempt count.
+BACKOFF_CAP = dt.timedelta(hours=6)
+TASK = "django_plugipay.run_deliveries"
+#: A delivery waiting longer than this past its due time means nothing runs deliveries.
+OVERDUE_AFTER = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class DurableReceiver:
+    signal: Signal
+    signal_name: str
+    name: str
+    func: Callable[..., Any]
+
+
+#: (signal name, receiver name) → the receiver; filled by :func:`durable_receiver` when the
+#: module defining a receiver is imported (an app's ``ready()``), in every process.
+_registry: dict[tuple[str, str], DurableReceiver] = {}
+
+
+def signal_name(signal: Signal) -> str:
+    """The name of one of :mod:`django_plugipay.signals`; TypeError for any other signal."""
+    for name, value in vars(signals).items():
+        if value is signal:
+            return name
+    raise TypeError("durable_receiver() takes one of the signals in django_plugipay.signals")
+
+
+def durable_receiver(signal: Signal, *, name: str | None = None) -> Callable:
+    """Decorate ``func(sender, instance, event, delivery, **kwargs)`` to run once, durably, for
+    every transition ``signal`` announces.
+
+    The delivery is recorded in the transaction of the change and run after it commits, with
+    ``instance`` read afresh; a raise is retried with backoff (``DELIVERY_BACKOFF``) up to
+    ``DELIVERY_MAX_ATTEMPTS`` times, a return is final. ``name`` (default: the function's
+    dotted path) identifies the receiver in the database: keep it when moving the function.
+    ``delivery.key`` is stable across attempts: give it to the services you call as their
+    idempotency key.
+    """
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        receiver = DurableReceiver(
+            signal, signal_name(signal), name or f"{func.__module__}.{func.__qualname__}", func
+        )
+        if len(receiver.name) > Delivery._meta.get_field("receiver").max_length:  # type: ignore[operator]
+            raise ValueError(f"durable receiver name {receiver.name!r} is too long (max 255)")
+        _registry[(receiver.signal_name, receiver.name)] = receiver
+        signal.connect(
+            _recorder(receiver), weak=False, dispatch_uid=_uid(receiver.signal_name, receiver.name)
+        )
+        return func
+
+    return decorator
+
+
+def disconnect(signal: Signal, *, name: str) -> bool:
+    """Undo :func:`durable_receiver` for ``name`` (tests; rows already recorded stay)."""
+    key = (signal_name(signal), name)
+    _registry.pop(key, None)
+    return signal.disconnect(dispatch_uid=_uid(*key))
+
+
+def _uid(signal: str, receiver: str) -> str:
+    return f"plugipay_durable:{signal}:{receiver}"
+
+
+def _recorder(receiver: DurableReceiver) -> Callable[..., None]:
+    def record(sender, instance, event=None, **kwargs) -> None:
+        record_delivery(receiver, instance, event)
+
+    return record
+
+
+def record_delivery(
+    receiver: DurableReceiver, instance: models.Model, event: WebhookEvent | None
+) -> Delivery | None:
+    """Insert the delivery of ``receiver`` for this transition of ``instance`` (in the caller's
+    transaction) and have it run after commit; None when it was recorded before."""
+    content_type = ContentType.objects.get_for_model(type(instance))
+    delivery = Delivery(
+        signal=receiver.signal_name,
+        receiver=receiver.name,
+        content_type=content_type,
+        object_id=instance.pk,
+        event=event if event is not None and event.pk is not None else None,
+        key=delivery_key(receiver, instance, event),
+        status=DeliveryStatus.PENDING,
+        next_attempt_at=timezone.now(),
+    )
+    if not insert_new(delivery, "key"):
+        return None
+    pk = delivery.pk
+    enqueue(TASK, [pk], inline=lambda: run_deliveries(only=[pk]), on_failure=_unsent(pk))
+    return delivery
+
+
+def _unsent(pk: int) -> Callable[[Exception], None]:
+    """When the task cannot be sent (the broker is down), run the delivery here after all: the
+    side effect should not wait for the next scheduled run."""
+
+    def fallback(exc: Exception) -> None:
+        if mode() != "celery":
+            return  # it ran in-process already; its outcome is recorded on the row
+        try:
+            run_deliveries(only=[pk])
+        except Exception:  # the row stays due; the next run_deliveries takes it
+            logger.exception("plugipay delivery %s could not run in-process", pk)
+
+    return fallback
+
+
+def delivery_key(
+    receiver: DurableReceiver, instance: models.Model, event: WebhookEvent | None
+) -> str:
+    """The same for the same receiver, object and transition, whatever route announced it.
+
+    The transition is the event that brought it; without one (a sync), the object's status and
+    Plugipay's ``updatedAt`` for it (or, lacking that, when this row recorded the change).
+    """
+    if event is not None:
+        transition = f"event:{event.event_id}"
+    else:
+        data = getattr(instance, "data", None) or {}
+        stamp = data.get("updatedAt") if isinstance(data, dict) else None
+        if not isinstance(stamp, str):
+            updated = getattr(instance, "updated_at", None)
+            stamp = updated.isoformat() if updated is not None else ""
+        transition = f"sync:{getattr(instance, 'status', '')}:{stamp}"
+    parts = (receiver.signal_name, receiver.name, instance._meta.label_lower, str(instance.pk))
+    return hashlib.sha256("\x1f".join((*parts, transition)).encode()).hexdigest()
+
+
+# ── running ──────────────────────────────────────────────────────────────────────
+
+
+def run_deliveries(
+    *, force: bool = False, only: Iterable[int] | None = None, limit: int | None = None
+) -> int:
+    """Run every due delivery; return how many ran (succeeded or not).
+
+    Due: pending (not run yet, e.g. after a crash between commit and run), failed past its
+    backoff, or running with an expired lease (its process died). ``force=True`` ignores the
+    backoff and gives dead deliveries one more attempt. ``only`` limits the run to those
+    delivery ids. Each delivery is claimed by one statement, so concurrent runners never run
+    the same attempt twice; a receiver's exception is recorded, never raised.
+    """
+    due = Delivery.objects.due(timezone.now(), force=force)
+    if only is not None:
+        due = due.filter(pk__in=list(only))
+    ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True))
+    ran = 0
+    for pk in ids[:limit] if limit else ids:
+        delivery = run_atomic(_claim, pk, force)
+        if delivery is None:
+            continue  # another runner took it, or it finished meanwhile
+        _run(delivery)
+        ran += 1
+    return ran
+
+
+def _claim(pk: int, force: bool) -> Delivery | None:
+    now = timezone.now()
+    claimed = (
+        Delivery.objects.due(now, force=force)
+        .filter(pk=pk)
+        .update(
+            status=DeliveryStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            leased_until=now + dt.timedelta(seconds=app_settings.DELIVERY_LEASE),
+            next_attempt_at=None,
+            updated_at=now,
+        )
+    )
+    if not claimed:
+        return None
+    return Delivery.objects.select_related("event", "content_type").get(pk=pk)
+
+
+def _run(delivery: Delivery) -> None:
+    extra = {
+        "delivery_id": delivery.pk,
+        "receiver": delivery.receiver,
+        "signal": delivery.signal,
+        "object_id": delivery.object_id,
+        "attempt": delivery.attempt,
+    }
+    receiver = _registry.get((delivery.signal, delivery.receiver))
+    model = delivery.content_type.model_class()
+    instance = None
+    if model is not None:
+        instance = model._default_manager.filter(pk=delivery.object_id).first()
+    try:
+        if receiver is None:
+            raise LookupError(
+                f"No durable receiver {delivery.receiver!r} for {delivery.signal} is registered "
+                "in this process (is the module that defines it imported in an app's ready()?)."
+            )
+        if instance is None:
+            raise LookupError(f"{delivery.content_type} {delivery.object_id} no longer exists.")
+        receiver.func(
+            sender=model,
+            instance=instance,
+            event=delivery.event,
+            delivery=delivery,
+            signal=receiver.signal,
+        )
+    except Exception as exc:
+        _record_failure(delivery, exc, extra)
+    else:
+        _record_success(delivery, extra)
+
+
+def _current(delivery: Delivery) -> models.QuerySet[Delivery]:
+    """The row, if this runner still holds it (no one took it over after the lease)."""
+    return Delivery.objects.filter(
+        pk=delivery.pk, status=DeliveryStatus.RUNNING, attempts=delivery.attempts
+    )
+
+
+def _record_success(delivery: Delivery, extra: dict[str, Any]) -> None:
+    now = timezone.now()
+    updated = run_atomic(
+        lambda: _current(delivery).update(
+            status=DeliveryStatus.SUCCEEDED,
+            succeeded_at=now,
+            leased_until=None,
+            last_error="",
+            last_traceback="",
+            updated_at=now,
+        )
+    )
+    if not updated:
+        logger.warning(
+            "plugipay delivery %s returned after its lease was taken over", delivery.pk, extra=extra
+        )
+
+
+def _record_failure(delivery: Delivery, exc: Exception, extra: dict[str, Any]) -> None:
+    now = timezone.now()
+    dead = delivery.attempts >= app_settings.DELIVERY_MAX_ATTEMPTS
+    run_atomic(
+        lambda: _current(delivery).update(
+            status=DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED,
+            next_attempt_at=None if dead else now + backoff(delivery.attempts),
+            leased_until=None,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            last_traceback="".join(traceback.format_exception(exc))[-20000:],
+            updated_at=now,
+        )
+    )
+    log = logger.error if dead else logger.warning
+    log(
+        "plugipay delivery %s (%s) failed on attempt %s%s: %s: %s",
+        delivery.pk,
+        delivery.receiver,
+        delivery.attempts,
+        ", giving up" if dead else "",
+        type(exc).__name__,
+        exc,
+        extra=extra,
+        exc_info=exc,
+    )
+
+
+def backoff(attempt: int) -> dt.timedelta:
+    """The wait after the ``attempt``-th failure: ``DELIVERY_BACKOFF`` doubled each time."""
+    seconds = app_settings.DELIVERY_BACKOFF * 2 ** max(0, min(attempt - 1, 30))
+    return min(dt.timedelta(seconds=seconds), BACKOFF_CAP)
+
+
+def resolve_deliveries(*, deliveries: Iterable[Delivery]) -> int:
+    """Mark deliveries staff handled by hand as resolved (never run again); return how many.
+    Succeeded ones are left as they are."""
+    now = timezone.now()
+    pks = [d.pk for d in deliveries]
+    return run_atomic(
+        lambda: (
+            Delivery.objects.filter(pk__in=pks)
+            .exclude(status__in=DeliveryStatus.finished_states())
+            .update(
+                status=DeliveryStatus.RESOLVED, resolved_at=now, leased_until=None, updated_at=now
+            )
+        )
+    )
+
+
+def retry_deliveries(*, deliveries: Iterable[Delivery]) -> int:
+    """Run these failed, dead or waiting deliveries now, whatever their backoff; how many ran."""
+    return run_deliveries(force=True, only=[d.pk for d in deliveries])
+
+
+@dataclass(frozen=True)
+class DeliveryHealth:
+    dead: int
+    overdue: int
+
+
+def delivery_health() -> DeliveryHealth:
+    """How many deliveries gave up (``dead``) and how many wait over :data:`OVERDUE_AFTER` past
+    their due time (no worker, beat or ``plugipay_sync`` runs them)."""
+    now = timezone.now()
+    return DeliveryHealth(
+        dead=Delivery.objects.dead().count(),
+        overdue=Delivery.objects.overdue(now, OVERDUE_AFTER).count(),
+    )

@@ -1,0 +1,1 @@
+"""Template tags for pages that show data from Plugipay or a buyer."""

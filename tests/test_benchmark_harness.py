@@ -1,0 +1,84 @@
+"""The benchmark harness measures what it says: round trips counted, busy figures refused."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from benchmarks.harness import QueryCounter
+from benchmarks.report import busy_suites, targets
+from benchmarks.sampler import Sampler
+from benchmarks.watch import BUSY_CORES, LoadWatch
+from django_plugipay.testing import wait_for
+
+
+@pytest.mark.django_db(transaction=True)
+def test_begin_and_commit_are_counted_as_round_trips():
+    with QueryCounter() as counter:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.execute("SELECT 2")
+        with connection.cursor() as cursor:  # autocommit: no BEGIN, no COMMIT
+            cursor.execute("SELECT 3")
+    assert counter.statements == 3
+    assert counter.transactions == 1
+    assert counter.round_trips == 5  # BEGIN, two statements, COMMIT, one in autocommit
+
+
+@pytest.mark.django_db(transaction=True)
+def test_savepoints_count_too():
+    with QueryCounter() as counter, transaction.atomic(), transaction.atomic():  # noqa: SIM117
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    assert counter.statements == 1
+    assert counter.round_trips == 1 + 2 + 2  # the statement, SAVEPOINT + RELEASE, BEGIN + COMMIT
+
+
+def _results(busy: bool) -> dict:
+    rate = {"events_per_s": 100.0}
+    return {
+        "ingestion": {"baseline": rate, "ratio": 0.5},
+        "reconciliation": {"events": 10_000, "events_per_s": 150.0},
+        "load": {"ingestion": {"busy": False}, "reconciliation": {"busy": busy}},
+    }
+
+
+def test_a_figure_taken_on_a_busy_machine_is_refused():
+    idle = "\n".join(targets(_results(busy=False)))
+    assert "| Reconciliation / baseline | ≥ 1.2 | 1.5 | met |" in idle
+    busy = "\n".join(targets(_results(busy=True)))
+    assert "| Reconciliation / baseline | ≥ 1.2 | refused |" in busy
+    assert "| Inline ingestion / baseline | ≥ 0.45 | 0.5 | met |" in busy
+    assert busy_suites(_results(busy=True), ("ingestion", "reconciliation")) == ["reconciliation"]
+
+
+def test_the_load_watch_counts_processes_outside_the_benchmark():
+    # The shell exits at once, so the loop it started is no descendant of this process: it is
+    # "another process" for the watch, and burns a whole core for three seconds.
+    loop = "import time\nt = time.time()\nwhile time.time() - t < 3: pass"
+    subprocess.run(["sh", "-c", f'"{sys.executable}" -c "{loop}" >/dev/null 2>&1 &'], check=True)
+    with LoadWatch(interval=0.5) as watch:
+        wait_for(lambda: len(watch.samples) >= 2, timeout=10, message="two load samples")
+    result = watch.result()
+    assert result["during_cores"] >= BUSY_CORES, result
+    assert result["busy"]
+    json.dumps(result)
+
+
+def test_the_sampler_attributes_cpu_to_the_innermost_app_frame():
+    from django_plugipay.money import format_amount
+
+    sampler = Sampler(interval=0.0005)
+
+    def work():
+        start = time.process_time()
+        while time.process_time() - start < 0.3:
+            format_amount(123_456, "IDR")
+
+    sampler.run(work)
+    rows = {row["work"]: row for row in sampler.table()}
+    assert sampler.samples > 50
+    assert rows["django_plugipay.money.format_amount"]["inclusive"] > 50

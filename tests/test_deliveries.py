@@ -1,0 +1,347 @@
+"""Durable receivers: recorded with the change, run after commit, retried, never run twice."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from django_plugipay import durable_receiver, services, signals
+from django_plugipay.client import get_client
+from django_plugipay.models import Delivery, Payment, WebhookEvent
+from django_plugipay.services import deliveries
+from tests.test_tasks_mode import DOWN_BROKER
+
+
+@pytest.fixture
+def durable():
+    """Connect durable receivers for one test; disconnected afterwards."""
+    connected = []
+
+    def connect(signal, func, name=None):
+        name = name or f"tests.{func.__name__}"
+        durable_receiver(signal, name=name)(func)
+        connected.append((signal, name))
+        return func
+
+    yield connect
+    for signal, name in connected:
+        deliveries.disconnect(signal, name=name)
+
+
+@pytest.fixture
+def no_backoff(plugipay_sandbox, settings):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "DELIVERY_BACKOFF": 0}
+
+
+def fails_first(times, runs):
+    def receiver(sender, instance, event, delivery, **kwargs):
+        runs.append((instance.pk, delivery.attempt, delivery.key))
+        if delivery.attempt <= times:
+            raise ConnectionError(f"SMTP server down (attempt {delivery.attempt})")
+
+    return receiver
+
+
+def replay_every_event(plugipay_sandbox):
+    """Have Plugipay send every event again (``POST /events/replay``); its answers' codes."""
+    ids = [e["id"] for e in plugipay_sandbox.events()]
+    get_client().request("POST", "/events/replay", json_body={"eventIds": ids})
+    plugipay_sandbox.flush()
+    return answers(plugipay_sandbox)
+
+
+def answers(plugipay_sandbox):
+    """Every HTTP status the webhook answered to the sandbox's deliveries."""
+    return [
+        attempt["responseCode"]
+        for d in plugipay_sandbox.state()["deliveries"]
+        for attempt in d["attemptLog"]
+    ]
+
+
+def test_a_failing_receiver_is_retried_until_it_returns_and_never_run_again(
+    plugipay_sandbox, no_backoff, durable, signal_log
+):
+    runs, others = [], []
+    durable(signals.payment_succeeded, fails_first(2, runs), name="tests.flaky_email")
+    durable(
+        signals.payment_succeeded,
+        lambda sender, instance, delivery, **kw: others.append(instance.pk),
+        name="tests.other_durable",
+    )
+
+    payment = plugipay_sandbox.paid_payment()
+
+    assert [attempt for _, attempt, _ in runs] == [1]  # after commit, in the webhook's request
+    flaky = Delivery.objects.get(receiver="tests.flaky_email")
+    assert flaky.status == "failed" and flaky.attempts == 1
+    assert flaky.last_error == "ConnectionError: SMTP server down (attempt 1)"
+    assert "Traceback" in flaky.last_traceback and "fails_first" not in flaky.last_error
+    assert services.run_deliveries() == 1
+    assert services.run_deliveries() == 1
+    assert services.run_deliveries() == 0
+    assert [attempt for _, attempt, _ in runs] == [1, 2, 3]
+    assert {pk for pk, _, _ in runs} == {payment.pk}
+    assert len({key for _, _, key in runs}) == 1
+    flaky.refresh_from_db()
+    assert flaky.status == "succeeded" and flaky.attempts == 3 and flaky.succeeded_at
+    assert flaky.event.kind in ("checkout_session.completed", "payment.succeeded")
+    # The other receivers of the signal ran once, the plain one inside the transaction.
+    assert others == [payment.pk]
+    assert signal_log.names().count("payment_succeeded") == 1
+
+    # Replaying every event, reconciling and forcing a run change nothing.
+    assert set(replay_every_event(plugipay_sandbox)) == {200}
+    services.replay_failed_events(event_ids=WebhookEvent.objects.values_list("event_id", flat=True))
+    services.reconcile(since=timezone.now() - dt.timedelta(days=1))
+    assert services.run_deliveries(force=True) == 0
+    assert len(runs) == 3 and others == [payment.pk]
+    assert Delivery.objects.count() == 2
+
+
+def test_a_receiver_that_keeps_failing_dies_after_max_attempts_and_the_webhook_is_2xx(
+    plugipay_sandbox, no_backoff, settings, durable
+):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "DELIVERY_MAX_ATTEMPTS": 3}
+    runs = []
+    durable(signals.payment_succeeded, fails_first(99, runs), name="tests.broken")
+
+    payment = plugipay_sandbox.paid_payment()
+
+    codes = answers(plugipay_sandbox)
+    assert codes and all(200 <= code < 300 for code in codes)
+    assert Payment.objects.get(pk=payment.pk).status == "succeeded"  # never rolled back
+    while services.run_deliveries():
+        pass
+    delivery = Delivery.objects.get()
+    assert delivery.status == "dead" and delivery.attempts == 3 and len(runs) == 3
+    assert delivery.next_attempt_at is None
+    assert list(Delivery.objects.dead()) == [delivery]
+    # Staff retry a dead one by hand: it runs once more.
+    assert services.retry_deliveries(deliveries=[delivery]) == 1
+    assert len(runs) == 4
+    assert services.resolve_deliveries(deliveries=[delivery]) == 1
+    assert Delivery.objects.get().status == "resolved"
+    assert services.run_deliveries(force=True) == 0
+
+
+def test_backoff_waits_before_the_next_attempt(plugipay_sandbox, settings, durable):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "DELIVERY_BACKOFF": 30}
+    runs = []
+    durable(signals.payment_succeeded, fails_first(1, runs), name="tests.later")
+    plugipay_sandbox.paid_payment()
+    delivery = Delivery.objects.get()
+    waited = delivery.next_attempt_at - delivery.updated_at
+    assert dt.timedelta(seconds=29) < waited <= dt.timedelta(seconds=30)
+    assert services.run_deliveries() == 0  # not due yet
+    Delivery.objects.update(next_attempt_at=timezone.now())
+    assert services.run_deliveries() == 1 and len(runs) == 2
+    assert deliveries.backoff(3) == dt.timedelta(seconds=120)
+    assert deliveries.backoff(40) == deliveries.BACKOFF_CAP
+
+
+def test_the_receiver_reads_the_instance_afresh_after_commit(plugipay_sandbox, durable):
+    seen = []
+
+    def receiver(sender, instance, event, delivery, **kwargs):
+        seen.append((sender, type(instance), instance.status, instance.checkout_session_id))
+
+    durable(signals.payment_succeeded, receiver)
+    payment = plugipay_sandbox.paid_payment()
+    assert seen == [(Payment, Payment, "succeeded", payment.checkout_session_id)]
+
+
+def test_a_rolled_back_change_leaves_no_delivery(plugipay_sandbox, durable):
+    runs = []
+    durable(signals.payment_succeeded, fails_first(0, runs), name="tests.ok")
+
+    def boom(sender, instance, **kwargs):
+        raise RuntimeError("a plain receiver fails: the change rolls back")
+
+    signals.payment_succeeded.connect(boom, dispatch_uid="tests.boom")
+    try:
+        session = services.create_checkout_session(
+            amount=10_000, currency="IDR", success_url="https://s/ok", cancel_url="https://s/no"
+        )
+        plugipay_sandbox.pay(session)
+        assert Delivery.objects.count() == 0 and runs == []
+    finally:
+        signals.payment_succeeded.disconnect(dispatch_uid="tests.boom")
+    plugipay_sandbox.retry_deliveries()  # Plugipay redelivers; now it applies
+    assert Delivery.objects.get().status == "succeeded" and len(runs) == 1
+
+
+def test_a_receiver_no_process_knows_is_a_visible_failure(plugipay_sandbox, durable):
+    runs = []
+    durable(signals.payment_succeeded, fails_first(0, runs), name="tests.gone")
+    # Recorded by a process that had it; run by one that does not (its module not imported).
+    deliveries._registry.pop(("payment_succeeded", "tests.gone"))
+    plugipay_sandbox.paid_payment()
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed" and runs == []
+    assert "No durable receiver 'tests.gone'" in delivery.last_error
+
+
+def test_only_the_app_signals_take_durable_receivers():
+    from django.db.models.signals import post_save
+
+    with pytest.raises(TypeError, match="django_plugipay.signals"):
+        durable_receiver(post_save)(lambda **kw: None)
+
+
+@pytest.mark.parametrize("vendor_event", [True, False])
+def test_the_key_names_the_transition(db, vendor_event):
+    receiver = deliveries.DurableReceiver(
+        signals.payment_succeeded, "payment_succeeded", "r", print
+    )
+    payment = Payment(pk=7, status="succeeded", data={"updatedAt": "2026-01-01T00:00:00Z"})
+    event = WebhookEvent(event_id="evt_1") if vendor_event else None
+    other = WebhookEvent(event_id="evt_2") if vendor_event else None
+    key = deliveries.delivery_key(receiver, payment, event)
+    assert key == deliveries.delivery_key(receiver, payment, event) and len(key) == 64
+    if vendor_event:
+        assert key != deliveries.delivery_key(receiver, payment, other)
+    else:
+        payment.data = {"updatedAt": "2026-01-02T00:00:00Z"}
+        assert key != deliveries.delivery_key(receiver, payment, None)
+
+
+# ── staff: admin, commands, checks ─────────────────────────────────────────────
+
+
+def dead_delivery(**fields):
+    from django.contrib.contenttypes.models import ContentType
+
+    from tests.factories import PaymentFactory, WebhookEventFactory
+
+    payment = PaymentFactory(status="succeeded")
+    values = {
+        "signal": "payment_succeeded",
+        "receiver": "shop.receivers.email_receipt",
+        "content_type": ContentType.objects.get_for_model(Payment),
+        "object_id": payment.pk,
+        "event": WebhookEventFactory(),
+        "key": f"k{payment.pk}",
+        "status": "dead",
+        "attempts": 8,
+        "last_error": "SMTPServerDisconnected: Connection unexpectedly closed",
+        "last_traceback": 'Traceback (most recent call last):\n  File "shop/receivers.py"',
+        **fields,
+    }
+    return payment, Delivery.objects.create(**values)
+
+
+def staff_client(client, *codenames):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    codes = ("view_delivery", "view_payment", "view_webhookevent", *codenames)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codes))
+    client.force_login(user)
+    return client
+
+
+def test_admin_lists_deliveries_with_error_traceback_and_links(db, client):
+    payment, delivery = dead_delivery()
+    staff_client(client)
+    listing = client.get("/admin/django_plugipay/delivery/").content.decode()
+    assert "shop.receivers.email_receipt" in listing and "SMTPServerDisconnected" in listing
+    assert f"/admin/django_plugipay/payment/{payment.pk}/change/" in listing
+    page = client.get(f"/admin/django_plugipay/delivery/{delivery.pk}/change/").content.decode()
+    assert "Traceback (most recent call last)" in page and delivery.key in page
+    # The object's and the event's pages list their deliveries.
+    for url in (
+        f"/admin/django_plugipay/payment/{payment.pk}/change/",
+        f"/admin/django_plugipay/webhookevent/{delivery.event_id}/change/",
+    ):
+        assert "shop.receivers.email_receipt" in client.get(url).content.decode()
+
+
+def test_admin_actions_need_the_permission_and_a_confirmation(db, client, durable):
+    runs = []
+    durable(signals.payment_succeeded, fails_first(0, runs), name="shop.receivers.email_receipt")
+    _payment, delivery = dead_delivery()
+    url = "/admin/django_plugipay/delivery/"
+    selected = {"_selected_action": [delivery.pk]}
+
+    staff_client(client)
+    assert "run_again" not in client.get(url).content.decode()
+    client.post(url, {"action": "run_again", **selected})
+    assert runs == []
+
+    staff_client(client, "manage_delivery")
+    page = client.post(url, {"action": "run_again", **selected}).content.decode()
+    assert "whatever their backoff" in page and runs == []  # the confirmation page
+    client.post(url, {"action": "run_again", "post": "yes", **selected})
+    delivery.refresh_from_db()
+    assert len(runs) == 1 and delivery.status == "succeeded" and delivery.attempts == 9
+
+    _payment, other = dead_delivery(key="other")
+    client.post(url, {"action": "mark_resolved", "post": "yes", "_selected_action": [other.pk]})
+    other.refresh_from_db()
+    assert other.status == "resolved" and other.resolved_at is not None
+
+
+def test_doctor_and_the_check_report_dead_and_overdue(db):
+
+    from django_plugipay.checks import check_deliveries
+    from django_plugipay.management.commands.plugipay_doctor import Doctor
+
+    assert check_deliveries(databases=["default"]) == []
+    assert Doctor(url=None, wait=0).deliveries().ok is True
+    dead_delivery()
+    dead_delivery(
+        key="late", status="pending", next_attempt_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    dead_delivery(key="fresh", status="failed", next_attempt_at=timezone.now())
+    assert [m.id for m in check_deliveries(databases=["default"])] == [
+        "django_plugipay.W040",
+        "django_plugipay.W041",
+    ]
+    assert check_deliveries(databases=None) == []  # only with the database checks
+    line = Doctor(url=None, wait=0).deliveries()
+    assert line.ok is False and line.detail == "1 dead, 1 overdue by more than an hour"
+    assert "plugipay_replay --deliveries" in line.fix
+
+
+def test_replay_deliveries_and_sync_run_them(plugipay_sandbox, durable, capsys):
+    from django.core.management import call_command
+
+    runs = []
+    durable(signals.payment_succeeded, fails_first(1, runs), name="tests.cmd")
+    plugipay_sandbox.paid_payment()
+    assert Delivery.objects.get().status == "failed"
+    call_command("plugipay_replay", "--deliveries")
+    assert "1 deliveries run, 0 not succeeded yet" in capsys.readouterr().out
+    assert Delivery.objects.get().status == "succeeded" and len(runs) == 2
+    Delivery.objects.update(status="pending", next_attempt_at=timezone.now())  # stranded
+    call_command("plugipay_sync")
+    assert "Deliveries: 1 run" in capsys.readouterr().out and len(runs) == 3
+
+
+# ── through the task layer ─────────────────────────────────────────────────────
+
+
+def test_with_a_celery_app_the_task_runs_the_delivery(
+    plugipay_sandbox, durable, make_celery_app, celery_runs
+):
+    runs = []
+    durable(signals.payment_succeeded, fails_first(0, runs), name="tests.task")
+    make_celery_app(task_always_eager=True)
+    plugipay_sandbox.paid_payment()
+    assert "django_plugipay.run_deliveries" in celery_runs
+    assert len(runs) == 1 and Delivery.objects.get().status == "succeeded"
+
+
+def test_with_the_broker_down_the_delivery_runs_in_process(
+    plugipay_sandbox, durable, make_celery_app, celery_runs
+):
+    runs = []
+    durable(signals.payment_succeeded, fails_first(0, runs), name="tests.down")
+    make_celery_app(broker_url=DOWN_BROKER, broker_connection_timeout=1)
+    plugipay_sandbox.paid_payment()
+    assert celery_runs == [] and len(runs) == 1
+    assert Delivery.objects.get().status == "succeeded"
+    assert set(answers(plugipay_sandbox)) == {200}

@@ -1,0 +1,136 @@
+"""Money input never 5xx: every amount parser refuses out-of-range and non-finite input with a
+validation error naming the limit (the admin form, the DRF serializers, the services,
+``to_minor``)."""
+
+import pytest
+from django.urls import reverse
+from django.utils import translation
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rest_framework.test import APIClient
+
+from django_plugipay import services
+from django_plugipay.admin.refunds import RefundForm
+from django_plugipay.api.serializers import CheckoutRequestSerializer, RefundRequestSerializer
+from django_plugipay.exceptions import PlugipayError, RefundError
+from django_plugipay.models import Refund
+from django_plugipay.money import MAX_AMOUNT, to_minor
+from tests.factories import PaymentFactory
+from tests.test_admin import staff
+
+HOSTILE = ["99999999999999999999999999999", "1e100", "-1e100", "1E+999999999", "NaN", "inf"]
+LIMIT_IDR = "at most IDR 9,007,199,254,740,991"
+
+
+@pytest.mark.parametrize("currency", ["IDR", "USD"])
+@pytest.mark.parametrize("text", [*HOSTILE, "-inf", "sNaN", "9007199254740992", "1" * 5000])
+def test_to_minor_refuses_with_a_value_error(text, currency):
+    with pytest.raises(ValueError, match=r"too large|not an amount"):
+        to_minor(text, currency)
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999999999999", "1e100", str(MAX_AMOUNT + 1)])
+def test_the_limit_is_named(text):
+    with pytest.raises(ValueError, match=LIMIT_IDR):
+        to_minor(text, "IDR")
+    with translation.override("id"), pytest.raises(ValueError, match="Rp 9.007.199.254.740.991"):
+        to_minor(text, "IDR")
+
+
+def test_the_largest_amount_is_accepted():
+    assert to_minor(str(MAX_AMOUNT), "IDR") == MAX_AMOUNT
+    assert to_minor("90071992547409.91", "USD") == MAX_AMOUNT
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", HOSTILE)
+def test_admin_refund_page_shows_the_error_instead_of_500(client, text):
+    payment = PaymentFactory(amount=250_000)
+    client.force_login(staff("refund_payment"))
+    url = reverse("admin:django_plugipay_payment_refund", args=[payment.pk])
+    response = client.post(url, {"post": "yes", "amount": text, "reason": "duplicate"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert LIMIT_IDR in html or "is not an amount" in html
+    assert not Refund.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("amount", [MAX_AMOUNT + 1, 10**30, "1e100", "NaN", "inf", 1e100])
+def test_api_refund_amount_out_of_range_is_400(amount):
+    payment = PaymentFactory(amount=250_000)
+    api = APIClient()
+    api.force_authenticate(staff("refund_payment"))
+    response = api.post(
+        f"/plugipay/api/payments/{payment.plugipay_id}/refunds/",
+        {"amount": amount, "reason": "duplicate"},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert "amount" in response.json()
+    assert not Refund.objects.exists()
+
+
+@pytest.mark.django_db
+def test_services_name_the_limit():
+    payment = PaymentFactory(amount=250_000)
+    with pytest.raises(RefundError, match=LIMIT_IDR):
+        services.refund_payment(payment=payment, amount=MAX_AMOUNT + 1, reason="duplicate")
+    with pytest.raises(PlugipayError, match=LIMIT_IDR) as caught:
+        services.create_checkout_session(
+            amount=10**30,
+            currency="IDR",
+            success_url="https://a.test/",
+            cancel_url="https://a.test/",
+        )
+    assert caught.value.code == "amount"
+    assert not Refund.objects.exists()
+
+
+# What a person or a frontend may type or send as an amount: numbers of every size and kind,
+# their text with exponents, separators and junk, and anything at all.
+numbers = st.one_of(
+    st.integers(-(10**40), 10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=True, allow_infinity=True),
+)
+amounts = st.one_of(
+    numbers,
+    numbers.map(str),
+    st.from_regex(r"\A[-+ ]?[0-9.,]{0,40}([eE][-+]?[0-9]{1,12})?\s?\Z"),
+    st.sampled_from(["NaN", "sNaN", "-inf", "Infinity", "1e100", "١٢٣", "²", "0x10", "1_000"]),
+    st.text(max_size=60),
+)
+PROPERTY = settings(
+    max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
+@given(
+    amount=amounts, language=st.sampled_from(["en", "id"]), currency=st.sampled_from(["IDR", "USD"])
+)
+def test_the_admin_form_only_ever_validates(amount, language, currency):
+    payment = PaymentFactory.build(amount=MAX_AMOUNT, currency=currency)
+    data = {"amount": str(amount), "reason": "duplicate"}
+    with translation.override(language):
+        form = RefundForm(data, payment=payment, remaining=MAX_AMOUNT)
+        if form.is_valid():
+            value = form.cleaned_data["amount"]  # None: blank, everything left
+            assert value is None or 0 < value <= MAX_AMOUNT
+        else:
+            assert form.errors
+
+
+@PROPERTY
+@given(amount=st.one_of(amounts, st.none(), st.booleans()))
+def test_the_serializers_only_ever_validate(amount):
+    payment = PaymentFactory.build(amount=MAX_AMOUNT)
+    refund = RefundRequestSerializer(
+        data={"amount": amount, "reason": "duplicate"}, context={"payment": payment}
+    )
+    if refund.is_valid():
+        value = refund.validated_data.get("amount")
+        assert value is None or 0 < value <= MAX_AMOUNT
+    checkout = CheckoutRequestSerializer(data={"reference": "order-1", "quantity": amount})
+    checkout.is_valid()  # never raises
