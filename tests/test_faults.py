@@ -179,3 +179,22 @@ def test_a_refund_task_retries_a_lost_database_on_a_fresh_connection(plugipay_sa
     result = tasks.create_refund.apply(args=(refund.pk,))
     assert result.get() in ("pending", "succeeded") and len(calls) == 2
     assert len(plugipay_sandbox.state()["refunds"]) == 1
+
+
+@pytest.mark.django_db
+def test_the_in_process_trigger_sweeps_once_per_half_period_and_rearms_when_not_sent(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from django_plugipay.services import sweeper
+
+    runs = []
+    monkeypatch.setattr(sweeper, "_last_sweep", float("-inf"))
+    monkeypatch.setattr(sweeper, "sweep", lambda: runs.append("swept"))
+    with django_capture_on_commit_callbacks(execute=True):
+        sweeper.sweep_soon()
+        sweeper.sweep_soon()  # within half of STRANDED_AFTER: nothing
+    assert runs == ["swept"]
+    sweeper._rearm(ConnectionError("the broker is down"))  # the sweep could not be sent
+    with django_capture_on_commit_callbacks(execute=True):
+        sweeper.sweep_soon()
+    assert runs == ["swept", "swept"]
