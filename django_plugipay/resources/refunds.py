@@ -16,6 +16,7 @@ from django_plugipay.client import endpoint, get_client
 from django_plugipay.db import connection_for, execute, lock
 from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundStatus
+from django_plugipay.models.querysets import NOT_SUBMITTED
 from django_plugipay.resources.common import UPDATED_AT
 from django_plugipay.resources.payments import PAYMENT
 from django_plugipay.specs import (
@@ -34,8 +35,6 @@ from django_plugipay.specs import (
 REFUND_REFERENCE_KEY = "django_plugipay_refund"
 #: a requested refund older than this is synced (submitted again with the same key)
 STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
-#: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
-NOT_SUBMITTED = "not_submitted"
 #: what applying a refund reads of its (locked) payment
 PARENT_FIELDS = ("currency", "amount_refunded")
 

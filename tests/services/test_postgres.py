@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django_plugipay import services, signals
 from django_plugipay.exceptions import RefundError
 from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
-from django_plugipay.services import apply as mirror
+from django_plugipay.services import apply as engine
 from django_plugipay.testing import build_event, signed_webhook, wait_for
 from tests.factories import PaymentFactory
 
@@ -75,7 +75,7 @@ def test_same_event_eight_times_concurrently(postgres, live_server, signal_log):
 
 def test_concurrent_upserts_of_one_transition_signal_once(postgres, signal_log):
     obj = completed_event()["data"]["object"]
-    in_threads(6, lambda i: mirror.upsert_checkout_session(obj))
+    in_threads(6, lambda i: engine.upsert_checkout_session(obj))
     assert CheckoutSession.objects.count() == 1 and Payment.objects.count() == 1
     assert [n for n, _ in signal_log] == ["checkout_session_completed", "payment_succeeded"]
 
@@ -88,7 +88,7 @@ def test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once(postgres, si
     stale open row, waits only at its UPDATE and announces the transition a second time.
     """
     done = completed_event()["data"]["object"]
-    mirror.upsert_checkout_session({**done, "status": "open", "paymentId": None})
+    engine.upsert_checkout_session({**done, "status": "open", "paymentId": None})
     holding, release = threading.Event(), threading.Event()
 
     def hold(sender, **kwargs):
@@ -98,7 +98,7 @@ def test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once(postgres, si
 
     def apply(i):
         with transaction.atomic():
-            mirror.upsert_checkout_session(done)
+            engine.upsert_checkout_session(done)
 
     def lock_waiters():
         with connection.cursor() as cursor:
