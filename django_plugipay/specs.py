@@ -538,6 +538,12 @@ def reference_markdown() -> str:
                     name = f"{_signal_name(spec.first_entry[status][1])} (first entry only)"
                 terminal = "yes" if status in spec.terminal else "no"
                 lines.append(f"| `{status}` | {terminal} | {name} |")
+        if spec.groups:
+            groups = "; ".join(
+                f"`{name}`: " + ", ".join(f"`{status}`" for status in spec.group(name))
+                for name in spec.groups
+            )
+            lines += ["", f"Status groups (querysets, the admin's filter): {groups}."]
         if spec.actions:
             actions = ", ".join(f"`{a}` → `{s}`" for a, s in spec.actions.items())
             lines += ["", f"Status from the event's action when the object has none: {actions}."]
