@@ -1,0 +1,67 @@
+"""A real project's own settings: USE_TZ = False in any TIME_ZONE, ATOMIC_REQUESTS, a custom
+user model with a UUID primary key and e-mail login."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import pytest
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from django_plugipay import services
+from django_plugipay.admin.display import instructions_html
+from django_plugipay.models import CheckoutSession, WebhookEvent
+from tests.test_end_to_end import start
+
+
+def local(instant: str, zone: str) -> dt.datetime:
+    """Plugipay's UTC instant as the naive wall-clock time of ``zone``."""
+    moment = dt.datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    return moment.astimezone(zoneinfo.ZoneInfo(zone)).replace(tzinfo=None)
+
+
+@pytest.mark.parametrize("zone", ["Asia/Jakarta", "America/Sao_Paulo"])
+def test_without_use_tz_every_time_is_the_local_time_of_plugipays_instant(
+    plugipay_sandbox, settings, zone, admin_client
+):
+    settings.USE_TZ, settings.TIME_ZONE = False, zone
+    session = start()
+    plugipay_sandbox.pay(session)
+    session.refresh_from_db()
+    remote = plugipay_sandbox.state()
+    [remote_session] = [s for s in remote["sessions"] if s["id"] == session.plugipay_id]
+    [remote_payment] = [p for p in remote["payments"] if p["id"] == session.payment.plugipay_id]
+    assert session.status == "completed"
+    assert session.expires_at == local(remote_session["expiresAt"], zone)
+    assert session.completed_at == local(remote_session["completedAt"], zone)
+    for event in WebhookEvent.objects.all():
+        [sent] = [e for e in plugipay_sandbox.events() if e["id"] == event.event_id]
+        assert event.occurred_at == local(sent["occurredAt"], zone)
+    # Times the app stamps itself are this project's local times too (what now() returns).
+    assert abs(session.synced_at - timezone.now()) < dt.timedelta(minutes=1)
+    assert session.payment.status == "succeeded"
+    assert session.payment.paid_at == local(remote_payment["paidAt"], zone)
+    # Reconciliation keeps its cursor in the same convention (it compares and sends it).
+    assert services.reconcile().events_failed == 0
+    assert services.reconcile().events_failed == 0
+    # The admin shows these times (and the activity list) as they are: local times.
+    page = admin_client.get(f"/admin/django_plugipay/checkoutsession/{session.pk}/change/")
+    assert page.status_code == 200 and "plugipay-activity" in page.content.decode()
+    assert date_format(session.completed_at, "DATETIME_FORMAT") in page.content.decode()
+
+
+def test_without_use_tz_pending_instructions_show_the_local_time(plugipay_sandbox, settings):
+    settings.USE_TZ, settings.TIME_ZONE = False, "Asia/Jakarta"
+    session = start()
+    plugipay_sandbox.start_async(session, "va")
+    session = CheckoutSession.objects.get(pk=session.pk)
+    expires = session.instructions.expires_at
+    remote = plugipay_sandbox.state()
+    [payment] = [p for p in remote["payments"] if p["checkoutSessionId"] == session.plugipay_id]
+    instant = payment["instructions"]["expiresAt"]
+    assert expires == local(instant, "Asia/Jakarta")
+    shown = instructions_html(session.instructions)
+    assert date_format(local(instant, "Asia/Jakarta"), "DATETIME_FORMAT") in shown
+    assert date_format(local(instant, "UTC"), "DATETIME_FORMAT") not in shown
