@@ -316,3 +316,67 @@ def check_webhook_url(app_configs=None, **kwargs) -> list:
             hint='Add path("plugipay/", include("django_plugipay.urls")) to ROOT_URLCONF.',
         )
     ]
+
+
+def webhook_redirect() -> tuple[int, str] | None:
+    """``(status, location)`` when this project's middleware answers a POST to the webhook
+    URL with a redirect (a login page, an https or language redirect), else None.
+
+    The request is unsigned and empty, so it goes through the whole middleware stack but the
+    view itself stores nothing (it answers 401). Plugipay never follows a redirect: every
+    delivery to such a URL fails.
+    """
+    from django.test import Client
+
+    try:
+        path = reverse("plugipay:webhook")
+    except NoReverseMatch:
+        return None
+    hosts = [h for h in settings.ALLOWED_HOSTS if h not in ("*", "") and not h.startswith(".")]
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    try:
+        response = client.post(
+            path,
+            b"",
+            content_type="application/json",
+            secure=True,
+            HTTP_HOST=hosts[0] if hosts else "localhost",
+        )
+    except Exception:  # the probe must never break start-up; the doctor reports deliveries
+        return None
+    if 300 <= response.status_code < 400:
+        return response.status_code, response.get("Location", "")
+    return None
+
+
+def redirect_problem(status: int, location: str) -> str:
+    """What a webhook answered with a redirect means, for a check and for the doctor."""
+    location = location.split("?")[0]
+    login = "login" in location.lower() or location.startswith(str(settings.LOGIN_URL))
+    return f"answered {status} to {location or '(no Location)'}" + (
+        " — is the webhook URL behind a login?"
+        if login
+        else " — Plugipay does not follow redirects, so every delivery fails"
+    )
+
+
+REDIRECT_HINT = (
+    "Exempt the webhook path (plugipay:webhook) from the middleware or URL prefix that "
+    "redirects it (a login middleware, i18n_patterns, SECURE_SSL_REDIRECT without "
+    "SECURE_PROXY_SSL_HEADER): Plugipay posts to it unauthenticated and never follows a redirect."
+)
+
+
+@register(Tags.urls)
+def check_webhook_reachable(app_configs=None, **kwargs) -> list:
+    """The webhook view must answer Plugipay itself: a redirect loses every delivery."""
+    found = webhook_redirect()
+    if found is None:
+        return []
+    return [
+        Warning(
+            f"The Plugipay webhook URL {redirect_problem(*found)}",
+            id="django_plugipay.W050",
+            hint=REDIRECT_HINT,
+        )
+    ]

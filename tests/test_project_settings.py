@@ -4,6 +4,7 @@ user model with a UUID primary key and e-mail login."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 
 import pytest
@@ -12,8 +13,11 @@ from django.utils.formats import date_format
 
 from django_plugipay import services
 from django_plugipay.admin.display import instructions_html
+from django_plugipay.checks import check_webhook_reachable
 from django_plugipay.models import CheckoutSession, WebhookEvent
+from tests.test_doctor import doctor, line
 from tests.test_end_to_end import start
+from tests.test_webhook_view import completed, post
 
 
 def local(instant: str, zone: str) -> dt.datetime:
@@ -65,3 +69,54 @@ def test_without_use_tz_pending_instructions_show_the_local_time(plugipay_sandbo
     shown = instructions_html(session.instructions)
     assert date_format(local(instant, "Asia/Jakarta"), "DATETIME_FORMAT") in shown
     assert date_format(local(instant, "UTC"), "DATETIME_FORMAT") not in shown
+
+
+# ── the webhook behind a project's middleware ─────────────────────────────────────────
+
+LOGIN_REQUIRED = "django.contrib.auth.middleware.LoginRequiredMiddleware"
+LOGIN_EVERYWHERE = "tests.middleware.LoginEverywhereMiddleware"
+
+
+@pytest.mark.django_db
+def test_login_required_middleware_lets_webhooks_in(client, settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, LOGIN_REQUIRED]
+    assert client.get("/plugipay/billing/portal/").status_code == 302  # it is in force
+    response = post(client, completed())
+    assert response.status_code == 200, response.content
+    assert WebhookEvent.objects.get().status == "processed"
+    assert check_webhook_reachable() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_atomic_requests_leave_the_webhook_its_own_transactions(client, settings):
+    settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
+    try:
+        assert post(client, completed()).status_code == 200
+    finally:
+        settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
+    assert CheckoutSession.objects.get().status == "completed"
+
+
+def test_a_webhook_behind_a_login_is_a_check_warning(settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, LOGIN_EVERYWHERE]
+    [warning] = check_webhook_reachable()
+    assert warning.id == "django_plugipay.W050"
+    assert "answered 302 to /accounts/login/ — is the webhook URL behind a login?" in warning.msg
+    assert "Exempt the webhook path" in warning.hint
+
+
+def test_a_webhook_redirected_elsewhere_is_named_too(settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.MIDDLEWARE = ["tests.middleware.InsecureRequestsMiddleware", *settings.MIDDLEWARE]
+    [warning] = check_webhook_reachable()
+    assert re.search(r"answered 301 to https://[\w.]+/plugipay/webhook/ ", warning.msg)
+    assert "does not follow redirects" in warning.msg
+
+
+def test_the_doctor_names_the_login_in_front_of_the_webhook(plugipay_sandbox, settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, LOGIN_EVERYWHERE]
+    status, output = doctor()
+    report = line(output, "webhook URL")
+    assert status != 0 and report.startswith("[FAIL]")
+    assert "answered 302 to /accounts/login/ — is the webhook URL behind a login?" in report
+    assert "fix: Exempt the webhook path" in report

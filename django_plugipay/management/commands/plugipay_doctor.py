@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import NoReverseMatch, reverse
 
+from django_plugipay.checks import REDIRECT_HINT, redirect_problem, webhook_redirect
 from django_plugipay.client import PlugipayClient
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
@@ -176,6 +177,14 @@ class Doctor:
                 f"installed at {self.path}, but no webhook secret is set",
                 "copy the endpoint's signing secret (whsec_…) into PLUGIPAY['WEBHOOK_SECRETS']",
             )
+        redirected = webhook_redirect()
+        if redirected is not None:
+            return Line(
+                "webhook URL",
+                False,
+                f"installed at {self.path}, but it {redirect_problem(*redirected)}",
+                REDIRECT_HINT,
+            )
         return Line("webhook URL", True, f"installed at {self.path}")
 
     def webhook_endpoint(self) -> Line:
@@ -306,6 +315,13 @@ class Doctor:
                 False,
                 f"{url} answered {code} but {event_id} is not in this database",
                 "run this command with the same settings (database) as the site",
+            )
+        if code is not None and 300 <= code < 400:
+            return Line(
+                "test event",
+                False,
+                f"{url} {redirect_problem(code, delivery.get('location') or '')}",
+                REDIRECT_HINT,
             )
         if code in (400, 401):
             return Line(
