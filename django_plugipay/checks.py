@@ -232,13 +232,27 @@ SQLITE_OPTIONS_HINT = '"OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 2
 
 @register(Tags.compatibility)
 def check_database(app_configs=None, **kwargs) -> list:
-    """Recommend IMMEDIATE transactions on SQLite (the app copes without; other code may not)."""
+    """Recommend IMMEDIATE transactions on SQLite (the app copes without; other code may not);
+    require them with ATOMIC_REQUESTS, where every request is one transaction nothing retries."""
     messages: list = []
     for alias, config in settings.DATABASES.items():
         if "sqlite3" not in str(config.get("ENGINE", "")):
             continue
         mode = str((config.get("OPTIONS") or {}).get("transaction_mode") or "").upper()
         if mode in ("IMMEDIATE", "EXCLUSIVE"):
+            continue
+        if config.get("ATOMIC_REQUESTS"):
+            messages.append(
+                Error(
+                    f"DATABASES[{alias!r}] has ATOMIC_REQUESTS on SQLite in the default "
+                    "(deferred) transaction mode: a request that reads, then writes while a "
+                    "webhook writes fails at once with 'database is locked' (a 500), and the "
+                    "request's transaction cannot be retried.",
+                    id="django_plugipay.E050",
+                    hint=f'Add "OPTIONS": {{"transaction_mode": "IMMEDIATE"}} to '
+                    f"DATABASES[{alias!r}] (each request then waits for the write lock).",
+                )
+            )
             continue
         messages.append(
             Warning(

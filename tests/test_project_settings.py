@@ -8,12 +8,13 @@ import re
 import zoneinfo
 
 import pytest
+from django.core import checks
 from django.utils import timezone
 from django.utils.formats import date_format
 
 from django_plugipay import services
 from django_plugipay.admin.display import instructions_html
-from django_plugipay.checks import check_webhook_reachable
+from django_plugipay.checks import check_database, check_webhook_reachable
 from django_plugipay.models import CheckoutSession, WebhookEvent
 from tests.test_doctor import doctor, line
 from tests.test_end_to_end import start
@@ -120,3 +121,26 @@ def test_the_doctor_names_the_login_in_front_of_the_webhook(plugipay_sandbox, se
     assert status != 0 and report.startswith("[FAIL]")
     assert "answered 302 to /accounts/login/ — is the webhook URL behind a login?" in report
     assert "fix: Exempt the webhook path" in report
+
+
+# ── ATOMIC_REQUESTS ─────────────────────────────────────────────────────────────────
+
+
+def sqlite(**config):
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3", **config}
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")  # only read by the check
+def test_atomic_requests_on_sqlites_default_mode_is_an_error_naming_the_fix(settings):
+    settings.DATABASES = {"default": sqlite(ATOMIC_REQUESTS=True)}
+    [error] = check_database()
+    assert error.id == "django_plugipay.E050" and error.level == checks.ERROR
+    assert error.hint.startswith(
+        """Add "OPTIONS": {"transaction_mode": "IMMEDIATE"} to DATABASES['default']"""
+    )
+    settings.DATABASES = {
+        "default": sqlite(ATOMIC_REQUESTS=True, OPTIONS={"transaction_mode": "IMMEDIATE"})
+    }
+    assert check_database() == []
+    settings.DATABASES = {"default": sqlite()}
+    assert [m.id for m in check_database()] == ["django_plugipay.W004"]
