@@ -145,6 +145,10 @@ def check_settings(app_configs=None, **kwargs) -> list:
         )
 
     base_url = app_settings.raw("BASE_URL")
+    problem = base_url_problem(base_url)
+    if problem is not None:
+        check_id, message, fix = problem
+        errors.append(Error(message, id=check_id, hint=fix[0].upper() + fix[1:] + "."))
     host = urlsplit(str(base_url)).hostname or ""
     if not settings.DEBUG and host in LOOPBACK_HOSTS:
         errors.append(
@@ -159,6 +163,33 @@ def check_settings(app_configs=None, **kwargs) -> list:
     errors.extend(_check_api())
     errors.extend(_check_subscribe_api())
     return errors
+
+
+def base_url_problem(value: object) -> tuple[str, str, str] | None:
+    """``(check id, what is wrong, the fix)`` for a ``BASE_URL`` that cannot work as written
+    (no http/https scheme, or the API prefix included), else None."""
+    text = str(value).strip()
+    parts = urlsplit(text)
+    rest = text.split("://", 1)[-1].rstrip("/")
+    prefix = app_settings.API_PREFIX
+    if rest.endswith(prefix):
+        rest = rest[: -len(prefix)].rstrip("/")
+    host = rest.split("/")[0].rsplit(":", 1)[0].strip("[]")
+    fixed = f"{'http' if host in LOOPBACK_HOSTS else 'https'}://{rest}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return (
+            "django_plugipay.E051",
+            f"PLUGIPAY['BASE_URL'] {text!r} does not start with http:// or https://.",
+            f"set PLUGIPAY['BASE_URL'] to {fixed!r}",
+        )
+    if parts.path.rstrip("/").endswith(prefix):
+        return (
+            "django_plugipay.E052",
+            f"PLUGIPAY['BASE_URL'] {text!r} ends with the API prefix {prefix}, which is added "
+            f"to every request (…{prefix}{prefix}/events answers 404).",
+            f"set PLUGIPAY['BASE_URL'] to {fixed!r} (API_PREFIX adds {prefix})",
+        )
+    return None
 
 
 def _check_api() -> list:
