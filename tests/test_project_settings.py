@@ -4,8 +4,12 @@ user model with a UUID primary key and e-mail login."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import subprocess
+import sys
 import zoneinfo
+from pathlib import Path
 
 import pytest
 from django.core import checks
@@ -144,3 +148,30 @@ def test_atomic_requests_on_sqlites_default_mode_is_an_error_naming_the_fix(sett
     assert check_database() == []
     settings.DATABASES = {"default": sqlite()}
     assert [m.id for m in check_database()] == ["django_plugipay.W004"]
+
+
+# ── a custom user model ─────────────────────────────────────────────────────────────
+
+
+def test_a_custom_user_model_with_a_uuid_key_and_email_login():
+    """tests/test_uuid_users.py under settings whose AUTH_USER_MODEL is swapped (a test
+    database is made per user model, so it runs in a process of its own)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "--ds=tests.settings_uuid_users",
+            str(Path(__file__).with_name("test_uuid_users.py")),
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout.splitlines()[-1]  # not all skipped: the model is swapped
