@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-services stock mutate stress lint typecheck tox docs bench clean
+.PHONY: demo test test-services stock stock-matrix mutate stress lint typecheck tox docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ stress: $(STAMP)  ## RUNS× the suite (SUITE=test|services|service-tests) with a
 
 stock: $(STAMP)  ## the tutorial on a fresh startproject project: its test, 40 payments and a refund over HTTP
 	$(PY) scripts/stock_project.py $(STOCK_ARGS)
+
+stock-matrix: $(STAMP)  ## the stock project once per setting a project adds (USE_TZ, ATOMIC_REQUESTS on SQLite and PG_URL, login middleware, LANGUAGE_CODE, a UUID user model)
+	$(PY) scripts/stock_project.py --matrix --postgres $(PG_URL) $(STOCK_ARGS)
 
 lint: $(STAMP)  ## ruff, migration drift and mypy
 	$(VENV)/bin/ruff check .

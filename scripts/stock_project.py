@@ -18,6 +18,15 @@ Both modes assert: no response >= 500 (to the buyers, the staff or the sandbox's
 "database is locked" in the server's output, every order paid exactly once (one receipt each),
 every success page saying "paid". Exit status 0 when every assertion holds.
 
+``--matrix`` runs the no-celery flow (fewer payments) once per project setting a real project
+adds to its own settings (``--variants`` picks some, see ``VARIANTS``): ``USE_TZ = False`` with
+``TIME_ZONE = "Asia/Jakarta"`` (stored times compared with the sandbox's UTC instants),
+``ATOMIC_REQUESTS`` on SQLite in IMMEDIATE mode and on PostgreSQL (``--postgres URL``; the
+variant is skipped without it), ``ATOMIC_REQUESTS`` on SQLite's default mode (must stop at
+start-up with system-check error E050 naming the fix), ``LoginRequiredMiddleware``,
+``LANGUAGE_CODE = "id"`` with ``LocaleMiddleware``, and a custom user model (UUID primary key,
+e-mail login).
+
 Run it with the repository's virtualenv: ``.venv/bin/python scripts/stock_project.py``
 (``make stock``). Only the standard library and ``requests``.
 """
@@ -25,6 +34,7 @@ Run it with the repository's virtualenv: ``.venv/bin/python scripts/stock_projec
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
@@ -40,8 +50,10 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -77,6 +89,91 @@ LOGGING = {
 """
 RETRY = re.compile(r"^retrying \S+ after a transient database error", re.MULTILINE)
 
+ACCOUNTS_MODELS = """import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+
+
+class UserManager(BaseUserManager):
+    def create_user(self, email, password=None, **extra):
+        user = self.model(email=self.normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password=None, **extra):
+        return self.create_user(email, password, is_staff=True, is_superuser=True, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(unique=True)
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    objects = UserManager()
+"""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One line (or a few) a real project has in its own settings."""
+
+    name: str
+    settings: str
+    files: tuple[tuple[str, str], ...] = ()
+    postgres: bool = False
+    custom_user: bool = False
+    #: the system check that must stop this project at start-up (id, text of its fix)
+    start_up_error: tuple[str, str] | None = None
+    zone: str | None = None
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant(
+            "use-tz-false", 'USE_TZ = False\nTIME_ZONE = "Asia/Jakarta"\n', zone="Asia/Jakarta"
+        ),
+        Variant(
+            "atomic-requests-immediate",
+            'DATABASES["default"]["ATOMIC_REQUESTS"] = True\n'
+            'DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}\n',
+        ),
+        Variant(
+            "atomic-requests-sqlite-default",
+            'DATABASES["default"]["ATOMIC_REQUESTS"] = True\n',
+            start_up_error=(
+                "django_plugipay.E050",
+                'Add "OPTIONS": {"transaction_mode": "IMMEDIATE"} to DATABASES[\'default\']',
+            ),
+        ),
+        Variant("atomic-requests-postgres", "", postgres=True),
+        Variant(
+            "login-required",
+            'MIDDLEWARE += ["django.contrib.auth.middleware.LoginRequiredMiddleware"]\n',
+        ),
+        Variant(
+            "language-id",
+            'LANGUAGE_CODE = "id"\n'
+            "MIDDLEWARE.insert(\n"
+            '    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),\n'
+            '    "django.middleware.locale.LocaleMiddleware",\n'
+            ")\n",
+        ),
+        Variant(
+            "uuid-user",
+            'INSTALLED_APPS += ["accounts"]\nAUTH_USER_MODEL = "accounts.User"\n',
+            files=(("accounts/__init__.py", ""), ("accounts/models.py", ACCOUNTS_MODELS)),
+            custom_user=True,
+        ),
+    )
+}
+
 LOCKED = re.compile(r"database (table )?is locked", re.IGNORECASE)
 REQUEST_LINE = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
 RECEIPT = re.compile(r"^Subject: Receipt for order #(\d+)", re.MULTILINE)
@@ -93,11 +190,20 @@ class Project:
     """A ``startproject`` project in a temporary directory, run with this Python."""
 
     def __init__(
-        self, root: Path, sandbox_port: int, web_port: int, *, celery: bool, log_retries: bool
+        self,
+        root: Path,
+        sandbox_port: int,
+        web_port: int,
+        *,
+        celery: bool,
+        log_retries: bool,
+        variant: Variant | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.root = root
         self.sandbox_port, self.web_port = sandbox_port, web_port
         self.celery, self.log_retries = celery, log_retries
+        self.variant, self.database_url = variant, database_url
         self.env = {
             k: v
             for k, v in os.environ.items()
@@ -176,7 +282,34 @@ class Project:
             with settings.open("a") as handle:
                 handle.write(RETRY_LOGGING)
             done.append("LOGGING: django_plugipay.db at INFO (--log-retries)")
+        if self.variant is not None:
+            done.extend(self.apply_variant(settings))
         return done
+
+    def apply_variant(self, settings: Path) -> list[str]:
+        variant, done = self.variant, []
+        assert variant is not None
+        for name, text in variant.files:
+            (self.root / name).parent.mkdir(exist_ok=True)
+            (self.root / name).write_text(text)
+            done.append(f"wrote {name}")
+        addition = variant.settings
+        if self.database_url:
+            parts = urlsplit(self.database_url)
+            addition += (
+                "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', "
+                f"'NAME': {parts.path.lstrip('/')!r}, 'USER': {parts.username or ''!r}, "
+                f"'PASSWORD': {parts.password or ''!r}, 'HOST': {parts.hostname or ''!r}, "
+                f"'PORT': {str(parts.port or '')!r}, 'ATOMIC_REQUESTS': True}}}}\n"
+            )
+        with settings.open("a") as handle:
+            handle.write(f"\n# --variant {variant.name}\n{addition}")
+        done.extend(f"settings: {line}" for line in addition.splitlines())
+        return done
+
+    def login(self, name: str) -> str:
+        """What ``name`` types into the login form's first field."""
+        return f"{name}@example.com" if self.variant and self.variant.custom_user else name
 
     def start(self, name: str, *args: str) -> Path:
         log = self.root / f"{name}.log"
@@ -206,8 +339,30 @@ class Project:
 
     def query(self, sql: str, *params) -> list[tuple]:
         """Read the project's database (read-only, a short busy wait like Django's own)."""
+        if self.database_url:
+            import psycopg
+
+            with psycopg.connect(self.database_url, autocommit=True) as db:
+                return db.execute(sql.replace("?", "%s"), params).fetchall()
         with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5) as db:
             return db.execute(sql, params).fetchall()
+
+
+@contextmanager
+def fresh_postgres_database(url: str, name: str):
+    """A new, empty database on ``url``'s server for one project; dropped afterwards."""
+    import psycopg
+
+    parts = urlsplit(url)
+    database = f"{parts.path.lstrip('/') or 'plugipay'}_{name}".replace("-", "_")
+    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield parts._replace(path=f"/{database}").geturl()
+    finally:
+        with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def free_ports(first: int, last: int, count: int) -> list[int]:
@@ -367,12 +522,25 @@ class Result:
         return all(ok for _, _, ok in self.checks)
 
 
-def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
-    result = Result(mode)
+def run_mode(
+    mode: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    variant: Variant | None = None,
+    database_url: str | None = None,
+) -> Result:
+    name = variant.name if variant else mode
+    result = Result(name)
     celery = mode == "broker-down"
     sandbox_port, web_port = free_ports(args.first_port, args.last_port, 2)
     project = Project(
-        workdir / mode, sandbox_port, web_port, celery=celery, log_retries=args.log_retries
+        workdir / name,
+        sandbox_port,
+        web_port,
+        celery=celery,
+        log_retries=args.log_retries,
+        variant=variant,
+        database_url=database_url,
     )
     started = time.monotonic()
 
@@ -380,27 +548,38 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
         result.figures[name] = round(time.monotonic() - since, 2)
         return time.monotonic()
 
-    say(f"\n=== mode {mode}: project in {project.root}")
+    say(f"\n=== {'variant' if variant else 'mode'} {name}: project in {project.root}")
     for line in project.create():
         say(f"  {line}")
     t = time.monotonic()
-    project.manage("makemigrations", "shop")
+    if variant and variant.start_up_error:
+        return expect_start_up_error(project, variant, result)
+    project.manage(
+        "makemigrations", "shop", *(["accounts"] if variant and variant.custom_user else [])
+    )
     project.manage("migrate", "--no-input")
     checks = project.manage("check", check=False)
     check_output = (checks.stdout + checks.stderr).strip()
     say("  manage.py check says:\n    " + "\n    ".join(check_output.splitlines()))
     buyers = [f"buyer{n}" for n in range(1 + args.buyers)]
-    project.manage(  # what `createsuperuser` does, and the buyers, in one process
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User\n"
-        f"User.objects.create_superuser('admin', 'admin@example.com', {PASSWORD!r})\n"
-        f"for name in {buyers!r}:\n"
-        f"    User.objects.create_user(name, name + '@example.com', {PASSWORD!r})",
-    )
+    if variant and variant.custom_user:
+        users = (  # e-mail login: the e-mail address is the username
+            "from django.contrib.auth import get_user_model\nUser = get_user_model()\n"
+            f"User.objects.create_superuser('admin@example.com', {PASSWORD!r})\n"
+            f"for name in {buyers!r}:\n"
+            f"    User.objects.create_user(name + '@example.com', {PASSWORD!r})"
+        )
+    else:
+        users = (
+            "from django.contrib.auth.models import User\n"
+            f"User.objects.create_superuser('admin', 'admin@example.com', {PASSWORD!r})\n"
+            f"for name in {buyers!r}:\n"
+            f"    User.objects.create_user(name, name + '@example.com', {PASSWORD!r})"
+        )
+    project.manage("shell", "-c", users)  # what `createsuperuser` does, and the buyers
     t = lap("setup_s", t)
 
-    if args.test_runs and mode in args.test_modes:
+    if args.test_runs and mode in args.test_modes and variant is None:
         passes = 0
         for run in range(args.test_runs):
             test = project.run("-m", "pytest", "-q", "-p", "no:cacheprovider", "shop", check=False)
@@ -433,6 +612,8 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
         t = time.monotonic()
         refund_through_admin(project, traffic, result, celery=celery)
         lap("refund_s", t)
+        if variant and variant.zone:
+            compare_local_times(project, result, variant.zone)
     finally:
         project.stop()
     result.figures["total_s"] = round(time.monotonic() - started, 1)
@@ -445,15 +626,56 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
     return result
 
 
+def expect_start_up_error(project: Project, variant: Variant, result: Result) -> Result:
+    """The project must refuse to start with the variant's system-check error and its fix."""
+    assert variant.start_up_error is not None
+    check_id, fix = variant.start_up_error
+    checks = project.manage("check", check=False)
+    output = (checks.stdout + checks.stderr).strip()
+    say("  manage.py check says:\n    " + "\n    ".join(output.splitlines()))
+    result.check(
+        f"start-up stops with {check_id} naming the fix",
+        f"exit {checks.returncode}",
+        checks.returncode != 0 and check_id in output and fix in output,
+    )
+    if result.ok:
+        shutil.rmtree(project.root, ignore_errors=True)
+    return result
+
+
+def compare_local_times(project: Project, result: Result, zone: str) -> None:
+    """Every payment's paid_at is the local time in ``zone`` of the sandbox's UTC instant."""
+    from zoneinfo import ZoneInfo
+
+    remote = requests.get(f"{project.sandbox_url}/_sandbox/state", timeout=30).json()["data"]
+    instants = {p["id"]: p.get("paidAt") for p in remote["payments"]}
+    rows = project.query("SELECT plugipay_id, paid_at FROM django_plugipay_payment")
+    wrong = []
+    for plugipay_id, stored in rows:
+        instant = dt.datetime.fromisoformat(instants[plugipay_id].replace("Z", "+00:00"))
+        local = instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+        if isinstance(stored, str):
+            stored = dt.datetime.fromisoformat(stored)
+        if stored.tzinfo is not None:  # PostgreSQL's timestamptz read back aware
+            stored = stored.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+        if stored != local:
+            wrong.append(f"{plugipay_id}: {stored} != {local}")
+    result.check(
+        f"payments' paid_at stored as {zone} local times of Plugipay's instants",
+        f"{len(rows) - len(wrong)}/{len(rows)}" + (f"; {wrong[0]}" if wrong else ""),
+        bool(rows) and not wrong,
+    )
+
+
 def drive_payments(project, traffic, buyers, args, result, lap) -> None:
-    first = Browser(project, traffic, buyers[0])
+    first = Browser(project, traffic, project.login(buyers[0]))
     first.log_in("/accounts/login/")
     t = time.monotonic()
     for _ in range(args.sequential):
         first.buy()
     t = lap("sequential_s", t)
     in_a_row = len(traffic.responses)
-    crowd = [Browser(project, traffic, name) for name in buyers[1:]]
+    crowd = [Browser(project, traffic, project.login(name)) for name in buyers[1:]]
     for browser in crowd:
         browser.log_in("/accounts/login/")
 
@@ -515,7 +737,7 @@ def refund_through_admin(
         result.check("a paid order to refund", "none", False)
         return
     payment_id, order_id, amount = rows[0]
-    staff = Browser(project, traffic, "admin")
+    staff = Browser(project, traffic, project.login("admin"))
     staff.log_in("/admin/login/")
     page_url = f"{project.site_url}/admin/django_plugipay/payment/{payment_id}/refund/"
     page = staff.get(page_url)
@@ -614,6 +836,10 @@ def report_logs(project, traffic, server_log: Path, sandbox_log: Path, result: R
     for line in Counter(logged_5xx).most_common(5):
         say(f"    {line[1]}× {line[0]}")
     result.check('"database is locked" in the runserver log', locked, locked == 0)
+    refused = webhooks_not_2xx(log)
+    result.check("webhook deliveries answered other than 2xx", len(refused), not refused)
+    for line in Counter(refused).most_common(3):
+        say(f"    {line[1]}× {line[0]}")
     reports = error_reports(log)
     result.figures["tracebacks"] = log.count("Traceback (most recent call last):")
     if reports:
@@ -630,6 +856,16 @@ def report_logs(project, traffic, server_log: Path, sandbox_log: Path, result: R
     result.check("failed webhook deliveries on the sandbox's console", len(failed), not failed)
     for line in failed[:5]:
         say(f"    sandbox: {line[:240]}")
+
+
+def webhooks_not_2xx(log: str) -> list[str]:
+    """The webhook's answers in a server's output that were not 2xx (a redirect to a login
+    page, a 4xx, a 5xx): each one is a delivery Plugipay counts as failed."""
+    return [
+        f"{m[0]} {m[1]} {m[2]}"
+        for m in REQUEST_LINE.findall(log)
+        if m[1].startswith("/plugipay/webhook/") and not m[2].startswith("2")
+    ]
 
 
 def locked_count(log: str) -> int:
@@ -773,9 +1009,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("STOCK_PORTS", "18100-18199"),
         help="range of loopback ports to use (default %(default)s)",
     )
-    parser.add_argument("--sequential", type=int, default=20, help="payments in a row")
-    parser.add_argument("--buyers", type=int, default=5, help="concurrent buyers")
-    parser.add_argument("--per-buyer", type=int, default=4, help="payments per concurrent buyer")
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="run the no-celery flow once per project-settings variant instead of the modes "
+        "(fewer payments each: 4 in a row, 2 buyers × 2 at once, unless given)",
+    )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="with --matrix: the variants to run, comma-separated (default: all)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("STOCK_POSTGRES_URL"),
+        help="with --matrix: a PostgreSQL server URL for the atomic-requests-postgres variant "
+        "(a fresh database named after it is created and dropped); without it that variant "
+        "is skipped",
+    )
+    parser.add_argument("--sequential", type=int, help="payments in a row (default 20)")
+    parser.add_argument("--buyers", type=int, help="concurrent buyers (default 5)")
+    parser.add_argument("--per-buyer", type=int, help="payments per concurrent buyer (default 4)")
     parser.add_argument("--test-runs", type=int, default=2, help="runs of the tutorial's test")
     parser.add_argument(
         "--test-modes",
@@ -793,22 +1047,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the projects and their logs")
     args = parser.parse_args(argv)
+    for name, full, matrix in (("sequential", 20, 4), ("buyers", 5, 2), ("per_buyer", 4, 2)):
+        if getattr(args, name) is None:
+            setattr(args, name, matrix if args.matrix else full)
+    args.variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     args.first_port, args.last_port = (int(p) for p in args.ports.split("-"))
     args.test_modes = args.test_modes.split(",")
     return args
+
+
+def run_matrix(args: argparse.Namespace, workdir: Path) -> list[Result]:
+    results = []
+    for name in args.variants:
+        variant = VARIANTS[name]
+        if not variant.postgres:
+            results.append(run_mode("no-celery", args, workdir, variant))
+        elif args.postgres:
+            with fresh_postgres_database(args.postgres, f"stock_{os.getpid()}") as url:
+                results.append(run_mode("no-celery", args, workdir, variant, url))
+        else:
+            say(f"\n=== variant {name}: skipped (no --postgres URL)")
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     modes = ["no-celery", "broker-down"] if args.mode == "both" else [args.mode]
     workdir = Path(tempfile.mkdtemp(prefix="plugipay-stock-"))
-    results = [run_mode(mode, args, workdir) for mode in modes]
+    results = (
+        run_matrix(args, workdir)
+        if args.matrix
+        else [run_mode(mode, args, workdir) for mode in modes]
+    )
     say("\n=== figures")
     for result in results:
         say(f"{result.mode}: " + json.dumps(result.figures))
     if args.json:
         args.json.write_text(json.dumps({r.mode: r.figures for r in results}, indent=2) + "\n")
-    if args.figures_md:
+    if args.figures_md and not args.matrix:
         args.figures_md.write_text(figures_markdown(results))
     failed = [(r.mode, name, value) for r in results for name, value, ok in r.checks if not ok]
     say("\n=== " + ("every check passed" if not failed else f"{len(failed)} checks FAILED:"))

@@ -72,3 +72,43 @@ def test_request_lines_and_receipts(script):
     statuses = [int(m[2]) for m in script.REQUEST_LINE.findall(LOG)]
     assert statuses == [200, 500, 200, 502]
     assert script.RECEIPT.findall(LOG) == ["12", "13"]
+
+
+def test_webhook_answers_other_than_2xx_are_counted(script):
+    log = (
+        '[30/Nov/2026 12:00:03] "POST /plugipay/webhook/ HTTP/1.1" 302 0\n'
+        '[30/Nov/2026 12:00:04] "POST /plugipay/webhook/ HTTP/1.1" 200 2\n'
+    )
+    assert script.webhooks_not_2xx(LOG + log) == [
+        "POST /plugipay/webhook/ 502",
+        "POST /plugipay/webhook/ 302",
+    ]
+
+
+def test_the_matrix_runs_fewer_payments_per_variant_unless_told(script):
+    args = script.parse_args(["--matrix", "--variants", "use-tz-false,uuid-user"])
+    assert (args.sequential, args.buyers, args.per_buyer) == (4, 2, 2)
+    assert args.variants == ["use-tz-false", "uuid-user"]
+    assert script.parse_args(["--matrix", "--sequential", "9"]).sequential == 9
+    assert script.parse_args([]).sequential == 20
+    with pytest.raises(SystemExit):
+        script.parse_args(["--matrix", "--variants", "use-tz-true"])
+
+
+def test_each_variant_writes_its_settings_into_the_project(script, tmp_path):
+    project = script.Project(
+        tmp_path,
+        1,
+        2,
+        celery=False,
+        log_retries=False,
+        variant=script.VARIANTS["uuid-user"],
+    )
+    settings = tmp_path / "settings.py"
+    settings.write_text("INSTALLED_APPS = []\n")
+    project.apply_variant(settings)
+    namespace: dict = {}
+    exec(settings.read_text(), namespace)  # the addition is valid Python after startproject's
+    assert namespace["AUTH_USER_MODEL"] == "accounts.User"
+    assert "UUIDField(primary_key=True" in (tmp_path / "accounts" / "models.py").read_text()
+    assert project.login("buyer1") == "buyer1@example.com"
