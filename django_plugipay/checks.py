@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -379,6 +380,11 @@ def webhook_redirect() -> tuple[int, str] | None:
         return None
     hosts = [h for h in settings.ALLOWED_HOSTS if h not in ("*", "") and not h.startswith(".")]
     client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    # The probe's own 401 is expected: keep "Unauthorized: /plugipay/webhook/" off the console.
+    quiet = [logging.getLogger(name) for name in ("django.request", "django_plugipay.views")]
+    was = [logger.disabled for logger in quiet]
+    for logger in quiet:
+        logger.disabled = True
     try:
         response = client.post(
             path,
@@ -389,6 +395,9 @@ def webhook_redirect() -> tuple[int, str] | None:
         )
     except Exception:  # the probe must never break start-up; the doctor reports deliveries
         return None
+    finally:
+        for logger, disabled in zip(quiet, was, strict=True):
+            logger.disabled = disabled
     if 300 <= response.status_code < 400:
         return response.status_code, response.get("Location", "")
     return None
