@@ -44,3 +44,9 @@ def parse(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return None if moment is None else to_project(moment)
+
+
+def local(moment: dt.datetime) -> dt.datetime:
+    """The wall-clock time a person here reads: an aware datetime in the current time zone,
+    a naive one (``USE_TZ`` off: already local) as it is."""
+    return timezone.localtime(moment) if timezone.is_aware(moment) else moment
