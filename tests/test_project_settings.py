@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zoneinfo
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.core import checks
@@ -170,10 +171,20 @@ def test_a_custom_user_model_with_a_uuid_key_and_email_login():
             str(Path(__file__).with_name("test_uuid_users.py")),
         ],
         cwd=Path(__file__).resolve().parents[1],
-        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout.splitlines()[-1]  # not all skipped: the model is swapped
+
+
+def subprocess_env() -> dict[str, str]:
+    """This environment for a pytest of its own: on PostgreSQL its test database is named
+    apart, so neither run drops the other's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    if env.get("DATABASE_URL"):
+        parts = urlsplit(env["DATABASE_URL"])
+        env["DATABASE_URL"] = parts._replace(path=parts.path.rstrip("/") + "_uuid_users").geturl()
+    return env
