@@ -393,16 +393,18 @@ class Doctor:
                 "test event",
                 False,
                 f"{event_id} was not recorded here within {self.wait:.0f}s",
-                f"make sure this site is running and reachable from Plugipay at {url}, and "
-                "that this command uses the same database as the site",
+                f"make sure this site is running and reachable from Plugipay at {url}, with "
+                "the same settings module and DATABASES as this `manage.py`",
             )
         code, error = delivery.get("responseCode"), delivery.get("lastError")
         if code is not None and 200 <= code < 300:
             return Line(
                 "test event",
                 False,
-                f"{url} answered {code} but {event_id} is not in this database",
-                "run this command with the same settings (database) as the site",
+                f"{url} answered {code} but {event_id} is not in this database: the site "
+                "that answered uses another database, or another program answers there",
+                "give the running site the same settings module and DATABASES as this "
+                "`manage.py`, or register the URL this site really has",
             )
         if code is not None and 300 <= code < 400:
             return Line(
