@@ -406,8 +406,13 @@ def webhook_redirect() -> tuple[int, str] | None:
 def redirect_problem(status: int, location: str) -> str:
     """What a webhook answered with a redirect means, for a check and for the doctor."""
     location = location.split("?")[0]
+    if not location:
+        return (
+            f"answered {status}, a redirect — is the webhook URL behind a login? Plugipay "
+            "does not follow redirects, so every delivery fails"
+        )
     login = "login" in location.lower() or location.startswith(str(settings.LOGIN_URL))
-    return f"answered {status} to {location or '(no Location)'}" + (
+    return f"answered {status} to {location}" + (
         " — is the webhook URL behind a login?"
         if login
         else " — Plugipay does not follow redirects, so every delivery fails"

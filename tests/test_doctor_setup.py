@@ -150,3 +150,22 @@ def test_before_migrate_it_says_run_migrate(plugipay_sandbox, tmp_path):
     assert report.startswith("[FAIL]") and fix_of(report) == "run `python manage.py migrate`"
     assert line(result.stdout, "credentials").startswith("[ok]")
     assert line(result.stdout, "test event").startswith("[skip]")
+
+
+@pytest.mark.parametrize(
+    ("delivery", "said"),
+    [
+        (
+            {"responseCode": 302, "location": "/accounts/login/?next=/plugipay/webhook/"},
+            "answered 302 to /accounts/login/ — is the webhook URL behind a login?",
+        ),
+        ({"responseCode": 301}, "answered 301, a redirect — is the webhook URL behind a login?"),
+    ],
+)
+def test_a_delivery_answered_with_a_redirect(delivery, said):
+    """What Plugipay (or a sandbox that does not follow redirects) reports for the test event."""
+    doctor = plugipay_doctor.Doctor(url=None, wait=1)
+    doctor.endpoint = {"id": "we_1", "url": "https://shop.example/plugipay/webhook/"}
+    report = doctor._explain("evt_1", delivery)
+    assert report.ok is False and said in report.detail
+    assert report.fix.startswith("Exempt the webhook path (plugipay:webhook)")
