@@ -17,7 +17,7 @@ from django.core import checks
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from django_plugipay import services
+from django_plugipay import datetimes, services
 from django_plugipay.admin.display import instructions_html
 from django_plugipay.checks import check_database, check_webhook_reachable
 from django_plugipay.models import CheckoutSession, WebhookEvent
@@ -188,3 +188,17 @@ def subprocess_env() -> dict[str, str]:
         parts = urlsplit(env["DATABASE_URL"])
         env["DATABASE_URL"] = parts._replace(path=parts.path.rstrip("/") + "_uuid_users").geturl()
     return env
+
+
+def test_times_sent_to_plugipay_are_utc_whatever_the_convention(settings):
+    """A naive time (the project's own, USE_TZ = False) is local to TIME_ZONE: a pause's
+    resumeAt or reconcile's occurredAfter reach Plugipay as the right UTC instant."""
+    settings.USE_TZ, settings.TIME_ZONE = False, "Asia/Jakarta"
+    assert datetimes.to_api(dt.datetime(2026, 12, 5, 7, 0)) == "2026-12-05T00:00:00Z"
+    assert datetimes.parse("2026-12-05T00:00:00Z") == dt.datetime(2026, 12, 5, 7, 0)
+    assert datetimes.parse("2026-12-05T00:00:00") == dt.datetime(2026, 12, 5, 7, 0)
+    assert datetimes.parse("yesterday") is None and datetimes.parse(None) is None
+    settings.USE_TZ = True
+    aware = datetimes.parse("2026-12-05T00:00:00Z")
+    assert aware == dt.datetime(2026, 12, 5, tzinfo=dt.timezone.utc)
+    assert datetimes.to_api(aware) == "2026-12-05T00:00:00Z"
