@@ -20,15 +20,16 @@ every success page saying "paid". Exit status 0 when every assertion holds.
 
 ``--matrix`` runs the no-celery flow (fewer payments) once per project setting a real project
 adds to its own settings (``--variants`` picks some, see ``VARIANTS``): ``USE_TZ = False`` with
-``TIME_ZONE = "Asia/Jakarta"`` (stored times compared with the sandbox's UTC instants),
-``ATOMIC_REQUESTS`` on SQLite in IMMEDIATE mode and on PostgreSQL (``--postgres URL``; the
-variant is skipped without it), ``ATOMIC_REQUESTS`` on SQLite's default mode (must stop at
-start-up with system-check error E050 naming the fix), ``LoginRequiredMiddleware``,
-``LANGUAGE_CODE = "id"`` with ``LocaleMiddleware``, and a custom user model (UUID primary key,
-e-mail login).
+``TIME_ZONE = "Asia/Jakarta"`` (stored times compared with the sandbox's UTC instants) on
+SQLite and on PostgreSQL, ``ATOMIC_REQUESTS`` on SQLite in IMMEDIATE mode and on PostgreSQL
+(the PostgreSQL variants need ``--postgres URL`` and are skipped without it),
+``ATOMIC_REQUESTS`` on SQLite's default mode (must stop at start-up with system-check error
+E050 naming the fix), ``LoginRequiredMiddleware``, ``LANGUAGE_CODE = "id"`` with
+``LocaleMiddleware``, and a custom user model (UUID primary key, e-mail login).
 
 Run it with the repository's virtualenv: ``.venv/bin/python scripts/stock_project.py``
-(``make stock``). Only the standard library and ``requests``.
+(``make stock``; ``make stock-matrix``). Only the standard library and ``requests`` (and
+``psycopg`` for the PostgreSQL variants).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class Variant:
     settings: str
     files: tuple[tuple[str, str], ...] = ()
     postgres: bool = False
+    atomic_requests: bool = False  # on the PostgreSQL database
     custom_user: bool = False
     #: the system check that must stop this project at start-up (id, text of its fix)
     start_up_error: tuple[str, str] | None = None
@@ -152,7 +154,13 @@ VARIANTS = {
                 'Add "OPTIONS": {"transaction_mode": "IMMEDIATE"} to DATABASES[\'default\']',
             ),
         ),
-        Variant("atomic-requests-postgres", "", postgres=True),
+        Variant("atomic-requests-postgres", "", postgres=True, atomic_requests=True),
+        Variant(
+            "use-tz-false-postgres",
+            'USE_TZ = False\nTIME_ZONE = "Asia/Jakarta"\n',
+            postgres=True,
+            zone="Asia/Jakarta",
+        ),
         Variant(
             "login-required",
             'MIDDLEWARE += ["django.contrib.auth.middleware.LoginRequiredMiddleware"]\n',
@@ -300,7 +308,8 @@ class Project:
                 "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', "
                 f"'NAME': {parts.path.lstrip('/')!r}, 'USER': {parts.username or ''!r}, "
                 f"'PASSWORD': {parts.password or ''!r}, 'HOST': {parts.hostname or ''!r}, "
-                f"'PORT': {str(parts.port or '')!r}, 'ATOMIC_REQUESTS': True}}}}\n"
+                f"'PORT': {str(parts.port or '')!r}, "
+                f"'ATOMIC_REQUESTS': {variant.atomic_requests}}}}}\n"
             )
         with settings.open("a") as handle:
             handle.write(f"\n# --variant {variant.name}\n{addition}")
