@@ -202,3 +202,22 @@ def test_times_sent_to_plugipay_are_utc_whatever_the_convention(settings):
     aware = datetimes.parse("2026-12-05T00:00:00Z")
     assert aware == dt.datetime(2026, 12, 5, tzinfo=dt.timezone.utc)
     assert datetimes.to_api(aware) == "2026-12-05T00:00:00Z"
+
+
+@pytest.mark.django_db
+def test_without_use_tz_the_payment_of_a_session_or_an_invoice_keeps_its_time(client, settings):
+    """The Payment a completed session or a paid invoice makes carries that row's time as the
+    same instant (not its local wall-clock time read as UTC)."""
+    from django_plugipay.models import Payment
+    from django_plugipay.testing import build_event
+    from tests.test_specs import VALID
+    from tests.test_specs import post as post_event
+
+    settings.USE_TZ, settings.TIME_ZONE = False, "Asia/Jakarta"
+    for name in ("customer", "checkout_session", "plan", "price", "subscription", "invoice"):
+        response = post_event(client, build_event(f"{name}.updated", VALID[name]))
+        assert response.status_code == 200, (name, response.content)
+    seven_am = local("2026-01-01T00:00:00Z", "Asia/Jakarta")
+    assert VALID["checkout_session"]["completedAt"] == VALID["invoice"]["paidAt"]
+    assert Payment.objects.get(plugipay_id="pay_v").paid_at == seven_am
+    assert Payment.objects.get(plugipay_id="pay_inv_v").paid_at == seven_am

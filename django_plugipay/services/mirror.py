@@ -525,7 +525,7 @@ class CheckoutSessionSpec(ResourceSpec):
             "amount": row.amount,
             "currency": row.currency or None,
             "method": row.payment_method or None,
-            "paidAt": row.completed_at.isoformat() if row.completed_at else None,
+            "paidAt": datetimes.to_api(row.completed_at) if row.completed_at else None,
             "mode": row.mode,
         }
         advance(PAYMENT, payment_obj, event=event, partial=True, context={"session": row})
