@@ -221,3 +221,20 @@ def test_without_use_tz_the_payment_of_a_session_or_an_invoice_keeps_its_time(cl
     assert VALID["checkout_session"]["completedAt"] == VALID["invoice"]["paidAt"]
     assert Payment.objects.get(plugipay_id="pay_v").paid_at == seven_am
     assert Payment.objects.get(plugipay_id="pay_inv_v").paid_at == seven_am
+
+
+def test_without_use_tz_a_resubmitted_confirmation_names_the_local_time(
+    plugipay_sandbox, settings, admin_client
+):
+    from tests.test_async_payments import start as start_async
+
+    settings.USE_TZ, settings.TIME_ZONE = False, "Asia/Jakarta"
+    session = start_async()
+    plugipay_sandbox.claim(session)
+    url = f"/admin/django_plugipay/checkoutsession/{session.pk}/confirm/"
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    again = admin_client.post(url, {"post": "yes"}, follow=True)
+    session.refresh_from_db()
+    assert timezone.is_naive(session.confirmed_at)
+    when = date_format(session.confirmed_at, "DATETIME_FORMAT")
+    assert f"was already confirmed ({when})" in again.content.decode()
