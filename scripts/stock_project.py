@@ -303,6 +303,11 @@ class Project:
     def stop(self) -> None:
         self.build.stop()
 
+    def flush_deliveries(self) -> int:
+        """Have the sandbox send every webhook due now and wait for those in flight."""
+        flushed = requests.post(f"{self.sandbox_url}/_sandbox/deliveries/flush", timeout=120)
+        return flushed.json()["data"]["sent"]
+
     def query(self, sql: str, *params) -> list[tuple]:
         """Read the project's database (read-only, a short busy wait like Django's own)."""
         if self.database_url:
@@ -556,6 +561,8 @@ def run_mode(
         lap("refund_s", t)
         if variant and variant.zone:
             compare_local_times(project, result, variant.zone)
+        # the refund's webhooks, before the servers stop (one cut off is a failed delivery)
+        project.flush_deliveries()
     finally:
         project.stop()
     result.figures["total_s"] = round(time.monotonic() - started, 1)
@@ -649,8 +656,7 @@ def drive_payments(project, traffic, buyers, args, result, lap) -> None:
     with ThreadPoolExecutor(len(crowd)) as pool:
         list(pool.map(shop, crowd))
     lap("concurrent_s", t)
-    flushed = requests.post(f"{project.sandbox_url}/_sandbox/deliveries/flush", timeout=120)
-    result.figures["deliveries_flushed"] = flushed.json()["data"]["sent"]
+    result.figures["deliveries_flushed"] = project.flush_deliveries()
     # Deliveries answered >= 500 are retried on the sandbox's schedule: give them the time.
     poll(
         lambda: not project.query("SELECT 1 FROM shop_order WHERE status != 'paid' LIMIT 1"),
