@@ -54,6 +54,11 @@ STATUS_TEXT = {
 SERVING: contextvars.ContextVar[Store | None] = contextvars.ContextVar(
     "sandbox_serving", default=None
 )
+#: The account the dashboard's switcher chose (``?account=``; ``None``: all accounts): its
+#: links and forms carry it on.
+CHOSEN_ACCOUNT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "sandbox_chosen_account", default=None
+)
 
 
 class DropConnection(Exception):
@@ -342,11 +347,15 @@ def owning_account(store: Store, request: Request) -> str | None:
         account = store.account_of(value)
         if account is not None:
             return account
-    if request.path.startswith(DASHBOARD_PREFIX):
-        chosen = store.find_account(request.query.get("account", ""))
-        if chosen is not None:
-            return chosen["id"]
-    return None
+    return chosen_account(store, request)
+
+
+def chosen_account(store: Store, request: Request) -> str | None:
+    """The account the dashboard's switcher chose (``?account=``), if it names one."""
+    if not request.path.startswith(DASHBOARD_PREFIX):
+        return None
+    chosen = store.find_account(request.query.get("account", ""))
+    return chosen["id"] if chosen is not None else None
 
 
 # ── the application ───────────────────────────────────────────────────────────
@@ -430,10 +439,12 @@ class SandboxApp:
             i18n.language_of(request.query.get("lang"), request.headers.get("accept-language"))
         )
         serving = SERVING.set(self.store)
+        chosen = CHOSEN_ACCOUNT.set(chosen_account(self.store, request))
         try:
             with self.store.scope(owning_account(self.store, request)):
                 return handler(self.store, request)
         finally:
+            CHOSEN_ACCOUNT.reset(chosen)
             SERVING.reset(serving)
             i18n.reset(token)
 
