@@ -158,7 +158,7 @@ def test_objects_are_scoped_to_their_account(sdk, platform, provision, control):
     assert sdk.refunds.list().data == []
 
 
-def test_billing_objects_are_scoped(sdk, provision):
+def test_billing_objects_are_scoped(sdk, provision, control, sandbox):
     shop_a, account_a = provision()
     plan = shop_a.plans.create(name="Pro", interval="month", amount=99_000, currency="IDR")
     assert plan["accountId"] == account_a
@@ -185,6 +185,21 @@ def test_billing_objects_are_scoped(sdk, provision):
     with pytest.raises(plugipay.PlugipayError) as info:
         sdk.invoices.get(invoice["id"])
     assert info.value.status == 404
+    # what the clock creates (a trial's end: the first invoice) belongs to the account too
+    trial = shop_a.plans.create(
+        name="Trial", interval="month", amount=10_000, currency="IDR", trial_days=1
+    )
+    subscription = shop_a.subscriptions.create(
+        customer_id=customer["id"],
+        plan_id=trial["id"],
+        price_id=trial["prices"][0]["id"],
+        collection_method="send_invoice",
+    )
+    control("POST", "clock/advance", {"seconds": 2 * 24 * 3600})
+    billed = [i for i in state(sandbox)["invoices"] if i["subscriptionId"] == subscription["id"]]
+    assert billed and {i["accountId"] for i in billed} == {account_a}
+    assert billed[0]["id"] in [i["id"] for i in shop_a.invoices.list().data]
+    assert not {i["id"] for i in billed} & {i["id"] for i in sdk.invoices.list().data}
 
 
 def test_events_and_signatures_are_per_account(sdk, provision, control, receiver, sandbox):
