@@ -325,6 +325,12 @@ def test_dashboard_account_switcher(sdk, provision, sandbox):
     assert "Semua akun" in indonesian
 
 
+def test_config_names_the_own_account_and_platform_keys(control):
+    status, body = control("GET", "config")
+    assert body["data"]["accountId"] == OWN_ACCOUNT
+    assert body["data"]["platformKeyIds"] == ["pk_test_platform"]
+
+
 def test_platform_key_flag():
     args = build_parser().parse_args(
         ["--platform-key", "pk_test_pf:sk_test_pf", "--platform-key", "pk_live_pf:sk_live_pf"]
