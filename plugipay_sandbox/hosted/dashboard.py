@@ -23,6 +23,7 @@ from plugipay_sandbox.hosted.layout import money, page
 from plugipay_sandbox.resources.webhooks import endpoint_fields
 from plugipay_sandbox.state import ApiError, Store, event_kinds, iso, refunds
 from plugipay_sandbox.state import webhooks as endpoints
+from plugipay_sandbox.state.core import ACCOUNT
 
 Translate = Callable[..., str]
 
@@ -149,13 +150,13 @@ def account_switcher(_: Translate, action: str) -> str:
     store = SERVING.get()
     if store is None:
         return ""
-    chosen = CHOSEN_ACCOUNT.get()
+    shown = ACCOUNT.get()  # the chosen account; on an object's own page, the object's
     with store.lock, store.scope(None):
         accounts = sorted(store.accounts.values(), key=lambda a: a["_seq"])
     options = [f'<option value="">{escape(_("All accounts"))}</option>']
     for account in accounts:
         name = account["brandName"] or account["id"]
-        selected = " selected" if account["id"] == chosen else ""
+        selected = " selected" if account["id"] == shown else ""
         options.append(
             f'<option value="{escape(account["id"])}"{selected}>'
             f"{escape(name)} · {escape(account['id'])}</option>"

@@ -323,6 +323,9 @@ def test_dashboard_account_switcher(sdk, provision, sandbox):
         timeout=10,
     ).text
     assert "Semua akun" in indonesian
+    # an object's own page, whatever was chosen, names the object's account in the switcher
+    detail = requests.get(f"{sandbox.base_url}/dashboard/customers/{theirs['id']}", timeout=10)
+    assert detail.status_code == 200 and f'<option value="{account_a}" selected>' in detail.text
 
 
 def test_config_names_the_own_account_and_platform_keys(control):
