@@ -7,10 +7,11 @@ import random
 from collections.abc import Callable
 
 from celery import shared_task
-from django.db import models
+from django.db import Error, models
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay import services
+from django_plugipay.db import is_transient
 from django_plugipay.exceptions import TransientError
 from django_plugipay.models import CheckoutSession, Refund
 
@@ -34,6 +35,11 @@ def _run(task, model: type[models.Model], pk: int, service: Callable, keyword: s
         return service(**{keyword: obj}).status
     except TransientError as exc:
         raise task.retry(exc=exc, countdown=backoff(task.request.retries, exc.retry_after)) from exc
+    except Error as exc:
+        if not is_transient(exc):
+            raise
+        # The database went away past the in-transaction retries: later, on a fresh connection.
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
 
 
 @shared_task(
@@ -103,6 +109,13 @@ def sync_plans(self) -> int:
         return len(services.sync_plans())
     except TransientError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after)) from exc
+
+
+@shared_task(name="django_plugipay.sweep", acks_late=True)
+def sweep() -> dict[str, int]:
+    """Take over stranded work (events whose task was lost, refunds never sent); schedule it
+    with celery beat every minute. Never raises: a failing step waits for the next run."""
+    return services.sweep()
 
 
 @shared_task(name="django_plugipay.run_deliveries", acks_late=True)
