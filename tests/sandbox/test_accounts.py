@@ -302,6 +302,23 @@ def test_hosted_pages_and_control_routes_serve_every_account(provision, control,
     assert shop_a.checkout_sessions.get(session["id"])["status"] == "expired"
     expired = [e for e in shop_a.events.list(limit=20).data if "expired" in e["type"]]
     assert expired and expired[0]["accountId"] == account_a
+    customer = shop_a.customers.create(email="portal@shop.test", name="Ani")
+    lines = [{"description": "Setup", "quantity": 1, "unitAmount": 30_000}]
+    draft = shop_a.invoices.create(customer_id=customer["id"], currency="IDR", lines=lines)
+    invoice = shop_a.invoices.finalize(draft["id"])
+    page = requests.get(invoice["hostedInvoiceUrl"], timeout=10)
+    assert page.status_code == 200 and "Warung Sebelah" in page.text
+    status, body = control("POST", f"invoices/{invoice['id']}/pay", {"card": "4242424242424242"})
+    assert status == 200, body
+    paid = shop_a.invoices.get(invoice["id"])
+    assert paid["status"] == "paid"
+    charge = next(p for p in state(sandbox)["payments"] if p["id"] == paid["chargeId"])
+    assert charge["accountId"] == account_a
+    portal = shop_a.portal_sessions.create(
+        customer_id=customer["id"], return_url="https://shop.test/account"
+    )
+    page = requests.get(portal["url"], timeout=10)
+    assert page.status_code == 200 and "Warung Sebelah" in page.text
 
 
 def test_dashboard_account_switcher(sdk, provision, sandbox):
