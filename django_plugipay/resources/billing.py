@@ -14,7 +14,7 @@ from typing import Any
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from django_plugipay import signals
+from django_plugipay import datetimes, signals
 from django_plugipay.client import endpoint, get_client
 from django_plugipay.db import lock
 from django_plugipay.models import (
@@ -436,7 +436,7 @@ class InvoiceSpec(ResourceSpec):
             "status": PaymentStatus.SUCCEEDED,
             "amount": row.amount_paid or row.total,
             "currency": row.currency or None,
-            "paidAt": row.paid_at.isoformat() if row.paid_at else None,
+            "paidAt": datetimes.to_api(row.paid_at) if row.paid_at else None,
             "mode": row.mode,
         }
         return [Apply("payment", payment, partial=True, context={"invoice": row})]

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from django_plugipay import signals
+from django_plugipay import datetimes, signals
 from django_plugipay.client import endpoint, get_client
 from django_plugipay.models import CheckoutSession, PaymentStatus, SessionStatus
 from django_plugipay.resources.common import UPDATED_AT
@@ -112,7 +112,7 @@ class CheckoutSessionSpec(ResourceSpec):
             "amount": row.amount,
             "currency": row.currency or None,
             "method": row.payment_method or None,
-            "paidAt": row.completed_at.isoformat() if row.completed_at else None,
+            "paidAt": datetimes.to_api(row.completed_at) if row.completed_at else None,
             "mode": row.mode,
         }
         return [Apply("payment", payment_obj, partial=True, context={"session": row})]

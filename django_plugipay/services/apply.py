@@ -15,7 +15,6 @@ related row's that a spec's hook asks for (a session a pending payment moves, a
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
@@ -24,8 +23,8 @@ from typing import Any, TypeVar
 from django.apps import apps
 from django.db import models
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from django_plugipay import datetimes
 from django_plugipay.db import (
     find,
     in_lock_scope,
@@ -67,14 +66,7 @@ __all__ = [
 
 def _stamp(row: models.Model) -> dt.datetime | None:
     value = (row.data or {}).get("updatedAt") if hasattr(row, "data") else None
-    if not isinstance(value, str):
-        return None
-    with contextlib.suppress(ValueError):
-        moment = parse_datetime(value.replace("Z", "+00:00"))
-        if moment is not None and timezone.is_naive(moment):
-            moment = timezone.make_aware(moment, dt.timezone.utc)
-        return moment
-    return None
+    return datetimes.parse(value)
 
 
 def _age(row: models.Model, refs: Mapping[str, Any]) -> int | None:
