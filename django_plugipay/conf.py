@@ -52,7 +52,7 @@ ENV_FALLBACKS = {
 IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS")
 
 PROCESSING_MODES = ("inline", "celery")
-TASKS_MODES = ("auto", "celery", "inline")
+TASKS_MODES = ("auto", "celery", "django", "inline")
 
 
 class AppSettings:
