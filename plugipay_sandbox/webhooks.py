@@ -136,7 +136,8 @@ class Deliverer:
             endpoint = store.endpoints.get(delivery["endpointId"])
             if endpoint is None or (delivery["status"] != "pending" and not force):
                 return delivery
-            url, secret, body = endpoint["url"], endpoint["_secret"], delivery["body"].encode()
+            url, body = endpoint["url"], delivery["body"].encode()
+            secret = endpoints.signing_secrets(store, endpoint)
         # Wall-clock time, as a receiver checks it: an advanced sandbox clock (renewals a month
         # ahead) must not make every signature stale.
         timestamp = int(time.time())

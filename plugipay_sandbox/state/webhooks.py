@@ -1,4 +1,4 @@
-"""Webhook endpoints: create, enable, disable (deliveries themselves are in the core)."""
+"""Webhook endpoints: create, enable, disable, rotate the secret (deliveries are in the core)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def create_endpoint(
             "disabledAt": None,
             "disabledReason": None,
             "lastDelivery": None,
+            "previousSecretExpiresAt": None,
             "_secret": secret or "whsec_" + secrets.token_hex(16),
             "_origin": origin,
         }
@@ -81,6 +82,38 @@ def update_endpoint(
                 disable_endpoint(store, endpoint, reason, "disabled")
         store.touch(endpoint)
         store.changed.notify_all()
+
+
+#: The longest overlap a rotation may keep the previous secret signing deliveries (7 days).
+MAX_ROTATION_OVERLAP = 7 * 86400
+
+
+def rotate_secret(store: Store, endpoint: dict[str, Any], *, expires_in: int) -> str:
+    """A new signing secret for ``endpoint``; for ``expires_in`` seconds deliveries carry a
+    signature with the previous secret too (0: the previous secret stops signing now)."""
+    with store.lock:
+        previous = endpoint["_secret"]
+        endpoint["_secret"] = "whsec_" + secrets.token_hex(16)
+        if expires_in > 0:
+            expires = store.now() + expires_in
+            endpoint.update(_previous_secret=previous, _previous_expires=expires)
+            endpoint["previousSecretExpiresAt"] = iso(expires)
+        else:
+            endpoint.update(_previous_secret=None, _previous_expires=None)
+            endpoint["previousSecretExpiresAt"] = None
+        store.touch(endpoint)
+        store.changed.notify_all()
+        return endpoint["_secret"]
+
+
+def signing_secrets(store: Store, endpoint: dict[str, Any]) -> list[str]:
+    """The secrets a delivery to ``endpoint`` is signed with now: the current one, and the
+    previous one while a rotation's overlap lasts (by the sandbox clock)."""
+    found = [endpoint["_secret"]]
+    previous, expires = endpoint.get("_previous_secret"), endpoint.get("_previous_expires")
+    if previous and expires is not None and store.now() < expires:
+        found.append(previous)
+    return found
 
 
 def delete_endpoint(store: Store, endpoint: dict[str, Any]) -> None:
