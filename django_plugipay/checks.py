@@ -385,3 +385,30 @@ def check_deliveries(app_configs=None, databases=None, **kwargs) -> list:
             )
         )
     return messages
+
+
+@register(Tags.database)
+def check_webhook_endpoint(app_configs=None, databases=None, **kwargs) -> list:
+    """Report an endpoint Plugipay disabled (known from its recorded
+    ``webhook_endpoint.disabled`` event, when the database may be read)."""
+    from django.db import DatabaseError
+
+    from django_plugipay.models import WebhookEvent
+
+    if not databases or "default" not in databases:
+        return []
+    try:
+        event = WebhookEvent.objects.endpoint_disabled()
+    except DatabaseError:  # not migrated yet
+        return []
+    if event is None:
+        return []
+    return [
+        Warning(
+            f"Plugipay disabled a webhook endpoint (event {event.event_id}, "
+            f"{event.occurred_at or event.received_at}) and no webhook has arrived since.",
+            id="django_plugipay.W032",
+            hint="Fix what made deliveries fail, then `manage.py plugipay_webhooks enable`; "
+            "`manage.py plugipay_doctor` shows the endpoint and its reason.",
+        )
+    ]

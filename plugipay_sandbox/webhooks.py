@@ -13,7 +13,8 @@ from typing import Any
 from plugipay_sandbox import signing
 from plugipay_sandbox.state import Store, iso, shuffled
 from plugipay_sandbox.state import webhooks as endpoints
-from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER
+from plugipay_sandbox.state.core import parse_time
+from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER, AUTO_DISABLE_SPAN
 
 logger = logging.getLogger(__name__)
 
@@ -224,10 +225,20 @@ class Deliverer:
         else:
             delivery.update(status="failed", nextRetryAt=None)
         _log_failure(delivery, endpoint, code, error, now)
-        if endpoint["consecutiveFailures"] >= AUTO_DISABLE_AFTER and endpoint["active"]:
+        failing_for = now - parse_time(endpoint["failingSince"])
+        if (
+            endpoint["consecutiveFailures"] >= AUTO_DISABLE_AFTER
+            and failing_for >= AUTO_DISABLE_SPAN
+            and endpoint["active"]
+        ):
             endpoints.disable_endpoint(
-                store, endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored"
+                store,
+                endpoint,
+                f"{AUTO_DISABLE_AFTER} consecutive failed deliveries over 24 hours",
+                "errored",
             )
+            # Recorded in the events API (and sent to the workspace's other endpoints).
+            store.emit("webhook_endpoint.disabled", endpoint, mode=endpoint["mode"])
 
 
 def _snippet(response: Any) -> str | None:

@@ -7,7 +7,10 @@ from typing import Any
 
 from plugipay_sandbox.state.core import ApiError, Family, Store, iso, new_id, not_found, register
 
+#: Plugipay disables an endpoint after 20 consecutive failed attempts over at least 24 hours
+#: (by the sandbox clock: a test moves it rather than waiting).
 AUTO_DISABLE_AFTER = 20
+AUTO_DISABLE_SPAN = 86400.0
 
 
 def create_endpoint(
@@ -155,10 +158,15 @@ CLI_DESCRIPTION = "Added when the sandbox started: your project's webhook URL"
 
 
 def _keep(store: Store) -> dict[str, dict[str, dict[str, Any]]]:
-    """A reset keeps the endpoint given on the command line, enabled again."""
+    """A reset keeps the endpoint given on the command line, enabled again and signing with
+    the secret it started with (a test may have rotated it)."""
     kept = {k: v for k, v in store.endpoints.items() if v.get("_origin") == "cli"}
     for endpoint in kept.values():
         enable_endpoint(endpoint)
+        if store.config.webhook_secret:
+            endpoint["_secret"] = store.config.webhook_secret
+        endpoint.update(_previous_secret=None, _previous_expires=None)
+        endpoint["previousSecretExpiresAt"] = None
     return {"endpoints": kept}
 
 
@@ -176,4 +184,12 @@ def _start(store: Store) -> None:
         )
 
 
-FAMILY = register(Family("webhooks", stores=("endpoints",), keep=_keep, start=_start))
+FAMILY = register(
+    Family(
+        "webhooks",
+        stores=("endpoints",),
+        event_kinds=("webhook_endpoint.disabled",),
+        keep=_keep,
+        start=_start,
+    )
+)
