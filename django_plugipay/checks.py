@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,6 +111,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
         "SESSION_EXPIRES_IN",
         "API_SYNC_INTERVAL",
         "RETRY_BACKOFF",
+        "STRANDED_AFTER",
     ):
         value = app_settings.raw(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -229,10 +231,12 @@ SQLITE_OPTIONS_HINT = '"OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 2
 
 @register(Tags.compatibility)
 def check_database(app_configs=None, **kwargs) -> list:
-    """Recommend IMMEDIATE transactions on SQLite (the app copes without; other code may not)."""
+    """Recommend IMMEDIATE transactions on SQLite (the app copes without; other code may not)
+    and health checks on persistent connections."""
     messages: list = []
     for alias, config in settings.DATABASES.items():
         if "sqlite3" not in str(config.get("ENGINE", "")):
+            messages.extend(connection_health_warnings(alias, config))
             continue
         mode = str((config.get("OPTIONS") or {}).get("transaction_mode") or "").upper()
         if mode in ("IMMEDIATE", "EXCLUSIVE"):
@@ -249,6 +253,24 @@ def check_database(app_configs=None, **kwargs) -> list:
             )
         )
     return messages
+
+
+def connection_health_warnings(alias: str, config: Mapping[str, Any]) -> list:
+    """Persistent connections without health checks fail once each after a database restart."""
+    max_age = config.get("CONN_MAX_AGE", 0)
+    if max_age == 0 or config.get("CONN_HEALTH_CHECKS", False):
+        return []
+    return [
+        Warning(
+            f"DATABASES[{alias!r}] keeps connections open (CONN_MAX_AGE={max_age!r}) without "
+            "CONN_HEALTH_CHECKS. After a database restart each idle connection fails once when "
+            "it is next used: django-plugipay retries its own transactions on a fresh "
+            "connection, but your own views and the admin answer 500.",
+            id="django_plugipay.W060",
+            hint=f"Set 'CONN_HEALTH_CHECKS': True in DATABASES[{alias!r}] (see the deployment "
+            "guide).",
+        )
+    ]
 
 
 @register(Tags.compatibility)

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "METADATA_KEY_MAX_LENGTH": 40,
     "METADATA_VALUE_MAX_LENGTH": 500,
     "PORTAL_RETURN_URL": None,
+    "STRANDED_AFTER": 300,
     "PLANS": {},
     "DELIVERY_MAX_ATTEMPTS": 8,
     "DELIVERY_LEASE": 60,
@@ -164,6 +165,10 @@ class AppSettings:
     @property
     def METADATA_VALUE_MAX_LENGTH(self) -> int:
         return int(self.raw("METADATA_VALUE_MAX_LENGTH"))
+
+    @property
+    def STRANDED_AFTER(self) -> float:
+        return float(self.raw("STRANDED_AFTER"))
 
     @property
     def PORTAL_RETURN_URL(self) -> str | None:

@@ -13,9 +13,11 @@ only when they open the *outermost* transaction:
 * **Transient errors retry the whole transaction**, bounded (:data:`MAX_ATTEMPTS`), with
   exponential backoff and full jitter: SQLite busy/locked (including the in-memory shared
   cache's "database table is locked"), PostgreSQL deadlock (``40P01``), serialization failure
-  (``40001``) and lock timeout (``55P03``). Inside an enclosing transaction nothing is retried —
-  the error propagates to whoever owns the outermost block, whose work must be redone as a
-  whole.
+  (``40001``) and lock timeout (``55P03``), and a lost connection (``08xxx``, the server's
+  restart or ``pg_terminate_backend`` — ``57P01``/``57P02`` — and "starting up" ``57P03``):
+  that attempt's connection is closed first, so the retry runs on a fresh one. Inside an
+  enclosing transaction nothing is retried — the error propagates to whoever owns the
+  outermost block, whose work must be redone as a whole.
 
 Signals are still sent inside the transaction. A retry calls the function again, so a receiver
 may run more than once — but every run except the last happened in a transaction that was rolled
@@ -28,6 +30,7 @@ body cannot be run again); use the decorator or :func:`run_atomic` where a retry
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import random
@@ -36,7 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, overload
 
-from django.db import DatabaseError, transaction
+from django.db import Error, InterfaceError, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -50,21 +53,76 @@ BACKOFF_CAP = 1.0
 
 #: PostgreSQL SQLSTATEs worth a retry: serialization failure, deadlock, lock not available.
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+#: PostgreSQL SQLSTATEs of a lost connection (class 08, and the server shutting down, crashing or
+#: still starting): worth a retry on a fresh connection.
+CONNECTION_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+#: What drivers say, without a SQLSTATE, when the connection went away or cannot be made yet.
+CONNECTION_LOST_MESSAGES = (
+    "connection is closed",
+    "connection already closed",
+    "server closed the connection",
+    "terminating connection",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "connection refused",
+    "connection reset",
+    "consuming input failed",
+)
 #: SQLite messages worth a retry: SQLITE_BUSY ("database is locked") and SQLITE_LOCKED
 #: ("database table is locked", "database schema is locked").
 TRANSIENT_SQLITE_MESSAGES = ("database is locked", "table is locked", "schema is locked")
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Would running the same transaction again probably succeed?"""
-    if not isinstance(exc, DatabaseError):
+    """Would running the same transaction again (on a fresh connection) probably succeed?"""
+    if not isinstance(exc, Error):
         return False
-    cause = exc.__cause__ or exc
-    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    if is_connection_lost(exc):
+        return True
+    sqlstate = _sqlstate(exc)
     if sqlstate:
         return sqlstate in TRANSIENT_SQLSTATES
     message = str(exc).lower()
     return any(text in message for text in TRANSIENT_SQLITE_MESSAGES)
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """Did the database connection go away (or could it not be made yet)?
+
+    True for SQLSTATE class ``08``, ``57P01`` (``pg_terminate_backend``, a fast shutdown),
+    ``57P02``, ``57P03`` (the server is starting), and for the driver's errors about a closed
+    connection, which carry no SQLSTATE.
+    """
+    if not isinstance(exc, Error):
+        return False
+    sqlstate = _sqlstate(exc)
+    if sqlstate:
+        return sqlstate.startswith("08") or sqlstate in CONNECTION_SQLSTATES
+    if isinstance(exc, InterfaceError):
+        return True
+    message = str(exc).lower()
+    return any(text in message for text in CONNECTION_LOST_MESSAGES)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    cause = exc.__cause__ or exc
+    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+
+
+def discard_lost_connection(exc: BaseException, using: str | None = None) -> None:
+    """After a lost connection, close it so the next query connects afresh.
+
+    Django only drops an unusable connection at a request's start and end; until then every
+    query on it fails the same way. Closing a broken connection may itself fail: ignored.
+    """
+    if not is_connection_lost(exc):
+        return
+    connection = transaction.get_connection(using)
+    if connection.in_atomic_block:
+        return  # the owner of the outermost block closes it when it unwinds
+    with contextlib.suppress(Error):
+        connection.close()
 
 
 def _begins_transaction(connection) -> bool:
@@ -116,7 +174,8 @@ def _run(fn, args, kwargs, using, savepoint: bool):
         try:
             with _write_block(using=using, savepoint=savepoint):
                 return fn(*args, **kwargs)
-        except DatabaseError as exc:
+        except Error as exc:  # InterfaceError (a closed connection) is no DatabaseError
+            discard_lost_connection(exc, using)
             if attempt >= MAX_ATTEMPTS or not is_transient(exc):
                 raise
             delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311

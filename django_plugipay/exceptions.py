@@ -75,3 +75,13 @@ class ConfigurationError(PlugipayError):
 
 class RefundError(PlugipayError):
     """A refund that cannot be requested: over the remainder, unpaid payment, bad reason…"""
+
+
+class NotRecorded(PlugipayError):
+    """A verified event could not be stored at all (the database is unavailable): nothing was
+    recorded, so the webhook answers 503 with ``Retry-After`` and Plugipay delivers it again."""
+
+    def __init__(self, message: str, **kwargs) -> None:
+        kwargs.setdefault("code", "not_recorded")
+        kwargs.setdefault("status", 503)
+        super().__init__(message, **kwargs)

@@ -11,11 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
-from django.db import models
+from django.db import Error, models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay import services
+from django_plugipay.db import is_transient
 from django_plugipay.exceptions import TransientError
 from django_plugipay.models import CheckoutSession, Refund
 from django_plugipay.services._queue import tasks_framework
@@ -53,12 +54,28 @@ def _reconcile(since: str | None = None) -> dict:
     return dataclasses.asdict(services.reconcile(since=parse_datetime(since) if since else None))
 
 
+def transient(exc: BaseException) -> bool:
+    """Worth another try later: Plugipay's transient errors, and the database going away past
+    the in-transaction retries (a fresh connection next time)."""
+    if isinstance(exc, TransientError):
+        return True
+    return isinstance(exc, Error) and is_transient(exc)
+
+
+def always(exc: BaseException) -> bool:
+    return isinstance(exc, Exception)
+
+
+def never(exc: BaseException) -> bool:
+    return False
+
+
 @dataclasses.dataclass(frozen=True)
 class Work:
     """One piece of background work: its body, what is worth retrying, and how often."""
 
     function: Callable[..., Any]
-    retry_on: tuple[type[Exception], ...] = (TransientError,)
+    retryable: Callable[[BaseException], bool] = transient
     max_retries: int = MAX_RETRIES
 
 
@@ -66,7 +83,7 @@ class Work:
 WORK: dict[str, Work] = {
     "django_plugipay.create_refund": Work(_status(Refund, services.submit_refund, "refund")),
     # A failing receiver is retried too: the event stays ``failed`` and visible meanwhile.
-    "django_plugipay.process_webhook_event": Work(_apply_event, retry_on=(Exception,)),
+    "django_plugipay.process_webhook_event": Work(_apply_event, retryable=always),
     "django_plugipay.sync_checkout_session": Work(
         _status(CheckoutSession, services.sync_checkout_session, "session")
     ),
@@ -76,8 +93,10 @@ WORK: dict[str, Work] = {
     # Its own rows carry attempts and backoff; the scheduled run picks up what a crash left.
     "django_plugipay.run_deliveries": Work(
         lambda delivery_ids=None: services.run_deliveries(only=delivery_ids),
-        retry_on=(),
+        retryable=never,
     ),
+    # Never raises: a failing step waits for the next run.
+    "django_plugipay.sweep": Work(services.sweep, retryable=never),
 }
 
 
@@ -86,7 +105,9 @@ def _celery(task, *args: Any) -> Any:
     work = WORK[task.name]
     try:
         return work.function(*args)
-    except work.retry_on as exc:
+    except Exception as exc:
+        if not work.retryable(exc):
+            raise
         delay = backoff(task.request.retries, getattr(exc, "retry_after", None))
         raise task.retry(exc=exc, countdown=delay) from exc
 
@@ -132,6 +153,13 @@ def sync_plans(self) -> int:
     return _celery(self)
 
 
+@shared_task(name="django_plugipay.sweep", bind=True, acks_late=True)
+def sweep(self) -> dict[str, int]:
+    """Take over stranded work (events whose task was lost, refunds never sent); schedule it
+    with celery beat every minute. Never raises: a failing step waits for the next run."""
+    return _celery(self)
+
+
 @shared_task(name="django_plugipay.run_deliveries", bind=True, acks_late=True)
 def run_deliveries(self, delivery_ids: list[int] | None = None) -> int:
     """Run durable receivers' due deliveries (those ids only, when given: what a commit
@@ -146,8 +174,8 @@ def run_work(name: str, args: list, attempt: int = 0) -> Any:
     work = WORK[name]
     try:
         return work.function(*args)
-    except work.retry_on as exc:
-        if attempt >= work.max_retries:
+    except Exception as exc:
+        if not work.retryable(exc) or attempt >= work.max_retries:
             raise
         delay = backoff(attempt, getattr(exc, "retry_after", None))
         logger.warning(

@@ -31,7 +31,14 @@ from django.views.decorators.csrf import csrf_exempt
 
 from django_plugipay import billing, permissions, services
 from django_plugipay.conf import app_settings
-from django_plugipay.exceptions import InvalidObject, InvalidPayload, PlugipayError, SignatureError
+from django_plugipay.db import is_transient
+from django_plugipay.exceptions import (
+    InvalidObject,
+    InvalidPayload,
+    NotRecorded,
+    PlugipayError,
+    SignatureError,
+)
 from django_plugipay.models import Invoice
 from django_plugipay.services.mirror import UnresolvedReference
 from django_plugipay.webhooks import SIGNATURE_HEADERS
@@ -39,6 +46,8 @@ from django_plugipay.webhooks import SIGNATURE_HEADERS
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+#: seconds a sender is asked to wait when the database is unavailable
+RETRY_AFTER = 30
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
 
 
@@ -52,9 +61,10 @@ class WebhookView(View):
     here yet and not fetchable (a refund delivered before its payment: stored ``failed``, applied
     on the next delivery), 422 for a signed event whose object fails its
     resource's validation (stored ``failed`` with the message: visible in the admin, replayable
-    with ``plugipay_replay`` once fixed), 413 over 1 MiB, 405 for other methods, and 500 only
-    when applying the event failed otherwise (the event is kept as ``failed`` and applied
-    again on the next delivery).
+    with ``plugipay_replay`` once fixed), 413 over 1 MiB, 405 for other methods, 503 with
+    ``Retry-After`` when the database is unavailable (nothing is claimed: Plugipay delivers it
+    again), and 500 only when applying the event failed otherwise (the event is kept as
+    ``failed`` and applied again on the next delivery).
     """
 
     http_method_names = ["post"]
@@ -79,17 +89,31 @@ class WebhookView(View):
             return _error(422, exc.code or "invalid_object", exc.message)
         except UnresolvedReference as exc:  # stored failed; the next delivery applies it
             return _error(409, "unresolved_reference", str(exc))
-        except Exception:  # recorded on the event as failed; the sender will deliver it again
+        except NotRecorded as exc:  # nothing stored (logged once by the service)
+            return _unavailable(exc.message)
+        except Exception as exc:  # logged once by the service, whatever it was
+            if is_transient(exc):  # the database went away: claim nothing about the event
+                return _unavailable("The event could not be processed now; deliver it again.")
+            # Stored as failed with the error by the service; the sender will deliver it
+            # again and it is applied then.
             return _error(
                 500,
                 "processing_failed",
                 "The event was recorded but applying it failed; it will be retried.",
             )
+        services.sweep_soon()  # heal what an earlier outage stranded, without a command
         return JsonResponse({"received": True, "id": event.event_id, "status": event.status})
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+def _unavailable(message: str) -> JsonResponse:
+    """503: nothing is claimed about the event; Plugipay delivers it again after a pause."""
+    response = _error(503, "unavailable", message)
+    response["Retry-After"] = str(RETRY_AFTER)
+    return response
 
 
 # ── billing: the portal, invoice documents, subscription-gated views ─────────────

@@ -13,8 +13,7 @@ from typing import Any
 from plugipay_sandbox import signing
 from plugipay_sandbox.state import Store, iso, shuffled
 from plugipay_sandbox.state import webhooks as endpoints
-from plugipay_sandbox.state.core import parse_time
-from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER, AUTO_DISABLE_SPAN
+from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER, auto_disable_window
 
 logger = logging.getLogger(__name__)
 
@@ -211,12 +210,14 @@ class Deliverer:
         event = store.events.get(delivery["eventId"])
         if ok:
             delivery.update(status="succeeded", deliveredAt=iso(now), nextRetryAt=None)
-            endpoint.update(consecutiveFailures=0, failingSince=None)
+            endpoint.update(consecutiveFailures=0, failingSince=None, _failingSinceAt=None)
             if event is not None and event["publishedAt"] is None:
                 event["publishedAt"] = iso(now)
             return
         endpoint["consecutiveFailures"] += 1
         endpoint["failingSince"] = endpoint["failingSince"] or iso(now)
+        if endpoint.get("_failingSinceAt") is None:
+            endpoint["_failingSinceAt"] = now
         schedule = store.config.retry_schedule
         if delivery["attempts"] <= len(schedule):
             delivery["_due"] = now + schedule[delivery["attempts"] - 1]
@@ -225,17 +226,12 @@ class Deliverer:
         else:
             delivery.update(status="failed", nextRetryAt=None)
         _log_failure(delivery, endpoint, code, error, now)
-        failing_for = now - parse_time(endpoint["failingSince"])
-        if (
-            endpoint["consecutiveFailures"] >= AUTO_DISABLE_AFTER
-            and failing_for >= AUTO_DISABLE_SPAN
-            and endpoint["active"]
-        ):
+        # Plugipay's rule: 20 failures in a row AND a streak spanning 24 h of the schedule, so a
+        # receiver down for a moment (a database restart) is retried, not cut off.
+        spanned = now - endpoint["_failingSinceAt"] >= auto_disable_window(schedule)
+        if endpoint["consecutiveFailures"] >= AUTO_DISABLE_AFTER and spanned and endpoint["active"]:
             endpoints.disable_endpoint(
-                store,
-                endpoint,
-                f"{AUTO_DISABLE_AFTER} consecutive failed deliveries over 24 hours",
-                "errored",
+                store, endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored"
             )
             # Recorded in the events API (and sent to the workspace's other endpoints).
             store.emit("webhook_endpoint.disabled", endpoint, mode=endpoint["mode"])

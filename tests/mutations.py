@@ -101,6 +101,45 @@ MUTATIONS = (
          "tests/test_webhook_view.py::test_signed_non_event_bodies_are_400"),
     ),
     Mutation(
+        "transient means transient: a lost connection is not retried",
+        (
+            ("django_plugipay/db.py",
+             "    if is_connection_lost(exc):\n        return True\n",
+             ""),
+        ),
+        ("tests/test_db.py::test_a_lost_connection_is_retried_on_a_fresh_connection",),
+    ),
+    Mutation(
+        "the view tells the truth: an event not recorded is a 500 claiming it was",
+        (
+            ("django_plugipay/views.py",
+             "            return _unavailable(exc.message)\n",
+             "            return _error(500, \"failed\", \"The event was recorded.\")\n"),
+        ),
+        ("tests/test_faults.py::"
+         "test_an_event_not_recorded_is_a_503_that_claims_nothing_and_logs_its_cause_once",),
+    ),
+    Mutation(
+        "resubmitted refund page: no idempotency token",
+        (
+            ("django_plugipay/admin/refunds.py",
+             "                idempotency_key=tokens.refund_key(token, payment.pk),\n",
+             ""),
+        ),
+        ("tests/test_faults.py::"
+         "test_a_resubmitted_refund_page_returns_its_first_outcome_and_refunds_once",),
+    ),
+    Mutation(
+        "nothing stranded: the sweeper leaves events whose task was lost",
+        (
+            ("django_plugipay/services/sweeper.py",
+             "    (\"events\", requeue_stranded_events),\n",
+             ""),
+        ),
+        ("tests/test_faults.py::"
+         "test_the_sweeper_applies_events_whose_enqueue_failed_or_whose_task_died",),
+    ),
+    Mutation(
         "durable receivers: a failing receiver is not retried",
         (
             ("django_plugipay/services/deliveries.py",

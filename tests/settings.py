@@ -75,6 +75,7 @@ PLUGIPAY = {
     "RETRY_BACKOFF": 0.01,
     "TIMEOUT": float(os.environ.get("PLUGIPAY_TIMEOUT", "10")),
     "MAX_RETRIES": int(os.environ.get("PLUGIPAY_MAX_RETRIES", "3")),
+    "STRANDED_AFTER": float(os.environ.get("PLUGIPAY_STRANDED_AFTER", "300")),
 }
 
 # No Celery app by default: with TASKS="auto" task work runs in-process, as on a fresh project.

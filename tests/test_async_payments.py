@@ -184,6 +184,11 @@ def test_manual_transfer_confirmed_by_staff_in_the_admin(plugipay_sandbox, signa
     assert LogEntry.objects.filter(object_id=str(session.pk)).count() == 1
     plugipay_sandbox.flush()
     assert count(signal_log, "payment_succeeded") == 1
+    # The same page submitted again: its first outcome, nothing sent or logged twice.
+    again = client.post(f"{SESSIONS}{session.pk}/confirm/", {"post": "yes"}, follow=True)
+    assert "was already confirmed" in again.content.decode()
+    assert LogEntry.objects.filter(object_id=str(session.pk)).count() == 1
+    assert count(signal_log, "payment_succeeded") == 1
 
 
 def test_confirm_action_lists_refused_rows(plugipay_sandbox, client):

@@ -3,7 +3,7 @@
 import pytest
 from django.core.checks import Tags, run_checks
 
-from django_plugipay.checks import check_settings
+from django_plugipay.checks import check_settings, connection_health_warnings
 from tests.settings import HAS_DRF
 
 BASE = {
@@ -93,3 +93,20 @@ def test_env_fallbacks(settings, monkeypatch):
     monkeypatch.setenv("PLUGIPAY_WEBHOOK_SECRET", "whsec_env")
     assert app_settings.KEY_ID == "pk_live_env" and app_settings.MODE == "live"
     assert app_settings.WEBHOOK_SECRETS == ["whsec_env"]
+
+
+@pytest.mark.parametrize(
+    ("options", "warned"),
+    [
+        ({"CONN_MAX_AGE": 60}, True),
+        ({"CONN_MAX_AGE": None}, True),
+        ({"CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True}, False),
+        ({"CONN_MAX_AGE": 0}, False),
+    ],
+)
+def test_persistent_connections_without_health_checks_are_warned(options, warned):
+    config = {"ENGINE": "django.db.backends.postgresql", "NAME": "shop", **options}
+    found = [m for m in connection_health_warnings("pg", config) if m.id.endswith("W060")]
+    assert bool(found) is warned
+    if found:
+        assert "CONN_HEALTH_CHECKS" in found[0].hint and "'pg'" in found[0].msg

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from django_plugipay import db
 from django_plugipay.models import SyncCursor
@@ -78,7 +78,17 @@ def test_the_decorator_retries_too(fast_backoff):
 
 @pytest.mark.parametrize(
     ("sqlstate", "transient"),
-    [("40001", True), ("40P01", True), ("55P03", True), ("23505", False)],
+    [
+        ("40001", True),
+        ("40P01", True),
+        ("55P03", True),
+        ("23505", False),
+        ("57P01", True),  # pg_terminate_backend / a fast shutdown
+        ("57P03", True),  # the server is starting
+        ("08006", True),  # connection failure
+        ("08001", True),
+        ("57014", False),  # query canceled: not a lost connection
+    ],
 )
 def test_postgresql_transient_states(sqlstate, transient):
     class PgError(Exception):
@@ -90,6 +100,34 @@ def test_postgresql_transient_states(sqlstate, transient):
     exc.__cause__ = cause
     assert db.is_transient(exc) is transient
     assert db.is_transient(ValueError("database is locked")) is False
+
+
+@pytest.mark.parametrize(
+    ("error", "lost"),
+    [
+        (InterfaceError("connection already closed"), True),
+        (OperationalError("the connection is closed"), True),
+        (OperationalError("FATAL:  the database system is starting up"), True),
+        (OperationalError("server closed the connection unexpectedly"), True),
+        (OperationalError("no such table: x"), False),
+    ],
+)
+def test_a_lost_connection_without_a_sqlstate_is_transient(error, lost):
+    assert db.is_connection_lost(error) is lost
+    assert db.is_transient(error) is lost
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_connection_is_retried_on_a_fresh_connection(fast_backoff):
+    seen = []
+
+    def work():
+        seen.append(connection.vendor)
+        if len(seen) == 1:
+            raise OperationalError("the connection is closed")
+        return len(seen)
+
+    assert db.run_atomic(work) == 2
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import clear_url_caches
 
+from django_plugipay.client import get_client
 from django_plugipay.models import WebhookEvent
 
 
@@ -94,3 +95,17 @@ def test_wrong_webhook_secret(plugipay_sandbox, settings):
 def _reset_urlconf():
     yield
     clear_url_caches()
+
+
+def test_a_disabled_endpoint_is_reported_with_the_sync_that_heals_the_gap(plugipay_sandbox):
+    client = get_client()
+    [endpoint] = client.list_webhook_endpoints()
+    path = f"/webhooks/{endpoint['id']}"
+    client.request("PATCH", path, json_body={"active": False})
+    try:
+        status, output = doctor()
+    finally:  # the session's sandbox keeps its endpoint across tests
+        client.request("PATCH", path, json_body={"active": True})
+    report = line(output, "webhook endpoint")
+    assert status != 0 and report.startswith("[FAIL]") and "disabled" in report
+    assert "plugipay_sync" in report and "re-enable" in report

@@ -6,6 +6,8 @@ from django.contrib import messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -43,7 +45,10 @@ def confirm_view(modeladmin, request, queryset, *, single: bool):
             }
         )
     confirmable = [r for r in rows if not r["refused"]]
-    if request.POST.get("post") == "yes" and confirmable:
+    # A resubmitted page (a double click, the back button after an error) finds its sessions
+    # confirmed already: it reports that first outcome; Plugipay's key is the session's anyway.
+    confirmed = [r for r in rows if r["session"].confirmed_at is not None]
+    if request.POST.get("post") == "yes" and (confirmable or confirmed):
         return _perform(modeladmin, request, confirmable, rows)
     context = {
         **modeladmin.admin_site.each_context(request),
@@ -86,7 +91,23 @@ def _perform(modeladmin, request, confirmable, rows):
             % {"count": confirmed},
             messages.SUCCESS,
         )
-    skipped = [r for r in rows if r["refused"]]
+    for row in rows:
+        session = row["session"]
+        if row["refused"] and session.confirmed_at is not None:
+            modeladmin.message_user(
+                request,
+                _(
+                    "The transfer of %(amount)s on %(session)s was already confirmed "
+                    "(%(when)s); nothing was sent again."
+                )
+                % {
+                    "amount": row["amount"],
+                    "session": session,
+                    "when": date_format(localtime(session.confirmed_at), "DATETIME_FORMAT"),
+                },
+                messages.INFO,
+            )
+    skipped = [r for r in rows if r["refused"] and r["session"].confirmed_at is None]
     if skipped:
         modeladmin.message_user(
             request,

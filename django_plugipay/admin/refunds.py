@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from django_plugipay import permissions, services
+from django_plugipay.admin import tokens
 from django_plugipay.exceptions import RefundError
 from django_plugipay.models import Payment, RefundReason
 from django_plugipay.money import format_amount, input_value, to_minor
@@ -101,10 +102,11 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
     only = rows[0] if len(rows) == 1 else None
     offered_payment = only["payment"] if only else None
     offered_remaining = only["remaining"] if only else 0
+    token = tokens.posted(request) if request.method == "POST" else tokens.issue()
     if request.POST.get("post") == "yes":
         form = RefundForm(request.POST, payment=offered_payment, remaining=offered_remaining)
         if form.is_valid() and refundable:
-            return _perform(modeladmin, request, refundable, form.cleaned_data, rows)
+            return _perform(modeladmin, request, refundable, form.cleaned_data, rows, token)
     else:
         initial = {}
         if only and not only["refused"]:
@@ -121,13 +123,15 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
         "opts": Payment._meta,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "queryset": queryset,
+        "token_field": tokens.FIELD,
+        "token": token,
     }
     return TemplateResponse(
         request, "admin/django_plugipay/payment/refund_confirmation.html", context
     )
 
 
-def _perform(modeladmin, request, refundable, data, rows):
+def _perform(modeladmin, request, refundable, data, rows, token):
     requested, errors, waiting = 0, [], []
     for row in refundable:
         payment = row["payment"]
@@ -138,9 +142,25 @@ def _perform(modeladmin, request, refundable, data, rows):
                 reason=data["reason"],
                 description=data.get("description", ""),
                 requested_by=request.user,
+                idempotency_key=tokens.refund_key(token, payment.pk),
             )
         except RefundError as exc:
             errors.append(f"{payment}: {exc.message}")
+            continue
+        if refund.replayed:  # this page was submitted before: its first outcome, sent once
+            modeladmin.message_user(
+                request,
+                _(
+                    "The refund of %(amount)s on %(payment)s was already requested from this "
+                    "page (now %(status)s); nothing was sent again."
+                )
+                % {
+                    "amount": format_amount(refund.amount, refund.currency),
+                    "payment": payment,
+                    "status": refund.get_status_display().lower(),
+                },
+                messages.INFO,
+            )
             continue
         modeladmin.log_change(
             request,

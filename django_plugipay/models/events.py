@@ -36,6 +36,15 @@ class WebhookEvent(models.Model):
     occurred_at = models.DateTimeField(_("occurred at"), null=True, blank=True)
     received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    queued_at = models.DateTimeField(
+        _("queued at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When its task was last sent; empty on a received event whose task could not be "
+            "sent (the sweeper sends it again)."
+        ),
+    )
 
     objects = WebhookEventQuerySet.as_manager()
 

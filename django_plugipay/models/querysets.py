@@ -22,6 +22,8 @@ from django_plugipay.models.enums import (
     SubscriptionStatus,
 )
 
+#: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
+NOT_SUBMITTED = "not_submitted"
 _QuerySet = TypeVar("_QuerySet", bound=models.QuerySet)
 
 
@@ -74,6 +76,15 @@ class RefundQuerySet(models.QuerySet):
     def in_flight(self) -> RefundQuerySet:
         return self.filter(status__in=(RefundStatus.REQUESTED, RefundStatus.PENDING))
 
+    def stranded(self, requested_before) -> RefundQuerySet:
+        """Requested, not known to Plugipay here, and either marked not submitted or older
+        than ``requested_before``."""
+        return self.filter(
+            Q(failure_code=NOT_SUBMITTED) | Q(created_at__lt=requested_before),
+            status=RefundStatus.REQUESTED,
+            plugipay_id=None,
+        )
+
     def total(self) -> int:
         return self.aggregate(total=Coalesce(Sum("amount"), 0))["total"]
 
@@ -93,6 +104,13 @@ class WebhookEventQuerySet(models.QuerySet):
             return None
         since = self.filter(source=EventSource.WEBHOOK, received_at__gt=disabled.received_at)
         return None if since.exclude(kind=disabled.kind).exists() else disabled
+
+    def stranded(self, queued_before) -> WebhookEventQuerySet:
+        """Recorded, not applied, and its task never sent or sent before ``queued_before``."""
+        return self.filter(
+            Q(queued_at__isnull=True) | Q(queued_at__lt=queued_before),
+            status=EventStatus.RECEIVED,
+        )
 
 
 class DeliveryQuerySet(models.QuerySet):

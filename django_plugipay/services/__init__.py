@@ -34,6 +34,7 @@ from django_plugipay.services.events import (
     ingest_webhook,
     process_event,
     replay_failed_events,
+    requeue_stranded_events,
 )
 from django_plugipay.services.mirror import sync_object
 from django_plugipay.services.plans import EnsuredPlan, ensure_plans
@@ -42,8 +43,10 @@ from django_plugipay.services.refunds import (
     refund_payment,
     refundable_amount,
     submit_refund,
+    submit_stranded_refunds,
     sync_refund,
 )
+from django_plugipay.services.sweeper import sweep, sweep_soon
 
 __all__ = [
     "EnsuredPlan",
@@ -76,10 +79,14 @@ __all__ = [
     "refund_payment",
     "refundable_amount",
     "replay_failed_events",
+    "requeue_stranded_events",
     "resolve_deliveries",
     "retry_deliveries",
     "run_deliveries",
     "submit_refund",
+    "submit_stranded_refunds",
+    "sweep",
+    "sweep_soon",
     "sync_checkout_session",
     "sync_object",
     "sync_refund",

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 
 from django_plugipay.conf import app_settings
+from django_plugipay.db import discard_lost_connection
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +88,11 @@ def enqueue(
 ) -> None:
     """After the current transaction commits, send task ``name`` or run ``inline()``.
 
-    Never raises into the caller: if the broker cannot be reached (or the in-process work
-    fails), the error is logged as a warning and ``on_failure(exc)`` records it where staff and
-    reconciliation will see it.
+    Never raises into the caller (after commit, the caller's work is done and its response is
+    due): if the broker cannot be reached or the in-process work fails, the error is logged as a
+    warning and ``on_failure(exc)`` records it where staff and the sweeper will see it. If
+    recording fails too (the database is gone), that is logged and the row's own state —
+    an event still ``received``, a refund still ``requested`` — is what the sweeper finds.
     """
     transaction.on_commit(lambda: _dispatch(name, args, inline, on_failure))
 
@@ -113,8 +116,27 @@ def _dispatch(name, args, inline, on_failure) -> None:
             exc,
             extra={"task": name, "task_args": args, "tasks_mode": current},
         )
+        discard_lost_connection(exc)  # what runs next in this request connects afresh
         if on_failure is not None:
-            on_failure(exc)
+            _record(name, args, on_failure, exc)
+
+
+def _record(
+    name: str, args: tuple, on_failure: Callable[[Exception], None], exc: Exception
+) -> None:
+    try:
+        on_failure(exc)
+    except Exception as failure:
+        discard_lost_connection(failure)
+        logger.warning(
+            "plugipay %s %s: its failure could not be recorded either (%s: %s); the sweeper "
+            "takes it over after STRANDED_AFTER",
+            name,
+            args,
+            type(failure).__name__,
+            failure,
+            extra={"task": name, "task_args": args},
+        )
 
 
 def _send(name: str, args: tuple) -> None:

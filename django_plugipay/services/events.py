@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -14,8 +15,8 @@ from django.utils import timezone
 
 from django_plugipay import signals
 from django_plugipay.conf import app_settings
-from django_plugipay.db import is_transient, run_atomic, write_atomic
-from django_plugipay.exceptions import InvalidObject, InvalidPayload
+from django_plugipay.db import discard_lost_connection, is_transient, run_atomic, write_atomic
+from django_plugipay.exceptions import InvalidObject, InvalidPayload, NotRecorded
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import mirror
 from django_plugipay.services._queue import enqueue
@@ -36,8 +37,9 @@ MAX_DEPTH = 32
 def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
     """Verify a delivery, record its event once and apply it (inline) or queue it (celery).
 
-    Raises ``SignatureError`` or ``InvalidPayload`` before anything is stored, and re-raises
-    whatever a signal receiver raised after marking the event ``failed``.
+    Raises ``SignatureError`` or ``InvalidPayload`` before anything is stored, re-raises
+    whatever a signal receiver raised after marking the event ``failed``, and raises
+    :class:`NotRecorded` (logged once) when the event could not be stored at all.
     """
     verify_signature(body, signature, app_settings.WEBHOOK_SECRETS, app_settings.WEBHOOK_TOLERANCE)
     try:
@@ -51,16 +53,15 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
         try:
             validate_event(parsed)
         except InvalidObject as exc:
-            _record_failure(parsed, EventSource.WEBHOOK, exc)
+            _record_failure_or_raise(parsed, EventSource.WEBHOOK, exc)
             _log_failure(parsed.id, parsed.kind, exc)
             raise
-        event, _created = record_event(parsed, source=EventSource.WEBHOOK)
+        try:
+            event, _created = record_event(parsed, source=EventSource.WEBHOOK)
+        except Exception as exc:
+            raise _not_recorded(parsed, exc) from exc
         if event.status not in DONE:
-            enqueue(
-                "django_plugipay.process_webhook_event",
-                event.pk,
-                inline=lambda: apply_event(event=event),
-            )
+            queue_event(event)
         return event
     return process_event(parsed, source=EventSource.WEBHOOK)[0]
 
@@ -146,14 +147,89 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
             lambda prefetched: _record_and_apply(parsed, source, prefetched), _completing(parsed)
         )
     except _AlreadyRecorded:
-        event = WebhookEvent.objects.get(event_id=parsed.id)
+        try:
+            event = WebhookEvent.objects.get(event_id=parsed.id)
+        except Exception as exc:  # the database went away after the insert found it
+            discard_lost_connection(exc)
+            _log_failure(parsed.id, parsed.kind, exc)
+            raise
         if event.status in DONE:
             return event, False
         return apply_event(event=event), True
     except Exception as exc:
-        _record_failure(parsed, source, exc)
+        _record_failure_or_raise(parsed, source, exc)
         _log_failure(parsed.id, parsed.kind, exc)
         raise
+
+
+def queue_event(event: WebhookEvent) -> None:
+    """After commit, send the task that applies a recorded event (or apply it in-process).
+
+    If the broker cannot be reached the event is marked (``queued_at`` emptied) and
+    :func:`requeue_stranded_events` sends it again; it never raises.
+    """
+    enqueue(
+        "django_plugipay.process_webhook_event",
+        event.pk,
+        inline=lambda: apply_event(event=event),
+        on_failure=lambda exc: _note_not_queued(event.pk, exc),
+    )
+
+
+def _note_not_queued(event_pk: int, exc: Exception) -> None:
+    """Mark a recorded event whose task was not sent: the sweeper sends it first."""
+    WebhookEvent.objects.filter(pk=event_pk, status=EventStatus.RECEIVED).update(
+        queued_at=None, last_error=f"Not queued yet: {_describe(exc)}"[:2000]
+    )
+
+
+def requeue_stranded_events(*, limit: int = 500) -> int:
+    """Queue again every event still ``received`` whose task was never sent (the broker was
+    down) or was sent over ``STRANDED_AFTER`` seconds ago and never ran to the end (its worker
+    was killed, its message lost); return how many. Applying is idempotent, so an event queued
+    twice is applied once."""
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
+    stranded = list(
+        WebhookEvent.objects.stranded(stale)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not stranded:
+        return 0
+    WebhookEvent.objects.filter(pk__in=stranded, status=EventStatus.RECEIVED).update(queued_at=now)
+    for pk in stranded:
+        queue_event(WebhookEvent(pk=pk))
+    logger.info(
+        "plugipay requeued %s stranded events", len(stranded), extra={"count": len(stranded)}
+    )
+    return len(stranded)
+
+
+def _record_failure_or_raise(parsed: Event, source: str, exc: Exception) -> None:
+    """Store the event ``failed`` with ``exc``; when even that fails, nothing about the event
+    is stored: raise :class:`NotRecorded` (logged once, with both causes)."""
+    try:
+        _record_failure(parsed, source, exc)
+    except Exception as failure:
+        raise _not_recorded(parsed, exc, failure) from exc
+
+
+def _not_recorded(parsed: Event, exc: Exception, failure: Exception | None = None) -> NotRecorded:
+    """Log, once, why an event could not be stored, and the exception that says so."""
+    failure = failure or exc
+    discard_lost_connection(failure)
+    extra = {"event_id": parsed.id, "kind": parsed.kind}
+    cause = f"{type(failure).__name__}: {failure}"
+    if failure is not exc:
+        cause += f" (after {type(exc).__name__}: {exc})"
+    if is_transient(failure):  # an outage: expected, and Plugipay delivers it again
+        logger.warning("plugipay event %s not recorded: %s", parsed.id, cause, extra=extra)
+    else:
+        logger.error(
+            "plugipay event %s not recorded: %s", parsed.id, cause, exc_info=failure, extra=extra
+        )
+    return NotRecorded("The event could not be recorded now; deliver it again later.")
 
 
 def _record_and_apply(parsed: Event, source: str, prefetched) -> tuple[WebhookEvent, bool]:
@@ -344,6 +420,10 @@ def _log_failure(event_id: str, kind: str, exc: Exception) -> None:
         logger.warning("plugipay event %s is invalid: %s", event_id, exc.message, extra=extra)
     elif isinstance(exc, mirror.UnresolvedReference):  # out of order: the next delivery applies
         logger.warning("plugipay event %s waits: %s", event_id, exc, extra=extra)
+    elif is_transient(exc):  # the database went away: expected in an outage, retried
+        logger.warning(
+            "plugipay event %s failed: %s: %s", event_id, type(exc).__name__, exc, extra=extra
+        )
     else:
         logger.exception("plugipay event %s failed", event_id, extra=extra)
 
@@ -367,8 +447,8 @@ def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
 
 
 def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
-    """Store the event (status ``received``) once per event id, to apply later."""
-    row = WebhookEvent(event_id=parsed.id, **_fields(parsed, source))
+    """Store the event (status ``received``, queued now) once per event id, to apply later."""
+    row = WebhookEvent(event_id=parsed.id, **_fields(parsed, source), queued_at=timezone.now())
     if run_atomic(mirror.insert_new, row, "event_id"):
         return row, True
     return WebhookEvent.objects.get(event_id=parsed.id), False
@@ -396,12 +476,17 @@ def apply_recorded_event(event_id: int) -> WebhookEvent | None:
     except WebhookEvent.DoesNotExist:
         return None
     except Exception as exc:
-        WebhookEvent.objects.filter(pk=event_id).update(
-            status=EventStatus.FAILED,
-            attempts=F("attempts") + 1,
-            last_error=_describe(exc),
-        )
-        kind = WebhookEvent.objects.filter(pk=event_id).values_list("event_id", "kind").first()
+        discard_lost_connection(exc)
+        try:
+            WebhookEvent.objects.filter(pk=event_id).update(
+                status=EventStatus.FAILED,
+                attempts=F("attempts") + 1,
+                last_error=_describe(exc),
+            )
+            kind = WebhookEvent.objects.filter(pk=event_id).values_list("event_id", "kind").first()
+        except Exception as failure:  # the database is gone: the event stays as it was
+            discard_lost_connection(failure)
+            kind = None
         _log_failure(*(kind or (str(event_id), "")), exc)
         raise
 

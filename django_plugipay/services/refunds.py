@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 
 from django.db import IntegrityError
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from django_plugipay.client import get_client
+from django_plugipay.conf import app_settings
 from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
+from django_plugipay.models.querysets import NOT_SUBMITTED
 from django_plugipay.money import check_amount, format_amount
 from django_plugipay.services._queue import enqueue
 from django_plugipay.services.mirror import (
@@ -22,9 +26,6 @@ from django_plugipay.services.mirror import (
 )
 
 logger = logging.getLogger(__name__)
-
-#: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
-NOT_SUBMITTED = "not_submitted"
 
 
 def refundable_amount(payment: Payment) -> int:
@@ -211,11 +212,10 @@ def _request_refund(
 
 
 def _note_not_submitted(refund_id: int, exc: Exception) -> None:
-    """Say on the refund why it is still only ``requested``; reconciliation submits it."""
+    """Say on the refund why it is still only ``requested``; the sweeper submits it."""
     message = (
         f"Not sent to Plugipay yet ({type(exc).__name__}: {exc}); it stays requested and the "
-        "next reconciliation (manage.py plugipay_sync or the reconcile task) sends it with "
-        "the same idempotency key."
+        "sweeper (or manage.py plugipay_sync) sends it with the same idempotency key."
     )[:2000]
     Refund.objects.filter(pk=refund_id, status=RefundStatus.REQUESTED, plugipay_id=None).update(
         failure_code=NOT_SUBMITTED, failure_message=message
@@ -259,10 +259,42 @@ def submit_refund(*, refund: Refund) -> Refund:
         return mark_refund_failed(
             refund, code=exc.code or "refused", message=exc.message, data=data
         )
-    Refund.objects.filter(pk=refund.pk, failure_code=NOT_SUBMITTED).update(
+    # Link the row to the refund Plugipay made first (a transaction retried on a fresh
+    # connection): if the database went away during the call, that is what must survive.
+    row = upsert_refund(obj)
+    run_atomic(_clear_not_submitted, refund.pk)
+    return row
+
+
+def _clear_not_submitted(refund_id: int) -> None:
+    Refund.objects.filter(pk=refund_id, failure_code=NOT_SUBMITTED).update(
         failure_code="", failure_message=""
     )
-    return upsert_refund(obj)
+
+
+def submit_stranded_refunds(*, limit: int = 100) -> int:
+    """Submit, with its stored key, every refund still ``requested`` that Plugipay has not
+    confirmed: one whose submission failed (``NOT_SUBMITTED``) and one requested over
+    ``STRANDED_AFTER`` seconds ago (its task lost, or its answer never stored). A refund
+    Plugipay made already is replayed by its idempotency key and linked, never made twice.
+    Returns how many were submitted; a failure leaves the refund for the next sweep."""
+    stale = timezone.now() - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
+    stranded = Refund.objects.stranded(stale).order_by("created_at")[:limit]
+    submitted = 0
+    for refund in stranded:
+        try:
+            submit_refund(refund=refund)
+        except Exception as exc:  # Plugipay or the database unavailable: the next sweep
+            logger.warning(
+                "plugipay refund %s not submitted: %s: %s",
+                refund.pk,
+                type(exc).__name__,
+                exc,
+                extra={"refund_id": refund.pk},
+            )
+            continue
+        submitted += 1
+    return submitted
 
 
 def sync_refund(*, refund: Refund) -> Refund:

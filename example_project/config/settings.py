@@ -123,6 +123,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "plugipay-reconcile": {"task": "django_plugipay.reconcile", "schedule": 15 * 60},
+    "plugipay-sweep": {"task": "django_plugipay.sweep", "schedule": 60},
     # durable receivers' retries, and deliveries a crashed process left behind
     "plugipay-run-deliveries": {"task": "django_plugipay.run_deliveries", "schedule": 60},
 }

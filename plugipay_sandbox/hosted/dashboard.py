@@ -22,6 +22,7 @@ from plugipay_sandbox.hosted.layout import money, page
 from plugipay_sandbox.resources.webhooks import endpoint_fields
 from plugipay_sandbox.state import ApiError, Store, event_kinds, iso, refunds
 from plugipay_sandbox.state import webhooks as endpoints
+from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER, auto_disable_window
 
 Translate = Callable[..., str]
 
@@ -870,6 +871,7 @@ def endpoint_page(store: Store, request: Request):
                 ("Description", escape(description(_, endpoint) or "—")),
                 ("Events", events_summary(_, endpoint)),
                 ("Failures in a row", str(endpoint["consecutiveFailures"])),
+                ("Disabled automatically", escape(auto_disable_rule(_, store))),
                 ("Disabled because", escape(disabled_reason(_, endpoint.get("disabledReason")))),
                 ("Created", when(endpoint["createdAt"])),
             ],
@@ -893,6 +895,16 @@ style="overflow-wrap:anywhere">{escape(endpoint["url"])} {badge(_, endpoint["sta
         escape(_("Deliveries"))
     }</h2>{"".join(rows) or empty(_, "Nothing delivered yet.")}</div>"""
     return frame(_, "webhooks", _("Webhook endpoint"), body)
+
+
+def auto_disable_rule(_: Translate, store: Store) -> str:
+    """Plugipay's auto-disable rule, with the span this sandbox's compressed schedule gives it."""
+    return _(
+        "after {n} consecutive failed deliveries spanning 24 hours of Plugipay's retry "
+        "schedule ({seconds} s of this sandbox's schedule)",
+        n=AUTO_DISABLE_AFTER,
+        seconds=f"{auto_disable_window(store.config.retry_schedule):g}",
+    )
 
 
 def disabled_reason(_: Translate, reason: str | None) -> str:

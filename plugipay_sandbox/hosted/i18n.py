@@ -346,6 +346,11 @@ ID: dict[str, str] = {
     "paused in the dashboard": "dijeda di dasbor",
     "paused through the API": "dijeda melalui API",
     "{n} consecutive failed deliveries": "{n} pengiriman gagal berturut-turut",
+    "Disabled automatically": "Dinonaktifkan otomatis",
+    "after {n} consecutive failed deliveries spanning 24 hours of Plugipay's retry "
+    "schedule ({seconds} s of this sandbox's schedule)": "setelah {n} pengiriman gagal "
+    "berturut-turut selama 24 jam jadwal percobaan ulang Plugipay ({seconds} detik pada jadwal "
+    "sandbox ini)",
     "Return to {merchant}": "Kembali ke {merchant}",
     "Added when the sandbox started: your project's webhook URL": "Ditambahkan saat sandbox "
     "dimulai: URL webhook proyek Anda",

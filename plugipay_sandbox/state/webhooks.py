@@ -7,10 +7,17 @@ from typing import Any
 
 from plugipay_sandbox.state.core import ApiError, Family, Store, iso, new_id, not_found, register
 
-#: Plugipay disables an endpoint after 20 consecutive failed attempts over at least 24 hours
-#: (by the sandbox clock: a test moves it rather than waiting).
+#: Plugipay disables an endpoint after this many consecutive failed deliveries ...
 AUTO_DISABLE_AFTER = 20
-AUTO_DISABLE_SPAN = 86400.0
+#: ... spanning at least this share of its retry schedule (24 h of the real 72 h); the sandbox
+#: compresses the span with the schedule, so its endpoints survive a burst of failures as
+#: Plugipay's do.
+AUTO_DISABLE_SPAN = 24 / 72
+
+
+def auto_disable_window(schedule: tuple[float, ...]) -> float:
+    """Seconds of sandbox time a failure streak must span before the endpoint is disabled."""
+    return sum(schedule) * AUTO_DISABLE_SPAN
 
 
 def create_endpoint(
@@ -53,6 +60,7 @@ def enable_endpoint(endpoint: dict[str, Any]) -> None:
         status="active",
         consecutiveFailures=0,
         failingSince=None,
+        _failingSinceAt=None,
         disabledAt=None,
         disabledReason=None,
     )

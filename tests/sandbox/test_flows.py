@@ -8,7 +8,7 @@ import plugipay
 import pytest
 import requests
 
-from plugipay_sandbox.state.webhooks import CLI_DESCRIPTION
+from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER, CLI_DESCRIPTION, auto_disable_window
 from tests.sandbox.conftest import RETRY_SCHEDULE
 
 
@@ -313,3 +313,25 @@ def test_cli_prints_credentials_and_rejects_bad_arguments(tmp_path):
     text = "".join(lines)
     assert "not Plugipay" in text and "whsec_cli" in text and "pk_test_sandbox" in text
     assert (tmp_path / "state.json").exists()
+
+
+def test_a_burst_of_failures_does_not_disable_an_endpoint_until_they_span_24_hours(
+    control, sdk, receiver
+):
+    receiver.status = 503
+    for i in range(AUTO_DISABLE_AFTER):
+        sdk.customers.create(email=f"burst{i}@example.com")
+    control("POST", "deliveries/flush")  # 20 failures within a moment: a receiver's restart
+    _, state = control("GET", "state")
+    endpoint = state["data"]["endpoints"][0]
+    assert endpoint["consecutiveFailures"] == AUTO_DISABLE_AFTER and endpoint["active"] is True
+    window = auto_disable_window(RETRY_SCHEDULE)
+    control("POST", "clock/advance", {"seconds": RETRY_SCHEDULE[0]})
+    control("POST", "deliveries/flush")
+    _, state = control("GET", "state")
+    assert RETRY_SCHEDULE[0] < window and state["data"]["endpoints"][0]["active"] is True
+    control("POST", "clock/advance", {"seconds": RETRY_SCHEDULE[1]})
+    control("POST", "deliveries/flush")
+    _, state = control("GET", "state")
+    endpoint = state["data"]["endpoints"][0]
+    assert endpoint["active"] is False and endpoint["status"] == "errored"

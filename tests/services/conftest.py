@@ -105,17 +105,19 @@ class Worker:
                 self.kill()
 
 
-def _worker_env(plugipay_sandbox, signal_log, queue):
+def worker_env(sandbox, signal_log, queue, broker=BROKER, **extra):
+    """The environment of a worker joining this test's database, sandbox and signal log."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "CELERY_BROKER_URL": BROKER,
-        "PLUGIPAY_BASE_URL": plugipay_sandbox.base_url,
+        "CELERY_BROKER_URL": broker,
+        "PLUGIPAY_BASE_URL": sandbox.base_url,
         "PLUGIPAY_TEST_DB_NAME": connection.settings_dict["NAME"],
         "PLUGIPAY_MAX_RETRIES": "0",
         "PLUGIPAY_TIMEOUT": "3",
         "PLUGIPAY_SIGNAL_LOG": str(signal_log.path),
         "PLUGIPAY_TEST_QUEUE": queue,
+        **extra,
     }
 
 
@@ -136,7 +138,7 @@ def celery_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
     queue = app.conf.task_default_queue
     broker = redis.Redis.from_url(BROKER)
     broker.delete(queue)
-    worker = Worker(_worker_env(plugipay_sandbox, signal_log, queue), tmp_path / "worker.log")
+    worker = Worker(worker_env(plugipay_sandbox, signal_log, queue), tmp_path / "worker.log")
     worker.start()
     yield worker
     worker.stop()
@@ -156,7 +158,7 @@ def celery_beat_worker(postgres, plugipay_sandbox, signal_log, tmp_path):
     queue = app.conf.task_default_queue
     broker = redis.Redis.from_url(BROKER)
     broker.delete(queue)
-    env = {**_worker_env(plugipay_sandbox, signal_log, queue), "PLUGIPAY_TEST_BEAT": "1"}
+    env = {**worker_env(plugipay_sandbox, signal_log, queue), "PLUGIPAY_TEST_BEAT": "1"}
     beat = ["-B", "-s", str(tmp_path / "beat-schedule")]
     worker = Worker(env, tmp_path / "worker.log", extra_args=beat)
     worker.start()

@@ -102,7 +102,7 @@ def test_staff_refund_in_the_admin(plugipay_sandbox, live_server, page):
 
     wait_for(settled, message="the refund to settle")
     page.reload()
-    assert "succeeded" in page.locator(".inline-group").inner_text()
+    assert "succeeded" in page.locator("#refunds-group").inner_text()
     screenshot(page, "admin-refund-result")
     payment.refresh_from_db()
     assert payment.amount_refunded == 100_000

@@ -266,12 +266,20 @@ class Doctor:
             )
         active = [e for e in matches if e.get("active", True)]
         if not active:
+            endpoint = matches[0]
+            why = endpoint.get("disabledReason") or endpoint.get("status")
+            if endpoint.get("status") == "errored":
+                why = (
+                    f"Plugipay disabled it: {why} (it does so after 20 consecutive failures "
+                    "spanning 24 hours)"
+                )
             return Line(
                 "webhook endpoint",
                 False,
-                f"{matches[0].get('url')} is registered but paused or disabled "
-                f"({matches[0].get('disabledReason') or matches[0].get('status')})",
-                "re-enable it in the dashboard (or PATCH /webhooks/<id> active=true)",
+                f"{endpoint.get('url')} is registered but paused or disabled ({why}); events "
+                "meanwhile are not delivered, and re-enabling it does not re-send them",
+                "re-enable it in the dashboard (or PATCH /webhooks/<id> active=true), then run "
+                "`manage.py plugipay_sync`: it applies every event missed meanwhile",
             )
         self.endpoint = active[0]
         secret = self.endpoint.get("secret") or self.endpoint.get("signingSecret")

@@ -72,6 +72,12 @@ class Command(BaseCommand):
                 f"Synced: {synced}."
             )
         )
+        if not dry_run:
+            swept = services.sweep()
+            self.stdout.write(
+                f"Swept: {swept['events']} stranded events queued again, "
+                f"{swept['refunds']} refunds never confirmed submitted."
+            )
         if options.get("verbosity", 1) > 1:
             self.stdout.write(str(dataclasses.asdict(result)))
 
