@@ -34,12 +34,13 @@ def backoff(retries: int, retry_after: float | None = None) -> float:
     return random.uniform(0, min(BACKOFF_CAP, 2 * 2**retries))  # noqa: S311 - jitter
 
 
-def _status(model: type[models.Model], service: Callable, keyword: str) -> Callable:
-    """Load the row (gone: nothing to do) and call one service on it; its new status."""
+def _status(model: type[models.Model], service: str, keyword: str) -> Callable:
+    """Load the row (gone: nothing to do) and call one service on it; its new status. The
+    service is looked up when the work runs, so a test (or a project) may replace it."""
 
     def work(pk: int) -> str | None:
         obj = model._default_manager.filter(pk=pk).first()
-        return None if obj is None else service(**{keyword: obj}).status
+        return None if obj is None else getattr(services, service)(**{keyword: obj}).status
 
     return work
 
@@ -81,13 +82,13 @@ class Work:
 
 #: Every piece of background work by task name (the Celery task names, a public contract).
 WORK: dict[str, Work] = {
-    "django_plugipay.create_refund": Work(_status(Refund, services.submit_refund, "refund")),
+    "django_plugipay.create_refund": Work(_status(Refund, "submit_refund", "refund")),
     # A failing receiver is retried too: the event stays ``failed`` and visible meanwhile.
     "django_plugipay.process_webhook_event": Work(_apply_event, retryable=always),
     "django_plugipay.sync_checkout_session": Work(
-        _status(CheckoutSession, services.sync_checkout_session, "session")
+        _status(CheckoutSession, "sync_checkout_session", "session")
     ),
-    "django_plugipay.sync_refund": Work(_status(Refund, services.sync_refund, "refund")),
+    "django_plugipay.sync_refund": Work(_status(Refund, "sync_refund", "refund")),
     "django_plugipay.reconcile": Work(_reconcile),
     "django_plugipay.sync_plans": Work(lambda: len(services.sync_plans())),
     # Its own rows carry attempts and backoff; the scheduled run picks up what a crash left.
@@ -96,7 +97,7 @@ WORK: dict[str, Work] = {
         retryable=never,
     ),
     # Never raises: a failing step waits for the next run.
-    "django_plugipay.sweep": Work(services.sweep, retryable=never),
+    "django_plugipay.sweep": Work(lambda: services.sweep(), retryable=never),
 }
 
 
