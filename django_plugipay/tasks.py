@@ -113,11 +113,13 @@ def _celery(task, *args: Any) -> Any:
         raise task.retry(exc=exc, countdown=delay) from exc
 
 
-_CELERY = {"bind": True, "acks_late": True, "max_retries": MAX_RETRIES}
-_REDELIVER = {**_CELERY, "reject_on_worker_lost": True}
-
-
-@shared_task(name="django_plugipay.create_refund", **_REDELIVER)
+@shared_task(
+    bind=True,
+    name="django_plugipay.create_refund",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+)
 def create_refund(self, refund_id: int) -> str | None:
     """Create a requested refund at Plugipay; every retry sends the same idempotency key.
 
@@ -126,29 +128,37 @@ def create_refund(self, refund_id: int) -> str | None:
     return _celery(self, refund_id)
 
 
-@shared_task(name="django_plugipay.process_webhook_event", **_REDELIVER)
+@shared_task(
+    bind=True,
+    name="django_plugipay.process_webhook_event",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+)
 def process_webhook_event(self, event_id: int) -> str | None:
     """Apply a recorded event (``WEBHOOK_PROCESSING = "celery"``); retried while it fails."""
     return _celery(self, event_id)
 
 
-@shared_task(name="django_plugipay.sync_checkout_session", **_CELERY)
+@shared_task(
+    bind=True, name="django_plugipay.sync_checkout_session", acks_late=True, max_retries=MAX_RETRIES
+)
 def sync_checkout_session(self, session_id: int) -> str | None:
     return _celery(self, session_id)
 
 
-@shared_task(name="django_plugipay.sync_refund", **_CELERY)
+@shared_task(bind=True, name="django_plugipay.sync_refund", acks_late=True, max_retries=MAX_RETRIES)
 def sync_refund(self, refund_id: int) -> str | None:
     return _celery(self, refund_id)
 
 
-@shared_task(name="django_plugipay.reconcile", **_CELERY)
+@shared_task(bind=True, name="django_plugipay.reconcile", acks_late=True, max_retries=MAX_RETRIES)
 def reconcile(self, since: str | None = None) -> dict:
     """Heal missed webhooks; schedule it with celery beat (see the docs)."""
     return _celery(self, since)
 
 
-@shared_task(name="django_plugipay.sync_plans", **_CELERY)
+@shared_task(bind=True, name="django_plugipay.sync_plans", acks_late=True, max_retries=MAX_RETRIES)
 def sync_plans(self) -> int:
     """Mirror the plan catalog; schedule it with celery beat next to ``reconcile``."""
     return _celery(self)

@@ -29,7 +29,10 @@ if HAS_DRF:
     INSTALLED_APPS += ["rest_framework", "drf_spectacular"]
 # Django 5.2 needs the django-tasks backport for django.tasks; django-tasks-db's tables are
 # always migrated where it is installed, its backend used only when a test (or a worker) asks.
-INSTALLED_APPS += [app for app in ("django_tasks", "django_tasks_db") if find_spec(app)]
+_TASK_APPS = (
+    ("django_tasks_db",) if find_spec("django.tasks") else ("django_tasks", "django_tasks_db")
+)
+INSTALLED_APPS += [app for app in _TASK_APPS if find_spec(app)]
 if os.environ.get("PLUGIPAY_TASKS_BACKEND"):  # a db_worker joining the suite
     TASKS = {"default": {"BACKEND": os.environ["PLUGIPAY_TASKS_BACKEND"]}}
 

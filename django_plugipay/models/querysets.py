@@ -99,11 +99,12 @@ class WebhookEventQuerySet(models.QuerySet):
     def endpoint_disabled(self) -> Any:
         """The latest ``webhook_endpoint.disabled`` event when no webhook has arrived since
         (deliveries resuming is the proof the endpoint works again); else None."""
-        disabled = self.filter(kind="webhook_endpoint.disabled").order_by("-received_at").first()
+        kind = "webhook_endpoint.disabled"
+        disabled: Any = self.filter(kind=kind).order_by("-received_at").first()
         if disabled is None:
             return None
         since = self.filter(source=EventSource.WEBHOOK, received_at__gt=disabled.received_at)
-        return None if since.exclude(kind=disabled.kind).exists() else disabled
+        return None if since.exclude(kind=kind).exists() else disabled
 
     def stranded(self, queued_before) -> WebhookEventQuerySet:
         """Recorded, not applied, and its task never sent or sent before ``queued_before``."""
