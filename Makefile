@@ -35,6 +35,8 @@ test-services: $(STAMP)  ## the suite on PostgreSQL, then a real Celery worker o
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q
 	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) PLUGIPAY_REQUIRE_SERVICES=1 \
 		$(PY) -m pytest -q -m services
+	PLUGIPAY_SQLITE_TEST_FILE=$(CURDIR)/.venv/test-workers.sqlite3 PLUGIPAY_REQUIRE_SERVICES=1 \
+		$(PY) -m pytest -q -m services tests/services/test_django_tasks_worker.py
 
 mutate: $(STAMP)  ## break each key guarantee in a copy of the tree; its tests must fail
 	DATABASE_URL=$(PG_URL) $(PY) tests/mutations.py

@@ -65,6 +65,10 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"]["NAME"] = os.environ["PLUGIPAY_TEST_DB_NAME"]
 else:  # what startproject writes: the tests run on Django's in-memory test database
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}}
+    if os.environ.get("PLUGIPAY_SQLITE_TEST_FILE"):  # a worker process shares it (a file)
+        DATABASES["default"]["TEST"] = {"NAME": os.environ["PLUGIPAY_SQLITE_TEST_FILE"]}
+    if os.environ.get("PLUGIPAY_TEST_DB_NAME"):  # a worker joining the suite's test database
+        DATABASES["default"]["NAME"] = os.environ["PLUGIPAY_TEST_DB_NAME"]
 
 STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,6 +1,7 @@
 """TASKS = "django": refunds through a real django-tasks-db ``db_worker`` process, on
-PostgreSQL; a worker killed mid-task loses nothing that the periodic ``plugipay_sync`` recipe
-does not heal, and Plugipay holds one refund."""
+PostgreSQL and on SQLite (a file: ``PLUGIPAY_SQLITE_TEST_FILE``, as ``make test-services`` sets);
+a worker killed mid-task loses nothing that the periodic ``plugipay_sync`` recipe does not heal,
+and Plugipay holds one refund."""
 
 import os
 import signal
@@ -15,7 +16,7 @@ from django_plugipay import services
 from django_plugipay.models import Refund
 from django_plugipay.services import _queue
 from django_plugipay.testing import wait_for
-from tests.services.conftest import ROOT
+from tests.services.conftest import ROOT, missing
 
 BACKEND = "django_tasks_db.DatabaseBackend"
 
@@ -57,7 +58,14 @@ class DbWorker:
 
 
 @pytest.fixture
-def db_worker(postgres, plugipay_sandbox, settings, tmp_path):
+def shared_database(transactional_db):
+    """A test database another process can open: PostgreSQL, or SQLite in a file."""
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        missing("needs PostgreSQL or PLUGIPAY_SQLITE_TEST_FILE: run `make test-services`")
+
+
+@pytest.fixture
+def db_worker(shared_database, plugipay_sandbox, settings, tmp_path):
     settings.TASKS = {"default": {"BACKEND": BACKEND}}
     env = {
         **os.environ,
