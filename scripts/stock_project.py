@@ -645,7 +645,13 @@ def error_reports(log: str) -> list[tuple[str, str, list[str]]]:
 
 def report_orders(project: Project, result: Result, server_log: Path) -> None:
     orders = project.query("SELECT id, status FROM shop_order")
-    receipts = Counter(int(n) for n in RECEIPT.findall(server_log.read_text(errors="replace")))
+    # Receipts are console emails: from runserver, or from the db_worker that ran them.
+    logs = [
+        server_log,
+        *([project.build.logs["db_worker"]] if "db_worker" in project.build.logs else []),
+    ]
+    text = "".join(log.read_text(errors="replace") for log in logs)
+    receipts = Counter(int(n) for n in RECEIPT.findall(text))
     succeeded = dict(
         project.query(
             "SELECT o.id, COUNT(p.id) FROM shop_order o LEFT JOIN django_plugipay_payment p "

@@ -183,3 +183,13 @@ def test_a_disabled_endpoint_is_loud(plugipay_sandbox, settings, client, admin_u
         assert "plugipay-endpoint-disabled" not in page
     finally:
         webhook_endpoint_disabled.disconnect(record)
+
+
+def test_the_environment_secret_is_a_comma_separated_list(settings, monkeypatch):
+    from django_plugipay.conf import app_settings
+
+    settings.PLUGIPAY = {k: v for k, v in settings.PLUGIPAY.items() if k != "WEBHOOK_SECRETS"}
+    monkeypatch.setenv("PLUGIPAY_WEBHOOK_SECRET", "whsec_new, whsec_old")
+    assert app_settings.WEBHOOK_SECRETS == ["whsec_new", "whsec_old"]
+    monkeypatch.setenv("PLUGIPAY_WEBHOOK_SECRET", "whsec_one")
+    assert app_settings.WEBHOOK_SECRETS == ["whsec_one"]
