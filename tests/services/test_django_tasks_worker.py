@@ -67,6 +67,8 @@ def shared_database(transactional_db):
 @pytest.fixture
 def db_worker(shared_database, plugipay_sandbox, settings, tmp_path):
     settings.TASKS = {"default": {"BACKEND": BACKEND}}
+    # "django", not "auto": under `make test-services` this process has a Celery app too.
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "django"}
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -76,7 +78,7 @@ def db_worker(shared_database, plugipay_sandbox, settings, tmp_path):
         "PLUGIPAY_MAX_RETRIES": "0",
         "PLUGIPAY_TIMEOUT": "3",
     }
-    env.pop("CELERY_BROKER_URL", None)  # no Celery app: TASKS = "auto" picks the db backend
+    env.pop("CELERY_BROKER_URL", None)  # no Celery app there: TASKS = "auto" picks the backend
     worker = DbWorker(env, tmp_path / "db_worker.log")
     worker.start()
     yield worker
