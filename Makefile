@@ -47,7 +47,7 @@ RUNS ?= 20
 stress: $(STAMP)  ## RUNS× the suite (SUITE=test|services|service-tests) with a second copy running alongside
 	PG_URL=$(PG_URL) BROKER_URL=$(BROKER_URL) tests/stress.sh $(SUITE) $(RUNS)
 
-stock: $(STAMP)  ## the tutorial and the async and billing how-tos followed step by step on a fresh startproject project, then 40 payments and a refund over HTTP
+stock: $(STAMP)  ## the tutorial and the async and billing how-tos followed step by step on a fresh startproject project, then 40 payments and a refund over HTTP (no Celery, broker down, django.tasks)
 	$(PY) scripts/stock_project.py $(STOCK_ARGS)
 
 docs-code: $(STAMP)  ## copy docs/tutorial/'s files into the pages that show them (a test fails when a copy is stale)
