@@ -64,7 +64,7 @@ def task_backend() -> Any | None:
     framework = tasks_framework()
     if framework is None or not getattr(settings, "TASKS", None):
         return None
-    backend = framework.task_backends[framework.DEFAULT_TASK_BACKEND_ALIAS]
+    backend = framework.task_backends[getattr(framework, "DEFAULT_TASK_BACKEND_ALIAS", "default")]
     return None if type(backend).__name__ in NOT_QUEUED else backend
 
 
