@@ -48,6 +48,8 @@ def test_list_marks_this_site(plugipay_sandbox):
     output = webhooks("list")
     assert output.count("(this site)") == 1 and "elsewhere.example" in output
     assert "failures: 0" in output
+    exact = webhooks("list", "--site-url", "https://elsewhere.example")
+    assert [ln for ln in exact.splitlines() if "(this site)" in ln] == []  # path differs
 
 
 def test_create_with_the_handled_events_and_the_secret_in_a_env_file(plugipay_sandbox, tmp_path):

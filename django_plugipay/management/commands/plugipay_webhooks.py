@@ -36,7 +36,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        actions.add_parser("list", help="every endpoint, marking this site's")
+        self._site(actions.add_parser("list", help="every endpoint, marking this site's"))
         create = actions.add_parser("create", help="register this site's webhook URL")
         self._site(create)
         self._secret_out(create)
@@ -88,12 +88,14 @@ class Command(BaseCommand):
 
     # ── the actions ───────────────────────────────────────────────────────────
 
-    def do_list(self, **options: Any) -> None:
+    def do_list(self, *, site_url=None, **options: Any) -> None:
+        expected = endpoints.site_webhook_url(site_url) if site_url else None
         found = endpoints.list_endpoints()
         if not found:
             self.stdout.write("No webhook endpoints at Plugipay.")
         for endpoint in found:
-            ours = " (this site)" if endpoints.is_this_site(str(endpoint.get("url"))) else ""
+            url = str(endpoint.get("url"))
+            ours = " (this site)" if endpoints.is_this_site(url, expected=expected) else ""
             status = endpoint.get("status") or ("active" if endpoint.get("active") else "disabled")
             failures = endpoint.get("consecutiveFailures") or 0
             line = f"{endpoint.get('id')}  {status:<8}  {endpoint.get('url')}{ours}"
