@@ -155,3 +155,22 @@ def test_django_tasks_retry_with_backoff_and_one_refund(plugipay_sandbox, settin
     drain_db_queue()
     refund.refresh_from_db()
     assert refund.plugipay_id and len(plugipay_sandbox.state()["refunds"]) == 1
+
+
+def test_queued_webhook_events_are_applied_by_the_django_task(plugipay_sandbox, settings):
+    from django_tasks_db.models import DBTaskResult
+
+    from django_plugipay.models import Payment, WebhookEvent
+
+    settings.TASKS = DB_BACKEND
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "django", "WEBHOOK_PROCESSING": "celery"}
+    session = services.create_checkout_session(
+        amount=30_000, currency="IDR", success_url="https://s.test/", cancel_url="https://s.test/"
+    )
+    plugipay_sandbox.pay(session)
+    names = {r.args_kwargs["args"][0] for r in DBTaskResult.objects.all()}
+    assert "django_plugipay.process_webhook_event" in names
+    assert WebhookEvent.objects.filter(status="received").exists()  # recorded, not applied
+    drain_db_queue()
+    assert not WebhookEvent.objects.filter(status__in=("received", "failed")).exists()
+    assert Payment.objects.filter(status="succeeded").count() == 1
