@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-services stock docs-code mutate stress lint typecheck tox docs bench clean
+.PHONY: demo test test-services stock stock-matrix docs-code mutate stress lint typecheck tox docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ stock: $(STAMP)  ## the tutorial and the async and billing how-tos followed step
 
 docs-code: $(STAMP)  ## copy docs/tutorial/'s files into the pages that show them (a test fails when a copy is stale)
 	$(PY) scripts/doc_steps.py --write
+
+stock-matrix: $(STAMP)  ## the stock project once per setting a project adds (USE_TZ, ATOMIC_REQUESTS on SQLite and PG_URL, login middleware, LANGUAGE_CODE, a UUID user model)
+	$(PY) scripts/stock_project.py --matrix --postgres $(PG_URL) $(STOCK_ARGS)
 
 lint: $(STAMP)  ## ruff, migration drift and mypy
 	$(VENV)/bin/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -149,6 +150,10 @@ def check_settings(app_configs=None, **kwargs) -> list:
         )
 
     base_url = app_settings.raw("BASE_URL")
+    problem = base_url_problem(base_url)
+    if problem is not None:
+        check_id, message, fix = problem
+        errors.append(Error(message, id=check_id, hint=fix[0].upper() + fix[1:] + "."))
     host = urlsplit(str(base_url)).hostname or ""
     if not settings.DEBUG and host in LOOPBACK_HOSTS:
         errors.append(
@@ -163,6 +168,33 @@ def check_settings(app_configs=None, **kwargs) -> list:
     errors.extend(_check_api())
     errors.extend(_check_subscribe_api())
     return errors
+
+
+def base_url_problem(value: object) -> tuple[str, str, str] | None:
+    """``(check id, what is wrong, the fix)`` for a ``BASE_URL`` that cannot work as written
+    (no http/https scheme, or the API prefix included), else None."""
+    text = str(value).strip()
+    parts = urlsplit(text)
+    rest = text.split("://", 1)[-1].rstrip("/")
+    prefix = app_settings.API_PREFIX
+    if rest.endswith(prefix):
+        rest = rest[: -len(prefix)].rstrip("/")
+    host = rest.split("/")[0].rsplit(":", 1)[0].strip("[]")
+    fixed = f"{'http' if host in LOOPBACK_HOSTS else 'https'}://{rest}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return (
+            "django_plugipay.E051",
+            f"PLUGIPAY['BASE_URL'] {text!r} does not start with http:// or https://.",
+            f"set PLUGIPAY['BASE_URL'] to {fixed!r}",
+        )
+    if parts.path.rstrip("/").endswith(prefix):
+        return (
+            "django_plugipay.E052",
+            f"PLUGIPAY['BASE_URL'] {text!r} ends with the API prefix {prefix}, which is added "
+            f"to every request (…{prefix}{prefix}/events answers 404).",
+            f"set PLUGIPAY['BASE_URL'] to {fixed!r} (API_PREFIX adds {prefix})",
+        )
+    return None
 
 
 def _check_api() -> list:
@@ -231,8 +263,9 @@ SQLITE_OPTIONS_HINT = '"OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 2
 
 @register(Tags.compatibility)
 def check_database(app_configs=None, **kwargs) -> list:
-    """Recommend IMMEDIATE transactions on SQLite (the app copes without; other code may not)
-    and health checks on persistent connections."""
+    """Recommend IMMEDIATE transactions on SQLite (the app copes without; other code may not);
+    require them with ATOMIC_REQUESTS, where every request is one transaction nothing retries;
+    recommend health checks on persistent connections."""
     messages: list = []
     for alias, config in settings.DATABASES.items():
         if "sqlite3" not in str(config.get("ENGINE", "")):
@@ -240,6 +273,19 @@ def check_database(app_configs=None, **kwargs) -> list:
             continue
         mode = str((config.get("OPTIONS") or {}).get("transaction_mode") or "").upper()
         if mode in ("IMMEDIATE", "EXCLUSIVE"):
+            continue
+        if config.get("ATOMIC_REQUESTS"):
+            messages.append(
+                Error(
+                    f"DATABASES[{alias!r}] has ATOMIC_REQUESTS on SQLite in the default "
+                    "(deferred) transaction mode: a request that reads, then writes while a "
+                    "webhook writes fails at once with 'database is locked' (a 500), and the "
+                    "request's transaction cannot be retried.",
+                    id="django_plugipay.E050",
+                    hint=f'Add "OPTIONS": {{"transaction_mode": "IMMEDIATE"}} to '
+                    f"DATABASES[{alias!r}] (each request then waits for the write lock).",
+                )
+            )
             continue
         messages.append(
             Warning(
@@ -432,5 +478,82 @@ def check_webhook_endpoint(app_configs=None, databases=None, **kwargs) -> list:
             id="django_plugipay.W032",
             hint="Fix what made deliveries fail, then `manage.py plugipay_webhooks enable`; "
             "`manage.py plugipay_doctor` shows the endpoint and its reason.",
+        )
+    ]
+
+
+def webhook_redirect() -> tuple[int, str] | None:
+    """``(status, location)`` when this project's middleware answers a POST to the webhook
+    URL with a redirect (a login page, an https or language redirect), else None.
+
+    The request is unsigned and empty, so it goes through the whole middleware stack but the
+    view itself stores nothing (it answers 401). Plugipay never follows a redirect: every
+    delivery to such a URL fails.
+    """
+    from django.test import Client
+
+    try:
+        path = reverse("plugipay:webhook")
+    except NoReverseMatch:
+        return None
+    hosts = [h for h in settings.ALLOWED_HOSTS if h not in ("*", "") and not h.startswith(".")]
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    # The probe's own 401 is expected: keep "Unauthorized: /plugipay/webhook/" off the console.
+    quiet = [logging.getLogger(name) for name in ("django.request", "django_plugipay.views")]
+    was = [logger.disabled for logger in quiet]
+    for logger in quiet:
+        logger.disabled = True
+    try:
+        response = client.post(
+            path,
+            b"",
+            content_type="application/json",
+            secure=True,
+            HTTP_HOST=hosts[0] if hosts else "localhost",
+        )
+    except Exception:  # the probe must never break start-up; the doctor reports deliveries
+        return None
+    finally:
+        for logger, disabled in zip(quiet, was, strict=True):
+            logger.disabled = disabled
+    if 300 <= response.status_code < 400:
+        return response.status_code, response.get("Location", "")
+    return None
+
+
+def redirect_problem(status: int, location: str) -> str:
+    """What a webhook answered with a redirect means, for a check and for the doctor."""
+    location = location.split("?")[0]
+    if not location:
+        return (
+            f"answered {status}, a redirect — is the webhook URL behind a login? Plugipay "
+            "does not follow redirects, so every delivery fails"
+        )
+    login = "login" in location.lower() or location.startswith(str(settings.LOGIN_URL))
+    return f"answered {status} to {location}" + (
+        " — is the webhook URL behind a login?"
+        if login
+        else " — Plugipay does not follow redirects, so every delivery fails"
+    )
+
+
+REDIRECT_HINT = (
+    "Exempt the webhook path (plugipay:webhook) from the middleware or URL prefix that "
+    "redirects it (a login middleware, i18n_patterns, SECURE_SSL_REDIRECT without "
+    "SECURE_PROXY_SSL_HEADER): Plugipay posts to it unauthenticated and never follows a redirect."
+)
+
+
+@register(Tags.urls)
+def check_webhook_reachable(app_configs=None, **kwargs) -> list:
+    """The webhook view must answer Plugipay itself: a redirect loses every delivery."""
+    found = webhook_redirect()
+    if found is None:
+        return []
+    return [
+        Warning(
+            f"The Plugipay webhook URL {redirect_problem(*found)}",
+            id="django_plugipay.W050",
+            hint=REDIRECT_HINT,
         )
     ]

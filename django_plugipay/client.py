@@ -25,6 +25,13 @@ USER_AGENT = "django-plugipay/0.1"
 RETRY_AFTER_CAP = 60.0
 BACKOFF_CAP = 8.0
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+#: the last sentence of a credentials error (the doctor leaves it out: it is the doctor)
+DOCTOR_ADVICE = "Run `manage.py plugipay_doctor` to check the whole setup."
+#: the last sentence of an unreachable-loopback error (the doctor says more precisely what to do)
+SANDBOX_ADVICE = (
+    "That is the local sandbox's address: is it running? Start it with "
+    "`python manage.py plugipay_sandbox`."
+)
 
 
 def new_idempotency_key() -> str:
@@ -241,16 +248,13 @@ class PlugipayClient:
             f"Plugipay at {self.base_url} refused the credentials: check {used} — the key id "
             "and its secret must be the same pair from the dashboard, a test key (pk_test_…) "
             "only works in test mode and a live key (pk_live_…) only live, and the server's "
-            "clock must be right. Run `manage.py plugipay_doctor` to check the whole setup."
+            f"clock must be right. {DOCTOR_ADVICE}"
         )
 
     def _reach_hint(self) -> str:
         host = urlsplit(self.base_url).hostname or ""
         if host in ("127.0.0.1", "localhost", "::1"):
-            return (
-                "That is the local sandbox's address: is it running? Start it with "
-                "`python manage.py plugipay_sandbox`."
-            )
+            return SANDBOX_ADVICE
         return "Check PLUGIPAY['BASE_URL'] and this server's network access to it."
 
     @staticmethod

@@ -24,9 +24,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
-
+from django_plugipay import datetimes
 from django_plugipay.exceptions import InvalidObject
 
 if TYPE_CHECKING:
@@ -141,13 +139,10 @@ class Timestamp(Kind):
             return None
         if not isinstance(value, str) or len(value) > 64:
             raise ValueError(f"must be an ISO-8601 time string, not {_json_type(value)}")
-        try:
-            moment = parse_datetime(value.replace("Z", "+00:00"))
-        except ValueError:
-            moment = None
+        moment = datetimes.parse(value)
         if moment is None:
             raise ValueError("must be an ISO-8601 time")
-        return moment if timezone.is_aware(moment) else timezone.make_aware(moment, dt.timezone.utc)
+        return moment
 
 
 def _json_type(value: Any) -> str:

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -51,8 +52,14 @@ RETRY_AFTER = 30
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
 
 
-@method_decorator(csrf_exempt, name="dispatch")
-@method_decorator(transaction.non_atomic_requests, name="dispatch")
+def exempt_from_project_wrappers(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a view Plugipay (not a person) calls as outside what a project puts around views:
+    no CSRF token, no login (Django's ``LoginRequiredMiddleware``), no request-wide
+    transaction (``ATOMIC_REQUESTS``: the view runs its own, retried, transactions)."""
+    return login_not_required(csrf_exempt(transaction.non_atomic_requests(view)))
+
+
+@method_decorator(exempt_from_project_wrappers, name="dispatch")
 class WebhookView(View):
     """Verify, record once, apply; 2xx for new and duplicate events alike.
 

@@ -26,6 +26,13 @@ def _schedule(text: str) -> tuple[float, ...]:
     return values
 
 
+def _platform_key(text: str) -> tuple[str, str]:
+    key_id, _, secret = text.partition(":")
+    if not key_id.strip() or not secret.strip():
+        raise argparse.ArgumentTypeError("use KEY_ID:SECRET, e.g. pk_test_pf:sk_test_pf")
+    return key_id.strip(), secret.strip()
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -55,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--secret", default="sk_test_sandbox")
     parser.add_argument(
         "--api-key", default="pk_test_sandbox_bearer", help="Bearer key accepted by scheme B"
+    )
+    parser.add_argument(
+        "--platform-key",
+        type=_platform_key,
+        action="append",
+        default=[],
+        metavar="KEY_ID:SECRET",
+        help="a platform-admin key (repeatable; test or live by its prefix): the only keys that "
+        "may send X-Plugipay-On-Behalf-Of or call /api/v1/admin/*",
     )
     parser.add_argument("--event-style", choices=("sdk", "docs"), default="sdk")
     parser.add_argument(
@@ -124,6 +140,7 @@ def main(argv: list[str] | None = None, *, exit_deadline: bool = False) -> int:
         public_url=args.public_url,
         merchant_name=args.merchant_name,
         allowed_hosts=tuple(args.allowed_host),
+        platform_keys=dict(args.platform_key),
         quiet=not args.verbose,
     )
     try:
@@ -153,6 +170,8 @@ def main(argv: list[str] | None = None, *, exit_deadline: bool = False) -> int:
             f"  forwarding to   {endpoint['url']}",
             f"  webhook secret  {endpoint['_secret']}",
         ]
+    lines.append(f"  account         {config.account_id}")
+    lines += [f"  platform key    {key_id} / {secret}" for key_id, secret in args.platform_key]
     if config.state_file:
         lines.append(
             f"  state file      {os.path.abspath(config.state_file)} (--fresh: start empty)"

@@ -54,6 +54,11 @@ STATUS_TEXT = {
 SERVING: contextvars.ContextVar[Store | None] = contextvars.ContextVar(
     "sandbox_serving", default=None
 )
+#: The account the dashboard's switcher chose (``?account=``; ``None``: all accounts): its
+#: links and forms carry it on.
+CHOSEN_ACCOUNT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "sandbox_chosen_account", default=None
+)
 
 
 class DropConnection(Exception):
@@ -77,6 +82,8 @@ class Request:
         self.body = b""
         self.params: dict[str, str] = {}
         self.mode = "test"
+        #: Signed with a platform-admin key (``--platform-key``).
+        self.platform = False
         self._json: Any = None
 
     @property
@@ -298,6 +305,7 @@ def authenticate(store: Store, request: Request) -> str:
             )
     for message in candidates:
         if signing.constant_time_equal(signing.hmac_hex(secret, message), signature):
+            request.platform = key_id in config.platform_keys
             return mode_of(key_id)
     raise ApiError(
         401,
@@ -305,6 +313,49 @@ def authenticate(store: Store, request: Request) -> str:
         "The request signature does not match. Sign the "
         "exact body bytes and the path with its query.",
     )
+
+
+ON_BEHALF_OF = "x-plugipay-on-behalf-of"
+ADMIN_PREFIX = "/admin/"
+
+
+def acting_account(store: Store, request: Request, path: str) -> str | None:
+    """The account an authenticated API request acts for (``None``: the admin routes, all).
+
+    ``X-Plugipay-On-Behalf-Of`` (an ``acc_…`` or ``ws_…`` id) names it; without the header, the
+    merchant key's own account. Only a platform key may send the header or call ``/admin/*``.
+    """
+    named = request.headers.get(ON_BEHALF_OF, "").strip()
+    admin = path.startswith(ADMIN_PREFIX)
+    if (named or admin) and not request.platform:
+        what = "call the admin routes" if admin else "send X-Plugipay-On-Behalf-Of"
+        raise ApiError(403, "forbidden", f"Only a platform-admin key may {what}.")
+    if admin:
+        return None
+    if not named:
+        return store.config.account_id
+    account = store.find_account(named)
+    if account is None:
+        raise ApiError(404, "account_not_found", f"No account {named!r} (X-Plugipay-On-Behalf-Of).")
+    return account["id"]
+
+
+def owning_account(store: Store, request: Request) -> str | None:
+    """The account a page or public route acts for: that of the object its path names, else
+    the dashboard's chosen account (``?account=``), else every account."""
+    for value in request.params.values():
+        account = store.account_of(value)
+        if account is not None:
+            return account
+    return chosen_account(store, request)
+
+
+def chosen_account(store: Store, request: Request) -> str | None:
+    """The account the dashboard's switcher chose (``?account=``), if it names one."""
+    if not request.path.startswith(DASHBOARD_PREFIX):
+        return None
+    chosen = store.find_account(request.query.get("account", ""))
+    return chosen["id"] if chosen is not None else None
 
 
 # ── the application ───────────────────────────────────────────────────────────
@@ -388,17 +439,27 @@ class SandboxApp:
             i18n.language_of(request.query.get("lang"), request.headers.get("accept-language"))
         )
         serving = SERVING.set(self.store)
+        chosen = CHOSEN_ACCOUNT.set(chosen_account(self.store, request))
         try:
-            return handler(self.store, request)
+            with self.store.scope(owning_account(self.store, request)):
+                return handler(self.store, request)
         finally:
+            CHOSEN_ACCOUNT.reset(chosen)
             SERVING.reset(serving)
             i18n.reset(token)
 
     def handle_api(self, request: Request, path: str) -> Response:
         handler, params, flags = api.match(request.method, path)
         request.params = params
-        if not flags.get("public"):
+        if flags.get("public"):
+            account = owning_account(self.store, request)
+        else:
             request.mode = authenticate(self.store, request)
+            account = acting_account(self.store, request, path)
+        with self.store.scope(account):
+            return self.call_api(request, path, handler)
+
+    def call_api(self, request: Request, path: str, handler: Handler) -> Response:
         full_path = "/api/v1" + path
         fault = self.store.take_fault(
             full_path, ("http_500", "http_429", "delay", "drop_after_commit")

@@ -36,7 +36,7 @@ def object_maps(store: Any) -> dict[str, dict[str, dict[str, Any]]]:
 def _is_object_map(value: dict) -> bool:
     return all(
         isinstance(key, str) and isinstance(obj, dict) and obj.get("id") == key
-        for key, obj in value.items()
+        for key, obj in dict.items(value)
     )
 
 
@@ -44,7 +44,8 @@ def snapshot(store: Any) -> str:
     """The store as JSON text (taken under its lock)."""
     with store.lock:
         maps = {
-            name: sorted(copy.deepcopy(list(objects.values())), key=lambda o: o.get("_seq", 0))
+            # dict.values: every account's objects, whatever scope the caller acts in
+            name: sorted(copy.deepcopy(list(dict.values(objects))), key=lambda o: o.get("_seq", 0))
             for name, objects in object_maps(store).items()
         }
         data = {

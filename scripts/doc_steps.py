@@ -330,7 +330,9 @@ class Build:
         if argv[0] == "django-admin":
             self.run("-m", "django", *argv[1:], step=step)
             if argv[1] == "startproject" and self.after_startproject:
+                self.done.append(said)  # before what the hook says it did
                 self.after_startproject(self)
+                return
         elif argv[:2] == ["python", "manage.py"]:
             self.manage(step, argv[2:])
         elif argv[:3] == ["python", "-m", "plugipay_sandbox"]:

@@ -20,15 +20,29 @@ db_worker`` running): task work goes through the worker instead of the request.
 
 Both modes assert: no response >= 500 (to the buyers, the staff or the sandbox's webhooks), no
 "database is locked" in the server's output, every order paid exactly once (one receipt each),
-every success page saying "paid". Exit status 0 when every assertion holds.
+every success page saying "paid", every webhook answered 2xx. Exit status 0 when every
+assertion holds.
+
+``--matrix`` runs the no-celery flow (fewer payments) once per setting a real project adds to its
+own settings (``--variants`` picks some, see ``VARIANTS``), each written right after
+``startproject``, before the tutorial's first ``migrate``: ``USE_TZ = False`` with ``TIME_ZONE =
+"Asia/Jakarta"`` (stored times compared with the sandbox's UTC instants) on SQLite and on
+PostgreSQL, ``ATOMIC_REQUESTS`` on SQLite in IMMEDIATE mode and on PostgreSQL (the PostgreSQL
+variants need ``--postgres URL`` and are skipped without it), ``ATOMIC_REQUESTS`` on SQLite's
+default mode (the tutorial's first ``manage.py check`` must stop with system-check error E050
+naming the fix), ``LoginRequiredMiddleware``, ``LANGUAGE_CODE = "id"`` with ``LocaleMiddleware``,
+and a custom user model (UUID primary key, e-mail login). The variants skip the pages' ``pytest``
+steps: the pages' tests create users the default model's way, and the modes run them.
 
 Run it with the repository's virtualenv: ``.venv/bin/python scripts/stock_project.py``
-(``make stock``). Only the standard library and ``requests``.
+(``make stock``; ``make stock-matrix``). Only the standard library and ``requests`` (and
+``psycopg`` for the PostgreSQL variants).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
@@ -44,8 +58,10 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -82,6 +98,74 @@ LOGGING = {
 """
 RETRY = re.compile(r"^retrying \S+ after a transient database error", re.MULTILINE)
 
+# The uuid-user variant's app: the test suite's own custom user model (a UUID primary key, the
+# e-mail address as the login) and its migration, as the project's app "accounts".
+USER_APP = REPO / "tests" / "uuid_users"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One line (or a few) a real project has in its own settings."""
+
+    name: str
+    settings: str
+    #: (path in the project, a file or folder of this repository to copy there)
+    files: tuple[tuple[str, Path], ...] = ()
+    postgres: bool = False
+    atomic_requests: bool = False  # on the PostgreSQL database
+    custom_user: bool = False
+    #: the system check that must stop this project at start-up (id, text of its fix)
+    start_up_error: tuple[str, str] | None = None
+    zone: str | None = None
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant(
+            "use-tz-false", 'USE_TZ = False\nTIME_ZONE = "Asia/Jakarta"\n', zone="Asia/Jakarta"
+        ),
+        Variant(
+            "atomic-requests-immediate",
+            'DATABASES["default"]["ATOMIC_REQUESTS"] = True\n'
+            'DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}\n',
+        ),
+        Variant(
+            "atomic-requests-sqlite-default",
+            'DATABASES["default"]["ATOMIC_REQUESTS"] = True\n',
+            start_up_error=(
+                "django_plugipay.E050",
+                'Add "OPTIONS": {"transaction_mode": "IMMEDIATE"} to DATABASES[\'default\']',
+            ),
+        ),
+        Variant("atomic-requests-postgres", "", postgres=True, atomic_requests=True),
+        Variant(
+            "use-tz-false-postgres",
+            'USE_TZ = False\nTIME_ZONE = "Asia/Jakarta"\n',
+            postgres=True,
+            zone="Asia/Jakarta",
+        ),
+        Variant(
+            "login-required",
+            'MIDDLEWARE += ["django.contrib.auth.middleware.LoginRequiredMiddleware"]\n',
+        ),
+        Variant(
+            "language-id",
+            'LANGUAGE_CODE = "id"\n'
+            "MIDDLEWARE.insert(\n"
+            '    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),\n'
+            '    "django.middleware.locale.LocaleMiddleware",\n'
+            ")\n",
+        ),
+        Variant(
+            "uuid-user",
+            'INSTALLED_APPS += ["accounts"]\nAUTH_USER_MODEL = "accounts.User"\n',
+            files=(("accounts", USER_APP),),  # with its migration, before the first `migrate`
+            custom_user=True,
+        ),
+    )
+}
+
 LOCKED = re.compile(r"database (table )?is locked", re.IGNORECASE)
 REQUEST_LINE = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
 RECEIPT = re.compile(r"^Subject: Receipt for order #(\d+)", re.MULTILINE)
@@ -98,11 +182,20 @@ class Project:
     """A ``startproject`` project in a temporary directory, run with this Python."""
 
     def __init__(
-        self, root: Path, sandbox_port: int, web_port: int, *, celery: bool, log_retries: bool
+        self,
+        root: Path,
+        sandbox_port: int,
+        web_port: int,
+        *,
+        celery: bool,
+        log_retries: bool,
+        variant: Variant | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.root = root
         self.sandbox_port, self.web_port = sandbox_port, web_port
         self.celery, self.log_retries = celery, log_retries
+        self.variant, self.database_url = variant, database_url
         self.build = doc_steps.Build(
             root,
             sandbox_port=sandbox_port,
@@ -135,9 +228,10 @@ class Project:
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run("manage.py", *args, check=check)
 
-    def create(self) -> list[str]:
+    def create(self) -> doc_steps.StepFailed | None:
         """The tutorial and the how-tos, step by step in their order, with the sandbox and
-        runserver left running; returns what was done."""
+        runserver left running (``self.build.done`` says what was done); returns the step that
+        failed, everything stopped, or None."""
         for step in doc_steps.steps(doc_steps.TUTORIAL):
             if step.path == f"{PROJECT}/settings.py":
                 # Django's defaults are the point: nothing may change the database's
@@ -145,11 +239,24 @@ class Project:
                 for word in ("DATABASES", "transaction_mode", "IMMEDIATE", "TEST"):
                     assert word not in step.text, f"the tutorial's settings addition sets {word}"
         try:
-            doc_steps.build(self.root, project=self.build, keep_running=True)
+            doc_steps.build(
+                self.root,
+                project=self.build,
+                keep_running=True,
+                order=self.without_tests if self.variant else None,
+            )
         except doc_steps.StepFailed as error:
             self.stop()
-            raise SystemExit(f"following the docs failed at {error}") from None
-        return self.build.done
+            return error
+        return None
+
+    def without_tests(self, steps: list[doc_steps.Step]) -> list[doc_steps.Step]:
+        """The pages' steps but their ``pytest`` runs (a variant's settings are not the ones
+        the pages' tests are written for: their users are the default model's)."""
+        tests = [s for s in steps if s.kind == "command" and s.text.split()[0] == "pytest"]
+        where = ", ".join(s.where() for s in tests)
+        self.build.done.append(f"  left out, as a variant: the pages' `pytest` steps ({where})")
+        return [s for s in steps if s not in tests]
 
     def after_startproject(self, build: doc_steps.Build) -> None:
         settings = self.root / PROJECT / "settings.py"
@@ -163,8 +270,40 @@ class Project:
             with settings.open("a") as handle:
                 handle.write(RETRY_LOGGING)
             build.done.append("  LOGGING: django_plugipay.db at INFO (--log-retries)")
+        if self.variant is not None:
+            build.done.extend(f"  {line}" for line in self.apply_variant(settings))
 
-    def use_django_tasks(self) -> None:
+    def apply_variant(self, settings: Path) -> list[str]:
+        """Write the variant's files and append its settings (and the PostgreSQL database)."""
+        variant, done = self.variant, []
+        assert variant is not None
+        for name, source in variant.files:
+            if source.is_dir():
+                shutil.copytree(source, self.root / name, ignore=shutil.ignore_patterns("__py*"))
+            else:
+                shutil.copyfile(source, self.root / name)
+            done.append(f"copied {source.relative_to(REPO)} to {name}")
+        addition = variant.settings
+        if self.database_url:
+            parts = urlsplit(self.database_url)
+            addition += (
+                "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', "
+                f"'NAME': {parts.path.lstrip('/')!r}, 'USER': {parts.username or ''!r}, "
+                f"'PASSWORD': {parts.password or ''!r}, 'HOST': {parts.hostname or ''!r}, "
+                f"'PORT': {str(parts.port or '')!r}, "
+                f"'ATOMIC_REQUESTS': {variant.atomic_requests}}}}}\n"
+            )
+        with settings.open("a") as handle:
+            handle.write(f"\n# --variant {variant.name}\n{addition}")
+        done.extend(f"settings: {line}" for line in addition.splitlines())
+        return done
+
+    def login(self, name: str) -> str:
+        """What ``name`` types into the login form's first field (``createsuperuser`` made
+        "admin" from the pages' username and e-mail address, whichever the model logs in with)."""
+        return f"{name}@example.com" if self.variant and self.variant.custom_user else name
+
+    def use_django_tasks(self) -> str:
         """``TASKS = "django"`` on django-tasks-db, added after the docs' steps (their tests run
         in-process, as written); runserver restarted on it and a ``db_worker`` started."""
         import django
@@ -186,15 +325,47 @@ class Project:
         log = self.build.start("runserver", "manage.py", "runserver", "--noreload", address)
         doc_steps.wait_for_port(self.web_port, self.build.processes["runserver"], log)
         self.build.start("db_worker", "manage.py", "db_worker", "--no-reload", "--interval", "0.2")
-        self.build.done.append('  TASKS = "django" on django-tasks-db, `manage.py db_worker`')
+        return 'TASKS = "django" on django-tasks-db, `manage.py db_worker` running'
 
     def stop(self) -> None:
         self.build.stop()
 
+    def flush_deliveries(self) -> int:
+        """Have the sandbox send every webhook due now and wait for those in flight."""
+        flushed = requests.post(f"{self.sandbox_url}/_sandbox/deliveries/flush", timeout=120)
+        return flushed.json()["data"]["sent"]
+
     def query(self, sql: str, *params) -> list[tuple]:
         """Read the project's database (read-only, a short busy wait like Django's own)."""
+        if self.database_url:
+            import psycopg
+
+            with psycopg.connect(self.database_url, autocommit=True) as db:
+                return db.execute(sql.replace("?", "%s"), params).fetchall()
         with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5) as db:
             return db.execute(sql, params).fetchall()
+
+
+@contextmanager
+def fresh_postgres_database(url: str, name: str):
+    """A new, empty database on ``url``'s server for one project; dropped afterwards."""
+    import psycopg
+
+    parts = urlsplit(url)
+    database = f"{parts.path.lstrip('/') or 'plugipay'}_{name}".replace("-", "_")
+    server = parts._replace(path="/postgres").geturl()
+
+    def drop() -> None:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    drop()
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield parts._replace(path=f"/{database}").geturl()
+    finally:
+        drop()
 
 
 def free_ports(first: int, last: int, count: int) -> list[int]:
@@ -342,12 +513,25 @@ class Result:
         return all(ok for _, _, ok in self.checks)
 
 
-def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
-    result = Result(mode)
+def run_mode(
+    mode: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    variant: Variant | None = None,
+    database_url: str | None = None,
+) -> Result:
+    name = variant.name if variant else mode
+    result = Result(name)
     celery = mode == "broker-down"
     sandbox_port, web_port = free_ports(args.first_port, args.last_port, 2)
     project = Project(
-        workdir / mode, sandbox_port, web_port, celery=celery, log_retries=args.log_retries
+        workdir / name,
+        sandbox_port,
+        web_port,
+        celery=celery,
+        log_retries=args.log_retries,
+        variant=variant,
+        database_url=database_url,
     )
     started = time.monotonic()
 
@@ -355,13 +539,17 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
         result.figures[name] = round(time.monotonic() - since, 2)
         return time.monotonic()
 
-    say(f"\n=== mode {mode}: project in {project.root}")
+    say(f"\n=== {'variant' if variant else 'mode'} {name}: project in {project.root}")
     t = time.monotonic()
-    created = project.create()
-    if mode == "django-tasks":
-        project.use_django_tasks()
-    for line in created:
+    failed = project.create()
+    for line in project.build.done:
         say(f"  {line}")
+    if variant and variant.start_up_error:
+        return expect_start_up_error(project, variant, failed, result)
+    if failed:
+        raise SystemExit(f"following the docs failed at {failed}")
+    if mode == "django-tasks":
+        say(f"  {project.use_django_tasks()}")
     t = lap("docs_steps_s", t)
     checks = project.manage("check", check=False)
     check_output = (checks.stdout + checks.stderr).strip()
@@ -369,34 +557,28 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
     if mode == "django-tasks":
         result.check("check: task work goes to django.tasks (I031)", "I031", "I031" in check_output)
     buyers = [f"buyer{n}" for n in range(1 + args.buyers)]
-    project.manage(  # the buyers; the tutorial's createsuperuser made the staff user "admin"
+    # The buyers (the tutorial's createsuperuser made the staff user), by the project's user
+    # model: its login field is the username or, for an e-mail login, the e-mail address.
+    accounts = [(project.login(name), f"{name}@example.com") for name in buyers]
+    project.manage(
         "shell",
         "-c",
-        "from django.contrib.auth.models import User\n"
-        f"for name in {buyers!r}:\n"
-        f"    User.objects.create_user(name, name + '@example.com', {PASSWORD!r})",
+        "from django.contrib.auth import get_user_model\n"
+        "User = get_user_model()\n"
+        f"for login, email in {accounts!r}:\n"
+        "    User.objects.create_user(\n"
+        "        **{User.get_email_field_name(): email, User.USERNAME_FIELD: login},\n"
+        f"        password={PASSWORD!r},\n"
+        "    )",
     )
     t = lap("setup_s", t)
 
     traffic = Traffic()
     sandbox_log, server_log = project.build.logs["sandbox"], project.build.logs["runserver"]
     try:
-        # The docs' own `pytest` steps ran once; these are the further runs.
-        passes = 1
-        for run in range(1, args.test_runs if mode in args.test_modes else 1):
-            test = project.run("-m", "pytest", "-q", "-p", "no:cacheprovider", "shop", check=False)
-            tail = (test.stdout + test.stderr).strip().splitlines()
-            summary = tail[-1] if tail else "(no output)"
-            say(f"  tutorial test run {run + 1}: {summary}")
-            if test.returncode == 0:
-                passes += 1
-            else:
-                for line in dict.fromkeys(ln for ln in tail if ln.startswith(("E  ", "FAILED"))):
-                    say(f"    {line[:200]}")
-        runs = args.test_runs if mode in args.test_modes else 1
-        result.figures["tutorial_test_passes"] = f"{passes}/{runs}"
-        result.check("tutorial test passes", f"{passes}/{runs}", passes == runs)
-        t = lap("tutorial_test_s", t)
+        if variant is None:  # the variants do not run the pages' tests (Project.without_tests)
+            run_tutorial_tests(project, args.test_runs if mode in args.test_modes else 1, result)
+            t = lap("tutorial_test_s", t)
         say(f"  sandbox on {project.sandbox_url}, runserver on {project.site_url}")
         doctor = project.manage("plugipay_doctor", check=False)
         for line in doctor.stdout.strip().splitlines() or doctor.stderr.strip().splitlines():
@@ -408,6 +590,10 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
         t = time.monotonic()
         refund_through_admin(project, traffic, result, celery=celery)
         lap("refund_s", t)
+        if variant and variant.zone:
+            compare_local_times(project, result, variant.zone)
+        # the refund's webhooks, before the servers stop (one cut off is a failed delivery)
+        project.flush_deliveries()
         if mode == "django-tasks":
             ran = project.query(
                 "SELECT count(*) FROM django_tasks_database_dbtaskresult WHERE status = ?",
@@ -427,15 +613,76 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
     return result
 
 
+def run_tutorial_tests(project: Project, runs: int, result: Result) -> None:
+    """The docs' own `pytest` steps ran once; run the tutorial's tests ``runs - 1`` more times."""
+    passes = 1
+    for run in range(1, runs):
+        test = project.run("-m", "pytest", "-q", "-p", "no:cacheprovider", "shop", check=False)
+        tail = (test.stdout + test.stderr).strip().splitlines()
+        summary = tail[-1] if tail else "(no output)"
+        say(f"  tutorial test run {run + 1}: {summary}")
+        if test.returncode == 0:
+            passes += 1
+        else:
+            for line in dict.fromkeys(ln for ln in tail if ln.startswith(("E  ", "FAILED"))):
+                say(f"    {line[:200]}")
+    result.figures["tutorial_test_passes"] = f"{passes}/{runs}"
+    result.check("tutorial test passes", f"{passes}/{runs}", passes == runs)
+
+
+def expect_start_up_error(
+    project: Project, variant: Variant, failed: doc_steps.StepFailed | None, result: Result
+) -> Result:
+    """Following the docs must stop at the project's first system check, with the variant's
+    error and its fix."""
+    assert variant.start_up_error is not None
+    check_id, fix = variant.start_up_error
+    project.stop()
+    said = str(failed or "")
+    say("  the docs stopped at:\n    " + "\n    ".join(said.splitlines()))
+    result.check(
+        f"start-up stops with {check_id} naming the fix",
+        said.splitlines()[0] if failed else "the docs were followed to the end",
+        failed is not None and check_id in said and fix in said,
+    )
+    if result.ok:
+        shutil.rmtree(project.root, ignore_errors=True)
+    return result
+
+
+def compare_local_times(project: Project, result: Result, zone: str) -> None:
+    """Every payment's paid_at is the local time in ``zone`` of the sandbox's UTC instant."""
+    from zoneinfo import ZoneInfo
+
+    remote = requests.get(f"{project.sandbox_url}/_sandbox/state", timeout=30).json()["data"]
+    instants = {p["id"]: p.get("paidAt") for p in remote["payments"]}
+    rows = project.query("SELECT plugipay_id, paid_at FROM django_plugipay_payment")
+    wrong = []
+    for plugipay_id, stored in rows:
+        instant = dt.datetime.fromisoformat(instants[plugipay_id].replace("Z", "+00:00"))
+        local = instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+        if isinstance(stored, str):
+            stored = dt.datetime.fromisoformat(stored)
+        if stored.tzinfo is not None:  # PostgreSQL's timestamptz read back aware
+            stored = stored.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+        if stored != local:
+            wrong.append(f"{plugipay_id}: {stored} != {local}")
+    result.check(
+        f"payments' paid_at stored as {zone} local times of Plugipay's instants",
+        f"{len(rows) - len(wrong)}/{len(rows)}" + (f"; {wrong[0]}" if wrong else ""),
+        bool(rows) and not wrong,
+    )
+
+
 def drive_payments(project, traffic, buyers, args, result, lap) -> None:
-    first = Browser(project, traffic, buyers[0])
+    first = Browser(project, traffic, project.login(buyers[0]))
     first.log_in("/accounts/login/")
     t = time.monotonic()
     for _ in range(args.sequential):
         first.buy()
     t = lap("sequential_s", t)
     in_a_row = len(traffic.responses)
-    crowd = [Browser(project, traffic, name) for name in buyers[1:]]
+    crowd = [Browser(project, traffic, project.login(name)) for name in buyers[1:]]
     for browser in crowd:
         browser.log_in("/accounts/login/")
 
@@ -447,8 +694,7 @@ def drive_payments(project, traffic, buyers, args, result, lap) -> None:
     with ThreadPoolExecutor(len(crowd)) as pool:
         list(pool.map(shop, crowd))
     lap("concurrent_s", t)
-    flushed = requests.post(f"{project.sandbox_url}/_sandbox/deliveries/flush", timeout=120)
-    result.figures["deliveries_flushed"] = flushed.json()["data"]["sent"]
+    result.figures["deliveries_flushed"] = project.flush_deliveries()
     # Deliveries answered >= 500 are retried on the sandbox's schedule: give them the time.
     poll(
         lambda: not project.query("SELECT 1 FROM shop_order WHERE status != 'paid' LIMIT 1"),
@@ -497,7 +743,7 @@ def refund_through_admin(
         result.check("a paid order to refund", "none", False)
         return
     payment_id, order_id, amount = rows[0]
-    staff = Browser(project, traffic, "admin")
+    staff = Browser(project, traffic, project.login("admin"))
     staff.log_in("/admin/login/")
     page_url = f"{project.site_url}/admin/django_plugipay/payment/{payment_id}/refund/"
     page = staff.get(page_url)
@@ -596,6 +842,10 @@ def report_logs(project, traffic, server_log: Path, sandbox_log: Path, result: R
     for line in Counter(logged_5xx).most_common(5):
         say(f"    {line[1]}× {line[0]}")
     result.check('"database is locked" in the runserver log', locked, locked == 0)
+    refused = webhooks_not_2xx(log)
+    result.check("webhook deliveries answered other than 2xx", len(refused), not refused)
+    for line in Counter(refused).most_common(3):
+        say(f"    {line[1]}× {line[0]}")
     reports = error_reports(log)
     result.figures["tracebacks"] = log.count("Traceback (most recent call last):")
     if reports:
@@ -612,6 +862,16 @@ def report_logs(project, traffic, server_log: Path, sandbox_log: Path, result: R
     result.check("failed webhook deliveries on the sandbox's console", len(failed), not failed)
     for line in failed[:5]:
         say(f"    sandbox: {line[:240]}")
+
+
+def webhooks_not_2xx(log: str) -> list[str]:
+    """The webhook's answers in a server's output that were not 2xx (a redirect to a login
+    page, a 4xx, a 5xx): each one is a delivery Plugipay counts as failed."""
+    return [
+        f"{m[0]} {m[1]} {m[2]}"
+        for m in REQUEST_LINE.findall(log)
+        if m[1].startswith("/plugipay/webhook/") and not m[2].startswith("2")
+    ]
 
 
 def locked_count(log: str) -> int:
@@ -757,6 +1017,11 @@ def figures_markdown(results: list[Result]) -> str:
 # ── main ───────────────────────────────────────────────────────────────────────────────
 
 
+#: payments per run: the modes' defaults, and the matrix's (one short run per variant)
+MODE_COUNTS = {"sequential": 20, "buyers": 5, "per_buyer": 4}
+MATRIX_COUNTS = {"sequential": 3, "buyers": 2, "per_buyer": 1}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -767,9 +1032,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("STOCK_PORTS", "18100-18199"),
         help="range of loopback ports to use (default %(default)s)",
     )
-    parser.add_argument("--sequential", type=int, default=20, help="payments in a row")
-    parser.add_argument("--buyers", type=int, default=5, help="concurrent buyers")
-    parser.add_argument("--per-buyer", type=int, default=4, help="payments per concurrent buyer")
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="run the no-celery flow once per project-settings variant instead of the modes "
+        f"(fewer payments each: {MATRIX_COUNTS['sequential']} in a row, "
+        f"{MATRIX_COUNTS['buyers']} buyers × {MATRIX_COUNTS['per_buyer']} at once, unless given)",
+    )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="with --matrix: the variants to run, comma-separated (default: all)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("STOCK_POSTGRES_URL"),
+        help="with --matrix: a PostgreSQL server URL for the PostgreSQL variants (a fresh "
+        "database named after it is created and dropped for each); without it they are skipped",
+    )
+    parser.add_argument("--sequential", type=int, help="payments in a row (default 20)")
+    parser.add_argument("--buyers", type=int, help="concurrent buyers (default 5)")
+    parser.add_argument("--per-buyer", type=int, help="payments per concurrent buyer (default 4)")
     parser.add_argument("--test-runs", type=int, default=2, help="runs of the tutorial's test")
     parser.add_argument(
         "--test-modes",
@@ -790,26 +1073,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the projects and their logs")
     args = parser.parse_args(argv)
+    for name, count in (MATRIX_COUNTS if args.matrix else MODE_COUNTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, count)
+    args.variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     args.first_port, args.last_port = (int(p) for p in args.ports.split("-"))
     args.test_modes = args.test_modes.split(",")
     return args
 
 
+def run_matrix(args: argparse.Namespace, workdir: Path) -> list[Result]:
+    results = []
+    for name in args.variants:
+        variant = VARIANTS[name]
+        if not variant.postgres:
+            results.append(run_mode("no-celery", args, workdir, variant))
+        elif args.postgres:
+            with fresh_postgres_database(args.postgres, f"stock_{os.getpid()}") as url:
+                results.append(run_mode("no-celery", args, workdir, variant, url))
+        else:
+            say(f"\n=== variant {name}: skipped (no --postgres URL)")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    modes = {
+    groups = {
         "both": ["no-celery", "broker-down"],
         "all": ["no-celery", "broker-down", "django-tasks"],
     }
-    modes = modes.get(args.mode, [args.mode])
+    modes = groups.get(args.mode, [args.mode])
     workdir = Path(tempfile.mkdtemp(prefix="plugipay-stock-"))
-    results = [run_mode(mode, args, workdir) for mode in modes]
+    results = (
+        run_matrix(args, workdir)
+        if args.matrix
+        else [run_mode(mode, args, workdir) for mode in modes]
+    )
     say("\n=== figures")
     for result in results:
         say(f"{result.mode}: " + json.dumps(result.figures))
     if args.json:
         args.json.write_text(json.dumps({r.mode: r.figures for r in results}, indent=2) + "\n")
-    if args.figures_md:
+    if args.figures_md and not args.matrix:
         args.figures_md.write_text(figures_markdown(results))
         doc_steps.sync(write=True)  # the pages that show docs/tutorial/stock_project_figures.md
     failed = [(r.mode, name, value) for r in results for name, value, ok in r.checks if not ok]

@@ -111,3 +111,26 @@ def test_fresh_starts_empty(tmp_path, port):
     fresh.stop()
     assert caught.value.status == 404
     assert "cus_1" not in state_file.read_text()
+
+
+def test_platform_keys_pass_through_and_accounts_survive_a_restart(tmp_path, port):
+    """``--platform-key`` reaches ``python -m plugipay_sandbox``; its accounts are kept."""
+    import plugipay
+
+    first = Sandbox(tmp_path, port, "--platform-key", "pk_test_pf:sk_test_pf")
+    assert "platform key    pk_test_pf / sk_test_pf" in "".join(first.banner)
+    platform = plugipay.PlugipayClient(
+        key_id="pk_test_pf", secret="sk_test_pf", base_url=f"http://127.0.0.1:{port}"
+    )
+    platform.admin.provision_workspace(account_id="acc_kept", partner="p", discount_rate=0.01)
+    customer = platform.for_merchant("acc_kept").customers.create(email="kept@shop.test")
+    with pytest.raises(APIError) as caught:  # the merchant key: another account's object
+        first.client.get_customer(customer["id"])
+    assert caught.value.status == 404
+    first.stop()
+
+    second = Sandbox(tmp_path, port, "--platform-key", "pk_test_pf:sk_test_pf")
+    assert platform.admin.get_workspace("acc_kept")["partner"] == "p"
+    kept = platform.for_merchant("acc_kept").customers.get(customer["id"])
+    assert kept["accountId"] == "acc_kept"
+    second.stop()

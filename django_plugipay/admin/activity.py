@@ -18,10 +18,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from django_plugipay import datetimes
 from django_plugipay.admin.display import admin_link, badge, money
 from django_plugipay.exceptions import InvalidPayload
 from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
@@ -118,7 +118,7 @@ def activity_html(obj: Any) -> SafeString | str:
     body = format_html_join(
         "",
         "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-        ((localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"), e.what, e.who) for e in rows),
+        ((datetimes.local(e.at).strftime("%Y-%m-%d %H:%M:%S"), e.what, e.who) for e in rows),
     )
     return format_html(
         '<table class="plugipay-activity"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr>'

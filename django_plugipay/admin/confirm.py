@@ -7,11 +7,10 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils.formats import date_format
-from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from django_plugipay import permissions, services
+from django_plugipay import datetimes, permissions, services
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import CheckoutSession, SessionStatus
 from django_plugipay.money import format_amount
@@ -103,7 +102,7 @@ def _perform(modeladmin, request, confirmable, rows):
                 % {
                     "amount": row["amount"],
                     "session": session,
-                    "when": date_format(localtime(session.confirmed_at), "DATETIME_FORMAT"),
+                    "when": date_format(datetimes.local(session.confirmed_at), "DATETIME_FORMAT"),
                 },
                 messages.INFO,
             )

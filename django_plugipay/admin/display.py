@@ -9,10 +9,9 @@ from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
-from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
-from django_plugipay import permissions
+from django_plugipay import datetimes, permissions
 from django_plugipay.links import link
 from django_plugipay.money import format_amount
 from django_plugipay.specs import status_tones
@@ -134,13 +133,13 @@ def instructions_html(instructions) -> str:
         (_("QR string"), instructions.qr_string),
         (
             _("pay before"),
-            date_format(localtime(instructions.expires_at), "DATETIME_FORMAT")
+            date_format(datetimes.local(instructions.expires_at), "DATETIME_FORMAT")
             if instructions.expires_at
             else "",
         ),
         (
             _("claimed at"),
-            date_format(localtime(instructions.claimed_at), "DATETIME_FORMAT")
+            date_format(datetimes.local(instructions.claimed_at), "DATETIME_FORMAT")
             if instructions.claimed_at
             else "",
         ),

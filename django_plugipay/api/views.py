@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -188,7 +189,7 @@ class PaymentRefundCreate(generics.GenericAPIView):
                 reason=data["reason"],
                 description=data["description"],
                 requested_by=request.user,
-                idempotency_key=f"api_{request.user.pk}_{header}"[:64] if header else None,
+                idempotency_key=_idempotency_key(request.user, header) if header else None,
             )
         except RefundError as exc:
             if exc.code == "idempotency_mismatch":
@@ -197,3 +198,13 @@ class PaymentRefundCreate(generics.GenericAPIView):
         refund.refresh_from_db()
         code = status.HTTP_200_OK if refund.replayed else status.HTTP_201_CREATED
         return Response(RefundSerializer(refund).data, status=code)
+
+
+def _idempotency_key(user, header: str) -> str:
+    """The refund's idempotency key for one user's ``Idempotency-Key`` header: readable when
+    it fits the 64 characters, else a digest of both (never a truncation, which would merge
+    two keys of a user whose primary key is long, a UUID)."""
+    key = f"api_{user.pk}_{header}"
+    if len(key) <= 64:
+        return key
+    return "api_" + hashlib.sha256(f"{user.pk}\n{header}".encode()).hexdigest()[:60]

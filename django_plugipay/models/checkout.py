@@ -9,9 +9,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
+from django_plugipay import datetimes
 from django_plugipay.models.base import MirrorModel
 from django_plugipay.models.enums import PaymentStatus, SessionStatus
 from django_plugipay.models.querysets import CheckoutSessionQuerySet
@@ -104,13 +104,7 @@ class PaymentInstructions:
 
 
 def _moment(value: str) -> dt.datetime | None:
-    try:
-        moment = parse_datetime(value.replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
-    if moment is not None and moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment
+    return datetimes.parse(value)
 
 
 class CheckoutSession(MirrorModel):

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from django_plugipay import datetimes
 from django_plugipay.client import get_client, new_idempotency_key
 from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import PlugipayError
@@ -152,7 +153,7 @@ def pause_subscription(
     """Pause billing (``subscription_paused``); it resumes at ``resume_at`` when given."""
     body: dict[str, Any] = {}
     if resume_at is not None:
-        body["resumeAt"] = resume_at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        body["resumeAt"] = datetimes.to_api(resume_at)
     return _act(subscription, "pause", body)
 
 

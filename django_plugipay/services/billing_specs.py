@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import models
 
-from django_plugipay import signals
+from django_plugipay import datetimes, signals
 from django_plugipay.models import (
     Customer,
     Invoice,
@@ -350,7 +350,7 @@ class InvoiceSpec(ResourceSpec):
                 "status": PaymentStatus.SUCCEEDED,
                 "amount": row.amount_paid or row.total,
                 "currency": row.currency or None,
-                "paidAt": row.paid_at.isoformat() if row.paid_at else None,
+                "paidAt": datetimes.to_api(row.paid_at) if row.paid_at else None,
                 "mode": row.mode,
             }
             advance(PAYMENT, payment, event=event, partial=True, context={"invoice": row})

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from django_plugipay import signals
+from django_plugipay import datetimes, signals
 from django_plugipay.conf import app_settings
 from django_plugipay.db import discard_lost_connection, is_transient, run_atomic, write_atomic
 from django_plugipay.exceptions import InvalidObject, InvalidPayload, NotRecorded
@@ -128,7 +128,7 @@ def _fields(parsed: Event, source: str) -> dict[str, Any]:
         "mode": parsed.mode or "",
         "object_id": (parsed.object_id or "")[:64],
         "payload": dict(parsed.payload),
-        "occurred_at": parsed.occurred_at,
+        "occurred_at": datetimes.to_project(parsed.occurred_at) if parsed.occurred_at else None,
         "source": source,
     }
 

@@ -23,9 +23,8 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import OuterRef, Q, Subquery, Sum, sql
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from django_plugipay import signals
+from django_plugipay import datetimes, signals
 from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import (
@@ -279,14 +278,7 @@ def _from_returned(model: type[M], connection, fields: list, values) -> M:
 
 def _stamp(row: models.Model) -> dt.datetime | None:
     value = (row.data or {}).get("updatedAt") if hasattr(row, "data") else None
-    if not isinstance(value, str):
-        return None
-    with contextlib.suppress(ValueError):
-        moment = parse_datetime(value.replace("Z", "+00:00"))
-        if moment is not None and timezone.is_naive(moment):
-            moment = timezone.make_aware(moment, dt.timezone.utc)
-        return moment
-    return None
+    return datetimes.parse(value)
 
 
 def _age(row: models.Model, refs: Mapping[str, Any]) -> int | None:
@@ -542,7 +534,7 @@ class CheckoutSessionSpec(ResourceSpec):
             "amount": row.amount,
             "currency": row.currency or None,
             "method": row.payment_method or None,
-            "paidAt": row.completed_at.isoformat() if row.completed_at else None,
+            "paidAt": datetimes.to_api(row.completed_at) if row.completed_at else None,
             "mode": row.mode,
         }
         advance(PAYMENT, payment_obj, event=event, partial=True, context={"session": row})

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from django.db.models import Q
 from django.utils import timezone
 
+from django_plugipay import datetimes
 from django_plugipay.client import get_client
 from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import PlugipayError
@@ -87,7 +88,7 @@ def reconcile(
 def _apply_events(cursor, start, result, dry_run, progress) -> None:
     filters = {"order": "asc", "limit": PAGE_SIZE}
     if start is not None:
-        filters["occurredAfter"] = start.isoformat().replace("+00:00", "Z")
+        filters["occurredAfter"] = datetimes.to_api(start)
     newest, newest_id = cursor.occurred_at, cursor.last_event_id
     items = get_client().list_events(**filters)
     # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
@@ -105,8 +106,9 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
                 _apply_one(parsed, result)
         for parsed in page:
             result.events_seen += 1
-            if parsed.occurred_at and (newest is None or parsed.occurred_at >= newest):
-                newest, newest_id = parsed.occurred_at, parsed.id
+            occurred = datetimes.to_project(parsed.occurred_at) if parsed.occurred_at else None
+            if occurred and (newest is None or occurred >= newest):
+                newest, newest_id = occurred, parsed.id
             if progress:
                 progress(result.events_seen)
         if not dry_run and newest is not None:

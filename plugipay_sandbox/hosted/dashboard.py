@@ -9,19 +9,21 @@ table ``i18n.ID`` holds the Indonesian, keyed by the English).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from plugipay_sandbox import safety
-from plugipay_sandbox.app import SERVING, Handler, Request, pages, redirect
+from plugipay_sandbox.app import CHOSEN_ACCOUNT, SERVING, Handler, Request, pages, redirect
 from plugipay_sandbox.hosted import i18n
 from plugipay_sandbox.hosted.checkout import METHOD_LABELS
 from plugipay_sandbox.hosted.layout import money, page
 from plugipay_sandbox.resources.webhooks import endpoint_fields
 from plugipay_sandbox.state import ApiError, Store, event_kinds, iso, refunds
 from plugipay_sandbox.state import webhooks as endpoints
+from plugipay_sandbox.state.core import ACCOUNT
 from plugipay_sandbox.state.webhooks import AUTO_DISABLE_AFTER, auto_disable_window
 
 Translate = Callable[..., str]
@@ -131,13 +133,50 @@ def frame(_: Translate, section: str, title: str, body: str, status: int = 200):
         f'<a href="{href}" class="{"on" if key == section else ""}">{escape(_(label))}</a>'
         for key, href, label in NAV
     )
+    here = next((href for key, href, _label in NAV if key == section), NAV[0][1])
     return page(
         f"{title} · {_('Dashboard')}",
-        f"""<style>{STYLE}</style><div class="dash"><div class="topbar"><div class="brand">
+        keep_account(
+            f"""<style>{STYLE}</style><div class="dash"><div class="topbar"><div class="brand">
 <span class="logo"></span>{escape(_("Plugipay dashboard"))} <span class="sandbox-tag">
-{escape(_("Sandbox"))}</span></div>{clock_bar(_)}</div>
-<nav class="nav">{links}</nav>{body}</div>""",
+{escape(_("Sandbox"))}</span></div>{account_switcher(_, here)}{clock_bar(_)}</div>
+<nav class="nav">{links}</nav>{body}</div>"""
+        ),
         status,
+    )
+
+
+def account_switcher(_: Translate, action: str) -> str:
+    """Which account's objects the dashboard shows: all of them, or one (``?account=``)."""
+    store = SERVING.get()
+    if store is None:
+        return ""
+    shown = ACCOUNT.get()  # the chosen account; on an object's own page, the object's
+    with store.lock, store.scope(None):
+        accounts = sorted(store.accounts.values(), key=lambda a: a["_seq"])
+    options = [f'<option value="">{escape(_("All accounts"))}</option>']
+    for account in accounts:
+        name = account["brandName"] or account["id"]
+        selected = " selected" if account["id"] == shown else ""
+        options.append(
+            f'<option value="{escape(account["id"])}"{selected}>'
+            f"{escape(name)} · {escape(account['id'])}</option>"
+        )
+    return f"""<form class="clock" method="get" action="{action}" data-testid="account-switcher">
+<select name="account" aria-label="{escape(_("Account"))}">{"".join(options)}</select>
+<button class="btn alt">{escape(_("Show"))}</button></form>"""
+
+
+DASHBOARD_TARGET = re.compile(r'(href|action)="(/dashboard[^"?#]*)"')
+
+
+def keep_account(body: str) -> str:
+    """Every dashboard link and form of the page carries the chosen account on."""
+    chosen = CHOSEN_ACCOUNT.get()
+    if chosen is None:
+        return body
+    return DASHBOARD_TARGET.sub(
+        lambda m: f'{m.group(1)}="{m.group(2)}?{urlencode({"account": chosen})}"', body
     )
 
 

@@ -442,6 +442,10 @@ ID: dict[str, str] = {
     "Lines": "Rincian",
     "No lines.": "Tidak ada rincian.",
     "Quantity": "Kuantitas",
+    # account switcher
+    "Account": "Akun",
+    "All accounts": "Semua akun",
+    "Show": "Tampilkan",
 }
 
 TABLES: Mapping[str, Mapping[str, str]] = {"id": ID}

@@ -73,7 +73,7 @@ def summary(store: Store, invoice: dict[str, Any]) -> str:
         when = f"{_('Due')} {day(invoice['dueAt'])}"
     memo = f'<p class="muted">{escape(invoice["memo"])}</p>' if invoice.get("memo") else ""
     return f"""<div class="card"><div class="brand"><span class="logo"></span>{
-        escape(store.config.merchant_name)
+        escape(store.merchant_name())
     }</div><div class="muted" style="margin-top:12px">{_("Invoice")} {escape(invoice["number"])}
 {badge(invoice["status"])}</div>
 <div class="amount" data-testid="amount">{money(due, currency)}</div>
@@ -120,7 +120,7 @@ def return_link(store: Store, invoice: dict[str, Any]) -> str:
     target = subscription.get("returnUrl")
     if not target:
         return ""
-    label = _("Return to {merchant}", merchant=store.config.merchant_name)
+    label = _("Return to {merchant}", merchant=store.merchant_name())
     return f'<a class="btn" data-testid="return" href="{escape(target)}">{escape(label)}</a>'
 
 
@@ -212,7 +212,7 @@ def three_ds(store: Store, request: Request):
     if invoice["status"] not in invoices.UNPAID or not invoice.get("_3ds_card"):
         return redirect(_self(invoice, portal))
     amount = money(invoice["amountDue"], invoice["currency"])
-    return three_ds_page(amount, store.config.merchant_name, _self(invoice, portal, "/3ds"))
+    return three_ds_page(amount, store.merchant_name(), _self(invoice, portal, "/3ds"))
 
 
 @pages.add("POST", "/i/<id>/3ds")
@@ -245,7 +245,7 @@ def document_rows(store: Store, invoice: dict[str, Any]) -> list[tuple[str, floa
     status, due = invoice["status"], day(invoice["dueAt"])
     billed = f"{customer.get('name') or ''} {customer.get('email') or ''}"
     rows: list[tuple[str, float, str, bool]] = [
-        (store.config.merchant_name, 11, "l", True),
+        (store.merchant_name(), 11, "l", True),
         (_("Not Plugipay: a test document. No real money moves."), 9, "l", False),
         ("", 12, "l", False),
         (f"{_('Invoice')} {invoice['number']}", 22, "l", True),

@@ -215,7 +215,7 @@ def _render(store: Store, request: Request, errors: dict[str, str] | None = None
     who = escape(customer.get("name") or customer.get("email") or customer["id"])
     email = escape(customer.get("email") or "")
     body = f"""<div class="wrap narrow"><div class="card head"><div><div class="brand">
-<span class="logo"></span>{escape(store.config.merchant_name)}</div><h1>{_("Billing portal")}</h1>
+<span class="logo"></span>{escape(store.merchant_name())}</div><h1>{_("Billing portal")}</h1>
 <div class="muted">{who}{" · " + email if email and email != who else ""}</div></div>
 <a class="btn alt" href="{escape(session["returnUrl"])}">{_("Return to the shop")}</a></div>
 {notice_html}<div class="card"><h2>{_("Subscriptions")}</h2>{subscription_cards}</div>

@@ -121,7 +121,7 @@ def public_read(store: Store, request: Request):
             for m in session["methods"]
         ],
         "branding": {
-            "brandName": store.config.merchant_name,
+            "brandName": store.merchant_name(),
             "brandLogoUrl": None,
             "brandAccentColor": "#4f46e5",
             "brandTagline": "Not Plugipay: test only",

@@ -58,7 +58,7 @@ def create_session(store: Store, mode: str, fields: dict[str, Any]) -> dict[str,
         ttl = fields.pop("expiresInSec", None) or 86400
         session: dict[str, Any] = {
             "id": new_id("cs_"),
-            "workspaceName": store.config.merchant_name,
+            "workspaceName": store.merchant_name(),
             "customerId": None,
             "customer": None,
             "status": "open",

@@ -6,6 +6,8 @@ and join the store with :func:`register`: their stores, event kinds and clock-dr
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import dataclasses
 import datetime as dt
@@ -15,7 +17,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, overload
 
 from plugipay_sandbox import persistence
@@ -113,10 +115,70 @@ class SandboxConfig:
     merchant_name: str = DEFAULT_MERCHANT_NAME
     #: Host names answered besides loopback and ``public_url``'s (``--allowed-host``; ``*``: any).
     allowed_hosts: tuple[str, ...] = ()
+    #: Platform-admin keys, key id → secret (``--platform-key``): the only keys that may send
+    #: ``X-Plugipay-On-Behalf-Of`` or call ``/api/v1/admin/*``.
+    platform_keys: dict[str, str] = dataclasses.field(default_factory=dict)
     quiet: bool = True
 
     def credentials(self) -> dict[str, str]:
-        return {self.key_id: self.secret, self.live_key_id: self.live_secret}
+        return {self.key_id: self.secret, self.live_key_id: self.live_secret, **self.platform_keys}
+
+
+#: The account the current request acts for; ``None``: every account (the clock's own work,
+#: the control routes, the delivery workers, a dashboard showing all accounts).
+ACCOUNT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "sandbox_account", default=None
+)
+
+
+class AccountMap(dict):
+    """An object map seen through the current account scope — the one place accounts apply.
+
+    Every object stored here carries ``accountId`` (set on insert from the scope when absent);
+    reading (``get``, ``[]``, ``in``, ``values``, ``items``, iteration) shows only the scope's
+    objects, so another account's id is simply not found and its objects are in no list.
+    """
+
+    def __init__(self, default_account: str, *args: Any) -> None:
+        super().__init__(*args)
+        self.default_account = default_account
+
+    @staticmethod
+    def visible(obj: dict[str, Any]) -> bool:
+        account = ACCOUNT.get()
+        return account is None or obj.get("accountId") == account
+
+    def __setitem__(self, key: str, obj: dict[str, Any]) -> None:
+        obj.setdefault("accountId", ACCOUNT.get() or self.default_account)
+        super().__setitem__(key, obj)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        obj = super().get(key)
+        return obj if obj is not None and self.visible(obj) else default
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        obj = super().__getitem__(key)
+        if not self.visible(obj):
+            raise KeyError(key)
+        return obj
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key) is not None
+
+    def values(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return [obj for obj in super().values() if self.visible(obj)]
+
+    def items(self) -> list[tuple[str, dict[str, Any]]]:  # type: ignore[override]
+        return [(key, obj) for key, obj in super().items() if self.visible(obj)]
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return [key for key, _ in self.items()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.values())
 
 
 @dataclasses.dataclass
@@ -178,7 +240,7 @@ class Store:
     """
 
     #: The dict stores, by attribute name; the core's own plus every registered family's.
-    STORES: list[str] = ["events", "deliveries"]
+    STORES: list[str] = ["accounts", "events", "deliveries"]
 
     if TYPE_CHECKING:  # family stores are set by name in reset()
 
@@ -202,15 +264,24 @@ class Store:
     # ── bookkeeping ────────────────────────────────────────────────────────────
 
     def reset(self, *, keep_endpoints: bool = True) -> None:
-        with self.lock:
+        """Forget every object; keep the accounts and what the families keep (endpoints)."""
+        with self.lock, self.scope(None):
             kept: dict[str, dict[str, dict[str, Any]]] = {}
             if keep_endpoints:
                 for family in FAMILIES.values():
                     if family.keep:
                         kept.update(family.keep(self))
+            kept["accounts"] = dict(getattr(self, "accounts", {}))
             for name in self.STORES:
-                setattr(self, name, kept.get(name, {}))
-            self.idempotency: dict[tuple[str, str], dict[str, Any]] = {}
+                setattr(self, name, AccountMap(self.config.account_id, kept.get(name, {})))
+            if self.config.account_id not in self.accounts:
+                self.accounts[self.config.account_id] = self.new_account(
+                    self.config.account_id,
+                    workspace_id=self.config.workspace_id,
+                    brand_name=self.config.merchant_name,
+                )
+            #: (account, mode, key) → the stored response: each account has its own keys.
+            self.idempotency: dict[tuple[str, str, str], dict[str, Any]] = {}
             self.faults = []
             self.held = False
             self.clock_offset = 0.0
@@ -218,6 +289,71 @@ class Store:
 
     def now(self) -> float:
         return time.time() + self.clock_offset
+
+    # ── accounts ─────────────────────────────────────────────────────────────
+
+    @contextlib.contextmanager
+    def scope(self, account: str | None) -> Iterator[None]:
+        """Act for ``account`` (``None``: see every account) inside the block."""
+        token = ACCOUNT.set(account)
+        try:
+            yield
+        finally:
+            ACCOUNT.reset(token)
+
+    @property
+    def account(self) -> str:
+        """The account acting now: the scope's, else the merchant key's own."""
+        return ACCOUNT.get() or self.config.account_id
+
+    def new_account(
+        self,
+        account_id: str,
+        *,
+        workspace_id: str | None = None,
+        brand_name: str | None = None,
+        business_email: str | None = None,
+        partner: str | None = None,
+        discount_rate: float | None = None,
+    ) -> dict[str, Any]:
+        """An account (workspace) record, keyed by its ``accId`` and owning itself."""
+        moment = self.now()
+        return {
+            "id": account_id,
+            "accountId": account_id,
+            "workspaceId": workspace_id or "ws_" + account_id.removeprefix("acc_"),
+            "brandName": brand_name,
+            "businessEmail": business_email,
+            "partner": partner,
+            "discountRate": discount_rate,
+            "createdAt": iso(moment),
+            "updatedAt": iso(moment),
+            "_seq": self.next_seq(),
+        }
+
+    def find_account(self, account_or_workspace_id: str) -> dict[str, Any] | None:
+        """The account named by its ``acc_…`` id or its ``ws_…`` workspace id (any scope)."""
+        accounts = dict(dict.items(self.accounts))
+        found = accounts.get(account_or_workspace_id)
+        if found is None:
+            found = next(
+                (a for a in accounts.values() if a["workspaceId"] == account_or_workspace_id),
+                None,
+            )
+        return found
+
+    def account_of(self, object_id: str) -> str | None:
+        """The account owning the object with this id, whichever store holds it."""
+        for name in self.STORES:
+            obj = dict.get(getattr(self, name), object_id)
+            if obj is not None:
+                return obj.get("accountId")
+        return None
+
+    def merchant_name(self) -> str:
+        """The acting account's brand name on hosted pages (``--merchant-name`` for the own)."""
+        found = dict.get(self.accounts, self.account)
+        return (found or {}).get("brandName") or self.config.merchant_name
 
     def today(self) -> dt.date:
         """The sandbox clock's date (UTC), for card expiry checks."""
@@ -237,14 +373,14 @@ class Store:
         moment = self.now()
         now = iso(moment)
         obj.update(
-            accountId=self.config.account_id,
+            accountId=self.account,
             mode=mode,
             createdAt=now,
             updatedAt=now,
             _seq=self.next_seq(),
             _createdAtTs=moment,
         )
-        obj["arn"] = f"arn:plugipay:{mode}:{self.config.account_id}:{obj['id']}"
+        obj["arn"] = f"arn:plugipay:{mode}:{obj['accountId']}:{obj['id']}"
         return obj
 
     def touch(self, obj: dict[str, Any]) -> None:
@@ -285,7 +421,7 @@ class Store:
 
     def idempotent_lookup(self, mode: str, key: str, fingerprint: dict[str, Any]):
         """Return the stored response for a key, raise 409 on a different request, else None."""
-        record = self.idempotency.get((mode, key))
+        record = self.idempotency.get((self.account, mode, key))
         if record is None or record["expires"] < self.now():
             return None
         stored = record["fingerprint"]
@@ -302,7 +438,7 @@ class Store:
     def idempotent_store(
         self, mode: str, key: str, fingerprint: dict[str, Any], status: int, body: bytes
     ) -> None:
-        self.idempotency[(mode, key)] = {
+        self.idempotency[(self.account, mode, key)] = {
             "fingerprint": fingerprint,
             "status": status,
             "body": body,
@@ -341,6 +477,7 @@ class Store:
         """
         event: dict[str, Any] = {
             "id": new_id("evt_"),
+            "accountId": obj.get("accountId") or self.account,
             "kind": kind,
             "mode": mode or obj.get("mode", "test"),
             "occurredAt": iso(self.now()),
@@ -356,12 +493,14 @@ class Store:
 
     def render_event(self, event: dict[str, Any], style: str | None = None) -> dict[str, Any]:
         """The event in the SDK shape (default) or the docs shape (``--event-style docs``)."""
+        account_id = event.get("accountId") or self.config.account_id
         if (style or self.config.event_style) == "docs":
+            account = self.find_account(account_id)
             rendered = {
                 "id": event["id"],
                 "type": event["kind"],
                 "createdAt": event["occurredAt"],
-                "workspaceId": self.config.workspace_id,
+                "workspaceId": account["workspaceId"] if account else self.config.workspace_id,
                 "data": copy.deepcopy(event["object"]),
             }
             if event["kind"].endswith(".updated"):
@@ -370,7 +509,7 @@ class Store:
         return {
             "id": event["id"],
             "type": f"plugipay.{event['kind']}.v1",
-            "accountId": self.config.account_id,
+            "accountId": account_id,
             "mode": event["mode"],
             "occurredAt": event["occurredAt"],
             "createdAt": event["occurredAt"],
@@ -381,7 +520,9 @@ class Store:
 
     def queue_deliveries(self, event: dict[str, Any], *, force: bool = False) -> list[dict]:
         queued = []
-        for endpoint in self.endpoints.values():
+        with self.scope(event.get("accountId") or self.config.account_id):
+            endpoints = self.endpoints.values()  # the event's account's endpoints only
+        for endpoint in endpoints:
             if endpoint["mode"] != event["mode"] or not endpoint["active"]:
                 continue
             if not force and not _subscribed(endpoint, event["kind"]):
@@ -389,6 +530,7 @@ class Store:
             body = json.dumps(self.render_event(event), separators=(",", ":")).encode()
             delivery = {
                 "id": new_id("dlv_"),
+                "accountId": endpoint["accountId"],
                 "endpointId": endpoint["id"],
                 "eventId": event["id"],
                 "type": self.render_event(event)["type"],
@@ -420,11 +562,14 @@ class Store:
     # ── time-driven changes ──────────────────────────────────────────────────
 
     def tick(self) -> None:
-        """Apply what the clock has made due, family by family (expiry, settlement, renewals)."""
+        """Apply what the clock has made due, account by account and family by family (expiry,
+        settlement, renewals): what a family creates belongs to the account it works in."""
         with self.lock:
-            for family in FAMILIES.values():
-                if family.tick:
-                    family.tick(self)
+            for account in list(dict.keys(self.accounts)):
+                with self.scope(account):
+                    for family in FAMILIES.values():
+                        if family.tick:
+                            family.tick(self)
 
     # ── persistence ──────────────────────────────────────────────────────────
 

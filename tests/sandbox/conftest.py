@@ -11,6 +11,8 @@ import requests
 from plugipay_sandbox import SandboxConfig, SandboxServer
 
 WEBHOOK_SECRET = "whsec_sandbox_tests"
+#: The platform-admin key the test sandbox accepts beside the merchant key (--platform-key).
+PLATFORM_KEY = ("pk_test_platform", "sk_test_platform")
 #: Long on purpose: a failed delivery is retried only when a test moves the sandbox clock.
 RETRY_SCHEDULE = (60.0, 120.0, 180.0)
 
@@ -60,6 +62,7 @@ def sandbox_server(receiver):
         forward_to=receiver.url,
         webhook_secret=WEBHOOK_SECRET,
         retry_schedule=RETRY_SCHEDULE,
+        platform_keys=dict([PLATFORM_KEY]),
     )
     server = SandboxServer(config).start()
     yield server
@@ -86,6 +89,13 @@ def sdk(sandbox):
     return plugipay.PlugipayClient(
         key_id="pk_test_sandbox", secret="sk_test_sandbox", base_url=sandbox.base_url
     )
+
+
+@pytest.fixture
+def platform(sandbox):
+    """The official SDK signing with the platform-admin key (no account named yet)."""
+    key_id, secret = PLATFORM_KEY
+    return plugipay.PlugipayClient(key_id=key_id, secret=secret, base_url=sandbox.base_url)
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for(self.ready, timeout=60, interval=0.2, message="the Celery worker to start")
+        wait_for(self.ready, timeout=120, interval=0.2, message="the Celery worker to start")
 
     def ready(self) -> bool:
         """The worker answers a ping on the broker (its own report, not its log wording)."""

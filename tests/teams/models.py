@@ -1,5 +1,6 @@
 """Team: a billing owner that is not a user (``plugipay_customer`` relation)."""
 
+from django.conf import settings
 from django.db import models
 
 
@@ -8,7 +9,7 @@ class Team(models.Model):
     plugipay_customer = models.OneToOneField(
         "django_plugipay.Customer", null=True, blank=True, on_delete=models.SET_NULL
     )
-    members = models.ManyToManyField("auth.User", related_name="teams", blank=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
 
     class Meta:
         app_label = "teams"

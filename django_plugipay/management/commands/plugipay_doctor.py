@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import hmac
+import re
 import time
+import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import requests
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connections, router
+from django.db.migrations.executor import MigrationExecutor
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from django_plugipay.client import PlugipayClient
+from django_plugipay.checks import (
+    REDIRECT_HINT,
+    base_url_problem,
+    redirect_problem,
+    webhook_redirect,
+)
+from django_plugipay.client import DOCTOR_ADVICE, SANDBOX_ADVICE, PlugipayClient
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import WebhookEvent
@@ -26,6 +38,8 @@ from django_plugipay.services.webhook_endpoints import is_this_site
 from django_plugipay.webhooks import parse_event
 
 RECONCILE_STALE = dt.timedelta(days=1)
+#: where ``manage.py plugipay_sandbox`` listens unless told otherwise (the tutorial's address)
+SANDBOX_URL = "http://127.0.0.1:8787"
 CLOCK_SKEW_LIMIT = 30  # seconds; Plugipay refuses requests and webhooks beyond 300
 PING_TYPE = "plugipay.doctor.ping.v1"
 POLL_INTERVAL = 0.2
@@ -59,10 +73,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, url=None, wait=15.0, **options) -> None:
-        lines = list(Doctor(url=url, wait=wait).run())
-        for line in lines:
+        lines, failed = [], []
+        for line in Doctor(url=url, wait=wait).run():  # each line as soon as it is known
             self._write(line)
-        failed = [line for line in lines if line.ok is False]
+            self.stdout.flush()
+            lines.append(line)
+            if line.ok is False:
+                failed.append(line)
         if failed:
             raise CommandError(
                 f"{len(failed)} of {len(lines)} checks failed: "
@@ -81,6 +98,32 @@ class Command(BaseCommand):
                 self.stdout.write(f"       fix: {line.fix}")
 
 
+def _guarded(name: str) -> Callable[[Callable[..., Line]], Callable[..., Line]]:
+    """A check that raises is reported as its own failed line (the exception's last line),
+    and the doctor goes on with the next."""
+
+    def decorate(check: Callable[..., Line]) -> Callable[..., Line]:
+        @functools.wraps(check)
+        def guarded(self: Doctor) -> Line:
+            try:
+                return check(self)
+            except Exception as exc:
+                last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                return Line(name, False, f"crashed: {last}", _crash_fix(exc))
+
+        return guarded
+
+    return decorate
+
+
+def _crash_fix(exc: Exception) -> str:
+    if isinstance(exc, DatabaseError) and re.search(
+        r"no such table|does not exist|doesn't exist", str(exc), re.IGNORECASE
+    ):
+        return "run `python manage.py migrate`"
+    return "re-run with --traceback for the whole traceback, and report it if it is ours"
+
+
 class Doctor:
     """The checks, in order; each later check is skipped when what it needs failed."""
 
@@ -90,11 +133,18 @@ class Doctor:
         self.endpoint: dict | None = None
 
     def run(self):
-        yield from self.remote()
-        yield self.deliveries()
-        yield self.reconciliation()
-        yield self.disabled_endpoint()
+        database = self.database()
+        yield database
+        yield from self.remote(database)
+        if database.ok:
+            yield self.deliveries()
+            yield self.reconciliation()
+            yield self.disabled_endpoint()
+        else:
+            for name in ("deliveries", "reconciliation", "disabled endpoint"):
+                yield Line(name, None, "needs this project's database migrated")
 
+    @_guarded("reconciliation")
     def reconciliation(self) -> Line:
         try:
             last = last_reconciled()
@@ -112,6 +162,7 @@ class Doctor:
             return Line("reconciliation", False, detail, fix)
         return Line("reconciliation", True, detail)
 
+    @_guarded("disabled endpoint")
     def disabled_endpoint(self) -> Line:
         try:
             event = WebhookEvent.objects.endpoint_disabled()
@@ -132,6 +183,7 @@ class Doctor:
             "the mirror right meanwhile",
         )
 
+    @_guarded("deliveries")
     def deliveries(self) -> Line:
         try:
             health = delivery_health()
@@ -149,7 +201,7 @@ class Doctor:
             "scheduled, or `manage.py plugipay_sync` from cron",
         )
 
-    def remote(self):
+    def remote(self, database: Line):
         credentials = self.credentials()
         yield credentials
         if not credentials.ok:
@@ -167,11 +219,33 @@ class Doctor:
         if endpoint is None or not endpoint.ok:
             yield Line("test event", None, "needs a registered webhook endpoint")
             return
+        if not database.ok:
+            yield Line("test event", None, "needs this project's database migrated")
+            return
         yield self.test_event()
 
-    # ── credentials and clock ────────────────────────────────────────────────
+    # ── database, credentials and clock ──────────────────────────────────────
 
+    @_guarded("database")
+    def database(self) -> Line:
+        connection = connections[router.db_for_write(WebhookEvent)]
+        executor = MigrationExecutor(connection)
+        pending = [m for m, _ in executor.migration_plan(executor.loader.graph.leaf_nodes())]
+        if pending:
+            apps = ", ".join(sorted({m.app_label for m in pending}))
+            return Line(
+                "database",
+                False,
+                f"{len(pending)} migrations not applied to {connection.alias!r} ({apps})",
+                "run `python manage.py migrate`",
+            )
+        return Line("database", True, f"{connection.alias!r} ({connection.vendor}) is migrated")
+
+    @_guarded("credentials")
     def credentials(self) -> Line:
+        problem = base_url_problem(app_settings.raw("BASE_URL"))
+        if problem is not None:
+            return Line("credentials", False, problem[1], problem[2])
         try:
             self.client = PlugipayClient.from_settings(max_retries=0, timeout=10)
         except PlugipayError as exc:
@@ -186,21 +260,39 @@ class Doctor:
             self.client.request("GET", "/events", params={"limit": 1})
         except APIError as exc:
             if exc.status == 401:
-                detail, _, fix = exc.message.partition(" Plugipay at ")
+                detail, _, fix = exc.message.replace(DOCTOR_ADVICE, "").partition(" Plugipay at ")
                 return Line(
                     "credentials",
                     False,
                     f"{detail} ({exc.code})",
-                    "Plugipay at " + fix if fix else exc.message,
+                    ("Plugipay at " + fix if fix else detail).strip(),
+                )
+            if exc.code in ("invalid_response", "unknown"):  # not Plugipay's error envelope
+                return Line(
+                    "credentials",
+                    False,
+                    f"something other than Plugipay answers at {app_settings.BASE_URL} "
+                    f"(HTTP {exc.status}: {exc.message})",
+                    _port_fix(app_settings.BASE_URL),
                 )
             return Line("credentials", False, str(exc), "see the message above")
         except PlugipayError as exc:
-            return Line("credentials", False, exc.message, _reach_fix(app_settings.BASE_URL))
+            if exc.code == "network_error":
+                detail = exc.message.replace(" " + SANDBOX_ADVICE, "")
+                return Line("credentials", False, detail, _reach_fix(app_settings.BASE_URL))
+            return Line(
+                "credentials",
+                False,
+                exc.message,
+                "try again in a minute; if it keeps failing, check that PLUGIPAY['BASE_URL'] "
+                "is Plugipay's address",
+            )
         kind = "Bearer key" if app_settings.API_KEY else f"key {app_settings.KEY_ID}"
         return Line(
             "credentials", True, f"{kind} accepted by {app_settings.BASE_URL} ({app_settings.MODE})"
         )
 
+    @_guarded("clock")
     def clock(self) -> Line:
         assert self.client is not None
         started = time.time()
@@ -227,6 +319,7 @@ class Doctor:
 
     # ── the webhook endpoint ──────────────────────────────────────────────────
 
+    @_guarded("webhook URL")
     def webhook_url(self) -> Line:
         try:
             self.path = reverse("plugipay:webhook")
@@ -244,8 +337,17 @@ class Doctor:
                 f"installed at {self.path}, but no webhook secret is set",
                 "copy the endpoint's signing secret (whsec_…) into PLUGIPAY['WEBHOOK_SECRETS']",
             )
+        redirected = webhook_redirect()
+        if redirected is not None:
+            return Line(
+                "webhook URL",
+                False,
+                f"installed at {self.path}, but it {redirect_problem(*redirected)}",
+                REDIRECT_HINT,
+            )
         return Line("webhook URL", True, f"installed at {self.path}")
 
+    @_guarded("webhook endpoint")
     def webhook_endpoint(self) -> Line:
         assert self.client is not None
         wanted = self.url or f"https://<your host>{self.path}"
@@ -301,6 +403,7 @@ class Doctor:
 
     # ── one event, end to end ─────────────────────────────────────────────────
 
+    @_guarded("test event")
     def test_event(self) -> Line:
         assert self.client is not None and self.endpoint is not None
         if app_settings.MODE != "test":
@@ -361,16 +464,25 @@ class Doctor:
                 "test event",
                 False,
                 f"{event_id} was not recorded here within {self.wait:.0f}s",
-                f"make sure this site is running and reachable from Plugipay at {url}, and "
-                "that this command uses the same database as the site",
+                f"make sure this site is running and reachable from Plugipay at {url}, with "
+                "the same settings module and DATABASES as this `manage.py`",
             )
         code, error = delivery.get("responseCode"), delivery.get("lastError")
         if code is not None and 200 <= code < 300:
             return Line(
                 "test event",
                 False,
-                f"{url} answered {code} but {event_id} is not in this database",
-                "run this command with the same settings (database) as the site",
+                f"{url} answered {code} but {event_id} is not in this database: the site "
+                "that answered uses another database, or another program answers there",
+                "give the running site the same settings module and DATABASES as this "
+                "`manage.py`, or register the URL this site really has",
+            )
+        if code is not None and 300 <= code < 400:
+            return Line(
+                "test event",
+                False,
+                f"{url} {redirect_problem(code, delivery.get('location') or '')}",
+                REDIRECT_HINT,
             )
         if code in (400, 401):
             return Line(
@@ -403,7 +515,36 @@ class Doctor:
 
 
 def _reach_fix(base_url: str) -> str:
-    host = urlsplit(base_url).hostname or ""
-    if host in ("127.0.0.1", "localhost", "::1"):
-        return "start the sandbox: `python manage.py plugipay_sandbox`"
-    return "check PLUGIPAY['BASE_URL'] and this server's network access"
+    parts = urlsplit(base_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return "check PLUGIPAY['BASE_URL'] and this server's network access"
+    elsewhere = _sandbox_elsewhere(base_url)
+    if elsewhere:
+        return f"nothing listens on port {parts.port}; {elsewhere}"
+    return (
+        f"nothing listens on port {parts.port}: start the sandbox there "
+        "(`python manage.py plugipay_sandbox` listens on BASE_URL's port), or correct the port "
+        "in PLUGIPAY['BASE_URL']"
+    )
+
+
+def _port_fix(base_url: str) -> str:
+    elsewhere = _sandbox_elsewhere(base_url)
+    if elsewhere:
+        return f"the port is wrong: {elsewhere}"
+    return (
+        f"check the port in PLUGIPAY['BASE_URL'] ({urlsplit(base_url).port}): another "
+        "server listens there (the sandbox prints its address when it starts)"
+    )
+
+
+def _sandbox_elsewhere(base_url: str) -> str:
+    """Where the sandbox answers instead, when it runs on its default address."""
+    if base_url.rstrip("/") == SANDBOX_URL:
+        return ""
+    try:
+        response = requests.get(SANDBOX_URL + "/_sandbox/config", timeout=2)
+        found = response.json()["data"]["baseUrl"]
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return ""
+    return f"a Plugipay sandbox answers at {found}: set PLUGIPAY['BASE_URL'] to {found!r}"

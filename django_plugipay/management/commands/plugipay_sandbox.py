@@ -40,9 +40,25 @@ class Command(BaseCommand):
         parser.add_argument(
             "--fresh", action="store_true", help="start with an empty sandbox (the file is reset)"
         )
+        parser.add_argument(
+            "--platform-key",
+            action="append",
+            default=[],
+            metavar="KEY_ID:SECRET",
+            help="also accept this platform-admin key (repeatable): it may act on behalf of "
+            "the sandbox's accounts and provision them",
+        )
 
     def handle(
-        self, *args, site_url, event_style, refund_delay, state_file, fresh, **options
+        self,
+        *args,
+        site_url,
+        event_style,
+        refund_delay,
+        state_file,
+        fresh,
+        platform_key,
+        **options,
     ) -> None:
         from plugipay_sandbox.__main__ import main
 
@@ -82,6 +98,8 @@ class Command(BaseCommand):
         argv += ["--state-file", state_file or default_state_file()]
         if fresh:
             argv.append("--fresh")
+        for key in platform_key:
+            argv += ["--platform-key", key]
         raise SystemExit(main(argv, exit_deadline=True))
 
 
