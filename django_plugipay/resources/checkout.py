@@ -41,6 +41,14 @@ endpoint(
 
 class CheckoutSessionSpec(ResourceSpec):
     name = "checkout_session"
+    events = (
+        "created",
+        "completed",
+        "expired",
+        "canceled",
+        "async_payment_succeeded",
+        "async_payment_failed",
+    )
     model = CheckoutSession
     lock_rank = 10
     fields = {

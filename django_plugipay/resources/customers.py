@@ -15,6 +15,7 @@ endpoint("customer", "/customers", "create", "get", "update", "list")
 
 class CustomerSpec(ResourceSpec):
     name = "customer"
+    events = ("created", "updated")
     model = Customer
     lock_rank = 0
     fields = {

@@ -25,6 +25,7 @@ class PaymentSpec(ResourceSpec):
     """A charge. Plugipay has no payments endpoint: it is synced through its session."""
 
     name = "payment"
+    events = ("succeeded", "failed", "updated", "captured")
     model = Payment
     lock_rank = 20
     fields = {

@@ -44,6 +44,7 @@ endpoint("refund", "/refunds", "create", "get", "list")
 
 class RefundSpec(ResourceSpec):
     name = "refund"
+    events = ("created", "updated", "succeeded", "failed", "canceled")
     model = Refund
     lock_rank = 30
     fields = {
