@@ -446,6 +446,14 @@ ID: dict[str, str] = {
     "Account": "Akun",
     "All accounts": "Semua akun",
     "Show": "Tampilkan",
+    # receipts
+    "Receipt": "Kuitansi",
+    "Issued: {issued}": "Diterbitkan: {issued}",
+    "NPWP: {tax_id}": "NPWP: {tax_id}",
+    "PPN {rate}% (included)": "PPN {rate}% (termasuk)",
+    "Paid by {method}, reference {reference}": "Dibayar dengan {method}, referensi {reference}",
+    "A commercial receipt, not a tax invoice (Faktur Pajak).": "Kuitansi komersial, bukan "
+    "Faktur Pajak.",
 }
 
 TABLES: Mapping[str, Mapping[str, str]] = {"id": ID}

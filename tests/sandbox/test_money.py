@@ -278,12 +278,14 @@ def test_disbursement_moves_on_the_clock(sdk, control, session_factory, sandbox)
 def test_payout_events_in_the_docs_dialect(sdk, control, session_factory, sandbox, receiver):
     funded(control, session_factory)
     with_bank(sdk)
+    control("POST", "deliveries/flush")  # the payment's events reach the receiver first
     control("POST", "config", {"eventStyle": "docs"})
     receiver.clear()
     payout = sdk.payouts.create(amount=10_000, currency="IDR")
     sdk.payouts.cancel(payout.raw["id"])
     control("POST", "deliveries/flush")
     bodies = [json.loads(body) for _, body in receiver.deliveries]
+    bodies = [b for b in bodies if b["type"].startswith("payout.")]
     assert [b["type"] for b in bodies] == ["payout.created", "payout.cancelled"]
     assert bodies[1]["data"]["id"] == payout.raw["id"] and bodies[1]["workspaceId"]
 
@@ -326,7 +328,9 @@ def test_reports(sdk, control, session_factory, sandbox):
     [day] = flow["buckets"]
     assert day["inflow"] == 111_000 and day["outflow"] == fee + 11_100
     assert day["net"] == day["inflow"] - day["outflow"]
-    text = signed_get(sandbox, "/api/v1/reports/ledger.csv")
+    response = signed(sandbox, "GET", "/api/v1/reports/ledger.csv")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
+    text = response.text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 6 and {r["code"] for r in rows} == {
         "cash",
@@ -337,12 +341,94 @@ def test_reports(sdk, control, session_factory, sandbox):
     assert int(rows[0]["amount"]) == 111_000
 
 
-def signed_get(sandbox, path):
-    """A GET signed like the SDK signs one (ledger.csv is not wrapped by the SDKs)."""
+# ── receipts ───────────────────────────────────────────────────────────────────
+
+
+def signed(sandbox, method, path, body=None):
     client = plugipay.PlugipayClient(
         key_id="pk_test_sandbox", secret="sk_test_sandbox", base_url=sandbox.base_url
     )
-    headers = client._auth_headers(method="GET", path=path, body=None, idempotency_key=None)
-    response = requests.get(sandbox.base_url + path, headers=headers, timeout=10)
-    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
-    return response.text
+    data = None if body is None else json.dumps(body, separators=(",", ":"))
+    headers = client._auth_headers(method=method, path=path, body=data, idempotency_key=None)
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    return requests.request(method, sandbox.base_url + path, headers=headers, data=data, timeout=10)
+
+
+def test_receipts_are_issued_on_completion_and_invoice_payment(sdk, control, session_factory):
+    customer = sdk.customers.create(email="buyer@shop.test", name="Budi")
+    session = session_factory(
+        amount=111_000,
+        customer_id=customer["id"],
+        line_items=[{"name": "Kopi", "quantity": 2, "unitAmount": 55_500}],
+    )
+    unpaid = session_factory(amount=5_000)
+    pay(control, session, card="4242424242424242")
+    invoice = sdk.invoices.create(
+        customer_id=customer["id"],
+        currency="IDR",
+        lines=[{"description": "Consulting", "quantity": 1, "unitAmount": 80_000}],
+        status="open",
+    )
+    control("POST", f"invoices/{invoice['id']}/pay", {"card": "4242424242424242"})
+    listed = [r.raw for r in sdk.receipts.list().data]
+    assert [r["sourceType"] for r in listed] == ["invoice", "checkout_session"]
+    assert unpaid["id"] not in {r["sourceId"] for r in listed}
+    first = sdk.receipts.get(listed[1]["id"])
+    assert first["id"].startswith("rcpt_") and first["number"] == "RCPT-000001"
+    assert first["sourceId"] == session["id"] and first["customerId"] == customer["id"]
+    assert first["amount"] == 111_000 and first["method"] == "card" and first["adapter"]
+    assert first["lines"] == [
+        {"description": "Kopi", "quantity": 2, "unitAmount": 55_500, "amount": 111_000}
+    ]
+    assert first["taxAmount"] == 0 and first["subtotal"] == first["total"] == 111_000
+    assert first["emailedAt"] is None and first["links"]["pdf"].endswith("/receipt.pdf")
+    only = sdk.receipts.list(source_type="invoice").data
+    assert [r.raw["sourceId"] for r in only] == [invoice["id"]]
+    assert len(sdk.receipts.list(customer_id=customer["id"]).data) == 2
+    assert sdk.receipts.list(customer_id="cus_other").data == []
+    assert sdk.receipts.list(issued_after="2999-01-01T00:00:00Z").data == []
+    assert len(sdk.receipts.list(issued_before="2999-01-01T00:00:00Z").data) == 2
+    with pytest.raises(plugipay.PlugipayError) as info:
+        sdk.receipts.get("rcpt_missing")
+    assert info.value.status == 404
+
+
+def test_receipt_with_ppn_and_its_documents(sdk, control, session_factory, sandbox):
+    control("POST", "money/settings", {"taxEnabled": True, "taxId": "01.234.567.8-901.000"})
+    session = session_factory(amount=111_000)
+    pay(control, session, card="4242424242424242")
+    control("POST", "money/settings", {"taxEnabled": False})
+    receipt = sdk.receipts.list().data[0].raw
+    assert receipt["subtotal"] == 100_000 and receipt["taxAmount"] == 11_000
+    assert receipt["total"] == 111_000 and receipt["taxId"] == "01.234.567.8-901.000"
+    assert receipt["taxRate"] == 0.11
+    path = f"/api/v1/receipts/{receipt['id']}"
+    document = signed(sandbox, "GET", path + "/receipt.pdf")
+    assert document.status_code == 200 and document.headers["Content-Type"] == "application/pdf"
+    assert document.content.startswith(b"%PDF-1.4") and document.content.count(b"/Type /Page ") == 1
+    assert b"01.234.567.8-901.000" in document.content and b"PPN 11%" in document.content
+    page = signed(sandbox, "GET", path + "/receipt.html")
+    assert page.status_code == 200 and "RCPT-000001" in page.text and "NPWP" in page.text
+    indonesian = signed(sandbox, "GET", path + "/receipt.html?lang=id")
+    assert "Kuitansi" in indonesian.text and "Rp 11.000" in indonesian.text
+    printer = signed(sandbox, "GET", path + "/receipt.escpos")
+    assert printer.content.startswith(b"\x1b@") and printer.content.endswith(b"\x1dV\x00")
+    assert b"RCPT-000001" in printer.content
+    assert all(len(line) <= 40 for line in printer.content.split(b"\n"))
+    unsigned = requests.get(sandbox.base_url + path + "/receipt.pdf", timeout=10)
+    assert unsigned.status_code == 401
+
+
+def test_receipt_email(sdk, control, session_factory, sandbox):
+    session = session_factory(amount=20_000)
+    pay(control, session, card="4242424242424242")
+    receipt = sdk.receipts.list().data[0].raw
+    path = f"/api/v1/receipts/{receipt['id']}/email"
+    refused = signed(sandbox, "POST", path, {})
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "to"
+    bad = signed(sandbox, "POST", path, {"to": "nobody"})
+    assert bad.status_code == 400
+    sent = signed(sandbox, "POST", path, {"to": "buyer@shop.test"}).json()["data"]
+    assert sent["emailedTo"] == "buyer@shop.test" and sent["emailedAt"]
+    assert sdk.receipts.get(receipt["id"])["emailedTo"] == "buyer@shop.test"
