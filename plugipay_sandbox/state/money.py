@@ -234,7 +234,7 @@ def ledger_balances(store: Store, mode: str) -> list[dict[str, Any]]:
     return rows
 
 
-def balance(store: Store, mode: str, currency: str = "IDR") -> dict[str, int | str]:
+def balance(store: Store, mode: str, currency: str = "IDR") -> dict[str, Any]:
     cash = sum(
         e["amount"] if e["direction"] == "debit" else -e["amount"]
         for e in entries(store, mode)
