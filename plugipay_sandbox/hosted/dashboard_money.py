@@ -403,6 +403,7 @@ def ledger_csv(store: Store, request: Request):
 RECEIPT_HEADERS = [
     ("Number", ""),
     ("Amount", "num"),
+    ("incl. PPN", "num hide-s"),
     ("Customer", "hide-s"),
     ("Source", "hide-s"),
     ("Issued", "hide-s"),
@@ -418,15 +419,11 @@ def receipts_list(store: Store, request: Request):
         rows = []
         for r in newest(store.receipts.values()):
             rid = escape(r["id"])
-            tax = (
-                f'<div class="muted">{escape(_("incl. PPN"))} '
-                f"{escape(amount_text(r['taxAmount'], r['currency']))}</div>"
-                if r["taxAmount"]
-                else ""
-            )
+            tax = amount_text(r["taxAmount"], r["currency"]) if r["taxAmount"] else "—"
             rows.append(
                 f'<tr><td class="nw">{escape(r["number"])}</td>'
-                f'<td class="num">{escape(amount_text(r["amount"], r["currency"]))}{tax}</td>'
+                f'<td class="num">{escape(amount_text(r["amount"], r["currency"]))}</td>'
+                f'<td class="num hide-s">{escape(tax)}</td>'
                 f'<td class="hide-s">{customer_cell(store, r["customerId"])}</td>'
                 f'<td class="hide-s">{escape(_(SOURCE_LABELS[r["sourceType"]]))}</td>'
                 f'<td class="hide-s nw">{when(r["issuedAt"])}</td>'
