@@ -84,7 +84,7 @@ def settings(store: Store, account: str | None = None) -> dict[str, Any]:
             "taxId": None,
             "_seq": store.next_seq(),
         }
-        dict.__setitem__(store.money_settings, account, found)
+        store.money_settings[account] = found
     return found
 
 
@@ -144,7 +144,7 @@ def post(
     tx_id = new_id("ltx_")
     moment = store.now()
     for code, direction, amount in legs:
-        entry = {
+        entry: dict[str, Any] = {
             "id": new_id("le_"),
             "accountId": account,
             "txId": tx_id,
@@ -160,7 +160,7 @@ def post(
             "_postedAtTs": moment,
             "_seq": store.next_seq(),
         }
-        dict.__setitem__(store.ledger, entry["id"], entry)
+        store.ledger[entry["id"]] = entry
     return tx_id
 
 

@@ -102,7 +102,7 @@ def issue(store: Store, source_type: str, obj: dict[str, Any], payment: dict[str
         "_issuedAtTs": store.now(),
         "_seq": store.next_seq(),
     }
-    dict.__setitem__(store.receipts, receipt["id"], receipt)
+    store.receipts[receipt["id"]] = receipt
 
 
 def _on_event(store: Store, event: dict[str, Any]) -> None:

@@ -432,3 +432,44 @@ def test_receipt_email(sdk, control, session_factory, sandbox):
     sent = signed(sandbox, "POST", path, {"to": "buyer@shop.test"}).json()["data"]
     assert sent["emailedTo"] == "buyer@shop.test" and sent["emailedAt"]
     assert sdk.receipts.get(receipt["id"])["emailedTo"] == "buyer@shop.test"
+
+
+def test_a_restart_keeps_the_ledger_payouts_receipts_and_settings(tmp_path):
+    from plugipay_sandbox.server import SandboxServer
+    from plugipay_sandbox.state import SandboxConfig
+
+    def start():
+        config = SandboxConfig(port=0, state_file=str(tmp_path / "state.json"))
+        server = SandboxServer(config).start()
+        client = plugipay.PlugipayClient(
+            key_id="pk_test_sandbox", secret="sk_test_sandbox", base_url=server.base_url
+        )
+        return server, client
+
+    server, sdk = start()
+    session = sdk.checkout_sessions.create(
+        amount=300_000,
+        currency="IDR",
+        methods=["card"],
+        success_url="https://shop.test/ok",
+        cancel_url="https://shop.test/no",
+    )
+    requests.post(
+        f"{server.base_url}/_sandbox/checkout-sessions/{session['id']}/pay",
+        json={"card": "4242424242424242"},
+        timeout=10,
+    )
+    with_bank(sdk)
+    payout = sdk.payouts.create(amount=100_000, currency="IDR").raw
+    before = sdk.payouts.balance().raw
+    server.stop()
+
+    again, sdk = start()
+    try:
+        assert sdk.payouts.balance().raw == before and before["locked"] == 100_000
+        assert sdk.payouts.get_bank_account().raw["configured"] is True
+        assert sdk.payouts.mark_in_transit(payout["id"]).raw["status"] == "in_transit"
+        assert balanced(all_entries(sdk)) and len(sdk.receipts.list().data) == 1
+        assert sdk.reports.cash_flow(from_="2000-01-01", to="2999-12-31").raw["buckets"]
+    finally:
+        again.stop()
