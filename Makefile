@@ -35,6 +35,8 @@ test-services: $(STAMP)  ## the suite on PostgreSQL, then a real Celery worker o
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q
 	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) PLUGIPAY_REQUIRE_SERVICES=1 \
 		$(PY) -m pytest -q -m services
+	PLUGIPAY_SQLITE_TEST_FILE=$(CURDIR)/.venv/test-workers.sqlite3 PLUGIPAY_REQUIRE_SERVICES=1 \
+		$(PY) -m pytest -q -m services tests/services/test_django_tasks_worker.py
 
 mutate: $(STAMP)  ## break each key guarantee in a copy of the tree; its tests must fail
 	DATABASE_URL=$(PG_URL) $(PY) tests/mutations.py
@@ -45,7 +47,7 @@ RUNS ?= 20
 stress: $(STAMP)  ## RUNS× the suite (SUITE=test|services|service-tests) with a second copy running alongside
 	PG_URL=$(PG_URL) BROKER_URL=$(BROKER_URL) tests/stress.sh $(SUITE) $(RUNS)
 
-stock: $(STAMP)  ## the tutorial and the async and billing how-tos followed step by step on a fresh startproject project, then 40 payments and a refund over HTTP
+stock: $(STAMP)  ## the tutorial and the async and billing how-tos followed step by step on a fresh startproject project, then 40 payments and a refund over HTTP (no Celery, broker down, django.tasks)
 	$(PY) scripts/stock_project.py $(STOCK_ARGS)
 
 docs-code: $(STAMP)  ## copy docs/tutorial/'s files into the pages that show them (a test fails when a copy is stale)

@@ -322,7 +322,7 @@ def connection_health_warnings(alias: str, config: Mapping[str, Any]) -> list:
 @register(Tags.compatibility)
 def check_tasks(app_configs=None, **kwargs) -> list:
     """Say how task work runs (``TASKS``), and how to switch to the production setup."""
-    from django_plugipay.services._queue import celery_app
+    from django_plugipay.services._queue import celery_app, task_backend, tasks_framework
 
     setting = app_settings.raw("TASKS")
     if setting not in TASKS_MODES:
@@ -330,11 +330,12 @@ def check_tasks(app_configs=None, **kwargs) -> list:
             Error(
                 f"PLUGIPAY['TASKS'] is {setting!r}.",
                 id="django_plugipay.E011",
-                hint="Use 'auto' (Celery when your project has a Celery app, else in-process), "
-                "'celery' or 'inline'.",
+                hint="Use 'auto' (Celery when your project has a Celery app, else a django.tasks "
+                "backend with a worker when one is configured, else in-process), 'celery', "
+                "'django' or 'inline'.",
             )
         ]
-    app = celery_app()
+    app = celery_app() if setting in ("auto", "celery") else None
     if setting == "celery" and app is None:
         return [
             Warning(
@@ -345,15 +346,47 @@ def check_tasks(app_configs=None, **kwargs) -> list:
                 "the Celery how-to) or use TASKS = 'auto'.",
             )
         ]
+    backend = task_backend() if setting in ("auto", "django") and app is None else None
+    if setting == "django" and (tasks_framework() is None or backend is None):
+        return [
+            Warning(
+                "PLUGIPAY['TASKS'] is 'django' but "
+                + (
+                    "Django's tasks framework is not available (Django 6.0+, or the "
+                    "django-tasks package on Django 5.2)."
+                    if tasks_framework() is None
+                    else "the default django.tasks backend does not queue (settings.TASKS is "
+                    "unset, or names the immediate or dummy backend): work runs in the request."
+                ),
+                id="django_plugipay.W031",
+                hint="Configure a backend with a worker in settings.TASKS (e.g. django-tasks-db's "
+                "DatabaseBackend and `manage.py db_worker`; see the django.tasks how-to).",
+            )
+        ]
+    if backend is not None:
+        return [
+            Info(
+                f"Plugipay task work goes to the django.tasks backend {type(backend).__name__} "
+                f"({backend.alias!r})" + (" (TASKS = 'auto')." if setting == "auto" else "."),
+                id="django_plugipay.I031",
+                hint="Run its worker (django-tasks-db: `manage.py db_worker`), and cron "
+                "`manage.py plugipay_sync` for reconciliation (see the django.tasks how-to).",
+            )
+        ]
     if setting == "inline" or (setting == "auto" and app is None):
         return [
             Info(
                 "Plugipay task work (refund creation, queued webhook events) runs in-process, "
                 "after commit, in the request that asked for it"
-                + (" (TASKS = 'auto' and no Celery app)." if setting == "auto" else "."),
+                + (
+                    " (TASKS = 'auto', no Celery app and no queuing django.tasks backend)."
+                    if setting == "auto"
+                    else "."
+                ),
                 id="django_plugipay.I001",
                 hint="Fine to start with. For production, create a Celery app and run a "
-                "worker (and beat for reconciliation); TASKS = 'auto' then uses it.",
+                "worker (and beat for reconciliation), or configure a django.tasks backend with "
+                "a worker; TASKS = 'auto' then uses it.",
             )
         ]
     assert app is not None  # every setting without a Celery app returned above
@@ -420,6 +453,33 @@ def check_deliveries(app_configs=None, databases=None, **kwargs) -> list:
             )
         )
     return messages
+
+
+@register(Tags.database)
+def check_webhook_endpoint(app_configs=None, databases=None, **kwargs) -> list:
+    """Report an endpoint Plugipay disabled (known from its recorded
+    ``webhook_endpoint.disabled`` event, when the database may be read)."""
+    from django.db import DatabaseError
+
+    from django_plugipay.models import WebhookEvent
+
+    if not databases or "default" not in databases:
+        return []
+    try:
+        event = WebhookEvent.objects.endpoint_disabled()
+    except DatabaseError:  # not migrated yet
+        return []
+    if event is None:
+        return []
+    return [
+        Warning(
+            f"Plugipay disabled a webhook endpoint (event {event.event_id}, "
+            f"{event.occurred_at or event.received_at}) and no webhook has arrived since.",
+            id="django_plugipay.W032",
+            hint="Fix what made deliveries fail, then `manage.py plugipay_webhooks enable`; "
+            "`manage.py plugipay_doctor` shows the endpoint and its reason.",
+        )
+    ]
 
 
 def webhook_redirect() -> tuple[int, str] | None:

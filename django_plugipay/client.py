@@ -478,6 +478,16 @@ class PlugipayClient:
             body["description"] = description
         return self._post("/webhooks", body)
 
+    def update_webhook_endpoint(self, endpoint_id: str, **fields: Any) -> dict[str, Any]:
+        """PATCH ``url``, ``events``, ``description`` or ``active``."""
+        path = f"/webhooks/{quote(endpoint_id, safe='')}"
+        return self.request("PATCH", path, json_body=fields)[0]
+
+    def rotate_webhook_secret(self, endpoint_id: str, *, expires_in: int) -> dict[str, Any]:
+        """A new signing secret; the previous one keeps signing for ``expires_in`` seconds."""
+        path = f"/webhooks/{quote(endpoint_id, safe='')}/rotate-secret"
+        return self._post(path, {"expiresIn": expires_in})
+
     def delete_webhook_endpoint(self, endpoint_id: str) -> None:
         self.request("DELETE", f"/webhooks/{quote(endpoint_id, safe='')}")
 

@@ -53,7 +53,7 @@ ENV_FALLBACKS = {
 IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS")
 
 PROCESSING_MODES = ("inline", "celery")
-TASKS_MODES = ("auto", "celery", "inline")
+TASKS_MODES = ("auto", "celery", "django", "inline")
 
 
 class AppSettings:
@@ -66,7 +66,7 @@ class AppSettings:
         env = ENV_FALLBACKS.get(name)
         if env and os.environ.get(env):
             value = os.environ[env]
-            return [value] if name == "WEBHOOK_SECRETS" else value
+            return value
         return DEFAULTS[name]
 
     @property
@@ -92,8 +92,8 @@ class AppSettings:
     @property
     def WEBHOOK_SECRETS(self) -> list[str]:
         value = self.raw("WEBHOOK_SECRETS")
-        if isinstance(value, str):  # a lone string is one secret, never its characters
-            return [value] if value else []
+        if isinstance(value, str):  # "new,old" during a rotation; never a string's characters
+            return [s.strip() for s in value.split(",") if s.strip()]
         return [s for s in (value or []) if isinstance(s, str) and s]
 
     @property

@@ -62,3 +62,11 @@ invoice_paid = Signal()
 invoice_payment_failed = Signal()
 #: sender=Invoice, instance=Invoice, event=WebhookEvent | None
 invoice_voided = Signal()
+
+# The account.
+
+#: sender=WebhookEvent, instance=WebhookEvent, event=WebhookEvent, endpoint=dict — Plugipay
+#: disabled a webhook endpoint (20 consecutive failed deliveries over 24 h); ``endpoint`` is
+#: the endpoint object as the event carries it (``id``, ``url``, ``disabledReason``…). Sent
+#: once per event, whichever route (a webhook to another endpoint, reconciliation) brought it.
+webhook_endpoint_disabled = Signal()

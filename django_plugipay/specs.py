@@ -230,6 +230,9 @@ class ResourceSpec:
     first_entry: ClassVar[Mapping[str, tuple[str, Signal]]] = {}
     #: event action → status, when the event's object carries no status
     actions: ClassVar[Mapping[str, str]] = {}
+    #: the event actions Plugipay sends about this resource (``<name>.<action>``): what
+    #: ``manage.py plugipay_webhooks create`` subscribes the endpoint to
+    events: ClassVar[tuple[str, ...]] = ()
     #: status → badge tone in the admin, for statuses that succeed or fail
     outcomes: ClassVar[Mapping[str, str]] = {}
     #: rows are locked in increasing rank within one transaction (see the lock order docs)
@@ -436,6 +439,9 @@ def reference_markdown() -> str:
         if spec.actions:
             actions = ", ".join(f"`{a}` → `{s}`" for a, s in spec.actions.items())
             lines += ["", f"Status from the event's action when the object has none: {actions}."]
+        if spec.events:
+            events = ", ".join(f"`{spec.name}.{action}`" for action in spec.events)
+            lines += ["", f"Events (subscribed by `plugipay_webhooks create`): {events}."]
         lines += [
             "",
             "| field | read from | type |",

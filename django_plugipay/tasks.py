@@ -1,19 +1,27 @@
-"""Celery tasks: thin, idempotent wrappers over the services, always enqueued on commit."""
+"""Background work, defined once: each piece is a plain function in :data:`WORK`, sent as a
+Celery task or a Django task (``django.tasks``), always enqueued on commit."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.db import Error, models
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay import services
 from django_plugipay.db import is_transient
 from django_plugipay.exceptions import TransientError
 from django_plugipay.models import CheckoutSession, Refund
+from django_plugipay.services._queue import tasks_framework
+
+logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 8
 BACKOFF_CAP = 600
@@ -26,20 +34,83 @@ def backoff(retries: int, retry_after: float | None = None) -> float:
     return random.uniform(0, min(BACKOFF_CAP, 2 * 2**retries))  # noqa: S311 - jitter
 
 
-def _run(task, model: type[models.Model], pk: int, service: Callable, keyword: str) -> str | None:
-    """Load the row (gone: nothing to do), call one service, retry what may pass."""
-    obj = model._default_manager.filter(pk=pk).first()
-    if obj is None:
-        return None
+def _status(model: type[models.Model], service: str, keyword: str) -> Callable:
+    """Load the row (gone: nothing to do) and call one service on it; its new status. The
+    service is looked up when the work runs, so a test (or a project) may replace it."""
+
+    def work(pk: int) -> str | None:
+        obj = model._default_manager.filter(pk=pk).first()
+        return None if obj is None else getattr(services, service)(**{keyword: obj}).status
+
+    return work
+
+
+def _apply_event(event_id: int) -> str | None:
+    # Not loaded first: the service's one locking statement reads and claims the event.
+    event = services.apply_recorded_event(event_id)
+    return None if event is None else event.status
+
+
+def _reconcile(since: str | None = None) -> dict:
+    return dataclasses.asdict(services.reconcile(since=parse_datetime(since) if since else None))
+
+
+def transient(exc: BaseException) -> bool:
+    """Worth another try later: Plugipay's transient errors, and the database going away past
+    the in-transaction retries (a fresh connection next time)."""
+    if isinstance(exc, TransientError):
+        return True
+    return isinstance(exc, Error) and is_transient(exc)
+
+
+def always(exc: BaseException) -> bool:
+    return isinstance(exc, Exception)
+
+
+def never(exc: BaseException) -> bool:
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Work:
+    """One piece of background work: its body, what is worth retrying, and how often."""
+
+    function: Callable[..., Any]
+    retryable: Callable[[BaseException], bool] = transient
+    max_retries: int = MAX_RETRIES
+
+
+#: Every piece of background work by task name (the Celery task names, a public contract).
+WORK: dict[str, Work] = {
+    "django_plugipay.create_refund": Work(_status(Refund, "submit_refund", "refund")),
+    # A failing receiver is retried too: the event stays ``failed`` and visible meanwhile.
+    "django_plugipay.process_webhook_event": Work(_apply_event, retryable=always),
+    "django_plugipay.sync_checkout_session": Work(
+        _status(CheckoutSession, "sync_checkout_session", "session")
+    ),
+    "django_plugipay.sync_refund": Work(_status(Refund, "sync_refund", "refund")),
+    "django_plugipay.reconcile": Work(_reconcile),
+    "django_plugipay.sync_plans": Work(lambda: len(services.sync_plans())),
+    # Its own rows carry attempts and backoff; the scheduled run picks up what a crash left.
+    "django_plugipay.run_deliveries": Work(
+        lambda delivery_ids=None: services.run_deliveries(only=delivery_ids),
+        retryable=never,
+    ),
+    # Never raises: a failing step waits for the next run.
+    "django_plugipay.sweep": Work(lambda: services.sweep(), retryable=never),
+}
+
+
+def _celery(task, *args: Any) -> Any:
+    """Run ``task``'s work; a retryable failure becomes a Celery retry with backoff."""
+    work = WORK[task.name]
     try:
-        return service(**{keyword: obj}).status
-    except TransientError as exc:
-        raise task.retry(exc=exc, countdown=backoff(task.request.retries, exc.retry_after)) from exc
-    except Error as exc:
-        if not is_transient(exc):
+        return work.function(*args)
+    except Exception as exc:
+        if not work.retryable(exc):
             raise
-        # The database went away past the in-transaction retries: later, on a fresh connection.
-        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
+        delay = backoff(task.request.retries, getattr(exc, "retry_after", None))
+        raise task.retry(exc=exc, countdown=delay) from exc
 
 
 @shared_task(
@@ -54,7 +125,7 @@ def create_refund(self, refund_id: int) -> str | None:
 
     Terminal refunds are left alone, so a redelivered or duplicated task is harmless.
     """
-    return _run(self, Refund, refund_id, services.submit_refund, "refund")
+    return _celery(self, refund_id)
 
 
 @shared_task(
@@ -65,61 +136,80 @@ def create_refund(self, refund_id: int) -> str | None:
     max_retries=MAX_RETRIES,
 )
 def process_webhook_event(self, event_id: int) -> str | None:
-    """Apply a recorded event (``WEBHOOK_PROCESSING = "celery"``); retried while it fails.
-
-    A failing receiver is retried too: the event stays ``failed`` and visible meanwhile. The
-    event is not loaded first: the service's one locking statement reads and claims it.
-    """
-    try:
-        event = services.apply_recorded_event(event_id)
-    except Exception as exc:
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
-    return None if event is None else event.status
+    """Apply a recorded event (``WEBHOOK_PROCESSING = "celery"``); retried while it fails."""
+    return _celery(self, event_id)
 
 
 @shared_task(
-    bind=True,
-    name="django_plugipay.sync_checkout_session",
-    acks_late=True,
-    max_retries=MAX_RETRIES,
+    bind=True, name="django_plugipay.sync_checkout_session", acks_late=True, max_retries=MAX_RETRIES
 )
 def sync_checkout_session(self, session_id: int) -> str | None:
-    return _run(self, CheckoutSession, session_id, services.sync_checkout_session, "session")
+    return _celery(self, session_id)
 
 
 @shared_task(bind=True, name="django_plugipay.sync_refund", acks_late=True, max_retries=MAX_RETRIES)
 def sync_refund(self, refund_id: int) -> str | None:
-    return _run(self, Refund, refund_id, services.sync_refund, "refund")
+    return _celery(self, refund_id)
 
 
 @shared_task(bind=True, name="django_plugipay.reconcile", acks_late=True, max_retries=MAX_RETRIES)
 def reconcile(self, since: str | None = None) -> dict:
     """Heal missed webhooks; schedule it with celery beat (see the docs)."""
-    try:
-        result = services.reconcile(since=parse_datetime(since) if since else None)
-    except TransientError as exc:
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after)) from exc
-    return dataclasses.asdict(result)
+    return _celery(self, since)
 
 
 @shared_task(bind=True, name="django_plugipay.sync_plans", acks_late=True, max_retries=MAX_RETRIES)
 def sync_plans(self) -> int:
     """Mirror the plan catalog; schedule it with celery beat next to ``reconcile``."""
-    try:
-        return len(services.sync_plans())
-    except TransientError as exc:
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after)) from exc
+    return _celery(self)
 
 
-@shared_task(name="django_plugipay.sweep", acks_late=True)
-def sweep() -> dict[str, int]:
+@shared_task(name="django_plugipay.sweep", bind=True, acks_late=True)
+def sweep(self) -> dict[str, int]:
     """Take over stranded work (events whose task was lost, refunds never sent); schedule it
     with celery beat every minute. Never raises: a failing step waits for the next run."""
-    return services.sweep()
+    return _celery(self)
 
 
-@shared_task(name="django_plugipay.run_deliveries", acks_late=True)
-def run_deliveries(delivery_ids: list[int] | None = None) -> int:
+@shared_task(name="django_plugipay.run_deliveries", bind=True, acks_late=True)
+def run_deliveries(self, delivery_ids: list[int] | None = None) -> int:
     """Run durable receivers' due deliveries (those ids only, when given: what a commit
     queues); schedule it with celery beat so retries and crashed runs are picked up."""
-    return services.run_deliveries(only=delivery_ids)
+    return _celery(self, delivery_ids)
+
+
+def run_work(name: str, args: list, attempt: int = 0) -> Any:
+    """Run the work ``name`` for a Django task; a retryable failure enqueues the task again
+    after a backoff (the backend's ``run_after`` where it supports it), up to the work's
+    ``max_retries``, since ``django.tasks`` has no retries of its own."""
+    work = WORK[name]
+    try:
+        return work.function(*args)
+    except Exception as exc:
+        if not work.retryable(exc) or attempt >= work.max_retries:
+            raise
+        delay = backoff(attempt, getattr(exc, "retry_after", None))
+        logger.warning(
+            "plugipay %s %s failed (attempt %s), retrying in %.1fs: %s: %s",
+            name,
+            args,
+            attempt + 1,
+            delay,
+            type(exc).__name__,
+            exc,
+            extra={"task": name, "task_args": args, "attempt": attempt + 1},
+        )
+        again = run_task
+        if again.get_backend().supports_defer:
+            again = again.using(run_after=timezone.now() + timedelta(seconds=delay))
+        again.enqueue(name, args, attempt + 1)
+        return None
+
+
+_framework = tasks_framework()
+if _framework is not None:
+
+    @_framework.task
+    def run_task(name: str, args: list, attempt: int = 0) -> Any:
+        """The one Django task (``PLUGIPAY["TASKS"] = "django"``): runs :data:`WORK` by name."""
+        return run_work(name, args, attempt)

@@ -50,10 +50,12 @@ def parse_authorization(value: str) -> dict[str, str] | None:
     return params
 
 
-def webhook_signature_header(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Plugipay-Signature`` value: ``t=<ts>,v1=<hex hmac of "<ts>." + body>``."""
-    signature = hmac_hex(secret, str(timestamp).encode("ascii") + b"." + body)
-    return f"t={timestamp},v1={signature}"
+def webhook_signature_header(secret: str | list[str], timestamp: int, body: bytes) -> str:
+    """The ``X-Plugipay-Signature`` value: ``t=<ts>,v1=<hex hmac of "<ts>." + body>``, with
+    one ``v1`` per secret (two while a rotated secret's overlap lasts)."""
+    message = str(timestamp).encode("ascii") + b"." + body
+    signed = [secret] if isinstance(secret, str) else secret
+    return f"t={timestamp}," + ",".join(f"v1={hmac_hex(s, message)}" for s in signed)
 
 
 def constant_time_equal(a: str, b: str) -> bool:

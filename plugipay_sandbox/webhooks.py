@@ -136,7 +136,8 @@ class Deliverer:
             endpoint = store.endpoints.get(delivery["endpointId"])
             if endpoint is None or (delivery["status"] != "pending" and not force):
                 return delivery
-            url, secret, body = endpoint["url"], endpoint["_secret"], delivery["body"].encode()
+            url, body = endpoint["url"], delivery["body"].encode()
+            secret = endpoints.signing_secrets(store, endpoint)
         # Wall-clock time, as a receiver checks it: an advanced sandbox clock (renewals a month
         # ahead) must not make every signature stale.
         timestamp = int(time.time())
@@ -232,6 +233,8 @@ class Deliverer:
             endpoints.disable_endpoint(
                 store, endpoint, f"{AUTO_DISABLE_AFTER} consecutive failed deliveries", "errored"
             )
+            # Recorded in the events API (and sent to the workspace's other endpoints).
+            store.emit("webhook_endpoint.disabled", endpoint, mode=endpoint["mode"])
 
 
 def _snippet(response: Any) -> str | None:

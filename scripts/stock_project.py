@@ -14,7 +14,9 @@ refund through the real pages:
 
 Mode ``no-celery`` (the tutorial as written) expects the refund to succeed on its own. Mode
 ``broker-down`` adds a Celery app whose broker is unreachable: the refund must stay
-``requested`` with the reason shown, and ``manage.py plugipay_sync`` must then finish it.
+``requested`` with the reason shown, and ``manage.py plugipay_sync`` must then finish it. Mode
+``django-tasks`` then configures django-tasks-db (``PLUGIPAY["TASKS"] = "django"``, ``manage.py
+db_worker`` running): task work goes through the worker instead of the request.
 
 Both modes assert: no response >= 500 (to the buyers, the staff or the sandbox's webhooks), no
 "database is locked" in the server's output, every order paid exactly once (one receipt each),
@@ -45,6 +47,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import statistics
@@ -300,6 +303,30 @@ class Project:
         "admin" from the pages' username and e-mail address, whichever the model logs in with)."""
         return f"{name}@example.com" if self.variant and self.variant.custom_user else name
 
+    def use_django_tasks(self) -> str:
+        """``TASKS = "django"`` on django-tasks-db, added after the docs' steps (their tests run
+        in-process, as written); runserver restarted on it and a ``db_worker`` started."""
+        import django
+
+        apps = (
+            ["django_tasks_db"] if django.VERSION >= (6,) else ["django_tasks", "django_tasks_db"]
+        )
+        with (self.root / PROJECT / "settings.py").open("a") as handle:
+            handle.write(
+                f"\nINSTALLED_APPS += {apps!r}\n"
+                'TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}\n'
+                'PLUGIPAY["TASKS"] = "django"\n'
+            )
+        self.manage("migrate", "-v", "0")
+        runserver = self.build.processes["runserver"]
+        os.killpg(runserver.pid, signal.SIGTERM)
+        runserver.wait(timeout=20)
+        address = f"127.0.0.1:{self.web_port}"
+        log = self.build.start("runserver", "manage.py", "runserver", "--noreload", address)
+        doc_steps.wait_for_port(self.web_port, self.build.processes["runserver"], log)
+        self.build.start("db_worker", "manage.py", "db_worker", "--no-reload", "--interval", "0.2")
+        return 'TASKS = "django" on django-tasks-db, `manage.py db_worker` running'
+
     def stop(self) -> None:
         self.build.stop()
 
@@ -521,10 +548,14 @@ def run_mode(
         return expect_start_up_error(project, variant, failed, result)
     if failed:
         raise SystemExit(f"following the docs failed at {failed}")
+    if mode == "django-tasks":
+        say(f"  {project.use_django_tasks()}")
     t = lap("docs_steps_s", t)
     checks = project.manage("check", check=False)
     check_output = (checks.stdout + checks.stderr).strip()
     say("  manage.py check says:\n    " + "\n    ".join(check_output.splitlines()))
+    if mode == "django-tasks":
+        result.check("check: task work goes to django.tasks (I031)", "I031", "I031" in check_output)
     buyers = [f"buyer{n}" for n in range(1 + args.buyers)]
     # The buyers (the tutorial's createsuperuser made the staff user), by the project's user
     # model: its login field is the username or, for an e-mail login, the e-mail address.
@@ -563,6 +594,13 @@ def run_mode(
             compare_local_times(project, result, variant.zone)
         # the refund's webhooks, before the servers stop (one cut off is a failed delivery)
         project.flush_deliveries()
+        if mode == "django-tasks":
+            ran = project.query(
+                "SELECT count(*) FROM django_tasks_database_dbtaskresult WHERE status = ?",
+                "SUCCESSFUL",
+            )[0][0]
+            result.figures["db_worker_tasks"] = ran
+            result.check("tasks run by the db_worker", ran, ran > 0)
     finally:
         project.stop()
     result.figures["total_s"] = round(time.monotonic() - started, 1)
@@ -867,7 +905,13 @@ def error_reports(log: str) -> list[tuple[str, str, list[str]]]:
 
 def report_orders(project: Project, result: Result, server_log: Path) -> None:
     orders = project.query("SELECT id, status FROM shop_order")
-    receipts = Counter(int(n) for n in RECEIPT.findall(server_log.read_text(errors="replace")))
+    # Receipts are console emails: from runserver, or from the db_worker that ran them.
+    logs = [
+        server_log,
+        *([project.build.logs["db_worker"]] if "db_worker" in project.build.logs else []),
+    ]
+    text = "".join(log.read_text(errors="replace") for log in logs)
+    receipts = Counter(int(n) for n in RECEIPT.findall(text))
     succeeded = dict(
         project.query(
             "SELECT o.id, COUNT(p.id) FROM shop_order o LEFT JOIN django_plugipay_payment p "
@@ -906,7 +950,11 @@ def figures_markdown(results: list[Result]) -> str:
     """The figures as the Markdown table the tutorial includes."""
     import django
 
-    columns = {"no-celery": "No Celery app", "broker-down": "Celery app, broker down"}
+    columns = {
+        "no-celery": "No Celery app",
+        "broker-down": "Celery app, broker down",
+        "django-tasks": "django.tasks, db_worker",
+    }
 
     def steps(name: str) -> str:
         return lambda f: f"{f['step_ms'][name]} ms; at once: {f['step_ms_concurrent'][name]} ms"
@@ -976,7 +1024,9 @@ MATRIX_COUNTS = {"sequential": 3, "buyers": 2, "per_buyer": 1}
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=("no-celery", "broker-down", "both"), default="both")
+    parser.add_argument(
+        "--mode", choices=("no-celery", "broker-down", "django-tasks", "both", "all"), default="all"
+    )
     parser.add_argument(
         "--ports",
         default=os.environ.get("STOCK_PORTS", "18100-18199"),
@@ -1051,7 +1101,11 @@ def run_matrix(args: argparse.Namespace, workdir: Path) -> list[Result]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    modes = ["no-celery", "broker-down"] if args.mode == "both" else [args.mode]
+    groups = {
+        "both": ["no-celery", "broker-down"],
+        "all": ["no-celery", "broker-down", "django-tasks"],
+    }
+    modes = groups.get(args.mode, [args.mode])
     workdir = Path(tempfile.mkdtemp(prefix="plugipay-stock-"))
     results = (
         run_matrix(args, workdir)

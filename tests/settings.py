@@ -27,6 +27,14 @@ INSTALLED_APPS = [
 ]
 if HAS_DRF:
     INSTALLED_APPS += ["rest_framework", "drf_spectacular"]
+# Django 5.2 needs the django-tasks backport for django.tasks; django-tasks-db's tables are
+# always migrated where it is installed, its backend used only when a test (or a worker) asks.
+_TASK_APPS = (
+    ("django_tasks_db",) if find_spec("django.tasks") else ("django_tasks", "django_tasks_db")
+)
+INSTALLED_APPS += [app for app in _TASK_APPS if find_spec(app)]
+if os.environ.get("PLUGIPAY_TASKS_BACKEND"):  # a db_worker joining the suite
+    TASKS = {"default": {"BACKEND": os.environ["PLUGIPAY_TASKS_BACKEND"]}}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -57,6 +65,10 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"]["NAME"] = os.environ["PLUGIPAY_TEST_DB_NAME"]
 else:  # what startproject writes: the tests run on Django's in-memory test database
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}}
+    if os.environ.get("PLUGIPAY_SQLITE_TEST_FILE"):  # a worker process shares it (a file)
+        DATABASES["default"]["TEST"] = {"NAME": os.environ["PLUGIPAY_SQLITE_TEST_FILE"]}
+    if os.environ.get("PLUGIPAY_TEST_DB_NAME"):  # a worker joining the suite's test database
+        DATABASES["default"]["NAME"] = os.environ["PLUGIPAY_TEST_DB_NAME"]
 
 STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -345,3 +345,20 @@ def test_with_the_broker_down_the_delivery_runs_in_process(
     assert celery_runs == [] and len(runs) == 1
     assert Delivery.objects.get().status == "succeeded"
     assert set(answers(plugipay_sandbox)) == {200}
+
+
+def test_with_django_tasks_a_delivery_runs_in_the_worker(plugipay_sandbox, settings, durable):
+    from django_tasks_db.models import DBTaskResult
+
+    from tests.test_tasks_mode import DB_BACKEND, drain_db_queue
+
+    seen = []
+    durable(signals.payment_succeeded, lambda sender, instance, **kw: seen.append(instance.pk))
+    settings.TASKS = DB_BACKEND
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "django"}
+    payment = plugipay_sandbox.paid_payment()
+    assert seen == []  # queued, not run in the request
+    queued = [r.args_kwargs["args"][0] for r in DBTaskResult.objects.all()]
+    assert "django_plugipay.run_deliveries" in queued
+    drain_db_queue()
+    assert seen == [payment.pk]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from django_plugipay import services
 from django_plugipay.checks import check_tasks
@@ -106,3 +107,70 @@ def test_the_check_says_which_mode_is_in_force(
         make_celery_app()
     settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": tasks}
     assert [m.id for m in check_tasks()] == [expected]
+
+
+DB_BACKEND = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+def drain_db_queue():
+    """What `manage.py db_worker --batch` does in production, here in-process."""
+    call_command("db_worker", batch=True, startup_delay=False, reload=False, verbosity=0)
+
+
+def test_auto_uses_a_queuing_django_tasks_backend(plugipay_sandbox, settings, celery_runs):
+    from django_tasks_db.models import DBTaskResult
+
+    payment = plugipay_sandbox.paid_payment(30_000)
+    settings.TASKS = DB_BACKEND
+    assert _queue.mode() == "django"
+    refund = request_refund(payment)
+    queued = DBTaskResult.objects.get()
+    assert queued.task_path == "django_plugipay.tasks.run_task"
+    assert queued.args_kwargs == {
+        "args": ["django_plugipay.create_refund", [refund.pk]],
+        "kwargs": {},
+    }
+    assert Refund.objects.get(pk=refund.pk).status == "requested"  # nothing ran in the request
+    drain_db_queue()
+    refund.refresh_from_db()
+    assert refund.plugipay_id and refund.status in ("pending", "succeeded") and celery_runs == []
+
+
+def test_django_tasks_retry_with_backoff_and_one_refund(plugipay_sandbox, settings):
+    from django_tasks_db.models import DBTaskResult
+
+    payment = plugipay_sandbox.paid_payment(30_000)
+    settings.TASKS = DB_BACKEND
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "django", "MAX_RETRIES": 0}
+    plugipay_sandbox.fault("http_429", path_prefix="/api/v1/refunds", retry_after=3600)
+    refund = request_refund(payment)
+    drain_db_queue()  # the first attempt fails; the app enqueues attempt 1 for later
+    retry = DBTaskResult.objects.get(status="READY")
+    assert retry.args_kwargs["args"] == ["django_plugipay.create_refund", [refund.pk], 1]
+    assert retry.run_after is not None and retry.run_after > timezone.now()  # Retry-After
+    assert Refund.objects.get(pk=refund.pk).status == "requested"  # still visible, waiting
+    drain_db_queue()  # not due: nothing runs
+    assert Refund.objects.get(pk=refund.pk).plugipay_id is None
+    DBTaskResult.objects.filter(pk=retry.pk).update(run_after=timezone.now())  # backoff over
+    drain_db_queue()
+    refund.refresh_from_db()
+    assert refund.plugipay_id and len(plugipay_sandbox.state()["refunds"]) == 1
+
+
+def test_queued_webhook_events_are_applied_by_the_django_task(plugipay_sandbox, settings):
+    from django_tasks_db.models import DBTaskResult
+
+    from django_plugipay.models import Payment, WebhookEvent
+
+    settings.TASKS = DB_BACKEND
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "django", "WEBHOOK_PROCESSING": "celery"}
+    session = services.create_checkout_session(
+        amount=30_000, currency="IDR", success_url="https://s.test/", cancel_url="https://s.test/"
+    )
+    plugipay_sandbox.pay(session)
+    names = {r.args_kwargs["args"][0] for r in DBTaskResult.objects.all()}
+    assert "django_plugipay.process_webhook_event" in names
+    assert WebhookEvent.objects.filter(status="received").exists()  # recorded, not applied
+    drain_db_queue()
+    assert not WebhookEvent.objects.filter(status__in=("received", "failed")).exists()
+    assert Payment.objects.filter(status="succeeded").count() == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import models
@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 from django_plugipay.conf import app_settings
 from django_plugipay.models.enums import (
     DeliveryStatus,
+    EventSource,
     EventStatus,
     InvoiceStatus,
     PaymentStatus,
@@ -94,6 +95,16 @@ class WebhookEventQuerySet(models.QuerySet):
 
     def unprocessed(self) -> WebhookEventQuerySet:
         return self.filter(status__in=(EventStatus.RECEIVED, EventStatus.FAILED))
+
+    def endpoint_disabled(self) -> Any:
+        """The latest ``webhook_endpoint.disabled`` event when no webhook has arrived since
+        (deliveries resuming is the proof the endpoint works again); else None."""
+        kind = "webhook_endpoint.disabled"
+        disabled: Any = self.filter(kind=kind).order_by("-received_at").first()
+        if disabled is None:
+            return None
+        since = self.filter(source=EventSource.WEBHOOK, received_at__gt=disabled.received_at)
+        return None if since.exclude(kind=kind).exists() else disabled
 
     def stranded(self, queued_before) -> WebhookEventQuerySet:
         """Recorded, not applied, and its task never sent or sent before ``queued_before``."""

@@ -1,4 +1,4 @@
-"""The one seam for background work: a Celery task when Celery is in force, else in-process.
+"""The one seam for background work: a Celery task, a Django task, or in-process.
 
 Services never import :mod:`django_plugipay.tasks` (which imports the services); they hand this
 module the task's name, its primitive arguments and the same work as an in-process callable.
@@ -41,11 +41,42 @@ def celery_app() -> Any | None:
     return None
 
 
+def tasks_framework() -> Any | None:
+    """Django's tasks framework: ``django.tasks`` (Django 6.0+), else the ``django_tasks``
+    backport, else None."""
+    for name in ("django.tasks", "django_tasks"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+#: Backends that do not queue: ``auto`` does not count them as "a queue is configured".
+NOT_QUEUED = ("ImmediateBackend", "DummyBackend")
+
+
+def task_backend() -> Any | None:
+    """The project's default ``django.tasks`` backend when it queues work for a worker (the
+    project set ``TASKS`` and its default is neither the immediate nor the dummy backend)."""
+    from django.conf import settings
+
+    framework = tasks_framework()
+    if framework is None or not getattr(settings, "TASKS", None):
+        return None
+    backend = framework.task_backends[getattr(framework, "DEFAULT_TASK_BACKEND_ALIAS", "default")]
+    return None if type(backend).__name__ in NOT_QUEUED else backend
+
+
 def mode() -> str:
-    """``"celery"`` or ``"inline"``: how task work runs now, per ``PLUGIPAY["TASKS"]``."""
+    """``"celery"``, ``"django"`` or ``"inline"``: how task work runs now, per
+    ``PLUGIPAY["TASKS"]`` (``auto``: Celery when the project has a Celery app, else a queuing
+    ``django.tasks`` backend when one is configured, else in-process)."""
     setting = app_settings.TASKS
     if setting == "auto":
-        return "celery" if celery_app() is not None else "inline"
+        if celery_app() is not None:
+            return "celery"
+        return "django" if task_backend() is not None else "inline"
     return setting
 
 
@@ -71,6 +102,8 @@ def _dispatch(name, args, inline, on_failure) -> None:
     try:
         if current == "celery":
             _send(name, args)
+        elif current == "django":
+            _enqueue_django(name, args)
         else:
             inline()
     except Exception as exc:
@@ -113,3 +146,9 @@ def _send(name: str, args: tuple) -> None:
     importlib.import_module("django_plugipay.tasks")
     app = celery_app() or current_app
     app.tasks[name].apply_async(args)
+
+
+def _enqueue_django(name: str, args: tuple) -> None:
+    # The one Django task runs every piece of work by name, with JSON-only arguments.
+    tasks = importlib.import_module("django_plugipay.tasks")
+    tasks.run_task.enqueue(name, list(args))

@@ -68,6 +68,7 @@ class PlanSpec(ResourceSpec):
     """A plan; its prices come embedded (``prices[]``) and are applied as its children."""
 
     name = "plan"
+    events = ("created", "updated", "archived")
     model = Plan
     lock_rank = 2
     fields = {
@@ -136,6 +137,7 @@ class PriceSpec(ResourceSpec):
 
 class SubscriptionSpec(ResourceSpec):
     name = "subscription"
+    events = ("created", "updated", "paused", "resumed", "canceled", "renewed")
     model = Subscription
     lock_rank = 10
     open_statuses = True
@@ -265,6 +267,16 @@ class SubscriptionSpec(ResourceSpec):
 
 class InvoiceSpec(ResourceSpec):
     name = "invoice"
+    events = (
+        "created",
+        "finalized",
+        "sent",
+        "updated",
+        "paid",
+        "failed",
+        "payment_failed",
+        "voided",
+    )
     model = Invoice
     lock_rank = 15
     open_statuses = True

@@ -136,7 +136,7 @@ def _unsent(pk: int) -> Callable[[Exception], None]:
     side effect should not wait for the next scheduled run."""
 
     def fallback(exc: Exception) -> None:
-        if mode() != "celery":
+        if mode() == "inline":
             return  # it ran in-process already; its outcome is recorded on the row
         try:
             run_deliveries(only=[pk])

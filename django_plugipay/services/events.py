@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
+#: Events about the account rather than a mirrored object: kind → the signal each sends once.
+NOTICES = {"webhook_endpoint.disabled": signals.webhook_endpoint_disabled}
 MAX_FETCHES = 4
 #: nesting an event body may have (Plugipay's are a handful of levels deep)
 MAX_DEPTH = 32
@@ -319,7 +321,7 @@ def _new_rows(events: list[Event], source: str) -> list[WebhookEvent]:
             event_id=parsed.id,
             **_fields(parsed, source),
             attempts=1,
-            status=EventStatus.PROCESSED if spec_for(parsed.resource) else EventStatus.IGNORED,
+            status=EventStatus.PROCESSED if handled(parsed) else EventStatus.IGNORED,
             processed_at=now,
         )
         for parsed in events
@@ -395,7 +397,15 @@ def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
             obj = dict(own if own is not None else parsed.object)
             obj.setdefault("mode", parsed.mode or app_settings.MODE)
             mirror.advance(spec, obj, event=row, action=parsed.action)
+        notice = NOTICES.get(parsed.kind)
+        if notice is not None:
+            notice.send(sender=WebhookEvent, instance=row, event=row, endpoint=parsed.object)
     signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
+
+
+def handled(parsed: Event) -> bool:
+    """Whether the app applies this event (a mirrored resource's, or a notice)."""
+    return spec_for(parsed.resource) is not None or parsed.kind in NOTICES
 
 
 def _describe(exc: Exception) -> str:
@@ -493,7 +503,7 @@ def _apply_recorded(event_id: int, prefetched) -> WebhookEvent:
             message = f"{spec.name} {object_id} is fetched first"
             raise mirror.UnresolvedReference(message, resource=spec.name, plugipay_id=object_id)
     _apply(parsed, row, prefetched)
-    if spec_for(parsed.resource) is None and row.status != EventStatus.IGNORED:
+    if not handled(parsed) and row.status != EventStatus.IGNORED:
         row.status = EventStatus.IGNORED
         WebhookEvent.objects.filter(pk=row.pk).update(status=EventStatus.IGNORED)
     return row

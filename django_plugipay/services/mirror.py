@@ -452,6 +452,7 @@ UPDATED_AT = field(Timestamp(), "updatedAt")
 
 class CustomerSpec(ResourceSpec):
     name = "customer"
+    events = ("created", "updated")
     model = Customer
     lock_rank = 0
     fields = {
@@ -469,6 +470,14 @@ class CustomerSpec(ResourceSpec):
 
 class CheckoutSessionSpec(ResourceSpec):
     name = "checkout_session"
+    events = (
+        "created",
+        "completed",
+        "expired",
+        "canceled",
+        "async_payment_succeeded",
+        "async_payment_failed",
+    )
     model = CheckoutSession
     lock_rank = 10
     fields = {
@@ -541,6 +550,7 @@ class PaymentSpec(ResourceSpec):
     """A charge. Plugipay has no payments endpoint: it is synced through its session."""
 
     name = "payment"
+    events = ("succeeded", "failed", "updated", "captured")
     model = Payment
     lock_rank = 20
     fields = {
@@ -630,6 +640,7 @@ class PaymentSpec(ResourceSpec):
 
 class RefundSpec(ResourceSpec):
     name = "refund"
+    events = ("created", "updated", "succeeded", "failed", "canceled")
     model = Refund
     lock_rank = 30
     fields = {

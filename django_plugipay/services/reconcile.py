@@ -43,6 +43,11 @@ class ReconcileResult:
         return self.events_applied + sum(self.synced.values())
 
 
+def last_reconciled() -> dt.datetime | None:
+    """When reconciliation last ran (took its cursor), or None when it never did."""
+    return SyncCursor.objects.filter(name=CURSOR_NAME).values_list("updated_at", flat=True).first()
+
+
 @write_atomic
 def _claim(cursor_name: str) -> SyncCursor | None:
     """Take the reconciliation lease, or None when another run holds it."""

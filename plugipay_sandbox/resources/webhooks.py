@@ -1,4 +1,5 @@
-"""Webhook endpoints (list, create, update, delete) and the delivery log (list, get, retry)."""
+"""Webhook endpoints (list, create, update, delete, rotate the secret) and the delivery log
+(list, get, retry)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,30 @@ def update(store: Store, request: Request):
         endpoint = _endpoint(store, request)
         endpoints.update_endpoint(store, endpoint, fields)
         return envelope(store.public(endpoint), store=store)
+
+
+@api.add("POST", "/webhooks/<id>/rotate-secret")
+def rotate_secret(store: Store, request: Request):
+    """A new signing secret, returned once; ``expiresIn`` (seconds, default 0, at most 7
+    days) keeps the previous secret signing deliveries alongside it meanwhile. Plugipay's docs
+    name the operation without its path; this path is the sandbox's reading."""
+    body = request.json()
+    expires_in = body.get("expiresIn", 0)
+    if (
+        not isinstance(expires_in, int)
+        or isinstance(expires_in, bool)
+        or not 0 <= expires_in <= endpoints.MAX_ROTATION_OVERLAP
+    ):
+        raise invalid(
+            "expiresIn",
+            f"expiresIn must be a whole number of seconds, 0 to {endpoints.MAX_ROTATION_OVERLAP}.",
+        )
+    with store.lock:
+        endpoint = _endpoint(store, request)
+        secret = endpoints.rotate_secret(store, endpoint, expires_in=expires_in)
+        data = store.public(endpoint)
+    data["secret"] = data["signingSecret"] = secret
+    return envelope(data, store=store)
 
 
 @api.add("DELETE", "/webhooks/<id>")

@@ -1,4 +1,4 @@
-"""Webhook endpoints: create, enable, disable (deliveries themselves are in the core)."""
+"""Webhook endpoints: create, enable, disable, rotate the secret (deliveries are in the core)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def create_endpoint(
             "disabledAt": None,
             "disabledReason": None,
             "lastDelivery": None,
+            "previousSecretExpiresAt": None,
             "_secret": secret or "whsec_" + secrets.token_hex(16),
             "_origin": origin,
         }
@@ -94,6 +95,38 @@ def update_endpoint(
         store.changed.notify_all()
 
 
+#: The longest overlap a rotation may keep the previous secret signing deliveries (7 days).
+MAX_ROTATION_OVERLAP = 7 * 86400
+
+
+def rotate_secret(store: Store, endpoint: dict[str, Any], *, expires_in: int) -> str:
+    """A new signing secret for ``endpoint``; for ``expires_in`` seconds deliveries carry a
+    signature with the previous secret too (0: the previous secret stops signing now)."""
+    with store.lock:
+        previous = endpoint["_secret"]
+        endpoint["_secret"] = "whsec_" + secrets.token_hex(16)
+        if expires_in > 0:
+            expires = store.now() + expires_in
+            endpoint.update(_previous_secret=previous, _previous_expires=expires)
+            endpoint["previousSecretExpiresAt"] = iso(expires)
+        else:
+            endpoint.update(_previous_secret=None, _previous_expires=None)
+            endpoint["previousSecretExpiresAt"] = None
+        store.touch(endpoint)
+        store.changed.notify_all()
+        return endpoint["_secret"]
+
+
+def signing_secrets(store: Store, endpoint: dict[str, Any]) -> list[str]:
+    """The secrets a delivery to ``endpoint`` is signed with now: the current one, and the
+    previous one while a rotation's overlap lasts (by the sandbox clock)."""
+    found = [endpoint["_secret"]]
+    previous, expires = endpoint.get("_previous_secret"), endpoint.get("_previous_expires")
+    if previous and expires is not None and store.now() < expires:
+        found.append(previous)
+    return found
+
+
 def delete_endpoint(store: Store, endpoint: dict[str, Any]) -> None:
     with store.lock:
         store.endpoints.pop(endpoint["id"], None)
@@ -133,10 +166,15 @@ CLI_DESCRIPTION = "Added when the sandbox started: your project's webhook URL"
 
 
 def _keep(store: Store) -> dict[str, dict[str, dict[str, Any]]]:
-    """A reset keeps the endpoint given on the command line, enabled again."""
+    """A reset keeps the endpoint given on the command line, enabled again and signing with
+    the secret it started with (a test may have rotated it)."""
     kept = {k: v for k, v in store.endpoints.items() if v.get("_origin") == "cli"}
     for endpoint in kept.values():
         enable_endpoint(endpoint)
+        if store.config.webhook_secret:
+            endpoint["_secret"] = store.config.webhook_secret
+        endpoint.update(_previous_secret=None, _previous_expires=None)
+        endpoint["previousSecretExpiresAt"] = None
     return {"endpoints": kept}
 
 
@@ -154,4 +192,12 @@ def _start(store: Store) -> None:
         )
 
 
-FAMILY = register(Family("webhooks", stores=("endpoints",), keep=_keep, start=_start))
+FAMILY = register(
+    Family(
+        "webhooks",
+        stores=("endpoints",),
+        event_kinds=("webhook_endpoint.disabled",),
+        keep=_keep,
+        start=_start,
+    )
+)

@@ -328,3 +328,51 @@ def test_v1_alias_and_public_session_read(sandbox, sdk, session_factory):
         headers=_signed("GET", f"/v1/checkout-sessions/{session['id']}"),
     )
     assert alias.json()["data"]["id"] == session["id"]
+
+
+def _signed_by(headers, body):
+    """The v1 signatures of a delivery, each as the secret count it verifies with."""
+    parts = dict(p.split("=", 1) for p in headers["X-Plugipay-Signature"].split(",")[:1])
+    message = f"{parts['t']}.".encode() + body
+    return [
+        p[3:] for p in headers["X-Plugipay-Signature"].split(",") if p.startswith("v1=")
+    ], message
+
+
+def test_rotate_secret_signs_with_both_during_the_overlap(sdk, session_factory, control, receiver):
+    hook = f"{receiver.url}?rotated"
+    endpoint = sdk.webhook_endpoints.create(url=hook, events=["*"])
+    old = endpoint["secret"]
+    rotated = sdk.request(
+        method="POST",
+        path=f"/api/v1/webhooks/{endpoint['id']}/rotate-secret",
+        body={"expiresIn": 3600},
+    )
+    new = rotated["secret"]
+    assert new.startswith("whsec_") and new != old and rotated["previousSecretExpiresAt"]
+    assert all("secret" not in e.raw for e in sdk.webhook_endpoints.list())
+
+    def signatures():
+        receiver.deliveries.clear()
+        session = session_factory()
+        control("POST", f"checkout-sessions/{session['id']}/pay", {"card": "4242424242424242"})
+        control("POST", "deliveries/flush")
+        found = []
+        for headers, body in receiver.deliveries:
+            signed, message = _signed_by(headers, body)
+            if signing.hmac_hex(new, message) in signed:  # a delivery to the rotated endpoint
+                found.append((signed, signing.hmac_hex(old, message)))
+        assert found
+        return found
+
+    assert all(len(signed) == 2 and old_sig in signed for signed, old_sig in signatures())
+    control("POST", "clock/advance", {"seconds": 3601})  # the overlap ends
+    assert all(signed == [s for s in signed if s != old_sig] for signed, old_sig in signatures())
+    with pytest.raises(plugipay.PlugipayError) as info:
+        sdk.request(
+            method="POST",
+            path=f"/api/v1/webhooks/{endpoint['id']}/rotate-secret",
+            body={"expiresIn": -1},
+        )
+    assert info.value.status == 400
+    sdk.webhook_endpoints.delete(endpoint["id"])

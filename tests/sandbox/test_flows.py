@@ -211,6 +211,8 @@ def test_delivery_gives_up_after_schedule_and_endpoint_auto_disables(control, sd
     endpoint = state["data"]["endpoints"][0]
     assert endpoint["active"] is False and endpoint["status"] == "errored"
     assert endpoint["consecutiveFailures"] == 20
+    disabled = [e for e in state["data"]["events"] if e["kind"] == "webhook_endpoint.disabled"]
+    assert [e["object"]["id"] for e in disabled] == [endpoint["id"]]  # in the events API
     assert {d["status"] for d in state["data"]["deliveries"]} == {"failed"}
     delivery = state["data"]["deliveries"][0]
     with pytest.raises(plugipay.PlugipayError) as info:

@@ -22,7 +22,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-import psycopg
 import pytest
 from celery import Celery, _state
 from django.db import connection
@@ -54,6 +53,8 @@ class Killer:
 
     def __init__(self, spare_own: bool = False) -> None:
         settings = connection.settings_dict
+        import psycopg  # the services group's: the default suite only collects this module
+
         self.conn = psycopg.connect(
             host=settings["HOST"] or "127.0.0.1",
             port=settings["PORT"] or 5432,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import functools
 import hmac
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections, router
 from django.db.migrations.executor import MigrationExecutor
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from django_plugipay.checks import (
     REDIRECT_HINT,
@@ -31,7 +33,11 @@ from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import WebhookEvent
 from django_plugipay.services.deliveries import delivery_health
+from django_plugipay.services.reconcile import last_reconciled
+from django_plugipay.services.webhook_endpoints import is_this_site
+from django_plugipay.webhooks import parse_event
 
+RECONCILE_STALE = dt.timedelta(days=1)
 #: where ``manage.py plugipay_sandbox`` listens unless told otherwise (the tutorial's address)
 SANDBOX_URL = "http://127.0.0.1:8787"
 CLOCK_SKEW_LIMIT = 30  # seconds; Plugipay refuses requests and webhooks beyond 300
@@ -132,8 +138,50 @@ class Doctor:
         yield from self.remote(database)
         if database.ok:
             yield self.deliveries()
+            yield self.reconciliation()
+            yield self.disabled_endpoint()
         else:
-            yield Line("deliveries", None, "needs this project's database migrated")
+            for name in ("deliveries", "reconciliation", "disabled endpoint"):
+                yield Line(name, None, "needs this project's database migrated")
+
+    @_guarded("reconciliation")
+    def reconciliation(self) -> Line:
+        try:
+            last = last_reconciled()
+        except DatabaseError as exc:
+            return Line("reconciliation", None, f"the database cannot be read ({exc})")
+        fix = (
+            "schedule `manage.py plugipay_sync` (cron, every 10 minutes) or the "
+            "django_plugipay.reconcile task (celery beat); see the periodic work how-to"
+        )
+        if last is None:  # a new project: not a failure yet, but say what to schedule
+            return Line("reconciliation", None, f"has never run: {fix}")
+        age = timezone.now() - last
+        detail = f"last ran {timesince(last)} ago ({last.isoformat(timespec='seconds')})"
+        if age > RECONCILE_STALE:
+            return Line("reconciliation", False, detail, fix)
+        return Line("reconciliation", True, detail)
+
+    @_guarded("disabled endpoint")
+    def disabled_endpoint(self) -> Line:
+        try:
+            event = WebhookEvent.objects.endpoint_disabled()
+        except DatabaseError as exc:
+            return Line("disabled endpoint", None, f"the database cannot be read ({exc})")
+        if event is None:
+            return Line("disabled endpoint", True, "Plugipay has disabled none since")
+        endpoint = parse_event(event.payload).object
+        return Line(
+            "disabled endpoint",
+            False,
+            f"Plugipay disabled {endpoint.get('url') or endpoint.get('id')} at "
+            f"{event.occurred_at or event.received_at} "
+            f"({endpoint.get('disabledReason') or 'repeated failed deliveries'}); no webhook "
+            "has arrived since",
+            "fix what made deliveries fail (the admin's webhook events, the dashboard's "
+            "delivery log), then `manage.py plugipay_webhooks enable`; `plugipay_sync` keeps "
+            "the mirror right meanwhile",
+        )
 
     @_guarded("deliveries")
     def deliveries(self) -> Line:
@@ -351,18 +399,7 @@ class Doctor:
         return Line("webhook endpoint", True, f"{self.endpoint['url']} ({note})")
 
     def _is_ours(self, url: str) -> bool:
-        if self.url:
-            return url.rstrip("/") == self.url.rstrip("/")
-        parts = urlsplit(url)
-        if parts.path.rstrip("/") != self.path.rstrip("/"):
-            return False
-        hosts = [h for h in settings.ALLOWED_HOSTS if h != "*"]
-        if not hosts or parts.hostname in ("127.0.0.1", "localhost"):
-            return True
-        return any(
-            parts.hostname == h or (h.startswith(".") and (parts.hostname or "").endswith(h))
-            for h in hosts
-        )
+        return is_this_site(url, expected=self.url)
 
     # ── one event, end to end ─────────────────────────────────────────────────
 
