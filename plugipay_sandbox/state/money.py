@@ -172,22 +172,27 @@ def _posted(store: Store, account: str, source_type: str, source_id: str) -> boo
 
 
 def _on_event(store: Store, event: dict[str, Any]) -> None:
-    kind, obj = event["kind"], event["object"]
+    """Post what a payment or refund moved, read from the stored object (a synthetic event from
+    ``POST /events/trigger`` moves no money), once per source."""
+    kind, object_id = event["kind"], event["object"].get("id") or ""
     account = event["accountId"]
     if kind == "payment.succeeded":
-        source_type = obj.get("invoiceId") and "invoice" or "checkout_session"
-        source_id = obj.get("invoiceId") or obj.get("checkoutSessionId") or obj["id"]
-        if _posted(store, account, source_type, source_id) or not obj.get("amount"):
+        payment = dict.get(store.payments, object_id)
+        if payment is None or payment["status"] != "succeeded" or not payment["amount"]:
             return
-        gross, fee = obj["amount"], fee_for(obj.get("method") or "", obj["amount"])
+        source_type = "invoice" if payment.get("invoiceId") else "checkout_session"
+        source_id = payment.get("invoiceId") or payment.get("checkoutSessionId") or object_id
+        if _posted(store, account, source_type, source_id):
+            return
+        gross, fee = payment["amount"], fee_for(payment.get("method") or "", payment["amount"])
         post(
             store,
-            account=account,
-            mode=obj["mode"],
-            currency=obj["currency"],
+            account=payment["accountId"],
+            mode=payment["mode"],
+            currency=payment["currency"],
             source_type=source_type,
             source_id=source_id,
-            memo=f"Payment {obj['id']} ({obj.get('method')})",
+            memo=f"Payment {object_id} ({payment.get('method')})",
             legs=[
                 ("cash", "debit", gross),
                 ("revenue", "credit", gross),
@@ -195,10 +200,13 @@ def _on_event(store: Store, event: dict[str, Any]) -> None:
                 ("cash", "credit", fee),
             ],
         )
-    elif kind == "refund.succeeded" and not _posted(store, account, "refund", obj["id"]):
-        post_outflow(
-            store, obj, "revenue_refund", "refund", f"Refund {obj['id']} of {obj.get('chargeId')}"
-        )
+    elif kind == "refund.succeeded":
+        refund = dict.get(store.refunds, object_id)
+        if refund is None or refund["status"] != "succeeded":
+            return
+        if not _posted(store, refund["accountId"], "refund", object_id):
+            memo = f"Refund {object_id} of {refund.get('chargeId')}"
+            post_outflow(store, refund, "revenue_refund", "refund", memo)
 
 
 def post_outflow(store: Store, obj: dict[str, Any], code: str, source_type: str, memo: str) -> str:

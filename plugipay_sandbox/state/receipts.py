@@ -106,16 +106,24 @@ def issue(store: Store, source_type: str, obj: dict[str, Any], payment: dict[str
 
 
 def _on_event(store: Store, event: dict[str, Any]) -> None:
-    kind, obj = event["kind"], event["object"]
-    if kind == "checkout_session.completed" and obj.get("paymentId"):
-        payment = dict.get(store.payments, obj["paymentId"])
-        if payment and payment["amount"]:
-            issue(store, "checkout_session", obj, payment)
+    """Issue a receipt for a completed session or a paid invoice, read from the stored objects
+    (a synthetic event from ``POST /events/trigger`` issues none)."""
+    kind, object_id = event["kind"], event["object"].get("id") or ""
+    if kind == "checkout_session.completed":
+        source = dict.get(store.sessions, object_id)
+        charge = (
+            (source or {}).get("paymentId") if (source or {}).get("status") == "completed" else None
+        )
+        source_type = "checkout_session"
     elif kind == "invoice.paid":
-        invoice = dict.get(store.invoices, obj["id"]) or {}
-        payment = dict.get(store.payments, invoice.get("_chargeId") or "")
-        if payment and payment["amount"]:
-            issue(store, "invoice", obj, payment)
+        source = dict.get(store.invoices, object_id)
+        charge = (source or {}).get("_chargeId") if (source or {}).get("status") == "paid" else None
+        source_type = "invoice"
+    else:
+        return
+    payment = dict.get(store.payments, charge or "")
+    if source and payment and payment["status"] == "succeeded" and payment["amount"]:
+        issue(store, source_type, source, payment)
 
 
 def get_receipt(store: Store, mode: str, receipt_id: str) -> dict[str, Any]:

@@ -473,3 +473,29 @@ def test_a_restart_keeps_the_ledger_payouts_receipts_and_settings(tmp_path):
         assert sdk.reports.cash_flow(from_="2000-01-01", to="2999-12-31").raw["buckets"]
     finally:
         again.stop()
+
+
+def test_synthetic_events_move_no_money(sdk, control, session_factory):
+    session = card_payment(control, session_factory, 40_000)
+    before = all_entries(sdk)
+    payment_id = sdk.checkout_sessions.get(session["id"])["paymentId"]
+    sdk.api.events_trigger(type_="payment.succeeded", aggregate_id=payment_id)
+    sdk.api.events_trigger(type_="payment.succeeded", aggregate_id="pay_X")
+    sdk.api.events_trigger(type_="refund.succeeded", aggregate_id="rfd_X")
+    sdk.api.events_trigger(type_="checkout_session.completed", aggregate_id="cs_X")
+    sdk.api.events_trigger(type_="invoice.paid", aggregate_id="inv_X")
+    assert all_entries(sdk) == before and len(sdk.receipts.list().data) == 1
+
+
+def test_payout_events_are_listed_by_type(sdk, control, session_factory):
+    funded(control, session_factory)
+    with_bank(sdk)
+    payout = sdk.payouts.create(amount=10_000, currency="IDR").raw
+    sdk.payouts.mark_failed(payout["id"], failure_reason="Closed account")  # pending → failed
+    other = sdk.payouts.create(amount=10_000, currency="IDR").raw
+    sdk.payouts.cancel(other["id"])
+    for kind, object_id in (("failed", payout["id"]), ("cancelled", other["id"])):
+        found = sdk.events.list(type=f"plugipay.payout.{kind}.v1").data
+        assert [e.raw["data"]["object"]["id"] for e in found] == [object_id], kind
+    types = sdk.request(method="GET", path="/api/v1/events/types")
+    assert {f"plugipay.payout.{k}.v1" for k in ("created", "in_transit", "paid")} <= set(types)
