@@ -499,3 +499,21 @@ def test_payout_events_are_listed_by_type(sdk, control, session_factory):
         assert [e.raw["data"]["object"]["id"] for e in found] == [object_id], kind
     types = sdk.request(method="GET", path="/api/v1/events/types")
     assert {f"plugipay.payout.{k}.v1" for k in ("created", "in_transit", "paid")} <= set(types)
+
+
+def test_the_account_setting_makes_the_sdk_pay_out_by_disbursement(sdk, control, session_factory):
+    funded(control, session_factory)
+    with_bank(sdk, number="5550000")  # ends in 0000: the disbursement fails
+    status, answer = control("POST", "money/settings", {"payoutMethod": "xendit_disbursement"})
+    assert status == 200 and answer["data"]["payoutMethod"] == "xendit_disbursement"
+    payout = sdk.payouts.create(amount=25_000, currency="IDR").raw
+    assert payout["method"] == "xendit_disbursement"
+    control("POST", "clock/advance", {"seconds": DISBURSEMENT_SETTLED_AFTER})
+    failed = sdk.payouts.get(payout["id"]).raw
+    assert failed["status"] == "failed" and failed["processedAt"] and failed["completedAt"]
+    kinds = {e.raw["type"] for e in sdk.events.list(limit=100).data}
+    assert {"plugipay.payout.in_transit.v1", "plugipay.payout.failed.v1"} <= kinds
+    status, answer = control("POST", "money/settings", {"payoutMethod": "cheque"})
+    assert status == 400 and answer["error"]["field"] == "payoutMethod"
+    status, answer = control("POST", "money/settings", {"accountId": "acc_nobody"})
+    assert status == 400
