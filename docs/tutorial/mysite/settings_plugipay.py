@@ -9,5 +9,7 @@ PLUGIPAY = {
 }
 
 LOGIN_REDIRECT_URL = "shop:home"
-# Print emails (the receipts) in the runserver terminal instead of sending them.
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Print emails (the receipts) in the runserver terminal instead of sending them. A project made
+# by Django 6.1 or later already does, with its MAILERS setting (which forbids EMAIL_BACKEND).
+if "MAILERS" not in globals():
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
