@@ -123,6 +123,10 @@ NAV = (
     ("subscriptions", "/dashboard/subscriptions", "Subscriptions"),
     ("invoices", "/dashboard/invoices", "Invoices"),
     ("plans", "/dashboard/plans", "Plans"),
+    ("balance", "/dashboard/balance", "Balance"),
+    ("payouts", "/dashboard/payouts", "Payouts"),
+    ("ledger", "/dashboard/ledger", "Ledger"),
+    ("receipts", "/dashboard/receipts", "Receipts"),
     ("events", "/dashboard/events", "Events"),
     ("webhooks", "/dashboard/webhooks", "Settings → Webhooks"),
 )
@@ -312,6 +316,8 @@ LABELS = {
     "uncollectible": "Uncollectible",
     "archived": "Archived",
     "inactive": "Inactive",
+    "in_transit": "In transit",
+    "cancelled": "Cancelled",
 }
 
 #: Human labels for the codes the API uses (statuses are in ``LABELS``).

@@ -12,7 +12,9 @@ def short_kind(event_type: str) -> str:
     head, _, tail = kind.rpartition(".")
     if head and tail[:1] == "v" and tail[1:].isdigit():
         kind = head
-    return kind.replace("cancelled", "canceled")
+    # "cancelled" is the British spelling of a "canceled" kind, except where the kind itself
+    # is spelled so (payout.cancelled).
+    return kind if kind in event_kinds() else kind.replace("cancelled", "canceled")
 
 
 class _Rendered(dict):

@@ -203,7 +203,8 @@ class Family:
     ``stores`` names the plain dicts (id → wire-form dict) the family keeps as ``Store``
     attributes; ``event_kinds`` the events it emits; ``tick`` applies what the clock made due;
     ``keep`` returns, per store, the objects a ``/_sandbox/reset`` keeps; ``start`` runs once
-    when a store is built (after the first reset, before a state file is loaded).
+    when a store is built (after the first reset, before a state file is loaded); ``on_event``
+    sees every event as it is recorded (the ledger posts what a payment or refund moved).
     """
 
     name: str
@@ -212,6 +213,7 @@ class Family:
     tick: Callable[[Store], None] | None = None
     keep: Callable[[Store], dict[str, dict[str, dict[str, Any]]]] | None = None
     start: Callable[[Store], None] | None = None
+    on_event: Callable[[Store, dict[str, Any]], None] | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -489,6 +491,9 @@ class Store:
         }
         self.events[event["id"]] = event
         self.queue_deliveries(event)
+        for family in FAMILIES.values():
+            if family.on_event:
+                family.on_event(self, event)
         return event
 
     def render_event(self, event: dict[str, Any], style: str | None = None) -> dict[str, Any]:

@@ -132,6 +132,7 @@ def sandbox_with_history(server):
         assert response.status_code == 200, response.text
         return response.json()["data"]
 
+    control("money/settings", {"taxEnabled": True, "taxId": "01.234.567.8-901.000"})
     customer = api(
         "POST",
         "/customers",
@@ -185,6 +186,18 @@ def sandbox_with_history(server):
     state = requests.get(f"{server.base_url}/_sandbox/state", timeout=10).json()["data"]
     invoice = next(i for i in state["invoices"] if i["subscriptionId"] == subscription["id"])
     control(f"invoices/{invoice['id']}/pay", {"card": SUCCESS_CARD})
+    api(
+        "PATCH",
+        "/payouts/bank-account",
+        {
+            "bankCode": "BCA",
+            "bankName": "Bank Central Asia",
+            "accountNumber": "8730012345",
+            "accountHolder": "Toko Batik Sari",
+        },
+    )
+    payout = api("POST", "/payouts", {"amount": 100_000, "currency": "IDR", "note": "Mingguan"})
+    api("POST", f"/payouts/{payout['id']}/mark-in-transit", {"reference": "TRF-20261204-001"})
     unpaid = api(
         "POST",
         "/checkout-sessions",
@@ -211,6 +224,11 @@ def sandbox_with_history(server):
         "new-plan": "/dashboard/plans/new",
         "events": "/dashboard/events",
         "webhooks": "/dashboard/webhooks",
+        "balance": "/dashboard/balance",
+        "payouts": "/dashboard/payouts",
+        "payout": f"/dashboard/payouts/{payout['id']}",
+        "ledger": "/dashboard/ledger",
+        "receipts": "/dashboard/receipts",
         "checkout": f"/c/{unpaid['id']}",
     }
 
