@@ -1,4 +1,4 @@
-"""AppConfig: registers the system checks."""
+"""AppConfig: registers the system checks, the resource specs and the Celery tasks."""
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
@@ -10,4 +10,10 @@ class PlugipayConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_plugipay import checks  # noqa: F401 - registers the checks
+        from django_plugipay import (
+            checks,  # noqa: F401 - registers the checks
+            tasks,  # noqa: F401 - registers the shared tasks with Celery
+        )
+        from django_plugipay.resources import discover
+
+        discover()

@@ -24,8 +24,9 @@ from django.utils import timezone
 
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import PlugipayError
-from django_plugipay.models import Customer, Invoice, Plan, Subscription, SubscriptionStatus
+from django_plugipay.models import Customer, Invoice, Plan, Subscription
 from django_plugipay.models.querysets import SubscriptionQuerySet
+from django_plugipay.specs import status_group
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def _sync_moving(rows: SubscriptionQuerySet) -> None:
         return  # no HTTP call inside a transaction: answer from the mirror
     now = timezone.now()
     fresh_until = now - dt.timedelta(seconds=app_settings.API_SYNC_INTERVAL)
-    moving = Q(status__in=(SubscriptionStatus.INCOMPLETE, SubscriptionStatus.PAST_DUE)) | Q(
+    moving = Q(status__in=status_group(Subscription, "may_have_moved")) | Q(
         pk__in=Subscription.objects.stale(now).values("pk")
     )
     # Rate-limited on this path's own last fetch, not on synced_at: a webhook that lands while

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -9,8 +10,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -318,126 +319,20 @@ class PlugipayClient:
     def _post(self, path: str, body: dict[str, Any], idempotency_key: str | None = None):
         return self.request("POST", path, json_body=body, idempotency_key=idempotency_key)[0]
 
-    def create_customer(self, body: dict[str, Any], *, idempotency_key: str | None = None):
-        return self._post("/customers", body, idempotency_key)
+    # The resources' create/get/update/list/action calls are not written here one per
+    # resource: each resource module declares its collection with :func:`endpoint`, and
+    # ``get_customer(id)``, ``create_refund(body, idempotency_key=…)``, ``list_plans()``,
+    # ``cancel_checkout_session(id)``, ``invoice_action(id, "void")``… are read from that table.
 
-    def get_customer(self, customer_id: str) -> dict[str, Any]:
-        return self._get(f"/customers/{quote(customer_id, safe='')}")
+    if TYPE_CHECKING:  # the table's methods are set on the class when a resource declares them
 
-    def update_customer(self, customer_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PATCH", f"/customers/{quote(customer_id, safe='')}", json_body=body)[0]
-
-    def list_customers(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        return self.paginate("/customers", filters)
-
-    def create_checkout_session(
-        self, body: dict[str, Any], *, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
-        return self._post("/checkout-sessions", body, idempotency_key)
-
-    def get_checkout_session(self, session_id: str) -> dict[str, Any]:
-        return self._get(f"/checkout-sessions/{quote(session_id, safe='')}")
-
-    def cancel_checkout_session(self, session_id: str) -> dict[str, Any]:
-        return self._post(f"/checkout-sessions/{quote(session_id, safe='')}/cancel", {})
-
-    def confirm_checkout_session(
-        self, session_id: str, *, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
-        return self._post(
-            f"/checkout-sessions/{quote(session_id, safe='')}/confirm", {}, idempotency_key
-        )
-
-    def list_checkout_sessions(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        return self.paginate("/checkout-sessions", filters)
-
-    def create_refund(self, body: dict[str, Any], *, idempotency_key: str | None = None):
-        return self._post("/refunds", body, idempotency_key)
-
-    def get_refund(self, refund_id: str) -> dict[str, Any]:
-        return self._get(f"/refunds/{quote(refund_id, safe='')}")
-
-    def list_refunds(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        return self.paginate("/refunds", filters)
-
-    def get_event(self, event_id: str) -> dict[str, Any]:
-        return self._get(f"/events/{quote(event_id, safe='')}")
-
-    def list_events(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        return self.paginate("/events", filters)
-
-    # billing
-
-    def list_plans(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        return self.paginate("/plans", filters)
-
-    def create_plan(self, body: dict[str, Any], *, idempotency_key: str | None = None):
-        return self._post("/plans", body, idempotency_key)
-
-    def get_plan(self, plan_id: str) -> dict[str, Any]:
-        return self._get(f"/plans/{quote(plan_id, safe='')}")
-
-    def update_plan(
-        self, plan_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
-        """``PATCH /plans/{id}``: name, description, active, metadata."""
-        path = f"/plans/{quote(plan_id, safe='')}"
-        return self.request("PATCH", path, json_body=body, idempotency_key=idempotency_key)[0]
+        def __getattr__(self, name: str) -> Any: ...
 
     def add_price(
         self, plan_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         """``POST /plans/{id}/prices``: one more price of the plan."""
-        return self._post(f"/plans/{quote(plan_id, safe='')}/prices", body, idempotency_key)
-
-    def update_price(
-        self, price_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
-        """``PATCH /prices/{id}``: ``{active}``."""
-        path = f"/prices/{quote(price_id, safe='')}"
-        return self.request("PATCH", path, json_body=body, idempotency_key=idempotency_key)[0]
-
-    def create_subscription(self, body: dict[str, Any], *, idempotency_key: str | None = None):
-        return self._post("/subscriptions", body, idempotency_key)
-
-    def get_subscription(self, subscription_id: str) -> dict[str, Any]:
-        return self._get(f"/subscriptions/{quote(subscription_id, safe='')}")
-
-    def update_subscription(
-        self, subscription_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
-        path = f"/subscriptions/{quote(subscription_id, safe='')}"
-        return self.request("PATCH", path, json_body=body, idempotency_key=idempotency_key)[0]
-
-    def subscription_action(
-        self,
-        subscription_id: str,
-        action: str,
-        body: dict[str, Any],
-        *,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        """``POST /subscriptions/{id}/cancel|pause|resume``."""
-        path = f"/subscriptions/{quote(subscription_id, safe='')}/{action}"
-        return self._post(path, body, idempotency_key)
-
-    def get_invoice(self, invoice_id: str) -> dict[str, Any]:
-        return self._get(f"/invoices/{quote(invoice_id, safe='')}")
-
-    def list_invoices(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        return self.paginate("/invoices", filters)
-
-    def invoice_action(
-        self,
-        invoice_id: str,
-        action: str,
-        body: dict[str, Any] | None = None,
-        *,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        """``POST /invoices/{id}/void|send|send-email|finalize|pay``."""
-        path = f"/invoices/{quote(invoice_id, safe='')}/{action}"
-        return self._post(path, body or {}, idempotency_key)
+        return self._post(f"{ENDPOINTS['plan'].item(plan_id)}/prices", body, idempotency_key)
 
     def invoice_document(self, invoice_id: str, kind: str) -> requests.Response:
         """The invoice as ``html`` or ``pdf``: the signed, streamed response (the caller
@@ -460,9 +355,6 @@ class PlugipayClient:
             error = envelope.get("error")
             raise self._error(response, error if isinstance(error, dict) else {}, None)
         return response
-
-    def create_portal_session(self, body: dict[str, Any], *, idempotency_key: str | None = None):
-        return self._post("/portal-sessions", body, idempotency_key)
 
     def list_webhook_endpoints(self) -> list[dict[str, Any]]:
         endpoints = self.request("GET", "/webhooks")[0]
@@ -490,6 +382,150 @@ class PlugipayClient:
 
     def delete_webhook_endpoint(self, endpoint_id: str) -> None:
         self.request("DELETE", f"/webhooks/{quote(endpoint_id, safe='')}")
+
+
+# ── the resource table ──────────────────────────────────────────────────────────
+
+OPERATIONS = frozenset({"create", "get", "update", "list"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """One Plugipay collection: its path, the calls it answers and its named actions."""
+
+    resource: str  # "checkout_session"
+    path: str  # "/checkout-sessions"
+    operations: frozenset[str]
+    #: ``POST /<collection>/{id}/<action>`` calls named ``<action>_<resource>``
+    actions: tuple[str, ...] = ()
+    #: the collection's name in ``list_<plural>``
+    plural: str = ""
+
+    def item(self, object_id: str) -> str:
+        return f"{self.path}/{quote(object_id, safe='')}"
+
+
+#: resource → its collection (each resource module declares its own with :func:`endpoint`)
+ENDPOINTS: dict[str, Endpoint] = {}
+#: method names the table set on :class:`PlugipayClient`
+_TABLE_METHODS: set[str] = set()
+
+
+def endpoint(
+    resource: str,
+    path: str,
+    *operations: str,
+    actions: tuple[str, ...] = (),
+    plural: str | None = None,
+) -> Endpoint:
+    """Declare a collection of the API: ``create_<resource>(body, idempotency_key=…)``,
+    ``get_<resource>(id)``, ``update_<resource>(id, body)``, ``list_<plural>(**filters)``,
+    ``<action>_<resource>(id, …)`` for each of ``actions`` and ``<resource>_action(id,
+    action, body)`` become calls of every client."""
+    unknown = set(operations) - OPERATIONS
+    if unknown:
+        raise ValueError(f"unknown operations {sorted(unknown)} for {resource}")
+    entry = Endpoint(
+        resource, path, frozenset(operations), tuple(actions), plural or resource + "s"
+    )
+    calls: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {}
+    for operation, name, call in (
+        ("create", f"create_{resource}", _create),
+        ("get", f"get_{resource}", _retrieve),
+        ("update", f"update_{resource}", _update),
+        ("list", f"list_{entry.plural}", _list),
+    ):
+        if operation in operations:
+            calls[name] = (call, ())
+    calls |= {f"{action}_{resource}": (_act_named, (action,)) for action in actions}
+    if actions:
+        calls[f"{resource}_action"] = (_act, ())
+    hidden = sorted(n for n in calls if n in vars(PlugipayClient) and n not in _TABLE_METHODS)
+    if hidden:
+        raise ValueError(f"PlugipayClient.{hidden[0]} is written by hand; the table would hide it")
+    ENDPOINTS[resource] = entry
+    for name, (call, bound) in calls.items():
+        _set_method(name, call, resource, *bound)
+    return entry
+
+
+def _set_method(name: str, call: Callable[..., Any], resource: str, *bound: str) -> None:
+    """Set ``PlugipayClient.<name>``: ``call`` with the resource (and action) filled in. A real
+    method, so ``mock.patch.object(PlugipayClient, "get_customer")`` works as it always did."""
+
+    def method(self: PlugipayClient, *args: Any, **kwargs: Any) -> Any:
+        return call(self, resource, *bound, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"{call.__doc__ or name} ({ENDPOINTS[resource].path})"
+    setattr(PlugipayClient, name, method)
+    _TABLE_METHODS.add(name)
+
+
+def _create(
+    client: PlugipayClient,
+    resource: str,
+    body: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Create an object: ``POST`` to the collection."""
+    return client._post(ENDPOINTS[resource].path, body, idempotency_key)
+
+
+def _retrieve(client: PlugipayClient, resource: str, object_id: str) -> dict[str, Any]:
+    """Read one object by id: ``GET``."""
+    return client._get(ENDPOINTS[resource].item(object_id))
+
+
+def _update(
+    client: PlugipayClient,
+    resource: str,
+    object_id: str,
+    body: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Change an object: ``PATCH`` with ``body``."""
+    path = ENDPOINTS[resource].item(object_id)
+    return client.request("PATCH", path, json_body=body, idempotency_key=idempotency_key)[0]
+
+
+def _list(client: PlugipayClient, resource: str, **filters: Any) -> Iterator[dict[str, Any]]:
+    """Every object of the collection, page after page."""
+    return client.paginate(ENDPOINTS[resource].path, filters)
+
+
+def _act(
+    client: PlugipayClient,
+    resource: str,
+    object_id: str,
+    action: str,
+    body: dict[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """``POST /<collection>/{id}/<action>``: any action of the collection."""
+    path = f"{ENDPOINTS[resource].item(object_id)}/{quote(action, safe='')}"
+    return client._post(path, body or {}, idempotency_key)
+
+
+def _act_named(
+    client: PlugipayClient,
+    resource: str,
+    action: str,
+    object_id: str,
+    body: dict[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """This action on the object: ``POST /<collection>/{id}/<action>``."""
+    return _act(client, resource, object_id, action, body, idempotency_key=idempotency_key)
+
+
+# The API's own collections that mirror no resource (the resources declare theirs).
+endpoint("event", "/events", "get", "list")
+endpoint("portal_session", "/portal-sessions", "create")
 
 
 def _key_kind(key: str | None) -> str:

@@ -1,4 +1,5 @@
-"""Write transactions that survive contention: the SQLite lock up front, transient errors retried.
+"""SQL helpers: write transactions that survive contention, row locks in the lock order, and the
+insert, upsert and claim statements of the apply path.
 
 Every write path of the app runs its transaction through :func:`write_atomic` (as a decorator)
 or :func:`run_atomic`. Both behave like Django's ``transaction.atomic`` with two additions, and
@@ -34,16 +35,27 @@ import contextlib
 import functools
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, cast, overload
 
-from django.db import Error, InterfaceError, transaction
+from django.db import (
+    Error,
+    IntegrityError,
+    InterfaceError,
+    connections,
+    models,
+    router,
+    transaction,
+)
+from django.db.models import F
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M", bound=models.Model)
 
 #: Attempts of one outermost transaction before a transient error propagates.
 MAX_ATTEMPTS = 8
@@ -233,3 +245,337 @@ class _WriteAtomic:
 
     def __exit__(self, exc_type, exc, tb) -> bool | None:
         return self._blocks.pop().__exit__(exc_type, exc, tb)
+
+
+# ── row locks in the lock order ────────────────────────────────────────────────
+
+
+class LockOrderError(AssertionError):
+    """A row of a lower lock rank was locked after a higher one in the same apply step."""
+
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def lock_scope() -> Iterator[None]:
+    """One apply step (one event): rows are locked in increasing ``lock_rank`` within it."""
+    previous = getattr(_held, "ranks", None)
+    _held.ranks = []
+    try:
+        yield
+    finally:
+        _held.ranks = previous
+
+
+def in_lock_scope() -> bool:
+    return getattr(_held, "ranks", None) is not None
+
+
+def take_lock(spec: Ranked) -> None:
+    """Note that a row of ``spec`` is locked now; raise :class:`LockOrderError` when a row of
+    a higher rank was locked before it in this scope."""
+    ranks = getattr(_held, "ranks", None)
+    if ranks is None:
+        return
+    if ranks and spec.lock_rank < ranks[-1]:
+        raise LockOrderError(
+            f"{spec.name} (rank {spec.lock_rank}) locked after rank {ranks[-1]}: "
+            "see the lock order in docs/explanation/exactly-once.md"
+        )
+    ranks.append(spec.lock_rank)
+
+
+class Ranked(Protocol):
+    """What the lock order needs of a resource spec."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def lock_rank(self) -> int: ...
+    @property
+    def model(self) -> Any: ...
+
+
+def lock(spec: Ranked, *, only: tuple[str, ...] | None = None, **lookups: Any) -> Any:
+    """Lock and return the row of ``spec``'s model matching ``lookups`` (equality lookups
+    on a unique key), or None; ``only`` names the fields to read (the rest are deferred).
+
+    The statement (``SELECT <columns> … FOR NO KEY UPDATE``, no ORDER BY) is compiled once
+    per connection and lookup shape, then only executed.
+    """
+    take_lock(spec)
+    return _select_one(spec.model, lookups, only, locking=True)
+
+
+def find(model: type[M], *, only: tuple[str, ...] = (), **lookups: Any) -> M | None:
+    """The row of ``model`` matching ``lookups`` (equality lookups on a unique key), reading
+    only the fields ``only`` names (the pk when none), or None; compiled once like
+    :func:`lock`, without the lock."""
+    return _select_one(model, lookups, only, locking=False)
+
+
+def _select_one(model, lookups: dict[str, Any], only, *, locking: bool) -> Any:
+    connection = connections[router.db_for_write(model)]
+    key = ("select", locking, model, tuple(sorted(lookups)), only)
+    cache = _statements(connection)
+    statement = cache.get(key)
+    params = [lookups[name] for name in sorted(lookups)]
+    if statement is None:
+        queryset = model._default_manager.filter(**lookups).order_by()
+        if only is not None:
+            queryset = queryset.only(*(only or ("pk",)))
+        queryset = queryset[:1]
+        if locking:
+            queryset = queryset.select_for_update(no_key=True)
+        compiler = queryset.query.get_compiler(connection.alias)
+        sql_text, compiled = compiler.as_sql()
+        klass_info = compiler.klass_info or {"select_fields": []}
+        columns = [compiler.select[i][0] for i in klass_info["select_fields"]]
+        statement = (sql_text, _RowReader(model, connection, columns))
+        if list(compiled) != params:  # a lookup whose value the ORM converts: not cached
+            return statement[1].one(_fetch(connection, sql_text, compiled))
+        cache[key] = statement
+    sql_text, reader = statement
+    return reader.one(_fetch(connection, sql_text, params))
+
+
+def connection_for(model: type[models.Model]) -> Any:
+    """The connection ``model``'s rows are written through."""
+    return connections[router.db_for_write(model)]
+
+
+def execute(
+    model: type[models.Model], name: str, build: Callable[[Any], str], params: list[Any]
+) -> int:
+    """Run statement ``name`` on ``model``'s database: its SQL is ``build(connection)``,
+    called once per connection; return the number of rows it changed."""
+    connection = connections[router.db_for_write(model)]
+    cache = _statements(connection)
+    key = ("execute", name)
+    if key not in cache:
+        cache[key] = build(connection)
+    with connection.cursor() as cursor:
+        cursor.execute(cache[key], params)
+        return cursor.rowcount
+
+
+def _fetch(connection, sql_text: str, params) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql_text, params)
+        return cursor.fetchone()
+
+
+def _statements(connection) -> dict[Any, Any]:
+    """This connection's compiled statements (a connection belongs to one thread)."""
+    return connection.__dict__.setdefault("_plugipay_statements", {})
+
+
+class _RowReader:
+    """Makes model instances from raw rows of ``columns``, converted as a query would."""
+
+    def __init__(self, model: type[models.Model], connection, columns: list) -> None:
+        self.model, self.alias = model, connection.alias
+        self.attnames = [column.target.attname for column in columns]
+        compiler = model._default_manager.none().query.get_compiler(connection.alias)
+        self.compiler = compiler
+        self.converters = compiler.get_converters(columns)
+
+    def one(self, row) -> Any:
+        if row is None:
+            return None
+        if self.converters:
+            row = next(iter(self.compiler.apply_converters([row], self.converters)))
+        return self.model.from_db(self.alias, self.attnames, row)
+
+
+def _reader(model: type[models.Model], connection, fields: list) -> _RowReader:
+    key = ("reader", model, tuple(f.attname for f in fields))
+    cache = _statements(connection)
+    if key not in cache:
+        table = model._meta.db_table
+        cache[key] = _RowReader(model, connection, [f.get_col(table) for f in fields])
+    return cache[key]
+
+
+# ── rows ─────────────────────────────────────────────────────────────────────────
+
+
+def _column(field: Any) -> str:
+    """A concrete field's column (the stubs also allow relations and column-less fields)."""
+    if not isinstance(field, models.Field) or field.column is None:
+        raise TypeError(f"{field!r} has no database column")
+    return field.column
+
+
+def _supports_insert_returning(connection) -> bool:
+    return connection.vendor in ("postgresql", "sqlite") and bool(
+        connection.features.can_return_columns_from_insert
+    )
+
+
+def insert_new(instance: models.Model, conflict: str) -> bool:
+    """Insert ``instance`` unless a row with the same ``conflict`` value exists.
+
+    One statement where the backend has it (``INSERT … ON CONFLICT DO NOTHING RETURNING``,
+    PostgreSQL and SQLite ≥ 3.35); elsewhere a savepoint around a plain insert. Returns True
+    (and sets the pk) when this call inserted the row.
+    """
+    model = type(instance)
+    connection = connections[router.db_for_write(model)]
+    if not _supports_insert_returning(connection):
+        try:
+            with transaction.atomic(using=connection.alias):
+                instance.save(force_insert=True)
+        except IntegrityError:
+            return False
+        return True
+    qn = connection.ops.quote_name
+    returned = _insert(
+        instance, connection, "DO NOTHING", f"RETURNING {qn(_column(model._meta.pk))}", conflict
+    )
+    if returned is None:
+        return False
+    instance.pk = returned[0]
+    instance._state.adding, instance._state.db = False, connection.alias
+    return True
+
+
+def _insert(instance, connection, action: str, returning: str, conflict: str):
+    """``INSERT … ON CONFLICT (<conflict>) <action> <returning>``; the returned row or None."""
+    rows = _insert_rows([instance], connection, action, returning, conflict)
+    return rows[0] if rows else None
+
+
+def _insert_rows(instances, connection, action: str, returning: str, conflict: str) -> list:
+    meta = instances[0]._meta
+    columns = [f for f in meta.concrete_fields if not f.primary_key]
+    params = [
+        f.get_db_prep_save(f.pre_save(instance, True), connection)
+        for instance in instances
+        for f in columns
+    ]
+    key = ("insert", meta.label, action, returning, conflict, len(instances))
+    cache = _statements(connection)
+    if key not in cache:
+        qn = connection.ops.quote_name
+        row = f"({', '.join(['%s'] * len(columns))})"
+        cache[key] = (
+            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
+            f"VALUES {', '.join([row] * len(instances))} "
+            f"ON CONFLICT ({qn(_column(meta.get_field(conflict)))}) {action} {returning}"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(cache[key], params)
+        return cursor.fetchall()
+
+
+def insert_many(instances: list[M], conflict: str) -> list[M]:
+    """Insert every instance whose ``conflict`` value is not taken yet; return those inserted
+    (pk set). One statement where the backend has ``ON CONFLICT … RETURNING``."""
+    if not instances:
+        return []
+    model = type(instances[0])
+    connection = connections[router.db_for_write(model)]
+    if not _supports_insert_returning(connection):
+        return [instance for instance in instances if insert_new(instance, conflict)]
+    qn, key = connection.ops.quote_name, model._meta.get_field(conflict)
+    if not isinstance(key, models.Field):
+        raise TypeError(f"{conflict!r} is not a concrete field of {model.__name__}")
+    returned = _insert_rows(
+        instances,
+        connection,
+        "DO NOTHING",
+        f"RETURNING {qn(_column(model._meta.pk))}, {qn(_column(key))}",
+        conflict,
+    )
+    by_key = {getattr(instance, key.attname): instance for instance in instances}
+    inserted = []
+    for pk, value in returned:
+        instance = by_key[value]
+        instance.pk = pk
+        instance._state.adding, instance._state.db = False, connection.alias
+        inserted.append(instance)
+    return inserted
+
+
+def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
+    """Insert ``instance``, or lock and return the row that holds its ``conflict`` value.
+
+    PostgreSQL: one statement (``INSERT … ON CONFLICT DO UPDATE SET synced_at … RETURNING``;
+    the update locks the existing row, ``xmax = 0`` tells an insert). Elsewhere: an insert that
+    ignores the conflict, then a locking read only when the row already existed.
+    """
+    model = type(instance)
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        if insert_new(instance, conflict):
+            return instance, True
+        locked = model._default_manager.select_for_update(no_key=True)
+        return locked.get(**{conflict: getattr(instance, conflict)}), False
+    qn = connection.ops.quote_name
+    fields = list(model._meta.concrete_fields)
+    # Set a column no unique index covers, so the existing row is locked FOR NO KEY UPDATE
+    # (setting the key itself would take FOR UPDATE and block foreign-key checks).
+    touched = qn(_column(model._meta.get_field("synced_at")))
+    *values, created = _insert(
+        instance,
+        connection,
+        f"DO UPDATE SET {touched} = EXCLUDED.{touched}",
+        f"RETURNING {', '.join(qn(_column(f)) for f in fields)}, (xmax = 0)",
+        conflict,
+    )
+    return _reader(model, connection, fields).one(values), created
+
+
+def claim(
+    model: type[M],
+    pk: Any,
+    values: dict[str, Any],
+    *,
+    increment: tuple[str, ...] = (),
+    unless: dict[str, tuple[Any, ...]],
+) -> M | None:
+    """Set ``values`` on row ``pk`` and add one to each ``increment`` field (the update locks
+    the row) unless one of ``unless``'s fields holds one of its values; return the updated
+    row, or None when no row matched.
+
+    One statement, compiled once per connection and shape, where the backend has
+    ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35); elsewhere a locking read, then the
+    update.
+    """
+    connection = connections[router.db_for_write(model)]
+    meta, manager = model._meta, model._default_manager
+    if not _supports_insert_returning(connection):
+        matching = manager.filter(pk=pk).exclude(
+            **{f"{name}__in": list(choices) for name, choices in unless.items()}
+        )
+        if not matching.select_for_update().exists():
+            return None
+        matching.update(**values, **{name: F(name) + 1 for name in increment})
+        return manager.get(pk=pk)
+    shape = tuple((name, len(choices)) for name, choices in unless.items())
+    key = ("claim", meta.label, tuple(values), increment, shape)
+    cache = _statements(connection)
+    fields = list(meta.concrete_fields)
+    if key not in cache:
+        qn = connection.ops.quote_name
+
+        def column(name: str) -> str:
+            return qn(_column(meta.get_field(name)))
+
+        sets = [f"{column(name)} = %s" for name in values]
+        sets += [f"{column(name)} = {column(name)} + 1" for name in increment]
+        where = [f"{qn(_column(meta.pk))} = %s"]
+        where += [f"NOT ({column(name)} IN ({', '.join(['%s'] * count)}))" for name, count in shape]
+        cache[key] = (
+            f"UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(where)} "
+            f"RETURNING {', '.join(qn(_column(f)) for f in fields)}"
+        )
+    params = [
+        cast(models.Field, meta.get_field(name)).get_db_prep_save(value, connection)
+        for name, value in values.items()
+    ]
+    params.append(cast(models.Field, meta.pk).get_db_prep_value(pk, connection))
+    params += [choice for choices in unless.values() for choice in choices]
+    return _reader(model, connection, fields).one(_fetch(connection, cache[key], params))

@@ -10,10 +10,16 @@ later ``plan``, ``price``, ``subscription``, ``invoice``):
   the status an event's action implies when the object carries none (``actions``);
 - its place in the lock order (``lock_rank``) and how to fetch it from the API (``fetch``).
 
-Declaring a subclass with a ``name`` registers it: dispatch, sync, reconciliation, the admin's
-status badges and the docs' reference read the registry, so adding a resource edits no central
+Declaring a subclass with a ``name`` registers it (the modules of
+:mod:`django_plugipay.resources` are imported when the app is ready): dispatch, sync,
+reconciliation, the client's resource table, the admin's status badges, the status groups the
+querysets read and the docs' reference read the registry, so adding a resource edits no central
 list. What is shared (validate, lock, advance, signal) is written once, in
-:func:`django_plugipay.services.mirror.advance`.
+:mod:`django_plugipay.services.apply`; a spec never calls it; its hooks return the
+:class:`Apply` and :class:`Move` steps the engine carries out.
+
+This module imports nothing of the app but :mod:`~django_plugipay.exceptions`: the models'
+querysets read the status groups from it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django_plugipay import datetimes
@@ -197,6 +203,56 @@ class Link:
     ref: str
 
 
+# ── what a spec's hooks hand back to the engine ────────────────────────────────
+
+
+class UnresolvedReference(Exception):
+    """An object names another this database cannot place yet (e.g. an unknown payment).
+
+    ``resource``/``plugipay_id`` name what to fetch from Plugipay (outside the transaction)
+    before applying again, when that can help.
+    """
+
+    def __init__(self, message: str, *, resource: str | None = None, plugipay_id: str = ""):
+        super().__init__(message)
+        self.resource, self.plugipay_id = resource, plugipay_id
+
+
+@dataclasses.dataclass(frozen=True)
+class Apply:
+    """Apply ``obj`` (a remote object of ``resource``) in the same transaction: a child row
+    pieced together from its parent (``partial``: moves status and fills blanks only)."""
+
+    resource: str
+    obj: Mapping[str, Any]
+    partial: bool = False
+    context: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Move:
+    """Move ``row`` (a row of ``resource`` locked in this transaction already) to
+    ``status``, forward only, with ``fields``, through the one status change of the engine
+    (signals and first-entry signals included)."""
+
+    resource: str
+    row: Any
+    status: str
+    fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+Step = Apply | Move
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """A named group of a resource's statuses: ``statuses`` None means every status outside
+    the terminal tier; ``label`` names it in the admin's filter."""
+
+    label: Any
+    statuses: tuple[str, ...] | None = None
+
+
 # ── the spec and its registry ───────────────────────────────────────────────────
 
 
@@ -245,6 +301,13 @@ class ResourceSpec:
     monotonic: ClassVar[frozenset[str]] = frozenset()
     #: fields a full, fresher object may clear (they are otherwise only ever filled in)
     clearable: ClassVar[frozenset[str]] = frozenset()
+    #: named status groups (querysets, model properties, admin filters and billing helpers
+    #: read them): every status outside the terminal tier (a session "open", a refund "in
+    #: flight") or a subset of those (checked when the class is declared: invoices "unpaid")
+    groups: ClassVar[Mapping[str, Group]] = {}
+    #: a valid object of this resource, as Plugipay sends it: the tests apply every spec's
+    #: example and derive their invalid variants from it (a new resource brings its own)
+    example: ClassVar[Mapping[str, Any]] = {}
     #: a status not in ``tiers`` is stored as sent (ranked with the first tier, no signal)
     #: instead of failing validation: for resources whose status set Plugipay may grow
     open_statuses: ClassVar[bool] = False
@@ -252,13 +315,32 @@ class ResourceSpec:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
-            register(cls())
+            spec = cls()
+            for group, declared in spec.groups.items():
+                stray = set(declared.statuses or ()) - set(spec.unsettled)
+                if stray:
+                    raise TypeError(
+                        f"{cls.__name__}.groups[{group!r}] names {sorted(stray)}, which are "
+                        "not among the statuses outside the terminal tier"
+                    )
+            register(spec)
 
-    # status order
+    # status order and the status groups read from it
 
     @property
     def terminal(self) -> frozenset[str]:
         return frozenset(self.tiers[-1]) if self.tiers else frozenset()
+
+    @property
+    def unsettled(self) -> tuple[str, ...]:
+        """Every status outside the terminal tier: still moving at Plugipay (a session
+        "open", a refund "in flight", a subscription "live")."""
+        return tuple(s for tier in self.tiers[:-1] for s in tier)
+
+    def group(self, name: str) -> tuple[str, ...]:
+        """The statuses of the named group (KeyError for a group the spec does not have)."""
+        statuses = self.groups[name].statuses
+        return self.unsettled if statuses is None else statuses
 
     @property
     def statuses(self) -> tuple[str, ...]:
@@ -332,8 +414,10 @@ class ResourceSpec:
     def changed(self, row: Any, moved_to: str | None, parent: Any) -> None:
         """Keep derived values true before the signal is sent (e.g. a parent's totals)."""
 
-    def after(self, row: Any, moved_to: str | None, refs: dict, event: Any) -> None:
-        """Work that follows the signal inside the same transaction (e.g. child rows)."""
+    def after(self, row: Any, moved_to: str | None, refs: dict, event: Any) -> Iterable[Step]:
+        """What follows the signal inside the same transaction: the :class:`Apply` (child
+        rows) and :class:`Move` (a related row's status) steps the engine carries out."""
+        return ()
 
     def remember(self, row: Any) -> Any:
         """What :meth:`transitions` compares with: taken from an existing row before the
@@ -361,11 +445,10 @@ class ResourceSpec:
     def fetchable(self) -> bool:
         return type(self).fetch is not ResourceSpec.fetch
 
-    def sync(self, row: Any) -> Any:
-        """Fetch ``row``'s object from Plugipay, then apply it (fetch first, then lock)."""
-        from django_plugipay.services.mirror import advance
-
-        return advance(self, self.fetch(row.plugipay_id))
+    def synced_through(self, row: Any) -> list[Any] | None:
+        """Rows whose sync brings this one's news (a payment through its session and
+        refunds), or None when the row is fetched by its own id (default)."""
+        return None
 
     def in_flight(self, now: dt.datetime) -> Any:
         """Rows reconciliation should sync (still moving at Plugipay), or None."""
@@ -387,6 +470,23 @@ def spec_for(resource: str) -> ResourceSpec | None:
 
 def spec_for_model(model: type) -> ResourceSpec | None:
     return next((s for s in _REGISTRY.values() if s.model is model), None)
+
+
+def registered(resource: str) -> ResourceSpec:
+    """The spec named ``resource``; LookupError when no module declared it."""
+    spec = _REGISTRY.get(resource)
+    if spec is None:
+        raise LookupError(f"no resource spec named {resource!r}")
+    return spec
+
+
+def status_group(model: type, name: str) -> tuple[str, ...]:
+    """The statuses of group ``name`` of ``model``'s resource spec (querysets, model
+    properties, admin filters and billing helpers read their groups here)."""
+    spec = spec_for_model(model)
+    if spec is None:
+        raise LookupError(f"{model.__name__} has no resource spec")
+    return spec.group(name)
 
 
 def all_specs() -> Iterator[ResourceSpec]:
@@ -436,6 +536,12 @@ def reference_markdown() -> str:
                     name = f"{_signal_name(spec.first_entry[status][1])} (first entry only)"
                 terminal = "yes" if status in spec.terminal else "no"
                 lines.append(f"| `{status}` | {terminal} | {name} |")
+        if spec.groups:
+            groups = "; ".join(
+                f"`{name}`: " + ", ".join(f"`{status}`" for status in spec.group(name))
+                for name in spec.groups
+            )
+            lines += ["", f"Status groups (querysets, the admin's filter): {groups}."]
         if spec.actions:
             actions = ", ".join(f"`{a}` → `{s}`" for a, s in spec.actions.items())
             lines += ["", f"Status from the event's action when the object has none: {actions}."]

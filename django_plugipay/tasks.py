@@ -19,7 +19,7 @@ from django_plugipay import services
 from django_plugipay.db import is_transient
 from django_plugipay.exceptions import TransientError
 from django_plugipay.models import CheckoutSession, Refund
-from django_plugipay.services._queue import tasks_framework
+from django_plugipay.services._queue import tasks_framework, use_django_task
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,15 @@ def process_webhook_event(self, event_id: int) -> str | None:
     return _celery(self, event_id)
 
 
+@shared_task(name="django_plugipay.process_pending_events", acks_late=True)
+def process_pending_events(batch_size: int | None = None) -> int:
+    """Apply the queued events a batch per transaction (any number of workers at once: each
+    batch is claimed with ``SKIP LOCKED``); the number taken."""
+    if batch_size is None:
+        return services.apply_queued_events()
+    return services.apply_queued_events(batch_size=batch_size)
+
+
 @shared_task(
     bind=True, name="django_plugipay.sync_checkout_session", acks_late=True, max_retries=MAX_RETRIES
 )
@@ -213,3 +222,5 @@ if _framework is not None:
     def run_task(name: str, args: list, attempt: int = 0) -> Any:
         """The one Django task (``PLUGIPAY["TASKS"] = "django"``): runs :data:`WORK` by name."""
         return run_work(name, args, attempt)
+
+    use_django_task(run_task)

@@ -41,7 +41,7 @@ from django_plugipay.exceptions import (
     SignatureError,
 )
 from django_plugipay.models import Invoice
-from django_plugipay.services.mirror import UnresolvedReference
+from django_plugipay.specs import UnresolvedReference
 from django_plugipay.webhooks import SIGNATURE_HEADERS
 
 logger = logging.getLogger(__name__)

@@ -60,10 +60,10 @@ MUTATIONS = (
     Mutation(
         "row locks: the apply path reads and upserts rows without locking them",
         (
-            ("django_plugipay/services/mirror.py",
-             "    return queryset.select_for_update(no_key=True).first()\n",
-             "    return queryset.first()\n"),
-            ("django_plugipay/services/mirror.py",
+            ("django_plugipay/db.py",
+             "            queryset = queryset.select_for_update(no_key=True)\n",
+             "            pass\n"),
+            ("django_plugipay/db.py",
              "    if connection.vendor != \"postgresql\":\n        if insert_new(",
              "    if True:\n"
              "        existing = model.objects.filter(**{conflict: getattr(instance, conflict)})"
@@ -71,7 +71,7 @@ MUTATIONS = (
              "        if existing is not None:\n"
              "            return existing, False\n"
              "        if insert_new("),
-            ("django_plugipay/services/mirror.py",
+            ("django_plugipay/db.py",
              "        locked = model._default_manager.select_for_update(no_key=True)\n",
              "        locked = model._default_manager\n"),
         ),
@@ -81,7 +81,7 @@ MUTATIONS = (
     Mutation(
         "monotonic state: a terminal session may move again",
         (
-            ("django_plugipay/services/mirror.py",
+            ("django_plugipay/services/apply.py",
              "        if old not in spec.terminal and not same:\n",
              "        if not same:\n"),
         ),

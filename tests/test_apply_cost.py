@@ -8,7 +8,7 @@ from django_plugipay import signals
 from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import EventSource, Payment, WebhookEvent
 from django_plugipay.services import events as service
-from django_plugipay.services.mirror import UnresolvedReference
+from django_plugipay.specs import UnresolvedReference
 from django_plugipay.testing import build_event
 from django_plugipay.webhooks import parse_event
 

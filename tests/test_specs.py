@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from django_plugipay import services, specs
 from django_plugipay.admin.display import badge
 from django_plugipay.models import Customer, WebhookEvent
-from django_plugipay.services import mirror
+from django_plugipay.resources.customers import CUSTOMER
+from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
 from django_plugipay.testing import build_event, signed_webhook
 from tests.factories import PaymentFactory
 
@@ -23,108 +24,8 @@ SECRET = "whsec_plugipay_testing"
 URL = "/plugipay/webhook/"
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "resources.md"
 
-VALID = {
-    "customer": {"id": "cus_v", "email": "a@example.com", "name": "A", "externalId": "user:1"},
-    "checkout_session": {
-        "id": "cs_v",
-        "status": "completed",
-        "amount": 5000,
-        "currency": "IDR",
-        "customerId": "cus_v",
-        "paymentId": "pay_v",
-        "paymentMethod": "card",
-        "hostedUrl": "https://pay.test/c/cs_v",
-        "expiresAt": "2026-01-02T00:00:00Z",
-        "completedAt": "2026-01-01T00:00:00Z",
-        "metadata": {"order": "1"},
-        "updatedAt": "2026-01-01T00:00:00Z",
-    },
-    "payment": {
-        "id": "pay_v",
-        "status": "succeeded",
-        "amount": 5000,
-        "currency": "IDR",
-        "checkoutSessionId": "cs_v",
-        "method": "card",
-        "paidAt": "2026-01-01T00:00:00Z",
-    },
-    "refund": {
-        "id": "rfd_v",
-        "status": "succeeded",
-        "amount": 1000,
-        "currency": "IDR",
-        "chargeId": "pay_v",
-        "reason": "duplicate",
-        "metadata": {},
-    },
-    "plan": {
-        "id": "plan_v",
-        "name": "Member",
-        "description": "Monthly",
-        "interval": "month",
-        "intervalCount": 1,
-        "trialDays": 7,
-        "active": True,
-        "portalFeatures": {"selfServeCancel": True},
-        "metadata": {},
-        "prices": [{"id": "price_v", "planId": "plan_v", "currency": "IDR", "unitAmount": 99000}],
-        "updatedAt": "2026-01-01T00:00:00Z",
-    },
-    "price": {
-        "id": "price_v",
-        "planId": "plan_v",
-        "currency": "IDR",
-        "model": "flat",
-        "unitAmount": 99000,
-        "tiers": [],
-        "taxMode": "exclusive",
-        "active": True,
-        "updatedAt": "2026-01-01T00:00:00Z",
-    },
-    "subscription": {
-        "id": "sub_v",
-        "status": "active",
-        "customerId": "cus_v",
-        "planId": "plan_v",
-        "priceId": "price_v",
-        "currentPeriodStart": "2026-01-01T00:00:00Z",
-        "currentPeriodEnd": "2026-02-01T00:00:00Z",
-        "trialEnd": None,
-        "cancelAt": None,
-        "canceledAt": None,
-        "canceledReason": None,
-        "pausedAt": None,
-        "resumeAt": None,
-        "cancelAtPeriodEnd": False,
-        "collectionMethod": "send_invoice",
-        "metadata": {},
-        "updatedAt": "2026-01-01T00:00:00Z",
-    },
-    "invoice": {
-        "id": "inv_v",
-        "status": "paid",
-        "customerId": "cus_v",
-        "subscriptionId": "sub_v",
-        "number": "SBX-000001",
-        "currency": "IDR",
-        "subtotal": 99000,
-        "discount": 0,
-        "tax": 0,
-        "total": 99000,
-        "amountDue": 0,
-        "amountPaid": 99000,
-        "collectionAttempts": 0,
-        "dueAt": "2026-01-08T00:00:00Z",
-        "issuedAt": "2026-01-01T00:00:00Z",
-        "paidAt": "2026-01-01T00:00:00Z",
-        "voidedAt": None,
-        "hostedInvoiceUrl": "https://pay.test/i/inv_v",
-        "chargeId": "pay_inv_v",
-        "lines": [],
-        "metadata": {},
-        "updatedAt": "2026-01-01T00:00:00Z",
-    },
-}
+#: every spec's example (a valid object), by resource
+VALID = {spec.name: dict(spec.example) for spec in specs.all_specs()}
 
 
 def post(client, payload):
@@ -133,12 +34,13 @@ def post(client, payload):
 
 
 def test_every_spec_has_a_valid_example_that_applies(client):
-    names = ("customer", "checkout_session", "payment", "refund", *BILLING)
+    names = [spec.name for spec in specs.all_specs()]  # in the lock order
+    assert all(VALID[name] for name in names), "a spec without an example"
     for name in names:
         response = post(client, build_event(f"{name}.updated", VALID[name]))
         assert response.status_code == 200, (name, response.content)
     assert WebhookEvent.objects.filter(status="processed").count() == len(names)
-    assert {spec.name for spec in specs.all_specs()} == set(names)
+    assert set(names) >= {"customer", "checkout_session", "payment", "refund", *BILLING}
 
 
 BILLING = ("plan", "price", "subscription", "invoice")
@@ -252,7 +154,7 @@ def test_a_wrong_type_in_any_field_is_422_and_stored_failed(client, case, data, 
         ("checkout_session", {"metadata": ["order"]}, "metadata must be an object, not a list"),
         ("customer", {"id": 42}, "id must be a string, not a number"),
         ("customer", {"id": None}, "the customer object has no id"),
-        ("refund", {"metadata": {mirror.REFUND_REFERENCE_KEY: 7}}, "must be a string"),
+        ("refund", {"metadata": {REFUND_REFERENCE_KEY: 7}}, "must be a string"),
     ],
 )
 def test_named_invalid_objects(client, resource, change, message):
@@ -331,12 +233,12 @@ def test_invalid_event_is_replayed_after_a_fix(client, signal_log):
     assert stored.status == "failed" and stored.attempts == 2
     assert "email must be a string, not a list" in stored.last_error
     fixed = specs.Field(specs.Text(), ("primaryEmail",))
-    original = mirror.CUSTOMER.fields["email"]
-    mirror.CUSTOMER.fields["email"] = fixed
+    original = CUSTOMER.fields["email"]
+    CUSTOMER.fields["email"] = fixed
     try:
         call_command("plugipay_replay", stdout=open(os.devnull, "w"))  # noqa: SIM115
     finally:
-        mirror.CUSTOMER.fields["email"] = original
+        CUSTOMER.fields["email"] = original
     stored.refresh_from_db()
     assert stored.status == "processed" and stored.attempts == 3
     assert Customer.objects.filter(plugipay_id="cus_fix").exists()

@@ -2,7 +2,9 @@
 
 import pytest
 
-from django_plugipay.services import mirror
+from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
+from django_plugipay.services import apply as engine
+from django_plugipay.specs import UnresolvedReference
 from tests.factories import PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -35,8 +37,8 @@ SESSION_SIGNAL = {
 @pytest.mark.parametrize("start", ["open", "pending", "pending_review"])
 @pytest.mark.parametrize("end", ["completed", "expired", "canceled"])
 def test_open_states_move_to_every_terminal_state(signal_log, start, end):
-    mirror.upsert_checkout_session(session(start, T0))
-    row = mirror.upsert_checkout_session(session(end, T1))
+    engine.upsert_checkout_session(session(start, T0))
+    row = engine.upsert_checkout_session(session(end, T1))
     assert row.status == end
     names = [name for name, _ in signal_log]
     assert names.count(SESSION_SIGNAL[end]) == 1
@@ -45,9 +47,9 @@ def test_open_states_move_to_every_terminal_state(signal_log, start, end):
 @pytest.mark.parametrize("terminal", ["completed", "expired", "canceled"])
 @pytest.mark.parametrize("late", ["open", "pending", "completed", "expired", "canceled"])
 def test_terminal_sessions_never_move(signal_log, terminal, late):
-    mirror.upsert_checkout_session(session(terminal, T1))
+    engine.upsert_checkout_session(session(terminal, T1))
     before = list(signal_log)
-    row = mirror.upsert_checkout_session(session(late, T2))
+    row = engine.upsert_checkout_session(session(late, T2))
     assert row.status == terminal
     assert [n for n, _ in signal_log if n.startswith("checkout")] == [
         n for n, _ in before if n.startswith("checkout")
@@ -55,15 +57,15 @@ def test_terminal_sessions_never_move(signal_log, terminal, late):
 
 
 def test_stale_non_terminal_update_is_ignored():
-    mirror.upsert_checkout_session(session("pending", T1))
-    assert mirror.upsert_checkout_session(session("open", T0)).status == "pending"
-    assert mirror.upsert_checkout_session(session("open", T2)).status == "open"
+    engine.upsert_checkout_session(session("pending", T1))
+    assert engine.upsert_checkout_session(session("open", T0)).status == "pending"
+    assert engine.upsert_checkout_session(session("open", T2)).status == "open"
 
 
 def test_completion_creates_the_payment_once(signal_log):
     for _ in range(3):
-        mirror.upsert_checkout_session(session("completed"))
-    row = mirror.upsert_checkout_session(session("completed"))
+        engine.upsert_checkout_session(session("completed"))
+    row = engine.upsert_checkout_session(session("completed"))
     payment = row.payment
     assert payment.plugipay_id == "pay_1" and payment.amount == 5000
     assert payment.status == "succeeded" and payment.method == "card"
@@ -94,8 +96,8 @@ def payment(status, pid="pay_1", **extra):
     ],
 )
 def test_payment_transitions(signal_log, first, then, final, signals):
-    mirror.upsert_payment(payment(first))
-    row = mirror.upsert_payment(payment(then))
+    engine.upsert_payment(payment(first))
+    row = engine.upsert_payment(payment(then))
     assert row.status == final
     assert [n for n, _ in signal_log] == signals
 
@@ -126,8 +128,8 @@ def refund(status, updated=T1, rid="rfd_1", **extra):
 )
 def test_refund_transitions_and_amount_refunded(signal_log, first, then, final, signals):
     paid = PaymentFactory(plugipay_id="pay_x", amount=5000)
-    mirror.upsert_refund(refund(first, T0))
-    row = mirror.upsert_refund(refund(then, T1))
+    engine.upsert_refund(refund(first, T0))
+    row = engine.upsert_refund(refund(then, T1))
     paid.refresh_from_db()
     assert row.status == final
     assert paid.amount_refunded == (1000 if final == "succeeded" else 0)
@@ -139,14 +141,14 @@ def test_requested_local_refund_is_matched_by_reference(signal_log):
     local = paid.refunds.create(
         amount=1000, currency="IDR", idempotency_key="idem_ref", status="requested"
     )
-    ref = {"metadata": {mirror.REFUND_REFERENCE_KEY: "idem_ref"}}
-    mirror.upsert_refund(refund("succeeded", **ref))
-    mirror.upsert_refund(refund("pending", T0, **ref))
+    ref = {"metadata": {REFUND_REFERENCE_KEY: "idem_ref"}}
+    engine.upsert_refund(refund("succeeded", **ref))
+    engine.upsert_refund(refund("pending", T0, **ref))
     local.refresh_from_db()
     assert local.plugipay_id == "rfd_1" and local.status == "succeeded"
     assert paid.refunds.count() == 1 and signal_log == [("refund_succeeded", "rfd_1")]
 
 
 def test_refund_for_an_unknown_payment_is_unresolved():
-    with pytest.raises(mirror.UnresolvedReference):
-        mirror.upsert_refund(refund("succeeded"))
+    with pytest.raises(UnresolvedReference):
+        engine.upsert_refund(refund("succeeded"))

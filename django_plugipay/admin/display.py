@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from django_plugipay import datetimes, permissions
 from django_plugipay.links import link
 from django_plugipay.money import format_amount
-from django_plugipay.specs import status_tones
+from django_plugipay.specs import spec_for_model, status_tones
 
 TONE_COLOURS = {
     "success": "#047857",
@@ -94,11 +94,35 @@ class MirrorDisplay:
         return pretty_json(obj.data)
 
 
+class StatusGroupFilter(admin.SimpleListFilter):
+    """The status groups of the model's resource spec (open sessions, refunds in flight,
+    unpaid invoices…), read from the spec, never listed here."""
+
+    title = _("status group")
+    parameter_name = "status_group"
+
+    def lookups(self, request, model_admin):
+        spec = spec_for_model(model_admin.model)
+        return [(name, group.label) for name, group in spec.groups.items()] if spec else []
+
+    def queryset(self, request, queryset):
+        spec = spec_for_model(queryset.model)
+        if spec is None or self.value() not in spec.groups:
+            return queryset
+        return queryset.filter(status__in=spec.group(self.value()))
+
+
 class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
     """Mirrors of Plugipay objects: read-only here; Plugipay stays the source of truth."""
 
     list_per_page = 50
     show_full_result_count = False
+
+    def get_list_filter(self, request):
+        """The model's status groups first (when its spec has any), then ``list_filter``."""
+        filters = list(super().get_list_filter(request))
+        spec = spec_for_model(self.model)
+        return [StatusGroupFilter, *filters] if spec is not None and spec.groups else filters
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

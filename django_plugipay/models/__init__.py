@@ -1,4 +1,11 @@
-"""The mirror models of Plugipay objects, and the webhook event log."""
+"""The mirror models of Plugipay objects, and the webhook event log.
+
+Every module of this package is imported (below), so a new model module registers its models
+without an entry here; the names imported here are the package's public ones.
+"""
+
+import importlib
+import pkgutil
 
 from django_plugipay.models.billing import Invoice, Plan, Price, Subscription
 from django_plugipay.models.checkout import BankAccount, CheckoutSession, PaymentInstructions
@@ -53,3 +60,6 @@ __all__ = [
     "TaxMode",
     "WebhookEvent",
 ]
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

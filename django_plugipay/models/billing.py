@@ -22,6 +22,7 @@ from django_plugipay.models.querysets import (
     PriceQuerySet,
     SubscriptionQuerySet,
 )
+from django_plugipay.specs import status_group
 
 #: Room for a status Plugipay adds later: it is stored as sent (see the resources reference).
 STATUS_LENGTH = 32
@@ -201,7 +202,7 @@ class Subscription(MirrorModel):
     @property
     def is_entitled(self) -> bool:
         """Gives access now (the rule is ``SubscriptionQuerySet.entitled``; one query)."""
-        if self.pk is None or self.status not in SubscriptionStatus.entitled_states():
+        if self.pk is None or self.status not in status_group(type(self), "entitled"):
             return False
         return type(self)._default_manager.filter(pk=self.pk).entitled(timezone.now()).exists()
 
@@ -297,4 +298,4 @@ class Invoice(MirrorModel):
 
     @property
     def is_unpaid(self) -> bool:
-        return self.status in InvoiceStatus.unpaid_states()
+        return self.status in status_group(type(self), "unpaid")

@@ -15,6 +15,7 @@ from django_plugipay import datetimes
 from django_plugipay.models.base import MirrorModel
 from django_plugipay.models.enums import PaymentStatus, SessionStatus
 from django_plugipay.models.querysets import CheckoutSessionQuerySet
+from django_plugipay.specs import status_group
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +165,7 @@ class CheckoutSession(MirrorModel):
 
     @property
     def is_open(self) -> bool:
-        return self.status in SessionStatus.open_states()
+        return self.status in status_group(type(self), "open")
 
     @property
     def is_paid(self) -> bool:

@@ -20,10 +20,6 @@ class SessionStatus(models.TextChoices):
     CANCELED = "canceled", _("Canceled")
     FAILED = "failed", _("Failed")
 
-    @classmethod
-    def open_states(cls) -> tuple[str, ...]:
-        return (cls.OPEN, cls.PENDING, cls.PENDING_REVIEW)
-
 
 class PaymentStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
@@ -99,13 +95,6 @@ class SubscriptionStatus(models.TextChoices):
     PAUSED = "paused", _("Paused")
     CANCELED = "canceled", _("Canceled")
 
-    @classmethod
-    def entitled_states(cls) -> tuple[str, ...]:
-        """Statuses that can give access: a trial, a paid (or not yet due) period, and a
-        renewal Plugipay is still collecting (``past_due`` after an earlier payment; dunning
-        ends in ``canceled``). The rule itself is ``SubscriptionQuerySet.entitled``."""
-        return (cls.TRIALING, cls.ACTIVE, cls.PAST_DUE)
-
 
 class CollectionMethod(models.TextChoices):
     CHARGE_AUTOMATICALLY = "charge_automatically", _("Charge automatically")
@@ -119,7 +108,3 @@ class InvoiceStatus(models.TextChoices):
     UNCOLLECTIBLE = "uncollectible", _("Uncollectible")
     PAID = "paid", _("Paid")
     VOID = "void", _("Void")
-
-    @classmethod
-    def unpaid_states(cls) -> tuple[str, ...]:
-        return (cls.OPEN, cls.PAST_DUE)

@@ -1,4 +1,9 @@
-"""Reusable filters for the mirror models."""
+"""Reusable filters for the mirror models.
+
+Status groups (open sessions, refunds in flight, unpaid invoices, subscriptions that can give
+access or may have moved) are read from the resource specs' tiers
+(:func:`django_plugipay.specs.status_group`), never listed here.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,9 @@ from django_plugipay.models.enums import (
     InvoiceStatus,
     PaymentStatus,
     RefundStatus,
-    SessionStatus,
     SubscriptionStatus,
 )
+from django_plugipay.specs import status_group
 
 #: ``failure_code`` of a requested refund that could not be queued or sent yet (still retried).
 NOT_SUBMITTED = "not_submitted"
@@ -43,7 +48,7 @@ class CustomerQuerySet(models.QuerySet):
 
 class CheckoutSessionQuerySet(models.QuerySet):
     def open(self) -> CheckoutSessionQuerySet:
-        return self.filter(status__in=SessionStatus.open_states())
+        return self.filter(status__in=status_group(self.model, "open"))
 
     def stale(self, now: dt.datetime) -> CheckoutSessionQuerySet:
         """Sessions still open here although Plugipay must have expired or settled them."""
@@ -65,7 +70,8 @@ class PaymentQuerySet(models.QuerySet):
 
     def with_refund_totals(self) -> PaymentQuerySet:
         """Annotate ``amount_in_flight``: refunds requested or pending, not yet settled."""
-        in_flight = Q(refunds__status__in=(RefundStatus.REQUESTED, RefundStatus.PENDING))
+        refund = apps.get_model("django_plugipay", "Refund")
+        in_flight = Q(refunds__status__in=status_group(refund, "in_flight"))
         return self.annotate(amount_in_flight=Coalesce(Sum("refunds__amount", filter=in_flight), 0))
 
 
@@ -74,7 +80,7 @@ class RefundQuerySet(models.QuerySet):
         return owned_by(self, user, customer="payment__customer__")
 
     def in_flight(self) -> RefundQuerySet:
-        return self.filter(status__in=(RefundStatus.REQUESTED, RefundStatus.PENDING))
+        return self.filter(status__in=status_group(self.model, "in_flight"))
 
     def stranded(self, requested_before) -> RefundQuerySet:
         """Requested, not known to Plugipay here, and either marked not submitted or older
@@ -168,7 +174,7 @@ class SubscriptionQuerySet(models.QuerySet):
 
     def live(self) -> SubscriptionQuerySet:
         """Not canceled (still at Plugipay's to move: renew, retry, cancel at period end)."""
-        return self.exclude(status=SubscriptionStatus.CANCELED)
+        return self.filter(status__in=status_group(self.model, "live"))
 
     def entitled(self, now: dt.datetime) -> SubscriptionQuerySet:
         """Subscriptions that give access now — the one entitlement rule:
@@ -192,7 +198,7 @@ class SubscriptionQuerySet(models.QuerySet):
             | Q(status=SubscriptionStatus.ACTIVE)
             | Q(paid_before, status=SubscriptionStatus.PAST_DUE),
             Q(cancel_at__isnull=True) | Q(cancel_at__gt=now),
-            status__in=SubscriptionStatus.entitled_states(),
+            status__in=status_group(self.model, "entitled"),
         )
 
     def on_trial(self, now: dt.datetime) -> SubscriptionQuerySet:
@@ -220,7 +226,7 @@ class InvoiceQuerySet(models.QuerySet):
         return owned_by(self, user)
 
     def unpaid(self) -> InvoiceQuerySet:
-        return self.filter(status__in=InvoiceStatus.unpaid_states())
+        return self.filter(status__in=status_group(self.model, "unpaid"))
 
     def paid(self) -> InvoiceQuerySet:
         return self.filter(status=InvoiceStatus.PAID)

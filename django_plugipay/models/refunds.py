@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django_plugipay.models.base import MirrorModel
 from django_plugipay.models.enums import RefundReason, RefundStatus
 from django_plugipay.models.querysets import RefundQuerySet
+from django_plugipay.specs import status_group
 
 
 class Refund(MirrorModel):
@@ -82,6 +83,6 @@ class Refund(MirrorModel):
     def pending_for(self) -> dt.timedelta | None:
         """How long a refund not yet settled has waited (VA and e-wallet refunds can take
         days, plugipay-api.md §10.4); None once it succeeded, failed or was canceled."""
-        if self.status not in (RefundStatus.REQUESTED, RefundStatus.PENDING) or not self.created_at:
+        if self.status not in status_group(type(self), "in_flight") or not self.created_at:
             return None
         return timezone.now() - self.created_at

@@ -1,5 +1,6 @@
 """Every write path of the app: views, admin, DRF, tasks and commands call these."""
 
+from django_plugipay.services.apply import sync_object
 from django_plugipay.services.billing import (
     Subscribed,
     cancel_subscription,
@@ -30,13 +31,13 @@ from django_plugipay.services.deliveries import (
 )
 from django_plugipay.services.events import (
     apply_event,
+    apply_queued_events,
     apply_recorded_event,
     ingest_webhook,
     process_event,
     replay_failed_events,
     requeue_stranded_events,
 )
-from django_plugipay.services.mirror import sync_object
 from django_plugipay.services.plans import EnsuredPlan, ensure_plans
 from django_plugipay.services.reconcile import ReconcileResult, reconcile
 from django_plugipay.services.refunds import (
@@ -66,6 +67,7 @@ __all__ = [
     "sync_subscription",
     "void_invoice",
     "apply_event",
+    "apply_queued_events",
     "apply_recorded_event",
     "cancel_checkout_session",
     "confirm_checkout_session",

@@ -142,13 +142,23 @@ def _record(
 def _send(name: str, args: tuple) -> None:
     from celery import current_app
 
-    # Registers the shared tasks with every app, whether or not the project autodiscovers them.
-    importlib.import_module("django_plugipay.tasks")
+    # The shared tasks are registered with every app: the AppConfig imports the tasks module.
     app = celery_app() or current_app
     app.tasks[name].apply_async(args)
 
 
+#: the one Django task, handed over by :mod:`django_plugipay.tasks` when it is imported (the
+#: AppConfig imports it): this module never imports the tasks, which import the services
+_django_task: list[Any] = []
+
+
+def use_django_task(task: Any) -> None:
+    """Register the Django task that runs every piece of work by name."""
+    _django_task[:] = [task]
+
+
 def _enqueue_django(name: str, args: tuple) -> None:
     # The one Django task runs every piece of work by name, with JSON-only arguments.
-    tasks = importlib.import_module("django_plugipay.tasks")
-    tasks.run_task.enqueue(name, list(args))
+    if not _django_task:
+        raise RuntimeError("django_plugipay.tasks is not imported: is the app installed?")
+    _django_task[0].enqueue(name, list(args))

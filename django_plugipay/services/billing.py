@@ -23,8 +23,8 @@ from django_plugipay.models import (
     Price,
     Subscription,
 )
-from django_plugipay.services.billing_specs import INVOICE, PLAN, SUBSCRIPTION
-from django_plugipay.services.mirror import advance, sync_object
+from django_plugipay.resources.billing import INVOICE, PLAN, SUBSCRIPTION
+from django_plugipay.services.apply import advance, sync_object
 
 CANCEL_AT = ("period_end", "now")
 

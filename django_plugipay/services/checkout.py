@@ -13,7 +13,7 @@ from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.metadata import validate_metadata
 from django_plugipay.models import CheckoutSession, Customer, SessionStatus
 from django_plugipay.money import check_amount
-from django_plugipay.services.mirror import sync_object, upsert_checkout_session
+from django_plugipay.services.apply import sync_object, upsert_checkout_session
 
 
 def create_checkout_session(

@@ -9,7 +9,7 @@ from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError
 from django_plugipay.metadata import validate_metadata
 from django_plugipay.models import Customer
-from django_plugipay.services.mirror import upsert_customer
+from django_plugipay.services.apply import upsert_customer
 
 
 def create_customer(

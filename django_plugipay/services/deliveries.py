@@ -28,10 +28,9 @@ from django.utils import timezone
 
 from django_plugipay import signals
 from django_plugipay.conf import app_settings
-from django_plugipay.db import run_atomic
+from django_plugipay.db import insert_new, run_atomic
 from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
 from django_plugipay.services._queue import enqueue, mode
-from django_plugipay.services.mirror import insert_new
 
 logger = logging.getLogger(__name__)
 

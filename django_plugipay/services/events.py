@@ -15,12 +15,21 @@ from django.utils import timezone
 
 from django_plugipay import datetimes, signals
 from django_plugipay.conf import app_settings
-from django_plugipay.db import discard_lost_connection, is_transient, run_atomic, write_atomic
+from django_plugipay.db import (
+    claim,
+    discard_lost_connection,
+    insert_many,
+    insert_new,
+    is_transient,
+    lock_scope,
+    run_atomic,
+    write_atomic,
+)
 from django_plugipay.exceptions import InvalidObject, InvalidPayload, NotRecorded
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
-from django_plugipay.services import mirror
+from django_plugipay.services import apply as engine
 from django_plugipay.services._queue import enqueue
-from django_plugipay.specs import Field, Timestamp, all_specs, spec_for
+from django_plugipay.specs import Field, Timestamp, UnresolvedReference, all_specs, spec_for
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
 logger = logging.getLogger(__name__)
@@ -240,7 +249,7 @@ def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
     """One transaction (retried whole on transient errors): insert the event with its outcome
     (no read first: a duplicate's insert does nothing) and apply it."""
     [row] = _new_rows([parsed], source)
-    if not mirror.insert_new(row, "event_id"):
+    if not insert_new(row, "event_id"):
         raise _AlreadyRecorded
     _apply(parsed, row, prefetched)
     return row
@@ -280,9 +289,7 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
     def run(isolated: bool) -> tuple[int, list[Event], list[Event]]:
         # Event rows first, in one statement (as a webhook inserts its event before it locks
         # anything), then the mirror rows in the lock order.
-        rows = {
-            row.event_id: row for row in mirror.insert_many(_new_rows(fresh, source), "event_id")
-        }
+        rows = {row.event_id: row for row in insert_many(_new_rows(fresh, source), "event_id")}
         _lock_page([e for e in fresh if e.id in rows])
         applied, failed = 0, []
         for parsed in fresh:
@@ -373,7 +380,7 @@ def _fetching(
     while True:
         try:
             return run(prefetched)
-        except mirror.UnresolvedReference as exc:
+        except UnresolvedReference as exc:
             spec = spec_for(exc.resource) if exc.resource else None
             if spec is None or not spec.fetchable or len(prefetched) >= MAX_FETCHES:
                 raise
@@ -386,17 +393,17 @@ def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
     OCCURRED_AT.read(parsed.payload, None)
     spec = spec_for(parsed.resource)
     own = None
-    with mirror.lock_scope():
+    with lock_scope():
         # Fetched objects are applied in the lock order (a customer before its subscription).
         for fetched_spec, obj in sorted(prefetched, key=lambda item: item[0].lock_rank):
             if fetched_spec is spec and obj.get("id") == parsed.object_id:
                 own = obj  # the event's own object, fetched whole: applied as the event's
                 continue
-            mirror.advance(fetched_spec, obj)
+            engine.advance(fetched_spec, obj)
         if spec is not None:
             obj = dict(own if own is not None else parsed.object)
             obj.setdefault("mode", parsed.mode or app_settings.MODE)
-            mirror.advance(spec, obj, event=row, action=parsed.action)
+            engine.advance(spec, obj, event=row, action=parsed.action)
         notice = NOTICES.get(parsed.kind)
         if notice is not None:
             notice.send(sender=WebhookEvent, instance=row, event=row, endpoint=parsed.object)
@@ -418,7 +425,7 @@ def _log_failure(event_id: str, kind: str, exc: Exception) -> None:
     extra = {"event_id": event_id, "kind": kind}
     if isinstance(exc, InvalidObject):  # the sender's data, not our bug: no traceback
         logger.warning("plugipay event %s is invalid: %s", event_id, exc.message, extra=extra)
-    elif isinstance(exc, mirror.UnresolvedReference):  # out of order: the next delivery applies
+    elif isinstance(exc, UnresolvedReference):  # out of order: the next delivery applies
         logger.warning("plugipay event %s waits: %s", event_id, exc, extra=extra)
     elif is_transient(exc):  # the database went away: expected in an outage, retried
         logger.warning(
@@ -449,7 +456,7 @@ def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
 def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     """Store the event (status ``received``, queued now) once per event id, to apply later."""
     row = WebhookEvent(event_id=parsed.id, **_fields(parsed, source), queued_at=timezone.now())
-    if run_atomic(mirror.insert_new, row, "event_id"):
+    if run_atomic(insert_new, row, "event_id"):
         return row, True
     return WebhookEvent.objects.get(event_id=parsed.id), False
 
@@ -501,7 +508,7 @@ def _apply_recorded(event_id: int, prefetched) -> WebhookEvent:
     for spec, object_id in _completing(parsed):
         if (spec.name, object_id) not in have:  # partial: fetched whole, outside a transaction
             message = f"{spec.name} {object_id} is fetched first"
-            raise mirror.UnresolvedReference(message, resource=spec.name, plugipay_id=object_id)
+            raise UnresolvedReference(message, resource=spec.name, plugipay_id=object_id)
     _apply(parsed, row, prefetched)
     if not handled(parsed) and row.status != EventStatus.IGNORED:
         row.status = EventStatus.IGNORED
@@ -514,15 +521,11 @@ def _claim(event_id: int) -> tuple[WebhookEvent, bool]:
     transaction takes that back if applying fails); return ``(row, claimed)``. One statement
     where the backend has ``UPDATE … RETURNING``."""
     now = timezone.now()
-    claimed = mirror.update_returning(
+    claimed = claim(
         WebhookEvent,
         event_id,
-        {
-            "status": EventStatus.PROCESSED,
-            "attempts": F("attempts") + 1,
-            "last_error": "",
-            "processed_at": now,
-        },
+        {"status": EventStatus.PROCESSED, "last_error": "", "processed_at": now},
+        increment=("attempts",),
         unless={"status": DONE},
     )
     if claimed is not None:
@@ -548,3 +551,78 @@ def replay_failed_events(
         except Exception:  # already recorded on the event by apply_event
             counts["failed"] += 1
     return counts
+
+
+#: queued events one transaction applies (``apply_queued_events``)
+BATCH_SIZE = 100
+
+
+def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = None) -> int:
+    """Apply the queued (``received``) events, oldest first, a batch per transaction, until
+    none is left or ``limit`` were taken; return how many were taken.
+
+    A batch is claimed with ``FOR UPDATE SKIP LOCKED``, so two workers draining the queue take
+    different batches and an event a per-event task holds is skipped (and applied once by
+    whichever holds it). The batch's mirror rows are locked resource by resource in the lock
+    order, then its events are applied without savepoints and marked in one statement per
+    outcome. When one fails, the batch is applied again with a savepoint per event: the failing
+    one is stored ``failed`` with its error and the others commit. An event that names an object
+    to fetch first is applied on its own after the batch (no HTTP call inside a transaction).
+    """
+    taken = 0
+    while limit is None or taken < limit:
+        size = batch_size if limit is None else min(batch_size, limit - taken)
+        try:
+            claimed, alone = run_atomic(_apply_batch, size, False)
+        except _PageFailed:
+            claimed, alone = run_atomic(_apply_batch, size, True)
+        for event_id in alone:
+            with contextlib.suppress(Exception):  # recorded on the event by apply_recorded_event
+                apply_recorded_event(event_id)
+        taken += claimed
+        if claimed < size:
+            break
+    return taken
+
+
+def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int]]:
+    """One transaction: claim up to ``size`` queued events and apply them; return
+    ``(claimed, left)``, ``left`` the ids to apply one by one after the commit."""
+    rows = list(
+        WebhookEvent.objects.select_for_update(skip_locked=True)
+        .filter(status=EventStatus.RECEIVED)
+        .order_by("pk")[:size]
+    )
+    parsed = {row.pk: parse_event(row.payload) for row in rows}
+    left = [row.pk for row in rows if _completing(parsed[row.pk])]
+    ready = [row for row in rows if row.pk not in left]
+    _lock_page([parsed[row.pk] for row in ready])
+    now = timezone.now()
+    done: dict[str, list[int]] = {EventStatus.PROCESSED: [], EventStatus.IGNORED: []}
+    for row in ready:
+        event = parsed[row.pk]
+        status = EventStatus.PROCESSED if handled(event) else EventStatus.IGNORED
+        row.status, row.attempts, row.processed_at = status, row.attempts + 1, now
+        try:
+            with transaction.atomic() if isolated else contextlib.nullcontext():
+                _apply(event, row)
+        except Exception as exc:
+            if is_transient(exc):  # the whole batch is retried
+                raise
+            if not isolated:
+                raise _PageFailed from exc
+            if isinstance(exc, UnresolvedReference):  # fetched outside, after the commit
+                left.append(row.pk)
+                continue
+            WebhookEvent.objects.filter(pk=row.pk).update(
+                status=EventStatus.FAILED, attempts=F("attempts") + 1, last_error=_describe(exc)
+            )
+            _log_failure(event.id, event.kind, exc)
+            continue
+        done[status].append(row.pk)
+    for outcome, ids in done.items():
+        if ids:
+            WebhookEvent.objects.filter(pk__in=ids).update(
+                status=outcome, attempts=F("attempts") + 1, last_error="", processed_at=now
+            )
+    return len(rows), left

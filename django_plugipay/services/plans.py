@@ -19,8 +19,8 @@ from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import Plan
 from django_plugipay.models.querysets import PLAN_KEY
-from django_plugipay.services.billing_specs import PLAN
-from django_plugipay.services.mirror import advance
+from django_plugipay.resources.billing import PLAN
+from django_plugipay.services.apply import advance
 
 #: The plan's metadata key holding its definition key.
 #: What Plugipay's own SDK sends when a plan gives no ``portalFeatures`` (the API needs them).

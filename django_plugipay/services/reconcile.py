@@ -16,6 +16,7 @@ from django_plugipay.client import get_client
 from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
+from django_plugipay.services.apply import sync_object
 from django_plugipay.services.events import DONE, apply_page, process_event
 from django_plugipay.specs import all_specs
 from django_plugipay.webhooks import parse_event
@@ -140,7 +141,7 @@ def _sync_in_flight(result: ReconcileResult) -> None:
         for row in rows:
             before = row.status
             try:
-                synced = spec.sync(row)
+                synced = sync_object(row)
             except PlugipayError as exc:
                 logger.warning("plugipay sync of %s %s failed: %s", spec.name, row.pk, exc)
                 continue

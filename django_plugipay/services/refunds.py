@@ -17,10 +17,11 @@ from django_plugipay.exceptions import APIError, RefundError
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
 from django_plugipay.models.querysets import NOT_SUBMITTED
 from django_plugipay.money import check_amount, format_amount
+from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
 from django_plugipay.services._queue import enqueue
-from django_plugipay.services.mirror import (
-    REFUND_REFERENCE_KEY,
+from django_plugipay.services.apply import (
     mark_refund_failed,
+    sends_unsent,
     sync_object,
     upsert_refund,
 )
@@ -295,6 +296,9 @@ def submit_stranded_refunds(*, limit: int = 100) -> int:
             continue
         submitted += 1
     return submitted
+
+
+sends_unsent(Refund, lambda refund: submit_refund(refund=refund))
 
 
 def sync_refund(*, refund: Refund) -> Refund:

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django_plugipay import services, signals
 from django_plugipay.exceptions import RefundError
 from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
-from django_plugipay.services import mirror
+from django_plugipay.services import apply as engine
 from django_plugipay.testing import build_event, signed_webhook, wait_for
 from tests.factories import PaymentFactory
 
@@ -75,7 +75,7 @@ def test_same_event_eight_times_concurrently(postgres, live_server, signal_log):
 
 def test_concurrent_upserts_of_one_transition_signal_once(postgres, signal_log):
     obj = completed_event()["data"]["object"]
-    in_threads(6, lambda i: mirror.upsert_checkout_session(obj))
+    in_threads(6, lambda i: engine.upsert_checkout_session(obj))
     assert CheckoutSession.objects.count() == 1 and Payment.objects.count() == 1
     assert [n for n, _ in signal_log] == ["checkout_session_completed", "payment_succeeded"]
 
@@ -88,7 +88,7 @@ def test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once(postgres, si
     stale open row, waits only at its UPDATE and announces the transition a second time.
     """
     done = completed_event()["data"]["object"]
-    mirror.upsert_checkout_session({**done, "status": "open", "paymentId": None})
+    engine.upsert_checkout_session({**done, "status": "open", "paymentId": None})
     holding, release = threading.Event(), threading.Event()
 
     def hold(sender, **kwargs):
@@ -98,7 +98,7 @@ def test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once(postgres, si
 
     def apply(i):
         with transaction.atomic():
-            mirror.upsert_checkout_session(done)
+            engine.upsert_checkout_session(done)
 
     def lock_waiters():
         with connection.cursor() as cursor:
@@ -188,3 +188,37 @@ def test_reconcile_racing_live_webhooks_signals_once(postgres, plugipay_sandbox,
     assert names.count("checkout_session_completed") == 10, errors
     assert names.count("payment_succeeded") == 10, errors
     assert CheckoutSession.objects.filter(status="completed").count() == 10
+
+
+def test_two_workers_drain_one_queue_at_once_and_apply_each_event_once(postgres, signal_log):
+    """Batches claimed with SKIP LOCKED: the workers take different events, and two events
+    about one session (in both workers' batches) wait on its row lock instead of racing."""
+    from django_plugipay.models import EventSource
+    from django_plugipay.services.events import record_event
+    from django_plugipay.webhooks import parse_event
+
+    def body(n, status):
+        return build_event(
+            f"checkout_session.{status}" if status == "completed" else "checkout_session.updated",
+            {
+                "id": f"cs_q{n}",
+                "status": status,
+                "amount": 5000,
+                "currency": "IDR",
+                "paymentId": f"pay_q{n}" if status == "completed" else None,
+                "updatedAt": f"2026-01-01T00:00:0{0 if status == 'open' else 1}Z",
+            },
+        )
+
+    bodies = [body(n, "open") for n in range(20)] + [body(n, "completed") for n in range(20)]
+    for item in bodies:
+        record_event(parse_event(item), source=EventSource.WEBHOOK)
+    taken = in_threads(2, lambda i: services.apply_queued_events(batch_size=3))
+    assert sum(taken) == 40
+    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {("processed", 1)}
+    assert set(CheckoutSession.objects.values_list("status", flat=True)) == {"completed"}
+    assert Payment.objects.filter(status="succeeded").count() == 20
+    committed = [name for name, _ident in signal_log.committed()]
+    assert committed.count("checkout_session_completed") == 20
+    assert committed.count("payment_succeeded") == 20
+    assert committed.count("webhook_received") == 40

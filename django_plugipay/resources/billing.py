@@ -1,6 +1,6 @@
-"""The billing resources' specs: plans, prices, subscriptions and invoices.
+"""The billing resources: plans, prices, subscriptions and invoices.
 
-Applied through the same :func:`~django_plugipay.services.mirror.advance` as the rest; what
+Applied through the same :func:`~django_plugipay.services.apply.advance` as the rest; what
 differs is declared here. Lock order: customer (0) → plan (2) → price (4) → subscription (10)
 → invoice (15) → payment (20) → refund (30).
 """
@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import datetimes, signals
+from django_plugipay.client import endpoint, get_client
+from django_plugipay.db import lock
 from django_plugipay.models import (
     Customer,
     Invoice,
@@ -26,27 +29,36 @@ from django_plugipay.models import (
     Subscription,
     SubscriptionStatus,
 )
-from django_plugipay.services.mirror import (
-    PAYMENT,
-    UPDATED_AT,
-    UnresolvedReference,
-    _client,
-    _registered,
-    advance,
-    lock,
-)
+from django_plugipay.resources.common import UPDATED_AT
 from django_plugipay.specs import (
+    Apply,
     Boolean,
     Currency,
+    Group,
     Integer,
     Link,
     List,
     Object,
     ResourceSpec,
+    Step,
     Text,
     Timestamp,
+    UnresolvedReference,
     field,
+    registered,
 )
+
+endpoint("plan", "/plans", "create", "get", "update", "list")
+endpoint("price", "/prices", "update")
+endpoint(
+    "subscription",
+    "/subscriptions",
+    "create",
+    "get",
+    "update",
+    actions=("cancel", "pause", "resume"),
+)
+endpoint("invoice", "/invoices", "get", "list", actions=("void", "send", "finalize", "pay"))
 
 
 def _known(model: type[models.Model], plugipay_id: str | None, resource: str, what: str) -> Any:
@@ -82,14 +94,29 @@ class PlanSpec(ResourceSpec):
         "metadata": field(Object(), "metadata"),
     }
     refs = {"updated_at": UPDATED_AT, "prices": field(List(), "prices")}
+    example = {
+        "id": "plan_v",
+        "name": "Member",
+        "description": "Monthly",
+        "interval": "month",
+        "intervalCount": 1,
+        "trialDays": 7,
+        "active": True,
+        "portalFeatures": {"selfServeCancel": True},
+        "metadata": {},
+        "prices": [{"id": "price_v", "planId": "plan_v", "currency": "IDR", "unitAmount": 99000}],
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
 
-    def after(self, row, moved_to, refs, event) -> None:
-        for price in refs["prices"]:
-            if isinstance(price, Mapping) and price.get("id"):
-                advance(PRICE, {"mode": row.mode, **price}, event=event, context={"plan": row})
+    def after(self, row, moved_to, refs, event) -> list[Step]:
+        return [
+            Apply("price", {"mode": row.mode, **price}, context={"plan": row})
+            for price in refs["prices"]
+            if isinstance(price, Mapping) and price.get("id")
+        ]
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
-        return _client().get_plan(plugipay_id)
+        return get_client().get_plan(plugipay_id)
 
 
 class PriceSpec(ResourceSpec):
@@ -107,6 +134,17 @@ class PriceSpec(ResourceSpec):
         "active": field(Boolean(), "active", default=True),
     }
     refs = {"updated_at": UPDATED_AT, "plan_id": field(Text(), "planId")}
+    example = {
+        "id": "price_v",
+        "planId": "plan_v",
+        "currency": "IDR",
+        "model": "flat",
+        "unitAmount": 99000,
+        "tiers": [],
+        "taxMode": "exclusive",
+        "active": True,
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
 
     def read(self, obj, action=None):
         values, refs = super().read(obj, action)
@@ -119,7 +157,7 @@ class PriceSpec(ResourceSpec):
     def lock_parent(self, values, refs, context) -> Plan:
         plan = context.get("plan")
         if plan is None and refs["plan_id"]:
-            plan = lock(PLAN, Plan.objects.filter(plugipay_id=refs["plan_id"]))
+            plan = lock(PLAN, plugipay_id=refs["plan_id"], only=())
         if plan is None:
             raise UnresolvedReference(
                 f"Price {values['plugipay_id']} names plan {refs['plan_id']}, not known here yet.",
@@ -129,10 +167,8 @@ class PriceSpec(ResourceSpec):
         values["plan_id"] = plan.pk
         return plan
 
-    def sync(self, row: Price) -> Price:
-        PLAN.sync(row.plan)
-        row.refresh_from_db()
-        return row
+    def synced_through(self, row: Price) -> list:
+        return [row.plan]
 
 
 class SubscriptionSpec(ResourceSpec):
@@ -181,10 +217,42 @@ class SubscriptionSpec(ResourceSpec):
         SubscriptionStatus.CANCELED: signals.subscription_canceled,
     }
     actions = {"canceled": SubscriptionStatus.CANCELED, "paused": SubscriptionStatus.PAUSED}
+    example = {
+        "id": "sub_v",
+        "status": "active",
+        "customerId": "cus_v",
+        "planId": "plan_v",
+        "priceId": "price_v",
+        "currentPeriodStart": "2026-01-01T00:00:00Z",
+        "currentPeriodEnd": "2026-02-01T00:00:00Z",
+        "trialEnd": None,
+        "cancelAt": None,
+        "canceledAt": None,
+        "canceledReason": None,
+        "pausedAt": None,
+        "resumeAt": None,
+        "cancelAtPeriodEnd": False,
+        "collectionMethod": "send_invoice",
+        "metadata": {},
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
     outcomes = {
         SubscriptionStatus.ACTIVE: "success",
         SubscriptionStatus.TRIALING: "success",
         SubscriptionStatus.PAST_DUE: "failure",
+    }
+    groups = {
+        "live": Group(_("Not canceled")),
+        #: the statuses that can give access (the rule is ``SubscriptionQuerySet.entitled``)
+        "entitled": Group(
+            _("Can give access"),
+            (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE),
+        ),
+        #: moving at Plugipay without a webhook yet (a first payment, dunning): synced on read
+        "may_have_moved": Group(
+            _("May have moved at Plugipay"),
+            (SubscriptionStatus.INCOMPLETE, SubscriptionStatus.PAST_DUE),
+        ),
     }
 
     def read(self, obj, action=None):
@@ -259,7 +327,7 @@ class SubscriptionSpec(ResourceSpec):
         return sent
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
-        return _client().get_subscription(plugipay_id)
+        return get_client().get_subscription(plugipay_id)
 
     def in_flight(self, now: dt.datetime) -> models.QuerySet:
         return Subscription.objects.stale(now)
@@ -321,6 +389,31 @@ class InvoiceSpec(ResourceSpec):
         InvoiceStatus.PAST_DUE: "failure",
         InvoiceStatus.UNCOLLECTIBLE: "failure",
     }
+    groups = {"unpaid": Group(_("Unpaid"), (InvoiceStatus.OPEN, InvoiceStatus.PAST_DUE))}
+    example = {
+        "id": "inv_v",
+        "status": "paid",
+        "customerId": "cus_v",
+        "subscriptionId": "sub_v",
+        "number": "SBX-000001",
+        "currency": "IDR",
+        "subtotal": 99000,
+        "discount": 0,
+        "tax": 0,
+        "total": 99000,
+        "amountDue": 0,
+        "amountPaid": 99000,
+        "collectionAttempts": 0,
+        "dueAt": "2026-01-08T00:00:00Z",
+        "issuedAt": "2026-01-01T00:00:00Z",
+        "paidAt": "2026-01-01T00:00:00Z",
+        "voidedAt": None,
+        "hostedInvoiceUrl": "https://pay.test/i/inv_v",
+        "chargeId": "pay_inv_v",
+        "lines": [],
+        "metadata": {},
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
 
     def lock_parent(self, values, refs, context) -> None:
         values["customer_id"] = _known(Customer, refs["customer_id"], "customer", "An invoice")
@@ -339,35 +432,36 @@ class InvoiceSpec(ResourceSpec):
             sent.insert(0, signals.invoice_payment_failed)
         return sent
 
-    def after(self, row, moved_to, refs, event) -> None:
+    def after(self, row, moved_to, refs, event) -> list[Step]:
         """A paid invoice's charge is a Payment of it (refundable like any other): from the
         invoice's ``chargeId`` (its single read carries it), or a payment heard of earlier."""
         if row.status != InvoiceStatus.PAID:
-            return
-        if refs["charge_id"]:
-            payment = {
-                "id": refs["charge_id"],
-                "status": PaymentStatus.SUCCEEDED,
-                "amount": row.amount_paid or row.total,
-                "currency": row.currency or None,
-                "paidAt": datetimes.to_api(row.paid_at) if row.paid_at else None,
-                "mode": row.mode,
-            }
-            advance(PAYMENT, payment, event=event, partial=True, context={"invoice": row})
+            return []
         if moved_to == InvoiceStatus.PAID:
             Payment.objects.filter(invoice__isnull=True, data__invoiceId=row.plugipay_id).update(
                 invoice=row.pk, customer=row.customer_id
             )
+        if not refs["charge_id"]:
+            return []
+        payment = {
+            "id": refs["charge_id"],
+            "status": PaymentStatus.SUCCEEDED,
+            "amount": row.amount_paid or row.total,
+            "currency": row.currency or None,
+            "paidAt": datetimes.to_api(row.paid_at) if row.paid_at else None,
+            "mode": row.mode,
+        }
+        return [Apply("payment", payment, partial=True, context={"invoice": row})]
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
-        return _client().get_invoice(plugipay_id)
+        return get_client().get_invoice(plugipay_id)
 
     def in_flight(self, now: dt.datetime) -> models.QuerySet:
         """Unpaid invoices past their due date (overdue, retried or paid meanwhile)."""
         return Invoice.objects.unpaid().filter(due_at__lt=now)
 
 
-PLAN = _registered("plan")
-PRICE = _registered("price")
-SUBSCRIPTION = _registered("subscription")
-INVOICE = _registered("invoice")
+PLAN = registered("plan")
+PRICE = registered("price")
+SUBSCRIPTION = registered("subscription")
+INVOICE = registered("invoice")

@@ -1,0 +1,79 @@
+"""Batch application: a worker applies the queued events a batch per transaction."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from django_plugipay import services, signals
+from django_plugipay.models import CheckoutSession, EventSource, Payment, WebhookEvent
+from django_plugipay.services import events as service
+from django_plugipay.testing import build_event
+from django_plugipay.webhooks import parse_event
+from tests.test_apply_cost import session_completed, split
+
+pytestmark = pytest.mark.django_db
+
+
+def queue(*bodies):
+    """Record events as the queued webhook mode does (``received``, not applied)."""
+    return [service.record_event(parse_event(b), source=EventSource.WEBHOOK)[0] for b in bodies]
+
+
+def test_queued_events_are_applied_a_batch_per_transaction(signal_log):
+    events = queue(*(session_completed(n) for n in range(5)), build_event("thing.happened", {}))
+    with CaptureQueriesContext(connection) as ctx:
+        taken = services.apply_queued_events(batch_size=4)
+    assert taken == 6
+    statuses = dict(WebhookEvent.objects.values_list("pk", "status"))
+    assert statuses == {e.pk: "processed" for e in events[:5]} | {events[5].pk: "ignored"}
+    assert set(WebhookEvent.objects.values_list("attempts", flat=True)) == {1}
+    assert Payment.objects.filter(status="succeeded").count() == 5
+    assert signal_log.names().count("payment_succeeded") == 5
+    assert signal_log.names().count("webhook_received") == 6
+    _statements, control = split(ctx.captured_queries)
+    assert control.count("SAVEPOINT") == 2  # one per batch (the test's own transaction)
+
+    assert services.apply_queued_events() == 0  # nothing left; a second run changes nothing
+    assert signal_log.names().count("payment_succeeded") == 5
+
+
+def test_a_failing_event_is_stored_failed_and_the_rest_of_its_batch_commits(signal_log):
+    def refuse(sender, instance, **kwargs):
+        if instance.plugipay_id == "cs_2":
+            raise RuntimeError("the shop refused cs_2")
+
+    bad_amount = build_event("payment.succeeded", {"id": "pay_x", "amount": "NaN"})
+    events = queue(*(session_completed(n) for n in range(4)), bad_amount)
+    signals.checkout_session_completed.connect(refuse)
+    try:
+        assert services.apply_queued_events(batch_size=10) == 5
+    finally:
+        signals.checkout_session_completed.disconnect(refuse)
+    rows = {e.event_id: e for e in WebhookEvent.objects.all()}
+    failed = {event_id for event_id, row in rows.items() if row.status == "failed"}
+    assert failed == {events[2].event_id, events[4].event_id}
+    assert "the shop refused cs_2" in rows[events[2].event_id].last_error
+    assert "amount must be an integer" in rows[events[4].event_id].last_error
+    assert rows[events[2].event_id].attempts == 1
+    assert set(CheckoutSession.objects.values_list("plugipay_id", flat=True)) == {
+        "cs_0",
+        "cs_1",
+        "cs_3",
+    }
+    # (the batch's first attempt, without savepoints, ran the receivers of a transaction
+    # that rolled back, as a retry does: what counts is what committed)
+    assert Payment.objects.filter(status="succeeded").count() == 3
+
+    # a failed event waits for a replay, which applies it once
+    assert services.apply_queued_events() == 0
+    signal_log.clear()
+    services.replay_failed_events(event_ids=[events[2].event_id])
+    assert WebhookEvent.objects.get(event_id=events[2].event_id).status == "processed"
+    assert signal_log.names().count("payment_succeeded") == 1
+    assert Payment.objects.filter(status="succeeded").count() == 4
+
+
+def test_limit_takes_no_more_than_asked():
+    queue(*(session_completed(n) for n in range(5)))
+    assert services.apply_queued_events(batch_size=2, limit=3) == 3
+    assert WebhookEvent.objects.filter(status="received").count() == 2

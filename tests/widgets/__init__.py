@@ -1,0 +1,1 @@
+"""A resource family declared outside the app, the way a new one is added: a module."""
