@@ -37,7 +37,26 @@ def postgres(transactional_db):
         missing("needs PostgreSQL: run `make test-services`")
 
 
-class Worker:
+class ProcessGroup:
+    """A worker process started in its own process group (``self.proc``), stopped with it."""
+
+    proc: subprocess.Popen | None = None
+
+    def kill(self):
+        """SIGKILL the worker and its pool children, as a crashed machine would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Worker(ProcessGroup):
     """A `celery worker` subprocess on Redis, sharing the suite's PostgreSQL test database."""
 
     def __init__(self, env, log_path, extra_args=()):
@@ -90,19 +109,6 @@ class Worker:
         target = ran() + count
         wait_for(lambda: ran() >= target, timeout=timeout, message=f"{count} beats")
         return count
-
-    def kill(self):
-        """SIGKILL the worker and its pool children, as a crashed machine would."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def worker_env(sandbox, signal_log, queue, broker=BROKER, **extra):

@@ -4,7 +4,6 @@ a worker killed mid-task loses nothing that the periodic ``plugipay_sync`` recip
 and Plugipay holds one refund."""
 
 import os
-import signal
 import subprocess
 import sys
 
@@ -16,12 +15,12 @@ from django_plugipay import services
 from django_plugipay.models import Refund
 from django_plugipay.services import _queue
 from django_plugipay.testing import wait_for
-from tests.services.conftest import ROOT, missing
+from tests.services.conftest import ROOT, ProcessGroup, missing
 
 BACKEND = "django_tasks_db.DatabaseBackend"
 
 
-class DbWorker:
+class DbWorker(ProcessGroup):
     """`manage.py db_worker` in its own process group, sharing the test's database."""
 
     def __init__(self, env, log_path):
@@ -43,18 +42,6 @@ class DbWorker:
             timeout=60,
             message="db_worker to start",
         )
-
-    def kill(self):
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture
