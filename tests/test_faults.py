@@ -101,6 +101,7 @@ def test_a_refund_whose_answer_was_lost_is_linked_by_the_sweeper_never_made_twic
 ):
     payment = plugipay_sandbox.paid_payment(30_000)
     refund = services.refund_payment(payment=payment, amount=10_000, reason="duplicate")
+    plugipay_sandbox.flush()  # the refund's own webhooks answered now, not after the rewrite
     refund.refresh_from_db()
     sent = refund.plugipay_id
     assert sent
