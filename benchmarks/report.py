@@ -30,9 +30,7 @@ def _queued_ratio(results: dict) -> float | None:
     """Queued acceptance against the baseline view measured on the same server just before
     it (results without that: against the ingestion suite's baseline)."""
     if _get(results, "celery.ingest_baseline.events_per_s"):
-        return _ratio("celery.ingest.events_per_s", "celery.ingest_baseline.events_per_s")(
-            results
-        )
+        return _ratio("celery.ingest.events_per_s", "celery.ingest_baseline.events_per_s")(results)
     return _ratio("celery.ingest.events_per_s")(results)
 
 
@@ -321,11 +319,11 @@ def queued(cel: dict, ing: dict) -> list[str]:
     lines = []
     floor = cel.get("ingest_baseline")
     if floor:
+        apart = round(cel["ingest"]["events_per_s"] / ing["baseline"]["events_per_s"], 2)
         lines.append(
             f"- The baseline view on the same server just before: {floor['events_per_s']} "
             f"events/s (p99 {floor['p99_ms']} ms), so acceptance is **{cel['ingest_ratio']}×** "
-            f"the baseline beside it ({round(cel['ingest']['events_per_s'] / "
-            f"ing['baseline']['events_per_s'], 2)}× the ingestion suite's baseline)."
+            f"the baseline beside it ({apart}× the ingestion suite's baseline)."
         )
     if "task_messages" in cel["ingest"]:
         lines.append(

@@ -88,9 +88,7 @@ def test_a_queued_event_is_one_statement_outside_any_transaction(client, queued)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_hundred_events_make_two_messages_and_each_is_applied_once(
-    client, queued, signal_log
-):
+def test_a_hundred_events_make_two_messages_and_each_is_applied_once(client, queued, signal_log):
     for n in range(100):
         assert post(client, completed_event(n)).status_code == 200
     # one sent at once, one due at the window's end: not one per event
@@ -98,8 +96,8 @@ def test_a_hundred_events_make_two_messages_and_each_is_applied_once(
     drain_db_queue()  # the first claims every event recorded before it ran
     assert not WebhookEvent.objects.exclude(status=EventStatus.PROCESSED).exists()
     assert signal_log.names().count("checkout_session_completed") == 100
-    from django_tasks_db.models import DBTaskResult
     from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
 
     DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
     drain_db_queue()  # the window's last message finds nothing left

@@ -151,7 +151,10 @@ def _send(name: str, args: tuple, countdown: float = 0) -> None:
 
     # The shared tasks are registered with every app: the AppConfig imports the tasks module.
     app = celery_app() or current_app
-    app.tasks[name].apply_async(args, countdown=countdown or None)
+    if countdown:
+        app.tasks[name].apply_async(args, countdown=countdown)
+    else:
+        app.tasks[name].apply_async(args)
 
 
 #: the one Django task, handed over by :mod:`django_plugipay.tasks` when it is imported (the

@@ -645,7 +645,7 @@ def _retry_failed(event_pk: int) -> None:
     )
 
 
-def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int]]:
+def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int]]:
     """One transaction: claim up to ``size`` queued events and apply them; return
     ``(claimed, left, failed)``: ``left`` the ids to apply one by one after the commit,
     ``failed`` those stored ``failed``."""
