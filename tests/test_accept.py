@@ -152,3 +152,36 @@ def test_a_lost_message_marks_every_event_relying_on_it_and_the_sweeper_applies_
     statuses = dict(WebhookEvent.objects.values_list("event_id", "status"))
     assert statuses == {"evt_1": "received", "evt_2": "processed", "evt_3": "processed"}
     assert signal_log.names().count("checkout_session_completed") == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_its_batch_stored_failed_is_retried_by_its_own_task(client, queued, signal_log):
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from django_plugipay import signals
+
+    def refuse(sender, instance, **kwargs):
+        if instance.plugipay_id == "cs_2":
+            raise RuntimeError("the shop refused cs_2")
+
+    for n in range(4):
+        assert post(client, completed_event(n)).status_code == 200
+    signals.checkout_session_completed.connect(refuse)
+    try:
+        drain_db_queue()
+    finally:
+        signals.checkout_session_completed.disconnect(refuse)
+    failed = WebhookEvent.objects.get(status=EventStatus.FAILED)
+    assert failed.event_id == "evt_2" and "the shop refused cs_2" in failed.last_error
+    retry = DBTaskResult.objects.get(status="READY", args_kwargs__args__0=RETRY_TASK)
+    assert retry.args_kwargs["args"][1] == [failed.pk]
+    assert retry.run_after is not None and retry.run_after > timezone.now()  # after a pause
+
+    DBTaskResult.objects.filter(pk=retry.pk).update(run_after=timezone.now())
+    drain_db_queue()
+    assert not WebhookEvent.objects.exclude(status=EventStatus.PROCESSED).exists()
+    assert signal_log.committed().count(("checkout_session_completed", "cs_2")) == 1
+
+
+RETRY_TASK = "django_plugipay.process_webhook_event"
