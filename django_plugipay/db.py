@@ -176,6 +176,27 @@ def run_atomic(fn: Callable[..., T], /, *args: Any, using: str | None = None, **
     return _run(fn, args, kwargs, using, savepoint=True)
 
 
+def run_statement(
+    fn: Callable[..., T], /, *args: Any, using: str | None = None, **kwargs: Any
+) -> T:
+    """Call ``fn`` — one statement, atomic on its own — outside any transaction (autocommit:
+    no ``BEGIN``/``COMMIT`` round trips), retried on transient errors as :func:`run_atomic`
+    retries a transaction; inside an enclosing transaction, call it once."""
+    connection = transaction.get_connection(using)
+    if not _begins_transaction(connection):
+        return fn(*args, **kwargs)
+    attempt = 1
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except Error as exc:
+            discard_lost_connection(exc, using)
+            if attempt >= MAX_ATTEMPTS or not is_transient(exc):
+                raise
+            time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))  # noqa: S311
+            attempt += 1
+
+
 def _run(fn, args, kwargs, using, savepoint: bool):
     connection = transaction.get_connection(using)
     if not _begins_transaction(connection):
@@ -439,6 +460,73 @@ def insert_new(instance: models.Model, conflict: str) -> bool:
     instance.pk = returned[0]
     instance._state.adding, instance._state.db = False, connection.alias
     return True
+
+
+def insert_values(model: type[models.Model], values: dict[str, Any], conflict: str) -> Any:
+    """Insert one row of ``model`` from ``values`` (field name → value) unless a row with the
+    same ``conflict`` value exists; return the new row's pk, or None for a duplicate.
+
+    The columns ``values`` does not name take their field's constant default, written into
+    the statement, so only the varying values are sent as parameters. One statement
+    (``INSERT … ON CONFLICT DO NOTHING RETURNING pk``) compiled once per connection and
+    shape; without ``RETURNING``, a savepoint around a plain insert.
+    """
+    connection = connections[router.db_for_write(model)]
+    if not _supports_insert_returning(connection):
+        instance = model(**values)
+        return instance.pk if insert_new(instance, conflict) else None
+    key = ("insert_values", model._meta.label, frozenset(values), conflict)
+    cache = _statements(connection)
+    if key not in cache:
+        cache[key] = _compile_insert_values(model, connection, set(values), conflict)
+    sql_text, fields = cache[key]
+    params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    row = _fetch(connection, sql_text, params)
+    return None if row is None else row[0]
+
+
+def _compile_insert_values(
+    model, connection, names: set[str], conflict: str
+) -> tuple[str, list[models.Field]]:
+    """The statement and the fields whose values are its parameters, in order."""
+    meta, qn = model._meta, connection.ops.quote_name
+    columns, placeholders, fields = [], [], []
+    for field in meta.concrete_fields:
+        if field.primary_key and field.name not in names:
+            continue
+        columns.append(qn(_column(field)))
+        if field.name in names:
+            placeholders.append("%s")
+            fields.append(field)
+        elif (field.has_default() and callable(field.default)) or getattr(
+            field, "auto_now_add", False
+        ):
+            raise ValueError(f"{meta.label}.{field.name} has no constant default: pass a value")
+        else:  # its default, or what Django stores without one ('' or NULL)
+            placeholders.append(_literal(field.get_default()))
+    unknown = names - {field.name for field in fields}
+    if unknown:
+        raise ValueError(f"{meta.label} has no concrete fields {sorted(unknown)}")
+    sql_text = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(placeholders)}) "
+        f"ON CONFLICT ({qn(_column(meta.get_field(conflict)))}) DO NOTHING "
+        f"RETURNING {qn(_column(meta.pk))}"
+    )
+    return sql_text, fields
+
+
+def _literal(value: Any) -> str:
+    """A constant default as SQL: NULL, a number or a plain string."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and "%" not in value and "\\" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    raise ValueError(f"{value!r} cannot be written into a statement: pass it as a value")
 
 
 def _insert(instance, connection, action: str, returning: str, conflict: str):

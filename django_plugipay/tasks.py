@@ -51,6 +51,12 @@ def _apply_event(event_id: int) -> str | None:
     return None if event is None else event.status
 
 
+def _apply_pending(batch_size: int | None = None) -> int:
+    if batch_size is None:
+        return services.apply_queued_events()
+    return services.apply_queued_events(batch_size=batch_size)
+
+
 def _reconcile(since: str | None = None) -> dict:
     return dataclasses.asdict(services.reconcile(since=parse_datetime(since) if since else None))
 
@@ -85,6 +91,7 @@ WORK: dict[str, Work] = {
     "django_plugipay.create_refund": Work(_status(Refund, "submit_refund", "refund")),
     # A failing receiver is retried too: the event stays ``failed`` and visible meanwhile.
     "django_plugipay.process_webhook_event": Work(_apply_event, retryable=always),
+    "django_plugipay.process_pending_events": Work(_apply_pending),
     "django_plugipay.sync_checkout_session": Work(
         _status(CheckoutSession, "sync_checkout_session", "session")
     ),
@@ -140,13 +147,17 @@ def process_webhook_event(self, event_id: int) -> str | None:
     return _celery(self, event_id)
 
 
-@shared_task(name="django_plugipay.process_pending_events", acks_late=True)
-def process_pending_events(batch_size: int | None = None) -> int:
+@shared_task(
+    bind=True,
+    name="django_plugipay.process_pending_events",
+    acks_late=True,
+    max_retries=MAX_RETRIES,
+)
+def process_pending_events(self, batch_size: int | None = None) -> int:
     """Apply the queued events a batch per transaction (any number of workers at once: each
-    batch is claimed with ``SKIP LOCKED``); the number taken."""
-    if batch_size is None:
-        return services.apply_queued_events()
-    return services.apply_queued_events(batch_size=batch_size)
+    batch is claimed with ``SKIP LOCKED``); the number taken. What the webhook view sends,
+    a few times a second at most, in the queued mode."""
+    return _celery(self, batch_size)
 
 
 @shared_task(

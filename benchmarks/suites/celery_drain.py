@@ -1,5 +1,6 @@
-"""``WEBHOOK_PROCESSING = "celery"``: record-and-enqueue ingestion, then one worker's drain
-(one process, then the worker's default concurrency: one process per core)."""
+"""``WEBHOOK_PROCESSING = "celery"``: record-and-enqueue acceptance beside the baseline view on
+the same server, then one worker's drain (one process, then the worker's default concurrency:
+one process per core), and acceptance paced at 100 events/s."""
 
 from __future__ import annotations
 
@@ -13,18 +14,45 @@ from benchmarks.harness import ROOT, Scale, Server, broker, server_env, truncate
 from benchmarks.load import check_applied, make_events, send
 
 
-def _ingest(scale: Scale, tag: str) -> tuple[dict, dict, int]:
+def _ingest(scale: Scale, tag: str) -> tuple[dict, dict, dict, int]:
+    """The baseline view, then queued acceptance, on one server side by side; the events
+    stay queued for the drain. Also counts the task messages the acceptance sent."""
+    import redis
+
+    queue = redis.Redis.from_url(broker())
+    queue.flushdb()
+    truncate()
+    server = Server("celery", workers=scale.workers, threads=scale.threads)
+    try:
+        floor, _ = make_events(scale.events, f"{tag}f")
+        baseline = send(server.url + "/baseline/webhook/", floor, scale.senders)
+        bodies, unique = make_events(scale.events, tag)
+        ingest = send(server.url + "/plugipay/webhook/", bodies, scale.senders)
+    finally:
+        server.stop()
+    ingest["task_messages"] = queue.llen("celery")
+    return server.config, baseline, ingest, unique
+
+
+def _paced(scale: Scale) -> dict:
+    """Queued acceptance at 100 events/s offered: the median run by p99."""
     import redis
 
     redis.Redis.from_url(broker()).flushdb()
     truncate()
     server = Server("celery", workers=scale.workers, threads=scale.threads)
+    runs = []
     try:
-        bodies, unique = make_events(scale.events, tag)
-        ingest = send(server.url + "/plugipay/webhook/", bodies, scale.senders)
+        for run_number in range(scale.paced_runs):
+            time.sleep(scale.pause)  # the previous run's backlog must not count
+            bodies, _ = make_events(scale.paced_events, f"q{run_number}")
+            runs.append(send(server.url + "/plugipay/webhook/", bodies, scale.senders, rate=100))
     finally:
         server.stop()
-    return server.config, ingest, unique
+    truncate()
+    paced = sorted(runs, key=lambda r: r["p99_ms"])[len(runs) // 2]
+    paced["p99_runs_ms"] = [r["p99_ms"] for r in runs]
+    return paced
 
 
 def _drain(concurrency: int, unique: int) -> dict:
@@ -77,15 +105,18 @@ def _drain(concurrency: int, unique: int) -> dict:
 
 
 def run(scale: Scale) -> dict:
-    config, ingest, unique = _ingest(scale, "c")
+    config, baseline, ingest, unique = _ingest(scale, "c")
     single = _drain(1, unique)
     cores = os.cpu_count() or 1
-    _config, _ingest_again, unique = _ingest(scale, "d")
+    _config, _baseline_again, _ingest_again, unique = _ingest(scale, "d")
     default = _drain(cores, unique)
     truncate()
     return {
         "server": config,
+        "ingest_baseline": baseline,
         "ingest": ingest,
+        "ingest_ratio": round(ingest["events_per_s"] / baseline["events_per_s"], 2),
+        "paced_100_per_s": _paced(scale),
         "worker_concurrency": 1,
         "drain_seconds": single["seconds"],
         "drain_events_per_s": single["events_per_s"],

@@ -6,8 +6,11 @@ module the task's name, its primitive arguments and the same work as an in-proce
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,10 +36,12 @@ def celery_app() -> Any | None:
         return None
     # Celery's private module: its stubs (celery-types) describe only the public names.
     _state: Any = celery_state
-    candidates = [_state.default_app, getattr(_state._tls, "current_app", None)]
-    candidates.extend(_state._get_active_apps())
-    for app in candidates:
+    # The usual answer first: the project's app is the default one (every request asks).
+    for app in (_state.default_app, getattr(_state._tls, "current_app", None)):
         if app is not None and not (app.main == "default" and not app.set_as_current):
+            return app
+    for app in _state._get_active_apps():
+        if not (app.main == "default" and not app.set_as_current):
             return app
     return None
 
@@ -85,8 +90,10 @@ def enqueue(
     *args: Any,
     inline: Callable[[], Any],
     on_failure: Callable[[Exception], None] | None = None,
+    countdown: float = 0,
 ) -> None:
-    """After the current transaction commits, send task ``name`` or run ``inline()``.
+    """After the current transaction commits, send task ``name`` (to run ``countdown``
+    seconds later at the earliest, where the backend can defer) or run ``inline()``.
 
     Never raises into the caller (after commit, the caller's work is done and its response is
     due): if the broker cannot be reached or the in-process work fails, the error is logged as a
@@ -94,16 +101,16 @@ def enqueue(
     recording fails too (the database is gone), that is logged and the row's own state —
     an event still ``received``, a refund still ``requested`` — is what the sweeper finds.
     """
-    transaction.on_commit(lambda: _dispatch(name, args, inline, on_failure))
+    transaction.on_commit(lambda: _dispatch(name, args, inline, on_failure, countdown))
 
 
-def _dispatch(name, args, inline, on_failure) -> None:
+def _dispatch(name, args, inline, on_failure, countdown: float = 0) -> None:
     current = mode()
     try:
         if current == "celery":
-            _send(name, args)
+            _send(name, args, countdown)
         elif current == "django":
-            _enqueue_django(name, args)
+            _enqueue_django(name, args, countdown)
         else:
             inline()
     except Exception as exc:
@@ -139,12 +146,15 @@ def _record(
         )
 
 
-def _send(name: str, args: tuple) -> None:
+def _send(name: str, args: tuple, countdown: float = 0) -> None:
     from celery import current_app
 
     # The shared tasks are registered with every app: the AppConfig imports the tasks module.
     app = celery_app() or current_app
-    app.tasks[name].apply_async(args)
+    if countdown:
+        app.tasks[name].apply_async(args, countdown=countdown)
+    else:
+        app.tasks[name].apply_async(args)
 
 
 #: the one Django task, handed over by :mod:`django_plugipay.tasks` when it is imported (the
@@ -157,8 +167,114 @@ def use_django_task(task: Any) -> None:
     _django_task[:] = [task]
 
 
-def _enqueue_django(name: str, args: tuple) -> None:
+def _enqueue_django(name: str, args: tuple, countdown: float = 0) -> None:
     # The one Django task runs every piece of work by name, with JSON-only arguments.
     if not _django_task:
         raise RuntimeError("django_plugipay.tasks is not imported: is the app installed?")
-    _django_task[0].enqueue(name, list(args))
+    task = _django_task[0]
+    if countdown and _can_defer():
+        from django.utils import timezone
+
+        task = task.using(run_after=timezone.now() + dt.timedelta(seconds=countdown))
+    task.enqueue(name, list(args))
+
+
+def _can_defer() -> bool:
+    """Whether the Django task backend can hold a task until a given time (``run_after``)."""
+    return bool(_django_task) and bool(_django_task[0].get_backend().supports_defer)
+
+
+# ── coalesced work: one message covers every row recorded in a short window ───────────
+
+
+#: seconds: a process sends the work of :func:`enqueue_coalesced` at most twice per window
+COALESCE_WINDOW = 0.1
+
+
+class _Message:
+    """One coalesced send: the keys of the rows that rely on it while it is under way."""
+
+    def __init__(self, key: Any) -> None:
+        self.relying = [key]
+        self.sent = False
+
+
+class _Coalescer:
+    """Per task name and process: when the window is over, send at once and open a new
+    window; within it, send one more message due at the window's end (which covers every row
+    committed before then) and nothing else."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.window_end = float("-inf")
+        self.trailing: _Message | None = None
+
+
+_coalescers: dict[str, _Coalescer] = {}
+_coalescers_lock = threading.Lock()
+
+
+def enqueue_coalesced(
+    name: str,
+    key: Any,
+    *,
+    inline: Callable[[], Any],
+    on_failure: Callable[[Exception, list[Any]], None],
+) -> None:
+    """After commit, make sure task ``name`` (no arguments: it takes whatever rows are
+    waiting) runs after this commit, sending at most two messages per
+    :data:`COALESCE_WINDOW` per process; in-process (no queue), run ``inline()``.
+
+    A message sent earlier in the window and due at its end covers this commit, so nothing
+    is sent for it. If a message that rows rely on cannot be sent, ``on_failure(exc, keys)``
+    is called with every such row's ``key`` (recorded where the sweeper finds them) and the
+    next commit sends again. Never raises into the caller.
+    """
+    transaction.on_commit(lambda: _dispatch_coalesced(name, key, inline, on_failure))
+
+
+def _dispatch_coalesced(name, key, inline, on_failure) -> None:
+    current = mode()
+    if current == "inline" or (current == "django" and not _can_defer()):
+        # No queue to coalesce into (or no way to send a message due later): as enqueue.
+        _dispatch(name, (), inline, lambda exc: on_failure(exc, [key]))
+        return
+    with _coalescers_lock:
+        state = _coalescers.setdefault(name, _Coalescer())
+    with state.lock:
+        now = time.monotonic()
+        if now >= state.window_end:
+            state.window_end, state.trailing = now + COALESCE_WINDOW, None
+            message, countdown = _Message(key), 0.0
+        elif state.trailing is None:
+            message = state.trailing = _Message(key)
+            countdown = state.window_end - now
+        else:
+            if not state.trailing.sent:  # under way: if it fails, this row is reported too
+                state.trailing.relying.append(key)
+            return
+    try:
+        if current == "celery":
+            _send(name, (), countdown)
+        else:
+            _enqueue_django(name, (), countdown)
+    except Exception as exc:
+        with state.lock:
+            keys, message.relying = message.relying, []
+            state.window_end = float("-inf")  # the next commit sends again
+            if state.trailing is message:
+                state.trailing = None
+        logger.warning(
+            "plugipay %s failed (%s mode, %s rows waiting): %s: %s",
+            name,
+            current,
+            len(keys),
+            type(exc).__name__,
+            exc,
+            extra={"task": name, "tasks_mode": current, "count": len(keys)},
+        )
+        discard_lost_connection(exc)
+        _record(name, (), lambda failure: on_failure(failure, keys), exc)
+    else:
+        with state.lock:
+            message.sent, message.relying = True, []

@@ -18,17 +18,20 @@ from django_plugipay.conf import app_settings
 from django_plugipay.db import (
     claim,
     discard_lost_connection,
+    find,
     insert_many,
     insert_new,
+    insert_values,
     is_transient,
     lock_scope,
     run_atomic,
+    run_statement,
     write_atomic,
 )
 from django_plugipay.exceptions import InvalidObject, InvalidPayload, NotRecorded
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import apply as engine
-from django_plugipay.services._queue import enqueue
+from django_plugipay.services._queue import enqueue, enqueue_coalesced
 from django_plugipay.specs import Field, Timestamp, UnresolvedReference, all_specs, spec_for
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
@@ -45,6 +48,9 @@ MAX_DEPTH = 32
 
 def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
     """Verify a delivery, record its event once and apply it (inline) or queue it (celery).
+
+    Queued, the answer costs the verification, one ``INSERT`` (a duplicate is told by its
+    result) and, at most a few times a second per process, a batch task's message.
 
     Raises ``SignatureError`` or ``InvalidPayload`` before anything is stored, re-raises
     whatever a signal receiver raised after marking the event ``failed``, and raises
@@ -66,11 +72,13 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
             _log_failure(parsed.id, parsed.kind, exc)
             raise
         try:
-            event, _created = record_event(parsed, source=EventSource.WEBHOOK)
+            event, created = record_event(parsed, source=EventSource.WEBHOOK)
         except Exception as exc:
             raise _not_recorded(parsed, exc) from exc
-        if event.status not in DONE:
+        if created or event.status == EventStatus.RECEIVED:
             queue_event(event)
+        elif event.status not in DONE:  # failed before: applied again by its own task
+            _retry_event(event.pk)
         return event
     return process_event(parsed, source=EventSource.WEBHOOK)[0]
 
@@ -172,22 +180,42 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
 
 
 def queue_event(event: WebhookEvent) -> None:
-    """After commit, send the task that applies a recorded event (or apply it in-process).
+    """After commit, make sure a batch task (``process_pending_events``) runs after this
+    commit and takes the event (or apply it in-process when no worker exists).
 
-    If the broker cannot be reached the event is marked (``queued_at`` emptied) and
+    No message is sent per event: a process sends at most two per
+    :data:`~django_plugipay.services._queue.COALESCE_WINDOW`, the second due at the window's
+    end, and the task claims every queued event. If the broker cannot be reached, every event
+    relying on that message is marked (``queued_at`` emptied) and
     :func:`requeue_stranded_events` sends it again; it never raises.
     """
-    enqueue(
-        "django_plugipay.process_webhook_event",
+    enqueue_coalesced(
+        "django_plugipay.process_pending_events",
         event.pk,
         inline=lambda: apply_event(event=event),
-        on_failure=lambda exc: _note_not_queued(event.pk, exc),
+        on_failure=_note_not_queued,
     )
 
 
-def _note_not_queued(event_pk: int, exc: Exception) -> None:
-    """Mark a recorded event whose task was not sent: the sweeper sends it first."""
-    WebhookEvent.objects.filter(pk=event_pk, status=EventStatus.RECEIVED).update(
+#: seconds before a worker applies again an event its batch stored ``failed``
+RETRY_FAILED_AFTER = 2.0
+
+
+def _retry_event(event_pk: int, countdown: float = 0) -> None:
+    """After commit, send the task that applies one recorded event, retried with backoff
+    while it fails (in-process: apply it now)."""
+    enqueue(
+        "django_plugipay.process_webhook_event",
+        event_pk,
+        inline=lambda: apply_recorded_event(event_pk),
+        on_failure=lambda exc: _note_not_queued(exc, [event_pk]),
+        countdown=countdown,
+    )
+
+
+def _note_not_queued(exc: Exception, event_pks: list[int]) -> None:
+    """Mark recorded events whose task was not sent: the sweeper sends them first."""
+    WebhookEvent.objects.filter(pk__in=event_pks, status=EventStatus.RECEIVED).update(
         queued_at=None, last_error=f"Not queued yet: {_describe(exc)}"[:2000]
     )
 
@@ -454,11 +482,26 @@ def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
 
 
 def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
-    """Store the event (status ``received``, queued now) once per event id, to apply later."""
-    row = WebhookEvent(event_id=parsed.id, **_fields(parsed, source), queued_at=timezone.now())
-    if run_atomic(insert_new, row, "event_id"):
+    """Store the event (status ``received``, queued now) once per event id, to apply later;
+    return ``(event, created)``.
+
+    One statement outside a transaction (no ``BEGIN``/``COMMIT`` round trips), retried on
+    transient errors; a duplicate is told by that statement's result, and only then is the
+    recorded event's id and status read.
+    """
+    now = timezone.now()
+    values = {"event_id": parsed.id, **_fields(parsed, source), "received_at": now}
+    pk = run_statement(insert_values, WebhookEvent, {**values, "queued_at": now}, "event_id")
+    if pk is not None:
+        row = WebhookEvent(pk=pk, **values, queued_at=now)
+        row._state.adding = False
         return row, True
-    return WebhookEvent.objects.get(event_id=parsed.id), False
+    known = find(WebhookEvent, only=("status", "queued_at"), event_id=parsed.id)
+    if known is None:  # deleted since the insert saw it: nothing to answer for
+        raise WebhookEvent.DoesNotExist(f"webhook event {parsed.id} vanished")
+    row = WebhookEvent(pk=known.pk, **values, status=known.status, queued_at=known.queued_at)
+    row._state.adding = False
+    return row, False
 
 
 def apply_event(*, event: WebhookEvent) -> WebhookEvent:
@@ -573,21 +616,39 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
     while limit is None or taken < limit:
         size = batch_size if limit is None else min(batch_size, limit - taken)
         try:
-            claimed, alone = run_atomic(_apply_batch, size, False)
+            claimed, alone, failed = run_atomic(_apply_batch, size, False)
         except _PageFailed:
-            claimed, alone = run_atomic(_apply_batch, size, True)
+            claimed, alone, failed = run_atomic(_apply_batch, size, True)
         for event_id in alone:
-            with contextlib.suppress(Exception):  # recorded on the event by apply_recorded_event
+            try:
                 apply_recorded_event(event_id)
+            except Exception:  # recorded on the event by apply_recorded_event
+                failed.append(event_id)
+        for event_id in failed:
+            _retry_failed(event_id)
         taken += claimed
         if claimed < size:
             break
     return taken
 
 
-def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int]]:
+def _retry_failed(event_pk: int) -> None:
+    """A worker's batch stored the event ``failed``: its own task applies it again after
+    :data:`RETRY_FAILED_AFTER` seconds and retries with backoff while it fails, as a failing
+    receiver's task always did. In-process (no worker) it waits, ``failed``, for Plugipay's
+    redelivery or ``plugipay_replay``."""
+    enqueue(
+        "django_plugipay.process_webhook_event",
+        event_pk,
+        inline=lambda: None,
+        countdown=RETRY_FAILED_AFTER,
+    )
+
+
+def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int]]:
     """One transaction: claim up to ``size`` queued events and apply them; return
-    ``(claimed, left)``, ``left`` the ids to apply one by one after the commit."""
+    ``(claimed, left, failed)``: ``left`` the ids to apply one by one after the commit,
+    ``failed`` those stored ``failed``."""
     rows = list(
         WebhookEvent.objects.select_for_update(skip_locked=True)
         .filter(status=EventStatus.RECEIVED)
@@ -599,6 +660,7 @@ def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int]]:
     _lock_page([parsed[row.pk] for row in ready])
     now = timezone.now()
     done: dict[str, list[int]] = {EventStatus.PROCESSED: [], EventStatus.IGNORED: []}
+    failed: list[int] = []
     for row in ready:
         event = parsed[row.pk]
         status = EventStatus.PROCESSED if handled(event) else EventStatus.IGNORED
@@ -618,6 +680,7 @@ def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int]]:
                 status=EventStatus.FAILED, attempts=F("attempts") + 1, last_error=_describe(exc)
             )
             _log_failure(event.id, event.kind, exc)
+            failed.append(row.pk)
             continue
         done[status].append(row.pk)
     for outcome, ids in done.items():
@@ -625,4 +688,4 @@ def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int]]:
             WebhookEvent.objects.filter(pk__in=ids).update(
                 status=outcome, attempts=F("attempts") + 1, last_error="", processed_at=now
             )
-    return len(rows), left
+    return len(rows), left, failed
