@@ -1,0 +1,226 @@
+"""The Plugipay accounts a project serves: their rows, kept in step with the settings, and the
+account the current code acts for.
+
+Every configured account (``"default"``, the top-level credentials, and each alias of
+``PLUGIPAY["ACCOUNTS"]``) has an :class:`~django_plugipay.models.Account` row. The rows are
+created or updated by :func:`sync_accounts`, an idempotent step run after ``migrate`` (and after
+a test database is flushed) and on first use when the configured accounts changed. What the
+engine needs of them on every event — the default account's pk, an alias's pk and ``acc_…``
+id — is read once per process and cached; the cache is dropped when the configured accounts
+change (``setting_changed``) or the tables are (re)created (``post_migrate``), so a
+single-account project pays no query per applied event.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple, TypeVar
+
+from django.core.signals import setting_changed
+from django.db import models
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
+
+from django_plugipay import context
+from django_plugipay.conf import DEFAULT_ACCOUNT, app_settings
+from django_plugipay.context import Acting, acting
+from django_plugipay.models import Account, Mode
+
+T = TypeVar("T")
+
+__all__ = [
+    "takes_account",
+    "Known",
+    "acting_for",
+    "current",
+    "current_account_pk",
+    "default_account_pk",
+    "get_account",
+    "known",
+    "learn_plugipay_id",
+    "sync_accounts",
+]
+
+
+class Known(NamedTuple):
+    """What the process remembers of an account row."""
+
+    pk: int
+    alias: str
+    plugipay_id: str | None
+    platform: bool
+
+    @property
+    def acting(self) -> Acting:
+        return Acting(self.pk, self.alias, self.plugipay_id if self.platform else None)
+
+
+_lock = threading.Lock()
+_cache: dict[str, Any] = {}
+
+
+def _mode(entry: dict[str, Any]) -> str:
+    key = entry.get("API_KEY") or entry.get("KEY_ID") or ""
+    return Mode.LIVE if "_live_" in key else Mode.TEST
+
+
+def fingerprint() -> tuple:
+    """What of the settings the account rows follow (credentials excluded)."""
+    return tuple(
+        (alias, entry["ACCOUNT_ID"], bool(entry["ON_BEHALF_OF"]), _mode(entry), entry["NAME"])
+        for alias, entry in app_settings.ACCOUNTS.items()
+    )
+
+
+def sync_accounts(using: str | None = None) -> list[Account]:
+    """Create or update the row of every configured account (idempotent); return every row,
+    configured or provisioned."""
+    manager = Account.objects.db_manager(using)
+    for alias, entry in app_settings.ACCOUNTS.items():
+        wanted: dict[str, Any] = {"mode": _mode(entry), "platform": bool(entry["ON_BEHALF_OF"])}
+        if entry["NAME"]:
+            wanted["name"] = entry["NAME"]
+        if entry["ACCOUNT_ID"]:
+            wanted["plugipay_id"] = entry["ACCOUNT_ID"]
+        if entry["ACCOUNT_ID"]:  # a provisioned row takes the alias the settings give it
+            manager.filter(plugipay_id=entry["ACCOUNT_ID"]).exclude(alias=alias).update(alias=alias)
+        account, created = manager.get_or_create(alias=alias, defaults=wanted)
+        changed = {k: v for k, v in wanted.items() if getattr(account, k) != v}
+        if changed and not created:
+            manager.filter(pk=account.pk).update(**changed)
+    return list(manager.order_by("pk"))
+
+
+def _state() -> dict[str, Any]:
+    state = _cache.get("state")
+    if state is not None:
+        return state
+    with _lock:
+        if "state" not in _cache:
+            rows = sync_accounts()
+            known = [Known(a.pk, a.alias, a.plugipay_id, a.platform) for a in rows]
+            _cache["state"] = {
+                "alias": {k.alias: k for k in known},
+                "pk": {k.pk: k for k in known},
+                "plugipay": {k.plugipay_id: k for k in known if k.plugipay_id},
+            }
+            _cache["fingerprint"] = fingerprint()
+        return _cache["state"]
+
+
+def forget() -> None:
+    """Drop what the process remembers of the accounts (read again on next use)."""
+    _cache.clear()
+
+
+@receiver(setting_changed)
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "DATABASES" or (
+        setting == "PLUGIPAY" and _cache.get("fingerprint") != fingerprint()
+    ):
+        forget()
+
+
+@receiver(post_migrate)
+def _migrated(*, app_config: Any, using: str = "default", **kwargs: Any) -> None:
+    """Tables created or flushed: the rows are made again and read on next use."""
+    if app_config.name == "django_plugipay":
+        forget()
+        if using == "default":
+            _state()  # made and read now, so the first event costs no query
+        else:
+            sync_accounts(using)
+
+
+def known(account: Any = None) -> Known:
+    """The account named by ``account`` — an Account, an alias, an ``acc_…`` id or a pk;
+    None: the one acting now (the default account outside any :func:`acting_for`).
+    Raises ``Account.DoesNotExist`` for an account the project does not know."""
+    state = _state()
+    if account is None:
+        now = acting.get()
+        return state["pk"][now.pk] if now is not None else state["alias"][DEFAULT_ACCOUNT]
+    if isinstance(account, Account):
+        found = state["pk"].get(account.pk)
+    elif isinstance(account, int):
+        found = state["pk"].get(account)
+    else:
+        found = state["alias"].get(account) or state["plugipay"].get(account)
+    if found is None:
+        forget()  # a row made since (a provisioned account): read again once
+        state = _state()
+        key = account.pk if isinstance(account, Account) else account
+        found = (
+            state["pk"].get(key)
+            if isinstance(key, int)
+            else (state["alias"].get(key) or state["plugipay"].get(key))
+        )
+    if found is None:
+        raise Account.DoesNotExist(f"No Plugipay account {account!r} is known.")
+    return found
+
+
+def default_account_pk() -> int:
+    """The default account's pk (read once per process)."""
+    return _state()["alias"][DEFAULT_ACCOUNT].pk
+
+
+current_account_pk = context.current_account_pk
+context.default_pk[:] = [default_account_pk]
+
+
+def get_account(account: Any = None) -> Account:
+    """The Account row named as :func:`known` names it."""
+    if isinstance(account, Account):
+        return account
+    return Account.objects.get(pk=known(account).pk)
+
+
+def current() -> Known:
+    return known(None)
+
+
+@contextmanager
+def acting_for(account: Any = None) -> Iterator[Known]:
+    """Act for ``account`` (see :func:`known`) inside the block: the rows made there belong to
+    it and the client calls Plugipay with its credentials (or the platform key on behalf of
+    it)."""
+    found = known(account)
+    token = acting.set(found.acting)
+    try:
+        yield found
+    finally:
+        acting.reset(token)
+
+
+def learn_plugipay_id(pk: int, plugipay_id: str) -> None:
+    """Record the ``acc_…`` id of an account whose id was not configured (first event)."""
+    Account.objects.filter(pk=pk, plugipay_id__isnull=True).update(plugipay_id=plugipay_id)
+    forget()
+
+
+def takes_account(func: Callable[..., T]) -> Callable[..., T]:
+    """Give a service the ``account=`` keyword: it acts for that account (an Account, an
+    alias, an ``acc_…`` id); without it, for the account of the first row passed in (a row
+    carries its own), else for the account acting already, else the default account."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, account: Any = None, **kwargs: Any) -> T:
+        if account is None:
+            account = next(
+                (
+                    value.__dict__["account_id"]
+                    for value in (*args, *kwargs.values())
+                    if isinstance(value, models.Model) and "account_id" in value.__dict__
+                ),
+                None,
+            )
+        if account is None and acting.get() is not None:
+            return func(*args, **kwargs)
+        with acting_for(account):
+            return func(*args, **kwargs)
+
+    return wrapper
