@@ -1,0 +1,238 @@
+"""Many accounts in one project (DESIGN §6 rule 14): a platform key and a merchant it
+provisioned, with the same customer e-mail and order references in both; nothing crosses."""
+
+import pytest
+from django.urls import reverse
+
+from django_plugipay import accounts, durable_receiver, services, signals
+from django_plugipay.models import (
+    Account,
+    CheckoutSession,
+    Customer,
+    Delivery,
+    Payment,
+    Refund,
+    SyncCursor,
+    WebhookEvent,
+)
+from django_plugipay.services import deliveries, webhook_endpoints
+from django_plugipay.testing import build_event, signed_webhook
+
+MERCHANT = "acc_merchant_iso"
+EMAIL = "same@shop.test"
+OPTIONS = {"success_url": "https://shop.test/ok", "cancel_url": "https://shop.test/no"}
+
+
+@pytest.fixture
+def two_accounts(plugipay_sandbox, live_server, settings):
+    """The default account (the sandbox's own, through the platform key) and a merchant the
+    platform provisioned, whose events reach the same webhook URL signed with its secret."""
+    settings.PLUGIPAY = {**settings.PLUGIPAY, **plugipay_sandbox.platform_settings()}
+    merchant = services.provision_account(
+        account_id=MERCHANT, brand_name="Merchant", business_email="owner@merchant.test"
+    )
+    endpoint = webhook_endpoints.create_endpoint(
+        url=live_server.url + reverse("plugipay:webhook"), account=merchant
+    )
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "ACCOUNTS": {
+            "merchant": {"ON_BEHALF_OF": MERCHANT, "WEBHOOK_SECRETS": [endpoint["secret"]]}
+        },
+    }
+    return plugipay_sandbox, endpoint["secret"]
+
+
+def shop(account):
+    """A customer with the shared e-mail, a session with the shared order reference, paid."""
+    customer = services.create_customer(email=EMAIL, account=account)
+    session = services.create_checkout_session(
+        amount=120_000,
+        currency="IDR",
+        customer=customer,
+        metadata={"order": "A-1"},
+        **OPTIONS,
+    )
+    return customer, session
+
+
+def remote(sandbox, kind, object_id):
+    return next(o for o in sandbox.state()[kind] if o["id"] == object_id)
+
+
+def test_two_accounts_never_mix(two_accounts, signal_log, durable):
+    sandbox, _secret = two_accounts
+    shipped = []
+    durable(
+        signals.payment_succeeded,
+        lambda instance, **kw: shipped.append((instance.plugipay_id, accounts.current().alias)),
+    )
+    own_customer, own_session = shop(None)
+    their_customer, their_session = shop("merchant")
+    default, merchant = Account.objects.get(alias="default"), Account.objects.get(alias="merchant")
+    assert merchant.plugipay_id == MERCHANT and merchant.platform
+    # the API calls were made for each account: the sandbox holds each object in its own
+    assert remote(sandbox, "customers", own_customer.plugipay_id)["accountId"] != MERCHANT
+    assert remote(sandbox, "customers", their_customer.plugipay_id)["accountId"] == MERCHANT
+    assert remote(sandbox, "sessions", their_session.plugipay_id)["accountId"] == MERCHANT
+    assert (own_customer.account, their_customer.account) == (default, merchant)
+    assert (own_session.account, their_session.account) == (default, merchant)
+
+    sandbox.pay(own_session)
+    sandbox.pay(their_session)
+    own = Payment.objects.get(checkout_session=own_session)
+    theirs = Payment.objects.get(checkout_session=their_session)
+    assert (own.account, theirs.account) == (default, merchant)
+    assert sorted(shipped) == sorted(
+        [(own.plugipay_id, "default"), (theirs.plugipay_id, "merchant")]
+    )
+    for event in WebhookEvent.objects.all():  # each event stored under the account it names
+        expected = merchant if event.payload.get("accountId") == MERCHANT else default
+        assert event.account == expected, event.payload.get("accountId")
+        assert event.status == "processed", event.last_error
+    assert {d.account for d in Delivery.objects.all()} == {default, merchant}
+    assert signal_log.names().count("payment_succeeded") == 2
+
+    # a refund of the merchant's payment is the merchant's, at Plugipay too
+    refund = services.refund_payment(payment=theirs, amount=20_000, reason="requested_by_customer")
+    sandbox.flush()
+    refund.refresh_from_db()
+    assert refund.account == merchant and refund.status == "succeeded"
+    assert remote(sandbox, "refunds", refund.plugipay_id)["accountId"] == MERCHANT
+    own.refresh_from_db()
+    assert own.amount_refunded == 0 and not Refund.objects.filter(payment=own).exists()
+
+    # sync-on-read fetches each session with its own account (another account's is 404)
+    assert services.sync_checkout_session(session=their_session).status == "completed"
+    assert services.sync_checkout_session(session=own_session).status == "completed"
+
+    # reconciliation: each account reads its own events, with its own cursor
+    assert services.reconcile(account="merchant").events_failed == 0
+    assert services.reconcile().events_failed == 0
+    assert set(SyncCursor.objects.values_list("account__alias", flat=True)) == {
+        "default",
+        "merchant",
+    }
+    # the same e-mail and order reference, one row per account, nothing adopted across
+    assert sorted(
+        Customer.objects.filter(email=EMAIL).values_list("account__alias", flat=True)
+    ) == [
+        "default",
+        "merchant",
+    ]
+    sessions = CheckoutSession.objects.filter(metadata__order="A-1")
+    assert sorted(sessions.values_list("account__alias", flat=True)) == ["default", "merchant"]
+    assert signal_log.names().count("payment_succeeded") == 2  # nothing sent twice
+    assert len(shipped) == 2
+
+
+def test_a_row_of_one_account_refuses_another_accounts_news(two_accounts, client):
+    sandbox, secret = two_accounts
+    _customer, session = shop(None)
+    forged = build_event(
+        "checkout_session.completed",
+        {"id": session.plugipay_id, "status": "expired", "amount": 120_000, "currency": "IDR"},
+    )
+    forged["accountId"] = MERCHANT
+    body, headers = signed_webhook(forged, secret)
+    response = client.post(
+        reverse("plugipay:webhook"), body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 422, response.content
+    session.refresh_from_db()
+    assert session.status == "open"
+    assert WebhookEvent.objects.get(event_id=forged["id"]).status == "failed"
+
+
+def test_an_event_for_an_unknown_account_is_stored_failed_and_refused(two_accounts, client):
+    _sandbox, secret = two_accounts
+    event = build_event("customer.created", {"id": "cus_stranger", "email": "x@shop.test"})
+    event["accountId"] = "acc_nobody"
+    body, headers = signed_webhook(event, secret)
+    response = client.post(
+        reverse("plugipay:webhook"), body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "unknown_account"
+    stored = WebhookEvent.objects.get(event_id=event["id"])
+    assert stored.status == "failed" and "acc_nobody" in stored.last_error
+    assert not Customer.objects.filter(plugipay_id="cus_stranger").exists()
+    # a bad signature stays 401 and stores nothing
+    body, headers = signed_webhook({**event, "id": "evt_unsigned"}, "whsec_wrong")
+    response = client.post(
+        reverse("plugipay:webhook"), body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 401
+    assert not WebhookEvent.objects.filter(event_id="evt_unsigned").exists()
+
+
+def test_the_per_account_url_verifies_with_that_accounts_secrets_alone(two_accounts, client):
+    sandbox, secret = two_accounts
+    event = build_event("customer.created", {"id": "cus_routed", "email": EMAIL})
+    event["accountId"] = MERCHANT
+    body, headers = signed_webhook(event, secret)
+    url = reverse("plugipay:webhook_account", args=["merchant"])
+    assert (
+        client.post(url, body, content_type="application/json", headers=headers).status_code == 200
+    )
+    assert Customer.objects.get(plugipay_id="cus_routed").account.alias == "merchant"
+    body, headers = signed_webhook({**event, "id": "evt_other"}, sandbox.webhook_secret)
+    assert (
+        client.post(url, body, content_type="application/json", headers=headers).status_code == 401
+    )
+
+
+def test_a_single_account_project_routes_every_event_to_the_default_account(db, client, settings):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_SECRETS": ["whsec_one"]}
+    event = build_event("customer.created", {"id": "cus_one", "email": EMAIL})
+    event["accountId"] = "acc_whatever"
+    body, headers = signed_webhook(event, "whsec_one")
+    response = client.post(
+        reverse("plugipay:webhook"), body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 200
+    assert Customer.objects.get(plugipay_id="cus_one").account.alias == "default"
+
+
+def test_an_unnamed_accounts_id_is_learned_from_its_first_event(db, client, settings):
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "WEBHOOK_SECRETS": ["whsec_one"],
+        "ACCOUNTS": {"brand_b": {"API_KEY": "sk_test_b", "WEBHOOK_SECRETS": ["whsec_b"]}},
+    }
+    event = build_event("customer.created", {"id": "cus_b", "email": EMAIL})
+    event["accountId"] = "acc_brand_b"
+    body, headers = signed_webhook(event, "whsec_b")
+    response = client.post(
+        reverse("plugipay:webhook"), body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 200, response.content
+    assert Account.objects.get(alias="brand_b").plugipay_id == "acc_brand_b"
+    assert Customer.objects.get(plugipay_id="cus_b").account.alias == "brand_b"
+
+
+def test_client_for_sends_on_behalf_of_for_a_platform_account(db, settings):
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "ACCOUNTS": {"m": {"ON_BEHALF_OF": "acc_m", "WEBHOOK_SECRETS": ["whsec_m"]}},
+    }
+    client = services.client_for("m")
+    assert client.on_behalf_of == "acc_m"
+    assert client._headers("GET", "/api/v1/customers", b"", None)["X-Plugipay-On-Behalf-Of"] == (
+        "acc_m"
+    )
+    assert services.client_for(None).on_behalf_of is None
+
+
+@pytest.fixture
+def durable():
+    connected = []
+
+    def connect(signal, func):
+        name = f"tests.accounts_{len(connected)}"
+        durable_receiver(signal, name=name)(func)
+        connected.append((signal, name))
+
+    yield connect
+    for signal, name in connected:
+        deliveries.disconnect(signal, name=name)
