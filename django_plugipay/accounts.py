@@ -41,6 +41,7 @@ __all__ = [
     "get_account",
     "known",
     "learn_plugipay_id",
+    "several",
     "sync_accounts",
 ]
 
@@ -224,3 +225,8 @@ def takes_account(func: Callable[..., T]) -> Callable[..., T]:
             return func(*args, **kwargs)
 
     return wrapper
+
+
+def several() -> bool:
+    """Does the project serve more than one account (configured or provisioned)?"""
+    return len(_state()["pk"]) > 1

@@ -39,7 +39,6 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_LEASE": 60,
     "DELIVERY_BACKOFF": 30,
     "ACCOUNTS": {},
-    "ACCOUNT_DATABASE": None,
 }
 
 #: The alias of the account the top-level credentials belong to.
@@ -65,7 +64,7 @@ ENV_FALLBACKS = {
 }
 
 #: Settings given as a dotted path (or the object itself), resolved by ``app_settings``.
-IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS", "ACCOUNT_DATABASE")
+IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS")
 
 PROCESSING_MODES = ("inline", "celery")
 TASKS_MODES = ("auto", "celery", "django", "inline")
@@ -244,12 +243,6 @@ class AppSettings:
             "ACCOUNT_ID": entry.get("ON_BEHALF_OF") or entry.get("ACCOUNT_ID") or None,
             "NAME": str(entry.get("NAME") or ""),
         }
-
-    @property
-    def ACCOUNT_DATABASE(self) -> Any:
-        """The callable ``(account) -> database alias | None`` routing an account's rows, or
-        None."""
-        return self.imported("ACCOUNT_DATABASE")
 
     @property
     def MODE(self) -> str:

@@ -15,32 +15,12 @@ from django_plugipay.models import (
     SyncCursor,
     WebhookEvent,
 )
-from django_plugipay.services import deliveries, webhook_endpoints
+from django_plugipay.services import deliveries
 from django_plugipay.testing import build_event, signed_webhook
+from tests.conftest import MERCHANT
 
-MERCHANT = "acc_merchant_iso"
 EMAIL = "same@shop.test"
 OPTIONS = {"success_url": "https://shop.test/ok", "cancel_url": "https://shop.test/no"}
-
-
-@pytest.fixture
-def two_accounts(plugipay_sandbox, live_server, settings):
-    """The default account (the sandbox's own, through the platform key) and a merchant the
-    platform provisioned, whose events reach the same webhook URL signed with its secret."""
-    settings.PLUGIPAY = {**settings.PLUGIPAY, **plugipay_sandbox.platform_settings()}
-    merchant = services.provision_account(
-        account_id=MERCHANT, brand_name="Merchant", business_email="owner@merchant.test"
-    )
-    endpoint = webhook_endpoints.create_endpoint(
-        url=live_server.url + reverse("plugipay:webhook"), account=merchant
-    )
-    settings.PLUGIPAY = {
-        **settings.PLUGIPAY,
-        "ACCOUNTS": {
-            "merchant": {"ON_BEHALF_OF": MERCHANT, "WEBHOOK_SECRETS": [endpoint["secret"]]}
-        },
-    }
-    return plugipay_sandbox, endpoint["secret"]
 
 
 def shop(account):
@@ -236,3 +216,24 @@ def durable():
     yield connect
     for signal, name in connected:
         deliveries.disconnect(signal, name=name)
+
+
+def test_the_admin_shows_and_filters_by_account_once_there_are_several(db, client, settings):
+    from tests.factories import PaymentFactory, UserFactory
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    PaymentFactory(plugipay_id="pay_own")
+    changelist = reverse("admin:django_plugipay_payment_changelist")
+    assert "account__id__exact" not in client.get(changelist).content.decode()
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "ACCOUNTS": {"m": {"ON_BEHALF_OF": "acc_m", "WEBHOOK_SECRETS": ["whsec_m"], "NAME": "M"}},
+    }
+    with accounts.acting_for("m"):
+        theirs = PaymentFactory(plugipay_id="pay_theirs")
+    merchant = Account.objects.get(alias="m")
+    assert theirs.account == merchant and theirs.checkout_session.account == merchant
+    page = client.get(changelist, {"account__id__exact": merchant.pk}).content.decode()
+    assert "pay_theirs" in page and "pay_own" not in page
+    change = client.get(reverse("admin:django_plugipay_payment_change", args=[theirs.pk]))
+    assert "field-account" in change.content.decode()
