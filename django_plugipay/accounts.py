@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.core.signals import setting_changed
 from django.db import models
+from django.db.models import ProtectedError, Q
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
@@ -70,9 +71,12 @@ def _mode(entry: dict[str, Any]) -> str:
 
 def fingerprint() -> tuple:
     """What of the settings the account rows follow (credentials excluded)."""
-    return tuple(
-        (alias, entry["ACCOUNT_ID"], bool(entry["ON_BEHALF_OF"]), _mode(entry), entry["NAME"])
-        for alias, entry in app_settings.ACCOUNTS.items()
+    return (
+        *(
+            (alias, entry["ACCOUNT_ID"], bool(entry["ON_BEHALF_OF"]), _mode(entry), entry["NAME"])
+            for alias, entry in app_settings.ACCOUNTS.items()
+        ),
+        app_settings.raw("ACCOUNT_DATABASE"),
     )
 
 
@@ -95,6 +99,18 @@ def sync_accounts(using: str | None = None) -> list[Account]:
     return list(manager.order_by("pk"))
 
 
+def _default() -> Known:
+    """The default account (its pk only changes when the tables are made again)."""
+    found = _cache.get("default")
+    if found is None:
+        pk = Account.objects.filter(alias=DEFAULT_ACCOUNT).values_list("pk", flat=True).first()
+        found = Known(pk, DEFAULT_ACCOUNT, None, False) if pk is not None else None
+        if found is None:
+            found = _state()["alias"][DEFAULT_ACCOUNT]
+        _cache["default"] = found
+    return found
+
+
 def _state() -> dict[str, Any]:
     state = _cache.get("state")
     if state is not None:
@@ -102,6 +118,7 @@ def _state() -> dict[str, Any]:
     with _lock:
         if "state" not in _cache:
             rows = sync_accounts()
+            _copy_to_account_databases(rows)
             known = [Known(a.pk, a.alias, a.plugipay_id, a.platform) for a in rows]
             _cache["state"] = {
                 "alias": {k.alias: k for k in known},
@@ -109,41 +126,77 @@ def _state() -> dict[str, Any]:
                 "plugipay": {k.plugipay_id: k for k in known if k.plugipay_id},
             }
             _cache["fingerprint"] = fingerprint()
+            default = _cache["state"]["alias"][DEFAULT_ACCOUNT]
+            _cache["default"] = default._replace(plugipay_id=None, platform=False)
         return _cache["state"]
 
 
-def forget() -> None:
-    """Drop what the process remembers of the accounts (read again on next use)."""
-    _cache.clear()
+def _copy_to_account_databases(rows: list[Account], only: str | None = None) -> None:
+    """Every database an account's rows live in holds the account rows too, with the same pks
+    (its rows' foreign keys point at them there)."""
+    if app_settings.ACCOUNT_DATABASE is None:
+        return
+    databases = {database_of(a.alias) for a in rows} - {None, Account.objects.db}
+    for database in sorted(d for d in databases if d and only in (None, d)):
+        manager = Account.objects.db_manager(database)
+        pks = [row.pk for row in rows]
+        stale = manager.exclude(pk__in=pks).filter(
+            Q(alias__in=[r.alias for r in rows])
+            | Q(plugipay_id__in=[r.plugipay_id for r in rows if r.plugipay_id])
+        )
+        for row in stale:  # made there by its own migrate: out of the way (kept if referenced)
+            try:
+                row.delete()
+            except ProtectedError:
+                manager.filter(pk=row.pk).update(alias=f"{row.alias}#{row.pk}", plugipay_id=None)
+        for row in rows:
+            fields = {f.attname: getattr(row, f.attname) for f in Account._meta.concrete_fields}
+            fields.pop("id")
+            manager.update_or_create(pk=row.pk, defaults=fields)
+
+
+def forget(*, tables: bool = True) -> None:
+    """Drop what the process remembers of the accounts (read again on next use); with
+    ``tables=False`` (the settings changed, the rows did not) the default account's pk stays."""
+    if tables:
+        _cache.clear()
+    else:
+        _cache.pop("state", None)
+        _cache.pop("fingerprint", None)
 
 
 @receiver(setting_changed)
 def _setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == "DATABASES" or (
-        setting == "PLUGIPAY" and _cache.get("fingerprint") != fingerprint()
-    ):
+    if setting in ("DATABASES", "DATABASE_ROUTERS"):
         forget()
+    elif setting == "PLUGIPAY" and _cache.get("fingerprint") != fingerprint():
+        forget(tables=False)
 
 
 @receiver(post_migrate)
 def _migrated(*, app_config: Any, using: str = "default", **kwargs: Any) -> None:
     """Tables created or flushed: the rows are made again and read on next use."""
     if app_config.name == "django_plugipay":
-        forget()
-        if using == "default":
+        if using == Account.objects.db:
+            forget()
             _state()  # made and read now, so the first event costs no query
-        else:
-            sync_accounts(using)
+        elif "state" in _cache:  # an account database, emptied: it gets the rows again
+            rows = list(Account.objects.order_by("pk"))
+            _copy_to_account_databases(rows, only=using)
 
 
 def known(account: Any = None) -> Known:
     """The account named by ``account`` — an Account, an alias, an ``acc_…`` id or a pk;
     None: the one acting now (the default account outside any :func:`acting_for`).
     Raises ``Account.DoesNotExist`` for an account the project does not know."""
-    state = _state()
+    default = _default()
     if account is None:
         now = acting.get()
-        return state["pk"][now.pk] if now is not None else state["alias"][DEFAULT_ACCOUNT]
+        account = now.pk if now is not None else default.pk
+    pk = account.pk if isinstance(account, Account) else account
+    if pk == default.pk:  # no query: a single-account project only ever meets this one
+        return default
+    state = _state()
     if isinstance(account, Account):
         found = state["pk"].get(account.pk)
     elif isinstance(account, int):
@@ -151,7 +204,7 @@ def known(account: Any = None) -> Known:
     else:
         found = state["alias"].get(account) or state["plugipay"].get(account)
     if found is None:
-        forget()  # a row made since (a provisioned account): read again once
+        forget(tables=False)  # a row made since (a provisioned account): read again
         state = _state()
         key = account.pk if isinstance(account, Account) else account
         found = (
@@ -166,11 +219,20 @@ def known(account: Any = None) -> Known:
 
 def default_account_pk() -> int:
     """The default account's pk (read once per process)."""
-    return _state()["alias"][DEFAULT_ACCOUNT].pk
+    return _default().pk
 
 
 current_account_pk = context.current_account_pk
 context.default_pk[:] = [default_account_pk]
+
+
+def database_of(alias: str) -> str | None:
+    """The database ``PLUGIPAY["ACCOUNT_DATABASE"]`` names for the account ``alias``, or None."""
+    hook = app_settings.ACCOUNT_DATABASE
+    return hook(alias) if hook is not None else None
+
+
+context.database_for[:] = [database_of]
 
 
 def get_account(account: Any = None) -> Account:
@@ -200,7 +262,7 @@ def acting_for(account: Any = None) -> Iterator[Known]:
 def learn_plugipay_id(pk: int, plugipay_id: str) -> None:
     """Record the ``acc_…`` id of an account whose id was not configured (first event)."""
     Account.objects.filter(pk=pk, plugipay_id__isnull=True).update(plugipay_id=plugipay_id)
-    forget()
+    forget(tables=False)
 
 
 def takes_account(func: Callable[..., T]) -> Callable[..., T]:

@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_LEASE": 60,
     "DELIVERY_BACKOFF": 30,
     "ACCOUNTS": {},
+    "ACCOUNT_DATABASE": None,
 }
 
 #: The alias of the account the top-level credentials belong to.
@@ -64,7 +65,7 @@ ENV_FALLBACKS = {
 }
 
 #: Settings given as a dotted path (or the object itself), resolved by ``app_settings``.
-IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS")
+IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS", "ACCOUNT_DATABASE")
 
 PROCESSING_MODES = ("inline", "celery")
 TASKS_MODES = ("auto", "celery", "django", "inline")
@@ -243,6 +244,12 @@ class AppSettings:
             "ACCOUNT_ID": entry.get("ON_BEHALF_OF") or entry.get("ACCOUNT_ID") or None,
             "NAME": str(entry.get("NAME") or ""),
         }
+
+    @property
+    def ACCOUNT_DATABASE(self) -> Any:
+        """The callable ``(alias) -> database alias | None`` naming the database an account's
+        rows live in (with ``django_plugipay.routers.AccountRouter``), or None."""
+        return self.imported("ACCOUNT_DATABASE")
 
     @property
     def MODE(self) -> str:

@@ -32,3 +32,16 @@ def current_account_pk() -> int:
     if now is not None:
         return now.pk
     return default_pk[0]()
+
+
+#: How the database of the account acting is found (set by ``django_plugipay.accounts``).
+database_for: list[Callable[[str], str | None]] = []
+
+
+def acting_database() -> str | None:
+    """The database alias ``PLUGIPAY["ACCOUNT_DATABASE"]`` names for the account acting now, or
+    None (Django's routing: the default database)."""
+    now = acting.get()
+    if now is None or not database_for:
+        return None
+    return database_for[0](now.alias)

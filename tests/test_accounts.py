@@ -237,3 +237,50 @@ def test_the_admin_shows_and_filters_by_account_once_there_are_several(db, clien
     assert "pay_theirs" in page and "pay_own" not in page
     change = client.get(reverse("admin:django_plugipay_payment_change", args=[theirs.pk]))
     assert "field-account" in change.content.decode()
+
+
+def tenant_database(alias):
+    """The ``ACCOUNT_DATABASE`` hook of the test: account ``t`` lives in ``tenant``."""
+    return "tenant" if alias == "t" else None
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_an_accounts_events_go_to_its_tenants_database(client, settings, signal_log):
+    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "WEBHOOK_SECRETS": ["whsec_one"],
+        "ACCOUNTS": {"t": {"API_KEY": "sk_test_t", "WEBHOOK_SECRETS": ["whsec_t"]}},
+        "ACCOUNT_DATABASE": "tests.test_accounts.tenant_database",
+    }
+    deliveries = []
+    for event_id, account_id, secret in (
+        ("evt_t", "acc_t", "whsec_t"),
+        ("evt_d", None, "whsec_one"),
+    ):
+        session = {"id": f"cs_{event_id}", "status": "completed", "amount": 5000, "currency": "IDR"}
+        event = build_event(
+            "checkout_session.completed",
+            {**session, "paymentId": f"pay_{event_id}"},
+            event_id=event_id,
+        )
+        if account_id:
+            event["accountId"] = account_id
+        body, headers = signed_webhook(event, secret)
+        deliveries.append(
+            client.post(
+                reverse("plugipay:webhook"), body, content_type="application/json", headers=headers
+            )
+        )
+    assert [r.status_code for r in deliveries] == [200, 200], [r.content for r in deliveries]
+    tenant = Payment.objects.using("tenant")
+    assert list(tenant.values_list("plugipay_id", flat=True)) == ["pay_evt_t"]
+    assert list(Payment.objects.using("default").values_list("plugipay_id", flat=True)) == [
+        "pay_evt_d"
+    ]
+    assert WebhookEvent.objects.using("tenant").get().event_id == "evt_t"
+    assert WebhookEvent.objects.using("default").get().event_id == "evt_d"
+    assert tenant.get().account_id == Account.objects.get(alias="t").pk
+    assert signal_log.names().count("payment_succeeded") == 2
+    with accounts.acting_for("t"):  # the services read the tenant's rows for it
+        assert Payment.objects.get().plugipay_id == "pay_evt_t"

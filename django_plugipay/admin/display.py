@@ -11,8 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
-from django_plugipay import accounts
-from django_plugipay import datetimes, permissions
+from django_plugipay import accounts, datetimes, permissions
 from django_plugipay.links import link
 from django_plugipay.money import format_amount
 from django_plugipay.specs import spec_for_model, status_tones

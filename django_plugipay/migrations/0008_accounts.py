@@ -7,7 +7,7 @@ created here; sync cursors become unique per account.
 import django.db.models.deletion
 from django.db import migrations, models
 
-import django_plugipay.context
+import django_plugipay.models.fields
 
 #: every model that gets an ``account``
 MODELS = (
@@ -115,15 +115,17 @@ class Migration(migrations.Migration):
         ],
         migrations.RunPython(assign_default_account, migrations.RunPython.noop),
         *[
-            migrations.AlterField(model_name=name, name="account", field=account_field())
-            for name in MODELS
-        ],
-        # The default is Python-side only (the account acting now): no SQL.
-        *[
             migrations.AlterField(
                 model_name=name,
                 name="account",
-                field=account_field(default=django_plugipay.context.current_account_pk),
+                field=django_plugipay.models.fields.AccountField(
+                    help_text="The Plugipay account this belongs to.",
+                    on_delete=django.db.models.deletion.PROTECT,
+                    related_name="+",
+                    to="django_plugipay.account",
+                    verbose_name="account",
+                    blank=True,
+                ),
             )
             for name in MODELS
         ],

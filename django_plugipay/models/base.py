@@ -5,19 +5,12 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from django_plugipay.context import current_account_pk
 from django_plugipay.models.enums import Mode
+from django_plugipay.models.fields import AccountField
 
 
 class MirrorModel(models.Model):
-    account = models.ForeignKey(
-        "django_plugipay.Account",
-        on_delete=models.PROTECT,
-        default=current_account_pk,
-        related_name="+",
-        verbose_name=_("account"),
-        help_text=_("The Plugipay account this belongs to."),
-    )
+    account = AccountField()
     plugipay_id = models.CharField(
         _("Plugipay id"), max_length=64, unique=True, help_text=_("The object's id at Plugipay.")
     )

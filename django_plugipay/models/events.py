@@ -5,20 +5,13 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from django_plugipay.context import current_account_pk
 from django_plugipay.models.enums import EventSource, EventStatus, Mode
+from django_plugipay.models.fields import AccountField
 from django_plugipay.models.querysets import WebhookEventQuerySet
 
 
 class WebhookEvent(models.Model):
-    account = models.ForeignKey(
-        "django_plugipay.Account",
-        on_delete=models.PROTECT,
-        default=current_account_pk,
-        related_name="+",
-        verbose_name=_("account"),
-        help_text=_("The Plugipay account this belongs to."),
-    )
+    account = AccountField()
     event_id = models.CharField(_("event id"), max_length=64, unique=True)
     type = models.CharField(_("type"), max_length=128, help_text=_("As Plugipay sent it."))
     kind = models.CharField(
@@ -67,14 +60,7 @@ class WebhookEvent(models.Model):
 
 
 class SyncCursor(models.Model):
-    account = models.ForeignKey(
-        "django_plugipay.Account",
-        on_delete=models.PROTECT,
-        default=current_account_pk,
-        related_name="+",
-        verbose_name=_("account"),
-        help_text=_("The Plugipay account this belongs to."),
-    )
+    account = AccountField()
     name = models.CharField(_("name"), max_length=64)
     occurred_at = models.DateTimeField(_("occurred at"), null=True, blank=True)
     last_event_id = models.CharField(_("last event id"), max_length=64, blank=True)

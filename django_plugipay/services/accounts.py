@@ -60,7 +60,7 @@ def provision_account(
     if not created:
         Account.objects.filter(pk=account.pk).update(**fields)
         account.refresh_from_db()
-    accounts.forget()
+    accounts.forget(tables=False)
     return account
 
 

@@ -9,14 +9,16 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from django_plugipay import accounts, datetimes, signals
 from django_plugipay.conf import app_settings
+from django_plugipay.context import acting_database
 from django_plugipay.db import (
     claim,
+    connection_for,
     discard_lost_connection,
     insert_many,
     insert_new,
@@ -326,6 +328,11 @@ def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
     return row
 
 
+def _savepoint() -> Any:
+    """A savepoint in the transaction of the account acting (its database)."""
+    return transaction.atomic(using=acting_database())
+
+
 class _PageFailed(Exception):
     """An event of a page applied without savepoints failed: the page is applied again."""
 
@@ -368,7 +375,7 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
             if row is None:
                 continue
             try:
-                with transaction.atomic() if isolated else contextlib.nullcontext():
+                with _savepoint() if isolated else contextlib.nullcontext():
                     _apply(parsed, row)
                 applied += 1
             except Exception as exc:
@@ -409,7 +416,7 @@ def _new_rows(events: list[Event], source: str) -> list[WebhookEvent]:
 def _lock_page(events: list[Event]) -> None:
     """Lock every existing row the page's events will lock, resource by resource in the lock
     order (rows by pk), so the page's events never wait on each other's order."""
-    if not connection.features.has_select_for_update:  # SQLite: BEGIN IMMEDIATE locks all
+    if not connection_for(WebhookEvent).features.has_select_for_update:  # SQLite: all locked
         return
     wanted: dict[str, set[str]] = {}
     for parsed in events:
@@ -688,7 +695,7 @@ def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int]]:
         status = EventStatus.PROCESSED if handled(event) else EventStatus.IGNORED
         row.status, row.attempts, row.processed_at = status, row.attempts + 1, now
         try:
-            with transaction.atomic() if isolated else contextlib.nullcontext():
+            with _savepoint() if isolated else contextlib.nullcontext():
                 _apply(event, row)
         except Exception as exc:
             if is_transient(exc):  # the whole batch is retried
