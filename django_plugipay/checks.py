@@ -183,6 +183,19 @@ def check_accounts(app_configs=None, **kwargs) -> list:
     and, beside other accounts, the secrets its events are verified with."""
     user = getattr(settings, "PLUGIPAY", None)
     value = user.get("ACCOUNTS") if isinstance(user, dict) else None
+    routed = isinstance(user, dict) and user.get("ACCOUNT_DATABASE") is not None
+    router = "django_plugipay.routers.AccountRouter"
+    if routed and not any(
+        r == router or type(r).__name__ == "AccountRouter"
+        for r in getattr(settings, "DATABASE_ROUTERS", [])
+    ):
+        return [
+            Error(
+                "PLUGIPAY['ACCOUNT_DATABASE'] is set but the account router is not installed.",
+                id="django_plugipay.E075",
+                hint=f'Add DATABASE_ROUTERS = ["{router}"] (before your own routers).',
+            )
+        ]
     if value is None or value == {}:
         return []
     example = (

@@ -38,3 +38,14 @@ def test_the_hint_shows_a_working_entry(settings):
     }
     [message] = check_accounts()
     assert "ON_BEHALF_OF" in message.hint and "KEY_ID" in message.hint
+
+
+def test_the_account_database_hook_needs_the_router(settings):
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "ACCOUNT_DATABASE": "tests.test_accounts.tenant_database",
+    }
+    settings.DATABASE_ROUTERS = []
+    assert [m.id for m in check_accounts()] == ["django_plugipay.E075"]
+    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
+    assert check_accounts() == []
