@@ -284,3 +284,19 @@ def test_an_accounts_events_go_to_its_tenants_database(client, settings, signal_
     assert signal_log.names().count("payment_succeeded") == 2
     with accounts.acting_for("t"):  # the services read the tenant's rows for it
         assert Payment.objects.get().plugipay_id == "pay_evt_t"
+
+
+def test_a_users_customer_and_billing_lookups_stay_in_their_account(two_accounts):
+    from django_plugipay import billing
+    from tests.factories import UserFactory
+
+    sandbox, _secret = two_accounts
+    user = UserFactory(email=EMAIL)
+    own = services.get_or_create_customer_for_user(user=user)
+    theirs = services.get_or_create_customer_for_user(user=user, account="merchant")
+    assert own != theirs and theirs.account.alias == "merchant"
+    assert remote(sandbox, "customers", theirs.plugipay_id)["accountId"] == MERCHANT
+    assert list(billing.customers(user)) == [own]
+    with accounts.acting_for("merchant"):
+        assert list(billing.customers(user)) == [theirs]
+        assert services.get_or_create_customer_for_user(user=user) == theirs

@@ -134,6 +134,17 @@ class Migration(migrations.Migration):
             name="name",
             field=models.CharField(max_length=64, verbose_name="name"),
         ),
+        migrations.RemoveConstraint(
+            model_name="customer", name="plugipay_customer_one_per_user_and_mode"
+        ),
+        migrations.AddConstraint(
+            model_name="customer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("user__isnull", False)),
+                fields=("account", "user", "mode"),
+                name="plugipay_customer_one_per_user_account_and_mode",
+            ),
+        ),
         migrations.AddConstraint(
             model_name="synccursor",
             constraint=models.UniqueConstraint(
