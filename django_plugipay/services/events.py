@@ -119,6 +119,8 @@ def _owner(parsed: Event, verified: list[str]) -> tuple[str | None, InvalidObjec
         taken = accounts.known(named)
     except Exception:  # no account has that id: the first event of an unnamed one teaches it
         taken = None
+    if taken is not None and taken.alias in verified:  # learned meanwhile (a concurrent event)
+        return taken.alias, None
     if taken is None and len(unnamed) == 1:
         accounts.learn_plugipay_id(accounts.known(unnamed[0]).pk, named)
         return unnamed[0], None
