@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import models
+
 from django_plugipay.context import acting_database
 
 APP_LABEL = "django_plugipay"
@@ -18,7 +20,7 @@ APP_LABEL = "django_plugipay"
 class AccountRouter:
     """Routes the app's rows (not ``Account``) to the acting account's database."""
 
-    def _route(self, model: type, hints: dict[str, Any]) -> str | None:
+    def _route(self, model: type[models.Model], hints: dict[str, Any]) -> str | None:
         if model._meta.app_label != APP_LABEL or model._meta.model_name == "account":
             return None
         routed = acting_database()
@@ -27,10 +29,10 @@ class AccountRouter:
         instance = hints.get("instance")
         return getattr(getattr(instance, "_state", None), "db", None)
 
-    def db_for_read(self, model: type, **hints: Any) -> str | None:
+    def db_for_read(self, model: type[models.Model], **hints: Any) -> str | None:
         return self._route(model, hints)
 
-    def db_for_write(self, model: type, **hints: Any) -> str | None:
+    def db_for_write(self, model: type[models.Model], **hints: Any) -> str | None:
         return self._route(model, hints)
 
     def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool | None:

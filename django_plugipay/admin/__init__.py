@@ -374,7 +374,7 @@ class AccountAdmin(admin.ModelAdmin):
     list_display = ["alias", "name", "plugipay_id", "mode", "platform"]
     list_filter = ["mode", "platform"]
     search_fields = ["alias", "name", "plugipay_id"]
-    fields = ["alias", "name", "plugipay_id", "mode", "platform", "created_at", "updated_at"]
+    fields = ("alias", "name", "plugipay_id", "mode", "platform", "created_at", "updated_at")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:

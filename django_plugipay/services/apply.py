@@ -329,7 +329,7 @@ def sync_object(row: M) -> M:
     spec = spec_for_model(type(row))
     if spec is None:
         raise TypeError(f"{type(row).__name__} is not a mirrored Plugipay resource")
-    with acting_for(row.account_id):
+    with acting_for(getattr(row, "account_id", None)):
         return _sync_object(spec, row)
 
 
