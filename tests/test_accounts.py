@@ -300,3 +300,19 @@ def test_a_users_customer_and_billing_lookups_stay_in_their_account(two_accounts
     with accounts.acting_for("merchant"):
         assert list(billing.customers(user)) == [theirs]
         assert services.get_or_create_customer_for_user(user=user) == theirs
+
+
+def test_plugipay_sync_reconciles_the_account_named(two_accounts):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    sandbox, _secret = two_accounts
+    sandbox.hold()  # nothing delivered: reconciliation brings it
+    customer = services.create_customer(email=EMAIL, account="merchant")
+    Customer.objects.filter(pk=customer.pk).delete()
+    call_command("plugipay_sync", account="merchant", stdout=StringIO())
+    assert Customer.objects.get(plugipay_id=customer.plugipay_id).account.alias == "merchant"
+    cursor = SyncCursor.objects.get(account__alias="merchant")
+    assert cursor.last_event_id
+    assert not SyncCursor.objects.filter(account__alias="default").exists()
