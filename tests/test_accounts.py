@@ -316,3 +316,22 @@ def test_plugipay_sync_reconciles_the_account_named(two_accounts):
     cursor = SyncCursor.objects.get(account__alias="merchant")
     assert cursor.last_event_id
     assert not SyncCursor.objects.filter(account__alias="default").exists()
+
+
+def test_a_staff_refund_in_the_admin_is_made_with_the_rows_account(two_accounts, client):
+    from tests.factories import UserFactory
+
+    sandbox, _secret = two_accounts
+    _customer, session = shop("merchant")
+    sandbox.pay(session)
+    payment = Payment.objects.get(checkout_session=session)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    response = client.post(
+        reverse("admin:django_plugipay_payment_refund", args=[payment.pk]),
+        {"post": "yes", "amount": "20,000", "reason": "requested_by_customer"},
+    )
+    assert response.status_code == 302
+    sandbox.flush()
+    refund = Refund.objects.get()
+    assert refund.status == "succeeded" and refund.account.alias == "merchant"
+    assert remote(sandbox, "refunds", refund.plugipay_id)["accountId"] == MERCHANT
