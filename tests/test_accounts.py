@@ -335,3 +335,17 @@ def test_a_staff_refund_in_the_admin_is_made_with_the_rows_account(two_accounts,
     refund = Refund.objects.get()
     assert refund.status == "succeeded" and refund.account.alias == "merchant"
     assert remote(sandbox, "refunds", refund.plugipay_id)["accountId"] == MERCHANT
+
+
+def test_plugipay_webhooks_manages_the_account_named(two_accounts, live_server):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    sandbox, _secret = two_accounts
+    out = StringIO()
+    call_command("plugipay_webhooks", "--account", "merchant", "list", stdout=out)
+    endpoints = [e for e in sandbox.state()["endpoints"] if e["accountId"] == MERCHANT]
+    assert [e["id"] for e in endpoints] and all(e["id"] in out.getvalue() for e in endpoints)
+    others = [e["id"] for e in sandbox.state()["endpoints"] if e["accountId"] != MERCHANT]
+    assert others and not any(other in out.getvalue() for other in others)
