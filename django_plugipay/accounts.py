@@ -167,9 +167,11 @@ def forget(*, tables: bool = True) -> None:
 
 @receiver(setting_changed)
 def _setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("DATABASES", "DATABASE_ROUTERS"):
+    if setting == "DATABASES":
         forget()
-    elif setting == "PLUGIPAY" and _cache.get("fingerprint") != fingerprint():
+    elif setting == "DATABASE_ROUTERS" or (
+        setting == "PLUGIPAY" and _cache.get("fingerprint") != fingerprint()
+    ):
         forget(tables=False)
 
 
@@ -290,5 +292,9 @@ def takes_account(func: Callable[..., T]) -> Callable[..., T]:
 
 
 def several() -> bool:
-    """Does the project serve more than one account (configured or provisioned)?"""
-    return len(_state()["pk"]) > 1
+    """Does the project serve more than one account: configured, or provisioned and known to
+    this process? Reads the settings, not the database."""
+    if len(app_settings.ACCOUNTS) > 1:
+        return True
+    state = _cache.get("state")
+    return state is not None and len(state["pk"]) > 1
