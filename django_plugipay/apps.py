@@ -11,6 +11,7 @@ class PlugipayConfig(AppConfig):
 
     def ready(self) -> None:
         from django_plugipay import (
+            accounts,  # noqa: F401 - keeps the account rows and their cache in step
             checks,  # noqa: F401 - registers the checks
             tasks,  # noqa: F401 - registers the shared tasks with Celery
         )

@@ -12,7 +12,14 @@ from django.core.checks import Error, Info, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
-from django_plugipay.conf import DEFAULTS, PROCESSING_MODES, TASKS_MODES, app_settings
+from django_plugipay.conf import (
+    ACCOUNT_KEYS,
+    DEFAULT_ACCOUNT,
+    DEFAULTS,
+    PROCESSING_MODES,
+    TASKS_MODES,
+    app_settings,
+)
 from django_plugipay.webhooks import DEFAULT_TOLERANCE
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}  # noqa: S104 - compared, not bound
@@ -167,6 +174,96 @@ def check_settings(app_configs=None, **kwargs) -> list:
 
     errors.extend(_check_api())
     errors.extend(_check_subscribe_api())
+    return errors
+
+
+@register(Tags.security, deploy=False)
+def check_accounts(app_configs=None, **kwargs) -> list:
+    """``PLUGIPAY["ACCOUNTS"]``: each alias a dict of known keys, with a way to call Plugipay
+    and, beside other accounts, the secrets its events are verified with."""
+    user = getattr(settings, "PLUGIPAY", None)
+    value = user.get("ACCOUNTS") if isinstance(user, dict) else None
+    routed = isinstance(user, dict) and user.get("ACCOUNT_DATABASE") is not None
+    router = "django_plugipay.routers.AccountRouter"
+    if routed and not any(
+        r == router or type(r).__name__ == "AccountRouter"
+        for r in getattr(settings, "DATABASE_ROUTERS", [])
+    ):
+        return [
+            Error(
+                "PLUGIPAY['ACCOUNT_DATABASE'] is set but the account router is not installed.",
+                id="django_plugipay.E075",
+                hint=f'Add DATABASE_ROUTERS = ["{router}"] (before your own routers).',
+            )
+        ]
+    if value is None or value == {}:
+        return []
+    example = (
+        "'ACCOUNTS': {'brand_b': {'KEY_ID': …, 'SECRET': …, 'WEBHOOK_SECRETS': ['whsec_…']}, "
+        "'merchant': {'ON_BEHALF_OF': 'acc_…', 'WEBHOOK_SECRETS': ['whsec_…']}}"
+    )
+    if not isinstance(value, dict) or not all(
+        isinstance(a, str) and a and isinstance(e, dict) for a, e in value.items()
+    ):
+        return [
+            Error(
+                "PLUGIPAY['ACCOUNTS'] must be a dict of alias → dict.",
+                id="django_plugipay.E070",
+                hint=example,
+            )
+        ]
+    errors: list = []
+    for alias, entry in value.items():
+        name = f"PLUGIPAY['ACCOUNTS'][{alias!r}]"
+        unknown = sorted(set(entry) - set(ACCOUNT_KEYS))
+        if unknown:
+            errors.append(
+                Error(
+                    f"{name} has unknown keys: {', '.join(map(str, unknown))}.",
+                    id="django_plugipay.E071",
+                    hint=f"An account takes {', '.join(ACCOUNT_KEYS)}.",
+                )
+            )
+        if alias == DEFAULT_ACCOUNT:
+            errors.append(
+                Error(
+                    f"{name}: the alias 'default' is the top-level credentials' account.",
+                    id="django_plugipay.E072",
+                    hint="Keep the default account's settings at the top level of PLUGIPAY and "
+                    "give this account another alias.",
+                )
+            )
+            continue
+        behalf, own_id = entry.get("ON_BEHALF_OF"), entry.get("ACCOUNT_ID")
+        for key, given in (("ON_BEHALF_OF", behalf), ("ACCOUNT_ID", own_id)):
+            if given is not None and not (isinstance(given, str) and given.startswith("acc_")):
+                errors.append(
+                    Error(
+                        f"{name}[{key!r}] must be a Plugipay account id (acc_…).",
+                        id="django_plugipay.E073",
+                        hint="Copy the account id from the Plugipay dashboard, e.g. 'acc_01H…'.",
+                    )
+                )
+        own = entry.get("API_KEY") or (entry.get("KEY_ID") and entry.get("SECRET"))
+        if not own and not behalf:
+            errors.append(
+                Error(
+                    f"{name} has no credentials and no ON_BEHALF_OF.",
+                    id="django_plugipay.E074",
+                    hint="Give the account its own KEY_ID and SECRET (or API_KEY), or the "
+                    "ON_BEHALF_OF account id the top-level platform key acts for.",
+                )
+            )
+        secrets = entry.get("WEBHOOK_SECRETS")
+        if not isinstance(secrets, (list, tuple, str)) or not secrets:
+            errors.append(
+                Warning(
+                    f"{name} has no WEBHOOK_SECRETS: its events cannot be verified.",
+                    id="django_plugipay.W070",
+                    hint="Add the signing secret (whsec_…) of the account's webhook endpoint: "
+                    "'WEBHOOK_SECRETS': ['whsec_…'].",
+                )
+            )
     return errors
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import hmac
@@ -18,6 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from django_plugipay.context import acting
 from django_plugipay.exceptions import APIError, ConfigurationError, PlugipayError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,8 @@ USER_AGENT = "django-plugipay/0.1"
 RETRY_AFTER_CAP = 60.0
 BACKOFF_CAP = 8.0
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+#: the header a platform key names the account it acts for with
+ON_BEHALF_OF_HEADER = "X-Plugipay-On-Behalf-Of"
 #: the last sentence of a credentials error (the doctor leaves it out: it is the doctor)
 DOCTOR_ADVICE = "Run `manage.py plugipay_doctor` to check the whole setup."
 #: the last sentence of an unreachable-loopback error (the doctor says more precisely what to do)
@@ -88,6 +92,7 @@ class PlugipayClient:
         max_retries: int = 3,
         backoff: float = 0.5,
         session: requests.Session | None = None,
+        on_behalf_of: str | None = None,
     ) -> None:
         if not api_key and not (key_id and secret):
             raise ConfigurationError(
@@ -101,6 +106,15 @@ class PlugipayClient:
         self.max_retries = max_retries
         self.backoff = backoff
         self.session = session or self._new_session()
+        #: the ``acc_…`` id a platform key acts for (``X-Plugipay-On-Behalf-Of``), or None
+        self.on_behalf_of = on_behalf_of
+
+    def for_merchant(self, account_id: str) -> PlugipayClient:
+        """A client with the same (platform) key acting on behalf of ``account_id``; it
+        shares this client's connection pool."""
+        clone = copy.copy(self)
+        clone.on_behalf_of = account_id
+        return clone
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> PlugipayClient:
@@ -172,6 +186,8 @@ class PlugipayClient:
             headers["Content-Type"] = "application/json"
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
+        if self.on_behalf_of:
+            headers[ON_BEHALF_OF_HEADER] = self.on_behalf_of
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
             return headers
@@ -548,13 +564,20 @@ def _reason(exc: Exception) -> str:
     return text.split("] ", 1)[-1] if "] " in text else text
 
 
-def _options_from_settings() -> dict[str, Any]:
+def _options_from_settings(alias: str | None = None) -> dict[str, Any]:
     from django_plugipay.conf import app_settings
 
+    entry = app_settings.ACCOUNTS.get(alias or "") if alias else None
+    if entry is None:  # the default account, or one provisioned here (the platform key's)
+        entry = {
+            "KEY_ID": app_settings.KEY_ID,
+            "SECRET": app_settings.SECRET,
+            "API_KEY": app_settings.API_KEY,
+        }
     return {
-        "key_id": app_settings.KEY_ID,
-        "secret": app_settings.SECRET,
-        "api_key": app_settings.API_KEY,
+        "key_id": entry["KEY_ID"],
+        "secret": entry["SECRET"],
+        "api_key": entry["API_KEY"],
         "base_url": app_settings.BASE_URL,
         "api_prefix": app_settings.API_PREFIX,
         "timeout": app_settings.TIMEOUT,
@@ -564,8 +587,11 @@ def _options_from_settings() -> dict[str, Any]:
 
 
 def get_client() -> PlugipayClient:
-    """The client for the current settings, cached while the settings stay the same."""
-    options = _options_from_settings()
+    """The client for the current settings and the account acting now (its own credentials,
+    or the platform key on behalf of it), cached while the settings stay the same."""
+    now = acting.get()
+    options = _options_from_settings(now.alias if now is not None else None)
+    options["on_behalf_of"] = now.on_behalf_of if now is not None else None
     key = tuple(options.values())
     cached = _clients.get(key)
     if cached is None:

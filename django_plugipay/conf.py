@@ -38,7 +38,22 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_MAX_ATTEMPTS": 8,
     "DELIVERY_LEASE": 60,
     "DELIVERY_BACKOFF": 30,
+    "ACCOUNTS": {},
+    "ACCOUNT_DATABASE": None,
 }
+
+#: The alias of the account the top-level credentials belong to.
+DEFAULT_ACCOUNT = "default"
+#: The keys an entry of ``PLUGIPAY["ACCOUNTS"]`` may have.
+ACCOUNT_KEYS = (
+    "KEY_ID",
+    "SECRET",
+    "API_KEY",
+    "WEBHOOK_SECRETS",
+    "ON_BEHALF_OF",
+    "ACCOUNT_ID",
+    "NAME",
+)
 
 #: Settings that fall back to an environment variable when ``settings.PLUGIPAY`` omits them.
 ENV_FALLBACKS = {
@@ -50,7 +65,7 @@ ENV_FALLBACKS = {
 }
 
 #: Settings given as a dotted path (or the object itself), resolved by ``app_settings``.
-IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS")
+IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS", "ACCOUNT_DATABASE")
 
 PROCESSING_MODES = ("inline", "celery")
 TASKS_MODES = ("auto", "celery", "django", "inline")
@@ -190,6 +205,51 @@ class AppSettings:
     @property
     def DELIVERY_BACKOFF(self) -> float:
         return float(self.raw("DELIVERY_BACKOFF"))
+
+    @property
+    def ACCOUNTS(self) -> dict[str, dict[str, Any]]:
+        """Every configured account, alias → its entry: ``"default"`` (the top-level
+        credentials) first, then ``PLUGIPAY["ACCOUNTS"]`` (an entry may not redefine it)."""
+        accounts: dict[str, dict[str, Any]] = {
+            DEFAULT_ACCOUNT: {
+                "KEY_ID": self.KEY_ID,
+                "SECRET": self.SECRET,
+                "API_KEY": self.API_KEY,
+                "WEBHOOK_SECRETS": self.WEBHOOK_SECRETS,
+                "ON_BEHALF_OF": None,
+                "ACCOUNT_ID": None,
+                "NAME": "",
+            }
+        }
+        extra = self.raw("ACCOUNTS")
+        for alias, entry in extra.items() if isinstance(extra, dict) else ():
+            if alias == DEFAULT_ACCOUNT or not isinstance(entry, dict):
+                continue
+            accounts[str(alias)] = self._account_entry(entry)
+        return accounts
+
+    def _account_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """An entry with its credentials: its own, or (reached on behalf of) the top-level
+        platform key's."""
+        secrets = entry.get("WEBHOOK_SECRETS") or []
+        if isinstance(secrets, str):
+            secrets = [s.strip() for s in secrets.split(",") if s.strip()]
+        own = entry.get("API_KEY") or (entry.get("KEY_ID") and entry.get("SECRET"))
+        return {
+            "KEY_ID": entry.get("KEY_ID") if own else self.KEY_ID,
+            "SECRET": entry.get("SECRET") if own else self.SECRET,
+            "API_KEY": entry.get("API_KEY") if own else self.API_KEY,
+            "WEBHOOK_SECRETS": [s for s in secrets if isinstance(s, str) and s],
+            "ON_BEHALF_OF": entry.get("ON_BEHALF_OF") or None,
+            "ACCOUNT_ID": entry.get("ON_BEHALF_OF") or entry.get("ACCOUNT_ID") or None,
+            "NAME": str(entry.get("NAME") or ""),
+        }
+
+    @property
+    def ACCOUNT_DATABASE(self) -> Any:
+        """The callable ``(alias) -> database alias | None`` naming the database an account's
+        rows live in (with ``django_plugipay.routers.AccountRouter``), or None."""
+        return self.imported("ACCOUNT_DATABASE")
 
     @property
     def MODE(self) -> str:

@@ -20,6 +20,9 @@ only when they open the *outermost* transaction:
   enclosing transaction nothing is retried — the error propagates to whoever owns the
   outermost block, whose work must be redone as a whole.
 
+Without ``using``, the transaction is on the database of the account acting
+(``PLUGIPAY["ACCOUNT_DATABASE"]``), else the default one.
+
 Signals are still sent inside the transaction. A retry calls the function again, so a receiver
 may run more than once — but every run except the last happened in a transaction that was rolled
 back, so its database writes were undone and the deliveries its durable receivers recorded with
@@ -51,6 +54,8 @@ from django.db import (
     transaction,
 )
 from django.db.models import F
+
+from django_plugipay.context import acting_database
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +203,7 @@ def run_statement(
 
 
 def _run(fn, args, kwargs, using, savepoint: bool):
+    using = using if using is not None else acting_database()
     connection = transaction.get_connection(using)
     if not _begins_transaction(connection):
         with transaction.atomic(using=using, savepoint=savepoint):
@@ -260,7 +266,8 @@ class _WriteAtomic:
         return _decorate(func, self.using, self.savepoint)
 
     def __enter__(self) -> None:
-        block = _write_block(self.using, self.savepoint)
+        using = self.using if self.using is not None else acting_database()
+        block = _write_block(using, self.savepoint)
         block.__enter__()
         self._blocks.append(block)
 

@@ -57,8 +57,9 @@ def _apply_pending(batch_size: int | None = None) -> int:
     return services.apply_queued_events(batch_size=batch_size)
 
 
-def _reconcile(since: str | None = None) -> dict:
-    return dataclasses.asdict(services.reconcile(since=parse_datetime(since) if since else None))
+def _reconcile(since: str | None = None, account: str | None = None) -> dict:
+    start = parse_datetime(since) if since else None
+    return dataclasses.asdict(services.reconcile(since=start, account=account))
 
 
 def transient(exc: BaseException) -> bool:
@@ -173,9 +174,10 @@ def sync_refund(self, refund_id: int) -> str | None:
 
 
 @shared_task(bind=True, name="django_plugipay.reconcile", acks_late=True, max_retries=MAX_RETRIES)
-def reconcile(self, since: str | None = None) -> dict:
-    """Heal missed webhooks; schedule it with celery beat (see the docs)."""
-    return _celery(self, since)
+def reconcile(self, since: str | None = None, account: str | None = None) -> dict:
+    """Heal missed webhooks of one account (an alias; default: the default account); schedule
+    it with celery beat, once per account (see the docs)."""
+    return _celery(self, since, account)
 
 
 @shared_task(bind=True, name="django_plugipay.sync_plans", acks_late=True, max_retries=MAX_RETRIES)

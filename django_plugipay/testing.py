@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from django.db.backends.sqlite3.creation import DatabaseCreation as SQLiteCreation
 
 DEFAULT_WEBHOOK_SECRET = "whsec_plugipay_testing"
+#: The platform-admin key (``--platform-key``) the test sandbox accepts beside its merchant key:
+#: it may act on behalf of the accounts it provisions (``X-Plugipay-On-Behalf-Of``).
+DEFAULT_PLATFORM_KEY = ("pk_test_platform", "sk_test_platform")
 SUCCESS_CARD = "4242424242424242"
 DECLINE_CARD = "4000000000000002"
 INSUFFICIENT_FUNDS_CARD = "4000000000009995"
@@ -156,6 +159,13 @@ class Sandbox:
             "TIMEOUT": 10,
             **extra,
         }
+
+    def platform_settings(self, **extra: Any) -> dict[str, Any]:
+        """:meth:`settings` with the sandbox's platform key as the top-level credentials (the
+        default account is then the sandbox's own; accounts it provisions are reached on
+        behalf of)."""
+        key_id, secret = DEFAULT_PLATFORM_KEY
+        return self.settings(KEY_ID=key_id, SECRET=secret, **extra)
 
     def control(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         response = self.http.request(
@@ -414,6 +424,7 @@ def plugipay_sandbox_server(live_server) -> Iterator[Any]:
         forward_to=live_server.url + reverse("plugipay:webhook"),
         webhook_secret=DEFAULT_WEBHOOK_SECRET,
         retry_schedule=RETRY_SCHEDULE,
+        platform_keys=dict([DEFAULT_PLATFORM_KEY]),
     )
     server = SandboxServer(config).start()
     yield server

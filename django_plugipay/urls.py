@@ -8,6 +8,7 @@ app_name = "plugipay"
 
 urlpatterns = [
     path("webhook/", WebhookView.as_view(), name="webhook"),
+    path("webhook/<str:alias>/", WebhookView.as_view(), name="webhook_account"),
     path("billing/portal/", PortalView.as_view(), name="portal"),
     path(
         "billing/invoices/<str:plugipay_id>/document/",

@@ -63,6 +63,11 @@ def exempt_from_project_wrappers(view: Callable[..., Any]) -> Callable[..., Any]
 class WebhookView(View):
     """Verify, record once, apply; 2xx for new and duplicate events alike.
 
+    ``plugipay:webhook`` receives every account's events (routed by their ``accountId``,
+    verified with that account's secrets); ``plugipay:webhook_account`` (``<alias>``) one
+    account's, verified with its secrets alone. An event for an account the project does not
+    know is stored ``failed`` and answered 422 (``unknown_account``).
+
     401 for a missing, malformed, stale or wrong signature and 400 for a signed body that is
     not an event (nothing is stored for either), 409 for an event that names an object not known
     here yet and not fetchable (a refund delivered before its payment: stored ``failed``, applied
@@ -76,7 +81,7 @@ class WebhookView(View):
 
     http_method_names = ["post"]
 
-    def post(self, request: HttpRequest) -> JsonResponse:
+    def post(self, request: HttpRequest, alias: str | None = None) -> JsonResponse:
         declared = request.META.get("CONTENT_LENGTH") or "0"
         # ASCII digits, bounded: ``str.isdigit`` accepts "²", which ``int()`` then refuses.
         if not _CONTENT_LENGTH.fullmatch(declared) or int(declared) > MAX_BODY:
@@ -86,7 +91,7 @@ class WebhookView(View):
             return _error(413, "payload_too_large", "Webhook bodies are limited to 1 MiB.")
         signature = next(filter(None, map(request.headers.get, SIGNATURE_HEADERS)), None)
         try:
-            event = services.ingest_webhook(body=body, signature=signature)
+            event = services.ingest_webhook(body=body, signature=signature, account=alias)
         except SignatureError as exc:
             logger.warning("plugipay webhook rejected: %s", exc.code, extra={"code": exc.code})
             return _error(401, exc.code or "signature_invalid", exc.message)

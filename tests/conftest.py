@@ -21,6 +21,35 @@ def signal_log(tmp_path, monkeypatch):
     log.disconnect()
 
 
+#: the merchant account the ``two_accounts`` fixture provisions
+MERCHANT = "acc_merchant_iso"
+
+
+@pytest.fixture
+def two_accounts(plugipay_sandbox, live_server, settings):
+    """The default account (the sandbox's own, through the platform key) and a merchant the
+    platform provisioned, whose events reach the same webhook URL signed with its secret."""
+    from django.urls import reverse
+
+    from django_plugipay import services
+    from django_plugipay.services import webhook_endpoints
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, **plugipay_sandbox.platform_settings()}
+    merchant = services.provision_account(
+        account_id=MERCHANT, brand_name="Merchant", business_email="owner@merchant.test"
+    )
+    endpoint = webhook_endpoints.create_endpoint(
+        url=live_server.url + reverse("plugipay:webhook"), account=merchant
+    )
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "ACCOUNTS": {
+            "merchant": {"ON_BEHALF_OF": MERCHANT, "WEBHOOK_SECRETS": [endpoint["secret"]]}
+        },
+    }
+    return plugipay_sandbox, endpoint["secret"]
+
+
 @pytest.fixture
 def make_celery_app():
     """Create a project-style Celery app for one test, and forget it afterwards."""

@@ -70,6 +70,13 @@ else:  # what startproject writes: the tests run on Django's in-memory test data
     if os.environ.get("PLUGIPAY_TEST_DB_NAME"):  # a worker joining the suite's test database
         DATABASES["default"]["NAME"] = os.environ["PLUGIPAY_TEST_DB_NAME"]
 
+# A tenant's database, for the test of PLUGIPAY["ACCOUNT_DATABASE"] (created only for it).
+DATABASES["tenant"] = {
+    **DATABASES["default"],
+    "NAME": f"{DATABASES['default']['NAME']}_tenant",
+    "TEST": {},
+}
+
 STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -28,7 +28,14 @@ from django_plugipay.admin.display import (
     url_display,
 )
 from django_plugipay.admin.refunds import refund_view
-from django_plugipay.models import CheckoutSession, Customer, Payment, Refund, WebhookEvent
+from django_plugipay.models import (
+    Account,
+    CheckoutSession,
+    Customer,
+    Payment,
+    Refund,
+    WebhookEvent,
+)
 
 
 class RefundInline(MirrorDisplay, admin.TabularInline):
@@ -358,3 +365,23 @@ class WebhookEventAdmin(MirrorAdmin):
     @admin.display(description=_("payload"))
     def payload_pretty(self, obj):
         return pretty_json(obj.payload)
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    """The accounts the project serves: made from the settings and by provisioning."""
+
+    list_display = ["alias", "name", "plugipay_id", "mode", "platform"]
+    list_filter = ["mode", "platform"]
+    search_fields = ["alias", "name", "plugipay_id"]
+    fields = ("alias", "name", "plugipay_id", "mode", "platform", "created_at", "updated_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

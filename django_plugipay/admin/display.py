@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
-from django_plugipay import datetimes, permissions
+from django_plugipay import accounts, datetimes, permissions
 from django_plugipay.links import link
 from django_plugipay.money import format_amount
 from django_plugipay.specs import spec_for_model, status_tones
@@ -119,10 +119,32 @@ class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
     show_full_result_count = False
 
     def get_list_filter(self, request):
-        """The model's status groups first (when its spec has any), then ``list_filter``."""
+        """The model's status groups first (when its spec has any), then ``list_filter``, then
+        the account when the project serves several."""
         filters = list(super().get_list_filter(request))
+        if self._shows_account():
+            filters.append("account")
         spec = spec_for_model(self.model)
         return [StatusGroupFilter, *filters] if spec is not None and spec.groups else filters
+
+    def _shows_account(self) -> bool:
+        """Rows carry an account and there is more than one to tell apart (a single-account
+        project's admin is unchanged)."""
+        return any(f.name == "account" for f in self.model._meta.fields) and accounts.several()
+
+    def get_list_display(self, request):
+        shown = list(super().get_list_display(request))
+        return [*shown, "account"] if self._shows_account() else shown
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if self._shows_account() and "account" not in fields:
+            fields.insert(0, "account")
+        return fields
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "account"] if self._shows_account() else fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -7,6 +7,7 @@ without an entry here; the names imported here are the package's public ones.
 import importlib
 import pkgutil
 
+from django_plugipay.models.accounts import Account
 from django_plugipay.models.billing import Invoice, Plan, Price, Subscription
 from django_plugipay.models.checkout import BankAccount, CheckoutSession, PaymentInstructions
 from django_plugipay.models.customers import Customer
@@ -32,6 +33,7 @@ from django_plugipay.models.payments import Payment
 from django_plugipay.models.refunds import Refund
 
 __all__ = [
+    "Account",
     "BankAccount",
     "CheckoutSession",
     "CollectionMethod",

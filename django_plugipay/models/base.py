@@ -6,9 +6,11 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.models.enums import Mode
+from django_plugipay.models.fields import AccountField
 
 
 class MirrorModel(models.Model):
+    account = AccountField()
     plugipay_id = models.CharField(
         _("Plugipay id"), max_length=64, unique=True, help_text=_("The object's id at Plugipay.")
     )

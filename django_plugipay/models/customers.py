@@ -39,9 +39,9 @@ class Customer(MirrorModel):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "mode"],
+                fields=["account", "user", "mode"],
                 condition=models.Q(user__isnull=False),
-                name="plugipay_customer_one_per_user_and_mode",
+                name="plugipay_customer_one_per_user_account_and_mode",
             ),
         ]
 

@@ -9,10 +9,12 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.models.enums import DeliveryStatus
+from django_plugipay.models.fields import AccountField
 from django_plugipay.models.querysets import DeliveryQuerySet
 
 
 class Delivery(models.Model):
+    account = AccountField()
     signal = models.CharField(_("signal"), max_length=64, help_text=_("The signal sent."))
     receiver = models.CharField(
         _("receiver"), max_length=255, help_text=_("The durable receiver's name.")

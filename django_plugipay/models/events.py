@@ -6,10 +6,12 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.models.enums import EventSource, EventStatus, Mode
+from django_plugipay.models.fields import AccountField
 from django_plugipay.models.querysets import WebhookEventQuerySet
 
 
 class WebhookEvent(models.Model):
+    account = AccountField()
     event_id = models.CharField(_("event id"), max_length=64, unique=True)
     type = models.CharField(_("type"), max_length=128, help_text=_("As Plugipay sent it."))
     kind = models.CharField(
@@ -58,7 +60,8 @@ class WebhookEvent(models.Model):
 
 
 class SyncCursor(models.Model):
-    name = models.CharField(_("name"), max_length=64, unique=True)
+    account = AccountField()
+    name = models.CharField(_("name"), max_length=64)
     occurred_at = models.DateTimeField(_("occurred at"), null=True, blank=True)
     last_event_id = models.CharField(_("last event id"), max_length=64, blank=True)
     locked_until = models.DateTimeField(
@@ -72,6 +75,11 @@ class SyncCursor(models.Model):
     class Meta:
         verbose_name = _("sync cursor")
         verbose_name_plural = _("sync cursors")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "name"], name="plugipay_synccursor_account_name"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.occurred_at}"

@@ -16,6 +16,7 @@ from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 
 from django_plugipay.conf import app_settings
+from django_plugipay.context import current_account_pk
 from django_plugipay.models.enums import (
     DeliveryStatus,
     EventSource,
@@ -33,12 +34,19 @@ _QuerySet = TypeVar("_QuerySet", bound=models.QuerySet)
 
 
 def owned_by(queryset: _QuerySet, user, customer: str = "customer__") -> _QuerySet:
-    """The rows of ``user``'s Plugipay customer in the configured mode — the ownership rule
-    every ``for_user`` and ``billing.customers`` follow. ``customer`` is the lookup path from
-    the row to its customer (``""`` for customers themselves)."""
+    """The rows of ``user``'s Plugipay customer in the configured mode and the account acting
+    (the default account outside ``acting_for``) — the ownership rule every ``for_user`` and
+    ``billing.customers`` follow. ``customer`` is the lookup path from the row to its customer
+    (``""`` for customers themselves)."""
     if user is None or getattr(user, "is_anonymous", False) or user.pk is None:
         return queryset.none()
-    return queryset.filter(**{f"{customer}user": user, f"{customer}mode": app_settings.MODE})
+    return queryset.filter(
+        **{
+            f"{customer}user": user,
+            f"{customer}mode": app_settings.MODE,
+            f"{customer}account_id": current_account_pk(),
+        }
+    )
 
 
 class CustomerQuerySet(models.QuerySet):

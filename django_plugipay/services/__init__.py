@@ -1,5 +1,6 @@
 """Every write path of the app: views, admin, DRF, tasks and commands call these."""
 
+from django_plugipay.services.accounts import client_for, provision_account
 from django_plugipay.services.apply import sync_object
 from django_plugipay.services.billing import (
     Subscribed,
@@ -50,6 +51,8 @@ from django_plugipay.services.refunds import (
 from django_plugipay.services.sweeper import sweep, sweep_soon
 
 __all__ = [
+    "client_for",
+    "provision_account",
     "EnsuredPlan",
     "ReconcileResult",
     "Subscribed",

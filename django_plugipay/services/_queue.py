@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 
 from django_plugipay.conf import app_settings
+from django_plugipay.context import acting_database
 from django_plugipay.db import discard_lost_connection
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,9 @@ def enqueue(
     recording fails too (the database is gone), that is logged and the row's own state —
     an event still ``received``, a refund still ``requested`` — is what the sweeper finds.
     """
-    transaction.on_commit(lambda: _dispatch(name, args, inline, on_failure, countdown))
+    transaction.on_commit(
+        lambda: _dispatch(name, args, inline, on_failure, countdown), using=acting_database()
+    )
 
 
 def _dispatch(name, args, inline, on_failure, countdown: float = 0) -> None:

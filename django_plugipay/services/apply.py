@@ -25,6 +25,8 @@ from django.db import models
 from django.utils import timezone
 
 from django_plugipay import datetimes
+from django_plugipay.accounts import acting_for
+from django_plugipay.context import current_account_pk
 from django_plugipay.db import (
     find,
     in_lock_scope,
@@ -34,6 +36,7 @@ from django_plugipay.db import (
     upsert_locked,
     write_atomic,
 )
+from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import Customer, Payment, Refund, RefundStatus, WebhookEvent
 from django_plugipay.specs import (
     Apply,
@@ -140,6 +143,8 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
     if row is None:
         new = spec.model(**values, **{k: v for k, v in fills.items() if v is not None})
         row, created = upsert_locked(new, "plugipay_id")
+    if not created:
+        _same_account(spec, row)
     before = None if created else spec.remember(row)
     moved_to = values.get("status") if created else _update(spec, row, values, refs, fills, partial)
     spec.changed(row, moved_to, parent)
@@ -149,6 +154,18 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
         _carry_out(step, event)
     send_first_entry(spec, row, event)
     return row
+
+
+def _same_account(spec: ResourceSpec, row: Any) -> None:
+    """Refuse news of another account's row (accounts never mix): the row's own account must
+    be the one acting (no query: the locked row carries it)."""
+    owner = row.__dict__.get("account_id")
+    if owner is not None and owner != current_account_pk():
+        raise InvalidObject(
+            f"{spec.name} {row.plugipay_id} belongs to another Plugipay account than the one "
+            "this news came from; nothing was changed.",
+            code="other_account",
+        )
 
 
 def _carry_out(step: Step, event: WebhookEvent | None) -> None:
@@ -312,6 +329,11 @@ def sync_object(row: M) -> M:
     spec = spec_for_model(type(row))
     if spec is None:
         raise TypeError(f"{type(row).__name__} is not a mirrored Plugipay resource")
+    with acting_for(getattr(row, "account_id", None)):
+        return _sync_object(spec, row)
+
+
+def _sync_object(spec: ResourceSpec, row: M) -> M:
     plugipay_id: str = getattr(row, "plugipay_id", None) or ""
     if not plugipay_id and type(row) in _SENDERS:
         return _SENDERS[type(row)](row)

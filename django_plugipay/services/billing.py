@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from django_plugipay import datetimes
+from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client, new_idempotency_key
 from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import PlugipayError
@@ -46,11 +47,13 @@ class Subscribed:
         return self.invoice.hosted_url or None if self.invoice is not None else None
 
 
+@takes_account
 def sync_plans() -> list[Plan]:
     """Mirror Plugipay's catalog: every plan and its prices (archived ones too, inactive)."""
     return [advance(PLAN, obj) for obj in get_client().list_plans(limit=100)]
 
 
+@takes_account
 def subscribe(
     *,
     customer: Customer,
@@ -134,6 +137,7 @@ def _act(subscription: Subscription, action: str, body: dict[str, Any]) -> Subsc
     return advance(SUBSCRIPTION, obj)
 
 
+@takes_account
 def cancel_subscription(
     *, subscription: Subscription, at: str = "period_end", reason: str | None = None
 ) -> Subscription:
@@ -147,6 +151,7 @@ def cancel_subscription(
     return _act(subscription, "cancel", body)
 
 
+@takes_account
 def pause_subscription(
     *, subscription: Subscription, resume_at: dt.datetime | None = None
 ) -> Subscription:
@@ -157,11 +162,13 @@ def pause_subscription(
     return _act(subscription, "pause", body)
 
 
+@takes_account
 def resume_subscription(*, subscription: Subscription) -> Subscription:
     """Resume a paused subscription (``subscription_resumed``)."""
     return _act(subscription, "resume", {})
 
 
+@takes_account
 def change_subscription_price(*, subscription: Subscription, price: Price) -> Subscription:
     """Move the subscription to another price (billed from the next period;
     ``subscription_updated``)."""
@@ -173,16 +180,19 @@ def change_subscription_price(*, subscription: Subscription, price: Price) -> Su
     return advance(SUBSCRIPTION, obj)
 
 
+@takes_account
 def sync_subscription(*, subscription: Subscription) -> Subscription:
     """Fetch the subscription from Plugipay and apply it (the same path as webhooks)."""
     return sync_object(subscription)
 
 
+@takes_account
 def sync_invoice(*, invoice: Invoice) -> Invoice:
     """Fetch the invoice from Plugipay and apply it; a paid one's charge becomes its Payment."""
     return sync_object(invoice)
 
 
+@takes_account
 def void_invoice(*, invoice: Invoice) -> Invoice:
     """Void an unpaid invoice (``invoice_voided``)."""
     obj = get_client().invoice_action(
@@ -191,6 +201,7 @@ def void_invoice(*, invoice: Invoice) -> Invoice:
     return advance(INVOICE, obj)
 
 
+@takes_account
 def email_invoice(*, invoice: Invoice, to: str | None = None) -> str:
     """Have Plugipay email the invoice (to the customer's address unless ``to``); returns the
     address it was sent to."""
@@ -201,6 +212,7 @@ def email_invoice(*, invoice: Invoice, to: str | None = None) -> str:
     return str((result or {}).get("to") or to or "")
 
 
+@takes_account
 def create_portal_session(*, customer: Customer, return_url: str) -> str:
     """A fresh, short-lived billing-portal URL for ``customer`` (redirect to it at once)."""
     obj = get_client().create_portal_session(
@@ -210,6 +222,7 @@ def create_portal_session(*, customer: Customer, return_url: str) -> str:
     return str(obj["url"])
 
 
+@takes_account
 def invoice_document(*, invoice: Invoice, kind: str = "pdf"):
     """The invoice's document from Plugipay (``kind`` ``"pdf"`` or ``"html"``): a streamed
     ``requests.Response`` the caller reads and closes."""

@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
@@ -16,6 +17,7 @@ from django_plugipay.money import check_amount
 from django_plugipay.services.apply import sync_object, upsert_checkout_session
 
 
+@takes_account
 def create_checkout_session(
     *,
     amount: int,
@@ -83,16 +85,19 @@ def unknown_customer(customer: Customer, exc: APIError) -> APIError:
     )
 
 
+@takes_account
 def sync_checkout_session(*, session: CheckoutSession) -> CheckoutSession:
     """Fetch the session from Plugipay and apply it through the same path as webhooks."""
     return sync_object(session)
 
 
+@takes_account
 def cancel_checkout_session(*, session: CheckoutSession) -> CheckoutSession:
     """Cancel an open session at Plugipay; the mirror moves to canceled (signal once)."""
     return upsert_checkout_session(get_client().cancel_checkout_session(session.plugipay_id))
 
 
+@takes_account
 def confirm_checkout_session(*, session: CheckoutSession, confirmed_by=None) -> CheckoutSession:
     """Tell Plugipay the manual transfer of a ``pending_review`` session arrived; the mirror
     moves to completed (``checkout_session_completed`` and ``payment_succeeded`` once).

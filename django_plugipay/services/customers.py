@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_plugipay.accounts import current_account_pk, takes_account
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError
@@ -12,6 +13,7 @@ from django_plugipay.models import Customer
 from django_plugipay.services.apply import upsert_customer
 
 
+@takes_account
 def create_customer(
     *,
     email: str,
@@ -45,14 +47,18 @@ def create_customer(
     return upsert_customer(obj, user=user)
 
 
+@takes_account
 def get_or_create_customer_for_user(*, user) -> Customer:
-    """The user's customer in the configured mode, created at Plugipay the first time.
+    """The user's customer in the configured mode and the account acting, created at Plugipay
+    the first time.
 
     The user's ``externalId`` (``user:<pk>``) is unique at Plugipay, so two concurrent first
     calls still end with one customer.
     """
     mode = app_settings.MODE
-    existing = Customer.objects.filter(user=user, mode=mode).first()
+    existing = Customer.objects.filter(
+        user=user, mode=mode, account_id=current_account_pk()
+    ).first()
     if existing is not None:
         return existing
     full_name = user.get_full_name() if hasattr(user, "get_full_name") else ""

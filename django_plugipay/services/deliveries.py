@@ -27,6 +27,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from django_plugipay import signals
+from django_plugipay.accounts import acting_for, current_account_pk
 from django_plugipay.conf import app_settings
 from django_plugipay.db import insert_new, run_atomic
 from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
@@ -120,6 +121,7 @@ def record_delivery(
         object_id=instance.pk,
         event=event if event is not None and event.pk is not None else None,
         key=delivery_key(receiver, instance, event),
+        account_id=getattr(instance, "account_id", None) or current_account_pk(),
         status=DeliveryStatus.PENDING,
         next_attempt_at=timezone.now(),
     )
@@ -233,13 +235,14 @@ def _run(delivery: Delivery) -> None:
             )
         if instance is None:
             raise LookupError(f"{delivery.content_type} {delivery.object_id} no longer exists.")
-        receiver.func(
-            sender=model,
-            instance=instance,
-            event=delivery.event,
-            delivery=delivery,
-            signal=receiver.signal,
-        )
+        with acting_for(delivery.account_id):  # the services it calls act for its account
+            receiver.func(
+                sender=model,
+                instance=instance,
+                event=delivery.event,
+                delivery=delivery,
+                signal=receiver.signal,
+            )
     except Exception as exc:
         _record_failure(delivery, exc, extra)
     else:

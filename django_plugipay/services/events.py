@@ -9,14 +9,16 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from django_plugipay import datetimes, signals
+from django_plugipay import accounts, datetimes, signals
 from django_plugipay.conf import app_settings
+from django_plugipay.context import acting_database, current_account_pk
 from django_plugipay.db import (
     claim,
+    connection_for,
     discard_lost_connection,
     find,
     insert_many,
@@ -28,7 +30,7 @@ from django_plugipay.db import (
     run_statement,
     write_atomic,
 )
-from django_plugipay.exceptions import InvalidObject, InvalidPayload, NotRecorded
+from django_plugipay.exceptions import InvalidObject, InvalidPayload, NotRecorded, SignatureError
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import apply as engine
 from django_plugipay.services._queue import enqueue, enqueue_coalesced
@@ -46,17 +48,23 @@ MAX_FETCHES = 4
 MAX_DEPTH = 32
 
 
-def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
+def ingest_webhook(
+    *, body: bytes, signature: str | None, account: str | None = None
+) -> WebhookEvent:
     """Verify a delivery, record its event once and apply it (inline) or queue it (celery).
 
     Queued, the answer costs the verification, one ``INSERT`` (a duplicate is told by its
     result) and, at most a few times a second per process, a batch task's message.
 
-    Raises ``SignatureError`` or ``InvalidPayload`` before anything is stored, re-raises
-    whatever a signal receiver raised after marking the event ``failed``, and raises
-    :class:`NotRecorded` (logged once) when the event could not be stored at all.
+    The event belongs to the account its ``accountId`` names, verified with that account's
+    ``WEBHOOK_SECRETS`` (``account``: the alias of a per-account URL, whose secrets alone are
+    tried). Raises ``SignatureError`` or ``InvalidPayload`` before anything is stored, stores
+    an event for an account the project does not know ``failed`` and raises
+    :class:`InvalidObject` (``unknown_account``), re-raises whatever a signal receiver raised
+    after marking the event ``failed``, and raises :class:`NotRecorded` (logged once) when the
+    event could not be stored at all.
     """
-    verify_signature(body, signature, app_settings.WEBHOOK_SECRETS, app_settings.WEBHOOK_TOLERANCE)
+    verified = _verify(body, signature, account)
     try:
         parsed = parse_event(body)
         _check_storable(parsed)
@@ -64,6 +72,73 @@ def ingest_webhook(*, body: bytes, signature: str | None) -> WebhookEvent:
         raise InvalidPayload(
             "The webhook body is nested too deeply.", code="invalid_payload", status=400
         ) from None
+    owner, refusal = _owner(parsed, verified)
+    with accounts.acting_for(owner):
+        if refusal is not None:
+            _record_failure_or_raise(parsed, EventSource.WEBHOOK, refusal)
+            _log_failure(parsed.id, parsed.kind, refusal)
+            raise refusal
+        return _ingest(parsed)
+
+
+def _verify(body: bytes, signature: str | None, alias: str | None) -> list[str]:
+    """Verify the signature; return the aliases of the accounts whose secrets it verifies
+    with (``[]``: the single-account case, every event the default account's)."""
+    tolerance = app_settings.WEBHOOK_TOLERANCE
+    configured = app_settings.ACCOUNTS
+    if alias is None and len(configured) == 1:
+        verify_signature(body, signature, app_settings.WEBHOOK_SECRETS, tolerance)
+        return []
+    candidates = [alias] if alias is not None else list(configured)
+    if alias is not None and alias not in configured:
+        raise SignatureError(
+            f"No Plugipay account {alias!r} is configured.", code="signature_invalid", status=401
+        )
+    verified, first_error = [], None
+    for name in candidates:
+        try:
+            verify_signature(body, signature, configured[name]["WEBHOOK_SECRETS"], tolerance)
+        except SignatureError as exc:
+            first_error = first_error or exc
+            continue
+        verified.append(name)
+    if not verified:
+        assert first_error is not None
+        raise first_error
+    return verified
+
+
+def _owner(parsed: Event, verified: list[str]) -> tuple[str | None, InvalidObject | None]:
+    """The alias of the account an event belongs to (None: the default account), and why it
+    is refused when no configured account it verified with is the one it names."""
+    if not verified:
+        return None, None
+    named = parsed.payload.get("accountId") or parsed.payload.get("workspaceId")
+    if not isinstance(named, str) or not named:
+        return verified[0], None
+    for alias in verified:
+        known = accounts.known(alias)
+        if known.plugipay_id == named:
+            return alias, None
+    unnamed = [alias for alias in verified if accounts.known(alias).plugipay_id is None]
+    try:
+        taken = accounts.known(named)
+    except Exception:  # no account has that id: the first event of an unnamed one teaches it
+        taken = None
+    if taken is not None and taken.alias in verified:  # learned meanwhile (a concurrent event)
+        return taken.alias, None
+    if taken is None and len(unnamed) == 1:
+        accounts.learn_plugipay_id(accounts.known(unnamed[0]).pk, named)
+        return unnamed[0], None
+    return verified[0], InvalidObject(
+        f"The event is for Plugipay account {named[:64]}, which is not the configured account "
+        "whose webhook secret signed it. Add the account to PLUGIPAY['ACCOUNTS'] (with its "
+        "ON_BEHALF_OF or ACCOUNT_ID and WEBHOOK_SECRETS), then replay the event.",
+        code="unknown_account",
+    )
+
+
+def _ingest(parsed: Event) -> WebhookEvent:
     if app_settings.WEBHOOK_PROCESSING == "celery":
         try:
             validate_event(parsed)
@@ -283,6 +358,11 @@ def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
     return row
 
 
+def _savepoint() -> Any:
+    """A savepoint in the transaction of the account acting (its database)."""
+    return transaction.atomic(using=acting_database())
+
+
 class _PageFailed(Exception):
     """An event of a page applied without savepoints failed: the page is applied again."""
 
@@ -325,7 +405,7 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
             if row is None:
                 continue
             try:
-                with transaction.atomic() if isolated else contextlib.nullcontext():
+                with _savepoint() if isolated else contextlib.nullcontext():
                     _apply(parsed, row)
                 applied += 1
             except Exception as exc:
@@ -366,7 +446,7 @@ def _new_rows(events: list[Event], source: str) -> list[WebhookEvent]:
 def _lock_page(events: list[Event]) -> None:
     """Lock every existing row the page's events will lock, resource by resource in the lock
     order (rows by pk), so the page's events never wait on each other's order."""
-    if not connection.features.has_select_for_update:  # SQLite: BEGIN IMMEDIATE locks all
+    if not connection_for(WebhookEvent).features.has_select_for_update:  # SQLite: all locked
         return
     wanted: dict[str, set[str]] = {}
     for parsed in events:
@@ -399,12 +479,20 @@ def _completing(parsed: Event) -> list[tuple[Any, str]]:
 
 
 def _fetching(
-    run: Callable[[list[tuple[Any, Any]]], T], complete: Sequence[tuple[Any, str]] = ()
+    run: Callable[[list[tuple[Any, Any]]], T],
+    complete: Sequence[tuple[Any, str]] = (),
+    owner: Callable[[], Any] | None = None,
 ) -> T:
     """Run an apply step; when it names an object not known here, fetch that object from
     Plugipay (outside any transaction: no HTTP call holds a lock) and run it again with it.
-    ``complete`` names objects to fetch before the first run (an event's partial object)."""
-    prefetched: list[tuple[Any, Any]] = [(spec, spec.fetch(oid)) for spec, oid in complete]
+    ``complete`` names objects to fetch before the first run (an event's partial object);
+    ``owner`` gives the event's account when fetching (default: the account acting now)."""
+
+    def fetch(spec: Any, object_id: str) -> tuple[Any, Any]:
+        with accounts.acting_for(owner() if owner is not None else None):
+            return spec, spec.fetch(object_id)
+
+    prefetched: list[tuple[Any, Any]] = [fetch(spec, oid) for spec, oid in complete]
     while True:
         try:
             return run(prefetched)
@@ -412,7 +500,7 @@ def _fetching(
             spec = spec_for(exc.resource) if exc.resource else None
             if spec is None or not spec.fetchable or len(prefetched) >= MAX_FETCHES:
                 raise
-            prefetched.append((spec, spec.fetch(exc.plugipay_id)))
+            prefetched.append(fetch(spec, exc.plugipay_id))
 
 
 def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
@@ -421,7 +509,7 @@ def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
     OCCURRED_AT.read(parsed.payload, None)
     spec = spec_for(parsed.resource)
     own = None
-    with lock_scope():
+    with accounts.acting_for(row.account_id), lock_scope():
         # Fetched objects are applied in the lock order (a customer before its subscription).
         for fetched_spec, obj in sorted(prefetched, key=lambda item: item[0].lock_rank):
             if fetched_spec is spec and obj.get("id") == parsed.object_id:
@@ -490,16 +578,25 @@ def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     recorded event's id and status read.
     """
     now = timezone.now()
+    account = current_account_pk()  # the account acting: no query
     values = {"event_id": parsed.id, **_fields(parsed, source), "received_at": now}
-    pk = run_statement(insert_values, WebhookEvent, {**values, "queued_at": now}, "event_id")
+    pk = run_statement(
+        insert_values, WebhookEvent, {**values, "account": account, "queued_at": now}, "event_id"
+    )
     if pk is not None:
-        row = WebhookEvent(pk=pk, **values, queued_at=now)
+        row = WebhookEvent(pk=pk, **values, account_id=account, queued_at=now)
         row._state.adding = False
         return row, True
-    known = find(WebhookEvent, only=("status", "queued_at"), event_id=parsed.id)
+    known = find(WebhookEvent, only=("status", "queued_at", "account"), event_id=parsed.id)
     if known is None:  # deleted since the insert saw it: nothing to answer for
         raise WebhookEvent.DoesNotExist(f"webhook event {parsed.id} vanished")
-    row = WebhookEvent(pk=known.pk, **values, status=known.status, queued_at=known.queued_at)
+    row = WebhookEvent(
+        pk=known.pk,
+        **values,
+        account_id=known.account_id,
+        status=known.status,
+        queued_at=known.queued_at,
+    )
     row._state.adding = False
     return row, False
 
@@ -522,7 +619,12 @@ def apply_recorded_event(event_id: int) -> WebhookEvent | None:
     """:func:`apply_event` by primary key (what the queued task calls: nothing is read before
     the locking statement); None when no such event exists."""
     try:
-        return _fetching(lambda prefetched: _apply_recorded(event_id, prefetched))
+        return _fetching(
+            lambda prefetched: _apply_recorded(event_id, prefetched),
+            owner=lambda: WebhookEvent.objects.values_list("account_id", flat=True).get(
+                pk=event_id
+            ),
+        )
     except WebhookEvent.DoesNotExist:
         return None
     except Exception as exc:
@@ -666,7 +768,7 @@ def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int]]:
         status = EventStatus.PROCESSED if handled(event) else EventStatus.IGNORED
         row.status, row.attempts, row.processed_at = status, row.attempts + 1, now
         try:
-            with transaction.atomic() if isolated else contextlib.nullcontext():
+            with _savepoint() if isolated else contextlib.nullcontext():
                 _apply(event, row)
         except Exception as exc:
             if is_transient(exc):  # the whole batch is retried

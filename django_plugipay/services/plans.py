@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import PlugipayError
@@ -91,6 +92,7 @@ def _check(key: str, definition: Any) -> dict[str, Any]:
     return body
 
 
+@takes_account
 def ensure_plans(*, definitions: Mapping[str, Any] | None = None) -> list[EnsuredPlan]:
     """Make Plugipay's catalog match ``definitions`` (default: the ``PLANS`` setting) and
     mirror it; idempotent.

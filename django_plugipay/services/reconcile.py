@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from django_plugipay import datetimes
+from django_plugipay.accounts import current_account_pk, takes_account
 from django_plugipay.client import get_client
 from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import PlugipayError
@@ -44,22 +45,32 @@ class ReconcileResult:
         return self.events_applied + sum(self.synced.values())
 
 
+@takes_account
 def last_reconciled() -> dt.datetime | None:
-    """When reconciliation last ran (took its cursor), or None when it never did."""
-    return SyncCursor.objects.filter(name=CURSOR_NAME).values_list("updated_at", flat=True).first()
+    """When reconciliation of the account last ran (took its cursor), or None when it never
+    did."""
+    return (
+        SyncCursor.objects.filter(name=CURSOR_NAME, account_id=current_account_pk())
+        .values_list("updated_at", flat=True)
+        .first()
+    )
 
 
 @write_atomic
 def _claim(cursor_name: str) -> SyncCursor | None:
-    """Take the reconciliation lease, or None when another run holds it."""
+    """Take the account's reconciliation lease, or None when another run holds it."""
     now = timezone.now()
-    SyncCursor.objects.get_or_create(name=cursor_name)
+    account_id = current_account_pk()
+    SyncCursor.objects.get_or_create(name=cursor_name, account_id=account_id)
     claimed = SyncCursor.objects.filter(
-        Q(locked_until__isnull=True) | Q(locked_until__lt=now), name=cursor_name
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now),
+        name=cursor_name,
+        account_id=account_id,
     ).update(locked_until=now + LEASE)
-    return SyncCursor.objects.get(name=cursor_name) if claimed else None
+    return SyncCursor.objects.get(name=cursor_name, account_id=account_id) if claimed else None
 
 
+@takes_account
 def reconcile(
     *,
     since: dt.datetime | None = None,
@@ -68,7 +79,9 @@ def reconcile(
 ) -> ReconcileResult:
     """Read Plugipay's events from the stored cursor (or ``since``) and apply each one through
     the webhook path (deduplicated by event id), then sync sessions open past their expiry and
-    refunds still in flight. Runs once at a time; a second run is a no-op.
+    refunds still in flight — all of one account (``account=``, default: the default account),
+    with its cursor and its credentials. Runs once at a time per account; a second run is a
+    no-op.
     """
     result = ReconcileResult(dry_run=dry_run)
     cursor = _claim(CURSOR_NAME)
@@ -138,6 +151,7 @@ def _sync_in_flight(result: ReconcileResult) -> None:
         rows = spec.in_flight(now)
         if rows is None:
             continue
+        rows = rows.filter(account_id=current_account_pk())
         for row in rows:
             before = row.status
             try:

@@ -10,6 +10,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.db import run_atomic
@@ -103,6 +104,7 @@ def refund_refusal(
     return None
 
 
+@takes_account
 def refund_payment(
     *,
     payment: Payment,
@@ -223,6 +225,7 @@ def _note_not_submitted(refund_id: int, exc: Exception) -> None:
     )
 
 
+@takes_account
 def submit_refund(*, refund: Refund) -> Refund:
     """Create a requested refund at Plugipay with its stored key (safe to call again).
 
@@ -301,6 +304,7 @@ def submit_stranded_refunds(*, limit: int = 100) -> int:
 sends_unsent(Refund, lambda refund: submit_refund(refund=refund))
 
 
+@takes_account
 def sync_refund(*, refund: Refund) -> Refund:
     """Fetch the refund from Plugipay and apply it through the same path as webhooks (one
     not yet created there is submitted with its stored key)."""

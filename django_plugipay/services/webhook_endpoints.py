@@ -10,6 +10,7 @@ from django.apps import apps
 from django.conf import settings
 from django.urls import reverse
 
+from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.services.events import NOTICES
@@ -61,11 +62,13 @@ def is_this_site(url: str, *, expected: str | None = None) -> bool:
     )
 
 
+@takes_account
 def list_endpoints() -> list[dict[str, Any]]:
     """The workspace's endpoints as Plugipay lists them (no secrets)."""
     return get_client().list_webhook_endpoints()
 
 
+@takes_account
 def create_endpoint(*, url: str, description: str = DESCRIPTION) -> dict[str, Any]:
     """Register ``url`` for exactly :func:`handled_event_types`; the answer carries the
     signing secret, shown this once."""
@@ -74,16 +77,19 @@ def create_endpoint(*, url: str, description: str = DESCRIPTION) -> dict[str, An
     )
 
 
+@takes_account
 def rotate_secret(*, endpoint_id: str, overlap: int) -> dict[str, Any]:
     """A new signing secret (in the answer, once); Plugipay signs with the previous one too
     for ``overlap`` seconds, then drops it."""
     return get_client().rotate_webhook_secret(endpoint_id, expires_in=overlap)
 
 
+@takes_account
 def set_active(*, endpoint_id: str, active: bool) -> dict[str, Any]:
     """Enable (clearing the failure streak) or pause an endpoint."""
     return get_client().update_webhook_endpoint(endpoint_id, active=active)
 
 
+@takes_account
 def delete_endpoint(*, endpoint_id: str) -> None:
     get_client().delete_webhook_endpoint(endpoint_id)

@@ -116,6 +116,21 @@ PLUGIPAY = {
     },
 }
 
+# A second Plugipay account (docs/how-to/multi-tenant.md), only when PLUGIPAY_SECOND_ACCOUNT is set
+# to its acc_… id: start the sandbox with --platform-key pk_test_platform:sk_test_platform, set
+# PLUGIPAY_KEY_ID/PLUGIPAY_SECRET to that platform key and provision the account
+# (services.provision_account); the platform key then acts on behalf of it, and its
+# events, signed with PLUGIPAY_SECOND_WEBHOOK_SECRET, reach the same webhook URL. The default
+# demo is unchanged.
+if os.environ.get("PLUGIPAY_SECOND_ACCOUNT"):
+    PLUGIPAY["ACCOUNTS"] = {
+        "second": {
+            "ON_BEHALF_OF": os.environ["PLUGIPAY_SECOND_ACCOUNT"],
+            "WEBHOOK_SECRETS": [os.environ.get("PLUGIPAY_SECOND_WEBHOOK_SECRET", "whsec_second")],
+            "NAME": "Second shop",
+        }
+    }
+
 # Celery only when CELERY_BROKER_URL is set (config/__init__.py then creates the app and
 # TASKS="auto" sends task work to the worker); without it, that work runs in-process.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")

@@ -9,6 +9,7 @@ from django.utils.dateparse import parse_datetime
 
 from django_plugipay import services
 from django_plugipay.exceptions import PlugipayError
+from django_plugipay.models import Account
 
 
 class Command(BaseCommand):
@@ -28,12 +29,18 @@ class Command(BaseCommand):
             help="only mirror the plan catalog (plans and their prices) from Plugipay",
         )
         parser.add_argument(
+            "--account",
+            help="the alias of the account to reconcile (default: the default account)",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="count what would change without changing anything",
         )
 
-    def handle(self, *args, since=None, dry_run=False, plans=False, **options) -> None:
+    def handle(
+        self, *args, since=None, dry_run=False, plans=False, account=None, **options
+    ) -> None:
         if plans:
             try:
                 synced_plans = services.sync_plans()
@@ -51,7 +58,11 @@ class Command(BaseCommand):
                 raise CommandError(f"--since {since!r} is not an ISO-8601 date-time.")
         bar = _Progress(self.stdout)
         try:
-            result = services.reconcile(since=start, dry_run=dry_run, progress=bar.update)
+            result = services.reconcile(
+                since=start, dry_run=dry_run, progress=bar.update, account=account
+            )
+        except Account.DoesNotExist as exc:
+            raise CommandError(f"--account: {exc}") from exc
         except PlugipayError as exc:
             raise CommandError(f"Plugipay could not be reached: {exc}") from exc
         bar.finish()

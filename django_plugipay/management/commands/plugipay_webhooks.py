@@ -10,8 +10,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from django_plugipay.accounts import acting_for
 from django_plugipay.conf import ENV_FALLBACKS, app_settings
 from django_plugipay.exceptions import PlugipayError
+from django_plugipay.models import Account
 from django_plugipay.services import webhook_endpoints as endpoints
 
 ENV_NAME = ENV_FALLBACKS["WEBHOOK_SECRETS"]
@@ -35,6 +37,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--account",
+            help="the alias of the account whose endpoints to manage (default: the default "
+            "account); before the action",
+        )
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         self._site(actions.add_parser("list", help="every endpoint, marking this site's"))
         create = actions.add_parser("create", help="register this site's webhook URL")
@@ -80,9 +87,12 @@ class Command(BaseCommand):
             help=f"append {ENV_NAME}=… to this .env file instead of printing the secret",
         )
 
-    def handle(self, *args, action: str, **options: Any) -> None:
+    def handle(self, *args, action: str, account: str | None = None, **options: Any) -> None:
         try:
-            getattr(self, f"do_{action}")(**options)
+            with acting_for(account):
+                getattr(self, f"do_{action}")(**options)
+        except Account.DoesNotExist as exc:
+            raise CommandError(f"--account: {exc}") from exc
         except PlugipayError as exc:
             raise CommandError(str(exc)) from exc
 

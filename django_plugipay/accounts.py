@@ -1,0 +1,300 @@
+"""The Plugipay accounts a project serves: their rows, kept in step with the settings, and the
+account the current code acts for.
+
+Every configured account (``"default"``, the top-level credentials, and each alias of
+``PLUGIPAY["ACCOUNTS"]``) has an :class:`~django_plugipay.models.Account` row. The rows are
+created or updated by :func:`sync_accounts`, an idempotent step run after ``migrate`` (and after
+a test database is flushed) and on first use when the configured accounts changed. What the
+engine needs of them on every event — the default account's pk, an alias's pk and ``acc_…``
+id — is read once per process and cached; the cache is dropped when the configured accounts
+change (``setting_changed``) or the tables are (re)created (``post_migrate``), so a
+single-account project pays no query per applied event.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple, TypeVar
+
+from django.core.signals import setting_changed
+from django.db import models
+from django.db.models import ProtectedError, Q
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
+
+from django_plugipay import context
+from django_plugipay.conf import DEFAULT_ACCOUNT, app_settings
+from django_plugipay.context import Acting, acting
+from django_plugipay.models import Account, Mode
+
+T = TypeVar("T")
+
+__all__ = [
+    "takes_account",
+    "Known",
+    "acting_for",
+    "current",
+    "current_account_pk",
+    "default_account_pk",
+    "get_account",
+    "known",
+    "learn_plugipay_id",
+    "several",
+    "sync_accounts",
+]
+
+
+class Known(NamedTuple):
+    """What the process remembers of an account row."""
+
+    pk: int
+    alias: str
+    plugipay_id: str | None
+    platform: bool
+
+    @property
+    def acting(self) -> Acting:
+        return Acting(self.pk, self.alias, self.plugipay_id if self.platform else None)
+
+
+_lock = threading.Lock()
+_cache: dict[str, Any] = {}
+
+
+def _mode(entry: dict[str, Any]) -> str:
+    key = entry.get("API_KEY") or entry.get("KEY_ID") or ""
+    return Mode.LIVE if "_live_" in key else Mode.TEST
+
+
+def fingerprint() -> tuple:
+    """What of the settings the account rows follow (credentials excluded)."""
+    return (
+        *(
+            (alias, entry["ACCOUNT_ID"], bool(entry["ON_BEHALF_OF"]), _mode(entry), entry["NAME"])
+            for alias, entry in app_settings.ACCOUNTS.items()
+        ),
+        app_settings.raw("ACCOUNT_DATABASE"),
+    )
+
+
+def sync_accounts(using: str | None = None) -> list[Account]:
+    """Create or update the row of every configured account (idempotent); return every row,
+    configured or provisioned."""
+    manager = Account.objects.db_manager(using)
+    for alias, entry in app_settings.ACCOUNTS.items():
+        wanted: dict[str, Any] = {"mode": _mode(entry), "platform": bool(entry["ON_BEHALF_OF"])}
+        if entry["NAME"]:
+            wanted["name"] = entry["NAME"]
+        if entry["ACCOUNT_ID"]:
+            wanted["plugipay_id"] = entry["ACCOUNT_ID"]
+        if entry["ACCOUNT_ID"]:  # a provisioned row takes the alias the settings give it
+            manager.filter(plugipay_id=entry["ACCOUNT_ID"]).exclude(alias=alias).update(alias=alias)
+        account, created = manager.get_or_create(alias=alias, defaults=wanted)
+        changed = {k: v for k, v in wanted.items() if getattr(account, k) != v}
+        if changed and not created:
+            manager.filter(pk=account.pk).update(**changed)
+    return list(manager.order_by("pk"))
+
+
+def _default() -> Known:
+    """The default account (its pk only changes when the tables are made again)."""
+    found = _cache.get("default")
+    if found is None:
+        pk = Account.objects.filter(alias=DEFAULT_ACCOUNT).values_list("pk", flat=True).first()
+        found = Known(pk, DEFAULT_ACCOUNT, None, False) if pk is not None else None
+        if found is None:
+            found = _state()["alias"][DEFAULT_ACCOUNT]
+        _cache["default"] = found
+    return found
+
+
+def _state() -> dict[str, Any]:
+    state = _cache.get("state")
+    if state is not None:
+        return state
+    with _lock:
+        if "state" not in _cache:
+            rows = sync_accounts()
+            _copy_to_account_databases(rows)
+            known = [Known(a.pk, a.alias, a.plugipay_id, a.platform) for a in rows]
+            _cache["state"] = {
+                "alias": {k.alias: k for k in known},
+                "pk": {k.pk: k for k in known},
+                "plugipay": {k.plugipay_id: k for k in known if k.plugipay_id},
+            }
+            _cache["fingerprint"] = fingerprint()
+            default = _cache["state"]["alias"][DEFAULT_ACCOUNT]
+            _cache["default"] = default._replace(plugipay_id=None, platform=False)
+        return _cache["state"]
+
+
+def _copy_to_account_databases(rows: list[Account], only: str | None = None) -> None:
+    """Every database an account's rows live in holds the account rows too, with the same pks
+    (its rows' foreign keys point at them there)."""
+    if app_settings.ACCOUNT_DATABASE is None:
+        return
+    databases = {database_of(a.alias) for a in rows} - {None, Account.objects.db}
+    for database in sorted(d for d in databases if d and only in (None, d)):
+        manager = Account.objects.db_manager(database)
+        pks = [row.pk for row in rows]
+        stale = manager.exclude(pk__in=pks).filter(
+            Q(alias__in=[r.alias for r in rows])
+            | Q(plugipay_id__in=[r.plugipay_id for r in rows if r.plugipay_id])
+        )
+        for row in stale:  # made there by its own migrate: out of the way (kept if referenced)
+            try:
+                row.delete()
+            except ProtectedError:
+                manager.filter(pk=row.pk).update(alias=f"{row.alias}#{row.pk}", plugipay_id=None)
+        for row in rows:
+            fields = {f.attname: getattr(row, f.attname) for f in Account._meta.concrete_fields}
+            fields.pop("id")
+            manager.update_or_create(pk=row.pk, defaults=fields)
+
+
+def forget(*, tables: bool = True) -> None:
+    """Drop what the process remembers of the accounts (read again on next use); with
+    ``tables=False`` (the settings changed, the rows did not) the default account's pk stays."""
+    if tables:
+        _cache.clear()
+    else:
+        _cache.pop("state", None)
+        _cache.pop("fingerprint", None)
+
+
+@receiver(setting_changed)
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "DATABASES":
+        forget()
+    elif setting == "DATABASE_ROUTERS" or (
+        setting == "PLUGIPAY" and _cache.get("fingerprint") != fingerprint()
+    ):
+        forget(tables=False)
+
+
+@receiver(post_migrate)
+def _migrated(*, app_config: Any, using: str = "default", **kwargs: Any) -> None:
+    """Tables created or flushed: the rows are made again and read on next use."""
+    if app_config.name == "django_plugipay":
+        if using == Account.objects.db:
+            forget()
+            _state()  # made and read now, so the first event costs no query
+        elif "state" in _cache:  # an account database, emptied: it gets the rows again
+            rows = list(Account.objects.order_by("pk"))
+            _copy_to_account_databases(rows, only=using)
+
+
+def known(account: Any = None) -> Known:
+    """The account named by ``account`` — an Account, an alias, an ``acc_…`` id or a pk;
+    None: the one acting now (the default account outside any :func:`acting_for`).
+    Raises ``Account.DoesNotExist`` for an account the project does not know."""
+    default = _default()
+    if account is None:
+        now = acting.get()
+        account = now.pk if now is not None else default.pk
+    pk = account.pk if isinstance(account, Account) else account
+    if pk == default.pk:  # no query: a single-account project only ever meets this one
+        return default
+    state = _state()
+    if isinstance(account, Account):
+        found = state["pk"].get(account.pk)
+    elif isinstance(account, int):
+        found = state["pk"].get(account)
+    else:
+        found = state["alias"].get(account) or state["plugipay"].get(account)
+    if found is None:
+        forget(tables=False)  # a row made since (a provisioned account): read again
+        state = _state()
+        key = account.pk if isinstance(account, Account) else account
+        found = (
+            state["pk"].get(key)
+            if isinstance(key, int)
+            else (state["alias"].get(key) or state["plugipay"].get(key))
+        )
+    if found is None:
+        raise Account.DoesNotExist(f"No Plugipay account {account!r} is known.")
+    return found
+
+
+def default_account_pk() -> int:
+    """The default account's pk (read once per process)."""
+    return _default().pk
+
+
+current_account_pk = context.current_account_pk
+context.default_pk[:] = [default_account_pk]
+
+
+def database_of(alias: str) -> str | None:
+    """The database ``PLUGIPAY["ACCOUNT_DATABASE"]`` names for the account ``alias``, or None."""
+    hook = app_settings.ACCOUNT_DATABASE
+    return hook(alias) if hook is not None else None
+
+
+context.database_for[:] = [database_of]
+
+
+def get_account(account: Any = None) -> Account:
+    """The Account row named as :func:`known` names it."""
+    if isinstance(account, Account):
+        return account
+    return Account.objects.get(pk=known(account).pk)
+
+
+def current() -> Known:
+    return known(None)
+
+
+@contextmanager
+def acting_for(account: Any = None) -> Iterator[Known]:
+    """Act for ``account`` (see :func:`known`) inside the block: the rows made there belong to
+    it and the client calls Plugipay with its credentials (or the platform key on behalf of
+    it)."""
+    found = known(account)
+    token = acting.set(found.acting)
+    try:
+        yield found
+    finally:
+        acting.reset(token)
+
+
+def learn_plugipay_id(pk: int, plugipay_id: str) -> None:
+    """Record the ``acc_…`` id of an account whose id was not configured (first event)."""
+    Account.objects.filter(pk=pk, plugipay_id__isnull=True).update(plugipay_id=plugipay_id)
+    forget(tables=False)
+
+
+def takes_account(func: Callable[..., T]) -> Callable[..., T]:
+    """Give a service the ``account=`` keyword: it acts for that account (an Account, an
+    alias, an ``acc_…`` id); without it, for the account of the first row passed in (a row
+    carries its own), else for the account acting already, else the default account."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, account: Any = None, **kwargs: Any) -> T:
+        if account is None:
+            account = next(
+                (
+                    value.__dict__["account_id"]
+                    for value in (*args, *kwargs.values())
+                    if isinstance(value, models.Model) and "account_id" in value.__dict__
+                ),
+                None,
+            )
+        if account is None and acting.get() is not None:
+            return func(*args, **kwargs)
+        with acting_for(account):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def several() -> bool:
+    """Does the project serve more than one account: configured, or provisioned and known to
+    this process? Reads the settings, not the database."""
+    if len(app_settings.ACCOUNTS) > 1:
+        return True
+    state = _cache.get("state")
+    return state is not None and len(state["pk"]) > 1
