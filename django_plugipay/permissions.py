@@ -74,6 +74,12 @@ def can_manage_payouts(user: Any) -> bool:
     return bool(user and user.has_perm(PAYOUT_PERMISSION))
 
 
+def can_email_receipts(user: Any) -> bool:
+    """Have Plugipay e-mail a receipt to its customer (Django's ``change_receipt``: the
+    mirror itself stays read-only)."""
+    return bool(user and user.has_perm(permission("change", "receipt")))
+
+
 def can_cancel_sessions(user: Any) -> bool:
     return bool(user and user.has_perm(permission("change", "checkoutsession")))
 

@@ -22,7 +22,9 @@ BANK = {
 
 
 def save_bank_account(number=BANK["accountNumber"]):
-    get_client().request("PATCH", "/payouts/bank-account", json_body={**BANK, "accountNumber": number})
+    get_client().request(
+        "PATCH", "/payouts/bank-account", json_body={**BANK, "accountNumber": number}
+    )
 
 
 def count(log, name):
@@ -129,9 +131,11 @@ def test_payout_events_shuffled_and_duplicated_fire_each_signal_once(
 
 def test_a_durable_receiver_of_payout_paid_runs_once(plugipay_sandbox, durable):  # noqa: F811
     runs = []
-    durable(signals.payout_paid, lambda sender, instance, event, delivery, **kw: runs.append(
-        instance.plugipay_id
-    ), name="tests.money.payout_paid")
+    durable(
+        signals.payout_paid,
+        lambda sender, instance, event, delivery, **kw: runs.append(instance.plugipay_id),
+        name="tests.money.payout_paid",
+    )
     plugipay_sandbox.paid_payment(amount=100_000)
     save_bank_account()
     payout = services.create_payout(amount=10_000)

@@ -105,6 +105,9 @@ class Payout(MirrorModel):
     )
 
     objects = PayoutQuerySet.as_manager()
+    #: Not a column: ``create_payout`` sets it on the payout it returns, True when a call
+    #: with an earlier call's idempotency key got back that call's payout.
+    replayed: bool
 
     class Meta:
         verbose_name = _("payout")

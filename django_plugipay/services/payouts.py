@@ -111,14 +111,22 @@ def create_payout(
     bank_account: Mapping[str, str] | None = None,
     note: str | None = None,
     account=None,
+    idempotency_key: str | None = None,
 ) -> Payout:
     """Pay ``amount`` out to the saved bank account (or to ``bank_account``, a one-off:
     ``bankCode``, ``bankName``, ``accountNumber``, ``accountHolder``).
 
     Refused with :class:`PayoutError` (``code="insufficient_balance"``) above the available
-    balance. The row is stored with a fresh idempotency key before Plugipay is called, and
-    every attempt sends that key, so Plugipay makes one payout whatever the retries.
+    balance. The row is stored with an idempotency key (``idempotency_key``, or a fresh one)
+    before Plugipay is called, and every attempt sends that key, so Plugipay makes one payout
+    whatever the retries; a second call with the same key returns the first payout
+    (``payout.replayed`` is True).
     """
+    if idempotency_key:
+        earlier = Payout.objects.filter(idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            earlier.replayed = True
+            return earlier
     currency = (currency or "IDR").upper()
     refusal = payout_refusal(amount=amount, currency=currency, available=None)
     if refusal is None:
@@ -133,14 +141,16 @@ def create_payout(
         currency=currency,
         note=note or "",
         status=PayoutStatus.PENDING,
-        idempotency_key=f"payout_{uuid.uuid4().hex}",
+        idempotency_key=idempotency_key or f"payout_{uuid.uuid4().hex}",
         one_off=bool(inline),
         bank_code=inline.get("bankCode", ""),
         bank_name=inline.get("bankName", ""),
         bank_account_last4=inline.get("accountNumber", "")[-4:],
         bank_account_holder=inline.get("accountHolder", ""),
     )
-    return _submit(payout, inline)
+    row = _submit(payout, inline)
+    row.replayed = False
+    return row
 
 
 def submit_payout(payout: Payout) -> Payout:
