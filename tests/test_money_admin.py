@@ -7,9 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.template import Context
+from django.test import override_settings
 from django.urls import reverse
 from django.utils import translation
 
@@ -17,6 +20,7 @@ from django_plugipay import services
 from django_plugipay.models import LedgerEntry, Payout, Receipt
 from tests.factories import UserFactory
 from tests.test_money_out import save_bank_account
+from tests.test_safe_links import shop_engine
 
 PAYOUTS = "/admin/django_plugipay/payout/"
 LEDGER = "/admin/django_plugipay/ledgerentry/"
@@ -171,3 +175,19 @@ def test_the_buyer_gets_their_receipt_and_another_user_a_404(client, plugipay_sa
         client.get(reverse("plugipay:receipt_document", args=[receipt.plugipay_id])).status_code
         == 200
     )
+
+
+@override_settings(ROOT_URLCONF="tests.test_safe_links")
+def test_the_example_shops_order_page_links_the_receipt_of_a_paid_order():
+    session = SimpleNamespace(
+        plugipay_id="cs_paid", is_pending=False, payments=SimpleNamespace(all=list)
+    )
+    paid = SimpleNamespace(
+        pk=1, status="paid", paid_at="now", checkout_session=session, product="Kopi", quantity=1
+    )
+    waiting = SimpleNamespace(
+        pk=2, status="pending", paid_at=None, checkout_session=None, product="Teh", quantity=1
+    )
+    page = shop_engine.get_template("shop/orders.html").render(Context({"orders": [paid, waiting]}))
+    links = re.findall(r'href="([^"]+)" data-testid="order-receipt"', page)
+    assert links == [reverse("plugipay:receipt_document", args=["cs_paid"])]

@@ -201,9 +201,9 @@ class PaymentRefundCreate(generics.GenericAPIView):
 
 
 def idempotency_key(user, header: str) -> str:
-    """The refund's (or payout's) idempotency key for one user's ``Idempotency-Key`` header: readable when
-    it fits the 64 characters, else a digest of both (never a truncation, which would merge
-    two keys of a user whose primary key is long, a UUID)."""
+    """The idempotency key of a refund (or payout) for one user's ``Idempotency-Key`` header:
+    readable when it fits the 64 characters, else a digest of both (never a truncation, which
+    would merge two keys of a user whose primary key is long, a UUID)."""
     key = f"api_{user.pk}_{header}"
     if len(key) <= 64:
         return key
