@@ -40,7 +40,7 @@ from django_plugipay.exceptions import (
     PlugipayError,
     SignatureError,
 )
-from django_plugipay.models import CheckoutSession, Invoice, Receipt
+from django_plugipay.models import Invoice
 from django_plugipay.specs import UnresolvedReference
 from django_plugipay.webhooks import SIGNATURE_HEADERS
 
@@ -213,27 +213,12 @@ class ReceiptDocumentView(LoginRequiredMixin, View):
 
     http_method_names = ["get"]
 
-    def has_access(self, request: HttpRequest, obj: Any) -> bool:
-        return permissions.can_read(request.user, obj)
-
-    def get_receipt(self, request: HttpRequest, plugipay_id: str) -> Receipt | None:
-        receipt = Receipt.objects.filter(plugipay_id=plugipay_id).first()
-        if receipt is not None:
-            return receipt if self.has_access(request, receipt) else None
-        source = (
-            CheckoutSession.objects.filter(plugipay_id=plugipay_id).first()
-            or Invoice.objects.filter(plugipay_id=plugipay_id).first()
-        )
-        if source is None or not self.has_access(request, source):
+    def get_receipt(self, request: HttpRequest, plugipay_id: str) -> Any:
+        try:
+            return services.receipt_for(plugipay_id=plugipay_id, user=request.user)
+        except PlugipayError as exc:
+            logger.warning("plugipay receipt sync for %s failed: %s", plugipay_id, exc)
             return None
-        receipt = Receipt.objects.filter(source_id=plugipay_id).first()
-        if receipt is None:
-            try:
-                services.sync_receipts(source_id=plugipay_id)
-            except PlugipayError as exc:
-                logger.warning("plugipay receipt sync for %s failed: %s", plugipay_id, exc)
-            receipt = Receipt.objects.filter(source_id=plugipay_id).first()
-        return receipt
 
     def get(self, request: HttpRequest, plugipay_id: str) -> HttpResponseBase:
         receipt = self.get_receipt(request, plugipay_id)

@@ -47,6 +47,7 @@ from django_plugipay.services.payouts import (
     email_receipt,
     mark_payout,
     receipt_document,
+    receipt_for,
     sync_ledger,
     sync_receipts,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "email_receipt",
     "mark_payout",
     "receipt_document",
+    "receipt_for",
     "sync_ledger",
     "sync_receipts",
     "apply_queued_events",

@@ -18,11 +18,18 @@ import requests
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from django_plugipay import datetimes
+from django_plugipay import datetimes, permissions
 from django_plugipay.client import get_client
 from django_plugipay.db import lock, lock_scope, run_atomic
 from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
-from django_plugipay.models import Payout, PayoutStatus, Receipt, SyncCursor
+from django_plugipay.models import (
+    CheckoutSession,
+    Invoice,
+    Payout,
+    PayoutStatus,
+    Receipt,
+    SyncCursor,
+)
 from django_plugipay.money import check_amount, format_amount
 from django_plugipay.resources.money import LEDGER_ENTRY, MARK_ACTIONS, PAYOUT, RECEIPT
 from django_plugipay.services.apply import advance, move, sends_unsent
@@ -311,6 +318,26 @@ def ledger_is_balanced(entries) -> dict[str, int]:
 DOCUMENT_FORMATS = ("pdf", "html")
 
 
+def receipt_for(*, plugipay_id: str, user) -> Receipt | None:
+    """The receipt ``user`` may read by its id, or by the id of the checkout session or
+    invoice it was issued for (synced first when not mirrored yet); None when there is none
+    or it is not theirs (staff who may view receipts read every one)."""
+    receipt = Receipt.objects.filter(plugipay_id=plugipay_id).first()
+    if receipt is not None:
+        return receipt if permissions.can_read(user, receipt) else None
+    source = (
+        CheckoutSession.objects.filter(plugipay_id=plugipay_id).first()
+        or Invoice.objects.filter(plugipay_id=plugipay_id).first()
+    )
+    if source is None or not permissions.can_read(user, source):
+        return None
+    receipt = Receipt.objects.filter(source_id=plugipay_id).first()
+    if receipt is None:
+        sync_receipts(source_id=plugipay_id)
+        receipt = Receipt.objects.filter(source_id=plugipay_id).first()
+    return receipt if receipt is not None and permissions.can_read(user, receipt) else None
+
+
 def receipt_document(*, receipt: Receipt, format: str = "pdf") -> requests.Response:  # noqa: A002
     """The receipt's document from Plugipay (``"pdf"`` or ``"html"``): a streamed
     ``requests.Response`` the caller reads and closes."""
@@ -337,6 +364,7 @@ __all__ = [
     "mark_payout",
     "payout_refusal",
     "receipt_document",
+    "receipt_for",
     "submit_payout",
     "sync_ledger",
     "sync_receipts",
