@@ -297,7 +297,8 @@ class ReceiptInline(MirrorDisplay, admin.TabularInline):
     model = Receipt
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["receipt_link", "amount_display", "tax_display", "issued_at"]
+    readonly_fields = ["receipt_link", "amount_display", "tax_display", "issued_at"]
+    fields = list(readonly_fields)
     verbose_name_plural = gettext_lazy("receipts")
 
     def has_add_permission(self, request, obj=None) -> bool:
