@@ -254,3 +254,21 @@ def test_ledger_entries_are_immutable_mirrors(plugipay_sandbox):
 def _no_leftover_receivers():
     yield
     deliveries.disconnect(signals.payout_paid, name="tests.money.payout_paid")
+
+
+def test_plugipay_sync_money_mirrors_the_ledger_and_receipts_since_its_last_run(
+    plugipay_sandbox, signal_log
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    plugipay_sandbox.paid_payment(amount=40_000)
+    out = StringIO()
+    call_command("plugipay_sync", "--money", stdout=out)
+    entries = LedgerEntry.objects.count()
+    assert entries > 0 and Receipt.objects.count() == 1
+    assert f"{entries} ledger entries and 1 receipts synced" in out.getvalue()
+    call_command("plugipay_sync", "--money", stdout=out)
+    assert "0 ledger entries and 0 receipts synced" in out.getvalue()
+    assert count(signal_log, "receipt_issued") == 1

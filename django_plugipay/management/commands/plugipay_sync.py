@@ -28,12 +28,29 @@ class Command(BaseCommand):
             help="only mirror the plan catalog (plans and their prices) from Plugipay",
         )
         parser.add_argument(
+            "--money",
+            action="store_true",
+            help="only mirror the ledger entries and receipts issued since the last run",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="count what would change without changing anything",
         )
 
-    def handle(self, *args, since=None, dry_run=False, plans=False, **options) -> None:
+    def handle(self, *args, since=None, dry_run=False, plans=False, money=False, **options) -> None:
+        if money:
+            try:
+                entries = services.sync_ledger()
+                receipts = services.sync_receipts()
+            except PlugipayError as exc:
+                raise CommandError(f"Plugipay could not be reached: {exc}") from exc
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Money: {entries} ledger entries and {len(receipts)} receipts synced."
+                )
+            )
+            return
         if plans:
             try:
                 synced_plans = services.sync_plans()
