@@ -9,7 +9,6 @@ from django_plugipay import services, signals
 from django_plugipay.client import get_client
 from django_plugipay.exceptions import APIError, PayoutError
 from django_plugipay.models import Delivery, LedgerEntry, Payout, Receipt
-from django_plugipay.services import deliveries
 from django_plugipay.services.payouts import ledger_is_balanced
 from tests.test_deliveries import durable  # noqa: F401 (a fixture)
 
@@ -248,12 +247,6 @@ def test_ledger_entries_are_immutable_mirrors(plugipay_sandbox):
     assert entry is not None and entry.tx_id.startswith("ltx_")
     assert services.sync_ledger(since=entry.posted_at) >= 1  # read again: stored once
     assert LedgerEntry.objects.filter(plugipay_id=entry.plugipay_id).count() == 1
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_receivers():
-    yield
-    deliveries.disconnect(signals.payout_paid, name="tests.money.payout_paid")
 
 
 def test_plugipay_sync_money_mirrors_the_ledger_and_receipts_since_its_last_run(
