@@ -353,7 +353,17 @@ class PlugipayClient:
     def invoice_document(self, invoice_id: str, kind: str) -> requests.Response:
         """The invoice as ``html`` or ``pdf``: the signed, streamed response (the caller
         closes it). Raises like any other call when Plugipay answers an error."""
-        path = self.api_prefix + f"/invoices/{quote(invoice_id, safe='')}/invoice.{kind}"
+        return self.document("invoice", invoice_id, kind)
+
+    def receipt_document(self, receipt_id: str, kind: str) -> requests.Response:
+        """The receipt as ``html`` or ``pdf``, like :meth:`invoice_document`."""
+        return self.document("receipt", receipt_id, kind)
+
+    def document(self, resource: str, object_id: str, kind: str) -> requests.Response:
+        """``GET /<collection>/{id}/<resource>.<kind>``: a document of an object, signed and
+        streamed (the caller closes the response)."""
+        collection = f"/{resource}s"
+        path = self.api_prefix + f"{collection}/{quote(object_id, safe='')}/{resource}.{kind}"
         headers = self._headers("GET", path, b"", None)
         try:
             response = self.session.get(
@@ -361,7 +371,7 @@ class PlugipayClient:
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise TransientError(
-                f"Could not fetch invoice {invoice_id} from Plugipay at {self.base_url}: "
+                f"Could not fetch {resource} {object_id} from Plugipay at {self.base_url}: "
                 f"{_reason(exc)}.",
                 code="network_error",
             ) from exc

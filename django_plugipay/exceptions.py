@@ -85,3 +85,8 @@ class NotRecorded(PlugipayError):
         kwargs.setdefault("code", "not_recorded")
         kwargs.setdefault("status", 503)
         super().__init__(message, **kwargs)
+
+
+class PayoutError(PlugipayError):
+    """A payout that cannot be made or moved: over the available balance, a bad amount, a
+    transition the manual method does not have…"""

@@ -30,6 +30,8 @@ SUBSCRIPTION_PERMISSION = f"{APP_LABEL}.manage_subscription"
 INVOICE_PERMISSION = f"{APP_LABEL}.manage_invoice"
 #: Run durable deliveries again now, or mark them resolved.
 DELIVERY_PERMISSION = f"{APP_LABEL}.manage_delivery"
+#: Create payouts, cancel them and mark manual ones in transit, paid or failed.
+PAYOUT_PERMISSION = f"{APP_LABEL}.manage_payout"
 
 #: The operation permission that implies seeing a model (by model name) in the admin.
 IMPLIES_VIEW = {
@@ -39,6 +41,7 @@ IMPLIES_VIEW = {
     "subscription": SUBSCRIPTION_PERMISSION,
     "invoice": INVOICE_PERMISSION,
     "delivery": DELIVERY_PERMISSION,
+    "payout": PAYOUT_PERMISSION,
 }
 
 
@@ -65,6 +68,16 @@ def can_manage_invoices(user: Any) -> bool:
 
 def can_manage_deliveries(user: Any) -> bool:
     return bool(user and user.has_perm(DELIVERY_PERMISSION))
+
+
+def can_manage_payouts(user: Any) -> bool:
+    return bool(user and user.has_perm(PAYOUT_PERMISSION))
+
+
+def can_email_receipts(user: Any) -> bool:
+    """Have Plugipay e-mail a receipt to its customer (Django's ``change_receipt``: the
+    mirror itself stays read-only)."""
+    return bool(user and user.has_perm(permission("change", "receipt")))
 
 
 def can_cancel_sessions(user: Any) -> bool:

@@ -70,3 +70,16 @@ invoice_voided = Signal()
 #: the endpoint object as the event carries it (``id``, ``url``, ``disabledReason``…). Sent
 #: once per event, whichever route (a webhook to another endpoint, reconciliation) brought it.
 webhook_endpoint_disabled = Signal()
+
+# Money out. "Once per transition", like the rest: whichever route brought the news.
+
+#: sender=Payout, instance=Payout, event=WebhookEvent | None — the money reached the bank.
+payout_paid = Signal()
+#: sender=Payout, instance=Payout, event=WebhookEvent | None — ``instance.failure_reason`` says
+#: why; the money is back in the available balance.
+payout_failed = Signal()
+#: sender=Payout, instance=Payout, event=WebhookEvent | None — canceled before it left.
+payout_canceled = Signal()
+#: sender=Receipt, instance=Receipt, event=None — the receipt is first mirrored here (receipts
+#: come by sync: ``services.sync_receipts``, or a buyer opening it).
+receipt_issued = Signal()

@@ -2,7 +2,12 @@
 
 from django.urls import path
 
-from django_plugipay.views import InvoiceDocumentView, PortalView, WebhookView
+from django_plugipay.views import (
+    InvoiceDocumentView,
+    PortalView,
+    ReceiptDocumentView,
+    WebhookView,
+)
 
 app_name = "plugipay"
 
@@ -14,5 +19,10 @@ urlpatterns = [
         "billing/invoices/<str:plugipay_id>/document/",
         InvoiceDocumentView.as_view(),
         name="invoice_document",
+    ),
+    path(
+        "receipts/<str:plugipay_id>/document/",
+        ReceiptDocumentView.as_view(),
+        name="receipt_document",
     ),
 ]

@@ -209,6 +209,50 @@ class InvoiceDocumentView(LoginRequiredMixin, View):
         return response
 
 
+class ReceiptDocumentView(LoginRequiredMixin, View):
+    """The buyer's receipt as a PDF (or HTML with ``?format=html``), fetched from Plugipay and
+    streamed. ``plugipay_id`` is the receipt's id, or the id of the checkout session or
+    invoice it was issued for (a shop's order page knows that one; a receipt not mirrored yet
+    is synced first). Its owner and staff who may view receipts read it; anyone else gets a
+    404, as if it did not exist."""
+
+    http_method_names = ["get"]
+
+    def get_receipt(self, request: HttpRequest, plugipay_id: str) -> Any:
+        try:
+            return services.receipt_for(plugipay_id=plugipay_id, user=request.user)
+        except PlugipayError as exc:
+            logger.warning("plugipay receipt sync for %s failed: %s", plugipay_id, exc)
+            return None
+
+    def get(self, request: HttpRequest, plugipay_id: str) -> HttpResponseBase:
+        receipt = self.get_receipt(request, plugipay_id)
+        if receipt is None:
+            raise Http404(_("No such receipt."))
+        kind = "html" if request.GET.get("format") == "html" else "pdf"
+        try:
+            upstream = services.receipt_document(receipt=receipt, format=kind)
+        except PlugipayError as exc:
+            logger.warning("plugipay receipt document %s failed: %s", plugipay_id, exc)
+            return HttpResponse(
+                _("The receipt is not available right now. Please try again shortly."),
+                status=502,
+                content_type="text/plain; charset=utf-8",
+            )
+
+        def chunks():
+            with upstream:
+                yield from upstream.iter_content(64 * 1024)
+
+        default = "application/pdf" if kind == "pdf" else "text/html; charset=utf-8"
+        response = StreamingHttpResponse(
+            chunks(), content_type=upstream.headers.get("Content-Type") or default
+        )
+        name = (receipt.number or receipt.plugipay_id).replace('"', "")
+        response["Content-Disposition"] = f'inline; filename="{name}.{kind}"'
+        return response
+
+
 def subscription_required(
     view: Callable | None = None,
     *,

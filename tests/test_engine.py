@@ -52,6 +52,7 @@ def test_every_group_is_what_the_spec_tiers_say():
         ("subscription", "entitled"): {"trialing", "active", "past_due"},
         ("subscription", "may_have_moved"): {"incomplete", "past_due"},
         ("invoice", "unpaid"): {"open", "past_due"},
+        ("payout", "locking"): {"pending", "in_transit"},
     }
 
 

@@ -27,6 +27,7 @@ from django_plugipay.admin.display import (
     pretty_json,
     url_display,
 )
+from django_plugipay.admin.money import ReceiptInline
 from django_plugipay.admin.refunds import refund_view
 from django_plugipay.models import (
     Account,
@@ -203,7 +204,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
     search_fields = ["plugipay_id", "checkout_session__plugipay_id", "customer__email"]
     date_hierarchy = "created_at"
     actions = ["refund_payments", resync]
-    inlines = [RefundInline, ObjectDeliveryInline]
+    inlines = [RefundInline, ReceiptInline, ObjectDeliveryInline]
     readonly_fields = [
         "plugipay_id",
         "status_badge",

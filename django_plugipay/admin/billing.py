@@ -20,6 +20,7 @@ from django_plugipay.admin.display import (
     money,
     url_display,
 )
+from django_plugipay.admin.money import ReceiptInline
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import Invoice, Plan, Price, Subscription
 
@@ -338,7 +339,7 @@ class InvoiceAdmin(MirrorAdmin):
         "paid_at",
         "document_link",
     ]
-    inlines = [ObjectDeliveryInline]
+    inlines = [ReceiptInline, ObjectDeliveryInline]
     list_filter = ["status", "currency", "mode", "created_at"]
     list_select_related = ["customer", "subscription"]
     search_fields = ["plugipay_id", "number", "customer__email", "subscription__plugipay_id"]

@@ -12,3 +12,21 @@ class CanRefund(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return permissions.can_refund(request.user)
+
+
+class SeesPayouts(BasePermission):
+    """Payouts and the balance are the merchant's: staff who may view payouts."""
+
+    message = "Payouts are for staff who may view them."
+
+    def has_permission(self, request, view) -> bool:
+        return permissions.sees_everything(request.user, "payout")
+
+
+class CanManagePayouts(BasePermission):
+    message = f"Paying out needs the {permissions.PAYOUT_PERMISSION} permission."
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        return permissions.can_manage_payouts(request.user)

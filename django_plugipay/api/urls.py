@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from django_plugipay.api import billing, views
+from django_plugipay.api import billing, money, views
 
 app_name = "plugipay-api"
 
@@ -35,5 +35,11 @@ urlpatterns = [
     ),
     path("invoices/", billing.InvoiceList.as_view(), name="invoice-list"),
     path("portal-sessions/", billing.PortalSessionCreate.as_view(), name="portal-session-create"),
+    path("payouts/", money.PayoutList.as_view(), name="payout-list"),
+    path("payouts/balance/", money.BalanceDetail.as_view(), name="payout-balance"),
+    path("payouts/<str:id>/", money.PayoutDetail.as_view(), name="payout-detail"),
+    path("payouts/<str:id>/move/", money.PayoutMove.as_view(), name="payout-move"),
+    path("receipts/", money.ReceiptList.as_view(), name="receipt-list"),
+    path("receipts/<str:id>/", money.ReceiptDetail.as_view(), name="receipt-detail"),
     path("schema/", SpectacularAPIView.as_view(urlconf="django_plugipay.api.urls"), name="schema"),
 ]

@@ -189,7 +189,7 @@ class PaymentRefundCreate(generics.GenericAPIView):
                 reason=data["reason"],
                 description=data["description"],
                 requested_by=request.user,
-                idempotency_key=_idempotency_key(request.user, header) if header else None,
+                idempotency_key=idempotency_key(request.user, header) if header else None,
             )
         except RefundError as exc:
             if exc.code == "idempotency_mismatch":
@@ -200,10 +200,10 @@ class PaymentRefundCreate(generics.GenericAPIView):
         return Response(RefundSerializer(refund).data, status=code)
 
 
-def _idempotency_key(user, header: str) -> str:
-    """The refund's idempotency key for one user's ``Idempotency-Key`` header: readable when
-    it fits the 64 characters, else a digest of both (never a truncation, which would merge
-    two keys of a user whose primary key is long, a UUID)."""
+def idempotency_key(user, header: str) -> str:
+    """The idempotency key of a refund (or payout) for one user's ``Idempotency-Key`` header:
+    readable when it fits the 64 characters, else a digest of both (never a truncation, which
+    would merge two keys of a user whose primary key is long, a UUID)."""
     key = f"api_{user.pk}_{header}"
     if len(key) <= 64:
         return key

@@ -29,6 +29,14 @@ from django_plugipay.models.enums import (
     TaxMode,
 )
 from django_plugipay.models.events import SyncCursor, WebhookEvent
+from django_plugipay.models.money import (
+    LedgerDirection,
+    LedgerEntry,
+    Payout,
+    PayoutMethod,
+    PayoutStatus,
+    Receipt,
+)
 from django_plugipay.models.payments import Payment
 from django_plugipay.models.refunds import Refund
 
@@ -44,14 +52,20 @@ __all__ = [
     "EventSource",
     "EventStatus",
     "Invoice",
+    "LedgerDirection",
+    "LedgerEntry",
     "InvoiceStatus",
     "Mode",
     "Payment",
+    "Payout",
+    "PayoutMethod",
+    "PayoutStatus",
     "PaymentStatus",
     "Plan",
     "PlanInterval",
     "Price",
     "PriceModel",
+    "Receipt",
     "Refund",
     "RefundReason",
     "RefundStatus",

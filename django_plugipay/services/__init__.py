@@ -39,6 +39,19 @@ from django_plugipay.services.events import (
     replay_failed_events,
     requeue_stranded_events,
 )
+from django_plugipay.services.payouts import (
+    Balance,
+    balance,
+    bank_account,
+    cancel_payout,
+    create_payout,
+    email_receipt,
+    mark_payout,
+    receipt_document,
+    receipt_for,
+    sync_ledger,
+    sync_receipts,
+)
 from django_plugipay.services.plans import EnsuredPlan, ensure_plans
 from django_plugipay.services.reconcile import ReconcileResult, reconcile
 from django_plugipay.services.refunds import (
@@ -51,6 +64,7 @@ from django_plugipay.services.refunds import (
 from django_plugipay.services.sweeper import sweep, sweep_soon
 
 __all__ = [
+    "Balance",
     "client_for",
     "provision_account",
     "EnsuredPlan",
@@ -70,6 +84,16 @@ __all__ = [
     "sync_subscription",
     "void_invoice",
     "apply_event",
+    "balance",
+    "bank_account",
+    "cancel_payout",
+    "create_payout",
+    "email_receipt",
+    "mark_payout",
+    "receipt_document",
+    "receipt_for",
+    "sync_ledger",
+    "sync_receipts",
     "apply_queued_events",
     "apply_recorded_event",
     "cancel_checkout_session",

@@ -86,6 +86,12 @@ def cancel_payout(store: Store, request: Request):
     return envelope(store.public(payout), store=store)
 
 
+def _reference(request: Request) -> str | None:
+    """The optional ``reference`` of a ``mark-*`` call (absent, null or empty: none)."""
+    reference = string(request.json(), "reference", max_length=255)
+    return reference if isinstance(reference, str) and reference else None
+
+
 def _mark(store: Store, request: Request, status: str, **fields: Any) -> Response:
     payout = money.mark_payout(store, request.mode, request.params["id"], status, **fields)
     return envelope(store.public(payout), store=store)
@@ -93,14 +99,12 @@ def _mark(store: Store, request: Request, status: str, **fields: Any) -> Respons
 
 @api.add("POST", "/payouts/<id>/mark-in-transit")
 def mark_in_transit(store: Store, request: Request):
-    reference = string(request.json(), "reference", max_length=255)
-    return _mark(store, request, "in_transit", reference=reference or None)
+    return _mark(store, request, "in_transit", reference=_reference(request))
 
 
 @api.add("POST", "/payouts/<id>/mark-paid")
 def mark_paid(store: Store, request: Request):
-    reference = string(request.json(), "reference", max_length=255)
-    return _mark(store, request, "paid", reference=reference or None)
+    return _mark(store, request, "paid", reference=_reference(request))
 
 
 @api.add("POST", "/payouts/<id>/mark-failed")

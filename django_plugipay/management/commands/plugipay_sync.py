@@ -33,14 +33,31 @@ class Command(BaseCommand):
             help="the alias of the account to reconcile (default: the default account)",
         )
         parser.add_argument(
+            "--money",
+            action="store_true",
+            help="only mirror the ledger entries and receipts issued since the last run",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="count what would change without changing anything",
         )
 
     def handle(
-        self, *args, since=None, dry_run=False, plans=False, account=None, **options
+        self, *args, since=None, dry_run=False, plans=False, money=False, account=None, **options
     ) -> None:
+        if money:
+            try:
+                entries = services.sync_ledger(account=account)
+                receipts = services.sync_receipts(account=account)
+            except PlugipayError as exc:
+                raise CommandError(f"Plugipay could not be reached: {exc}") from exc
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Money: {entries} ledger entries and {len(receipts)} receipts synced."
+                )
+            )
+            return
         if plans:
             try:
                 synced_plans = services.sync_plans()

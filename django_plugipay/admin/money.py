@@ -1,0 +1,521 @@
+"""Money out in the admin: payouts with the balance and the "New payout" flow, the manual
+transitions, the read-only ledger with its CSV export, and receipts."""
+
+from __future__ import annotations
+
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from django_plugipay import permissions, services
+from django_plugipay.admin import tokens
+from django_plugipay.admin.actions import confirm_then, resync
+from django_plugipay.admin.display import MirrorAdmin, MirrorDisplay, admin_link, money
+from django_plugipay.exceptions import PlugipayError
+from django_plugipay.models import LedgerEntry, Payout, PayoutStatus, Receipt
+from django_plugipay.money import format_amount, to_minor
+from django_plugipay.services.payouts import payout_refusal
+
+# ── payouts ────────────────────────────────────────────────────────────────────
+
+
+class NewPayoutForm(forms.Form):
+    amount = forms.CharField(
+        label=gettext_lazy("Amount"),
+        help_text=gettext_lazy("In rupiah, at most the available balance."),
+    )
+    note = forms.CharField(
+        label=gettext_lazy("Note"),
+        required=False,
+        max_length=500,
+        widget=forms.TextInput(attrs={"size": 50}),
+    )
+
+    def __init__(self, *args, available: int | None = None, currency: str = "IDR", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.available, self.currency = available, currency
+
+    def clean_amount(self) -> int:
+        try:
+            amount = to_minor(self.cleaned_data.get("amount", "").strip(), self.currency)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        refused = payout_refusal(amount=amount, currency=self.currency, available=self.available)
+        if refused is not None:
+            raise forms.ValidationError(refused.message)
+        return amount
+
+
+class MarkForm(forms.Form):
+    text = forms.CharField(required=False, max_length=500)
+
+
+#: action name → (status reached, title, the text input's label, whether it is required)
+MARKS = {
+    "mark_in_transit": (
+        PayoutStatus.IN_TRANSIT,
+        gettext_lazy("Mark payouts in transit"),
+        gettext_lazy("Bank reference"),
+        False,
+    ),
+    "mark_paid": (
+        PayoutStatus.PAID,
+        gettext_lazy("Mark payouts paid"),
+        gettext_lazy("Bank reference"),
+        False,
+    ),
+    "mark_failed": (
+        PayoutStatus.FAILED,
+        gettext_lazy("Mark payouts failed"),
+        gettext_lazy("Why it failed"),
+        True,
+    ),
+}
+
+
+def _mark_view(modeladmin, request, queryset, action: str):
+    """A confirmation page for one manual transition (with the bank's reference, or the
+    failure reason); on "Yes", each payout is moved at Plugipay and the counts reported."""
+    status, title, label, required = MARKS[action]
+    form = MarkForm(request.POST if request.POST.get("post") == "yes" else None)
+    form.fields["text"].label, form.fields["text"].required = label, required
+    if form.is_bound and form.is_valid():
+        text = form.cleaned_data["text"] or None
+        done, failed = 0, []
+        for payout in queryset:
+            try:
+                services.mark_payout(
+                    payout=payout,
+                    status=status,
+                    reference=None if status == PayoutStatus.FAILED else text,
+                    failure_reason=text if status == PayoutStatus.FAILED else None,
+                )
+            except PlugipayError as exc:
+                failed.append(f"{payout}: {exc.message}")
+                continue
+            modeladmin.log_change(request, payout, str(title))
+            done += 1
+        if done:
+            modeladmin.message_user(
+                request,
+                ngettext("%(count)d payout moved.", "%(count)d payouts moved.", done)
+                % {"count": done},
+                messages.SUCCESS,
+            )
+        for line in failed:
+            modeladmin.message_user(request, line, messages.ERROR)
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "objects": [{"payout": p, "amount": format_amount(p.amount, p.currency)} for p in queryset],
+        "form": form,
+        "action": action,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "opts": Payout._meta,
+    }
+    return TemplateResponse(request, "admin/django_plugipay/payout/mark.html", context)
+
+
+def _mark_action(action: str):
+    def run(modeladmin, request, queryset):
+        return _mark_view(modeladmin, request, queryset, action)
+
+    run.__name__ = action
+    return admin.action(description=f"{MARKS[action][1]}…", permissions=["manage"])(run)
+
+
+@admin.action(description=gettext_lazy("Cancel selected payouts…"), permissions=["manage"])
+def cancel_payouts(modeladmin, request, queryset):
+    return confirm_then(
+        modeladmin,
+        request,
+        queryset.filter(status=PayoutStatus.PENDING),
+        action="cancel_payouts",
+        title=_("Cancel payouts"),
+        question=_("Cancel these pending payouts? Their money returns to the available balance."),
+        perform=lambda p: services.cancel_payout(payout=p),
+        done=lambda n: (
+            ngettext("%(count)d payout canceled.", "%(count)d payouts canceled.", n) % {"count": n}
+        ),
+    )
+
+
+@admin.register(Payout)
+class PayoutAdmin(MirrorAdmin):
+    list_display = [
+        "__str__",
+        "amount_display",
+        "status_badge",
+        "method",
+        "destination",
+        "reference",
+        "created_at",
+    ]
+    list_filter = ["status", "method", "currency", "created_at"]
+    search_fields = ["plugipay_id", "reference", "note"]
+    date_hierarchy = "created_at"
+    actions = [
+        _mark_action("mark_in_transit"),
+        _mark_action("mark_paid"),
+        _mark_action("mark_failed"),
+        cancel_payouts,
+        resync,
+    ]
+    change_list_template = "admin/django_plugipay/payout/change_list.html"
+    readonly_fields = [
+        "plugipay_id",
+        "amount_display",
+        "status_badge",
+        "method",
+        "destination",
+        "bank_code",
+        "bank_account_holder",
+        "note",
+        "reference",
+        "failure_reason",
+        "processed_at",
+        "completed_at",
+        "idempotency_key",
+        "mode",
+        "created_at",
+        "synced_at",
+    ]
+    fields = list(readonly_fields)
+
+    def has_manage_permission(self, request) -> bool:
+        return permissions.can_manage_payouts(request.user)
+
+    @admin.display(description=gettext_lazy("destination"))
+    def destination(self, obj):
+        return obj.masked_account or "—"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.new_payout)
+        return [
+            path("new/", view, name="django_plugipay_payout_new"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {**(extra_context or {}), "can_manage": self.has_manage_permission(request)}
+        try:
+            extra["balance"] = services.balance().formatted()
+        except PlugipayError as exc:
+            extra["balance_error"] = exc.message
+        return super().changelist_view(request, extra)
+
+    def new_payout(self, request):
+        """The "New payout" form, then its confirmation page (with a one-time token: a
+        resubmitted page returns the payout it made instead of making another)."""
+        if not self.has_manage_permission(request):
+            raise PermissionDenied
+        try:
+            available = services.balance()
+            bank = services.bank_account()
+        except PlugipayError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return redirect(reverse("admin:django_plugipay_payout_changelist"))
+        stage = request.POST.get("stage") if request.method == "POST" else None
+        form = NewPayoutForm(
+            request.POST if stage else None,
+            available=available.available,
+            currency=available.currency,
+        )
+        token = tokens.posted(request) if request.method == "POST" else tokens.issue()
+        confirming = False
+        if stage and form.is_valid():
+            if stage == "confirm":
+                return self._create(request, form.cleaned_data, available.currency, token)
+            confirming = True
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("New payout"),
+            "form": form,
+            "confirming": confirming,
+            "amount_display": (
+                format_amount(form.cleaned_data["amount"], available.currency) if confirming else ""
+            ),
+            "balance": available.formatted(),
+            "bank": bank,
+            "opts": Payout._meta,
+            "token_field": tokens.FIELD,
+            "token": token,
+        }
+        return TemplateResponse(request, "admin/django_plugipay/payout/new_payout.html", context)
+
+    def _create(self, request, data, currency: str, token: str):
+        changelist = reverse("admin:django_plugipay_payout_changelist")
+        try:
+            payout = services.create_payout(
+                amount=data["amount"],
+                currency=currency,
+                note=data.get("note") or None,
+                idempotency_key=f"admin_{token}",
+            )
+        except PlugipayError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return redirect(reverse("admin:django_plugipay_payout_new"))
+        amount = format_amount(payout.amount, payout.currency)
+        if payout.replayed:
+            self.message_user(
+                request,
+                _(
+                    "This payout of %(amount)s was already made from this page; nothing was "
+                    "sent again."
+                )
+                % {"amount": amount},
+                messages.INFO,
+            )
+            return redirect(changelist)
+        self.log_addition(request, payout, _("Paid out %(amount)s") % {"amount": amount})
+        self.message_user(
+            request,
+            _("Payout of %(amount)s to %(destination)s created.")
+            % {"amount": amount, "destination": payout.masked_account or "—"},
+            messages.SUCCESS,
+        )
+        return redirect(changelist)
+
+
+# ── receipts ───────────────────────────────────────────────────────────────────
+
+
+class ReceiptInline(MirrorDisplay, admin.TabularInline):
+    """The receipts of a payment or an invoice, linked to their page (and its documents)."""
+
+    model = Receipt
+    extra = 0
+    can_delete = False
+    readonly_fields = ["receipt_link", "amount_display", "tax_display", "issued_at"]
+    fields = list(readonly_fields)
+    verbose_name_plural = gettext_lazy("receipts")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return permissions.can_view(request.user, "receipt")
+
+    @admin.display(description=gettext_lazy("receipt"))
+    def receipt_link(self, obj):
+        return admin_link(obj)
+
+    @admin.display(description=gettext_lazy("PPN"))
+    def tax_display(self, obj):
+        return money(obj.tax_amount, obj.currency)
+
+
+@admin.action(description=gettext_lazy("Email selected receipts…"), permissions=["email"])
+def email_receipts(modeladmin, request, queryset):
+    return confirm_then(
+        modeladmin,
+        request,
+        queryset,
+        action="email_receipts",
+        title=_("Email receipts"),
+        question=_("Have Plugipay e-mail these receipts to their customers?"),
+        perform=lambda r: services.email_receipt(receipt=r),
+        done=lambda n: (
+            ngettext("%(count)d receipt e-mailed.", "%(count)d receipts e-mailed.", n)
+            % {"count": n}
+        ),
+    )
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(MirrorAdmin):
+    list_display = [
+        "number",
+        "amount_display",
+        "tax_display",
+        "method",
+        "customer_link",
+        "source",
+        "issued_at",
+        "emailed_at",
+    ]
+    list_filter = ["source_type", "method", "currency", "issued_at"]
+    list_select_related = ["customer"]
+    search_fields = ["plugipay_id", "number", "source_id", "customer__email"]
+    date_hierarchy = "issued_at"
+    actions = [email_receipts]
+    change_form_template = "admin/django_plugipay/receipt/change_form.html"
+    readonly_fields = [
+        "plugipay_id",
+        "number",
+        "amount_display",
+        "subtotal_display",
+        "tax_display",
+        "method",
+        "customer_link",
+        "source",
+        "payment_link",
+        "invoice_link",
+        "issued_at",
+        "emailed_at",
+        "mode",
+        "synced_at",
+    ]
+    fields = list(readonly_fields)
+
+    def has_email_permission(self, request) -> bool:
+        return permissions.can_email_receipts(request.user)
+
+    @admin.display(description=gettext_lazy("subtotal"))
+    def subtotal_display(self, obj):
+        return money(obj.subtotal, obj.currency)
+
+    @admin.display(description=gettext_lazy("PPN"))
+    def tax_display(self, obj):
+        return money(obj.tax_amount, obj.currency)
+
+    @admin.display(description=gettext_lazy("source"))
+    def source(self, obj):
+        return f"{obj.source_type} {obj.source_id}".strip() or "—"
+
+    @admin.display(description=gettext_lazy("payment"))
+    def payment_link(self, obj):
+        return admin_link(obj.payment)
+
+    @admin.display(description=gettext_lazy("invoice"))
+    def invoice_link(self, obj):
+        return admin_link(obj.invoice)
+
+    def get_urls(self):
+        email = self.admin_site.admin_view(self.email_one)
+        return [
+            path("<path:object_id>/email/", email, name="django_plugipay_receipt_email"),
+            *super().get_urls(),
+        ]
+
+    def email_one(self, request, object_id):
+        if not self.has_email_permission(request):
+            raise PermissionDenied
+        receipt = get_object_or_404(Receipt, pk=object_id)
+        response = email_receipts(self, request, Receipt.objects.filter(pk=receipt.pk))
+        if response is None:
+            return redirect(reverse("admin:django_plugipay_receipt_change", args=[receipt.pk]))
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {**(extra_context or {}), "can_email": self.has_email_permission(request)}
+        return super().change_view(request, object_id, form_url, extra)
+
+
+# ── the ledger ─────────────────────────────────────────────────────────────────
+
+
+class _Echo:
+    """A file-like object whose ``write`` returns the line (for a streamed CSV)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_COLUMNS = (
+    "posted_at",
+    "tx_id",
+    "plugipay_id",
+    "code",
+    "direction",
+    "amount",
+    "currency",
+    "source_type",
+    "source_id",
+    "memo",
+)
+
+
+def _csv_safe(value) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(MirrorAdmin):
+    list_display = [
+        "posted_at",
+        "tx_id",
+        "code",
+        "direction",
+        "amount_display",
+        "source_type",
+        "source_id",
+        "memo",
+    ]
+    list_filter = ["code", "direction", "source_type", "currency", "posted_at"]
+    search_fields = ["tx_id", "source_id", "plugipay_id", "memo"]
+    date_hierarchy = "posted_at"
+    change_list_template = "admin/django_plugipay/ledgerentry/change_list.html"
+    readonly_fields = [
+        "plugipay_id",
+        "tx_id",
+        "code",
+        "direction",
+        "amount_display",
+        "source_type",
+        "source_id",
+        "memo",
+        "posted_at",
+        "transaction",
+        "mode",
+        "synced_at",
+    ]
+    fields = list(readonly_fields)
+
+    @admin.display(description=gettext_lazy("transaction"))
+    def transaction(self, obj):
+        legs = LedgerEntry.objects.filter(tx_id=obj.tx_id).order_by("pk")
+        return format_html_join(
+            "",
+            "<div>{} {} {}</div>",
+            ((leg.direction, leg.code, money(leg.amount, leg.currency)) for leg in legs),
+        )
+
+    def get_urls(self):
+        export = self.admin_site.admin_view(self.export_csv)
+        return [
+            path("export.csv", export, name="django_plugipay_ledgerentry_export"),
+            *super().get_urls(),
+        ]
+
+    def export_csv(self, request):
+        """The entries the list shows (its filters and search), streamed as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        rows = changelist.get_queryset(request).order_by("posted_at", "pk").iterator()
+        writer = csv.writer(_Echo())
+
+        def lines():
+            yield writer.writerow(CSV_COLUMNS)
+            for entry in rows:
+                yield writer.writerow([_csv_safe(getattr(entry, c)) for c in CSV_COLUMNS])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="plugipay-ledger.csv"'
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        query = request.GET.urlencode()
+        extra = {
+            **(extra_context or {}),
+            "export_url": reverse("admin:django_plugipay_ledgerentry_export")
+            + (f"?{query}" if query else ""),
+        }
+        return super().changelist_view(request, extra)

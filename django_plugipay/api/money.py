@@ -1,0 +1,215 @@
+"""API for money out: payouts and the balance (staff only), receipts (their owner's)."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from django_plugipay import services
+from django_plugipay.api.permissions import CanManagePayouts, SeesPayouts
+from django_plugipay.api.views import Conflict, NewestFirst, UpstreamError, idempotency_key
+from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
+from django_plugipay.models import Payout, PayoutStatus, Receipt
+from django_plugipay.money import format_amount
+from django_plugipay.permissions import visible
+from django_plugipay.services.payouts import payout_refusal
+
+
+class PayoutSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="plugipay_id", read_only=True, allow_null=True)
+    amount_display = serializers.SerializerMethodField(
+        help_text="The amount formatted for people, e.g. 'Rp 250.000'."
+    )
+    destination = serializers.CharField(source="masked_account", read_only=True)
+
+    class Meta:
+        model = Payout
+        fields = [
+            "id",
+            "amount",
+            "amount_display",
+            "currency",
+            "status",
+            "method",
+            "destination",
+            "note",
+            "reference",
+            "failure_reason",
+            "processed_at",
+            "completed_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_amount_display(self, obj) -> str:
+        return format_amount(obj.amount, obj.currency)
+
+
+class PayoutRequestSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(help_text="In the currency's minor unit (rupiah for IDR).")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+    def validate_amount(self, value: int) -> int:
+        refused = payout_refusal(amount=value, currency="IDR", available=None)
+        if refused is not None:
+            raise serializers.ValidationError(refused.message)
+        return value
+
+
+class PayoutMoveSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=[PayoutStatus.IN_TRANSIT, PayoutStatus.PAID, PayoutStatus.FAILED, "canceled"]
+    )
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    failure_reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class BalanceSerializer(serializers.Serializer):
+    ledger_balance = serializers.IntegerField()
+    locked = serializers.IntegerField()
+    available = serializers.IntegerField()
+    currency = serializers.CharField()
+
+
+class ReceiptSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="plugipay_id", read_only=True)
+    amount_display = serializers.SerializerMethodField(
+        help_text="The total formatted for people, e.g. 'Rp 111.000'."
+    )
+
+    class Meta:
+        model = Receipt
+        fields = [
+            "id",
+            "number",
+            "source_type",
+            "source_id",
+            "amount",
+            "amount_display",
+            "currency",
+            "method",
+            "subtotal",
+            "tax_amount",
+            "issued_at",
+            "emailed_at",
+        ]
+        read_only_fields = fields
+
+    def get_amount_display(self, obj) -> str:
+        return format_amount(obj.amount, obj.currency)
+
+
+def _refused(exc: PlugipayError):
+    """A refusal (a payout error, a 4xx from Plugipay; a 409 move) is the caller's 4xx."""
+    if isinstance(exc, APIError) and exc.status == 409:
+        return Conflict(exc.message)
+    if isinstance(exc, (APIError, PayoutError)):
+        return ValidationError({getattr(exc, "field", None) or "non_field_errors": [exc.message]})
+    return UpstreamError()
+
+
+class PayoutList(generics.ListCreateAPIView):
+    """Payouts, newest first; POST pays out (``manage_payout``; send ``Idempotency-Key`` to
+    make retries safe: the same key returns the same payout)."""
+
+    permission_classes = [IsAuthenticated, SeesPayouts, CanManagePayouts]
+    serializer_class = PayoutSerializer
+    pagination_class = NewestFirst
+
+    def get_queryset(self):
+        return Payout.objects.all()
+
+    @extend_schema(
+        request=PayoutRequestSerializer,
+        responses={201: PayoutSerializer, 200: PayoutSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+    )
+    def post(self, request):
+        data = PayoutRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        header = request.headers.get("Idempotency-Key")
+        try:
+            payout = services.create_payout(
+                amount=data.validated_data["amount"],
+                note=data.validated_data.get("note") or None,
+                idempotency_key=idempotency_key(request.user, header) if header else None,
+            )
+        except PlugipayError as exc:
+            raise _refused(exc) from exc
+        code = status.HTTP_200_OK if payout.replayed else status.HTTP_201_CREATED
+        return Response(PayoutSerializer(payout).data, status=code)
+
+
+class PayoutDetail(generics.RetrieveAPIView):
+    permission_classes = [IsAuthenticated, SeesPayouts]
+    serializer_class = PayoutSerializer
+    lookup_field = "plugipay_id"
+    lookup_url_kwarg = "id"
+    queryset = Payout.objects.all()
+
+
+class PayoutMove(generics.GenericAPIView):
+    """Cancel a pending payout, or mark a manual one in transit, paid or failed (409 for a
+    move the payout cannot make)."""
+
+    permission_classes = [IsAuthenticated, SeesPayouts, CanManagePayouts]
+    serializer_class = PayoutMoveSerializer
+
+    @extend_schema(request=PayoutMoveSerializer, responses={200: PayoutSerializer})
+    def post(self, request, id: str):
+        payout = generics.get_object_or_404(Payout, plugipay_id=id)
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        move = data.validated_data
+        try:
+            if move["status"] == "canceled":
+                payout = services.cancel_payout(payout=payout)
+            else:
+                payout = services.mark_payout(
+                    payout=payout,
+                    status=move["status"],
+                    reference=move.get("reference") or None,
+                    failure_reason=move.get("failure_reason") or None,
+                )
+        except PlugipayError as exc:
+            raise _refused(exc) from exc
+        return Response(PayoutSerializer(payout).data)
+
+
+class BalanceDetail(generics.GenericAPIView):
+    """The balance as Plugipay reports it now: available, locked in payouts, ledger."""
+
+    permission_classes = [IsAuthenticated, SeesPayouts]
+    serializer_class = BalanceSerializer
+
+    def get(self, request):
+        try:
+            balance = services.balance()
+        except PlugipayError as exc:
+            raise UpstreamError() from exc
+        return Response(BalanceSerializer(balance).data)
+
+
+class ReceiptList(generics.ListAPIView):
+    """The user's receipts (staff who may view receipts: every receipt), newest first."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = ReceiptSerializer
+    pagination_class = NewestFirst
+
+    def get_queryset(self):
+        return visible(Receipt.objects.all(), self.request.user)
+
+
+class ReceiptDetail(generics.RetrieveAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = ReceiptSerializer
+    lookup_field = "plugipay_id"
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self):
+        return visible(Receipt.objects.all(), self.request.user)

@@ -1,0 +1,383 @@
+"""Money out: the balance, payouts (create, cancel, mark), the ledger and receipts.
+
+Every call reads Plugipay first and applies what it answers through the one apply path
+(:func:`~django_plugipay.services.apply.advance`), so a webhook about the same change later is
+a no-op and each signal is sent once. Each service acts for one account: ``account=`` names it,
+a payout or receipt passed in carries its own, else the account acting now (the default
+account outside :func:`~django_plugipay.accounts.acting_for`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import requests
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from django_plugipay import datetimes, permissions
+from django_plugipay.accounts import takes_account
+from django_plugipay.client import get_client
+from django_plugipay.context import current_account_pk
+from django_plugipay.db import lock, lock_scope, run_atomic
+from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
+from django_plugipay.models import (
+    CheckoutSession,
+    Invoice,
+    Payout,
+    PayoutStatus,
+    Receipt,
+    SyncCursor,
+)
+from django_plugipay.money import check_amount, format_amount
+from django_plugipay.resources.money import LEDGER_ENTRY, MARK_ACTIONS, PAYOUT, RECEIPT
+from django_plugipay.services.apply import advance, move, sends_unsent
+
+logger = logging.getLogger(__name__)
+
+#: ``SyncCursor`` names of the two list syncs
+LEDGER_CURSOR = "ledger"
+RECEIPTS_CURSOR = "receipts"
+PAGE_SIZE = 100
+#: bank fields of a one-off payout, as the API names them
+BANK_FIELDS = ("bankCode", "bankName", "accountNumber", "accountHolder")
+
+
+@dataclasses.dataclass(frozen=True)
+class Balance:
+    """What Plugipay holds for the merchant, in minor units: ``ledger_balance`` (the cash
+    account), ``locked`` (in payouts not settled yet) and ``available`` (what may be paid out)."""
+
+    ledger_balance: int
+    locked: int
+    available: int
+    currency: str
+
+    def formatted(self) -> dict[str, str]:
+        """The three amounts in the active language's formatting (``Rp 250.000``)."""
+        return {
+            name: format_amount(getattr(self, name), self.currency)
+            for name in ("available", "locked", "ledger_balance")
+        }
+
+
+@takes_account
+def balance(*, currency: str = "IDR") -> Balance:
+    """The balance as Plugipay reports it now (``GET /payouts/balance``)."""
+    data, _meta = get_client().request("GET", "/payouts/balance", params={"currency": currency})
+    return Balance(
+        ledger_balance=int(data.get("ledgerBalance") or 0),
+        locked=int(data.get("locked") or 0),
+        available=int(data.get("available") or 0),
+        currency=str(data.get("currency") or currency),
+    )
+
+
+@takes_account
+def bank_account() -> dict[str, Any]:
+    """The saved payout destination, masked: ``configured``, ``bank_code``, ``bank_name``,
+    ``last4``, ``holder`` (the full number is never kept or shown)."""
+    data, _meta = get_client().request("GET", "/payouts/bank-account")
+    number = str(data.get("accountNumber") or "")
+    return {
+        "configured": bool(data.get("configured")),
+        "bank_code": data.get("bankCode") or "",
+        "bank_name": data.get("bankName") or "",
+        "last4": number[-4:],
+        "holder": data.get("accountHolder") or "",
+    }
+
+
+def payout_refusal(*, amount: object, currency: str, available: int | None) -> PayoutError | None:
+    """Why a payout of ``amount`` may not be made, or None: the one rule read by
+    :func:`create_payout`, the admin's form and the API's serializer (``available`` None
+    skips the balance check)."""
+    try:
+        check_amount(amount, currency)
+    except ValueError as exc:
+        return PayoutError(str(exc), code="amount", field="amount")
+    if available is not None and isinstance(amount, int) and amount > available:
+        return PayoutError(
+            _(
+                "The amount %(amount)s is more than the available balance %(available)s: "
+                "pay out at most the available balance."
+            )
+            % {
+                "amount": format_amount(amount, currency),
+                "available": format_amount(max(available, 0), currency),
+            },
+            code="insufficient_balance",
+            field="amount",
+        )
+    return None
+
+
+@takes_account
+def create_payout(
+    *,
+    amount: int,
+    currency: str = "IDR",
+    bank_account: Mapping[str, str] | None = None,
+    note: str | None = None,
+    idempotency_key: str | None = None,
+) -> Payout:
+    """Pay ``amount`` out to the saved bank account (or to ``bank_account``, a one-off:
+    ``bankCode``, ``bankName``, ``accountNumber``, ``accountHolder``).
+
+    Refused with :class:`PayoutError` (``code="insufficient_balance"``) above the available
+    balance. The row is stored with an idempotency key (``idempotency_key``, or a fresh one)
+    before Plugipay is called, and every attempt sends that key, so Plugipay makes one payout
+    whatever the retries; a second call with the same key returns the first payout
+    (``payout.replayed`` is True).
+    """
+    if idempotency_key:
+        earlier = Payout.objects.filter(idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            earlier.replayed = True
+            return earlier
+    currency = (currency or "IDR").upper()
+    refusal = payout_refusal(amount=amount, currency=currency, available=None)
+    if refusal is None:
+        refusal = payout_refusal(
+            amount=amount, currency=currency, available=balance(currency=currency).available
+        )
+    if refusal is not None:
+        raise refusal
+    inline = {k: str(v) for k, v in (bank_account or {}).items() if k in BANK_FIELDS and v}
+    payout = Payout.objects.create(
+        amount=amount,
+        currency=currency,
+        note=note or "",
+        status=PayoutStatus.PENDING,
+        idempotency_key=idempotency_key or f"payout_{uuid.uuid4().hex}",
+        one_off=bool(inline),
+        bank_code=inline.get("bankCode", ""),
+        bank_name=inline.get("bankName", ""),
+        bank_account_last4=inline.get("accountNumber", "")[-4:],
+        bank_account_holder=inline.get("accountHolder", ""),
+    )
+    row = _submit(payout, inline)
+    row.replayed = False
+    return row
+
+
+@takes_account
+def submit_payout(payout: Payout) -> Payout:
+    """Send a payout Plugipay has not acknowledged yet again, with its key (a retry after a
+    timeout); a one-off payout's bank details were not kept, so it is refused."""
+    if payout.plugipay_id:
+        return payout
+    if payout.one_off:
+        raise PayoutError(
+            _(
+                "Payout #%(pk)s was sent to a one-off bank account whose details are not kept; "
+                "cancel it and create a new payout."
+            )
+            % {"pk": payout.pk},
+            code="one_off",
+        )
+    return _submit(payout, {})
+
+
+def _submit(payout: Payout, inline: Mapping[str, str]) -> Payout:
+    body: dict[str, Any] = {"amount": payout.amount, "currency": payout.currency}
+    if payout.note:
+        body["note"] = payout.note
+    body.update(inline)
+    try:
+        obj = get_client().create_payout(body, idempotency_key=payout.idempotency_key)
+    except APIError as exc:
+        # Refused outright: nothing was created at Plugipay; the request leaves no row.
+        Payout.objects.filter(pk=payout.pk, plugipay_id=None).delete()
+        raise PayoutError(exc.message, code=exc.code, status=exc.status, field=exc.field) from exc
+    row = advance(PAYOUT, obj, context={"local_pk": payout.pk})
+    if row.pk != payout.pk:  # a webhook mirrored it first: that row is the payout
+        Payout.objects.filter(pk=payout.pk, plugipay_id=None).delete()
+        Payout.objects.filter(pk=row.pk, idempotency_key=None).update(
+            idempotency_key=payout.idempotency_key
+        )
+    return row
+
+
+sends_unsent(Payout, submit_payout)
+
+
+@takes_account
+def cancel_payout(*, payout: Payout) -> Payout:
+    """Cancel a pending payout at Plugipay (409 :class:`APIError` once it left); a payout
+    Plugipay never acknowledged is canceled here."""
+    if not payout.plugipay_id:
+        return run_atomic(_cancel_unsent, payout)
+    obj = get_client().cancel_payout(payout.plugipay_id)
+    return advance(PAYOUT, obj)
+
+
+def _cancel_unsent(payout: Payout) -> Payout:
+    with lock_scope():
+        row = lock(PAYOUT, pk=payout.pk)
+        move(PAYOUT, row, PayoutStatus.CANCELED, {"completed_at": timezone.now()})
+        return row
+
+
+@takes_account
+def mark_payout(
+    *,
+    payout: Payout,
+    status: str,
+    reference: str | None = None,
+    failure_reason: str | None = None,
+) -> Payout:
+    """Move a ``manual`` payout: ``in_transit`` and ``paid`` (with the bank's ``reference``),
+    or ``failed`` (with ``failure_reason``). Plugipay answers 409 (:class:`APIError`) to a
+    move the payout cannot make."""
+    action = MARK_ACTIONS.get(status)  # type: ignore[call-overload]
+    if action is None:
+        raise PayoutError(
+            _("A payout is marked in transit, paid or failed, not %(status)s.")
+            % {"status": status},
+            code="status",
+            field="status",
+        )
+    if not payout.plugipay_id:
+        raise PayoutError(
+            _("Payout #%(pk)s has not reached Plugipay yet.") % {"pk": payout.pk},
+            code="not_submitted",
+        )
+    body: dict[str, Any] = {}
+    if status == PayoutStatus.FAILED:
+        if not (failure_reason or "").strip():
+            raise PayoutError(
+                _("Say why the payout failed."), code="failure_reason", field="failure_reason"
+            )
+        body["failureReason"] = failure_reason
+    elif reference:
+        body["reference"] = reference
+    obj = get_client().payout_action(payout.plugipay_id, action, body)
+    return advance(PAYOUT, obj)
+
+
+# ── syncs with a cursor ───────────────────────────────────────────────────────
+
+
+def _newest_first(pages: Iterator[dict], known: str, since) -> list[dict]:
+    """The items before the first one already known (``known``: the cursor's id) or older
+    than ``since``, newest first as listed."""
+    fresh = []
+    for item in pages:
+        if known and item.get("id") == known:
+            break
+        posted = datetimes.parse(item.get("postedAt") or item.get("issuedAt") or "")
+        if since is not None and posted is not None and posted < since:
+            break
+        fresh.append(item)
+    return fresh
+
+
+def _list_sync(name: str, items: Iterator[dict], spec, since) -> list[Any]:
+    cursor, _created = SyncCursor.objects.get_or_create(name=name, account_id=current_account_pk())
+    known = "" if since is not None else cursor.last_event_id
+    fresh = _newest_first(items, known, since)
+    rows = []
+    for obj in reversed(fresh):  # oldest first: the cursor moves forward only
+        rows.append(advance(spec, obj))
+    if fresh:
+        newest = fresh[0]
+        stamp = datetimes.parse(newest.get("postedAt") or newest.get("issuedAt") or "")
+        SyncCursor.objects.filter(pk=cursor.pk).update(
+            last_event_id=newest["id"],
+            occurred_at=datetimes.to_project(stamp) if stamp else cursor.occurred_at,
+        )
+    return rows
+
+
+@takes_account
+def sync_ledger(*, since=None) -> int:
+    """Mirror the ledger entries posted since the last sync (or since ``since``); returns how
+    many were read. Entries are immutable: each is stored once."""
+    items = get_client().list_ledger_entries(order="desc", limit=PAGE_SIZE)
+    return len(_list_sync(LEDGER_CURSOR, items, LEDGER_ENTRY, since))
+
+
+@takes_account
+def sync_receipts(*, since=None, source_id: str | None = None) -> list[Receipt]:
+    """Mirror receipts issued since the last sync (or since ``since``; or the receipts of one
+    session or invoice, ``source_id``); ``receipt_issued`` is sent once for each new one."""
+    client = get_client()
+    if source_id:
+        return [advance(RECEIPT, obj) for obj in client.list_receipts(sourceId=source_id)]
+    items = client.list_receipts(order="desc", limit=PAGE_SIZE)
+    return _list_sync(RECEIPTS_CURSOR, items, RECEIPT, since)
+
+
+def ledger_is_balanced(entries) -> dict[str, int]:
+    """The transactions of ``entries`` whose debits and credits differ: ``{tx_id: debits −
+    credits}`` (empty when every one balances)."""
+    totals: dict[str, int] = {}
+    for entry in entries:
+        sign = 1 if entry.direction == "debit" else -1
+        totals[entry.tx_id] = totals.get(entry.tx_id, 0) + sign * entry.amount
+    return {tx: total for tx, total in totals.items() if total}
+
+
+# ── receipts ───────────────────────────────────────────────────────────────────
+
+DOCUMENT_FORMATS = ("pdf", "html")
+
+
+def receipt_for(*, plugipay_id: str, user) -> Receipt | None:
+    """The receipt ``user`` may read by its id, or by the id of the checkout session or
+    invoice it was issued for (synced first when not mirrored yet); None when there is none
+    or it is not theirs (staff who may view receipts read every one)."""
+    receipt = Receipt.objects.filter(plugipay_id=plugipay_id).first()
+    if receipt is not None:
+        return receipt if permissions.can_read(user, receipt) else None
+    source = (
+        CheckoutSession.objects.filter(plugipay_id=plugipay_id).first()
+        or Invoice.objects.filter(plugipay_id=plugipay_id).first()
+    )
+    if source is None or not permissions.can_read(user, source):
+        return None
+    receipt = Receipt.objects.filter(source_id=plugipay_id).first()
+    if receipt is None:
+        sync_receipts(source_id=plugipay_id)
+        receipt = Receipt.objects.filter(source_id=plugipay_id).first()
+    return receipt if receipt is not None and permissions.can_read(user, receipt) else None
+
+
+@takes_account
+def receipt_document(*, receipt: Receipt, format: str = "pdf") -> requests.Response:  # noqa: A002
+    """The receipt's document from Plugipay (``"pdf"`` or ``"html"``): a streamed
+    ``requests.Response`` the caller reads and closes."""
+    if format not in DOCUMENT_FORMATS:
+        raise PlugipayError("format must be 'pdf' or 'html'.", code="format")
+    return get_client().receipt_document(receipt.plugipay_id, format)
+
+
+@takes_account
+def email_receipt(*, receipt: Receipt, to: str | None = None) -> Receipt:
+    """Have Plugipay e-mail the receipt (to the customer's address unless ``to``); the row
+    takes in ``emailed_at``."""
+    obj = get_client().email_receipt(receipt.plugipay_id, {"to": to} if to else {})
+    return advance(RECEIPT, obj)
+
+
+__all__ = [
+    "Balance",
+    "balance",
+    "bank_account",
+    "cancel_payout",
+    "create_payout",
+    "email_receipt",
+    "ledger_is_balanced",
+    "mark_payout",
+    "payout_refusal",
+    "receipt_document",
+    "receipt_for",
+    "submit_payout",
+    "sync_ledger",
+    "sync_receipts",
+]

@@ -1,0 +1,193 @@
+"""Money out in the admin and for buyers: the payouts list with the balance, "New payout"
+with its confirmation and one-time token, the manual transitions, the ledger and its CSV,
+receipts on the payment page, and the buyer's receipt."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from types import SimpleNamespace
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.template import Context
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import translation
+
+from django_plugipay import services
+from django_plugipay.models import LedgerEntry, Payout, Receipt
+from tests.factories import UserFactory
+from tests.test_money_out import save_bank_account
+from tests.test_safe_links import shop_engine
+
+PAYOUTS = "/admin/django_plugipay/payout/"
+LEDGER = "/admin/django_plugipay/ledgerentry/"
+
+
+def staff(*codenames):
+    user = UserFactory(is_staff=True)
+    codes = ("view_payout", "view_ledgerentry", "view_receipt", "view_payment", *codenames)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codes))
+    return user
+
+
+def token_of(page) -> str:
+    return re.search(r'name="plugipay_token" value="([0-9a-f]{32})"', page.content.decode())[1]
+
+
+@pytest.fixture
+def funded(plugipay_sandbox):
+    plugipay_sandbox.paid_payment(amount=250_000)
+    save_bank_account()
+    return services.balance()
+
+
+def test_the_list_shows_the_balance_in_rupiah_and_new_payout_needs_the_permission(client, funded):
+    client.force_login(staff())
+    with translation.override("id"):
+        page = client.get(PAYOUTS).content.decode()
+    assert 'id="plugipay-balance"' in page
+    assert f"Rp {funded.available:,}".replace(",", ".") in page
+    assert "plugipay-new-payout" not in page
+    assert client.get(reverse("admin:django_plugipay_payout_new")).status_code == 403
+    client.force_login(staff("manage_payout"))
+    assert "plugipay-new-payout" in client.get(PAYOUTS).content.decode()
+
+
+def test_new_payout_is_confirmed_then_made_once_whatever_the_resubmits(client, funded):
+    client.force_login(staff("manage_payout"))
+    url = reverse("admin:django_plugipay_payout_new")
+    form = client.get(url)
+    page = form.content.decode()
+    assert "••••4567" in page and "8801234567" not in page  # the account, masked
+    token = token_of(form)
+    too_much = client.post(
+        url, {"stage": "review", "amount": str(funded.available + 1), "plugipay_token": token}
+    )
+    assert "available balance" in too_much.content.decode() and not Payout.objects.exists()
+    review = client.post(
+        url, {"stage": "review", "amount": "100000", "note": "Minggu 1", "plugipay_token": token}
+    )
+    assert "Yes, pay out" in review.content.decode() and not Payout.objects.exists()
+    confirm = {"stage": "confirm", "amount": "100000", "note": "Minggu 1", "plugipay_token": token}
+    assert client.post(url, confirm).status_code == 302
+    assert client.post(url, confirm).status_code == 302  # the back button, submitted again
+    payout = Payout.objects.get()
+    assert (payout.amount, payout.status, payout.note) == (100_000, "pending", "Minggu 1")
+    assert services.balance().locked == 100_000
+
+
+def test_manual_transitions_are_actions_behind_a_confirmation(client, funded, signal_log):
+    payout = services.create_payout(amount=50_000)
+    client.force_login(staff("manage_payout"))
+    selected = {"_selected_action": [payout.pk]}
+    page = client.post(PAYOUTS, {**selected, "action": "mark_in_transit"})
+    assert page.status_code == 200 and "Bank reference" in page.content.decode()
+    payout.refresh_from_db()
+    assert payout.status == "pending"  # nothing before "Yes"
+    client.post(PAYOUTS, {**selected, "action": "mark_in_transit", "post": "yes", "text": "TRF-7"})
+    payout.refresh_from_db()
+    assert (payout.status, payout.reference) == ("in_transit", "TRF-7")
+    refused = client.post(
+        PAYOUTS, {**selected, "action": "cancel_payouts", "post": "yes"}, follow=True
+    )
+    payout.refresh_from_db()
+    assert payout.status == "in_transit" and refused.status_code == 200
+    no_reason = client.post(
+        PAYOUTS, {**selected, "action": "mark_failed", "post": "yes", "text": ""}
+    )
+    assert no_reason.status_code == 200  # the form again: a reason is required
+    client.post(PAYOUTS, {**selected, "action": "mark_paid", "post": "yes", "text": ""})
+    payout.refresh_from_db()
+    assert payout.status == "paid"
+    assert signal_log.names().count("payout_paid") == 1
+    viewer = staff()
+    client.force_login(viewer)
+    assert "mark_paid" not in client.get(PAYOUTS).content.decode()
+
+
+def test_the_ledger_is_read_only_filtered_and_exported_as_csv(client, funded):
+    services.sync_ledger()
+    client.force_login(staff())
+    page = client.get(LEDGER, {"code": "cash"}).content.decode()
+    assert "plugipay-ledger-export" in page
+    assert client.get(LEDGER + "add/").status_code == 403
+    response = client.get(reverse("admin:django_plugipay_ledgerentry_export"), {"code": "cash"})
+    assert response.streaming
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["posted_at", "tx_id", "plugipay_id"]
+    cash = LedgerEntry.objects.filter(code="cash")
+    assert len(rows) - 1 == cash.count() and {r[3] for r in rows[1:]} == {"cash"}
+    everything = client.get(reverse("admin:django_plugipay_ledgerentry_export"))
+    assert len(list(everything.streaming_content)) - 1 == LedgerEntry.objects.count()
+
+
+def test_receipts_are_linked_from_the_payment_and_emailed_after_confirmation(
+    client, plugipay_sandbox
+):
+    customer = services.create_customer(email="pembeli@example.com", name="Pembeli")
+    payment = plugipay_sandbox.paid_payment(amount=75_000, customer=customer)
+    services.sync_receipts()
+    receipt = Receipt.objects.get(payment=payment)
+    client.force_login(staff("change_receipt"))
+    page = client.get(reverse("admin:django_plugipay_payment_change", args=[payment.pk]))
+    assert (
+        reverse("admin:django_plugipay_receipt_change", args=[receipt.pk]) in page.content.decode()
+    )
+    change = client.get(reverse("admin:django_plugipay_receipt_change", args=[receipt.pk]))
+    assert (
+        reverse("plugipay:receipt_document", args=[receipt.plugipay_id]) in change.content.decode()
+    )
+    email = reverse("admin:django_plugipay_receipt_email", args=[receipt.pk])
+    assert client.get(email).status_code == 200 and receipt.emailed_at is None
+    client.post(email, {"post": "yes"})
+    receipt.refresh_from_db()
+    assert receipt.emailed_at is not None
+    client.force_login(staff())
+    assert client.get(email).status_code == 403
+
+
+def test_the_buyer_gets_their_receipt_and_another_user_a_404(client, plugipay_sandbox):
+    buyer = UserFactory()
+    customer = services.get_or_create_customer_for_user(user=buyer)
+    payment = plugipay_sandbox.paid_payment(amount=90_000, customer=customer)
+    session_id = payment.checkout_session.plugipay_id
+    url = reverse("plugipay:receipt_document", args=[session_id])
+    assert client.get(url).status_code == 302  # login required
+    client.force_login(buyer)
+    pdf = client.get(url)  # by the session's id: synced on the way
+    assert pdf.status_code == 200 and b"".join(pdf.streaming_content).startswith(b"%PDF")
+    receipt = Receipt.objects.get(source_id=session_id)
+    html = client.get(
+        reverse("plugipay:receipt_document", args=[receipt.plugipay_id]), {"format": "html"}
+    )
+    assert html.status_code == 200 and receipt.number.encode() in b"".join(html.streaming_content)
+    client.force_login(UserFactory())
+    assert client.get(url).status_code == 404
+    assert (
+        client.get(reverse("plugipay:receipt_document", args=[receipt.plugipay_id])).status_code
+        == 404
+    )
+    client.force_login(staff())
+    assert (
+        client.get(reverse("plugipay:receipt_document", args=[receipt.plugipay_id])).status_code
+        == 200
+    )
+
+
+@override_settings(ROOT_URLCONF="tests.test_safe_links")
+def test_the_example_shops_order_page_links_the_receipt_of_a_paid_order():
+    session = SimpleNamespace(
+        plugipay_id="cs_paid", is_pending=False, payments=SimpleNamespace(all=list)
+    )
+    paid = SimpleNamespace(
+        pk=1, status="paid", paid_at="now", checkout_session=session, product="Kopi", quantity=1
+    )
+    waiting = SimpleNamespace(
+        pk=2, status="pending", paid_at=None, checkout_session=None, product="Teh", quantity=1
+    )
+    page = shop_engine.get_template("shop/orders.html").render(Context({"orders": [paid, waiting]}))
+    links = re.findall(r'href="([^"]+)" data-testid="order-receipt"', page)
+    assert links == [reverse("plugipay:receipt_document", args=["cs_paid"])]

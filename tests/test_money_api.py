@@ -1,0 +1,70 @@
+"""The DRF API for money out: payouts and the balance for staff, receipts for their owner."""
+
+import pytest
+
+pytest.importorskip("rest_framework")
+
+from django_plugipay import services
+from django_plugipay.models import Payout, Receipt
+from tests.factories import UserFactory
+from tests.test_api import API, client_for, staff_with
+from tests.test_money_out import save_bank_account
+
+
+@pytest.fixture
+def funded(plugipay_sandbox):
+    plugipay_sandbox.paid_payment(amount=300_000)
+    save_bank_account()
+    return services.balance()
+
+
+def test_payouts_are_for_staff_and_paying_out_needs_the_permission(funded):
+    assert client_for(UserFactory()).get(f"{API}/payouts/").status_code == 403
+    assert client_for(UserFactory(is_staff=True)).get(f"{API}/payouts/balance/").status_code == 403
+    viewer = client_for(staff_with("view_payout"))
+    balance = viewer.get(f"{API}/payouts/balance/").json()
+    assert balance["available"] == funded.available and balance["currency"] == "IDR"
+    assert viewer.post(f"{API}/payouts/", {"amount": 1000}).status_code == 403
+    manager = client_for(staff_with("manage_payout"))
+    too_much = manager.post(f"{API}/payouts/", {"amount": funded.available + 1}, format="json")
+    assert too_much.status_code == 400 and "available balance" in str(too_much.json())
+    headers = {"HTTP_IDEMPOTENCY_KEY": "weekly-1"}
+    made = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
+    again = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
+    assert (made.status_code, again.status_code) == (201, 200)
+    assert made.json()["id"] == again.json()["id"] and Payout.objects.count() == 1
+    assert made.json()["destination"].endswith("••••4567")
+    listed = viewer.get(f"{API}/payouts/").json()["results"]
+    assert [p["id"] for p in listed] == [made.json()["id"]]
+
+
+def test_payout_moves_and_their_409(funded):
+    manager = client_for(staff_with("manage_payout"))
+    payout = services.create_payout(amount=10_000)
+    url = f"{API}/payouts/{payout.plugipay_id}/move/"
+    early = manager.post(url, {"status": "paid"}, format="json")
+    assert early.status_code == 409
+    moved = manager.post(url, {"status": "in_transit", "reference": "TRF-2"}, format="json")
+    assert moved.status_code == 200 and moved.json()["status"] == "in_transit"
+    assert manager.post(url, {"status": "canceled"}, format="json").status_code == 409
+    assert manager.post(url, {"status": "failed"}, format="json").status_code == 400
+    paid = manager.post(url, {"status": "paid"}, format="json")
+    assert paid.json()["status"] == "paid" and paid.json()["reference"] == "TRF-2"
+
+
+def test_receipts_are_their_owners(plugipay_sandbox):
+    buyer = UserFactory()
+    customer = services.get_or_create_customer_for_user(user=buyer)
+    plugipay_sandbox.paid_payment(amount=80_000, customer=customer)
+    plugipay_sandbox.paid_payment(amount=60_000)  # someone else's
+    services.sync_receipts()
+    mine = Receipt.objects.get(customer=customer)
+    listed = client_for(buyer).get(f"{API}/receipts/").json()["results"]
+    assert [r["id"] for r in listed] == [mine.plugipay_id]
+    assert listed[0]["amount_display"]
+    other = client_for(UserFactory())
+    assert other.get(f"{API}/receipts/").json()["results"] == []
+    assert other.get(f"{API}/receipts/{mine.plugipay_id}/").status_code == 404
+    assert client_for(buyer).get(f"{API}/receipts/{mine.plugipay_id}/").status_code == 200
+    staff = client_for(staff_with("view_receipt"))
+    assert len(staff.get(f"{API}/receipts/").json()["results"]) == 2

@@ -1,0 +1,267 @@
+"""Money out over the sandbox: balance, payouts, the mirrored ledger and receipts."""
+
+from __future__ import annotations
+
+import pytest
+from django.db.models import Sum
+
+from django_plugipay import services, signals
+from django_plugipay.client import get_client
+from django_plugipay.exceptions import APIError, PayoutError
+from django_plugipay.models import Delivery, LedgerEntry, Payout, Receipt
+from django_plugipay.services.payouts import ledger_is_balanced
+from tests.test_deliveries import durable  # noqa: F401 (a fixture)
+
+BANK = {
+    "bankCode": "BCA",
+    "bankName": "Bank Central Asia",
+    "accountNumber": "8801234567",
+    "accountHolder": "Toko Contoh",
+}
+
+
+def save_bank_account(number=BANK["accountNumber"]):
+    get_client().request(
+        "PATCH", "/payouts/bank-account", json_body={**BANK, "accountNumber": number}
+    )
+
+
+def count(log, name):
+    return [n for n, _ in log].count(name)
+
+
+def api_ledger_balances():
+    rows, _meta = get_client().request("GET", "/ledger/balances")
+    return {row["code"]: (row["debits"], row["credits"]) for row in rows}
+
+
+def mirrored_ledger_balances():
+    totals = {}
+    for code in LedgerEntry.objects.values_list("code", flat=True).distinct():
+        entries = LedgerEntry.objects.filter(code=code)
+        debits = entries.filter(direction="debit").aggregate(s=Sum("amount"))["s"] or 0
+        credits = entries.filter(direction="credit").aggregate(s=Sum("amount"))["s"] or 0
+        totals[code] = (debits, credits)
+    return totals
+
+
+def mirrored_cash():
+    debits, credits = mirrored_ledger_balances().get("cash", (0, 0))
+    return debits - credits
+
+
+def test_a_payment_a_partial_refund_and_a_payout_move_balance_and_ledger(
+    plugipay_sandbox, signal_log
+):
+    payment = plugipay_sandbox.paid_payment(amount=100_000)
+    refund = services.refund_payment(payment=payment, amount=30_000, reason="duplicate")
+    plugipay_sandbox.flush()
+    refund.refresh_from_db()
+    assert refund.status == "succeeded"
+    save_bank_account()
+    before = services.balance()
+    payout = services.create_payout(amount=40_000, note="Mingguan")
+    assert payout.status == "pending" and payout.plugipay_id.startswith("po_")
+    assert payout.bank_account_last4 == "4567" and payout.masked_account.endswith("••••4567")
+    during = services.balance()
+    assert during.locked == 40_000 and during.available == before.available - 40_000
+    services.mark_payout(payout=payout, status="in_transit", reference="TRF-1")
+    paid = services.mark_payout(payout=payout, status="paid", reference="TRF-1")
+    assert paid.status == "paid" and paid.completed_at is not None
+    plugipay_sandbox.flush()
+
+    assert services.sync_ledger() > 0
+    assert services.sync_ledger() == 0  # the cursor: nothing new
+    after = services.balance()
+    # the mirror says what Plugipay says: per code, and the balance is the cash account
+    assert mirrored_ledger_balances() == api_ledger_balances()
+    assert mirrored_cash() == after.ledger_balance == before.ledger_balance - 40_000
+    assert after.locked == 0 and after.available == after.ledger_balance
+    fee = 100_000 - 30_000 - before.ledger_balance
+    assert fee > 0  # the sandbox's card fee
+    assert ledger_is_balanced(LedgerEntry.objects.all()) == {}
+    assert set(LedgerEntry.objects.values_list("source_type", flat=True)) == {
+        "checkout_session",
+        "refund",
+        "payout",
+    }
+    outflow = LedgerEntry.objects.get(source_id=payout.plugipay_id, code="payout")
+    assert (outflow.direction, outflow.amount) == ("debit", 40_000)
+    assert count(signal_log, "payout_paid") == 1
+
+
+@pytest.mark.parametrize("route", ["services", "webhooks"])
+def test_payout_events_shuffled_and_duplicated_fire_each_signal_once(
+    plugipay_sandbox, signal_log, route
+):
+    plugipay_sandbox.paid_payment(amount=500_000)
+    save_bank_account()
+    client = get_client()
+    plugipay_sandbox.hold()
+    ids = {}
+    for outcome in ("paid", "failed", "canceled"):
+        if route == "services":
+            payout = services.create_payout(amount=10_000)
+            if outcome == "canceled":
+                services.cancel_payout(payout=payout)
+            else:
+                services.mark_payout(payout=payout, status="in_transit")
+                extra = {"failure_reason": "Rekening ditutup"} if outcome == "failed" else {}
+                services.mark_payout(payout=payout, status=outcome, **extra)
+            ids[outcome] = payout.plugipay_id
+        else:  # only the webhooks bring the news
+            remote = client.create_payout({"amount": 10_000})
+            if outcome == "canceled":
+                client.cancel_payout(remote["id"])
+            else:
+                client.payout_action(remote["id"], "mark-in-transit", {})
+                body = {"failureReason": "Rekening ditutup"} if outcome == "failed" else {}
+                client.payout_action(remote["id"], f"mark-{outcome}", body)
+            ids[outcome] = remote["id"]
+    assert plugipay_sandbox.release(order="shuffle", duplicate=3) > 0
+    plugipay_sandbox.flush()
+    for outcome, plugipay_id in ids.items():
+        row = Payout.objects.get(plugipay_id=plugipay_id)
+        assert row.status == outcome
+        assert [name for name, ident in signal_log if ident == plugipay_id] == [f"payout_{outcome}"]
+    assert Payout.objects.get(plugipay_id=ids["failed"]).failure_reason == "Rekening ditutup"
+    assert Payout.objects.count() == 3
+
+
+def test_a_durable_receiver_of_payout_paid_runs_once(plugipay_sandbox, durable):  # noqa: F811
+    runs = []
+    durable(
+        signals.payout_paid,
+        lambda sender, instance, event, delivery, **kw: runs.append(instance.plugipay_id),
+        name="tests.money.payout_paid",
+    )
+    plugipay_sandbox.paid_payment(amount=100_000)
+    save_bank_account()
+    payout = services.create_payout(amount=10_000)
+    services.mark_payout(payout=payout, status="in_transit")
+    services.mark_payout(payout=payout, status="paid")
+    plugipay_sandbox.flush()
+    services.run_deliveries(force=True)
+    assert runs == [payout.plugipay_id]
+    assert Delivery.objects.get(signal="payout_paid").status == "succeeded"
+
+
+def test_over_the_available_balance_is_refused_and_nothing_is_created(plugipay_sandbox):
+    plugipay_sandbox.paid_payment(amount=100_000)
+    save_bank_account()
+    available = services.balance().available
+    with pytest.raises(PayoutError) as refused:
+        services.create_payout(amount=available + 1)
+    assert refused.value.code == "insufficient_balance" and refused.value.field == "amount"
+    assert "available balance" in refused.value.message
+    with pytest.raises(PayoutError):
+        services.create_payout(amount=0)
+    assert not Payout.objects.exists()
+    listed, _meta = get_client().request("GET", "/payouts")
+    assert listed == []
+    assert services.create_payout(amount=available).status == "pending"  # all of it is fine
+
+
+def test_manual_transitions_and_their_409s(plugipay_sandbox, signal_log):
+    plugipay_sandbox.paid_payment(amount=200_000)
+    save_bank_account()
+    payout = services.create_payout(amount=10_000)
+    with pytest.raises(APIError) as early:
+        services.mark_payout(payout=payout, status="paid")
+    assert early.value.status == 409 and early.value.code == "invalid_transition"
+    with pytest.raises(PayoutError):
+        services.mark_payout(payout=payout, status="canceled")
+    with pytest.raises(PayoutError):
+        services.mark_payout(payout=payout, status="failed")  # no reason
+    moved = services.mark_payout(payout=payout, status="in_transit", reference="TRF-9")
+    assert moved.status == "in_transit" and moved.reference == "TRF-9" and moved.processed_at
+    with pytest.raises(APIError) as late:
+        services.cancel_payout(payout=moved)
+    assert late.value.status == 409
+    failed = services.mark_payout(payout=moved, status="failed", failure_reason="Ditolak bank")
+    assert failed.status == "failed"
+    with pytest.raises(APIError) as terminal:
+        services.mark_payout(payout=failed, status="paid")
+    assert terminal.value.status == 409
+    failed.refresh_from_db()
+    assert failed.status == "failed"
+    assert signal_log.names().count("payout_failed") == 1
+    assert services.balance().locked == 0  # the failed payout's money is back
+
+
+def test_a_disbursement_moves_by_itself_and_reconciliation_brings_it(plugipay_sandbox, signal_log):
+    plugipay_sandbox.paid_payment(amount=200_000)
+    save_bank_account()
+    plugipay_sandbox.http.post(
+        f"{plugipay_sandbox.base_url}/_sandbox/money/settings",
+        json={"payoutMethod": "xendit_disbursement"},
+        timeout=30,
+    ).raise_for_status()
+    plugipay_sandbox.hold()  # no webhook reaches the app: reconciliation must find it
+    payout = services.create_payout(amount=10_000)
+    assert payout.method == "xendit_disbursement"
+    with pytest.raises(APIError) as manual:
+        services.mark_payout(payout=payout, status="in_transit")
+    assert manual.value.status == 409
+    plugipay_sandbox.advance(120)
+    services.reconcile()
+    payout.refresh_from_db()
+    assert payout.status == "paid"
+    assert signal_log.names().count("payout_paid") == 1
+    plugipay_sandbox.release(order="shuffle", duplicate=3)
+    plugipay_sandbox.flush()
+    assert signal_log.names().count("payout_paid") == 1
+
+
+def test_receipts_are_synced_once_with_their_links(plugipay_sandbox, signal_log):
+    payment = plugipay_sandbox.paid_payment(amount=111_000)
+    plugipay_sandbox.http.post(
+        f"{plugipay_sandbox.base_url}/_sandbox/money/settings",
+        json={"taxEnabled": True, "taxId": "01.234.567.8-901.000"},
+        timeout=30,
+    ).raise_for_status()
+    taxed = plugipay_sandbox.paid_payment(amount=111_000)
+    synced = services.sync_receipts()
+    assert len(synced) == 2
+    assert services.sync_receipts() == []
+    receipt = Receipt.objects.get(payment=taxed)
+    assert (receipt.amount, receipt.subtotal, receipt.tax_amount) == (111_000, 100_000, 11_000)
+    assert receipt.customer == taxed.customer and receipt.number.startswith("RCPT-")
+    untaxed = Receipt.objects.get(payment=payment)
+    assert untaxed.tax_amount == 0 and untaxed.subtotal == 111_000
+    assert count(signal_log, "receipt_issued") == 2
+    document = services.receipt_document(receipt=receipt, format="pdf")
+    with document:
+        assert document.content.startswith(b"%PDF")
+    with services.receipt_document(receipt=receipt, format="html") as page:
+        assert b"RCPT-" in page.content
+    emailed = services.email_receipt(receipt=receipt, to="pembeli@example.com")
+    assert emailed.emailed_at is not None
+    assert count(signal_log, "receipt_issued") == 2
+
+
+def test_ledger_entries_are_immutable_mirrors(plugipay_sandbox):
+    plugipay_sandbox.paid_payment(amount=50_000)
+    services.sync_ledger()
+    entry = LedgerEntry.objects.first()
+    assert entry is not None and entry.tx_id.startswith("ltx_")
+    assert services.sync_ledger(since=entry.posted_at) >= 1  # read again: stored once
+    assert LedgerEntry.objects.filter(plugipay_id=entry.plugipay_id).count() == 1
+
+
+def test_plugipay_sync_money_mirrors_the_ledger_and_receipts_since_its_last_run(
+    plugipay_sandbox, signal_log
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    plugipay_sandbox.paid_payment(amount=40_000)
+    out = StringIO()
+    call_command("plugipay_sync", "--money", stdout=out)
+    entries = LedgerEntry.objects.count()
+    assert entries > 0 and Receipt.objects.count() == 1
+    assert f"{entries} ledger entries and 1 receipts synced" in out.getvalue()
+    call_command("plugipay_sync", "--money", stdout=out)
+    assert "0 ledger entries and 0 receipts synced" in out.getvalue()
+    assert count(signal_log, "receipt_issued") == 1
