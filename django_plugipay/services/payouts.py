@@ -10,6 +10,7 @@ account outside :func:`~django_plugipay.accounts.acting_for`).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
@@ -19,22 +20,26 @@ import requests
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from django_plugipay import datetimes, permissions
+from django_plugipay import datetimes, permissions, signals
 from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client
+from django_plugipay.conf import app_settings
 from django_plugipay.context import current_account_pk
 from django_plugipay.db import lock, lock_scope, run_atomic
 from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
 from django_plugipay.models import (
     CheckoutSession,
     Invoice,
+    InvoiceStatus,
     Payout,
     PayoutStatus,
     Receipt,
+    SessionStatus,
     SyncCursor,
 )
 from django_plugipay.money import check_amount, format_amount
 from django_plugipay.resources.money import LEDGER_ENTRY, MARK_ACTIONS, PAYOUT, RECEIPT
+from django_plugipay.services._queue import enqueue
 from django_plugipay.services.apply import advance, move, sends_unsent
 
 logger = logging.getLogger(__name__)
@@ -313,6 +318,76 @@ def sync_receipts(*, since=None, source_id: str | None = None) -> list[Receipt]:
     return _list_sync(RECEIPTS_CURSOR, items, RECEIPT, since)
 
 
+# ── receipts arriving by themselves ───────────────────────────────────────────────
+
+#: How long after its session completed (or its invoice was paid) the sweeper still looks for
+#: a receipt that was not mirrored: past it, a source without one is left alone.
+RECEIPT_WINDOW = dt.timedelta(days=1)
+
+
+def sync_receipts_soon(source_id: str) -> None:
+    """After the current transaction commits, mirror the receipts Plugipay issued for the
+    session or invoice ``source_id`` (a task, or in-process), for the account acting now.
+
+    Called when a session completes or an invoice is paid, so ``receipt_issued`` fires with
+    no sync run by anyone; a lost task leaves the source without a receipt, which
+    :func:`sync_missing_receipts` (a sweeper step) finds."""
+    account = current_account_pk()
+    enqueue(
+        "django_plugipay.sync_receipts",
+        source_id,
+        account,
+        inline=lambda: sync_receipts(source_id=source_id, account=account),
+    )
+
+
+def _receipt_due(sender, instance, **kwargs) -> None:
+    if instance.plugipay_id:
+        sync_receipts_soon(instance.plugipay_id)
+
+
+signals.checkout_session_completed.connect(
+    _receipt_due, dispatch_uid="django_plugipay.receipt_for_session"
+)
+signals.invoice_paid.connect(_receipt_due, dispatch_uid="django_plugipay.receipt_for_invoice")
+
+
+def sync_missing_receipts(*, limit: int = 20) -> int:
+    """Mirror the receipts of sessions completed and invoices paid (of every account) in the
+    last :data:`RECEIPT_WINDOW` but over ``STRANDED_AFTER`` seconds ago that have none yet
+    (their after-commit sync lost or failed). Returns how many receipts were mirrored; one
+    source failing is left for the next sweep."""
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
+    window = now - RECEIPT_WINDOW
+    sources: list[tuple[str, int]] = []
+    for model, status, stamp in (
+        (CheckoutSession, SessionStatus.COMPLETED, "completed_at"),
+        (Invoice, InvoiceStatus.PAID, "paid_at"),
+    ):
+        rows = (
+            model.objects.filter(status=status, **{f"{stamp}__gte": window, f"{stamp}__lt": stale})
+            .exclude(plugipay_id__in=Receipt.objects.values("source_id"))
+            .exclude(plugipay_id__isnull=True)
+            .order_by(stamp)
+            .values_list("plugipay_id", "account_id")[:limit]
+        )
+        sources.extend(rows)
+    mirrored = 0
+    for source_id, account_id in sources[:limit]:
+        try:
+            mirrored += len(sync_receipts(source_id=source_id, account=account_id))
+        except Exception as exc:  # Plugipay or the database unavailable: the next sweep
+            logger.warning(
+                "plugipay receipts of %s not synced: %s: %s",
+                source_id,
+                type(exc).__name__,
+                exc,
+                extra={"source_id": source_id},
+            )
+    return mirrored
+
+
 def ledger_is_balanced(entries) -> dict[str, int]:
     """The transactions of ``entries`` whose debits and credits differ: ``{tx_id: debits −
     credits}`` (empty when every one balances)."""
@@ -379,5 +454,7 @@ __all__ = [
     "receipt_for",
     "submit_payout",
     "sync_ledger",
+    "sync_missing_receipts",
     "sync_receipts",
+    "sync_receipts_soon",
 ]

@@ -1,0 +1,123 @@
+"""Receipts and ledger entries arrive by themselves (no sync run by anyone), once; and money
+out stays in its account (DESIGN §6 rule 14)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+from django_plugipay import services
+from django_plugipay.accounts import acting_for
+from django_plugipay.client import get_client
+from django_plugipay.models import CheckoutSession, LedgerEntry, Payout, Receipt
+from django_plugipay.services import payouts
+from django_plugipay.services.payouts import ledger_is_balanced
+from tests.test_money_out import BANK
+
+OPTIONS = {"success_url": "https://shop.test/ok", "cancel_url": "https://shop.test/no"}
+
+
+def issued(signal_log):
+    return [ident for name, ident in signal_log if name == "receipt_issued"]
+
+
+def test_a_receipt_arrives_when_the_session_completes(plugipay_sandbox, signal_log):
+    payment = plugipay_sandbox.paid_payment(amount=111_000)
+    receipt = Receipt.objects.get(source_id=payment.checkout_session.plugipay_id)
+    assert receipt.payment == payment and receipt.amount == 111_000
+    assert issued(signal_log) == [receipt.plugipay_id]
+    # a later sync (or the list sync of plugipay_sync --money) sends nothing again
+    services.sync_receipts()
+    services.sync_receipts(source_id=payment.checkout_session.plugipay_id)
+    assert issued(signal_log) == [receipt.plugipay_id]
+
+
+def test_shuffled_and_duplicated_deliveries_issue_each_receipt_once(plugipay_sandbox, signal_log):
+    plugipay_sandbox.hold()
+    sessions = []
+    for amount in (10_000, 20_000, 30_000):
+        session = services.create_checkout_session(amount=amount, currency="IDR", **OPTIONS)
+        plugipay_sandbox.pay(session, deliver=False)
+        sessions.append(session.plugipay_id)
+    assert plugipay_sandbox.release(order="shuffle", duplicate=3) > 0
+    plugipay_sandbox.flush()
+    receipts = Receipt.objects.filter(source_id__in=sessions)
+    assert sorted(receipts.values_list("source_id", flat=True)) == sorted(sessions)
+    assert sorted(issued(signal_log)) == sorted(receipts.values_list("plugipay_id", flat=True))
+    services.reconcile()
+    services.sweep()
+    assert Receipt.objects.count() == 3 and len(issued(signal_log)) == 3
+
+
+def test_a_lost_receipt_sync_is_taken_over_by_the_sweeper(
+    plugipay_sandbox, signal_log, monkeypatch
+):
+    monkeypatch.setattr(payouts, "sync_receipts_soon", lambda source_id: None)
+    payment = plugipay_sandbox.paid_payment(amount=50_000)
+    source = payment.checkout_session.plugipay_id
+    assert not Receipt.objects.filter(source_id=source).exists()
+    assert services.sweep()["receipts"] == 0  # too fresh: its own sync may still come
+    CheckoutSession.objects.filter(plugipay_id=source).update(
+        completed_at=timezone.now() - dt.timedelta(hours=1)
+    )
+    assert services.sweep()["receipts"] == 1
+    assert services.sweep()["receipts"] == 0
+    receipt = Receipt.objects.get(source_id=source)
+    assert issued(signal_log) == [receipt.plugipay_id]
+
+
+def test_reconciliation_mirrors_the_ledger_and_receipts(plugipay_sandbox, monkeypatch):
+    monkeypatch.setattr(payouts, "sync_receipts_soon", lambda source_id: None)
+    plugipay_sandbox.paid_payment(amount=100_000)
+    assert not LedgerEntry.objects.exists() and not Receipt.objects.exists()
+    result = services.reconcile()
+    assert result.synced["ledger_entry"] == LedgerEntry.objects.count() > 0
+    assert result.synced["receipt"] == Receipt.objects.count() == 1
+    assert ledger_is_balanced(LedgerEntry.objects.all()) == {}
+    assert "ledger_entry" not in services.reconcile().synced  # the cursor: nothing new
+
+
+def test_money_out_stays_in_its_account(two_accounts, signal_log):
+    sandbox, _secret = two_accounts
+    for account, amount in (("default", 100_000), ("merchant", 300_000)):
+        with_account = {"account": account}
+        session = services.create_checkout_session(
+            amount=amount, currency="IDR", **OPTIONS, **with_account
+        )
+        sandbox.pay(session)
+        with acting_for(account):
+            get_client().request("PATCH", "/payouts/bank-account", json_body=BANK)
+    default, merchant = services.balance(), services.balance(account="merchant")
+    assert 0 < default.available < 100_000 < 200_000 < merchant.available < 300_000
+    payout = services.create_payout(amount=150_000, account="merchant")
+    assert payout.account.alias == "merchant"
+    assert services.balance().available == default.available
+    assert services.balance(account="merchant").available == merchant.available - 150_000
+    services.mark_payout(payout=payout, status="in_transit")
+    services.mark_payout(payout=payout, status="paid")
+    sandbox.flush()
+    assert Payout.objects.get().account.alias == "merchant"
+    assert [n for n, ident in signal_log if ident == payout.plugipay_id] == ["payout_paid"]
+    # receipts came by themselves, each in its account
+    receipts = {r.account.alias: r for r in Receipt.objects.select_related("account")}
+    assert sorted(receipts) == ["default", "merchant"]
+    assert (receipts["default"].amount, receipts["merchant"].amount) == (100_000, 300_000)
+    assert sorted(issued(signal_log)) == sorted(r.plugipay_id for r in receipts.values())
+    # the ledger of each account, mirrored into that account, balances on its own
+    assert services.sync_ledger() > 0 and services.sync_ledger(account="merchant") > 0
+    for alias in ("default", "merchant"):
+        entries = LedgerEntry.objects.filter(account__alias=alias)
+        assert entries.exists() and ledger_is_balanced(entries) == {}
+    merchant_sources = set(
+        LedgerEntry.objects.filter(account__alias="merchant").values_list("source_id", flat=True)
+    )
+    assert payout.plugipay_id in merchant_sources
+    assert receipts["merchant"].source_id in merchant_sources
+    default_sources = set(
+        LedgerEntry.objects.filter(account__alias="default").values_list("source_id", flat=True)
+    )
+    assert not default_sources & merchant_sources
+    cash = LedgerEntry.objects.filter(account__alias="merchant", code="cash")
+    net = sum(e.amount if e.direction == "debit" else -e.amount for e in cash)
+    assert net == services.balance(account="merchant").ledger_balance
