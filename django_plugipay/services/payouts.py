@@ -406,7 +406,8 @@ DOCUMENT_FORMATS = ("pdf", "html")
 def receipt_for(*, plugipay_id: str, user) -> Receipt | None:
     """The receipt ``user`` may read by its id, or by the id of the checkout session or
     invoice it was issued for (synced first when not mirrored yet); None when there is none
-    or it is not theirs (staff who may view receipts read every one)."""
+    or it is not theirs (staff who may view receipts read every one, by any of the three ids,
+    without the permission to view sessions or invoices)."""
     receipt = Receipt.objects.filter(plugipay_id=plugipay_id).first()
     if receipt is not None:
         return receipt if permissions.can_read(user, receipt) else None
@@ -414,11 +415,13 @@ def receipt_for(*, plugipay_id: str, user) -> Receipt | None:
         CheckoutSession.objects.filter(plugipay_id=plugipay_id).first()
         or Invoice.objects.filter(plugipay_id=plugipay_id).first()
     )
-    if source is None or not permissions.can_read(user, source):
+    if source is None:
+        return None
+    if not (permissions.sees_everything(user, "receipt") or permissions.can_read(user, source)):
         return None
     receipt = Receipt.objects.filter(source_id=plugipay_id).first()
     if receipt is None:
-        sync_receipts(source_id=plugipay_id)
+        sync_receipts(source_id=plugipay_id, account=source.account_id)
         receipt = Receipt.objects.filter(source_id=plugipay_id).first()
     return receipt if receipt is not None and permissions.can_read(user, receipt) else None
 
