@@ -121,3 +121,58 @@ def test_money_out_stays_in_its_account(two_accounts, signal_log):
     cash = LedgerEntry.objects.filter(account__alias="merchant", code="cash")
     net = sum(e.amount if e.direction == "debit" else -e.amount for e in cash)
     assert net == services.balance(account="merchant").ledger_balance
+
+
+def fund_both(sandbox):
+    for account, amount in (("default", 100_000), ("merchant", 300_000)):
+        session = services.create_checkout_session(
+            amount=amount, currency="IDR", account=account, **OPTIONS
+        )
+        sandbox.pay(session)
+        with acting_for(account):
+            get_client().request("PATCH", "/payouts/bank-account", json_body=BANK)
+
+
+def test_the_admins_new_payout_asks_which_account(two_accounts, client):
+    from django.urls import reverse
+
+    from django_plugipay.models import Account
+    from tests.test_money_admin import staff, token_of
+
+    sandbox, _secret = two_accounts
+    fund_both(sandbox)
+    merchant = Account.objects.get(alias="merchant")
+    own = services.balance().formatted()["available"]
+    theirs = services.balance(account="merchant").formatted()["available"]
+    client.force_login(staff("manage_payout"))
+    payouts_list = reverse("admin:django_plugipay_payout_changelist")
+    listed = client.get(payouts_list).content.decode()
+    assert own in listed and theirs not in listed  # the default account's balance
+    filtered = client.get(payouts_list, {"account__id__exact": merchant.pk}).content.decode()
+    assert theirs in filtered and f"?account={merchant.pk}" in filtered
+    url = reverse("admin:django_plugipay_payout_new")
+    page = client.get(url).content.decode()
+    assert 'name="account"' in page and own in page and theirs not in page
+    chosen = client.get(url, {"account": merchant.pk})
+    assert theirs in chosen.content.decode()
+    token = token_of(chosen)
+    form = {"amount": "150000", "plugipay_token": token, "account": merchant.pk}
+    review = client.post(url, {**form, "stage": "review"})  # over the default's balance
+    assert "Merchant" in review.content.decode() and "Yes, pay out" in review.content.decode()
+    assert client.post(url, {**form, "stage": "confirm"}).status_code == 302
+    payout = Payout.objects.get()
+    assert payout.account == merchant and payout.amount == 150_000
+    assert services.balance(account="merchant").locked == 150_000
+    assert services.balance().locked == 0
+
+
+def test_one_account_gets_no_account_choice(plugipay_sandbox, client):
+    from django.urls import reverse
+
+    from tests.test_money_admin import staff
+
+    client.force_login(staff("manage_payout"))
+    page = client.get(reverse("admin:django_plugipay_payout_new")).content.decode()
+    assert 'name="account"' not in page
+    listed = client.get(reverse("admin:django_plugipay_payout_changelist")).content.decode()
+    assert "plugipay-balance-account" not in listed
