@@ -13,6 +13,7 @@ from django_plugipay.client import get_client
 from django_plugipay.models import CheckoutSession, LedgerEntry, Payout, Receipt
 from django_plugipay.services import payouts
 from django_plugipay.services.payouts import ledger_is_balanced
+from tests.test_deliveries import durable  # noqa: F401 (a fixture)
 from tests.test_money_out import BANK
 
 OPTIONS = {"success_url": "https://shop.test/ok", "cancel_url": "https://shop.test/no"}
@@ -176,3 +177,58 @@ def test_one_account_gets_no_account_choice(plugipay_sandbox, client):
     assert 'name="account"' not in page
     listed = client.get(reverse("admin:django_plugipay_payout_changelist")).content.decode()
     assert "plugipay-balance-account" not in listed
+
+
+def test_the_example_shop_emails_the_receipt_pdf_once_though_smtp_failed_first(
+    plugipay_sandbox,
+    durable,  # noqa: F811
+    mailoutbox,
+    monkeypatch,
+    settings,
+    request,
+):
+    import sys
+    from pathlib import Path
+    from smtplib import SMTPServerDisconnected
+
+    from django.core.mail import EmailMessage
+
+    from django_plugipay import signals
+    from django_plugipay.models import Delivery
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "example_project"))
+    request.addfinalizer(lambda: [sys.modules.pop(n, None) for n in ("shop.receipt_mail", "shop")])
+    from shop.receipt_mail import MESSAGE_DOMAIN, email_receipt_document
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "DELIVERY_BACKOFF": 0}
+    durable(signals.receipt_issued, email_receipt_document, name="shop.email_receipt_document")
+    attempts = []
+    send = EmailMessage.send
+
+    def smtp_down_once(message, *args, **kwargs):
+        attempts.append(message.extra_headers["Message-ID"])
+        if len(attempts) == 1:
+            raise SMTPServerDisconnected("Connection unexpectedly closed")
+        return send(message, *args, **kwargs)
+
+    monkeypatch.setattr(EmailMessage, "send", smtp_down_once)
+    customer = services.create_customer(email="pembeli@example.com", name="Pembeli")
+    payment = plugipay_sandbox.paid_payment(amount=111_000, customer=customer)
+    receipt = Receipt.objects.get(source_id=payment.checkout_session.plugipay_id)
+    delivery = Delivery.objects.get(signal="receipt_issued")
+    assert delivery.status == "failed" and "SMTPServerDisconnected" in delivery.last_error
+    assert mailoutbox == []
+    services.run_deliveries(force=True)
+    services.run_deliveries(force=True)
+    services.sync_receipts()
+    services.reconcile()
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert mail.to == ["pembeli@example.com"] and receipt.number in mail.subject
+    [(filename, content, mimetype)] = mail.attachments
+    assert filename == f"{receipt.number}.pdf" and mimetype == "application/pdf"
+    assert content.startswith(b"%PDF")
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded"
+    # both attempts carried the same Message-ID, made from the delivery's key
+    assert attempts == [f"<{delivery.key}@{MESSAGE_DOMAIN}>"] * 2
