@@ -181,7 +181,7 @@ def sync_refund(self, refund_id: int) -> str | None:
 @shared_task(
     bind=True, name="django_plugipay.sync_receipts", acks_late=True, max_retries=MAX_RETRIES
 )
-def sync_receipts(self, source_id: str, account: int | None = None) -> int:
+def sync_receipts(self, source_id: str, account: str | None = None) -> int:
     """Mirror the receipts Plugipay issued for a session or invoice (``receipt_issued`` once
     for each new one); sent after the session completed or the invoice was paid."""
     return _celery(self, source_id, account)

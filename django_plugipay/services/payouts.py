@@ -20,7 +20,7 @@ import requests
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from django_plugipay import datetimes, permissions, signals
+from django_plugipay import accounts, datetimes, permissions, signals
 from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
@@ -332,7 +332,7 @@ def sync_receipts_soon(source_id: str) -> None:
     Called when a session completes or an invoice is paid, so ``receipt_issued`` fires with
     no sync run by anyone; a lost task leaves the source without a receipt, which
     :func:`sync_missing_receipts` (a sweeper step) finds."""
-    account = current_account_pk()
+    account = accounts.current().alias
     enqueue(
         "django_plugipay.sync_receipts",
         source_id,
