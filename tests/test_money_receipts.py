@@ -73,10 +73,10 @@ def test_reconciliation_mirrors_the_ledger_and_receipts(plugipay_sandbox, monkey
     plugipay_sandbox.paid_payment(amount=100_000)
     assert not LedgerEntry.objects.exists() and not Receipt.objects.exists()
     result = services.reconcile()
-    assert result.synced["ledger_entry"] == LedgerEntry.objects.count() > 0
-    assert result.synced["receipt"] == Receipt.objects.count() == 1
+    assert result.synced["ledger"] == LedgerEntry.objects.count() > 0
+    assert result.synced["receipts"] == Receipt.objects.count() == 1
     assert ledger_is_balanced(LedgerEntry.objects.all()) == {}
-    assert "ledger_entry" not in services.reconcile().synced  # the cursor: nothing new
+    assert "ledger" not in services.reconcile().synced  # the cursor: nothing new
 
 
 def test_money_out_stays_in_its_account(two_accounts, signal_log):

@@ -19,7 +19,12 @@ from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
 from django_plugipay.services.apply import sync_object
 from django_plugipay.services.events import DONE, apply_page, process_event
-from django_plugipay.services.payouts import sync_ledger, sync_receipts
+from django_plugipay.services.payouts import (
+    LEDGER_CURSOR,
+    RECEIPTS_CURSOR,
+    sync_ledger,
+    sync_receipts,
+)
 from django_plugipay.specs import all_specs
 from django_plugipay.webhooks import parse_event
 
@@ -168,8 +173,10 @@ def _sync_in_flight(result: ReconcileResult) -> None:
 
 def _sync_money(result: ReconcileResult) -> None:
     """Mirror the ledger entries and receipts posted since the account's last sync (each list
-    read before the transactions applying it); counted under ``ledger_entry`` and ``receipt``."""
-    for name, sync in (("ledger_entry", sync_ledger), ("receipt", lambda: len(sync_receipts()))):
+    read before the transactions applying it); counted under the names of their cursors,
+    ``ledger`` and ``receipts``."""
+    syncs = ((LEDGER_CURSOR, sync_ledger), (RECEIPTS_CURSOR, lambda: len(sync_receipts())))
+    for name, sync in syncs:
         try:
             count = sync()
         except PlugipayError as exc:
