@@ -232,3 +232,28 @@ def test_the_example_shop_emails_the_receipt_pdf_once_though_smtp_failed_first(
     assert delivery.status == "succeeded"
     # both attempts carried the same Message-ID, made from the delivery's key
     assert attempts == [f"<{delivery.key}@{MESSAGE_DOMAIN}>"] * 2
+
+
+def test_a_paid_invoices_receipt_arrives_and_staff_open_it_by_the_invoice_id(
+    plugipay_sandbox, signal_log, client
+):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    from tests.factories import UserFactory
+    from tests.test_billing import buyer, make_price
+
+    _user, customer = buyer()
+    invoice = services.subscribe(customer=customer, price=make_price(trial_days=0)).invoice
+    plugipay_sandbox.pay_invoice(invoice)
+    receipt = Receipt.objects.get(source_id=invoice.plugipay_id)
+    assert receipt.source_type == "invoice" and receipt.invoice == invoice
+    assert issued(signal_log) == [receipt.plugipay_id]
+    receipts_only = UserFactory(is_staff=True)
+    receipts_only.user_permissions.add(Permission.objects.get(codename="view_receipt"))
+    client.force_login(receipts_only)  # no permission on invoices
+    url = reverse("plugipay:receipt_document", args=[invoice.plugipay_id])
+    pdf = client.get(url)
+    assert pdf.status_code == 200 and b"".join(pdf.streaming_content).startswith(b"%PDF")
+    client.force_login(UserFactory(is_staff=True))
+    assert client.get(url).status_code == 404
