@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
@@ -313,7 +314,11 @@ def sync_receipts(*, since=None, source_id: str | None = None) -> list[Receipt]:
     session or invoice, ``source_id``); ``receipt_issued`` is sent once for each new one."""
     client = get_client()
     if source_id:
-        return [advance(RECEIPT, obj) for obj in client.list_receipts(sourceId=source_id)]
+        # One page, newest first, and only the source's receipts: a server that ignored the
+        # ``sourceId`` filter would otherwise have every receipt read here.
+        items = client.list_receipts(sourceId=source_id, order="desc", limit=PAGE_SIZE)
+        page = itertools.islice(items, PAGE_SIZE)
+        return [advance(RECEIPT, obj) for obj in page if obj.get("sourceId") == source_id]
     items = client.list_receipts(order="desc", limit=PAGE_SIZE)
     return _list_sync(RECEIPTS_CURSOR, items, RECEIPT, since)
 
