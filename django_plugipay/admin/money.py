@@ -133,7 +133,9 @@ def _mark_action(action: str):
         return _mark_view(modeladmin, request, queryset, action)
 
     run.__name__ = action
-    return admin.action(description=format_lazy("{}…", MARKS[action][1]), permissions=["manage"])(run)
+    return admin.action(description=format_lazy("{}…", MARKS[action][1]), permissions=["manage"])(
+        run
+    )
 
 
 @admin.action(description=gettext_lazy("Cancel selected payouts…"), permissions=["manage"])
