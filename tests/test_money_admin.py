@@ -211,3 +211,18 @@ def test_the_example_shops_order_page_links_the_receipt_of_a_paid_order():
     page = shop_engine.get_template("shop/orders.html").render(Context({"orders": [paid, waiting]}))
     links = re.findall(r'href="([^"]+)" data-testid="order-receipt"', page)
     assert links == [reverse("plugipay:receipt_document", args=["cs_paid"])]
+
+
+def test_the_mark_actions_are_named_in_the_language_of_the_request():
+    from django.contrib import admin
+
+    actions = admin.site._registry[Payout].actions
+    marks = [a for a in actions if a.__name__.startswith("mark_")]
+    assert len(marks) == 3
+    with translation.override("id"):
+        names = [str(a.short_description) for a in marks]
+    assert names == [
+        "Tandai pencairan sedang dikirim…",
+        "Tandai pencairan sudah dibayar…",
+        "Tandai pencairan gagal…",
+    ]

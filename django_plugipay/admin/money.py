@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -132,7 +133,9 @@ def _mark_action(action: str):
         return _mark_view(modeladmin, request, queryset, action)
 
     run.__name__ = action
-    return admin.action(description=f"{MARKS[action][1]}…", permissions=["manage"])(run)
+    return admin.action(description=format_lazy("{}…", MARKS[action][1]), permissions=["manage"])(
+        run
+    )
 
 
 @admin.action(description=gettext_lazy("Cancel selected payouts…"), permissions=["manage"])
