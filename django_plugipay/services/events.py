@@ -303,7 +303,7 @@ def requeue_stranded_events(*, limit: int = 500) -> int:
     now = timezone.now()
     stale = now - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
     stranded = list(
-        WebhookEvent.objects.stranded(stale)
+        accounts.own(WebhookEvent.objects.stranded(stale))
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )
