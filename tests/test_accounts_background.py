@@ -276,3 +276,39 @@ def test_stranded_refunds_are_submitted_with_their_accounts_credentials(two_acco
     assert refund.plugipay_id == sent
     assert remote(sandbox, "refunds", sent)["accountId"] == "acc_merchant_iso"
     assert len(sandbox.state()["refunds"]) == 1
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_the_batch_task_applies_the_queued_events_of_a_tenants_database(
+    settings, client, signal_log, monkeypatch
+):
+    from django.urls import reverse
+
+    from django_plugipay.services import _queue
+    from django_plugipay.testing import signed_webhook
+
+    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        **TWO,
+        "WEBHOOK_PROCESSING": "celery",
+        "ACCOUNT_DATABASE": "tests.test_accounts_background.tenant_database",
+    }
+    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
+    monkeypatch.setattr(_queue, "_dispatch", lambda *args: None)  # no worker: run here after
+    for n, account_id, secret in ((1, None, "whsec_one"), (2, "acc_t", "whsec_t")):
+        body, headers = signed_webhook(completed(n, account_id), secret)
+        response = client.post(
+            reverse("plugipay:webhook"), body, content_type="application/json", headers=headers
+        )
+        assert response.status_code == 200, response.content
+    assert WebhookEvent.objects.using("tenant").get().status == EventStatus.RECEIVED
+    assert services.apply_queued_events() == 2
+    assert list(Payment.objects.using("tenant").values_list("plugipay_id", flat=True)) == [
+        "pay_2"
+    ]
+    assert list(Payment.objects.using("default").values_list("plugipay_id", flat=True)) == [
+        "pay_1"
+    ]
+    assert WebhookEvent.objects.using("tenant").get().status == EventStatus.PROCESSED
+    assert signal_log.names().count("payment_succeeded") == 2
