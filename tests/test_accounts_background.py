@@ -118,12 +118,8 @@ def test_the_sweep_reaches_a_tenants_database(settings, signal_log):
     stranded(2, "t")
     assert WebhookEvent.objects.using("tenant").get().event_id == "evt_2"
     assert services.sweep()["events"] == 2
-    assert list(Payment.objects.using("tenant").values_list("plugipay_id", flat=True)) == [
-        "pay_2"
-    ]
-    assert list(Payment.objects.using("default").values_list("plugipay_id", flat=True)) == [
-        "pay_1"
-    ]
+    assert list(Payment.objects.using("tenant").values_list("plugipay_id", flat=True)) == ["pay_2"]
+    assert list(Payment.objects.using("default").values_list("plugipay_id", flat=True)) == ["pay_1"]
     assert WebhookEvent.objects.using("tenant").get().status == EventStatus.PROCESSED
     assert signal_log.names().count("payment_succeeded") == 2
 
@@ -230,7 +226,7 @@ def test_queued_events_of_two_accounts_are_applied_into_each_accounts_rows(
     # no worker: the batch messages are counted, the batch is run here afterwards
     monkeypatch.setattr(_queue, "_dispatch", lambda name, args, *rest: sent.append(name))
     for n, account_id, secret in ((1, None, "whsec_one"), (2, "acc_t", "whsec_t")):
-        for attempt in range(2):  # Plugipay's redelivery: recorded once
+        for _attempt in range(2):  # Plugipay's redelivery: recorded once
             body, headers = signed_webhook(completed(n, account_id), secret)
             response = client.post(
                 reverse("plugipay:webhook"), body, content_type="application/json", headers=headers
@@ -304,11 +300,7 @@ def test_the_batch_task_applies_the_queued_events_of_a_tenants_database(
         assert response.status_code == 200, response.content
     assert WebhookEvent.objects.using("tenant").get().status == EventStatus.RECEIVED
     assert services.apply_queued_events() == 2
-    assert list(Payment.objects.using("tenant").values_list("plugipay_id", flat=True)) == [
-        "pay_2"
-    ]
-    assert list(Payment.objects.using("default").values_list("plugipay_id", flat=True)) == [
-        "pay_1"
-    ]
+    assert list(Payment.objects.using("tenant").values_list("plugipay_id", flat=True)) == ["pay_2"]
+    assert list(Payment.objects.using("default").values_list("plugipay_id", flat=True)) == ["pay_1"]
     assert WebhookEvent.objects.using("tenant").get().status == EventStatus.PROCESSED
     assert signal_log.names().count("payment_succeeded") == 2

@@ -1,4 +1,4 @@
-"""The account an API request acts for (``PLUGIPAY["API_ACCOUNT"]``): its reads and what it creates."""
+"""The account an API request acts for (``PLUGIPAY["API_ACCOUNT"]``): reads and creations."""
 
 from __future__ import annotations
 

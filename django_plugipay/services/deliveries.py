@@ -28,8 +28,8 @@ from django.utils import timezone
 
 from django_plugipay import accounts, context, signals
 from django_plugipay.accounts import acting_for, current_account_pk
-from django_plugipay.context import acting_database
 from django_plugipay.conf import app_settings
+from django_plugipay.context import acting_database
 from django_plugipay.db import insert_new, run_atomic
 from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
 from django_plugipay.services._queue import enqueue, mode

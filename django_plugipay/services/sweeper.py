@@ -41,8 +41,8 @@ _last_sweep = float("-inf")
 
 
 def sweep(*, account: Any = None) -> dict[str, int]:
-    """Run every step once for every account (``account``: that one alone); return how many rows each step took over (all
-    accounts together).
+    """Run every step once for every account (``account``: that one alone); return how many
+    rows each step took over (all accounts together).
 
     Each account is swept inside ``acting_for`` (its database per ``ACCOUNT_DATABASE``, its
     credentials). A step that fails (the database or Plugipay unavailable) for one account is

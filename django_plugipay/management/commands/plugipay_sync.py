@@ -92,8 +92,7 @@ class Command(BaseCommand):
         receipts = services.sync_receipts()
         self.stdout.write(
             self.style.SUCCESS(
-                f"{self.prefix}Money: {entries} ledger entries and {len(receipts)} receipts "
-                "synced."
+                f"{self.prefix}Money: {entries} ledger entries and {len(receipts)} receipts synced."
             )
         )
 
