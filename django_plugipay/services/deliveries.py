@@ -189,10 +189,10 @@ def run_deliveries(
     logged and does not stop the others.
     """
     if only is None and context.acting.get() is None and len(accounts.every()) > 1:
-        ran = accounts.each_account(
+        each = accounts.each_account(
             lambda: run_deliveries(force=force, limit=limit), what="deliveries"
         )
-        return sum(ran.values())
+        return sum(each.values())
     due = accounts.own(Delivery.objects.due(timezone.now(), force=force))
     if only is not None:
         due = due.filter(pk__in=list(only))
