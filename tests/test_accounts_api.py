@@ -93,3 +93,42 @@ def test_a_hook_naming_an_unknown_account_is_a_configuration_error(two_accounts,
             f"{API}/checkout-sessions/", {"reference": "A-1", "quantity": 1}, format="json"
         )
     assert not CheckoutSession.objects.exists()
+
+
+def staff_shop(request):
+    """Staff of the merchant pay out of its balance."""
+    return "merchant" if request.user.username.startswith("merchant-") else None
+
+
+def test_payouts_and_the_balance_follow_the_hook(two_accounts, settings):
+    from django_plugipay import accounts, services
+    from django_plugipay.models import Payout
+    from tests.test_money_out import save_bank_account
+
+    sandbox, _secret = two_accounts
+    _customer, session = shop_in("merchant")
+    sandbox.pay(session)
+    with accounts.acting_for("merchant"):  # the merchant's own bank account
+        save_bank_account()
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "API_ACCOUNT": "tests.test_accounts_api.staff_shop"}
+    merchant_balance = services.balance(account="merchant")
+    own_balance = services.balance()
+    assert merchant_balance.available != own_balance.available
+    theirs = staff_with("view_payout", "manage_payout")
+    theirs.username = "merchant-staff"
+    theirs.save()
+    client = client_for(theirs)
+    assert client.get(f"{API}/payouts/balance/").json()["available"] == merchant_balance.available
+    own = client_for(staff_with("view_payout"))
+    assert own.get(f"{API}/payouts/balance/").json()["available"] == own_balance.available
+    made = client.post(f"{API}/payouts/", {"amount": 20_000}, format="json")
+    assert made.status_code == 201, made.content
+    payout = Payout.objects.get()
+    assert payout.account.alias == "merchant"
+    assert remote(sandbox, "payouts", payout.plugipay_id)["accountId"] == MERCHANT
+
+
+def shop_in(account):
+    from tests.test_accounts import shop
+
+    return shop(account)
