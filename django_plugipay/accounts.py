@@ -14,6 +14,7 @@ single-account project pays no query per applied event.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,9 +29,12 @@ from django.dispatch import receiver
 from django_plugipay import context
 from django_plugipay.conf import DEFAULT_ACCOUNT, app_settings
 from django_plugipay.context import Acting, acting
+from django_plugipay.db import discard_lost_connection
 from django_plugipay.models import Account, Mode
 
 T = TypeVar("T")
+
+logger = logging.getLogger("django_plugipay.accounts")
 
 __all__ = [
     "takes_account",
@@ -39,9 +43,12 @@ __all__ = [
     "current",
     "current_account_pk",
     "default_account_pk",
+    "each_account",
+    "every",
     "get_account",
     "known",
     "learn_plugipay_id",
+    "own",
     "several",
     "sync_accounts",
 ]
@@ -298,3 +305,46 @@ def several() -> bool:
         return True
     state = _cache.get("state")
     return state is not None and len(state["pk"]) > 1
+
+
+def every() -> list[Known]:
+    """Every account the project serves, the default first: each configured alias and each
+    account provisioned since. A single-account project (one configured account, no
+    ``ACCOUNT_DATABASE``) gets the default account alone, with no query."""
+    if not several() and app_settings.raw("ACCOUNT_DATABASE") is None:
+        return [_default()]
+    rows = _state()["pk"].values()
+    default = _default()
+    return [default] + sorted((k for k in rows if k.pk != default.pk), key=lambda k: k.pk)
+
+
+def own(queryset: Any) -> Any:
+    """``queryset`` narrowed to the rows of the account acting, when a sweep or a scheduled
+    task acts for each account in turn (:func:`each_account`); otherwise unchanged (a
+    single-account project's statements stay the same)."""
+    now = acting.get()
+    if now is None or not several():
+        return queryset
+    return queryset.filter(account_id=now.pk)
+
+
+def each_account(work: Callable[[], T], *, what: str) -> dict[str, T]:
+    """Run ``work`` once for every account (:func:`every`), each inside :func:`acting_for`
+    (its database, its credentials); return each result by alias. One account's failure is
+    logged and does not stop the others (absent from the result)."""
+    done: dict[str, T] = {}
+    for account in every():
+        try:
+            with acting_for(account.pk):
+                done[account.alias] = work()
+        except Exception as exc:
+            discard_lost_connection(exc)
+            logger.warning(
+                "plugipay %s failed for account %s: %s: %s",
+                what,
+                account.alias,
+                type(exc).__name__,
+                exc,
+                extra={"account": account.alias, "work": what},
+            )
+    return done

@@ -174,6 +174,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
 
     errors.extend(_check_api())
     errors.extend(_check_subscribe_api())
+    errors.extend(_check_api_account())
     return errors
 
 
@@ -353,6 +354,26 @@ def _check_subscribe_api() -> list:
             )
         ]
     return []
+
+
+def _check_api_account() -> list:
+    """``API_ACCOUNT``: None, or a callable (request) -> alias | None."""
+    try:
+        target = app_settings.API_ACCOUNT
+    except ImproperlyConfigured as exc:
+        problem = str(exc)
+    else:
+        if target is None or callable(target):
+            return []
+        problem = "PLUGIPAY['API_ACCOUNT'] is not callable."
+    return [
+        Error(
+            problem,
+            id="django_plugipay.E076",
+            hint="Give a dotted path to a callable (request) -> account alias | None, or leave "
+            "it unset (every API request acts for the default account).",
+        )
+    ]
 
 
 SQLITE_OPTIONS_HINT = '"OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20}'

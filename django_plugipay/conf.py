@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "CURRENCY_EXPONENTS": {"IDR": 0, "USD": 2, "JPY": 0, "KRW": 0},
     "API_CHECKOUT_PARAMS": None,
     "API_SUBSCRIBE_PARAMS": None,
+    "API_ACCOUNT": None,
     "API_SYNC_INTERVAL": 2,
     "METADATA_KEY_MAX_LENGTH": 40,
     "METADATA_VALUE_MAX_LENGTH": 500,
@@ -65,7 +66,12 @@ ENV_FALLBACKS = {
 }
 
 #: Settings given as a dotted path (or the object itself), resolved by ``app_settings``.
-IMPORT_STRINGS = ("API_CHECKOUT_PARAMS", "API_SUBSCRIBE_PARAMS", "ACCOUNT_DATABASE")
+IMPORT_STRINGS = (
+    "API_CHECKOUT_PARAMS",
+    "API_SUBSCRIBE_PARAMS",
+    "API_ACCOUNT",
+    "ACCOUNT_DATABASE",
+)
 
 PROCESSING_MODES = ("inline", "celery")
 TASKS_MODES = ("auto", "celery", "django", "inline")
@@ -168,6 +174,12 @@ class AppSettings:
     def API_SUBSCRIBE_PARAMS(self) -> Any:
         """The callable ``(request, price) -> dict | None`` allowing API subscriptions, or None."""
         return self.imported("API_SUBSCRIBE_PARAMS")
+
+    @property
+    def API_ACCOUNT(self) -> Any:
+        """The callable ``(request) -> account alias | None`` naming the account an API request
+        creates checkouts, subscriptions and payouts for (None: the default account), or None."""
+        return self.imported("API_ACCOUNT")
 
     @property
     def API_SYNC_INTERVAL(self) -> float:

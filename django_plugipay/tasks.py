@@ -15,7 +15,7 @@ from django.db import Error, models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_plugipay import services
+from django_plugipay import accounts, services
 from django_plugipay.db import is_transient
 from django_plugipay.exceptions import TransientError
 from django_plugipay.models import CheckoutSession, Refund
@@ -58,8 +58,15 @@ def _apply_pending(batch_size: int | None = None) -> int:
 
 
 def _reconcile(since: str | None = None, account: str | None = None) -> dict:
+    """One account's reconciliation (its result), or, without ``account``, every account's
+    in turn (a single account: its result as before; several: the results by alias, one
+    account's failure logged and not stopping the others)."""
     start = parse_datetime(since) if since else None
-    return dataclasses.asdict(services.reconcile(since=start, account=account))
+    if account is not None or len(accounts.every()) == 1:
+        return dataclasses.asdict(services.reconcile(since=start, account=account))
+    return accounts.each_account(
+        lambda: dataclasses.asdict(services.reconcile(since=start)), what="reconcile"
+    )
 
 
 def transient(exc: BaseException) -> bool:
@@ -189,8 +196,8 @@ def sync_receipts(self, source_id: str, account: str | None = None) -> int:
 
 @shared_task(bind=True, name="django_plugipay.reconcile", acks_late=True, max_retries=MAX_RETRIES)
 def reconcile(self, since: str | None = None, account: str | None = None) -> dict:
-    """Heal missed webhooks of one account (an alias; default: the default account); schedule
-    it with celery beat, once per account (see the docs)."""
+    """Heal missed webhooks of one account (an alias), or of every account the project serves
+    when none is named; schedule it once with celery beat (see the docs)."""
     return _celery(self, since, account)
 
 

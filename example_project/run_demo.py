@@ -62,6 +62,33 @@ def wait_for(url: str, seconds: float = 30) -> None:
     raise SystemExit(f"{url} did not come up within {seconds:.0f}s")
 
 
+#: the sandbox's test platform key (``PLUGIPAY_PLATFORM_KEY_ID`` / ``_SECRET`` replace it)
+PLATFORM_KEY = (
+    os.environ.get("PLUGIPAY_PLATFORM_KEY_ID", "pk_test_platform"),
+    os.environ.get("PLUGIPAY_PLATFORM_SECRET", "sk_test_platform"),
+)
+SECOND_NOTE = """
+  Second account  pick "Shop at the second shop" on the home page: its payments go to the
+                  PLUGIPAY_SECOND_ACCOUNT workspace (the admin's Account filter shows them)"""
+
+
+def set_up_second_account() -> str:
+    """Provision PLUGIPAY_SECOND_ACCOUNT at the sandbox, register the shop's webhook URL for
+    it, and return its signing secret (passed to the web server's environment)."""
+    code = (
+        f"from shop.accounts import set_up_second_account; print(set_up_second_account({SITE!r}))"
+    )
+    done = subprocess.run(
+        [PYTHON, "manage.py", "shell", "-v", "0", "-c", code],
+        cwd=HERE,
+        env=ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -73,18 +100,23 @@ def main() -> int:
     manage("migrate", "--noinput", "-v", "0", SKIP_CHECKS)
     manage("loaddata", "products", "-v", "0", SKIP_CHECKS)
     manage("shell", "-v", "0", "-c", USERS)
-    processes = [
-        start(
-            "manage.py", "plugipay_sandbox", "--site-url", SITE, "--refund-delay", "2", SKIP_CHECKS
-        ),
-        start("manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"),
-    ]
-    if os.environ.get("CELERY_BROKER_URL"):
-        processes.append(start("-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "2"))
+    second = os.environ.get("PLUGIPAY_SECOND_ACCOUNT")
+    sandbox = ["manage.py", "plugipay_sandbox", "--site-url", SITE, "--refund-delay", "2"]
+    if second:  # the platform key that acts on behalf of the second account
+        sandbox += ["--platform-key", f"{PLATFORM_KEY[0]}:{PLATFORM_KEY[1]}"]
+    processes = [start(*sandbox, SKIP_CHECKS)]
     try:
         wait_for(f"http://127.0.0.1:{SANDBOX_PORT}/")
+        if second:
+            ENV["PLUGIPAY_SECOND_WEBHOOK_SECRET"] = set_up_second_account()
+        processes.append(start("manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"))
+        if os.environ.get("CELERY_BROKER_URL"):
+            processes.append(
+                start("-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "2")
+            )
         wait_for(SITE + "/")
-        manage("plugipay_plans", SKIP_CHECKS)  # the Member plan of settings.PLUGIPAY["PLANS"]
+        manage("plugipay_plans", SKIP_CHECKS)
+        note = SECOND_NOTE if second else ""  # the Member plan of settings.PLUGIPAY["PLANS"]
         print(
             f"""
 Demo is up.
@@ -92,7 +124,7 @@ Demo is up.
   Admin           {SITE}/admin/      admin / admin   (refund payments there)
   Membership      {SITE}/membership/  the "Member" plan: IDR 99,000 a month, 7-day trial
   DRF API         {SITE}/plugipay/api/payments/
-  Sandbox         http://127.0.0.1:{SANDBOX_PORT}/   (not Plugipay: an offline stand-in)
+  Sandbox         http://127.0.0.1:{SANDBOX_PORT}/   (not Plugipay: an offline stand-in){note}
 Test cards (any future expiry, any CVC):
   4242 4242 4242 4242  succeeds          4000 0000 0000 0002  declined
   4000 0000 0000 9995  insufficient funds 4000 0027 6000 3184  3-D Secure step

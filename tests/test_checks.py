@@ -56,6 +56,8 @@ def pricing(request, data):
         ),
         ({"API_SUBSCRIBE_PARAMS": "nowhere.hook"}, "django_plugipay.W036"),
         ({"API_SUBSCRIBE_PARAMS": "django_plugipay.conf.DEFAULTS"}, "django_plugipay.W036"),
+        ({"API_ACCOUNT": "nowhere.hook"}, "django_plugipay.E076"),
+        ({"API_ACCOUNT": "django_plugipay.conf.DEFAULTS"}, "django_plugipay.E076"),
     ],
 )
 def test_each_check_id(settings, override, expected):

@@ -13,6 +13,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from django_plugipay import billing, services
+from django_plugipay.api.accounts import ForRequestAccount
 from django_plugipay.api.views import NewestFirst, UpstreamError
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
@@ -117,7 +118,7 @@ def _upstream(exc: PlugipayError):
     return UpstreamError()
 
 
-class SubscriptionList(generics.ListCreateAPIView):
+class SubscriptionList(ForRequestAccount, generics.ListCreateAPIView):
     """The user's subscriptions; POST subscribes to a price the project allows."""
 
     permission_classes = [IsAuthenticated]
@@ -163,7 +164,7 @@ class SubscriptionList(generics.ListCreateAPIView):
         return Response(body, status=code)
 
 
-class SubscriptionDetail(generics.RetrieveAPIView):
+class SubscriptionDetail(ForRequestAccount, generics.RetrieveAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = SubscriptionSerializer
     lookup_field = "plugipay_id"
@@ -174,7 +175,7 @@ class SubscriptionDetail(generics.RetrieveAPIView):
         return visible(rows, self.request.user)
 
 
-class SubscriptionCancel(generics.GenericAPIView):
+class SubscriptionCancel(ForRequestAccount, generics.GenericAPIView):
     """Cancel one of the user's subscriptions at the end of the current period (access stays
     until then)."""
 
@@ -194,7 +195,7 @@ class SubscriptionCancel(generics.GenericAPIView):
         return Response(SubscriptionSerializer(subscription).data)
 
 
-class InvoiceList(generics.ListAPIView):
+class InvoiceList(ForRequestAccount, generics.ListAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = InvoiceSerializer
     pagination_class = NewestFirst
@@ -204,7 +205,7 @@ class InvoiceList(generics.ListAPIView):
         return visible(rows, self.request.user)
 
 
-class PortalSessionCreate(generics.GenericAPIView):
+class PortalSessionCreate(ForRequestAccount, generics.GenericAPIView):
     """A fresh billing-portal URL for the user's customer (404 when they have none)."""
 
     permission_classes = [IsAuthenticated]

@@ -10,6 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from django_plugipay import services
+from django_plugipay.api.accounts import ForRequestAccount
 from django_plugipay.api.permissions import CanManagePayouts, SeesPayouts
 from django_plugipay.api.views import Conflict, NewestFirst, UpstreamError, idempotency_key
 from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
@@ -112,7 +113,7 @@ def _refused(exc: PlugipayError):
     return UpstreamError()
 
 
-class PayoutList(generics.ListCreateAPIView):
+class PayoutList(ForRequestAccount, generics.ListCreateAPIView):
     """Payouts, newest first; POST pays out (``manage_payout``; send ``Idempotency-Key`` to
     make retries safe: the same key returns the same payout)."""
 
@@ -144,7 +145,7 @@ class PayoutList(generics.ListCreateAPIView):
         return Response(PayoutSerializer(payout).data, status=code)
 
 
-class PayoutDetail(generics.RetrieveAPIView):
+class PayoutDetail(ForRequestAccount, generics.RetrieveAPIView):
     permission_classes = [IsAuthenticated, SeesPayouts]
     serializer_class = PayoutSerializer
     lookup_field = "plugipay_id"
@@ -152,7 +153,7 @@ class PayoutDetail(generics.RetrieveAPIView):
     queryset = Payout.objects.all()
 
 
-class PayoutMove(generics.GenericAPIView):
+class PayoutMove(ForRequestAccount, generics.GenericAPIView):
     """Cancel a pending payout, or mark a manual one in transit, paid or failed (409 for a
     move the payout cannot make)."""
 
@@ -180,7 +181,7 @@ class PayoutMove(generics.GenericAPIView):
         return Response(PayoutSerializer(payout).data)
 
 
-class BalanceDetail(generics.GenericAPIView):
+class BalanceDetail(ForRequestAccount, generics.GenericAPIView):
     """The balance as Plugipay reports it now: available, locked in payouts, ledger."""
 
     permission_classes = [IsAuthenticated, SeesPayouts]
@@ -194,7 +195,7 @@ class BalanceDetail(generics.GenericAPIView):
         return Response(BalanceSerializer(balance).data)
 
 
-class ReceiptList(generics.ListAPIView):
+class ReceiptList(ForRequestAccount, generics.ListAPIView):
     """The user's receipts (staff who may view receipts: every receipt), newest first."""
 
     permission_classes = [IsAuthenticated]
@@ -205,7 +206,7 @@ class ReceiptList(generics.ListAPIView):
         return visible(Receipt.objects.all(), self.request.user)
 
 
-class ReceiptDetail(generics.RetrieveAPIView):
+class ReceiptDetail(ForRequestAccount, generics.RetrieveAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = ReceiptSerializer
     lookup_field = "plugipay_id"

@@ -20,6 +20,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from django_plugipay import services
+from django_plugipay.api.accounts import ForRequestAccount
 from django_plugipay.api.permissions import CanRefund
 from django_plugipay.api.serializers import (
     CheckoutRequestSerializer,
@@ -52,7 +53,7 @@ class NewestFirst(CursorPagination):
     max_page_size = 100
 
 
-class CheckoutSessionCreate(generics.GenericAPIView):
+class CheckoutSessionCreate(ForRequestAccount, generics.GenericAPIView):
     """Start a checkout for something the project prices (``API_CHECKOUT_PARAMS``)."""
 
     permission_classes = [IsAuthenticated]
@@ -80,7 +81,7 @@ class CheckoutSessionCreate(generics.GenericAPIView):
         return Response(CheckoutSessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
-class CheckoutSessionDetail(generics.RetrieveAPIView):
+class CheckoutSessionDetail(ForRequestAccount, generics.RetrieveAPIView):
     """Read a session; an open one is synced from Plugipay (at most every API_SYNC_INTERVAL s),
     so a frontend polling after the redirect sees ``completed`` before the webhook lands."""
 
@@ -118,7 +119,7 @@ def visible_payments(user):
     return visible(payments, user)
 
 
-class PaymentList(generics.ListAPIView):
+class PaymentList(ForRequestAccount, generics.ListAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = PaymentSerializer
     pagination_class = NewestFirst
@@ -142,7 +143,7 @@ class PaymentList(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class PaymentDetail(generics.RetrieveAPIView):
+class PaymentDetail(ForRequestAccount, generics.RetrieveAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = PaymentSerializer
     lookup_field = "plugipay_id"
@@ -152,7 +153,7 @@ class PaymentDetail(generics.RetrieveAPIView):
         return visible_payments(self.request.user)
 
 
-class RefundDetail(generics.RetrieveAPIView):
+class RefundDetail(ForRequestAccount, generics.RetrieveAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = RefundSerializer
     lookup_field = "plugipay_id"
@@ -162,7 +163,7 @@ class RefundDetail(generics.RetrieveAPIView):
         return visible(Refund.objects.select_related("payment"), self.request.user)
 
 
-class PaymentRefundCreate(generics.GenericAPIView):
+class PaymentRefundCreate(ForRequestAccount, generics.GenericAPIView):
     """Refund a payment. Send an ``Idempotency-Key`` header to make retries safe: the same key
     returns the same refund; the same key with a different body is 409."""
 

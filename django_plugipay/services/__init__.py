@@ -1,6 +1,6 @@
 """Every write path of the app: views, admin, DRF, tasks and commands call these."""
 
-from django_plugipay.services.accounts import client_for, provision_account
+from django_plugipay.services.accounts import client_for, partner_usage, provision_account
 from django_plugipay.services.apply import sync_object
 from django_plugipay.services.billing import (
     Subscribed,
@@ -68,6 +68,7 @@ from django_plugipay.services.sweeper import sweep, sweep_soon
 __all__ = [
     "Balance",
     "client_for",
+    "partner_usage",
     "provision_account",
     "EnsuredPlan",
     "ReconcileResult",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from django_plugipay import accounts
@@ -13,6 +15,7 @@ from django_plugipay.exceptions import ConfigurationError
 from django_plugipay.models import Account
 
 ADMIN_WORKSPACES = "/admin/workspaces"
+ADMIN_PARTNER_USAGE = "/admin/partner/usage"
 
 
 def client_for(account: Any = None) -> PlugipayClient:
@@ -67,3 +70,69 @@ def provision_account(
 def platform_mode(client: PlugipayClient) -> str:
     key = client.api_key or client.key_id or ""
     return "live" if "_live_" in key else "test"
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    """One account's line of a partner usage report (amounts in the report's currency)."""
+
+    account_id: str
+    brand_name: str
+    transaction_count: int
+    gross_volume: int
+    discount_rate: float
+    fee: int
+
+
+@dataclass(frozen=True)
+class PartnerUsage:
+    """What Plugipay reports of a partner's accounts over a period: a line per account and
+    the totals (``fee``: what the partner is billed)."""
+
+    partner: str | None
+    currency: str
+    lines: list[UsageLine]
+    transaction_count: int
+    gross_volume: int
+    fee: int
+
+
+def partner_usage(
+    *,
+    partner: str | None = None,
+    start: dt.date | dt.datetime | None = None,
+    end: dt.date | dt.datetime | None = None,
+) -> PartnerUsage:
+    """Plugipay's usage report of the partner ``partner``'s accounts (every partner's when
+    None) — transactions, gross volume, discount rate and fee per account — paid from
+    ``start`` until ``end`` (exclusive; a date names its whole day), through
+    ``GET /api/v1/admin/partner/usage`` with the platform key (the default account's
+    credentials)."""
+    params: dict[str, str] = {}
+    if partner is not None:
+        params["partner"] = partner
+    for name, value in (("from", start), ("to", end)):
+        if value is not None:
+            params[name] = value.isoformat()
+    data, _meta = client_for(DEFAULT_ACCOUNT).request("GET", ADMIN_PARTNER_USAGE, params=params)
+    lines = [
+        UsageLine(
+            account_id=line["accountId"],
+            brand_name=line.get("brandName") or "",
+            transaction_count=int(line.get("transactionCount") or 0),
+            gross_volume=int(line.get("grossVolume") or 0),
+            discount_rate=float(line.get("discountRate") or 0),
+            fee=int(line.get("fee") or 0),
+        )
+        for line in data.get("lines") or []
+    ]
+    return PartnerUsage(
+        partner=data.get("partner", partner),
+        currency=data.get("currency") or "IDR",
+        lines=lines,
+        transaction_count=int(
+            data.get("transactionCount", sum(x.transaction_count for x in lines))
+        ),
+        gross_volume=int(data.get("grossVolume", sum(x.gross_volume for x in lines))),
+        fee=int(data.get("total", sum(x.fee for x in lines))),
+    )

@@ -26,9 +26,10 @@ from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 
-from django_plugipay import signals
+from django_plugipay import accounts, context, signals
 from django_plugipay.accounts import acting_for, current_account_pk
 from django_plugipay.conf import app_settings
+from django_plugipay.context import acting_database
 from django_plugipay.db import insert_new, run_atomic
 from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
 from django_plugipay.services._queue import enqueue, mode
@@ -113,11 +114,12 @@ def record_delivery(
 ) -> Delivery | None:
     """Insert the delivery of ``receiver`` for this transition of ``instance`` (in the caller's
     transaction) and have it run after commit; None when it was recorded before."""
-    content_type = ContentType.objects.get_for_model(type(instance))
+    # the content type of the database the delivery is written to (a tenant's has its own)
+    content_type = ContentType.objects.db_manager(acting_database()).get_for_model(type(instance))
     delivery = Delivery(
         signal=receiver.signal_name,
         receiver=receiver.name,
-        content_type=content_type,
+        content_type_id=content_type.pk,
         object_id=instance.pk,
         event=event if event is not None and event.pk is not None else None,
         key=delivery_key(receiver, instance, event),
@@ -181,8 +183,17 @@ def run_deliveries(
     backoff and gives dead deliveries one more attempt. ``only`` limits the run to those
     delivery ids. Each delivery is claimed by one statement, so concurrent runners never run
     the same attempt twice; a receiver's exception is recorded, never raised.
+
+    Called outside any account (``acting_for``) without ``only``, it runs every account's
+    due deliveries, each account in turn in its own database; one account's failure is
+    logged and does not stop the others.
     """
-    due = Delivery.objects.due(timezone.now(), force=force)
+    if only is None and context.acting.get() is None and len(accounts.every()) > 1:
+        each = accounts.each_account(
+            lambda: run_deliveries(force=force, limit=limit), what="deliveries"
+        )
+        return sum(each.values())
+    due = accounts.own(Delivery.objects.due(timezone.now(), force=force))
     if only is not None:
         due = due.filter(pk__in=list(only))
     ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True))

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from django_plugipay import accounts, datetimes, signals
 from django_plugipay.conf import app_settings
-from django_plugipay.context import acting_database, current_account_pk
+from django_plugipay.context import acting, acting_database, current_account_pk
 from django_plugipay.db import (
     claim,
     connection_for,
@@ -303,7 +303,7 @@ def requeue_stranded_events(*, limit: int = 500) -> int:
     now = timezone.now()
     stale = now - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
     stranded = list(
-        WebhookEvent.objects.stranded(stale)
+        accounts.own(WebhookEvent.objects.stranded(stale))
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )
@@ -713,7 +713,15 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
     outcome. When one fails, the batch is applied again with a savepoint per event: the failing
     one is stored ``failed`` with its error and the others commit. An event that names an object
     to fetch first is applied on its own after the batch (no HTTP call inside a transaction).
+
+    With ``PLUGIPAY["ACCOUNT_DATABASE"]``, called outside any account (the batch task), it
+    drains every account's database in turn (``limit`` per account).
     """
+    if app_settings.raw("ACCOUNT_DATABASE") is not None and acting.get() is None:
+        drained = accounts.each_account(
+            lambda: apply_queued_events(batch_size=batch_size, limit=limit), what="queued events"
+        )
+        return sum(drained.values())
     taken = 0
     while limit is None or taken < limit:
         size = batch_size if limit is None else min(batch_size, limit - taken)
@@ -752,7 +760,7 @@ def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int]]:
     ``(claimed, left, failed)``: ``left`` the ids to apply one by one after the commit,
     ``failed`` those stored ``failed``."""
     rows = list(
-        WebhookEvent.objects.select_for_update(skip_locked=True)
+        accounts.own(WebhookEvent.objects.select_for_update(skip_locked=True))
         .filter(status=EventStatus.RECEIVED)
         .order_by("pk")[:size]
     )

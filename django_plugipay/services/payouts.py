@@ -358,30 +358,35 @@ signals.invoice_paid.connect(_receipt_due, dispatch_uid="django_plugipay.receipt
 
 
 def sync_missing_receipts(*, limit: int = 20) -> int:
-    """Mirror the receipts of sessions completed and invoices paid (of every account) in the
-    last :data:`RECEIPT_WINDOW` but over ``STRANDED_AFTER`` seconds ago that have none yet
-    (their after-commit sync lost or failed). Returns how many receipts were mirrored; one
-    source failing is left for the next sweep."""
+    """Mirror the receipts of the acting account's sessions completed and invoices paid in
+    the last :data:`RECEIPT_WINDOW` but over ``STRANDED_AFTER`` seconds ago that have none yet
+    (their after-commit sync lost or failed); the sweeper runs it for every account. Returns
+    how many receipts were mirrored; one source failing is left for the next sweep."""
     now = timezone.now()
     stale = now - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
     window = now - RECEIPT_WINDOW
-    sources: list[tuple[str, int]] = []
+    account_id = current_account_pk()
+    sources: list[str] = []
     for model, status, stamp in (
         (CheckoutSession, SessionStatus.COMPLETED, "completed_at"),
         (Invoice, InvoiceStatus.PAID, "paid_at"),
     ):
         rows = (
-            model.objects.filter(status=status, **{f"{stamp}__gte": window, f"{stamp}__lt": stale})
+            model.objects.filter(
+                account_id=account_id,
+                status=status,
+                **{f"{stamp}__gte": window, f"{stamp}__lt": stale},
+            )
             .exclude(plugipay_id__in=Receipt.objects.values("source_id"))
             .exclude(plugipay_id__isnull=True)
             .order_by(stamp)
-            .values_list("plugipay_id", "account_id")[:limit]
+            .values_list("plugipay_id", flat=True)[:limit]
         )
         sources.extend(rows)
     mirrored = 0
-    for source_id, account_id in sources[:limit]:
+    for source_id in sources[:limit]:
         try:
-            mirrored += len(sync_receipts(source_id=source_id, account=account_id))
+            mirrored += len(sync_receipts(source_id=source_id))
         except Exception as exc:  # Plugipay or the database unavailable: the next sweep
             logger.warning(
                 "plugipay receipts of %s not synced: %s: %s",

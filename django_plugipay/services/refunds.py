@@ -10,6 +10,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from django_plugipay import accounts
 from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
@@ -283,7 +284,7 @@ def submit_stranded_refunds(*, limit: int = 100) -> int:
     Plugipay made already is replayed by its idempotency key and linked, never made twice.
     Returns how many were submitted; a failure leaves the refund for the next sweep."""
     stale = timezone.now() - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
-    stranded = Refund.objects.stranded(stale).order_by("created_at")[:limit]
+    stranded = accounts.own(Refund.objects.stranded(stale)).order_by("created_at")[:limit]
     submitted = 0
     for refund in stranded:
         try:

@@ -6,7 +6,8 @@ database lost while a refund was at Plugipay leaves it ``requested`` without its
 a session completed or an invoice paid whose receipt sync was lost has no receipt mirrored;
 a durable receiver's delivery waits for its backoff or for a crashed runner's lease.
 Each step below finds such rows by their own state and finishes them through the normal,
-idempotent path. :func:`sweep` runs every step from the ``django_plugipay.sweep`` task (beat,
+idempotent path, for every account the project serves (each in its own database, with its
+own credentials). :func:`sweep` runs every step from the ``django_plugipay.sweep`` task (beat,
 every minute), from ``plugipay_sync``, and in-process (:func:`sweep_soon`) as webhooks arrive.
 """
 
@@ -16,7 +17,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from django_plugipay import accounts
 from django_plugipay.conf import app_settings
 from django_plugipay.db import discard_lost_connection
 from django_plugipay.services._queue import enqueue
@@ -40,26 +43,32 @@ _lock = threading.Lock()
 _last_sweep = float("-inf")
 
 
-def sweep() -> dict[str, int]:
-    """Run every step once; return how many rows each took over.
+def sweep(*, account: Any = None) -> dict[str, int]:
+    """Run every step once for every account (``account``: that one alone); return how many
+    rows each step took over (all accounts together).
 
-    A step that fails (the database or Plugipay unavailable) is logged, counted as 0 and does
-    not stop the others; the next sweep tries again. Safe to run concurrently and repeatedly.
+    Each account is swept inside ``acting_for`` (its database per ``ACCOUNT_DATABASE``, its
+    credentials). A step that fails (the database or Plugipay unavailable) for one account is
+    logged, counted as 0 and does not stop the other steps or accounts; the next sweep tries
+    again. Safe to run concurrently and repeatedly. A single-account project's sweep runs the
+    same statements as before accounts existed.
     """
-    done: dict[str, int] = {}
-    for name, step in STEPS:
-        try:
-            done[name] = step()
-        except Exception as exc:
-            discard_lost_connection(exc)
-            logger.warning(
-                "plugipay sweep step %s failed: %s: %s",
-                name,
-                type(exc).__name__,
-                exc,
-                extra={"step": name},
-            )
-            done[name] = 0
+    done: dict[str, int] = {name: 0 for name, _step in STEPS}
+    for known in [accounts.known(account)] if account is not None else accounts.every():
+        with accounts.acting_for(known.pk):
+            for name, step in STEPS:
+                try:
+                    done[name] = done.get(name, 0) + step()
+                except Exception as exc:
+                    discard_lost_connection(exc)
+                    logger.warning(
+                        "plugipay sweep step %s failed for account %s: %s: %s",
+                        name,
+                        known.alias,
+                        type(exc).__name__,
+                        exc,
+                        extra={"step": name, "account": known.alias},
+                    )
     if any(done.values()):
         logger.info("plugipay sweep: %s", done, extra={"swept": done})
     return done

@@ -117,14 +117,18 @@ PLUGIPAY = {
 }
 
 # A second Plugipay account (docs/how-to/multi-tenant.md), only when PLUGIPAY_SECOND_ACCOUNT is set
-# to its acc_… id: start the sandbox with --platform-key pk_test_platform:sk_test_platform, set
-# PLUGIPAY_KEY_ID/PLUGIPAY_SECRET to that platform key and provision the account
-# (services.provision_account); the platform key then acts on behalf of it, and its
-# events, signed with PLUGIPAY_SECOND_WEBHOOK_SECRET, reach the same webhook URL. The default
-# demo is unchanged.
+# to its acc_… id: the platform key (the sandbox's test one unless PLUGIPAY_PLATFORM_KEY_ID and
+# PLUGIPAY_PLATFORM_SECRET say otherwise) acts on behalf of it, and its events, signed with
+# PLUGIPAY_SECOND_WEBHOOK_SECRET, reach the same webhook URL. `make demo` provisions it at the
+# sandbox, registers its webhook endpoint and passes the secret on; buyers pick the shop on the
+# home page (shop.accounts.api_account, also the DRF API's PLUGIPAY["API_ACCOUNT"]). The sweep
+# and reconcile tasks of CELERY_BEAT_SCHEDULE cover both accounts. The default demo is unchanged.
+PLUGIPAY["API_ACCOUNT"] = "shop.accounts.api_account"
 if os.environ.get("PLUGIPAY_SECOND_ACCOUNT"):
     PLUGIPAY["ACCOUNTS"] = {
         "second": {
+            "KEY_ID": os.environ.get("PLUGIPAY_PLATFORM_KEY_ID", "pk_test_platform"),
+            "SECRET": os.environ.get("PLUGIPAY_PLATFORM_SECRET", "sk_test_platform"),
             "ON_BEHALF_OF": os.environ["PLUGIPAY_SECOND_ACCOUNT"],
             "WEBHOOK_SECRETS": [os.environ.get("PLUGIPAY_SECOND_WEBHOOK_SECRET", "whsec_second")],
             "NAME": "Second shop",

@@ -6,6 +6,7 @@ app_name = "shop"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("shop-for/", views.pick_account, name="pick-account"),
     path("buy/<slug:slug>/", views.buy, name="buy"),
     path("orders/", views.orders, name="orders"),
     path("orders/<int:pk>/thanks/", views.success, name="success"),

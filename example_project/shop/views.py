@@ -9,13 +9,29 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from django_plugipay import services
+from django_plugipay import accounts, services
 from django_plugipay.exceptions import PlugipayError
+from shop import accounts as shops
 from shop.models import Order, Product
 
 
 def home(request):
-    return render(request, "shop/home.html", {"products": Product.objects.order_by("price")})
+    context = {
+        "products": Product.objects.order_by("price"),
+        "second_account": shops.served(),
+        "selling_for": shops.api_account(request),
+    }
+    return render(request, "shop/home.html", context)
+
+
+@require_POST
+def pick_account(request):
+    """Shop as the default account or the second one (the demo with PLUGIPAY_SECOND_ACCOUNT)."""
+    if request.POST.get("account") == shops.SECOND and shops.served():
+        request.session[shops.SESSION_KEY] = shops.SECOND
+    else:
+        request.session.pop(shops.SESSION_KEY, None)
+    return redirect("shop:home")
 
 
 @login_required
@@ -26,15 +42,8 @@ def buy(request, slug):
         user=request.user, product=product, amount=product.price, currency=product.currency
     )
     try:
-        session = services.create_checkout_session(
-            amount=order.amount,
-            currency=order.currency,
-            description=product.name,
-            customer=services.get_or_create_customer_for_user(user=request.user),
-            success_url=request.build_absolute_uri(reverse("shop:success", args=[order.pk])),
-            cancel_url=request.build_absolute_uri(reverse("shop:home")),
-            metadata={"order": str(order.pk)},
-        )
+        with accounts.acting_for(shops.api_account(request)):  # the shop the buyer picked
+            session = _checkout(request, order, product)
     except PlugipayError as exc:
         order.delete()
         messages.error(
@@ -44,6 +53,18 @@ def buy(request, slug):
     order.checkout_session = session
     order.save(update_fields=["checkout_session"])
     return redirect(session.url)
+
+
+def _checkout(request, order, product):
+    return services.create_checkout_session(
+        amount=order.amount,
+        currency=order.currency,
+        description=product.name,
+        customer=services.get_or_create_customer_for_user(user=request.user),
+        success_url=request.build_absolute_uri(reverse("shop:success", args=[order.pk])),
+        cancel_url=request.build_absolute_uri(reverse("shop:home")),
+        metadata={"order": str(order.pk)},
+    )
 
 
 @login_required

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import email.utils
 import functools
@@ -29,9 +30,10 @@ from django_plugipay.checks import (
     webhook_redirect,
 )
 from django_plugipay.client import DOCTOR_ADVICE, SANDBOX_ADVICE, PlugipayClient
-from django_plugipay.conf import app_settings
+from django_plugipay.conf import DEFAULT_ACCOUNT, app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import WebhookEvent
+from django_plugipay.services.accounts import client_for
 from django_plugipay.services.deliveries import delivery_health
 from django_plugipay.services.reconcile import last_reconciled
 from django_plugipay.services.webhook_endpoints import is_this_site
@@ -42,6 +44,9 @@ RECONCILE_STALE = dt.timedelta(days=1)
 SANDBOX_URL = "http://127.0.0.1:8787"
 CLOCK_SKEW_LIMIT = 30  # seconds; Plugipay refuses requests and webhooks beyond 300
 PING_TYPE = "plugipay.doctor.ping.v1"
+#: the lines about the default account's Plugipay setup (named with the account once there
+#: are several)
+REMOTE_CHECKS = ("credentials", "clock", "webhook URL", "webhook endpoint", "test event")
 POLL_INTERVAL = 0.2
 
 
@@ -135,7 +140,13 @@ class Doctor:
     def run(self):
         database = self.database()
         yield database
-        yield from self.remote(database)
+        aliases = [alias for alias in app_settings.ACCOUNTS if alias != DEFAULT_ACCOUNT]
+        for line in self.remote(database):
+            if aliases and line.name in REMOTE_CHECKS:  # several accounts: say whose line it is
+                line.name = f"{line.name} [{DEFAULT_ACCOUNT}]"
+            yield line
+        for alias in aliases:
+            yield from self.account(alias)
         if database.ok:
             yield self.deliveries()
             yield self.reconciliation()
@@ -223,6 +234,77 @@ class Doctor:
             yield Line("test event", None, "needs this project's database migrated")
             return
         yield self.test_event()
+
+    # ── every other configured account ────────────────────────────────────────
+
+    def account(self, alias: str):
+        """The other account ``alias``: its credentials reach Plugipay, and an endpoint of that
+        account points at this site (the shared URL or the account's own)."""
+        client = None
+        try:
+            client = copy.copy(client_for(alias))  # the shared client keeps its retries
+            client.max_retries = 0
+            client.request("GET", "/events", params={"limit": 1})
+        except Exception as exc:  # the account's own line: the others go on
+            yield Line(
+                f"credentials [{alias}]",
+                False,
+                str(getattr(exc, "message", None) or exc),
+                f"check PLUGIPAY['ACCOUNTS'][{alias!r}]: its own KEY_ID/SECRET (or API_KEY), or "
+                "ON_BEHALF_OF an account the platform key may act for",
+            )
+            yield Line(f"webhook endpoint [{alias}]", None, "needs working credentials")
+            return
+        how = (
+            f"on behalf of {client.on_behalf_of} with the platform key"
+            if getattr(client, "on_behalf_of", None)
+            else "with its own key"
+        )
+        yield Line(f"credentials [{alias}]", True, f"accepted by {app_settings.BASE_URL} ({how})")
+        yield self.account_endpoint(alias, client)
+
+    def account_endpoint(self, alias: str, client: PlugipayClient) -> Line:
+        name = f"webhook endpoint [{alias}]"
+        try:
+            endpoints = client.list_webhook_endpoints()
+        except PlugipayError as exc:
+            return Line(name, False, f"could not list the account's endpoints: {exc}")
+        try:
+            own = reverse("plugipay:webhook_account", args=[alias])
+        except NoReverseMatch:
+            own = None
+
+        def ours(url: str) -> bool:
+            if is_this_site(url, expected=self.url):
+                return True
+            return own is not None and urlsplit(url).path.rstrip("/") == own.rstrip("/")
+
+        matches = [e for e in endpoints if ours(str(e.get("url") or ""))]
+        active = [e for e in matches if e.get("active", True)]
+        if not active:
+            registered = ", ".join(str(e.get("url")) for e in endpoints) or "none"
+            state = "paused or disabled" if matches else "not registered"
+            return Line(
+                name,
+                False,
+                f"this site's webhook URL is {state} for the account (registered: {registered})",
+                f"`manage.py plugipay_webhooks --account {alias} create --site-url "
+                "https://your.site`, then copy its signing secret into "
+                f"PLUGIPAY['ACCOUNTS'][{alias!r}]['WEBHOOK_SECRETS']",
+            )
+        endpoint = active[0]
+        secret = endpoint.get("secret") or endpoint.get("signingSecret")
+        secrets = app_settings.ACCOUNTS[alias]["WEBHOOK_SECRETS"]
+        if secret is not None and not any(hmac.compare_digest(secret, s) for s in secrets):
+            return Line(
+                name,
+                False,
+                f"{endpoint['url']} signs with a secret that is not in the account's "
+                "WEBHOOK_SECRETS",
+                f"copy the endpoint's signing secret into "
+                f"PLUGIPAY['ACCOUNTS'][{alias!r}]['WEBHOOK_SECRETS']",
+            )
+        return Line(name, True, f"{endpoint['url']}")
 
     # ── database, credentials and clock ──────────────────────────────────────
 

@@ -7,7 +7,7 @@ import dataclasses
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
-from django_plugipay import services
+from django_plugipay import accounts, services
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import Account
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--account",
-            help="the alias of the account to reconcile (default: the default account)",
+            help="the alias of the account to reconcile (default: every account, in turn)",
         )
         parser.add_argument(
             "--money",
@@ -46,21 +46,11 @@ class Command(BaseCommand):
     def handle(
         self, *args, since=None, dry_run=False, plans=False, money=False, account=None, **options
     ) -> None:
-        if money:
-            try:
-                entries = services.sync_ledger(account=account)
-                receipts = services.sync_receipts(account=account)
-            except PlugipayError as exc:
-                raise CommandError(f"Plugipay could not be reached: {exc}") from exc
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"Money: {entries} ledger entries and {len(receipts)} receipts synced."
-                )
-            )
-            return
         if plans:
             try:
-                synced_plans = services.sync_plans()
+                synced_plans = services.sync_plans(account=account)
+            except Account.DoesNotExist as exc:
+                raise CommandError(f"--account: {exc}") from exc
             except PlugipayError as exc:
                 raise CommandError(f"Plugipay could not be reached: {exc}") from exc
             prices = sum(plan.prices.count() for plan in synced_plans)
@@ -73,40 +63,69 @@ class Command(BaseCommand):
             start = parse_datetime(since)
             if start is None:
                 raise CommandError(f"--since {since!r} is not an ISO-8601 date-time.")
-        bar = _Progress(self.stdout)
-        try:
-            result = services.reconcile(
-                since=start, dry_run=dry_run, progress=bar.update, account=account
+        if account is not None:
+            try:
+                aliases = [accounts.known(account).alias]
+            except Account.DoesNotExist as exc:
+                raise CommandError(f"--account: {exc}") from exc
+        else:
+            aliases = [known.alias for known in accounts.every()]
+        failed = []
+        for alias in aliases:
+            self.prefix = f"[{alias}] " if len(aliases) > 1 else ""
+            try:
+                with accounts.acting_for(alias):
+                    if money:
+                        self._money()
+                    else:
+                        self._reconcile(start, dry_run, options.get("verbosity", 1))
+            except PlugipayError as exc:
+                if len(aliases) == 1:
+                    raise CommandError(f"Plugipay could not be reached: {exc}") from exc
+                self.stderr.write(f"{self.prefix}Plugipay could not be reached: {exc}")
+                failed.append(alias)
+        if failed:
+            raise CommandError(f"Not synced: accounts {', '.join(failed)}.")
+
+    def _money(self) -> None:
+        entries = services.sync_ledger()
+        receipts = services.sync_receipts()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{self.prefix}Money: {entries} ledger entries and {len(receipts)} receipts synced."
             )
-        except Account.DoesNotExist as exc:
-            raise CommandError(f"--account: {exc}") from exc
-        except PlugipayError as exc:
-            raise CommandError(f"Plugipay could not be reached: {exc}") from exc
+        )
+
+    def _reconcile(self, start, dry_run: bool, verbosity: int) -> None:
+        bar = _Progress(self.stdout)
+        result = services.reconcile(since=start, dry_run=dry_run, progress=bar.update)
         bar.finish()
         ran = services.run_deliveries()
         if ran:
-            self.stdout.write(f"Deliveries: {ran} run (durable receivers due or stranded).")
+            self.stdout.write(
+                f"{self.prefix}Deliveries: {ran} run (durable receivers due or stranded)."
+            )
         if result.skipped_locked:
             self.stdout.write(
-                self.style.WARNING("Another reconciliation is running; nothing done.")
+                self.style.WARNING(f"{self.prefix}Another reconciliation is running; nothing done.")
             )
             return
         verb = "would apply" if dry_run else "applied"
         synced = ", ".join(f"{n} {name}" for name, n in sorted(result.synced.items())) or "none"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Events: {result.events_seen} read, {result.events_applied} {verb}, "
+                f"{self.prefix}Events: {result.events_seen} read, {result.events_applied} {verb}, "
                 f"{result.events_already_known} already known, {result.events_failed} failed. "
                 f"Synced: {synced}."
             )
         )
         if not dry_run:
-            swept = services.sweep()
+            swept = services.sweep(account=accounts.current().pk)
             self.stdout.write(
-                f"Swept: {swept['events']} stranded events queued again, "
+                f"{self.prefix}Swept: {swept['events']} stranded events queued again, "
                 f"{swept['refunds']} refunds never confirmed submitted."
             )
-        if options.get("verbosity", 1) > 1:
+        if verbosity > 1:
             self.stdout.write(str(dataclasses.asdict(result)))
 
 

@@ -1,0 +1,54 @@
+"""The account an API request acts for (``PLUGIPAY["API_ACCOUNT"]``): reads and creations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from django_plugipay import accounts
+from django_plugipay.conf import app_settings
+from django_plugipay.context import acting
+from django_plugipay.exceptions import ConfigurationError
+from django_plugipay.models import Account
+
+
+def request_account(request: Any) -> Any:
+    """The account a checkout, a subscription, a payout or a balance of this request belongs
+    to: what ``PLUGIPAY["API_ACCOUNT"]`` — a callable ``(request) -> alias | None`` — answers;
+    None (the default, or the hook's answer) is the default account. A refund, a cancellation
+    or a sync is made with the account of the row it acts on, whatever the hook says."""
+    hook = app_settings.API_ACCOUNT
+    return hook(request) if hook is not None else None
+
+
+class ForRequestAccount:
+    """A DRF view acting, for the whole request once it is authenticated, for
+    :func:`request_account`: a user's rows are read in that account (``for_user``), what the
+    request creates is made there (its customer, its credentials), and a row's own calls
+    keep the row's account."""
+
+    _acting_token: Any = None
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        alias = request_account(request)
+        if alias is None:
+            return
+        try:
+            found = accounts.known(alias)
+        except Account.DoesNotExist as exc:
+            raise ConfigurationError(
+                _(
+                    "PLUGIPAY['API_ACCOUNT'] answered %(alias)r, an account the project does "
+                    "not know."
+                )
+                % {"alias": alias}
+            ) from exc
+        self._acting_token = acting.set(found.acting)
+
+    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._acting_token is not None:
+            acting.reset(self._acting_token)
+            self._acting_token = None
+        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
