@@ -29,9 +29,9 @@ from django.utils import timezone
 from django_plugipay import signals
 from django_plugipay.accounts import acting_for, current_account_pk
 from django_plugipay.conf import app_settings
-from django_plugipay.db import insert_new, run_atomic
+from django_plugipay.db import insert_new, run_atomic, run_statement
 from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
-from django_plugipay.services._queue import enqueue, mode
+from django_plugipay.services._queue import enqueue_gathered, mode
 
 logger = logging.getLogger(__name__)
 
@@ -127,24 +127,22 @@ def record_delivery(
     )
     if not insert_new(delivery, "key"):
         return None
-    pk = delivery.pk
-    enqueue(TASK, [pk], inline=lambda: run_deliveries(only=[pk]), on_failure=_unsent(pk))
+    # One task (or in-process run) for every delivery the transaction records.
+    enqueue_gathered(
+        TASK, delivery.pk, inline=lambda pks: run_deliveries(only=pks), on_failure=_unsent
+    )
     return delivery
 
 
-def _unsent(pk: int) -> Callable[[Exception], None]:
-    """When the task cannot be sent (the broker is down), run the delivery here after all: the
-    side effect should not wait for the next scheduled run."""
-
-    def fallback(exc: Exception) -> None:
-        if mode() == "inline":
-            return  # it ran in-process already; its outcome is recorded on the row
-        try:
-            run_deliveries(only=[pk])
-        except Exception:  # the row stays due; the next run_deliveries takes it
-            logger.exception("plugipay delivery %s could not run in-process", pk)
-
-    return fallback
+def _unsent(exc: Exception, pks: list[int]) -> None:
+    """When the task cannot be sent (the broker is down), run the deliveries here after all:
+    the side effect should not wait for the next scheduled run."""
+    if mode() == "inline":
+        return  # they ran in-process already; their outcome is recorded on the rows
+    try:
+        run_deliveries(only=pks)
+    except Exception:  # the rows stay due; the next run_deliveries takes them
+        logger.exception("plugipay deliveries %s could not run in-process", pks)
 
 
 def delivery_key(
@@ -182,39 +180,74 @@ def run_deliveries(
     delivery ids. Each delivery is claimed by one statement, so concurrent runners never run
     the same attempt twice; a receiver's exception is recorded, never raised.
     """
-    due = Delivery.objects.due(timezone.now(), force=force)
-    if only is not None:
-        due = due.filter(pk__in=list(only))
-    ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True))
+    if only is not None:  # what a commit queued: claimed without reading the due ids first
+        ids = sorted(set(only))
+    else:
+        due = Delivery.objects.due(timezone.now(), force=force)
+        ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True))
     ran = 0
-    for pk in ids[:limit] if limit else ids:
-        delivery = run_atomic(_claim, pk, force)
-        if delivery is None:
-            continue  # another runner took it, or it finished meanwhile
-        _run(delivery)
-        ran += 1
+    for start in range(0, len(ids), CLAIM_CHUNK):
+        wanted = CLAIM_CHUNK if limit is None else min(CLAIM_CHUNK, limit - ran)
+        if wanted <= 0:
+            break
+        claimed = run_atomic(_claim, ids[start : start + CLAIM_CHUNK], force, wanted)
+        # Objects read afresh, once per object for the chunk (a second delivery for the same
+        # object reads it again, after the first receiver ran).
+        first = _instances(claimed)
+        for delivery in claimed:
+            _run(delivery, first.pop((delivery.content_type_id, delivery.object_id), _UNREAD))
+            ran += 1
     return ran
 
 
-def _claim(pk: int, force: bool) -> Delivery | None:
+#: deliveries one claim takes (all leased together: the chunk's receivers run within a lease)
+CLAIM_CHUNK = 20
+_UNREAD = object()
+
+
+def _claim(pks: list[int], force: bool, limit: int) -> list[Delivery]:
+    """Lock the due deliveries among ``pks`` (skipping those another runner holds) and lease
+    them to this runner: two statements for the chunk."""
     now = timezone.now()
-    claimed = (
+    rows = list(
         Delivery.objects.due(now, force=force)
-        .filter(pk=pk)
-        .update(
-            status=DeliveryStatus.RUNNING,
-            attempts=F("attempts") + 1,
-            leased_until=now + dt.timedelta(seconds=app_settings.DELIVERY_LEASE),
-            next_attempt_at=None,
-            updated_at=now,
-        )
+        .filter(pk__in=pks)
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("event", "content_type")
+        .order_by("next_attempt_at", "pk")[:limit]
     )
-    if not claimed:
-        return None
-    return Delivery.objects.select_related("event", "content_type").get(pk=pk)
+    if not rows:
+        return []
+    lease = now + dt.timedelta(seconds=app_settings.DELIVERY_LEASE)
+    Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(
+        status=DeliveryStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        leased_until=lease,
+        next_attempt_at=None,
+        updated_at=now,
+    )
+    for row in rows:
+        row.status, row.attempts, row.leased_until = DeliveryStatus.RUNNING, row.attempts + 1, lease
+        row.next_attempt_at, row.updated_at = None, now
+    return rows
 
 
-def _run(delivery: Delivery) -> None:
+def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
+    """(content type id, object id) → the object, one query per model of the chunk."""
+    wanted: dict[int, set[Any]] = {}
+    for delivery in deliveries:
+        wanted.setdefault(delivery.content_type_id, set()).add(delivery.object_id)
+    found: dict[tuple[int, Any], Any] = {}
+    for content_type_id, object_ids in wanted.items():
+        model = ContentType.objects.get_for_id(content_type_id).model_class()
+        if model is None:
+            continue
+        for pk, instance in model._default_manager.in_bulk(list(object_ids)).items():
+            found[(content_type_id, pk)] = instance
+    return found
+
+
+def _run(delivery: Delivery, instance: Any = _UNREAD) -> None:
     extra = {
         "delivery_id": delivery.pk,
         "receiver": delivery.receiver,
@@ -224,9 +257,10 @@ def _run(delivery: Delivery) -> None:
     }
     receiver = _registry.get((delivery.signal, delivery.receiver))
     model = delivery.content_type.model_class()
-    instance = None
-    if model is not None:
-        instance = model._default_manager.filter(pk=delivery.object_id).first()
+    if instance is _UNREAD:
+        instance = None
+        if model is not None:
+            instance = model._default_manager.filter(pk=delivery.object_id).first()
     try:
         if receiver is None:
             raise LookupError(
@@ -258,7 +292,7 @@ def _current(delivery: Delivery) -> models.QuerySet[Delivery]:
 
 def _record_success(delivery: Delivery, extra: dict[str, Any]) -> None:
     now = timezone.now()
-    updated = run_atomic(
+    updated = run_statement(
         lambda: _current(delivery).update(
             status=DeliveryStatus.SUCCEEDED,
             succeeded_at=now,
