@@ -29,7 +29,13 @@ from django.utils import timezone
 from django_plugipay import signals
 from django_plugipay.accounts import acting_for, current_account_pk
 from django_plugipay.conf import app_settings
-from django_plugipay.db import insert_new, run_atomic, run_statement
+from django_plugipay.db import (
+    connection_for,
+    insert_new,
+    run_atomic,
+    run_statement,
+    update_returning,
+)
 from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
 from django_plugipay.services._queue import enqueue_gathered, mode
 
@@ -185,12 +191,11 @@ def run_deliveries(
     else:
         due = Delivery.objects.due(timezone.now(), force=force)
         ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True))
-    ran = 0
-    for start in range(0, len(ids), CLAIM_CHUNK):
-        wanted = CLAIM_CHUNK if limit is None else min(CLAIM_CHUNK, limit - ran)
-        if wanted <= 0:
-            break
-        claimed = run_atomic(_claim, ids[start : start + CLAIM_CHUNK], force, wanted)
+    ran, position = 0, 0
+    while position < len(ids) and (limit is None or ran < limit):
+        size = CLAIM_CHUNK if limit is None else min(CLAIM_CHUNK, limit - ran)
+        chunk, position = ids[position : position + size], position + size
+        claimed = _claim(chunk, force)
         # Objects read afresh, once per object for the chunk (a second delivery for the same
         # object reads it again, after the first receiver ran).
         first = _instances(claimed)
@@ -205,30 +210,73 @@ CLAIM_CHUNK = 20
 _UNREAD = object()
 
 
-def _claim(pks: list[int], force: bool, limit: int) -> list[Delivery]:
-    """Lock the due deliveries among ``pks`` (skipping those another runner holds) and lease
-    them to this runner: two statements for the chunk."""
+def _claim(pks: list[int], force: bool) -> list[Delivery]:
+    """Lease the due deliveries among ``pks`` to this runner, in their order: one
+    ``UPDATE … RETURNING`` outside a transaction (a row another runner is claiming is waited
+    for, then skipped unless still due), or a locking read and an update elsewhere."""
     now = timezone.now()
+    lease = now + dt.timedelta(seconds=app_settings.DELIVERY_LEASE)
+    values = {
+        "status": DeliveryStatus.RUNNING,
+        "leased_until": lease,
+        "next_attempt_at": None,
+        "updated_at": now,
+    }
+    connection = connection_for(Delivery)
+    stamp = Delivery._meta.get_field("leased_until").get_db_prep_value(now, connection)
+    waiting = [DeliveryStatus.PENDING, DeliveryStatus.FAILED]
+    if force:
+        waiting.append(DeliveryStatus.DEAD)
+
+    def due(column: Callable[[str], str]) -> str:
+        status, listed = column("status"), ", ".join(["%s"] * len(waiting))
+        backoff = "" if force else f" AND {column('next_attempt_at')} <= %s"
+        return (
+            f"({status} IN ({listed}){backoff}) "
+            f"OR ({status} = %s AND {column('leased_until')} < %s)"
+        )
+
+    params = [*waiting, *([] if force else [stamp]), DeliveryStatus.RUNNING, stamp]
+    rows = run_statement(
+        update_returning,
+        Delivery,
+        "forced" if force else "due",
+        pks,
+        values,
+        increment=("attempts",),
+        where=due,
+        where_params=params,
+    )
+    if rows is None:
+        rows = run_atomic(_claim_locking, pks, force, now, values)
+    order = {pk: n for n, pk in enumerate(pks)}
+    rows.sort(key=lambda row: order[row.pk])
+    for row in rows:  # from the content types' cache: no query
+        row.content_type = ContentType.objects.get_for_id(row.content_type_id)
+    events = [row.event_id for row in rows if row.event_id is not None]
+    if events:  # the receivers take the event: read once for the chunk
+        known = WebhookEvent.objects.in_bulk(events)
+        for row in rows:
+            if row.event_id is not None:
+                row.event = known.get(row.event_id)  # type: ignore[assignment]
+    return rows
+
+
+def _claim_locking(pks: list[int], force: bool, now, values: dict) -> list[Delivery]:
     rows = list(
         Delivery.objects.due(now, force=force)
         .filter(pk__in=pks)
         .select_for_update(skip_locked=True, of=("self",))
-        .select_related("event", "content_type")
-        .order_by("next_attempt_at", "pk")[:limit]
     )
     if not rows:
         return []
-    lease = now + dt.timedelta(seconds=app_settings.DELIVERY_LEASE)
     Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(
-        status=DeliveryStatus.RUNNING,
-        attempts=F("attempts") + 1,
-        leased_until=lease,
-        next_attempt_at=None,
-        updated_at=now,
+        **values, attempts=F("attempts") + 1
     )
     for row in rows:
-        row.status, row.attempts, row.leased_until = DeliveryStatus.RUNNING, row.attempts + 1, lease
-        row.next_attempt_at, row.updated_at = None, now
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.attempts += 1
     return rows
 
 
