@@ -34,7 +34,6 @@ from benchmarks.suites import (  # noqa: E402
 )
 from benchmarks.watch import LoadWatch  # noqa: E402
 
-
 SUITES = (
     "ingestion",
     "celery",

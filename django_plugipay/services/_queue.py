@@ -125,7 +125,7 @@ def enqueue_gathered(
     nothing to do for it."""
     using = acting_database()
     connection = transaction.get_connection(using)
-    gathered: dict[tuple[str, str], tuple[list[Any], Callable[[], None]]] = vars(
+    gathered: dict[tuple[str | None, str], tuple[list[Any], Callable[[], None]]] = vars(
         _gathering
     ).setdefault("open", {})
     current = gathered.get((using, name))
@@ -139,7 +139,8 @@ def enqueue_gathered(
     keys = [key]
 
     def dispatch() -> None:
-        if gathered.get((using, name), (None, None))[1] is dispatch:
+        entry = gathered.get((using, name))
+        if entry is not None and entry[1] is dispatch:
             del gathered[(using, name)]
         _dispatch(name, (keys,), lambda: inline(keys), lambda exc: on_failure(exc, keys))
 
