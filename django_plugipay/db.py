@@ -54,6 +54,7 @@ from django.db import (
     transaction,
 )
 from django.db.models import F
+from django.db.models import signals as model_signals
 
 from django_plugipay.context import acting_database
 
@@ -723,3 +724,29 @@ def update_returning(
     with connection.cursor() as cursor:
         cursor.execute(cache[key], params)
         return [reader.one(row) for row in cursor.fetchall()]
+
+
+def save_fields(instance: models.Model, names: list[str]) -> None:
+    """``instance.save(update_fields=names)`` for an existing row, as one compiled
+    ``UPDATE … WHERE pk = %s`` (each field's ``pre_save`` still runs: ``auto_now`` stamps).
+    While anything listens to the model's ``pre_save`` or ``post_save``, it is ``save()``
+    itself, so those receivers run as before."""
+    model = type(instance)
+    if model_signals.pre_save.has_listeners(model) or model_signals.post_save.has_listeners(model):
+        instance.save(update_fields=names)
+        return
+    connection = connections[router.db_for_write(model)]
+    meta = model._meta
+    fields = [cast(models.Field, meta.get_field(name)) for name in names]
+    key = ("save_fields", meta.label, tuple(names))
+    cache = _statements(connection)
+    if key not in cache:
+        qn = connection.ops.quote_name
+        sets = ", ".join(f"{qn(_column(field))} = %s" for field in fields)
+        cache[key] = f"UPDATE {qn(meta.db_table)} SET {sets} WHERE {qn(_column(meta.pk))} = %s"
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields
+    ]
+    params.append(cast(models.Field, meta.pk).get_db_prep_value(instance.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(cache[key], params)
