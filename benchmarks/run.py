@@ -34,6 +34,16 @@ from benchmarks.suites import (  # noqa: E402
 )
 from benchmarks.watch import LoadWatch  # noqa: E402
 
+SUITES = (
+    "ingestion",
+    "celery",
+    "cost",
+    "reconciliation",
+    "billing_reconciliation",
+    "admin",
+    "sandbox",
+)
+
 
 def parse() -> argparse.Namespace:
     full = harness.Scale()
@@ -46,6 +56,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--reconcile-events", type=int)
     parser.add_argument("--admin-rows", type=int)
     parser.add_argument("--skip-celery", action="store_true")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SUITES,
+        help="run only this suite (repeatable); prints its figures, writes no report",
+    )
     parser.add_argument(
         "--report",
         action="store_true",
@@ -84,6 +100,8 @@ def main() -> int:
     }
     results["load"] = {}
 
+    chosen = set(args.only or SUITES) - ({"celery"} if args.skip_celery else set())
+
     @contextlib.contextmanager
     def suite(name: str):
         """Announce a suite and record what else the machine did while it ran."""
@@ -94,26 +112,37 @@ def main() -> int:
         if results["load"][name]["busy"]:
             print(f"  the machine was busy during {name}: {results['load'][name]}", flush=True)
 
-    with suite("ingestion"):
-        results["ingestion"] = ingestion.run(plan)
-    print(json.dumps(results["ingestion"]), flush=True)
-    if not args.skip_celery:
+    if "ingestion" in chosen:
+        with suite("ingestion"):
+            results["ingestion"] = ingestion.run(plan)
+        print(json.dumps(results["ingestion"]), flush=True)
+    if "celery" in chosen:
         with suite("celery"):
             results["celery"] = celery_drain.run(plan)
-    with suite("cost"):
-        results["cost"] = cost.run(plan.cost_events, profile=os.environ.get("BENCH_PROFILE") == "1")
-    print(json.dumps(results["cost"]), flush=True)
-    with suite("reconciliation"):
-        results["reconciliation"] = reconciliation.run(plan.reconcile_events)
-        print(json.dumps(results["reconciliation"]), flush=True)
-        results["reconciliation_small"] = reconciliation.run(plan.reconcile_small)
-    with suite("billing_reconciliation"):
-        results["billing_reconciliation"] = billing_reconciliation.run(plan.reconcile_events)
-    print(json.dumps(results["billing_reconciliation"]), flush=True)
-    with suite("admin"):
-        results["admin"] = admin.run(plan.admin_rows)
-    with suite("sandbox"):
-        results["sandbox"] = sandbox.run(seconds=plan.sandbox_seconds, runs=plan.sandbox_runs)
+        print(json.dumps(results["celery"]), flush=True)
+    if "cost" in chosen:
+        with suite("cost"):
+            profile = os.environ.get("BENCH_PROFILE") == "1"
+            results["cost"] = cost.run(plan.cost_events, profile=profile)
+        print(json.dumps(results["cost"]), flush=True)
+    if "reconciliation" in chosen:
+        with suite("reconciliation"):
+            results["reconciliation"] = reconciliation.run(plan.reconcile_events)
+            print(json.dumps(results["reconciliation"]), flush=True)
+            results["reconciliation_small"] = reconciliation.run(plan.reconcile_small)
+    if "billing_reconciliation" in chosen:
+        with suite("billing_reconciliation"):
+            results["billing_reconciliation"] = billing_reconciliation.run(plan.reconcile_events)
+        print(json.dumps(results["billing_reconciliation"]), flush=True)
+    if "admin" in chosen:
+        with suite("admin"):
+            results["admin"] = admin.run(plan.admin_rows)
+    if "sandbox" in chosen:
+        with suite("sandbox"):
+            results["sandbox"] = sandbox.run(seconds=plan.sandbox_seconds, runs=plan.sandbox_runs)
+    if args.only:  # a subset: its figures only, no report
+        print(json.dumps({"load": results["load"]}), flush=True)
+        return 0
     command = (
         "make bench" if len(sys.argv) == 1 else "python benchmarks/run.py " + " ".join(sys.argv[1:])
     )

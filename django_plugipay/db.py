@@ -54,6 +54,7 @@ from django.db import (
     transaction,
 )
 from django.db.models import F
+from django.db.models import signals as model_signals
 
 from django_plugipay.context import acting_database
 
@@ -674,3 +675,78 @@ def claim(
     params.append(cast(models.Field, meta.pk).get_db_prep_value(pk, connection))
     params += [choice for choices in unless.values() for choice in choices]
     return _reader(model, connection, fields).one(_fetch(connection, cache[key], params))
+
+
+def update_returning(
+    model: type[M],
+    name: str,
+    pks: list[Any],
+    values: dict[str, Any],
+    *,
+    increment: tuple[str, ...] = (),
+    where: Callable[[Callable[[str], str]], str],
+    where_params: list[Any],
+) -> list[M] | None:
+    """``UPDATE … SET values, increment + 1 WHERE pk IN pks AND <where> RETURNING *`` as
+    one statement (compiled once per connection, name and number of pks): the updated rows,
+    in no order. ``where(column)`` writes the extra condition (``column(name)`` quotes a
+    field's column); ``where_params`` are its parameters, as the database takes them. None
+    where the backend has no ``UPDATE … RETURNING``: the caller does it another way."""
+    connection = connections[router.db_for_write(model)]
+    if not _supports_insert_returning(connection):
+        return None
+    if not pks:
+        return []
+    meta = model._meta
+    fields = list(meta.concrete_fields)
+    key = ("update_returning", meta.label, name, tuple(values), increment, len(pks))
+    cache = _statements(connection)
+    if key not in cache:
+        qn = connection.ops.quote_name
+
+        def column(field_name: str) -> str:
+            return qn(_column(meta.get_field(field_name)))
+
+        sets = [f"{column(n)} = %s" for n in values]
+        sets += [f"{column(n)} = {column(n)} + 1" for n in increment]
+        cache[key] = (
+            f"UPDATE {qn(meta.db_table)} SET {', '.join(sets)} "
+            f"WHERE {qn(_column(meta.pk))} IN ({', '.join(['%s'] * len(pks))}) "
+            f"AND ({where(column)}) RETURNING {', '.join(qn(_column(f)) for f in fields)}"
+        )
+    params = [
+        cast(models.Field, meta.get_field(n)).get_db_prep_save(value, connection)
+        for n, value in values.items()
+    ]
+    params += [cast(models.Field, meta.pk).get_db_prep_value(pk, connection) for pk in pks]
+    params += where_params
+    reader = _reader(model, connection, fields)
+    with connection.cursor() as cursor:
+        cursor.execute(cache[key], params)
+        return [reader.one(row) for row in cursor.fetchall()]
+
+
+def save_fields(instance: models.Model, names: list[str]) -> None:
+    """``instance.save(update_fields=names)`` for an existing row, as one compiled
+    ``UPDATE … WHERE pk = %s`` (each field's ``pre_save`` still runs: ``auto_now`` stamps).
+    While anything listens to the model's ``pre_save`` or ``post_save``, it is ``save()``
+    itself, so those receivers run as before."""
+    model = type(instance)
+    if model_signals.pre_save.has_listeners(model) or model_signals.post_save.has_listeners(model):
+        instance.save(update_fields=names)
+        return
+    connection = connections[router.db_for_write(model)]
+    meta = model._meta
+    fields = [cast(models.Field, meta.get_field(name)) for name in names]
+    key = ("save_fields", meta.label, tuple(names))
+    cache = _statements(connection)
+    if key not in cache:
+        qn = connection.ops.quote_name
+        sets = ", ".join(f"{qn(_column(field))} = %s" for field in fields)
+        cache[key] = f"UPDATE {qn(meta.db_table)} SET {sets} WHERE {qn(_column(meta.pk))} = %s"
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields
+    ]
+    params.append(cast(models.Field, meta.pk).get_db_prep_value(instance.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(cache[key], params)

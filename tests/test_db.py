@@ -179,3 +179,41 @@ def test_concurrent_read_then_write_transactions_all_commit():
         thread.join(timeout=60)
     assert errors == []
     assert SyncCursor.objects.get(name="counter").last_event_id == "20"
+
+
+@pytest.mark.django_db
+def test_save_fields_writes_the_fields_stamps_auto_now_and_leaves_the_rest(
+    django_assert_num_queries,
+):
+    from tests.factories import PaymentFactory
+
+    payment = PaymentFactory(status="pending", amount=5000)
+    before = payment.updated_at
+    payment.status, payment.amount = "succeeded", 1  # only status is saved
+    with django_assert_num_queries(1):
+        db.save_fields(payment, ["status", "updated_at"])
+    payment.refresh_from_db()
+    assert (payment.status, payment.amount) == ("succeeded", 5000)
+    assert payment.updated_at > before
+
+
+@pytest.mark.django_db
+def test_save_fields_is_save_while_model_signals_listen():
+    from django.db.models.signals import post_save
+
+    from django_plugipay.models import Payment
+    from tests.factories import PaymentFactory
+
+    payment = PaymentFactory(status="pending")
+    seen = []
+
+    def listen(sender, instance, update_fields=None, **kwargs):
+        seen.append(sorted(update_fields or ()))
+
+    post_save.connect(listen, sender=Payment)
+    try:
+        payment.status = "succeeded"
+        db.save_fields(payment, ["status", "updated_at"])
+    finally:
+        post_save.disconnect(listen, sender=Payment)
+    assert seen == [["status", "updated_at"]]

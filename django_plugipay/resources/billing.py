@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import datetimes, signals
 from django_plugipay.client import endpoint, get_client
-from django_plugipay.db import lock
+from django_plugipay.db import find, lock
 from django_plugipay.models import (
     Customer,
     Invoice,
@@ -66,14 +66,14 @@ def _known(model: type[models.Model], plugipay_id: str | None, resource: str, wh
     apply step is rolled back, the object fetched outside the transaction, and run again)."""
     if not plugipay_id:
         return None
-    pk = model._default_manager.filter(plugipay_id=plugipay_id).values_list("pk", flat=True).first()
-    if pk is None:
+    found = find(model, plugipay_id=plugipay_id)  # compiled once: the pk, no ORDER BY
+    if found is None:
         raise UnresolvedReference(
             f"{what} names {resource} {plugipay_id}, which is not known here yet.",
             resource=resource,
             plugipay_id=plugipay_id,
         )
-    return pk
+    return found.pk
 
 
 class PlanSpec(ResourceSpec):
@@ -279,13 +279,8 @@ class SubscriptionSpec(ResourceSpec):
         data = row.data or {}
         if data.get("planId") != parent["plan_ref"] or data.get("priceId") != parent["price_ref"]:
             return  # the row did not take this object in (stale)
-        price_id = (
-            Price.objects.filter(plugipay_id=parent["price_ref"])
-            .values_list("pk", flat=True)
-            .first()
-            if parent["price_ref"]
-            else None
-        )
+        price = find(Price, plugipay_id=parent["price_ref"]) if parent["price_ref"] else None
+        price_id = price.pk if price is not None else None
         moved = {}
         if parent["plan_id"] is not None and row.plan_id != parent["plan_id"]:
             moved["plan_id"] = parent["plan_id"]

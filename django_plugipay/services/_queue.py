@@ -107,6 +107,47 @@ def enqueue(
     )
 
 
+#: per thread, (database alias, task name) → the keys gathered in the open transaction and the
+#: commit callback that sends them
+_gathering = threading.local()
+
+
+def enqueue_gathered(
+    name: str,
+    key: Any,
+    *,
+    inline: Callable[[list[Any]], Any],
+    on_failure: Callable[[Exception, list[Any]], None],
+) -> None:
+    """As :func:`enqueue`, for work that takes a list of keys: every key gathered in one
+    transaction goes into one message, ``name(keys)``, sent after it commits (in-process:
+    ``inline(keys)``). A key of a rolled-back savepoint may ride along: the work must find
+    nothing to do for it."""
+    using = acting_database()
+    connection = transaction.get_connection(using)
+    gathered: dict[tuple[str | None, str], tuple[list[Any], Callable[[], None]]] = vars(
+        _gathering
+    ).setdefault("open", {})
+    current = gathered.get((using, name))
+    if (
+        current is not None
+        and connection.in_atomic_block
+        and any(entry[1] is current[1] for entry in connection.run_on_commit)
+    ):
+        current[0].append(key)
+        return
+    keys = [key]
+
+    def dispatch() -> None:
+        entry = gathered.get((using, name))
+        if entry is not None and entry[1] is dispatch:
+            del gathered[(using, name)]
+        _dispatch(name, (keys,), lambda: inline(keys), lambda exc: on_failure(exc, keys))
+
+    gathered[(using, name)] = (keys, dispatch)
+    transaction.on_commit(dispatch, using=using)
+
+
 def _dispatch(name, args, inline, on_failure, countdown: float = 0) -> None:
     current = mode()
     try:

@@ -32,6 +32,7 @@ from django_plugipay.db import (
     in_lock_scope,
     lock,
     lock_scope,
+    save_fields,
     take_lock,
     upsert_locked,
     write_atomic,
@@ -218,7 +219,7 @@ def send_first_entry(spec: ResourceSpec | None, row: Any, event: WebhookEvent | 
     if getattr(row, field_name) is not None:
         return
     setattr(row, field_name, timezone.now())
-    row.save(update_fields=[field_name, "updated_at"])
+    save_fields(row, [field_name, "updated_at"])
     signal.send(sender=spec.model, instance=row, event=event)
 
 
@@ -280,7 +281,7 @@ def _update(spec, row, values, refs, fills, partial, fresher=None) -> str | None
             changed.append(name)
     if values["synced_at"] is not None:
         row.synced_at = values["synced_at"]
-    row.save(update_fields=[*dict.fromkeys(changed), "updated_at"])
+    save_fields(row, [*dict.fromkeys(changed), "updated_at"])
     return moved_to
 
 

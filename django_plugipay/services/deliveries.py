@@ -30,9 +30,15 @@ from django_plugipay import accounts, context, signals
 from django_plugipay.accounts import acting_for, current_account_pk
 from django_plugipay.conf import app_settings
 from django_plugipay.context import acting_database
-from django_plugipay.db import insert_new, run_atomic
+from django_plugipay.db import (
+    connection_for,
+    insert_new,
+    run_atomic,
+    run_statement,
+    update_returning,
+)
 from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
-from django_plugipay.services._queue import enqueue, mode
+from django_plugipay.services._queue import enqueue_gathered, mode
 
 logger = logging.getLogger(__name__)
 
@@ -129,24 +135,22 @@ def record_delivery(
     )
     if not insert_new(delivery, "key"):
         return None
-    pk = delivery.pk
-    enqueue(TASK, [pk], inline=lambda: run_deliveries(only=[pk]), on_failure=_unsent(pk))
+    # One task (or in-process run) for every delivery the transaction records.
+    enqueue_gathered(
+        TASK, delivery.pk, inline=lambda pks: run_deliveries(only=pks), on_failure=_unsent
+    )
     return delivery
 
 
-def _unsent(pk: int) -> Callable[[Exception], None]:
-    """When the task cannot be sent (the broker is down), run the delivery here after all: the
-    side effect should not wait for the next scheduled run."""
-
-    def fallback(exc: Exception) -> None:
-        if mode() == "inline":
-            return  # it ran in-process already; its outcome is recorded on the row
-        try:
-            run_deliveries(only=[pk])
-        except Exception:  # the row stays due; the next run_deliveries takes it
-            logger.exception("plugipay delivery %s could not run in-process", pk)
-
-    return fallback
+def _unsent(exc: Exception, pks: list[int]) -> None:
+    """When the task cannot be sent (the broker is down), run the deliveries here after all:
+    the side effect should not wait for the next scheduled run."""
+    if mode() == "inline":
+        return  # they ran in-process already; their outcome is recorded on the rows
+    try:
+        run_deliveries(only=pks)
+    except Exception:  # the rows stay due; the next run_deliveries takes them
+        logger.exception("plugipay deliveries %s could not run in-process", pks)
 
 
 def delivery_key(
@@ -193,39 +197,118 @@ def run_deliveries(
             lambda: run_deliveries(force=force, limit=limit), what="deliveries"
         )
         return sum(each.values())
-    due = accounts.own(Delivery.objects.due(timezone.now(), force=force))
-    if only is not None:
-        due = due.filter(pk__in=list(only))
-    ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True))
-    ran = 0
-    for pk in ids[:limit] if limit else ids:
-        delivery = run_atomic(_claim, pk, force)
-        if delivery is None:
-            continue  # another runner took it, or it finished meanwhile
-        _run(delivery)
-        ran += 1
+    if only is not None:  # what a commit queued: claimed without reading the due ids first
+        ids = sorted(set(only))
+    else:
+        due = accounts.own(Delivery.objects.due(timezone.now(), force=force))
+        ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True))
+    ran, position = 0, 0
+    while position < len(ids) and (limit is None or ran < limit):
+        size = CLAIM_CHUNK if limit is None else min(CLAIM_CHUNK, limit - ran)
+        chunk, position = ids[position : position + size], position + size
+        claimed = _claim(chunk, force)
+        # Objects read afresh, once per object for the chunk (a second delivery for the same
+        # object reads it again, after the first receiver ran).
+        first = _instances(claimed)
+        for delivery in claimed:
+            _run(delivery, first.pop((delivery.content_type_id, delivery.object_id), _UNREAD))
+            ran += 1
     return ran
 
 
-def _claim(pk: int, force: bool) -> Delivery | None:
+#: deliveries one claim takes (all leased together: the chunk's receivers run within a lease)
+CLAIM_CHUNK = 20
+_UNREAD = object()
+
+
+def _claim(pks: list[int], force: bool) -> list[Delivery]:
+    """Lease the due deliveries among ``pks`` to this runner, in their order: one
+    ``UPDATE … RETURNING`` outside a transaction (a row another runner is claiming is waited
+    for, then skipped unless still due), or a locking read and an update elsewhere."""
     now = timezone.now()
-    claimed = (
-        Delivery.objects.due(now, force=force)
-        .filter(pk=pk)
-        .update(
-            status=DeliveryStatus.RUNNING,
-            attempts=F("attempts") + 1,
-            leased_until=now + dt.timedelta(seconds=app_settings.DELIVERY_LEASE),
-            next_attempt_at=None,
-            updated_at=now,
+    lease = now + dt.timedelta(seconds=app_settings.DELIVERY_LEASE)
+    values = {
+        "status": DeliveryStatus.RUNNING,
+        "leased_until": lease,
+        "next_attempt_at": None,
+        "updated_at": now,
+    }
+    connection = connection_for(Delivery)
+    stamp = Delivery._meta.get_field("leased_until").get_db_prep_value(now, connection)
+    waiting = [DeliveryStatus.PENDING, DeliveryStatus.FAILED]
+    if force:
+        waiting.append(DeliveryStatus.DEAD)
+
+    def due(column: Callable[[str], str]) -> str:
+        status, listed = column("status"), ", ".join(["%s"] * len(waiting))
+        backoff = "" if force else f" AND {column('next_attempt_at')} <= %s"
+        return (
+            f"({status} IN ({listed}){backoff}) "
+            f"OR ({status} = %s AND {column('leased_until')} < %s)"
         )
+
+    params = [*waiting, *([] if force else [stamp]), DeliveryStatus.RUNNING, stamp]
+    rows = run_statement(
+        update_returning,
+        Delivery,
+        "forced" if force else "due",
+        pks,
+        values,
+        increment=("attempts",),
+        where=due,
+        where_params=params,
     )
-    if not claimed:
-        return None
-    return Delivery.objects.select_related("event", "content_type").get(pk=pk)
+    if rows is None:
+        rows = run_atomic(_claim_locking, pks, force, now, values)
+    order = {pk: n for n, pk in enumerate(pks)}
+    rows.sort(key=lambda row: order[row.pk])
+    types = ContentType.objects.db_manager(connection.alias)  # a tenant database has its own
+    for row in rows:  # from the content types' cache: no query
+        row.content_type = types.get_for_id(row.content_type_id)
+    events = [row.event_id for row in rows if row.event_id is not None]
+    if events:  # the receivers take the event: read once for the chunk
+        known = WebhookEvent.objects.in_bulk(events)
+        for row in rows:
+            if row.event_id is not None:
+                row.event = known.get(row.event_id)  # type: ignore[assignment]
+    return rows
 
 
-def _run(delivery: Delivery) -> None:
+def _claim_locking(pks: list[int], force: bool, now, values: dict) -> list[Delivery]:
+    rows = list(
+        Delivery.objects.due(now, force=force)
+        .filter(pk__in=pks)
+        .select_for_update(skip_locked=True, of=("self",))
+    )
+    if not rows:
+        return []
+    Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(
+        **values, attempts=F("attempts") + 1
+    )
+    for row in rows:
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.attempts += 1
+    return rows
+
+
+def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
+    """(content type id, object id) → the object, one query per model of the chunk."""
+    wanted: dict[int, set[Any]] = {}
+    for delivery in deliveries:
+        wanted.setdefault(delivery.content_type_id, set()).add(delivery.object_id)
+    found: dict[tuple[int, Any], Any] = {}
+    types = ContentType.objects.db_manager(connection_for(Delivery).alias)
+    for content_type_id, object_ids in wanted.items():
+        model = types.get_for_id(content_type_id).model_class()
+        if model is None:
+            continue
+        for pk, instance in model._default_manager.in_bulk(list(object_ids)).items():
+            found[(content_type_id, pk)] = instance
+    return found
+
+
+def _run(delivery: Delivery, instance: Any = _UNREAD) -> None:
     extra = {
         "delivery_id": delivery.pk,
         "receiver": delivery.receiver,
@@ -235,9 +318,10 @@ def _run(delivery: Delivery) -> None:
     }
     receiver = _registry.get((delivery.signal, delivery.receiver))
     model = delivery.content_type.model_class()
-    instance = None
-    if model is not None:
-        instance = model._default_manager.filter(pk=delivery.object_id).first()
+    if instance is _UNREAD:
+        instance = None
+        if model is not None:
+            instance = model._default_manager.filter(pk=delivery.object_id).first()
     try:
         if receiver is None:
             raise LookupError(
@@ -269,7 +353,7 @@ def _current(delivery: Delivery) -> models.QuerySet[Delivery]:
 
 def _record_success(delivery: Delivery, extra: dict[str, Any]) -> None:
     now = timezone.now()
-    updated = run_atomic(
+    updated = run_statement(
         lambda: _current(delivery).update(
             status=DeliveryStatus.SUCCEEDED,
             succeeded_at=now,

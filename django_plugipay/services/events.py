@@ -729,6 +729,8 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
             claimed, alone, failed = run_atomic(_apply_batch, size, False)
         except _PageFailed:
             claimed, alone, failed = run_atomic(_apply_batch, size, True)
+        if alone:
+            _wait_for_running_batches()
         for event_id in alone:
             try:
                 apply_recorded_event(event_id)
@@ -740,6 +742,32 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
         if claimed < size:
             break
     return taken
+
+
+#: the PostgreSQL advisory lock (class, key) every batch holds shared until it commits
+BATCH_LOCK = (0x504C4750, 25)
+
+
+def _hold_batch_lock() -> None:
+    """Hold :data:`BATCH_LOCK` shared until this batch's transaction ends (PostgreSQL)."""
+    connection = connection_for(WebhookEvent)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", BATCH_LOCK)
+
+
+def _wait_for_running_batches() -> None:
+    """Wait until every batch other workers were applying has committed (PostgreSQL, outside
+    a transaction: the exclusive lock is released as the statement ends).
+
+    An event this batch left because it names an object not known here (a refund whose
+    payment another worker's batch is creating) is then applied one by one: the object is
+    found, where it would otherwise be fetched from Plugipay — or, when that fails, stored
+    ``failed`` and applied again seconds later."""
+    connection = connection_for(WebhookEvent)
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", BATCH_LOCK)
 
 
 def _retry_failed(event_pk: int) -> None:
@@ -759,6 +787,7 @@ def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int]]:
     """One transaction: claim up to ``size`` queued events and apply them; return
     ``(claimed, left, failed)``: ``left`` the ids to apply one by one after the commit,
     ``failed`` those stored ``failed``."""
+    _hold_batch_lock()  # first: nothing else is held while it waits
     rows = list(
         accounts.own(WebhookEvent.objects.select_for_update(skip_locked=True))
         .filter(status=EventStatus.RECEIVED)

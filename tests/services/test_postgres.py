@@ -222,3 +222,60 @@ def test_two_workers_drain_one_queue_at_once_and_apply_each_event_once(postgres,
     assert committed.count("checkout_session_completed") == 20
     assert committed.count("payment_succeeded") == 20
     assert committed.count("webhook_received") == 40
+
+
+def test_a_refund_whose_payment_another_workers_batch_creates_waits_for_that_batch(
+    postgres, signal_log
+):
+    """Worker 1's batch creates a payment and holds its transaction open; worker 2's batch
+    takes the refund of that payment (SKIP LOCKED), finds the payment unknown, and waits for
+    the running batches to commit instead of fetching it (no Plugipay answers here: the
+    fetch would store the refund's event ``failed``). Both events are applied once."""
+    from django_plugipay.models import EventSource
+    from django_plugipay.services.events import record_event
+    from django_plugipay.webhooks import parse_event
+
+    payment = build_event(
+        "payment.succeeded",
+        {"id": "pay_b1", "status": "succeeded", "amount": 5000, "currency": "IDR", "mode": "test"},
+    )
+    refund = build_event(
+        "refund.succeeded",
+        {"id": "rfd_b1", "status": "succeeded", "amount": 100, "chargeId": "pay_b1"},
+    )
+    for item in (payment, refund):
+        record_event(parse_event(item), source=EventSource.WEBHOOK)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(sender, **kwargs):
+        if not holding.is_set():
+            holding.set()
+            release.wait(30)
+
+    def lock_waiters():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+
+    def drain(i):
+        return services.apply_queued_events(batch_size=1, limit=1)
+
+    signals.payment_succeeded.connect(hold, weak=False)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(lambda: _closing(drain, 1))
+            wait_for(holding.is_set, message="worker 1's batch to hold its transaction open")
+            second = pool.submit(lambda: _closing(drain, 2))
+            wait_for(lock_waiters, message="worker 2 to wait for worker 1's batch")
+            release.set()
+            assert first.result(timeout=30) == second.result(timeout=30) == 1
+    finally:
+        release.set()
+        signals.payment_succeeded.disconnect(hold)
+    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {("processed", 1)}
+    assert Refund.objects.get(plugipay_id="rfd_b1").payment.plugipay_id == "pay_b1"
+    committed = [name for name, _ident in signal_log.committed()]
+    assert committed.count("refund_succeeded") == 1
