@@ -104,6 +104,11 @@ WORK: dict[str, Work] = {
         _status(CheckoutSession, "sync_checkout_session", "session")
     ),
     "django_plugipay.sync_refund": Work(_status(Refund, "sync_refund", "refund")),
+    "django_plugipay.sync_receipts": Work(
+        lambda source_id, account=None: len(
+            services.sync_receipts(source_id=source_id, account=account)
+        )
+    ),
     "django_plugipay.reconcile": Work(_reconcile),
     "django_plugipay.sync_plans": Work(lambda: len(services.sync_plans())),
     # Its own rows carry attempts and backoff; the scheduled run picks up what a crash left.
@@ -178,6 +183,15 @@ def sync_checkout_session(self, session_id: int) -> str | None:
 @shared_task(bind=True, name="django_plugipay.sync_refund", acks_late=True, max_retries=MAX_RETRIES)
 def sync_refund(self, refund_id: int) -> str | None:
     return _celery(self, refund_id)
+
+
+@shared_task(
+    bind=True, name="django_plugipay.sync_receipts", acks_late=True, max_retries=MAX_RETRIES
+)
+def sync_receipts(self, source_id: str, account: str | None = None) -> int:
+    """Mirror the receipts Plugipay issued for a session or invoice (``receipt_issued`` once
+    for each new one); sent after the session completed or the invoice was paid."""
+    return _celery(self, source_id, account)
 
 
 @shared_task(bind=True, name="django_plugipay.reconcile", acks_late=True, max_retries=MAX_RETRIES)

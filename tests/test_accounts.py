@@ -313,7 +313,7 @@ def test_plugipay_sync_reconciles_the_account_named(two_accounts):
     Customer.objects.filter(pk=customer.pk).delete()
     call_command("plugipay_sync", account="merchant", stdout=StringIO())
     assert Customer.objects.get(plugipay_id=customer.plugipay_id).account.alias == "merchant"
-    cursor = SyncCursor.objects.get(account__alias="merchant")
+    cursor = SyncCursor.objects.get(name="events", account__alias="merchant")
     assert cursor.last_event_id
     assert not SyncCursor.objects.filter(account__alias="default").exists()
 

@@ -177,6 +177,26 @@ def test_the_buyer_gets_their_receipt_and_another_user_a_404(client, plugipay_sa
     )
 
 
+def test_staff_who_may_view_receipts_open_one_by_the_sessions_id(
+    client, plugipay_sandbox, monkeypatch
+):
+    from django_plugipay.services import payouts
+
+    monkeypatch.setattr(payouts, "sync_receipts_soon", lambda source_id: None)
+    payment = plugipay_sandbox.paid_payment(amount=90_000)
+    url = reverse("plugipay:receipt_document", args=[payment.checkout_session.plugipay_id])
+    receipts_only = UserFactory(is_staff=True)
+    receipts_only.user_permissions.add(Permission.objects.get(codename="view_receipt"))
+    client.force_login(UserFactory(is_staff=True))  # staff without view_receipt
+    assert client.get(url).status_code == 404
+    assert not Receipt.objects.exists()
+    client.force_login(receipts_only)  # no permission on sessions: the receipt's is enough
+    pdf = client.get(url)  # not mirrored yet: synced on the way
+    assert pdf.status_code == 200 and b"".join(pdf.streaming_content).startswith(b"%PDF")
+    assert Receipt.objects.get().payment == payment
+    assert client.get(url, {"format": "html"}).status_code == 200  # mirrored now
+
+
 @override_settings(ROOT_URLCONF="tests.test_safe_links")
 def test_the_example_shops_order_page_links_the_receipt_of_a_paid_order():
     session = SimpleNamespace(

@@ -18,12 +18,12 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from django_plugipay import permissions, services
+from django_plugipay import accounts, permissions, services
 from django_plugipay.admin import tokens
 from django_plugipay.admin.actions import confirm_then, resync
 from django_plugipay.admin.display import MirrorAdmin, MirrorDisplay, admin_link, money
 from django_plugipay.exceptions import PlugipayError
-from django_plugipay.models import LedgerEntry, Payout, PayoutStatus, Receipt
+from django_plugipay.models import Account, LedgerEntry, Payout, PayoutStatus, Receipt
 from django_plugipay.money import format_amount, to_minor
 from django_plugipay.services.payouts import payout_refusal
 
@@ -210,10 +210,33 @@ class PayoutAdmin(MirrorAdmin):
             *super().get_urls(),
         ]
 
+    def served_accounts(self) -> list[Account] | None:
+        """The accounts a payout may be made for when the project serves several, else None
+        (a single-account project never shows a choice)."""
+        if not accounts.several():
+            return None
+        return list(Account.objects.order_by("pk"))
+
+    @staticmethod
+    def chosen_account(request, served: list[Account] | None, *names: str) -> Account | None:
+        """The served account the request names (by pk, in the first of ``names`` given),
+        else the default account; None for a single-account project."""
+        if not served:
+            return None
+        source = request.POST if request.method == "POST" else request.GET
+        wanted = next((source.get(name) for name in names if source.get(name)), None)
+        default_pk = accounts.default_account_pk()
+        by_pk = {str(account.pk): account for account in served}
+        return by_pk.get(wanted or "") or by_pk.get(str(default_pk)) or served[0]
+
     def changelist_view(self, request, extra_context=None):
         extra = {**(extra_context or {}), "can_manage": self.has_manage_permission(request)}
+        # the balance of the account the list is filtered by, else of the default account
+        account = self.chosen_account(request, self.served_accounts(), "account__id__exact")
+        if account is not None:
+            extra["balance_account"] = account
         try:
-            extra["balance"] = services.balance().formatted()
+            extra["balance"] = services.balance(account=account).formatted()
         except PlugipayError as exc:
             extra["balance_error"] = exc.message
         return super().changelist_view(request, extra)
@@ -223,9 +246,11 @@ class PayoutAdmin(MirrorAdmin):
         resubmitted page returns the payout it made instead of making another)."""
         if not self.has_manage_permission(request):
             raise PermissionDenied
+        served = self.served_accounts()
+        account = self.chosen_account(request, served, "account")
         try:
-            available = services.balance()
-            bank = services.bank_account()
+            available = services.balance(account=account)
+            bank = services.bank_account(account=account)
         except PlugipayError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return redirect(reverse("admin:django_plugipay_payout_changelist"))
@@ -239,7 +264,9 @@ class PayoutAdmin(MirrorAdmin):
         confirming = False
         if stage and form.is_valid():
             if stage == "confirm":
-                return self._create(request, form.cleaned_data, available.currency, token)
+                return self._create(
+                    request, form.cleaned_data, available.currency, token, account=account
+                )
             confirming = True
         context = {
             **self.admin_site.each_context(request),
@@ -251,16 +278,19 @@ class PayoutAdmin(MirrorAdmin):
             ),
             "balance": available.formatted(),
             "bank": bank,
+            "accounts": served,
+            "account": account,
             "opts": Payout._meta,
             "token_field": tokens.FIELD,
             "token": token,
         }
         return TemplateResponse(request, "admin/django_plugipay/payout/new_payout.html", context)
 
-    def _create(self, request, data, currency: str, token: str):
+    def _create(self, request, data, currency: str, token: str, account: Account | None = None):
         changelist = reverse("admin:django_plugipay_payout_changelist")
         try:
             payout = services.create_payout(
+                account=account,
                 amount=data["amount"],
                 currency=currency,
                 note=data.get("note") or None,
@@ -268,7 +298,8 @@ class PayoutAdmin(MirrorAdmin):
             )
         except PlugipayError as exc:
             self.message_user(request, exc.message, messages.ERROR)
-            return redirect(reverse("admin:django_plugipay_payout_new"))
+            again = reverse("admin:django_plugipay_payout_new")
+            return redirect(f"{again}?account={account.pk}" if account is not None else again)
         amount = format_amount(payout.amount, payout.currency)
         if payout.replayed:
             self.message_user(

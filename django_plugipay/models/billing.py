@@ -277,6 +277,8 @@ class Invoice(MirrorModel):
         verbose_name_plural = _("invoices")
         ordering = ["-created_at"]
         permissions = [("manage_invoice", _("Can void and send invoices"))]
+        # the sweeper looks for the receipts of invoices paid in the last day
+        indexes = [models.Index(fields=["paid_at"], name="plugipay_invoice_paid_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(subtotal__gte=0)

@@ -157,6 +157,8 @@ class CheckoutSession(MirrorModel):
         verbose_name_plural = _("checkout sessions")
         ordering = ["-created_at"]
         permissions = [("confirm_payment", _("Can confirm manual transfers"))]
+        # the sweeper looks for the receipts of sessions completed in the last day
+        indexes = [models.Index(fields=["completed_at"], name="plugipay_cs_completed_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(amount__gte=0), name="plugipay_checkoutsession_amount_gte_0"

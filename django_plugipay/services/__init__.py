@@ -50,7 +50,9 @@ from django_plugipay.services.payouts import (
     receipt_document,
     receipt_for,
     sync_ledger,
+    sync_missing_receipts,
     sync_receipts,
+    sync_receipts_soon,
 )
 from django_plugipay.services.plans import EnsuredPlan, ensure_plans
 from django_plugipay.services.reconcile import ReconcileResult, reconcile
@@ -120,4 +122,6 @@ __all__ = [
     "sync_checkout_session",
     "sync_object",
     "sync_refund",
+    "sync_missing_receipts",
+    "sync_receipts_soon",
 ]

@@ -10,6 +10,8 @@ account outside :func:`~django_plugipay.accounts.acting_for`).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import itertools
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
@@ -19,22 +21,26 @@ import requests
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from django_plugipay import datetimes, permissions
+from django_plugipay import accounts, datetimes, permissions, signals
 from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client
+from django_plugipay.conf import app_settings
 from django_plugipay.context import current_account_pk
 from django_plugipay.db import lock, lock_scope, run_atomic
 from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
 from django_plugipay.models import (
     CheckoutSession,
     Invoice,
+    InvoiceStatus,
     Payout,
     PayoutStatus,
     Receipt,
+    SessionStatus,
     SyncCursor,
 )
 from django_plugipay.money import check_amount, format_amount
 from django_plugipay.resources.money import LEDGER_ENTRY, MARK_ACTIONS, PAYOUT, RECEIPT
+from django_plugipay.services._queue import enqueue
 from django_plugipay.services.apply import advance, move, sends_unsent
 
 logger = logging.getLogger(__name__)
@@ -308,9 +314,88 @@ def sync_receipts(*, since=None, source_id: str | None = None) -> list[Receipt]:
     session or invoice, ``source_id``); ``receipt_issued`` is sent once for each new one."""
     client = get_client()
     if source_id:
-        return [advance(RECEIPT, obj) for obj in client.list_receipts(sourceId=source_id)]
+        # One page, newest first, and only the source's receipts: a server that ignored the
+        # ``sourceId`` filter would otherwise have every receipt read here.
+        items = client.list_receipts(sourceId=source_id, order="desc", limit=PAGE_SIZE)
+        page = itertools.islice(items, PAGE_SIZE)
+        return [advance(RECEIPT, obj) for obj in page if obj.get("sourceId") == source_id]
     items = client.list_receipts(order="desc", limit=PAGE_SIZE)
     return _list_sync(RECEIPTS_CURSOR, items, RECEIPT, since)
+
+
+# ── receipts arriving by themselves ───────────────────────────────────────────────
+
+#: How long after its session completed (or its invoice was paid) the sweeper still looks for
+#: a receipt that was not mirrored: past it, a source without one is left alone.
+RECEIPT_WINDOW = dt.timedelta(days=1)
+
+
+def sync_receipts_soon(source_id: str) -> None:
+    """After the current transaction commits, mirror the receipts Plugipay issued for the
+    session or invoice ``source_id`` (a task, or in-process), for the account acting now.
+
+    Called when a session completes or an invoice is paid, so ``receipt_issued`` fires with
+    no sync run by anyone; a lost task leaves the source without a receipt, which
+    :func:`sync_missing_receipts` (a sweeper step) finds."""
+    account = accounts.current().alias
+    enqueue(
+        "django_plugipay.sync_receipts",
+        source_id,
+        account,
+        inline=lambda: sync_receipts(source_id=source_id, account=account),
+    )
+
+
+def _receipt_due(sender, instance, **kwargs) -> None:
+    if instance.plugipay_id:
+        sync_receipts_soon(instance.plugipay_id)
+
+
+signals.checkout_session_completed.connect(
+    _receipt_due, dispatch_uid="django_plugipay.receipt_for_session"
+)
+signals.invoice_paid.connect(_receipt_due, dispatch_uid="django_plugipay.receipt_for_invoice")
+
+
+def sync_missing_receipts(*, limit: int = 20) -> int:
+    """Mirror the receipts of the acting account's sessions completed and invoices paid in
+    the last :data:`RECEIPT_WINDOW` but over ``STRANDED_AFTER`` seconds ago that have none yet
+    (their after-commit sync lost or failed); the sweeper runs it for every account. Returns
+    how many receipts were mirrored; one source failing is left for the next sweep."""
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
+    window = now - RECEIPT_WINDOW
+    account_id = current_account_pk()
+    sources: list[str] = []
+    for model, status, stamp in (
+        (CheckoutSession, SessionStatus.COMPLETED, "completed_at"),
+        (Invoice, InvoiceStatus.PAID, "paid_at"),
+    ):
+        rows = (
+            model.objects.filter(
+                account_id=account_id,
+                status=status,
+                **{f"{stamp}__gte": window, f"{stamp}__lt": stale},
+            )
+            .exclude(plugipay_id__in=Receipt.objects.values("source_id"))
+            .exclude(plugipay_id__isnull=True)
+            .order_by(stamp)
+            .values_list("plugipay_id", flat=True)[:limit]
+        )
+        sources.extend(rows)
+    mirrored = 0
+    for source_id in sources[:limit]:
+        try:
+            mirrored += len(sync_receipts(source_id=source_id))
+        except Exception as exc:  # Plugipay or the database unavailable: the next sweep
+            logger.warning(
+                "plugipay receipts of %s not synced: %s: %s",
+                source_id,
+                type(exc).__name__,
+                exc,
+                extra={"source_id": source_id},
+            )
+    return mirrored
 
 
 def ledger_is_balanced(entries) -> dict[str, int]:
@@ -331,7 +416,8 @@ DOCUMENT_FORMATS = ("pdf", "html")
 def receipt_for(*, plugipay_id: str, user) -> Receipt | None:
     """The receipt ``user`` may read by its id, or by the id of the checkout session or
     invoice it was issued for (synced first when not mirrored yet); None when there is none
-    or it is not theirs (staff who may view receipts read every one)."""
+    or it is not theirs (staff who may view receipts read every one, by any of the three ids,
+    without the permission to view sessions or invoices)."""
     receipt = Receipt.objects.filter(plugipay_id=plugipay_id).first()
     if receipt is not None:
         return receipt if permissions.can_read(user, receipt) else None
@@ -339,11 +425,13 @@ def receipt_for(*, plugipay_id: str, user) -> Receipt | None:
         CheckoutSession.objects.filter(plugipay_id=plugipay_id).first()
         or Invoice.objects.filter(plugipay_id=plugipay_id).first()
     )
-    if source is None or not permissions.can_read(user, source):
+    if source is None:
+        return None
+    if not (permissions.sees_everything(user, "receipt") or permissions.can_read(user, source)):
         return None
     receipt = Receipt.objects.filter(source_id=plugipay_id).first()
     if receipt is None:
-        sync_receipts(source_id=plugipay_id)
+        sync_receipts(source_id=plugipay_id, account=source.account_id)
         receipt = Receipt.objects.filter(source_id=plugipay_id).first()
     return receipt if receipt is not None and permissions.can_read(user, receipt) else None
 
@@ -379,5 +467,7 @@ __all__ = [
     "receipt_for",
     "submit_payout",
     "sync_ledger",
+    "sync_missing_receipts",
     "sync_receipts",
+    "sync_receipts_soon",
 ]

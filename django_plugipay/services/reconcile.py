@@ -19,6 +19,12 @@ from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
 from django_plugipay.services.apply import sync_object
 from django_plugipay.services.events import DONE, apply_page, process_event
+from django_plugipay.services.payouts import (
+    LEDGER_CURSOR,
+    RECEIPTS_CURSOR,
+    sync_ledger,
+    sync_receipts,
+)
 from django_plugipay.specs import all_specs
 from django_plugipay.webhooks import parse_event
 
@@ -79,7 +85,8 @@ def reconcile(
 ) -> ReconcileResult:
     """Read Plugipay's events from the stored cursor (or ``since``) and apply each one through
     the webhook path (deduplicated by event id), then sync sessions open past their expiry and
-    refunds still in flight — all of one account (``account=``, default: the default account),
+    refunds still in flight, and mirror the ledger entries and receipts posted since — all of
+    one account (``account=``, default: the default account),
     with its cursor and its credentials. Runs once at a time per account; a second run is a
     no-op.
     """
@@ -93,6 +100,7 @@ def reconcile(
         _apply_events(cursor, start, result, dry_run, progress)
         if not dry_run:
             _sync_in_flight(result)
+            _sync_money(result)
     finally:
         SyncCursor.objects.filter(pk=cursor.pk).update(locked_until=None)
     logger.info("plugipay reconcile: %s", dataclasses.asdict(result))
@@ -161,3 +169,18 @@ def _sync_in_flight(result: ReconcileResult) -> None:
                 continue
             if synced.status != before:
                 result.synced[spec.name] = result.synced.get(spec.name, 0) + 1
+
+
+def _sync_money(result: ReconcileResult) -> None:
+    """Mirror the ledger entries and receipts posted since the account's last sync (each list
+    read before the transactions applying it); counted under the names of their cursors,
+    ``ledger`` and ``receipts``."""
+    syncs = ((LEDGER_CURSOR, sync_ledger), (RECEIPTS_CURSOR, lambda: len(sync_receipts())))
+    for name, sync in syncs:
+        try:
+            count = sync()
+        except PlugipayError as exc:
+            logger.warning("plugipay sync of %s failed: %s", name, exc)
+            continue
+        if count:
+            result.synced[name] = result.synced.get(name, 0) + count

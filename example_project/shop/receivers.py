@@ -20,9 +20,14 @@ from django_plugipay.signals import (
     checkout_session_expired,
     checkout_session_pending,
     payment_succeeded,
+    receipt_issued,
     refund_succeeded,
 )
 from shop.models import Order
+from shop.receipt_mail import email_receipt_document
+
+# Plugipay's receipt (the PDF, with PPN when the tax setting is on), e-mailed once it is issued
+durable_receiver(receipt_issued, name="shop.email_receipt_document")(email_receipt_document)
 
 
 def order_id_for(session):
