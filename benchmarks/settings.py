@@ -26,5 +26,7 @@ PLUGIPAY = {
     **PLUGIPAY,
     "WEBHOOK_SECRETS": ["whsec_bench"],  # noqa: F405
     "WEBHOOK_PROCESSING": os.environ.get("BENCH_PROCESSING", "inline"),
+    # No Plugipay answers the benchmark's sessions: the event path alone is measured.
+    "SYNC_RECEIPTS": False,
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_MAX_ATTEMPTS": 8,
     "DELIVERY_LEASE": 60,
     "DELIVERY_BACKOFF": 30,
+    "SYNC_RECEIPTS": True,
     "ACCOUNTS": {},
     "ACCOUNT_DATABASE": None,
 }
@@ -217,6 +218,12 @@ class AppSettings:
     @property
     def DELIVERY_BACKOFF(self) -> float:
         return float(self.raw("DELIVERY_BACKOFF"))
+
+    @property
+    def SYNC_RECEIPTS(self) -> bool:
+        """Mirror receipts and ledger entries by themselves (after a payment, from the sweeper
+        and reconciliation); False leaves them to ``plugipay_sync --money`` and the services."""
+        return bool(self.raw("SYNC_RECEIPTS"))
 
     @property
     def ACCOUNTS(self) -> dict[str, dict[str, Any]]:

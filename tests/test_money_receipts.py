@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_plugipay import services
 from django_plugipay.accounts import acting_for
 from django_plugipay.client import get_client
+from django_plugipay.exceptions import TransientError
 from django_plugipay.models import CheckoutSession, LedgerEntry, Payout, Receipt
 from django_plugipay.services import payouts
 from django_plugipay.services.payouts import ledger_is_balanced
@@ -66,6 +67,36 @@ def test_a_lost_receipt_sync_is_taken_over_by_the_sweeper(
     assert services.sweep()["receipts"] == 0
     receipt = Receipt.objects.get(source_id=source)
     assert issued(signal_log) == [receipt.plugipay_id]
+
+
+def test_without_sync_receipts_nothing_mirrors_money_by_itself(plugipay_sandbox, settings):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "SYNC_RECEIPTS": False}
+    payment = plugipay_sandbox.paid_payment(amount=40_000)
+    CheckoutSession.objects.filter(pk=payment.checkout_session.pk).update(
+        completed_at=timezone.now() - dt.timedelta(hours=1)
+    )
+    assert services.sweep()["receipts"] == 0
+    assert "ledger" not in services.reconcile().synced
+    assert not Receipt.objects.exists() and not LedgerEntry.objects.exists()
+    assert len(services.sync_receipts()) == 1  # asked for, it still works
+
+
+def test_the_sweeper_stops_asking_for_receipts_while_plugipay_is_unreachable(
+    plugipay_sandbox, monkeypatch
+):
+    monkeypatch.setattr(payouts, "sync_receipts_soon", lambda source_id: None)
+    for amount in (10_000, 20_000, 30_000):
+        plugipay_sandbox.paid_payment(amount=amount)
+    CheckoutSession.objects.update(completed_at=timezone.now() - dt.timedelta(hours=1))
+    asked = []
+
+    def unreachable(*, source_id=None, **kwargs):
+        asked.append(source_id)
+        raise TransientError("Could not reach Plugipay.")
+
+    monkeypatch.setattr(payouts, "sync_receipts", unreachable)
+    assert payouts.sync_missing_receipts() == 0
+    assert len(asked) == 1  # not once per source, each with its retries
 
 
 def test_reconciliation_mirrors_the_ledger_and_receipts(plugipay_sandbox, monkeypatch):

@@ -27,7 +27,7 @@ from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.context import current_account_pk
 from django_plugipay.db import lock, lock_scope, run_atomic
-from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
+from django_plugipay.exceptions import APIError, PayoutError, PlugipayError, TransientError
 from django_plugipay.models import (
     CheckoutSession,
     Invoice,
@@ -347,7 +347,7 @@ def sync_receipts_soon(source_id: str) -> None:
 
 
 def _receipt_due(sender, instance, **kwargs) -> None:
-    if instance.plugipay_id:
+    if instance.plugipay_id and app_settings.SYNC_RECEIPTS:
         sync_receipts_soon(instance.plugipay_id)
 
 
@@ -361,7 +361,10 @@ def sync_missing_receipts(*, limit: int = 20) -> int:
     """Mirror the receipts of the acting account's sessions completed and invoices paid in
     the last :data:`RECEIPT_WINDOW` but over ``STRANDED_AFTER`` seconds ago that have none yet
     (their after-commit sync lost or failed); the sweeper runs it for every account. Returns
-    how many receipts were mirrored; one source failing is left for the next sweep."""
+    how many receipts were mirrored. Plugipay unreachable ends the step (the next sweep tries
+    again); another failure leaves that source for the next sweep."""
+    if not app_settings.SYNC_RECEIPTS:
+        return 0
     now = timezone.now()
     stale = now - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
     window = now - RECEIPT_WINDOW
@@ -395,6 +398,8 @@ def sync_missing_receipts(*, limit: int = 20) -> int:
                 exc,
                 extra={"source_id": source_id},
             )
+            if isinstance(exc, TransientError):  # unreachable: no use trying the others now
+                break
     return mirrored
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_plugipay import datetimes
 from django_plugipay.accounts import current_account_pk, takes_account
 from django_plugipay.client import get_client
+from django_plugipay.conf import app_settings
 from django_plugipay.db import write_atomic
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
@@ -175,6 +176,8 @@ def _sync_money(result: ReconcileResult) -> None:
     """Mirror the ledger entries and receipts posted since the account's last sync (each list
     read before the transactions applying it); counted under the names of their cursors,
     ``ledger`` and ``receipts``."""
+    if not app_settings.SYNC_RECEIPTS:
+        return
     syncs = ((LEDGER_CURSOR, sync_ledger), (RECEIPTS_CURSOR, lambda: len(sync_receipts())))
     for name, sync in syncs:
         try:
