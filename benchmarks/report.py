@@ -402,6 +402,7 @@ def bounds(results: dict) -> list[str]:
     cores = results["machine"]["cores"] or 1
     base_all = 1000 * cores / ing["baseline"]["events_per_s"]
     ours_all = 1000 * cores / capacity
+    baseline_rate = ing["baseline"]["events_per_s"]
     lines = [
         "### What bounds the targets",
         "",
@@ -414,18 +415,21 @@ def bounds(results: dict) -> list[str]:
         f"more CPU per event, from {bare['statements']} statements instead of one (the event "
         "row, the object's locked upsert, the session or payment it locks or creates), each "
         f"built by the ORM and loaded back into a model in Python, and {bare['postgres_cpu_ms']}"
-        f" ms of PostgreSQL CPU instead of {base['postgres_cpu_ms']}. A ratio of 0.6 allows "
-        f"{base_all / 0.6:.1f} ms per event in all: the app's own work would have to shrink "
-        f"from {ours_all - base_all:.1f} to {base_all / 0.6 - base_all:.1f} ms. With fewer than "
+        f" ms of PostgreSQL CPU instead of {base['postgres_cpu_ms']}. A ratio of 0.45 allows "
+        f"{base_all / 0.45:.1f} ms per event in all: the app's own work would have to shrink "
+        f"from {ours_all - base_all:.1f} to {base_all / 0.45 - base_all:.1f} ms. With fewer than "
         "four statements left, what remains is the ORM's Python per statement and "
         "PostgreSQL's work per row: closing the gap would take hand-written SQL for the whole "
         "apply path in place of the ORM, which this release does not do.",
-        f"- **p99 at 100 events/s.** 100 events/s is {100 * 100 / capacity:.0f}% of the "
-        f"saturating rate measured above ({capacity} events/s); at that load on {cores} shared "
-        "cores, bursts queue behind one another and the tail is set by the queue, not by one "
-        f"event's own time (p50 {ing['paced_100_per_s']['p50_ms']} ms). Under 50 ms needs "
-        "more headroom: a higher capacity per core, or more cores.",
     ]
+    if ing["paced_100_per_s"]["p99_ms"] >= 50:
+        lines.append(
+            f"- **p99 at 100 events/s.** 100 events/s is {100 * 100 / capacity:.0f}% of the "
+            f"saturating rate measured above ({capacity} events/s); at that load on {cores} "
+            "shared cores, bursts queue behind one another and the tail is set by the queue, "
+            f"not by one event's own time (p50 {ing['paced_100_per_s']['p50_ms']} ms). Under "
+            "50 ms needs more headroom: a higher capacity per core, or more cores."
+        )
     if "apply_ms_per_event" in rec:
         per_event = 1000 / rec["events_per_s"]
         lines.append(
@@ -434,18 +438,31 @@ def bounds(results: dict) -> list[str]:
             f"{rec['apply_ms_per_event']} ms applying it ({rec['queries_per_event']} "
             "statements, the page's transaction and locks shared) and the rest reading the "
             f"pages from the sandbox ({rec['fetch_seconds']} s in all, served by a thread of "
-            "the same process). 400 events/s needs 2.5 ms per event, less than the CPU that "
-            "applying one event costs in the table above."
+            f"the same process). 1.2× the baseline ({1.2 * baseline_rate:.0f} events/s) allows "
+            f"{1000 / (1.2 * baseline_rate):.2f} ms per event, less than the Python CPU alone "
+            f"that applying one event costs in the table above ({bare['python_cpu_ms']} ms): "
+            "the page is applied event by event, a few statements each; meeting it takes "
+            "multi-row statements per resource per page, which this release does not do."
         )
     if cel:
         applied = cst["apply_recorded"]
-        per_task = 1000 / cel["drain_events_per_s"] - applied["wall_ms"]
-        lines.append(
-            f"- **One Celery worker ({cel['drain_events_per_s']} events/s).** Concurrency 1 "
-            f"runs one task at a time: the task's own work, applying a recorded event, takes "
-            f"{applied['wall_ms']} ms in-process ({applied['events_per_s']} events/s at "
-            f"best); Celery's handling of each task (Redis, the late acknowledgement, the "
-            f"prefork pipe) adds about {max(per_task, 0):.1f} ms. 150 events/s needs 6.7 ms "
-            "per task in all."
+        per_event = 1000 / cel["drain_events_per_s"]
+        two = (cel.get("default_concurrency") or {}).get("events_per_s")
+        text = (
+            f"- **Celery workers ({cel['drain_events_per_s']} events/s with one).** One worker "
+            f"drains the queue in batches: {per_event:.2f} ms per event, against "
+            f"{1000 / (0.6 * baseline_rate):.2f} ms for 0.6× the baseline; applying a recorded "
+            f"event on its own costs {applied['wall_ms']} ms (the table above), so the batch "
+            "already shares most of the per-event work."
         )
+        if two:
+            text += (
+                f" Two worker processes drained {two} events/s: the worker and its PostgreSQL "
+                f"backend take turns on one core, so {cores} cores leave room for a second "
+                "worker in principle; that it gains nothing here says the two batches wait on "
+                "each other (the rows of one payment's events claimed by both, and the lock a "
+                "worker takes before fetching what another batch holds), which this run does "
+                "not break down further."
+            )
+        lines.append(text)
     return lines
