@@ -53,7 +53,12 @@ def example(env, *args):
 
 def test_the_example_serves_a_second_account(plugipay_sandbox, tmp_path):
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PLUGIPAY_", "DJANGO_"))},
+        # The example's own SQLite file: not the suite's DATABASE_URL (PostgreSQL in CI).
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PLUGIPAY_", "DJANGO_")) and k != "DATABASE_URL"
+        },
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEMO_DB": str(tmp_path / "demo.sqlite3"),
         "CELERY_BROKER_URL": "",
