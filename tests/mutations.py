@@ -156,6 +156,10 @@ MUTATIONS = (
              "                status__in=(DeliveryStatus.PENDING, DeliveryStatus.FAILED, "
              "DeliveryStatus.DEAD)\n",
              "                ~Q(status=DeliveryStatus.RUNNING)\n"),
+            # the claim's own condition (one UPDATE … RETURNING on PostgreSQL)
+            ("django_plugipay/services/deliveries.py",
+             "        waiting.append(DeliveryStatus.DEAD)\n",
+             "        waiting.extend((DeliveryStatus.DEAD, DeliveryStatus.SUCCEEDED))\n"),
         ),
         ("tests/test_deliveries.py::"
          "test_a_failing_receiver_is_retried_until_it_returns_and_never_run_again",),
