@@ -94,9 +94,11 @@ def test_one_accounts_failing_step_is_logged_and_the_others_are_swept(
     assert statuses == {"evt_1": EventStatus.RECEIVED, "evt_2": EventStatus.PROCESSED}
 
 
-def test_a_single_account_projects_sweep_costs_what_it_did(db, django_assert_num_queries):
+def test_a_single_account_projects_sweep_costs_what_it_did(db, django_assert_num_queries, settings):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "SYNC_RECEIPTS": True}  # every step reads
 
     accounts.default_account_pk()  # what the process read once
     with CaptureQueriesContext(connection) as steps:  # the steps alone, as before accounts

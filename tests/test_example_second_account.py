@@ -6,7 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    find_spec("rest_framework") is None, reason="the example project uses the drf extra"
+)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 SECOND = "acc_demo_second"
