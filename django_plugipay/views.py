@@ -195,18 +195,7 @@ class InvoiceDocumentView(LoginRequiredMixin, View):
                 status=502,
                 content_type="text/plain; charset=utf-8",
             )
-
-        def chunks():
-            with upstream:
-                yield from upstream.iter_content(64 * 1024)
-
-        default = "application/pdf" if kind == "pdf" else "text/html; charset=utf-8"
-        response = StreamingHttpResponse(
-            chunks(), content_type=upstream.headers.get("Content-Type") or default
-        )
-        name = (invoice.number or invoice.plugipay_id).replace('"', "")
-        response["Content-Disposition"] = f'inline; filename="{name}.{kind}"'
-        return response
+        return _stream_document(upstream, kind, invoice.number or invoice.plugipay_id)
 
 
 class ReceiptDocumentView(LoginRequiredMixin, View):
@@ -239,18 +228,24 @@ class ReceiptDocumentView(LoginRequiredMixin, View):
                 status=502,
                 content_type="text/plain; charset=utf-8",
             )
+        return _stream_document(upstream, kind, receipt.number or receipt.plugipay_id)
 
-        def chunks():
-            with upstream:
-                yield from upstream.iter_content(64 * 1024)
 
-        default = "application/pdf" if kind == "pdf" else "text/html; charset=utf-8"
-        response = StreamingHttpResponse(
-            chunks(), content_type=upstream.headers.get("Content-Type") or default
-        )
-        name = (receipt.number or receipt.plugipay_id).replace('"', "")
-        response["Content-Disposition"] = f'inline; filename="{name}.{kind}"'
-        return response
+def _stream_document(upstream: Any, kind: str, name: str) -> StreamingHttpResponse:
+    """Stream a document Plugipay serves (a ``requests`` response, closed when done) inline
+    as ``name.kind``."""
+
+    def chunks():
+        with upstream:
+            yield from upstream.iter_content(64 * 1024)
+
+    default = "application/pdf" if kind == "pdf" else "text/html; charset=utf-8"
+    response = StreamingHttpResponse(
+        chunks(), content_type=upstream.headers.get("Content-Type") or default
+    )
+    filename = name.replace('"', "")
+    response["Content-Disposition"] = f'inline; filename="{filename}.{kind}"'
+    return response
 
 
 def subscription_required(
