@@ -13,6 +13,7 @@ started at will.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -234,9 +235,18 @@ def applied(sandbox) -> bool:
     return done.count() == len(ids)
 
 
+def succeeded(signal_log) -> int:
+    return sum(1 for name, _ in signal_log.committed() if name == "payment_succeeded")
+
+
 def audit(name: str, sandbox, signal_log, **figures) -> dict:
     """0 lost, 0 stuck, 0 doubled, 0 answers claiming a record that does not exist."""
     state = sandbox.state()
+    paid = sum(1 for e in state["events"] if e["kind"] == "checkout_session.completed")
+    # A worker appends its signals to the log after its commit, so the rows can be visible a
+    # moment before the lines are written: wait for them (a doubled line shows up all the same).
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: succeeded(signal_log) >= paid, timeout=15, interval=0.05)
     ids = {event["id"] for event in state["events"]}
     rows = dict(WebhookEvent.objects.filter(event_id__in=ids).values_list("event_id", "status"))
     lost = ids - set(rows)
@@ -252,7 +262,6 @@ def audit(name: str, sandbox, signal_log, **figures) -> dict:
             if (attempt["responseCode"] or 0) < 300 or "was recorded" in body:
                 claims.add(delivery["eventId"])
     false_claims = claims - set(rows)
-    paid = sum(1 for e in state["events"] if e["kind"] == "checkout_session.completed")
     report = {
         "events": len(ids),
         "lost": len(lost),
