@@ -340,8 +340,50 @@ def lock(spec: Ranked, *, only: tuple[str, ...] | None = None, **lookups: Any) -
 def find(model: type[M], *, only: tuple[str, ...] = (), **lookups: Any) -> M | None:
     """The row of ``model`` matching ``lookups`` (equality lookups on a unique key), reading
     only the fields ``only`` names (the pk when none), or None; compiled once like
-    :func:`lock`, without the lock."""
-    return _select_one(model, lookups, only, locking=False)
+    :func:`lock`, without the lock. Within :func:`remembered_ids`, a row's pk found by its
+    Plugipay id is read once."""
+    ids = getattr(_remembered, "ids", None)
+    if ids is None or only or list(lookups) != ["plugipay_id"]:
+        return _select_one(model, lookups, only, locking=False)
+    key = (model, lookups["plugipay_id"])
+    if key in ids:
+        return cast(M, model.from_db(None, ["id"], [ids[key]]))
+    found = _select_one(model, lookups, only, locking=False)
+    if found is not None:
+        ids[key] = found.pk
+    return found
+
+
+_remembered = threading.local()
+
+
+@contextmanager
+def remembered_ids() -> Iterator[None]:
+    """Within one transaction that applies many events (a reconciliation page, a worker's
+    batch): remember the pk of each row :func:`find` found, or :func:`upsert_locked` wrote, by
+    its Plugipay id, so the next event linking to it (the invoices of one customer, one plan)
+    reads nothing. The apply path never deletes a row; a savepoint that rolls back must call
+    :func:`forget_ids`, as what it wrote is gone."""
+    previous = getattr(_remembered, "ids", None)
+    _remembered.ids = {}
+    try:
+        yield
+    finally:
+        _remembered.ids = previous
+
+
+def forget_ids() -> None:
+    """Drop what :func:`remembered_ids` holds (a savepoint rolled back)."""
+    ids = getattr(_remembered, "ids", None)
+    if ids is not None:
+        ids.clear()
+
+
+def _remember(row: models.Model) -> None:
+    ids = getattr(_remembered, "ids", None)
+    plugipay_id = getattr(row, "plugipay_id", None)
+    if ids is not None and plugipay_id:
+        ids[(type(row), plugipay_id)] = row.pk
 
 
 def _select_one(model, lookups: dict[str, Any], only, *, locking: bool) -> Any:
@@ -602,6 +644,12 @@ def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
     the update locks the existing row, ``xmax = 0`` tells an insert). Elsewhere: an insert that
     ignores the conflict, then a locking read only when the row already existed.
     """
+    row, created = _upsert_locked(instance, conflict)
+    _remember(row)
+    return row, created
+
+
+def _upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
     model = type(instance)
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":

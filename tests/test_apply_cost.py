@@ -110,3 +110,156 @@ def test_a_failing_event_leaves_the_rest_of_its_page_applied(
     # again with one savepoint per event: what the rolled-back attempt sent never committed.
     committed = [n for n, _ in signal_log.committed() if n == "payment_succeeded"]
     assert len(committed) == 2, signal_log.committed()
+
+
+def payment_succeeded(n):
+    return build_event(
+        "payment.succeeded",
+        {
+            "id": f"pay_{n}",
+            "status": "succeeded",
+            "amount": 5000,
+            "currency": "IDR",
+            "checkoutSessionId": f"cs_{n}",
+            "method": "card",
+            "updatedAt": "2026-01-01T00:00:00Z",
+        },
+    )
+
+
+def refund(n, status):
+    obj = {"id": f"re_{n}", "chargeId": f"pay_{n}", "amount": 1500, "currency": "IDR"}
+    return build_event(f"refund.{status}", {**obj, "status": status})
+
+
+@pytest.mark.parametrize("first", ["session", "payment"])
+def test_a_receiver_reading_the_payments_session_costs_no_query(first):
+    """The README's receiver reads ``instance.checkout_session.metadata``: the engine hands the
+    payment the session it locked, whichever event came first (only its raw ``data`` is left
+    to read back)."""
+    order = [session_completed(3, metadata={"order": "7"}), payment_succeeded(3)]
+    if first == "payment":
+        service.process_event(parse_event(order[0]), source=EventSource.WEBHOOK)
+        Payment.objects.update(status="pending")  # so payment.succeeded moves it again
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        with CaptureQueriesContext(connection) as ctx:
+            seen.append((instance.checkout_session.metadata, instance.checkout_session.status))
+        seen.append(len(ctx.captured_queries))
+
+    signals.payment_succeeded.connect(receiver, weak=False, dispatch_uid="reads_session")
+    try:
+        body = order[0] if first == "session" else order[1]
+        service.process_event(parse_event(body), source=EventSource.WEBHOOK)
+    finally:
+        signals.payment_succeeded.disconnect(dispatch_uid="reads_session")
+    assert seen == [({"order": "7"}, "completed"), 0]
+
+
+def test_a_refund_receiver_reads_the_recounted_payment_without_a_query():
+    service.process_event(parse_event(session_completed(4)), source=EventSource.WEBHOOK)
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        with CaptureQueriesContext(connection) as ctx:
+            seen.append((instance.payment.plugipay_id, instance.payment.amount_refunded))
+        seen.append(len(ctx.captured_queries))
+
+    signals.refund_succeeded.connect(receiver, weak=False, dispatch_uid="reads_payment")
+    try:
+        for status in ("pending", "succeeded"):
+            service.process_event(parse_event(refund(4, status)), source=EventSource.WEBHOOK)
+    finally:
+        signals.refund_succeeded.disconnect(dispatch_uid="reads_payment")
+    assert seen == [("pay_4", 1500), 0]
+    assert Payment.objects.get().amount_refunded == 1500
+
+
+def customer_created(n):
+    return build_event("customer.created", {"id": f"cus_{n}", "email": f"c{n}@example.com"})
+
+
+def test_a_page_reads_a_linked_row_once(signal_log):
+    """Sessions of one customer on one page: the customer's pk is read (or written) once, not
+    once per session that links to it."""
+    page = [parse_event(session_completed(n, customerId="cus_many")) for n in range(5)]
+    service.process_event(parse_event(customer_created("many")), source=EventSource.WEBHOOK)
+    with CaptureQueriesContext(connection) as ctx:
+        applied, _known, left = service.apply_page(page, source=EventSource.RECONCILE)
+    assert (applied, left) == (5, [])
+    statements, _control = split(ctx.captured_queries)
+    reads = [s for s in statements if s.startswith('SELECT "DJANGO_PLUGIPAY_CUSTOMER"')]
+    assert len(reads) == 1, reads
+    assert set(Payment.objects.values_list("customer__plugipay_id", flat=True)) == {"cus_many"}
+
+
+def test_a_row_written_in_a_rolled_back_savepoint_is_not_linked_to():
+    """The page's second pass gives each event a savepoint: a customer created by an event whose
+    receiver then failed is gone, so a later session must not link to its remembered pk."""
+    page = [
+        parse_event(customer_created("gone")),
+        parse_event(session_completed(9, customerId="cus_gone")),
+    ]
+
+    def receiver(sender, instance, event, **kwargs):
+        if instance.kind == "customer.created":
+            raise RuntimeError("the shop's receiver failed")
+
+    signals.webhook_received.connect(receiver, weak=False, dispatch_uid="fails_customer")
+    try:
+        applied, _known, left = service.apply_page(page, source=EventSource.RECONCILE)
+    finally:
+        signals.webhook_received.disconnect(dispatch_uid="fails_customer")
+    assert (applied, [e.kind for e in left]) == (1, ["customer.created"])
+    payment = Payment.objects.get()
+    assert payment.customer_id is None and payment.checkout_session.customer_id is None
+    connection.check_constraints()  # no link to a row that does not exist
+
+
+def renewed(sub_id, n):
+    period = {
+        "currentPeriodStart": f"2026-0{n}-01T00:00:00Z",
+        "currentPeriodEnd": f"2026-0{n + 1}-01T00:00:00Z",
+    }
+    return parse_event(build_event("subscription.renewed", {"id": sub_id, **period}))
+
+
+def test_a_pages_partial_events_are_applied_in_it_each_object_fetched_once(monkeypatch):
+    """A renewal's event carries only the period: the subscription is fetched once for the
+    page, before its transaction, and its events are applied on the page (not one by one)."""
+    from django_plugipay.specs import registered
+    from tests.factories import CustomerFactory, PlanFactory
+
+    spec = registered("subscription")
+    customer, plan = CustomerFactory(plugipay_id="cus_v"), PlanFactory(plugipay_id="plan_v")
+    whole = {
+        **spec.example,
+        "currentPeriodStart": "2026-03-01T00:00:00Z",
+        "currentPeriodEnd": "2026-04-01T00:00:00Z",
+        "updatedAt": "2026-03-01T00:00:00Z",
+    }
+    fetched = []
+    monkeypatch.setattr(type(spec), "fetch", lambda self, oid: fetched.append(oid) or dict(whole))
+    page = [renewed("sub_v", 1), renewed("sub_v", 2)]
+    with CaptureQueriesContext(connection) as ctx:
+        applied, _known, left = service.apply_page(page, source=EventSource.RECONCILE)
+    assert (applied, left, fetched) == (2, [], ["sub_v"])
+    _statements, control = split(ctx.captured_queries)
+    assert control.count("SAVEPOINT") + control.count("BEGIN") == 1, control
+    sub = spec.model.objects.get()
+    assert (sub.customer, sub.plan, sub.current_period_end.month) == (customer, plan, 4)
+
+
+def test_a_partial_event_whose_object_cannot_be_fetched_is_left_one_by_one(monkeypatch):
+    from django_plugipay.exceptions import TransientError
+    from django_plugipay.specs import registered
+
+    def down(self, oid):
+        raise TransientError("Plugipay did not answer")
+
+    monkeypatch.setattr(type(registered("subscription")), "fetch", down)
+    page = [parse_event(session_completed(5)), renewed("sub_x", 1)]
+    applied, _known, left = service.apply_page(page, source=EventSource.RECONCILE)
+    assert (applied, [e.kind for e in left]) == (1, ["subscription.renewed"])
+    assert not WebhookEvent.objects.filter(kind="subscription.renewed").exists()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django_plugipay import signals
 from django_plugipay.db import lock
 from django_plugipay.models import CheckoutSession, Payment, PaymentStatus, SessionStatus
 from django_plugipay.resources.checkout import CHECKOUT_SESSION
-from django_plugipay.resources.common import UPDATED_AT
+from django_plugipay.resources.common import UPDATED_AT, parent_fields
 from django_plugipay.specs import (
     Currency,
     Integer,
@@ -66,24 +68,20 @@ class PaymentSpec(ResourceSpec):
         "paidAt": "2026-01-01T00:00:00Z",
     }
 
-    def lock_parent(self, values, refs, context) -> CheckoutSession | None:
+    def lock_parent(self, values, refs, context) -> Any:
         """The session (or invoice) first (lock order), so a payment and what it paid never
         deadlock."""
         session = context.get("session")
         if session is None and refs.get("session_id"):
-            # Only what this hook reads: the rest of the row is not needed here.
             session = lock(
                 CHECKOUT_SESSION,
                 plugipay_id=refs["session_id"],
-                only=("customer_id", "amount", "currency"),
+                only=parent_fields(CheckoutSession),
             )
         invoice = context.get("invoice")
         if session is None and invoice is None and refs.get("invoice_id"):
-            invoice = lock(
-                registered("invoice"),
-                plugipay_id=refs["invoice_id"],
-                only=("customer_id", "currency"),
-            )
+            spec = registered("invoice")
+            invoice = lock(spec, plugipay_id=refs["invoice_id"], only=parent_fields(spec.model))
         if invoice is not None:
             values["invoice_id"] = invoice.pk
             if invoice.customer_id is not None:
@@ -98,7 +96,7 @@ class PaymentSpec(ResourceSpec):
             values["currency"] = values["currency"] or session.currency
         if values["amount"] is None:
             values["amount"] = 0
-        return session
+        return session if session is not None else invoice
 
     def after(self, row: Payment, moved_to, refs, event) -> list[Step]:
         """A new pending charge of an open session (its ``payment.updated`` may be all that

@@ -17,7 +17,7 @@ from django_plugipay.db import connection_for, execute, lock
 from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundStatus
 from django_plugipay.models.querysets import NOT_SUBMITTED
-from django_plugipay.resources.common import UPDATED_AT
+from django_plugipay.resources.common import UPDATED_AT, parent_fields
 from django_plugipay.resources.payments import PAYMENT
 from django_plugipay.specs import (
     Currency,
@@ -36,7 +36,7 @@ REFUND_REFERENCE_KEY = "django_plugipay_refund"
 #: a requested refund older than this is synced (submitted again with the same key)
 STUCK_REQUEST_AGE = dt.timedelta(minutes=5)
 #: what applying a refund reads of its (locked) payment
-PARENT_FIELDS = ("currency", "amount_refunded")
+PARENT_FIELDS = parent_fields(Payment)
 
 
 endpoint("refund", "/refunds", "create", "get", "list")

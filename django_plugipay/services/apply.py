@@ -148,6 +148,7 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
         _same_account(spec, row)
     before = None if created else spec.remember(row)
     moved_to = values.get("status") if created else _update(spec, row, values, refs, fills, partial)
+    _hand_over(row, parent)
     spec.changed(row, moved_to, parent)
     for signal in spec.transitions(row, moved_to, before):
         signal.send(sender=spec.model, instance=row, event=event)
@@ -155,6 +156,23 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
         _carry_out(step, event)
     send_first_entry(spec, row, event)
     return row
+
+
+def _hand_over(row: models.Model, parent: Any) -> None:
+    """Give ``row`` its locked parent as the related object a receiver reads
+    (``payment.checkout_session`` in a ``payment_succeeded`` receiver costs no query), when the
+    parent was read whole or all but its raw ``data`` (``resources.common.parent_fields``); a
+    parent read in part is left out, as each deferred field would be read back one query at a
+    time."""
+    if not isinstance(parent, models.Model) or parent.get_deferred_fields() - {"data"}:
+        return
+    for field in row._meta.concrete_fields:
+        if (
+            field.is_relation
+            and field.related_model is type(parent)
+            and getattr(row, field.attname) == parent.pk
+        ):
+            field.set_cached_value(row, parent)
 
 
 def _same_account(spec: ResourceSpec, row: Any) -> None:

@@ -21,11 +21,13 @@ from django_plugipay.db import (
     connection_for,
     discard_lost_connection,
     find,
+    forget_ids,
     insert_many,
     insert_new,
     insert_values,
     is_transient,
     lock_scope,
+    remembered_ids,
     run_atomic,
     run_statement,
     write_atomic,
@@ -376,25 +378,35 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
     its own savepoint, so the failing one is stored ``failed`` and the others apply (receivers
     of the rolled-back attempt ran in a transaction that never committed, as on a retry).
 
+    An event that carries too little of its object (a renewal's) is applied with the whole
+    object, fetched before the transaction begins (no HTTP call holds a lock; fetched after
+    the page was read, it is at least as fresh as every event on it).
+
     Returns ``(applied, already_known, left)``: ``left`` are the events to take one by one
     through :func:`process_event` — seen and failed before, failing now (an invalid object, a
-    receiver), or naming an object that must be fetched first (never inside this transaction).
+    receiver), naming an object that must be fetched first (never inside this transaction), or
+    whose whole object could not be fetched now.
     """
     known = dict(
         WebhookEvent.objects.filter(event_id__in=[e.id for e in events]).values_list(
             "event_id", "status"
         )
     )
-    fresh = list({e.id: e for e in events if e.id not in known and not _completing(e)}.values())
-    left = list(
-        {
-            e.id: e
-            for e in events
-            if known.get(e.id, EventStatus.RECEIVED if _completing(e) else DONE[0]) not in DONE
-        }.values()
-    )
+    whole = _fetch_whole([e for e in events if e.id not in known and _completing(e)])
+
+    def one_by_one(parsed: Event) -> bool:
+        if parsed.id in known:
+            return known[parsed.id] not in DONE
+        return parsed.id not in whole and bool(_completing(parsed))
+
+    fresh = list({e.id: e for e in events if e.id not in known and not one_by_one(e)}.values())
+    left = list({e.id: e for e in events if one_by_one(e)}.values())
 
     def run(isolated: bool) -> tuple[int, list[Event], list[Event]]:
+        with remembered_ids():
+            return _run(isolated)
+
+    def _run(isolated: bool) -> tuple[int, list[Event], list[Event]]:
         # Event rows first, in one statement (as a webhook inserts its event before it locks
         # anything), then the mirror rows in the lock order.
         rows = {row.event_id: row for row in insert_many(_new_rows(fresh, source), "event_id")}
@@ -406,9 +418,10 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
                 continue
             try:
                 with _savepoint() if isolated else contextlib.nullcontext():
-                    _apply(parsed, row)
+                    _apply(parsed, row, whole.get(parsed.id, ()))
                 applied += 1
             except Exception as exc:
+                forget_ids()  # what the savepoint wrote is gone
                 if is_transient(exc):  # the whole page is retried
                     raise
                 if not isolated:
@@ -427,6 +440,22 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
         applied, failed, raced = run_atomic(run, True)
     already = len({e.id for e in events}) - len(fresh) - len(left)
     return applied, already, left + failed + raced
+
+
+def _fetch_whole(events: list[Event]) -> dict[str, list[tuple[Any, Any]]]:
+    """The whole objects of a page's partial events, each fetched once, by event id; an event
+    whose object cannot be fetched now is missing (it is taken one by one, which records why)."""
+    fetched: dict[tuple[str, str], Any] = {}
+    whole = {}
+    for parsed in events:
+        try:
+            for spec, object_id in _completing(parsed):
+                if (spec.name, object_id) not in fetched:
+                    fetched[spec.name, object_id] = spec.fetch(object_id)
+        except Exception:  # noqa: BLE001 - process_event fetches it again and records a failure
+            continue
+        whole[parsed.id] = [(spec, fetched[spec.name, oid]) for spec, oid in _completing(parsed)]
+    return whole
 
 
 def _new_rows(events: list[Event], source: str) -> list[WebhookEvent]:
@@ -787,6 +816,11 @@ def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int]]:
     """One transaction: claim up to ``size`` queued events and apply them; return
     ``(claimed, left, failed)``: ``left`` the ids to apply one by one after the commit,
     ``failed`` those stored ``failed``."""
+    with remembered_ids():
+        return _apply_claimed(size, isolated)
+
+
+def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int]]:
     _hold_batch_lock()  # first: nothing else is held while it waits
     rows = list(
         accounts.own(WebhookEvent.objects.select_for_update(skip_locked=True))
@@ -808,6 +842,7 @@ def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int]]:
             with _savepoint() if isolated else contextlib.nullcontext():
                 _apply(event, row)
         except Exception as exc:
+            forget_ids()  # what the savepoint wrote is gone
             if is_transient(exc):  # the whole batch is retried
                 raise
             if not isolated:
