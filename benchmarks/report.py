@@ -455,14 +455,24 @@ def bounds(results: dict) -> list[str]:
             f"event on its own costs {applied['wall_ms']} ms (the table above), so the batch "
             "already shares most of the per-event work."
         )
-        if two:
+        used = cel.get("drain_cores_used")
+        if two and used:
+            ceiling = min(2.0, cores / used["all"]) if used["all"] else 2.0
             text += (
-                f" Two worker processes drained {two} events/s: the worker and its PostgreSQL "
-                f"backend take turns on one core, so {cores} cores leave room for a second "
-                "worker in principle; that it gains nothing here says the two batches wait on "
-                "each other (the rows of one payment's events claimed by both, and the lock a "
-                "worker takes before fetching what another batch holds), which this run does "
-                "not break down further."
+                f" While one worker drained, the machine's cores were busy {used['all']} of "
+                f"{cores} on average (the worker {used['worker']}, PostgreSQL "
+                f"{used['postgres']}, Redis {used['redis']}, the rest {used['rest']}), so a "
+                f"second worker could at most reach {ceiling:.2f}× one, short of 1.6×"
+                if ceiling < 1.6
+                else f" While one worker drained, the machine's cores were busy {used['all']} "
+                f"of {cores} on average, leaving room for a second worker ({ceiling:.2f}× "
+                "one at most)"
             )
+            text += (
+                f"; two worker processes drained {two} events/s "
+                f"({two / cel['drain_events_per_s']:.2f}× one)."
+            )
+        elif two:
+            text += f" Two worker processes drained {two} events/s."
         lines.append(text)
     return lines

@@ -105,3 +105,38 @@ class LoadWatch:
             "during_max_cores": round(max(self.samples, default=self.before), 2),
             "busy": self.before > BUSY_CORES or during > BUSY_CORES,
         }
+
+
+class CoreUse:
+    """Cores used, on average, by the parts of a run between ``__enter__`` and ``__exit__``:
+    the process tree rooted at ``pid`` (a Celery worker and its children), PostgreSQL, Redis
+    and the rest of the machine. A process that starts meanwhile counts from zero."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.parts: dict[str, float] = {}
+
+    def __enter__(self) -> CoreUse:
+        self._before, self._began = _processes(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        elapsed = time.monotonic() - self._began
+        after = _processes()
+        processes = {
+            pid: (ppid, name, ticks - self._before.get(pid, (0, "", 0))[2])
+            for pid, (ppid, name, ticks) in after.items()
+        }
+        tree = _ours({p: v for p, v in processes.items() if v[1] not in SERVICES}, self.pid)
+        parts = dict.fromkeys(("worker", "postgres", "redis", "rest"), 0)
+        for pid, (_ppid, name, used) in processes.items():
+            if pid in tree:
+                parts["worker"] += max(0, used)
+            elif name in ("postgres", "postmaster"):
+                parts["postgres"] += max(0, used)
+            elif name == "redis-server":
+                parts["redis"] += max(0, used)
+            else:
+                parts["rest"] += max(0, used)
+        self.parts = {part: round(ticks / TICK / elapsed, 2) for part, ticks in parts.items()}
+        self.parts["all"] = round(sum(ticks for ticks in parts.values()) / TICK / elapsed, 2)

@@ -1,6 +1,8 @@
 """The benchmark harness measures what it says: round trips counted, busy figures refused."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -8,10 +10,10 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from benchmarks.harness import QueryCounter
+from benchmarks.harness import ROOT, QueryCounter
 from benchmarks.report import busy_suites, targets
 from benchmarks.sampler import Sampler
-from benchmarks.watch import LoadWatch, _ours
+from benchmarks.watch import CoreUse, LoadWatch, _ours
 from django_plugipay.testing import wait_for
 
 
@@ -80,6 +82,41 @@ def test_the_load_watch_counts_processes_outside_the_benchmark():
     assert result["during_cores"] >= 0.2, result
     assert isinstance(result["busy"], bool)
     json.dumps(result)
+
+
+def test_core_use_splits_the_cpu_of_a_worker_tree_from_the_rest():
+    # A "worker" whose child burns a core: its CPU counts as the worker's (measured while it
+    # runs, as the drain is: a process that has ended has no CPU left to read).
+    loop = "import time\nt = time.time()\nwhile time.time() - t < 5: pass"
+    worker = subprocess.Popen(
+        ["sh", "-c", f'"{sys.executable}" -c "{loop}"; true'], start_new_session=True
+    )
+    try:
+        with CoreUse(worker.pid) as use:
+            time.sleep(1)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    assert use.parts["worker"] >= 0.2, use.parts
+    assert use.parts["all"] >= use.parts["worker"]
+    assert set(use.parts) == {"worker", "postgres", "redis", "rest", "all"}
+
+
+def test_the_two_worker_bound_is_read_from_the_cores_one_worker_kept_busy():
+    from benchmarks.report import bounds
+
+    results = json.loads((ROOT / "benchmarks" / "results" / "latest.json").read_text())
+    results["machine"]["cores"] = 2
+    used = {"worker": 0.9, "postgres": 0.7, "redis": 0.05, "rest": 0.05, "all": 1.7}
+    results["celery"].update(
+        drain_events_per_s=500.0,
+        default_concurrency={**results["celery"]["default_concurrency"], "events_per_s": 460.0},
+        drain_cores_used=used,
+    )
+    text = "\n".join(bounds(results))
+    assert "busy 1.7 of 2 on average" in text
+    assert "could at most reach 1.18× one, short of 1.6×" in text
+    assert "drained 460.0 events/s (0.92× one)" in text
 
 
 def test_the_sampler_attributes_cpu_to_the_innermost_app_frame():

@@ -12,6 +12,7 @@ import time
 
 from benchmarks.harness import ROOT, Scale, Server, broker, server_env, truncate
 from benchmarks.load import check_applied, make_events, send
+from benchmarks.watch import CoreUse
 
 
 def _ingest(scale: Scale, tag: str) -> tuple[dict, dict, dict, int]:
@@ -89,10 +90,11 @@ def _drain(concurrency: int, unique: int) -> dict:
             break
         time.sleep(0.05)
     began = time.perf_counter()
-    while time.perf_counter() < deadline:
-        if not WebhookEvent.objects.exclude(status__in=done).exists():
-            break
-        time.sleep(0.25)
+    with CoreUse(worker.pid) as use:  # what the drain kept busy, by part
+        while time.perf_counter() < deadline:
+            if not WebhookEvent.objects.exclude(status__in=done).exists():
+                break
+            time.sleep(0.25)
     drain = time.perf_counter() - began
     os.killpg(worker.pid, signal.SIGTERM)
     worker.wait(timeout=30)
@@ -101,6 +103,7 @@ def _drain(concurrency: int, unique: int) -> dict:
         "seconds": round(drain, 2),
         "events_per_s": round((unique - first) / drain, 1),
         "check": check_applied(unique),
+        "cores_used": use.parts,
     }
 
 
@@ -121,5 +124,6 @@ def run(scale: Scale) -> dict:
         "drain_seconds": single["seconds"],
         "drain_events_per_s": single["events_per_s"],
         "check": single["check"],
+        "drain_cores_used": single["cores_used"],
         "default_concurrency": default,
     }
