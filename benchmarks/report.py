@@ -457,16 +457,17 @@ def bounds(results: dict) -> list[str]:
         )
         used = cel.get("drain_cores_used")
         if two and used:
-            ceiling = min(2.0, cores / used["all"]) if used["all"] else 2.0
+            own = used["worker"] + used["postgres"] + used["redis"]
+            ceiling = min(2.0, cores / own) if own else 2.0
             text += (
-                f" While one worker drained, the machine's cores were busy {used['all']} of "
-                f"{cores} on average (the worker {used['worker']}, PostgreSQL "
-                f"{used['postgres']}, Redis {used['redis']}, the rest {used['rest']}), so a "
-                f"second worker could at most reach {ceiling:.2f}× one, short of 1.6×"
+                f" While one worker drained, it kept {own:.2f} of the machine's {cores} cores "
+                f"busy on average (the worker {used['worker']}, PostgreSQL {used['postgres']}, "
+                f"Redis {used['redis']}; everything else {used['rest']}), so a second worker "
+                f"could at most reach {ceiling:.2f}× one, short of 1.6×"
                 if ceiling < 1.6
-                else f" While one worker drained, the machine's cores were busy {used['all']} "
-                f"of {cores} on average, leaving room for a second worker ({ceiling:.2f}× "
-                "one at most)"
+                else f" While one worker drained, it kept {own:.2f} of the machine's {cores} "
+                f"cores busy on average, leaving room for a second worker ({ceiling:.2f}× one "
+                "at most)"
             )
             text += (
                 f"; two worker processes drained {two} events/s "

@@ -114,8 +114,8 @@ def test_the_two_worker_bound_is_read_from_the_cores_one_worker_kept_busy():
         drain_cores_used=used,
     )
     text = "\n".join(bounds(results))
-    assert "busy 1.7 of 2 on average" in text
-    assert "could at most reach 1.18× one, short of 1.6×" in text
+    assert "it kept 1.65 of the machine's 2 cores busy on average" in text
+    assert "could at most reach 1.21× one, short of 1.6×" in text
     assert "drained 460.0 events/s (0.92× one)" in text
 
 
