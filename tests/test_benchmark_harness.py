@@ -92,8 +92,9 @@ def test_core_use_splits_the_cpu_of_a_worker_tree_from_the_rest():
         ["sh", "-c", f'"{sys.executable}" -c "{loop}"; true'], start_new_session=True
     )
     try:
+        began = time.monotonic()
         with CoreUse(worker.pid) as use:
-            time.sleep(1)
+            wait_for(lambda: time.monotonic() - began >= 1, interval=0.1, message="a second")
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
