@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from django_plugipay import services
-from django_plugipay.api.accounts import ForRequestAccount
+from django_plugipay.api.accounts import ForRequestAccount, in_request_account
 from django_plugipay.api.permissions import CanManagePayouts, SeesPayouts
 from django_plugipay.api.views import Conflict, NewestFirst, UpstreamError, idempotency_key
 from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
@@ -122,7 +122,7 @@ class PayoutList(ForRequestAccount, generics.ListCreateAPIView):
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        return Payout.objects.all()
+        return in_request_account(Payout.objects.all())
 
     @extend_schema(
         request=PayoutRequestSerializer,
@@ -150,7 +150,9 @@ class PayoutDetail(ForRequestAccount, generics.RetrieveAPIView):
     serializer_class = PayoutSerializer
     lookup_field = "plugipay_id"
     lookup_url_kwarg = "id"
-    queryset = Payout.objects.all()
+
+    def get_queryset(self):
+        return in_request_account(Payout.objects.all())
 
 
 class PayoutMove(ForRequestAccount, generics.GenericAPIView):
@@ -159,10 +161,15 @@ class PayoutMove(ForRequestAccount, generics.GenericAPIView):
 
     permission_classes = [IsAuthenticated, SeesPayouts, CanManagePayouts]
     serializer_class = PayoutMoveSerializer
+    lookup_field = "plugipay_id"
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self):
+        return in_request_account(Payout.objects.all())
 
     @extend_schema(request=PayoutMoveSerializer, responses={200: PayoutSerializer})
     def post(self, request, id: str):
-        payout = generics.get_object_or_404(Payout, plugipay_id=id)
+        payout = self.get_object()
         data = self.get_serializer(data=request.data)
         data.is_valid(raise_exception=True)
         move = data.validated_data
@@ -203,7 +210,7 @@ class ReceiptList(ForRequestAccount, generics.ListAPIView):
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        return visible(Receipt.objects.all(), self.request.user)
+        return visible(in_request_account(Receipt.objects.all()), self.request.user)
 
 
 class ReceiptDetail(ForRequestAccount, generics.RetrieveAPIView):
@@ -213,4 +220,4 @@ class ReceiptDetail(ForRequestAccount, generics.RetrieveAPIView):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return visible(Receipt.objects.all(), self.request.user)
+        return visible(in_request_account(Receipt.objects.all()), self.request.user)
