@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from django_plugipay import accounts, permissions, services
 from django_plugipay.admin import tokens
-from django_plugipay.admin.actions import confirm_then, resync
+from django_plugipay.admin.actions import confirm_resync, confirm_then
 from django_plugipay.admin.display import MirrorAdmin, MirrorDisplay, admin_link, money
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import Account, LedgerEntry, Payout, PayoutStatus, Receipt
@@ -154,6 +154,17 @@ def cancel_payouts(modeladmin, request, queryset):
     )
 
 
+@admin.action(description=gettext_lazy("Re-sync selected from Plugipay…"), permissions=["view"])
+def resync(modeladmin, request, queryset):
+    """Fetch each payout from Plugipay. One Plugipay never acknowledged is settled (sent again
+    within its idempotency window, see ``submit_payout``) only for staff who may manage
+    payouts; for the others it is reported, not sent."""
+    send = modeladmin.has_manage_permission(request)
+    return confirm_resync(
+        modeladmin, request, queryset, perform=lambda p: services.sync_payout(payout=p, send=send)
+    )
+
+
 @admin.register(Payout)
 class PayoutAdmin(MirrorAdmin):
     list_display = [
@@ -187,9 +198,11 @@ class PayoutAdmin(MirrorAdmin):
         "note",
         "reference",
         "failure_reason",
+        "failure_code",
         "processed_at",
         "completed_at",
         "idempotency_key",
+        "submitted_at",
         "mode",
         "created_at",
         "synced_at",

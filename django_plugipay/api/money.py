@@ -105,8 +105,11 @@ class ReceiptSerializer(serializers.ModelSerializer):
 
 
 def _refused(exc: PlugipayError):
-    """A refusal (a payout error, a 4xx from Plugipay; a 409 move) is the caller's 4xx."""
+    """A refusal (a payout error, a 4xx from Plugipay; a 409 move, an Idempotency-Key used
+    for another payout) is the caller's 4xx."""
     if isinstance(exc, APIError) and exc.status == 409:
+        return Conflict(exc.message)
+    if isinstance(exc, PayoutError) and exc.code == "idempotency_mismatch":
         return Conflict(exc.message)
     if isinstance(exc, (APIError, PayoutError)):
         return ValidationError({getattr(exc, "field", None) or "non_field_errors": [exc.message]})
