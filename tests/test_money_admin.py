@@ -262,3 +262,22 @@ def test_resync_by_a_payout_manager_sends_an_unacknowledged_payout_once(
     resync(client, Payout.objects.get())  # again: the row is linked, only fetched
     [(made, status)] = remote_payouts(plugipay_sandbox)
     assert list(Payout.objects.values_list("plugipay_id", "status")) == [(made, "pending")]
+
+
+def test_the_receipt_email_page_of_an_id_that_is_not_a_number_is_a_404(client, plugipay_sandbox):
+    client.force_login(staff("change_receipt"))
+    assert client.get("/admin/django_plugipay/receipt/abc/email/").status_code == 404
+
+
+def test_a_receipt_document_is_sandboxed_on_the_shops_origin(client, plugipay_sandbox):
+    buyer = UserFactory()
+    customer = services.get_or_create_customer_for_user(user=buyer)
+    payment = plugipay_sandbox.paid_payment(amount=90_000, customer=customer)
+    url = reverse("plugipay:receipt_document", args=[payment.checkout_session.plugipay_id])
+    client.force_login(buyer)
+    for kind in ("html", "pdf"):
+        response = client.get(url, {"format": kind})
+        b"".join(response.streaming_content)
+        assert response.status_code == 200
+        assert response["Content-Security-Policy"] == "sandbox"
+        assert response["X-Content-Type-Options"] == "nosniff"

@@ -8,9 +8,10 @@ import csv
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
@@ -452,7 +453,9 @@ class ReceiptAdmin(MirrorAdmin):
     def email_one(self, request, object_id):
         if not self.has_email_permission(request):
             raise PermissionDenied
-        receipt = get_object_or_404(Receipt, pk=object_id)
+        receipt = self.get_object(request, unquote(object_id))
+        if receipt is None:
+            raise Http404(_("No such receipt."))
         response = email_receipts(self, request, Receipt.objects.filter(pk=receipt.pk))
         if response is None:
             return redirect(reverse("admin:django_plugipay_receipt_change", args=[receipt.pk]))
