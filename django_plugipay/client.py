@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -28,6 +29,13 @@ USER_AGENT = "django-plugipay/0.1"
 RETRY_AFTER_CAP = 60.0
 BACKOFF_CAP = 8.0
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+#: How long Plugipay answers a repeated ``Idempotency-Key`` with the first answer instead of
+#: running the write again (24 h, per workspace).
+IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
+#: A write whose answer was lost is sent again with its key only this long after it was first
+#: made: the window less an hour, for the clocks and the call itself. Past it, a repeat could
+#: make a second object; the write is looked for at Plugipay instead.
+RESEND_WINDOW = IDEMPOTENCY_WINDOW - dt.timedelta(hours=1)
 #: the header a platform key names the account it acts for with
 ON_BEHALF_OF_HEADER = "X-Plugipay-On-Behalf-Of"
 #: the last sentence of a credentials error (the doctor leaves it out: it is the doctor)

@@ -233,7 +233,8 @@ class ReceiptDocumentView(LoginRequiredMixin, View):
 
 def _stream_document(upstream: Any, kind: str, name: str) -> StreamingHttpResponse:
     """Stream a document Plugipay serves (a ``requests`` response, closed when done) inline
-    as ``name.kind``."""
+    as ``name.kind``. It is served on the shop's origin, so it is sandboxed: an HTML document
+    runs no script and reaches no cookie of the shop, and no browser sniffs it into HTML."""
 
     def chunks():
         with upstream:
@@ -245,6 +246,8 @@ def _stream_document(upstream: Any, kind: str, name: str) -> StreamingHttpRespon
     )
     filename = name.replace('"', "")
     response["Content-Disposition"] = f'inline; filename="{filename}.{kind}"'
+    response["Content-Security-Policy"] = "sandbox"
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 

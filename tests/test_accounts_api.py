@@ -132,3 +132,42 @@ def shop_in(account):
     from tests.test_accounts import shop
 
     return shop(account)
+
+
+def test_payouts_and_receipts_of_another_account_are_not_the_requests(two_accounts, settings):
+    from django_plugipay import accounts, services
+    from django_plugipay.models import Payout, Receipt
+    from tests.test_money_out import save_bank_account
+
+    sandbox, _secret = two_accounts
+    _customer, session = shop_in("merchant")
+    sandbox.pay(session)
+    with accounts.acting_for("merchant"):
+        save_bank_account()
+    theirs = services.create_payout(amount=10_000, account="merchant")
+    [receipt] = Receipt.objects.filter(account__alias="merchant")
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "API_ACCOUNT": "tests.test_accounts_api.staff_shop"}
+    # staff of the default account (the hook answers None for them)
+    own = client_for(staff_with("view_payout", "manage_payout", "view_receipt"))
+    assert own.get(f"{API}/payouts/").json()["results"] == []
+    assert own.get(f"{API}/payouts/{theirs.plugipay_id}/").status_code == 404
+    moved = own.post(
+        f"{API}/payouts/{theirs.plugipay_id}/move/", {"status": "canceled"}, format="json"
+    )
+    assert moved.status_code == 404
+    assert Payout.objects.get().status == "pending"
+    assert own.get(f"{API}/receipts/").json()["results"] == []
+    assert own.get(f"{API}/receipts/{receipt.plugipay_id}/").status_code == 404
+    # the merchant's staff see and move them
+    staff = staff_with("view_payout", "manage_payout", "view_receipt")
+    staff.username = "merchant-staff"
+    staff.save()
+    merchant = client_for(staff)
+    assert [p["id"] for p in merchant.get(f"{API}/payouts/").json()["results"]] == [
+        theirs.plugipay_id
+    ]
+    assert merchant.get(f"{API}/receipts/{receipt.plugipay_id}/").status_code == 200
+    moved = merchant.post(
+        f"{API}/payouts/{theirs.plugipay_id}/move/", {"status": "canceled"}, format="json"
+    )
+    assert moved.status_code == 200 and moved.json()["status"] == "canceled"

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Permission
 from django.template import Context
 from django.test import override_settings
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 from django_plugipay import services
 from django_plugipay.models import LedgerEntry, Payout, Receipt
@@ -226,3 +226,58 @@ def test_the_mark_actions_are_named_in_the_language_of_the_request():
         "Tandai pencairan sudah dibayar…",
         "Tandai pencairan gagal…",
     ]
+
+
+def resync(client, row):
+    return client.post(PAYOUTS, {"_selected_action": [row.pk], "action": "resync", "post": "yes"})
+
+
+def remote_payouts(sandbox):
+    return [(p["id"], p["status"]) for p in sandbox.state().get("payouts", [])]
+
+
+def test_resync_by_staff_who_may_only_view_payouts_never_sends_one(client, funded):
+    canceled = Payout.objects.create(amount=60_000, idempotency_key="payout_review_1")
+    services.cancel_payout(payout=canceled)  # never sent: canceled here
+    unsent = Payout.objects.create(amount=50_000, idempotency_key="payout_review_2")
+    client.force_login(staff())  # view_payout, no manage_payout
+    page = resync(client, canceled)
+    resync(client, unsent)
+    rows = set(Payout.objects.values_list("pk", "plugipay_id", "status"))
+    assert rows == {(canceled.pk, None, "canceled"), (unsent.pk, None, "pending")}
+    assert services.balance().locked == 0
+    assert page.status_code == 302
+    messages = [str(m) for m in client.get(PAYOUTS).context["messages"]]
+    assert any("manage payouts" in m for m in messages), messages
+
+
+def test_resync_by_a_payout_manager_sends_an_unacknowledged_payout_once(
+    client, funded, plugipay_sandbox
+):
+    row = Payout.objects.create(
+        amount=50_000, idempotency_key="payout_review_3", submitted_at=timezone.now()
+    )
+    client.force_login(staff("manage_payout"))
+    resync(client, row)
+    resync(client, Payout.objects.get())  # again: the row is linked, only fetched
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert list(Payout.objects.values_list("plugipay_id", "status")) == [(made, "pending")]
+
+
+def test_the_receipt_email_page_of_an_id_that_is_not_a_number_is_a_404(client, plugipay_sandbox):
+    client.force_login(staff("change_receipt"))
+    assert client.get("/admin/django_plugipay/receipt/abc/email/").status_code == 404
+
+
+def test_a_receipt_document_is_sandboxed_on_the_shops_origin(client, plugipay_sandbox):
+    buyer = UserFactory()
+    customer = services.get_or_create_customer_for_user(user=buyer)
+    payment = plugipay_sandbox.paid_payment(amount=90_000, customer=customer)
+    url = reverse("plugipay:receipt_document", args=[payment.checkout_session.plugipay_id])
+    client.force_login(buyer)
+    for kind in ("html", "pdf"):
+        response = client.get(url, {"format": kind})
+        b"".join(response.streaming_content)
+        assert response.status_code == 200
+        assert response["Content-Security-Policy"] == "sandbox"
+        assert response["X-Content-Type-Options"] == "nosniff"

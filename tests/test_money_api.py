@@ -68,3 +68,31 @@ def test_receipts_are_their_owners(plugipay_sandbox):
     assert client_for(buyer).get(f"{API}/receipts/{mine.plugipay_id}/").status_code == 200
     staff = client_for(staff_with("view_receipt"))
     assert len(staff.get(f"{API}/receipts/").json()["results"]) == 2
+
+
+def test_an_idempotency_key_replayed_with_another_amount_is_a_409(funded):
+    manager = client_for(staff_with("manage_payout"))
+    headers = {"HTTP_IDEMPOTENCY_KEY": "weekly-2"}
+    made = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
+    other = manager.post(f"{API}/payouts/", {"amount": 25_000}, format="json", **headers)
+    assert (made.status_code, other.status_code) == (201, 409)
+    assert Payout.objects.count() == 1
+
+
+def test_two_requests_racing_with_one_idempotency_key_make_one_payout(funded, monkeypatch):
+    from django_plugipay.api.views import idempotency_key
+    from django_plugipay.services import payouts
+
+    user = staff_with("view_payout", "manage_payout")
+
+    def balance_while_the_other_request_inserts(**kw):
+        # the other request with the same header passed the same check and stored first
+        Payout.objects.create(amount=10_000, idempotency_key=idempotency_key(user, "k-9"))
+        return funded
+
+    monkeypatch.setattr(payouts, "balance", balance_while_the_other_request_inserts)
+    headers = {"HTTP_IDEMPOTENCY_KEY": "k-9"}
+    response = client_for(user).post(
+        f"{API}/payouts/", {"amount": 10_000}, format="json", **headers
+    )
+    assert response.status_code == 200 and Payout.objects.count() == 1

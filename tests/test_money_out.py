@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db.models import Sum
+from django.utils import timezone
 
 from django_plugipay import services, signals
 from django_plugipay.client import get_client
-from django_plugipay.exceptions import APIError, PayoutError
+from django_plugipay.exceptions import APIError, PayoutError, TransientError
 from django_plugipay.models import Delivery, LedgerEntry, Payout, Receipt
 from django_plugipay.services.payouts import ledger_is_balanced
 from tests.test_deliveries import durable  # noqa: F401 (a fixture)
@@ -265,3 +268,137 @@ def test_plugipay_sync_money_mirrors_the_ledger_and_receipts_since_its_last_run(
     call_command("plugipay_sync", "--money", stdout=out)
     assert "0 ledger entries and 0 receipts synced" in out.getvalue()
     assert count(signal_log, "receipt_issued") == 1
+
+
+# ── a payout whose create answer was lost ─────────────────────────────────────
+
+
+@pytest.fixture
+def funded(plugipay_sandbox, settings, monkeypatch):
+    """A funded account, the client's retries off, and the balance read once: the fault
+    below is for the create call alone (the balance shares the /payouts prefix)."""
+    from django_plugipay.services import payouts
+
+    plugipay_sandbox.paid_payment(amount=250_000)
+    save_bank_account()
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "MAX_RETRIES": 0}
+    funds = services.balance()
+    monkeypatch.setattr(payouts, "balance", lambda **kw: funds)
+    return funds
+
+
+def lose_the_answer(sandbox, amount):
+    """A payout Plugipay made whose answer never came back: the row has no Plugipay id."""
+    sandbox.fault("drop_after_commit", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=amount)
+    row = Payout.objects.get(plugipay_id=None)  # (its webhook may have brought a row of its own)
+    assert row.submitted_at is not None
+    return row
+
+
+def remote_payouts(sandbox):
+    return [(p["id"], p["status"]) for p in sandbox.state().get("payouts", [])]
+
+
+def a_day_later(sandbox, monkeypatch):
+    """Both clocks 25 h on: past Plugipay's idempotency window."""
+    later = timezone.now() + dt.timedelta(hours=25)
+    sandbox.advance(25 * 3600)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+
+
+def test_a_payout_whose_answer_was_lost_is_linked_by_a_later_sync_and_made_once(
+    plugipay_sandbox, funded
+):
+    row = lose_the_answer(plugipay_sandbox, 70_000)
+    synced = services.sync_object(row)  # within the window: sent again with its key
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    # one row (the webhook's, if it came first, takes the key): linked to the one payout
+    [local] = Payout.objects.values_list("plugipay_id", "idempotency_key", "status")
+    assert local == (made, row.idempotency_key, "pending") and synced.plugipay_id == made
+
+
+def test_past_the_idempotency_window_a_lost_payout_is_looked_for_never_sent_again(
+    plugipay_sandbox, funded, monkeypatch
+):
+    services.create_payout(amount=70_000)  # another payout of the same amount, linked here
+    row = lose_the_answer(plugipay_sandbox, 70_000)
+    a_day_later(plugipay_sandbox, monkeypatch)
+    synced = services.sync_object(row)
+    remote = dict(remote_payouts(plugipay_sandbox))
+    assert len(remote) == 2, remote  # nothing sent again
+    mine = Payout.objects.get(idempotency_key=row.idempotency_key)
+    other = Payout.objects.exclude(idempotency_key=row.idempotency_key).get()
+    assert Payout.objects.count() == 2 and not Payout.objects.filter(plugipay_id=None).exists()
+    assert synced.plugipay_id == mine.plugipay_id != other.plugipay_id
+    assert {mine.plugipay_id, other.plugipay_id} == set(remote)
+
+
+def test_past_the_window_a_payout_plugipay_never_made_is_marked_failed_and_not_sent(
+    plugipay_sandbox, funded, monkeypatch, caplog
+):
+    # sent (the request never arrived), its answer never came
+    row = Payout.objects.create(
+        amount=60_000, idempotency_key="payout_x", submitted_at=timezone.now()
+    )
+    a_day_later(plugipay_sandbox, monkeypatch)
+    failed = services.submit_payout(row)
+    assert remote_payouts(plugipay_sandbox) == []
+    assert (failed.status, failed.failure_code) == ("failed", "not_at_plugipay")
+    assert "not made at Plugipay" in caplog.text
+    with pytest.raises(PayoutError):  # failed is terminal: never sent after
+        services.submit_payout(failed)
+    assert remote_payouts(plugipay_sandbox) == []
+
+
+def test_a_retry_plugipay_refuses_marks_the_payout_failed_and_keeps_the_row(
+    plugipay_sandbox, funded
+):
+    row = Payout.objects.create(amount=funded.available + 1, idempotency_key="payout_y")
+    refused = services.submit_payout(row)
+    assert Payout.objects.filter(pk=row.pk).exists()
+    assert (refused.status, refused.failure_code) == ("failed", "insufficient_balance")
+
+
+def test_a_canceled_payout_is_never_sent(plugipay_sandbox, funded):
+    row = Payout.objects.create(amount=60_000, idempotency_key="payout_z")
+    assert services.cancel_payout(payout=row).status == "canceled"  # never sent: here only
+    with pytest.raises(PayoutError) as refused:
+        services.submit_payout(row)
+    assert refused.value.code == "not_pending"
+    services.sync_object(row)
+    assert remote_payouts(plugipay_sandbox) == []
+
+
+def test_canceling_a_payout_whose_answer_was_lost_cancels_it_at_plugipay(
+    plugipay_sandbox, funded, signal_log
+):
+    row = lose_the_answer(plugipay_sandbox, 50_000)
+    canceled = services.cancel_payout(payout=row)
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert (canceled.plugipay_id, canceled.status, status) == (made, "canceled", "cancelled")
+    assert get_client().request("GET", "/payouts/balance")[0]["locked"] == 0
+    assert count(signal_log, "payout_canceled") == 1
+
+
+def test_canceling_a_lost_payout_past_the_window_finds_it_and_cancels_it_there(
+    plugipay_sandbox, funded, monkeypatch
+):
+    row = lose_the_answer(plugipay_sandbox, 50_000)
+    a_day_later(plugipay_sandbox, monkeypatch)
+    canceled = services.cancel_payout(payout=row)
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert (canceled.plugipay_id, canceled.status, status) == (made, "canceled", "cancelled")
+
+
+def test_a_replayed_idempotency_key_with_other_parameters_is_refused(plugipay_sandbox, funded):
+    first = services.create_payout(amount=10_000, note="Mingguan", idempotency_key="k-2")
+    again = services.create_payout(amount=10_000, note="Mingguan", idempotency_key="k-2")
+    assert again.replayed and again.pk == first.pk
+    for changed in ({"amount": 11_000}, {"note": "Bulanan"}, {"currency": "USD"}):
+        request = {"amount": 10_000, "note": "Mingguan", **changed}
+        with pytest.raises(PayoutError) as refused:
+            services.create_payout(idempotency_key="k-2", **request)
+        assert refused.value.code == "idempotency_mismatch"
+    assert len(remote_payouts(plugipay_sandbox)) == 1

@@ -288,3 +288,14 @@ def test_a_paid_invoices_receipt_arrives_and_staff_open_it_by_the_invoice_id(
     assert pdf.status_code == 200 and b"".join(pdf.streaming_content).startswith(b"%PDF")
     client.force_login(UserFactory(is_staff=True))
     assert client.get(url).status_code == 404
+
+
+def test_an_idempotency_key_is_the_accounts_own(two_accounts):
+    sandbox, _secret = two_accounts
+    fund_both(sandbox)
+    theirs = services.create_payout(amount=10_000, idempotency_key="k-1", account="merchant")
+    ours = services.create_payout(amount=10_000, idempotency_key="k-1")  # the default account
+    assert not ours.replayed and ours.pk != theirs.pk
+    assert (ours.account.alias, theirs.account.alias) == ("default", "merchant")
+    again = services.create_payout(amount=10_000, idempotency_key="k-1", account="merchant")
+    assert again.replayed and again.pk == theirs.pk

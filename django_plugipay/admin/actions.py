@@ -63,6 +63,11 @@ def _sync(obj) -> None:
 
 @admin.action(description=gettext_lazy("Re-sync selected from Plugipay…"), permissions=["view"])
 def resync(modeladmin, request, queryset):
+    return confirm_resync(modeladmin, request, queryset)
+
+
+def confirm_resync(modeladmin, request, queryset, perform: Callable = _sync):
+    """The "Re-sync" confirmation page and its run, each object synced by ``perform``."""
     return confirm_then(
         modeladmin,
         request,
@@ -73,7 +78,7 @@ def resync(modeladmin, request, queryset):
             "Fetch these objects from Plugipay and apply any change (signals fire for "
             "changes not seen before)?"
         ),
-        perform=_sync,
+        perform=perform,
         done=lambda n: (
             ngettext("%(count)d object re-synced.", "%(count)d objects re-synced.", n)
             % {"count": n}

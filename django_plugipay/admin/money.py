@@ -8,9 +8,10 @@ import csv
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
@@ -20,7 +21,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from django_plugipay import accounts, permissions, services
 from django_plugipay.admin import tokens
-from django_plugipay.admin.actions import confirm_then, resync
+from django_plugipay.admin.actions import confirm_resync, confirm_then
 from django_plugipay.admin.display import MirrorAdmin, MirrorDisplay, admin_link, money
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import Account, LedgerEntry, Payout, PayoutStatus, Receipt
@@ -154,6 +155,17 @@ def cancel_payouts(modeladmin, request, queryset):
     )
 
 
+@admin.action(description=gettext_lazy("Re-sync selected from Plugipay…"), permissions=["view"])
+def resync(modeladmin, request, queryset):
+    """Fetch each payout from Plugipay. One Plugipay never acknowledged is settled (sent again
+    within its idempotency window, see ``submit_payout``) only for staff who may manage
+    payouts; for the others it is reported, not sent."""
+    send = modeladmin.has_manage_permission(request)
+    return confirm_resync(
+        modeladmin, request, queryset, perform=lambda p: services.sync_payout(payout=p, send=send)
+    )
+
+
 @admin.register(Payout)
 class PayoutAdmin(MirrorAdmin):
     list_display = [
@@ -187,9 +199,11 @@ class PayoutAdmin(MirrorAdmin):
         "note",
         "reference",
         "failure_reason",
+        "failure_code",
         "processed_at",
         "completed_at",
         "idempotency_key",
+        "submitted_at",
         "mode",
         "created_at",
         "synced_at",
@@ -439,7 +453,9 @@ class ReceiptAdmin(MirrorAdmin):
     def email_one(self, request, object_id):
         if not self.has_email_permission(request):
             raise PermissionDenied
-        receipt = get_object_or_404(Receipt, pk=object_id)
+        receipt = self.get_object(request, unquote(object_id))
+        if receipt is None:
+            raise Http404(_("No such receipt."))
         response = email_receipts(self, request, Receipt.objects.filter(pk=receipt.pk))
         if response is None:
             return redirect(reverse("admin:django_plugipay_receipt_change", args=[receipt.pk]))

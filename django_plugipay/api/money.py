@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from django_plugipay import services
-from django_plugipay.api.accounts import ForRequestAccount
+from django_plugipay.api.accounts import ForRequestAccount, in_request_account
 from django_plugipay.api.permissions import CanManagePayouts, SeesPayouts
 from django_plugipay.api.views import Conflict, NewestFirst, UpstreamError, idempotency_key
 from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
@@ -105,8 +105,11 @@ class ReceiptSerializer(serializers.ModelSerializer):
 
 
 def _refused(exc: PlugipayError):
-    """A refusal (a payout error, a 4xx from Plugipay; a 409 move) is the caller's 4xx."""
+    """A refusal (a payout error, a 4xx from Plugipay; a 409 move, an Idempotency-Key used
+    for another payout) is the caller's 4xx."""
     if isinstance(exc, APIError) and exc.status == 409:
+        return Conflict(exc.message)
+    if isinstance(exc, PayoutError) and exc.code == "idempotency_mismatch":
         return Conflict(exc.message)
     if isinstance(exc, (APIError, PayoutError)):
         return ValidationError({getattr(exc, "field", None) or "non_field_errors": [exc.message]})
@@ -122,7 +125,7 @@ class PayoutList(ForRequestAccount, generics.ListCreateAPIView):
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        return Payout.objects.all()
+        return in_request_account(Payout.objects.all())
 
     @extend_schema(
         request=PayoutRequestSerializer,
@@ -150,7 +153,9 @@ class PayoutDetail(ForRequestAccount, generics.RetrieveAPIView):
     serializer_class = PayoutSerializer
     lookup_field = "plugipay_id"
     lookup_url_kwarg = "id"
-    queryset = Payout.objects.all()
+
+    def get_queryset(self):
+        return in_request_account(Payout.objects.all())
 
 
 class PayoutMove(ForRequestAccount, generics.GenericAPIView):
@@ -159,10 +164,15 @@ class PayoutMove(ForRequestAccount, generics.GenericAPIView):
 
     permission_classes = [IsAuthenticated, SeesPayouts, CanManagePayouts]
     serializer_class = PayoutMoveSerializer
+    lookup_field = "plugipay_id"
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self):
+        return in_request_account(Payout.objects.all())
 
     @extend_schema(request=PayoutMoveSerializer, responses={200: PayoutSerializer})
     def post(self, request, id: str):
-        payout = generics.get_object_or_404(Payout, plugipay_id=id)
+        payout = self.get_object()
         data = self.get_serializer(data=request.data)
         data.is_valid(raise_exception=True)
         move = data.validated_data
@@ -203,7 +213,7 @@ class ReceiptList(ForRequestAccount, generics.ListAPIView):
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        return visible(Receipt.objects.all(), self.request.user)
+        return visible(in_request_account(Receipt.objects.all()), self.request.user)
 
 
 class ReceiptDetail(ForRequestAccount, generics.RetrieveAPIView):
@@ -213,4 +223,4 @@ class ReceiptDetail(ForRequestAccount, generics.RetrieveAPIView):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return visible(Receipt.objects.all(), self.request.user)
+        return visible(in_request_account(Receipt.objects.all()), self.request.user)

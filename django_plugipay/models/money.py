@@ -90,10 +90,21 @@ class Payout(MirrorModel):
     idempotency_key = models.CharField(
         _("idempotency key"),
         max_length=64,
-        unique=True,
         null=True,
         blank=True,
         help_text=_("Sent with every attempt to create this payout, so Plugipay makes one."),
+    )
+    submitted_at = models.DateTimeField(
+        _("submitted at"),
+        null=True,
+        blank=True,
+        help_text=_("When this payout was last sent to Plugipay; empty when it never was."),
+    )
+    failure_code = models.CharField(
+        _("failure code"),
+        max_length=64,
+        blank=True,
+        help_text=_("Why the payout failed here without Plugipay saying so."),
     )
     one_off = models.BooleanField(
         _("one-off bank account"),
@@ -121,6 +132,10 @@ class Payout(MirrorModel):
             ),
             models.CheckConstraint(
                 condition=Q(method__in=PayoutMethod.values), name="plugipay_payout_method_valid"
+            ),
+            # Plugipay scopes a key to the workspace: two accounts may use the same one.
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key"], name="plugipay_payout_key_per_account"
             ),
         ]
 

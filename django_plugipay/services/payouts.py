@@ -18,15 +18,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import requests
+from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from django_plugipay import accounts, datetimes, permissions, signals
 from django_plugipay.accounts import takes_account
-from django_plugipay.client import get_client
+from django_plugipay.client import RESEND_WINDOW, get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.context import current_account_pk
-from django_plugipay.db import lock, lock_scope, run_atomic
+from django_plugipay.db import lock, lock_scope, run_atomic, save_fields
 from django_plugipay.exceptions import APIError, PayoutError, PlugipayError, TransientError
 from django_plugipay.models import (
     CheckoutSession,
@@ -41,7 +42,7 @@ from django_plugipay.models import (
 from django_plugipay.money import check_amount, format_amount
 from django_plugipay.resources.money import LEDGER_ENTRY, MARK_ACTIONS, PAYOUT, RECEIPT
 from django_plugipay.services._queue import enqueue
-from django_plugipay.services.apply import advance, move, sends_unsent
+from django_plugipay.services.apply import advance, move, sends_unsent, sync_object
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ RECEIPTS_CURSOR = "receipts"
 PAGE_SIZE = 100
 #: bank fields of a one-off payout, as the API names them
 BANK_FIELDS = ("bankCode", "bankName", "accountNumber", "accountHolder")
+#: How far Plugipay's clock may be from ours when a payout is looked for by when it was made.
+CLOCK_SKEW = dt.timedelta(minutes=10)
+#: ``failure_code`` of a payout whose answer was lost, sent too long ago to be sent again, and
+#: not found at Plugipay: it was never made there.
+NOT_AT_PLUGIPAY = "not_at_plugipay"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,15 +143,20 @@ def create_payout(
     Refused with :class:`PayoutError` (``code="insufficient_balance"``) above the available
     balance. The row is stored with an idempotency key (``idempotency_key``, or a fresh one)
     before Plugipay is called, and every attempt sends that key, so Plugipay makes one payout
-    whatever the retries; a second call with the same key returns the first payout
-    (``payout.replayed`` is True).
+    whatever the retries; a second call with the same key (in the same account, as at
+    Plugipay) returns the first payout (``payout.replayed`` is True), also when the two race,
+    and with another amount, currency, note or bank account raises :class:`PayoutError`
+    ``idempotency_mismatch``.
     """
-    if idempotency_key:
-        earlier = Payout.objects.filter(idempotency_key=idempotency_key).first()
-        if earlier is not None:
-            earlier.replayed = True
-            return earlier
     currency = (currency or "IDR").upper()
+    inline = {k: str(v) for k, v in (bank_account or {}).items() if k in BANK_FIELDS and v}
+    request = {"amount": amount, "currency": currency, "note": note or "", "inline": inline}
+    if idempotency_key:
+        earlier = Payout.objects.filter(
+            account_id=current_account_pk(), idempotency_key=idempotency_key
+        ).first()
+        if earlier is not None:
+            return _replay(earlier, **request)
     refusal = payout_refusal(amount=amount, currency=currency, available=None)
     if refusal is None:
         refusal = payout_refusal(
@@ -153,80 +164,293 @@ def create_payout(
         )
     if refusal is not None:
         raise refusal
-    inline = {k: str(v) for k, v in (bank_account or {}).items() if k in BANK_FIELDS and v}
-    payout = Payout.objects.create(
-        amount=amount,
-        currency=currency,
-        note=note or "",
-        status=PayoutStatus.PENDING,
-        idempotency_key=idempotency_key or f"payout_{uuid.uuid4().hex}",
-        one_off=bool(inline),
-        bank_code=inline.get("bankCode", ""),
-        bank_name=inline.get("bankName", ""),
-        bank_account_last4=inline.get("accountNumber", "")[-4:],
-        bank_account_holder=inline.get("accountHolder", ""),
-    )
+    try:
+        payout = run_atomic(
+            Payout.objects.create,
+            amount=amount,
+            currency=currency,
+            note=note or "",
+            status=PayoutStatus.PENDING,
+            idempotency_key=idempotency_key or f"payout_{uuid.uuid4().hex}",
+            submitted_at=timezone.now(),  # sent right below: from now on it may exist there
+            one_off=bool(inline),
+            bank_code=inline.get("bankCode", ""),
+            bank_name=inline.get("bankName", ""),
+            bank_account_last4=inline.get("accountNumber", "")[-4:],
+            bank_account_holder=inline.get("accountHolder", ""),
+        )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        # a concurrent request with the same key stored its payout first: that one is it
+        winner = Payout.objects.get(
+            account_id=current_account_pk(), idempotency_key=idempotency_key
+        )
+        return _replay(winner, **request)
     row = _submit(payout, inline)
     row.replayed = False
     return row
 
 
+def _replay(payout: Payout, *, amount, currency, note, inline) -> Payout:
+    """The payout an earlier request with the same key made, if this request is the same."""
+    same = (
+        payout.amount == amount
+        and payout.currency == currency
+        and payout.note == note
+        and payout.one_off == bool(inline)
+        and (not inline or payout.bank_account_last4 == inline.get("accountNumber", "")[-4:])
+    )
+    if not same:
+        raise PayoutError(
+            _("This Idempotency-Key was used for a different payout request."),
+            code="idempotency_mismatch",
+        )
+    payout.replayed = True
+    return payout
+
+
 @takes_account
 def submit_payout(payout: Payout) -> Payout:
-    """Send a payout Plugipay has not acknowledged yet again, with its key (a retry after a
-    timeout); a one-off payout's bank details were not kept, so it is refused."""
-    if payout.plugipay_id:
-        return payout
-    if payout.one_off:
-        raise PayoutError(
-            _(
-                "Payout #%(pk)s was sent to a one-off bank account whose details are not kept; "
-                "cancel it and create a new payout."
+    """Settle a payout Plugipay has not acknowledged (its create answer lost): the row is
+    locked and read again, and only a ``pending`` one without a Plugipay id is acted on.
+
+    Within :data:`~django_plugipay.client.RESEND_WINDOW` of its creation it is sent again with
+    its idempotency key, so Plugipay answers with the payout it made, or makes it now; a
+    refusal (4xx) marks it ``failed``. An older one is never sent again (Plugipay has forgotten
+    the key: a repeat would pay out twice): it is looked for at Plugipay and linked when found,
+    else marked ``failed`` with ``failure_code`` :data:`NOT_AT_PLUGIPAY`. A canceled or failed
+    row is refused with :class:`PayoutError`, as is a one-off payout that was never sent
+    (its bank details were not kept)."""
+    row, act = run_atomic(_claim_unsent, payout.pk, canceling=False)
+    if act == "send":
+        return _send_again(row, refused=PayoutStatus.FAILED)
+    if act == "look":
+        return _look_for(row, missing=PayoutStatus.FAILED)
+    return row
+
+
+def _claim_unsent(pk: int, *, canceling: bool) -> tuple[Payout, str]:
+    """What to do with an unacknowledged payout, decided under its lock: ``"done"`` (known to
+    Plugipay, or ended here), ``"send"`` (sent again now: ``submitted_at`` is stamped in this
+    transaction, before the call), ``"look"`` (look for it at Plugipay) or, ``canceling``,
+    ``"canceled"`` (never sent: canceled here, in this transaction). A row created longer ago
+    than :data:`RESEND_WINDOW` is looked for, never sent, even with ``submitted_at`` empty
+    (rows older than that field may have been sent); a one-off row is never sent again (its
+    bank details are not kept)."""
+    with lock_scope():
+        row = lock(PAYOUT, pk=pk)
+        if row is None:
+            raise Payout.DoesNotExist(f"payout #{pk} no longer exists")
+        if row.plugipay_id:
+            return row, "done"
+        if row.status != PayoutStatus.PENDING:
+            if canceling:
+                return row, "done"
+            raise PayoutError(
+                _("Payout #%(pk)s is %(status)s here; it is not sent to Plugipay again.")
+                % {"pk": row.pk, "status": row.get_status_display().lower()},
+                code="not_pending",
             )
-            % {"pk": payout.pk},
-            code="one_off",
+        if row.submitted_at is None and (canceling or row.one_off):
+            if not canceling:
+                raise _one_off_refusal(row)
+            move(PAYOUT, row, PayoutStatus.CANCELED, {"completed_at": timezone.now()})
+            return row, "canceled"
+        now = timezone.now()
+        if row.one_off or now - row.created_at >= RESEND_WINDOW:
+            return row, "look"
+        row.submitted_at = now
+        save_fields(row, ["submitted_at", "updated_at"])
+        return row, "send"
+
+
+def _one_off_refusal(payout: Payout) -> PayoutError:
+    return PayoutError(
+        _(
+            "Payout #%(pk)s was sent to a one-off bank account whose details are not kept; "
+            "cancel it and create a new payout."
         )
-    return _submit(payout, {})
+        % {"pk": payout.pk},
+        code="one_off",
+    )
 
 
-def _submit(payout: Payout, inline: Mapping[str, str]) -> Payout:
+def _body(payout: Payout, inline: Mapping[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {"amount": payout.amount, "currency": payout.currency}
     if payout.note:
         body["note"] = payout.note
     body.update(inline)
+    return body
+
+
+def _submit(payout: Payout, inline: Mapping[str, str]) -> Payout:
+    """The first attempt of :func:`create_payout`."""
     try:
-        obj = get_client().create_payout(body, idempotency_key=payout.idempotency_key)
+        obj = get_client().create_payout(
+            _body(payout, inline), idempotency_key=payout.idempotency_key
+        )
     except APIError as exc:
         # Refused outright: nothing was created at Plugipay; the request leaves no row.
         Payout.objects.filter(pk=payout.pk, plugipay_id=None).delete()
         raise PayoutError(exc.message, code=exc.code, status=exc.status, field=exc.field) from exc
-    row = advance(PAYOUT, obj, context={"local_pk": payout.pk})
+    return _link(payout, obj)
+
+
+def _send_again(payout: Payout, *, refused: str) -> Payout:
+    """Send an unacknowledged payout again with its key (within the window); a refusal (4xx)
+    ends the row in ``refused`` — nothing exists at Plugipay — instead of deleting it."""
+    try:
+        obj = get_client().create_payout(_body(payout, {}), idempotency_key=payout.idempotency_key)
+    except APIError as exc:
+        logger.warning(
+            "plugipay payout %s refused when sent again: %s",
+            payout.pk,
+            exc,
+            extra={"payout_id": payout.pk, "request_id": exc.request_id},
+        )
+        return run_atomic(
+            _end_unsent, payout.pk, refused, code=exc.code or "refused", reason=exc.message
+        )
+    return _link(payout, obj)
+
+
+def _link(payout: Payout, obj: Mapping[str, Any]) -> Payout:
+    """Apply the payout Plugipay answered with to the row that asked for it."""
+    try:
+        row = advance(PAYOUT, obj, context={"local_pk": payout.pk})
+    except IntegrityError:
+        # Its webhook stored the payout as a row of its own meanwhile (the id is unique): read
+        # again, that row is found by its id and is the payout.
+        row = advance(PAYOUT, obj, context={"local_pk": payout.pk})
     if row.pk != payout.pk:  # a webhook mirrored it first: that row is the payout
         Payout.objects.filter(pk=payout.pk, plugipay_id=None).delete()
         Payout.objects.filter(pk=row.pk, idempotency_key=None).update(
-            idempotency_key=payout.idempotency_key
+            idempotency_key=payout.idempotency_key, submitted_at=payout.submitted_at
         )
     return row
 
 
-sends_unsent(Payout, submit_payout)
+def _look_for(payout: Payout, *, missing: str) -> Payout:
+    """Link an unacknowledged payout that may not be sent again to the one Plugipay made for
+    it, found by amount, currency, note and time; none found: it was never made, and the row
+    ends in ``missing``."""
+    found = _find_at_plugipay(payout)
+    if found is not None:
+        logger.info(
+            "plugipay payout %s found at Plugipay as %s",
+            payout.pk,
+            found.get("id"),
+            extra={"payout_id": payout.pk, "plugipay_id": found.get("id")},
+        )
+        return _link(payout, found)
+    logger.warning(
+        "plugipay payout %s was not made at Plugipay; it is %s here",
+        payout.pk,
+        missing,
+        extra={"payout_id": payout.pk, "failure_code": NOT_AT_PLUGIPAY},
+    )
+    return run_atomic(
+        _end_unsent,
+        payout.pk,
+        missing,
+        code=NOT_AT_PLUGIPAY,
+        reason="Plugipay has no payout of this amount from when it was sent: it was never made.",
+    )
+
+
+def _find_at_plugipay(payout: Payout) -> dict[str, Any] | None:
+    """The oldest payout at Plugipay made between this row's creation and its last send
+    (give or take :data:`CLOCK_SKEW`) with its amount, currency and note, that no other
+    payout made here already claims. The API keeps no reference of ours on a payout (no
+    metadata), so these are what identify it."""
+    since = payout.created_at - CLOCK_SKEW
+    until = (payout.submitted_at or payout.created_at) + CLOCK_SKEW
+    candidates = []
+    for obj in get_client().list_payouts(limit=PAGE_SIZE):  # newest first
+        made = datetimes.parse(obj.get("createdAt") or "")
+        if made is None or made > until:
+            continue
+        if made < since:
+            break
+        if (
+            obj.get("amount") == payout.amount
+            and (obj.get("currency") or "IDR") == payout.currency
+            and (obj.get("note") or "") == payout.note
+        ):
+            candidates.append(obj)
+    claimed = set(
+        Payout.objects.filter(plugipay_id__in=[c.get("id") for c in candidates])
+        .exclude(idempotency_key=None)
+        .values_list("plugipay_id", flat=True)
+    )
+    free = [c for c in candidates if c.get("id") not in claimed]
+    return free[-1] if free else None
+
+
+def _end_unsent(pk: int, status: str, *, code: str, reason: str) -> Payout:
+    """End a payout Plugipay never made (``failed`` or ``canceled``), unless it got its
+    Plugipay id or ended meanwhile."""
+    with lock_scope():
+        row = lock(PAYOUT, pk=pk)
+        if row.plugipay_id or row.status != PayoutStatus.PENDING:
+            return row
+        fields: dict[str, Any] = {"completed_at": timezone.now()}
+        if status == PayoutStatus.FAILED:
+            fields["failure_reason"] = reason
+        move(PAYOUT, row, status, fields)
+        if status == PayoutStatus.FAILED:
+            row.failure_code = code
+            save_fields(row, ["failure_code", "updated_at"])
+        return row
+
+
+@takes_account
+def sync_payout(*, payout: Payout, send: bool = False) -> Payout:
+    """Fetch the payout from Plugipay and apply it. One Plugipay has not acknowledged is
+    settled by :func:`submit_payout` — which may send it — only with ``send`` True (the
+    caller may pay out); else :class:`PayoutError` ``not_submitted``. One that ended here
+    (canceled, failed) is returned as it is."""
+    payout.refresh_from_db(fields=["status", "plugipay_id"])  # a stale row is not sent
+    if payout.plugipay_id:
+        return sync_object(payout)
+    if payout.status != PayoutStatus.PENDING:
+        return payout
+    if not send:
+        raise PayoutError(
+            _(
+                "Payout #%(pk)s has not reached Plugipay; only staff who may manage payouts "
+                "can send it again."
+            )
+            % {"pk": payout.pk},
+            code="not_submitted",
+        )
+    return submit_payout(payout)
+
+
+# ``sync_object`` of a payout Plugipay never acknowledged: a code path, trusted to pay out.
+sends_unsent(Payout, lambda payout: sync_payout(payout=payout, send=True))
 
 
 @takes_account
 def cancel_payout(*, payout: Payout) -> Payout:
-    """Cancel a pending payout at Plugipay (409 :class:`APIError` once it left); a payout
-    Plugipay never acknowledged is canceled here."""
+    """Cancel a pending payout at Plugipay (409 :class:`APIError` once it left).
+
+    A payout Plugipay never acknowledged is canceled here only when it was never sent. One
+    that was sent may exist there: within the idempotency window it is sent again with its
+    key to learn its id (made now if it never arrived), past it looked for; then it is
+    canceled at Plugipay. Refused when sent again, or not found, it is canceled here."""
     if not payout.plugipay_id:
-        return run_atomic(_cancel_unsent, payout)
+        row, act = run_atomic(_claim_unsent, payout.pk, canceling=True)
+        if act == "send":
+            row = _send_again(row, refused=PayoutStatus.CANCELED)
+        elif act == "look":
+            row = _look_for(row, missing=PayoutStatus.CANCELED)
+        if not row.plugipay_id:  # canceled here, or ended: nothing exists at Plugipay
+            return row
+        payout = row
     obj = get_client().cancel_payout(payout.plugipay_id)
     return advance(PAYOUT, obj)
-
-
-def _cancel_unsent(payout: Payout) -> Payout:
-    with lock_scope():
-        row = lock(PAYOUT, pk=payout.pk)
-        move(PAYOUT, row, PayoutStatus.CANCELED, {"completed_at": timezone.now()})
-        return row
 
 
 @takes_account
@@ -471,6 +695,7 @@ __all__ = [
     "receipt_document",
     "receipt_for",
     "submit_payout",
+    "sync_payout",
     "sync_ledger",
     "sync_missing_receipts",
     "sync_receipts",
