@@ -115,6 +115,40 @@ def test_a_refund_whose_answer_was_lost_is_linked_by_the_sweeper_never_made_twic
     assert len(plugipay_sandbox.state()["refunds"]) == 1
 
 
+@pytest.mark.parametrize("made", [True, False], ids=["made", "never made"])
+def test_a_refund_unacknowledged_past_the_idempotency_window_is_looked_for_not_sent_again(
+    plugipay_sandbox, made
+):
+    """Plugipay keeps a key 24 h: past that, sending again could refund twice. A refund Plugipay
+    made is found by the reference it carries and linked; one it never made is sent, once."""
+    payment = plugipay_sandbox.paid_payment(30_000)
+    if made:
+        refund = services.refund_payment(payment=payment, amount=10_000, reason="duplicate")
+        plugipay_sandbox.flush()
+        refund.refresh_from_db()
+        sent = refund.plugipay_id
+    else:
+        plugipay_sandbox.fault("http_500", count=20, path_prefix="/api/v1/refunds")
+        refund = services.refund_payment(payment=payment, amount=10_000, reason="duplicate")
+        plugipay_sandbox.clear_faults()
+        assert not plugipay_sandbox.state()["refunds"]
+    a_day_ago = timezone.now() - dt.timedelta(hours=25)
+    Refund.objects.filter(pk=refund.pk).update(
+        plugipay_id=None,
+        status=RefundStatus.REQUESTED,
+        failure_code=NOT_SUBMITTED,
+        created_at=a_day_ago,
+    )
+    plugipay_sandbox.advance(25 * 3600)  # Plugipay has forgotten the key
+    assert services.sweep()["refunds"] == 1
+    refund.refresh_from_db()
+    remote = plugipay_sandbox.state()["refunds"]
+    assert len(remote) == 1, remote
+    assert refund.plugipay_id == remote[0]["id"] and refund.failure_code == ""
+    if made:
+        assert refund.plugipay_id == sent
+
+
 def test_a_resubmitted_refund_page_returns_its_first_outcome_and_refunds_once(
     plugipay_sandbox, client
 ):

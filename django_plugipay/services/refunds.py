@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from django_plugipay import accounts
 from django_plugipay.accounts import takes_account
-from django_plugipay.client import get_client
+from django_plugipay.client import RESEND_WINDOW, get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
@@ -239,6 +239,11 @@ def submit_refund(*, refund: Refund) -> Refund:
     if refund.status != RefundStatus.REQUESTED:
         return refund
     payment = refund.payment
+    if timezone.now() - refund.created_at >= RESEND_WINDOW:
+        # Plugipay may have forgotten the key: a repeat could refund twice. Look first.
+        made = _made_at_plugipay(refund)
+        if made is not None:
+            return _link_made(refund, made)
     body = {
         "amount": refund.amount,
         "reason": refund.reason or None,
@@ -264,11 +269,46 @@ def submit_refund(*, refund: Refund) -> Refund:
         return mark_refund_failed(
             refund, code=exc.code or "refused", message=exc.message, data=data
         )
-    # Link the row to the refund Plugipay made first (a transaction retried on a fresh
-    # connection): if the database went away during the call, that is what must survive.
+    return _link_made(refund, obj)
+
+
+def _link_made(refund: Refund, obj: dict) -> Refund:
+    """Link the row to the refund Plugipay made (a transaction retried on a fresh
+    connection): if the database went away during the call, that is what must survive."""
     row = upsert_refund(obj)
     run_atomic(_clear_not_submitted, refund.pk)
     return row
+
+
+#: at most this many of a payment's refunds are read looking for one made for a row
+LOOKUP_LIMIT = 1000
+
+
+def _made_at_plugipay(refund: Refund) -> dict | None:
+    """The refund Plugipay made for this row, found among its payment's refunds by the
+    reference every refund made here carries (``metadata``), or None: it was never made, and
+    sending it now makes it once."""
+    payment = refund.payment
+    session = payment.checkout_session
+    filters = {"chargeId": payment.plugipay_id}
+    if session is not None:  # the older API filters by source; both are sent
+        filters["sourceId"] = session.plugipay_id
+    for seen, obj in enumerate(get_client().list_refunds(**filters)):
+        if seen >= LOOKUP_LIMIT:
+            break
+        metadata = obj.get("metadata")
+        if (
+            isinstance(metadata, dict)
+            and metadata.get(REFUND_REFERENCE_KEY) == refund.idempotency_key
+        ):
+            logger.info(
+                "plugipay refund %s found at Plugipay as %s",
+                refund.pk,
+                obj.get("id"),
+                extra={"refund_id": refund.pk, "plugipay_id": obj.get("id")},
+            )
+            return obj
+    return None
 
 
 def _clear_not_submitted(refund_id: int) -> None:
