@@ -168,7 +168,7 @@ def _hand_over(row: models.Model, parent: Any) -> None:
         return
     for field in row._meta.concrete_fields:
         if (
-            field.is_relation
+            isinstance(field, models.ForeignKey)
             and field.related_model is type(parent)
             and getattr(row, field.attname) == parent.pk
         ):
