@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 
 from django_plugipay import accounts
 from django_plugipay.conf import app_settings
-from django_plugipay.context import acting
+from django_plugipay.context import acting, current_account_pk
 from django_plugipay.exceptions import ConfigurationError
 from django_plugipay.models import Account
 
@@ -20,6 +20,13 @@ def request_account(request: Any) -> Any:
     or a sync is made with the account of the row it acts on, whatever the hook says."""
     hook = app_settings.API_ACCOUNT
     return hook(request) if hook is not None else None
+
+
+def in_request_account(queryset: Any) -> Any:
+    """The rows of ``queryset`` in the account the request acts for (inside a
+    :class:`ForRequestAccount` view: :func:`request_account`, the default account when the
+    hook answers None), for staff too: another account's rows are not the request's."""
+    return queryset.filter(account_id=current_account_pk())
 
 
 class ForRequestAccount:
