@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
 from django.core.signals import setting_changed
-from django.db import models
+from django.db import models, transaction
 from django.db.models import ProtectedError, Q
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
@@ -30,7 +30,8 @@ from django_plugipay import context
 from django_plugipay.conf import DEFAULT_ACCOUNT, app_settings
 from django_plugipay.context import Acting, acting
 from django_plugipay.db import discard_lost_connection
-from django_plugipay.models import Account, Mode
+from django_plugipay.exceptions import ConfigurationError
+from django_plugipay.models import Account, Mode, SyncCursor
 
 T = TypeVar("T")
 
@@ -98,12 +99,84 @@ def sync_accounts(using: str | None = None) -> list[Account]:
         if entry["ACCOUNT_ID"]:
             wanted["plugipay_id"] = entry["ACCOUNT_ID"]
         if entry["ACCOUNT_ID"]:  # a provisioned row takes the alias the settings give it
-            manager.filter(plugipay_id=entry["ACCOUNT_ID"]).exclude(alias=alias).update(alias=alias)
+            _take_alias(manager, alias, entry["ACCOUNT_ID"])
         account, created = manager.get_or_create(alias=alias, defaults=wanted)
         changed = {k: v for k, v in wanted.items() if getattr(account, k) != v}
         if changed and not created:
             manager.filter(pk=account.pk).update(**changed)
     return list(manager.order_by("pk"))
+
+
+def _take_alias(manager: Any, alias: str, plugipay_id: str) -> None:
+    """Give the row of ``plugipay_id`` (provisioned under another alias) the alias ``alias``.
+
+    A row already holding the alias without a Plugipay id (the alias was configured before its
+    ``acc_…`` id was) is the same account: what points at it moves to the provisioned row and it
+    goes. When both rows hold data, or the alias belongs to another ``acc_…`` id, which rows are
+    whose is the project's call: a ``ConfigurationError`` names both rows and the fix."""
+    with transaction.atomic(using=manager.db):
+        found = manager.select_for_update().filter(plugipay_id=plugipay_id).exclude(alias=alias)
+        provisioned = found.first()
+        if provisioned is None:
+            return
+        named = manager.select_for_update().filter(alias=alias).first()
+        if named is not None:
+            if named.plugipay_id is not None:
+                raise ConfigurationError(
+                    f'PLUGIPAY["ACCOUNTS"][{alias!r}] names {plugipay_id}, but the alias '
+                    f"{alias!r} belongs to the Account row of {named.plugipay_id} (pk "
+                    f"{named.pk}) and {plugipay_id} has its own row ({provisioned.alias!r}, pk "
+                    f"{provisioned.pk}). Configure {plugipay_id} under another alias, or give "
+                    f"{alias!r} back its ACCOUNT_ID {named.plugipay_id}."
+                )
+            databases = {manager.db, database_of(alias), database_of(provisioned.alias)}
+            databases.discard(None)
+            mine, theirs = _held(named, databases), _held(provisioned, databases)
+            if mine and theirs:
+                raise ConfigurationError(
+                    f'PLUGIPAY["ACCOUNTS"][{alias!r}] names {plugipay_id}, but two Account rows '
+                    f"hold data: {alias!r} (pk {named.pk}, made before its Plugipay id was "
+                    f"configured: {', '.join(mine)}) and {provisioned.alias!r} (pk "
+                    f"{provisioned.pk}, provisioned for {plugipay_id}: {', '.join(theirs)}). "
+                    f"Configure {plugipay_id} under another alias to keep them apart, or delete "
+                    f"the rows of one of them, then run again."
+                )
+            for database in sorted(databases):  # type: ignore[type-var]
+                _move_rows(named.pk, provisioned.pk, database)
+            manager.filter(pk=named.pk).delete()
+        manager.filter(pk=provisioned.pk).update(alias=alias)
+
+
+def _pointing() -> Iterator[tuple[type[models.Model], str]]:
+    """Each model with a foreign key to Account, and the key's column name."""
+    for relation in Account._meta.get_fields(include_hidden=True):  # their related_name is "+"
+        if relation.auto_created and not relation.concrete:
+            yield relation.related_model, relation.field.attname  # type: ignore[union-attr,misc]
+
+
+def _held(account: Account, databases: set) -> list[str]:
+    """What rows belong to ``account`` besides its sync cursors, e.g. ``["Payment: 2"]``."""
+    held = []
+    for model, column in _pointing():
+        if model is SyncCursor:
+            continue
+        count = sum(
+            model._base_manager.using(db).filter(**{column: account.pk}).count() for db in databases
+        )
+        if count:
+            held.append(f"{model.__name__}: {count}")
+    return held
+
+
+def _move_rows(source: int, target: int, database: str) -> None:
+    """Point what points at the account ``source`` at ``target`` instead (a sync cursor the
+    target has already is kept, the other dropped)."""
+    for model, column in _pointing():
+        rows = model._base_manager.using(database).filter(**{column: source})
+        if model is SyncCursor:
+            taken = SyncCursor._base_manager.using(database).filter(account_id=target)
+            rows.filter(name__in=taken.values("name")).delete()
+        rows.update(**{column: target})
 
 
 def _default() -> Known:

@@ -14,11 +14,14 @@ from django.urls import NoReverseMatch, reverse
 
 from django_plugipay.conf import (
     ACCOUNT_KEYS,
+    CREDENTIAL_FIX,
     DEFAULT_ACCOUNT,
     DEFAULTS,
+    ENV_FALLBACKS,
     PROCESSING_MODES,
     TASKS_MODES,
     app_settings,
+    credential_problem,
 )
 from django_plugipay.webhooks import DEFAULT_TOLERANCE
 
@@ -70,6 +73,10 @@ def check_settings(app_configs=None, **kwargs) -> list:
                 "PLUGIPAY_SECRET environment variables), or PLUGIPAY['API_KEY'].",
             )
         )
+
+    for name in ("KEY_ID", "SECRET", "API_KEY", "WEBHOOK_SECRETS"):
+        where = f"PLUGIPAY[{name!r}]" if name in user else f"{ENV_FALLBACKS[name]} (environment)"
+        errors.extend(_credential_errors(where, app_settings.raw(name), "django_plugipay.E012"))
 
     secrets = app_settings.raw("WEBHOOK_SECRETS")
     if not isinstance(secrets, (list, tuple)) or not all(isinstance(s, str) and s for s in secrets):
@@ -178,6 +185,20 @@ def check_settings(app_configs=None, **kwargs) -> list:
     return errors
 
 
+def _credential_errors(where: str, value: Any, check_id: str) -> list:
+    """An error for ``value`` (a key, a secret, or a list of secrets) that cannot be sent."""
+    listed = isinstance(value, (list, tuple))
+    values = value if listed else [value]
+    if isinstance(value, str) and "WEBHOOK_SECRET" in where:
+        values = [s.strip() for s in value.split(",")]  # "new,old" during a rotation
+    for index, one in enumerate(values):
+        problem = credential_problem(one)
+        if problem is not None:
+            item = f"[{index}]" if listed else ""
+            return [Error(f"{where}{item} {problem}.", id=check_id, hint=CREDENTIAL_FIX)]
+    return []
+
+
 @register(Tags.security, deploy=False)
 def check_accounts(app_configs=None, **kwargs) -> list:
     """``PLUGIPAY["ACCOUNTS"]``: each alias a dict of known keys, with a way to call Plugipay
@@ -245,6 +266,10 @@ def check_accounts(app_configs=None, **kwargs) -> list:
                         hint="Copy the account id from the Plugipay dashboard, e.g. 'acc_01H…'.",
                     )
                 )
+        for key in ("KEY_ID", "SECRET", "API_KEY", "WEBHOOK_SECRETS"):
+            errors.extend(
+                _credential_errors(f"{name}[{key!r}]", entry.get(key), "django_plugipay.E077")
+            )
         own = entry.get("API_KEY") or (entry.get("KEY_ID") and entry.get("SECRET"))
         if not own and not behalf:
             errors.append(

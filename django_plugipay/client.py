@@ -20,6 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from django_plugipay.conf import CREDENTIAL_FIX, app_settings, credential_problem
 from django_plugipay.context import acting
 from django_plugipay.exceptions import APIError, ConfigurationError, PlugipayError, TransientError
 
@@ -107,6 +108,10 @@ class PlugipayClient:
                 "Plugipay credentials are missing: set PLUGIPAY['KEY_ID'] and ['SECRET'] "
                 "(or ['API_KEY'])."
             )
+        for label, value in (("key id", key_id), ("secret", secret), ("API key", api_key)):
+            problem = credential_problem(value)
+            if problem is not None:  # else requests fails later, e.g. with a UnicodeEncodeError
+                raise ConfigurationError(f"The Plugipay {label} {problem}. {CREDENTIAL_FIX}")
         self.key_id, self.secret, self.api_key = key_id, secret, api_key
         self.base_url = base_url.rstrip("/")
         self.api_prefix = "/" + api_prefix.strip("/")
@@ -126,7 +131,9 @@ class PlugipayClient:
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> PlugipayClient:
-        return cls(**{**_options_from_settings(), **overrides})
+        options = _options_from_settings()
+        _refuse_unsendable(None, {k: v for k, v in options.items() if k not in overrides})
+        return cls(**{**options, **overrides})
 
     @staticmethod
     def _new_session() -> requests.Session:
@@ -583,8 +590,6 @@ def _reason(exc: Exception) -> str:
 
 
 def _options_from_settings(alias: str | None = None) -> dict[str, Any]:
-    from django_plugipay.conf import app_settings
-
     entry = app_settings.ACCOUNTS.get(alias or "") if alias else None
     if entry is None:  # the default account, or one provisioned here (the platform key's)
         entry = {
@@ -604,6 +609,20 @@ def _options_from_settings(alias: str | None = None) -> dict[str, Any]:
     }
 
 
+def _refuse_unsendable(alias: str | None, options: dict[str, Any]) -> None:
+    """Raise ``ConfigurationError`` naming the setting of a key or secret that cannot be sent
+    (``manage.py check`` reports it too: ``E012``, ``E077``)."""
+    configured = app_settings.raw("ACCOUNTS")
+    entry = configured.get(alias) if alias and isinstance(configured, dict) else None
+    for key in ("KEY_ID", "SECRET", "API_KEY"):
+        value = options.get(key.lower())
+        problem = credential_problem(value)
+        if problem is not None:
+            own = isinstance(entry, dict) and entry.get(key) == value
+            where = f"PLUGIPAY['ACCOUNTS'][{alias!r}][{key!r}]" if own else f"PLUGIPAY[{key!r}]"
+            raise ConfigurationError(f"{where} {problem}. {CREDENTIAL_FIX}")
+
+
 def get_client() -> PlugipayClient:
     """The client for the current settings and the account acting now (its own credentials,
     or the platform key on behalf of it), cached while the settings stay the same."""
@@ -613,6 +632,7 @@ def get_client() -> PlugipayClient:
     key = tuple(options.values())
     cached = _clients.get(key)
     if cached is None:
+        _refuse_unsendable(now.alias if now is not None else None, options)
         cached = _clients[key] = PlugipayClient(**options)
     return cached
 

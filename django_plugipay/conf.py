@@ -78,6 +78,27 @@ PROCESSING_MODES = ("inline", "celery")
 TASKS_MODES = ("auto", "celery", "django", "inline")
 
 
+def credential_problem(value: object) -> str | None:
+    """What makes ``value`` unusable as a Plugipay key id, key or secret (None: nothing): they
+    travel in HTTP headers and signatures, printable ASCII without spaces. The usual cause is
+    the docs' ``…`` placeholder pasted as it is, or a line break copied with the key."""
+    if not isinstance(value, str):
+        return None
+    for char in value:
+        if char.isspace():
+            return f"contains whitespace ({char!r})"
+        if not char.isascii() or not char.isprintable():
+            return f"contains {char!r}, which cannot be sent (only printable ASCII can)"
+    return None
+
+
+#: How to fix a key or secret :func:`credential_problem` refuses.
+CREDENTIAL_FIX = (
+    "Paste the whole value from the Plugipay dashboard (a '…' in the docs stands for the rest "
+    "of it), without spaces or line breaks."
+)
+
+
 class AppSettings:
     """Typed access to ``settings.PLUGIPAY``; every read goes to settings, so overrides apply."""
 

@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 
 from django_plugipay import accounts, durable_receiver, services, signals
+from django_plugipay.exceptions import ConfigurationError
 from django_plugipay.models import (
     Account,
     CheckoutSession,
@@ -189,6 +190,67 @@ def test_an_unnamed_accounts_id_is_learned_from_its_first_event(db, client, sett
     assert response.status_code == 200, response.content
     assert Account.objects.get(alias="brand_b").plugipay_id == "acc_brand_b"
     assert Customer.objects.get(plugipay_id="cus_b").account.alias == "brand_b"
+
+
+def _configure_sg(settings, sandbox, entry):
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        **sandbox.platform_settings(),
+        "ACCOUNTS": {"sg": {**entry, "NAME": "Singapore"}},
+    }
+
+
+def _provision_sg():
+    return services.provision_account(
+        account_id="acc_sg", brand_name="Singapore", business_email="sg@shop.test"
+    )
+
+
+def test_an_alias_configured_before_its_id_becomes_the_account_provisioned_for_it(
+    plugipay_sandbox, settings
+):
+    """multi-tenant.md's "sg" first (no acc_ id), a sync for it, then the account provisioned
+    and "sg" configured on behalf of it: one row, the cursor moved to it."""
+    _configure_sg(settings, plugipay_sandbox, {"API_KEY": "sk_test_sg"})
+    first = accounts.get_account("sg")
+    assert first.plugipay_id is None
+    SyncCursor.objects.create(account=first, name="events")
+    provisioned = _provision_sg()
+    customer = services.create_customer(email=EMAIL, account=provisioned)
+    _configure_sg(settings, plugipay_sandbox, {"ON_BEHALF_OF": "acc_sg"})
+
+    with accounts.acting_for("sg") as found:
+        assert (found.pk, found.plugipay_id) == (provisioned.pk, "acc_sg")
+    row = Account.objects.get(alias="sg")
+    assert (row.pk, row.plugipay_id, row.platform) == (provisioned.pk, "acc_sg", True)
+    assert not Account.objects.filter(pk=first.pk).exists()
+    assert SyncCursor.objects.get(name="events").account_id == row.pk
+    customer.refresh_from_db()
+    assert customer.account_id == row.pk
+
+
+def test_two_rows_with_data_for_one_alias_are_a_configuration_error(plugipay_sandbox, settings):
+    _configure_sg(settings, plugipay_sandbox, {"API_KEY": "sk_test_sg"})
+    Customer.objects.create(plugipay_id="cus_old", email=EMAIL, account=accounts.get_account("sg"))
+    provisioned = _provision_sg()
+    services.create_customer(email=EMAIL, account=provisioned)
+    _configure_sg(settings, plugipay_sandbox, {"ON_BEHALF_OF": "acc_sg"})
+
+    with pytest.raises(ConfigurationError) as raised:
+        accounts.sync_accounts()
+    message = str(raised.value)
+    assert "'sg' (pk " in message and "'acc_sg' (pk " in message
+    assert "Customer: 1" in message and "under another alias" in message
+    assert Account.objects.filter(alias__in=["sg", "acc_sg"]).count() == 2
+
+
+def test_an_alias_of_another_accounts_id_is_a_configuration_error(plugipay_sandbox, settings):
+    _configure_sg(settings, plugipay_sandbox, {"API_KEY": "sk_test_sg", "ACCOUNT_ID": "acc_old"})
+    accounts.sync_accounts()
+    _provision_sg()
+    _configure_sg(settings, plugipay_sandbox, {"ON_BEHALF_OF": "acc_sg"})
+    with pytest.raises(ConfigurationError, match="belongs to the Account row of acc_old"):
+        accounts.sync_accounts()
 
 
 def test_client_for_sends_on_behalf_of_for_a_platform_account(db, settings):

@@ -171,3 +171,47 @@ def test_payouts_and_receipts_of_another_account_are_not_the_requests(two_accoun
         f"{API}/payouts/{theirs.plugipay_id}/move/", {"status": "canceled"}, format="json"
     )
     assert moved.status_code == 200 and moved.json()["status"] == "canceled"
+
+
+def rows_of(account):
+    """A paid session with a refund, and a subscription with an invoice, in ``account``."""
+    from django_plugipay import accounts
+    from tests.factories import InvoiceFactory, RefundFactory
+
+    with accounts.acting_for(account):
+        refund = RefundFactory()
+        invoice = InvoiceFactory()
+    payment = refund.payment
+    return {
+        "payments": payment.plugipay_id,
+        "checkout-sessions": payment.checkout_session.plugipay_id,
+        "refunds": refund.plugipay_id,
+        "subscriptions": invoice.subscription.plugipay_id,
+        "invoices": invoice.plugipay_id,
+    }
+
+
+def listed(client, kind):
+    body = client.get(f"{API}/{kind}/").json()
+    return {row["id"] for row in (body["results"] if isinstance(body, dict) else body)}
+
+
+@pytest.mark.parametrize("hook", [None, "tests.test_accounts_api.staff_shop"])
+def test_staff_read_the_rows_of_the_request_account_only(two_accounts, settings, hook):
+    """Staff who see every row see every row of the account the request acts for: the
+    default account when API_ACCOUNT is unset or answers None, else the one it names."""
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "API_ACCOUNT": hook}
+    own, theirs = rows_of("default"), rows_of("merchant")
+    staff = staff_with(
+        "view_payment", "view_checkoutsession", "view_refund", "view_subscription", "view_invoice"
+    )
+    if hook is not None:
+        staff.username = "merchant-staff"
+        staff.save()
+        own, theirs = theirs, own
+    client = client_for(staff)
+    for kind in ("payments", "subscriptions", "invoices"):
+        assert listed(client, kind) == {own[kind]}, kind
+    for kind in ("payments", "checkout-sessions", "refunds", "subscriptions"):
+        assert client.get(f"{API}/{kind}/{own[kind]}/").status_code == 200, kind
+        assert client.get(f"{API}/{kind}/{theirs[kind]}/").status_code == 404, kind

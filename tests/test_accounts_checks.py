@@ -25,6 +25,14 @@ def ids(settings, accounts):
         ({"default": {"API_KEY": "sk_test_x"}}, ["django_plugipay.E072"]),
         ({"m": {"ON_BEHALF_OF": "ws_m", "WEBHOOK_SECRETS": ["w"]}}, ["django_plugipay.E073"]),
         ({"m": {"API_KEY": "sk_test_m"}}, ["django_plugipay.W070"]),
+        (
+            {"acme": {"API_KEY": "sk_live_acme…", "WEBHOOK_SECRETS": ["whsec_acme"]}},
+            ["django_plugipay.E077"],
+        ),
+        (
+            {"sg": {"KEY_ID": "pk_sg", "SECRET": "sk_sg", "WEBHOOK_SECRETS": ["whsec_sg\n"]}},
+            ["django_plugipay.E077"],
+        ),
     ],
 )
 def test_account_entries_are_checked(settings, accounts, expected):
@@ -49,3 +57,12 @@ def test_the_account_database_hook_needs_the_router(settings):
     assert [m.id for m in check_accounts()] == ["django_plugipay.E075"]
     settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
     assert check_accounts() == []
+
+
+def test_a_key_that_cannot_be_sent_names_the_entry_and_key(settings):
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "ACCOUNTS": {"acme": {"API_KEY": "sk_live_acme…", "WEBHOOK_SECRETS": ["whsec_a"]}},
+    }
+    [message] = check_accounts()
+    assert message.msg.startswith("PLUGIPAY['ACCOUNTS']['acme']['API_KEY'] contains '…'")

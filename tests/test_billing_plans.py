@@ -61,6 +61,22 @@ def test_ensure_plans_creates_once_then_changes_only_what_differs(plugipay_sandb
     assert back.prices_added == 1 and back.plan.prices.filter(active=True).count() == 2
 
 
+def test_portal_features_missing_on_either_side_count_as_false(plugipay_sandbox):
+    """Plugipay stores all five flags; a definition listing two (as the tutorial's) is the same."""
+    two = {**MEMBER, "portalFeatures": {"selfServeCancel": True, "updatePaymentMethod": True}}
+    [created] = services.ensure_plans(definitions={"member": two})
+    assert len(created.plan.portal_features) == 5  # the rest stored as false
+    [again] = services.ensure_plans(definitions={"member": two})
+    assert again.action == "unchanged" and again.fixed_differences == ()
+    spelled_out = {**two["portalFeatures"], "selfServePause": False}
+    [same] = services.ensure_plans(definitions={"member": {**two, "portalFeatures": spelled_out}})
+    assert same.fixed_differences == ()
+    [other] = services.ensure_plans(
+        definitions={"member": {**two, "portalFeatures": {"selfServeCancel": True}}}
+    )
+    assert other.fixed_differences == ("portalFeatures",)
+
+
 def test_archived_plan_is_replaced_by_a_new_one(plugipay_sandbox):
     [first] = services.ensure_plans(definitions={"member": MEMBER})
     get_client().request("POST", f"/plans/{first.plan.plugipay_id}/archive", json_body={})

@@ -58,6 +58,10 @@ def pricing(request, data):
         ({"API_SUBSCRIBE_PARAMS": "django_plugipay.conf.DEFAULTS"}, "django_plugipay.W036"),
         ({"API_ACCOUNT": "nowhere.hook"}, "django_plugipay.E076"),
         ({"API_ACCOUNT": "django_plugipay.conf.DEFAULTS"}, "django_plugipay.E076"),
+        ({"KEY_ID": "pk_live_acme…"}, "django_plugipay.E012"),
+        ({"SECRET": "sk_test_x\n"}, "django_plugipay.E012"),
+        ({"API_KEY": "sk_test_ x"}, "django_plugipay.E012"),
+        ({"WEBHOOK_SECRETS": ["whsec_x", "whsec_id…"]}, "django_plugipay.E012"),
     ],
 )
 def test_each_check_id(settings, override, expected):
@@ -95,6 +99,29 @@ def test_env_fallbacks(settings, monkeypatch):
     monkeypatch.setenv("PLUGIPAY_WEBHOOK_SECRET", "whsec_env")
     assert app_settings.KEY_ID == "pk_live_env" and app_settings.MODE == "live"
     assert app_settings.WEBHOOK_SECRETS == ["whsec_env"]
+
+
+def unsendable(settings, **plugipay):
+    settings.PLUGIPAY = plugipay
+    return [e.msg for e in check_settings() if e.id == "django_plugipay.E012"]
+
+
+def test_a_pasted_placeholder_names_the_setting(settings, monkeypatch):
+    settings.PLUGIPAY = {**BASE, "WEBHOOK_SECRETS": ["whsec_x", "whsec_id…"]}
+    [error] = [e for e in check_settings() if e.id == "django_plugipay.E012"]
+    assert error.msg == (
+        "PLUGIPAY['WEBHOOK_SECRETS'][1] contains '…', which cannot be sent "
+        "(only printable ASCII can)."
+    )
+    assert "Paste the whole value" in error.hint
+    monkeypatch.setenv("PLUGIPAY_KEY_ID", "pk_test_x ")
+    monkeypatch.setenv("PLUGIPAY_SECRET", "sk_test_x")
+    assert unsendable(settings, WEBHOOK_SECRETS=["whsec_x"]) == [
+        "PLUGIPAY_KEY_ID (environment) contains whitespace (' ')."
+    ]
+    monkeypatch.setenv("PLUGIPAY_KEY_ID", "pk_test_x")
+    monkeypatch.setenv("PLUGIPAY_WEBHOOK_SECRET", "whsec_new, whsec_old")  # a rotation
+    assert unsendable(settings) == []
 
 
 @pytest.mark.parametrize(

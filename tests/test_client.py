@@ -4,6 +4,7 @@ import pytest
 import requests
 
 from django_plugipay import client as client_module
+from django_plugipay.accounts import acting_for
 from django_plugipay.client import PlugipayClient, sign, string_to_sign
 from django_plugipay.exceptions import APIError, ConfigurationError, TransientError
 
@@ -39,6 +40,25 @@ def test_hmac_and_bearer_are_accepted(plugipay_sandbox):
 def test_missing_credentials_is_a_configuration_error():
     with pytest.raises(ConfigurationError, match="KEY_ID"):
         PlugipayClient(base_url="http://127.0.0.1:1")
+
+
+def test_a_key_that_cannot_be_sent_is_a_configuration_error_naming_the_setting(db, settings):
+    """The docs' "…" pasted with a key: said before any request, not a UnicodeEncodeError."""
+    with pytest.raises(ConfigurationError, match="The Plugipay API key contains '…'"):
+        PlugipayClient(api_key="sk_live_acme…")
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "KEY_ID": "pk_test_x\n"}
+    with pytest.raises(ConfigurationError, match=r"PLUGIPAY\['KEY_ID'\] contains whitespace"):
+        client_module.get_client()
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "KEY_ID": "pk_test_x",
+        "ACCOUNTS": {"acme": {"API_KEY": "sk_live_acme…", "WEBHOOK_SECRETS": ["whsec_a"]}},
+    }
+    with (
+        acting_for("acme"),
+        pytest.raises(ConfigurationError, match=r"\['ACCOUNTS'\]\['acme'\]\['API_KEY'\]"),
+    ):
+        client_module.get_client()
 
 
 def test_4xx_is_not_retried_and_carries_code_and_request_id(api, monkeypatch):

@@ -13,7 +13,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from django_plugipay import billing, services
-from django_plugipay.api.accounts import ForRequestAccount
+from django_plugipay.api.accounts import ForRequestAccount, in_request_account
 from django_plugipay.api.views import NewestFirst, UpstreamError
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
@@ -126,7 +126,7 @@ class SubscriptionList(ForRequestAccount, generics.ListCreateAPIView):
     pagination_class = None
 
     def get_queryset(self):
-        rows = Subscription.objects.select_related("customer", "plan", "price")
+        rows = in_request_account(Subscription.objects.select_related("customer", "plan", "price"))
         return visible(rows, self.request.user).order_by("-created_at")
 
     @extend_schema(
@@ -140,7 +140,7 @@ class SubscriptionList(ForRequestAccount, generics.ListCreateAPIView):
         data = SubscribeRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         price = (
-            Price.objects.active()
+            in_request_account(Price.objects.active())
             .select_related("plan")
             .filter(plugipay_id=data.validated_data["price"])
             .first()
@@ -171,7 +171,7 @@ class SubscriptionDetail(ForRequestAccount, generics.RetrieveAPIView):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        rows = Subscription.objects.select_related("customer", "plan", "price")
+        rows = in_request_account(Subscription.objects.select_related("customer", "plan", "price"))
         return visible(rows, self.request.user)
 
 
@@ -201,7 +201,7 @@ class InvoiceList(ForRequestAccount, generics.ListAPIView):
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        rows = Invoice.objects.select_related("subscription")
+        rows = in_request_account(Invoice.objects.select_related("subscription"))
         return visible(rows, self.request.user)
 
 

@@ -20,7 +20,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from django_plugipay import services
-from django_plugipay.api.accounts import ForRequestAccount
+from django_plugipay.api.accounts import ForRequestAccount, in_request_account
 from django_plugipay.api.permissions import CanRefund
 from django_plugipay.api.serializers import (
     CheckoutRequestSerializer,
@@ -91,7 +91,8 @@ class CheckoutSessionDetail(ForRequestAccount, generics.RetrieveAPIView):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return visible(CheckoutSession.objects.prefetch_related("payments"), self.request.user)
+        sessions = CheckoutSession.objects.prefetch_related("payments")
+        return visible(in_request_account(sessions), self.request.user)
 
     def get_object(self):
         session = super().get_object()
@@ -116,7 +117,7 @@ def visible_payments(user):
     payments = Payment.objects.select_related("checkout_session").prefetch_related(
         "refunds__payment"
     )
-    return visible(payments, user)
+    return visible(in_request_account(payments), user)
 
 
 class PaymentList(ForRequestAccount, generics.ListAPIView):
@@ -160,7 +161,9 @@ class RefundDetail(ForRequestAccount, generics.RetrieveAPIView):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return visible(Refund.objects.select_related("payment"), self.request.user)
+        return visible(
+            in_request_account(Refund.objects.select_related("payment")), self.request.user
+        )
 
 
 class PaymentRefundCreate(ForRequestAccount, generics.GenericAPIView):

@@ -71,6 +71,14 @@ def _price_identity(price: Mapping[str, Any]) -> tuple:
     return tuple(json.dumps(values.get(name), sort_keys=True) for name in PRICE_FIELDS)
 
 
+def _comparable(name: str, value: Any) -> Any:
+    """``value`` of the fixed field ``name`` as compared with the plan's: Plugipay stores every
+    portal flag (one a definition leaves out is false), so only the flags that are on count."""
+    if name == "portalFeatures" and isinstance(value, Mapping):
+        return frozenset(flag for flag, on in value.items() if on)
+    return value
+
+
 def _check(key: str, definition: Any) -> dict[str, Any]:
     if not isinstance(definition, Mapping):
         raise PlugipayError(f"Plan {key!r}: the definition must be a dict.", code="plans")
@@ -124,7 +132,9 @@ def _ensure(client, key: str, body: dict[str, Any], remote: list[dict[str, Any]]
     fixed = tuple(
         name
         for name in FIXED
-        if name in body and body[name] != current.get(name, PLAN_DEFAULTS.get(name))
+        if name in body
+        and _comparable(name, body[name])
+        != _comparable(name, current.get(name, PLAN_DEFAULTS.get(name)))
     )
     changes = {
         name: body.get(name)

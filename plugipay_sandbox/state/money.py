@@ -55,6 +55,7 @@ SOURCE_TYPES = ("checkout_session", "invoice", "refund", "payout", "adjustment",
 BANK_FIELDS = ("bankCode", "bankName", "accountNumber", "accountHolder")
 #: The SDK's names for the bank fields of a payout (``bankAccountNumber``…) → the API's.
 BANK_ALIASES = {"bankAccountNumber": "accountNumber", "bankAccountHolder": "accountHolder"}
+SDK_NAMES = {name: alias for alias, name in BANK_ALIASES.items()}
 DEFAULT_TAX_RATE = 0.11
 
 
@@ -277,13 +278,19 @@ def create_payout(store: Store, mode: str, body: dict[str, Any]) -> dict[str, An
         method = body.get("method") or settings(store)["payoutMethod"]
         inline = bank_fields(body)
         bank = inline if inline else {f: settings(store)[f] for f in BANK_FIELDS}
-        if not bank.get("accountNumber") or not bank.get("accountHolder"):
+        missing = [f for f in ("accountNumber", "accountHolder") if not bank.get(f)]
+        if missing:
+            # Both spellings are accepted (the API's and the SDK's, see BANK_ALIASES): say so.
+            spelled = " and ".join(f"{f} (or {SDK_NAMES[f]})" for f in missing)
             raise ApiError(
                 400,
                 "VALIDATION_ERROR",
-                "No bank account is configured: PATCH /payouts/bank-account or send "
-                "bankName, bankAccountNumber and bankAccountHolder.",
-                field="bankAccountNumber",
+                f"A one-off payout's bank account needs {spelled} too."
+                if inline
+                else "No bank account is configured: PATCH /payouts/bank-account, or send "
+                "bankName, accountNumber and accountHolder (or bankAccountNumber and "
+                "bankAccountHolder) with the payout.",
+                field=missing[0],
             )
         available = balance(store, mode, currency)["available"]
         if body["amount"] > available:

@@ -164,6 +164,10 @@ def test_manual_payout_lifecycle(sdk, control, session_factory, sandbox):
     with pytest.raises(plugipay.PlugipayError) as info:
         sdk.payouts.create(amount=100_000, currency="IDR")
     assert info.value.status == 400  # no bank account yet
+    # the fields it names are the ones it accepts (the API's; the SDK's spelling too)
+    assert "send bankName, accountNumber and accountHolder (or bankAccountNumber and" in str(
+        info.value
+    )
     with_bank(sdk)
     with pytest.raises(plugipay.PlugipayError) as info:
         sdk.payouts.create(amount=available + 1, currency="IDR")
@@ -242,6 +246,13 @@ def test_inline_bank_fields_make_a_one_off_payout(sdk, control, session_factory)
     ).raw
     assert payout["accountNumber"] == "999" and payout["bankName"] == "BNI"
     assert sdk.payouts.get_bank_account().raw["configured"] is False
+    # the API's spelling (payouts.md's) works too, and a missing field is named as accepted
+    body = {"amount": 1_000, "currency": "IDR", "bankName": "BNI", "accountNumber": "999"}
+    with pytest.raises(plugipay.PlugipayError, match=r"accountHolder \(or bankAccountHolder\)"):
+        sdk.request(method="POST", path="/api/v1/payouts", body=body, idempotency_key="one")
+    body["accountHolder"] = "Someone Else"
+    made = sdk.request(method="POST", path="/api/v1/payouts", body=body, idempotency_key="two")
+    assert made["accountHolder"] == "Someone Else" and made["accountNumber"] == "999"
 
 
 def test_disbursement_moves_on_the_clock(sdk, control, session_factory, sandbox):
