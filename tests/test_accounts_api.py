@@ -65,13 +65,17 @@ def test_the_hook_names_the_account_and_row_calls_use_the_rows_account(two_accou
     assert client_for(own_buyer).get(f"{API}/checkout-sessions/{theirs}/").status_code == 404
     sandbox.release()
 
-    # a refund follows its payment's account, whoever asks
+    # a refund is asked in the payment's account and made with its credentials; staff of
+    # another account do not find the payment
     payment = Payment.objects.get(checkout_session__plugipay_id=theirs)
-    response = client_for(staff_with("refund_payment")).post(
-        f"{API}/payments/{payment.plugipay_id}/refunds/",
-        {"reason": "duplicate", "amount": 1000},
-        format="json",
-    )
+    path = f"{API}/payments/{payment.plugipay_id}/refunds/"
+    body = {"reason": "duplicate", "amount": 1000}
+    others = client_for(staff_with("refund_payment"))
+    assert others.post(path, body, format="json").status_code == 404
+    merchant_staff = staff_with("refund_payment")
+    merchant_staff.username = "merchant-staff"
+    merchant_staff.save()
+    response = client_for(merchant_staff).post(path, body, format="json")
     assert response.status_code == 201, response.content
     refund = Refund.objects.get()
     assert refund.account.alias == "merchant"

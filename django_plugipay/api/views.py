@@ -179,7 +179,7 @@ class PaymentRefundCreate(ForRequestAccount, generics.GenericAPIView):
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
     )
     def post(self, request, id: str):
-        payment = generics.get_object_or_404(Payment, plugipay_id=id)
+        payment = generics.get_object_or_404(in_request_account(Payment.objects), plugipay_id=id)
         serializer = self.get_serializer(
             data=request.data, context={**self.get_serializer_context(), "payment": payment}
         )
