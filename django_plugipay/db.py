@@ -56,7 +56,7 @@ from django.db import (
 from django.db.models import F
 from django.db.models import signals as model_signals
 
-from django_plugipay.context import acting_database
+from django_plugipay.context import acting_database, current_account_pk
 
 logger = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ def find(model: type[M], *, only: tuple[str, ...] = (), **lookups: Any) -> M | N
     ids = getattr(_remembered, "ids", None)
     if ids is None or only or list(lookups) != ["plugipay_id"]:
         return _select_one(model, lookups, only, locking=False)
-    key = (model, lookups["plugipay_id"])
+    key = (model, current_account_pk(), lookups["plugipay_id"])
     if key in ids:
         return cast(M, model.from_db(None, ["id"], [ids[key]]))
     found = _select_one(model, lookups, only, locking=False)
@@ -383,10 +383,11 @@ def _remember(row: models.Model) -> None:
     ids = getattr(_remembered, "ids", None)
     plugipay_id = getattr(row, "plugipay_id", None)
     if ids is not None and plugipay_id:
-        ids[(type(row), plugipay_id)] = row.pk
+        ids[(type(row), row.__dict__.get("account_id"), plugipay_id)] = row.pk
 
 
 def _select_one(model, lookups: dict[str, Any], only, *, locking: bool) -> Any:
+    lookups = _in_acting_account(model, lookups)
     connection = connections[router.db_for_write(model)]
     key = ("select", locking, model, tuple(sorted(lookups)), only)
     cache = _statements(connection)
@@ -409,6 +410,22 @@ def _select_one(model, lookups: dict[str, Any], only, *, locking: bool) -> Any:
         cache[key] = statement
     sql_text, reader = statement
     return reader.one(_fetch(connection, sql_text, params))
+
+
+def _in_acting_account(model: Any, lookups: dict[str, Any]) -> dict[str, Any]:
+    """A row named by a Plugipay id (its own, a related row's, or our idempotency key) is
+    looked for in the account acting now: another account's row with that id is not this
+    news's, and linking to it would mix accounts (a pk names a row we chose: left alone)."""
+    if "account_id" in lookups or not _has_account(model):
+        return lookups
+    if not any("plugipay_id" in name or name == "idempotency_key" for name in lookups):
+        return lookups
+    return {**lookups, "account_id": current_account_pk()}
+
+
+@functools.cache
+def _has_account(model: Any) -> bool:
+    return any(f.name == "account" for f in model._meta.concrete_fields)
 
 
 def connection_for(model: type[models.Model]) -> Any:

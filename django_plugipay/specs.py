@@ -68,6 +68,24 @@ class Text(Kind):
         return value
 
 
+class Choice(Text):
+    """One of a fixed set of strings (a column the database constrains), compared without case
+    or surrounding spaces; another value is refused rather than stored."""
+
+    def __init__(self, choices: Iterable[str]) -> None:
+        self.choices = tuple(choices)
+        self.label = f"one of {', '.join(self.choices)}"
+
+    def clean(self, value: Any, max_length: int | None) -> Any:
+        text = super().clean(value, max_length)
+        if not text:
+            return text
+        normal = text.strip().lower()
+        if normal not in self.choices:
+            raise ValueError(f"must be one of {', '.join(self.choices)}, not {text[:40]!r}")
+        return normal
+
+
 class OptionalText(Text):
     """A string where "not given" is stored as NULL (e.g. a unique external id)."""
 

@@ -8,7 +8,9 @@ import csv
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect
@@ -548,8 +550,13 @@ class LedgerEntryAdmin(MirrorAdmin):
         """The entries the list shows (its filters and search), streamed as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
-        rows = changelist.get_queryset(request).order_by("posted_at", "pk").iterator()
+        try:
+            changelist = self.get_changelist_instance(request)
+            rows = changelist.get_queryset(request).order_by("posted_at", "pk").iterator()
+        except IncorrectLookupParameters:  # as the list does: back to it, with its error flag
+            return redirect(
+                f"{reverse('admin:django_plugipay_ledgerentry_changelist')}?{ERROR_FLAG}=1"
+            )
         writer = csv.writer(_Echo())
 
         def lines():

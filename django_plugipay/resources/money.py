@@ -23,11 +23,13 @@ from django_plugipay.models import (
     LedgerDirection,
     LedgerEntry,
     Payout,
+    PayoutMethod,
     PayoutStatus,
     Receipt,
 )
 from django_plugipay.resources.common import UPDATED_AT
 from django_plugipay.specs import (
+    Choice,
     Currency,
     Group,
     Integer,
@@ -68,7 +70,7 @@ class PayoutSpec(ResourceSpec):
     fields = {
         "amount": field(Integer(1), "amount", required=True),
         "currency": field(Currency(), "currency"),
-        "method": field(Text(), "method"),
+        "method": field(Choice(PayoutMethod.values), "method", required=True),
         "bank_code": field(Text(), "bankCode"),
         "bank_name": field(Text(), "bankName"),
         "bank_account_last4": field(LastFour(), "accountNumber", "bankAccountNumber"),
