@@ -579,7 +579,8 @@ def reference_markdown() -> str:
             length = (
                 getattr(model.get_field(name), "max_length", None) if name in spec.fields else 64
             )
-            free_text = isinstance(spec_field.kind, Text) and not isinstance(spec_field.kind, Choice)
+            kind = spec_field.kind
+            free_text = isinstance(kind, Text) and not isinstance(kind, Choice)
             if free_text and length:
                 label += f", ≤ {length} characters"
             lines.append(f"| {stored} | {keys} | {label} |")
