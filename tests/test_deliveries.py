@@ -151,24 +151,6 @@ def test_the_receiver_reads_the_instance_afresh_after_commit(plugipay_sandbox, d
     assert seen == [(Payment, Payment, "succeeded", payment.checkout_session_id)]
 
 
-def test_the_receiver_reads_the_payments_session_with_it(plugipay_sandbox, durable):
-    """The order is found through ``payment.checkout_session``: read with the payment, not one
-    query more per delivery."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    seen = []
-
-    def receiver(sender, instance, event, delivery, **kwargs):
-        with CaptureQueriesContext(connection) as ctx:
-            seen.append((instance.checkout_session.status, instance.checkout_session.metadata))
-        seen.append(len(ctx.captured_queries))
-
-    durable(signals.payment_succeeded, receiver)
-    plugipay_sandbox.paid_payment(metadata={"order": "9"})
-    assert seen == [("completed", {"order": "9"}), 0]
-
-
 def test_a_rolled_back_change_leaves_no_delivery(plugipay_sandbox, durable):
     runs = []
     durable(signals.payment_succeeded, fails_first(0, runs), name="tests.ok")

@@ -13,7 +13,6 @@ error and schedules the next attempt, or gives up (``dead``) after ``DELIVERY_MA
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import logging
 import traceback
@@ -40,7 +39,6 @@ from django_plugipay.db import (
 )
 from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
 from django_plugipay.services._queue import enqueue_gathered, mode
-from django_plugipay.specs import spec_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -305,27 +303,9 @@ def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
         model = types.get_for_id(content_type_id).model_class()
         if model is None:
             continue
-        rows = model._default_manager.select_related(*_parents(model))
-        for pk, instance in rows.in_bulk(list(object_ids)).items():
+        for pk, instance in model._default_manager.in_bulk(list(object_ids)).items():
             found[(content_type_id, pk)] = instance
     return found
-
-
-@functools.cache
-def _parents(model: type[models.Model]) -> tuple[str, ...]:
-    """The foreign keys of ``model`` to the mirrored rows it hangs from (a payment's session,
-    invoice and customer; a refund's payment): read with it, as a receiver looks there first
-    (the order in ``payment.checkout_session.metadata``)."""
-    spec = spec_for_model(model)
-    if spec is None:
-        return ()
-    return tuple(
-        field.name
-        for field in model._meta.concrete_fields
-        if isinstance(field, models.ForeignKey)
-        and (parent := spec_for_model(field.related_model)) is not None
-        and parent.lock_rank < spec.lock_rank
-    )
 
 
 def _run(delivery: Delivery, instance: Any = _UNREAD) -> None:
@@ -341,8 +321,7 @@ def _run(delivery: Delivery, instance: Any = _UNREAD) -> None:
     if instance is _UNREAD:
         instance = None
         if model is not None:
-            rows = model._default_manager.select_related(*_parents(model))
-            instance = rows.filter(pk=delivery.object_id).first()
+            instance = model._default_manager.filter(pk=delivery.object_id).first()
     try:
         if receiver is None:
             raise LookupError(
