@@ -304,8 +304,11 @@ def advance_subscription(store: Store, mode: str, subscription_id: str, days: in
 # ── the clock ──────────────────────────────────────────────────────────────────
 
 
-def _due_steps(store: Store, subscription: dict[str, Any]) -> list[tuple[float, int, str, Any]]:
-    """What this subscription has scheduled: (when, priority, step, invoice) tuples."""
+def _due_steps(
+    store: Store, subscription: dict[str, Any], waiting: list[dict[str, Any]] | None = None
+) -> list[tuple[float, int, str, Any]]:
+    """What this subscription has scheduled: (when, priority, step, invoice) tuples;
+    ``waiting`` are its open and past-due invoices when the caller has gathered them."""
     status = subscription["status"]
     if status in ("canceled",):
         return []
@@ -321,7 +324,7 @@ def _due_steps(store: Store, subscription: dict[str, Any]) -> list[tuple[float, 
         return steps
     if status in ("active", "past_due") and subscription.get("_periodEndTs") is not None:
         steps.append((subscription["_periodEndTs"], 3, "renew", None))
-    for invoice in store.invoices.values():
+    for invoice in store.invoices.values() if waiting is None else waiting:
         if invoice.get("subscriptionId") != subscription["id"]:
             continue
         if invoice["status"] == "past_due" and invoice.get("_retryTs") is not None:
@@ -383,8 +386,18 @@ def _retry(store: Store, subscription: dict[str, Any], invoice: dict, when: floa
 
 
 def _tick(store: Store) -> None:
+    """Run what is due, once per request: the open and past-due invoices are gathered in one
+    pass, and only a subscription with a step due is run (each request stays cheap however
+    many invoices months of renewals have made)."""
+    waiting: dict[str, list[dict[str, Any]]] = {}
+    for invoice in store.invoices.values():
+        if invoice["status"] in ("open", "past_due") and invoice.get("subscriptionId"):
+            waiting.setdefault(invoice["subscriptionId"], []).append(invoice)
     for subscription in sorted(store.subscriptions.values(), key=lambda s: s["_seq"]):
-        _run_due(store, subscription)
+        now = sub_now(store, subscription)
+        steps = _due_steps(store, subscription, waiting.get(subscription["id"], []))
+        if any(when <= now for when, *_rest in steps):
+            _run_due(store, subscription)
 
 
 FAMILY = register(
