@@ -444,6 +444,18 @@ def bounds(results: dict) -> list[str]:
             "the page is applied event by event, a few statements each; meeting it takes "
             "multi-row statements per resource per page, which this release does not do."
         )
+    bil = results.get("billing_reconciliation")
+    if bil:
+        lines.append(
+            f"- **Billing reconciliation ({bil['events_per_s']} events/s).** "
+            f"{1000 / bil['events_per_s']:.2f} ms per event against "
+            f"{1000 / (0.6 * baseline_rate):.2f} ms for 0.6× the baseline, at "
+            f"{bil['queries_per_event']} statements per event. "
+            f"{bil['renewals_fetched']:,} of its {bil['events']:,} events carry only the new "
+            "period, so each page first fetches their subscriptions from the sandbox (one "
+            "request per subscription, served by a thread of this process) before its "
+            "transaction; the rest is applied event by event, as above."
+        )
     if cel:
         applied = cst["apply_recorded"]
         per_event = 1000 / cel["drain_events_per_s"]
@@ -473,6 +485,18 @@ def bounds(results: dict) -> list[str]:
                 f"; two worker processes drained {two} events/s "
                 f"({two / cel['drain_events_per_s']:.2f}× one)."
             )
+            both = (cel.get("default_concurrency") or {}).get("cores_used")
+            if both:
+                together = both["worker"] + both["postgres"] + both["redis"]
+                text += f" The two kept {together:.2f} cores busy together"
+                text += (
+                    ", no more than one alone: they wait on each other, not on the cores (a "
+                    "batch locks the mirror rows its events name until it commits, and the other "
+                    "worker's batch holding events of the same sessions and payments waits for "
+                    "it), which scaling would have to break by claiming events by object."
+                    if together < 1.2 * own
+                    else "."
+                )
         elif two:
             text += f" Two worker processes drained {two} events/s."
         lines.append(text)
