@@ -448,6 +448,36 @@ def execute(
         return cursor.rowcount
 
 
+def execute_returning(
+    model: type[models.Model],
+    name: str,
+    build: Callable[[Any], str],
+    params: list[Any],
+    *,
+    pk: Any,
+    returning: str,
+) -> Any:
+    """Run statement ``name`` (an UPDATE of row ``pk``, built once per connection as
+    :func:`execute` does) and return the value of field ``returning`` it left in the row: by
+    ``RETURNING`` where the backend has it, else by reading it back."""
+    connection = connections[router.db_for_write(model)]
+    field = cast(models.Field, model._meta.get_field(returning))
+    column = connection.ops.quote_name(field.column or field.name)
+    if not _supports_insert_returning(connection):
+        execute(model, name, build, params)
+        return (
+            model._default_manager.using(connection.alias)
+            .values_list(returning, flat=True)
+            .get(pk=pk)
+        )
+    cache = _statements(connection)
+    key = ("execute_returning", name)
+    if key not in cache:
+        cache[key] = f"{build(connection)} RETURNING {column}"
+    row = _fetch(connection, cache[key], params)
+    return None if row is None else row[0]
+
+
 def _fetch(connection, sql_text: str, params) -> tuple | None:
     with connection.cursor() as cursor:
         cursor.execute(sql_text, params)

@@ -263,3 +263,68 @@ def test_a_partial_event_whose_object_cannot_be_fetched_is_left_one_by_one(monke
     applied, _known, left = service.apply_page(page, source=EventSource.RECONCILE)
     assert (applied, [e.kind for e in left]) == (1, ["subscription.renewed"])
     assert not WebhookEvent.objects.filter(kind="subscription.renewed").exists()
+
+
+def subscription_event(kind, **changes):
+    from django_plugipay.specs import registered
+
+    return parse_event(build_event(kind, {**registered("subscription").example, **changes}))
+
+
+def test_a_fetched_whole_object_comes_after_the_pages_other_events_of_it(monkeypatch, signal_log):
+    """Renewed (Feb 1), paused (Feb 2), resumed (Feb 3) on one page, the subscription fetched
+    active afterwards: the pause and the resume still send their signals, in order."""
+    from django_plugipay.specs import registered
+    from tests.factories import CustomerFactory, PlanFactory
+
+    CustomerFactory(plugipay_id="cus_v"), PlanFactory(plugipay_id="plan_v")
+    spec = registered("subscription")
+    jan = {"currentPeriodStart": "2026-01-01T00:00:00Z", "currentPeriodEnd": "2026-02-01T00:00:00Z"}
+    feb = {"currentPeriodStart": "2026-02-01T00:00:00Z", "currentPeriodEnd": "2026-03-01T00:00:00Z"}
+    created = subscription_event(
+        "subscription.created", status="active", updatedAt="2026-01-01T00:00:00Z", **jan
+    )
+    service.process_event(created, source=EventSource.WEBHOOK)
+    whole = {**spec.example, "status": "active", "updatedAt": "2026-02-03T00:00:00Z", **feb}
+    monkeypatch.setattr(type(spec), "fetch", lambda self, oid: dict(whole))
+    page = [
+        parse_event(build_event("subscription.renewed", {"id": "sub_v", **feb})),
+        subscription_event(
+            "subscription.paused", status="paused", updatedAt="2026-02-02T00:00:00Z", **feb
+        ),
+        subscription_event(
+            "subscription.resumed", status="active", updatedAt="2026-02-03T00:00:00Z", **feb
+        ),
+    ]
+    signal_log.clear()
+    applied, _known, left = service.apply_page(page, source=EventSource.RECONCILE)
+    assert (applied, left) == (3, [])
+    names = [n for n in signal_log.names() if n != "webhook_received"]
+    assert names == ["subscription_paused", "subscription_resumed", "subscription_activated"]
+
+
+def test_a_refund_receiver_reads_the_amount_refunded_the_database_holds():
+    """A settled refund's amount changed by fresher news is recounted too, and the payment a
+    receiver is handed holds the database's sum, not a running total of its own."""
+    service.process_event(parse_event(session_completed(6)), source=EventSource.WEBHOOK)
+    first = {"id": "re_61", "chargeId": "pay_6", "amount": 1500, "currency": "IDR"}
+    at = "2026-01-0{}T00:00:00Z".format
+    for status, day, amount in (("succeeded", 2, 1500), ("updated", 3, 2000)):
+        obj = {**first, "status": "succeeded", "amount": amount, "updatedAt": at(day)}
+        service.process_event(parse_event(build_event(f"refund.{status}", obj)), source="webhook")
+    assert Payment.objects.get().amount_refunded == 2000
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        stored = Payment.objects.values_list("amount_refunded", flat=True).get()
+        seen.append((instance.payment.amount_refunded, stored))
+
+    signals.refund_succeeded.connect(receiver, weak=False, dispatch_uid="reads_the_sum")
+    try:
+        second = {**first, "id": "re_62", "amount": 1000, "status": "succeeded", "updatedAt": at(4)}
+        service.process_event(
+            parse_event(build_event("refund.succeeded", second)), source="webhook"
+        )
+    finally:
+        signals.refund_succeeded.disconnect(dispatch_uid="reads_the_sum")
+    assert seen == [(3000, 3000)]

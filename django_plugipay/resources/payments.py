@@ -104,9 +104,10 @@ class PaymentSpec(ResourceSpec):
         manual transfer (``pending_review``)."""
         if moved_to != PaymentStatus.PENDING or row.checkout_session_id is None:
             return []
-        # lock_parent locked this session row in this transaction already (lock order).
-        session = CheckoutSession.objects.get(pk=row.checkout_session_id)
-        if session.status != SessionStatus.OPEN:
+        # lock_parent locked this session in this transaction already (lock order), and the
+        # engine handed that row to the payment: moved here, the receivers see it moved too.
+        session = row.checkout_session
+        if session is None or session.status != SessionStatus.OPEN:
             return []
         manual = row.method == "manual"
         status = SessionStatus.PENDING_REVIEW if manual else SessionStatus.PENDING

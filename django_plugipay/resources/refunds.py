@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import signals
 from django_plugipay.client import endpoint, get_client
-from django_plugipay.db import connection_for, execute, lock
+from django_plugipay.db import connection_for, execute_returning, lock
 from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundStatus
 from django_plugipay.models.querysets import NOT_SUBMITTED
@@ -124,8 +124,10 @@ class RefundSpec(ResourceSpec):
         )
 
     def changed(self, row, moved_to, parent) -> None:
-        if moved_to == RefundStatus.SUCCEEDED:
-            recount_refunded(parent, row)
+        """A succeeded refund counts in its payment's ``amount_refunded``: recounted when one
+        succeeds, and when news of one already succeeded is applied (its amount may differ)."""
+        if row.status == RefundStatus.SUCCEEDED:
+            recount_refunded(parent)
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
         return get_client().get_refund(plugipay_id)
@@ -143,20 +145,21 @@ class RefundSpec(ResourceSpec):
 REFUND = registered("refund")
 
 
-def recount_refunded(payment: Payment, settled: Refund) -> None:
+def recount_refunded(payment: Payment) -> None:
     """Set ``amount_refunded`` to the sum of succeeded refunds, in one statement compiled once
-    (the payment is locked; ``settled`` has just succeeded, so the in-memory value grows by
-    its amount)."""
+    (the payment is locked), and give the locked payment the sum the database holds (its
+    receivers read that object)."""
     now = timezone.now()
     updated_at = Payment._meta.get_field("updated_at")
     stamp = cast(models.Field, updated_at).get_db_prep_save(now, connection_for(Payment))
-    execute(
+    payment.amount_refunded = execute_returning(
         Payment,
         "recount_refunded",
         _recount_sql,
         [RefundStatus.SUCCEEDED.value, stamp, payment.pk],
+        pk=payment.pk,
+        returning="amount_refunded",
     )
-    payment.amount_refunded += settled.amount
     payment.updated_at = now
 
 

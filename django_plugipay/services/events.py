@@ -379,8 +379,9 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
     of the rolled-back attempt ran in a transaction that never committed, as on a retry).
 
     An event that carries too little of its object (a renewal's) is applied with the whole
-    object, fetched before the transaction begins (no HTTP call holds a lock; fetched after
-    the page was read, it is at least as fresh as every event on it).
+    object, fetched before the transaction begins (no HTTP call holds a lock) and applied last
+    on the page (fetched after the page was read, it is at least as fresh as every event on
+    it, so the others' transitions come first).
 
     Returns ``(applied, already_known, left)``: ``left`` are the events to take one by one
     through :func:`process_event` — seen and failed before, failing now (an invalid object, a
@@ -400,6 +401,10 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
         return parsed.id not in whole and bool(_completing(parsed))
 
     fresh = list({e.id: e for e in events if e.id not in known and not one_by_one(e)}.values())
+    # A whole object fetched after the page was read is its newest state: applied after every
+    # other event of the page (each of theirs still moves the row, in order, and sends its
+    # signal first), as when it was taken one by one after the page.
+    fresh.sort(key=lambda parsed: parsed.id in whole)
     left = list({e.id: e for e in events if one_by_one(e)}.values())
 
     def run(isolated: bool) -> tuple[int, list[Event], list[Event]]:
