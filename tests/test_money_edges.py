@@ -119,3 +119,16 @@ def test_news_of_one_account_never_links_to_another_accounts_rows(client, two_se
     assert row is None or row.customer_id != theirs.pk
     paid = Payment.objects.filter(plugipay_id="pay_m1").first()
     assert paid is None or (paid.customer_id, paid.checkout_session_id) == (None, None)
+
+
+@pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN", "1e999"])
+def test_a_payout_amount_json_cannot_hold_is_400(number):
+    pytest.importorskip("rest_framework")
+    from tests.test_api import client_for
+
+    body = f'{{"amount": {number}}}'
+    response = client_for(staff("view_payout", "manage_payout")).post(
+        f"{API}/payouts/", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert not Payout.objects.exists()
