@@ -23,7 +23,7 @@ from tests.test_money_out import save_bank_account
 
 LOADED = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
 #: examples per property; ``PLUGIPAY_FUZZ_EXAMPLES`` raises it (run with thousands)
-EXAMPLES = int(os.environ.get("PLUGIPAY_FUZZ_EXAMPLES", 100))
+EXAMPLES = int(os.environ.get("PLUGIPAY_FUZZ_EXAMPLES", 40))
 N = EXAMPLES
 PAYOUTS = "/admin/django_plugipay/payout/"
 LEDGER = "/admin/django_plugipay/ledgerentry/"

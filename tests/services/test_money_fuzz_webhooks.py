@@ -18,7 +18,7 @@ from django_plugipay.testing import build_event, signed_webhook
 
 pytestmark = pytest.mark.django_db
 #: examples per property; ``PLUGIPAY_FUZZ_EXAMPLES`` raises it (run with thousands)
-EXAMPLES = int(os.environ.get("PLUGIPAY_FUZZ_EXAMPLES", 600))
+EXAMPLES = int(os.environ.get("PLUGIPAY_FUZZ_EXAMPLES", 250))
 LOADED = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
 
 SECRETS = {"default": "whsec_one", "m": "whsec_m", "b": "whsec_b"}
