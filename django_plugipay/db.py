@@ -347,7 +347,7 @@ def find(model: type[M], *, only: tuple[str, ...] = (), **lookups: Any) -> M | N
         return _select_one(model, lookups, only, locking=False)
     key = (model, current_account_pk(), lookups["plugipay_id"])
     if key in ids:
-        return cast(M, model.from_db(None, ["id"], [ids[key]]))
+        return cast(M, model.from_db(None, [model._meta.pk.attname], [ids[key]]))
     found = _select_one(model, lookups, only, locking=False)
     if found is not None:
         ids[key] = found.pk
