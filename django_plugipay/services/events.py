@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -484,16 +485,8 @@ def _lock_page(events: list[Event]) -> None:
         return
     wanted: dict[str, set[str]] = {}
     for parsed in events:
-        spec = spec_for(parsed.resource)
-        if spec is None:
-            continue
-        obj = parsed.object
-        for resource, keys in [(spec.name, ("id",))] + [
-            (other, spec.refs[ref].keys) for ref, other in spec.locks_with.items()
-        ]:
-            value = next((obj.get(k) for k in keys if isinstance(obj.get(k), str)), None)
-            if value:
-                wanted.setdefault(resource, set()).add(value)
+        for resource, plugipay_id in _named_objects(parsed):
+            wanted.setdefault(resource, set()).add(plugipay_id)
     for spec in all_specs():
         ids = wanted.get(spec.name)
         if ids:
@@ -760,9 +753,9 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
     while limit is None or taken < limit:
         size = batch_size if limit is None else min(batch_size, limit - taken)
         try:
-            claimed, alone, failed = run_atomic(_apply_batch, size, False)
+            claimed, alone, failed, waiting = run_atomic(_apply_batch, size, False)
         except _PageFailed:
-            claimed, alone, failed = run_atomic(_apply_batch, size, True)
+            claimed, alone, failed, waiting = run_atomic(_apply_batch, size, True)
         if alone:
             _wait_for_running_batches()
         for event_id in alone:
@@ -772,8 +765,8 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
                 failed.append(event_id)
         for event_id in failed:
             _retry_failed(event_id)
-        taken += claimed
-        if claimed < size:
+        taken += claimed - waiting
+        if claimed < size and not waiting:
             break
     return taken
 
@@ -817,15 +810,16 @@ def _retry_failed(event_pk: int) -> None:
     )
 
 
-def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int]]:
+def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int], int]:
     """One transaction: claim up to ``size`` queued events and apply them; return
-    ``(claimed, left, failed)``: ``left`` the ids to apply one by one after the commit,
-    ``failed`` those stored ``failed``."""
+    ``(claimed, left, failed, waiting)``: ``left`` the ids to apply one by one after the
+    commit, ``failed`` those stored ``failed``, ``waiting`` how many were claimed but left
+    queued for the next batch (their objects were another batch's)."""
     with remembered_ids():
         return _apply_claimed(size, isolated)
 
 
-def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int]]:
+def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int], int]:
     _hold_batch_lock()  # first: nothing else is held while it waits
     rows = list(
         accounts.own(WebhookEvent.objects.select_for_update(skip_locked=True))
@@ -834,7 +828,7 @@ def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int]
     )
     parsed = {row.pk: parse_event(row.payload) for row in rows}
     left = [row.pk for row in rows if _completing(parsed[row.pk])]
-    ready = [row for row in rows if row.pk not in left]
+    ready, waiting = _objects_free([row for row in rows if row.pk not in left], parsed)
     _lock_page([parsed[row.pk] for row in ready])
     now = timezone.now()
     done: dict[str, list[int]] = {EventStatus.PROCESSED: [], EventStatus.IGNORED: []}
@@ -867,4 +861,71 @@ def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int]
             WebhookEvent.objects.filter(pk__in=ids).update(
                 status=outcome, attempts=F("attempts") + 1, last_error="", processed_at=now
             )
-    return len(rows), left, failed
+    return len(rows), left, failed, len(waiting)
+
+
+#: the class of the PostgreSQL advisory locks a batch takes on the objects its events name
+OBJECT_LOCK = 0x504C4751
+
+
+def _objects_free(
+    rows: list[WebhookEvent], parsed: Mapping[int, Event]
+) -> tuple[list[WebhookEvent], list[WebhookEvent]]:
+    """Split a batch's events into those whose objects no other worker's batch holds, to apply
+    now, and those to leave queued for a later batch (PostgreSQL).
+
+    Each object an event names (its own and those it locks with, as :func:`_lock_page` reads
+    them) is claimed with a transaction-level advisory lock, tried without waiting, all in one
+    statement. An event is applied only when every object it names is this batch's; once one
+    is left, every later event naming any of its objects is left too, so the events of an
+    object are still applied in the order they were queued. Two workers thus apply events of
+    different objects side by side instead of one waiting on the other's row locks until its
+    batch commits. When no event is free, the whole batch is applied (waiting for the row
+    locks, as before), so a batch always makes progress.
+    """
+    connection = connection_for(WebhookEvent)
+    if connection.vendor != "postgresql" or not rows:
+        return rows, []
+    keys = {row.pk: _object_keys(parsed[row.pk], row.account_id) for row in rows}
+    wanted = sorted({key for named in keys.values() for key in named})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k, pg_try_advisory_xact_lock(%s, k) FROM unnest(%s::integer[]) AS k",
+            [OBJECT_LOCK, wanted],
+        )
+        ours = {key for key, taken in cursor.fetchall() if taken}
+    ready, waiting, blocked = [], [], set()
+    for row in rows:
+        named = keys[row.pk]
+        if named <= ours and not named & blocked:
+            ready.append(row)
+        else:
+            waiting.append(row)
+            blocked |= named
+    if not ready:
+        return rows, []
+    return ready, waiting
+
+
+def _object_keys(parsed: Event, account_id: Any) -> set[int]:
+    """The advisory-lock keys (signed 32-bit) of the objects an event names."""
+    return {
+        zlib.crc32(f"{account_id}:{resource}:{plugipay_id}".encode()) - 2**31
+        for resource, plugipay_id in _named_objects(parsed)
+    }
+
+
+def _named_objects(parsed: Event) -> list[tuple[str, str]]:
+    """``(resource, plugipay id)`` of the objects an event's apply locks: its own and those
+    its spec locks with (a payment's session), as far as the event's object names them."""
+    spec = spec_for(parsed.resource)
+    if spec is None:
+        return []
+    obj, named = parsed.object, []
+    for resource, keys in [(spec.name, ("id",))] + [
+        (other, spec.refs[ref].keys) for ref, other in spec.locks_with.items()
+    ]:
+        value = next((obj.get(k) for k in keys if isinstance(obj.get(k), str)), None)
+        if value:
+            named.append((resource, value))
+    return named

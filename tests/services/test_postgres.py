@@ -224,6 +224,62 @@ def test_two_workers_drain_one_queue_at_once_and_apply_each_event_once(postgres,
     assert committed.count("webhook_received") == 40
 
 
+def test_a_batch_leaves_the_events_of_objects_another_workers_batch_holds(postgres, signal_log):
+    """Worker 1's batch moves payment pay_c1 and holds its transaction open. Worker 2's batch
+    takes a refund of pay_c1 and two other payments: it applies and commits the other two
+    without waiting for worker 1 (their objects are free), leaves the refund queued, and
+    applies it in its next batch once worker 1 commits. Every event is applied once."""
+    from django_plugipay.models import EventSource
+    from django_plugipay.services.events import process_event, record_event
+    from django_plugipay.webhooks import parse_event
+
+    def paid(n, status="succeeded"):
+        obj = {"id": f"pay_c{n}", "status": status, "amount": 5000, "currency": "IDR"}
+        return build_event(f"payment.{status}", {**obj, "mode": "test"})
+
+    process_event(parse_event(paid(1, "pending")), source=EventSource.WEBHOOK)
+    refund = build_event(
+        "refund.succeeded",
+        {"id": "rfd_c1", "status": "succeeded", "amount": 100, "chargeId": "pay_c1"},
+    )
+    for item in (paid(1), refund, paid(2), paid(3)):
+        record_event(parse_event(item), source=EventSource.WEBHOOK)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(sender, instance, **kwargs):
+        if instance.plugipay_id == "pay_c1" and not holding.is_set():
+            holding.set()
+            release.wait(30)
+
+    def committed(name):
+        return [ident for signal, ident in signal_log.committed() if signal == name]
+
+    signals.payment_succeeded.connect(hold, weak=False)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(
+                lambda: _closing(lambda i: services.apply_queued_events(batch_size=1, limit=1), 1)
+            )
+            wait_for(holding.is_set, message="worker 1's batch to hold its transaction open")
+            second = pool.submit(
+                lambda: _closing(lambda i: services.apply_queued_events(batch_size=3), 2)
+            )
+            wait_for(
+                lambda: sorted(committed("payment_succeeded")) == ["pay_c2", "pay_c3"],
+                message="worker 2 to commit the payments worker 1 does not hold",
+            )
+            assert committed("refund_succeeded") == []
+            release.set()
+            assert first.result(timeout=30) + second.result(timeout=30) == 4
+    finally:
+        release.set()
+        signals.payment_succeeded.disconnect(hold)
+    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {("processed", 1)}
+    assert sorted(committed("payment_succeeded")) == ["pay_c1", "pay_c2", "pay_c3"]
+    assert committed("refund_succeeded") == ["rfd_c1"]
+    assert Payment.objects.get(plugipay_id="pay_c1").amount_refunded == 100
+
+
 def test_a_refund_whose_payment_another_workers_batch_creates_waits_for_that_batch(
     postgres, signal_log
 ):
