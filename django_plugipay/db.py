@@ -40,7 +40,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar, cast, overload
 
@@ -334,7 +334,14 @@ def lock(spec: Ranked, *, only: tuple[str, ...] | None = None, **lookups: Any) -
     per connection and lookup shape, then only executed.
     """
     take_lock(spec)
-    return _select_one(spec.model, lookups, only, locking=True)
+    if list(lookups) == ["plugipay_id"]:
+        held = _held_row(spec.model, lookups["plugipay_id"])
+        if held is not None:
+            return held
+    row = _select_one(spec.model, lookups, only, locking=True)
+    if row is not None and only is None:
+        _remember(row)
+    return row
 
 
 def find(model: type[M], *, only: tuple[str, ...] = (), **lookups: Any) -> M | None:
@@ -362,28 +369,63 @@ def remembered_ids() -> Iterator[None]:
     """Within one transaction that applies many events (a reconciliation page, a worker's
     batch): remember the pk of each row :func:`find` found, or :func:`upsert_locked` wrote, by
     its Plugipay id, so the next event linking to it (the invoices of one customer, one plan)
-    reads nothing. The apply path never deletes a row; a savepoint that rolls back must call
-    :func:`forget_ids`, as what it wrote is gone."""
-    previous = getattr(_remembered, "ids", None)
-    _remembered.ids = {}
+    reads nothing; and hold each row read whole and locked (by :func:`upsert_locked`,
+    :func:`lock` or :func:`remember_locked`), so the next event of the same object locks and
+    reads nothing either and changes the same object. The apply path never deletes a row; a
+    savepoint that rolls back must call :func:`forget_ids`, as what it wrote is gone, and a
+    statement that changes rows other than through their objects, :func:`forget_rows`."""
+    previous = getattr(_remembered, "ids", None), getattr(_remembered, "rows", None)
+    _remembered.ids, _remembered.rows = {}, {}
     try:
         yield
     finally:
-        _remembered.ids = previous
+        _remembered.ids, _remembered.rows = previous
 
 
 def forget_ids() -> None:
     """Drop what :func:`remembered_ids` holds (a savepoint rolled back)."""
-    ids = getattr(_remembered, "ids", None)
-    if ids is not None:
-        ids.clear()
+    for held in (getattr(_remembered, "ids", None), getattr(_remembered, "rows", None)):
+        if held is not None:
+            held.clear()
+
+
+def forget_rows(model: type[models.Model]) -> None:
+    """Drop the locked rows of ``model`` :func:`remembered_ids` holds: a statement changed
+    some of them without going through their objects."""
+    rows = getattr(_remembered, "rows", None)
+    if rows:
+        for key in [key for key in rows if key[0] is model]:
+            del rows[key]
+
+
+def remember_locked(rows: Iterable[models.Model]) -> None:
+    """Within :func:`remembered_ids`, hold these rows, read whole and locked by this
+    transaction: :func:`lock` and :func:`upsert_locked` hand them out again, without a
+    statement, for as long as the transaction lasts."""
+    for row in rows:
+        _remember(row)
 
 
 def _remember(row: models.Model) -> None:
     ids = getattr(_remembered, "ids", None)
     plugipay_id = getattr(row, "plugipay_id", None)
-    if ids is not None and plugipay_id:
-        ids[(type(row), row.__dict__.get("account_id"), plugipay_id)] = row.pk
+    if ids is None or not plugipay_id:
+        return
+    key = (type(row), row.__dict__.get("account_id"), plugipay_id)
+    ids[key] = row.pk
+    # A row read whole and locked is the one object of that row the transaction changes: every
+    # later lock or upsert of it gets this object, so what it changed is what they see.
+    if not row.get_deferred_fields():
+        _remembered.rows[key] = row
+
+
+def _held_row(model: type[models.Model], plugipay_id: Any) -> Any:
+    """The locked row of ``model`` with ``plugipay_id`` in the account acting, if this
+    transaction holds it (see :func:`remember_locked`)."""
+    rows = getattr(_remembered, "rows", None)
+    if not rows or not plugipay_id:
+        return None
+    return rows.get((model, current_account_pk() if _has_account(model) else None, plugipay_id))
 
 
 def _select_one(model, lookups: dict[str, Any], only, *, locking: bool) -> Any:
@@ -689,8 +731,13 @@ def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
 
     PostgreSQL: one statement (``INSERT … ON CONFLICT DO UPDATE SET synced_at … RETURNING``;
     the update locks the existing row, ``xmax = 0`` tells an insert). Elsewhere: an insert that
-    ignores the conflict, then a locking read only when the row already existed.
+    ignores the conflict, then a locking read only when the row already existed. A row this
+    transaction holds already (:func:`remember_locked`) is returned as it is, with no statement.
     """
+    if conflict == "plugipay_id":
+        held = _held_row(type(instance), getattr(instance, "plugipay_id", None))
+        if held is not None:
+            return held, False
     row, created = _upsert_locked(instance, conflict)
     _remember(row)
     return row, created

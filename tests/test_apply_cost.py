@@ -328,3 +328,38 @@ def test_a_refund_receiver_reads_the_amount_refunded_the_database_holds():
     finally:
         signals.refund_succeeded.disconnect(dispatch_uid="reads_the_sum")
     assert seen == [(3000, 3000)]
+
+
+def test_a_page_locks_and_reads_each_row_once_and_changes_one_object_of_it(signal_log):
+    """A session opened, moved by its pending payment, completed, and its payment succeeding,
+    all on one page: each row is written by one insert and then changed through the object the
+    page holds (no second upsert or locking read of it), and each event sees what the one
+    before it changed (the session moved to pending is not announced pending again)."""
+    session = {"id": "cs_h", "amount": 5000, "currency": "IDR", "paymentMethod": "bank_transfer"}
+    payment = {"id": "pay_h", "amount": 5000, "currency": "IDR", "checkoutSessionId": "cs_h"}
+    page = [
+        build_event("checkout_session.created", {**session, "status": "open"}),
+        build_event("payment.updated", {**payment, "status": "pending", "method": "va"}),
+        build_event(
+            "checkout_session.completed", {**session, "status": "completed", "paymentId": "pay_h"}
+        ),
+        build_event("payment.succeeded", {**payment, "status": "succeeded", "method": "va"}),
+    ]
+    with CaptureQueriesContext(connection) as ctx:
+        applied, _known, left = service.apply_page(
+            [parse_event(body) for body in page], source=EventSource.RECONCILE
+        )
+    assert (applied, left) == (4, [])
+    statements, _control = split(ctx.captured_queries)
+    sessions = [s for s in statements if '"DJANGO_PLUGIPAY_CHECKOUTSESSION"' in s.split("WHERE")[0]]
+    payments = [s for s in statements if '"DJANGO_PLUGIPAY_PAYMENT"' in s.split("WHERE")[0]]
+    for rows in (sessions, payments):
+        assert [s.split()[0] for s in rows].count("INSERT") == 1, rows
+        reads = [s for s in rows if s.startswith("SELECT")]
+        # at most the page's one locking read per table, before its events (PostgreSQL)
+        assert len(reads) <= 1 and all(" IN (" in s for s in reads), reads
+    assert signal_log.names().count("checkout_session_pending") == 1
+    assert signal_log.names().count("checkout_session_completed") == 1
+    assert signal_log.names().count("payment_succeeded") == 1
+    paid = Payment.objects.select_related("checkout_session").get()
+    assert (paid.status, paid.checkout_session.status) == ("succeeded", "completed")

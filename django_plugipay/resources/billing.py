@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import datetimes, signals
 from django_plugipay.client import endpoint, get_client
-from django_plugipay.db import find, lock
+from django_plugipay.db import find, forget_rows, lock
 from django_plugipay.models import (
     Customer,
     Invoice,
@@ -436,6 +436,7 @@ class InvoiceSpec(ResourceSpec):
             Payment.objects.filter(invoice__isnull=True, data__invoiceId=row.plugipay_id).update(
                 invoice=row.pk, customer=row.customer_id
             )
+            forget_rows(Payment)  # changed here, not through the objects a page holds
         if not refs["charge_id"]:
             return []
         payment = {

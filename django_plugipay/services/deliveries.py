@@ -13,6 +13,7 @@ error and schedules the next attempt, or gives up (``dead``) after ``DELIVERY_MA
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import traceback
@@ -37,7 +38,7 @@ from django_plugipay.db import (
     run_statement,
     update_returning,
 )
-from django_plugipay.models import Delivery, DeliveryStatus, WebhookEvent
+from django_plugipay.models import Account, Delivery, DeliveryStatus, WebhookEvent
 from django_plugipay.services._queue import enqueue_gathered, mode
 
 logger = logging.getLogger(__name__)
@@ -293,7 +294,9 @@ def _claim_locking(pks: list[int], force: bool, now, values: dict) -> list[Deliv
 
 
 def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
-    """(content type id, object id) → the object, one query per model of the chunk."""
+    """(content type id, object id) → the object, one query per model of the chunk, with the
+    mirrored rows it belongs to (a payment's session, a refund's payment) read in the same
+    query: a receiver reading ``instance.checkout_session`` costs none."""
     wanted: dict[int, set[Any]] = {}
     for delivery in deliveries:
         wanted.setdefault(delivery.content_type_id, set()).add(delivery.object_id)
@@ -303,9 +306,22 @@ def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
         model = types.get_for_id(content_type_id).model_class()
         if model is None:
             continue
-        for pk, instance in model._default_manager.in_bulk(list(object_ids)).items():
+        rows = model._default_manager.select_related(*_parents(model))
+        for pk, instance in rows.in_bulk(list(object_ids)).items():
             found[(content_type_id, pk)] = instance
     return found
+
+
+@functools.cache
+def _parents(model: type[models.Model]) -> tuple[str, ...]:
+    """The foreign keys of ``model`` to this app's mirrored rows (not to its account)."""
+    return tuple(
+        field.name
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.ForeignKey)
+        and field.related_model is not Account
+        and field.related_model._meta.app_label == Delivery._meta.app_label
+    )
 
 
 def _run(delivery: Delivery, instance: Any = _UNREAD) -> None:

@@ -28,6 +28,7 @@ from django_plugipay.db import (
     insert_values,
     is_transient,
     lock_scope,
+    remember_locked,
     remembered_ids,
     run_atomic,
     run_statement,
@@ -479,8 +480,9 @@ def _new_rows(events: list[Event], source: str) -> list[WebhookEvent]:
 
 
 def _lock_page(events: list[Event]) -> None:
-    """Lock every existing row the page's events will lock, resource by resource in the lock
-    order (rows by pk), so the page's events never wait on each other's order."""
+    """Lock and read every existing row the page's events will lock, resource by resource in
+    the lock order (rows by pk), so the page's events never wait on each other's order, and
+    hold them for the page (:func:`~django_plugipay.db.remember_locked`)."""
     if not connection_for(WebhookEvent).features.has_select_for_update:  # SQLite: all locked
         return
     wanted: dict[str, set[str]] = {}
@@ -493,7 +495,8 @@ def _lock_page(events: list[Event]) -> None:
             rows = spec.model._default_manager.select_for_update(no_key=True).filter(
                 plugipay_id__in=ids
             )
-            list(rows.order_by("pk").values_list("pk", flat=True))
+            # read whole and held for the page: its events lock and read none of them again
+            remember_locked(rows.order_by("pk"))
 
 
 def _completing(parsed: Event) -> list[tuple[Any, str]]:
@@ -894,7 +897,9 @@ def _objects_free(
             [OBJECT_LOCK, wanted],
         )
         ours = {key for key, taken in cursor.fetchall() if taken}
-    ready, waiting, blocked = [], [], set()
+    ready: list[WebhookEvent] = []
+    waiting: list[WebhookEvent] = []
+    blocked: set[int] = set()
     for row in rows:
         named = keys[row.pk]
         if named <= ours and not named & blocked:

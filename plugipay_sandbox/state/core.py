@@ -166,10 +166,16 @@ class AccountMap(dict):
         return self.get(key) is not None
 
     def values(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        return [obj for obj in super().values() if self.visible(obj)]
+        account = ACCOUNT.get()
+        if account is None:
+            return list(super().values())
+        return [obj for obj in super().values() if obj.get("accountId") == account]
 
     def items(self) -> list[tuple[str, dict[str, Any]]]:  # type: ignore[override]
-        return [(key, obj) for key, obj in super().items() if self.visible(obj)]
+        account = ACCOUNT.get()
+        if account is None:
+            return list(super().items())
+        return [(key, obj) for key, obj in super().items() if obj.get("accountId") == account]
 
     def keys(self) -> list[str]:  # type: ignore[override]
         return [key for key, _ in self.items()]
