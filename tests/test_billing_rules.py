@@ -90,6 +90,34 @@ def test_a_paid_invoice_never_reopens(client, known, sent):  # noqa: F811
     assert sent[("invoice_paid", "inv_1")] == 1 and sent[("invoice_voided", "inv_1")] == 0
 
 
+def test_a_payment_heard_of_before_its_invoice_is_linked_when_the_invoice_is_paid(client, known):
+    """The charge's event arrives first, naming an invoice not known here: the payment is kept
+    without it; the invoice's ``paid`` links it (and only it: another invoice's payment and a
+    checkout payment stay as they were)."""
+    from django_plugipay.models import Payment
+
+    def charge(n, invoice):
+        obj = {"id": f"pay_{n}", "status": "succeeded", "amount": 99000, "currency": "IDR"}
+        return {**obj, **({"invoiceId": invoice} if invoice else {})}
+
+    for n, invoice in ((1, "inv_1"), (2, "inv_2"), (3, None)):
+        assert post(client, "payment.succeeded", charge(n, invoice)).status_code == 200
+    assert set(Payment.objects.values_list("invoice", flat=True)) == {None}
+    invoice = {
+        "id": "inv_1",
+        "customerId": "cus_1",
+        "currency": "IDR",
+        "total": 99000,
+        "amountPaid": 99000,
+        "status": "paid",
+        "updatedAt": "2026-01-02T00:00:00Z",
+    }
+    assert post(client, "invoice.paid", invoice).status_code == 200
+    linked = dict(Payment.objects.values_list("plugipay_id", "invoice__plugipay_id"))
+    assert linked == {"pay_1": "inv_1", "pay_2": None, "pay_3": None}
+    assert Payment.objects.get(plugipay_id="pay_1").customer.plugipay_id == "cus_1"
+
+
 def test_a_subscription_of_an_unknown_customer_fails_visibly_without_plugipay(client, sent):  # noqa: F811
     """The customer is fetched first; with Plugipay unreachable the event stays failed."""
     from django_plugipay.models import WebhookEvent

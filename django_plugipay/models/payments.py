@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.fields.json import KeyTransform
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.models.base import MirrorModel
@@ -61,6 +62,15 @@ class Payment(MirrorModel):
         verbose_name_plural = _("payments")
         ordering = ["-created_at"]
         permissions = [("refund_payment", _("Can refund payments"))]
+        indexes = [
+            # a paid invoice links the payments heard of before it by their invoiceId: one
+            # index lookup, not a scan of every checkout payment
+            models.Index(
+                KeyTransform("invoiceId", "data"),
+                condition=Q(invoice__isnull=True),
+                name="plugipay_payment_invoice_ref",
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount__gte=0), name="plugipay_payment_amount_gte_0"

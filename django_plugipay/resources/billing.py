@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import datetimes, signals
 from django_plugipay.client import endpoint, get_client
-from django_plugipay.db import find, forget_rows, lock
+from django_plugipay.db import connection_for, execute, find, forget_rows, lock
 from django_plugipay.models import (
     Customer,
     Invoice,
@@ -433,10 +433,7 @@ class InvoiceSpec(ResourceSpec):
         if row.status != InvoiceStatus.PAID:
             return []
         if moved_to == InvoiceStatus.PAID:
-            Payment.objects.filter(invoice__isnull=True, data__invoiceId=row.plugipay_id).update(
-                invoice=row.pk, customer=row.customer_id
-            )
-            forget_rows(Payment)  # changed here, not through the objects a page holds
+            _link_earlier_payments(row)
         if not refs["charge_id"]:
             return []
         payment = {
@@ -455,6 +452,39 @@ class InvoiceSpec(ResourceSpec):
     def in_flight(self, now: dt.datetime) -> models.QuerySet:
         """Unpaid invoices past their due date (overdue, retried or paid meanwhile)."""
         return Invoice.objects.unpaid().filter(due_at__lt=now)
+
+
+def _link_earlier_payments(invoice: Invoice) -> None:
+    """Link the payments heard of before ``invoice`` (its id in their ``invoiceId``) to it, in
+    one statement compiled once (through the index on ``data -> invoiceId``)."""
+    connection = connection_for(Payment)
+    if connection.vendor not in ("postgresql", "sqlite"):
+        Payment.objects.filter(invoice__isnull=True, data__invoiceId=invoice.plugipay_id).update(
+            invoice=invoice.pk, customer=invoice.customer_id
+        )
+    else:
+        params = [invoice.pk, invoice.customer_id, invoice.plugipay_id]
+        execute(Payment, "link_earlier_payments", _link_sql, params)
+    forget_rows(Payment)  # changed here, not through the objects a page holds
+
+
+def _link_sql(connection) -> str:
+    qn, meta = connection.ops.quote_name, Payment._meta
+
+    def column(name: str) -> str:
+        return qn(meta.get_field(name).column)  # type: ignore[union-attr]
+
+    data = column("data")
+    # the very expression of the index (django's KeyTransform on each backend)
+    key = (
+        f"({data} -> 'invoiceId') = to_jsonb(%s::text)"
+        if connection.vendor == "postgresql"
+        else f"""JSON_EXTRACT({data}, '$."invoiceId"') = %s"""
+    )
+    return (
+        f"UPDATE {qn(meta.db_table)} SET {column('invoice')} = %s, {column('customer')} = %s "
+        f"WHERE {column('invoice')} IS NULL AND {key}"
+    )
 
 
 PLAN = registered("plan")

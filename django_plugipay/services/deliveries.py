@@ -33,6 +33,7 @@ from django_plugipay.conf import app_settings
 from django_plugipay.context import acting_database
 from django_plugipay.db import (
     connection_for,
+    execute,
     insert_new,
     run_atomic,
     run_statement,
@@ -369,20 +370,37 @@ def _current(delivery: Delivery) -> models.QuerySet[Delivery]:
 
 def _record_success(delivery: Delivery, extra: dict[str, Any]) -> None:
     now = timezone.now()
-    updated = run_statement(
-        lambda: _current(delivery).update(
-            status=DeliveryStatus.SUCCEEDED,
-            succeeded_at=now,
-            leased_until=None,
-            last_error="",
-            last_traceback="",
-            updated_at=now,
-        )
-    )
+    connection = connection_for(Delivery)
+    stamp = Delivery._meta.get_field("updated_at").get_db_prep_value(now, connection)
+    params = [
+        DeliveryStatus.SUCCEEDED.value,
+        stamp,
+        stamp,
+        delivery.pk,
+        DeliveryStatus.RUNNING.value,
+        delivery.attempts,
+    ]
+    updated = run_statement(execute, Delivery, "delivery_succeeded", _succeeded_sql, params)
     if not updated:
         logger.warning(
             "plugipay delivery %s returned after its lease was taken over", delivery.pk, extra=extra
         )
+
+
+def _succeeded_sql(connection) -> str:
+    """Mark a delivery succeeded if this runner still holds it (as :func:`_current` finds it):
+    one statement, compiled once per connection."""
+    qn, meta = connection.ops.quote_name, Delivery._meta
+
+    def column(name: str) -> str:
+        return qn(meta.get_field(name).column)  # type: ignore[union-attr]
+
+    return (
+        f"UPDATE {qn(meta.db_table)} SET {column('status')} = %s, {column('succeeded_at')} = %s, "
+        f"{column('leased_until')} = NULL, {column('last_error')} = '', "
+        f"{column('last_traceback')} = '', {column('updated_at')} = %s "
+        f"WHERE {column('id')} = %s AND {column('status')} = %s AND {column('attempts')} = %s"
+    )
 
 
 def _record_failure(delivery: Delivery, exc: Exception, extra: dict[str, Any]) -> None:

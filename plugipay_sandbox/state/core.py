@@ -142,6 +142,12 @@ class AccountMap(dict):
     def __init__(self, default_account: str, *args: Any) -> None:
         super().__init__(*args)
         self.default_account = default_account
+        #: every account an object stored here belongs to (one, usually: nothing to filter)
+        self.owners = {obj.get("accountId") for obj in super().values()}
+
+    def _whole(self, account: str | None) -> bool:
+        """Does the scope see every object stored here?"""
+        return account is None or self.owners <= {account}
 
     @staticmethod
     def visible(obj: dict[str, Any]) -> bool:
@@ -150,6 +156,7 @@ class AccountMap(dict):
 
     def __setitem__(self, key: str, obj: dict[str, Any]) -> None:
         obj.setdefault("accountId", ACCOUNT.get() or self.default_account)
+        self.owners.add(obj["accountId"])
         super().__setitem__(key, obj)
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -167,13 +174,13 @@ class AccountMap(dict):
 
     def values(self) -> list[dict[str, Any]]:  # type: ignore[override]
         account = ACCOUNT.get()
-        if account is None:
+        if self._whole(account):
             return list(super().values())
         return [obj for obj in super().values() if obj.get("accountId") == account]
 
     def items(self) -> list[tuple[str, dict[str, Any]]]:  # type: ignore[override]
         account = ACCOUNT.get()
-        if account is None:
+        if self._whole(account):
             return list(super().items())
         return [(key, obj) for key, obj in super().items() if obj.get("accountId") == account]
 

@@ -398,10 +398,10 @@ def mark_overdue(store: Store, invoice: dict[str, Any]) -> None:
 def _tick(store: Store) -> None:
     """Standalone invoices past their due date (a subscription's go on its own clock)."""
     now = store.now()
-    for invoice in list(store.invoices.values()):
+    for invoice in store.invoices.values():
         if (
-            not invoice.get("subscriptionId")
-            and invoice["status"] == "open"
+            invoice["status"] == "open"
+            and not invoice.get("subscriptionId")
             and invoice.get("_dueTs", now + 1) <= now
         ):
             mark_overdue(store, invoice)
