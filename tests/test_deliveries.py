@@ -362,3 +362,43 @@ def test_with_django_tasks_a_delivery_runs_in_the_worker(plugipay_sandbox, setti
     assert "django_plugipay.run_deliveries" in queued
     drain_db_queue()
     assert seen == [payment.pk]
+
+
+def test_a_pages_deliveries_read_their_objects_parents_in_the_same_query(transactional_db, durable):
+    """A reconciliation page's payments each have a delivery: the chunk reads the payments with
+    their sessions in one query, so receivers reading ``instance.checkout_session`` cost none."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from django_plugipay.models import EventSource
+    from django_plugipay.services import events
+    from django_plugipay.testing import build_event
+    from django_plugipay.webhooks import parse_event
+
+    seen = []
+
+    def receiver(sender, instance, event, delivery, **kwargs):
+        with CaptureQueriesContext(connection) as ctx:
+            seen.append(instance.checkout_session.metadata["n"])
+        seen.append(len(ctx.captured_queries))
+
+    durable(signals.payment_succeeded, receiver)
+    page = [
+        parse_event(
+            build_event(
+                "checkout_session.completed",
+                {
+                    "id": f"cs_p{n}",
+                    "status": "completed",
+                    "amount": 5000,
+                    "currency": "IDR",
+                    "paymentId": f"pay_p{n}",
+                    "metadata": {"n": str(n)},
+                },
+            )
+        )
+        for n in range(3)
+    ]
+    assert events.apply_page(page, source=EventSource.RECONCILE)[0] == 3
+    assert seen == ["0", 0, "1", 0, "2", 0]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}

@@ -295,9 +295,11 @@ def _claim_locking(pks: list[int], force: bool, now, values: dict) -> list[Deliv
 
 
 def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
-    """(content type id, object id) → the object, one query per model of the chunk, with the
-    mirrored rows it belongs to (a payment's session, a refund's payment) read in the same
-    query: a receiver reading ``instance.checkout_session`` costs none."""
+    """(content type id, object id) → the object, one query per model of the chunk. Several
+    objects of one model (a page's or a batch's deliveries) are read with the mirrored rows
+    they belong to (a payment's session, a refund's payment), so receivers reading
+    ``instance.checkout_session`` cost no query each; a single one is read alone (the join
+    costs more to build than the one lazy read it might save)."""
     wanted: dict[int, set[Any]] = {}
     for delivery in deliveries:
         wanted.setdefault(delivery.content_type_id, set()).add(delivery.object_id)
@@ -307,7 +309,9 @@ def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
         model = types.get_for_id(content_type_id).model_class()
         if model is None:
             continue
-        rows = model._default_manager.select_related(*_parents(model))
+        rows = model._default_manager.all()
+        if len(object_ids) > 1:
+            rows = rows.select_related(*_parents(model))
         for pk, instance in rows.in_bulk(list(object_ids)).items():
             found[(content_type_id, pk)] = instance
     return found
