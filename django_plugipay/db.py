@@ -339,7 +339,12 @@ def lock(spec: Ranked, *, only: tuple[str, ...] | None = None, **lookups: Any) -
         if held is not None:
             return held
     row = _select_one(spec.model, lookups, only, locking=True)
-    if row is not None and only is None:
+    if row is None:
+        return None
+    held = _held_by_pk(spec.model, row.pk)  # found another way (by pk, by its session)
+    if held is not None:
+        return held
+    if only is None:
         _remember(row)
     return row
 
@@ -374,17 +379,21 @@ def remembered_ids() -> Iterator[None]:
     reads nothing either and changes the same object. The apply path never deletes a row; a
     savepoint that rolls back must call :func:`forget_ids`, as what it wrote is gone, and a
     statement that changes rows other than through their objects, :func:`forget_rows`."""
-    previous = getattr(_remembered, "ids", None), getattr(_remembered, "rows", None)
-    _remembered.ids, _remembered.rows = {}, {}
+    names = ("ids", "rows", "by_pk")
+    previous = [getattr(_remembered, name, None) for name in names]
+    for name in names:
+        setattr(_remembered, name, {})
     try:
         yield
     finally:
-        _remembered.ids, _remembered.rows = previous
+        for name, value in zip(names, previous, strict=True):
+            setattr(_remembered, name, value)
 
 
 def forget_ids() -> None:
     """Drop what :func:`remembered_ids` holds (a savepoint rolled back)."""
-    for held in (getattr(_remembered, "ids", None), getattr(_remembered, "rows", None)):
+    for name in ("ids", "rows", "by_pk"):
+        held = getattr(_remembered, name, None)
         if held is not None:
             held.clear()
 
@@ -392,10 +401,11 @@ def forget_ids() -> None:
 def forget_rows(model: type[models.Model]) -> None:
     """Drop the locked rows of ``model`` :func:`remembered_ids` holds: a statement changed
     some of them without going through their objects."""
-    rows = getattr(_remembered, "rows", None)
-    if rows:
-        for key in [key for key in rows if key[0] is model]:
-            del rows[key]
+    for name in ("rows", "by_pk"):
+        held = getattr(_remembered, name, None)
+        if held:
+            for key in [key for key in held if key[0] is model]:
+                del held[key]
 
 
 def remember_locked(rows: Iterable[models.Model]) -> None:
@@ -411,12 +421,22 @@ def _remember(row: models.Model) -> None:
     plugipay_id = getattr(row, "plugipay_id", None)
     if ids is None or not plugipay_id:
         return
-    key = (type(row), row.__dict__.get("account_id"), plugipay_id)
+    model = type(row)
+    key = (model, row.__dict__.get("account_id"), plugipay_id)
     ids[key] = row.pk
     # A row read whole and locked is the one object of that row the transaction changes: every
-    # later lock or upsert of it gets this object, so what it changed is what they see.
-    if not row.get_deferred_fields():
-        _remembered.rows[key] = row
+    # later lock or upsert of it gets this object, so what it changed is what they see. Not
+    # where save() itself writes (pre_save/post_save receivers may change other objects).
+    if row.get_deferred_fields() or _save_signals(model):
+        return
+    _remembered.rows[key] = row
+    _remembered.by_pk[(model, row.pk)] = row
+
+
+def _save_signals(model: type[models.Model]) -> bool:
+    return model_signals.pre_save.has_listeners(model) or model_signals.post_save.has_listeners(
+        model
+    )
 
 
 def _held_row(model: type[models.Model], plugipay_id: Any) -> Any:
@@ -425,7 +445,21 @@ def _held_row(model: type[models.Model], plugipay_id: Any) -> Any:
     rows = getattr(_remembered, "rows", None)
     if not rows or not plugipay_id:
         return None
-    return rows.get((model, current_account_pk() if _has_account(model) else None, plugipay_id))
+    held = rows.get((model, current_account_pk() if _has_account(model) else None, plugipay_id))
+    return _handed_out(held)
+
+
+def _held_by_pk(model: type[models.Model], pk: Any) -> Any:
+    by_pk = getattr(_remembered, "by_pk", None)
+    return _handed_out(by_pk.get((model, pk))) if by_pk else None
+
+
+def _handed_out(row: Any) -> Any:
+    """A held row as it is handed out again: without the related objects an earlier event
+    cached on it (they may be other objects of rows the page holds since, or have moved)."""
+    if row is not None:
+        row._state.fields_cache.clear()
+    return row
 
 
 def _select_one(model, lookups: dict[str, Any], only, *, locking: bool) -> Any:
@@ -739,6 +773,9 @@ def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
         if held is not None:
             return held, False
     row, created = _upsert_locked(instance, conflict)
+    held = None if created else _held_by_pk(type(row), row.pk)
+    if held is not None:
+        return held, False
     _remember(row)
     return row, created
 
@@ -874,7 +911,7 @@ def save_fields(instance: models.Model, names: list[str]) -> None:
     While anything listens to the model's ``pre_save`` or ``post_save``, it is ``save()``
     itself, so those receivers run as before."""
     model = type(instance)
-    if model_signals.pre_save.has_listeners(model) or model_signals.post_save.has_listeners(model):
+    if _save_signals(model):
         instance.save(update_fields=names)
         return
     connection = connections[router.db_for_write(model)]

@@ -35,6 +35,7 @@ class _ServerHandler(ServerHandler):
             headers["Connection"] = "close"
 
     def handle_error(self) -> None:
+        self.keep_alive = False  # the answer may be cut short: its end is unknown
         if isinstance(sys.exc_info()[1], DropConnection):
             self.dropped = True
             return

@@ -363,3 +363,42 @@ def test_a_page_locks_and_reads_each_row_once_and_changes_one_object_of_it(signa
     assert signal_log.names().count("payment_succeeded") == 1
     paid = Payment.objects.select_related("checkout_session").get()
     assert (paid.status, paid.checkout_session.status) == ("succeeded", "completed")
+
+
+def test_a_row_found_another_way_is_the_object_the_page_holds(signal_log):
+    """A refund naming only its session finds the payment by the session, not by its id: it
+    still gets the payment object the page holds, so the recount lands on that object and a
+    later refund's receivers read the sum the database holds."""
+    page = [
+        session_completed("r"),  # the page holds pay_r (its insert)
+        build_event(
+            "refund.succeeded",
+            {
+                "id": "re_r1",
+                "status": "succeeded",
+                "amount": 1500,
+                "currency": "IDR",
+                "sourceType": "checkout_session",
+                "sourceId": "cs_r",
+            },
+        ),
+        build_event(
+            "refund.failed",
+            {"id": "re_r2", "status": "failed", "amount": 1000, "chargeId": "pay_r"},
+        ),
+    ]
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        stored = Payment.objects.values_list("amount_refunded", flat=True).get()
+        seen.append((instance.payment.amount_refunded, stored))
+
+    signals.refund_failed.connect(receiver, weak=False, dispatch_uid="reads_held_payment")
+    try:
+        applied, _known, left = service.apply_page(
+            [parse_event(body) for body in page], source=EventSource.RECONCILE
+        )
+    finally:
+        signals.refund_failed.disconnect(dispatch_uid="reads_held_payment")
+    assert (applied, left) == (3, [])
+    assert seen == [(1500, 1500)]

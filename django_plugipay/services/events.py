@@ -880,11 +880,12 @@ def _objects_free(
     Each object an event names (its own and those it locks with, as :func:`_lock_page` reads
     them) is claimed with a transaction-level advisory lock, tried without waiting, all in one
     statement. An event is applied only when every object it names is this batch's; once one
-    is left, every later event naming any of its objects is left too, so the events of an
-    object are still applied in the order they were queued. Two workers thus apply events of
-    different objects side by side instead of one waiting on the other's row locks until its
-    batch commits. When no event is free, the whole batch is applied (waiting for the row
-    locks, as before), so a batch always makes progress.
+    is left, every later event of the batch naming any of its objects is left too, so within
+    a batch the events of an object keep their queue order (across two batches they may not,
+    as before: the engine applies out-of-order news forward only). Two workers thus apply
+    events of different objects side by side instead of one waiting on the other's row locks
+    until its batch commits. When no event is free, the whole batch is applied (waiting for
+    the row locks, as before), so a batch always makes progress.
     """
     connection = connection_for(WebhookEvent)
     if connection.vendor != "postgresql" or not rows:
