@@ -93,6 +93,8 @@ class _RequestHandler(WSGIRequestHandler):
 
     def _handle_one(self) -> None:
         if len(self.raw_requestline) > 65536:
+            # what parse_request() would have set: send_error() logs and answers with them
+            self.requestline, self.request_version, self.command = "", "", ""
             self.send_error(414)
             return
         if not self.parse_request():

@@ -62,3 +62,16 @@ def test_an_http_1_0_client_gets_its_answer_and_the_connection_closes(server):
         while chunk := raw.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 ")
+
+
+def test_a_request_line_too_long_is_a_414_and_the_connection_closes(server):
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        # exactly what the server reads of a line (65,537 bytes), so nothing is left unread
+        # to turn its close into a reset
+        raw.sendall(b"GET /" + b"a" * (65_537 - 5))
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    assert answer.split(b"\r\n", 1)[0].endswith(b"414 Request-URI Too Long")
+    assert server.requests_in_flight == 0
