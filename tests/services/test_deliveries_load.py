@@ -26,21 +26,23 @@ def flaky_receiver(settings):
         "TASKS": "inline",
     }
     rng = random.Random(2026)
-    calls, successes = collections.Counter(), collections.Counter()
+    calls, successes, first_failures = (collections.Counter() for _ in range(3))
 
     def ship(sender, instance, event, delivery, **kwargs):
         calls[instance.plugipay_id] += 1
         if rng.random() < FAILURE_RATE:
+            if delivery.attempt == 1:
+                first_failures[instance.plugipay_id] += 1
             raise ConnectionError("warehouse API timed out")
         successes[instance.plugipay_id] += 1
 
     deliveries.durable_receiver(signals.payment_succeeded, name="tests.ship")(ship)
-    yield calls, successes
+    yield calls, successes, first_failures
     deliveries.disconnect(signals.payment_succeeded, name="tests.ship")
 
 
 def test_every_payment_is_shipped_exactly_once(transactional_db, client, flaky_receiver):
-    calls, successes = flaky_receiver
+    calls, successes, failed_first = flaky_receiver
     secret = services.events.app_settings.WEBHOOK_SECRETS[0]
     codes = collections.Counter()
     for n in range(PAYMENTS):
@@ -51,7 +53,8 @@ def test_every_payment_is_shipped_exactly_once(transactional_db, client, flaky_r
         )
         codes[response.status_code] += 1
     assert codes == {200: PAYMENTS}  # a failing receiver never turns the answer into a 5xx
-    first_failures = PAYMENTS - sum(successes.values())
+    # (the view's own sweep may already have retried some of them, as time passed)
+    first_failures = sum(failed_first.values())
     assert 0.25 * PAYMENTS < first_failures < 0.35 * PAYMENTS
 
     rounds = 0
