@@ -6,6 +6,7 @@ import socket
 import pytest
 import requests
 
+from django_plugipay.testing import wait_for
 from plugipay_sandbox import SandboxConfig, SandboxServer
 
 
@@ -33,7 +34,9 @@ def test_gets_share_one_connection_and_nothing_stays_in_flight(server):
     with requests.Session() as session:
         ports = local_ports(session, server.base_url + "/", 3)
         assert len(set(ports)) == 1, ports
-        assert server.requests_in_flight == 0  # an idle kept-alive connection is no request
+        # an idle kept-alive connection is no request (the last answer's count is dropped just
+        # after its bytes are sent, so it may still be counted as the client reads them)
+        wait_for(lambda: server.requests_in_flight == 0, message="no request in flight")
 
 
 def test_a_request_with_a_body_closes_its_connection(server):
@@ -73,5 +76,5 @@ def test_a_request_line_too_long_is_a_414_and_the_connection_closes(server):
         answer = b""
         while chunk := raw.recv(65536):
             answer += chunk
-    assert answer.split(b"\r\n", 1)[0].endswith(b"414 Request-URI Too Long")
-    assert server.requests_in_flight == 0
+    assert answer.startswith(b"HTTP/1.1 414 ")  # the reason phrase differs between Pythons
+    wait_for(lambda: server.requests_in_flight == 0, message="no request in flight")
