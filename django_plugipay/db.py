@@ -379,7 +379,7 @@ def remembered_ids() -> Iterator[None]:
     reads nothing either and changes the same object. The apply path never deletes a row; a
     savepoint that rolls back must call :func:`forget_ids`, as what it wrote is gone, and a
     statement that changes rows other than through their objects, :func:`forget_rows`."""
-    names = ("ids", "rows", "by_pk")
+    names = ("ids", "by_pk")
     previous = [getattr(_remembered, name, None) for name in names]
     for name in names:
         setattr(_remembered, name, {})
@@ -392,7 +392,7 @@ def remembered_ids() -> Iterator[None]:
 
 def forget_ids() -> None:
     """Drop what :func:`remembered_ids` holds (a savepoint rolled back)."""
-    for name in ("ids", "rows", "by_pk"):
+    for name in ("ids", "by_pk"):
         held = getattr(_remembered, name, None)
         if held is not None:
             held.clear()
@@ -401,11 +401,10 @@ def forget_ids() -> None:
 def forget_rows(model: type[models.Model]) -> None:
     """Drop the locked rows of ``model`` :func:`remembered_ids` holds: a statement changed
     some of them without going through their objects."""
-    for name in ("rows", "by_pk"):
-        held = getattr(_remembered, name, None)
-        if held:
-            for key in [key for key in held if key[0] is model]:
-                del held[key]
+    held = getattr(_remembered, "by_pk", None)
+    if held:
+        for key in [key for key in held if key[0] is model]:
+            del held[key]
 
 
 def remember_locked(rows: Iterable[models.Model]) -> None:
@@ -429,7 +428,6 @@ def _remember(row: models.Model) -> None:
     # where save() itself writes (pre_save/post_save receivers may change other objects).
     if row.get_deferred_fields() or _save_signals(model):
         return
-    _remembered.rows[key] = row
     _remembered.by_pk[(model, row.pk)] = row
 
 
@@ -442,11 +440,11 @@ def _save_signals(model: type[models.Model]) -> bool:
 def _held_row(model: type[models.Model], plugipay_id: Any) -> Any:
     """The locked row of ``model`` with ``plugipay_id`` in the account acting, if this
     transaction holds it (see :func:`remember_locked`)."""
-    rows = getattr(_remembered, "rows", None)
-    if not rows or not plugipay_id:
+    ids = getattr(_remembered, "ids", None)
+    if not ids or not plugipay_id:
         return None
-    held = rows.get((model, current_account_pk() if _has_account(model) else None, plugipay_id))
-    return _handed_out(held)
+    pk = ids.get((model, current_account_pk() if _has_account(model) else None, plugipay_id))
+    return None if pk is None else _held_by_pk(model, pk)
 
 
 def _held_by_pk(model: type[models.Model], pk: Any) -> Any:
