@@ -74,9 +74,14 @@ MUTATIONS = (
             ("django_plugipay/db.py",
              "        locked = model._default_manager.select_for_update(no_key=True)\n",
              "        locked = model._default_manager\n"),
+            ("django_plugipay/db.py",
+             "            f\"WHERE {' AND '.join(conditions)} FOR NO KEY UPDATE)\"\n",
+             "            f\"WHERE {' AND '.join(conditions)})\"\n"),
         ),
         ("tests/services/test_postgres.py::"
-         "test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once",),
+         "test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once",
+         "tests/services/test_postgres.py::"
+         "test_two_events_of_one_transition_wait_on_the_rows_their_inserts_lock"),
     ),
     Mutation(
         "monotonic state: a terminal session may move again",

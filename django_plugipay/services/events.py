@@ -23,8 +23,8 @@ from django_plugipay.db import (
     discard_lost_connection,
     find,
     forget_ids,
+    insert_locking,
     insert_many,
-    insert_new,
     insert_values,
     is_transient,
     lock_scope,
@@ -38,7 +38,14 @@ from django_plugipay.exceptions import InvalidObject, InvalidPayload, NotRecorde
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import apply as engine
 from django_plugipay.services._queue import enqueue, enqueue_coalesced
-from django_plugipay.specs import Field, Timestamp, UnresolvedReference, all_specs, spec_for
+from django_plugipay.specs import (
+    Field,
+    Timestamp,
+    UnresolvedReference,
+    all_specs,
+    registered,
+    spec_for,
+)
 from django_plugipay.webhooks import Event, parse_event, verify_signature
 
 logger = logging.getLogger(__name__)
@@ -214,7 +221,12 @@ def validate_event(parsed: Event) -> None:
 
 
 class _AlreadyRecorded(Exception):
-    """The event id is in the log already (a duplicate, or a redelivery of a failed event)."""
+    """The event id is in the log already (a duplicate, or a redelivery of a failed event);
+    ``known`` holds its pk and status when the insert read them."""
+
+    def __init__(self, known: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.known = known
 
 
 def _fields(parsed: Event, source: str) -> dict[str, Any]:
@@ -242,9 +254,9 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
         return _fetching(
             lambda prefetched: _record_and_apply(parsed, source, prefetched), _completing(parsed)
         )
-    except _AlreadyRecorded:
+    except _AlreadyRecorded as recorded:
         try:
-            event = WebhookEvent.objects.get(event_id=parsed.id)
+            event = _recorded(parsed, recorded.known)
         except Exception as exc:  # the database went away after the insert found it
             discard_lost_connection(exc)
             _log_failure(parsed.id, parsed.kind, exc)
@@ -354,12 +366,39 @@ def _record_and_apply(parsed: Event, source: str, prefetched) -> tuple[WebhookEv
 
 def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
     """One transaction (retried whole on transient errors): insert the event with its outcome
-    (no read first: a duplicate's insert does nothing) and apply it."""
+    (no read first: a duplicate's insert does nothing) and apply it.
+
+    On PostgreSQL the insert's statement also locks and reads whole the rows the event names
+    (as a page's do, in the lock order), and they are held for the transaction: the apply
+    then sends only the statements that change rows. With whole objects fetched first (applied
+    before the event's own, perhaps in a lower lock rank), it locks nothing up front."""
     [row] = _new_rows([parsed], source)
-    if not insert_new(row, "event_id"):
-        raise _AlreadyRecorded
-    _apply(parsed, row, prefetched)
+    named = [] if prefetched else _named_rows(parsed)
+    with remembered_ids():
+        inserted, known = insert_locking(row, "event_id", named, known=("id", "status"))
+        if not inserted:
+            raise _AlreadyRecorded(known)
+        _apply(parsed, row, prefetched)
     return row
+
+
+def _named_rows(parsed: Event) -> list[tuple[Any, str]]:
+    """``(model, Plugipay id)`` of the rows an event names, in the lock order."""
+    named = [(registered(resource), object_id) for resource, object_id in _named_objects(parsed)]
+    named.sort(key=lambda item: item[0].lock_rank)
+    return [(spec.model, object_id) for spec, object_id in named]
+
+
+def _recorded(parsed: Event, known: Mapping[str, Any] | None) -> WebhookEvent:
+    """The recorded event a duplicate delivery found: its pk and status, as the insert read
+    them (read now when it could not: recorded by a transaction that committed meanwhile)."""
+    if known is None:
+        return WebhookEvent.objects.get(event_id=parsed.id)
+    return WebhookEvent.from_db(
+        connection_for(WebhookEvent).alias,
+        ["id", "event_id", "status"],
+        [known["id"], parsed.id, known["status"]],
+    )
 
 
 def _savepoint() -> Any:

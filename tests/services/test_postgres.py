@@ -9,9 +9,11 @@ from django.db import IntegrityError, connection, connections, transaction
 
 from django_plugipay import services, signals
 from django_plugipay.exceptions import RefundError
-from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
+from django_plugipay.models import CheckoutSession, EventSource, Payment, Refund, WebhookEvent
 from django_plugipay.services import apply as engine
+from django_plugipay.services import events
 from django_plugipay.testing import build_event, signed_webhook, wait_for
+from django_plugipay.webhooks import parse_event
 from tests.factories import PaymentFactory
 
 
@@ -89,16 +91,48 @@ def test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once(postgres, si
     """
     done = completed_event()["data"]["object"]
     engine.upsert_checkout_session({**done, "status": "open", "paymentId": None})
+
+    def apply(i):
+        with transaction.atomic():
+            engine.upsert_checkout_session(done)
+
+    _second_waits_for_the_first(apply, signals.checkout_session_completed)
+    assert signal_log.names().count("checkout_session_completed") == 1
+    assert signal_log.names().count("payment_succeeded") == 1
+
+
+def test_two_events_of_one_transition_wait_on_the_rows_their_inserts_lock(postgres, signal_log):
+    """Two events of one change (``completed`` and ``async_payment_succeeded`` of a session)
+    delivered at once: the second's insert, which locks the rows it names, waits for the
+    first's transaction, then reads the session completed and announces nothing again.
+
+    Deterministic as above. Without the lock, the second would hold the stale open row it read
+    with its insert and announce the completion a second time."""
+    done = completed_event()["data"]["object"]
+    engine.upsert_checkout_session({**done, "status": "open", "paymentId": None})
+    bodies = [
+        completed_event(),
+        build_event("checkout_session.async_payment_succeeded", done),
+    ]
+
+    def deliver(i):
+        events.process_event(parse_event(bodies[i]), source=EventSource.WEBHOOK)
+
+    _second_waits_for_the_first(deliver, signals.checkout_session_completed)
+    assert list(WebhookEvent.objects.values_list("status", flat=True)) == ["processed"] * 2
+    assert signal_log.names().count("checkout_session_completed") == 1
+    assert signal_log.names().count("payment_succeeded") == 1
+
+
+def _second_waits_for_the_first(apply, signal):
+    """Run ``apply(0)`` in a thread, held open in its ``signal`` receiver until ``apply(1)``,
+    in another thread, is seen waiting on a lock in ``pg_stat_activity``; then let both end."""
     holding, release = threading.Event(), threading.Event()
 
     def hold(sender, **kwargs):
         if not holding.is_set():
             holding.set()
             release.wait(30)
-
-    def apply(i):
-        with transaction.atomic():
-            engine.upsert_checkout_session(done)
 
     def lock_waiters():
         with connection.cursor() as cursor:
@@ -108,21 +142,19 @@ def test_a_concurrent_apply_waits_for_the_row_lock_and_signals_once(postgres, si
             )
             return cursor.fetchone()[0]
 
-    signals.checkout_session_completed.connect(hold, weak=False)
+    signal.connect(hold, weak=False)
     try:
         with ThreadPoolExecutor(2) as pool:
-            first = pool.submit(lambda: _closing(apply, 1))
-            wait_for(holding.is_set, message="the first apply to hold its transaction open")
-            second = pool.submit(lambda: _closing(apply, 2))
-            wait_for(lock_waiters, message="the second apply to wait on a lock")
+            first = pool.submit(lambda: _closing(apply, 0))
+            wait_for(holding.is_set, message="the first to hold its transaction open")
+            second = pool.submit(lambda: _closing(apply, 1))
+            wait_for(lock_waiters, message="the second to wait on a lock")
             release.set()
             first.result(timeout=30)
             second.result(timeout=30)
     finally:
         release.set()
-        signals.checkout_session_completed.disconnect(hold)
-    assert signal_log.names().count("checkout_session_completed") == 1
-    assert signal_log.names().count("payment_succeeded") == 1
+        signal.disconnect(hold)
 
 
 def _closing(target, i):
