@@ -270,6 +270,8 @@ class Scale:
     pause: float = 5.0
     query_sample: int = 400
     cost_events: int = 1000
+    versus_events: int = 2000
+    versus_rounds: int = 3
     reconcile_events: int = 10_000
     reconcile_small: int = 2000
     admin_rows: int = 100_000
@@ -286,6 +288,8 @@ class Scale:
             "pause": 1.0,
             "query_sample": 60,
             "cost_events": 60,
+            "versus_events": 120,
+            "versus_rounds": 1,
             "reconcile_events": 300,
             "reconcile_small": 100,
             "admin_rows": 2000,

@@ -83,6 +83,13 @@ TARGETS = [
     ),
     ("Inline ingestion / baseline", "≥ 0.45", _path("ingestion.ratio"), "ge", 0.45),
     (
+        "Python CPU per inline event / the per-event design's, side by side",
+        "≤ 0.8",
+        _path("versus.no_receivers.python_cpu_ratio"),
+        "le",
+        0.8,
+    ),
+    (
         "SQL statements per applied event (inline)",
         "≤ 3 plus BEGIN/COMMIT",
         _path("ingestion.queries_per_applied_event.statements"),
@@ -102,6 +109,7 @@ TARGET_SUITES = {
     "Two worker": ("celery",),
     "Inline ingestion": ("ingestion",),
     "SQL statements": ("ingestion",),
+    "Python CPU per inline event": ("versus",),
 }
 
 
@@ -386,7 +394,48 @@ def cost(results: dict) -> list[str]:
             f"| {label} | {row['wall_ms']} | {row['python_cpu_ms']} | "
             f"{row['postgres_cpu_ms']} | {row['statements']} | {row.get('round_trips', '')} |"
         )
-    return [*lines, "", *bounds(results), ""]
+    return [*lines, "", *versus(results), *bounds(results), ""]
+
+
+def versus(results: dict) -> list[str]:
+    """The inline path beside the per-event design it replaced, measured in this run."""
+    vs = results.get("versus")
+    if not vs:
+        return []
+    lines = [
+        f"### Beside the per-event design (commit `{vs['before']}`)",
+        "",
+        f"The package as it was before the apply engine's redesign, extracted with `git archive` "
+        "with its own example shop, and this tree, each in a child process on its own fresh "
+        f"database, alternately, {vs['rounds']} rounds; each child posts the same "
+        f"{vs['events'] // 2:,} signed events of the ingestion mix per row through Django's test "
+        "client (medians of the rounds).",
+        "",
+        "| inline webhook path | design | wall ms | Python CPU ms | PostgreSQL CPU ms "
+        "| SQL statements |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    labels = {
+        "no_receivers": "no receivers",
+        "receivers": "each tree's own shop's receivers",
+    }
+    for row, label in labels.items():
+        for name, design in (("before", "per-event"), ("now", "this release")):
+            m = vs[row][name]
+            lines.append(
+                f"| {label} | {design} | {m['wall_ms']} | {m['python_cpu_ms']} | "
+                f"{m['postgres_cpu_ms']} | {m['statements']} |"
+            )
+    bare = vs["no_receivers"]
+    lines += [
+        "",
+        f"- Python CPU per event without receivers: **{bare['python_cpu_ratio']}×** the "
+        "per-event design's. With receivers the shops differ (this release's example shop also "
+        "records a durable receiver's delivery per payment), so that row is not a like-for-like "
+        f"comparison ({vs['receivers']['python_cpu_ratio']}×).",
+        "",
+    ]
+    return lines
 
 
 def _cpu(row: dict) -> float:

@@ -31,6 +31,7 @@ from benchmarks.suites import (  # noqa: E402
     ingestion,
     reconciliation,
     sandbox,
+    versus,
 )
 from benchmarks.watch import LoadWatch  # noqa: E402
 
@@ -38,6 +39,7 @@ SUITES = (
     "ingestion",
     "celery",
     "cost",
+    "versus",
     "reconciliation",
     "billing_reconciliation",
     "admin",
@@ -125,6 +127,10 @@ def main() -> int:
             profile = os.environ.get("BENCH_PROFILE") == "1"
             results["cost"] = cost.run(plan.cost_events, profile=profile)
         print(json.dumps(results["cost"]), flush=True)
+    if "versus" in chosen:
+        with suite("versus"):
+            results["versus"] = versus.run(plan.versus_events, rounds=plan.versus_rounds)
+        print(json.dumps(results["versus"]), flush=True)
     if "reconciliation" in chosen:
         with suite("reconciliation"):
             results["reconciliation"] = reconciliation.run(plan.reconcile_events)
