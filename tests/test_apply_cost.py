@@ -313,6 +313,45 @@ def test_a_pages_partial_events_are_applied_in_it_each_object_fetched_once(monke
     assert (sub.customer, sub.plan, sub.current_period_end.month) == (customer, plan, 4)
 
 
+def test_a_later_page_uses_a_whole_object_again_only_while_it_is_as_fresh_as_the_page(
+    monkeypatch,
+):
+    """Pages of one run share what they fetched: a renewal on a later page uses the object an
+    earlier page fetched when every event of that page occurred no later than the object's
+    ``updatedAt``; a page holding a later event fetches it anew."""
+    from django_plugipay.specs import registered
+    from tests.factories import CustomerFactory, PlanFactory
+
+    spec = registered("subscription")
+    CustomerFactory(plugipay_id="cus_v"), PlanFactory(plugipay_id="plan_v")
+    whole = {
+        **spec.example,
+        "currentPeriodStart": "2026-04-01T00:00:00Z",
+        "currentPeriodEnd": "2026-05-01T00:00:00Z",
+        "updatedAt": "2026-04-01T00:00:00Z",
+    }
+    fetched = []
+    monkeypatch.setattr(type(spec), "fetch", lambda self, oid: fetched.append(oid) or dict(whole))
+
+    def renewal(n, occurred):
+        period = {
+            "currentPeriodStart": f"2026-0{n}-01T00:00:00Z",
+            "currentPeriodEnd": f"2026-0{n + 1}-01T00:00:00Z",
+        }
+        body = build_event("subscription.renewed", {"id": "sub_v", **period}, occurred_at=occurred)
+        return parse_event(body)
+
+    run: dict = {}
+    for n, occurred in [(2, "2026-02-01T00:00:00Z"), (3, "2026-03-01T00:00:00Z")]:
+        page = [renewal(n, occurred)]
+        assert service.apply_page(page, source=EventSource.RECONCILE, fetched=run)[0] == 1
+    assert fetched == ["sub_v"]  # the second page used the first page's object
+    later = [renewal(4, "2026-04-01T00:00:01Z")]  # after the object's last change
+    assert service.apply_page(later, source=EventSource.RECONCILE, fetched=run)[0] == 1
+    assert fetched == ["sub_v", "sub_v"]
+    assert spec.model.objects.get().current_period_end.month == 5
+
+
 def test_a_partial_event_whose_object_cannot_be_fetched_is_left_one_by_one(monkeypatch):
     from django_plugipay.exceptions import TransientError
     from django_plugipay.specs import registered

@@ -19,6 +19,7 @@ def run(count: int) -> dict:
 
     from django_plugipay.models import Invoice, Subscription
     from django_plugipay.services import reconcile
+    from django_plugipay.specs import registered
     from plugipay_sandbox import SandboxConfig, SandboxServer
     from plugipay_sandbox.state import customers, plans, subscriptions
 
@@ -55,10 +56,21 @@ def run(count: int) -> dict:
             while len(store.events) < count:
                 store.advance(31 * DAY)
         settings.PLUGIPAY = {**settings.PLUGIPAY, "BASE_URL": server.base_url}
-        with QueryCounter() as counter:
-            began = time.perf_counter()
-            result = reconcile()
-            seconds = time.perf_counter() - began
+        spec = type(registered("subscription"))
+        fetch, fetches = spec.fetch, []
+
+        def counted(self, plugipay_id):
+            fetches.append(plugipay_id)
+            return fetch(self, plugipay_id)
+
+        spec.fetch = counted
+        try:
+            with QueryCounter() as counter:
+                began = time.perf_counter()
+                result = reconcile()
+                seconds = time.perf_counter() - began
+        finally:
+            spec.fetch = fetch
         renewals = sum(1 for e in store.events.values() if e["kind"] == "subscription.renewed")
         rows = {"subscriptions": Subscription.objects.count(), "invoices": Invoice.objects.count()}
     finally:
@@ -70,6 +82,7 @@ def run(count: int) -> dict:
         "applied": result.events_applied,
         "failed": result.events_failed,
         "renewals_fetched": renewals,
+        "subscriptions_fetched": len(fetches),
         "seconds": round(seconds, 2),
         "events_per_s": round(result.events_seen / seconds, 1),
         "queries_per_event": round(counter.statements / result.events_seen, 2),

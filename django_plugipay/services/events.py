@@ -410,7 +410,9 @@ class _PageFailed(Exception):
     """An event of a page applied without savepoints failed: the page is applied again."""
 
 
-def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Event]]:
+def apply_page(
+    events: list[Event], *, source: str, fetched: dict[tuple[str, str], Any] | None = None
+) -> tuple[int, int, list[Event]]:
     """Apply a page of new events in one transaction, after one read of the event log and one
     locking read per resource (in the lock order).
 
@@ -422,7 +424,9 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
     An event that carries too little of its object (a renewal's) is applied with the whole
     object, fetched before the transaction begins (no HTTP call holds a lock) and applied last
     on the page (fetched after the page was read, it is at least as fresh as every event on
-    it, so the others' transitions come first).
+    it, so the others' transitions come first). ``fetched``, kept by the caller across the
+    pages of one run, lets a later page use such an object again instead of fetching it anew
+    (see :func:`_fetch_whole`).
 
     Returns ``(applied, already_known, left)``: ``left`` are the events to take one by one
     through :func:`process_event` — seen and failed before, failing now (an invalid object, a
@@ -434,7 +438,8 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
             "event_id", "status"
         )
     )
-    whole = _fetch_whole([e for e in events if e.id not in known and _completing(e)])
+    partial = [e for e in events if e.id not in known and _completing(e)]
+    whole = _fetch_whole(partial, events, {} if fetched is None else fetched)
 
     def one_by_one(parsed: Event) -> bool:
         if parsed.id in known:
@@ -488,20 +493,40 @@ def apply_page(events: list[Event], *, source: str) -> tuple[int, int, list[Even
     return applied, already, left + failed + raced
 
 
-def _fetch_whole(events: list[Event]) -> dict[str, list[tuple[Any, Any]]]:
+def _fetch_whole(
+    partial: list[Event], page: list[Event], fetched: dict[tuple[str, str], Any]
+) -> dict[str, list[tuple[Any, Any]]]:
     """The whole objects of a page's partial events, each fetched once, by event id; an event
-    whose object cannot be fetched now is missing (it is taken one by one, which records why)."""
-    fetched: dict[tuple[str, str], Any] = {}
-    whole = {}
-    for parsed in events:
+    whose object cannot be fetched now is missing (it is taken one by one, which records why).
+
+    ``fetched`` holds the objects fetched for earlier pages of the same run (it gains this
+    page's). One is used again, instead of a new request, when every event of this page
+    occurred no later than the object's last change (its ``updatedAt``, by Plugipay's clock
+    like the events' times): it then already holds everything this page brings, as a fetch
+    made now would. A catch-up over months of renewals fetches each subscription about once.
+    """
+    occurred = [parsed.occurred_at for parsed in page]
+    newest = None if None in occurred else max(occurred, default=None)
+    whole, this_page = {}, set()
+    for parsed in partial:
         try:
             for spec, object_id in _completing(parsed):
-                if (spec.name, object_id) not in fetched:
-                    fetched[spec.name, object_id] = spec.fetch(object_id)
+                key = (spec.name, object_id)
+                if key not in this_page and not _as_fresh_as(fetched.get(key), newest):
+                    fetched[key] = spec.fetch(object_id)
+                this_page.add(key)
         except Exception:  # noqa: BLE001 - process_event fetches it again and records a failure
             continue
         whole[parsed.id] = [(spec, fetched[spec.name, oid]) for spec, oid in _completing(parsed)]
     return whole
+
+
+def _as_fresh_as(obj: Mapping[str, Any] | None, newest: dt.datetime | None) -> bool:
+    """Did ``obj`` (fetched earlier) last change no earlier than ``newest``?"""
+    if obj is None or newest is None:
+        return False
+    changed = datetimes.parse(obj.get("updatedAt"))
+    return changed is not None and datetimes.to_project(newest) <= changed
 
 
 def _new_rows(events: list[Event], source: str) -> list[WebhookEvent]:

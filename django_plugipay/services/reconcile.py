@@ -114,6 +114,7 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
         filters["occurredAfter"] = datetimes.to_api(start)
     newest, newest_id = cursor.occurred_at, cursor.last_event_id
     items = get_client().list_events(**filters)
+    fetched: dict = {}  # whole objects fetched for partial events, used again by later pages
     # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
     while page := [parse_event(item) for item in itertools.islice(items, PAGE_SIZE)]:
         if dry_run:
@@ -122,7 +123,7 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
             result.events_already_known += already
             result.events_applied += len(page) - already
         else:
-            applied, already, left = apply_page(page, source=EventSource.RECONCILE)
+            applied, already, left = apply_page(page, source=EventSource.RECONCILE, fetched=fetched)
             result.events_applied += applied
             result.events_already_known += already
             for parsed in left:  # failed before, failing now, or naming an unknown object
