@@ -336,7 +336,7 @@ def lock(spec: Ranked, *, only: tuple[str, ...] | None = None, **lookups: Any) -
     take_lock(spec)
     if list(lookups) == ["plugipay_id"]:
         held = _held_row(spec.model, lookups["plugipay_id"])
-        if held is not None or _known_absent(spec.model, lookups["plugipay_id"]):
+        if held is not None or _take_absent(spec.model, lookups["plugipay_id"]):
             return held
     row = _select_one(spec.model, lookups, only, locking=True)
     if row is None:
@@ -360,7 +360,7 @@ def find(model: type[M], *, only: tuple[str, ...] = (), **lookups: Any) -> M | N
     key = (model, current_account_pk(), lookups["plugipay_id"])
     if key in ids:
         return cast(M, model.from_db(None, [model._meta.pk.attname], [ids[key]]))
-    if _known_absent(model, lookups["plugipay_id"]):
+    if _take_absent(model, lookups["plugipay_id"]):
         return None
     found = _select_one(model, lookups, only, locking=False)
     if found is not None:
@@ -456,15 +456,25 @@ def _absent_key(model: type[models.Model], plugipay_id: Any) -> tuple:
     return (model, current_account_pk() if _has_account(model) else None, plugipay_id)
 
 
-def _known_absent(model: type[models.Model], plugipay_id: Any) -> bool:
-    """Did :func:`insert_locking` find no row of ``model`` with ``plugipay_id`` (in the account
-    acting) in this transaction, which has not written one since? Told once: the lookup that
-    follows the statement (a parent's lock, the row's own) is the one it answers, and a row
-    that gets this id later another way (a refund matched by its reference) is read again."""
+def _take_absent(model: type[models.Model], plugipay_id: Any) -> bool:
+    """Take the note that :func:`insert_locking` found no row of ``model`` with
+    ``plugipay_id`` (in the account acting); True when there was one. A note answers one
+    lookup, the one that follows the statement in the event's apply (a parent's lock, the
+    row's own), and every note left goes before the apply sends a signal
+    (:func:`forget_absent`): a row that gets this id later another way (a refund matched by its
+    reference), or that another transaction commits meanwhile, is read again."""
     absent = getattr(_remembered, "absent", None)
     if not absent:
         return False
     return absent.pop(_absent_key(model, plugipay_id), None) is not None
+
+
+def forget_absent() -> None:
+    """Drop every note of a row :func:`insert_locking` did not find (the event's own lookups
+    are done: what runs next, receivers included, reads the database again)."""
+    absent = getattr(_remembered, "absent", None)
+    if absent:
+        absent.clear()
 
 
 def _held_by_pk(model: type[models.Model], pk: Any) -> Any:
@@ -791,9 +801,7 @@ def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
         held = _held_row(type(instance), plugipay_id)
         if held is not None:
             return held, False
-        absent = getattr(_remembered, "absent", None)
-        if absent:
-            absent.pop(_absent_key(type(instance), plugipay_id), None)
+        _take_absent(type(instance), plugipay_id)  # about to be written: no longer absent
     row, created = _upsert_locked(instance, conflict)
     held = None if created else _held_by_pk(type(row), row.pk)
     if held is not None:
@@ -825,23 +833,27 @@ def _upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
     return _reader(model, connection, fields).one(values), created
 
 
+#: how a named row's account is matched in :func:`insert_locking`'s statement
+_NO_ACCOUNT, _NULL_ACCOUNT, _ACCOUNT = "no account column", "account IS NULL", "account = %s"
+
+
 def insert_locking(
     instance: models.Model,
     conflict: str,
     named: Sequence[tuple[type[models.Model], str]],
     *,
-    known: tuple[str, ...] = (),
+    recorded: tuple[str, ...] = (),
 ) -> tuple[bool, dict[str, Any] | None]:
     """Insert ``instance`` unless a row with the same ``conflict`` value exists and, when it
     inserted it, lock and read whole the rows ``named`` (``(model, Plugipay id)`` in the
     account acting, given in the lock order), all in one statement.
 
     Within :func:`remembered_ids`, the rows found are held for the transaction and those not
-    found are noted as absent, so the locks and upserts that follow read nothing again (an
-    event's apply then sends only the statements that change rows). Returns ``(inserted,
-    existing)``: ``existing`` holds the ``known`` fields of the row that already had the
-    ``conflict`` value, when one did and it was committed before the statement began (None
-    otherwise: a concurrent insert, or none asked for).
+    found are noted as absent, so the lookups that follow read nothing again (an event's apply
+    then sends only the statements that change rows). Returns ``(inserted, existing)``:
+    ``existing`` holds the ``recorded`` fields of the row that already had the ``conflict``
+    value, when one did and it was committed before the statement began (None otherwise: a
+    concurrent insert, or none asked for).
 
     PostgreSQL only (a data-modifying ``WITH``); elsewhere the insert alone, as
     :func:`insert_new`, and the rows are locked and read as the apply reaches them.
@@ -855,77 +867,82 @@ def insert_locking(
     params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in columns]
     targets = []
     for other, plugipay_id in named:
-        account = _in_acting_account(other, {"plugipay_id": plugipay_id}).get("account_id", ...)
-        shape = "-" if account is ... else "null" if account is None else "="
-        targets.append((other, shape))
-        params += [account, plugipay_id] if shape == "=" else [plugipay_id]
-    if known:
+        lookups = _in_acting_account(other, {"plugipay_id": plugipay_id})
+        if "account_id" not in lookups:
+            match = _NO_ACCOUNT
+        else:
+            match = _NULL_ACCOUNT if lookups["account_id"] is None else _ACCOUNT
+        targets.append((other, match))
+        params += [lookups["account_id"], plugipay_id] if match == _ACCOUNT else [plugipay_id]
+    if recorded:
         params.append(getattr(instance, cast(models.Field, meta.get_field(conflict)).attname))
-    key = ("insert_locking", meta.label, conflict, known, tuple(targets))
+    key = ("insert_locking", meta.label, conflict, recorded, tuple(targets))
     cache = _statements(connection)
     if key not in cache:
-        cache[key] = _compile_insert_locking(model, connection, conflict, known, targets)
-    sql_text = cache[key]
-    row = _fetch(connection, sql_text, params)
-    assert row is not None  # noqa: S101 - the statement always answers one row
+        cache[key] = _compile_insert_locking(model, connection, conflict, recorded, targets)
+    row = _fetch(connection, cache[key], params)
+    if row is None:  # the statement answers one row, whatever it found
+        raise RuntimeError("insert_locking's statement answered no row")
     pk, rest = row[0], list(row[1:])
-    existing = None
-    if known:
-        values, rest = rest[: len(known)], rest[len(known) :]
-        if pk is None and values[0] is not None:
-            existing = dict(zip(known, values, strict=True))
+    if recorded:
+        values, rest = rest[: len(recorded)], rest[len(recorded) :]
+        if pk is None:
+            found = values[recorded.index(meta.pk.attname)] is not None
+            return False, dict(zip(recorded, values, strict=True)) if found else None
     if pk is None:
-        return False, existing
+        return False, None
     instance.pk = pk
     instance._state.adding, instance._state.db = False, connection.alias
     absent = getattr(_remembered, "absent", None)
     for other, plugipay_id in named:
         fields = list(other._meta.concrete_fields)
         values, rest = rest[: len(fields)], rest[len(fields) :]
-        if values[0] is not None:
+        if values[fields.index(other._meta.pk)] is not None:
             _remember(_reader(other, connection, fields).one(values))
         elif absent is not None:
             absent[_absent_key(other, plugipay_id)] = True
     return True, None
 
 
-def _compile_insert_locking(model, connection, conflict: str, known, targets) -> str:
-    """The statement of :func:`insert_locking`: the insert in a ``WITH``, each named row's
-    locking read after it (run only when it inserted, in the order given: each waits on the
-    one before), and the existing row's ``known`` fields when it did not insert."""
+def _compile_insert_locking(model, connection, conflict: str, recorded, targets) -> str:
+    """The statement of :func:`insert_locking`: the insert in a ``WITH`` (``inserted``), each
+    named row's locking read after it (``n0``, ``n1``…: run only when it inserted, in the
+    order given), and the existing row's ``recorded`` fields when it did not (``earlier``)."""
     meta, qn = model._meta, connection.ops.quote_name
     columns = [f for f in meta.concrete_fields if not f.primary_key]
     conflict_column = qn(_column(meta.get_field(conflict)))
     parts = [
-        f"new AS (INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
+        f"inserted AS (INSERT INTO {qn(meta.db_table)} "
+        f"({', '.join(qn(f.column) for f in columns)}) "
         f"VALUES ({', '.join(['%s'] * len(columns))}) "
         f"ON CONFLICT ({conflict_column}) DO NOTHING RETURNING {qn(_column(meta.pk))})"
     ]
-    selected = ["(SELECT * FROM new)"]
-    joins = ["(SELECT 1) AS one"]
-    for i, (other, shape) in enumerate(targets):
+    selected, joins = ["(SELECT * FROM inserted)"], ["(SELECT 1) AS one"]
+    for i, (other, match) in enumerate(targets):
         other_meta = other._meta
         fields = ", ".join(qn(_column(f)) for f in other_meta.concrete_fields)
         conditions = [f"{qn(_column(other_meta.get_field('plugipay_id')))} = %s"]
-        if shape != "-":
+        if match != _NO_ACCOUNT:
             account = qn(_column(other_meta.get_field("account")))
-            conditions.insert(0, f"{account} = %s" if shape == "=" else f"{account} IS NULL")
-        conditions.append("EXISTS (SELECT 1 FROM new)")
+            conditions.insert(0, f"{account} = %s" if match == _ACCOUNT else f"{account} IS NULL")
+        conditions.append("EXISTS (SELECT 1 FROM inserted)")
         if i:
+            # Reading the row locked before makes this read wait for it: the rows are locked
+            # in the order given (the planner may otherwise scan the reads in any order).
             conditions.append(f"(SELECT count(*) FROM n{i - 1}) >= 0")
         parts.append(
             f"n{i} AS (SELECT {fields} FROM {qn(other_meta.db_table)} "
             f"WHERE {' AND '.join(conditions)} FOR NO KEY UPDATE)"
         )
         joins.append(f"LEFT JOIN n{i} ON true")
-    if known:
-        fields = ", ".join(qn(_column(meta.get_field(name))) for name in known)
+    if recorded:
+        fields = ", ".join(qn(_column(meta.get_field(name))) for name in recorded)
         parts.append(
-            f"old AS (SELECT {fields} FROM {qn(meta.db_table)} "
-            f"WHERE {conflict_column} = %s AND NOT EXISTS (SELECT 1 FROM new))"
+            f"earlier AS (SELECT {fields} FROM {qn(meta.db_table)} "
+            f"WHERE {conflict_column} = %s AND NOT EXISTS (SELECT 1 FROM inserted))"
         )
-        joins.insert(1, "LEFT JOIN old ON true")
-        selected.append("old.*")
+        joins.insert(1, "LEFT JOIN earlier ON true")
+        selected.append("earlier.*")
     selected += [f"n{i}.*" for i in range(len(targets))]
     return f"WITH {', '.join(parts)} SELECT {', '.join(selected)} FROM {' '.join(joins)}"
 

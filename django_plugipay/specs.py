@@ -453,6 +453,21 @@ class ResourceSpec:
         first (outside the transaction)?"""
         return False
 
+    def covers(self, whole: Mapping[str, Any], partial: Mapping[str, Any]) -> bool:
+        """Does ``whole``, the object fetched earlier, already hold what the partial event
+        object ``partial`` brings? Yes when every field ``partial`` carries is a monotonic one
+        (a renewal's period) and ``whole``'s value of it is as far on; never for a partial
+        object carrying none."""
+        carried = [name for name, f in self.fields.items() if any(k in partial for k in f.keys)]
+        if not carried or not self.monotonic.issuperset(carried):
+            return False
+        for name in carried:
+            field = self.fields[name]
+            new, have = field.read(partial, None), field.read(whole, None)
+            if new is not None and (have is None or have < new):
+                return False
+        return True
+
     # the API
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:

@@ -134,7 +134,9 @@ def normalise_status(status: str | None) -> str | None:
     return STATUS_ALIASES.get(status, status)
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
+def parse_time(value: Any) -> dt.datetime | None:
+    """An ISO-8601 time from Plugipay as an aware datetime (UTC when it names no offset);
+    None for anything else."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -209,7 +211,7 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> Event:
         type=event_type,
         kind=normalise_type(event_type),
         mode=mode if mode in ("test", "live") else None,
-        occurred_at=_parse_time(payload.get("occurredAt") or payload.get("createdAt")),
+        occurred_at=parse_time(payload.get("occurredAt") or payload.get("createdAt")),
         account_id=payload.get("accountId") or payload.get("workspaceId"),
         object=MappingProxyType(dict(obj)),
         previous_attributes=MappingProxyType(dict(previous) if isinstance(previous, dict) else {}),

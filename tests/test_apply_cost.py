@@ -88,7 +88,7 @@ def test_an_events_insert_locks_and_reads_the_rows_it_names_so_the_apply_only_wr
         "updatedAt": "2026-01-01T00:00:00Z",
     }
     refund = {"id": "rfd_4", "chargeId": "pay_4", "amount": 2000, "currency": "IDR"}
-    opening = "WITH NEW AS"
+    opening = "WITH INSERTED AS"
     # the payment before its session: no session found, the payment inserted
     assert sent(build_event("payment.succeeded", payment)) == [
         opening,
@@ -119,6 +119,33 @@ def test_an_events_insert_locks_and_reads_the_rows_it_names_so_the_apply_only_wr
     names = [name for name, _ in signal_log]
     assert names.count("payment_succeeded") == names.count("refund_succeeded") == 1, names
     assert names.count("checkout_session_completed") == 1, names
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_an_events_receivers_read_again_what_its_insert_did_not_find():
+    """The insert notes the rows it named and did not find (so the event's own lookups read
+    nothing); those notes are gone before any signal: a receiver finds a row written since."""
+    from django_plugipay.db import find
+    from django_plugipay.models import Invoice
+    from tests.factories import CheckoutSessionFactory, InvoiceFactory
+
+    CheckoutSessionFactory(plugipay_id="cs_5", status="completed")
+    found = []
+
+    def receiver(sender, instance, **kwargs):
+        InvoiceFactory(plugipay_id="inv_5")
+        found.append(find(Invoice, plugipay_id="inv_5"))
+
+    payment = {"id": "pay_5", "status": "succeeded", "amount": 5000, "currency": "IDR"}
+    body = build_event(
+        "payment.succeeded", {**payment, "checkoutSessionId": "cs_5", "invoiceId": "inv_5"}
+    )
+    signals.payment_succeeded.connect(receiver, weak=False)
+    try:
+        service.process_event(parse_event(body), source=EventSource.WEBHOOK)
+    finally:
+        signals.payment_succeeded.disconnect(receiver)
+    assert len(found) == 1 and found[0] is not None
 
 
 def test_a_page_is_one_transaction_without_a_savepoint_per_event(signal_log):
@@ -317,8 +344,8 @@ def test_a_later_page_uses_a_whole_object_again_only_while_it_is_as_fresh_as_the
     monkeypatch,
 ):
     """Pages of one run share what they fetched: a renewal on a later page uses the object an
-    earlier page fetched when every event of that page occurred no later than the object's
-    ``updatedAt``; a page holding a later event fetches it anew."""
+    earlier page fetched when the object holds its period and every event of that page
+    occurred before the object's ``updatedAt``; otherwise the page fetches it anew."""
     from django_plugipay.specs import registered
     from tests.factories import CustomerFactory, PlanFactory
 
@@ -346,9 +373,13 @@ def test_a_later_page_uses_a_whole_object_again_only_while_it_is_as_fresh_as_the
         page = [renewal(n, occurred)]
         assert service.apply_page(page, source=EventSource.RECONCILE, fetched=run)[0] == 1
     assert fetched == ["sub_v"]  # the second page used the first page's object
-    later = [renewal(4, "2026-04-01T00:00:01Z")]  # after the object's last change
-    assert service.apply_page(later, source=EventSource.RECONCILE, fetched=run)[0] == 1
+    # a period the object does not hold, whatever time the event carries
+    ahead = [renewal(5, "2026-03-15T00:00:00Z")]
+    assert service.apply_page(ahead, source=EventSource.RECONCILE, fetched=run)[0] == 1
     assert fetched == ["sub_v", "sub_v"]
+    later = [renewal(4, "2026-04-01T00:00:00Z")]  # at the instant of the object's last change
+    assert service.apply_page(later, source=EventSource.RECONCILE, fetched=run)[0] == 1
+    assert fetched == ["sub_v", "sub_v", "sub_v"]
     assert spec.model.objects.get().current_period_end.month == 5
 
 
@@ -503,3 +534,20 @@ def test_a_row_found_another_way_is_the_object_the_page_holds(signal_log):
         signals.refund_failed.disconnect(dispatch_uid="reads_held_payment")
     assert (applied, left) == (3, [])
     assert seen == [(1500, 1500)]
+
+
+def test_an_event_names_the_rows_its_spec_locks_first_in_the_lock_order():
+    """The rows an event's insert locks up front come in the lock order, parents first (a
+    price's plan before the price), as its apply would lock them."""
+    from django_plugipay.models import CheckoutSession, Plan, Price, Refund
+    from django_plugipay.specs import registered
+
+    def named(kind, resource):
+        return service._named_rows(parse_event(build_event(kind, registered(resource).example)))
+
+    assert named("price.updated", "price") == [(Plan, "plan_v"), (Price, "price_v")]
+    assert named("payment.succeeded", "payment") == [
+        (CheckoutSession, "cs_v"),
+        (Payment, "pay_v"),
+    ]
+    assert named("refund.succeeded", "refund") == [(Payment, "pay_v"), (Refund, "rfd_v")]

@@ -134,6 +134,7 @@ class PriceSpec(ResourceSpec):
         "active": field(Boolean(), "active", default=True),
     }
     refs = {"updated_at": UPDATED_AT, "plan_id": field(Text(), "planId")}
+    locks_with = {"plan_id": "plan"}
     example = {
         "id": "price_v",
         "planId": "plan_v",

@@ -29,6 +29,7 @@ from django_plugipay.accounts import acting_for
 from django_plugipay.context import current_account_pk
 from django_plugipay.db import (
     find,
+    forget_absent,
     in_lock_scope,
     lock,
     lock_scope,
@@ -148,6 +149,7 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
         _same_account(spec, row)
     before = None if created else spec.remember(row)
     moved_to = values.get("status") if created else _update(spec, row, values, refs, fills, partial)
+    forget_absent()  # the event's own lookups are done: receivers read the database again
     _hand_over(row, parent)
     spec.changed(row, moved_to, parent)
     for signal in spec.transitions(row, moved_to, before):

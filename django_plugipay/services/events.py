@@ -46,7 +46,7 @@ from django_plugipay.specs import (
     registered,
     spec_for,
 )
-from django_plugipay.webhooks import Event, parse_event, verify_signature
+from django_plugipay.webhooks import Event, parse_event, parse_time, verify_signature
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -222,11 +222,11 @@ def validate_event(parsed: Event) -> None:
 
 class _AlreadyRecorded(Exception):
     """The event id is in the log already (a duplicate, or a redelivery of a failed event);
-    ``known`` holds its pk and status when the insert read them."""
+    ``recorded`` holds the fields of its row the insert read (:data:`RECORDED`), if it could."""
 
-    def __init__(self, known: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, recorded: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        self.known = known
+        self.recorded = recorded
 
 
 def _fields(parsed: Event, source: str) -> dict[str, Any]:
@@ -254,9 +254,9 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
         return _fetching(
             lambda prefetched: _record_and_apply(parsed, source, prefetched), _completing(parsed)
         )
-    except _AlreadyRecorded as recorded:
+    except _AlreadyRecorded as duplicate:
         try:
-            event = _recorded(parsed, recorded.known)
+            event = _recorded(parsed, duplicate.recorded)
         except Exception as exc:  # the database went away after the insert found it
             discard_lost_connection(exc)
             _log_failure(parsed.id, parsed.kind, exc)
@@ -375,30 +375,33 @@ def _insert_and_apply(parsed: Event, source: str, prefetched) -> WebhookEvent:
     [row] = _new_rows([parsed], source)
     named = [] if prefetched else _named_rows(parsed)
     with remembered_ids():
-        inserted, known = insert_locking(row, "event_id", named, known=("id", "status"))
+        inserted, recorded = insert_locking(row, "event_id", named, recorded=RECORDED)
         if not inserted:
-            raise _AlreadyRecorded(known)
+            raise _AlreadyRecorded(recorded)
         _apply(parsed, row, prefetched)
     return row
+
+
+#: the fields of a recorded event a duplicate delivery's insert reads (the rest load on use)
+RECORDED = ("id", "account_id", "kind", "status")
 
 
 def _named_rows(parsed: Event) -> list[tuple[Any, str]]:
     """``(model, Plugipay id)`` of the rows an event names, in the lock order."""
     named = [(registered(resource), object_id) for resource, object_id in _named_objects(parsed)]
-    named.sort(key=lambda item: item[0].lock_rank)
+    named.sort(key=lambda item: (item[0].lock_rank, item[0].name))
     return [(spec.model, object_id) for spec, object_id in named]
 
 
-def _recorded(parsed: Event, known: Mapping[str, Any] | None) -> WebhookEvent:
-    """The recorded event a duplicate delivery found: its pk and status, as the insert read
-    them (read now when it could not: recorded by a transaction that committed meanwhile)."""
-    if known is None:
+def _recorded(parsed: Event, recorded: Mapping[str, Any] | None) -> WebhookEvent:
+    """The recorded event a duplicate delivery found, with the fields its insert read (read
+    now when it could not: recorded by a transaction that committed meanwhile)."""
+    if recorded is None:
         return WebhookEvent.objects.get(event_id=parsed.id)
-    return WebhookEvent.from_db(
-        connection_for(WebhookEvent).alias,
-        ["id", "event_id", "status"],
-        [known["id"], parsed.id, known["status"]],
-    )
+    values = {**recorded, "event_id": parsed.id}
+    names = [f.attname for f in WebhookEvent._meta.concrete_fields if f.attname in values]
+    alias = connection_for(WebhookEvent).alias
+    return WebhookEvent.from_db(alias, names, [values[name] for name in names])
 
 
 def _savepoint() -> Any:
@@ -500,19 +503,26 @@ def _fetch_whole(
     whose object cannot be fetched now is missing (it is taken one by one, which records why).
 
     ``fetched`` holds the objects fetched for earlier pages of the same run (it gains this
-    page's). One is used again, instead of a new request, when every event of this page
-    occurred no later than the object's last change (its ``updatedAt``, by Plugipay's clock
-    like the events' times): it then already holds everything this page brings, as a fetch
-    made now would. A catch-up over months of renewals fetches each subscription about once.
+    page's). One is used again, instead of a new request, when it already holds what the
+    partial event brings (:meth:`~django_plugipay.specs.ResourceSpec.covers`: a renewal's
+    period) and every event of this page occurred before the object's last change (its
+    ``updatedAt``, by Plugipay's clock like the events' times): it then holds everything this
+    page brings, as a fetch made now would. A catch-up over months of renewals fetches each
+    subscription about once.
     """
-    occurred = [parsed.occurred_at for parsed in page]
-    newest = None if None in occurred else max(occurred, default=None)
+    occurred = [parsed.occurred_at for parsed in page if parsed.occurred_at is not None]
+    newest = max(occurred) if occurred and len(occurred) == len(page) else None
     whole, this_page = {}, set()
     for parsed in partial:
         try:
             for spec, object_id in _completing(parsed):
                 key = (spec.name, object_id)
-                if key not in this_page and not _as_fresh_as(fetched.get(key), newest):
+                earlier = fetched.get(key)
+                if key not in this_page and not (
+                    earlier is not None
+                    and spec.covers(earlier, parsed.object)
+                    and _changed_after(earlier, newest)
+                ):
                     fetched[key] = spec.fetch(object_id)
                 this_page.add(key)
         except Exception:  # noqa: BLE001 - process_event fetches it again and records a failure
@@ -521,12 +531,10 @@ def _fetch_whole(
     return whole
 
 
-def _as_fresh_as(obj: Mapping[str, Any] | None, newest: dt.datetime | None) -> bool:
-    """Did ``obj`` (fetched earlier) last change no earlier than ``newest``?"""
-    if obj is None or newest is None:
-        return False
-    changed = datetimes.parse(obj.get("updatedAt"))
-    return changed is not None and datetimes.to_project(newest) <= changed
+def _changed_after(obj: Mapping[str, Any], moment: dt.datetime | None) -> bool:
+    """Did ``obj`` last change after ``moment`` (both aware, by Plugipay's clock)?"""
+    changed = parse_time(obj.get("updatedAt"))
+    return moment is not None and changed is not None and moment < changed
 
 
 def _new_rows(events: list[Event], source: str) -> list[WebhookEvent]:

@@ -7,6 +7,7 @@ import datetime as dt
 import itertools
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -114,7 +115,8 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
         filters["occurredAfter"] = datetimes.to_api(start)
     newest, newest_id = cursor.occurred_at, cursor.last_event_id
     items = get_client().list_events(**filters)
-    fetched: dict = {}  # whole objects fetched for partial events, used again by later pages
+    # whole objects fetched for partial events, used again by later pages while fresh enough
+    fetched: dict[tuple[str, str], Any] = {}
     # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
     while page := [parse_event(item) for item in itertools.islice(items, PAGE_SIZE)]:
         if dry_run:
