@@ -411,6 +411,12 @@ def versus(results: dict) -> list[str]:
     vs = results.get("versus")
     if not vs:
         return []
+    if "error" in vs:
+        return [
+            f"The per-event design (commit `{vs['before']}`) could not be extracted, so it was "
+            f"not measured beside this tree: {vs['error']}",
+            "",
+        ]
     lines = [
         f"### Beside the per-event design (commit `{vs['before']}`)",
         "",

@@ -64,7 +64,10 @@ def run(count: int, rounds: int = 3, before: str | None = None) -> dict:
     before = before or os.environ.get("BENCH_BEFORE", BEFORE)
     with tempfile.TemporaryDirectory(prefix="plugipay-versus-") as scratch:
         old = Path(scratch) / "before"
-        _extract(before, ROOT, old)
+        try:
+            _extract(before, ROOT, old)
+        except subprocess.CalledProcessError as exc:  # a shallow clone, an unknown commit
+            return {"before": before, "error": exc.stderr.decode(errors="replace").strip()}
         warm, _ = make_events(60, "vw")
         bodies, _ = make_events(count, "vs")
         events_file = Path(scratch) / "events.json"
