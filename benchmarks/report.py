@@ -413,41 +413,62 @@ def versus(results: dict) -> list[str]:
         return []
     if "error" in vs:
         return [
-            f"The per-event design (commit `{vs['before']}`) could not be extracted, so it was "
-            f"not measured beside this tree: {vs['error']}",
+            f"The per-event design (commit `{vs['before']}`) was not measured beside this tree: "
+            f"{vs['error']}",
             "",
         ]
+    half = vs["events"] // 2
     lines = [
         f"### Beside the per-event design (commit `{vs['before']}`)",
         "",
-        f"The package as it was before the apply engine's redesign, extracted with `git archive` "
-        "with its own example shop, and this tree, each in a child process on its own fresh "
-        f"database, alternately, {vs['rounds']} rounds; each child posts the same "
-        f"{vs['events'] // 2:,} signed events of the ingestion mix per row through Django's test "
-        "client (medians of the rounds).",
+        "The package as it was before the apply engine's redesign, extracted with `git archive` "
+        "with its own example shop and benchmark settings, and this tree, each in a child "
+        f"process on its own fresh database, {vs['rounds']} rounds in alternating order. Each "
+        f"child posts the same {vs['events']:,} signed events of the ingestion mix through "
+        f"Django's test client after the same warm-up: the first {half:,} with every "
+        "django-plugipay signal receiver disconnected, the other "
+        f"{vs['events'] - half:,} (later events, the refunds still due among them) with each "
+        "tree's own receivers (its shop's, the benchmark's signal counter; this release's shop "
+        "also records a durable receiver's delivery per payment, then claims and runs it after "
+        "the commit). Figures per request, medians of the rounds; CPU is the child's whole "
+        "process (test client, middleware and signing included) and its PostgreSQL backend; "
+        "statements are those sent through Django's cursors (SAVEPOINT/RELEASE included, "
+        "BEGIN/COMMIT not).",
         "",
         "| inline webhook path | design | wall ms | Python CPU ms | PostgreSQL CPU ms "
-        "| SQL statements |",
+        "| statements |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    labels = {
-        "no_receivers": "no receivers",
-        "receivers": "each tree's own shop's receivers",
-    }
+    labels = {"no_receivers": "no receivers", "receivers": "each tree's own receivers"}
     for row, label in labels.items():
         for name, design in (("before", "per-event"), ("now", "this release")):
             m = vs[row][name]
             lines.append(
-                f"| {label} | {design} | {m['wall_ms']} | {m['python_cpu_ms']} | "
-                f"{m['postgres_cpu_ms']} | {m['statements']} |"
+                f"| {label} | {design} | {m['wall_ms']:.2f} | {m['python_cpu_ms']:.2f} | "
+                f"{m['postgres_cpu_ms']:.2f} | {m['statements']:.2f} |"
             )
-    bare = vs["no_receivers"]
+    lines.append("")
+    outcome = vs["outcome"]
+    if not vs["same_outcome"]:
+        return [
+            *lines,
+            "- The two trees did not store the same outcome (answers, events, payments, "
+            "refunds), so no ratio is given.",
+            "",
+        ]
+    bare, full = vs["no_receivers"], vs["receivers"]
+    rounds = ", ".join(f"{r:.2f}" for r in bare["python_cpu_ratios"])
     lines += [
-        "",
-        f"- Python CPU per event without receivers: **{bare['python_cpu_ratio']}×** the "
-        "per-event design's. With receivers the shops differ (this release's example shop also "
-        "records a durable receiver's delivery per payment), so that row is not a like-for-like "
-        f"comparison ({vs['receivers']['python_cpu_ratio']}×).",
+        f"- Both trees stored the same outcome: answers {outcome['answers']}, events "
+        f"{outcome['events']}, payments {outcome['payments']}, refunds {outcome['refunds']}.",
+        f"- Without receivers, this release's **Python CPU per event is "
+        f"{bare['python_cpu_ratio']:.2f}×** the per-event design's (rounds: {rounds}); Python "
+        f"and PostgreSQL CPU together {bare['cpu_ratio']:.2f}×, wall time "
+        f"{bare['wall_ratio']:.2f}×: part of the work moved into PostgreSQL (one statement "
+        "locks and reads what several did, planned on each execution).",
+        f"- With each tree's own receivers: Python CPU {full['python_cpu_ratio']:.2f}×, wall "
+        f"{full['wall_ratio']:.2f}×; the shops differ (above), so that row is not like for "
+        "like.",
         "",
     ]
     return lines

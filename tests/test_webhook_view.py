@@ -343,3 +343,50 @@ def test_fuzzed_requests_never_5xx_and_store_nothing(client, body, headers):
     response = client.post(URL, body, content_type="application/json", headers=headers)
     assert response.status_code < 500
     assert not WebhookEvent.objects.exists()
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    value=_json_values,
+    big=st.sampled_from(["", "1e400", "-1E999", "1" * 400 + ".5", "2.5"]),
+    depth=st.integers(0, 40),
+    ascii_only=st.booleans(),
+)
+def test_a_body_the_fast_check_passes_holds_nothing_the_walk_refuses(value, big, depth, ascii_only):
+    """The raw-body check that lets most events skip the payload walk never lets through
+    what the walk refuses (NUL, lone surrogates, NaN or Infinity, nesting too deep)."""
+    from django_plugipay.exceptions import InvalidPayload
+    from django_plugipay.services.events import _check_storable, _surely_storable
+    from django_plugipay.webhooks import parse_event
+
+    for _ in range(depth):
+        value = [value]
+    event = {"id": "evt_fast", "type": "plugipay.customer.created.v1", "data": {"v": value}}
+    try:
+        body = json.dumps(event, ensure_ascii=ascii_only).encode()
+    except UnicodeEncodeError:  # a lone surrogate has no UTF-8: no such body arrives
+        return
+    if big:
+        body = body[:-2] + f', "n": {big}}}}}'.encode()
+    if _surely_storable(body):
+        try:
+            parsed = parse_event(body)
+        except Exception:  # noqa: BLE001 - not an event at all: nothing to store either way
+            return
+        try:
+            _check_storable(parsed)
+        except InvalidPayload:
+            pytest.fail(f"the fast check passed a body the walk refuses: {body[:200]!r}")

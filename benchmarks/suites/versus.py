@@ -39,6 +39,10 @@ def _extract(commit: str, root: Path, into: Path) -> None:
         tar.extractall(into, filter="data")
 
 
+class ChildFailed(Exception):
+    """A child process could not measure its tree."""
+
+
 def _child(tree: Path, database: str, events_file: Path) -> dict:
     env = {
         **os.environ,
@@ -50,10 +54,12 @@ def _child(tree: Path, database: str, events_file: Path) -> dict:
         [sys.executable, __file__, str(events_file)],
         cwd=tree,
         env=env,
-        check=True,
         capture_output=True,
         text=True,
     )
+    if done.returncode:
+        tail = " ".join(done.stderr.strip().splitlines()[-3:])
+        raise ChildFailed(f"the child measuring {tree.name} exited {done.returncode}: {tail}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -64,29 +70,58 @@ def run(count: int, rounds: int = 3, before: str | None = None) -> dict:
     before = before or os.environ.get("BENCH_BEFORE", BEFORE)
     with tempfile.TemporaryDirectory(prefix="plugipay-versus-") as scratch:
         old = Path(scratch) / "before"
+        trees = {"before": (old, "plugipay_versus_before"), "now": (ROOT, "plugipay_versus_now")}
+        measured: dict[str, list[dict]] = {"before": [], "now": []}
         try:
             _extract(before, ROOT, old)
-        except subprocess.CalledProcessError as exc:  # a shallow clone, an unknown commit
-            return {"before": before, "error": exc.stderr.decode(errors="replace").strip()}
-        warm, _ = make_events(60, "vw")
-        bodies, _ = make_events(count, "vs")
-        events_file = Path(scratch) / "events.json"
-        events_file.write_text(json.dumps([b.decode() for b in [*warm, *bodies]]))
-        measured: dict[str, list[dict]] = {"before": [], "now": []}
-        for _ in range(rounds):
-            measured["before"].append(_child(old, "plugipay_versus_before", events_file))
-            measured["now"].append(_child(ROOT, "plugipay_versus_now", events_file))
-    result: dict = {"before": before, "events": count, "rounds": rounds}
+            warm, _ = make_events(80, "vw")  # duplicates and refunds among them too
+            bodies, _ = make_events(count, "vs")
+            events_file = Path(scratch) / "events.json"
+            events_file.write_text(
+                json.dumps(
+                    {"warm": [b.decode() for b in warm], "measured": [b.decode() for b in bodies]}
+                )
+            )
+            for i in range(rounds):  # old first, then new first, and so on
+                for name in ("before", "now") if i % 2 == 0 else ("now", "before"):
+                    measured[name].append(_child(*trees[name], events_file))
+        except (OSError, subprocess.CalledProcessError, ChildFailed) as exc:
+            detail = getattr(exc, "stderr", None)
+            reason = detail.decode(errors="replace").strip() if isinstance(detail, bytes) else ""
+            return {"before": before, "error": reason or str(exc)}
+    return _summary(before, len(bodies), measured)
+
+
+def _summary(before: str, events: int, measured: dict[str, list[dict]]) -> dict:
+    """Medians per tree and row, and the ratios of this tree to the earlier one (raw values:
+    the report rounds). The ratios are given only when both trees stored the same outcome."""
+    outcomes = {
+        json.dumps(m["outcome"], sort_keys=True) for runs in measured.values() for m in runs
+    }
+    result: dict = {
+        "before": before,
+        "events": events,
+        "rounds": len(measured["now"]),
+        "outcome": measured["now"][0]["outcome"],
+        "same_outcome": len(outcomes) == 1,
+    }
     for row in ROWS:
+        pair: dict = {}
         for name in ("before", "now"):
             runs = [m[row] for m in measured[name]]
-            result.setdefault(row, {})[name] = {
-                key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]
-            }
-        pair = result[row]
-        pair["python_cpu_ratio"] = round(
-            pair["now"]["python_cpu_ms"] / pair["before"]["python_cpu_ms"], 2
-        )
+            pair[name] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        if result["same_outcome"]:
+            old, new = pair["before"], pair["now"]
+            pair["python_cpu_ratio"] = new["python_cpu_ms"] / old["python_cpu_ms"]
+            pair["cpu_ratio"] = (new["python_cpu_ms"] + new["postgres_cpu_ms"]) / (
+                old["python_cpu_ms"] + old["postgres_cpu_ms"]
+            )
+            pair["wall_ratio"] = new["wall_ms"] / old["wall_ms"]
+            pair["python_cpu_ratios"] = [
+                n[row]["python_cpu_ms"] / o[row]["python_cpu_ms"]
+                for o, n in zip(measured["before"], measured["now"], strict=True)
+            ]
+        result[row] = pair
     return result
 
 
@@ -145,19 +180,27 @@ def _measure(post, bodies: list[bytes]) -> dict:
 
 def _main(events_file: str) -> None:
     _fresh_database()
+    from collections import Counter
+
     from django.conf import settings
     from django.dispatch import Signal
     from django.test import Client
 
+    import django_plugipay
     from django_plugipay import signals
+    from django_plugipay.models import Payment, Refund, WebhookEvent
     from django_plugipay.webhooks import sign_payload
 
+    if not Path(django_plugipay.__file__).resolve().is_relative_to(Path.cwd().resolve()):
+        raise SystemExit(f"imported {django_plugipay.__file__}, not the package of {Path.cwd()}")
     settings.ALLOWED_HOSTS = ["localhost"]
     client = Client(HTTP_HOST="localhost")
     secret = settings.PLUGIPAY["WEBHOOK_SECRETS"][0]
-    encoded = [b.encode() for b in json.loads(Path(events_file).read_text())]
-    warm, bodies = encoded[:60], encoded[60:]
+    events = json.loads(Path(events_file).read_text())
+    warm = [b.encode() for b in events["warm"]]
+    bodies = [b.encode() for b in events["measured"]]
     half = len(bodies) // 2
+    answers: Counter = Counter()
 
     def post(body: bytes) -> None:
         response = client.post(
@@ -166,6 +209,7 @@ def _main(events_file: str) -> None:
             content_type="application/json",
             HTTP_X_PLUGIPAY_SIGNATURE=sign_payload(body, secret),
         )
+        answers[response.status_code] += 1
         if response.status_code >= 500:
             raise SystemExit(f"the webhook answered {response.status_code}")
 
@@ -182,7 +226,13 @@ def _main(events_file: str) -> None:
             signal.receivers[:] = receivers
             signal.sender_receivers_cache.clear()
     receivers = _measure(post, bodies[half:])
-    print(json.dumps({"no_receivers": no_receivers, "receivers": receivers}))
+    outcome = {
+        "answers": {str(code): n for code, n in sorted(answers.items())},
+        "events": dict(Counter(WebhookEvent.objects.values_list("status", flat=True))),
+        "payments": dict(Counter(Payment.objects.values_list("status", flat=True))),
+        "refunds": dict(Counter(Refund.objects.values_list("status", flat=True))),
+    }
+    print(json.dumps({"no_receivers": no_receivers, "receivers": receivers, "outcome": outcome}))
 
 
 if __name__ == "__main__":
