@@ -459,8 +459,9 @@ def versus(results: dict) -> list[str]:
     bare, full = vs["no_receivers"], vs["receivers"]
     rounds = ", ".join(f"{r:.2f}" for r in bare["python_cpu_ratios"])
     lines += [
-        f"- Both trees stored the same outcome: answers {outcome['answers']}, events "
-        f"{outcome['events']}, payments {outcome['payments']}, refunds {outcome['refunds']}.",
+        "- Both trees stored the same outcome: "
+        + "; ".join(f"{name} {counts}" for name, counts in outcome.items())
+        + ".",
         f"- Without receivers, this release's **Python CPU per event is "
         f"{bare['python_cpu_ratio']:.2f}×** the per-event design's (rounds: {rounds}); Python "
         f"and PostgreSQL CPU together {bare['cpu_ratio']:.2f}×, wall time "

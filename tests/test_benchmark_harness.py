@@ -134,3 +134,25 @@ def test_the_sampler_attributes_cpu_to_the_innermost_app_frame():
     rows = {row["work"]: row for row in sampler.table()}
     assert sampler.samples > 50
     assert rows["django_plugipay.money.format_amount"]["inclusive"] > 50
+
+
+def test_the_side_by_side_ratios_need_both_trees_to_store_the_same_outcome():
+    from benchmarks.report import versus as section
+    from benchmarks.suites.versus import _summary
+
+    def child(python, outcome):
+        row = {"wall_ms": 3.0, "python_cpu_ms": python, "postgres_cpu_ms": 1.0, "statements": 3}
+        return {"no_receivers": row, "receivers": row, "outcome": outcome}
+
+    same = {"answers": {"200": 10}}
+    measured = {"before": [child(2.0, same), child(2.2, same)], "now": [child(1.5, same)] * 2}
+    result = _summary("476065f", 10, measured)
+    assert result["same_outcome"]
+    assert result["no_receivers"]["python_cpu_ratios"] == [0.75, 1.5 / 2.2]
+    assert round(result["no_receivers"]["python_cpu_ratio"], 3) == round(1.5 / 2.1, 3)
+    assert "**Python CPU per event is 0.71×**" in "\n".join(section({"versus": result}))
+
+    measured["now"][1] = child(1.5, {"answers": {"200": 9, "422": 1}})
+    differ = _summary("476065f", 10, measured)
+    assert not differ["same_outcome"] and "python_cpu_ratio" not in differ["no_receivers"]
+    assert "no ratio is given" in "\n".join(section({"versus": differ}))
