@@ -63,6 +63,17 @@ def truncate() -> None:
             bench_baseline_rawdelivery, bench_baseline_signalrecord CASCADE""")
 
 
+def timed_reconcile():
+    """Run ``reconcile()`` once, timed, its statements counted: ``(result, seconds, counter)``."""
+    from django_plugipay.services import reconcile
+
+    with QueryCounter() as counter:
+        began = time.perf_counter()
+        result = reconcile()
+        seconds = time.perf_counter() - began
+    return result, seconds, counter
+
+
 def free_port() -> int:
     """A free loopback port: from ``BENCH_PORTS`` (``first-last``) when set, else any."""
     first, _, last = os.environ.get("BENCH_PORTS", "0-0").partition("-")

@@ -306,30 +306,38 @@ def test_a_row_written_in_a_rolled_back_savepoint_is_not_linked_to():
     connection.check_constraints()  # no link to a row that does not exist
 
 
-def renewed(sub_id, n):
+def renewed(sub_id, n, occurred_at=None):
     period = {
         "currentPeriodStart": f"2026-0{n}-01T00:00:00Z",
         "currentPeriodEnd": f"2026-0{n + 1}-01T00:00:00Z",
     }
-    return parse_event(build_event("subscription.renewed", {"id": sub_id, **period}))
+    body = build_event("subscription.renewed", {"id": sub_id, **period}, occurred_at=occurred_at)
+    return parse_event(body)
+
+
+def fetching_subscription(monkeypatch, month):
+    """Subscription ``sub_v``'s customer and plan, and its fetch answering it in the period
+    beginning on ``month`` (changed then); return its spec and the list of ids fetched."""
+    from django_plugipay.specs import registered
+    from tests.factories import CustomerFactory, PlanFactory
+
+    spec = registered("subscription")
+    CustomerFactory(plugipay_id="cus_v"), PlanFactory(plugipay_id="plan_v")
+    whole = {
+        **spec.example,
+        "currentPeriodStart": f"2026-0{month}-01T00:00:00Z",
+        "currentPeriodEnd": f"2026-0{month + 1}-01T00:00:00Z",
+        "updatedAt": f"2026-0{month}-01T00:00:00Z",
+    }
+    fetched = []
+    monkeypatch.setattr(type(spec), "fetch", lambda self, oid: fetched.append(oid) or dict(whole))
+    return spec, fetched
 
 
 def test_a_pages_partial_events_are_applied_in_it_each_object_fetched_once(monkeypatch):
     """A renewal's event carries only the period: the subscription is fetched once for the
     page, before its transaction, and its events are applied on the page (not one by one)."""
-    from django_plugipay.specs import registered
-    from tests.factories import CustomerFactory, PlanFactory
-
-    spec = registered("subscription")
-    customer, plan = CustomerFactory(plugipay_id="cus_v"), PlanFactory(plugipay_id="plan_v")
-    whole = {
-        **spec.example,
-        "currentPeriodStart": "2026-03-01T00:00:00Z",
-        "currentPeriodEnd": "2026-04-01T00:00:00Z",
-        "updatedAt": "2026-03-01T00:00:00Z",
-    }
-    fetched = []
-    monkeypatch.setattr(type(spec), "fetch", lambda self, oid: fetched.append(oid) or dict(whole))
+    spec, fetched = fetching_subscription(monkeypatch, month=3)
     page = [renewed("sub_v", 1), renewed("sub_v", 2)]
     with CaptureQueriesContext(connection) as ctx:
         applied, _known, left = service.apply_page(page, source=EventSource.RECONCILE)
@@ -337,7 +345,8 @@ def test_a_pages_partial_events_are_applied_in_it_each_object_fetched_once(monke
     _statements, control = split(ctx.captured_queries)
     assert control.count("SAVEPOINT") + control.count("BEGIN") == 1, control
     sub = spec.model.objects.get()
-    assert (sub.customer, sub.plan, sub.current_period_end.month) == (customer, plan, 4)
+    assert (sub.customer.plugipay_id, sub.plan.plugipay_id) == ("cus_v", "plan_v")
+    assert sub.current_period_end.month == 4
 
 
 def test_a_later_page_uses_a_whole_object_again_only_while_it_is_as_fresh_as_the_page(
@@ -346,27 +355,10 @@ def test_a_later_page_uses_a_whole_object_again_only_while_it_is_as_fresh_as_the
     """Pages of one run share what they fetched: a renewal on a later page uses the object an
     earlier page fetched when the object holds its period and every event of that page
     occurred before the object's ``updatedAt``; otherwise the page fetches it anew."""
-    from django_plugipay.specs import registered
-    from tests.factories import CustomerFactory, PlanFactory
-
-    spec = registered("subscription")
-    CustomerFactory(plugipay_id="cus_v"), PlanFactory(plugipay_id="plan_v")
-    whole = {
-        **spec.example,
-        "currentPeriodStart": "2026-04-01T00:00:00Z",
-        "currentPeriodEnd": "2026-05-01T00:00:00Z",
-        "updatedAt": "2026-04-01T00:00:00Z",
-    }
-    fetched = []
-    monkeypatch.setattr(type(spec), "fetch", lambda self, oid: fetched.append(oid) or dict(whole))
+    spec, fetched = fetching_subscription(monkeypatch, month=4)
 
     def renewal(n, occurred):
-        period = {
-            "currentPeriodStart": f"2026-0{n}-01T00:00:00Z",
-            "currentPeriodEnd": f"2026-0{n + 1}-01T00:00:00Z",
-        }
-        body = build_event("subscription.renewed", {"id": "sub_v", **period}, occurred_at=occurred)
-        return parse_event(body)
+        return renewed("sub_v", n, occurred)
 
     run: dict = {}
     for n, occurred in [(2, "2026-02-01T00:00:00Z"), (3, "2026-03-01T00:00:00Z")]:

@@ -4,9 +4,7 @@ fetch), from an empty database."""
 
 from __future__ import annotations
 
-import time
-
-from benchmarks.harness import QueryCounter, free_port, truncate
+from benchmarks.harness import free_port, timed_reconcile, truncate
 
 DAY = 86400
 #: at most this many subscriptions, fewer on a small run so that every run sees renewals
@@ -18,7 +16,6 @@ def run(count: int) -> dict:
     from django.db import connection
 
     from django_plugipay.models import Invoice, Subscription
-    from django_plugipay.services import reconcile
     from django_plugipay.specs import registered
     from plugipay_sandbox import SandboxConfig, SandboxServer
     from plugipay_sandbox.state import customers, plans, subscriptions
@@ -65,10 +62,7 @@ def run(count: int) -> dict:
 
         spec.fetch = counted
         try:
-            with QueryCounter() as counter:
-                began = time.perf_counter()
-                result = reconcile()
-                seconds = time.perf_counter() - began
+            result, seconds, counter = timed_reconcile()
         finally:
             spec.fetch = fetch
         renewals = sum(1 for e in store.events.values() if e["kind"] == "subscription.renewed")

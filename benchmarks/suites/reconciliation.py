@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from benchmarks.harness import QueryCounter, free_port, truncate
+from benchmarks.harness import free_port, timed_reconcile, truncate
 
 
 def run(count: int) -> dict:
@@ -12,7 +12,6 @@ def run(count: int) -> dict:
 
     from django_plugipay.client import PlugipayClient
     from django_plugipay.models import Payment
-    from django_plugipay.services import reconcile
     from plugipay_sandbox import SandboxConfig, SandboxServer
     from plugipay_sandbox.state import checkout
 
@@ -37,10 +36,7 @@ def run(count: int) -> dict:
         settings.PLUGIPAY = {**settings.PLUGIPAY, "BASE_URL": server.base_url}
         fetching = _timed(PlugipayClient, "request")
         try:
-            with QueryCounter() as counter:
-                began = time.perf_counter()
-                result = reconcile()
-                seconds = time.perf_counter() - began
+            result, seconds, counter = timed_reconcile()
         finally:
             fetching.restore()
         payments = Payment.objects.count()
