@@ -730,6 +730,12 @@ def _literal(value: Any) -> str:
     raise ValueError(f"{value!r} cannot be written into a statement: pass it as a value")
 
 
+def _insert_params(instance: models.Model, connection) -> list[Any]:
+    """The values of ``instance``'s columns but the pk, as an insert writes them."""
+    fields = [f for f in instance._meta.concrete_fields if not f.primary_key]
+    return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+
+
 def _insert(instance, connection, action: str, returning: str, conflict: str):
     """``INSERT … ON CONFLICT (<conflict>) <action> <returning>``; the returned row or None."""
     rows = _insert_rows([instance], connection, action, returning, conflict)
@@ -739,11 +745,7 @@ def _insert(instance, connection, action: str, returning: str, conflict: str):
 def _insert_rows(instances, connection, action: str, returning: str, conflict: str) -> list:
     meta = instances[0]._meta
     columns = [f for f in meta.concrete_fields if not f.primary_key]
-    params = [
-        f.get_db_prep_save(f.pre_save(instance, True), connection)
-        for instance in instances
-        for f in columns
-    ]
+    params = [value for instance in instances for value in _insert_params(instance, connection)]
     key = ("insert", meta.label, action, returning, conflict, len(instances))
     cache = _statements(connection)
     if key not in cache:
@@ -863,8 +865,7 @@ def insert_locking(
     if connection.vendor != "postgresql":
         return insert_new(instance, conflict), None
     meta = model._meta
-    columns = [f for f in meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in columns]
+    params = _insert_params(instance, connection)
     targets = []
     for other, plugipay_id in named:
         lookups = _in_acting_account(other, {"plugipay_id": plugipay_id})
