@@ -403,7 +403,48 @@ def cost(results: dict) -> list[str]:
             f"| {label} | {row['wall_ms']} | {row['python_cpu_ms']} | "
             f"{row['postgres_cpu_ms']} | {row['statements']} | {row.get('round_trips', '')} |"
         )
-    return [*lines, "", *versus(results), *bounds(results), ""]
+    return [*lines, "", *prepared(results), *versus(results), *bounds(results), ""]
+
+
+def prepared(results: dict) -> list[str]:
+    """The measured effect of the psycopg 3 options the deployment guide recommends."""
+    bound = (results.get("cost") or {}).get("binding")
+    if not bound:
+        return []
+    from benchmarks.suites.cost import PREPARED
+
+    options = ", ".join(f"`{name}={value!r}`" for name, value in PREPARED.items())
+    lines = [
+        "### Prepared statements (psycopg 3)",
+        "",
+        f"The same two rows with Django's defaults (client-side binding: PostgreSQL parses and "
+        f"plans every statement) and with {options} (the options "
+        "[Deployment](explanation/deployment.md) recommends), "
+        f"{bound['events']:,} events per row, {bound['rounds']} rounds in alternating order, "
+        "medians of the rounds.",
+        "",
+        "| work | options | wall ms | Python CPU ms | PostgreSQL CPU ms |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for label, row in (
+        ("inline webhook path, no receivers", "inline"),
+        ("a recorded event applied (the Celery task's work)", "recorded"),
+    ):
+        for name in ("default", "prepared"):
+            figures = bound[name][row]
+            lines.append(
+                f"| {label} | {name} | {figures['wall_ms']} | {figures['python_cpu_ms']} | "
+                f"{figures['postgres_cpu_ms']} |"
+            )
+    for label, row in (("the inline path", "inline"), ("a recorded event", "recorded")):
+        before, after = bound["default"][row], bound["prepared"][row]
+        if before["postgres_cpu_ms"]:
+            ratio = after["postgres_cpu_ms"] / before["postgres_cpu_ms"]
+            lines.append(
+                f"- PostgreSQL CPU per event for {label}: **{ratio:.2f}×** with the options; "
+                f"wall time {after['wall_ms'] / before['wall_ms']:.2f}×."
+            )
+    return [*lines, ""]
 
 
 def versus(results: dict) -> list[str]:

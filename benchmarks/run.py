@@ -125,7 +125,9 @@ def main() -> int:
     if "cost" in chosen:
         with suite("cost"):
             profile = os.environ.get("BENCH_PROFILE") == "1"
-            results["cost"] = cost.run(plan.cost_events, profile=profile)
+            results["cost"] = cost.run(
+                plan.cost_events, profile=profile, binding_rounds=plan.versus_rounds
+            )
         print(json.dumps(results["cost"]), flush=True)
     if "versus" in chosen:
         with suite("versus"):

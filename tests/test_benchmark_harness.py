@@ -156,3 +156,45 @@ def test_the_side_by_side_ratios_need_both_trees_to_store_the_same_outcome():
     differ = _summary("476065f", 10, measured)
     assert not differ["same_outcome"] and "python_cpu_ratio" not in differ["no_receivers"]
     assert "no ratio is given" in "\n".join(section({"versus": differ}))
+
+
+def test_prepared_statements_are_measured_beside_the_defaults_in_alternating_order(monkeypatch):
+    import contextlib
+
+    from benchmarks.report import prepared as section
+    from benchmarks.suites import cost
+
+    current, order = [], []
+
+    @contextlib.contextmanager
+    def options(given):
+        current.append(given)
+        yield
+        current.pop()
+
+    def row(kind):
+        def measure(tag):
+            prepared = current[-1] == cost.PREPARED
+            order.append((kind, "prepared" if prepared else "default", tag))
+            cpu = {"inline": 1.0, "recorded": 2.0}[kind] * (0.5 if prepared else 1.0)
+            return {"wall_ms": 2 * cpu, "python_cpu_ms": 1.0, "postgres_cpu_ms": cpu}
+
+        return measure
+
+    monkeypatch.setattr(cost, "_psycopg3", lambda: True)
+    monkeypatch.setattr(cost, "_connection_options", options)
+    result = cost.binding(10, 2, row("inline"), row("recorded"))
+    assert [(kind, name) for kind, name, _ in order] == [
+        ("inline", "default"), ("recorded", "default"),
+        ("inline", "prepared"), ("recorded", "prepared"),
+        ("inline", "prepared"), ("recorded", "prepared"),
+        ("inline", "default"), ("recorded", "default"),
+    ]  # fmt: skip
+    assert len({tag for _, _, tag in order}) == 4  # fresh events for every measured row
+    assert result["prepared"]["recorded"]["postgres_cpu_ms"] == 1.0
+    text = "\n".join(section({"cost": {"binding": result}}))
+    assert "PostgreSQL CPU per event for a recorded event: **0.50×**" in text
+    assert "`prepare_threshold=5`" in text
+
+    monkeypatch.setattr(cost, "_psycopg3", lambda: False)
+    assert cost.binding(10, 2, row("inline"), row("recorded")) == {}

@@ -10,8 +10,10 @@ pays per event before Celery's own work).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import statistics
 import time
 
 from benchmarks.harness import SECRET, QueryCounter, truncate, without_receivers
@@ -57,7 +59,62 @@ def _profile(step, items: list) -> tuple[list[dict], int]:
     return sampler.table(), sampler.samples
 
 
-def run(count: int, profile: bool = False) -> dict:
+#: the production options ``docs/explanation/deployment.md`` recommends for psycopg 3
+PREPARED = {"server_side_binding": True, "prepare_threshold": 5}
+
+
+@contextlib.contextmanager
+def _connection_options(options: dict):
+    """Reconnect the default connection with ``options`` as its ``OPTIONS``, then restore."""
+    from django.db import connection
+
+    saved = connection.settings_dict.get("OPTIONS", {})
+    connection.close()
+    connection.settings_dict["OPTIONS"] = {**saved, **options}
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["OPTIONS"] = saved
+
+
+def _psycopg3() -> bool:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
+
+
+def binding(count: int, rounds: int, inline, recorded) -> dict:
+    """The inline path (no receivers) and a recorded event applied, with Django's defaults
+    (client-side binding) and with :data:`PREPARED`, in alternating order; medians of the
+    rounds. ``inline(tag)`` and ``recorded(tag)`` measure one row each on fresh events."""
+    if not _psycopg3():  # the options are psycopg 3's
+        return {}
+    measured: dict[str, list[dict]] = {"default": [], "prepared": []}
+    for n in range(rounds):
+        for name in ("default", "prepared") if n % 2 == 0 else ("prepared", "default"):
+            with _connection_options(PREPARED if name == "prepared" else {}):
+                tag = f"b{name[0]}{n}"
+                measured[name].append({"inline": inline(tag), "recorded": recorded(tag)})
+    figures = ("wall_ms", "python_cpu_ms", "postgres_cpu_ms")
+    return {
+        "events": count,
+        "rounds": rounds,
+        **{
+            name: {
+                row: {f: round(statistics.median(r[row][f] for r in runs), 2) for f in figures}
+                for row in ("inline", "recorded")
+            }
+            for name, runs in measured.items()
+        },
+    }
+
+
+def run(count: int, profile: bool = False, binding_rounds: int = 3) -> dict:
     from django.conf import settings
     from django.test import Client
 
@@ -93,18 +150,27 @@ def run(count: int, profile: bool = False) -> dict:
         results["baseline"] = _measure(poster("/baseline/webhook/"), bodies)
         bodies, _ = make_events(count, "co")
         results["ours"] = _measure(poster("/plugipay/webhook/"), bodies)
-        restore = without_receivers()
-        try:
-            bodies, _ = make_events(count, "cn")
-            results["ours_no_receivers"] = _measure(poster("/plugipay/webhook/"), bodies)
-        finally:
-            restore()
-        truncate()
-        bodies, _ = make_events(count, "cr")
-        for body in bodies:
-            record_event(parse_event(json.loads(body)), source="webhook")
-        ids = list(WebhookEvent.objects.order_by("pk").values_list("pk", flat=True))
-        results["apply_recorded"] = _measure(apply_recorded_event, ids)
+
+        def inline(tag: str) -> dict:
+            restore = without_receivers()
+            try:
+                bodies, _ = make_events(count, tag)
+                return _measure(poster("/plugipay/webhook/"), bodies)
+            finally:
+                restore()
+
+        def recorded(tag: str) -> dict:
+            truncate()
+            bodies, _ = make_events(count, tag)
+            for body in bodies:
+                record_event(parse_event(json.loads(body)), source="webhook")
+            ids = list(WebhookEvent.objects.order_by("pk").values_list("pk", flat=True))
+            return _measure(apply_recorded_event, ids)
+
+        results["ours_no_receivers"] = inline("cn")
+        results["apply_recorded"] = recorded("cr")
+        if binding_rounds:
+            results["binding"] = binding(count, binding_rounds, inline, recorded)
         if profile:  # after the measured rows, so the sampler's cost is in none of them
             sampled: dict = {"interval_ms": Sampler().interval * 1000}
             bodies, _ = make_events(count, "cp")
