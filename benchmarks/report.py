@@ -302,6 +302,7 @@ def markdown(results: dict, command: str) -> str:
         f"event** (+{rec['transaction_control_per_event']} transaction control). "
         f"{rec['payments_created']:,} payments created."
         + (f" With {small['events']:,} events: {small['events_per_s']} events/s." if small else ""),
+        *alone(results),
         *billing(results.get("billing_reconciliation")),
         "",
         *cost(results),
@@ -378,6 +379,22 @@ COST_ROWS = (
     ("django-plugipay, no receivers", "ours_no_receivers"),
     ("a recorded event applied (the Celery task's work)", "apply_recorded"),
 )
+
+
+def alone(results: dict) -> list[str]:
+    """Reconciliation with no receiver connected: the app's own work, without the shop's."""
+    own = results.get("reconciliation_alone")
+    if not own:
+        return []
+    ratio = _ratio("reconciliation_alone.events_per_s")(results)
+    beside = f" ({ratio:.2f}× the baseline)" if ratio is not None else ""
+    return [
+        "",
+        f"The same {own['events']:,} events with every receiver of the app's signals "
+        "disconnected (the shop's, its durable receiver's recorder and the benchmark's signal "
+        f"counter), the app's own work alone: **{own['events_per_s']} events/s**{beside}, "
+        f"{own['queries_per_event']} SQL statements per event.",
+    ]
 
 
 def cost(results: dict) -> list[str]:

@@ -138,6 +138,9 @@ def main() -> int:
             results["reconciliation"] = reconciliation.run(plan.reconcile_events)
             print(json.dumps(results["reconciliation"]), flush=True)
             results["reconciliation_small"] = reconciliation.run(plan.reconcile_small)
+            results["reconciliation_alone"] = reconciliation.run(
+                plan.reconcile_events, receivers=False
+            )
     if "billing_reconciliation" in chosen:
         with suite("billing_reconciliation"):
             results["billing_reconciliation"] = billing_reconciliation.run(plan.reconcile_events)

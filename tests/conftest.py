@@ -26,6 +26,39 @@ MERCHANT = "acc_merchant_iso"
 
 
 @pytest.fixture
+def durable():
+    """Connect durable receivers for one test; disconnected afterwards."""
+    from django_plugipay import durable_receiver
+    from django_plugipay.services import deliveries
+
+    connected = []
+
+    def connect(signal, func, name=None):
+        name = name or f"tests.{func.__name__}"
+        durable_receiver(signal, name=name)(func)
+        connected.append((signal, name))
+        return func
+
+    yield connect
+    for signal, name in connected:
+        deliveries.disconnect(signal, name=name)
+
+
+@pytest.fixture
+def fulfilled(durable):
+    """The Plugipay ids of the payments a durable ``payment_succeeded`` receiver ran for."""
+    from django_plugipay import signals
+
+    ran = []
+    durable(
+        signals.payment_succeeded,
+        lambda sender, instance, **kwargs: ran.append(instance.plugipay_id),
+        name="tests.fulfil",
+    )
+    return ran
+
+
+@pytest.fixture
 def two_accounts(plugipay_sandbox, live_server, settings):
     """The default account (the sandbox's own, through the platform key) and a merchant the
     platform provisioned, whose events reach the same webhook URL signed with its secret."""

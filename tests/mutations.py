@@ -169,6 +169,16 @@ MUTATIONS = (
         ("tests/test_deliveries.py::"
          "test_a_failing_receiver_is_retried_until_it_returns_and_never_run_again",),
     ),
+    Mutation(
+        "durable receivers: a page keeps the delivery of an event its savepoint rolled back",
+        (
+            ("django_plugipay/services/deliveries.py",
+             "            del pending[mark:]\n",
+             "            pass\n"),
+        ),
+        ("tests/test_deliveries.py::"
+         "test_a_pages_deliveries_are_inserted_together_without_those_of_a_failed_event",),
+    ),
 )
 # fmt: on
 

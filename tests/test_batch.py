@@ -5,7 +5,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from django_plugipay import services, signals
-from django_plugipay.models import CheckoutSession, EventSource, Payment, WebhookEvent
+from django_plugipay.models import (
+    CheckoutSession,
+    Delivery,
+    EventSource,
+    Payment,
+    WebhookEvent,
+)
 from django_plugipay.services import events as service
 from django_plugipay.testing import build_event
 from django_plugipay.webhooks import parse_event
@@ -37,7 +43,7 @@ def test_queued_events_are_applied_a_batch_per_transaction(signal_log):
     assert signal_log.names().count("payment_succeeded") == 5
 
 
-def test_a_failing_event_is_stored_failed_and_the_rest_of_its_batch_commits(signal_log):
+def test_a_failing_event_is_stored_failed_and_the_rest_of_its_batch_commits(signal_log, fulfilled):
     def refuse(sender, instance, **kwargs):
         if instance.plugipay_id == "cs_2":
             raise RuntimeError("the shop refused cs_2")
@@ -63,6 +69,9 @@ def test_a_failing_event_is_stored_failed_and_the_rest_of_its_batch_commits(sign
     # (the batch's first attempt, without savepoints, ran the receivers of a transaction
     # that rolled back, as a retry does: what counts is what committed)
     assert Payment.objects.filter(status="succeeded").count() == 3
+    # the batch's deliveries, inserted together: none for the payment that rolled back
+    assert services.run_deliveries() == 3
+    assert sorted(fulfilled) == ["pay_0", "pay_1", "pay_3"]
 
     # a failed event waits for a replay, which applies it once
     assert services.apply_queued_events() == 0
@@ -71,6 +80,9 @@ def test_a_failing_event_is_stored_failed_and_the_rest_of_its_batch_commits(sign
     assert WebhookEvent.objects.get(event_id=events[2].event_id).status == "processed"
     assert signal_log.names().count("payment_succeeded") == 1
     assert Payment.objects.filter(status="succeeded").count() == 4
+    assert services.run_deliveries() == 1
+    assert sorted(fulfilled) == ["pay_0", "pay_1", "pay_2", "pay_3"]
+    assert Delivery.objects.filter(status="succeeded").count() == 4
 
 
 def test_limit_takes_no_more_than_asked():

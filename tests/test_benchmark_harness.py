@@ -198,3 +198,19 @@ def test_prepared_statements_are_measured_beside_the_defaults_in_alternating_ord
 
     monkeypatch.setattr(cost, "_psycopg3", lambda: False)
     assert cost.binding(10, 2, row("inline"), row("recorded")) == {}
+
+
+def test_reconciliation_without_receivers_is_reported_beside_the_baseline():
+    from benchmarks.report import alone
+
+    results = {
+        "ingestion": {"baseline": {"events_per_s": 800.0}},
+        "reconciliation_alone": {
+            "events": 10_002,
+            "events_per_s": 1000.0,
+            "queries_per_event": 1.4,
+        },
+    }
+    text = "\n".join(alone(results))
+    assert "**1000.0 events/s** (1.25× the baseline), 1.4 SQL statements per event" in text
+    assert alone({}) == []

@@ -13,22 +13,6 @@ from tests.test_tasks_mode import DOWN_BROKER
 
 
 @pytest.fixture
-def durable():
-    """Connect durable receivers for one test; disconnected afterwards."""
-    connected = []
-
-    def connect(signal, func, name=None):
-        name = name or f"tests.{func.__name__}"
-        durable_receiver(signal, name=name)(func)
-        connected.append((signal, name))
-        return func
-
-    yield connect
-    for signal, name in connected:
-        deliveries.disconnect(signal, name=name)
-
-
-@pytest.fixture
 def no_backoff(plugipay_sandbox, settings):
     settings.PLUGIPAY = {**settings.PLUGIPAY, "DELIVERY_BACKOFF": 0}
 
@@ -372,8 +356,6 @@ def test_a_pages_deliveries_read_their_objects_parents_in_the_same_query(transac
 
     from django_plugipay.models import EventSource
     from django_plugipay.services import events
-    from django_plugipay.testing import build_event
-    from django_plugipay.webhooks import parse_event
 
     seen = []
 
@@ -383,22 +365,67 @@ def test_a_pages_deliveries_read_their_objects_parents_in_the_same_query(transac
         seen.append(len(ctx.captured_queries))
 
     durable(signals.payment_succeeded, receiver)
-    page = [
+    assert events.apply_page(completed_sessions(3, "p"), source=EventSource.RECONCILE)[0] == 3
+    assert seen == ["0", 0, "1", 0, "2", 0]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def completed_sessions(count, tag):
+    """A page of ``checkout_session.completed`` events, each creating a succeeded payment
+    (``pay_<tag><n>``)."""
+    from django_plugipay.testing import build_event
+    from django_plugipay.webhooks import parse_event
+
+    return [
         parse_event(
             build_event(
                 "checkout_session.completed",
                 {
-                    "id": f"cs_p{n}",
+                    "id": f"cs_{tag}{n}",
                     "status": "completed",
                     "amount": 5000,
                     "currency": "IDR",
-                    "paymentId": f"pay_p{n}",
+                    "paymentId": f"pay_{tag}{n}",
                     "metadata": {"n": str(n)},
                 },
             )
         )
-        for n in range(3)
+        for n in range(count)
     ]
-    assert events.apply_page(page, source=EventSource.RECONCILE)[0] == 3
-    assert seen == ["0", 0, "1", 0, "2", 0]
-    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_a_pages_deliveries_are_inserted_together_without_those_of_a_failed_event(
+    transactional_db, fulfilled
+):
+    """A page records its deliveries in one ``INSERT`` before it commits; an event that fails
+    (here a plain receiver raising after the durable one was recorded) takes its delivery with
+    it when its savepoint rolls back, and the others' run once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from django_plugipay.models import EventSource
+    from django_plugipay.services import events
+
+    def refuse(sender, instance, **kwargs):
+        if instance.plugipay_id == "pay_b1":
+            raise RuntimeError("the shop refuses pay_b1")
+
+    signals.payment_succeeded.connect(refuse, dispatch_uid="tests.refuse")
+    try:
+        with CaptureQueriesContext(connection) as ctx:
+            applied, _known, left = events.apply_page(
+                completed_sessions(3, "b"), source=EventSource.RECONCILE
+            )
+    finally:
+        signals.payment_succeeded.disconnect(dispatch_uid="tests.refuse")
+
+    assert applied == 2 and [e.object_id for e in left] == ["cs_b1"]
+    table = Delivery._meta.db_table
+    inserts = [q for q in ctx.captured_queries if q["sql"].startswith(f'INSERT INTO "{table}"')]
+    assert len(inserts) == 1  # the isolated attempt's; the first attempt rolled back whole
+    assert sorted(fulfilled) == ["pay_b0", "pay_b2"]
+    recorded = Delivery.objects.order_by("object_id")
+    assert [(str(d.object_id), d.status) for d in recorded] == [
+        (str(Payment.objects.get(plugipay_id=pid).pk), "succeeded") for pid in ("pay_b0", "pay_b2")
+    ]
+    assert WebhookEvent.objects.get(event_id=left[0].id).status == "failed"

@@ -13,7 +13,6 @@ from django_plugipay.client import get_client
 from django_plugipay.exceptions import APIError, PayoutError, TransientError
 from django_plugipay.models import Delivery, LedgerEntry, Payout, Receipt
 from django_plugipay.services.payouts import ledger_is_balanced
-from tests.test_deliveries import durable  # noqa: F401 (a fixture)
 
 BANK = {
     "bankCode": "BCA",

@@ -14,7 +14,6 @@ from django_plugipay.exceptions import TransientError
 from django_plugipay.models import CheckoutSession, LedgerEntry, Payout, Receipt
 from django_plugipay.services import payouts
 from django_plugipay.services.payouts import ledger_is_balanced
-from tests.test_deliveries import durable  # noqa: F401 (a fixture)
 from tests.test_money_out import BANK
 
 OPTIONS = {"success_url": "https://shop.test/ok", "cancel_url": "https://shop.test/no"}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 
-from benchmarks.harness import free_port, timed_reconcile, truncate
+from benchmarks.harness import free_port, timed_reconcile, truncate, without_receivers
 
 
-def run(count: int) -> dict:
+def run(count: int, receivers: bool = True) -> dict:
+    """``receivers=False``: with every receiver of the app's signals disconnected (the shop's
+    and the benchmark's signal counter), the app's own work alone."""
     from django.conf import settings
 
     from django_plugipay.client import PlugipayClient
@@ -35,9 +37,11 @@ def run(count: int) -> dict:
                 checkout.pay_card(store, session["id"], "4242424242424242")
         settings.PLUGIPAY = {**settings.PLUGIPAY, "BASE_URL": server.base_url}
         fetching = _timed(PlugipayClient, "request")
+        restore = (lambda: None) if receivers else without_receivers()
         try:
             result, seconds, counter = timed_reconcile()
         finally:
+            restore()
             fetching.restore()
         payments = Payment.objects.count()
     finally:

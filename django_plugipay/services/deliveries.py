@@ -8,16 +8,20 @@ back with the change, so a side effect is never promised for a change that did n
 never lost for one that did. After the commit, :func:`run_deliveries` claims the row (a lease),
 calls the receiver with the object read afresh, and marks the row ``succeeded``, or stores the
 error and schedules the next attempt, or gives up (``dead``) after ``DELIVERY_MAX_ATTEMPTS``.
+A reconciliation page or a worker batch, which applies many events in one transaction, inserts
+its deliveries together at its end, in that transaction (:func:`recorded_together`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
 import logging
+import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +38,7 @@ from django_plugipay.context import acting_database
 from django_plugipay.db import (
     connection_for,
     execute,
+    insert_many,
     insert_new,
     run_atomic,
     run_statement,
@@ -135,13 +140,60 @@ def record_delivery(
         status=DeliveryStatus.PENDING,
         next_attempt_at=timezone.now(),
     )
+    pending = getattr(_together, "pending", None)
+    if pending is not None:  # a page's or a batch's: inserted with the others at its end
+        pending.append(delivery)
+        return delivery
     if not insert_new(delivery, "key"):
         return None
+    _run_after_commit(delivery)
+    return delivery
+
+
+def _run_after_commit(delivery: Delivery) -> None:
     # One task (or in-process run) for every delivery the transaction records.
     enqueue_gathered(
         TASK, delivery.pk, inline=lambda pks: run_deliveries(only=pks), on_failure=_unsent
     )
-    return delivery
+
+
+#: per thread, ``pending``: the deliveries recorded inside :func:`recorded_together`
+_together = threading.local()
+
+
+@contextlib.contextmanager
+def recorded_together() -> Iterator[None]:
+    """Record the deliveries of everything applied inside in one ``INSERT`` when the block
+    ends (a page's or a worker batch's events, in their transaction: end the block before
+    the transaction commits). An exception discards them with the work that recorded them;
+    so does :func:`undone_on_error` for the part of the block a savepoint rolls back.
+    Nested blocks record with the outermost one."""
+    if getattr(_together, "pending", None) is not None:
+        yield
+        return
+    _together.pending = []
+    try:
+        yield
+        pending, _together.pending = _together.pending, None
+        unique = list({delivery.key: delivery for delivery in pending}.values())
+        for delivery in insert_many(unique, "key"):
+            _run_after_commit(delivery)
+    finally:
+        _together.pending = None
+
+
+@contextlib.contextmanager
+def undone_on_error() -> Iterator[None]:
+    """Inside :func:`recorded_together`, around work a savepoint rolls back when it raises:
+    the deliveries it recorded are forgotten with it."""
+    pending = getattr(_together, "pending", None)
+    mark = None if pending is None else len(pending)
+    try:
+        yield
+    except BaseException:
+        if pending is not None:
+            del pending[mark:]
+        raise
 
 
 def _unsent(exc: Exception, pks: list[int]) -> None:

@@ -8,7 +8,7 @@ import logging
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import transaction
@@ -38,6 +38,7 @@ from django_plugipay.db import (
 from django_plugipay.exceptions import InvalidObject, InvalidPayload, NotRecorded, SignatureError
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import apply as engine
+from django_plugipay.services import deliveries
 from django_plugipay.services._queue import enqueue, enqueue_coalesced
 from django_plugipay.specs import (
     Field,
@@ -424,6 +425,14 @@ def _savepoint() -> Any:
     return transaction.atomic(using=acting_database())
 
 
+@contextlib.contextmanager
+def _one_event(isolated: bool) -> Iterator[None]:
+    """Around one event of a page or a batch: in its own savepoint when ``isolated``; if it
+    raises, the deliveries it recorded are forgotten with what it wrote."""
+    with _savepoint() if isolated else contextlib.nullcontext(), deliveries.undone_on_error():
+        yield
+
+
 class _PageFailed(Exception):
     """An event of a page applied without savepoints failed: the page is applied again."""
 
@@ -472,7 +481,7 @@ def apply_page(
     left = list({e.id: e for e in events if one_by_one(e)}.values())
 
     def run(isolated: bool) -> tuple[int, list[Event], list[Event]]:
-        with remembered_ids():
+        with remembered_ids(), deliveries.recorded_together():
             return _run(isolated)
 
     def _run(isolated: bool) -> tuple[int, list[Event], list[Event]]:
@@ -486,7 +495,7 @@ def apply_page(
             if row is None:
                 continue
             try:
-                with _savepoint() if isolated else contextlib.nullcontext():
+                with _one_event(isolated):
                     _apply(parsed, row, whole.get(parsed.id, ()))
                 applied += 1
             except Exception as exc:
@@ -905,7 +914,7 @@ def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int], 
     ``(claimed, left, failed, waiting)``: ``left`` the ids to apply one by one after the
     commit, ``failed`` those stored ``failed``, ``waiting`` how many were claimed but left
     queued for the next batch (their objects were another batch's)."""
-    with remembered_ids():
+    with remembered_ids(), deliveries.recorded_together():
         return _apply_claimed(size, isolated)
 
 
@@ -928,7 +937,7 @@ def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int]
         status = EventStatus.PROCESSED if handled(event) else EventStatus.IGNORED
         row.status, row.attempts, row.processed_at = status, row.attempts + 1, now
         try:
-            with _savepoint() if isolated else contextlib.nullcontext():
+            with _one_event(isolated):
                 _apply(event, row)
         except Exception as exc:
             forget_ids()  # what the savepoint wrote is gone
