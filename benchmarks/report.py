@@ -346,10 +346,12 @@ def queued(cel: dict, ing: dict) -> list[str]:
     paced = cel.get("paced_100_per_s")
     if paced:
         runs = paced.get("p99_runs_ms", [paced["p99_ms"]])
+        warm = paced.get("warm_up_events")
+        after = f" on a new server after {warm:,} events to warm it up" if warm else ""
         lines.append(
             f"- Acceptance at 100 events/s offered ({len(runs)} runs of {paced['events']:,} "
-            f"events, median by p99): p50 {paced['p50_ms']} ms, p99 **{paced['p99_ms']} ms** "
-            f"(runs: {runs})."
+            f"events{after}, median by p99): p50 {paced['p50_ms']} ms, p99 "
+            f"**{paced['p99_ms']} ms** (runs: {runs})."
         )
     return lines
 

@@ -36,14 +36,20 @@ def _ingest(scale: Scale, tag: str) -> tuple[dict, dict, dict, int]:
 
 
 def _paced(scale: Scale) -> dict:
-    """Queued acceptance at 100 events/s offered: the median run by p99."""
+    """Queued acceptance at 100 events/s offered: the median run by p99.
+
+    The server is new, so it is warmed up first, as the inline paced runs are by the
+    saturating run before them: each thread's first request opens its database connection
+    and its first broker connection, which is not what 100 events/s costs."""
     import redis
 
     redis.Redis.from_url(broker()).flushdb()
     truncate()
     server = Server("celery", workers=scale.workers, threads=scale.threads)
     runs = []
+    warm_up = scale.senders * 8
     try:
+        send(server.url + "/plugipay/webhook/", make_events(warm_up, "qw")[0], scale.senders)
         for run_number in range(scale.paced_runs):
             time.sleep(scale.pause)  # the previous run's backlog must not count
             bodies, _ = make_events(scale.paced_events, f"q{run_number}")
@@ -53,6 +59,7 @@ def _paced(scale: Scale) -> dict:
     truncate()
     paced = sorted(runs, key=lambda r: r["p99_ms"])[len(runs) // 2]
     paced["p99_runs_ms"] = [r["p99_ms"] for r in runs]
+    paced["warm_up_events"] = warm_up
     return paced
 
 

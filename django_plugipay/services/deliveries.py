@@ -126,7 +126,9 @@ def record_delivery(
     receiver: DurableReceiver, instance: models.Model, event: WebhookEvent | None
 ) -> Delivery | None:
     """Insert the delivery of ``receiver`` for this transition of ``instance`` (in the caller's
-    transaction) and have it run after commit; None when it was recorded before."""
+    transaction) and have it run after commit; None when it was recorded before. Inside
+    :func:`recorded_together` it is inserted at the block's end (a duplicate then skipped)
+    and returned unsaved."""
     # the content type of the database the delivery is written to (a tenant's has its own)
     content_type = ContentType.objects.db_manager(acting_database()).get_for_model(type(instance))
     delivery = Delivery(
