@@ -455,6 +455,7 @@ def prepared(results: dict) -> list[str]:
                 f"| {label} | {name} | {figures['wall_ms']} | {figures['python_cpu_ms']} | "
                 f"{figures['postgres_cpu_ms']} |"
             )
+    lines.append("")
     for label, row in (("the inline path", "inline"), ("a recorded event", "recorded")):
         before, after = bound["default"][row], bound["prepared"][row]
         if before["postgres_cpu_ms"]:
