@@ -170,14 +170,16 @@ MUTATIONS = (
          "test_a_failing_receiver_is_retried_until_it_returns_and_never_run_again",),
     ),
     Mutation(
-        "durable receivers: a page keeps the delivery of an event its savepoint rolled back",
+        "durable receivers: a page keeps the deliveries of work a savepoint rolled back",
         (
             ("django_plugipay/services/deliveries.py",
-             "            del pending[mark:]\n",
-             "            pass\n"),
+             "        kept = {d.key: d for d, marker in self.pending if id(marker) in alive}\n",
+             "        kept = {d.key: d for d, marker in self.pending}\n"),
         ),
         ("tests/test_deliveries.py::"
-         "test_a_pages_deliveries_are_inserted_together_without_those_of_a_failed_event",),
+         "test_a_pages_deliveries_are_inserted_together_without_those_of_a_failed_event",
+         "tests/test_deliveries.py::"
+         "test_a_page_inserts_no_delivery_for_work_a_receiver_rolled_back"),
     ),
 )
 # fmt: on

@@ -311,3 +311,34 @@ def test_the_batch_task_applies_the_queued_events_of_a_tenants_database(
     assert list(Payment.objects.using("default").values_list("plugipay_id", flat=True)) == ["pay_1"]
     assert WebhookEvent.objects.using("tenant").get().status == EventStatus.PROCESSED
     assert signal_log.names().count("payment_succeeded") == 2
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_a_receiver_acting_for_a_tenant_inside_a_page_records_its_delivery_there_at_once(
+    settings, durable
+):
+    """A page gathers the deliveries recorded in its own transaction; a receiver acting for an
+    account with a database of its own records in that database, at once, as anywhere."""
+    from django.db import transaction
+
+    from django_plugipay import signals
+    from django_plugipay.models import Delivery
+    from django_plugipay.services import deliveries
+
+    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        **TWO,
+        "ACCOUNT_DATABASE": "tests.test_accounts_background.tenant_database",
+    }
+    stranded(2, "t")
+    services.sweep()
+    theirs = Payment.objects.using("tenant").get()
+    ran = []
+    durable(signals.payment_succeeded, lambda instance, **kwargs: ran.append(instance.pk))
+    with transaction.atomic(), deliveries.recorded_together():
+        with accounts.acting_for("t"):
+            signals.payment_succeeded.send(sender=Payment, instance=theirs, event=None)
+        assert Delivery.objects.using("tenant").count() == 1
+    assert ran == [theirs.pk]
+    assert not Delivery.objects.using("default").exists()

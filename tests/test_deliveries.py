@@ -429,3 +429,36 @@ def test_a_pages_deliveries_are_inserted_together_without_those_of_a_failed_even
         (str(Payment.objects.get(plugipay_id=pid).pk), "succeeded") for pid in ("pay_b0", "pay_b2")
     ]
     assert WebhookEvent.objects.get(event_id=left[0].id).status == "failed"
+
+
+def test_a_page_inserts_no_delivery_for_work_a_receiver_rolled_back(transactional_db, fulfilled):
+    """Inside a page, a plain receiver whose nested ``atomic`` announces a payment and then
+    fails (the receiver catches the error) leaves no delivery for it, as outside a page: the
+    savepoint that rolled back took the announcement with it."""
+    from django.db import transaction
+
+    from django_plugipay.models import EventSource
+    from django_plugipay.services import events
+
+    def tries(sender, instance, **kwargs):
+        if instance.plugipay_id != "cs_n1":
+            return
+        try:
+            with transaction.atomic():
+                earlier = Payment.objects.get(plugipay_id="pay_n0")
+                signals.payment_succeeded.send(sender=Payment, instance=earlier, event=None)
+                raise RuntimeError("the shop's side job failed")
+        except RuntimeError:
+            pass
+
+    signals.checkout_session_completed.connect(tries, dispatch_uid="tests.tries")
+    try:
+        applied, _known, left = events.apply_page(
+            completed_sessions(3, "n"), source=EventSource.RECONCILE
+        )
+    finally:
+        signals.checkout_session_completed.disconnect(dispatch_uid="tests.tries")
+
+    assert applied == 3 and left == []
+    assert sorted(fulfilled) == ["pay_n0", "pay_n1", "pay_n2"]
+    assert Delivery.objects.count() == 3

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
@@ -142,9 +142,9 @@ def record_delivery(
         status=DeliveryStatus.PENDING,
         next_attempt_at=timezone.now(),
     )
-    pending = getattr(_together, "pending", None)
-    if pending is not None:  # a page's or a batch's: inserted with the others at its end
-        pending.append(delivery)
+    together = getattr(_together, "current", None)
+    if together is not None and together.takes():  # inserted with the page's others
+        together.add(delivery)
         return delivery
     if not insert_new(delivery, "key"):
         return None
@@ -159,43 +159,63 @@ def _run_after_commit(delivery: Delivery) -> None:
     )
 
 
-#: per thread, ``pending``: the deliveries recorded inside :func:`recorded_together`
+#: per thread, ``current``: the open :func:`recorded_together` block
 _together = threading.local()
+
+
+class _Together:
+    """The deliveries recorded inside a :func:`recorded_together` block on database
+    ``using``, each with a commit callback of its own that does nothing: Django drops the
+    callbacks of a savepoint that rolls back, so a delivery whose callback is gone was
+    recorded by work that rolled back (an event of the page that failed, or a receiver's
+    nested ``atomic`` whose error it caught) and is not inserted."""
+
+    def __init__(self, using: str | None) -> None:
+        self.using = using
+        self.pending: list[tuple[Delivery, Callable[[], None]]] = []
+
+    def takes(self) -> bool:
+        """Recorded in this block's transaction: the same database, inside its transaction
+        (a receiver acting for an account with a database of its own records there, now)."""
+        if acting_database() != self.using:
+            return False
+        return transaction.get_connection(self.using).in_atomic_block
+
+    def add(self, delivery: Delivery) -> None:
+        marker = functools.partial(_kept)
+        transaction.on_commit(marker, using=self.using)
+        self.pending.append((delivery, marker))
+
+    def insert(self) -> None:
+        callbacks = transaction.get_connection(self.using).run_on_commit
+        alive = {id(entry[1]) for entry in callbacks}
+        kept = {d.key: d for d, marker in self.pending if id(marker) in alive}
+        for delivery in insert_many(list(kept.values()), "key"):
+            _run_after_commit(delivery)
+
+
+def _kept() -> None:
+    """A recorded delivery's commit callback: its presence is what counts (see _Together)."""
 
 
 @contextlib.contextmanager
 def recorded_together() -> Iterator[None]:
     """Record the deliveries of everything applied inside in one ``INSERT`` when the block
-    ends (a page's or a worker batch's events, in their transaction: end the block before
-    the transaction commits). An exception discards them with the work that recorded them;
-    so does :func:`undone_on_error` for the part of the block a savepoint rolls back.
-    Nested blocks record with the outermost one."""
-    if getattr(_together, "pending", None) is not None:
+    ends (a page's or a worker batch's events): open it inside their transaction and end it
+    before the commit. An exception discards them with the work that recorded them, and a
+    savepoint that rolls back inside the block discards those recorded within it. Nested
+    blocks record with the outermost one."""
+    if getattr(_together, "current", None) is not None:
         yield
         return
-    _together.pending = []
+    together = _Together(acting_database())
+    _together.current = together
     try:
         yield
-        pending, _together.pending = _together.pending, None
-        unique = list({delivery.key: delivery for delivery in pending}.values())
-        for delivery in insert_many(unique, "key"):
-            _run_after_commit(delivery)
+        _together.current = None
+        together.insert()
     finally:
-        _together.pending = None
-
-
-@contextlib.contextmanager
-def undone_on_error() -> Iterator[None]:
-    """Inside :func:`recorded_together`, around work a savepoint rolls back when it raises:
-    the deliveries it recorded are forgotten with it."""
-    pending = getattr(_together, "pending", None)
-    mark = None if pending is None else len(pending)
-    try:
-        yield
-    except BaseException:
-        if pending is not None:
-            del pending[mark:]
-        raise
+        _together.current = None
 
 
 def _unsent(exc: Exception, pks: list[int]) -> None:

@@ -8,7 +8,7 @@ import logging
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import transaction
@@ -425,14 +425,6 @@ def _savepoint() -> Any:
     return transaction.atomic(using=acting_database())
 
 
-@contextlib.contextmanager
-def _one_event(isolated: bool) -> Iterator[None]:
-    """Around one event of a page or a batch: in its own savepoint when ``isolated``; if it
-    raises, the deliveries it recorded are forgotten with what it wrote."""
-    with _savepoint() if isolated else contextlib.nullcontext(), deliveries.undone_on_error():
-        yield
-
-
 class _PageFailed(Exception):
     """An event of a page applied without savepoints failed: the page is applied again."""
 
@@ -495,7 +487,7 @@ def apply_page(
             if row is None:
                 continue
             try:
-                with _one_event(isolated):
+                with _savepoint() if isolated else contextlib.nullcontext():
                     _apply(parsed, row, whole.get(parsed.id, ()))
                 applied += 1
             except Exception as exc:
@@ -937,7 +929,7 @@ def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int]
         status = EventStatus.PROCESSED if handled(event) else EventStatus.IGNORED
         row.status, row.attempts, row.processed_at = status, row.attempts + 1, now
         try:
-            with _one_event(isolated):
+            with _savepoint() if isolated else contextlib.nullcontext():
                 _apply(event, row)
         except Exception as exc:
             forget_ids()  # what the savepoint wrote is gone
