@@ -761,12 +761,24 @@ def _insert_rows(instances, connection, action: str, returning: str, conflict: s
         return cursor.fetchall()
 
 
+#: bound parameters one multi-row insert may send (SQLite allows 32,766, PostgreSQL 65,535)
+INSERT_PARAMETERS = 30_000
+
+
 def insert_many(instances: list[M], conflict: str) -> list[M]:
     """Insert every instance whose ``conflict`` value is not taken yet; return those inserted
-    (pk set). One statement where the backend has ``ON CONFLICT … RETURNING``."""
+    (pk set). One statement where the backend has ``ON CONFLICT … RETURNING`` (one per
+    :data:`INSERT_PARAMETERS` bound values, for very many rows)."""
     if not instances:
         return []
     model = type(instances[0])
+    rows = max(1, INSERT_PARAMETERS // len(model._meta.concrete_fields))
+    if len(instances) > rows:
+        return [
+            inserted
+            for start in range(0, len(instances), rows)
+            for inserted in insert_many(instances[start : start + rows], conflict)
+        ]
     connection = connections[router.db_for_write(model)]
     if not _supports_insert_returning(connection):
         return [instance for instance in instances if insert_new(instance, conflict)]

@@ -179,7 +179,9 @@ MUTATIONS = (
         ("tests/test_deliveries.py::"
          "test_a_pages_deliveries_are_inserted_together_without_those_of_a_failed_event",
          "tests/test_deliveries.py::"
-         "test_a_page_inserts_no_delivery_for_work_a_receiver_rolled_back"),
+         "test_a_page_inserts_no_delivery_for_work_a_receiver_rolled_back",
+         "tests/test_batch.py::"
+         "test_a_batch_inserts_its_deliveries_together_without_those_of_a_failed_event"),
     ),
 )
 # fmt: on

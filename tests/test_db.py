@@ -217,3 +217,20 @@ def test_save_fields_is_save_while_model_signals_listen():
     finally:
         post_save.disconnect(listen, sender=Payment)
     assert seen == [["status", "updated_at"]]
+
+
+@pytest.mark.django_db
+def test_insert_many_splits_what_one_statement_could_not_bind(
+    django_assert_num_queries, monkeypatch
+):
+    from django_plugipay.models import Customer
+
+    fields = len(Customer._meta.concrete_fields)
+    monkeypatch.setattr(db, "INSERT_PARAMETERS", 2 * fields)  # two rows a statement
+    rows = [Customer(plugipay_id=f"cus_{n}", email=f"{n}@shop.test") for n in range(5)]
+    with django_assert_num_queries(3):
+        inserted = db.insert_many(rows, "plugipay_id")
+    assert [row.plugipay_id for row in inserted] == [f"cus_{n}" for n in range(5)]
+    assert all(row.pk for row in inserted)
+    again = [Customer(plugipay_id=f"cus_{n}", email="x@shop.test") for n in (4, 5)]
+    assert [row.plugipay_id for row in db.insert_many(again, "plugipay_id")] == ["cus_5"]

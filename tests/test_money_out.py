@@ -130,7 +130,7 @@ def test_payout_events_shuffled_and_duplicated_fire_each_signal_once(
     assert Payout.objects.count() == 3
 
 
-def test_a_durable_receiver_of_payout_paid_runs_once(plugipay_sandbox, durable):  # noqa: F811
+def test_a_durable_receiver_of_payout_paid_runs_once(plugipay_sandbox, durable):
     runs = []
     durable(
         signals.payout_paid,

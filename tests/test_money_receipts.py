@@ -211,7 +211,7 @@ def test_one_account_gets_no_account_choice(plugipay_sandbox, client):
 
 def test_the_example_shop_emails_the_receipt_pdf_once_though_smtp_failed_first(
     plugipay_sandbox,
-    durable,  # noqa: F811
+    durable,
     mailoutbox,
     monkeypatch,
     settings,
