@@ -183,6 +183,18 @@ MUTATIONS = (
          "tests/test_batch.py::"
          "test_a_batch_inserts_its_deliveries_together_without_those_of_a_failed_event"),
     ),
+    Mutation(
+        "nothing lost: a receiver's swallowed database error rolls the event back unseen",
+        (
+            ("django_plugipay/services/events.py",
+             "    if transaction.get_connection(acting_database()).needs_rollback:\n",
+             "    if False:\n"),
+        ),
+        ("tests/test_webhook_view.py::"
+         "test_a_receiver_that_swallows_a_database_error_fails_the_event_instead_of_losing_it",
+         "tests/test_batch.py::"
+         "test_a_receiver_swallowing_a_database_error_fails_its_event_not_the_page"),
+    ),
 )
 # fmt: on
 

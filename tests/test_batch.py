@@ -100,3 +100,32 @@ def test_a_batch_inserts_its_deliveries_together_without_those_of_a_failed_event
     assert len(inserts) == 1
     assert services.run_deliveries() == 2  # (the test's transaction never commits)
     assert sorted(fulfilled) == ["pay_0", "pay_2"]
+
+
+def test_a_receiver_swallowing_a_database_error_fails_its_event_not_the_page():
+    """The event whose receiver caught a database error without its own ``atomic`` is stored
+    failed (its changes are rolled back); the rest of the page is applied."""
+    from django.db import IntegrityError
+
+    from django_plugipay.models import Customer
+
+    def remember_customer(sender, instance, **kwargs):
+        if instance.plugipay_id != "pay_1":
+            return
+        try:
+            Customer.objects.create(plugipay_id="cus_dup", email="a@shop.test")
+            Customer.objects.create(plugipay_id="cus_dup", email="a@shop.test")
+        except IntegrityError:
+            pass
+
+    page = [parse_event(session_completed(n)) for n in range(3)]
+    signals.payment_succeeded.connect(remember_customer, dispatch_uid="tests.swallow")
+    try:
+        applied, _known, left = service.apply_page(page, source=EventSource.RECONCILE)
+    finally:
+        signals.payment_succeeded.disconnect(dispatch_uid="tests.swallow")
+    assert applied == 2 and [e.object_id for e in left] == ["cs_1"]
+    failed = WebhookEvent.objects.get(event_id=left[0].id)
+    assert failed.status == "failed" and "caught a database error" in failed.last_error
+    assert set(Payment.objects.values_list("plugipay_id", flat=True)) == {"pay_0", "pay_2"}
+    assert not Customer.objects.exists()

@@ -194,6 +194,36 @@ def test_a_raising_receiver_fails_the_event_and_the_redelivery_succeeds(client):
     assert event.status == "processed" and event.attempts == 2 and shipped == ["pay_1"]
 
 
+def test_a_receiver_that_swallows_a_database_error_fails_the_event_instead_of_losing_it(
+    client,
+):
+    """A receiver catching an ``IntegrityError`` without its own ``atomic`` leaves Django's
+    transaction marked for rollback: the event's changes are undone at its end, so the answer
+    is not a 200 that would lose it, and the event is stored failed, replayable."""
+    from django.db import IntegrityError
+
+    from django_plugipay.models import Customer
+
+    def remember_customer(sender, instance, **kwargs):
+        try:  # the second create is a duplicate: a mistake the shop did not see
+            Customer.objects.create(plugipay_id="cus_dup", email="a@shop.test")
+            Customer.objects.create(plugipay_id="cus_dup", email="a@shop.test")
+        except IntegrityError:
+            pass
+
+    signals.payment_succeeded.connect(remember_customer)
+    try:
+        assert post(client, completed()).status_code == 500
+    finally:
+        signals.payment_succeeded.disconnect(remember_customer)
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed"
+    assert "caught a database error" in event.last_error
+    assert not CheckoutSession.objects.exists() and not Customer.objects.exists()
+    assert post(client, completed()).status_code == 200
+    assert CheckoutSession.objects.get().status == "completed"
+
+
 def test_a_refund_before_its_payment_is_409_then_applied_on_redelivery(client, signal_log):
     """Out of order and not fetchable (Plugipay has no payments endpoint): stored failed,
     answered 409 (a 4xx: the sender's order, not our fault), applied when delivered again."""

@@ -168,7 +168,9 @@ class _Together:
     ``using``, each with a commit callback of its own that does nothing: Django drops the
     callbacks of a savepoint that rolls back, so a delivery whose callback is gone was
     recorded by work that rolled back (an event of the page that failed, or a receiver's
-    nested ``atomic`` whose error it caught) and is not inserted."""
+    nested ``atomic`` whose error it caught) and is not inserted. (As for Django's own
+    ``on_commit``, a savepoint taken by hand with ``transaction.savepoint()`` instead of
+    ``atomic()`` is not seen.)"""
 
     def __init__(self, using: str | None) -> None:
         self.using = using
@@ -177,9 +179,10 @@ class _Together:
     def takes(self) -> bool:
         """Recorded in this block's transaction: the same database, inside its transaction
         (a receiver acting for an account with a database of its own records there, now)."""
-        if acting_database() != self.using:
+        connection = transaction.get_connection(self.using)
+        if transaction.get_connection(acting_database()) is not connection:
             return False
-        return transaction.get_connection(self.using).in_atomic_block
+        return connection.in_atomic_block
 
     def add(self, delivery: Delivery) -> None:
         marker = functools.partial(_kept)

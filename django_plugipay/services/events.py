@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from django.db import transaction
 from django.db.models import F
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from django_plugipay import accounts, datetimes, signals
@@ -642,6 +643,14 @@ def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
         if notice is not None:
             notice.send(sender=WebhookEvent, instance=row, event=row, endpoint=parsed.object)
     signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
+    if transaction.get_connection(acting_database()).needs_rollback:
+        # A receiver caught a database error inside the transaction: what the event wrote is
+        # rolled back at its end, so it must not count as applied.
+        raise TransactionManagementError(
+            "A signal receiver caught a database error inside the event's transaction, so "
+            "Django rolls its changes back. Wrap the code that may fail in its own "
+            "transaction.atomic() block, then replay the event."
+        )
 
 
 def handled(parsed: Event) -> bool:
