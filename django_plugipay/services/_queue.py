@@ -7,6 +7,7 @@ module the task's name, its primitive arguments and the same work as an in-proce
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import logging
 import threading
@@ -47,9 +48,11 @@ def celery_app() -> Any | None:
     return None
 
 
+@functools.cache
 def tasks_framework() -> Any | None:
     """Django's tasks framework: ``django.tasks`` (Django 6.0+), else the ``django_tasks``
-    backport, else None."""
+    backport, else None. Looked up once per process: a failed import is not cached by Python,
+    and a commit asks for every task it sends."""
     for name in ("django.tasks", "django_tasks"):
         try:
             return importlib.import_module(name)
@@ -67,8 +70,10 @@ def task_backend() -> Any | None:
     project set ``TASKS`` and its default is neither the immediate nor the dummy backend)."""
     from django.conf import settings
 
+    if not getattr(settings, "TASKS", None):
+        return None
     framework = tasks_framework()
-    if framework is None or not getattr(settings, "TASKS", None):
+    if framework is None:
         return None
     backend = framework.task_backends[getattr(framework, "DEFAULT_TASK_BACKEND_ALIAS", "default")]
     return None if type(backend).__name__ in NOT_QUEUED else backend
