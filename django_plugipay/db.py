@@ -730,10 +730,15 @@ def _literal(value: Any) -> str:
     raise ValueError(f"{value!r} cannot be written into a statement: pass it as a value")
 
 
-def _insert_params(instance: models.Model, connection) -> list[Any]:
-    """The values of ``instance``'s columns but the pk, as an insert writes them."""
-    fields = [f for f in instance._meta.concrete_fields if not f.primary_key]
-    return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+def _insert_columns(meta) -> list[models.Field]:
+    """The columns an insert writes: every concrete field but the pk."""
+    return [f for f in meta.concrete_fields if not f.primary_key]
+
+
+def _insert_params(instance: models.Model, columns: list[models.Field], connection) -> list[Any]:
+    """The values of ``instance``'s ``columns`` (:func:`_insert_columns`), as an insert
+    writes them."""
+    return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in columns]
 
 
 def _insert(instance, connection, action: str, returning: str, conflict: str):
@@ -744,8 +749,10 @@ def _insert(instance, connection, action: str, returning: str, conflict: str):
 
 def _insert_rows(instances, connection, action: str, returning: str, conflict: str) -> list:
     meta = instances[0]._meta
-    columns = [f for f in meta.concrete_fields if not f.primary_key]
-    params = [value for instance in instances for value in _insert_params(instance, connection)]
+    columns = _insert_columns(meta)
+    params = [
+        value for instance in instances for value in _insert_params(instance, columns, connection)
+    ]
     key = ("insert", meta.label, action, returning, conflict, len(instances))
     cache = _statements(connection)
     if key not in cache:
@@ -877,7 +884,7 @@ def insert_locking(
     if connection.vendor != "postgresql":
         return insert_new(instance, conflict), None
     meta = model._meta
-    params = _insert_params(instance, connection)
+    params = _insert_params(instance, _insert_columns(meta), connection)
     targets = []
     for other, plugipay_id in named:
         lookups = _in_acting_account(other, {"plugipay_id": plugipay_id})
@@ -922,7 +929,7 @@ def _compile_insert_locking(model, connection, conflict: str, recorded, targets)
     named row's locking read after it (``n0``, ``n1``…: run only when it inserted, in the
     order given), and the existing row's ``recorded`` fields when it did not (``earlier``)."""
     meta, qn = model._meta, connection.ops.quote_name
-    columns = [f for f in meta.concrete_fields if not f.primary_key]
+    columns = _insert_columns(meta)
     conflict_column = qn(_column(meta.get_field(conflict)))
     parts = [
         f"inserted AS (INSERT INTO {qn(meta.db_table)} "

@@ -215,7 +215,6 @@ def recorded_together() -> Iterator[None]:
     _together.current = together
     try:
         yield
-        _together.current = None
         together.insert()
     finally:
         _together.current = None
