@@ -303,6 +303,7 @@ def markdown(results: dict, command: str) -> str:
         f"{rec['payments_created']:,} payments created."
         + (f" With {small['events']:,} events: {small['events_per_s']} events/s." if small else ""),
         *alone(results),
+        *slow_link(results.get("reconciliation_slow_link")),
         *billing(results.get("billing_reconciliation")),
         "",
         *cost(results),
@@ -381,6 +382,23 @@ COST_ROWS = (
     ("django-plugipay, no receivers", "ours_no_receivers"),
     ("a recorded event applied (the Celery task's work)", "apply_recorded"),
 )
+
+
+def slow_link(slow: dict | None) -> list[str]:
+    """Reconciliation when Plugipay answers each page of events late: pages read ahead."""
+    if not slow:
+        return []
+    ahead, serial = slow["read_ahead"], slow["one_after_another"]
+    return [
+        "",
+        f"Over a slower link (the sandbox answers each page of 100 events "
+        f"{slow['page_delay_ms']} ms late), {ahead['events']:,} events: **{ahead['events_per_s']} "
+        "events/s** with the next page read while one is applied, "
+        f"{serial['events_per_s']} events/s one page after another "
+        f"({ahead['events_per_s'] / serial['events_per_s']:.2f}×); the apply loop waited "
+        f"{ahead['page_wait_seconds']} s for pages in all, against "
+        f"{serial['page_wait_seconds']} s.",
+    ]
 
 
 def alone(results: dict) -> list[str]:
@@ -601,9 +619,12 @@ def bounds(results: dict) -> list[str]:
             f"- **Reconciliation ({rec['events_per_s']} events/s).** One process applies one "
             f"event after another: {per_event:.2f} ms per event, of which "
             f"{rec['apply_ms_per_event']} ms applying it ({rec['queries_per_event']} "
-            "statements, the page's transaction and locks shared) and the rest reading the "
-            f"pages from the sandbox ({rec['fetch_seconds']} s in all, served by a thread of "
-            f"the same process). 1.2× the baseline ({1.2 * baseline_rate:.0f} events/s) allows "
+            "statements, the page's transaction and locks shared) and the rest waiting for "
+            f"the next page of events ({rec.get('page_wait_seconds', rec.get('fetch_seconds'))} s "
+            "in all: each page is read "
+            "in a thread while the one before is applied, and the sandbox serves it from a "
+            "thread of this same process). "
+            f"1.2× the baseline ({1.2 * baseline_rate:.0f} events/s) allows "
             f"{1000 / (1.2 * baseline_rate):.2f} ms per event, less than the Python CPU alone "
             f"that applying one event costs in the table above ({bare['python_cpu_ms']} ms). "
             "A page already reads the event log once, inserts its events in one statement, "

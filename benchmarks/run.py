@@ -35,6 +35,8 @@ from benchmarks.suites import (  # noqa: E402
 )
 from benchmarks.watch import LoadWatch  # noqa: E402
 
+#: how late the sandbox answers each page of events in the slow-link reconciliation (seconds)
+SLOW_PAGE = 0.1
 SUITES = (
     "ingestion",
     "celery",
@@ -141,6 +143,10 @@ def main() -> int:
             results["reconciliation_alone"] = reconciliation.run(
                 plan.reconcile_events, receivers=False
             )
+            results["reconciliation_slow_link"] = reconciliation.over_a_slow_link(
+                plan.reconcile_small, page_delay=SLOW_PAGE
+            )
+            print(json.dumps(results["reconciliation_slow_link"]), flush=True)
     if "billing_reconciliation" in chosen:
         with suite("billing_reconciliation"):
             results["billing_reconciliation"] = billing_reconciliation.run(plan.reconcile_events)

@@ -143,3 +143,18 @@ class WebhookEventFactory(factory.django.DjangoModelFactory):
     mode = "test"
     status = "processed"
     attempts = 1
+
+
+def paid_sessions(sandbox, count: int) -> None:
+    """``count`` checkout sessions paid in the sandbox, their webhooks held there (not sent)."""
+    from django_plugipay import services
+
+    sandbox.hold()
+    for i in range(count):
+        session = services.create_checkout_session(
+            amount=10_000 + i,
+            currency="IDR",
+            success_url="https://shop.test/ok",
+            cancel_url="https://shop.test/no",
+        )
+        sandbox.pay(session, deliver=False)

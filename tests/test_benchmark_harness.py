@@ -214,3 +214,42 @@ def test_reconciliation_without_receivers_is_reported_beside_the_baseline():
     text = "\n".join(alone(results))
     assert "**1000.0 events/s** (1.25× the baseline), 1.4 SQL statements per event" in text
     assert alone({}) == []
+
+
+def test_reconciliation_counts_only_its_waits_for_the_next_page(monkeypatch):
+    import itertools
+    import types
+
+    from benchmarks.suites import reconciliation
+
+    def _pages(items):
+        yield from (items[:2], items[2:])
+
+    module = types.SimpleNamespace(_pages=_pages)
+    ticks = itertools.count()
+    monkeypatch.setattr(reconciliation.time, "perf_counter", lambda: next(ticks))
+    waits = reconciliation._Waits(module)
+    pages = []
+    for page in module._pages([1, 2, 3]):
+        next(ticks)  # the page applied: not a wait
+        pages.append(page)
+    waits.restore()
+    assert pages == [[1, 2], [3]]
+    assert waits.seconds == 3  # two pages and the end, one tick each
+    assert module._pages is _pages
+
+
+def test_the_slow_link_run_is_reported_read_ahead_and_one_after_another():
+    from benchmarks.report import slow_link
+
+    run = {"events": 2_001, "events_per_s": 600.0, "page_wait_seconds": 0.2}
+    slow = {
+        "page_delay_ms": 100,
+        "read_ahead": run,
+        "one_after_another": {**run, "events_per_s": 400.0, "page_wait_seconds": 2.1},
+    }
+    text = "\n".join(slow_link(slow))
+    assert "100 ms late), 2,001 events: **600.0 events/s**" in text
+    assert "400.0 events/s one page after another (1.50×)" in text
+    assert "0.2 s for pages in all, against 2.1 s" in text
+    assert slow_link(None) == []

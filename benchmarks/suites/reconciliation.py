@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from benchmarks.harness import free_port, timed_reconcile, truncate, without_receivers
 
 
-def run(count: int, receivers: bool = True) -> dict:
+def run(
+    count: int, receivers: bool = True, page_delay: float = 0.0, read_ahead: bool = True
+) -> dict:
     """``receivers=False``: with every receiver of the app's signals disconnected (the shop's
-    and the benchmark's signal counter), the app's own work alone."""
+    and the benchmark's signal counter), the app's own work alone. ``page_delay``: seconds
+    the sandbox waits before answering each page of events (a slower link to Plugipay);
+    ``read_ahead=False``: each page read only once the one before is applied."""
     from django.conf import settings
 
-    from django_plugipay.client import PlugipayClient
     from django_plugipay.models import Payment
     from plugipay_sandbox import SandboxConfig, SandboxServer
     from plugipay_sandbox.state import checkout
+    from plugipay_sandbox.state.core import Fault
 
     truncate()
     server = SandboxServer(SandboxConfig(port=free_port())).start()
@@ -35,14 +40,19 @@ def run(count: int, receivers: bool = True) -> dict:
                     },
                 )
                 checkout.pay_card(store, session["id"], "4242424242424242")
+        if page_delay:
+            store.add_fault(Fault("delay", 10**9, "/api/v1/events", delay=page_delay))
         settings.PLUGIPAY = {**settings.PLUGIPAY, "BASE_URL": server.base_url}
-        fetching = _timed(PlugipayClient, "request")
+        module = sys.modules["django_plugipay.services.reconcile"]
+        waiting, reading = _Waits(module), module.READ_AHEAD
+        module.READ_AHEAD = read_ahead
         restore = (lambda: None) if receivers else without_receivers()
         try:
             result, seconds, counter = timed_reconcile()
         finally:
             restore()
-            fetching.restore()
+            waiting.restore()
+            module.READ_AHEAD = reading
         payments = Payment.objects.count()
     finally:
         server.stop()
@@ -58,28 +68,45 @@ def run(count: int, receivers: bool = True) -> dict:
             (counter.round_trips - counter.statements) / result.events_seen, 2
         ),
         "payments_created": payments,
-        # the event pages read from the sandbox (served by a thread of this same process)
-        "fetch_seconds": round(fetching.seconds, 2),
-        "apply_ms_per_event": round(1000 * (seconds - fetching.seconds) / result.events_seen, 2),
+        # the apply loop's waits for the next page of events (read ahead in a thread)
+        "page_wait_seconds": round(waiting.seconds, 2),
+        "apply_ms_per_event": round(1000 * (seconds - waiting.seconds) / result.events_seen, 2),
     }
 
 
-class _timed:
-    """Add up the wall time spent in ``cls.name`` until :meth:`restore`."""
+def over_a_slow_link(count: int, page_delay: float) -> dict:
+    """The same reconciliation with each page of events answered ``page_delay`` seconds late,
+    read ahead and one page after another."""
+    return {
+        "page_delay_ms": round(1000 * page_delay),
+        "read_ahead": run(count, page_delay=page_delay),
+        "one_after_another": run(count, page_delay=page_delay, read_ahead=False),
+    }
 
-    def __init__(self, cls, name: str) -> None:
-        self.cls, self.name, self.seconds = cls, name, 0.0
-        self.original = getattr(cls, name)
-        original = self.original
 
-        def timed(*args, **kwargs):
-            began = time.perf_counter()
+class _Waits:
+    """Add up the time reconciliation waits for its next page until :meth:`restore`."""
+
+    def __init__(self, module) -> None:
+        self.module, self.seconds = module, 0.0
+        self.original = original = module._pages
+
+        def pages(items):
+            pages = original(items)
             try:
-                return original(*args, **kwargs)
+                while True:
+                    began = time.perf_counter()
+                    try:
+                        page = next(pages)
+                    except StopIteration:
+                        return
+                    finally:
+                        self.seconds += time.perf_counter() - began
+                    yield page
             finally:
-                self.seconds += time.perf_counter() - began
+                pages.close()
 
-        setattr(cls, name, timed)
+        module._pages = pages
 
     def restore(self) -> None:
-        setattr(self.cls, self.name, self.original)
+        self.module._pages = self.original

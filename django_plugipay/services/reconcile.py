@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import datetime as dt
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.db.models import Q
@@ -35,6 +38,8 @@ logger = logging.getLogger(__name__)
 CURSOR_NAME = "events"
 LEASE = dt.timedelta(minutes=15)
 PAGE_SIZE = 100
+#: read the next page of events from Plugipay while the current one is applied
+READ_AHEAD = True
 
 
 @dataclasses.dataclass
@@ -118,29 +123,63 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
     # whole objects fetched for partial events, used again by later pages while fresh enough
     fetched: dict[tuple[str, str], Any] = {}
     # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
-    while page := [parse_event(item) for item in itertools.islice(items, PAGE_SIZE)]:
-        if dry_run:
-            known = WebhookEvent.objects.filter(event_id__in=[p.id for p in page], status__in=DONE)
-            already = len(set(known.values_list("event_id", flat=True)))
-            result.events_already_known += already
-            result.events_applied += len(page) - already
-        else:
-            applied, already, left = apply_page(page, source=EventSource.RECONCILE, fetched=fetched)
-            result.events_applied += applied
-            result.events_already_known += already
-            for parsed in left:  # failed before, failing now, or naming an unknown object
-                _apply_one(parsed, result)
-        for parsed in page:
-            result.events_seen += 1
-            occurred = datetimes.to_project(parsed.occurred_at) if parsed.occurred_at else None
-            if occurred and (newest is None or occurred >= newest):
-                newest, newest_id = occurred, parsed.id
-            if progress:
-                progress(result.events_seen)
-        if not dry_run and newest is not None:
-            SyncCursor.objects.filter(pk=cursor.pk).update(
-                occurred_at=newest, last_event_id=newest_id
-            )
+    with contextlib.closing(_pages(items)) as pages:
+        for page in ([parse_event(item) for item in raw] for raw in pages):
+            if dry_run:
+                ids = [p.id for p in page]
+                known = WebhookEvent.objects.filter(event_id__in=ids, status__in=DONE)
+                already = len(set(known.values_list("event_id", flat=True)))
+                result.events_already_known += already
+                result.events_applied += len(page) - already
+            else:
+                applied, already, left = apply_page(
+                    page, source=EventSource.RECONCILE, fetched=fetched
+                )
+                result.events_applied += applied
+                result.events_already_known += already
+                for parsed in left:  # failed before, failing now, or naming an unknown object
+                    _apply_one(parsed, result)
+            for parsed in page:
+                result.events_seen += 1
+                occurred = datetimes.to_project(parsed.occurred_at) if parsed.occurred_at else None
+                if occurred and (newest is None or occurred >= newest):
+                    newest, newest_id = occurred, parsed.id
+                if progress:
+                    progress(result.events_seen)
+            if not dry_run and newest is not None:
+                SyncCursor.objects.filter(pk=cursor.pk).update(
+                    occurred_at=newest, last_event_id=newest_id
+                )
+
+
+def _pages(items: Iterator[dict]) -> Generator[list[dict], None, None]:
+    """``items`` in pages of :data:`PAGE_SIZE`, the next page read in a thread while the
+    caller applies this one, so the wait for Plugipay overlaps the database's work (the thread
+    only reads: parsing and applying stay with the caller). A read that fails raises when its
+    page is asked for, after the pages before it were applied, as without the thread."""
+
+    def read() -> list[dict]:
+        return list(itertools.islice(items, PAGE_SIZE))
+
+    if not READ_AHEAD:
+        while page := read():
+            yield page
+        return
+    reader = ThreadPoolExecutor(1, thread_name_prefix="plugipay-reconcile")
+    context = contextvars.copy_context()  # the account acting chooses the credentials
+
+    def read_next() -> Future[list[dict]]:
+        return reader.submit(context.run, read)
+
+    try:
+        ahead = read_next()
+        while page := ahead.result():
+            ahead = read_next()
+            yield page
+    finally:
+        # a caller that stops early (an error applying a page) does not wait for the read
+        # in flight; its page is dropped
+        reader.shutdown(wait=False, cancel_futures=True)
 
 
 def _apply_one(parsed, result: ReconcileResult) -> None:

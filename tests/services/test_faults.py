@@ -28,11 +28,11 @@ from celery import Celery, _state
 from django.db import connection
 from django.utils import timezone
 
-from django_plugipay import services
 from django_plugipay.admin import tokens
 from django_plugipay.models import EventStatus, Refund, WebhookEvent
 from django_plugipay.services import sweeper
 from django_plugipay.testing import wait_for
+from tests.factories import paid_sessions
 from tests.services.conftest import Worker, missing, worker_env
 from tests.test_admin import CHANGELIST, staff
 
@@ -207,19 +207,6 @@ def sweep_unthrottled(monkeypatch):
     monkeypatch.setattr(sweeper, "_last_sweep", float("-inf"))
 
 
-def paid_sessions(sandbox, count: int = SESSIONS) -> None:
-    """``count`` paid sessions whose webhooks wait in the sandbox (held)."""
-    sandbox.hold()
-    for i in range(count):
-        session = services.create_checkout_session(
-            amount=10_000 + i,
-            currency="IDR",
-            success_url="https://shop.test/ok",
-            cancel_url="https://shop.test/no",
-        )
-        sandbox.pay(session, deliver=False)
-
-
 def heal(sandbox, rounds: int = 6) -> None:
     """Plugipay's redelivery schedule, nothing else: retry what failed until nothing is due."""
     for _ in range(rounds):
@@ -282,7 +269,7 @@ def audit(name: str, sandbox, signal_log, **figures) -> dict:
 @pytest.mark.parametrize("mode", ["inline", "celery_on"])
 def test_connections_killed_mid_ingestion(request, mode, plugipay_sandbox, signal_log):
     request.getfixturevalue(mode)
-    paid_sessions(plugipay_sandbox)
+    paid_sessions(plugipay_sandbox, SESSIONS)
     killer = Killer(spare_own=True)  # the web threads' and the worker's connections die
     stop = killer.on_each_record()
     plugipay_sandbox.release()
@@ -314,7 +301,7 @@ def test_redis_stopped_then_started(celery_on, private_redis, plugipay_sandbox, 
 
 def test_worker_sigkilled_mid_drain(celery_on, private_redis, plugipay_sandbox, signal_log):
     celery_on.stop()
-    paid_sessions(plugipay_sandbox)
+    paid_sessions(plugipay_sandbox, SESSIONS)
     plugipay_sandbox.release()  # all recorded and queued; nobody consumes them yet
     celery_on.start()
     wait_for(
