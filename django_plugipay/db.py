@@ -368,6 +368,13 @@ def find(model: type[M], *, only: tuple[str, ...] = (), **lookups: Any) -> M | N
     return found
 
 
+def read(model: type[M], pk: Any) -> M | None:
+    """The whole row of ``model`` with primary key ``pk``, or None: one statement compiled once
+    per connection (the ORM's ``filter(pk=…).first()`` compiles a query, with an ORDER BY,
+    on each call)."""
+    return cast("M | None", _select_one(model, {"pk": pk}, None, locking=False))
+
+
 _remembered = threading.local()
 
 

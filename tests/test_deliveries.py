@@ -462,3 +462,38 @@ def test_a_page_inserts_no_delivery_for_work_a_receiver_rolled_back(transactiona
     assert applied == 3 and left == []
     assert sorted(fulfilled) == ["pay_n0", "pay_n1", "pay_n2"]
     assert Delivery.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_delivery_run_alone_compiles_no_query_after_the_first(durable, monkeypatch):
+    """Each webhook applied inline runs its deliveries alone after its commit: the claim, the
+    event, the object and the mark are statements compiled once per connection, not queries
+    the ORM builds again for every delivery."""
+    from django.db.models.sql.compiler import SQLCompiler
+
+    from tests.factories import PaymentFactory, WebhookEventFactory
+
+    seen = []
+    durable(
+        signals.payment_succeeded,
+        lambda sender, instance, event, delivery, **kw: seen.append((instance, event)),
+    )
+    receiver = deliveries._registry[("payment_succeeded", "tests.<lambda>")]
+    recorded = []
+    for n in range(2):
+        payment, event = PaymentFactory(status="succeeded"), WebhookEventFactory()
+        delivery = deliveries.record_delivery(receiver, payment, event)
+        recorded.append((delivery.pk, payment, event))
+    compiled = []
+    original = SQLCompiler.as_sql
+    monkeypatch.setattr(
+        SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k)
+    )
+    assert deliveries.run_deliveries(only=[recorded[0][0]]) == 1
+    first = len(compiled)
+    assert deliveries.run_deliveries(only=[recorded[1][0]]) == 1
+    assert len(compiled) == first
+    assert [(i.pk, e.pk) for i, e in seen] == [(p.pk, e.pk) for _pk, p, e in recorded]
+    assert [type(i) for i, _e in seen] == [Payment, Payment]  # whole rows, read afresh
+    assert seen[1][0].amount == recorded[1][1].amount
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}

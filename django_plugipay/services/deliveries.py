@@ -40,6 +40,7 @@ from django_plugipay.db import (
     execute,
     insert_many,
     insert_new,
+    read,
     run_atomic,
     run_statement,
     update_returning,
@@ -343,9 +344,13 @@ def _claim(pks: list[int], force: bool) -> list[Delivery]:
     types = ContentType.objects.db_manager(connection.alias)  # a tenant database has its own
     for row in rows:  # from the content types' cache: no query
         row.content_type = types.get_for_id(row.content_type_id)
-    events = [row.event_id for row in rows if row.event_id is not None]
+    events = {row.event_id for row in rows if row.event_id is not None}
     if events:  # the receivers take the event: read once for the chunk
-        known = WebhookEvent.objects.in_bulk(events)
+        known = (
+            {pk: read(WebhookEvent, pk) for pk in events}
+            if len(events) == 1  # one event: a statement compiled once, not a query built
+            else WebhookEvent.objects.in_bulk(list(events))
+        )
         for row in rows:
             if row.event_id is not None:
                 row.event = known.get(row.event_id)  # type: ignore[assignment]
@@ -385,9 +390,11 @@ def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
         model = types.get_for_id(content_type_id).model_class()
         if model is None:
             continue
-        rows = model._default_manager.all()
-        if len(object_ids) > 1:
-            rows = rows.select_related(*_parents(model))
+        if len(object_ids) == 1:
+            (pk,) = object_ids
+            found[(content_type_id, pk)] = read(model, pk)
+            continue
+        rows = model._default_manager.select_related(*_parents(model))
         for pk, instance in rows.in_bulk(list(object_ids)).items():
             found[(content_type_id, pk)] = instance
     return found
@@ -416,9 +423,7 @@ def _run(delivery: Delivery, instance: Any = _UNREAD) -> None:
     receiver = _registry.get((delivery.signal, delivery.receiver))
     model = delivery.content_type.model_class()
     if instance is _UNREAD:
-        instance = None
-        if model is not None:
-            instance = model._default_manager.filter(pk=delivery.object_id).first()
+        instance = None if model is None else read(model, delivery.object_id)
     try:
         if receiver is None:
             raise LookupError(
