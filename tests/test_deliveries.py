@@ -480,7 +480,7 @@ def test_a_delivery_run_alone_compiles_no_query_after_the_first(durable, monkeyp
     )
     receiver = deliveries._registry[("payment_succeeded", "tests.<lambda>")]
     recorded = []
-    for n in range(2):
+    for _n in range(2):
         payment, event = PaymentFactory(status="succeeded"), WebhookEventFactory()
         delivery = deliveries.record_delivery(receiver, payment, event)
         recorded.append((delivery.pk, payment, event))
