@@ -195,16 +195,6 @@ MUTATIONS = (
          "tests/test_batch.py::"
          "test_a_receiver_swallowing_a_database_error_fails_its_event_not_the_page"),
     ),
-    Mutation(
-        "reconciliation reads the pages ahead without the account acting",
-        (
-            ("django_plugipay/services/reconcile.py",
-             "reader.submit(context.run, read)",
-             "reader.submit(read)"),
-        ),
-        ("tests/test_reconcile_pages.py::"
-         "test_the_pages_read_ahead_are_read_for_the_account_reconciled",),
-    ),
 )
 # fmt: on
 

@@ -9,18 +9,20 @@ import threading
 
 import pytest
 
-from django_plugipay import context, services, signals
+from django_plugipay import context, services
 from django_plugipay.client import PlugipayClient, get_client
 from django_plugipay.exceptions import TransientError
 from django_plugipay.models import Customer, Payment, SyncCursor, WebhookEvent
+from tests.conftest import MERCHANT
 from tests.factories import paid_sessions
 
 reconcile_module = sys.modules["django_plugipay.services.reconcile"]
 
 
 class Reads(list):
-    """Every read of an event page: (the thread it ran in, the account acting); ``later``
-    is set when a page after the first is read."""
+    """Every read of an event page: (the thread it ran in, the account acting there, the
+    account the request was sent on behalf of); ``later`` is set when a page after the first
+    is read."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,7 +37,8 @@ def event_reads(monkeypatch):
     def request(self, method, path, **kwargs):
         if path.startswith("/events"):
             acting = context.acting.get()
-            reads.append((threading.current_thread().name, acting and acting.alias))
+            thread = threading.current_thread().name
+            reads.append((thread, acting and acting.alias, self.on_behalf_of))
             if (kwargs.get("params") or {}).get("cursor"):
                 reads.later.set()
         return real(self, method, path, **kwargs)
@@ -45,23 +48,24 @@ def event_reads(monkeypatch):
     return reads
 
 
-def test_the_next_page_is_read_while_this_one_is_applied(plugipay_sandbox, event_reads):
+def test_the_next_page_is_read_while_this_one_is_applied(
+    plugipay_sandbox, event_reads, monkeypatch
+):
     paid_sessions(plugipay_sandbox, 2)
+    real = reconcile_module.apply_page
     seen = []
 
-    def waits_for_the_next_read(sender, instance, **kwargs):
-        if not seen:  # the first payment, in the first page: it is being applied now
+    def apply_page(page, **kwargs):
+        if not seen:  # the first page, before it is applied: the next one is read meanwhile
             seen.append(event_reads.later.wait(10))
+        return real(page, **kwargs)
 
-    signals.payment_succeeded.connect(waits_for_the_next_read, dispatch_uid="test.read_ahead")
-    try:
-        result = services.reconcile()
-    finally:
-        signals.payment_succeeded.disconnect(dispatch_uid="test.read_ahead")
+    monkeypatch.setattr(reconcile_module, "apply_page", apply_page)
+    result = services.reconcile()
     assert seen == [True]
     assert result.events_failed == 0 and Payment.objects.count() == 2
     assert len(event_reads) >= 2
-    assert all(thread.startswith("plugipay-reconcile") for thread, _acting in event_reads)
+    assert all(thread == "plugipay-reconcile-read" for thread, *_ in event_reads)
 
 
 def test_pages_are_read_one_after_another_without_read_ahead(
@@ -71,7 +75,7 @@ def test_pages_are_read_one_after_another_without_read_ahead(
     paid_sessions(plugipay_sandbox, 2)
     result = services.reconcile()
     assert result.events_failed == 0 and Payment.objects.count() == 2
-    assert {thread for thread, _acting in event_reads} == {threading.current_thread().name}
+    assert {thread for thread, *_ in event_reads} == {threading.current_thread().name}
 
 
 def test_a_page_that_cannot_be_read_stops_the_run_after_the_pages_before_it(
@@ -99,6 +103,8 @@ def test_a_page_that_cannot_be_read_stops_the_run_after_the_pages_before_it(
 
 
 def test_the_pages_read_ahead_are_read_for_the_account_reconciled(two_accounts, event_reads):
+    """Sent on the merchant's behalf, and read with the caller's context (the account acting
+    is there for whatever the request path or a logging filter reads)."""
     sandbox, _secret = two_accounts
     sandbox.hold()
     for n in range(4):
@@ -107,4 +113,40 @@ def test_the_pages_read_ahead_are_read_for_the_account_reconciled(two_accounts, 
     result = services.reconcile(account="merchant")
     assert result.events_failed == 0 and Customer.objects.count() == 4
     assert len(event_reads) >= 2
-    assert {acting for _thread, acting in event_reads} == {"merchant"}
+    assert {(acting, on_behalf_of) for _thread, acting, on_behalf_of in event_reads} == {
+        ("merchant", MERCHANT)
+    }
+
+
+def test_a_run_that_fails_leaves_the_read_in_flight_to_a_daemon_thread(
+    plugipay_sandbox, event_reads, monkeypatch
+):
+    """Applying a page fails while the next page is being read: the error is raised at once,
+    and the read left running never keeps the process from exiting."""
+    paid_sessions(plugipay_sandbox, 2)
+    started, release = threading.Event(), threading.Event()
+    reading = PlugipayClient.request
+
+    def slow(self, method, path, **kwargs):
+        if (kwargs.get("params") or {}).get("cursor"):
+            started.set()
+            release.wait(10)  # Plugipay slow to answer the next page
+        return reading(self, method, path, **kwargs)
+
+    def apply_page(page, **kwargs):
+        started.wait(10)
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(PlugipayClient, "request", slow)
+    monkeypatch.setattr(reconcile_module, "apply_page", apply_page)
+    try:
+        with pytest.raises(RuntimeError, match="went away"):
+            services.reconcile()
+        readers = [t for t in threading.enumerate() if t.name == "plugipay-reconcile-read"]
+        assert readers and all(t.daemon for t in readers)
+    finally:
+        release.set()
+    for reader in readers:
+        reader.join(10)
+    cursor = SyncCursor.objects.get()  # nothing applied: not moved, and free for the next run
+    assert (cursor.last_event_id, cursor.locked_until) == ("", None)

@@ -8,8 +8,9 @@ import dataclasses
 import datetime as dt
 import itertools
 import logging
+import queue
+import threading
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.db.models import Q
@@ -165,21 +166,36 @@ def _pages(items: Iterator[dict]) -> Generator[list[dict], None, None]:
         while page := read():
             yield page
         return
-    reader = ThreadPoolExecutor(1, thread_name_prefix="plugipay-reconcile")
-    context = contextvars.copy_context()  # the account acting chooses the credentials
+    # the caller's context variables (the account acting, a logging or tracing context)
+    context = contextvars.copy_context()
+    ahead = _reading(context.run, read)
+    while page := ahead():
+        ahead = _reading(context.run, read)
+        yield page
 
-    def read_next() -> Future[list[dict]]:
-        return reader.submit(context.run, read)
 
-    try:
-        ahead = read_next()
-        while page := ahead.result():
-            ahead = read_next()
-            yield page
-    finally:
-        # a caller that stops early (an error applying a page) does not wait for the read
-        # in flight; its page is dropped
-        reader.shutdown(wait=False, cancel_futures=True)
+def _reading(run: Callable[..., list[dict]], read: Callable[[], list[dict]]):
+    """Start ``run(read)`` in a thread of its own; return a function that waits for the page
+    read (or raises what the read raised). The thread is a daemon: a caller that stops early
+    (an error applying a page, Ctrl-C) drops the read in flight, which never keeps the process
+    from exiting."""
+    done: queue.SimpleQueue[tuple[list[dict] | None, BaseException | None]] = queue.SimpleQueue()
+
+    def work() -> None:
+        try:
+            done.put((run(read), None))
+        except BaseException as exc:  # handed to the caller, who raises it
+            done.put((None, exc))
+
+    threading.Thread(target=work, name="plugipay-reconcile-read", daemon=True).start()
+
+    def result() -> list[dict]:
+        page, error = done.get()
+        if error is not None:
+            raise error
+        return page or []
+
+    return result
 
 
 def _apply_one(parsed, result: ReconcileResult) -> None:
