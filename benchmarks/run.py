@@ -137,6 +137,7 @@ def main() -> int:
         print(json.dumps(results["versus"]), flush=True)
     if "reconciliation" in chosen:
         with suite("reconciliation"):
+            results["reconciliation_baseline"] = ingestion.baseline(plan)
             results["reconciliation"] = reconciliation.run(plan.reconcile_events)
             print(json.dumps(results["reconciliation"]), flush=True)
             results["reconciliation_small"] = reconciliation.run(plan.reconcile_small)
@@ -149,6 +150,7 @@ def main() -> int:
             print(json.dumps(results["reconciliation_slow_link"]), flush=True)
     if "billing_reconciliation" in chosen:
         with suite("billing_reconciliation"):
+            results["billing_reconciliation_baseline"] = ingestion.baseline(plan)
             results["billing_reconciliation"] = billing_reconciliation.run(plan.reconcile_events)
         print(json.dumps(results["billing_reconciliation"]), flush=True)
     if "admin" in chosen:

@@ -253,3 +253,22 @@ def test_the_slow_link_run_is_reported_read_ahead_and_one_after_another():
     assert "400.0 events/s one page after another (1.50×)" in text
     assert "0.2 s for pages in all, against 2.1 s" in text
     assert slow_link(None) == []
+
+
+def test_a_throughput_is_compared_with_the_baseline_measured_beside_it():
+    from benchmarks.report import TARGETS, _against, _beside
+
+    results = {
+        "ingestion": {"baseline": {"events_per_s": 1000.0}},
+        "reconciliation": {"events_per_s": 600.0},
+        "reconciliation_baseline": {"events_per_s": 500.0},
+        "celery": {"drain_events_per_s": 300.0},
+    }
+    assert _beside("reconciliation.events_per_s")(results) == 1.2
+    assert _beside("celery.drain_events_per_s")(results) == 0.3  # none beside: the first one
+    results["celery"]["ingest_baseline"] = {"events_per_s": 600.0}
+    assert _beside("celery.drain_events_per_s")(results) == 0.5
+    figure = {name: value for name, _target, value, *_ in TARGETS}
+    assert figure["Reconciliation / baseline"](results) == 1.2
+    assert "500.0 events/s, so **1.20×** the baseline" in _against(results, "reconciliation")
+    assert _against(results, "billing_reconciliation") == ""

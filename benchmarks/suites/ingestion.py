@@ -36,6 +36,21 @@ def queries_per_event(sample: int) -> dict:
     }
 
 
+def baseline(scale: Scale) -> dict:
+    """The baseline view alone, saturated as in :func:`run`: measured again just before a suite
+    whose throughput is compared with it, so the ratio is not taken across minutes of the
+    machine's drift (a shared machine's speed changes by a third within one run)."""
+    truncate()
+    server = Server("inline", workers=scale.workers, threads=scale.threads)
+    try:
+        bodies, _unique = make_events(scale.events, "bb")
+        measured = send(server.url + "/baseline/webhook/", bodies, scale.senders)
+    finally:
+        server.stop()
+    truncate()
+    return measured
+
+
 def run(scale: Scale) -> dict:
     truncate()
     server = Server("inline", workers=scale.workers, threads=scale.threads)
