@@ -272,3 +272,21 @@ def test_a_throughput_is_compared_with_the_baseline_measured_beside_it():
     assert figure["Reconciliation / baseline"](results) == 1.2
     assert "500.0 events/s, so **1.20×** the baseline" in _against(results, "reconciliation")
     assert _against(results, "billing_reconciliation") == ""
+
+
+def test_a_ratio_names_its_baseline_and_is_refused_only_for_the_load_it_depends_on():
+    from benchmarks.report import _target_suites, _which_baseline
+
+    results = {
+        "ingestion": {"baseline": {"events_per_s": 1000.0}},
+        "reconciliation": {"events_per_s": 600.0},
+    }
+    assert _which_baseline(results, "reconciliation") == "the ingestion suite's"
+    assert _target_suites(results, "Reconciliation / baseline") == ("reconciliation", "ingestion")
+    results["reconciliation_baseline"] = {"events_per_s": 500.0}
+    assert _which_baseline(results, "reconciliation") == "measured just before the suite"
+    assert _target_suites(results, "Reconciliation / baseline") == ("reconciliation",)
+    assert _target_suites(results, "Billing reconciliation / baseline") == (
+        "billing_reconciliation",
+        "ingestion",
+    )

@@ -467,33 +467,84 @@ def test_a_page_inserts_no_delivery_for_work_a_receiver_rolled_back(transactiona
 @pytest.mark.django_db
 def test_a_delivery_run_alone_compiles_no_query_after_the_first(durable, monkeypatch):
     """Each webhook applied inline runs its deliveries alone after its commit: the claim, the
-    event, the object and the mark are statements compiled once per connection, not queries
-    the ORM builds again for every delivery."""
+    event, the object (read again for a second receiver of the same object) and the mark are
+    statements compiled once per connection, not queries the ORM builds for every delivery."""
+    from django.db import connections
     from django.db.models.sql.compiler import SQLCompiler
+
+    from django_plugipay.db import _statements
+    from tests.factories import PaymentFactory, WebhookEventFactory
+
+    seen = []
+
+    def receipt(sender, instance, event, delivery, **kwargs):
+        seen.append((instance, event))
+
+    def ship(sender, instance, event, delivery, **kwargs):
+        seen.append((instance, event))
+
+    receivers = [durable(signals.payment_succeeded, f) for f in (receipt, ship)]
+    assert receivers
+    registered = [
+        deliveries._registry[("payment_succeeded", f"tests.{n}")] for n in ("receipt", "ship")
+    ]
+    recorded = []
+    for _n in range(2):
+        payment, event = PaymentFactory(status="succeeded"), WebhookEventFactory()
+        pks = [deliveries.record_delivery(r, payment, event).pk for r in registered]
+        recorded.append((pks, payment, event))
+    compiled = []
+    original = SQLCompiler.as_sql
+    monkeypatch.setattr(
+        SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k)
+    )
+    _statements(connections["default"]).clear()  # as on a new connection
+    assert deliveries.run_deliveries(only=recorded[0][0]) == 2
+    first = len(compiled)
+    assert first > 0  # the first run compiles its statements
+    assert deliveries.run_deliveries(only=recorded[1][0]) == 2
+    assert len(compiled) == first
+    expected = [(p.pk, e.pk) for _pks, p, e in recorded for _receiver in registered]
+    assert [(i.pk, e.pk) for i, e in seen] == expected
+    assert [type(i) for i, _e in seen] == [Payment] * 4  # whole rows, each read afresh
+    assert seen[3][0] is not seen[2][0] and seen[3][0].amount == recorded[1][1].amount
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+class ReadsFromTheReplica:
+    """A primary/replica router whose replica ("tenant" here) lags: it has the account and the
+    content types, not yet the payments and events just written."""
+
+    def db_for_read(self, model, **hints):
+        return "tenant" if model in (Payment, WebhookEvent) else "default"
+
+    def db_for_write(self, model, **hints):
+        return "default"
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return True
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_deliveries_read_what_the_commit_wrote_not_a_replica(settings, durable):
+    """Read afresh after the commit: from the database the change was written to, whether the
+    chunk has one delivery or several (a lagging replica would not have the rows yet)."""
+    from django.db import transaction
 
     from tests.factories import PaymentFactory, WebhookEventFactory
 
     seen = []
     durable(
         signals.payment_succeeded,
-        lambda sender, instance, event, delivery, **kw: seen.append((instance, event)),
+        lambda sender, instance, event, delivery, **kw: seen.append((instance.pk, event.pk)),
     )
     receiver = deliveries._registry[("payment_succeeded", "tests.<lambda>")]
-    recorded = []
-    for _n in range(2):
-        payment, event = PaymentFactory(status="succeeded"), WebhookEventFactory()
-        delivery = deliveries.record_delivery(receiver, payment, event)
-        recorded.append((delivery.pk, payment, event))
-    compiled = []
-    original = SQLCompiler.as_sql
-    monkeypatch.setattr(
-        SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k)
-    )
-    assert deliveries.run_deliveries(only=[recorded[0][0]]) == 1
-    first = len(compiled)
-    assert deliveries.run_deliveries(only=[recorded[1][0]]) == 1
-    assert len(compiled) == first
-    assert [(i.pk, e.pk) for i, e in seen] == [(p.pk, e.pk) for _pk, p, e in recorded]
-    assert [type(i) for i, _e in seen] == [Payment, Payment]  # whole rows, read afresh
-    assert seen[1][0].amount == recorded[1][1].amount
-    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+    settings.DATABASE_ROUTERS = [f"{__name__}.ReadsFromTheReplica"]
+    made = [(PaymentFactory(status="succeeded"), WebhookEventFactory()) for _n in range(3)]
+    with transaction.atomic():  # run alone after the commit
+        deliveries.record_delivery(receiver, *made[0])
+    with transaction.atomic():  # two, run together after the commit
+        for payment, event in made[1:]:
+            deliveries.record_delivery(receiver, payment, event)
+    assert seen == [(p.pk, e.pk) for p, e in made]
+    assert set(Delivery.objects.using("default").values_list("status", flat=True)) == {"succeeded"}

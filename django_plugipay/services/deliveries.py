@@ -349,7 +349,7 @@ def _claim(pks: list[int], force: bool) -> list[Delivery]:
         known = (
             {pk: read(WebhookEvent, pk) for pk in events}
             if len(events) == 1  # one event: a statement compiled once, not a query built
-            else WebhookEvent.objects.in_bulk(list(events))
+            else _written(WebhookEvent).in_bulk(list(events))
         )
         for row in rows:
             if row.event_id is not None:
@@ -394,10 +394,16 @@ def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
             (pk,) = object_ids
             found[(content_type_id, pk)] = read(model, pk)
             continue
-        rows = model._default_manager.select_related(*_parents(model))
+        rows = _written(model).select_related(*_parents(model))
         for pk, instance in rows.in_bulk(list(object_ids)).items():
             found[(content_type_id, pk)] = instance
     return found
+
+
+def _written(model: type[models.Model]) -> models.QuerySet:
+    """``model``'s rows on the database they are written to, as :func:`~django_plugipay.db.read`
+    reads one: what a commit just wrote, never a replica that may not have it yet."""
+    return model._default_manager.db_manager(connection_for(model).alias).all()
 
 
 @functools.cache
