@@ -93,18 +93,13 @@ class _Waits:
 
         def pages(items):
             pages = original(items)
-            try:
-                while True:
-                    began = time.perf_counter()
-                    try:
-                        page = next(pages)
-                    except StopIteration:
-                        return
-                    finally:
-                        self.seconds += time.perf_counter() - began
-                    yield page
-            finally:
-                pages.close()
+            while True:
+                began = time.perf_counter()
+                page = next(pages, None)
+                self.seconds += time.perf_counter() - began
+                if page is None:
+                    return
+                yield page
 
         module._pages = pages
 

@@ -346,11 +346,7 @@ def _claim(pks: list[int], force: bool) -> list[Delivery]:
         row.content_type = types.get_for_id(row.content_type_id)
     events = {row.event_id for row in rows if row.event_id is not None}
     if events:  # the receivers take the event: read once for the chunk
-        known = (
-            {pk: read(WebhookEvent, pk) for pk in events}
-            if len(events) == 1  # one event: a statement compiled once, not a query built
-            else _written(WebhookEvent).in_bulk(list(events))
-        )
+        known = _by_pk(WebhookEvent, events)
         for row in rows:
             if row.event_id is not None:
                 row.event = known.get(row.event_id)  # type: ignore[assignment]
@@ -379,8 +375,7 @@ def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
     """(content type id, object id) → the object, one query per model of the chunk. Several
     objects of one model (a page's or a batch's deliveries) are read with the mirrored rows
     they belong to (a payment's session, a refund's payment), so receivers reading
-    ``instance.checkout_session`` cost no query each; a single one is read alone (the join
-    costs more to build than the one lazy read it might save)."""
+    ``instance.checkout_session`` cost no query each (:func:`_by_pk`)."""
     wanted: dict[int, set[Any]] = {}
     for delivery in deliveries:
         wanted.setdefault(delivery.content_type_id, set()).add(delivery.object_id)
@@ -390,20 +385,24 @@ def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
         model = types.get_for_id(content_type_id).model_class()
         if model is None:
             continue
-        if len(object_ids) == 1:
-            (pk,) = object_ids
-            found[(content_type_id, pk)] = read(model, pk)
-            continue
-        rows = _written(model).select_related(*_parents(model))
-        for pk, instance in rows.in_bulk(list(object_ids)).items():
+        for pk, instance in _by_pk(model, object_ids, _parents(model)).items():
             found[(content_type_id, pk)] = instance
     return found
 
 
-def _written(model: type[models.Model]) -> models.QuerySet:
-    """``model``'s rows on the database they are written to, as :func:`~django_plugipay.db.read`
-    reads one: what a commit just wrote, never a replica that may not have it yet."""
-    return model._default_manager.db_manager(connection_for(model).alias).all()
+def _by_pk(model: type[models.Model], pks: set[Any], parents: tuple[str, ...] = ()) -> dict:
+    """pk → row of ``model``, read from the database the rows are written to (what a commit
+    just wrote: never a replica that may not have it yet); a missing row is left out. One row
+    is read by a statement compiled once per connection; several in one query, with the rows
+    ``parents`` names (the join costs more to build than the one lazy read it might save)."""
+    if len(pks) == 1:
+        (pk,) = pks
+        row = read(model, pk)
+        return {} if row is None else {pk: row}
+    rows = model._default_manager.db_manager(connection_for(model).alias).all()
+    if parents:
+        rows = rows.select_related(*parents)
+    return rows.in_bulk(list(pks))
 
 
 @functools.cache

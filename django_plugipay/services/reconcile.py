@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import dataclasses
 import datetime as dt
+import functools
 import itertools
 import logging
 import queue
@@ -124,33 +124,29 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
     # whole objects fetched for partial events, used again by later pages while fresh enough
     fetched: dict[tuple[str, str], Any] = {}
     # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
-    with contextlib.closing(_pages(items)) as pages:
-        for page in ([parse_event(item) for item in raw] for raw in pages):
-            if dry_run:
-                ids = [p.id for p in page]
-                known = WebhookEvent.objects.filter(event_id__in=ids, status__in=DONE)
-                already = len(set(known.values_list("event_id", flat=True)))
-                result.events_already_known += already
-                result.events_applied += len(page) - already
-            else:
-                applied, already, left = apply_page(
-                    page, source=EventSource.RECONCILE, fetched=fetched
-                )
-                result.events_applied += applied
-                result.events_already_known += already
-                for parsed in left:  # failed before, failing now, or naming an unknown object
-                    _apply_one(parsed, result)
-            for parsed in page:
-                result.events_seen += 1
-                occurred = datetimes.to_project(parsed.occurred_at) if parsed.occurred_at else None
-                if occurred and (newest is None or occurred >= newest):
-                    newest, newest_id = occurred, parsed.id
-                if progress:
-                    progress(result.events_seen)
-            if not dry_run and newest is not None:
-                SyncCursor.objects.filter(pk=cursor.pk).update(
-                    occurred_at=newest, last_event_id=newest_id
-                )
+    for page in ([parse_event(item) for item in raw] for raw in _pages(items)):
+        if dry_run:
+            known = WebhookEvent.objects.filter(event_id__in=[p.id for p in page], status__in=DONE)
+            already = len(set(known.values_list("event_id", flat=True)))
+            result.events_already_known += already
+            result.events_applied += len(page) - already
+        else:
+            applied, already, left = apply_page(page, source=EventSource.RECONCILE, fetched=fetched)
+            result.events_applied += applied
+            result.events_already_known += already
+            for parsed in left:  # failed before, failing now, or naming an unknown object
+                _apply_one(parsed, result)
+        for parsed in page:
+            result.events_seen += 1
+            occurred = datetimes.to_project(parsed.occurred_at) if parsed.occurred_at else None
+            if occurred and (newest is None or occurred >= newest):
+                newest, newest_id = occurred, parsed.id
+            if progress:
+                progress(result.events_seen)
+        if not dry_run and newest is not None:
+            SyncCursor.objects.filter(pk=cursor.pk).update(
+                occurred_at=newest, last_event_id=newest_id
+            )
 
 
 def _pages(items: Iterator[dict]) -> Generator[list[dict], None, None]:
@@ -166,16 +162,16 @@ def _pages(items: Iterator[dict]) -> Generator[list[dict], None, None]:
         while page := read():
             yield page
         return
-    # the caller's context variables (the account acting, a logging or tracing context)
-    context = contextvars.copy_context()
-    ahead = _reading(context.run, read)
+    # with the caller's context variables (the account acting, a logging or tracing context)
+    read_here = functools.partial(contextvars.copy_context().run, read)
+    ahead = _reading(read_here)
     while page := ahead():
-        ahead = _reading(context.run, read)
+        ahead = _reading(read_here)
         yield page
 
 
-def _reading(run: Callable[..., list[dict]], read: Callable[[], list[dict]]):
-    """Start ``run(read)`` in a thread of its own; return a function that waits for the page
+def _reading(read: Callable[[], list[dict]]) -> Callable[[], list[dict]]:
+    """Start ``read()`` in a thread of its own; return a function that waits for the page
     read (or raises what the read raised). The thread is a daemon: a caller that stops early
     (an error applying a page, Ctrl-C) drops the read in flight, which never keeps the process
     from exiting."""
@@ -183,7 +179,7 @@ def _reading(run: Callable[..., list[dict]], read: Callable[[], list[dict]]):
 
     def work() -> None:
         try:
-            done.put((run(read), None))
+            done.put((read(), None))
         except BaseException as exc:  # handed to the caller, who raises it
             done.put((None, exc))
 
