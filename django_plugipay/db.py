@@ -375,6 +375,27 @@ def read(model: type[M], pk: Any) -> M | None:
     return cast("M | None", _select_one(model, {"pk": pk}, None, locking=False))
 
 
+def read_many(model: type[M], pks: Iterable[Any]) -> dict[Any, M]:
+    """pk → the whole row of ``model`` for each of ``pks`` that exists: one statement, compiled
+    once per connection and number of rows (the ORM's ``in_bulk`` compiles a query on each
+    call), on the database ``model``'s rows are written to, as :func:`read` reads."""
+    wanted = sorted(set(pks))
+    if not wanted:
+        return {}
+    connection = connections[router.db_for_write(model)]
+    key = ("select many", model, len(wanted))
+    cache = _statements(connection)
+    statement = cache.get(key)
+    params = wanted
+    if statement is None:
+        queryset = model._default_manager.filter(pk__in=wanted).order_by()
+        statement, params = _compile_select(queryset, connection)
+        if params == wanted:  # else pks the ORM converts: not cached
+            cache[key] = statement
+    sql_text, reader = statement
+    return {row.pk: row for row in reader.many(_fetch_all(connection, sql_text, params))}
+
+
 _remembered = threading.local()
 
 
@@ -511,16 +532,22 @@ def _select_one(model, lookups: dict[str, Any], only, *, locking: bool) -> Any:
         queryset = queryset[:1]
         if locking:
             queryset = queryset.select_for_update(no_key=True)
-        compiler = queryset.query.get_compiler(connection.alias)
-        sql_text, compiled = compiler.as_sql()
-        klass_info = compiler.klass_info or {"select_fields": []}
-        columns = [compiler.select[i][0] for i in klass_info["select_fields"]]
-        statement = (sql_text, _RowReader(model, connection, columns))
-        if list(compiled) != params:  # a lookup whose value the ORM converts: not cached
-            return statement[1].one(_fetch(connection, sql_text, compiled))
+        statement, compiled = _compile_select(queryset, connection)
+        if compiled != params:  # a lookup whose value the ORM converts: not cached
+            return statement[1].one(_fetch(connection, statement[0], compiled))
         cache[key] = statement
     sql_text, reader = statement
     return reader.one(_fetch(connection, sql_text, params))
+
+
+def _compile_select(queryset, connection) -> tuple[tuple[str, _RowReader], list[Any]]:
+    """``((sql, reader), params)``: a query of whole rows compiled once, the reader making
+    its rows into instances."""
+    compiler = queryset.query.get_compiler(connection.alias)
+    sql_text, compiled = compiler.as_sql()
+    klass_info = compiler.klass_info or {"select_fields": []}
+    columns = [compiler.select[i][0] for i in klass_info["select_fields"]]
+    return (sql_text, _RowReader(queryset.model, connection, columns)), list(compiled)
 
 
 def _in_acting_account(model: Any, lookups: dict[str, Any]) -> dict[str, Any]:
@@ -595,6 +622,12 @@ def _fetch(connection, sql_text: str, params) -> tuple | None:
         return cursor.fetchone()
 
 
+def _fetch_all(connection, sql_text: str, params) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql_text, params)
+        return cursor.fetchall()
+
+
 def _statements(connection) -> dict[Any, Any]:
     """This connection's compiled statements (a connection belongs to one thread)."""
     return connection.__dict__.setdefault("_plugipay_statements", {})
@@ -616,6 +649,11 @@ class _RowReader:
         if self.converters:
             row = next(iter(self.compiler.apply_converters([row], self.converters)))
         return self.model.from_db(self.alias, self.attnames, row)
+
+    def many(self, rows: list) -> list[Any]:
+        if self.converters:
+            rows = self.compiler.apply_converters(rows, self.converters)
+        return [self.model.from_db(self.alias, self.attnames, row) for row in rows]
 
 
 def _reader(model: type[models.Model], connection, fields: list) -> _RowReader:

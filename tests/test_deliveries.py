@@ -511,6 +511,55 @@ def test_a_delivery_run_alone_compiles_no_query_after_the_first(durable, monkeyp
     assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
 
 
+@pytest.mark.django_db
+def test_a_chunk_of_deliveries_reads_its_objects_and_their_parents_compiled_once(
+    durable, monkeypatch
+):
+    """A page's or a batch's deliveries run in chunks: the chunk's payments are read in one
+    statement and their sessions and customers in one each, compiled once per connection (the
+    ORM's select_related compiled a join on every chunk), and a receiver reading
+    ``instance.checkout_session`` runs no query."""
+    from django.db import connection, connections
+    from django.db.models.sql.compiler import SQLCompiler
+    from django.test.utils import CaptureQueriesContext
+
+    from django_plugipay.db import _statements
+    from tests.factories import PaymentFactory, WebhookEventFactory
+
+    seen = []
+
+    def receipt(sender, instance, event, delivery, **kwargs):
+        with CaptureQueriesContext(connection) as queries:
+            seen.append((instance.pk, instance.checkout_session.pk, instance.customer_id))
+        assert len(queries) == 0
+
+    durable(signals.payment_succeeded, receipt)
+    registered = deliveries._registry[("payment_succeeded", "tests.receipt")]
+    chunks, expected = [], []
+    for _n in range(2):
+        payments = [PaymentFactory(status="succeeded") for _ in range(3)]
+        chunks.append(
+            [deliveries.record_delivery(registered, p, WebhookEventFactory()).pk for p in payments]
+        )
+        expected += [(p.pk, p.checkout_session_id, p.customer_id) for p in payments]
+    compiled = []
+    original = SQLCompiler.as_sql
+    monkeypatch.setattr(
+        SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k)
+    )
+    _statements(connections["default"]).clear()  # as on a new connection
+    with CaptureQueriesContext(connection) as queries:
+        assert deliveries.run_deliveries(only=chunks[0]) == 3
+    first = len(compiled)
+    assert first > 0
+    payment_reads = [q for q in queries if 'FROM "django_plugipay_payment"' in q["sql"]]
+    assert len(payment_reads) == 1  # the three payments in one statement
+    assert deliveries.run_deliveries(only=chunks[1]) == 3
+    assert len(compiled) == first
+    assert seen == expected
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
 class ReadsFromTheReplica:
     """A primary/replica router whose replica ("tenant" here) lags: it has the account and the
     content types, not yet the payments and events just written."""
