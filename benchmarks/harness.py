@@ -74,6 +74,11 @@ def timed_reconcile():
     return result, seconds, counter
 
 
+def signal_figures(ledger: list[tuple[str, str]]) -> dict:
+    """How many signals an in-memory ledger holds, and whether each was sent once."""
+    return {"signals": len(ledger), "signals_once": len(set(ledger)) == len(ledger)}
+
+
 def free_port() -> int:
     """A free loopback port: from ``BENCH_PORTS`` (``first-last``) when set, else any."""
     first, _, last = os.environ.get("BENCH_PORTS", "0-0").partition("-")

@@ -290,3 +290,18 @@ def test_a_ratio_names_its_baseline_and_is_refused_only_for_the_load_it_depends_
         "billing_reconciliation",
         "ingestion",
     )
+
+
+def test_an_in_process_suite_reports_its_in_memory_signal_ledger():
+    from benchmarks.harness import signal_figures
+    from benchmarks.report import _ledger
+
+    assert signal_figures([("payment_succeeded", "pay_1"), ("payment_succeeded", "pay_2")]) == {
+        "signals": 2,
+        "signals_once": True,
+    }
+    twice = signal_figures([("payment_succeeded", "pay_1")] * 2)
+    assert twice == {"signals": 2, "signals_once": False}
+    text = _ledger({"events": 10, **twice})
+    assert "kept in memory here" in text and "2 signals, each sent once: False." in text
+    assert _ledger({"events": 10}) == ""  # a run from before the ledger was kept in memory

@@ -4,7 +4,7 @@ fetch), from an empty database."""
 
 from __future__ import annotations
 
-from benchmarks.harness import free_port, timed_reconcile, truncate
+from benchmarks.harness import free_port, signal_figures, timed_reconcile, truncate
 
 DAY = 86400
 #: at most this many subscriptions, fewer on a small run so that every run sees renewals
@@ -15,6 +15,7 @@ def run(count: int) -> dict:
     from django.conf import settings
     from django.db import connection
 
+    from benchmarks.baseline.receivers import in_memory
     from django_plugipay.models import Invoice, Subscription
     from django_plugipay.specs import registered
     from plugipay_sandbox import SandboxConfig, SandboxServer
@@ -62,7 +63,8 @@ def run(count: int) -> dict:
 
         spec.fetch = counted
         try:
-            result, seconds, counter = timed_reconcile()
+            with in_memory() as ledger:
+                result, seconds, counter = timed_reconcile()
         finally:
             spec.fetch = fetch
         renewals = sum(1 for e in store.events.values() if e["kind"] == "subscription.renewed")
@@ -81,6 +83,7 @@ def run(count: int) -> dict:
         "events_per_s": round(result.events_seen / seconds, 1),
         "queries_per_event": round(counter.statements / result.events_seen, 2),
         **rows,
+        **signal_figures(ledger),
     }
 
 

@@ -5,18 +5,25 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks.harness import free_port, timed_reconcile, truncate, without_receivers
+from benchmarks.harness import (
+    free_port,
+    signal_figures,
+    timed_reconcile,
+    truncate,
+    without_receivers,
+)
 
 
 def run(
     count: int, receivers: bool = True, page_delay: float = 0.0, read_ahead: bool = True
 ) -> dict:
     """``receivers=False``: with every receiver of the app's signals disconnected (the shop's
-    and the benchmark's signal counter), the app's own work alone. ``page_delay``: seconds
+    and the benchmark's signal ledger), the app's own work alone. ``page_delay``: seconds
     the sandbox waits before answering each page of events (a slower link to Plugipay);
     ``read_ahead=False``: each page read only once the one before is applied."""
     from django.conf import settings
 
+    from benchmarks.baseline.receivers import in_memory
     from django_plugipay.models import Payment
     from plugipay_sandbox import SandboxConfig, SandboxServer
     from plugipay_sandbox.state import checkout
@@ -48,7 +55,8 @@ def run(
         module.READ_AHEAD = read_ahead
         restore = (lambda: None) if receivers else without_receivers()
         try:
-            result, seconds, counter = timed_reconcile()
+            with in_memory() as ledger:
+                result, seconds, counter = timed_reconcile()
         finally:
             restore()
             waiting.restore()
@@ -68,6 +76,7 @@ def run(
             (counter.round_trips - counter.statements) / result.events_seen, 2
         ),
         "payments_created": payments,
+        **signal_figures(ledger),
         # the apply loop's waits for the next page of events (read ahead in a thread)
         "page_wait_seconds": round(waiting.seconds, 2),
         "apply_ms_per_event": round(1000 * (seconds - waiting.seconds) / result.events_seen, 2),
