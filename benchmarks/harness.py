@@ -75,8 +75,24 @@ def timed_reconcile():
 
 
 def signal_figures(ledger: list[tuple[str, str]]) -> dict:
-    """How many signals an in-memory ledger holds, and whether each was sent once."""
-    return {"signals": len(ledger), "signals_once": len(set(ledger)) == len(ledger)}
+    """What an in-memory ledger holds against what a run from an empty database must have
+    sent: one signal for each session completed, payment succeeded and refund succeeded."""
+    import collections
+
+    from django_plugipay.models import CheckoutSession, Payment, Refund
+
+    expected = collections.Counter()
+    for name, rows in (
+        ("checkout_session_completed", CheckoutSession.objects.filter(status="completed")),
+        ("payment_succeeded", Payment.objects.filter(status="succeeded")),
+        ("refund_succeeded", Refund.objects.filter(status="succeeded")),
+    ):
+        expected.update((name, pk) for pk in rows.values_list("plugipay_id", flat=True))
+    return {
+        "signals": len(ledger),
+        "signals_expected": sum(expected.values()),
+        "signals_once": collections.Counter(ledger) == expected,
+    }
 
 
 def free_port() -> int:

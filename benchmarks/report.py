@@ -451,7 +451,9 @@ def _ledger(figures: dict) -> str:
     return (
         " The receivers connected: the shop's, and the benchmark's signal ledger, kept in "
         "memory here (each signal appended when its transaction commits, no statement): "
-        f"{figures['signals']:,} signals, each sent once: {figures['signals_once']}."
+        f"{figures['signals']:,} signals of the {figures.get('signals_expected', '?'):,} its "
+        "rows' states call for, each sent once and none missing: "
+        f"{figures['signals_once']}."
     )
 
 

@@ -292,16 +292,22 @@ def test_a_ratio_names_its_baseline_and_is_refused_only_for_the_load_it_depends_
     )
 
 
-def test_an_in_process_suite_reports_its_in_memory_signal_ledger():
+def test_an_in_process_suite_reports_its_in_memory_signal_ledger(db):
     from benchmarks.harness import signal_figures
     from benchmarks.report import _ledger
+    from tests.factories import PaymentFactory
 
-    assert signal_figures([("payment_succeeded", "pay_1"), ("payment_succeeded", "pay_2")]) == {
-        "signals": 2,
-        "signals_once": True,
-    }
-    twice = signal_figures([("payment_succeeded", "pay_1")] * 2)
-    assert twice == {"signals": 2, "signals_once": False}
+    paid = PaymentFactory(status="succeeded", checkout_session__status="completed")
+    PaymentFactory(status="failed", checkout_session__status="open")
+    sent = [
+        ("checkout_session_completed", paid.checkout_session.plugipay_id),
+        ("payment_succeeded", paid.plugipay_id),
+    ]
+    assert signal_figures(sent) == {"signals": 2, "signals_expected": 2, "signals_once": True}
+    twice = signal_figures([*sent, sent[1]])
+    assert twice == {"signals": 3, "signals_expected": 2, "signals_once": False}
+    assert signal_figures(sent[:1])["signals_once"] is False  # one missing
     text = _ledger({"events": 10, **twice})
-    assert "kept in memory here" in text and "2 signals, each sent once: False." in text
+    assert "kept in memory here" in text
+    assert "3 signals of the 2 its rows' states call for" in text and text.endswith("False.")
     assert _ledger({"events": 10}) == ""  # a run from before the ledger was kept in memory

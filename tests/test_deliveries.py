@@ -560,6 +560,31 @@ def test_a_chunk_of_deliveries_reads_its_objects_and_their_parents_compiled_once
     assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
 
 
+@pytest.mark.django_db
+def test_receivers_in_one_chunk_get_their_own_copy_of_a_shared_parent(durable):
+    """Two payments of one customer, delivered in one chunk: the customer is read once, and
+    each receiver's instance holds its own copy (a change one receiver makes in memory is not
+    seen by the next), as a join would give."""
+    from tests.factories import CustomerFactory, PaymentFactory, WebhookEventFactory
+
+    customers, names = [], []
+
+    def receipt(sender, instance, event, delivery, **kwargs):
+        customers.append(instance.customer)
+        names.append(instance.customer.name)
+        instance.customer.name = "changed in memory"
+
+    durable(signals.payment_succeeded, receipt)
+    registered = deliveries._registry[("payment_succeeded", "tests.receipt")]
+    customer = CustomerFactory(name="Ana")
+    payments = [PaymentFactory(customer=customer) for _ in range(2)]
+    pks = [deliveries.record_delivery(registered, p, WebhookEventFactory()).pk for p in payments]
+    assert deliveries.run_deliveries(only=pks) == 2
+    assert [c.pk for c in customers] == [customer.pk] * 2
+    assert customers[0] is not customers[1]
+    assert names == ["Ana", "Ana"]  # the second did not see what the first changed
+
+
 class ReadsFromTheReplica:
     """A primary/replica router whose replica ("tenant" here) lags: it has the account and the
     content types, not yet the payments and events just written."""

@@ -41,17 +41,36 @@ def test_the_migrated_schema_has_no_like_index():
     assert any(name.startswith("django_plugipay_webhookevent_status_") for name in names)
 
 
-def test_the_migration_drops_what_django_made_and_leaves_a_projects_own():
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("atomic", [False, True])
+def test_the_migration_drops_what_django_made_and_leaves_a_projects_own(atomic):
+    """Outside a transaction (as ``migrate`` runs it) each index is dropped ``CONCURRENTLY``;
+    inside one, plainly. An index of the project's, even one named ``…_like``, stays."""
+    own = ["shop_payment_prefix", "shop_payment_reference_like"]
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE INDEX django_plugipay_payment_status_0_like "
             "ON django_plugipay_payment (status varchar_pattern_ops)"
         )
-        cursor.execute(  # a project's own, for its prefix searches: not the app's to drop
-            "CREATE INDEX shop_payment_prefix ON django_plugipay_payment "
-            "(plugipay_id varchar_pattern_ops)"
-        )
-    assert pattern_indexes() == ["django_plugipay_payment_status_0_like", "shop_payment_prefix"]
-    with connection.schema_editor() as editor:
-        migration.drop_like_indexes(apps, editor)
-    assert pattern_indexes() == ["shop_payment_prefix"]
+        for name in own:  # a project's own, for its prefix searches: not the app's to drop
+            cursor.execute(
+                f"CREATE INDEX {name} ON django_plugipay_payment (plugipay_id varchar_pattern_ops)"
+            )
+    try:
+        assert pattern_indexes() == ["django_plugipay_payment_status_0_like", *own]
+        with connection.schema_editor(atomic=atomic) as editor:
+            statements = []
+            editor.execute = lambda sql, params=(), _run=editor.execute: (
+                statements.append(sql) or _run(sql, params)
+            )
+            migration.drop_like_indexes(apps, editor)
+        assert pattern_indexes() == own
+        assert statements == [
+            "DROP INDEX "
+            + ("" if atomic else "CONCURRENTLY ")
+            + "IF EXISTS django_plugipay_payment_status_0_like"
+        ]
+    finally:
+        with connection.cursor() as cursor:
+            for name in own:
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")

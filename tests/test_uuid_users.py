@@ -67,3 +67,16 @@ def test_api_idempotency_keys_of_a_uuid_user_stay_distinct(plugipay_sandbox):
         response = client.post(url, body, format="json", headers={"Idempotency-Key": key})
         assert response.status_code == 201, response.content
     assert Refund.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_rows_read_by_uuid_in_either_form_with_one_compiled_statement():
+    """``db.read_many`` compiles a statement once per model and row count: a UUID given as a
+    ``UUID`` or as text is sent as the database stores it, whichever form came first."""
+    from django_plugipay.db import read_many
+
+    User = get_user_model()
+    users = [User.objects.create_user(f"u{n}@example.com", PASSWORD) for n in range(2)]
+    expected = {user.pk for user in users}
+    for form in (lambda pk: pk.hex, str, lambda pk: pk):  # the stored form first
+        assert set(read_many(User, [form(user.pk) for user in users])) == expected

@@ -69,6 +69,7 @@ def run(count: int) -> dict:
             spec.fetch = fetch
         renewals = sum(1 for e in store.events.values() if e["kind"] == "subscription.renewed")
         rows = {"subscriptions": Subscription.objects.count(), "invoices": Invoice.objects.count()}
+        signals = signal_figures(ledger)
     finally:
         server.stop()
     _truncate_billing(connection)
@@ -83,7 +84,7 @@ def run(count: int) -> dict:
         "events_per_s": round(result.events_seen / seconds, 1),
         "queries_per_event": round(counter.statements / result.events_seen, 2),
         **rows,
-        **signal_figures(ledger),
+        **signals,
     }
 
 

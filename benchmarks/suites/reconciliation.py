@@ -62,6 +62,7 @@ def run(
             waiting.restore()
             module.READ_AHEAD = reading
         payments = Payment.objects.count()
+        signals = signal_figures(ledger)
     finally:
         server.stop()
     truncate()
@@ -76,7 +77,7 @@ def run(
             (counter.round_trips - counter.statements) / result.events_seen, 2
         ),
         "payments_created": payments,
-        **signal_figures(ledger),
+        **signals,
         # the apply loop's waits for the next page of events (read ahead in a thread)
         "page_wait_seconds": round(waiting.seconds, 2),
         "apply_ms_per_event": round(1000 * (seconds - waiting.seconds) / result.events_seen, 2),

@@ -4,19 +4,25 @@ Django creates one beside the index of every ``db_index=True`` or ``unique=True`
 PostgreSQL (``varchar_pattern_ops``), for ``LIKE 'prefix%'`` lookups. Nothing here makes one:
 the admin's searches are ``icontains``, which no btree serves. Each cost every insert, and every
 update that changes an indexed column (a status change, a webhook event marked processed), one
-more index entry to write. Only ``DROP INDEX``: nothing is rebuilt, so the migration is quick
-on a large table. Migrating back leaves them dropped (no query needs them).
+more index entry to write.
+
+Only ``DROP INDEX``, so nothing is rebuilt; outside a transaction, one index at a time and
+``CONCURRENTLY``, so no table is locked against reads or writes while it waits for a long query
+to end. Migrating back leaves them dropped (no query needs them).
 """
 
 from django.db import migrations
 
-#: this app's ``…_like`` indexes on ``tables``: made by Django (their suffix), not unique, with a
-#: pattern operator class
+#: the ``…_like`` indexes Django made on ``tables``: named after their table with its suffix, not
+#: unique, with a pattern operator class
 LIKE_INDEXES = """
 SELECT x.indexrelid::regclass::text
-FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class t ON t.oid = x.indrelid
 WHERE x.indrelid IN (SELECT to_regclass(name) FROM unnest(%s::text[]) AS name)
   AND NOT x.indisunique
+  AND starts_with(i.relname, t.relname || '_')
   AND i.relname LIKE '%%\\_like'
   AND EXISTS (
     SELECT 1 FROM pg_opclass o
@@ -38,11 +44,15 @@ def drop_like_indexes(apps, schema_editor):
     if connection.vendor != "postgresql":  # only PostgreSQL makes them
         return
     tables = [model._meta.db_table for model in apps.get_app_config("django_plugipay").get_models()]
+    # CONCURRENTLY cannot run inside a transaction (a caller's atomic block, a test's)
+    how = "" if connection.in_atomic_block else "CONCURRENTLY "
     for name in like_indexes(connection, tables):
-        schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
+        schema_editor.execute(f"DROP INDEX {how}IF EXISTS {name}")
 
 
 class Migration(migrations.Migration):
+    atomic = False
+
     dependencies = [
         ("django_plugipay", "0012_payment_invoice_ref"),
     ]

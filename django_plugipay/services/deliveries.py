@@ -15,6 +15,7 @@ its deliveries together at its end, in that transaction (:func:`recorded_togethe
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import functools
 import hashlib
@@ -23,7 +24,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
@@ -404,14 +405,15 @@ def _by_pk(model: type[models.Model], pks: set[Any], parents: tuple[str, ...] = 
         return {} if row is None else {pk: row}
     rows = read_many(model, pks)
     for name in parents:
-        field = model._meta.get_field(name)
-        found = read_many(
-            field.related_model, {getattr(r, field.attname) for r in rows.values()} - {None}
-        )
+        field = cast(models.ForeignKey, model._meta.get_field(name))
+        related = cast("type[models.Model]", field.related_model)
+        found = read_many(related, {getattr(r, field.attname) for r in rows.values()} - {None})
+        given: set[Any] = set()
         for row in rows.values():
             parent = found.get(getattr(row, field.attname))
-            if parent is not None:
-                field.set_cached_value(row, parent)
+            if parent is not None:  # each row its own copy, as a join would give
+                field.set_cached_value(row, copy.copy(parent) if parent.pk in given else parent)
+                given.add(parent.pk)
     return rows
 
 
