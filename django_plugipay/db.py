@@ -376,14 +376,15 @@ def read(model: type[M], pk: Any) -> M | None:
 
 
 def read_many(model: type[M], pks: Iterable[Any]) -> dict[Any, M]:
-    """pk → the whole row of ``model`` for each of ``pks`` that exists: one statement, compiled
-    once per connection and number of rows (the ORM's ``in_bulk`` compiles a query on each
-    call), on the database ``model``'s rows are written to, as :func:`read` reads."""
+    """pk → the whole row of ``model`` for each of ``pks`` that exists (None skipped): one
+    statement, compiled once per connection and number of rows (the ORM's ``in_bulk``
+    compiles a query on each call), on the database ``model``'s rows are written to, as
+    :func:`read` reads."""
     connection = connections[router.db_for_write(model)]
     field = model._meta.pk
     # as the database stores them (a UUID given as text or as a UUID), so that the statement
     # compiled for one call serves the next
-    wanted = sorted({field.get_db_prep_value(pk, connection) for pk in pks})
+    wanted = sorted({field.get_db_prep_value(pk, connection) for pk in pks if pk is not None})
     if not wanted:
         return {}
     key = ("select many", model, len(wanted))

@@ -407,7 +407,7 @@ def _by_pk(model: type[models.Model], pks: set[Any], parents: tuple[str, ...] = 
     for name in parents:
         field = cast(models.ForeignKey, model._meta.get_field(name))
         related = cast("type[models.Model]", field.related_model)
-        found = read_many(related, {getattr(r, field.attname) for r in rows.values()} - {None})
+        found = read_many(related, {getattr(r, field.attname) for r in rows.values()})
         given: set[Any] = set()
         for row in rows.values():
             parent = found.get(getattr(row, field.attname))
