@@ -180,7 +180,11 @@ class Doctor:
         except DatabaseError as exc:
             return Line("disabled endpoint", None, f"the database cannot be read ({exc})")
         if event is None:
-            return Line("disabled endpoint", True, "Plugipay has disabled none since")
+            return Line(
+                "disabled endpoint",
+                True,
+                "Plugipay has disabled none, or webhooks have arrived since it did",
+            )
         endpoint = parse_event(event.payload).object
         return Line(
             "disabled endpoint",
