@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
+from django.db import Error
 from django.db.models import Q
 from django.utils import timezone
 
@@ -20,7 +21,7 @@ from django_plugipay import datetimes
 from django_plugipay.accounts import current_account_pk, takes_account
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
-from django_plugipay.db import write_atomic
+from django_plugipay.db import connection_for, write_atomic
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
 from django_plugipay.services.apply import sync_object
@@ -72,16 +73,46 @@ def last_reconciled() -> dt.datetime | None:
 
 @write_atomic
 def _claim(cursor_name: str) -> SyncCursor | None:
-    """Take the account's reconciliation lease, or None when another run holds it."""
+    """Take the account's reconciliation lease, or None when another run holds it. The cursor
+    returned is read from the database it is written to (a replica may not have it yet); its
+    ``locked_until`` is this run's hold on the lease (see :func:`_hold`)."""
     now = timezone.now()
     account_id = current_account_pk()
-    SyncCursor.objects.get_or_create(name=cursor_name, account_id=account_id)
-    claimed = SyncCursor.objects.filter(
+    cursors = SyncCursor.objects.db_manager(connection_for(SyncCursor).alias)
+    cursors.get_or_create(name=cursor_name, account_id=account_id)
+    claimed = cursors.filter(
         Q(locked_until__isnull=True) | Q(locked_until__lt=now),
         name=cursor_name,
         account_id=account_id,
-    ).update(locked_until=now + LEASE)
-    return SyncCursor.objects.get(name=cursor_name, account_id=account_id) if claimed else None
+    ).update(locked_until=now + LEASE, updated_at=now)  # when it last ran: last_reconciled()
+    return cursors.get(name=cursor_name, account_id=account_id) if claimed else None
+
+
+class _LeaseLost(Exception):
+    """The run held its lease past ``LEASE`` and another run took it over."""
+
+
+def _hold(cursor: SyncCursor, **changes: Any) -> None:
+    """Write ``changes`` to the cursor and renew the lease, while this run still holds it
+    (its ``locked_until`` unchanged); raise :class:`_LeaseLost` when another run took it."""
+    renewed = timezone.now() + LEASE
+    held = SyncCursor.objects.filter(pk=cursor.pk, locked_until=cursor.locked_until).update(
+        locked_until=renewed, **changes
+    )
+    if not held:
+        raise _LeaseLost
+    cursor.locked_until = renewed
+
+
+def _release(cursor: SyncCursor) -> None:
+    """Give the lease back, if this run still holds it. A database error is logged, not
+    raised (it would hide what the run raised): the lease then ends after ``LEASE``."""
+    try:
+        SyncCursor.objects.filter(pk=cursor.pk, locked_until=cursor.locked_until).update(
+            locked_until=None
+        )
+    except Error as exc:
+        logger.warning("plugipay reconcile could not release its lease: %s", exc)
 
 
 @takes_account
@@ -95,8 +126,9 @@ def reconcile(
     the webhook path (deduplicated by event id), then sync sessions open past their expiry and
     refunds still in flight, and mirror the ledger entries and receipts posted since — all of
     one account (``account=``, default: the default account),
-    with its cursor and its credentials. Runs once at a time per account; a second run is a
-    no-op.
+    with its cursor and its credentials. Runs once at a time per account: a second run is a
+    no-op (``skipped_locked``). The lease is renewed after each page; a run that held it past
+    ``LEASE`` without renewing (another took it over) stops there, ``skipped_locked`` too.
     """
     result = ReconcileResult(dry_run=dry_run)
     cursor = _claim(CURSOR_NAME)
@@ -107,10 +139,15 @@ def reconcile(
         start = since or cursor.occurred_at
         _apply_events(cursor, start, result, dry_run, progress)
         if not dry_run:
+            _hold(cursor)
             _sync_in_flight(result)
+            _hold(cursor)
             _sync_money(result)
+    except _LeaseLost:
+        logger.warning("plugipay reconcile stopped: another run took over its lease")
+        result.skipped_locked = True
     finally:
-        SyncCursor.objects.filter(pk=cursor.pk).update(locked_until=None)
+        _release(cursor)
     logger.info("plugipay reconcile: %s", dataclasses.asdict(result))
     return result
 
@@ -144,9 +181,9 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
             if progress:
                 progress(result.events_seen)
         if not dry_run and newest is not None:
-            SyncCursor.objects.filter(pk=cursor.pk).update(
-                occurred_at=newest, last_event_id=newest_id
-            )
+            _hold(cursor, occurred_at=newest, last_event_id=newest_id)
+        else:
+            _hold(cursor)
 
 
 def _pages(items: Iterator[dict]) -> Generator[list[dict], None, None]:

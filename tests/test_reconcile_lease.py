@@ -1,0 +1,87 @@
+"""Reconciliation's lease and cursor: the lease is renewed after each page and given back
+only by the run that holds it, the cursor is read from the database it is written to, and
+``last_reconciled()`` (the doctor's "last ran") moves with every run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import pytest
+from django.utils import timezone
+
+from django_plugipay import services
+from django_plugipay.models import SyncCursor
+from django_plugipay.services.reconcile import last_reconciled
+from tests.factories import paid_sessions
+
+reconcile_module = sys.modules["django_plugipay.services.reconcile"]
+
+
+def test_last_reconciled_is_when_the_latest_run_took_its_cursor(plugipay_sandbox):
+    paid_sessions(plugipay_sandbox, 1)
+    services.reconcile()
+    long_ago = timezone.now() - dt.timedelta(days=3)
+    SyncCursor.objects.filter(name="events").update(updated_at=long_ago)
+    assert last_reconciled() == long_ago
+    before = timezone.now()
+    services.reconcile()
+    last = last_reconciled()
+    assert last is not None and last >= before
+
+
+def test_the_lease_is_renewed_after_each_page(plugipay_sandbox, monkeypatch):
+    paid_sessions(plugipay_sandbox, 2)
+    monkeypatch.setattr(reconcile_module, "PAGE_SIZE", 2)
+    held = []
+
+    def progress(seen):
+        held.append(SyncCursor.objects.get(name="events").locked_until)
+
+    services.reconcile(progress=progress)
+    assert len(set(held)) > 1  # a later page ran under a lease renewed after the first
+    assert SyncCursor.objects.get(name="events").locked_until is None  # given back at the end
+
+
+def test_a_run_whose_lease_another_run_took_stops_and_leaves_that_runs_lease(
+    plugipay_sandbox, monkeypatch
+):
+    """A run held its lease past ``LEASE`` (a very slow page) and another run claimed it: the
+    first stops after the page it was applying, writes no cursor, and does not give back the
+    lease it no longer holds (which would let a third run start beside the second)."""
+    paid_sessions(plugipay_sandbox, 2)
+    monkeypatch.setattr(reconcile_module, "PAGE_SIZE", 2)
+    theirs = timezone.now() + reconcile_module.LEASE
+
+    def progress(seen):
+        if seen == 2:  # the first page applied: meanwhile another run took the lease
+            SyncCursor.objects.filter(name="events").update(locked_until=theirs)
+
+    result = services.reconcile(progress=progress)
+    assert result.skipped_locked and result.events_seen == 2
+    cursor = SyncCursor.objects.get(name="events")
+    assert cursor.locked_until == theirs
+    assert (cursor.occurred_at, cursor.last_event_id) == (None, "")
+
+
+class CursorsFromTheReplica:
+    """A primary/replica router whose replica ("tenant" here) has no sync cursor yet."""
+
+    def db_for_read(self, model, **hints):
+        return "tenant" if model is SyncCursor else "default"
+
+    def db_for_write(self, model, **hints):
+        return "default"
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return True
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_the_cursor_is_read_from_the_database_it_is_written_to(plugipay_sandbox, settings):
+    paid_sessions(plugipay_sandbox, 1)
+    settings.DATABASE_ROUTERS = [f"{__name__}.CursorsFromTheReplica"]
+    result = services.reconcile()
+    assert result.events_applied > 0 and not result.skipped_locked
+    assert SyncCursor.objects.using("default").get(name="events").last_event_id
+    assert not SyncCursor.objects.using("tenant").exists()
