@@ -188,6 +188,7 @@ def run_statement(
     """Call ``fn`` — one statement, atomic on its own — outside any transaction (autocommit:
     no ``BEGIN``/``COMMIT`` round trips), retried on transient errors as :func:`run_atomic`
     retries a transaction; inside an enclosing transaction, call it once."""
+    using = using if using is not None else acting_database()  # where ``fn`` writes
     connection = transaction.get_connection(using)
     if not _begins_transaction(connection):
         return fn(*args, **kwargs)

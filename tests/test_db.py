@@ -234,3 +234,26 @@ def test_insert_many_splits_what_one_statement_could_not_bind(
     assert all(row.pk for row in inserted)
     again = [Customer(plugipay_id=f"cus_{n}", email="x@shop.test") for n in (4, 5)]
     assert [row.plugipay_id for row in db.insert_many(again, "plugipay_id")] == ["cus_5"]
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_a_statement_for_an_account_with_its_own_database_is_retried_there(
+    fast_backoff, monkeypatch
+):
+    """``run_statement`` without ``using`` runs where the acting account's rows are written:
+    a lost connection is discarded there (not the default database's), so the retry
+    reconnects the connection that failed."""
+    discarded, calls = [], []
+    monkeypatch.setattr(db, "acting_database", lambda: "tenant")
+    monkeypatch.setattr(
+        db, "discard_lost_connection", lambda exc, using=None: discarded.append(using)
+    )
+
+    def statement():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return "done"
+
+    assert db.run_statement(statement) == "done"
+    assert discarded == ["tenant"]
