@@ -585,6 +585,40 @@ def test_receivers_in_one_chunk_get_their_own_copy_of_a_shared_parent(durable):
     assert names == ["Ana", "Ana"]  # the second did not see what the first changed
 
 
+@pytest.mark.django_db
+def test_a_slow_chunk_renews_its_lease_and_leaves_what_another_runner_took_over(
+    durable, monkeypatch
+):
+    """A chunk is leased together; after slow receivers the rest is held for another lease
+    before the next one runs, and a delivery whose lease ran out and that another runner
+    claimed meanwhile is left to that runner (running it here too would run it twice)."""
+    from django.db.models import F
+
+    from tests.factories import PaymentFactory, WebhookEventFactory
+
+    ran = []
+
+    def receipt(sender, instance, event, delivery, **kwargs):
+        ran.append(delivery.pk)
+        if len(ran) == 1:  # slow: meanwhile another runner claims the second's expired lease
+            Delivery.objects.filter(pk=pks[1]).update(
+                attempts=F("attempts") + 1, leased_until=timezone.now() + dt.timedelta(hours=1)
+            )
+
+    durable(signals.payment_succeeded, receipt)
+    registered = deliveries._registry[("payment_succeeded", "tests.receipt")]
+    pks = [
+        deliveries.record_delivery(registered, PaymentFactory(), WebhookEventFactory()).pk
+        for _n in range(3)
+    ]
+    monkeypatch.setattr(deliveries, "_lease_left", lambda d: 0.0, raising=False)  # always late
+    assert deliveries.run_deliveries(only=pks) == 2
+    assert ran == [pks[0], pks[2]]
+    rows = {d.pk: d for d in Delivery.objects.filter(pk__in=pks)}
+    assert [rows[pk].status for pk in pks] == ["succeeded", "running", "succeeded"]
+    assert rows[pks[1]].attempts == 2  # the other runner's attempt, not marked by this one
+
+
 class ReadsFromTheReplica:
     """A primary/replica router whose replica ("tenant" here) lags: it has the account and the
     content types, not yet the payments and events just written."""

@@ -291,10 +291,43 @@ def run_deliveries(
         # Objects read afresh, once per object for the chunk (a second delivery for the same
         # object reads it again, after the first receiver ran).
         first = _instances(claimed)
-        for delivery in claimed:
+        for n, delivery in enumerate(claimed):
+            if _lease_left(delivery) < app_settings.DELIVERY_LEASE / 2:
+                # slow receivers before it: hold the rest of the chunk for another lease, and
+                # leave any another runner took over meanwhile (it runs them)
+                held = _renew(claimed[n:])
+                if delivery.pk not in held:
+                    continue
             _run(delivery, first.pop((delivery.content_type_id, delivery.object_id), _UNREAD))
             ran += 1
     return ran
+
+
+def _lease_left(delivery: Delivery) -> float:
+    """Seconds left of the lease this runner holds ``delivery`` by."""
+    assert delivery.leased_until is not None
+    return (delivery.leased_until - timezone.now()).total_seconds()
+
+
+def _renew(claimed: list[Delivery]) -> set[int]:
+    """Extend the lease of the deliveries this runner still holds among ``claimed`` (still
+    running, on the attempt it claimed, by the lease it took: its ``leased_until``); return
+    their pks. A delivery whose lease ran out and that another runner claimed is not held."""
+    lease = timezone.now() + dt.timedelta(seconds=app_settings.DELIVERY_LEASE)
+    held = set()
+    for delivery in claimed:
+        renewed = run_statement(
+            lambda d=delivery: Delivery.objects.filter(
+                pk=d.pk,
+                status=DeliveryStatus.RUNNING,
+                attempts=d.attempts,
+                leased_until=d.leased_until,
+            ).update(leased_until=lease)
+        )
+        if renewed:
+            delivery.leased_until = lease
+            held.add(delivery.pk)
+    return held
 
 
 #: deliveries one claim takes (all leased together: the chunk's receivers run within a lease)
