@@ -57,6 +57,15 @@ def _apply_pending(batch_size: int | None = None) -> int:
     return services.apply_queued_events(batch_size=batch_size)
 
 
+def _run_deliveries(delivery_ids: list[int] | None, account: str | None) -> int:
+    """The deliveries a commit queued are rows of the database of the account that recorded
+    them (named by its alias when one was acting), not necessarily the default one."""
+    if account is None:
+        return services.run_deliveries(only=delivery_ids)
+    with accounts.acting_for(account):
+        return services.run_deliveries(only=delivery_ids)
+
+
 def _reconcile(since: str | None = None, account: str | None = None) -> dict:
     """One account's reconciliation (its result), or, without ``account``, every account's
     in turn (a single account: its result as before; several: the results by alias, one
@@ -113,7 +122,7 @@ WORK: dict[str, Work] = {
     "django_plugipay.sync_plans": Work(lambda: len(services.sync_plans())),
     # Its own rows carry attempts and backoff; the scheduled run picks up what a crash left.
     "django_plugipay.run_deliveries": Work(
-        lambda delivery_ids=None: services.run_deliveries(only=delivery_ids),
+        lambda delivery_ids=None, account=None: _run_deliveries(delivery_ids, account),
         retryable=never,
     ),
     # Never raises: a failing step waits for the next run.
@@ -215,10 +224,11 @@ def sweep(self) -> dict[str, int]:
 
 
 @shared_task(name="django_plugipay.run_deliveries", bind=True, acks_late=True)
-def run_deliveries(self, delivery_ids: list[int] | None = None) -> int:
+def run_deliveries(self, delivery_ids: list[int] | None = None, account: str | None = None) -> int:
     """Run durable receivers' due deliveries (those ids only, when given: what a commit
-    queues); schedule it with celery beat so retries and crashed runs are picked up."""
-    return _celery(self, delivery_ids)
+    queues, with the alias of the account whose database holds them); schedule it with
+    celery beat so retries and crashed runs are picked up."""
+    return _celery(self, delivery_ids, account)
 
 
 def run_work(name: str, args: list, attempt: int = 0) -> Any:

@@ -342,3 +342,36 @@ def test_a_receiver_acting_for_a_tenant_inside_a_page_records_its_delivery_there
         assert Delivery.objects.using("tenant").count() == 1
     assert ran == [theirs.pk]
     assert not Delivery.objects.using("default").exists()
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_the_task_a_commit_queues_runs_a_tenants_deliveries_in_its_database(settings, monkeypatch):
+    """In a worker nothing acts for an account: the message names the account that recorded
+    the deliveries, so their ids are looked up in its database, not the default one."""
+    from django_plugipay import durable_receiver, signals, tasks
+    from django_plugipay.models import Delivery
+    from django_plugipay.services import _queue, deliveries
+
+    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        **TWO,
+        "TASKS": "celery",
+        "ACCOUNT_DATABASE": "tests.test_accounts_background.tenant_database",
+    }
+    sent, ran = [], []
+    monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: sent.append((name, args)))
+    durable_receiver(signals.payment_succeeded, name="tests.background.ship")(
+        lambda instance, **kwargs: ran.append(instance.plugipay_id)
+    )
+    try:
+        stranded(2, "t")
+        services.apply_queued_events()  # applied in the tenant's database: delivery queued
+        queued = [args for name, args in sent if name == deliveries.TASK]
+        assert queued and ran == []
+        for args in queued:  # as a worker runs them: no account acting
+            tasks.WORK[deliveries.TASK].function(*args)
+    finally:
+        deliveries.disconnect(signals.payment_succeeded, name="tests.background.ship")
+    assert ran == ["pay_2"]
+    assert Delivery.objects.using("tenant").get().status == "succeeded"

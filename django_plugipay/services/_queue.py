@@ -123,17 +123,19 @@ def enqueue_gathered(
     *,
     inline: Callable[[list[Any]], Any],
     on_failure: Callable[[Exception, list[Any]], None],
+    args: tuple = (),
 ) -> None:
     """As :func:`enqueue`, for work that takes a list of keys: every key gathered in one
-    transaction goes into one message, ``name(keys)``, sent after it commits (in-process:
-    ``inline(keys)``). A key of a rolled-back savepoint may ride along: the work must find
-    nothing to do for it."""
+    transaction goes into one message, ``name(keys, *args)``, sent after it commits
+    (in-process: ``inline(keys)``). A key of a rolled-back savepoint may ride along: the work
+    must find nothing to do for it."""
     using = acting_database()
     connection = transaction.get_connection(using)
-    gathered: dict[tuple[str | None, str], tuple[list[Any], Callable[[], None]]] = vars(
+    gathered: dict[tuple[str | None, str, tuple], tuple[list[Any], Callable[[], None]]] = vars(
         _gathering
     ).setdefault("open", {})
-    current = gathered.get((using, name))
+    slot = (using, name, args)
+    current = gathered.get(slot)
     if (
         current is not None
         and connection.in_atomic_block
@@ -144,12 +146,12 @@ def enqueue_gathered(
     keys = [key]
 
     def dispatch() -> None:
-        entry = gathered.get((using, name))
+        entry = gathered.get(slot)
         if entry is not None and entry[1] is dispatch:
-            del gathered[(using, name)]
-        _dispatch(name, (keys,), lambda: inline(keys), lambda exc: on_failure(exc, keys))
+            del gathered[slot]
+        _dispatch(name, (keys, *args), lambda: inline(keys), lambda exc: on_failure(exc, keys))
 
-    gathered[(using, name)] = (keys, dispatch)
+    gathered[slot] = (keys, dispatch)
     transaction.on_commit(dispatch, using=using)
 
 

@@ -156,9 +156,15 @@ def record_delivery(
 
 
 def _run_after_commit(delivery: Delivery) -> None:
-    # One task (or in-process run) for every delivery the transaction records.
+    # One task (or in-process run) for every delivery the transaction records; the task is
+    # told the account acting, whose database (ACCOUNT_DATABASE) holds the rows.
+    acting = context.acting.get()
     enqueue_gathered(
-        TASK, delivery.pk, inline=lambda pks: run_deliveries(only=pks), on_failure=_unsent
+        TASK,
+        delivery.pk,
+        inline=lambda pks: run_deliveries(only=pks),
+        on_failure=_unsent,
+        args=() if acting is None else (acting.alias,),
     )
 
 
