@@ -85,3 +85,30 @@ def test_the_cursor_is_read_from_the_database_it_is_written_to(plugipay_sandbox,
     assert result.events_applied > 0 and not result.skipped_locked
     assert SyncCursor.objects.using("default").get(name="events").last_event_id
     assert not SyncCursor.objects.using("tenant").exists()
+
+
+def test_an_event_that_failed_is_read_again_by_the_next_run(plugipay_sandbox, monkeypatch):
+    """Its webhook went missing, so nothing else applies it: the cursor stays at it (a
+    receiver failed on it here), and the next run reads it again and applies it."""
+    from django_plugipay import signals
+    from django_plugipay.models import Payment
+
+    paid_sessions(plugipay_sandbox, 3)
+    monkeypatch.setattr(reconcile_module, "PAGE_SIZE", 2)
+    down = [True]
+
+    def ship(sender, instance, **kwargs):
+        if down[0] and instance.amount == 10_001:
+            raise RuntimeError("the warehouse is down")
+
+    signals.payment_succeeded.connect(ship, weak=False, dispatch_uid="tests.lease.ship")
+    try:
+        first = services.reconcile()
+        assert first.events_failed >= 1  # its events that make the payment succeed
+        assert sorted(Payment.objects.values_list("amount", flat=True)) == [10_000, 10_002]
+        down[0] = False
+        again = services.reconcile()
+    finally:
+        signals.payment_succeeded.disconnect(dispatch_uid="tests.lease.ship")
+    assert again.events_failed == 0 and again.events_applied >= 1
+    assert sorted(Payment.objects.values_list("amount", flat=True)) == [10_000, 10_001, 10_002]

@@ -22,7 +22,7 @@ from django_plugipay.accounts import current_account_pk, takes_account
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.db import connection_for, write_atomic
-from django_plugipay.exceptions import PlugipayError
+from django_plugipay.exceptions import InvalidObject, PlugipayError
 from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
 from django_plugipay.services.apply import sync_object
 from django_plugipay.services.events import DONE, apply_page, process_event
@@ -157,6 +157,7 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
     if start is not None:
         filters["occurredAfter"] = datetimes.to_api(start)
     newest, newest_id = cursor.occurred_at, cursor.last_event_id
+    held: dt.datetime | None = None  # the oldest event this run must leave to the next
     items = get_client().list_events(**filters)
     # whole objects fetched for partial events, used again by later pages while fresh enough
     fetched: dict[tuple[str, str], Any] = {}
@@ -172,11 +173,18 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
             result.events_applied += applied
             result.events_already_known += already
             for parsed in left:  # failed before, failing now, or naming an unknown object
-                _apply_one(parsed, result)
+                if not _apply_one(parsed, result) and parsed.occurred_at is not None:
+                    again = datetimes.to_project(parsed.occurred_at)
+                    held = again if held is None else min(held, again)
         for parsed in page:
             result.events_seen += 1
             occurred = datetimes.to_project(parsed.occurred_at) if parsed.occurred_at else None
-            if occurred and (newest is None or occurred >= newest):
+            # up to the oldest event to read again, not past it (occurredAfter includes it)
+            if (
+                occurred
+                and (newest is None or occurred >= newest)
+                and (held is None or occurred <= held)
+            ):
                 newest, newest_id = occurred, parsed.id
             if progress:
                 progress(result.events_seen)
@@ -231,16 +239,25 @@ def _reading(read: Callable[[], list[dict]]) -> Callable[[], list[dict]]:
     return result
 
 
-def _apply_one(parsed, result: ReconcileResult) -> None:
+def _apply_one(parsed, result: ReconcileResult) -> bool:
+    """Apply one event on its own; return whether the cursor may move past it. It may not
+    when it failed for any reason but its own invalid object (stored ``failed`` with the
+    message, for staff to fix and replay): an object not known here yet, a receiver or
+    Plugipay failing, or the event not stored at all. Nothing else applies such an event
+    again (Plugipay's webhook for it went missing), so the next run reads it again."""
     try:
         _event, applied = process_event(parsed, source=EventSource.RECONCILE)
-    except Exception:  # recorded on the event; reconciliation goes on
+    except InvalidObject:  # recorded on the event, visible and replayable
         result.events_failed += 1
-        return
+        return True
+    except Exception:  # recorded on the event (or not stored); read again next run
+        result.events_failed += 1
+        return False
     if applied:
         result.events_applied += 1
     else:
         result.events_already_known += 1
+    return True
 
 
 def _sync_in_flight(result: ReconcileResult) -> None:
