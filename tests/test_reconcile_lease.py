@@ -112,3 +112,24 @@ def test_an_event_that_failed_is_read_again_by_the_next_run(plugipay_sandbox, mo
         signals.payment_succeeded.disconnect(dispatch_uid="tests.lease.ship")
     assert again.events_failed == 0 and again.events_applied >= 1
     assert sorted(Payment.objects.values_list("amount", flat=True)) == [10_000, 10_001, 10_002]
+
+
+def test_an_item_that_is_no_event_is_counted_and_skipped(plugipay_sandbox, monkeypatch):
+    """One broken item in Plugipay's list does not stop every run at its page."""
+    from django_plugipay.exceptions import InvalidPayload
+    from django_plugipay.models import Payment
+
+    paid_sessions(plugipay_sandbox, 2)
+    real = reconcile_module.parse_event
+    broken = []
+
+    def parse_event(item):
+        if not broken:
+            broken.append(item["id"])
+            raise InvalidPayload("The webhook body has no type.", code="invalid_payload")
+        return real(item)
+
+    monkeypatch.setattr(reconcile_module, "parse_event", parse_event)
+    result = services.reconcile()
+    assert result.events_failed == 1 and result.events_applied == result.events_seen - 1
+    assert Payment.objects.count() == 2

@@ -22,7 +22,7 @@ from django_plugipay.accounts import current_account_pk, takes_account
 from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.db import connection_for, write_atomic
-from django_plugipay.exceptions import InvalidObject, PlugipayError
+from django_plugipay.exceptions import InvalidObject, InvalidPayload, PlugipayError
 from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
 from django_plugipay.services.apply import sync_object
 from django_plugipay.services.events import DONE, apply_page, process_event
@@ -33,7 +33,7 @@ from django_plugipay.services.payouts import (
     sync_receipts,
 )
 from django_plugipay.specs import all_specs
-from django_plugipay.webhooks import parse_event
+from django_plugipay.webhooks import Event, parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
     # whole objects fetched for partial events, used again by later pages while fresh enough
     fetched: dict[tuple[str, str], Any] = {}
     # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
-    for page in ([parse_event(item) for item in raw] for raw in _pages(items)):
+    for page in (_parsed(raw, result) for raw in _pages(items)):
         if dry_run:
             known = WebhookEvent.objects.filter(event_id__in=[p.id for p in page], status__in=DONE)
             already = len(set(known.values_list("event_id", flat=True)))
@@ -192,6 +192,20 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
             _hold(cursor, occurred_at=newest, last_event_id=newest_id)
         else:
             _hold(cursor)
+
+
+def _parsed(raw: list[dict], result: ReconcileResult) -> list[Event]:
+    """The page's events; an item that is no event at all (no id or type) is counted failed
+    and logged, never stored (it could not be applied), and does not stop the run."""
+    page = []
+    for item in raw:
+        try:
+            page.append(parse_event(item))
+        except InvalidPayload as exc:
+            result.events_seen += 1
+            result.events_failed += 1
+            logger.warning("plugipay reconcile skipped an item that is no event: %s", exc.message)
+    return page
 
 
 def _pages(items: Iterator[dict]) -> Generator[list[dict], None, None]:
