@@ -9,6 +9,7 @@ from django_plugipay import durable_receiver, services, signals
 from django_plugipay.client import get_client
 from django_plugipay.models import Delivery, Payment, WebhookEvent
 from django_plugipay.services import deliveries
+from tests.routers import LaggingReplica
 from tests.test_tasks_mode import DOWN_BROKER
 
 
@@ -619,18 +620,11 @@ def test_a_slow_chunk_renews_its_lease_and_leaves_what_another_runner_took_over(
     assert rows[pks[1]].attempts == 2  # the other runner's attempt, not marked by this one
 
 
-class ReadsFromTheReplica:
-    """A primary/replica router whose replica ("tenant" here) lags: it has the account and the
-    content types, not yet the payments and events just written."""
+class ReadsFromTheReplica(LaggingReplica):
+    """The replica has the account and the content types, not yet the payments and events
+    just written."""
 
-    def db_for_read(self, model, **hints):
-        return "tenant" if model in (Payment, WebhookEvent) else "default"
-
-    def db_for_write(self, model, **hints):
-        return "default"
-
-    def allow_relation(self, obj1, obj2, **hints):
-        return True
+    lagging = (Payment, WebhookEvent)
 
 
 @pytest.mark.django_db(databases=["default", "tenant"], transaction=True)

@@ -14,6 +14,7 @@ from django_plugipay import services
 from django_plugipay.models import SyncCursor
 from django_plugipay.services.reconcile import last_reconciled
 from tests.factories import paid_sessions
+from tests.routers import LaggingReplica
 
 reconcile_module = sys.modules["django_plugipay.services.reconcile"]
 
@@ -64,17 +65,10 @@ def test_a_run_whose_lease_another_run_took_stops_and_leaves_that_runs_lease(
     assert (cursor.occurred_at, cursor.last_event_id) == (None, "")
 
 
-class CursorsFromTheReplica:
-    """A primary/replica router whose replica ("tenant" here) has no sync cursor yet."""
+class CursorsFromTheReplica(LaggingReplica):
+    """The replica has no sync cursor yet."""
 
-    def db_for_read(self, model, **hints):
-        return "tenant" if model is SyncCursor else "default"
-
-    def db_for_write(self, model, **hints):
-        return "default"
-
-    def allow_relation(self, obj1, obj2, **hints):
-        return True
+    lagging = (SyncCursor,)
 
 
 @pytest.mark.django_db(databases=["default", "tenant"], transaction=True)

@@ -322,15 +322,13 @@ def _renew(claimed: list[Delivery]) -> set[int]:
     lease = timezone.now() + dt.timedelta(seconds=app_settings.DELIVERY_LEASE)
     held = set()
     for delivery in claimed:
-        renewed = run_statement(
-            lambda d=delivery: Delivery.objects.filter(
-                pk=d.pk,
-                status=DeliveryStatus.RUNNING,
-                attempts=d.attempts,
-                leased_until=d.leased_until,
-            ).update(leased_until=lease)
+        still = Delivery.objects.filter(
+            pk=delivery.pk,
+            status=DeliveryStatus.RUNNING,
+            attempts=delivery.attempts,
+            leased_until=delivery.leased_until,
         )
-        if renewed:
+        if run_statement(still.update, leased_until=lease):
             delivery.leased_until = lease
             held.add(delivery.pk)
     return held

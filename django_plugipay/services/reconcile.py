@@ -138,8 +138,7 @@ def reconcile(
     try:
         start = since or cursor.occurred_at
         _apply_events(cursor, start, result, dry_run, progress)
-        if not dry_run:
-            _hold(cursor)
+        if not dry_run:  # the lease was renewed with the last page
             _sync_in_flight(result)
             _hold(cursor)
             _sync_money(result)
