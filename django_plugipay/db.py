@@ -376,11 +376,14 @@ def read(model: type[M], pk: Any) -> M | None:
     return cast("M | None", _select_one(model, {"pk": pk}, None, locking=False))
 
 
-def read_many(model: type[M], pks: Iterable[Any]) -> dict[Any, M]:
+def read_many(model: type[M], pks: Iterable[Any], parents: tuple[str, ...] = ()) -> dict[Any, M]:
     """pk → the whole row of ``model`` for each of ``pks`` that exists (None skipped): one
-    statement, compiled once per connection and number of rows (the ORM's ``in_bulk``
-    compiles a query on each call), on the database ``model``'s rows are written to, as
-    :func:`read` reads."""
+    statement, compiled once per connection, number of rows and ``parents``, on the database
+    ``model``'s rows are written to (what a commit just wrote: never a replica that may not
+    have it yet). ``parents`` names foreign keys whose rows are read in the same statement,
+    joined, and cached on each row (its own copy, as ``select_related`` gives), so reading
+    ``row.checkout_session`` costs no query. The ORM's ``in_bulk`` and ``select_related``
+    compile a query on each call."""
     connection = connections[router.db_for_write(model)]
     field = model._meta.pk
     # as the database stores them (a UUID given as text or as a UUID), so that the statement
@@ -388,12 +391,14 @@ def read_many(model: type[M], pks: Iterable[Any]) -> dict[Any, M]:
     wanted = sorted({field.get_db_prep_value(pk, connection) for pk in pks if pk is not None})
     if not wanted:
         return {}
-    key = ("select many", model, len(wanted))
+    key = ("select many", model, len(wanted), parents)
     cache = _statements(connection)
     statement = cache.get(key)
     params = wanted
     if statement is None:
         queryset = model._default_manager.filter(pk__in=wanted).order_by()
+        if parents:
+            queryset = queryset.select_related(*parents)
         statement, params = _compile_select(queryset, connection)
         if params == wanted:  # else pks the ORM converts: not cached
             cache[key] = statement
@@ -547,12 +552,20 @@ def _select_one(model, lookups: dict[str, Any], only, *, locking: bool) -> Any:
 
 def _compile_select(queryset, connection) -> tuple[tuple[str, _RowReader], list[Any]]:
     """``((sql, reader), params)``: a query of whole rows compiled once, the reader making
-    its rows into instances."""
+    its rows into instances (with the rows of a ``select_related`` one level deep cached on
+    them)."""
     compiler = queryset.query.get_compiler(connection.alias)
     sql_text, compiled = compiler.as_sql()
     klass_info = compiler.klass_info or {"select_fields": []}
-    columns = [compiler.select[i][0] for i in klass_info["select_fields"]]
-    return (sql_text, _RowReader(queryset.model, connection, columns)), list(compiled)
+
+    def reader(model, info) -> _RowReader:
+        columns = [compiler.select[i][0] for i in info["select_fields"]]
+        return _RowReader(model, connection, columns, positions=info["select_fields"])
+
+    main = reader(queryset.model, klass_info)
+    for related in klass_info.get("related_klass_infos", ()):
+        main.parents.append((related["field"], reader(related["model"], related)))
+    return (sql_text, main), list(compiled)
 
 
 def _in_acting_account(model: Any, lookups: dict[str, Any]) -> dict[str, Any]:
@@ -639,26 +652,49 @@ def _statements(connection) -> dict[Any, Any]:
 
 
 class _RowReader:
-    """Makes model instances from raw rows of ``columns``, converted as a query would."""
+    """Makes model instances from raw rows of ``columns`` (at ``positions`` of each row, all
+    of it by default), converted as a query would; then each of ``parents``, a (foreign key,
+    reader) pair, makes the row the key points to from the same raw row and caches it."""
 
-    def __init__(self, model: type[models.Model], connection, columns: list) -> None:
+    def __init__(
+        self,
+        model: type[models.Model],
+        connection,
+        columns: list,
+        positions: list[int] | None = None,
+    ) -> None:
         self.model, self.alias = model, connection.alias
         self.attnames = [column.target.attname for column in columns]
         compiler = model._default_manager.none().query.get_compiler(connection.alias)
         self.compiler = compiler
         self.converters = compiler.get_converters(columns)
+        whole = positions is None or positions == list(range(len(positions)))
+        self.positions = None if whole else positions
+        self.parents: list[tuple[models.ForeignKey, _RowReader]] = []
 
-    def one(self, row) -> Any:
-        if row is None:
-            return None
+    def _make(self, row) -> Any:
+        if self.positions is not None:
+            row = [row[i] for i in self.positions]
         if self.converters:
             row = next(iter(self.compiler.apply_converters([row], self.converters)))
         return self.model.from_db(self.alias, self.attnames, row)
 
+    def _with_parents(self, row) -> Any:
+        instance = self._make(row)
+        for field, reader in self.parents:
+            if getattr(instance, field.attname) is not None:  # a null key joins no row
+                field.set_cached_value(instance, reader._make(row))
+        return instance
+
+    def one(self, row) -> Any:
+        return None if row is None else self._with_parents(row)
+
     def many(self, rows: list) -> list[Any]:
-        if self.converters:
-            rows = self.compiler.apply_converters(rows, self.converters)
-        return [self.model.from_db(self.alias, self.attnames, row) for row in rows]
+        if not self.parents and self.positions is None:
+            if self.converters:
+                rows = self.compiler.apply_converters(rows, self.converters)
+            return [self.model.from_db(self.alias, self.attnames, row) for row in rows]
+        return [self._with_parents(row) for row in rows]
 
 
 def _reader(model: type[models.Model], connection, fields: list) -> _RowReader:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from django_plugipay import durable_receiver, services, signals
 from django_plugipay.client import get_client
-from django_plugipay.models import Delivery, Payment, WebhookEvent
+from django_plugipay.models import CheckoutSession, Delivery, Payment, WebhookEvent
 from django_plugipay.services import deliveries
 from tests.routers import LaggingReplica
 from tests.test_tasks_mode import DOWN_BROKER
@@ -621,10 +621,10 @@ def test_a_slow_chunk_renews_its_lease_and_leaves_what_another_runner_took_over(
 
 
 class ReadsFromTheReplica(LaggingReplica):
-    """The replica has the account and the content types, not yet the payments and events
-    just written."""
+    """The replica has the account and the content types, not yet the payments, their
+    sessions and the events just written."""
 
-    lagging = (Payment, WebhookEvent)
+    lagging = (Payment, CheckoutSession, WebhookEvent)
 
 
 @pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
@@ -636,17 +636,58 @@ def test_deliveries_read_what_the_commit_wrote_not_a_replica(settings, durable):
     from tests.factories import PaymentFactory, WebhookEventFactory
 
     seen = []
-    durable(
-        signals.payment_succeeded,
-        lambda sender, instance, event, delivery, **kw: seen.append((instance.pk, event.pk)),
-    )
-    receiver = deliveries._registry[("payment_succeeded", "tests.<lambda>")]
+
+    def receipt(sender, instance, event, delivery, **kw):
+        seen.append((instance.pk, instance.checkout_session.pk, event.pk))
+
+    durable(signals.payment_succeeded, receipt)
+    receiver = deliveries._registry[("payment_succeeded", "tests.receipt")]
     settings.DATABASE_ROUTERS = [f"{__name__}.ReadsFromTheReplica"]
-    made = [(PaymentFactory(status="succeeded"), WebhookEventFactory()) for _n in range(3)]
+    made = [
+        (PaymentFactory(status="succeeded"), WebhookEventFactory(status="received"))
+        for _n in range(3)
+    ]
     with transaction.atomic():  # run alone after the commit
         deliveries.record_delivery(receiver, *made[0])
     with transaction.atomic():  # two, run together after the commit
         for payment, event in made[1:]:
             deliveries.record_delivery(receiver, payment, event)
-    assert seen == [(p.pk, e.pk) for p, e in made]
+    assert seen == [(p.pk, p.checkout_session_id, e.pk) for p, e in made]
     assert set(Delivery.objects.using("default").values_list("status", flat=True)) == {"succeeded"}
+
+
+@pytest.mark.django_db
+def test_a_delivery_run_after_its_commit_takes_the_event_this_process_applied(
+    durable, django_capture_on_commit_callbacks
+):
+    """The inline webhook path: the delivery a payment's success recorded runs after the
+    commit with the event this process just applied, not read again, and its payment read
+    with the session in one statement: claim, read, mark."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import PaymentFactory, WebhookEventFactory
+
+    seen = []
+
+    def receipt(sender, instance, event, delivery, **kwargs):
+        seen.append((event, instance.checkout_session.pk))
+
+    durable(signals.payment_succeeded, receipt)
+    registered = deliveries._registry[("payment_succeeded", "tests.receipt")]
+    payment, event = PaymentFactory(status="succeeded"), WebhookEventFactory(status="processed")
+    with django_capture_on_commit_callbacks() as callbacks:
+        deliveries.record_delivery(registered, payment, event)
+    with CaptureQueriesContext(connection) as queries:
+        for callback in callbacks:
+            callback()
+    assert seen == [(event, payment.checkout_session_id)]
+    assert seen[0][0] is event
+    tables = [
+        table
+        for query in queries
+        for table in ("delivery", "payment", "checkoutsession", "webhookevent")
+        if f'"django_plugipay_{table}"' in query["sql"].split(" WHERE ")[0]
+    ]
+    assert len(queries) == 3
+    assert tables == ["delivery", "payment", "checkoutsession", "delivery"]

@@ -15,16 +15,16 @@ its deliveries together at its end, in that transaction (:func:`recorded_togethe
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as dt
 import functools
 import hashlib
 import logging
 import threading
 import traceback
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
@@ -47,7 +47,7 @@ from django_plugipay.db import (
     run_statement,
     update_returning,
 )
-from django_plugipay.models import Account, Delivery, DeliveryStatus, WebhookEvent
+from django_plugipay.models import Account, Delivery, DeliveryStatus, EventStatus, WebhookEvent
 from django_plugipay.services._queue import enqueue_gathered, mode
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,8 @@ def record_delivery(
         status=DeliveryStatus.PENDING,
         next_attempt_at=timezone.now(),
     )
+    if delivery.event is not None and delivery.event.status in _FINAL:
+        _events_held().setdefault(delivery.event.pk, delivery.event)
     together = getattr(_together, "current", None)
     if together is not None and together.takes():  # inserted with the page's others
         together.add(delivery)
@@ -153,6 +155,23 @@ def record_delivery(
         return None
     _run_after_commit(delivery)
     return delivery
+
+
+#: an event in one of these states is not changed again by the transaction applying it
+_FINAL = (EventStatus.PROCESSED, EventStatus.IGNORED)
+
+
+def _events_held() -> weakref.WeakValueDictionary[int, WebhookEvent]:
+    """pk → this thread's events that recorded deliveries, each while the code that applied
+    it still holds it: deliveries run in this process after the commit take their event from
+    here instead of reading it again."""
+    held = getattr(_held, "events", None)
+    if held is None:
+        held = _held.events = weakref.WeakValueDictionary()
+    return held
+
+
+_held = threading.local()
 
 
 def _run_after_commit(delivery: Delivery) -> None:
@@ -384,8 +403,10 @@ def _claim(pks: list[int], force: bool) -> list[Delivery]:
     for row in rows:  # from the content types' cache: no query
         row.content_type = types.get_for_id(row.content_type_id)
     events = {row.event_id for row in rows if row.event_id is not None}
-    if events:  # the receivers take the event: read once for the chunk
-        known = _by_pk(WebhookEvent, events)
+    if events:  # the receivers take the event: held in this process, else read for the chunk
+        held = _events_held()
+        known = {pk: event for pk in events if (event := held.get(pk)) is not None}
+        known.update(read_many(WebhookEvent, events - known.keys()))
         for row in rows:
             if row.event_id is not None:
                 row.event = known.get(row.event_id)  # type: ignore[assignment]
@@ -411,10 +432,10 @@ def _claim_locking(pks: list[int], force: bool, now, values: dict) -> list[Deliv
 
 
 def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
-    """(content type id, object id) → the object, one query per model of the chunk. Several
-    objects of one model (a page's or a batch's deliveries) are read with the mirrored rows
-    they belong to (a payment's session, a refund's payment), so receivers reading
-    ``instance.checkout_session`` cost no query each (:func:`_by_pk`)."""
+    """(content type id, object id) → the object, one query per model of the chunk. Each
+    object is read with the mirrored rows it belongs to (a payment's session, a refund's
+    payment), joined, so receivers reading
+    ``instance.checkout_session`` cost no query each (:func:`~django_plugipay.db.read_many`)."""
     wanted: dict[int, set[Any]] = {}
     for delivery in deliveries:
         wanted.setdefault(delivery.content_type_id, set()).add(delivery.object_id)
@@ -424,34 +445,9 @@ def _instances(deliveries: list[Delivery]) -> dict[tuple[int, Any], Any]:
         model = types.get_for_id(content_type_id).model_class()
         if model is None:
             continue
-        for pk, instance in _by_pk(model, object_ids, _parents(model)).items():
+        for pk, instance in read_many(model, object_ids, _parents(model)).items():
             found[(content_type_id, pk)] = instance
     return found
-
-
-def _by_pk(model: type[models.Model], pks: set[Any], parents: tuple[str, ...] = ()) -> dict:
-    """pk → row of ``model``, read from the database the rows are written to (what a commit
-    just wrote: never a replica that may not have it yet); a missing row is left out. One row
-    is read alone; several in one statement, with the rows their foreign keys in ``parents``
-    point to (one statement per parent model, none for a key that is null), so receivers
-    reading ``instance.checkout_session`` cost no query each. Every statement is compiled once
-    per connection (the ORM's ``select_related`` and ``in_bulk`` compile one on each call)."""
-    if len(pks) == 1:
-        (pk,) = pks
-        row = read(model, pk)
-        return {} if row is None else {pk: row}
-    rows = read_many(model, pks)
-    for name in parents:
-        field = cast(models.ForeignKey, model._meta.get_field(name))
-        related = cast("type[models.Model]", field.related_model)
-        found = read_many(related, {getattr(r, field.attname) for r in rows.values()})
-        given: set[Any] = set()
-        for row in rows.values():
-            parent = found.get(getattr(row, field.attname))
-            if parent is not None:  # each row its own copy, as a join would give
-                field.set_cached_value(row, copy.copy(parent) if parent.pk in given else parent)
-                given.add(parent.pk)
-    return rows
 
 
 @functools.cache
