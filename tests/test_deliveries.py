@@ -691,3 +691,28 @@ def test_a_delivery_run_after_its_commit_takes_the_event_this_process_applied(
     ]
     assert len(queries) == 3
     assert tables == ["delivery", "payment", "checkoutsession", "delivery"]
+
+
+@pytest.mark.django_db
+def test_an_event_another_database_holds_is_not_taken_for_one_with_the_same_pk(
+    durable, django_capture_on_commit_callbacks
+):
+    """An account with a database of its own numbers its events apart, so the same thread may
+    apply two events with one pk: a delivery takes only the event of its own database."""
+    import copy
+
+    from tests.factories import PaymentFactory, WebhookEventFactory
+
+    seen = []
+    durable(
+        signals.payment_succeeded,
+        lambda sender, instance, event, delivery, **kwargs: seen.append(event.event_id),
+    )
+    registered = deliveries._registry[("payment_succeeded", "tests.<lambda>")]
+    event = WebhookEventFactory(status="received")  # not final: read after the commit
+    elsewhere = copy.copy(event)  # the other database's event with the same pk
+    elsewhere._state = copy.copy(event._state)
+    elsewhere._state.db, elsewhere.event_id, elsewhere.status = "tenant", "evt_other", "processed"
+    with django_capture_on_commit_callbacks(execute=True):
+        deliveries.record_delivery(registered, PaymentFactory(status="succeeded"), elsewhere)
+    assert seen == [event.event_id]

@@ -146,7 +146,7 @@ def record_delivery(
         next_attempt_at=timezone.now(),
     )
     if delivery.event is not None and delivery.event.status in _FINAL:
-        _events_held().setdefault(delivery.event.pk, delivery.event)
+        _events_held()[(delivery.event._state.db, delivery.event.pk)] = delivery.event
     together = getattr(_together, "current", None)
     if together is not None and together.takes():  # inserted with the page's others
         together.add(delivery)
@@ -161,10 +161,11 @@ def record_delivery(
 _FINAL = (EventStatus.PROCESSED, EventStatus.IGNORED)
 
 
-def _events_held() -> weakref.WeakValueDictionary[int, WebhookEvent]:
-    """pk → this thread's events that recorded deliveries, each while the code that applied
-    it still holds it: deliveries run in this process after the commit take their event from
-    here instead of reading it again."""
+def _events_held() -> weakref.WeakValueDictionary[tuple[str | None, int], WebhookEvent]:
+    """(database alias, pk) → this thread's events that recorded deliveries, each while the
+    code that applied it still holds it: deliveries run in this process after the commit
+    take their event from here instead of reading it again (an account with a database of
+    its own numbers its events apart: the alias keeps them apart)."""
     held = getattr(_held, "events", None)
     if held is None:
         held = _held.events = weakref.WeakValueDictionary()
@@ -404,8 +405,8 @@ def _claim(pks: list[int], force: bool) -> list[Delivery]:
         row.content_type = types.get_for_id(row.content_type_id)
     events = {row.event_id for row in rows if row.event_id is not None}
     if events:  # the receivers take the event: held in this process, else read for the chunk
-        held = _events_held()
-        known = {pk: event for pk in events if (event := held.get(pk)) is not None}
+        held, alias = _events_held(), connection.alias
+        known = {pk: event for pk in events if (event := held.get((alias, pk))) is not None}
         known.update(read_many(WebhookEvent, events - known.keys()))
         for row in rows:
             if row.event_id is not None:
