@@ -682,8 +682,8 @@ class _RowReader:
     def _with_parents(self, row) -> Any:
         instance = self._make(row)
         for field, reader in self.parents:
-            if getattr(instance, field.attname) is not None:  # a null key joins no row
-                field.set_cached_value(instance, reader._make(row))
+            parent = reader._make(row)  # all NULL where the key joins no row: None cached
+            field.set_cached_value(instance, None if parent.pk is None else parent)
         return instance
 
     def one(self, row) -> Any:

@@ -21,7 +21,6 @@ import hashlib
 import logging
 import threading
 import traceback
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +46,7 @@ from django_plugipay.db import (
     run_statement,
     update_returning,
 )
-from django_plugipay.models import Account, Delivery, DeliveryStatus, EventStatus, WebhookEvent
+from django_plugipay.models import Account, Delivery, DeliveryStatus, WebhookEvent
 from django_plugipay.services._queue import enqueue_gathered, mode
 
 logger = logging.getLogger(__name__)
@@ -145,8 +144,6 @@ def record_delivery(
         status=DeliveryStatus.PENDING,
         next_attempt_at=timezone.now(),
     )
-    if delivery.event is not None and delivery.event.status in _FINAL:
-        _events_held()[(delivery.event._state.db, delivery.event.pk)] = delivery.event
     together = getattr(_together, "current", None)
     if together is not None and together.takes():  # inserted with the page's others
         together.add(delivery)
@@ -155,24 +152,6 @@ def record_delivery(
         return None
     _run_after_commit(delivery)
     return delivery
-
-
-#: an event in one of these states is not changed again by the transaction applying it
-_FINAL = (EventStatus.PROCESSED, EventStatus.IGNORED)
-
-
-def _events_held() -> weakref.WeakValueDictionary[tuple[str | None, int], WebhookEvent]:
-    """(database alias, pk) → this thread's events that recorded deliveries, each while the
-    code that applied it still holds it: deliveries run in this process after the commit
-    take their event from here instead of reading it again (an account with a database of
-    its own numbers its events apart: the alias keeps them apart)."""
-    held = getattr(_held, "events", None)
-    if held is None:
-        held = _held.events = weakref.WeakValueDictionary()
-    return held
-
-
-_held = threading.local()
 
 
 def _run_after_commit(delivery: Delivery) -> None:
@@ -404,10 +383,8 @@ def _claim(pks: list[int], force: bool) -> list[Delivery]:
     for row in rows:  # from the content types' cache: no query
         row.content_type = types.get_for_id(row.content_type_id)
     events = {row.event_id for row in rows if row.event_id is not None}
-    if events:  # the receivers take the event: held in this process, else read for the chunk
-        held, alias = _events_held(), connection.alias
-        known = {pk: event for pk in events if (event := held.get((alias, pk))) is not None}
-        known.update(read_many(WebhookEvent, events - known.keys()))
+    if events:  # the receivers take the event: read once for the chunk
+        known = read_many(WebhookEvent, events)
         for row in rows:
             if row.event_id is not None:
                 row.event = known.get(row.event_id)  # type: ignore[assignment]
