@@ -127,3 +127,29 @@ def test_an_item_that_is_no_event_is_counted_and_skipped(plugipay_sandbox, monke
     result = services.reconcile()
     assert result.events_failed == 1 and result.events_applied == result.events_seen - 1
     assert Payment.objects.count() == 2
+
+
+def test_a_run_since_a_time_after_the_cursor_leaves_the_cursor_for_the_events_between(
+    plugipay_sandbox,
+):
+    """``since`` later than the stored cursor skips the events between them in that run only:
+    the cursor stays, and the next run reads from it and applies them (it moved to the run's
+    newest event, and those events were never read by any run)."""
+    from django_plugipay import datetimes
+    from django_plugipay.models import Payment
+
+    paid_sessions(plugipay_sandbox, 1)
+    services.reconcile()
+    cursor = SyncCursor.objects.get(name="events")
+    plugipay_sandbox.advance(3600)
+    paid_sessions(plugipay_sandbox, 1)  # between the cursor and ``since``
+    plugipay_sandbox.advance(3600)
+    paid_sessions(plugipay_sandbox, 1)
+    since = datetimes.parse(plugipay_sandbox.events()[-1]["occurredAt"])
+    plugipay_sandbox.advance(3600)
+    result = services.reconcile(since=since)
+    assert result.events_seen >= 1 and Payment.objects.count() == 2
+    after = SyncCursor.objects.get(name="events")
+    assert (after.occurred_at, after.last_event_id) == (cursor.occurred_at, cursor.last_event_id)
+    services.reconcile()
+    assert Payment.objects.count() == 3

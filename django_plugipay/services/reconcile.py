@@ -122,7 +122,8 @@ def reconcile(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ReconcileResult:
-    """Read Plugipay's events from the stored cursor (or ``since``) and apply each one through
+    """Read Plugipay's events from the stored cursor (or ``since``; one later than the cursor
+    leaves the cursor where it is, the events between unread) and apply each one through
     the webhook path (deduplicated by event id), then sync sessions open past their expiry and
     refunds still in flight, and mirror the ledger entries and receipts posted since — all of
     one account (``account=``, default: the default account),
@@ -137,7 +138,14 @@ def reconcile(
         return result
     try:
         start = since or cursor.occurred_at
-        _apply_events(cursor, start, result, dry_run, progress)
+        # read from later than the cursor: the events between stay unread, so the cursor stays
+        # for the next run (on a new cursor, ``since`` is where the mirror starts)
+        moves = not dry_run and (
+            since is None
+            or cursor.occurred_at is None
+            or datetimes.to_utc(since) <= datetimes.to_utc(cursor.occurred_at)
+        )
+        _apply_events(cursor, start, result, dry_run, progress, moves)
         if not dry_run:  # the lease was renewed with the last page
             _sync_in_flight(result)
             _hold(cursor)
@@ -151,7 +159,7 @@ def reconcile(
     return result
 
 
-def _apply_events(cursor, start, result, dry_run, progress) -> None:
+def _apply_events(cursor, start, result, dry_run, progress, moves: bool) -> None:
     filters = {"order": "asc", "limit": PAGE_SIZE}
     if start is not None:
         filters["occurredAfter"] = datetimes.to_api(start)
@@ -187,7 +195,7 @@ def _apply_events(cursor, start, result, dry_run, progress) -> None:
                 newest, newest_id = occurred, parsed.id
             if progress:
                 progress(result.events_seen)
-        if not dry_run and newest is not None:
+        if moves and newest is not None:
             _hold(cursor, occurred_at=newest, last_event_id=newest_id)
         else:
             _hold(cursor)
