@@ -295,6 +295,8 @@ class Scale:
 
     events: int = 5000
     senders: int = 16
+    #: saturated runs of the baseline and of the inline webhook each, alternating (median)
+    rounds: int = 3
     workers: int = 2
     threads: int = 8
     paced_events: int = 600
@@ -316,6 +318,7 @@ class Scale:
         counts = {
             "events": 300,
             "senders": 4,
+            "rounds": 2,
             "paced_events": 100,
             "pause": 1.0,
             "query_sample": 60,

@@ -309,7 +309,7 @@ def markdown(results: dict, command: str) -> str:
     queries = ing["queries_per_applied_event"]
     lines += [
         "",
-        f"- Ratio ours / baseline: **{ing['ratio']}**.",
+        f"- Ratio ours / baseline: **{ing['ratio']}**{_rounds(ing)}.",
         f"- At 100 events/s offered ({len(runs)} runs of {paced['events']:,} events, median by "
         f"p99): p50 {paced['p50_ms']} ms, p99 **{paced['p99_ms']} ms** (runs: {runs}).",
         f"- Database queries per applied event: **{queries['statements']}** SQL statements plus "
@@ -792,3 +792,14 @@ def bounds(results: dict) -> list[str]:
             text += f" Two worker processes drained {two} events/s."
         lines.append(text)
     return lines
+
+
+def _rounds(ing: dict) -> str:
+    """How the saturated figures were taken: the median run of several, alternating."""
+    if "rounds" not in ing:  # a run before the rounds
+        return ""
+    return (
+        f" (each side saturated {ing['rounds']} times, alternating; the table gives the run with "
+        f"the median rate; runs: baseline {ing['baseline']['runs_per_s']}, django-plugipay "
+        f"{ing['ours']['runs_per_s']} events/s)"
+    )
