@@ -63,13 +63,15 @@ def _which_baseline(results: dict, suite: str) -> str:
     if _baseline_path(results, suite) == INGESTION_BASELINE:
         return "the ingestion suite's"
     if suite == "celery":
+        if _get(results, "celery.ingest_baseline.runs_per_s"):
+            return "measured on the Celery suite's server, alternating with acceptance"
         return "measured on the Celery suite's server just before"
     return "measured just before the suite"
 
 
 def _queued_ratio(results: dict) -> float | None:
-    """Queued acceptance against the baseline view measured on the same server just before
-    it (results without that: against the ingestion suite's baseline)."""
+    """Queued acceptance against the baseline view measured on the same server beside it
+    (results without that: against the ingestion suite's baseline)."""
     if _get(results, "celery.ingest_baseline.events_per_s"):
         return _ratio("celery.ingest.events_per_s", "celery.ingest_baseline.events_per_s")(results)
     return _ratio("celery.ingest.events_per_s")(results)
@@ -388,14 +390,24 @@ def queued(cel: dict, ing: dict) -> list[str]:
     floor = cel.get("ingest_baseline")
     if floor:
         apart = round(cel["ingest"]["events_per_s"] / ing["baseline"]["events_per_s"], 2)
+        runs = cel["ingest"].get("runs_per_s")
+        side = (
+            f"The baseline view on the same server, saturated {len(runs)} times alternating "
+            f"with acceptance (runs: baseline {floor['runs_per_s']}, acceptance {runs} "
+            f"events/s; the runs with the median rates): {floor['events_per_s']} events/s"
+            if runs
+            else f"The baseline view on the same server just before: {floor['events_per_s']} "
+            "events/s"
+        )
         lines.append(
-            f"- The baseline view on the same server just before: {floor['events_per_s']} "
-            f"events/s (p99 {floor['p99_ms']} ms), so acceptance is **{cel['ingest_ratio']}×** "
-            f"the baseline beside it ({apart}× the ingestion suite's baseline)."
+            f"- {side} (p99 {floor['p99_ms']} ms), so acceptance is "
+            f"**{cel['ingest_ratio']}×** the baseline beside it ({apart}× the ingestion suite's "
+            "baseline)."
         )
     if "task_messages" in cel["ingest"]:
         lines.append(
-            f"- Task messages sent for {cel['ingest']['events']:,} deliveries: "
+            f"- Task messages sent for "
+            f"{cel['ingest'].get('task_events', cel['ingest']['events']):,} deliveries: "
             f"{cel['ingest']['task_messages']:,} (batch tasks, at most two per window per "
             "process, not one per event)."
         )

@@ -327,3 +327,17 @@ def test_the_saturated_ingestion_figures_are_the_median_of_alternating_runs():
     assert "saturated 3 times, alternating" in _rounds(ing)
     assert "django-plugipay [300, 410, 260] events/s" in _rounds(ing)
     assert _rounds({"ratio": 0.4}) == ""  # a run before the rounds
+
+
+def test_queued_acceptance_is_reported_beside_the_baseline_runs_it_alternated_with():
+    from benchmarks.report import queued
+
+    floor = {"events_per_s": 1000.0, "p99_ms": 40.0, "runs_per_s": [990.0, 1000.0, 1020.0]}
+    ingest = {"events": 5000, "events_per_s": 820.0, "runs_per_s": [800.0, 820.0, 850.0]}
+    ingest.update(task_messages=600, task_events=15000)
+    cel = {"ingest_baseline": floor, "ingest": ingest, "ingest_ratio": 0.82}
+    text = "\n".join(queued(cel, {"baseline": {"events_per_s": 1000.0}}))
+    assert "saturated 3 times alternating with acceptance" in text
+    assert "acceptance [800.0, 820.0, 850.0] events/s" in text
+    assert "**0.82×** the baseline beside it" in text
+    assert "Task messages sent for 15,000 deliveries: 600" in text

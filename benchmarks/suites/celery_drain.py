@@ -1,6 +1,6 @@
 """``WEBHOOK_PROCESSING = "celery"``: record-and-enqueue acceptance beside the baseline view on
-the same server, then one worker's drain (one process, then the worker's default concurrency:
-one process per core), and acceptance paced at 100 events/s."""
+the same server (medians of alternating runs), then one worker's drain (one process, then the
+worker's default concurrency: one process per core), and acceptance paced at 100 events/s."""
 
 from __future__ import annotations
 
@@ -15,24 +15,36 @@ from benchmarks.load import check_applied, make_events, send
 from benchmarks.watch import CoreUse
 
 
-def _ingest(scale: Scale, tag: str) -> tuple[dict, dict, dict, int]:
-    """The baseline view, then queued acceptance, on one server side by side; the events
-    stay queued for the drain. Also counts the task messages the acceptance sent."""
+def _ingest(scale: Scale, tag: str, rounds: int) -> tuple[dict, dict, dict, int]:
+    """The baseline view and queued acceptance, on one server side by side, each saturated
+    ``rounds`` times on fresh events in alternating order: the runs with the median rates
+    (``runs_per_s``: every run's). Every accepted event stays queued for the drain. Also
+    counts the task messages the acceptance sent (for all of its runs: ``task_events``)."""
     import redis
+
+    from benchmarks.suites.ingestion import _median_run
 
     queue = redis.Redis.from_url(broker())
     queue.flushdb()
     truncate()
     server = Server("celery", workers=scale.workers, threads=scale.threads)
+    baselines, accepted, unique = [], [], 0
     try:
-        floor, _ = make_events(scale.events, f"{tag}f")
-        baseline = send(server.url + "/baseline/webhook/", floor, scale.senders)
-        bodies, unique = make_events(scale.events, tag)
-        ingest = send(server.url + "/plugipay/webhook/", bodies, scale.senders)
+        for n in range(rounds):
+            for name in ("baseline", "ours") if n % 2 == 0 else ("ours", "baseline"):
+                if name == "baseline":
+                    floor, _ = make_events(scale.events, f"{tag}f{n}")
+                    baselines.append(send(server.url + "/baseline/webhook/", floor, scale.senders))
+                else:
+                    bodies, fresh = make_events(scale.events, f"{tag}{n}")
+                    accepted.append(send(server.url + "/plugipay/webhook/", bodies, scale.senders))
+                    unique += fresh
     finally:
         server.stop()
+    ingest = _median_run(accepted)
     ingest["task_messages"] = queue.llen("celery")
-    return server.config, baseline, ingest, unique
+    ingest["task_events"] = sum(run["events"] for run in accepted)
+    return server.config, _median_run(baselines), ingest, unique
 
 
 def _paced(scale: Scale) -> dict:
@@ -115,10 +127,10 @@ def _drain(concurrency: int, unique: int) -> dict:
 
 
 def run(scale: Scale) -> dict:
-    config, baseline, ingest, unique = _ingest(scale, "c")
+    config, baseline, ingest, unique = _ingest(scale, "c", scale.rounds)
     single = _drain(1, unique)
     cores = os.cpu_count() or 1
-    _config, _baseline_again, _ingest_again, unique = _ingest(scale, "d")
+    _config, _baseline_again, _ingest_again, unique = _ingest(scale, "d", 1)
     default = _drain(cores, unique)
     truncate()
     return {
