@@ -63,7 +63,7 @@ def _which_baseline(results: dict, suite: str) -> str:
     if _baseline_path(results, suite) == INGESTION_BASELINE:
         return "the ingestion suite's"
     if suite == "celery":
-        if _get(results, "celery.ingest_baseline.runs_per_s"):
+        if ((results.get("celery") or {}).get("ingest_baseline") or {}).get("runs_per_s"):
             return "measured on the Celery suite's server, alternating with acceptance"
         return "measured on the Celery suite's server just before"
     return "measured just before the suite"
@@ -732,6 +732,22 @@ def bounds(results: dict) -> list[str]:
             + _alone_bound(results)
             + " Meeting the target would take writing a page's changes to each resource in one "
             "multi-row statement, which this release does not do."
+        )
+    if cel and cel.get("ingest_baseline"):
+        floor, accepted = cel["ingest_baseline"], cel["ingest"]
+        floor_all = 1000 * cores / floor["events_per_s"]
+        lines.append(
+            f"- **Queued acceptance ({cel['ingest_ratio']}).** Saturated as above, the baseline "
+            f"costs {floor_all:.2f} ms of the machine's CPU per event ({floor['events_per_s']} "
+            f"events/s) and acceptance {1000 * cores / accepted['events_per_s']:.2f} ms "
+            f"({accepted['events_per_s']} events/s); 0.8× the baseline allows "
+            f"{floor_all / 0.8:.2f} ms. Beyond verifying the signature and inserting the body, "
+            "acceptance parses the event and validates its object before answering (a signed "
+            "event with bad values is answered 4xx and stored failed), stores the payload as "
+            "`jsonb` in a row that the admin's filters, the sweeper and the batch claims find by "
+            "index, and sends a batch task's message a few times a second per process "
+            f"({accepted.get('task_messages', 0):,} for "
+            f"{accepted.get('task_events', accepted['events']):,} events)."
         )
     bil = results.get("billing_reconciliation")
     if bil:

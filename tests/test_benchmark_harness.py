@@ -341,3 +341,6 @@ def test_queued_acceptance_is_reported_beside_the_baseline_runs_it_alternated_wi
     assert "acceptance [800.0, 820.0, 850.0] events/s" in text
     assert "**0.82×** the baseline beside it" in text
     assert "Task messages sent for 15,000 deliveries: 600" in text
+    from benchmarks.report import _which_baseline
+
+    assert "alternating" in _which_baseline({"celery": cel}, "celery")
