@@ -153,3 +153,31 @@ def test_a_run_since_a_time_after_the_cursor_leaves_the_cursor_for_the_events_be
     assert (after.occurred_at, after.last_event_id) == (cursor.occurred_at, cursor.last_event_id)
     services.reconcile()
     assert Payment.objects.count() == 3
+
+
+def test_the_doctor_names_the_failed_event_every_run_reads_again_from(db):
+    """A failure that lasts (for any reason but the event's own invalid object) holds the
+    cursor: runs still happen, but each reads the log again from that event. After a day the
+    doctor's reconciliation line fails, naming the event, its error and the replay."""
+    from django_plugipay.management.commands.plugipay_doctor import Doctor
+    from tests.factories import WebhookEventFactory
+
+    now = timezone.now()
+    SyncCursor.objects.create(name="events", occurred_at=now - dt.timedelta(days=3))
+    WebhookEventFactory(status="failed", occurred_at=now - dt.timedelta(days=4))  # passed
+    held = WebhookEventFactory(
+        status="failed", occurred_at=now - dt.timedelta(days=2), last_error="RuntimeError: boom"
+    )
+    WebhookEventFactory(status="failed", occurred_at=now - dt.timedelta(hours=30))  # later one
+    assert reconcile_module.held_at() == held
+    line = Doctor(url=None, wait=0).reconciliation()
+    assert line.ok is False
+    assert held.event_id in line.detail and "RuntimeError: boom" in line.detail
+    assert f"plugipay_replay {held.event_id}" in line.fix
+    held.status = "processed"
+    held.save()
+    later = reconcile_module.held_at()
+    assert later is not None and later.occurred_at > held.occurred_at
+    later.occurred_at = now - dt.timedelta(hours=2)  # failing for two hours only: may pass
+    later.save()
+    assert Doctor(url=None, wait=0).reconciliation().ok is True

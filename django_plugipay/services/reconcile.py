@@ -23,7 +23,7 @@ from django_plugipay.client import get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.db import connection_for, write_atomic
 from django_plugipay.exceptions import InvalidObject, InvalidPayload, PlugipayError
-from django_plugipay.models import EventSource, SyncCursor, WebhookEvent
+from django_plugipay.models import EventSource, EventStatus, SyncCursor, WebhookEvent
 from django_plugipay.services.apply import sync_object
 from django_plugipay.services.events import DONE, apply_page, process_event
 from django_plugipay.services.payouts import (
@@ -67,6 +67,26 @@ def last_reconciled() -> dt.datetime | None:
     return (
         SyncCursor.objects.filter(name=CURSOR_NAME, account_id=current_account_pk())
         .values_list("updated_at", flat=True)
+        .first()
+    )
+
+
+def held_at() -> WebhookEvent | None:
+    """The event the account's reconciliation reads the log again from on every run, or None:
+    the oldest event stored ``failed`` that occurred no earlier than the cursor (the cursor
+    waits at an event that failed for any reason but its own invalid object)."""
+    cursor = (
+        SyncCursor.objects.filter(name=CURSOR_NAME, account_id=current_account_pk())
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
+    if cursor is None:
+        return None
+    return (
+        WebhookEvent.objects.filter(
+            account_id=current_account_pk(), status=EventStatus.FAILED, occurred_at__gte=cursor
+        )
+        .order_by("occurred_at", "pk")
         .first()
     )
 

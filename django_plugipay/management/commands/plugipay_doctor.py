@@ -35,7 +35,7 @@ from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import WebhookEvent
 from django_plugipay.services.accounts import client_for
 from django_plugipay.services.deliveries import delivery_health
-from django_plugipay.services.reconcile import last_reconciled
+from django_plugipay.services.reconcile import held_at, last_reconciled
 from django_plugipay.services.webhook_endpoints import is_this_site
 from django_plugipay.webhooks import parse_event
 
@@ -171,6 +171,20 @@ class Doctor:
         detail = f"last ran {timesince(last)} ago ({last.isoformat(timespec='seconds')})"
         if age > RECONCILE_STALE:
             return Line("reconciliation", False, detail, fix)
+        held = held_at()
+        since = held.occurred_at if held is not None else None
+        if held is not None and since is not None and since < timezone.now() - RECONCILE_STALE:
+            # a failure that lasts: every run reads the log again from that event
+            return Line(
+                "reconciliation",
+                False,
+                f"{detail}, but every run reads the events again from {held.event_id} "
+                f"({held.kind}, {since.isoformat(timespec='seconds')}), which fails: "
+                f"{held.last_error[:300] or 'no error recorded'}",
+                f"fix the cause (Plugipay › Webhook events shows the error), then "
+                f"`manage.py plugipay_replay {held.event_id}`; once it applies, the next run "
+                "moves on",
+            )
         return Line("reconciliation", True, detail)
 
     @_guarded("disabled endpoint")
