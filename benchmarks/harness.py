@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +73,24 @@ def timed_reconcile():
         result = reconcile()
         seconds = time.perf_counter() - began
     return result, seconds, counter
+
+
+def alternate(rounds: int, first: Callable[[int], dict], second: Callable[[int], dict]):
+    """``rounds`` runs of each of two measurements, in alternating order (first, second, then
+    second, first, …), each told its round: their results as two lists. A shared machine
+    drifts within minutes: alternating keeps the drift out of the comparison."""
+    results: tuple[list[dict], list[dict]] = ([], [])
+    for n in range(rounds):
+        for side in (0, 1) if n % 2 == 0 else (1, 0):
+            results[side].append((first, second)[side](n))
+    return results
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median events/s, and every run's rate (``runs_per_s``)."""
+    median = dict(sorted(runs, key=lambda r: r["events_per_s"])[len(runs) // 2])
+    median["runs_per_s"] = [r["events_per_s"] for r in runs]
+    return median
 
 
 def signal_figures(ledger: list[tuple[str, str]]) -> dict:
@@ -295,7 +314,8 @@ class Scale:
 
     events: int = 5000
     senders: int = 16
-    #: saturated runs of the baseline and of the inline webhook each, alternating (median)
+    #: saturated runs of the baseline and of the app's webhook each (inline, and queued
+    #: acceptance), alternating: the median run is reported
     rounds: int = 3
     workers: int = 2
     threads: int = 8

@@ -314,19 +314,27 @@ def test_an_in_process_suite_reports_its_in_memory_signal_ledger(db):
 
 
 def test_the_saturated_ingestion_figures_are_the_median_of_alternating_runs():
+    from benchmarks.harness import alternate, median_run
     from benchmarks.report import _rounds
-    from benchmarks.suites.ingestion import _median_run
 
     runs = [
         {"events_per_s": rate, "p99_ms": p99} for rate, p99 in ((300, 90), (410, 70), (260, 120))
     ]
-    median = _median_run(runs)
+    median = median_run(runs)
     assert (median["events_per_s"], median["p99_ms"]) == (300, 90)
     assert median["runs_per_s"] == [300, 410, 260]
     ing = {"rounds": 3, "baseline": {"runs_per_s": [1000, 990, 1010]}, "ours": median}
     assert "saturated 3 times, alternating" in _rounds(ing)
     assert "django-plugipay [300, 410, 260] events/s" in _rounds(ing)
     assert _rounds({"ratio": 0.4}) == ""  # a run before the rounds
+    order: list[str] = []
+    firsts, seconds = alternate(
+        3,
+        lambda n: order.append(f"a{n}") or {"n": n},
+        lambda n: order.append(f"b{n}") or {"n": n},
+    )
+    assert order == ["a0", "b0", "b1", "a1", "a2", "b2"]
+    assert firsts == seconds == [{"n": 0}, {"n": 1}, {"n": 2}]
 
 
 def test_queued_acceptance_is_reported_beside_the_baseline_runs_it_alternated_with():

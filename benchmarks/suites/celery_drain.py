@@ -10,7 +10,16 @@ import subprocess
 import sys
 import time
 
-from benchmarks.harness import ROOT, Scale, Server, broker, server_env, truncate
+from benchmarks.harness import (
+    ROOT,
+    Scale,
+    Server,
+    alternate,
+    broker,
+    median_run,
+    server_env,
+    truncate,
+)
 from benchmarks.load import check_applied, make_events, send
 from benchmarks.watch import CoreUse
 
@@ -22,29 +31,30 @@ def _ingest(scale: Scale, tag: str, rounds: int) -> tuple[dict, dict, dict, int]
     counts the task messages the acceptance sent (for all of its runs: ``task_events``)."""
     import redis
 
-    from benchmarks.suites.ingestion import _median_run
-
     queue = redis.Redis.from_url(broker())
     queue.flushdb()
     truncate()
     server = Server("celery", workers=scale.workers, threads=scale.threads)
-    baselines, accepted, unique = [], [], 0
+    unique = 0
+
+    def floor(n: int) -> dict:
+        bodies, _ = make_events(scale.events, f"{tag}f{n}")
+        return send(server.url + "/baseline/webhook/", bodies, scale.senders)
+
+    def accept(n: int) -> dict:
+        nonlocal unique
+        bodies, fresh = make_events(scale.events, f"{tag}{n}")
+        unique += fresh
+        return send(server.url + "/plugipay/webhook/", bodies, scale.senders)
+
     try:
-        for n in range(rounds):
-            for name in ("baseline", "ours") if n % 2 == 0 else ("ours", "baseline"):
-                if name == "baseline":
-                    floor, _ = make_events(scale.events, f"{tag}f{n}")
-                    baselines.append(send(server.url + "/baseline/webhook/", floor, scale.senders))
-                else:
-                    bodies, fresh = make_events(scale.events, f"{tag}{n}")
-                    accepted.append(send(server.url + "/plugipay/webhook/", bodies, scale.senders))
-                    unique += fresh
+        baselines, accepted = alternate(rounds, floor, accept)
     finally:
         server.stop()
-    ingest = _median_run(accepted)
+    ingest = median_run(accepted)
     ingest["task_messages"] = queue.llen("celery")
     ingest["task_events"] = sum(run["events"] for run in accepted)
-    return server.config, _median_run(baselines), ingest, unique
+    return server.config, median_run(baselines), ingest, unique
 
 
 def _paced(scale: Scale) -> dict:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import time
 
-from benchmarks.harness import SECRET, QueryCounter, Scale, Server, truncate, without_receivers
+from benchmarks.harness import (
+    SECRET,
+    QueryCounter,
+    Scale,
+    Server,
+    alternate,
+    median_run,
+    truncate,
+    without_receivers,
+)
 from benchmarks.load import check_applied, make_events, redeliver_failed, send
 
 
@@ -38,33 +47,25 @@ def queries_per_event(sample: int) -> dict:
 
 def _saturated(server: Server, scale: Scale) -> tuple[list[dict], list[dict], list[dict]]:
     """The baseline view and the app's inline webhook, each saturated ``scale.rounds`` times
-    on fresh events, in alternating order (a shared machine drifts within minutes). After each
-    of the app's runs, the events it stored failed are sent again and every one is checked
-    applied once, then the tables are emptied."""
-    baselines: list[dict] = []
-    ours: list[dict] = []
-    checks: list[dict] = []
+    on fresh events, alternating. After each of the app's runs, the events it stored failed
+    are sent again and every one is checked applied once, then the tables are emptied."""
     url = server.url + "/plugipay/webhook/"
-    for n in range(scale.rounds):
-        for name in ("baseline", "ours") if n % 2 == 0 else ("ours", "baseline"):
-            if name == "baseline":
-                bodies, _unique = make_events(scale.events, f"b{n}")
-                baselines.append(send(server.url + "/baseline/webhook/", bodies, scale.senders))
-                continue
-            bodies, unique = make_events(scale.events, f"o{n}")
-            measured = send(url, bodies, scale.senders)
-            measured["redelivered"] = redeliver_failed(url)
-            ours.append(measured)
-            checks.append(check_applied(unique))
-            truncate()
-    return baselines, ours, checks
+    checks: list[dict] = []
 
+    def floor(n: int) -> dict:
+        bodies, _unique = make_events(scale.events, f"b{n}")
+        return send(server.url + "/baseline/webhook/", bodies, scale.senders)
 
-def _median_run(runs: list[dict]) -> dict:
-    """The run with the median events/s, and every run's rate (``runs_per_s``)."""
-    median = dict(sorted(runs, key=lambda r: r["events_per_s"])[len(runs) // 2])
-    median["runs_per_s"] = [r["events_per_s"] for r in runs]
-    return median
+    def ours(n: int) -> dict:
+        bodies, unique = make_events(scale.events, f"o{n}")
+        measured = send(url, bodies, scale.senders)
+        measured["redelivered"] = redeliver_failed(url)
+        checks.append(check_applied(unique))
+        truncate()
+        return measured
+
+    baselines, ours_runs = alternate(scale.rounds, floor, ours)
+    return baselines, ours_runs, checks
 
 
 def baseline(scale: Scale) -> dict:
@@ -88,7 +89,6 @@ def run(scale: Scale) -> dict:
     try:
         baselines, ours_runs, checks = _saturated(server, scale)
         paced_runs = []
-        paced_runs = []
         for run_number in range(scale.paced_runs):
             time.sleep(scale.pause)  # the saturating run's backlog must not count
             paced_bodies, _ = make_events(scale.paced_events, f"p{run_number}")
@@ -100,7 +100,7 @@ def run(scale: Scale) -> dict:
     finally:
         server.stop()
     truncate()
-    baseline, ours = _median_run(baselines), _median_run(ours_runs)
+    baseline, ours = median_run(baselines), median_run(ours_runs)
     return {
         "server": server.config,
         "baseline": baseline,
