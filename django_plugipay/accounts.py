@@ -374,7 +374,7 @@ def takes_account(func: Callable[..., T]) -> Callable[..., T]:
 def several() -> bool:
     """Does the project serve more than one account: configured, or provisioned and known to
     this process? Reads the settings, not the database."""
-    if len(app_settings.ACCOUNTS) > 1:
+    if app_settings.many_accounts:
         return True
     state = _cache.get("state")
     return state is not None and len(state["pk"]) > 1

@@ -268,6 +268,15 @@ class AppSettings:
             accounts[str(alias)] = self._account_entry(entry)
         return accounts
 
+    @property
+    def many_accounts(self) -> bool:
+        """Does ``ACCOUNTS`` hold an account beside the default one? (Answered without building
+        the entries: the webhook view asks on every delivery.)"""
+        extra = self.raw("ACCOUNTS")
+        return isinstance(extra, dict) and any(
+            alias != DEFAULT_ACCOUNT and isinstance(entry, dict) for alias, entry in extra.items()
+        )
+
     def _account_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
         """An entry with its credentials: its own, or (reached on behalf of) the top-level
         platform key's."""

@@ -35,7 +35,9 @@ body cannot be run again); use the decorator or :func:`run_atomic` where a retry
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
+import json
 import logging
 import random
 import threading
@@ -760,16 +762,85 @@ def insert_values(model: type[models.Model], values: dict[str, Any], conflict: s
     """
     connection = connections[router.db_for_write(model)]
     if not _supports_insert_returning(connection):
-        instance = model(**values)
+        parsed = {name: v.parsed() for name, v in values.items() if type(v) is JSONText}
+        instance = model(**{**values, **parsed})
         return instance.pk if insert_new(instance, conflict) else None
     key = ("insert_values", model._meta.label, frozenset(values), conflict)
     cache = _statements(connection)
     if key not in cache:
         cache[key] = _compile_insert_values(model, connection, set(values), conflict)
     sql_text, fields = cache[key]
-    params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    params = [db_value(field, values[field.name], connection) for field in fields]
     row = _fetch(connection, sql_text, params)
     return None if row is None else row[0]
+
+
+#: field classes (exactly these) whose column takes a value of these types as it is (an
+#: integer field's int is not: on PostgreSQL, Django sends it typed, as ``Int4`` or ``Int8``)
+_AS_IS: dict[type, tuple[type, ...]] = {
+    **dict.fromkeys((models.CharField, models.TextField), (str, type(None))),
+    models.BooleanField: (bool, type(None)),
+    **dict.fromkeys((models.AutoField, models.BigAutoField), (int, type(None))),
+}
+
+
+def _as_is(field: models.Field) -> tuple[type, ...]:
+    """The value types ``field`` sends to the database unchanged (a foreign key: its target's),
+    found once per field and kept on it."""
+    try:
+        return field.__dict__["_plugipay_as_is"]
+    except KeyError:
+        pass
+    if isinstance(field, models.ForeignKey) and (
+        type(field).get_db_prep_save is models.ForeignKey.get_db_prep_save
+    ):
+        kinds = _as_is(field.target_field)
+    else:
+        kinds = _AS_IS.get(type(field), ())
+    field.__dict__["_plugipay_as_is"] = kinds
+    return kinds
+
+
+def db_value(field: models.Field, value: Any, connection) -> Any:
+    """``field.get_db_prep_save(value, connection)``, without its calls where the value goes
+    to the database as it is: a string or NULL for a text column, an int (not a bool) or NULL
+    for an automatic key (and a foreign key to one), an aware datetime on PostgreSQL, and
+    :class:`JSONText` as the JSON it is. The apply path's statements send every value through
+    here."""
+    kind = type(value)
+    if kind is JSONText:
+        return _json_text(value, connection)
+    if kind in _as_is(field) or (
+        kind is dt.datetime
+        and value.tzinfo is not None
+        and type(field) is models.DateTimeField
+        and connection.vendor == "postgresql"
+    ):
+        return value
+    return field.get_db_prep_save(value, connection)
+
+
+class JSONText(str):
+    """A ``JSONField``'s value given as the JSON text it was parsed from, which
+    :func:`insert_values` stores as it is instead of serialising the parsed value again.
+
+    The text must be one the database stores: valid JSON with no NUL character, lone surrogate
+    or non-finite number (an event body :func:`~django_plugipay.services.events.ingest_webhook`
+    accepted is).
+    """
+
+    __slots__ = ()
+
+    def parsed(self) -> Any:
+        return json.loads(self)
+
+
+def _json_text(text: JSONText, connection) -> Any:
+    if connection.vendor == "postgresql":
+        from django.db.backends.postgresql.psycopg_any import Jsonb  # psycopg 3 or 2
+
+        return Jsonb(text, dumps=str)
+    return str(text)  # SQLite stores JSON as text
 
 
 def _compile_insert_values(
@@ -824,7 +895,7 @@ def _insert_columns(meta) -> list[models.Field]:
 def _insert_params(instance: models.Model, columns: list[models.Field], connection) -> list[Any]:
     """The values of ``instance``'s ``columns`` (:func:`_insert_columns`), as an insert
     writes them."""
-    return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in columns]
+    return [db_value(f, f.pre_save(instance, True), connection) for f in columns]
 
 
 def _insert(instance, connection, action: str, returning: str, conflict: str):
@@ -1098,10 +1169,10 @@ def claim(
             f"RETURNING {', '.join(qn(_column(f)) for f in fields)}"
         )
     params = [
-        cast(models.Field, meta.get_field(name)).get_db_prep_save(value, connection)
+        db_value(cast(models.Field, meta.get_field(name)), value, connection)
         for name, value in values.items()
     ]
-    params.append(cast(models.Field, meta.pk).get_db_prep_value(pk, connection))
+    params.append(db_value(cast(models.Field, meta.pk), pk, connection))
     params += [choice for choices in unless.values() for choice in choices]
     return _reader(model, connection, fields).one(_fetch(connection, cache[key], params))
 
@@ -1144,10 +1215,10 @@ def update_returning(
             f"AND ({where(column)}) RETURNING {', '.join(qn(_column(f)) for f in fields)}"
         )
     params = [
-        cast(models.Field, meta.get_field(n)).get_db_prep_save(value, connection)
+        db_value(cast(models.Field, meta.get_field(n)), value, connection)
         for n, value in values.items()
     ]
-    params += [cast(models.Field, meta.pk).get_db_prep_value(pk, connection) for pk in pks]
+    params += [db_value(cast(models.Field, meta.pk), pk, connection) for pk in pks]
     params += where_params
     reader = _reader(model, connection, fields)
     with connection.cursor() as cursor:
@@ -1173,9 +1244,7 @@ def save_fields(instance: models.Model, names: list[str]) -> None:
         qn = connection.ops.quote_name
         sets = ", ".join(f"{qn(_column(field))} = %s" for field in fields)
         cache[key] = f"UPDATE {qn(meta.db_table)} SET {sets} WHERE {qn(_column(meta.pk))} = %s"
-    params = [
-        field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields
-    ]
-    params.append(cast(models.Field, meta.pk).get_db_prep_value(instance.pk, connection))
+    params = [db_value(field, field.pre_save(instance, False), connection) for field in fields]
+    params.append(db_value(cast(models.Field, meta.pk), instance.pk, connection))
     with connection.cursor() as cursor:
         cursor.execute(cache[key], params)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -195,7 +196,13 @@ class Field:
     required: bool = False
 
     def read(self, obj: Mapping[str, Any], max_length: int | None) -> Any:
-        raw = next((obj[k] for k in self.keys if obj.get(k) not in (None, "")), None)
+        raw = None
+        for key in self.keys:
+            raw = obj.get(key)
+            if raw is not None and raw != "":
+                break
+        else:
+            raw = None
         if raw is None and self.required:
             raise InvalidObject(f"{self.keys[0]} is missing", field=self.keys[0])
         try:
@@ -389,12 +396,10 @@ class ResourceSpec:
         plugipay_id = obj.get("id")
         if plugipay_id is None or plugipay_id == "":
             raise InvalidObject(f"the {self.name} object has no id", field="id")
-        meta = self.model._meta
-        values: dict[str, Any] = {
-            "plugipay_id": ID.read(obj, getattr(meta.get_field("plugipay_id"), "max_length", None))
-        }
+        limits = self._max_lengths
+        values: dict[str, Any] = {"plugipay_id": ID.read(obj, limits["plugipay_id"])}
         for name, spec in self.fields.items():
-            values[name] = spec.read(obj, getattr(meta.get_field(name), "max_length", None))
+            values[name] = spec.read(obj, limits[name])
         refs = {name: spec.read(obj, 64) for name, spec in self.refs.items()}
         if self.tiers:
             values["status"] = self._status(obj.get("status"), action)
@@ -402,6 +407,16 @@ class ResourceSpec:
         values["mode"] = "live" if mode == "live" else "test"
         values["data"] = dict(obj)
         return values, refs
+
+    @functools.cached_property
+    def _max_lengths(self) -> dict[str, int | None]:
+        """Each column's ``max_length`` by field name (the models are loaded by the first
+        read)."""
+        return {f.name: getattr(f, "max_length", None) for f in self.model._meta.concrete_fields}
+
+    @functools.cached_property
+    def _known_statuses(self) -> frozenset[str]:
+        return frozenset(self.statuses)
 
     def _status(self, raw: Any, action: str | None) -> str:
         from django_plugipay.webhooks import normalise_status
@@ -411,13 +426,13 @@ class ResourceSpec:
         if not isinstance(raw, str):
             raise InvalidObject(f"status must be a string, not {_json_type(raw)}", field="status")
         status = normalise_status(raw)
-        if status not in self.statuses and self.open_statuses and len(status) <= 32:
+        if status in self._known_statuses:
             return status
-        if status not in self.statuses:
-            raise InvalidObject(
-                f"status {raw[:40]!r} is not one of {', '.join(self.statuses)}", field="status"
-            )
-        return status
+        if self.open_statuses and len(status) <= 32:
+            return status
+        raise InvalidObject(
+            f"status {raw[:40]!r} is not one of {', '.join(self.statuses)}", field="status"
+        )
 
     # hooks a resource may override (the shared advance calls them in this order)
 

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -159,6 +160,8 @@ class Event:
     object: Mapping[str, Any]
     previous_attributes: Mapping[str, Any]
     payload: Mapping[str, Any]
+    #: the JSON text ``payload`` was parsed from (None: parsed from a mapping)
+    text: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def resource(self) -> str:
@@ -174,19 +177,38 @@ class Event:
         return value if isinstance(value, str) else None
 
 
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(f"{literal[:40]} is too large for a float")
+    return value
+
+
+def _not_finite(literal: str) -> float:
+    raise ValueError(f"{literal} is not a JSON number")
+
+
 def parse_event(raw: bytes | str | Mapping[str, Any]) -> Event:
     """Parse an event body in the SDK shape (``data.object``) or the docs shape (``data``).
 
-    Raises :class:`InvalidPayload` when the body is not a JSON object with ``id`` and ``type``.
+    Raises :class:`InvalidPayload` when the body is not a JSON object with ``id`` and ``type``,
+    holds a number no float can hold (``NaN``, ``Infinity``, ``1e400``), or (bytes) is not
+    UTF-8. JSON between systems is UTF-8 (RFC 8259); a leading byte order mark is ignored.
+    Python's JSON parser alone would also take UTF-16 and UTF-32, and UTF-8 bytes that encode a
+    lone surrogate, which no UTF-8 database can store.
     """
+    text = None
     if isinstance(raw, Mapping):
         payload = dict(raw)
     else:
         try:
-            payload = json.loads(raw)
+            text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+            payload = json.loads(text, parse_float=_finite, parse_constant=_not_finite)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidPayload(
-                "The webhook body is not valid JSON.", code="invalid_payload", status=400
+                "The webhook body is not valid UTF-8 JSON with finite numbers.",
+                code="invalid_payload",
+                status=400,
             ) from exc
     if not isinstance(payload, dict):
         raise InvalidPayload(
@@ -216,4 +238,5 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> Event:
         object=MappingProxyType(dict(obj)),
         previous_attributes=MappingProxyType(dict(previous) if isinstance(previous, dict) else {}),
         payload=MappingProxyType(payload),
+        text=text,
     )

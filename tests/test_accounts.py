@@ -411,3 +411,23 @@ def test_plugipay_webhooks_manages_the_account_named(two_accounts, live_server):
     assert [e["id"] for e in endpoints] and all(e["id"] in out.getvalue() for e in endpoints)
     others = [e["id"] for e in sandbox.state()["endpoints"] if e["accountId"] != MERCHANT]
     assert others and not any(other in out.getvalue() for other in others)
+
+
+@pytest.mark.parametrize(
+    "configured",
+    [
+        None,
+        {},
+        "brand_b",
+        {"default": {"KEY_ID": "k"}},
+        {"brand_b": "not a dict"},
+        {"brand_b": {"WEBHOOK_SECRETS": ["whsec_b"]}},
+        {"default": {}, "brand_b": {}},
+    ],
+)
+def test_many_accounts_says_what_the_built_accounts_say(settings, configured):
+    """The webhook view's cheap question, answered as the whole ``ACCOUNTS`` would."""
+    from django_plugipay.conf import app_settings
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "ACCOUNTS": configured}
+    assert app_settings.many_accounts is (len(app_settings.ACCOUNTS) > 1)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import warnings
 
 import pytest
+from django.apps import apps
 from django.db import InterfaceError, OperationalError, connection, transaction
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from django_plugipay import db
 from django_plugipay.models import SyncCursor
@@ -257,3 +262,117 @@ def test_a_statement_for_an_account_with_its_own_database_is_retried_there(
 
     assert db.run_statement(statement) == "done"
     assert discarded == ["tenant"]
+
+
+# ── db_value: the database value of a field, without Django's calls where it is the value ──
+
+_FIELDS = [
+    field
+    for model in apps.get_app_config("django_plugipay").get_models()
+    for field in model._meta.concrete_fields
+]
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.text(max_size=20),
+    st.datetimes(timezones=st.none() | st.timezones()),
+    st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    st.dates(),
+)
+
+
+def _comparable(value):
+    return (type(value), getattr(value, "obj", value))  # a JSON adapter: what it wraps
+
+
+def _prepared(prepare, field, value):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a naive datetime, as Django warns
+            return _comparable(prepare(field, value))
+    except Exception as exc:  # noqa: BLE001 - both must refuse it alike
+        return type(exc)
+
+
+@pytest.mark.django_db
+@settings(max_examples=3000, deadline=None)
+@given(field=st.sampled_from(_FIELDS), value=_VALUES)
+def test_db_value_is_what_django_prepares_for_every_field_of_the_app(field, value):
+    """The apply path's shortcut gives each column the value Django's own preparation would
+    (on the database the suite runs on: SQLite, then PostgreSQL in CI), or refuses it alike."""
+    django_way = _prepared(lambda f, v: f.get_db_prep_save(v, connection), field, value)
+    assert _prepared(lambda f, v: db.db_value(f, v, connection), field, value) == django_way
+
+
+@pytest.mark.django_db
+def test_json_text_is_stored_as_the_json_it_is():
+    from django.utils.timezone import now
+
+    from django_plugipay.context import current_account_pk
+    from django_plugipay.models import WebhookEvent
+
+    text = db.JSONText('{"id": "evt_text", "amount": 1.10, "note": "caf\\u00e9", "n": [1, {}]}')
+    pk = db.insert_values(
+        WebhookEvent,
+        {
+            "event_id": "evt_text",
+            "type": "t",
+            "kind": "t",
+            "payload": text,
+            "received_at": now(),
+            "account": current_account_pk(),
+        },
+        "event_id",
+    )
+    stored = WebhookEvent.objects.get(pk=pk).payload
+    assert stored == {"id": "evt_text", "amount": 1.1, "note": "café", "n": [1, {}]}
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(
+                st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8
+            ),
+            children,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=1000, deadline=None)
+@given(value=_JSON, ascii_only=st.booleans())
+def test_json_text_reads_back_as_the_value_it_was_parsed_from(value, ascii_only):
+    """An event body stored as it came reads back as its parsed payload would have."""
+    from django.utils.timezone import now
+
+    from django_plugipay.context import current_account_pk
+    from django_plugipay.models import WebhookEvent
+
+    text = json.dumps({"v": value}, ensure_ascii=ascii_only)
+    rows = {}
+    for event_id, payload in (("evt_dict", json.loads(text)), ("evt_text", db.JSONText(text))):
+        rows[event_id] = db.insert_values(
+            WebhookEvent,
+            {
+                "event_id": event_id,
+                "type": "t",
+                "kind": "t",
+                "payload": payload,
+                "received_at": now(),
+                "account": current_account_pk(),
+            },
+            "event_id",
+        )
+    stored = WebhookEvent.objects.in_bulk(rows.values())
+    assert stored[rows["evt_text"]].payload == stored[rows["evt_dict"]].payload
+    WebhookEvent.objects.all().delete()

@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import logging
 import math
-import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ from django_plugipay import accounts, datetimes, signals
 from django_plugipay.conf import app_settings
 from django_plugipay.context import acting, acting_database, current_account_pk
 from django_plugipay.db import (
+    JSONText,
     claim,
     connection_for,
     discard_lost_connection,
@@ -99,10 +99,10 @@ def _verify(body: bytes, signature: str | None, alias: str | None) -> list[str]:
     """Verify the signature; return the aliases of the accounts whose secrets it verifies
     with (``[]``: the single-account case, every event the default account's)."""
     tolerance = app_settings.WEBHOOK_TOLERANCE
-    configured = app_settings.ACCOUNTS
-    if alias is None and len(configured) == 1:
+    if alias is None and not app_settings.many_accounts:
         verify_signature(body, signature, app_settings.WEBHOOK_SECRETS, tolerance)
         return []
+    configured = app_settings.ACCOUNTS
     candidates = [alias] if alias is not None else list(configured)
     if alias is not None and alias not in configured:
         raise SignatureError(
@@ -205,15 +205,13 @@ def _check_storable(parsed: Event, body: bytes | None = None) -> None:
             )
 
 
-#: what a JSON body needs to hold NUL or a lone surrogate (a backslash-u escape: strict JSON has no
-#: raw control characters, and the body is valid UTF-8), NaN or Infinity (their tokens), or a
-#: number too large for a float (an exponent, or hundreds of digits)
-_SUSPECT = re.compile(rb"\\u|NaN|Infinity|(?<![A-Za-z0-9_])-?[0-9]+(?:\.[0-9]+)?[eE]|[0-9]{300}")
-
-
 def _surely_storable(body: bytes) -> bool:
-    """Can this JSON body hold nothing :func:`_check_storable` refuses? (False: walk it.)"""
-    return body.count(b"{") + body.count(b"[") < MAX_DEPTH and not _SUSPECT.search(body)
+    """Can this JSON body hold nothing :func:`_check_storable` refuses? (False: walk it.)
+
+    :func:`~django_plugipay.webhooks.parse_event` refused non-finite numbers and any body that
+    is not UTF-8, and strict JSON has no raw control characters: a NUL or a lone surrogate
+    needs a backslash-u escape."""
+    return body.count(b"{") + body.count(b"[") < MAX_DEPTH and b"\\u" not in body
 
 
 def _encodable(text: str) -> bool:
@@ -707,9 +705,10 @@ def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     now = timezone.now()
     account = current_account_pk()  # the account acting: no query
     values = {"event_id": parsed.id, **_fields(parsed, source), "received_at": now}
-    pk = run_statement(
-        insert_values, WebhookEvent, {**values, "account": account, "queued_at": now}, "event_id"
-    )
+    stored = {**values, "account": account, "queued_at": now}
+    if parsed.text is not None:  # the body as it came: not serialised again
+        stored["payload"] = JSONText(parsed.text)
+    pk = run_statement(insert_values, WebhookEvent, stored, "event_id")
     if pk is not None:
         row = WebhookEvent(pk=pk, **values, account_id=account, queued_at=now)
         row._state.adding = False
