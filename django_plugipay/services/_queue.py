@@ -239,7 +239,7 @@ def _can_defer() -> bool:
 
 
 #: seconds: a process sends the work of :func:`enqueue_coalesced` at most twice per window
-COALESCE_WINDOW = 0.1
+COALESCE_WINDOW = 0.25
 
 
 class _Message:
