@@ -270,12 +270,15 @@ class AppSettings:
 
     @property
     def many_accounts(self) -> bool:
-        """Does ``ACCOUNTS`` hold an account beside the default one? (Answered without building
-        the entries: the webhook view asks on every delivery.)"""
+        """Does ``ACCOUNTS`` hold an account beside the default one? (Answered as ``ACCOUNTS``
+        would, without building the entries: the webhook view asks on every delivery.)"""
         extra = self.raw("ACCOUNTS")
-        return isinstance(extra, dict) and any(
-            alias != DEFAULT_ACCOUNT and isinstance(entry, dict) for alias, entry in extra.items()
-        )
+        if not isinstance(extra, dict):
+            return False
+        aliases = {
+            str(a) for a, entry in extra.items() if a != DEFAULT_ACCOUNT and isinstance(entry, dict)
+        }
+        return bool(aliases - {DEFAULT_ACCOUNT})
 
     def _account_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
         """An entry with its credentials: its own, or (reached on behalf of) the top-level

@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import json
 import logging
 import random
 import threading
@@ -762,8 +761,7 @@ def insert_values(model: type[models.Model], values: dict[str, Any], conflict: s
     """
     connection = connections[router.db_for_write(model)]
     if not _supports_insert_returning(connection):
-        parsed = {name: v.parsed() for name, v in values.items() if type(v) is JSONText}
-        instance = model(**{**values, **parsed})
+        instance = model(**values)
         return instance.pk if insert_new(instance, conflict) else None
     key = ("insert_values", model._meta.label, frozenset(values), conflict)
     cache = _statements(connection)
@@ -804,43 +802,17 @@ def _as_is(field: models.Field) -> tuple[type, ...]:
 def db_value(field: models.Field, value: Any, connection) -> Any:
     """``field.get_db_prep_save(value, connection)``, without its calls where the value goes
     to the database as it is: a string or NULL for a text column, an int (not a bool) or NULL
-    for an automatic key (and a foreign key to one), an aware datetime on PostgreSQL, and
-    :class:`JSONText` as the JSON it is. The apply path's statements send every value through
-    here."""
+    for an automatic key (and a foreign key to one), and an aware datetime on PostgreSQL. The
+    apply path's statements send every value through here."""
     kind = type(value)
-    if kind is JSONText:
-        return _json_text(value, connection)
     if kind in _as_is(field) or (
         kind is dt.datetime
-        and value.tzinfo is not None
+        and value.utcoffset() is not None  # aware, as Django tells it
         and type(field) is models.DateTimeField
         and connection.vendor == "postgresql"
     ):
         return value
     return field.get_db_prep_save(value, connection)
-
-
-class JSONText(str):
-    """A ``JSONField``'s value given as the JSON text it was parsed from, which
-    :func:`insert_values` stores as it is instead of serialising the parsed value again.
-
-    The text must be one the database stores: valid JSON with no NUL character, lone surrogate
-    or non-finite number (an event body :func:`~django_plugipay.services.events.ingest_webhook`
-    accepted is).
-    """
-
-    __slots__ = ()
-
-    def parsed(self) -> Any:
-        return json.loads(self)
-
-
-def _json_text(text: JSONText, connection) -> Any:
-    if connection.vendor == "postgresql":
-        from django.db.backends.postgresql.psycopg_any import Jsonb  # psycopg 3 or 2
-
-        return Jsonb(text, dumps=str)
-    return str(text)  # SQLite stores JSON as text
 
 
 def _compile_insert_values(

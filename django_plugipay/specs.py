@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -396,10 +395,12 @@ class ResourceSpec:
         plugipay_id = obj.get("id")
         if plugipay_id is None or plugipay_id == "":
             raise InvalidObject(f"the {self.name} object has no id", field="id")
-        limits = self._max_lengths
-        values: dict[str, Any] = {"plugipay_id": ID.read(obj, limits["plugipay_id"])}
+        meta = self.model._meta
+        values: dict[str, Any] = {
+            "plugipay_id": ID.read(obj, getattr(meta.get_field("plugipay_id"), "max_length", None))
+        }
         for name, spec in self.fields.items():
-            values[name] = spec.read(obj, limits[name])
+            values[name] = spec.read(obj, getattr(meta.get_field(name), "max_length", None))
         refs = {name: spec.read(obj, 64) for name, spec in self.refs.items()}
         if self.tiers:
             values["status"] = self._status(obj.get("status"), action)
@@ -407,16 +408,6 @@ class ResourceSpec:
         values["mode"] = "live" if mode == "live" else "test"
         values["data"] = dict(obj)
         return values, refs
-
-    @functools.cached_property
-    def _max_lengths(self) -> dict[str, int | None]:
-        """Each column's ``max_length`` by field name (the models are loaded by the first
-        read)."""
-        return {f.name: getattr(f, "max_length", None) for f in self.model._meta.concrete_fields}
-
-    @functools.cached_property
-    def _known_statuses(self) -> frozenset[str]:
-        return frozenset(self.statuses)
 
     def _status(self, raw: Any, action: str | None) -> str:
         from django_plugipay.webhooks import normalise_status
@@ -426,7 +417,7 @@ class ResourceSpec:
         if not isinstance(raw, str):
             raise InvalidObject(f"status must be a string, not {_json_type(raw)}", field="status")
         status = normalise_status(raw)
-        if status in self._known_statuses:
+        if status in self.statuses:
             return status
         if self.open_statuses and len(status) <= 32:
             return status

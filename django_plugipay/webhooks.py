@@ -160,8 +160,6 @@ class Event:
     object: Mapping[str, Any]
     previous_attributes: Mapping[str, Any]
     payload: Mapping[str, Any]
-    #: the JSON text ``payload`` was parsed from (None: parsed from a mapping)
-    text: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def resource(self) -> str:
@@ -197,12 +195,11 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> Event:
     Python's JSON parser alone would also take UTF-16 and UTF-32, and UTF-8 bytes that encode a
     lone surrogate, which no UTF-8 database can store.
     """
-    text = None
     if isinstance(raw, Mapping):
         payload = dict(raw)
     else:
         try:
-            text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+            text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8-sig")
             payload = json.loads(text, parse_float=_finite, parse_constant=_not_finite)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidPayload(
@@ -238,5 +235,4 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> Event:
         object=MappingProxyType(dict(obj)),
         previous_attributes=MappingProxyType(dict(previous) if isinstance(previous, dict) else {}),
         payload=MappingProxyType(payload),
-        text=text,
     )

@@ -1,6 +1,8 @@
 """Many accounts in one project (DESIGN §6 rule 14): a platform key and a merchant it
 provisioned, with the same customer e-mail and order references in both; nothing crosses."""
 
+import enum
+
 import pytest
 from django.urls import reverse
 
@@ -413,6 +415,13 @@ def test_plugipay_webhooks_manages_the_account_named(two_accounts, live_server):
     assert others and not any(other in out.getvalue() for other in others)
 
 
+class _PrintsAsDefault(enum.Enum):
+    ALIAS = "default"
+
+    def __str__(self):
+        return self.value
+
+
 @pytest.mark.parametrize(
     "configured",
     [
@@ -423,6 +432,7 @@ def test_plugipay_webhooks_manages_the_account_named(two_accounts, live_server):
         {"brand_b": "not a dict"},
         {"brand_b": {"WEBHOOK_SECRETS": ["whsec_b"]}},
         {"default": {}, "brand_b": {}},
+        {_PrintsAsDefault.ALIAS: {"KEY_ID": "k"}},  # replaces the default entry
     ],
 )
 def test_many_accounts_says_what_the_built_accounts_say(settings, configured):

@@ -358,3 +358,42 @@ def test_reference_lists_every_resource_and_signal():
     for signal in ("checkout_session_completed", "payment_failed", "refund_succeeded"):
         assert f"`{signal}`" in text
     assert json.dumps("pending_review").strip('"') in text
+
+
+# ── a spec reads what its class and model say now (nothing cached from an earlier read) ──
+
+
+def test_a_status_added_to_a_spec_at_run_time_is_read():
+    spec = specs.spec_for("refund")
+    example = dict(spec.example)
+    spec.read(example)
+    original = type(spec).tiers
+    type(spec).tiers = (*original[:-1], (*original[-1], "reversed"))
+    try:
+        values, _ = spec.read({**example, "status": "reversed"})
+    finally:
+        type(spec).tiers = original
+    assert values["status"] == "reversed"
+
+
+def test_a_column_length_changed_at_run_time_is_checked():
+    spec = specs.spec_for("customer")
+    example = dict(spec.example)
+    spec.read(example)
+    email = spec.model._meta.get_field("email")
+    original, email.max_length = email.max_length, 5
+    try:
+        with pytest.raises(specs.InvalidObject):
+            spec.read({**example, "email": "someone@example.com"})
+    finally:
+        email.max_length = original
+
+
+def test_a_spec_field_named_by_a_foreign_key_column_is_read():
+    class Unregistered(specs.ResourceSpec):  # no ``name`` in its body: not registered
+        model = Customer
+        fields = {"user_id": specs.field(specs.Integer(1), "userId")}
+
+    spec = Unregistered()
+    values, _ = spec.read({"id": "cus_column", "userId": 7})
+    assert values["user_id"] == 7

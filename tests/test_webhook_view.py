@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from django_plugipay import signals
 from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
 from django_plugipay.testing import build_event, signed_webhook
+from django_plugipay.webhooks import parse_event
 from tests.strategies import signature_headers
 
 pytestmark = pytest.mark.django_db
@@ -451,3 +452,50 @@ def test_a_body_the_fast_check_passes_holds_nothing_the_walk_refuses(value, big,
             _check_storable(parsed)
         except InvalidPayload:
             pytest.fail(f"the fast check passed a body the walk refuses: {body[:200]!r}")
+
+
+# ── what the queued path stores is what the inline path stores ───────────────────────
+
+
+def _outcome(client, settings, capture, processing, body):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_PROCESSING": processing}
+    with capture(execute=True):
+        status = post(client, body).status_code
+    event = WebhookEvent.objects.get()
+    outcome = (status, event.status, json.dumps(event.payload, sort_keys=True))  # 1 != 1.0
+    WebhookEvent.objects.all().delete()
+    CheckoutSession.objects.all().delete()
+    return outcome
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        '"n": "\\u0000", "n": 1',  # a duplicate key hides what no database stores
+        '"n": "\\ud800", "n": 1',
+        '"n": 1e-16384',  # 0.0 to Python; more decimals than PostgreSQL's numeric holds
+        '"n": 1.' + "0" * 16384,
+        '"n": 99E3',  # a float to Python, an int to jsonb
+    ],
+)
+def test_a_body_has_one_outcome_inline_and_queued(
+    client, settings, django_capture_on_commit_callbacks, tail
+):
+    """The event's payload is the body as parsed, serialised again, in either mode."""
+    body = json.dumps(completed()).encode()[:-1] + f", {tail}}}".encode()
+    capture = django_capture_on_commit_callbacks
+    inline = _outcome(client, settings, capture, "inline", body)
+    assert inline[:2] == (200, "processed")
+    assert _outcome(client, settings, capture, "celery", body) == inline
+
+
+def test_ingest_webhook_takes_a_bytearray_body_held_to_utf8_like_bytes(settings):
+    from django_plugipay.exceptions import InvalidPayload
+    from django_plugipay.services import ingest_webhook
+
+    body, headers = signed_webhook(completed(), SECRET)
+    ingest_webhook(body=bytearray(body), signature=next(iter(headers.values())))
+    assert WebhookEvent.objects.get().payload["id"] == "evt_completed"
+    text = json.dumps(completed(event_id="evt_2"), ensure_ascii=False).replace("card", "\ud800")
+    with pytest.raises(InvalidPayload):
+        parse_event(bytearray(text.encode("utf-8", "surrogatepass")))

@@ -19,7 +19,6 @@ from django_plugipay import accounts, datetimes, signals
 from django_plugipay.conf import app_settings
 from django_plugipay.context import acting, acting_database, current_account_pk
 from django_plugipay.db import (
-    JSONText,
     claim,
     connection_for,
     discard_lost_connection,
@@ -705,10 +704,9 @@ def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     now = timezone.now()
     account = current_account_pk()  # the account acting: no query
     values = {"event_id": parsed.id, **_fields(parsed, source), "received_at": now}
-    stored = {**values, "account": account, "queued_at": now}
-    if parsed.text is not None:  # the body as it came: not serialised again
-        stored["payload"] = JSONText(parsed.text)
-    pk = run_statement(insert_values, WebhookEvent, stored, "event_id")
+    pk = run_statement(
+        insert_values, WebhookEvent, {**values, "account": account, "queued_at": now}, "event_id"
+    )
     if pk is not None:
         row = WebhookEvent(pk=pk, **values, account_id=account, queued_at=now)
         row._state.adding = False
