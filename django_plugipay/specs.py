@@ -195,12 +195,11 @@ class Field:
     required: bool = False
 
     def read(self, obj: Mapping[str, Any], max_length: int | None) -> Any:
-        raw = None
         for key in self.keys:
             raw = obj.get(key)
             if raw is not None and raw != "":
                 break
-        else:
+        else:  # no key, or only empty values
             raw = None
         if raw is None and self.required:
             raise InvalidObject(f"{self.keys[0]} is missing", field=self.keys[0])
