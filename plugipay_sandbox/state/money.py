@@ -14,6 +14,7 @@ in-transit payouts hold; ``available`` is the difference. Payouts move ``pending
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -166,10 +167,23 @@ def post(
 
 
 def _posted(store: Store, account: str, source_type: str, source_id: str) -> bool:
-    return any(
-        e["sourceType"] == source_type and e["sourceId"] == source_id and e["accountId"] == account
-        for e in dict.values(store.ledger)
-    )
+    """Has a transaction already been posted for this source (in any mode)?
+
+    Read from an index of the ledger's sources, not by scanning every entry (a long session
+    posts a transaction per payment). Entries are only ever added to a ledger, and a reset or
+    a state file's load puts a new ledger map in place, so the index takes in the entries added
+    since it last looked, and starts again for a new map.
+    """
+    ledger = store.ledger
+    index = store.__dict__.get("_ledger_sources")
+    if index is None or index[0] is not ledger:
+        index = store.__dict__["_ledger_sources"] = [ledger, 0, set()]
+    _, seen, sources = index
+    if dict.__len__(ledger) != seen:
+        for entry in itertools.islice(dict.values(ledger), seen, None):
+            sources.add((entry["accountId"], entry["sourceType"], entry["sourceId"]))
+        index[1] = dict.__len__(ledger)
+    return (account, source_type, source_id) in sources
 
 
 def _on_event(store: Store, event: dict[str, Any]) -> None:

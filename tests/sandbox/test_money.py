@@ -486,6 +486,47 @@ def test_a_restart_keeps_the_ledger_payouts_receipts_and_settings(tmp_path):
         again.stop()
 
 
+def test_a_source_is_posted_once_across_replays_a_reset_and_a_restart(tmp_path):
+    """The ledger posts a payment's transaction once however often its event is seen, also
+    once the ledger was reloaded from a state file, and posts anew in a ledger that was reset."""
+    from plugipay_sandbox.state import SandboxConfig, Store, checkout, money
+
+    def paid(store):
+        body = {"amount": 50_000, "currency": "IDR", "methods": ["card"]}
+        body |= {"successUrl": "https://a.test", "cancelUrl": "https://b.test"}
+        session = checkout.create_session(store, "test", body)
+        checkout.pay_card(store, session["id"], "4242424242424242")
+        return [e for e in store.events.values() if e["kind"] == "payment.succeeded"][-1]
+
+    state = str(tmp_path / "state.json")
+    store = Store(SandboxConfig(port=0, state_file=state))
+    with store.lock:
+        first = paid(store)
+        posted = len(store.ledger)
+        assert posted == 4  # gross and fee, each debit and credit
+        money._on_event(store, first)
+        assert len(store.ledger) == posted
+        second = paid(store)
+        assert len(store.ledger) == 2 * posted
+        money._on_event(store, second)
+        money._on_event(store, first)
+        assert len(store.ledger) == 2 * posted
+        store.save(state)
+
+    restarted = Store(SandboxConfig(port=0, state_file=state))
+    with restarted.lock:
+        assert len(restarted.ledger) == 2 * posted
+        for event in (first, second):
+            money._on_event(restarted, event)
+        assert len(restarted.ledger) == 2 * posted
+
+        kept = dict(restarted.payments)
+        restarted.reset()
+        restarted.payments.update(kept)  # the payments, but none of the ledger they posted
+        money._on_event(restarted, first)
+        assert len(restarted.ledger) == posted
+
+
 def test_synthetic_events_move_no_money(sdk, control, session_factory):
     session = card_payment(control, session_factory, 40_000)
     before = all_entries(sdk)
