@@ -317,6 +317,16 @@ class PayoutAdmin(MirrorAdmin):
             again = reverse("admin:django_plugipay_payout_new")
             return redirect(f"{again}?account={account.pk}" if account is not None else again)
         amount = format_amount(payout.amount, payout.currency)
+        if payout.status == PayoutStatus.FAILED:
+            # the first submission got no answer: sent again now with its key and refused, or
+            # too old to send again and not found at Plugipay
+            self.message_user(
+                request,
+                _("This payout of %(amount)s failed: %(reason)s")
+                % {"amount": amount, "reason": payout.failure_reason or "—"},
+                messages.ERROR,
+            )
+            return redirect(changelist)
         if payout.replayed:
             self.message_user(
                 request,

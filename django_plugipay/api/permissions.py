@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 
 from django_plugipay import permissions
 
 
 class CanRefund(BasePermission):
-    message = f"Refunding needs the {permissions.REFUND_PERMISSION} permission."
+    message = format_lazy(
+        _("Refunding needs the {permission} permission."), permission=permissions.REFUND_PERMISSION
+    )
 
     def has_permission(self, request, view) -> bool:
         return permissions.can_refund(request.user)
@@ -17,14 +21,16 @@ class CanRefund(BasePermission):
 class SeesPayouts(BasePermission):
     """Payouts and the balance are the merchant's: staff who may view payouts."""
 
-    message = "Payouts are for staff who may view them."
+    message = _("Payouts are for staff who may view them.")
 
     def has_permission(self, request, view) -> bool:
         return permissions.sees_everything(request.user, "payout")
 
 
 class CanManagePayouts(BasePermission):
-    message = f"Paying out needs the {permissions.PAYOUT_PERMISSION} permission."
+    message = format_lazy(
+        _("Paying out needs the {permission} permission."), permission=permissions.PAYOUT_PERMISSION
+    )
 
     def has_permission(self, request, view) -> bool:
         if request.method in ("GET", "HEAD", "OPTIONS"):

@@ -57,6 +57,10 @@ CLOCK_SKEW = dt.timedelta(minutes=10)
 #: ``failure_code`` of a payout whose answer was lost, sent too long ago to be sent again, and
 #: not found at Plugipay: it was never made there.
 NOT_AT_PLUGIPAY = "not_at_plugipay"
+#: ``failure_code`` of a pending payout whose last send got no answer (a timeout, a 5xx, the
+#: connection lost): the same request made again with its key settles it. A send still under
+#: way has no such mark, so a request made again meanwhile leaves it to that send.
+NO_ANSWER = "no_answer"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +150,10 @@ def create_payout(
     whatever the retries; a second call with the same key (in the same account, as at
     Plugipay) returns the first payout (``payout.replayed`` is True), also when the two race,
     and with another amount, currency, note or bank account raises :class:`PayoutError`
-    ``idempotency_mismatch``.
+    ``idempotency_mismatch``. When the first call never got Plugipay's answer (a timeout, a
+    5xx), the second settles it as :func:`submit_payout` does: it is sent again with the same
+    key (a one-off too, with the bank details given again), so Plugipay makes it once, and it
+    is the call that carried the request out (``replayed`` False).
     """
     currency = (currency or "IDR").upper()
     inline = {k: str(v) for k, v in (bank_account or {}).items() if k in BANK_FIELDS and v}
@@ -156,7 +163,7 @@ def create_payout(
             account_id=current_account_pk(), idempotency_key=idempotency_key
         ).first()
         if earlier is not None:
-            return _replay(earlier, **request)
+            return _replayed(_replay(earlier, **request), inline)
     refusal = payout_refusal(amount=amount, currency=currency, available=None)
     if refusal is None:
         refusal = payout_refusal(
@@ -182,7 +189,8 @@ def create_payout(
     except IntegrityError:
         if not idempotency_key:
             raise
-        # a concurrent request with the same key stored its payout first: that one is it
+        # a concurrent request with the same key stored its payout first and is sending it
+        # now: that one is it
         winner = Payout.objects.get(
             account_id=current_account_pk(), idempotency_key=idempotency_key
         )
@@ -193,13 +201,14 @@ def create_payout(
 
 
 def _replay(payout: Payout, *, amount, currency, note, inline) -> Payout:
-    """The payout an earlier request with the same key made, if this request is the same."""
+    """The payout an earlier request with the same key made, if this request is the same
+    (a one-off's bank: code, holder and the last four digits the row keeps of the number)."""
     same = (
         payout.amount == amount
         and payout.currency == currency
         and payout.note == note
         and payout.one_off == bool(inline)
-        and (not inline or payout.bank_account_last4 == inline.get("accountNumber", "")[-4:])
+        and (not inline or _same_bank(payout, inline))
     )
     if not same:
         raise PayoutError(
@@ -208,6 +217,33 @@ def _replay(payout: Payout, *, amount, currency, note, inline) -> Payout:
         )
     payout.replayed = True
     return payout
+
+
+def _same_bank(payout: Payout, inline: Mapping[str, str]) -> bool:
+    def norm(value: str) -> str:
+        return " ".join(value.split()).casefold()
+
+    return (
+        norm(payout.bank_code) == norm(inline.get("bankCode", ""))
+        and norm(payout.bank_account_holder) == norm(inline.get("accountHolder", ""))
+        and payout.bank_account_last4 == inline.get("accountNumber", "").strip()[-4:]
+    )
+
+
+def _replayed(payout: Payout, inline: Mapping[str, str]) -> Payout:
+    """A replayed request whose first attempt Plugipay never acknowledged (no Plugipay id,
+    still pending: its answer was lost, or it failed before reaching Plugipay) is settled now
+    with the same key, as the caller meant by asking again: this call carries it out. One
+    without :data:`NO_ANSWER` may still be under way in another request: it is left to it."""
+    if (
+        payout.plugipay_id
+        or payout.status != PayoutStatus.PENDING
+        or payout.failure_code != NO_ANSWER
+    ):
+        return payout
+    row = _settle(payout, inline)
+    row.replayed = False
+    return row
 
 
 @takes_account
@@ -222,22 +258,60 @@ def submit_payout(payout: Payout) -> Payout:
     else marked ``failed`` with ``failure_code`` :data:`NOT_AT_PLUGIPAY`. A canceled or failed
     row is refused with :class:`PayoutError`, as is a one-off payout that was never sent
     (its bank details were not kept)."""
-    row, act = run_atomic(_claim_unsent, payout.pk, canceling=False)
+    return _settle(payout, {})
+
+
+def _settle(payout: Payout, inline: Mapping[str, str]) -> Payout:
+    """:func:`submit_payout`; ``inline``, a one-off's bank details given again by a replayed
+    request, lets a one-off be sent again too."""
+    row, act = run_atomic(_claim_unsent, payout.pk, canceling=False, inline=bool(inline))
     if act == "send":
-        return _send_again(row, refused=PayoutStatus.FAILED)
+        return _send_again(row, refused=PayoutStatus.FAILED, inline=inline)
     if act == "look":
         return _look_for(row, missing=PayoutStatus.FAILED)
     return row
 
 
-def _claim_unsent(pk: int, *, canceling: bool) -> tuple[Payout, str]:
+def settle_stranded_payouts(*, limit: int = 100) -> int:
+    """Settle every payout Plugipay has not acknowledged (pending, no Plugipay id) last sent
+    over ``STRANDED_AFTER`` seconds ago: its create answer was lost or the call failed, and
+    nothing else would finish it (its webhook, if any, made a row of its own). Each is looked
+    for at Plugipay, never sent again (the caller was told the call failed and may have paid
+    out anew): found, it is linked, and a row its webhook made is merged into it; not found,
+    it was never made and ends ``failed`` (``failure_code`` :data:`NOT_AT_PLUGIPAY`). Returns
+    how many were settled; a failure leaves the payout for the next sweep."""
+    stale = timezone.now() - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
+    stranded = accounts.own(Payout.objects.unacknowledged(stale)).order_by("created_at")[:limit]
+    settled = 0
+    for payout in stranded:
+        try:
+            row, act = run_atomic(_claim_unsent, payout.pk, canceling=False, send=False)
+            if act == "look":
+                _look_for(row, missing=PayoutStatus.FAILED)
+        except Exception as exc:  # Plugipay or the database unavailable: the next sweep
+            logger.warning(
+                "plugipay payout %s not settled: %s: %s",
+                payout.pk,
+                type(exc).__name__,
+                exc,
+                extra={"payout_id": payout.pk},
+            )
+            continue
+        settled += 1
+    return settled
+
+
+def _claim_unsent(
+    pk: int, *, canceling: bool, inline: bool = False, send: bool = True
+) -> tuple[Payout, str]:
     """What to do with an unacknowledged payout, decided under its lock: ``"done"`` (known to
     Plugipay, or ended here), ``"send"`` (sent again now: ``submitted_at`` is stamped in this
     transaction, before the call), ``"look"`` (look for it at Plugipay) or, ``canceling``,
     ``"canceled"`` (never sent: canceled here, in this transaction). A row created longer ago
     than :data:`RESEND_WINDOW` is looked for, never sent, even with ``submitted_at`` empty
-    (rows older than that field may have been sent); a one-off row is never sent again (its
-    bank details are not kept)."""
+    (rows older than that field may have been sent); a one-off row is sent again only with
+    its bank details given again (``inline``: they are not kept); ``send=False``, none is
+    (``"look"``)."""
     with lock_scope():
         row = lock(PAYOUT, pk=pk)
         if row is None:
@@ -252,13 +326,14 @@ def _claim_unsent(pk: int, *, canceling: bool) -> tuple[Payout, str]:
                 % {"pk": row.pk, "status": row.get_status_display().lower()},
                 code="not_pending",
             )
-        if row.submitted_at is None and (canceling or row.one_off):
+        resendable = send and (not row.one_off or inline)
+        if row.submitted_at is None and (canceling or (send and not resendable)):
             if not canceling:
                 raise _one_off_refusal(row)
             move(PAYOUT, row, PayoutStatus.CANCELED, {"completed_at": timezone.now()})
             return row, "canceled"
         now = timezone.now()
-        if row.one_off or now - row.created_at >= RESEND_WINDOW:
+        if not resendable or now - row.created_at >= RESEND_WINDOW:
             return row, "look"
         row.submitted_at = now
         save_fields(row, ["submitted_at", "updated_at"])
@@ -294,14 +369,27 @@ def _submit(payout: Payout, inline: Mapping[str, str]) -> Payout:
         # Refused outright: nothing was created at Plugipay; the request leaves no row.
         Payout.objects.filter(pk=payout.pk, plugipay_id=None).delete()
         raise PayoutError(exc.message, code=exc.code, status=exc.status, field=exc.field) from exc
+    except Exception:
+        _note_no_answer(payout)
+        raise
     return _link(payout, obj)
 
 
-def _send_again(payout: Payout, *, refused: str) -> Payout:
-    """Send an unacknowledged payout again with its key (within the window); a refusal (4xx)
-    ends the row in ``refused`` — nothing exists at Plugipay — instead of deleting it."""
+def _note_no_answer(payout: Payout) -> None:
+    """Mark a send that got no answer (:data:`NO_ANSWER`); linked later, the mark is cleared."""
+    Payout.objects.filter(pk=payout.pk, plugipay_id=None, status=PayoutStatus.PENDING).update(
+        failure_code=NO_ANSWER
+    )
+
+
+def _send_again(payout: Payout, *, refused: str, inline: Mapping[str, str] = {}) -> Payout:  # noqa: B006 - read only
+    """Send an unacknowledged payout again with its key (within the window; a one-off with
+    its bank details ``inline``); a refusal (4xx) ends the row in ``refused`` — nothing exists
+    at Plugipay — instead of deleting it."""
     try:
-        obj = get_client().create_payout(_body(payout, {}), idempotency_key=payout.idempotency_key)
+        obj = get_client().create_payout(
+            _body(payout, inline), idempotency_key=payout.idempotency_key
+        )
     except APIError as exc:
         logger.warning(
             "plugipay payout %s refused when sent again: %s",
@@ -312,6 +400,9 @@ def _send_again(payout: Payout, *, refused: str) -> Payout:
         return run_atomic(
             _end_unsent, payout.pk, refused, code=exc.code or "refused", reason=exc.message
         )
+    except Exception:
+        _note_no_answer(payout)
+        raise
     return _link(payout, obj)
 
 
@@ -325,9 +416,19 @@ def _link(payout: Payout, obj: Mapping[str, Any]) -> Payout:
         row = advance(PAYOUT, obj, context={"local_pk": payout.pk})
     if row.pk != payout.pk:  # a webhook mirrored it first: that row is the payout
         Payout.objects.filter(pk=payout.pk, plugipay_id=None).delete()
-        Payout.objects.filter(pk=row.pk, idempotency_key=None).update(
-            idempotency_key=payout.idempotency_key, submitted_at=payout.submitted_at
-        )
+        # it takes what only the request knew: the key, and whether it went to a one-off
+        # account (so the same request made again is recognised as the same)
+        local: dict[str, Any] = {
+            "idempotency_key": payout.idempotency_key,
+            "submitted_at": payout.submitted_at,
+            "one_off": payout.one_off,
+        }
+        if Payout.objects.filter(pk=row.pk, idempotency_key=None).update(**local):
+            for name, value in local.items():
+                setattr(row, name, value)
+    if row.failure_code == NO_ANSWER:  # answered at last
+        Payout.objects.filter(pk=row.pk, failure_code=NO_ANSWER).update(failure_code="")
+        row.failure_code = ""
     return row
 
 
@@ -355,7 +456,7 @@ def _look_for(payout: Payout, *, missing: str) -> Payout:
         payout.pk,
         missing,
         code=NOT_AT_PLUGIPAY,
-        reason="Plugipay has no payout of this amount from when it was sent: it was never made.",
+        reason=_("Plugipay has no payout of this amount from when it was sent: it was never made."),
     )
 
 

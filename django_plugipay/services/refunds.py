@@ -218,8 +218,11 @@ def _request_refund(
 def _note_not_submitted(refund_id: int, exc: Exception) -> None:
     """Say on the refund why it is still only ``requested``; the sweeper submits it."""
     message = (
-        f"Not sent to Plugipay yet ({type(exc).__name__}: {exc}); it stays requested and the "
-        "sweeper (or manage.py plugipay_sync) sends it with the same idempotency key."
+        _(
+            "Not sent to Plugipay yet (%(error)s); it stays requested and the sweeper (or "
+            "manage.py plugipay_sync) sends it with the same idempotency key."
+        )
+        % {"error": f"{type(exc).__name__}: {exc}"}
     )[:2000]
     Refund.objects.filter(pk=refund_id, status=RefundStatus.REQUESTED, plugipay_id=None).update(
         failure_code=NOT_SUBMITTED, failure_message=message

@@ -1,0 +1,196 @@
+"""A payout asked for again: the same request after a failure is carried out once, a
+different one is refused, and a payout whose answer was lost ends as one row."""
+
+from __future__ import annotations
+
+import pytest
+from django.db.models import Sum
+from django.urls import reverse
+from django.utils import translation
+
+from django_plugipay import services
+from django_plugipay.exceptions import PayoutError, TransientError
+from django_plugipay.models import Payout
+from django_plugipay.services import payouts
+from tests import test_money_out
+from tests.test_money_out import BANK, lose_the_answer, remote_payouts
+
+funded = test_money_out.funded  # the fixture: a funded account, the client's retries off
+ONE_OFF = {**BANK, "accountNumber": "7700001234"}
+
+
+def test_the_same_key_after_a_5xx_sends_the_payout_once(plugipay_sandbox, funded):
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=20_000, idempotency_key="weekly-9")
+    assert remote_payouts(plugipay_sandbox) == []
+    again = services.create_payout(amount=20_000, idempotency_key="weekly-9")
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert status == "pending"
+    assert again.plugipay_id == made and not again.replayed  # this call carried it out
+    assert Payout.objects.get().failure_code == ""  # answered at last: the mark is gone
+    third = services.create_payout(amount=20_000, idempotency_key="weekly-9")
+    assert third.replayed and third.pk == again.pk
+    assert len(remote_payouts(plugipay_sandbox)) == 1 and Payout.objects.count() == 1
+
+
+def test_the_same_key_while_the_first_send_may_be_under_way_sends_nothing(plugipay_sandbox, funded):
+    from django.utils import timezone
+
+    # stored by a request still waiting for Plugipay: no "no answer" mark
+    Payout.objects.create(amount=20_000, idempotency_key="k-busy", submitted_at=timezone.now())
+    again = services.create_payout(amount=20_000, idempotency_key="k-busy")
+    assert again.replayed and again.plugipay_id is None
+    assert remote_payouts(plugipay_sandbox) == []
+
+
+def test_the_same_key_after_a_lost_answer_links_the_payout_plugipay_made(plugipay_sandbox, funded):
+    plugipay_sandbox.fault("drop_after_commit", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=30_000, idempotency_key="k-lost")
+    again = services.create_payout(amount=30_000, idempotency_key="k-lost")
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert status == "pending"
+    assert again.plugipay_id == made
+    plugipay_sandbox.flush()  # its webhook, late, changes nothing
+    assert list(Payout.objects.values_list("plugipay_id", flat=True)) == [made]
+
+
+def test_a_one_off_payout_asked_again_after_a_5xx_is_sent_with_its_bank_details(
+    plugipay_sandbox, funded
+):
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-0")
+    again = services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-0")
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert status == "pending"
+    assert again.plugipay_id == made and again.one_off
+    [remote] = plugipay_sandbox.state()["payouts"]
+    assert remote["accountNumber"] == ONE_OFF["accountNumber"]
+
+
+def test_a_one_off_payout_replayed_after_its_webhook_won_the_race(
+    plugipay_sandbox, funded, monkeypatch
+):
+    link = payouts._link
+
+    def webhook_first(payout, obj):
+        plugipay_sandbox.flush()  # payout.created is applied before the create answer
+        return link(payout, obj)
+
+    monkeypatch.setattr(payouts, "_link", webhook_first)
+    first = services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-1")
+    assert Payout.objects.count() == 1 and first.plugipay_id and first.one_off
+    again = services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-1")
+    assert again.replayed and again.pk == first.pk
+    assert Payout.objects.get().one_off
+
+
+def test_the_same_key_for_another_bank_account_is_a_mismatch_even_with_the_same_last4(
+    plugipay_sandbox, funded
+):
+    plugipay_sandbox.hold()  # no webhook races the create answer
+    services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-2")
+    other = {
+        "bankCode": "BNI",
+        "bankName": "Bank Negara Indonesia",
+        "accountNumber": "5500001234",
+        "accountHolder": "Someone Else",
+    }
+    with pytest.raises(PayoutError) as refused:
+        services.create_payout(amount=10_000, bank_account=other, idempotency_key="k-2")
+    assert refused.value.code == "idempotency_mismatch"
+    # the same account, written with other spaces and case, is the same request
+    same = {**ONE_OFF, "accountHolder": "  toko   CONTOH ", "accountNumber": " 7700001234 "}
+    assert services.create_payout(amount=10_000, bank_account=same, idempotency_key="k-2").replayed
+
+
+def test_a_lost_answer_and_its_webhook_end_as_one_row_once_the_sweeper_settles_it(
+    plugipay_sandbox, funded, settings
+):
+    row = lose_the_answer(plugipay_sandbox, 70_000)
+    plugipay_sandbox.flush()  # payout.created reaches the app: a row of its own
+    assert Payout.objects.count() == 2
+    services.sweep()  # sent moments ago: its call may still be under way
+    assert Payout.objects.count() == 2
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "STRANDED_AFTER": 0}
+    assert services.sweep()["payouts"] == 1
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert status == "pending"
+    rows = list(Payout.objects.values_list("plugipay_id", "idempotency_key", "status"))
+    assert rows == [(made, row.idempotency_key, "pending")]
+    assert Payout.objects.locking().aggregate(s=Sum("amount"))["s"] == 70_000
+
+
+def test_the_sweeper_never_sends_a_payout_again_it_ends_one_never_made(
+    plugipay_sandbox, funded, settings
+):
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=40_000)  # the caller was told it failed
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "STRANDED_AFTER": 0}
+    with translation.override("id"):
+        assert services.sweep()["payouts"] == 1
+    assert remote_payouts(plugipay_sandbox) == []
+    failed = Payout.objects.get()
+    assert (failed.status, failed.failure_code) == ("failed", payouts.NOT_AT_PLUGIPAY)
+    assert failed.failure_reason.startswith("Plugipay tidak memiliki pencairan")
+    assert services.sweep()["payouts"] == 0  # ended: never taken again
+
+
+def test_admin_resubmit_after_a_5xx_makes_the_payout_once(
+    client, plugipay_sandbox, funded, monkeypatch
+):
+    from tests.test_money_admin import staff, token_of
+
+    client.force_login(staff("manage_payout"))
+    url = reverse("admin:django_plugipay_payout_new")
+    token = token_of(client.get(url))
+    bank = services.bank_account()  # the page's reads answered here: the fault is the create's
+    monkeypatch.setattr(services, "balance", lambda **kw: funded)
+    monkeypatch.setattr(services, "bank_account", lambda **kw: bank)
+    confirm = {"stage": "confirm", "amount": "30000", "note": "", "plugipay_token": token}
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    client.post(url, confirm)
+    assert remote_payouts(plugipay_sandbox) == []
+    page = client.post(url, confirm, follow=True).content.decode()  # submitted again
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert status == "pending"
+    assert "created" in page and "already made" not in page
+    page = client.post(url, confirm, follow=True).content.decode()  # and once more
+    assert "already made from this page" in page
+    assert len(remote_payouts(plugipay_sandbox)) == 1
+    assert list(Payout.objects.values_list("plugipay_id", flat=True)) == [made]
+
+
+def test_the_payout_apis_permission_messages_are_translated(plugipay_sandbox):
+    pytest.importorskip("rest_framework")
+    from tests.factories import UserFactory
+    from tests.test_api import API, client_for, staff_with
+
+    with translation.override("id"):
+        viewer = client_for(UserFactory(is_staff=True)).get(f"{API}/payouts/balance/")
+        manager = client_for(staff_with("view_payout")).post(
+            f"{API}/payouts/", {"amount": 1000}, format="json"
+        )
+    assert viewer.status_code == manager.status_code == 403
+    assert viewer.json()["detail"] == "Pencairan hanya untuk staf yang boleh melihatnya."
+    assert manager.json()["detail"].startswith("Pencairan dana memerlukan izin ")
+
+
+def test_the_api_retry_with_the_same_key_after_a_502_is_the_201(plugipay_sandbox, funded):
+    pytest.importorskip("rest_framework")
+    from tests.test_api import API, client_for, staff_with
+
+    manager = client_for(staff_with("manage_payout"))
+    headers = {"HTTP_IDEMPOTENCY_KEY": "weekly-10"}
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    first = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
+    assert first.status_code == 502
+    again = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert status == "pending"
+    assert again.status_code == 201 and again.json()["id"] == made
+    third = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
+    assert third.status_code == 200 and third.json()["id"] == made
