@@ -79,6 +79,9 @@ def check_settings(app_configs=None, **kwargs) -> list:
         errors.extend(_credential_errors(where, app_settings.raw(name), "django_plugipay.E012"))
 
     secrets = app_settings.raw("WEBHOOK_SECRETS")
+    if "WEBHOOK_SECRETS" not in user and isinstance(secrets, str):
+        # PLUGIPAY_WEBHOOK_SECRET: one secret, or "new,old" while rotating
+        secrets = app_settings.WEBHOOK_SECRETS
     if not isinstance(secrets, (list, tuple)) or not all(isinstance(s, str) and s for s in secrets):
         errors.append(
             Error(

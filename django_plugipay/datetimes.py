@@ -43,7 +43,21 @@ def parse(value: Any) -> dt.datetime | None:
         moment = parse_datetime(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return None if moment is None else to_project(moment)
+    if moment is None:
+        return None
+    try:  # an instant outside what a datetime holds once in UTC is no time at all
+        return to_project(in_utc(moment))
+    except OverflowError:
+        return None
+
+
+def in_utc(moment: dt.datetime) -> dt.datetime:
+    """An ISO-8601 instant in UTC (a naive one is UTC already, as Plugipay sends): what the
+    database stores whatever offset it was written with. ``OverflowError`` when UTC puts it
+    outside years 1 to 9999 (``0001-01-01T00:00:00+01:00``)."""
+    if timezone.is_naive(moment):
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
 
 
 def local(moment: dt.datetime) -> dt.datetime:

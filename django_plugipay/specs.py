@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from django.dispatch import Signal
 
 MAX_BIGINT = 2**63 - 1
-_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
 
 
 # ── kinds: how one value is read and checked ───────────────────────────────────
@@ -96,20 +96,31 @@ class OptionalText(Text):
 
 
 class Integer(Kind):
-    """An integer (never a bool, a float or a numeric string) within ``minimum``…2⁶³−1."""
+    """An integer (never a bool, a float or a numeric string) within ``minimum``…2⁶³−1, and
+    within its column (``largest``: 2³¹−1 for a ``PositiveIntegerField``, on every database)."""
 
     def __init__(self, minimum: int = 0) -> None:
         self.minimum = minimum
         self.label = f"integer ≥ {minimum}"
 
-    def clean(self, value: Any, max_length: int | None) -> Any:
+    def clean(self, value: Any, largest: int | None) -> Any:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"must be an integer, not {_json_type(value)}")
-        if not self.minimum <= value <= MAX_BIGINT:
-            raise ValueError(f"must be between {self.minimum} and {MAX_BIGINT}")
+        top = MAX_BIGINT if largest is None else min(largest, MAX_BIGINT)
+        if not self.minimum <= value <= top:
+            raise ValueError(f"must be between {self.minimum} and {top}")
         return value
+
+
+def _largest(column: Any) -> int | None:
+    """The largest value an integer column holds (Django's ranges, the same on every
+    database); None for any other column."""
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    internal = column.get_internal_type()
+    return BaseDatabaseOperations.integer_field_ranges.get(internal, (None, None))[1]
 
 
 class Currency(Kind):
@@ -119,7 +130,7 @@ class Currency(Kind):
     def clean(self, value: Any, max_length: int | None) -> Any:
         if value is None or value == "":
             return ""
-        if not isinstance(value, str) or not _CURRENCY.match(value):
+        if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
             raise ValueError("must be a three-letter ISO 4217 currency code")
         return value.upper()
 
@@ -399,7 +410,11 @@ class ResourceSpec:
             "plugipay_id": ID.read(obj, getattr(meta.get_field("plugipay_id"), "max_length", None))
         }
         for name, spec in self.fields.items():
-            values[name] = spec.read(obj, getattr(meta.get_field(name), "max_length", None))
+            column = meta.get_field(name)
+            if isinstance(spec.kind, Integer):  # bounded by its column, as text by its length
+                values[name] = spec.read(obj, _largest(column))
+            else:
+                values[name] = spec.read(obj, getattr(column, "max_length", None))
         refs = {name: spec.read(obj, 64) for name, spec in self.refs.items()}
         if self.tiers:
             values["status"] = self._status(obj.get("status"), action)

@@ -70,13 +70,14 @@ class WebhookView(View):
 
     401 for a missing, malformed, stale or wrong signature and 400 for a signed body that is
     not an event (nothing is stored for either), 409 for an event that names an object not known
-    here yet and not fetchable (a refund delivered before its payment: stored ``failed``, applied
-    on the next delivery), 422 for a signed event whose object fails its
-    resource's validation (stored ``failed`` with the message: visible in the admin, replayable
-    with ``plugipay_replay`` once fixed), 413 over 1 MiB, 405 for other methods, 503 with
-    ``Retry-After`` when the database is unavailable (nothing is claimed: Plugipay delivers it
-    again), and 500 only when applying the event failed otherwise (the event is kept as
-    ``failed`` and applied again on the next delivery).
+    here yet and not fetchable, or unknown to Plugipay too (a refund delivered before its
+    payment: stored ``failed``, applied on the next delivery), 422 for a signed event whose
+    object fails its resource's validation or a constraint of the database (stored ``failed``
+    with the message: visible in the admin, replayable with ``plugipay_replay`` once fixed),
+    413 over 1 MiB, 405 for other methods, 503 with ``Retry-After`` when the database is
+    unavailable (nothing is claimed: Plugipay delivers it again), and 500 only when applying
+    the event failed otherwise (the event is kept as ``failed`` and applied again on the next
+    delivery).
     """
 
     http_method_names = ["post"]

@@ -136,15 +136,17 @@ def normalise_status(status: str | None) -> str | None:
 
 
 def parse_time(value: Any) -> dt.datetime | None:
-    """An ISO-8601 time from Plugipay as an aware datetime (UTC when it names no offset);
-    None for anything else."""
+    """An ISO-8601 time from Plugipay as an aware UTC datetime (UTC when it names no offset);
+    None for anything else, and for a time outside years 1 to 9999 once in UTC."""
     if not isinstance(value, str) or not value:
         return None
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=dt.timezone.utc)
+        return moment.astimezone(dt.timezone.utc)  # the instant the database stores
+    except (ValueError, OverflowError):  # not a time, or none once in UTC (year 0)
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -101,6 +101,17 @@ def test_env_fallbacks(settings, monkeypatch):
     assert app_settings.WEBHOOK_SECRETS == ["whsec_env"]
 
 
+@pytest.mark.parametrize("secret", ["whsec_env", "whsec_new, whsec_old"])
+def test_the_webhook_secret_from_the_environment_passes_every_settings_check(
+    settings, monkeypatch, secret
+):
+    settings.PLUGIPAY = {}
+    monkeypatch.setenv("PLUGIPAY_KEY_ID", "pk_live_env")
+    monkeypatch.setenv("PLUGIPAY_SECRET", "sk_live_env")
+    monkeypatch.setenv("PLUGIPAY_WEBHOOK_SECRET", secret)
+    assert [e.id for e in check_settings() if e.level >= 40] == []
+
+
 def unsendable(settings, **plugipay):
     settings.PLUGIPAY = plugipay
     return [e.msg for e in check_settings() if e.id == "django_plugipay.E012"]

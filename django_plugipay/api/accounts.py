@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext as _
+from rest_framework.exceptions import NotFound, ValidationError
 
 from django_plugipay import accounts
 from django_plugipay.conf import app_settings
@@ -33,12 +34,17 @@ class ForRequestAccount:
     """A DRF view acting, for the whole request once it is authenticated, for
     :func:`request_account`: a user's rows are read in that account (``for_user``), what the
     request creates is made there (its customer, its credentials), and a row's own calls
-    keep the row's account."""
+    keep the row's account. An id or a query parameter holding a NUL character, which no
+    stored value holds and PostgreSQL refuses to compare, is a 404 or a 400."""
 
     _acting_token: Any = None
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise NotFound()
+        if any("\x00" in "".join([key, *values]) for key, values in request.query_params.lists()):
+            raise ValidationError(_("A query parameter holds a NUL character."))
         alias = request_account(request)
         if alias is None:
             return

@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.db.models import F
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
@@ -35,7 +35,13 @@ from django_plugipay.db import (
     run_statement,
     write_atomic,
 )
-from django_plugipay.exceptions import InvalidObject, InvalidPayload, NotRecorded, SignatureError
+from django_plugipay.exceptions import (
+    APIError,
+    InvalidObject,
+    InvalidPayload,
+    NotRecorded,
+    SignatureError,
+)
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import apply as engine
 from django_plugipay.services import deliveries
@@ -616,12 +622,33 @@ def _fetching(
             spec = spec_for(exc.resource) if exc.resource else None
             if spec is None or not spec.fetchable or len(prefetched) >= MAX_FETCHES:
                 raise
-            prefetched.append(fetch(spec, exc.plugipay_id))
+            try:
+                prefetched.append(fetch(spec, exc.plugipay_id))
+            except APIError as refused:  # Plugipay has no such object (a 4xx): unresolved
+                raise exc from refused
 
 
 def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
     """Apply a handled event's object through its spec (after any object fetched for it, in
-    the lock order), then announce the event (inside the transaction)."""
+    the lock order), then announce the event (inside the transaction).
+
+    A constraint of the database that the event's values break (a second successful payment
+    for one session, refunds beyond the payment, a price's amount and model at odds) is
+    :class:`InvalidObject` like any other bad value: stored ``failed`` with the database's
+    message, answered 422, replayable once fixed. A deadlock or a lost connection is not: the
+    transaction is run again."""
+    try:
+        _apply_object(parsed, row, prefetched)
+    except (IntegrityError, DataError) as exc:
+        if is_transient(exc):
+            raise
+        message = " ".join(str(exc).split())[:500]
+        raise InvalidObject(
+            f"the database refused it: {message}", code="refused_by_database"
+        ) from exc
+
+
+def _apply_object(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
     OCCURRED_AT.read(parsed.payload, None)
     spec = spec_for(parsed.resource)
     own = None
