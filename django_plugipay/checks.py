@@ -488,8 +488,8 @@ def check_tasks(app_configs=None, **kwargs) -> list:
                 "PLUGIPAY['TASKS'] is 'celery' but this project has created no Celery app, so "
                 "tasks go to Celery's unconfigured default broker.",
                 id="django_plugipay.W005",
-                hint="Create the app (config/celery.py, imported in config/__init__.py; see "
-                "the Celery how-to) or use TASKS = 'auto'.",
+                hint="Create the app (<project>/celery.py, imported in <project>/__init__.py; see "
+                "docs/how-to/celery.md) or use TASKS = 'auto'.",
             )
         ]
     backend = task_backend() if setting in ("auto", "django") and app is None else None
@@ -506,7 +506,8 @@ def check_tasks(app_configs=None, **kwargs) -> list:
                 ),
                 id="django_plugipay.W031",
                 hint="Configure a backend with a worker in settings.TASKS (e.g. django-tasks-db's "
-                "DatabaseBackend and `manage.py db_worker`; see the django.tasks how-to).",
+                "DatabaseBackend and `manage.py db_worker`; see 'django.tasks instead of "
+                "Celery' in docs/how-to/celery.md).",
             )
         ]
     if backend is not None:
@@ -516,7 +517,8 @@ def check_tasks(app_configs=None, **kwargs) -> list:
                 f"({backend.alias!r})" + (" (TASKS = 'auto')." if setting == "auto" else "."),
                 id="django_plugipay.I031",
                 hint="Run its worker (django-tasks-db: `manage.py db_worker`), and cron "
-                "`manage.py plugipay_sync` for reconciliation (see the django.tasks how-to).",
+                "`manage.py plugipay_sync` for reconciliation (see 'django.tasks instead of "
+                "Celery' in docs/how-to/celery.md).",
             )
         ]
     if setting == "inline" or (setting == "auto" and app is None):
@@ -595,7 +597,7 @@ def check_deliveries(app_configs=None, databases=None, **kwargs) -> list:
                 f"{hours} hour(s): nothing runs them.",
                 id="django_plugipay.W041",
                 hint="Run a Celery worker and beat with django_plugipay.run_deliveries "
-                "scheduled (see the Celery how-to), or `manage.py plugipay_sync` from cron.",
+                "scheduled (see docs/how-to/celery.md), or `manage.py plugipay_sync` from cron.",
             )
         )
     return messages
@@ -672,8 +674,8 @@ def redirect_problem(status: int, location: str) -> str:
     location = location.split("?")[0]
     if not location:
         return (
-            f"answered {status}, a redirect — is the webhook URL behind a login? Plugipay "
-            "does not follow redirects, so every delivery fails"
+            f"answered {status}, a redirect (to a login page, to https, to a language prefix?) "
+            "— Plugipay does not follow redirects, so every delivery fails"
         )
     login = "login" in location.lower() or location.startswith(str(settings.LOGIN_URL))
     return f"answered {status} to {location}" + (

@@ -159,7 +159,17 @@ def test_before_migrate_it_says_run_migrate(plugipay_sandbox, tmp_path):
             {"responseCode": 302, "location": "/accounts/login/?next=/plugipay/webhook/"},
             "answered 302 to /accounts/login/ — is the webhook URL behind a login?",
         ),
-        ({"responseCode": 301}, "answered 301, a redirect — is the webhook URL behind a login?"),
+        (
+            {"responseCode": 301},
+            "answered 301, a redirect (to a login page, to https, to a language prefix?)",
+        ),
+        (
+            {
+                "responseCode": 301,
+                "attemptLog": [{"responseCode": 301, "redirectTo": "https://shop.example/x/"}],
+            },
+            "answered 301 to https://shop.example/x/ — Plugipay does not follow redirects",
+        ),
     ],
 )
 def test_a_delivery_answered_with_a_redirect(delivery, said):

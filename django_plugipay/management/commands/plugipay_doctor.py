@@ -163,7 +163,8 @@ class Doctor:
             return Line("reconciliation", None, f"the database cannot be read ({exc})")
         fix = (
             "schedule `manage.py plugipay_sync` (cron, every 10 minutes) or the "
-            "django_plugipay.reconcile task (celery beat); see the periodic work how-to"
+            "django_plugipay.reconcile task (celery beat); see 'Periodic work without beat' in "
+            "docs/how-to/celery.md"
         )
         if last is None:  # a new project: not a failure yet, but say what to schedule
             return Line("reconciliation", None, f"has never run: {fix}")
@@ -578,11 +579,11 @@ class Doctor:
                 "`manage.py`, or register the URL this site really has",
             )
         if code is not None and 300 <= code < 400:
+            attempts = delivery.get("attemptLog") or [{}]
+            last = attempts[-1] if isinstance(attempts[-1], dict) else {}
+            location = delivery.get("location") or last.get("redirectTo") or ""
             return Line(
-                "test event",
-                False,
-                f"{url} {redirect_problem(code, delivery.get('location') or '')}",
-                REDIRECT_HINT,
+                "test event", False, f"{url} {redirect_problem(code, location)}", REDIRECT_HINT
             )
         if code in (400, 401):
             return Line(
