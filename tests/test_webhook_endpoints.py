@@ -84,6 +84,26 @@ def test_disable_enable_delete(plugipay_sandbox):
     assert [e["id"] for e in endpoints(plugipay_sandbox)] == [endpoint_id]
 
 
+def test_finishing_a_rotation_keeps_the_new_secret_the_env_file_holds(
+    plugipay_sandbox, settings, tmp_path
+):
+    """This process never loaded the file (Django reads no .env) and its settings still list
+    the old secret first: ``--finish`` keeps the rotation's new one, and each write says the
+    settings' own WEBHOOK_SECRETS shadows the file."""
+    old = settings.PLUGIPAY["WEBHOOK_SECRETS"][0]
+    env = tmp_path / ".env"
+    err = io.StringIO()
+    call_command(
+        "plugipay_webhooks", "rotate", "--overlap", "1h", "--env-file", str(env),
+        stdout=io.StringIO(), stderr=err,
+    )  # fmt: skip
+    new, kept = secret_in(env)
+    assert new != old and kept == old
+    assert "is set in your settings, and it wins over PLUGIPAY_WEBHOOK_SECRET" in err.getvalue()
+    webhooks("rotate", "--finish", "--env-file", str(env))
+    assert secret_in(env) == [new]
+
+
 def test_rotation_under_continuous_delivery_refuses_nothing(plugipay_sandbox, settings, tmp_path):
     old = settings.PLUGIPAY["WEBHOOK_SECRETS"][0]
     stop = threading.Event()

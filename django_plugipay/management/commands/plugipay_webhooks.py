@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -131,7 +132,9 @@ class Command(BaseCommand):
         self, *, endpoint_id=None, site_url=None, overlap, finish=False, env_file=None, **options
     ) -> None:
         if finish:  # the old secret signs nothing any more: stop accepting it
-            current = app_settings.WEBHOOK_SECRETS
+            # the rotation's line in the file, when there is one: this process may not have
+            # loaded the file (Django reads no .env), so its settings hold the old secret first
+            current = _written(env_file) or app_settings.WEBHOOK_SECRETS
             if not current:
                 raise CommandError("WEBHOOK_SECRETS is empty: nothing to finish.")
             self._write_secret(current[0], [], env_file)
@@ -207,3 +210,18 @@ class Command(BaseCommand):
         with Path(env_file).open("a", encoding="utf-8") as out:
             out.write(f"# plugipay_webhooks, {stamp}\n{ENV_NAME}={value}\n")
         self.stdout.write(f"Appended {ENV_NAME} to {env_file}.")
+        if "WEBHOOK_SECRETS" in (getattr(settings, "PLUGIPAY", None) or {}):
+            self.stderr.write(
+                f"PLUGIPAY['WEBHOOK_SECRETS'] is set in your settings, and it wins over "
+                f"{ENV_NAME}: the site keeps verifying with it. Put {value.split(',')} there "
+                f"instead, or remove that key and have the site's environment load {env_file}."
+            )
+
+
+def _written(env_file: str | None) -> list[str]:
+    """The secrets of the last ``PLUGIPAY_WEBHOOK_SECRET=`` line of ``env_file`` (none: [])."""
+    if env_file is None or not Path(env_file).exists():
+        return []
+    lines = Path(env_file).read_text(encoding="utf-8").splitlines()
+    values = [ln.split("=", 1)[1] for ln in lines if ln.startswith(f"{ENV_NAME}=")]
+    return [s.strip() for s in values[-1].split(",") if s.strip()] if values else []
