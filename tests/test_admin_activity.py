@@ -134,3 +134,29 @@ def test_query_count_is_the_same_for_1_and_50_events(client):
         )
         assert len(activity_rows(change_page(client, payment).content.decode())) == 4 * n
     assert counts[1] == counts[50]
+
+
+@pytest.mark.django_db
+def test_events_of_one_instant_follow_the_session_then_its_payment(client):
+    """Plugipay stamps a session's completion and its payment's success with one instant:
+    whatever their ids, the session's events come first, each in its lifecycle order."""
+    from django_plugipay.testing import build_event
+
+    payment = PaymentFactory()
+    session = payment.checkout_session
+    same = at(1)
+    for event_id, kind, object_id, status in [
+        ("evt_1", "payment.succeeded", payment.plugipay_id, "succeeded"),
+        ("evt_2", "checkout_session.completed", session.plugipay_id, "completed"),
+        ("evt_3", "checkout_session.created", session.plugipay_id, "open"),
+    ]:
+        body = build_event(kind, {"id": object_id, "status": status}, event_id=event_id)
+        WebhookEventFactory(kind=kind, object_id=object_id, occurred_at=same, payload=body)
+    client.force_login(staff())
+    rows = activity_rows(change_page(client, payment).content.decode())
+    kinds = [k for row in rows for k in re.findall(r"[a-z_]+\.[a-z_]+", row) if "." in k]
+    assert kinds == [
+        "checkout_session.created",
+        "checkout_session.completed",
+        "payment.succeeded",
+    ]

@@ -83,6 +83,25 @@ def test_checkout_create_then_success_race_reads_completed(plugipay_sandbox, set
     assert read["status"] == "completed" and read["payment"].startswith("pay_")
 
 
+def test_a_first_checkout_with_plugipay_down_is_a_502(plugipay_sandbox, settings):
+    """The user's customer is made at Plugipay on the first checkout: when that call fails,
+    the answer is the API's 502, as for the checkout itself."""
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "API_CHECKOUT_PARAMS": "tests.test_api.pricing",
+        "MAX_RETRIES": 0,
+    }
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/customers")
+    client = client_for(UserFactory())
+    client.raise_request_exception = False
+    answer = client.post(f"{API}/checkout-sessions/", {"reference": "A1"}, format="json")
+    assert answer.status_code == 502
+    assert (
+        client.post(f"{API}/checkout-sessions/", {"reference": "A1"}, format="json").status_code
+        == 201
+    )
+
+
 def test_sync_on_read_is_rate_limited(plugipay_sandbox, settings):
     settings.PLUGIPAY = {**settings.PLUGIPAY, "API_SYNC_INTERVAL": 60}
     buyer = UserFactory()

@@ -109,3 +109,15 @@ def test_a_disabled_endpoint_is_reported_with_the_sync_that_heals_the_gap(plugip
     report = line(output, "webhook endpoint")
     assert status != 0 and report.startswith("[FAIL]") and "disabled" in report
     assert "plugipay_sync" in report and "re-enable" in report
+
+
+def test_the_report_is_english_whatever_the_language(plugipay_sandbox):
+    from django.utils import translation
+
+    from django_plugipay import services
+
+    services.reconcile()
+    with translation.override("id"):
+        _code, output = doctor()
+    assert re.search(r"last ran 0\xa0minutes ago", line(output, "reconciliation"))
+    assert "menit" not in output

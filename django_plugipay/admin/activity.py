@@ -3,7 +3,8 @@ webhook events and the local actions (refunds requested, admin actions), oldest 
 
 Events are placed in Plugipay's own sequence: the time the event says it happened (not when it
 reached us), then, for events stamped with the same instant (Plugipay's docs dialect stamps
-whole seconds), the object's lifecycle order from its resource spec (``refund.created`` before
+whole seconds), the resource in the lock order (a session's events before its payment's), the
+object's lifecycle order from its resource spec (``refund.created`` before
 ``refund.succeeded``), then the event id (a ULID: Plugipay's creation order)."""
 
 from __future__ import annotations
@@ -38,20 +39,24 @@ class Entry:
     what: str  # HTML, already escaped
     who: str = ""
     #: orders entries stamped with the same instant (see the module docstring)
-    sequence: tuple[int, str] = (-1, "")
+    sequence: tuple[int, int, str] = (-1, -1, "")
 
 
-def event_sequence(event: WebhookEvent) -> tuple[int, str]:
-    """Where ``event`` stands among events of the same instant: its object's status in the
-    lifecycle order of the resource's spec, then its id."""
+def event_sequence(event: WebhookEvent) -> tuple[int, int, str]:
+    """Where ``event`` stands among events of the same instant: its resource in the lock
+    order (a session completes before the payment it makes succeeds, before that payment's
+    refunds), then its object's status in the lifecycle order of the resource's spec, then
+    its id."""
     try:
         parsed = parse_event(event.payload)
     except InvalidPayload:
-        return (-1, event.event_id)
+        return (-1, -1, event.event_id)
     spec = spec_for(parsed.resource)
+    if spec is None:
+        return (-1, -1, event.event_id)
     status = parsed.object.get("status")
-    position = spec.position(status) if spec is not None and isinstance(status, str) else -1
-    return (position, event.event_id)
+    position = spec.position(status) if isinstance(status, str) else -1
+    return (spec.lock_rank, position, event.event_id)
 
 
 def related(obj: Any) -> tuple[list[Payment], list[CheckoutSession], list[Refund]]:

@@ -149,9 +149,9 @@ class SubscriptionList(ForRequestAccount, generics.ListCreateAPIView):
         if params is None:
             raise PermissionDenied(_("This price cannot be subscribed to here."))
         params = dict(params)
-        if "customer" not in params:
-            params["customer"] = services.get_or_create_customer_for_user(user=request.user)
         try:
+            if "customer" not in params:  # made at Plugipay on the user's first subscription
+                params["customer"] = services.get_or_create_customer_for_user(user=request.user)
             result = services.subscribe(price=price, **params)
         except PlugipayError as exc:
             raise _upstream(exc) from exc

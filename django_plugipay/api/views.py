@@ -83,8 +83,9 @@ class CheckoutSessionCreate(ForRequestAccount, generics.GenericAPIView):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         params = dict(pricing(request, serializer.validated_data))
-        params.setdefault("customer", services.get_or_create_customer_for_user(user=request.user))
         try:
+            if "customer" not in params:  # made at Plugipay on the user's first checkout
+                params["customer"] = services.get_or_create_customer_for_user(user=request.user)
             session = services.create_checkout_session(**params)
         except DjangoValidationError as exc:  # the pricing callable's metadata broke a rule
             raise ValidationError({"metadata": exc.messages}) from exc

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 from django.db import DatabaseError, connections, router
 from django.db.migrations.executor import MigrationExecutor
 from django.urls import NoReverseMatch, reverse
@@ -77,6 +77,7 @@ class Command(BaseCommand):
             help="seconds to wait for the test event to arrive (default %(default)s)",
         )
 
+    @no_translations  # a developer's report: English whatever LANGUAGE_CODE says
     def handle(self, *args, url=None, wait=15.0, **options) -> None:
         lines, failed = [], []
         for line in Doctor(url=url, wait=wait).run():  # each line as soon as it is known
