@@ -185,6 +185,21 @@ def test_subscribing_is_404_until_enabled():
     assert response.status_code == 404
 
 
+def test_a_first_subscription_with_plugipay_down_is_a_502(plugipay_sandbox, settings):
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "API_SUBSCRIBE_PARAMS": "tests.test_billing_surface.allow_member",
+        "MAX_RETRIES": 0,
+    }
+    price = member_price()
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/customers")
+    client = api(UserFactory())
+    client.raise_request_exception = False
+    body = {"price": price.plugipay_id}
+    assert client.post(f"{API}/subscriptions/", body, format="json").status_code == 502
+    assert client.post(f"{API}/subscriptions/", body, format="json").status_code == 201
+
+
 def test_subscribe_pay_and_read_through_the_api(plugipay_sandbox, settings):
     settings.PLUGIPAY = {
         **settings.PLUGIPAY,
