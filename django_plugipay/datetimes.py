@@ -9,6 +9,8 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from django_plugipay.webhooks import EARLIEST, LATEST
+
 
 def to_project(moment: dt.datetime) -> dt.datetime:
     """The instant as this project stores, compares and shows it: an aware datetime when
@@ -45,19 +47,16 @@ def parse(value: Any) -> dt.datetime | None:
         return None
     if moment is None:
         return None
-    try:  # an instant outside what a datetime holds once in UTC is no time at all
-        return to_project(in_utc(moment))
-    except OverflowError:
-        return None
-
-
-def in_utc(moment: dt.datetime) -> dt.datetime:
-    """An ISO-8601 instant in UTC (a naive one is UTC already, as Plugipay sends): what the
-    database stores whatever offset it was written with. ``OverflowError`` when UTC puts it
-    outside years 1 to 9999 (``0001-01-01T00:00:00+01:00``)."""
     if timezone.is_naive(moment):
-        return moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    try:  # the instant the database stores, whatever offset it was written with
+        moment = moment.astimezone(dt.timezone.utc)
+    except OverflowError:  # year 0 once in UTC: no time at all
+        return None
+    # a day inside what a datetime holds, so no project time zone can push it out
+    if not EARLIEST <= moment <= LATEST:
+        return None
+    return to_project(moment)
 
 
 def local(moment: dt.datetime) -> dt.datetime:

@@ -135,18 +135,25 @@ def normalise_status(status: str | None) -> str | None:
     return STATUS_ALIASES.get(status, status)
 
 
+#: The instants a time may name: a day inside what a datetime holds, so that no time zone a
+#: project shows or stores it in (``USE_TZ = False``: naive local time) can push it out.
+EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(9999, 12, 30, tzinfo=dt.timezone.utc)
+
+
 def parse_time(value: Any) -> dt.datetime | None:
     """An ISO-8601 time from Plugipay as an aware UTC datetime (UTC when it names no offset);
-    None for anything else, and for a time outside years 1 to 9999 once in UTC."""
+    None for anything else, and for a time outside :data:`EARLIEST`…:data:`LATEST`."""
     if not isinstance(value, str) or not value:
         return None
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         if moment.tzinfo is None:
-            return moment.replace(tzinfo=dt.timezone.utc)
-        return moment.astimezone(dt.timezone.utc)  # the instant the database stores
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.astimezone(dt.timezone.utc)  # the instant the database stores
     except (ValueError, OverflowError):  # not a time, or none once in UTC (year 0)
         return None
+    return moment if EARLIEST <= moment <= LATEST else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -214,3 +214,18 @@ def test_a_failed_event_with_an_out_of_range_occurred_at_stays_readable(client):
     response = post(client, event)
     assert response.status_code < 500, response.content
     assert WebhookEvent.objects.get(event_id="evt_bc").status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("zone", "value"),
+    [("Asia/Jakarta", "9999-12-31T23:00:00Z"), ("America/Sao_Paulo", "0001-01-01T00:00:00Z")],
+)
+def test_a_time_at_the_edge_is_never_a_5xx_in_local_time_either(client, settings, zone, value):
+    """USE_TZ = False stores naive local time: a time a few hours from the end of what a
+    datetime holds would overflow there."""
+    settings.USE_TZ, settings.TIME_ZONE = False, zone
+    event = build_event("customer.updated", spec_for("customer").example, event_id="evt_edge")
+    event["occurredAt"] = value
+    response = post(client, event)
+    assert response.status_code < 500, response.content
+    assert WebhookEvent.objects.filter(event_id="evt_edge").exists()

@@ -101,42 +101,62 @@ def test_the_same_key_for_another_bank_account_is_a_mismatch_even_with_the_same_
     with pytest.raises(PayoutError) as refused:
         services.create_payout(amount=10_000, bank_account=other, idempotency_key="k-2")
     assert refused.value.code == "idempotency_mismatch"
-    # the same account, written with other spaces and case, is the same request
-    same = {**ONE_OFF, "accountHolder": "  toko   CONTOH ", "accountNumber": " 7700001234 "}
-    assert services.create_payout(amount=10_000, bank_account=same, idempotency_key="k-2").replayed
+    # written otherwise (spaces, case) it is another request, as at Plugipay
+    spaced = {**ONE_OFF, "accountHolder": "  toko   CONTOH "}
+    with pytest.raises(PayoutError):
+        services.create_payout(amount=10_000, bank_account=spaced, idempotency_key="k-2")
+    assert services.create_payout(
+        amount=10_000, bank_account=ONE_OFF, idempotency_key="k-2"
+    ).replayed
 
 
-def test_a_lost_answer_and_its_webhook_end_as_one_row_once_the_sweeper_settles_it(
-    plugipay_sandbox, funded, settings
+def test_a_one_off_asked_again_written_otherwise_after_a_lost_answer_stays_pending(
+    plugipay_sandbox, funded
 ):
+    """Plugipay made the payout; the same key with the holder spelled otherwise is another
+    request (refused), and the row stays the payout's, not failed."""
+    plugipay_sandbox.hold()
+    plugipay_sandbox.fault("drop_after_commit", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-ws")
+    spaced = {**ONE_OFF, "accountHolder": "  toko   CONTOH "}
+    with pytest.raises(PayoutError) as refused:
+        services.create_payout(amount=10_000, bank_account=spaced, idempotency_key="k-ws")
+    assert refused.value.code == "idempotency_mismatch"
+    row = Payout.objects.get(idempotency_key="k-ws")
+    assert (row.status, row.failure_code) == ("pending", payouts.NO_ANSWER)
+    again = services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-ws")
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert again.plugipay_id == made and status == "pending"
+
+
+def test_a_mismatch_plugipay_finds_on_a_resend_leaves_the_row_for_the_payout_it_made(
+    plugipay_sandbox, funded
+):
+    """Another full account number with the same last four digits passes the row's check,
+    but not Plugipay's: its 409 refuses the request and ends nothing here."""
+    plugipay_sandbox.hold()
+    plugipay_sandbox.fault("drop_after_commit", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-409")
+    other_number = {**ONE_OFF, "accountNumber": "9900001234"}
+    with pytest.raises(PayoutError) as refused:
+        services.create_payout(amount=10_000, bank_account=other_number, idempotency_key="k-409")
+    assert refused.value.code == "idempotency_mismatch"
+    row = Payout.objects.get(idempotency_key="k-409")
+    assert row.status == "pending" and row.plugipay_id is None
+    assert len(remote_payouts(plugipay_sandbox)) == 1
+
+
+def test_a_lost_answer_and_its_webhook_become_one_row_when_asked_again(plugipay_sandbox, funded):
     row = lose_the_answer(plugipay_sandbox, 70_000)
     plugipay_sandbox.flush()  # payout.created reaches the app: a row of its own
     assert Payout.objects.count() == 2
-    services.sweep()  # sent moments ago: its call may still be under way
-    assert Payout.objects.count() == 2
-    settings.PLUGIPAY = {**settings.PLUGIPAY, "STRANDED_AFTER": 0}
-    assert services.sweep()["payouts"] == 1
+    again = services.create_payout(amount=70_000, idempotency_key=row.idempotency_key)
     [(made, status)] = remote_payouts(plugipay_sandbox)
-    assert status == "pending"
     rows = list(Payout.objects.values_list("plugipay_id", "idempotency_key", "status"))
-    assert rows == [(made, row.idempotency_key, "pending")]
+    assert rows == [(made, row.idempotency_key, "pending")] and again.plugipay_id == made
     assert Payout.objects.locking().aggregate(s=Sum("amount"))["s"] == 70_000
-
-
-def test_the_sweeper_never_sends_a_payout_again_it_ends_one_never_made(
-    plugipay_sandbox, funded, settings
-):
-    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
-    with pytest.raises(TransientError):
-        services.create_payout(amount=40_000)  # the caller was told it failed
-    settings.PLUGIPAY = {**settings.PLUGIPAY, "STRANDED_AFTER": 0}
-    with translation.override("id"):
-        assert services.sweep()["payouts"] == 1
-    assert remote_payouts(plugipay_sandbox) == []
-    failed = Payout.objects.get()
-    assert (failed.status, failed.failure_code) == ("failed", payouts.NOT_AT_PLUGIPAY)
-    assert failed.failure_reason.startswith("Plugipay tidak memiliki pencairan")
-    assert services.sweep()["payouts"] == 0  # ended: never taken again
 
 
 def test_admin_resubmit_after_a_5xx_makes_the_payout_once(
@@ -194,3 +214,20 @@ def test_the_api_retry_with_the_same_key_after_a_502_is_the_201(plugipay_sandbox
     assert again.status_code == 201 and again.json()["id"] == made
     third = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
     assert third.status_code == 200 and third.json()["id"] == made
+
+
+def test_the_doctor_names_a_payout_left_without_an_answer(plugipay_sandbox, funded, settings):
+    from tests.test_doctor import doctor, line
+
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=40_000, idempotency_key="k-doc")
+    _code, output = doctor()
+    assert line(output, "payouts").startswith("[ok]")  # just sent: may still be under way
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "STRANDED_AFTER": 0}
+    _code, output = doctor()
+    report = line(output, "payouts")
+    assert report.startswith("[FAIL] payouts: 1 pending without an answer")
+    assert "same request again with its idempotency key" in report
+    services.create_payout(amount=40_000, idempotency_key="k-doc")  # asked again: settled
+    assert line(doctor()[1], "payouts").startswith("[ok]")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -35,13 +33,6 @@ class PayoutQuerySet(models.QuerySet):
     def locking(self) -> PayoutQuerySet:
         """Payouts still holding money (pending, in transit: the spec's ``locking`` group)."""
         return self.filter(status__in=status_group(self.model, "locking"))
-
-    def unacknowledged(self, sent_before: dt.datetime) -> PayoutQuerySet:
-        """Pending payouts Plugipay never answered for (no Plugipay id), last sent before
-        ``sent_before``."""
-        return self.filter(
-            status=PayoutStatus.PENDING, plugipay_id=None, submitted_at__lt=sent_before
-        )
 
     def for_user(self, user) -> PayoutQuerySet:
         """Payouts are the merchant's: no buyer owns one."""

@@ -624,8 +624,10 @@ def _fetching(
                 raise
             try:
                 prefetched.append(fetch(spec, exc.plugipay_id))
-            except APIError as refused:  # Plugipay has no such object (a 4xx): unresolved
-                raise exc from refused
+            except APIError as refused:
+                if refused.status != 404:
+                    raise
+                raise exc from refused  # Plugipay has no such object either: unresolved
 
 
 def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:

@@ -220,13 +220,12 @@ def _replay(payout: Payout, *, amount, currency, note, inline) -> Payout:
 
 
 def _same_bank(payout: Payout, inline: Mapping[str, str]) -> bool:
-    def norm(value: str) -> str:
-        return " ".join(value.split()).casefold()
-
+    """Written as the first request wrote it (Plugipay compares bodies exactly, so a holder
+    spelled otherwise is another request there too)."""
     return (
-        norm(payout.bank_code) == norm(inline.get("bankCode", ""))
-        and norm(payout.bank_account_holder) == norm(inline.get("accountHolder", ""))
-        and payout.bank_account_last4 == inline.get("accountNumber", "").strip()[-4:]
+        payout.bank_code == inline.get("bankCode", "")
+        and payout.bank_account_holder == inline.get("accountHolder", "")
+        and payout.bank_account_last4 == inline.get("accountNumber", "")[-4:]
     )
 
 
@@ -272,46 +271,14 @@ def _settle(payout: Payout, inline: Mapping[str, str]) -> Payout:
     return row
 
 
-def settle_stranded_payouts(*, limit: int = 100) -> int:
-    """Settle every payout Plugipay has not acknowledged (pending, no Plugipay id) last sent
-    over ``STRANDED_AFTER`` seconds ago: its create answer was lost or the call failed, and
-    nothing else would finish it (its webhook, if any, made a row of its own). Each is looked
-    for at Plugipay, never sent again (the caller was told the call failed and may have paid
-    out anew): found, it is linked, and a row its webhook made is merged into it; not found,
-    it was never made and ends ``failed`` (``failure_code`` :data:`NOT_AT_PLUGIPAY`). Returns
-    how many were settled; a failure leaves the payout for the next sweep."""
-    stale = timezone.now() - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
-    stranded = accounts.own(Payout.objects.unacknowledged(stale)).order_by("created_at")[:limit]
-    settled = 0
-    for payout in stranded:
-        try:
-            row, act = run_atomic(_claim_unsent, payout.pk, canceling=False, send=False)
-            if act == "look":
-                _look_for(row, missing=PayoutStatus.FAILED)
-        except Exception as exc:  # Plugipay or the database unavailable: the next sweep
-            logger.warning(
-                "plugipay payout %s not settled: %s: %s",
-                payout.pk,
-                type(exc).__name__,
-                exc,
-                extra={"payout_id": payout.pk},
-            )
-            continue
-        settled += 1
-    return settled
-
-
-def _claim_unsent(
-    pk: int, *, canceling: bool, inline: bool = False, send: bool = True
-) -> tuple[Payout, str]:
+def _claim_unsent(pk: int, *, canceling: bool, inline: bool = False) -> tuple[Payout, str]:
     """What to do with an unacknowledged payout, decided under its lock: ``"done"`` (known to
     Plugipay, or ended here), ``"send"`` (sent again now: ``submitted_at`` is stamped in this
     transaction, before the call), ``"look"`` (look for it at Plugipay) or, ``canceling``,
     ``"canceled"`` (never sent: canceled here, in this transaction). A row created longer ago
     than :data:`RESEND_WINDOW` is looked for, never sent, even with ``submitted_at`` empty
     (rows older than that field may have been sent); a one-off row is sent again only with
-    its bank details given again (``inline``: they are not kept); ``send=False``, none is
-    (``"look"``)."""
+    its bank details given again (``inline``: they are not kept)."""
     with lock_scope():
         row = lock(PAYOUT, pk=pk)
         if row is None:
@@ -326,8 +293,8 @@ def _claim_unsent(
                 % {"pk": row.pk, "status": row.get_status_display().lower()},
                 code="not_pending",
             )
-        resendable = send and (not row.one_off or inline)
-        if row.submitted_at is None and (canceling or (send and not resendable)):
+        resendable = not row.one_off or inline
+        if row.submitted_at is None and (canceling or not resendable):
             if not canceling:
                 raise _one_off_refusal(row)
             move(PAYOUT, row, PayoutStatus.CANCELED, {"completed_at": timezone.now()})
@@ -391,6 +358,11 @@ def _send_again(payout: Payout, *, refused: str, inline: Mapping[str, str] = {})
             _body(payout, inline), idempotency_key=payout.idempotency_key
         )
     except APIError as exc:
+        if (exc.code or "").lower() == "idempotency_mismatch":
+            # Plugipay holds a request with this key and another body (a one-off's account
+            # number differs past the last four digits we keep): the payout it made, if any,
+            # stays this row's; the caller's request is refused, nothing is ended here
+            raise PayoutError(exc.message, code="idempotency_mismatch", status=409) from exc
         logger.warning(
             "plugipay payout %s refused when sent again: %s",
             payout.pk,
@@ -415,7 +387,6 @@ def _link(payout: Payout, obj: Mapping[str, Any]) -> Payout:
         # again, that row is found by its id and is the payout.
         row = advance(PAYOUT, obj, context={"local_pk": payout.pk})
     if row.pk != payout.pk:  # a webhook mirrored it first: that row is the payout
-        Payout.objects.filter(pk=payout.pk, plugipay_id=None).delete()
         # it takes what only the request knew: the key, and whether it went to a one-off
         # account (so the same request made again is recognised as the same)
         local: dict[str, Any] = {
@@ -423,13 +394,20 @@ def _link(payout: Payout, obj: Mapping[str, Any]) -> Payout:
             "submitted_at": payout.submitted_at,
             "one_off": payout.one_off,
         }
-        if Payout.objects.filter(pk=row.pk, idempotency_key=None).update(**local):
+        if run_atomic(_merge, payout.pk, row.pk, local):
             for name, value in local.items():
                 setattr(row, name, value)
     if row.failure_code == NO_ANSWER:  # answered at last
         Payout.objects.filter(pk=row.pk, failure_code=NO_ANSWER).update(failure_code="")
         row.failure_code = ""
     return row
+
+
+def _merge(request_pk: int, webhook_pk: int, local: dict[str, Any]) -> int:
+    """Drop the request's row and give its key to the row the webhook made, in one
+    transaction (the key is unique: never both, never neither)."""
+    Payout.objects.filter(pk=request_pk, plugipay_id=None).delete()
+    return Payout.objects.filter(pk=webhook_pk, idempotency_key=None).update(**local)
 
 
 def _look_for(payout: Payout, *, missing: str) -> Payout:

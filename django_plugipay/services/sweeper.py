@@ -3,7 +3,6 @@
 A broker outage loses the enqueue of an event recorded behind a 200; a worker killed mid-task
 leaves its event ``received`` until the broker's visibility timeout (an hour on Redis); a
 database lost while a refund was at Plugipay leaves it ``requested`` without its Plugipay id;
-a payout whose create answer was lost stays ``pending`` without one;
 a session completed or an invoice paid whose receipt sync was lost has no receipt mirrored;
 a durable receiver's delivery waits for its backoff or for a crashed runner's lease.
 Each step below finds such rows by their own state and finishes them through the normal,
@@ -26,7 +25,7 @@ from django_plugipay.db import discard_lost_connection
 from django_plugipay.services._queue import enqueue
 from django_plugipay.services.deliveries import run_deliveries
 from django_plugipay.services.events import requeue_stranded_events
-from django_plugipay.services.payouts import settle_stranded_payouts, sync_missing_receipts
+from django_plugipay.services.payouts import sync_missing_receipts
 from django_plugipay.services.refunds import submit_stranded_refunds
 
 logger = logging.getLogger(__name__)
@@ -36,7 +35,6 @@ logger = logging.getLogger(__name__)
 STEPS: list[tuple[str, Callable[[], int]]] = [
     ("events", requeue_stranded_events),
     ("refunds", submit_stranded_refunds),
-    ("payouts", settle_stranded_payouts),
     ("deliveries", lambda: run_deliveries(limit=100)),
     ("receipts", sync_missing_receipts),
 ]

@@ -32,7 +32,7 @@ from django_plugipay.checks import (
 from django_plugipay.client import DOCTOR_ADVICE, SANDBOX_ADVICE, PlugipayClient
 from django_plugipay.conf import DEFAULT_ACCOUNT, app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
-from django_plugipay.models import WebhookEvent
+from django_plugipay.models import Payout, PayoutStatus, WebhookEvent
 from django_plugipay.services.accounts import client_for
 from django_plugipay.services.deliveries import delivery_health
 from django_plugipay.services.reconcile import held_at, last_reconciled
@@ -150,10 +150,11 @@ class Doctor:
             yield from self.account(alias)
         if database.ok:
             yield self.deliveries()
+            yield self.unanswered_payouts()
             yield self.reconciliation()
             yield self.disabled_endpoint()
         else:
-            for name in ("deliveries", "reconciliation", "disabled endpoint"):
+            for name in ("deliveries", "payouts", "reconciliation", "disabled endpoint"):
                 yield Line(name, None, "needs this project's database migrated")
 
     @_guarded("reconciliation")
@@ -230,6 +231,26 @@ class Doctor:
             "receiver, then 'Run again now' (or `manage.py plugipay_replay --deliveries`); "
             "overdue: run a Celery worker and beat with django_plugipay.run_deliveries "
             "scheduled, or `manage.py plugipay_sync` from cron",
+        )
+
+    @_guarded("payouts")
+    def unanswered_payouts(self) -> Line:
+        """Payouts whose send got no answer from Plugipay: nothing settles them by itself."""
+        stale = timezone.now() - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
+        try:
+            unanswered = Payout.objects.filter(
+                status=PayoutStatus.PENDING, plugipay_id=None, submitted_at__lt=stale
+            ).count()
+        except DatabaseError as exc:
+            return Line("payouts", None, f"the database cannot be read ({exc})")
+        if not unanswered:
+            return Line("payouts", True, "every payout sent is known to Plugipay")
+        return Line(
+            "payouts",
+            False,
+            f"{unanswered} pending without an answer from Plugipay (no Plugipay id)",
+            "make the same request again with its idempotency key, or open each under "
+            "Plugipay › Payouts in the admin and Re-sync it (staff with manage_payout)",
         )
 
     def remote(self, database: Line):
