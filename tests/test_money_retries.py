@@ -231,3 +231,21 @@ def test_the_doctor_names_a_payout_left_without_an_answer(plugipay_sandbox, fund
     assert "same request again with its idempotency key" in report
     services.create_payout(amount=40_000, idempotency_key="k-doc")  # asked again: settled
     assert line(doctor()[1], "payouts").startswith("[ok]")
+
+
+def test_two_requests_asking_again_at_once_send_it_once(plugipay_sandbox, funded):
+    """Both read the row marked "no answer" before either sent it: the first to lock it sends
+    (and clears the mark), the second leaves it to that one."""
+    from django_plugipay.db import run_atomic
+
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=20_000, idempotency_key="k-both")
+    row = Payout.objects.get()
+    assert row.failure_code == payouts.NO_ANSWER
+
+    def claim():
+        return run_atomic(payouts._claim_unsent, row.pk, canceling=False, replay=True)[1]
+
+    assert [claim(), claim()] == ["send", "done"]
+    assert Payout.objects.get().failure_code == ""

@@ -102,6 +102,10 @@ def test_finishing_a_rotation_keeps_the_new_secret_the_env_file_holds(
     assert "is set in your settings, and it wins over PLUGIPAY_WEBHOOK_SECRET" in err.getvalue()
     webhooks("rotate", "--finish", "--env-file", str(env))
     assert secret_in(env) == [new]
+    # a line written by hand, shell style, is read too
+    env.write_text(f'export PLUGIPAY_WEBHOOK_SECRET="{new},{old}"\n')
+    webhooks("rotate", "--finish", "--env-file", str(env))
+    assert secret_in(env) == [new]
 
 
 def test_rotation_under_continuous_delivery_refuses_nothing(plugipay_sandbox, settings, tmp_path):

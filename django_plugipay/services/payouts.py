@@ -240,7 +240,7 @@ def _replayed(payout: Payout, inline: Mapping[str, str]) -> Payout:
         or payout.failure_code != NO_ANSWER
     ):
         return payout
-    row = _settle(payout, inline)
+    row = _settle(payout, inline, replay=True)
     row.replayed = False
     return row
 
@@ -260,10 +260,13 @@ def submit_payout(payout: Payout) -> Payout:
     return _settle(payout, {})
 
 
-def _settle(payout: Payout, inline: Mapping[str, str]) -> Payout:
+def _settle(payout: Payout, inline: Mapping[str, str], *, replay: bool = False) -> Payout:
     """:func:`submit_payout`; ``inline``, a one-off's bank details given again by a replayed
-    request, lets a one-off be sent again too."""
-    row, act = run_atomic(_claim_unsent, payout.pk, canceling=False, inline=bool(inline))
+    request, lets a one-off be sent again too. ``replay``: sent only while the row still says
+    its last send got no answer (another request asking again may be sending it now)."""
+    row, act = run_atomic(
+        _claim_unsent, payout.pk, canceling=False, inline=bool(inline), replay=replay
+    )
     if act == "send":
         return _send_again(row, refused=PayoutStatus.FAILED, inline=inline)
     if act == "look":
@@ -271,14 +274,18 @@ def _settle(payout: Payout, inline: Mapping[str, str]) -> Payout:
     return row
 
 
-def _claim_unsent(pk: int, *, canceling: bool, inline: bool = False) -> tuple[Payout, str]:
+def _claim_unsent(
+    pk: int, *, canceling: bool, inline: bool = False, replay: bool = False
+) -> tuple[Payout, str]:
     """What to do with an unacknowledged payout, decided under its lock: ``"done"`` (known to
     Plugipay, or ended here), ``"send"`` (sent again now: ``submitted_at`` is stamped in this
     transaction, before the call), ``"look"`` (look for it at Plugipay) or, ``canceling``,
     ``"canceled"`` (never sent: canceled here, in this transaction). A row created longer ago
     than :data:`RESEND_WINDOW` is looked for, never sent, even with ``submitted_at`` empty
     (rows older than that field may have been sent); a one-off row is sent again only with
-    its bank details given again (``inline``: they are not kept)."""
+    its bank details given again (``inline``: they are not kept). Sending clears the
+    :data:`NO_ANSWER` mark (a ``replay`` finding it gone leaves the row to the request sending
+    it: ``"done"``), and a send that gets no answer again sets it again."""
     with lock_scope():
         row = lock(PAYOUT, pk=pk)
         if row is None:
@@ -302,8 +309,11 @@ def _claim_unsent(pk: int, *, canceling: bool, inline: bool = False) -> tuple[Pa
         now = timezone.now()
         if not resendable or now - row.created_at >= RESEND_WINDOW:
             return row, "look"
+        if replay and row.failure_code != NO_ANSWER:
+            return row, "done"
         row.submitted_at = now
-        save_fields(row, ["submitted_at", "updated_at"])
+        row.failure_code = "" if row.failure_code == NO_ANSWER else row.failure_code
+        save_fields(row, ["submitted_at", "failure_code", "updated_at"])
         return row, "send"
 
 

@@ -222,6 +222,9 @@ def _written(env_file: str | None) -> list[str]:
     """The secrets of the last ``PLUGIPAY_WEBHOOK_SECRET=`` line of ``env_file`` (none: [])."""
     if env_file is None or not Path(env_file).exists():
         return []
-    lines = Path(env_file).read_text(encoding="utf-8").splitlines()
-    values = [ln.split("=", 1)[1] for ln in lines if ln.startswith(f"{ENV_NAME}=")]
+    values = []
+    for line in Path(env_file).read_text(encoding="utf-8").splitlines():
+        line = line.strip().removeprefix("export ").strip()  # shell style, as well
+        if line.startswith(f"{ENV_NAME}="):
+            values.append(line.split("=", 1)[1].strip().strip("'\""))
     return [s.strip() for s in values[-1].split(",") if s.strip()] if values else []
