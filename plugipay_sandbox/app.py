@@ -26,6 +26,8 @@ MAX_BODY = 1024 * 1024
 MAX_UPLOAD_BODY = 4 * 1000 * 1000 + 64 * 1024
 UPLOAD_PATHS = ("/proof-image", "/claim")
 TIMESTAMP_WINDOW = 300
+#: a whole number in ASCII digits (a timestamp, a Content-Length)
+WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 API_PREFIXES = ("/api/v1", "/v1")
 CONTROL_PREFIX = "/_sandbox/"
 DASHBOARD_PREFIX = "/dashboard"
@@ -244,7 +246,7 @@ def encode_cursor(seq: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         return int(json.loads(base64.urlsafe_b64decode(cursor.removeprefix("cur_")))["after"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:  # 1e999: int(inf)
         raise ApiError(
             400, "VALIDATION_ERROR", "cursor is not one this API returned.", field="cursor"
         ) from exc
@@ -282,7 +284,7 @@ def authenticate(store: Store, request: Request) -> str:
     if secret is None:
         raise ApiError(401, "INVALID_KEY", f"Unknown access key id {key_id!r}.")
     timestamp = request.headers.get("x-plugipay-timestamp", "")
-    if not timestamp.isdigit():
+    if not WHOLE_NUMBER.fullmatch(timestamp):  # ASCII digits: isdigit() takes "²"
         raise ApiError(401, "INVALID_TIMESTAMP", "X-Plugipay-Timestamp must be epoch seconds.")
     # Wall-clock time: advancing the sandbox clock must not break request signing.
     if abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW:
@@ -416,7 +418,10 @@ class SandboxApp:
         return [response.body] if request.method != "HEAD" else []
 
     def handle(self, request: Request) -> Response:
-        length = int(request.environ.get("CONTENT_LENGTH") or 0)
+        declared = request.environ.get("CONTENT_LENGTH") or "0"
+        if not WHOLE_NUMBER.fullmatch(declared):  # ASCII digits, as for a timestamp
+            raise ApiError(400, "VALIDATION_ERROR", "Content-Length must be a number of bytes.")
+        length = int(declared)
         limit = MAX_UPLOAD_BODY if request.path.endswith(UPLOAD_PATHS) else MAX_BODY
         if length > limit:
             size = "1 MiB" if limit == MAX_BODY else "4 MB plus the form framing"

@@ -95,7 +95,10 @@ def cross_site_reason(config: SandboxConfig, headers: Mapping[str, str]) -> str 
     """
     origin = headers.get("origin")
     if origin is not None:
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # "http://[": no URL at all
+            return f"its Origin {origin!r} is not this sandbox"
         known = parts.scheme in ("http", "https") and parts.netloc
         if not known or not host_allowed(config, parts.netloc):
             return f"its Origin {origin!r} is not this sandbox"

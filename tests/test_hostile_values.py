@@ -6,8 +6,9 @@ ever a 5xx; a signed event with bad values is stored ``failed`` and answered 4xx
 
 import pytest
 
+from django_plugipay import services
 from django_plugipay.exceptions import APIError
-from django_plugipay.models import WebhookEvent
+from django_plugipay.models import Customer, WebhookEvent
 from django_plugipay.specs import all_specs, spec_for
 from django_plugipay.testing import build_event, signed_webhook
 
@@ -229,3 +230,28 @@ def test_a_time_at_the_edge_is_never_a_5xx_in_local_time_either(client, settings
     response = post(client, event)
     assert response.status_code < 500, response.content
     assert WebhookEvent.objects.filter(event_id="evt_edge").exists()
+
+
+# A redelivery of a recorded event, queued for the worker, with another body that is invalid:
+# the first body recorded wins, as inline (it once marked the recorded event failed, and the
+# worker's batch then never applied it).
+
+
+def test_queued_redelivery_with_an_invalid_body_does_not_fail_the_recorded_event(
+    client, settings, django_capture_on_commit_callbacks
+):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_PROCESSING": "celery"}
+    good = build_event("customer.updated", dict(spec_for("customer").example), event_id="evt_1")
+    other = build_event(
+        "customer.updated", {**spec_for("customer").example, "email": 5}, event_id="evt_1"
+    )
+    with django_capture_on_commit_callbacks(execute=False):  # the worker has not run yet
+        assert post(client, good).status_code == 200
+        second = post(client, other)
+    event = WebhookEvent.objects.get(event_id="evt_1")
+    assert event.payload["data"]["object"]["email"] == "a@example.com"  # first body recorded
+    services.apply_queued_events()  # what the worker's batch task does
+    event.refresh_from_db()
+    assert (event.status, event.last_error) == ("processed", "")
+    assert Customer.objects.get(plugipay_id="cus_v").email == "a@example.com"
+    assert second.status_code == 200  # as inline mode answers a duplicate of a recorded event

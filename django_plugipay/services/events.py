@@ -162,13 +162,21 @@ def _ingest(parsed: Event) -> WebhookEvent:
         try:
             validate_event(parsed)
         except InvalidObject as exc:
-            _record_failure_or_raise(parsed, EventSource.WEBHOOK, exc)
-            _log_failure(parsed.id, parsed.kind, exc)
-            raise
-        try:
-            event, created = record_event(parsed, source=EventSource.WEBHOOK)
-        except Exception as exc:
-            raise _not_recorded(parsed, exc) from exc
+            # A redelivery of a recorded event is that event, whatever its own body says (the
+            # first body recorded wins, as inline): only a new one is stored failed with this
+            # error, and one waiting for the worker, or applied, is not touched.
+            recorded = WebhookEvent.objects.filter(event_id=parsed.id).first()
+            if recorded is None or recorded.status == EventStatus.FAILED:
+                if recorded is None:
+                    _record_failure_or_raise(parsed, EventSource.WEBHOOK, exc)
+                _log_failure(parsed.id, parsed.kind, exc)
+                raise
+            event, created = recorded, False
+        else:
+            try:
+                event, created = record_event(parsed, source=EventSource.WEBHOOK)
+            except Exception as exc:
+                raise _not_recorded(parsed, exc) from exc
         if created or event.status == EventStatus.RECEIVED:
             queue_event(event)
         elif event.status not in DONE:  # failed before: applied again by its own task

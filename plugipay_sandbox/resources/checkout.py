@@ -152,7 +152,9 @@ def public_charge(store: Store, request: Request):
 @api.add("POST", "/public/checkout/sessions/<id>/buyer-claim", public=True)
 def public_buyer_claim(store: Store, request: Request):
     proof_url = string(request.json(), "proofUrl")
-    session = sessions.claim_transfer(store, request.params["id"], proof_url)
+    session = sessions.claim_transfer(
+        store, request.params["id"], None if proof_url is MISSING else proof_url
+    )
     return envelope(store.public(session), store=store)
 
 
