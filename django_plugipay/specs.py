@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -117,10 +118,14 @@ class Integer(Kind):
 def _largest(column: Any) -> int | None:
     """The largest value an integer column holds (Django's ranges, the same on every
     database); None for any other column."""
+    return _largest_of(column.get_internal_type())
+
+
+@functools.cache
+def _largest_of(internal_type: str) -> int | None:
     from django.db.backends.base.operations import BaseDatabaseOperations
 
-    internal = column.get_internal_type()
-    return BaseDatabaseOperations.integer_field_ranges.get(internal, (None, None))[1]
+    return BaseDatabaseOperations.integer_field_ranges.get(internal_type, (None, None))[1]
 
 
 class Currency(Kind):
@@ -411,10 +416,10 @@ class ResourceSpec:
         }
         for name, spec in self.fields.items():
             column = meta.get_field(name)
-            if isinstance(spec.kind, Integer):  # bounded by its column, as text by its length
-                values[name] = spec.read(obj, _largest(column))
-            else:
-                values[name] = spec.read(obj, getattr(column, "max_length", None))
+            limit = getattr(column, "max_length", None)
+            if limit is None and isinstance(spec.kind, Integer):  # bounded by its column
+                limit = _largest(column)
+            values[name] = spec.read(obj, limit)
         refs = {name: spec.read(obj, 64) for name, spec in self.refs.items()}
         if self.tiers:
             values["status"] = self._status(obj.get("status"), action)
