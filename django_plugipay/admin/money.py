@@ -320,23 +320,17 @@ class PayoutAdmin(MirrorAdmin):
         if payout.status == PayoutStatus.FAILED:
             # the first submission got no answer: sent again now with its key and refused, or
             # too old to send again and not found at Plugipay
-            self.message_user(
-                request,
-                _("This payout of %(amount)s failed: %(reason)s")
-                % {"amount": amount, "reason": payout.failure_reason or "—"},
-                messages.ERROR,
-            )
+            said = _("This payout of %(amount)s failed: %(reason)s") % {
+                "amount": amount,
+                "reason": payout.failure_reason or "—",
+            }
+            self.message_user(request, said, messages.ERROR)
             return redirect(changelist)
         if payout.replayed:
-            self.message_user(
-                request,
-                _(
-                    "This payout of %(amount)s was already made from this page; nothing was "
-                    "sent again."
-                )
-                % {"amount": amount},
-                messages.INFO,
-            )
+            said = _(
+                "This payout of %(amount)s was already made from this page; nothing was sent again."
+            ) % {"amount": amount}
+            self.message_user(request, said, messages.INFO)
             return redirect(changelist)
         self.log_addition(request, payout, _("Paid out %(amount)s") % {"amount": amount})
         self.message_user(

@@ -371,7 +371,8 @@ def _send_again(payout: Payout, *, refused: str, inline: Mapping[str, str] = {})
         if (exc.code or "").lower() == "idempotency_mismatch":
             # Plugipay holds a request with this key and another body (a one-off's account
             # number differs past the last four digits we keep): the payout it made, if any,
-            # stays this row's; the caller's request is refused, nothing is ended here
+            # stays this row's, still unanswered; the caller's request is refused
+            _note_no_answer(payout)
             raise PayoutError(exc.message, code="idempotency_mismatch", status=409) from exc
         logger.warning(
             "plugipay payout %s refused when sent again: %s",
