@@ -246,7 +246,7 @@ def encode_cursor(seq: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         return int(json.loads(base64.urlsafe_b64decode(cursor.removeprefix("cur_")))["after"])
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:  # 1e999: int(inf)
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         raise ApiError(
             400, "VALIDATION_ERROR", "cursor is not one this API returned.", field="cursor"
         ) from exc

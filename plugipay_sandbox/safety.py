@@ -33,7 +33,7 @@ def split_host(value: str) -> tuple[str, int | None]:
     name, sep, port = value.rpartition(":")
     if not sep or value.endswith("]") or (":" in name and not name.endswith("]")):
         return value, None
-    if not port.isdigit():
+    if not (port.isascii() and port.isdigit()):  # "²" is a digit to isdigit(), not to int()
         return value, -1
     return name, int(port)
 

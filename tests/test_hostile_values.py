@@ -9,6 +9,7 @@ import pytest
 from django_plugipay import services
 from django_plugipay.exceptions import APIError
 from django_plugipay.models import Customer, WebhookEvent
+from django_plugipay.services import events
 from django_plugipay.specs import all_specs, spec_for
 from django_plugipay.testing import build_event, signed_webhook
 
@@ -255,3 +256,92 @@ def test_queued_redelivery_with_an_invalid_body_does_not_fail_the_recorded_event
     assert (event.status, event.last_error) == ("processed", "")
     assert Customer.objects.get(plugipay_id="cus_v").email == "a@example.com"
     assert second.status_code == 200  # as inline mode answers a duplicate of a recorded event
+
+
+def test_queued_an_invalid_body_racing_the_first_delivery_does_not_fail_it(
+    client, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Delivery A (valid) records the event, queued for the worker, just before delivery B
+    (invalid body) stores its failure: B leaves A's event as it is."""
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_PROCESSING": "celery"}
+    good = build_event("customer.updated", dict(spec_for("customer").example), event_id="evt_r")
+    bad = build_event(
+        "customer.updated", {**spec_for("customer").example, "email": 5}, event_id="evt_r"
+    )
+    real = events._record_failure
+    first = []
+
+    def a_commits_first(parsed, source, exc, **kwargs):
+        if not first:
+            first.append(post(client, good).status_code)  # A, just before B's write
+        return real(parsed, source, exc, **kwargs)
+
+    monkeypatch.setattr(events, "_record_failure", a_commits_first)
+    with django_capture_on_commit_callbacks(execute=False):  # the worker has not run yet
+        second = post(client, bad)
+    assert first == [200]
+    services.apply_queued_events()  # what the worker's batch task does
+    event = WebhookEvent.objects.get(event_id="evt_r")
+    assert (event.status, event.last_error) == ("processed", ""), (
+        second.status_code,
+        event.status,
+        event.last_error[:80],
+    )
+    assert Customer.objects.filter(plugipay_id="cus_v").exists()
+
+
+@pytest.mark.parametrize("error", ["RuntimeError", "IntegrityError"])
+def test_a_receivers_own_database_error_is_the_500_of_a_failing_receiver(client, error):
+    """A receiver (the project's code) breaking one of its own tables' constraints is a
+    failing receiver (500, applied again on the next delivery), not a 422 blaming the event."""
+    import django.db
+
+    from django_plugipay import signals
+
+    exc_type = getattr(django.db, error, None) or RuntimeError
+
+    def receiver(sender, **kwargs):
+        raise exc_type('duplicate key value violates unique constraint "shop_order_pkey"')
+
+    signals.webhook_received.connect(receiver, dispatch_uid="review3")
+    try:
+        event = build_event(
+            "customer.updated", dict(spec_for("customer").example), event_id="evt_x"
+        )
+        response = post(client, event)
+    finally:
+        signals.webhook_received.disconnect(dispatch_uid="review3")
+    assert response.status_code == 500, response.json()
+
+
+@pytest.mark.parametrize("mode", ["inline", "celery"])
+def test_an_invalid_redelivery_of_a_failed_event_applies_the_recorded_one(
+    client, settings, mode, django_capture_on_commit_callbacks
+):
+    """The recorded body (valid) failed in a receiver; the redelivery's own body is invalid.
+    Inline mode applies the recorded event again (the first body wins); queued mode should too."""
+    from django_plugipay import signals
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_PROCESSING": mode}
+    broken = [True]
+
+    def receiver(sender, **kwargs):
+        if broken[0]:
+            raise RuntimeError("printer jammed")
+
+    good = build_event("customer.updated", dict(spec_for("customer").example), event_id="evt_f")
+    bad = build_event(
+        "customer.updated", {**spec_for("customer").example, "email": 5}, event_id="evt_f"
+    )
+    signals.webhook_received.connect(receiver, dispatch_uid="review3f")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):  # no worker: applied in-process
+            post(client, good)
+        assert WebhookEvent.objects.get(event_id="evt_f").status == "failed"
+        broken[0] = False
+        with django_capture_on_commit_callbacks(execute=True):
+            response = post(client, bad)
+    finally:
+        signals.webhook_received.disconnect(dispatch_uid="review3f")
+    event = WebhookEvent.objects.get(event_id="evt_f")
+    assert (response.status_code, event.status) == (200, "processed")

@@ -18,6 +18,7 @@ from django.utils import timezone, translation
 
 from django_plugipay import services
 from django_plugipay.models import LedgerEntry, Payout, Receipt
+from django_plugipay.services import payouts
 from tests.factories import UserFactory
 from tests.test_money_out import save_bank_account
 from tests.test_safe_links import shop_engine
@@ -180,8 +181,6 @@ def test_the_buyer_gets_their_receipt_and_another_user_a_404(client, plugipay_sa
 def test_staff_who_may_view_receipts_open_one_by_the_sessions_id(
     client, plugipay_sandbox, monkeypatch
 ):
-    from django_plugipay.services import payouts
-
     monkeypatch.setattr(payouts, "sync_receipts_soon", lambda source_id: None)
     payment = plugipay_sandbox.paid_payment(amount=90_000)
     url = reverse("plugipay:receipt_document", args=[payment.checkout_session.plugipay_id])
@@ -254,9 +253,8 @@ def test_resync_by_staff_who_may_only_view_payouts_never_sends_one(client, funde
 def test_resync_by_a_payout_manager_sends_an_unacknowledged_payout_once(
     client, funded, plugipay_sandbox
 ):
-    row = Payout.objects.create(
-        amount=50_000, idempotency_key="payout_review_3", submitted_at=timezone.now()
-    )
+    sent = timezone.now() - payouts.SEND_DEADLINE  # its send is over, never answered
+    row = Payout.objects.create(amount=50_000, idempotency_key="payout_review_3", submitted_at=sent)
     client.force_login(staff("manage_payout"))
     resync(client, row)
     resync(client, Payout.objects.get())  # again: the row is linked, only fetched

@@ -3,12 +3,15 @@ different one is refused, and a payout whose answer was lost ends as one row."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db.models import Sum
 from django.urls import reverse
 from django.utils import translation
 
 from django_plugipay import services
+from django_plugipay.client import PlugipayClient
 from django_plugipay.exceptions import PayoutError, TransientError
 from django_plugipay.models import Payout
 from django_plugipay.services import payouts
@@ -238,3 +241,127 @@ def test_two_requests_asking_again_at_once_send_it_once(plugipay_sandbox, funded
 
     assert [claim(), claim()] == ["send", "done"]
     assert Payout.objects.get().failure_code == ""
+
+
+# ── interleavings with a send under way (found by a cold review) ─────────────────────────
+
+
+def _during_first_send(monkeypatch, meanwhile):
+    """Run ``meanwhile(row)`` while the first create call is under way (row stored, not sent)."""
+    real = PlugipayClient.create_payout
+    calls = []
+
+    def create(self, body, **kw):
+        if not calls:
+            calls.append(1)
+            meanwhile(Payout.objects.get(idempotency_key=kw["idempotency_key"]))
+        return real(self, body, **kw)
+
+    monkeypatch.setattr(PlugipayClient, "create_payout", create)
+
+
+def test_cancel_of_a_one_off_while_its_first_send_is_under_way(
+    plugipay_sandbox, funded, monkeypatch
+):
+    plugipay_sandbox.hold()
+    refused = []
+
+    def cancel(row):
+        with pytest.raises(PayoutError) as under_way:
+            services.cancel_payout(payout=row)
+        refused.append(under_way.value.code)
+
+    _during_first_send(monkeypatch, cancel)
+    services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-c")
+    [(made, remote_status)] = remote_payouts(plugipay_sandbox)
+    row = Payout.objects.get(idempotency_key="k-c")
+    # Plugipay made (and holds) the payout: the row must not say it was canceled
+    assert (row.plugipay_id, row.status) == (made, remote_status), (row.status, remote_status)
+    assert refused == ["under_way"]
+
+
+def test_resync_of_a_one_off_while_its_first_send_is_under_way(
+    plugipay_sandbox, funded, monkeypatch
+):
+    plugipay_sandbox.hold()
+
+    refused = []
+
+    def resync(row):
+        with pytest.raises(PayoutError) as under_way:
+            services.sync_payout(payout=row, send=True)
+        refused.append(under_way.value.code)
+
+    _during_first_send(monkeypatch, resync)
+    services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-r")
+    [(made, remote_status)] = remote_payouts(plugipay_sandbox)
+    row = Payout.objects.get(idempotency_key="k-r")
+    assert (row.plugipay_id, row.status) == (made, remote_status), (row.status, row.failure_code)
+    assert refused == ["under_way"]
+
+
+def test_a_first_send_aborted_by_the_worker_timeout_is_settled_by_the_same_request(
+    plugipay_sandbox, funded, monkeypatch
+):
+    """Plugipay made the payout; the worker was then aborted (gunicorn's timeout raises
+    SystemExit from its SIGABRT handler; a SIGKILL runs nothing at all)."""
+    real = PlugipayClient.create_payout
+    calls = []
+
+    def create(self, body, **kw):
+        answer = real(self, body, **kw)
+        if not calls:
+            calls.append(1)
+            raise SystemExit(1)
+        return answer
+
+    monkeypatch.setattr(PlugipayClient, "create_payout", create)
+    with pytest.raises(SystemExit):
+        services.create_payout(amount=20_000, idempotency_key="k-abort")
+    plugipay_sandbox.flush()  # its webhook: a row of its own
+    monkeypatch.setattr(payouts, "SEND_DEADLINE", dt.timedelta(0))  # a quarter hour later
+    again = services.create_payout(amount=20_000, idempotency_key="k-abort")
+    [(made, _status)] = remote_payouts(plugipay_sandbox)
+    rows = list(Payout.objects.values_list("plugipay_id", "idempotency_key", "failure_code"))
+    assert again.plugipay_id == made and len(rows) == 1, rows
+
+
+def test_a_request_that_lost_the_race_to_send_again_is_not_the_one_that_made_it(
+    plugipay_sandbox, funded
+):
+    plugipay_sandbox.hold()  # no webhook races the answers
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=20_000, idempotency_key="k-two")
+    stale = Payout.objects.get()  # read by B (marked "no answer") before A locks it
+    a = services.create_payout(amount=20_000, idempotency_key="k-two")
+    assert not a.replayed and a.plugipay_id
+    b = payouts._replayed(
+        payouts._replay(stale, amount=20_000, currency="IDR", note="", inline={}), {}
+    )
+    assert b.replayed  # B sent nothing: the API's 200, not a second 201
+
+
+def test_a_retry_racing_one_whose_webhook_came_first_is_answered(
+    plugipay_sandbox, funded, monkeypatch
+):
+    """B reads the row marked "no answer"; A sends it again, its webhook came first, and
+    A's merge deletes the request's row: B must answer with the payout, not raise."""
+    plugipay_sandbox.hold()
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=20_000, idempotency_key="k-gone")
+    stale = Payout.objects.get()
+    link = payouts._link
+
+    def webhook_first(payout, obj):
+        plugipay_sandbox.release()  # payout.created is applied before the create answer
+        return link(payout, obj)
+
+    monkeypatch.setattr(payouts, "_link", webhook_first)
+    a = services.create_payout(amount=20_000, idempotency_key="k-gone")
+    assert a.plugipay_id and a.pk != stale.pk  # the webhook's row took the key
+    b = payouts._replayed(
+        payouts._replay(stale, amount=20_000, currency="IDR", note="", inline={}), {}
+    )
+    assert b.plugipay_id == a.plugipay_id

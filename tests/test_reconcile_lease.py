@@ -8,13 +8,15 @@ import datetime as dt
 import sys
 
 import pytest
+from django import db
 from django.utils import timezone
 
-from django_plugipay import services
-from django_plugipay.models import SyncCursor
+from django_plugipay import services, signals
+from django_plugipay.models import SyncCursor, WebhookEvent
 from django_plugipay.services.reconcile import last_reconciled
 from tests.factories import paid_sessions
 from tests.routers import LaggingReplica
+from tests.test_end_to_end import start
 
 reconcile_module = sys.modules["django_plugipay.services.reconcile"]
 
@@ -181,3 +183,28 @@ def test_the_doctor_names_the_failed_event_every_run_reads_again_from(db):
     later.occurred_at = now - dt.timedelta(hours=2)  # failing for two hours only: may pass
     later.save()
     assert Doctor(url=None, wait=0).reconciliation().ok is True
+
+
+@pytest.mark.parametrize("error", [RuntimeError, db.IntegrityError])
+def test_reconcile_reads_again_an_event_a_receivers_own_database_error_failed(
+    plugipay_sandbox, error
+):
+    broken = [True]
+
+    def ship(sender, instance, **kwargs):
+        if broken[0]:  # the project's bug (or race) in its own tables, fixed before the next run
+            raise error('duplicate key value violates unique constraint "shop_shipment_order"')
+
+    plugipay_sandbox.hold()  # the webhooks are lost: reconciliation alone brings the events
+    signals.payment_succeeded.connect(ship)
+    try:
+        plugipay_sandbox.pay(start())
+        plugipay_sandbox.advance(120)
+        start(amount=1000)  # a later event: the cursor may move up to it
+        services.reconcile()
+        assert WebhookEvent.objects.filter(status="failed").exists()
+        broken[0] = False
+        services.reconcile()  # the next run reads it again
+    finally:
+        signals.payment_succeeded.disconnect(ship)
+    assert list(WebhookEvent.objects.failed().values_list("type", "last_error")) == []

@@ -15,6 +15,7 @@ related row's that a spec's hook asks for (a session a pending payment moves, a
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
@@ -59,6 +60,8 @@ __all__ = [
     "advance",
     "mark_refund_failed",
     "move",
+    "raised_by_receiver",
+    "send",
     "send_first_entry",
     "sends_unsent",
     "sync_object",
@@ -153,11 +156,28 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
     _hand_over(row, parent)
     spec.changed(row, moved_to, parent)
     for signal in spec.transitions(row, moved_to, before):
-        signal.send(sender=spec.model, instance=row, event=event)
+        send(signal, spec.model, row, event)
     for step in spec.after(row, moved_to, refs, event):
         _carry_out(step, event)
     send_first_entry(spec, row, event)
     return row
+
+
+def send(signal: Any, sender: Any, instance: Any, event: Any, **extra: Any) -> None:
+    """Send ``signal`` inside the change's transaction. What a receiver raises is marked as
+    the receiver's (:func:`raised_by_receiver`): it is the project's code failing, not the
+    event's values, however it failed (a receiver's own ``IntegrityError`` included)."""
+    try:
+        signal.send(sender=sender, instance=instance, event=event, **extra)
+    except Exception as exc:
+        with contextlib.suppress(AttributeError):  # an exception class with __slots__
+            exc.plugipay_receiver = True  # type: ignore[attr-defined]
+        raise
+
+
+def raised_by_receiver(exc: BaseException) -> bool:
+    """Did ``exc`` come out of a signal receiver (sent through :func:`send`)?"""
+    return getattr(exc, "plugipay_receiver", False)
 
 
 def _hand_over(row: models.Model, parent: Any) -> None:
@@ -222,7 +242,7 @@ def _move_locked(spec, row, status, fields, *, data=None, event=None) -> str | N
     before = spec.remember(row)
     moved_to = _update(spec, row, values, {}, {}, partial=False, fresher=True)
     for signal in spec.transitions(row, moved_to, before):
-        signal.send(sender=spec.model, instance=row, event=event)
+        send(signal, spec.model, row, event)
     send_first_entry(spec, row, event)
     return moved_to
 
@@ -240,7 +260,7 @@ def send_first_entry(spec: ResourceSpec | None, row: Any, event: WebhookEvent | 
         return
     setattr(row, field_name, timezone.now())
     save_fields(row, [field_name, "updated_at"])
-    signal.send(sender=spec.model, instance=row, event=event)
+    send(signal, spec.model, row, event)
 
 
 def _links(spec: ResourceSpec, values: dict, refs: dict) -> dict[str, Any]:

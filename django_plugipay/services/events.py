@@ -164,14 +164,16 @@ def _ingest(parsed: Event) -> WebhookEvent:
         except InvalidObject as exc:
             # A redelivery of a recorded event is that event, whatever its own body says (the
             # first body recorded wins, as inline): only a new one is stored failed with this
-            # error, and one waiting for the worker, or applied, is not touched.
-            recorded = WebhookEvent.objects.filter(event_id=parsed.id).first()
-            if recorded is None or recorded.status == EventStatus.FAILED:
-                if recorded is None:
-                    _record_failure_or_raise(parsed, EventSource.WEBHOOK, exc)
+            # error (one statement: a first delivery committing meanwhile is not touched).
+            try:
+                event, created = _record_failure(
+                    parsed, EventSource.WEBHOOK, exc, recorded_stays=True
+                )
+            except Exception as failure:
+                raise _not_recorded(parsed, exc, failure) from exc
+            if created or (event.status == EventStatus.FAILED and not _valid(event)):
                 _log_failure(parsed.id, parsed.kind, exc)
                 raise
-            event, created = recorded, False
         else:
             try:
                 event, created = record_event(parsed, source=EventSource.WEBHOOK)
@@ -183,6 +185,15 @@ def _ingest(parsed: Event) -> WebhookEvent:
             _retry_event(event.pk)
         return event
     return process_event(parsed, source=EventSource.WEBHOOK)[0]
+
+
+def _valid(event: WebhookEvent) -> bool:
+    """Does the event's recorded body pass validation (what applying it again would meet)?"""
+    try:
+        validate_event(parse_event(event.payload))
+    except (InvalidObject, InvalidPayload):
+        return False
+    return True
 
 
 def _check_storable(parsed: Event, body: bytes | None = None) -> None:
@@ -645,12 +656,13 @@ def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
     A constraint of the database that the event's values break (a second successful payment
     for one session, refunds beyond the payment, a price's amount and model at odds) is
     :class:`InvalidObject` like any other bad value: stored ``failed`` with the database's
-    message, answered 422, replayable once fixed. A deadlock or a lost connection is not: the
-    transaction is run again."""
+    message, answered 422, replayable once fixed. A deadlock or a lost connection is not (the
+    transaction is run again), nor is what a signal receiver raised (the project's code: the
+    event is failed as for any receiver's error, and applied again)."""
     try:
         _apply_object(parsed, row, prefetched)
     except (IntegrityError, DataError) as exc:
-        if is_transient(exc):
+        if is_transient(exc) or engine.raised_by_receiver(exc):
             raise
         message = " ".join(str(exc).split())[:500]
         raise InvalidObject(
@@ -675,8 +687,8 @@ def _apply_object(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
             engine.advance(spec, obj, event=row, action=parsed.action)
         notice = NOTICES.get(parsed.kind)
         if notice is not None:
-            notice.send(sender=WebhookEvent, instance=row, event=row, endpoint=parsed.object)
-    signals.webhook_received.send(sender=WebhookEvent, instance=row, event=row)
+            engine.send(notice, WebhookEvent, row, row, endpoint=parsed.object)
+    engine.send(signals.webhook_received, WebhookEvent, row, row)
     if transaction.get_connection(acting_database()).needs_rollback:
         # A receiver caught a database error inside the transaction: what the event wrote is
         # rolled back at its end, so it must not count as applied.
@@ -713,7 +725,12 @@ def _log_failure(event_id: str, kind: str, exc: Exception) -> None:
 
 
 @write_atomic
-def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
+def _record_failure(
+    parsed: Event, source: str, exc: Exception, *, recorded_stays: bool = False
+) -> tuple[WebhookEvent, bool]:
+    """Store the event ``failed`` with ``exc``; return ``(event, created)``. An event recorded
+    already is marked failed too (its apply failed), unless it is done (a concurrent
+    delivery's success) or ``recorded_stays`` (``exc`` is about another delivery's body)."""
     error = _describe(exc)
     event, created = WebhookEvent.objects.get_or_create(
         event_id=parsed.id,
@@ -724,10 +741,11 @@ def _record_failure(parsed: Event, source: str, exc: Exception) -> None:
             "last_error": error,
         },
     )
-    if not created:  # never overwrite a concurrent delivery's success
+    if not created and not recorded_stays:  # never overwrite a concurrent delivery's success
         WebhookEvent.objects.filter(pk=event.pk).exclude(status__in=DONE).update(
             status=EventStatus.FAILED, attempts=F("attempts") + 1, last_error=error
         )
+    return event, created
 
 
 def record_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:

@@ -61,6 +61,10 @@ NOT_AT_PLUGIPAY = "not_at_plugipay"
 #: connection lost): the same request made again with its key settles it. A send still under
 #: way has no such mark, so a request made again meanwhile leaves it to that send.
 NO_ANSWER = "no_answer"
+#: The longest one send of a payout can last, the client's retries and Plugipay's
+#: ``Retry-After`` waits included: a send made longer ago is over, answered or not (its process
+#: may have died before it could mark the row :data:`NO_ANSWER`).
+SEND_DEADLINE = dt.timedelta(minutes=15)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,17 +236,39 @@ def _same_bank(payout: Payout, inline: Mapping[str, str]) -> bool:
 def _replayed(payout: Payout, inline: Mapping[str, str]) -> Payout:
     """A replayed request whose first attempt Plugipay never acknowledged (no Plugipay id,
     still pending: its answer was lost, or it failed before reaching Plugipay) is settled now
-    with the same key, as the caller meant by asking again: this call carries it out. One
-    without :data:`NO_ANSWER` may still be under way in another request: it is left to it."""
-    if (
-        payout.plugipay_id
-        or payout.status != PayoutStatus.PENDING
-        or payout.failure_code != NO_ANSWER
-    ):
+    with the same key, as the caller meant by asking again: this call carries it out
+    (``replayed`` False). One whose send may still be under way (:func:`_unanswered`) is left
+    to it, and one another request merged meanwhile into the row its webhook made is that
+    row."""
+    if payout.plugipay_id or payout.status != PayoutStatus.PENDING:
         return payout
-    row = _settle(payout, inline, replay=True)
-    row.replayed = False
+    try:
+        row, act = run_atomic(
+            _claim_unsent, payout.pk, canceling=False, inline=bool(inline), replay=True
+        )
+    except Payout.DoesNotExist:
+        merged = Payout.objects.filter(
+            account_id=payout.account_id, idempotency_key=payout.idempotency_key
+        ).first()
+        if merged is None:
+            raise
+        row, act = merged, "done"
+    if act == "send":
+        row = _send_again(row, refused=PayoutStatus.FAILED, inline=inline)
+    elif act == "look":
+        row = _look_for(row, missing=PayoutStatus.FAILED)
+    row.replayed = act == "done"
     return row
+
+
+def _unanswered(row: Payout, now: dt.datetime) -> bool:
+    """Is the row's last send over without an answer from Plugipay: marked
+    :data:`NO_ANSWER`, or made over :data:`SEND_DEADLINE` ago (never sent: nothing under way)?"""
+    return (
+        row.failure_code == NO_ANSWER
+        or row.submitted_at is None
+        or now - row.submitted_at >= SEND_DEADLINE
+    )
 
 
 @takes_account
@@ -260,13 +286,10 @@ def submit_payout(payout: Payout) -> Payout:
     return _settle(payout, {})
 
 
-def _settle(payout: Payout, inline: Mapping[str, str], *, replay: bool = False) -> Payout:
+def _settle(payout: Payout, inline: Mapping[str, str]) -> Payout:
     """:func:`submit_payout`; ``inline``, a one-off's bank details given again by a replayed
-    request, lets a one-off be sent again too. ``replay``: sent only while the row still says
-    its last send got no answer (another request asking again may be sending it now)."""
-    row, act = run_atomic(
-        _claim_unsent, payout.pk, canceling=False, inline=bool(inline), replay=replay
-    )
+    request, lets a one-off be sent again too."""
+    row, act = run_atomic(_claim_unsent, payout.pk, canceling=False, inline=bool(inline))
     if act == "send":
         return _send_again(row, refused=PayoutStatus.FAILED, inline=inline)
     if act == "look":
@@ -283,9 +306,12 @@ def _claim_unsent(
     ``"canceled"`` (never sent: canceled here, in this transaction). A row created longer ago
     than :data:`RESEND_WINDOW` is looked for, never sent, even with ``submitted_at`` empty
     (rows older than that field may have been sent); a one-off row is sent again only with
-    its bank details given again (``inline``: they are not kept). Sending clears the
-    :data:`NO_ANSWER` mark (a ``replay`` finding it gone leaves the row to the request sending
-    it: ``"done"``), and a send that gets no answer again sets it again."""
+    its bank details given again (``inline``: they are not kept). A row whose last send may
+    still be under way (not :func:`_unanswered`) is neither sent again nor looked for: a
+    ``replay`` leaves it to that send (``"done"``), anything else is refused
+    (:class:`PayoutError` ``under_way``), as looking now could find nothing and end a payout
+    Plugipay is making. Sending clears the :data:`NO_ANSWER` mark, and a send that gets no
+    answer again sets it again."""
     with lock_scope():
         row = lock(PAYOUT, pk=pk)
         if row is None:
@@ -307,10 +333,19 @@ def _claim_unsent(
             move(PAYOUT, row, PayoutStatus.CANCELED, {"completed_at": timezone.now()})
             return row, "canceled"
         now = timezone.now()
+        if not _unanswered(row, now):
+            if replay:
+                return row, "done"
+            raise PayoutError(
+                _(
+                    "Payout #%(pk)s was sent to Plugipay moments ago and may still be on its "
+                    "way; try again in a few minutes."
+                )
+                % {"pk": row.pk},
+                code="under_way",
+            )
         if not resendable or now - row.created_at >= RESEND_WINDOW:
             return row, "look"
-        if replay and row.failure_code != NO_ANSWER:
-            return row, "done"
         row.submitted_at = now
         row.failure_code = "" if row.failure_code == NO_ANSWER else row.failure_code
         save_fields(row, ["submitted_at", "failure_code", "updated_at"])
@@ -489,8 +524,8 @@ def _end_unsent(pk: int, status: str, *, code: str, reason: str) -> Payout:
         if status == PayoutStatus.FAILED:
             fields["failure_reason"] = reason
         move(PAYOUT, row, status, fields)
-        if status == PayoutStatus.FAILED:
-            row.failure_code = code
+        if status == PayoutStatus.FAILED or row.failure_code == NO_ANSWER:
+            row.failure_code = code if status == PayoutStatus.FAILED else ""
             save_fields(row, ["failure_code", "updated_at"])
         return row
 

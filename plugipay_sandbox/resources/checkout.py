@@ -137,6 +137,7 @@ def public_charge(store: Store, request: Request):
     body = request.json()
     method = string(body, "method", required=True)
     channel = string(body, "channel")
+    channel = None if channel is MISSING else channel  # the method's default bank
     session = sessions.get_session(store, request.params["id"])
     if method not in session["methods"]:
         raise invalid("method", f"this session accepts {', '.join(session['methods'])}.")

@@ -100,6 +100,24 @@ def test_sandbox_a_buyer_claim_without_proof_url_is_not_a_500_and_breaks_nothing
             {"Origin": "http://[", "Content-Length": "0"},
         ),
         (
+            "a Host whose port is a superscript digit",
+            "GET",
+            "/api/v1/customers",
+            {**BEARER, "Host": "127.0.0.1:\u00b2"},
+        ),
+        (
+            "an Origin whose port is a superscript digit",
+            "POST",
+            "/_sandbox/reset",
+            {"Origin": "http://127.0.0.1:\u00b2", "Content-Length": "0"},
+        ),
+        (
+            "a cursor nested 5000 deep",
+            "GET",
+            "/api/v1/customers?cursor=cur_" + base64.urlsafe_b64encode(b"[" * 5000).decode(),
+            BEARER,
+        ),
+        (
             "an Origin that is not a URL (control route)",
             "POST",
             "/_sandbox/reset",
@@ -110,3 +128,34 @@ def test_sandbox_a_buyer_claim_without_proof_url_is_not_a_500_and_breaks_nothing
 def test_sandbox_client_input_is_never_a_500(sandbox_http, what, method, path, headers):
     status, out = raw(sandbox_http, method, path, b"", headers)
     assert status < 500, (what, out[:200])
+
+
+def test_a_charge_without_a_channel_takes_the_methods_default(sandbox_http):
+    import json as _json
+
+    body = _json.dumps(
+        {
+            "amount": 200000,
+            "currency": "IDR",
+            "methods": ["va"],
+            "successUrl": "https://x.test/s",
+            "cancelUrl": "https://x.test/c",
+        }
+    )
+    status, out = raw(
+        sandbox_http,
+        "POST",
+        "/api/v1/checkout-sessions",
+        body.encode(),
+        {**BEARER, "Content-Type": "application/json", "Content-Length": str(len(body))},
+    )
+    assert status == 201, out
+    session = _json.loads(out)["data"]["id"]
+    status, out = raw(
+        sandbox_http,
+        "POST",
+        f"/api/v1/public/checkout/sessions/{session}/charge",
+        b'{"method":"va"}',
+        {"Content-Type": "application/json", "Content-Length": "15"},
+    )
+    assert status == 200, out[:300]

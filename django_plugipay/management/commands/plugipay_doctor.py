@@ -19,6 +19,7 @@ import requests
 from django.core.management.base import BaseCommand, CommandError, no_translations
 from django.db import DatabaseError, connections, router
 from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -35,6 +36,7 @@ from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import Payout, PayoutStatus, WebhookEvent
 from django_plugipay.services.accounts import client_for
 from django_plugipay.services.deliveries import delivery_health
+from django_plugipay.services.payouts import NO_ANSWER, SEND_DEADLINE
 from django_plugipay.services.reconcile import held_at, last_reconciled
 from django_plugipay.services.webhook_endpoints import is_this_site
 from django_plugipay.webhooks import parse_event
@@ -236,10 +238,14 @@ class Doctor:
     @_guarded("payouts")
     def unanswered_payouts(self) -> Line:
         """Payouts whose send got no answer from Plugipay: nothing settles them by itself."""
-        stale = timezone.now() - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
+        now = timezone.now()
+        stale = now - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
         try:
             unanswered = Payout.objects.filter(
-                status=PayoutStatus.PENDING, plugipay_id=None, submitted_at__lt=stale
+                Q(failure_code=NO_ANSWER, submitted_at__lt=stale)
+                | Q(submitted_at__lt=now - SEND_DEADLINE),
+                status=PayoutStatus.PENDING,
+                plugipay_id=None,
             ).count()
         except DatabaseError as exc:
             return Line("payouts", None, f"the database cannot be read ({exc})")
