@@ -16,9 +16,18 @@ from django_plugipay.exceptions import PayoutError, TransientError
 from django_plugipay.models import Payout
 from django_plugipay.services import payouts
 from tests import test_money_out
-from tests.test_money_out import BANK, lose_the_answer, remote_payouts
+from tests.test_money_out import BANK, a_day_later, lose_the_answer, remote_payouts
 
-funded = test_money_out.funded  # the fixture: a funded account, the client's retries off
+funded = test_money_out.funded
+#: what staff do to a payout left unanswered: cancel it, or Re-sync it (which may send it)
+STAFF_ACTS = pytest.mark.parametrize(
+    "act",
+    [
+        lambda row: services.cancel_payout(payout=row),
+        lambda row: services.sync_payout(payout=row, send=True),
+    ],
+    ids=["cancel", "resync"],
+)  # the fixture: a funded account, the client's retries off
 ONE_OFF = {**BANK, "accountNumber": "7700001234"}
 
 
@@ -260,14 +269,7 @@ def _during_first_send(monkeypatch, meanwhile):
     monkeypatch.setattr(PlugipayClient, "create_payout", create)
 
 
-@pytest.mark.parametrize(
-    "act",
-    [
-        lambda row: services.cancel_payout(payout=row),
-        lambda row: services.sync_payout(payout=row, send=True),  # staff's Re-sync
-    ],
-    ids=["cancel", "resync"],
-)
+@STAFF_ACTS
 def test_a_one_off_canceled_or_resynced_while_its_first_send_is_under_way(
     plugipay_sandbox, funded, monkeypatch, act
 ):
@@ -353,3 +355,148 @@ def test_a_retry_racing_one_whose_webhook_came_first_is_answered(
         payouts._replay(stale, amount=20_000, currency="IDR", note="", inline={}), {}
     )
     assert b.plugipay_id == a.plugipay_id
+
+
+# ── a look-up racing a resend, refusals that are not the request's, two look-ups ───────
+
+
+@STAFF_ACTS
+def test_a_one_off_looked_for_while_the_same_request_sends_it_again_is_not_ended(
+    plugipay_sandbox, funded, monkeypatch, act
+):
+    """Staff's action on a one-off marked "no answer" claims "look" (no details to resend);
+    while its GET /payouts is under way the client asks again with the bank details, which
+    claims "send". The look finds nothing (not made yet) and ends the row; the resend then
+    makes the payout at Plugipay."""
+    plugipay_sandbox.hold()
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-r4")
+    row = Payout.objects.get()
+    real_look = payouts._look_for
+    deferred = []
+    monkeypatch.setattr(
+        payouts, "_look_for", lambda r, *, missing: deferred.append((r, missing)) or r
+    )
+    act(row)  # claimed "look"; its list call not answered yet
+    monkeypatch.setattr(payouts, "_look_for", real_look)
+    [(looked, missing)] = deferred
+    real_create = PlugipayClient.create_payout
+
+    def create(self, body, **kw):
+        real_look(looked, missing=missing)  # staff's look ends while the resend is on its way
+        return real_create(self, body, **kw)
+
+    monkeypatch.setattr(PlugipayClient, "create_payout", create)
+    again = services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-r4")
+    [(made, remote_status)] = remote_payouts(plugipay_sandbox)
+    row = Payout.objects.get()
+    assert remote_status == "pending"
+    assert (row.plugipay_id, row.status) == (made, "pending"), (row.status, row.failure_code)
+    assert again.status == "pending"
+
+
+@pytest.mark.parametrize(
+    "act",
+    [
+        lambda row: services.cancel_payout(payout=row),
+        lambda row: services.sync_payout(payout=row, send=True),
+    ],
+    ids=["cancel", "resync"],
+)
+def test_a_401_on_the_resend_leaves_a_payout_plugipay_made_unanswered(
+    plugipay_sandbox, funded, settings, act
+):
+    """The answer was lost (Plugipay made it); the resend is refused by authentication (a
+    rotated key, a clock off by minutes), before Plugipay reads the idempotency key: that
+    says nothing of the payout, which is neither failed nor canceled here."""
+    plugipay_sandbox.hold()
+    row = lose_the_answer(plugipay_sandbox, 70_000)
+    [(_made, remote_status)] = remote_payouts(plugipay_sandbox)
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "SECRET": "s" * len(settings.PLUGIPAY["SECRET"])}
+    with pytest.raises(PayoutError) as refused:
+        act(row)
+    assert refused.value.status == 401
+    row.refresh_from_db()
+    assert remote_status == "pending"
+    assert (row.status, row.failure_code) == ("pending", payouts.NO_ANSWER)
+
+
+def test_two_lost_payouts_resynced_at_once_past_the_window_keep_their_keys(
+    plugipay_sandbox, funded, monkeypatch
+):
+    """Two requests for the same amount, both answers lost (Plugipay made both). A day later
+    staff Re-sync both at once: each look computes "free" candidates without a lock, both pick
+    the oldest; the second link merges its row into the first's and deletes it."""
+    plugipay_sandbox.hold()
+    for key in ("k-a", "k-b"):
+        plugipay_sandbox.fault("drop_after_commit", count=1, path_prefix="/api/v1/payouts")
+        with pytest.raises(TransientError):
+            services.create_payout(amount=20_000, idempotency_key=key)
+    a, b = Payout.objects.get(idempotency_key="k-a"), Payout.objects.get(idempotency_key="k-b")
+    assert len(remote_payouts(plugipay_sandbox)) == 2
+    a_day_later(plugipay_sandbox, monkeypatch)
+    real_find = payouts._find_at_plugipay
+    nested = []
+
+    def find(payout):
+        found = real_find(payout)
+        if not nested:  # A found its candidate; B's Re-sync runs now, before A links
+            nested.append(1)
+            services.sync_payout(payout=Payout.objects.get(pk=b.pk), send=True)
+        return found
+
+    monkeypatch.setattr(payouts, "_find_at_plugipay", find)
+    services.sync_payout(payout=Payout.objects.get(pk=a.pk), send=True)
+    keys = set(Payout.objects.values_list("idempotency_key", flat=True))
+    assert keys == {a.idempotency_key, b.idempotency_key}, list(
+        Payout.objects.values_list("pk", "plugipay_id", "idempotency_key", "status")
+    )
+    services.create_payout(amount=20_000, idempotency_key="k-a")  # A asked again, as advised
+    assert len(remote_payouts(plugipay_sandbox)) == 2  # no third payout
+
+
+def test_a_payout_made_late_in_its_send_is_found_past_the_window(
+    plugipay_sandbox, funded, monkeypatch
+):
+    """The first send's retries and Retry-After waits (about 5 minutes with the defaults;
+    SEND_DEADLINE allows 15) plus Plugipay's clock 6 minutes ahead (CLOCK_SKEW allows 10):
+    Plugipay stamps the payout 11 minutes after ``submitted_at``. The look bounds it by
+    ``submitted_at + CLOCK_SKEW`` alone, finds nothing, and fails a payout Plugipay made."""
+    plugipay_sandbox.hold()
+    real = PlugipayClient.create_payout
+
+    def slow_then_lost(self, body, **kw):
+        plugipay_sandbox.advance(11 * 60)
+        real(self, body, **kw)
+        raise TransientError("no answer", code="timeout")
+
+    monkeypatch.setattr(PlugipayClient, "create_payout", slow_then_lost)
+    with pytest.raises(TransientError):
+        services.create_payout(amount=30_000, idempotency_key="k-late")
+    monkeypatch.setattr(PlugipayClient, "create_payout", real)
+    a_day_later(plugipay_sandbox, monkeypatch)
+    row = services.sync_payout(payout=Payout.objects.get(), send=True)
+    [(made, remote_status)] = remote_payouts(plugipay_sandbox)
+    assert (row.plugipay_id, row.status) == (made, remote_status), (row.status, row.failure_code)
+
+
+def test_canceling_a_one_off_never_made_leaves_another_payout_at_plugipay_alone(
+    plugipay_sandbox, funded
+):
+    """A one-off to 7700001234 never reached Plugipay (500). Meanwhile a payout of the same
+    amount to the saved account 8801234567 is made in Plugipay's dashboard (not here: its
+    webhook row has no key). Canceling the one-off looks for it by amount, currency, note and
+    time only, links it to the dashboard payout and cancels that one at Plugipay."""
+    from django_plugipay.client import get_client
+
+    plugipay_sandbox.hold()
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    with pytest.raises(TransientError):
+        services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-one")
+    row = Payout.objects.get()
+    other = get_client().create_payout({"amount": 10_000, "currency": "IDR"})  # the dashboard's
+    plugipay_sandbox.release()
+    services.cancel_payout(payout=row)
+    remote = dict(remote_payouts(plugipay_sandbox))
+    assert remote[other["id"]] == "pending", remote

@@ -65,6 +65,9 @@ NO_ANSWER = "no_answer"
 #: ``Retry-After`` waits included: a send made longer ago is over, answered or not (its process
 #: may have died before it could mark the row :data:`NO_ANSWER`).
 SEND_DEADLINE = dt.timedelta(minutes=15)
+#: The statuses of Plugipay's refusals of a payout request itself (its values, the balance):
+#: nothing was made. Any other 4xx (401, 403, 404…) was answered before the request was read.
+REFUSALS = (400, 422)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -409,6 +412,11 @@ def _send_again(payout: Payout, *, refused: str, inline: Mapping[str, str] = {})
             # stays this row's, still unanswered; the caller's request is refused
             _note_no_answer(payout)
             raise PayoutError(exc.message, code="idempotency_mismatch", status=409) from exc
+        if exc.status not in REFUSALS:
+            # refused before Plugipay read the request (credentials, clock, the account acted
+            # for): it says nothing of whether the payout exists; the row stays unanswered
+            _note_no_answer(payout)
+            raise PayoutError(exc.message, code=exc.code, status=exc.status) from exc
         logger.warning(
             "plugipay payout %s refused when sent again: %s",
             payout.pk,
@@ -416,7 +424,12 @@ def _send_again(payout: Payout, *, refused: str, inline: Mapping[str, str] = {})
             extra={"payout_id": payout.pk, "request_id": exc.request_id},
         )
         return run_atomic(
-            _end_unsent, payout.pk, refused, code=exc.code or "refused", reason=exc.message
+            _end_unsent,
+            payout.pk,
+            refused,
+            code=exc.code or "refused",
+            reason=exc.message,
+            sent_at=payout.submitted_at,
         )
     except Exception:
         _note_no_answer(payout)
@@ -440,20 +453,40 @@ def _link(payout: Payout, obj: Mapping[str, Any]) -> Payout:
             "submitted_at": payout.submitted_at,
             "one_off": payout.one_off,
         }
-        if run_atomic(_merge, payout.pk, row.pk, local):
-            for name, value in local.items():
-                setattr(row, name, value)
+        try:
+            run_atomic(_merge, payout.pk, row.pk, local)
+        except _Taken:
+            # another request's row already holds that payout (two look-ups matched it at
+            # once): this row keeps its key, unanswered, for staff
+            logger.warning(
+                "plugipay payout %s matched %s, which payout %s already holds",
+                payout.pk,
+                row.plugipay_id,
+                row.pk,
+                extra={"payout_id": payout.pk, "plugipay_id": row.plugipay_id},
+            )
+            _note_no_answer(payout)
+            payout.refresh_from_db()
+            return payout
+        for name, value in local.items():
+            setattr(row, name, value)
     if row.failure_code == NO_ANSWER:  # answered at last
         Payout.objects.filter(pk=row.pk, failure_code=NO_ANSWER).update(failure_code="")
         row.failure_code = ""
     return row
 
 
-def _merge(request_pk: int, webhook_pk: int, local: dict[str, Any]) -> int:
+class _Taken(Exception):
+    """The row a payout was found in holds another request's key: nothing is merged."""
+
+
+def _merge(request_pk: int, webhook_pk: int, local: dict[str, Any]) -> None:
     """Drop the request's row and give its key to the row the webhook made, in one
-    transaction (the key is unique: never both, never neither)."""
+    transaction (the key is unique: never both, never neither); :class:`_Taken`, and nothing
+    done, when that row is another request's."""
     Payout.objects.filter(pk=request_pk, plugipay_id=None).delete()
-    return Payout.objects.filter(pk=webhook_pk, idempotency_key=None).update(**local)
+    if not Payout.objects.filter(pk=webhook_pk, idempotency_key=None).update(**local):
+        raise _Taken
 
 
 def _look_for(payout: Payout, *, missing: str) -> Payout:
@@ -481,6 +514,7 @@ def _look_for(payout: Payout, *, missing: str) -> Payout:
         missing,
         code=NOT_AT_PLUGIPAY,
         reason=_("Plugipay has no payout of this amount from when it was sent: it was never made."),
+        sent_at=payout.submitted_at,
     )
 
 
@@ -490,7 +524,7 @@ def _find_at_plugipay(payout: Payout) -> dict[str, Any] | None:
     payout made here already claims. The API keeps no reference of ours on a payout (no
     metadata), so these are what identify it."""
     since = payout.created_at - CLOCK_SKEW
-    until = (payout.submitted_at or payout.created_at) + CLOCK_SKEW
+    until = (payout.submitted_at or payout.created_at) + SEND_DEADLINE + CLOCK_SKEW
     candidates = []
     for obj in get_client().list_payouts(limit=PAGE_SIZE):  # newest first
         made = datetimes.parse(obj.get("createdAt") or "")
@@ -502,6 +536,7 @@ def _find_at_plugipay(payout: Payout) -> dict[str, Any] | None:
             obj.get("amount") == payout.amount
             and (obj.get("currency") or "IDR") == payout.currency
             and (obj.get("note") or "") == payout.note
+            and (not payout.one_off or _to_its_bank(payout, obj))
         ):
             candidates.append(obj)
     claimed = set(
@@ -513,12 +548,21 @@ def _find_at_plugipay(payout: Payout) -> dict[str, Any] | None:
     return free[-1] if free else None
 
 
-def _end_unsent(pk: int, status: str, *, code: str, reason: str) -> Payout:
+def _to_its_bank(payout: Payout, obj: Mapping[str, Any]) -> bool:
+    """Was ``obj`` paid to the one-off bank account the row keeps (code, last four)?"""
+    number = str(obj.get("accountNumber") or obj.get("bankAccountNumber") or "")
+    return obj.get("bankCode") == payout.bank_code and number[-4:] == payout.bank_account_last4
+
+
+def _end_unsent(
+    pk: int, status: str, *, code: str, reason: str, sent_at: dt.datetime | None
+) -> Payout:
     """End a payout Plugipay never made (``failed`` or ``canceled``), unless it got its
-    Plugipay id or ended meanwhile."""
+    Plugipay id, ended, or was sent again since ``sent_at`` (its send as the caller decided:
+    another request's send may be making it now)."""
     with lock_scope():
         row = lock(PAYOUT, pk=pk)
-        if row.plugipay_id or row.status != PayoutStatus.PENDING:
+        if row.plugipay_id or row.status != PayoutStatus.PENDING or row.submitted_at != sent_at:
             return row
         fields: dict[str, Any] = {"completed_at": timezone.now()}
         if status == PayoutStatus.FAILED:
