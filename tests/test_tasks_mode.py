@@ -176,3 +176,24 @@ def test_queued_webhook_events_are_applied_by_the_django_task(plugipay_sandbox, 
     drain_db_queue()
     assert not WebhookEvent.objects.filter(status__in=("received", "failed")).exists()
     assert Payment.objects.filter(status="succeeded").count() == 1
+
+
+@pytest.mark.parametrize("policy", [None, {"max_retries": 5, "interval_start": 1}])
+def test_a_message_retries_once_at_once_unless_the_project_says_otherwise(
+    make_celery_app, monkeypatch, policy
+):
+    """With the broker down, Celery's default publish retries add most of a second to every
+    request that sends a message; the app retries once (the sweeper sends what is left). A
+    project's own task_publish_retry_policy stands."""
+    from django_plugipay.services import _queue
+
+    app = make_celery_app(broker_url=DOWN_BROKER, task_always_eager=False)
+    if policy is not None:
+        app.conf.task_publish_retry_policy = policy
+    sent = []
+    task = app.tasks["django_plugipay.sweep"]
+    monkeypatch.setattr(type(task), "apply_async", lambda self, args, **opts: sent.append(opts))
+    _queue._send("django_plugipay.sweep", ())
+    _queue._send("django_plugipay.sweep", (), countdown=5)
+    expected = {} if policy is not None else {"retry_policy": _queue.PUBLISH_RETRY}
+    assert sent == [expected, {**expected, "countdown": 5}]

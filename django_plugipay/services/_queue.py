@@ -197,15 +197,29 @@ def _record(
         )
 
 
+#: Celery's own default ``task_publish_retry_policy``: up to 0.6 s of retries, then kombu's
+#: connection attempts, on every message a request sends while the broker is down
+CELERY_DEFAULT_RETRY = {
+    "max_retries": 3,
+    "interval_start": 0,
+    "interval_max": 1,
+    "interval_step": 0.2,
+}
+#: What a message sent from a request retries instead, unless the project set its own policy:
+#: once, at once. A message that still cannot be sent is marked, and the sweeper sends it, so
+#: a broker outage does not add a second to every request.
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_max": 0.1, "interval_step": 0.1}
+
+
 def _send(name: str, args: tuple, countdown: float = 0) -> None:
     from celery import current_app
 
     # The shared tasks are registered with every app: the AppConfig imports the tasks module.
     app = celery_app() or current_app
-    if countdown:
-        app.tasks[name].apply_async(args, countdown=countdown)
-    else:
-        app.tasks[name].apply_async(args)
+    options: dict[str, Any] = {"countdown": countdown} if countdown else {}
+    if app.conf.task_publish_retry_policy == CELERY_DEFAULT_RETRY:
+        options["retry_policy"] = PUBLISH_RETRY
+    app.tasks[name].apply_async(args, **options)
 
 
 #: the one Django task, handed over by :mod:`django_plugipay.tasks` when it is imported (the
