@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_plugipay.webhooks import EARLIEST, LATEST
+from django_plugipay.webhooks import utc_instant
 
 
 def to_project(moment: dt.datetime) -> dt.datetime:
@@ -45,18 +45,8 @@ def parse(value: Any) -> dt.datetime | None:
         moment = parse_datetime(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    if moment is None:
-        return None
-    if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    try:  # the instant the database stores, whatever offset it was written with
-        moment = moment.astimezone(dt.timezone.utc)
-    except OverflowError:  # year 0 once in UTC: no time at all
-        return None
-    # a day inside what a datetime holds, so no project time zone can push it out
-    if not EARLIEST <= moment <= LATEST:
-        return None
-    return to_project(moment)
+    instant = None if moment is None else utc_instant(moment)
+    return None if instant is None else to_project(instant)
 
 
 def local(moment: dt.datetime) -> dt.datetime:

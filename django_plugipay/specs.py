@@ -115,14 +115,10 @@ class Integer(Kind):
         return value
 
 
-def _largest(column: Any) -> int | None:
-    """The largest value an integer column holds (Django's ranges, the same on every
-    database); None for any other column."""
-    return _largest_of(column.get_internal_type())
-
-
 @functools.cache
-def _largest_of(internal_type: str) -> int | None:
+def _largest(internal_type: str) -> int | None:
+    """The largest value an integer column of this type holds (Django's ranges, the same on
+    every database); None for any other column."""
     from django.db.backends.base.operations import BaseDatabaseOperations
 
     return BaseDatabaseOperations.integer_field_ranges.get(internal_type, (None, None))[1]
@@ -418,7 +414,7 @@ class ResourceSpec:
             column = meta.get_field(name)
             limit = getattr(column, "max_length", None)
             if limit is None and isinstance(spec.kind, Integer):  # bounded by its column
-                limit = _largest(column)
+                limit = _largest(column.get_internal_type())
             values[name] = spec.read(obj, limit)
         refs = {name: spec.read(obj, 64) for name, spec in self.refs.items()}
         if self.tiers:

@@ -148,10 +148,20 @@ def parse_time(value: Any) -> dt.datetime | None:
         return None
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
-        moment = moment.astimezone(dt.timezone.utc)  # the instant the database stores
-    except (ValueError, OverflowError):  # not a time, or none once in UTC (year 0)
+    except ValueError:
+        return None
+    return utc_instant(moment)
+
+
+def utc_instant(moment: dt.datetime) -> dt.datetime | None:
+    """``moment`` in UTC, the instant the database stores whatever offset it was written
+    with (a naive one is UTC already, as Plugipay sends); None outside
+    :data:`EARLIEST`…:data:`LATEST` (year 0 once in UTC included)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    try:
+        moment = moment.astimezone(dt.timezone.utc)
+    except OverflowError:
         return None
     return moment if EARLIEST <= moment <= LATEST else None
 

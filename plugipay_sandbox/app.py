@@ -26,8 +26,6 @@ MAX_BODY = 1024 * 1024
 MAX_UPLOAD_BODY = 4 * 1000 * 1000 + 64 * 1024
 UPLOAD_PATHS = ("/proof-image", "/claim")
 TIMESTAMP_WINDOW = 300
-#: a whole number in ASCII digits (a timestamp, a Content-Length)
-WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 API_PREFIXES = ("/api/v1", "/v1")
 CONTROL_PREFIX = "/_sandbox/"
 DASHBOARD_PREFIX = "/dashboard"
@@ -284,7 +282,7 @@ def authenticate(store: Store, request: Request) -> str:
     if secret is None:
         raise ApiError(401, "INVALID_KEY", f"Unknown access key id {key_id!r}.")
     timestamp = request.headers.get("x-plugipay-timestamp", "")
-    if not WHOLE_NUMBER.fullmatch(timestamp):  # ASCII digits: isdigit() takes "²"
+    if not safety.WHOLE_NUMBER.fullmatch(timestamp):
         raise ApiError(401, "INVALID_TIMESTAMP", "X-Plugipay-Timestamp must be epoch seconds.")
     # Wall-clock time: advancing the sandbox clock must not break request signing.
     if abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW:
@@ -419,7 +417,7 @@ class SandboxApp:
 
     def handle(self, request: Request) -> Response:
         declared = request.environ.get("CONTENT_LENGTH") or "0"
-        if not WHOLE_NUMBER.fullmatch(declared):  # ASCII digits, as for a timestamp
+        if not safety.WHOLE_NUMBER.fullmatch(declared):
             raise ApiError(400, "VALIDATION_ERROR", "Content-Length must be a number of bytes.")
         length = int(declared)
         limit = MAX_UPLOAD_BODY if request.path.endswith(UPLOAD_PATHS) else MAX_BODY

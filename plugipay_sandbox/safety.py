@@ -10,10 +10,15 @@ and a JSON body says so with its content type, so they pass unchanged.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from plugipay_sandbox.state import ApiError, SandboxConfig
+
+#: a whole number in ASCII digits (a port, a timestamp, a Content-Length): ``isdigit()`` also
+#: takes "²", which ``int()`` refuses
+WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 #: Bind addresses that are not names a client uses.
@@ -33,7 +38,7 @@ def split_host(value: str) -> tuple[str, int | None]:
     name, sep, port = value.rpartition(":")
     if not sep or value.endswith("]") or (":" in name and not name.endswith("]")):
         return value, None
-    if not (port.isascii() and port.isdigit()):  # "²" is a digit to isdigit(), not to int()
+    if not WHOLE_NUMBER.fullmatch(port):
         return value, -1
     return name, int(port)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 from django.db import IntegrityError
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -246,9 +247,7 @@ def _replayed(payout: Payout, inline: Mapping[str, str]) -> Payout:
     if payout.plugipay_id or payout.status != PayoutStatus.PENDING:
         return payout
     try:
-        row, act = run_atomic(
-            _claim_unsent, payout.pk, canceling=False, inline=bool(inline), replay=True
-        )
+        row, act = _settle(payout, inline, replay=True)
     except Payout.DoesNotExist:
         merged = Payout.objects.filter(
             account_id=payout.account_id, idempotency_key=payout.idempotency_key
@@ -256,12 +255,21 @@ def _replayed(payout: Payout, inline: Mapping[str, str]) -> Payout:
         if merged is None:
             raise
         row, act = merged, "done"
-    if act == "send":
-        row = _send_again(row, refused=PayoutStatus.FAILED, inline=inline)
-    elif act == "look":
-        row = _look_for(row, missing=PayoutStatus.FAILED)
     row.replayed = act == "done"
     return row
+
+
+def left_unanswered() -> QuerySet[Payout]:
+    """Pending payouts Plugipay never answered for that nothing will settle by itself: marked
+    :data:`NO_ANSWER` over ``STRANDED_AFTER`` seconds ago, or sent over
+    :data:`SEND_DEADLINE` ago (``plugipay_doctor``'s ``payouts`` line)."""
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
+    return Payout.objects.filter(
+        Q(failure_code=NO_ANSWER, submitted_at__lt=stale) | Q(submitted_at__lt=now - SEND_DEADLINE),
+        status=PayoutStatus.PENDING,
+        plugipay_id=None,
+    )
 
 
 def _unanswered(row: Payout, now: dt.datetime) -> bool:
@@ -286,18 +294,23 @@ def submit_payout(payout: Payout) -> Payout:
     else marked ``failed`` with ``failure_code`` :data:`NOT_AT_PLUGIPAY`. A canceled or failed
     row is refused with :class:`PayoutError`, as is a one-off payout that was never sent
     (its bank details were not kept)."""
-    return _settle(payout, {})
+    return _settle(payout, {})[0]
 
 
-def _settle(payout: Payout, inline: Mapping[str, str]) -> Payout:
-    """:func:`submit_payout`; ``inline``, a one-off's bank details given again by a replayed
-    request, lets a one-off be sent again too."""
-    row, act = run_atomic(_claim_unsent, payout.pk, canceling=False, inline=bool(inline))
+def _settle(
+    payout: Payout, inline: Mapping[str, str], *, replay: bool = False
+) -> tuple[Payout, str]:
+    """:func:`submit_payout`, and what it did (:func:`_claim_unsent`'s act). ``inline``, a
+    one-off's bank details given again by a replayed request, lets a one-off be sent again
+    too; ``replay``: one whose send may be under way is left to it."""
+    row, act = run_atomic(
+        _claim_unsent, payout.pk, canceling=False, inline=bool(inline), replay=replay
+    )
     if act == "send":
-        return _send_again(row, refused=PayoutStatus.FAILED, inline=inline)
-    if act == "look":
-        return _look_for(row, missing=PayoutStatus.FAILED)
-    return row
+        row = _send_again(row, refused=PayoutStatus.FAILED, inline=inline)
+    elif act == "look":
+        row = _look_for(row, missing=PayoutStatus.FAILED)
+    return row, act
 
 
 def _claim_unsent(
@@ -397,26 +410,24 @@ def _note_no_answer(payout: Payout) -> None:
     )
 
 
-def _send_again(payout: Payout, *, refused: str, inline: Mapping[str, str] = {}) -> Payout:  # noqa: B006 - read only
+def _send_again(payout: Payout, *, refused: str, inline: Mapping[str, str] | None = None) -> Payout:
     """Send an unacknowledged payout again with its key (within the window; a one-off with
     its bank details ``inline``); a refusal (4xx) ends the row in ``refused`` — nothing exists
     at Plugipay — instead of deleting it."""
     try:
         obj = get_client().create_payout(
-            _body(payout, inline), idempotency_key=payout.idempotency_key
+            _body(payout, inline or {}), idempotency_key=payout.idempotency_key
         )
     except APIError as exc:
-        if (exc.code or "").lower() == "idempotency_mismatch":
-            # Plugipay holds a request with this key and another body (a one-off's account
-            # number differs past the last four digits we keep): the payout it made, if any,
-            # stays this row's, still unanswered; the caller's request is refused
-            _note_no_answer(payout)
-            raise PayoutError(exc.message, code="idempotency_mismatch", status=409) from exc
         if exc.status not in REFUSALS:
-            # refused before Plugipay read the request (credentials, clock, the account acted
-            # for): it says nothing of whether the payout exists; the row stays unanswered
+            # Not a refusal of this request (credentials, clock, the account acted for; or a
+            # 409: another body with this key, a one-off's number differing past the last four
+            # digits kept): it says nothing of whether the payout exists, so the row stays
+            # unanswered and the caller's request is refused
             _note_no_answer(payout)
-            raise PayoutError(exc.message, code=exc.code, status=exc.status) from exc
+            mismatch = (exc.code or "").lower() == "idempotency_mismatch"
+            code = "idempotency_mismatch" if mismatch else exc.code
+            raise PayoutError(exc.message, code=code, status=exc.status) from exc
         logger.warning(
             "plugipay payout %s refused when sent again: %s",
             payout.pk,

@@ -19,7 +19,6 @@ import requests
 from django.core.management.base import BaseCommand, CommandError, no_translations
 from django.db import DatabaseError, connections, router
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -33,10 +32,10 @@ from django_plugipay.checks import (
 from django_plugipay.client import DOCTOR_ADVICE, SANDBOX_ADVICE, PlugipayClient
 from django_plugipay.conf import DEFAULT_ACCOUNT, app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
-from django_plugipay.models import Payout, PayoutStatus, WebhookEvent
+from django_plugipay.models import WebhookEvent
 from django_plugipay.services.accounts import client_for
 from django_plugipay.services.deliveries import delivery_health
-from django_plugipay.services.payouts import NO_ANSWER, SEND_DEADLINE
+from django_plugipay.services.payouts import left_unanswered
 from django_plugipay.services.reconcile import held_at, last_reconciled
 from django_plugipay.services.webhook_endpoints import is_this_site
 from django_plugipay.webhooks import parse_event
@@ -238,15 +237,8 @@ class Doctor:
     @_guarded("payouts")
     def unanswered_payouts(self) -> Line:
         """Payouts whose send got no answer from Plugipay: nothing settles them by itself."""
-        now = timezone.now()
-        stale = now - dt.timedelta(seconds=app_settings.STRANDED_AFTER)
         try:
-            unanswered = Payout.objects.filter(
-                Q(failure_code=NO_ANSWER, submitted_at__lt=stale)
-                | Q(submitted_at__lt=now - SEND_DEADLINE),
-                status=PayoutStatus.PENDING,
-                plugipay_id=None,
-            ).count()
+            unanswered = left_unanswered().count()
         except DatabaseError as exc:
             return Line("payouts", None, f"the database cannot be read ({exc})")
         if not unanswered:
