@@ -140,6 +140,11 @@ def main() -> int:
             results["reconciliation_baseline"] = ingestion.baseline(plan)
             results["reconciliation"] = reconciliation.run(plan.reconcile_events)
             print(json.dumps(results["reconciliation"]), flush=True)
+            if not args.skip_celery:
+                results["reconciliation_queued"] = reconciliation.queued(
+                    plan.reconcile_events, concurrency=os.cpu_count() or 1
+                )
+                print(json.dumps(results["reconciliation_queued"]), flush=True)
             results["reconciliation_small"] = reconciliation.run(plan.reconcile_small)
             results["reconciliation_alone"] = reconciliation.run(
                 plan.reconcile_events, receivers=False

@@ -1,12 +1,21 @@
-"""Reconciliation: apply every event the sandbox holds, from an empty database."""
+"""Reconciliation: apply every event the sandbox holds, from an empty database — in this
+process (the run applies each page itself), or in the queued mode (the run records each page
+and a Celery worker applies it; measured in a child process with its own Celery app)."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import sys
 import time
 
 from benchmarks.harness import (
+    ROOT,
+    broker,
     free_port,
+    server_env,
     signal_figures,
     timed_reconcile,
     truncate,
@@ -25,28 +34,12 @@ def run(
 
     from benchmarks.baseline.receivers import in_memory
     from django_plugipay.models import Payment
-    from plugipay_sandbox import SandboxConfig, SandboxServer
-    from plugipay_sandbox.state import checkout
     from plugipay_sandbox.state.core import Fault
 
     truncate()
-    server = SandboxServer(SandboxConfig(port=free_port())).start()
+    server = _sandbox_with(count)
     try:
         store = server.store
-        with store.lock:
-            while len(store.events) < count:
-                session = checkout.create_session(
-                    store,
-                    "test",
-                    {
-                        "amount": 99_000,
-                        "currency": "IDR",
-                        "methods": ["card"],
-                        "successUrl": "https://a.test",
-                        "cancelUrl": "https://b.test",
-                    },
-                )
-                checkout.pay_card(store, session["id"], "4242424242424242")
         if page_delay:
             store.add_fault(Fault("delay", 10**9, "/api/v1/events", delay=page_delay))
         settings.PLUGIPAY = {**settings.PLUGIPAY, "BASE_URL": server.base_url}
@@ -84,6 +77,109 @@ def run(
     }
 
 
+def _sandbox_with(count: int):
+    """A sandbox server on a free port holding at least ``count`` events: paid sessions."""
+    from plugipay_sandbox import SandboxConfig, SandboxServer
+    from plugipay_sandbox.state import checkout
+
+    server = SandboxServer(SandboxConfig(port=free_port())).start()
+    store = server.store
+    with store.lock:
+        while len(store.events) < count:
+            session = checkout.create_session(
+                store,
+                "test",
+                {
+                    "amount": 99_000,
+                    "currency": "IDR",
+                    "methods": ["card"],
+                    "successUrl": "https://a.test",
+                    "cancelUrl": "https://b.test",
+                },
+            )
+            checkout.pay_card(store, session["id"], "4242424242424242")
+    return server
+
+
+def queued(count: int, concurrency: int) -> dict:
+    """Reconciliation in the queued mode (``WEBHOOK_PROCESSING = "celery"``, a Celery app):
+    the run records each page and one Celery worker of ``concurrency`` processes applies the
+    events, with the shop's receivers and the benchmark's signal ledger (a row per signal).
+    Timed from the start of ``reconcile()`` until every event is applied, the worker started
+    and answering before. Runs in a child process, which has a Celery app of its own."""
+    child = subprocess.run(
+        [sys.executable, "-m", "benchmarks.suites.reconciliation", str(count), str(concurrency)],
+        cwd=ROOT,
+        env=server_env("celery"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"queued reconciliation failed:\n{child.stderr[-4000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def _queued_child(count: int, concurrency: int) -> dict:
+    import django
+
+    django.setup()
+    import redis
+    from celery import current_app
+    from django.conf import settings
+
+    from benchmarks.load import check_applied
+    from django_plugipay.models import WebhookEvent
+    from django_plugipay.services import reconcile
+    from django_plugipay.services._queue import mode
+
+    redis.Redis.from_url(broker()).flushdb()
+    truncate()
+    server = _sandbox_with(count)
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "BASE_URL": server.base_url}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", str(concurrency)]
+        + ["-l", "warning", "--without-gossip", "--without-mingle"],
+        cwd=ROOT,
+        env={**server_env("celery"), "PLUGIPAY_BASE_URL": server.base_url},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert mode() == "celery", mode()
+        deadline = time.perf_counter() + 120
+        while not current_app.control.ping(timeout=0.5):  # started and answering
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the Celery worker did not start")
+        done = ("processed", "ignored")
+        began = time.perf_counter()
+        result = reconcile()
+        recorded = time.perf_counter() - began
+        deadline = began + 600
+        while WebhookEvent.objects.exclude(status__in=done).exists():
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the worker did not apply every event in 10 minutes")
+            time.sleep(0.02)
+        seconds = time.perf_counter() - began
+        check = check_applied(result.events_queued)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+        server.stop()
+    truncate()
+    return {
+        "events": result.events_seen,
+        "queued": result.events_queued,
+        "concurrency": concurrency,
+        "record_seconds": round(recorded, 2),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(result.events_seen / seconds, 1),
+        "check": check,
+    }
+
+
 def over_a_slow_link(count: int, page_delay: float) -> dict:
     """The same reconciliation with each page of events answered ``page_delay`` seconds late,
     read ahead and one page after another."""
@@ -115,3 +211,8 @@ class _Waits:
 
     def restore(self) -> None:
         self.module._pages = self.original
+
+
+if __name__ == "__main__":  # the child process of :func:`queued`
+    sys.path.insert(0, str(ROOT))
+    print(json.dumps(_queued_child(int(sys.argv[1]), int(sys.argv[2]))), flush=True)

@@ -535,6 +535,39 @@ def apply_page(
     return applied, already, left + failed + raced
 
 
+def queue_page(events: list[Event], *, source: str) -> tuple[int, int]:
+    """Record a page of events for the workers to apply, as queued acceptance records one: in
+    one statement outside a transaction, each new event ``received`` and queued now; a batch
+    task is sent (at most two messages per coalescing window) and the workers apply the page
+    as they apply queued webhooks, in batches and in parallel. An event recorded before and
+    stored ``failed`` is sent to its own task again, as a redelivery's is; one still queued is
+    left to the drain (and to the sweeper, if its message was lost).
+
+    Returns ``(queued, already_known)``: ``queued`` counts the new events and the failed ones
+    sent again."""
+    now = timezone.now()
+    unique = {parsed.id: parsed for parsed in events}
+    known = dict(
+        WebhookEvent.objects.filter(event_id__in=list(unique)).values_list("event_id", "pk")
+    )
+    fresh = [
+        WebhookEvent(event_id=parsed.id, **_fields(parsed, source), received_at=now, queued_at=now)
+        for parsed in unique.values()
+        if parsed.id not in known
+    ]
+    rows = run_statement(insert_many, fresh, "event_id")
+    for row in rows:
+        queue_event(row)
+    failed = list(
+        WebhookEvent.objects.filter(pk__in=known.values(), status=EventStatus.FAILED).values_list(
+            "pk", flat=True
+        )
+    )
+    for pk in failed:
+        _retry_event(pk)
+    return len(rows) + len(failed), len(unique) - len(rows) - len(failed)
+
+
 def _fetch_whole(
     partial: list[Event], page: list[Event], fetched: dict[tuple[str, str], Any]
 ) -> dict[str, list[tuple[Any, Any]]]:

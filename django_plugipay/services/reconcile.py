@@ -24,8 +24,9 @@ from django_plugipay.conf import app_settings
 from django_plugipay.db import connection_for, write_atomic
 from django_plugipay.exceptions import InvalidObject, InvalidPayload, PlugipayError
 from django_plugipay.models import EventSource, EventStatus, SyncCursor, WebhookEvent
+from django_plugipay.services import _queue
 from django_plugipay.services.apply import sync_object
-from django_plugipay.services.events import DONE, apply_page, process_event
+from django_plugipay.services.events import DONE, apply_page, process_event, queue_page
 from django_plugipay.services.payouts import (
     LEDGER_CURSOR,
     RECEIPTS_CURSOR,
@@ -48,6 +49,8 @@ READ_AHEAD = True
 class ReconcileResult:
     events_seen: int = 0
     events_applied: int = 0
+    #: recorded for the workers to apply (the queued mode: :func:`queued`)
+    events_queued: int = 0
     events_already_known: int = 0
     events_failed: int = 0
     #: resource name → rows whose status a sync changed (stale sessions, refunds in flight)
@@ -57,7 +60,16 @@ class ReconcileResult:
 
     @property
     def changed(self) -> int:
-        return self.events_applied + sum(self.synced.values())
+        return self.events_applied + self.events_queued + sum(self.synced.values())
+
+
+def queued() -> bool:
+    """Does reconciliation hand its events to the workers? In the queued mode
+    (``WEBHOOK_PROCESSING = "celery"``) with a queue to send them to (a Celery app, or a
+    queuing ``django.tasks`` backend): each page is recorded in one statement and the workers
+    apply it, as they apply queued webhooks, in batches and side by side. Otherwise the run
+    applies each page itself, in one transaction."""
+    return app_settings.WEBHOOK_PROCESSING == "celery" and _queue.mode() != "inline"
 
 
 @takes_account
@@ -150,6 +162,12 @@ def reconcile(
     with its cursor and its credentials. Runs once at a time per account: a second run is a
     no-op (``skipped_locked``). The lease is renewed after each page; a run that held it past
     ``LEASE`` without renewing (another took it over) stops there, ``skipped_locked`` too.
+
+    In the queued mode (:func:`queued`) the run records each page and the workers apply it
+    (``events_queued``); the cursor moves past what was recorded, as a webhook's 200 does: the
+    drain applies it, the sweeper sends again what a lost message stranded, and one that fails
+    is retried by its own task, then waits ``failed`` for a replay — where the run applying
+    pages itself stops its cursor at such an event and reads it again next run.
     """
     result = ReconcileResult(dry_run=dry_run)
     cursor = _claim(CURSOR_NAME)
@@ -185,6 +203,7 @@ def _apply_events(cursor, start, result, dry_run, progress, moves: bool) -> None
         filters["occurredAfter"] = datetimes.to_api(start)
     newest, newest_id = cursor.occurred_at, cursor.last_event_id
     held: dt.datetime | None = None  # the oldest event this run must leave to the next
+    handing_over = queued()
     items = get_client().list_events(**filters)
     # whole objects fetched for partial events, used again by later pages while fresh enough
     fetched: dict[tuple[str, str], Any] = {}
@@ -195,6 +214,10 @@ def _apply_events(cursor, start, result, dry_run, progress, moves: bool) -> None
             already = len(set(known.values_list("event_id", flat=True)))
             result.events_already_known += already
             result.events_applied += len(page) - already
+        elif handing_over:  # recorded and queued: the cursor may pass them (see reconcile())
+            handed, already = queue_page(page, source=EventSource.RECONCILE)
+            result.events_queued += handed
+            result.events_already_known += already
         else:
             applied, already, left = apply_page(page, source=EventSource.RECONCILE, fetched=fetched)
             result.events_applied += applied

@@ -112,11 +112,12 @@ class Command(BaseCommand):
             return
         verb = "would apply" if dry_run else "applied"
         synced = ", ".join(f"{n} {name}" for name, n in sorted(result.synced.items())) or "none"
+        queued = f"{result.events_queued} queued for the workers, " if result.events_queued else ""
         self.stdout.write(
             self.style.SUCCESS(
                 f"{self.prefix}Events: {result.events_seen} read, {result.events_applied} {verb}, "
-                f"{result.events_already_known} already known, {result.events_failed} failed. "
-                f"Synced: {synced}."
+                f"{queued}{result.events_already_known} already known, "
+                f"{result.events_failed} failed. Synced: {synced}."
             )
         )
         if not dry_run:
