@@ -45,9 +45,15 @@ def _status(model: type[models.Model], service: str, keyword: str) -> Callable:
     return work
 
 
-def _apply_event(event_id: int) -> str | None:
+def _apply_event(event_id: int, account: str | None = None) -> str | None:
+    """Apply one recorded event; ``account``: the alias of the account whose database holds
+    it (``ACCOUNT_DATABASE``), named by whoever queued it while acting for that account."""
     # Not loaded first: the service's one locking statement reads and claims the event.
-    event = services.apply_recorded_event(event_id)
+    if account is None:
+        event = services.apply_recorded_event(event_id)
+    else:
+        with accounts.acting_for(account):
+            event = services.apply_recorded_event(event_id)
     return None if event is None else event.status
 
 
@@ -164,9 +170,10 @@ def create_refund(self, refund_id: int) -> str | None:
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
 )
-def process_webhook_event(self, event_id: int) -> str | None:
-    """Apply a recorded event (``WEBHOOK_PROCESSING = "celery"``); retried while it fails."""
-    return _celery(self, event_id)
+def process_webhook_event(self, event_id: int, account: str | None = None) -> str | None:
+    """Apply a recorded event (``WEBHOOK_PROCESSING = "celery"``) of ``account`` (an alias;
+    default: the database of no account in particular); retried while it fails."""
+    return _celery(self, event_id, account)
 
 
 @shared_task(

@@ -3,17 +3,33 @@ workers, who apply it as they apply queued webhooks; the run itself applies noth
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from django_plugipay import services, signals
-from django_plugipay.models import EventSource, EventStatus, Payment, SyncCursor, WebhookEvent
+from django_plugipay import accounts, datetimes, services, signals, tasks
+from django_plugipay.client import PlugipayClient, get_client
+from django_plugipay.models import (
+    CheckoutSession,
+    EventSource,
+    EventStatus,
+    Payment,
+    SyncCursor,
+    WebhookEvent,
+)
+from django_plugipay.services import _queue, sweeper
+from django_plugipay.services.events import record_event
+from django_plugipay.testing import build_event
+from django_plugipay.webhooks import parse_event
 from tests.factories import paid_sessions
 from tests.test_accept import QUEUED, messages, queued  # noqa: F401 - the fixture
+from tests.test_accounts_background import TWO, completed
+from tests.test_end_to_end import start
 from tests.test_tasks_mode import drain_db_queue
 
 pytestmark = pytest.mark.django_db
@@ -57,9 +73,10 @@ def test_the_run_records_each_page_and_the_workers_apply_it(
     assert signal_log.names().count("payment_succeeded") == 3
 
 
-def test_an_event_stored_failed_is_sent_to_its_own_task_when_read_again(
+def test_an_event_stored_failed_is_queued_again_when_read_again(
     plugipay_sandbox,
     queued,  # noqa: F811
+    monkeypatch,
 ):
     paid_sessions(plugipay_sandbox, 1)
     down, fulfilled = [True], []
@@ -76,9 +93,13 @@ def test_an_event_stored_failed_is_sent_to_its_own_task_when_read_again(
         failed = list(WebhookEvent.objects.filter(status=EventStatus.FAILED).order_by("pk"))
         assert failed and all("warehouse" in event.last_error for event in failed)
         down[0] = False
+        monkeypatch.setattr(_queue, "_coalescers", {})  # a new window: a message sent at once
         result = services.reconcile(since=min(event.occurred_at for event in failed))
-        assert result.events_queued == len(failed)  # sent again, as a redelivery's is
-        assert messages()[-1] == "django_plugipay.process_webhook_event"
+        assert result.events_queued == len(failed)  # queued again, received
+        requeued = WebhookEvent.objects.filter(pk__in=[event.pk for event in failed])
+        assert {event.status for event in requeued} == {EventStatus.RECEIVED}
+        assert "warehouse" in requeued[0].last_error  # why it failed stays visible meanwhile
+        assert messages()[-1] == "django_plugipay.process_pending_events"
         drain_db_queue()
     finally:
         signals.payment_succeeded.disconnect(fulfil)
@@ -144,3 +165,186 @@ def test_an_account_s_events_are_recorded_and_applied_as_that_account_s(
     drain_db_queue()
     assert {c.account.alias for c in Customer.objects.select_related("account")} == {"merchant"}
     assert Customer.objects.count() == 3
+
+
+class _Log:
+    """The real client, but Plugipay's event log is ``events`` (filtered by time as Plugipay
+    filters it: ``occurredAfter`` includes the instant)."""
+
+    def __init__(self, events):
+        self.real, self.events = get_client(), events
+
+    def list_events(self, occurredAfter=None, **filters):  # noqa: N803 - Plugipay's name
+        start = datetimes.parse(occurredAfter) if occurredAfter else None
+        return iter(
+            e for e in self.events if start is None or datetimes.parse(e["occurredAt"]) >= start
+        )
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def invalid_customer_event(n=1):
+    """An event whose object is invalid (its email is a number)."""
+    return build_event(
+        "customer.created",
+        {"id": f"cus_bad{n}", "email": 12},
+        event_id=f"evt_bad{n}",
+        occurred_at="2026-01-01T00:00:00Z",
+    )
+
+
+def test_an_invalid_event_is_stored_failed_and_counted_so_as_the_webhook_view_does(
+    plugipay_sandbox,
+    queued,  # noqa: F811
+    monkeypatch,
+):
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([invalid_customer_event()]))
+    result = services.reconcile()
+    event = WebhookEvent.objects.get(event_id="evt_bad1")
+    assert (result.events_failed, result.events_queued) == (1, 0)
+    assert event.status == EventStatus.FAILED and "email" in event.last_error
+    drain_db_queue()
+    assert "django_plugipay.process_webhook_event" not in messages()  # no retry in vain
+    again = services.reconcile(since=event.occurred_at)
+    assert (again.events_failed, again.events_queued) == (1, 0)
+    assert "django_plugipay.process_webhook_event" not in messages()
+    assert WebhookEvent.objects.get().status == EventStatus.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_event_read_while_the_broker_is_down_is_left_for_the_sweeper(
+    settings, monkeypatch
+):
+    """The failed event read again is queued ``received``: when its message cannot be sent
+    it is marked, and the first sweep after the broker is back sends it."""
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "SYNC_RECEIPTS": False,
+        "WEBHOOK_PROCESSING": "celery",
+        "TASKS": "celery",
+    }
+    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
+    down, sent = [True], []
+
+    def send(name, args, countdown=0):
+        if down[0]:
+            raise ConnectionError("the broker is down")
+        sent.append((name, args))
+
+    monkeypatch.setattr(_queue, "_send", send)
+    monkeypatch.setattr(_queue, "_coalescers", {})
+    first = completed(1)
+    first["occurredAt"] = "2026-01-01T00:00:00Z"
+    later = build_event(
+        "customer.created",
+        {"id": "cus_1", "email": "a@b.test"},
+        event_id="evt_later",
+        occurred_at="2026-01-01T01:00:00Z",
+    )
+    row, _ = record_event(parse_event(first), source="webhook")
+    WebhookEvent.objects.filter(pk=row.pk).update(
+        status=EventStatus.FAILED, last_error="RuntimeError: the warehouse was down"
+    )
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([first, later]))
+    assert services.reconcile().events_queued == 2
+    assert WebhookEvent.objects.get(pk=row.pk).queued_at is None  # marked for the sweeper
+    down[0] = False  # the broker is back
+    sweeper.sweep()
+    for name, args in sent:  # the worker runs what was sent
+        tasks.WORK[name].function(*args)
+    assert WebhookEvent.objects.get(pk=row.pk).status == EventStatus.PROCESSED
+    assert Payment.objects.filter(plugipay_id="pay_1").exists()
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_a_tenants_failed_event_read_again_is_applied_in_its_database(settings, monkeypatch):
+    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        **TWO,
+        "SYNC_RECEIPTS": False,
+        "WEBHOOK_PROCESSING": "celery",
+        "TASKS": "celery",
+        "ACCOUNT_DATABASE": "tests.test_accounts_background.tenant_database",
+    }
+    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
+    sent = []
+    monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: sent.append((name, args)))
+    body = completed(2, "acc_t")
+    with accounts.acting_for("t"):
+        row, _ = record_event(parse_event(body), source="webhook")
+        WebhookEvent.objects.filter(pk=row.pk).update(
+            status=EventStatus.FAILED, last_error="RuntimeError: the warehouse was down"
+        )
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([body]))
+    assert services.reconcile(account="t").events_queued == 1
+    for name, args in sent:  # as a worker runs them: no account acting
+        tasks.WORK[name].function(*args)
+    assert WebhookEvent.objects.using("tenant").get().status == EventStatus.PROCESSED
+    assert Payment.objects.using("tenant").filter(plugipay_id="pay_2").exists()
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_a_tenants_event_its_batch_failed_is_retried_in_its_database(settings, monkeypatch):
+    """The per-event task a failed batch event is sent to names the account acting, whose
+    database holds the row (before, a worker looked for its pk in the default database)."""
+    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        **TWO,
+        "WEBHOOK_PROCESSING": "celery",
+        "TASKS": "celery",
+        "ACCOUNT_DATABASE": "tests.test_accounts_background.tenant_database",
+    }
+    sent = []
+    monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: sent.append((name, args)))
+    down = [True]
+
+    def fulfil(sender, instance, **kwargs):
+        if down[0]:
+            raise RuntimeError("the warehouse is down")
+
+    with accounts.acting_for("t"):
+        record_event(parse_event(completed(3, "acc_t")), source="webhook")
+    signals.payment_succeeded.connect(fulfil)
+    try:
+        services.apply_queued_events()  # each account's database in turn
+        assert WebhookEvent.objects.using("tenant").get().status == EventStatus.FAILED
+        retries = [args for name, args in sent if name == "django_plugipay.process_webhook_event"]
+        assert len(retries) == 1 and retries[0][1:] == ("t",)
+        down[0] = False
+        tasks.WORK["django_plugipay.process_webhook_event"].function(*retries[0])
+    finally:
+        signals.payment_succeeded.disconnect(fulfil)
+    assert WebhookEvent.objects.using("tenant").get().status == EventStatus.PROCESSED
+
+
+@pytest.mark.parametrize("mode", ["inline", "queued"])
+def test_a_session_whose_completion_the_run_reads_is_left_to_its_events(
+    plugipay_sandbox, monkeypatch, mode, request
+):
+    """A session open here past its expiry whose completion is in the log: the events move
+    it (applied by the run, or handed to the workers), not a sync of its own."""
+    if mode == "queued":
+        request.getfixturevalue("queued")
+    session = start()  # its creation is delivered: open here
+    plugipay_sandbox.hold()  # the completion's webhooks are lost
+    plugipay_sandbox.pay(session)
+    CheckoutSession.objects.filter(pk=session.pk).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    gets = []
+    real = PlugipayClient.request
+
+    def counting(self, method, path, **kwargs):
+        if path.startswith("/checkout"):
+            gets.append(path)
+        return real(self, method, path, **kwargs)
+
+    monkeypatch.setattr(PlugipayClient, "request", counting)
+    result = services.reconcile()
+    assert (result.synced.get("checkout_session", 0), gets) == (0, [])
+    if mode == "queued":
+        drain_db_queue()
+    assert CheckoutSession.objects.get(pk=session.pk).status == "completed"

@@ -336,11 +336,19 @@ def _retry_event(event_pk: int, countdown: float = 0) -> None:
     while it fails (in-process: apply it now)."""
     enqueue(
         "django_plugipay.process_webhook_event",
-        event_pk,
+        *_of_account(event_pk),
         inline=lambda: apply_recorded_event(event_pk),
         on_failure=lambda exc: _note_not_queued(exc, [event_pk]),
         countdown=countdown,
     )
+
+
+def _of_account(event_pk: int) -> tuple[Any, ...]:
+    """A per-event task's arguments: the event's pk and, while an account acts, its alias
+    (with ``ACCOUNT_DATABASE`` the row is in that account's database, which a worker acting
+    for no account would not look in)."""
+    now = acting.get()
+    return (event_pk,) if now is None else (event_pk, now.alias)
 
 
 def _note_not_queued(exc: Exception, event_pks: list[int]) -> None:
@@ -427,7 +435,7 @@ RECORDED = ("id", "account_id", "kind", "status")
 
 def _named_rows(parsed: Event) -> list[tuple[Any, str]]:
     """``(model, Plugipay id)`` of the rows an event names, in the lock order."""
-    named = [(registered(resource), object_id) for resource, object_id in _named_objects(parsed)]
+    named = [(registered(resource), object_id) for resource, object_id in named_objects(parsed)]
     named.sort(key=lambda item: (item[0].lock_rank, item[0].name))
     return [(spec.model, object_id) for spec, object_id in named]
 
@@ -535,37 +543,65 @@ def apply_page(
     return applied, already, left + failed + raced
 
 
-def queue_page(events: list[Event], *, source: str) -> tuple[int, int]:
+def queue_page(events: list[Event], *, source: str) -> tuple[list[Event], int, int]:
     """Record a page of events for the workers to apply, as queued acceptance records one: in
-    one statement outside a transaction, each new event ``received`` and queued now; a batch
-    task is sent (at most two messages per coalescing window) and the workers apply the page
-    as they apply queued webhooks, in batches and in parallel. An event recorded before and
-    stored ``failed`` is sent to its own task again, as a redelivery's is; one still queued is
-    left to the drain (and to the sweeper, if its message was lost).
+    one statement outside a transaction, each new event ``received`` and queued now (a batch
+    task is sent, at most two messages per coalescing window), or, when its object is invalid,
+    ``failed`` with the error, as the webhook view stores it. The workers apply the page as
+    they apply queued webhooks, in batches and side by side. An event recorded before and
+    stored ``failed`` is queued again, ``received``, unless its own recorded body is invalid
+    (applying it again would fail the same way); one still queued is left to the drain (and to
+    the sweeper, if its message was lost). A message that cannot be sent leaves its events
+    marked ``received`` for the sweeper, as a webhook's.
 
-    Returns ``(queued, already_known)``: ``queued`` counts the new events and the failed ones
-    sent again."""
+    Returns ``(queued, already_known, failed)``: the events handed to the workers, how many
+    were known already, and how many have invalid objects (stored so now or before)."""
     now = timezone.now()
     unique = {parsed.id: parsed for parsed in events}
     known = dict(
-        WebhookEvent.objects.filter(event_id__in=list(unique)).values_list("event_id", "pk")
+        WebhookEvent.objects.filter(event_id__in=list(unique)).values_list("event_id", "status")
     )
-    fresh = [
-        WebhookEvent(event_id=parsed.id, **_fields(parsed, source), received_at=now, queued_at=now)
-        for parsed in unique.values()
-        if parsed.id not in known
-    ]
-    rows = run_statement(insert_many, fresh, "event_id")
-    for row in rows:
-        queue_event(row)
-    failed = list(
-        WebhookEvent.objects.filter(pk__in=known.values(), status=EventStatus.FAILED).values_list(
-            "pk", flat=True
+    fresh, refused = [], {}
+    for parsed in unique.values():
+        if parsed.id in known:
+            continue
+        row = WebhookEvent(event_id=parsed.id, **_fields(parsed, source), received_at=now)
+        try:
+            validate_event(parsed)
+        except InvalidObject as exc:
+            refused[parsed.id] = exc
+            row.status, row.attempts, row.last_error = EventStatus.FAILED, 1, _describe(exc)
+        else:
+            row.queued_at = now
+        fresh.append(row)
+    handed: list[Event] = []
+    failed = 0
+    for row in run_statement(insert_many, fresh, "event_id"):
+        if row.event_id in refused:
+            _log_failure(row.event_id, row.kind, refused[row.event_id])
+            failed += 1
+        else:
+            queue_event(row)
+            handed.append(unique[row.event_id])
+    again = [event_id for event_id, status in known.items() if status == EventStatus.FAILED]
+    if again:
+        recorded = WebhookEvent.objects.filter(event_id__in=again, status=EventStatus.FAILED)
+        valid = {}
+        for pk, event_id, payload in recorded.values_list("pk", "event_id", "payload"):
+            if _valid(WebhookEvent(payload=payload)):
+                valid[pk] = event_id
+            else:
+                failed += 1
+        # only while still failed: a task that applied it meanwhile keeps what it did
+        run_statement(
+            WebhookEvent.objects.filter(pk__in=list(valid), status=EventStatus.FAILED).update,
+            status=EventStatus.RECEIVED,
+            queued_at=now,
         )
-    )
-    for pk in failed:
-        _retry_event(pk)
-    return len(rows) + len(failed), len(unique) - len(rows) - len(failed)
+        for pk, event_id in valid.items():
+            queue_event(WebhookEvent(pk=pk))
+            handed.append(unique[event_id])
+    return handed, len(unique) - len(handed) - failed, failed
 
 
 def _fetch_whole(
@@ -631,7 +667,7 @@ def _lock_page(events: list[Event]) -> None:
         return
     wanted: dict[str, set[str]] = {}
     for parsed in events:
-        for resource, plugipay_id in _named_objects(parsed):
+        for resource, plugipay_id in named_objects(parsed):
             wanted.setdefault(resource, set()).add(plugipay_id)
     for spec in all_specs():
         ids = wanted.get(spec.name)
@@ -989,7 +1025,7 @@ def _retry_failed(event_pk: int) -> None:
     redelivery or ``plugipay_replay``."""
     enqueue(
         "django_plugipay.process_webhook_event",
-        event_pk,
+        *_of_account(event_pk),
         inline=lambda: None,
         countdown=RETRY_FAILED_AFTER,
     )
@@ -1099,11 +1135,11 @@ def _object_keys(parsed: Event, account_id: Any) -> set[int]:
     """The advisory-lock keys (signed 32-bit) of the objects an event names."""
     return {
         zlib.crc32(f"{account_id}:{resource}:{plugipay_id}".encode()) - 2**31
-        for resource, plugipay_id in _named_objects(parsed)
+        for resource, plugipay_id in named_objects(parsed)
     }
 
 
-def _named_objects(parsed: Event) -> list[tuple[str, str]]:
+def named_objects(parsed: Event) -> list[tuple[str, str]]:
     """``(resource, plugipay id)`` of the objects an event's apply locks: its own and those
     its spec locks with (a payment's session), as far as the event's object names them."""
     spec = spec_for(parsed.resource)

@@ -26,7 +26,13 @@ from django_plugipay.exceptions import InvalidObject, InvalidPayload, PlugipayEr
 from django_plugipay.models import EventSource, EventStatus, SyncCursor, WebhookEvent
 from django_plugipay.services import _queue
 from django_plugipay.services.apply import sync_object
-from django_plugipay.services.events import DONE, apply_page, process_event, queue_page
+from django_plugipay.services.events import (
+    DONE,
+    apply_page,
+    named_objects,
+    process_event,
+    queue_page,
+)
 from django_plugipay.services.payouts import (
     LEDGER_CURSOR,
     RECEIPTS_CURSOR,
@@ -183,9 +189,11 @@ def reconcile(
             or cursor.occurred_at is None
             or datetimes.to_utc(since) <= datetimes.to_utc(cursor.occurred_at)
         )
-        _apply_events(cursor, start, result, dry_run, progress, moves)
+        # the objects named by events handed to the workers: theirs to move, not the sync's
+        pending: set[tuple[str, str]] = set()
+        _apply_events(cursor, start, result, dry_run, progress, moves, pending)
         if not dry_run:  # the lease was renewed with the last page
-            _sync_in_flight(result)
+            _sync_in_flight(result, pending)
             _hold(cursor)
             _sync_money(result)
     except _LeaseLost:
@@ -197,7 +205,7 @@ def reconcile(
     return result
 
 
-def _apply_events(cursor, start, result, dry_run, progress, moves: bool) -> None:
+def _apply_events(cursor, start, result, dry_run, progress, moves: bool, pending: set) -> None:
     filters = {"order": "asc", "limit": PAGE_SIZE}
     if start is not None:
         filters["occurredAfter"] = datetimes.to_api(start)
@@ -215,9 +223,12 @@ def _apply_events(cursor, start, result, dry_run, progress, moves: bool) -> None
             result.events_already_known += already
             result.events_applied += len(page) - already
         elif handing_over:  # recorded and queued: the cursor may pass them (see reconcile())
-            handed, already = queue_page(page, source=EventSource.RECONCILE)
-            result.events_queued += handed
+            handed, already, failed = queue_page(page, source=EventSource.RECONCILE)
+            result.events_queued += len(handed)
             result.events_already_known += already
+            result.events_failed += failed
+            for parsed in handed:
+                pending.update(named_objects(parsed))
         else:
             applied, already, left = apply_page(page, source=EventSource.RECONCILE, fetched=fetched)
             result.events_applied += applied
@@ -324,9 +335,11 @@ def _apply_one(parsed, result: ReconcileResult) -> bool:
     return True
 
 
-def _sync_in_flight(result: ReconcileResult) -> None:
+def _sync_in_flight(result: ReconcileResult, pending: set[tuple[str, str]]) -> None:
     """Sync every row a spec says is still moving at Plugipay (open past expiry, refunds in
-    flight); each fetch happens before, never inside, the transaction that applies it."""
+    flight) but those the events handed to the workers name (``pending``: (resource, Plugipay
+    id); those events move them); each fetch happens before, never inside, the transaction
+    that applies it."""
     now = timezone.now()
     for spec in all_specs():
         rows = spec.in_flight(now)
@@ -334,6 +347,8 @@ def _sync_in_flight(result: ReconcileResult) -> None:
             continue
         rows = rows.filter(account_id=current_account_pk())
         for row in rows:
+            if (spec.name, row.plugipay_id) in pending:
+                continue
             before = row.status
             try:
                 synced = sync_object(row)
