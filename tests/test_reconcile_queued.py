@@ -23,14 +23,16 @@ from django_plugipay.models import (
     WebhookEvent,
 )
 from django_plugipay.services import _queue, sweeper
+from django_plugipay.services import events as events_service
 from django_plugipay.services.events import record_event
 from django_plugipay.testing import build_event
 from django_plugipay.webhooks import parse_event
 from tests.factories import paid_sessions
-from tests.test_accept import QUEUED, messages, queued  # noqa: F401 - the fixture
+from tests.test_accept import QUEUED, completed_event, messages, queued  # noqa: F401
 from tests.test_accounts_background import TWO, completed
 from tests.test_end_to_end import start
 from tests.test_tasks_mode import drain_db_queue
+from tests.test_webhook_view import post
 
 pytestmark = pytest.mark.django_db
 
@@ -348,3 +350,72 @@ def test_a_session_whose_completion_the_run_reads_is_left_to_its_events(
     if mode == "queued":
         drain_db_queue()
     assert CheckoutSession.objects.get(pk=session.pk).status == "completed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_single_account_project_sends_the_per_event_task_as_before(client, settings, monkeypatch):
+    """One database: a redelivered failed event's task is ``process_webhook_event(pk)``, as
+    before the task took an account (a worker of an older release, still running during a
+    deploy, takes one argument)."""
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "celery", "WEBHOOK_PROCESSING": "celery"}
+    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
+    monkeypatch.setattr(_queue, "_coalescers", {})
+    sent = []
+    monkeypatch.setattr(
+        _queue, "_send", lambda name, args, countdown=0: sent.append((name, tuple(args)))
+    )
+    assert post(client, completed_event(1)).status_code == 200
+    WebhookEvent.objects.update(status=EventStatus.FAILED, last_error="RuntimeError: boom")
+    assert post(client, completed_event(1)).status_code == 200
+    pk = WebhookEvent.objects.get().pk
+    retries = [args for name, args in sent if name == "django_plugipay.process_webhook_event"]
+    assert retries == [(pk,)]
+
+
+def test_a_dry_run_counts_what_the_run_then_hands_over(
+    plugipay_sandbox,
+    queued,  # noqa: F811
+):
+    paid_sessions(plugipay_sandbox, 1)
+    services.reconcile()  # recorded, queued; the workers have not drained yet
+    since = WebhookEvent.objects.order_by("occurred_at").first().occurred_at
+    dry = services.reconcile(since=since, dry_run=True)
+    real = services.reconcile(since=since)
+    assert real.events_queued == real.events_applied == 0  # left to the drain
+    assert (dry.events_applied, dry.events_already_known) == (0, real.events_already_known)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_event_its_task_applies_meanwhile_is_not_queued_again(settings, monkeypatch):
+    """The run reads a failed event again while its own retrying task applies it: the event
+    keeps what the task did, and the run neither counts it queued nor sends a message."""
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "SYNC_RECEIPTS": False,
+        "WEBHOOK_PROCESSING": "celery",
+        "TASKS": "celery",
+    }
+    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
+    monkeypatch.setattr(_queue, "_coalescers", {})
+    sent = []
+    monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: sent.append(name))
+    body = completed(1)
+    body["occurredAt"] = "2026-01-01T00:00:00Z"
+    row, _ = record_event(parse_event(body), source="webhook")
+    WebhookEvent.objects.filter(pk=row.pk).update(
+        status=EventStatus.FAILED, last_error="RuntimeError: the warehouse was down"
+    )
+    real_valid = events_service._valid
+
+    def valid_while_the_task_applies_it(event):
+        # the per-event retry task commits between the run's read and its update
+        events_service.apply_recorded_event(row.pk)
+        return real_valid(event)
+
+    monkeypatch.setattr(events_service, "_valid", valid_while_the_task_applies_it)
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([body]))
+    result = services.reconcile()
+    assert WebhookEvent.objects.get(pk=row.pk).status == EventStatus.PROCESSED
+    assert Payment.objects.filter(plugipay_id="pay_1").count() == 1
+    assert (result.events_queued, result.events_already_known) == (0, 1)
+    assert sent == []

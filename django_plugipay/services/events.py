@@ -344,11 +344,13 @@ def _retry_event(event_pk: int, countdown: float = 0) -> None:
 
 
 def _of_account(event_pk: int) -> tuple[Any, ...]:
-    """A per-event task's arguments: the event's pk and, while an account acts, its alias
-    (with ``ACCOUNT_DATABASE`` the row is in that account's database, which a worker acting
-    for no account would not look in)."""
+    """A per-event task's arguments: the event's pk and, with ``ACCOUNT_DATABASE`` while an
+    account acts, its alias (the row is in that account's database, which a worker acting for
+    no account would not look in)."""
     now = acting.get()
-    return (event_pk,) if now is None else (event_pk, now.alias)
+    if now is None or app_settings.raw("ACCOUNT_DATABASE") is None:
+        return (event_pk,)  # one database: the pk finds the row, as it always did
+    return (event_pk, now.alias)
 
 
 def _note_not_queued(exc: Exception, event_pks: list[int]) -> None:
@@ -592,16 +594,24 @@ def queue_page(events: list[Event], *, source: str) -> tuple[list[Event], int, i
                 valid[pk] = event_id
             else:
                 failed += 1
-        # only while still failed: a task that applied it meanwhile keeps what it did
-        run_statement(
-            WebhookEvent.objects.filter(pk__in=list(valid), status=EventStatus.FAILED).update,
-            status=EventStatus.RECEIVED,
-            queued_at=now,
-        )
-        for pk, event_id in valid.items():
-            queue_event(WebhookEvent(pk=pk))
-            handed.append(unique[event_id])
+        for pk in run_atomic(_queue_again, list(valid), now):
+            handed.append(unique[valid[pk]])
     return handed, len(unique) - len(handed) - failed, failed
+
+
+def _queue_again(pks: list[int], now: dt.datetime) -> list[int]:
+    """Queue again, ``received``, those of the events ``pks`` still ``failed`` (one that a
+    task applied meanwhile keeps what it did); return their pks. Their message is sent after
+    the commit."""
+    failed = list(
+        WebhookEvent.objects.select_for_update()
+        .filter(pk__in=pks, status=EventStatus.FAILED)
+        .values_list("pk", flat=True)
+    )
+    WebhookEvent.objects.filter(pk__in=failed).update(status=EventStatus.RECEIVED, queued_at=now)
+    for pk in failed:
+        queue_event(WebhookEvent(pk=pk))
+    return failed
 
 
 def _fetch_whole(

@@ -217,8 +217,11 @@ def _apply_events(cursor, start, result, dry_run, progress, moves: bool, pending
     fetched: dict[tuple[str, str], Any] = {}
     # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
     for page in (_parsed(raw, result) for raw in _pages(items)):
-        if dry_run:
-            known = WebhookEvent.objects.filter(event_id__in=[p.id for p in page], status__in=DONE)
+        if dry_run:  # what a run would apply (queued: hand over; one queued already is left)
+            settled = (*DONE, EventStatus.RECEIVED) if handing_over else DONE
+            known = WebhookEvent.objects.filter(
+                event_id__in=[p.id for p in page], status__in=settled
+            )
             already = len(set(known.values_list("event_id", flat=True)))
             result.events_already_known += already
             result.events_applied += len(page) - already
