@@ -34,7 +34,7 @@ from django_plugipay.models import (
 )
 from django_plugipay.services import _queue
 from django_plugipay.services import events as events_module
-from django_plugipay.testing import DEFAULT_WEBHOOK_SECRET, signed_webhook
+from django_plugipay.testing import DEFAULT_WEBHOOK_SECRET, signed_webhook, wait_for
 from tests.factories import paid_sessions
 from tests.test_accept import queued  # noqa: F401 - the fixture
 from tests.test_tasks_mode import drain_db_queue
@@ -44,6 +44,13 @@ PENDING = "django_plugipay.process_pending_events"
 ONE = "django_plugipay.process_webhook_event"
 ITERATIONS = int(os.environ.get("RACE_ITERATIONS", "6"))
 BROKER_ITERATIONS = int(os.environ.get("RACE_BROKER_ITERATIONS", "5"))
+
+
+def stagger(seconds: float) -> None:
+    """Hold this thread for ``seconds`` (small and random): the delays make the interleavings
+    the races explore and wait for nothing, so there is no condition to poll (the suite's one
+    other sleep, ``testing.wait_for``, polls one)."""
+    time.sleep(seconds)
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────────────
@@ -80,7 +87,7 @@ def held_bodies(sandbox) -> list[bytes]:
 
 
 def post_all(bodies: list[bytes], rng: random.Random, delay: float) -> None:
-    time.sleep(delay)
+    stagger(delay)
     client = Client()
     url = reverse("plugipay:webhook")
     for body in bodies:
@@ -88,7 +95,7 @@ def post_all(bodies: list[bytes], rng: random.Random, delay: float) -> None:
         response = client.post(url, body_, content_type="application/json", headers=headers)
         assert response.status_code in (200, 202), (response.status_code, response.content[:300])
         if rng.random() < 0.1:
-            time.sleep(rng.random() * 0.01)
+            stagger(rng.random() * 0.01)
 
 
 def drainer(stop: threading.Event, rng: random.Random, taken: list[int]) -> None:
@@ -96,14 +103,14 @@ def drainer(stop: threading.Event, rng: random.Random, taken: list[int]) -> None
         n = services.apply_queued_events(batch_size=rng.choice([1, 2, 3, 5, 8, 100]))
         taken.append(n)
         if n == 0:
-            time.sleep(0.005)
+            stop.wait(0.005)  # the queue is empty for now
 
 
 def reconcile_runs(rng: random.Random, results: list, delay: float, times: int = 2) -> None:
-    time.sleep(delay)
+    stagger(delay)
     for _ in range(times):
         results.append(services.reconcile())
-        time.sleep(rng.random() * 0.05)
+        stagger(rng.random() * 0.05)
 
 
 def pending_cover_times() -> tuple[list, set[int]]:
@@ -152,17 +159,16 @@ def uncovered_events() -> list[tuple]:
     return bad
 
 
-def drain_everything(max_rounds: int = 40) -> None:
-    """Run what the queue holds, as a worker would, waiting out the short deferrals."""
+def drain_everything() -> None:
+    """Run what the queue holds, as a worker would, until nothing is left (the short
+    deferrals coming due meanwhile)."""
     from django_tasks_db.models import DBTaskResult
 
-    for _ in range(max_rounds):
+    def drained() -> bool:
         drain_db_queue()
-        ready = DBTaskResult.objects.filter(status="READY")
-        if not ready.exists():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the queue never emptied: {list(ready.values('args_kwargs'))[:5]}")
+        return not DBTaskResult.objects.filter(status="READY").exists()
+
+    wait_for(drained, timeout=30, interval=0.1, message="the queue to empty")
 
 
 def committed_signals(signal_log) -> Counter:
@@ -275,13 +281,13 @@ def test_reconcile_webhooks_and_two_drainers(
         threads.start(f"post{n}", post_all, mine, random.Random(seed * 7 + n), rng.random() * 0.05)
     if rng.random() < 0.5:  # the workers stop early: what is left relies on the queue
         threading.Timer(rng.random() * 0.3, stop.set).start()
-    time.sleep(rng.random() * 0.1)
+    stagger(rng.random() * 0.1)
     released = plugipay_sandbox.release(order="shuffle", duplicate=rng.choice([1, 3]))
     producers = [t for t in threads.threads if not t.name.startswith("drain")]
     for t in producers:
         t.join(120)
     plugipay_sandbox.flush()
-    time.sleep(rng.random() * 0.05)
+    stagger(rng.random() * 0.05)
     stop.set()
     threads.join()
     assert not threads.errors, "\n".join(threads.errors)
@@ -293,7 +299,6 @@ def test_reconcile_webhooks_and_two_drainers(
     assert not any(r.skipped_locked for r in results[:1]), results
     bad = uncovered_events()
     assert not bad, f"seed {seed}: received with nothing queued: {bad}"
-    time.sleep(0.1)  # the window's trailing messages come due
     drain_everything()
     check_all(plugipay_sandbox, signal_log, f"seed {seed} round 1")
 
@@ -309,12 +314,12 @@ def test_reconcile_webhooks_and_two_drainers(
     results = []
 
     def submit(refunds, delay):
-        time.sleep(delay)
+        stagger(delay)
         for refund in refunds:
             services.submit_refund(refund=refund)
 
     def release_later(delay):
-        time.sleep(delay)
+        stagger(delay)
         plugipay_sandbox.release(order="shuffle", duplicate=3)
 
     for n in range(2):
@@ -333,7 +338,6 @@ def test_reconcile_webhooks_and_two_drainers(
     assert not threads.errors, "\n".join(threads.errors)
     bad = uncovered_events()
     assert not bad, f"seed {seed} round 2: received with nothing queued: {bad}"
-    time.sleep(0.1)
     drain_everything()
     final = services.reconcile()  # reads what the concurrent runs may have missed
     drain_everything()
@@ -377,7 +381,7 @@ def test_broker_down_while_reconcile_records_then_the_sweeper(
     threads.start("post", post_all, mine, random.Random(seed), rng.random() * 0.05)
 
     def broker_back(delay):
-        time.sleep(delay)
+        stagger(delay)
         down.clear()
 
     threads.start("broker", broker_back, rng.random() * 0.3)
@@ -399,7 +403,6 @@ def test_broker_down_while_reconcile_records_then_the_sweeper(
     stop.set()
     threads.join()
     assert not threads.errors, "\n".join(threads.errors)
-    time.sleep(0.1)
     drain_everything()
     check_all(
         plugipay_sandbox,
@@ -443,7 +446,10 @@ def test_failed_events_queued_again_by_reconcile_and_redeliveries(
         threads, taken = Threads(), []
         for n in range(2):
             threads.start(f"drain{n}", drainer, stop, random.Random(seed * 17 + n), taken)
-        time.sleep(0.3)
+        wait_for(  # every event tried once (applied, or failed by the receiver)
+            lambda: not WebhookEvent.objects.filter(status=EventStatus.RECEIVED).exists(),
+            message="the drainers to try every event",
+        )
         stop.set()
         threads.join()
         # phase B: the receiver recovers while reconcile reads the log again from the start,
@@ -455,13 +461,13 @@ def test_failed_events_queued_again_by_reconcile_and_redeliveries(
             threads.start(f"drain{n}", drainer, stop, random.Random(seed * 19 + n), taken)
 
         def recover(delay):
-            time.sleep(delay)
+            stagger(delay)
             down.clear()
 
         threads.start("recover", recover, rng.random() * 0.1)
 
         def read_again(delay):
-            time.sleep(delay)
+            stagger(delay)
             results.append(services.reconcile(since=start))
 
         threads.start("reconcile", read_again, rng.random() * 0.1)
@@ -477,7 +483,6 @@ def test_failed_events_queued_again_by_reconcile_and_redeliveries(
         down.clear()
         bad = uncovered_events()
         assert not bad, f"seed {seed}: left with nothing queued: {bad}"
-        time.sleep(0.1)
         drain_everything()
         services.reconcile()
         drain_everything()
