@@ -75,6 +75,15 @@ class Threads:
         self.threads.append(t)
         return t
 
+    def finish(self, stop: threading.Event) -> None:
+        """Wait for every thread but the drainers, then stop the drainers and wait for them;
+        fail with what any thread raised."""
+        for thread in [t for t in self.threads if not t.name.startswith("drain")]:
+            thread.join(120)
+        stop.set()
+        self.join()
+        assert not self.errors, "\n".join(self.errors)
+
     def join(self, timeout=120):
         for t in self.threads:
             t.join(timeout)
@@ -244,6 +253,18 @@ def dashboard_refunds(sandbox, rng: random.Random) -> None:
             client.create_refund({"chargeId": p["id"], "amount": 2000, "reason": "duplicate"})
 
 
+def seeded_history(sandbox, monkeypatch, seed: int, sessions: list[int], pages: list[int]):
+    """``(rng, bodies)``: a generator seeded with ``seed`` (the sandbox's shuffle too), and the
+    held webhooks of one of ``sessions`` paid sessions with refunds made at Plugipay, the run's
+    page size one of ``pages``."""
+    rng = random.Random(seed)
+    random.seed(seed)  # the sandbox's shuffle
+    monkeypatch.setattr(reconciliation, "PAGE_SIZE", rng.choice(pages))
+    paid_sessions(sandbox, rng.choice(sessions))
+    dashboard_refunds(sandbox, rng)
+    return rng, held_bodies(sandbox)
+
+
 @pytest.fixture
 def fast(monkeypatch, queued):  # noqa: F811
     """Short coalescing windows and retries, so the queue's messages matter."""
@@ -260,13 +281,9 @@ def fast(monkeypatch, queued):  # noqa: F811
 def test_reconcile_webhooks_and_two_drainers(
     postgres, plugipay_sandbox, fast, signal_log, monkeypatch, seed
 ):
-    rng = random.Random(seed)
-    random.seed(seed)  # the sandbox's shuffle
-    sessions = rng.choice([2, 4, 7, 12])
-    monkeypatch.setattr(reconciliation, "PAGE_SIZE", rng.choice([2, 3, 5, 8, 50]))
-    paid_sessions(plugipay_sandbox, sessions)
-    dashboard_refunds(plugipay_sandbox, rng)
-    bodies = held_bodies(plugipay_sandbox)
+    rng, bodies = seeded_history(
+        plugipay_sandbox, monkeypatch, seed, [2, 4, 7, 12], [2, 3, 5, 8, 50]
+    )
     assert reconciliation.queued()
 
     # ── round 1 ──
@@ -351,12 +368,9 @@ def test_reconcile_webhooks_and_two_drainers(
 def test_broker_down_while_reconcile_records_then_the_sweeper(
     postgres, plugipay_sandbox, fast, signal_log, monkeypatch, seed
 ):
-    rng = random.Random(1000 + seed)
-    random.seed(1000 + seed)
-    monkeypatch.setattr(reconciliation, "PAGE_SIZE", rng.choice([2, 3, 5, 50]))
-    paid_sessions(plugipay_sandbox, rng.choice([2, 5, 9]))
-    dashboard_refunds(plugipay_sandbox, rng)
-    bodies = held_bodies(plugipay_sandbox)
+    rng, bodies = seeded_history(
+        plugipay_sandbox, monkeypatch, 1000 + seed, [2, 5, 9], [2, 3, 5, 50]
+    )
     real = _queue._enqueue_django
     down = threading.Event()
     down.set()
@@ -385,12 +399,7 @@ def test_broker_down_while_reconcile_records_then_the_sweeper(
         down.clear()
 
     threads.start("broker", broker_back, rng.random() * 0.3)
-    producers = [t for t in threads.threads if not t.name.startswith("drain")]
-    for t in producers:
-        t.join(120)
-    stop.set()
-    threads.join()
-    assert not threads.errors, "\n".join(threads.errors)
+    threads.finish(stop)
     down.clear()
     bad = uncovered_events()
     assert not bad, f"seed {seed}: received with nothing queued and not marked: {bad}"
@@ -423,12 +432,9 @@ def test_failed_events_queued_again_by_reconcile_and_redeliveries(
 ):
     from django_plugipay import signals
 
-    rng = random.Random(2000 + seed)
-    random.seed(2000 + seed)
-    monkeypatch.setattr(reconciliation, "PAGE_SIZE", rng.choice([2, 3, 5, 50]))
-    paid_sessions(plugipay_sandbox, rng.choice([2, 4, 8]))
-    dashboard_refunds(plugipay_sandbox, rng)
-    bodies = held_bodies(plugipay_sandbox)
+    rng, bodies = seeded_history(
+        plugipay_sandbox, monkeypatch, 2000 + seed, [2, 4, 8], [2, 3, 5, 50]
+    )
     down = threading.Event()
     down.set()
 
@@ -474,12 +480,7 @@ def test_failed_events_queued_again_by_reconcile_and_redeliveries(
         mine = bodies * 2
         rng.shuffle(mine)
         threads.start("post", post_all, mine, random.Random(seed), rng.random() * 0.05)
-        producers = [t for t in threads.threads if not t.name.startswith("drain")]
-        for t in producers:
-            t.join(120)
-        stop.set()
-        threads.join()
-        assert not threads.errors, "\n".join(threads.errors)
+        threads.finish(stop)
         down.clear()
         bad = uncovered_events()
         assert not bad, f"seed {seed}: left with nothing queued: {bad}"
