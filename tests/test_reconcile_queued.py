@@ -407,10 +407,10 @@ def test_a_failed_event_its_task_applies_meanwhile_is_not_queued_again(settings,
     )
     real_valid = events_service._valid
 
-    def valid_while_the_task_applies_it(event):
+    def valid_while_the_task_applies_it(payload):
         # the per-event retry task commits between the run's read and its update
         events_service.apply_recorded_event(row.pk)
-        return real_valid(event)
+        return real_valid(payload)
 
     monkeypatch.setattr(events_service, "_valid", valid_while_the_task_applies_it)
     monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([body]))

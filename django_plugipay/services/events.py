@@ -171,7 +171,7 @@ def _ingest(parsed: Event) -> WebhookEvent:
                 )
             except Exception as failure:
                 raise _not_recorded(parsed, exc, failure) from exc
-            if created or (event.status == EventStatus.FAILED and not _valid(event)):
+            if created or (event.status == EventStatus.FAILED and not _valid(event.payload)):
                 _log_failure(parsed.id, parsed.kind, exc)
                 raise
         else:
@@ -187,10 +187,10 @@ def _ingest(parsed: Event) -> WebhookEvent:
     return process_event(parsed, source=EventSource.WEBHOOK)[0]
 
 
-def _valid(event: WebhookEvent) -> bool:
-    """Does the event's recorded body pass validation (what applying it again would meet)?"""
+def _valid(payload: Mapping[str, Any]) -> bool:
+    """Does a recorded event's body pass validation (what applying it again would meet)?"""
     try:
-        validate_event(parse_event(event.payload))
+        validate_event(parse_event(payload))
     except (InvalidObject, InvalidPayload):
         return False
     return True
@@ -590,7 +590,7 @@ def queue_page(events: list[Event], *, source: str) -> tuple[list[Event], int, i
         recorded = WebhookEvent.objects.filter(event_id__in=again, status=EventStatus.FAILED)
         valid = {}
         for pk, event_id, payload in recorded.values_list("pk", "event_id", "payload"):
-            if _valid(WebhookEvent(payload=payload)):
+            if _valid(payload):
                 valid[pk] = event_id
             else:
                 failed += 1
