@@ -604,6 +604,46 @@ def check_deliveries(app_configs=None, databases=None, **kwargs) -> list:
 
 
 @register(Tags.database)
+def check_events(app_configs=None, databases=None, **kwargs) -> list:
+    """Events failed or left unapplied for over an hour (a database check, like
+    :func:`check_deliveries`)."""
+    from django.db import DatabaseError
+
+    from django_plugipay.services.events import event_health
+
+    if not databases:
+        return []
+    try:
+        health = event_health()
+    except DatabaseError:  # not migrated yet
+        return []
+    messages: list = []
+    if health.failed:
+        messages.append(
+            Warning(
+                f"{health.failed} webhook events received over an hour ago are stored failed: "
+                "what they carry is not in the mirror.",
+                id="django_plugipay.W042",
+                hint="Read the error under Plugipay › Webhook events in the admin, fix the cause, "
+                "then `manage.py plugipay_replay` (or 'Reprocess' there); 'Dismiss' one you will "
+                "not apply.",
+            )
+        )
+    if health.waiting:
+        messages.append(
+            Warning(
+                f"{health.waiting} webhook events recorded over an hour ago are not applied yet: "
+                "nothing applies them.",
+                id="django_plugipay.W043",
+                hint='With WEBHOOK_PROCESSING = "celery", run a Celery worker and schedule '
+                "django_plugipay.sweep (see docs/how-to/celery.md), or run `manage.py "
+                "plugipay_sync` from cron.",
+            )
+        )
+    return messages
+
+
+@register(Tags.database)
 def check_webhook_endpoint(app_configs=None, databases=None, **kwargs) -> list:
     """Report an endpoint Plugipay disabled (known from its recorded
     ``webhook_endpoint.disabled`` event, when the database may be read)."""

@@ -129,3 +129,23 @@ def test_a_receiver_swallowing_a_database_error_fails_its_event_not_the_page():
     assert failed.status == "failed" and "caught a database error" in failed.last_error
     assert set(Payment.objects.values_list("plugipay_id", flat=True)) == {"pay_0", "pay_2"}
     assert not Customer.objects.exists()
+
+
+def test_a_batchs_renewals_fetch_their_subscription_once_and_apply_with_it(monkeypatch):
+    """Renewals carry only the period: the batch leaves them to be applied one by one after
+    its commit, and fetches each subscription once for all of them (not once per event, nor
+    after a first attempt that could not apply without it)."""
+    from tests.test_apply_cost import fetching_subscription, renewed
+
+    spec, fetched = fetching_subscription(monkeypatch, month=4)
+    events = queue(*(renewed("sub_v", n).payload for n in (1, 2, 3)))
+    with CaptureQueriesContext(connection) as ctx:
+        assert services.apply_queued_events() == 3
+    assert fetched == ["sub_v"]
+    statuses = set(
+        WebhookEvent.objects.filter(pk__in=[e.pk for e in events]).values_list("status", "attempts")
+    )
+    assert statuses == {("processed", 1)}
+    assert spec.model.objects.get().current_period_end.month == 5
+    _statements, control = split(ctx.captured_queries)
+    assert control.count("SAVEPOINT") == 1 + 3  # the batch, then each renewal once

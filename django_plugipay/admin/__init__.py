@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import permissions
 from django_plugipay.admin import billing  # noqa: F401 - registers the billing admins
-from django_plugipay.admin.actions import cancel_sessions, reprocess_events, resync
+from django_plugipay.admin.actions import cancel_sessions, dismiss_events, reprocess_events, resync
 from django_plugipay.admin.activity import ActivityMixin
 from django_plugipay.admin.confirm import confirm_view
 from django_plugipay.admin.deliveries import EventDeliveryInline, ObjectDeliveryInline
@@ -341,7 +341,7 @@ class WebhookEventAdmin(MirrorAdmin):
     list_filter = ["status", "kind", "source", "mode"]
     search_fields = ["event_id", "object_id", "type"]
     date_hierarchy = "received_at"
-    actions = [reprocess_events]
+    actions = [reprocess_events, dismiss_events]
     inlines = [EventDeliveryInline]
     readonly_fields = [
         "event_id",

@@ -1,4 +1,5 @@
-"""Admin actions behind a confirmation page: re-sync, cancel sessions, reprocess events."""
+"""Admin actions behind a confirmation page: re-sync, cancel sessions, reprocess or dismiss
+events."""
 
 from __future__ import annotations
 
@@ -131,5 +132,26 @@ def reprocess_events(modeladmin, request, queryset):
         done=lambda n: (
             ngettext("%(count)d event reprocessed.", "%(count)d events reprocessed.", n)
             % {"count": n}
+        ),
+    )
+
+
+@admin.action(
+    description=gettext_lazy("Dismiss selected failed events…"), permissions=["reprocess"]
+)
+def dismiss_events(modeladmin, request, queryset):
+    return confirm_then(
+        modeladmin,
+        request,
+        queryset.failed(),
+        action="dismiss_events",
+        title=_("Dismiss failed webhook events"),
+        question=_(
+            "Dismiss these failed events? They are marked ignored: never applied or replayed, "
+            "and no longer reported by plugipay_doctor. Their error stays on each event."
+        ),
+        perform=lambda e: services.dismiss_events(events=[e]),
+        done=lambda n: (
+            ngettext("%(count)d event dismissed.", "%(count)d events dismissed.", n) % {"count": n}
         ),
     )

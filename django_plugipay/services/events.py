@@ -8,6 +8,7 @@ import logging
 import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.db import DataError, IntegrityError, transaction
@@ -702,17 +703,19 @@ def _fetching(
     run: Callable[[list[tuple[Any, Any]]], T],
     complete: Sequence[tuple[Any, str]] = (),
     owner: Callable[[], Any] | None = None,
+    fetched: Sequence[tuple[Any, Any]] = (),
 ) -> T:
     """Run an apply step; when it names an object not known here, fetch that object from
     Plugipay (outside any transaction: no HTTP call holds a lock) and run it again with it.
     ``complete`` names objects to fetch before the first run (an event's partial object);
-    ``owner`` gives the event's account when fetching (default: the account acting now)."""
+    ``owner`` gives the event's account when fetching (default: the account acting now);
+    ``fetched`` holds whole objects the caller fetched already, as ``(spec, object)``."""
 
     def fetch(spec: Any, object_id: str) -> tuple[Any, Any]:
         with accounts.acting_for(owner() if owner is not None else None):
             return spec, spec.fetch(object_id)
 
-    prefetched: list[tuple[Any, Any]] = [fetch(spec, oid) for spec, oid in complete]
+    prefetched = [*fetched, *(fetch(spec, oid) for spec, oid in complete)]
     while True:
         try:
             return run(prefetched)
@@ -873,15 +876,19 @@ def apply_event(*, event: WebhookEvent) -> WebhookEvent:
     return row
 
 
-def apply_recorded_event(event_id: int) -> WebhookEvent | None:
+def apply_recorded_event(
+    event_id: int, *, fetched: Sequence[tuple[Any, Any]] = ()
+) -> WebhookEvent | None:
     """:func:`apply_event` by primary key (what the queued task calls: nothing is read before
-    the locking statement); None when no such event exists."""
+    the locking statement); None when no such event exists. ``fetched``: whole objects, as
+    ``(spec, object)``, fetched after the event was recorded (a batch's renewals share one)."""
     try:
         return _fetching(
             lambda prefetched: _apply_recorded(event_id, prefetched),
             owner=lambda: WebhookEvent.objects.values_list("account_id", flat=True).get(
                 pk=event_id
             ),
+            fetched=fetched,
         )
     except WebhookEvent.DoesNotExist:
         return None
@@ -956,6 +963,43 @@ def replay_failed_events(
     return counts
 
 
+def dismiss_events(*, events: Iterable[WebhookEvent]) -> int:
+    """Mark failed events staff decided not to apply as ``ignored`` (never replayed, and no
+    longer counted by :func:`event_health`); return how many. Events that are not ``failed``
+    (one a retry applied meanwhile among them) are left as they are; the error stays."""
+    pks = [event.pk for event in events]
+    return run_atomic(
+        lambda: WebhookEvent.objects.filter(pk__in=pks, status=EventStatus.FAILED).update(
+            status=EventStatus.IGNORED
+        ),
+        using=connection_for(WebhookEvent).alias,
+    )
+
+
+@dataclass(frozen=True)
+class EventHealth:
+    #: stored ``failed`` and received over ``deliveries.OVERDUE_AFTER`` ago
+    failed: int
+    #: recorded (queued), not applied, received over ``deliveries.OVERDUE_AFTER`` ago
+    waiting: int
+    #: the earliest of the ``failed`` ones, or None
+    oldest_failed: WebhookEvent | None
+
+
+def event_health() -> EventHealth:
+    """Events that need someone: failed ones no retry has applied within the hour (a broken
+    receiver, a bug, an object Plugipay sent with bad values) and recorded ones that wait over
+    the hour with nothing applying them (no worker, no sweep)."""
+    received_before = timezone.now() - deliveries.OVERDUE_AFTER
+    old = WebhookEvent.objects.filter(received_at__lt=received_before)
+    failed = old.filter(status=EventStatus.FAILED)
+    return EventHealth(
+        failed=failed.count(),
+        waiting=old.filter(status=EventStatus.RECEIVED).count(),
+        oldest_failed=failed.order_by("occurred_at", "received_at", "pk").first(),
+    )
+
+
 #: queued events one transaction applies (``apply_queued_events``)
 BATCH_SIZE = 100
 
@@ -970,7 +1014,8 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
     order, then its events are applied without savepoints and marked in one statement per
     outcome. When one fails, the batch is applied again with a savepoint per event: the failing
     one is stored ``failed`` with its error and the others commit. An event that names an object
-    to fetch first is applied on its own after the batch (no HTTP call inside a transaction).
+    to fetch first is applied on its own after the batch (no HTTP call inside a transaction),
+    each such object fetched once for the batch (:func:`_fetch_left`).
 
     With ``PLUGIPAY["ACCOUNT_DATABASE"]``, called outside any account (the batch task), it
     drains every account's database in turn (``limit`` per account).
@@ -989,9 +1034,10 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
             claimed, alone, failed, waiting = run_atomic(_apply_batch, size, True)
         if alone:
             _wait_for_running_batches()
+        whole = _fetch_left(alone)
         for event_id in alone:
             try:
-                apply_recorded_event(event_id)
+                apply_recorded_event(event_id, fetched=whole.get(event_id, ()))
             except Exception:  # recorded on the event by apply_recorded_event
                 failed.append(event_id)
         for event_id in failed:
@@ -1000,6 +1046,32 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
         if claimed < size and not waiting:
             break
     return taken
+
+
+def _fetch_left(event_pks: list[int]) -> dict[int, list[tuple[Any, Any]]]:
+    """The whole objects of the partial events a batch left (renewals that carry only the
+    period), each object fetched once for the batch, by event pk. Fetched after the batch
+    claimed them, an object is at least as fresh as every one of them, as a page's is
+    (:func:`_fetch_whole`); an event whose object cannot be fetched now is missing (its own
+    apply fetches it again and records why it failed)."""
+    if not event_pks:
+        return {}
+    fetched: dict[tuple[Any, str, str], Any] = {}
+    whole: dict[int, list[tuple[Any, Any]]] = {}
+    rows = WebhookEvent.objects.filter(pk__in=event_pks).values_list("pk", "payload", "account_id")
+    for pk, payload, account_id in rows:
+        try:
+            completing = _completing(parse_event(payload))
+            for spec, object_id in completing:
+                key = (account_id, spec.name, object_id)
+                if key not in fetched:
+                    with accounts.acting_for(account_id):
+                        fetched[key] = spec.fetch(object_id)
+        except Exception:  # noqa: BLE001 - the event's own apply fetches it and records why
+            continue
+        if completing:
+            whole[pk] = [(spec, fetched[account_id, spec.name, oid]) for spec, oid in completing]
+    return whole
 
 
 #: the PostgreSQL advisory lock (class, key) every batch holds shared until it commits

@@ -35,6 +35,7 @@ from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import WebhookEvent
 from django_plugipay.services.accounts import client_for
 from django_plugipay.services.deliveries import delivery_health
+from django_plugipay.services.events import event_health
 from django_plugipay.services.payouts import left_unanswered
 from django_plugipay.services.reconcile import held_at, last_reconciled
 from django_plugipay.services.webhook_endpoints import is_this_site
@@ -151,11 +152,12 @@ class Doctor:
             yield from self.account(alias)
         if database.ok:
             yield self.deliveries()
+            yield self.events()
             yield self.unanswered_payouts()
             yield self.reconciliation()
             yield self.disabled_endpoint()
         else:
-            for name in ("deliveries", "payouts", "reconciliation", "disabled endpoint"):
+            for name in ("deliveries", "events", "payouts", "reconciliation", "disabled endpoint"):
                 yield Line(name, None, "needs this project's database migrated")
 
     @_guarded("reconciliation")
@@ -233,6 +235,36 @@ class Doctor:
             "overdue: run a Celery worker and beat with django_plugipay.run_deliveries "
             "scheduled, or `manage.py plugipay_sync` from cron",
         )
+
+    @_guarded("events")
+    def events(self) -> Line:
+        """Webhook and reconciled events that need someone (see ``event_health``)."""
+        try:
+            health = event_health()
+        except DatabaseError as exc:
+            return Line("events", None, f"the database cannot be read ({exc})")
+        if not health.failed and not health.waiting:
+            return Line("events", True, "none failed or waiting for over an hour")
+        parts, fixes = [], []
+        oldest = health.oldest_failed
+        if oldest is not None:
+            parts.append(
+                f"{health.failed} failed (the oldest {oldest.event_id}, {oldest.kind}: "
+                f"{oldest.last_error[:300] or 'no error recorded'})"
+            )
+            fixes.append(
+                "failed: read the error under Plugipay › Webhook events in the admin, fix the "
+                "cause, then `manage.py plugipay_replay` (or 'Reprocess'); an event you will "
+                "not apply, 'Dismiss' it there"
+            )
+        if health.waiting:
+            parts.append(f"{health.waiting} recorded over an hour ago and not applied yet")
+            fixes.append(
+                'waiting: run a Celery worker (WEBHOOK_PROCESSING = "celery") with the '
+                "django_plugipay.sweep task scheduled, or `manage.py plugipay_sync` from cron "
+                "(it queues them again)"
+            )
+        return Line("events", False, "; ".join(parts), "; ".join(fixes))
 
     @_guarded("payouts")
     def unanswered_payouts(self) -> Line:

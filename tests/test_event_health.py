@@ -1,0 +1,95 @@
+"""Events that need someone: failed or left unapplied for over an hour are named by the doctor
+and checks W042/W043; staff dismiss a failed event they will not apply."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from django_plugipay import services
+from django_plugipay.checks import check_events
+from django_plugipay.management.commands.plugipay_doctor import Doctor
+from django_plugipay.models import WebhookEvent
+from tests.factories import WebhookEventFactory
+from tests.test_admin import staff
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/django_plugipay/webhookevent/"
+
+
+def event(status, *, hours_ago, error=""):
+    made = WebhookEventFactory(status=status, last_error=error)
+    received = timezone.now() - dt.timedelta(hours=hours_ago)
+    WebhookEvent.objects.filter(pk=made.pk).update(received_at=received, occurred_at=received)
+    made.refresh_from_db()
+    return made
+
+
+def test_fresh_failures_and_applied_events_are_nobodys_business_yet():
+    event("failed", hours_ago=0.5, error="still being retried")
+    event("received", hours_ago=0.2)
+    event("processed", hours_ago=30)
+    event("ignored", hours_ago=30)
+    health = services.event_health()
+    assert (health.failed, health.waiting, health.oldest_failed) == (0, 0, None)
+    assert check_events(databases=["default"]) == []
+    line = Doctor(url=None, wait=0).events()
+    assert line.ok is True and line.detail == "none failed or waiting for over an hour"
+
+
+def test_the_doctor_and_the_checks_name_old_failures_and_events_nothing_applies():
+    event("failed", hours_ago=3, error="KeyError: 'order'")
+    oldest = event("failed", hours_ago=26, error="IntegrityError: duplicate key")
+    event("received", hours_ago=2)
+    health = services.event_health()
+    assert (health.failed, health.waiting, health.oldest_failed) == (2, 1, oldest)
+    assert [m.id for m in check_events(databases=["default"])] == [
+        "django_plugipay.W042",
+        "django_plugipay.W043",
+    ]
+    assert check_events(databases=None) == []  # only with the database checks
+    line = Doctor(url=None, wait=0).events()
+    assert line.ok is False
+    assert line.detail == (
+        f"2 failed (the oldest {oldest.event_id}, payment.succeeded: IntegrityError: "
+        "duplicate key); 1 recorded over an hour ago and not applied yet"
+    )
+    assert "plugipay_replay" in line.fix and "'Dismiss'" in line.fix
+    assert "django_plugipay.sweep" in line.fix
+
+
+def test_dismissing_leaves_all_but_failed_events_as_they_are():
+    failed = event("failed", hours_ago=5, error="bad values")
+    applied = event("processed", hours_ago=5)
+    queued = event("received", hours_ago=0)
+    assert services.dismiss_events(events=[failed, applied, queued]) == 1
+    statuses = dict(WebhookEvent.objects.values_list("pk", "status"))
+    assert statuses == {failed.pk: "ignored", applied.pk: "processed", queued.pk: "received"}
+    assert WebhookEvent.objects.get(pk=failed.pk).last_error == "bad values"
+    assert services.event_health().failed == 0
+    services.replay_failed_events()  # applies the queued one, never the dismissed one
+    assert WebhookEvent.objects.get(pk=failed.pk).status == "ignored"
+
+
+def test_admin_dismiss_needs_the_permission_and_a_confirmation(client):
+    failed = event("failed", hours_ago=2, error="boom")
+    applied = event("processed", hours_ago=2)
+    selected = {"action": "dismiss_events", "_selected_action": [failed.pk, applied.pk]}
+
+    client.force_login(staff())  # may view events, not reprocess them
+    client.post(CHANGELIST, {**selected, "post": "yes"})
+    assert WebhookEvent.objects.get(pk=failed.pk).status == "failed"
+
+    client.force_login(staff("change_webhookevent"))
+    confirm = client.post(CHANGELIST, selected)
+    html = confirm.content.decode()
+    assert "Dismiss these failed events?" in html
+    assert failed.event_id in html and applied.event_id not in html  # only failed ones listed
+    assert WebhookEvent.objects.get(pk=failed.pk).status == "failed"  # nothing until "yes"
+
+    client.post(CHANGELIST, {**selected, "post": "yes"})
+    assert WebhookEvent.objects.get(pk=failed.pk).status == "ignored"
+    assert WebhookEvent.objects.get(pk=applied.pk).status == "processed"
