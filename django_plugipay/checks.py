@@ -635,9 +635,9 @@ def check_events(app_configs=None, databases=None, **kwargs) -> list:
                 f"{health.waiting} webhook events recorded over an hour ago are not applied yet: "
                 "nothing applies them.",
                 id="django_plugipay.W043",
-                hint='With WEBHOOK_PROCESSING = "celery", run a Celery worker and schedule '
-                "django_plugipay.sweep (see docs/how-to/celery.md), or run `manage.py "
-                "plugipay_sync` from cron.",
+                hint="Run a Celery worker that consumes django-plugipay's queue (`manage.py "
+                "plugipay_doctor` says whether one does) and schedule django_plugipay.sweep, "
+                "which sends again the tasks a broker outage lost (see docs/how-to/celery.md).",
             )
         )
     return messages

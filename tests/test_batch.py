@@ -149,3 +149,52 @@ def test_a_batchs_renewals_fetch_their_subscription_once_and_apply_with_it(monke
     assert spec.model.objects.get().current_period_end.month == 5
     _statements, control = split(ctx.captured_queries)
     assert control.count("SAVEPOINT") == 1 + 3  # the batch, then each renewal once
+
+
+def test_an_event_that_fails_its_batchs_first_pass_is_logged_even_when_it_then_applies(caplog):
+    """The batch is applied again with a savepoint per event after one fails: a receiver that
+    failed once then succeeds leaves the event processed, and its first failure in the log."""
+    calls = []
+
+    def flaky(sender, instance, **kwargs):
+        calls.append(instance.plugipay_id)
+        if calls.count("cs_1") == 1 and instance.plugipay_id == "cs_1":
+            raise RuntimeError("the warehouse hiccuped")
+
+    events = queue(*(session_completed(n) for n in range(3)))
+    signals.checkout_session_completed.connect(flaky)
+    try:
+        with caplog.at_level("WARNING", logger="django_plugipay.services.events"):
+            assert services.apply_queued_events() == 3
+    finally:
+        signals.checkout_session_completed.disconnect(flaky)
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+    [record] = [r for r in caplog.records if "failed in its batch" in r.getMessage()]
+    assert events[1].event_id in record.getMessage()
+    assert "RuntimeError: the warehouse hiccuped" in record.getMessage()
+    assert record.exc_info is not None  # the receiver's traceback
+
+
+def test_a_batch_asks_plugipay_once_for_an_object_it_cannot_fetch(monkeypatch):
+    """Plugipay times out: the batch asks once for the subscription its renewals need, not
+    again for each of them; they are stored failed with the error, for their own tasks."""
+    from django_plugipay.exceptions import TransientError
+    from django_plugipay.specs import registered
+    from tests.factories import CustomerFactory, PlanFactory
+    from tests.test_apply_cost import renewed
+
+    spec = registered("subscription")
+    CustomerFactory(plugipay_id="cus_v"), PlanFactory(plugipay_id="plan_v")
+    calls = []
+
+    def down(self, oid):
+        calls.append(oid)
+        raise TransientError("Plugipay timed out", code="timeout")
+
+    monkeypatch.setattr(type(spec), "fetch", down)
+    queue(*(renewed("sub_v", n).payload for n in (1, 2, 3)))
+    services.apply_queued_events()
+    assert calls == ["sub_v"]
+    rows = WebhookEvent.objects.values_list("status", "attempts", "last_error")
+    assert {(status, attempts) for status, attempts, _error in rows} == {("failed", 1)}
+    assert all("Plugipay timed out" in error for _status, _attempts, error in rows)

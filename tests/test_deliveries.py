@@ -713,3 +713,17 @@ def test_a_key_that_joins_no_row_caches_no_parent():
     assert found.checkout_session.pk == payment.checkout_session_id
     assert found.customer is None
     assert Payment.invoice.is_cached(found) and found.invoice is None
+
+
+def test_a_dry_run_of_the_sync_runs_no_delivery(plugipay_sandbox, durable, capsys):
+    from django.core.management import call_command
+
+    runs = []
+    durable(signals.payment_succeeded, fails_first(1, runs), name="tests.dry")
+    plugipay_sandbox.paid_payment()
+    Delivery.objects.update(next_attempt_at=timezone.now())  # due now
+    call_command("plugipay_sync", "--dry-run")
+    assert "Deliveries:" not in capsys.readouterr().out
+    assert Delivery.objects.get().status == "failed" and len(runs) == 1  # nothing ran
+    call_command("plugipay_sync")
+    assert "Deliveries: 1 run" in capsys.readouterr().out and len(runs) == 2

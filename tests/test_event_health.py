@@ -93,3 +93,88 @@ def test_admin_dismiss_needs_the_permission_and_a_confirmation(client):
     client.post(CHANGELIST, {**selected, "post": "yes"})
     assert WebhookEvent.objects.get(pk=failed.pk).status == "ignored"
     assert WebhookEvent.objects.get(pk=applied.pk).status == "processed"
+
+
+def test_a_dismissed_event_stays_dismissed_when_a_retry_fails_meanwhile(monkeypatch):
+    """Staff dismiss the event between a failing retry's rollback and its marking failed."""
+    from django_plugipay.services import events as service
+    from tests.test_apply_cost import session_completed
+    from tests.test_batch import queue
+
+    [queued] = queue(session_completed(0))
+    WebhookEvent.objects.filter(pk=queued.pk).update(status="failed", last_error="boom")
+    real_discard = service.discard_lost_connection
+
+    def staff_dismiss_now(exc):  # runs right after the retry's rollback
+        real_discard(exc)
+        assert services.dismiss_events(events=[queued]) == 1
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("the shop refused it again")
+
+    monkeypatch.setattr(service, "discard_lost_connection", staff_dismiss_now)
+    monkeypatch.setattr(service, "_apply", refuse)
+    with pytest.raises(RuntimeError):
+        service.apply_recorded_event(queued.pk)
+    assert WebhookEvent.objects.get(pk=queued.pk).status == "ignored"
+
+
+def test_the_admin_reports_and_logs_only_the_events_it_dismissed(client, monkeypatch):
+    from django.contrib.admin.models import LogEntry
+
+    failed = event("failed", hours_ago=2, error="boom")
+    real = services.dismiss_events
+
+    def retry_wins_first(*, events):
+        WebhookEvent.objects.filter(pk=failed.pk).update(status="processed")  # the retry
+        return real(events=events)
+
+    monkeypatch.setattr(services, "dismiss_events", retry_wins_first)
+    client.force_login(staff("change_webhookevent"))
+    page = client.post(
+        CHANGELIST,
+        {"action": "dismiss_events", "_selected_action": [failed.pk], "post": "yes"},
+        follow=True,
+    )
+    html = page.content.decode()
+    assert WebhookEvent.objects.get(pk=failed.pk).status == "processed"
+    assert "1 event dismissed." not in html and "no longer failed" in html
+    assert not LogEntry.objects.filter(object_id=str(failed.pk)).exists()
+
+
+def test_an_old_failed_event_queued_again_just_now_is_in_flight_not_waiting(settings):
+    from django_plugipay.models import EventSource
+    from django_plugipay.services import events as service
+    from django_plugipay.webhooks import parse_event
+    from tests.test_apply_cost import session_completed
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_PROCESSING": "celery"}
+    parsed = parse_event(session_completed(0))
+    service.record_event(parsed, source=EventSource.RECONCILE)
+    received = timezone.now() - dt.timedelta(days=2)
+    WebhookEvent.objects.update(status="failed", last_error="boom", received_at=received)
+    service.queue_page([parsed], source=EventSource.RECONCILE)  # queued again just now
+    row = WebhookEvent.objects.get()
+    assert row.status == "received" and row.queued_at > timezone.now() - dt.timedelta(minutes=1)
+    assert services.event_health().waiting == 0
+    assert check_events(databases=["default"]) == []
+    WebhookEvent.objects.update(queued_at=timezone.now() - dt.timedelta(minutes=5))
+    assert services.event_health().waiting == 1  # handed over minutes ago, still not applied
+
+
+def test_the_doctors_tasks_line_says_where_task_work_goes(settings, make_celery_app):
+    from tests.test_tasks_mode import DOWN_BROKER
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "inline"}
+    line = Doctor(url=None, wait=0).tasks()
+    assert line.ok is True and "in this process" in line.detail
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "celery"}
+    line = Doctor(url=None, wait=0).tasks()
+    assert line.ok is False and "no Celery app" in line.detail
+
+    make_celery_app(broker_url=DOWN_BROKER)
+    line = Doctor(url=None, wait=0).tasks()
+    assert line.ok is False
+    assert "the Celery broker redis://127.0.0.1:1/0 cannot be reached" in line.detail
+    assert "start the broker" in line.fix

@@ -372,6 +372,40 @@ def test_a_single_account_project_sends_the_per_event_task_as_before(client, set
     assert retries == [(pk,)]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_sync_command_fails_when_no_task_could_be_sent(settings, monkeypatch, capsys):
+    """Events recorded while the broker is down are safe (marked for the sweep), but nothing
+    applies them until it answers: the command says so and exits non-zero, for cron to tell."""
+    from django.core.management import CommandError
+
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "SYNC_RECEIPTS": False,
+        "WEBHOOK_PROCESSING": "celery",
+        "TASKS": "celery",
+    }
+    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
+    monkeypatch.setattr(_queue, "_coalescers", {})
+    down = [True]
+
+    def send(name, args, countdown=0):
+        if down[0]:
+            raise ConnectionError("the broker is down")
+
+    monkeypatch.setattr(_queue, "_send", send)
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([completed(1), completed(2)]))
+    with pytest.raises(CommandError, match="2 events are recorded but no task could be sent"):
+        call_command("plugipay_sync")
+    out = capsys.readouterr().out
+    assert "2 queued for the workers" in out
+    assert "Not sent: 2 events recorded wait for a task that could not be sent" in out
+    assert set(WebhookEvent.objects.values_list("status", "queued_at")) == {("received", None)}
+    down[0] = False  # the broker is back: the sweep sends them, and the command is content
+    call_command("plugipay_sync")
+    assert "Not sent" not in capsys.readouterr().out
+    assert not services.events_not_sent().exists()
+
+
 def test_a_dry_run_counts_what_the_run_then_hands_over(
     plugipay_sandbox,
     queued,  # noqa: F811

@@ -136,6 +136,11 @@ def reprocess_events(modeladmin, request, queryset):
     )
 
 
+def _dismiss(event) -> None:
+    if not services.dismiss_events(events=[event]):  # a retry applied it after the page showed
+        raise PlugipayError(_("It is no longer failed, so it was left as it is."))
+
+
 @admin.action(
     description=gettext_lazy("Dismiss selected failed events…"), permissions=["reprocess"]
 )
@@ -150,7 +155,7 @@ def dismiss_events(modeladmin, request, queryset):
             "Dismiss these failed events? They are marked ignored: never applied or replayed, "
             "and no longer reported by plugipay_doctor. Their error stays on each event."
         ),
-        perform=lambda e: services.dismiss_events(events=[e]),
+        perform=_dismiss,
         done=lambda n: (
             ngettext("%(count)d event dismissed.", "%(count)d events dismissed.", n) % {"count": n}
         ),

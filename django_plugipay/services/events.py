@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.db import DataError, IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
@@ -361,6 +361,14 @@ def _note_not_queued(exc: Exception, event_pks: list[int]) -> None:
     )
 
 
+def events_not_sent() -> Any:
+    """The acting account's events recorded ``received`` whose task could not be sent (the
+    broker was down); the sweeper sends them first (:func:`requeue_stranded_events`)."""
+    return accounts.own(
+        WebhookEvent.objects.filter(status=EventStatus.RECEIVED, queued_at__isnull=True)
+    )
+
+
 def requeue_stranded_events(*, limit: int = 500) -> int:
     """Queue again every event still ``received`` whose task was never sent (the broker was
     down) or was sent over ``STRANDED_AFTER`` seconds ago and never ran to the end (its worker
@@ -463,6 +471,25 @@ class _PageFailed(Exception):
     """An event of a page applied without savepoints failed: the page is applied again."""
 
 
+def _page_failed(parsed: Event, exc: Exception) -> _PageFailed:
+    """Say why an event failed its page's (or batch's) first pass, which is then applied again
+    with a savepoint per event, and return the exception that starts that pass. The event may
+    well apply the second time (a receiver that failed once): its first failure is logged here,
+    or nothing would tell of it. An event waiting for an object it names is expected, not
+    logged (the caller raises the result ``from exc``)."""
+    if not isinstance(exc, UnresolvedReference):
+        logger.warning(
+            "plugipay event %s failed in its batch, applied again with one savepoint per event: "
+            "%s: %s",
+            parsed.id,
+            type(exc).__name__,
+            exc,
+            exc_info=not isinstance(exc, InvalidObject),
+            extra={"event_id": parsed.id, "kind": parsed.kind},
+        )
+    return _PageFailed()
+
+
 def apply_page(
     events: list[Event], *, source: str, fetched: dict[tuple[str, str], Any] | None = None
 ) -> tuple[int, int, list[Event]]:
@@ -529,7 +556,7 @@ def apply_page(
                 if is_transient(exc):  # the whole page is retried
                     raise
                 if not isolated:
-                    raise _PageFailed from exc
+                    raise _page_failed(parsed, exc) from exc
                 WebhookEvent.objects.filter(pk=row.pk).update(
                     status=EventStatus.FAILED, last_error=_describe(exc)
                 )
@@ -894,18 +921,25 @@ def apply_recorded_event(
         return None
     except Exception as exc:
         discard_lost_connection(exc)
-        try:
-            WebhookEvent.objects.filter(pk=event_id).update(
-                status=EventStatus.FAILED,
-                attempts=F("attempts") + 1,
-                last_error=_describe(exc),
-            )
-            kind = WebhookEvent.objects.filter(pk=event_id).values_list("event_id", "kind").first()
-        except Exception as failure:  # the database is gone: the event stays as it was
-            discard_lost_connection(failure)
-            kind = None
-        _log_failure(*(kind or (str(event_id), "")), exc)
+        _mark_failed(event_id, exc)
         raise
+
+
+def _mark_failed(event_id: int, exc: Exception) -> None:
+    """Store the recorded event ``failed`` with ``exc`` (its attempt counted) and log it,
+    unless it is done by now: a concurrent task applied it, or staff dismissed it, after this
+    attempt rolled back. When the database is gone, the event stays as it was."""
+    try:
+        WebhookEvent.objects.filter(pk=event_id).exclude(status__in=DONE).update(
+            status=EventStatus.FAILED,
+            attempts=F("attempts") + 1,
+            last_error=_describe(exc),
+        )
+        kind = WebhookEvent.objects.filter(pk=event_id).values_list("event_id", "kind").first()
+    except Exception as failure:
+        discard_lost_connection(failure)
+        kind = None
+    _log_failure(*(kind or (str(event_id), "")), exc)
 
 
 @write_atomic
@@ -980,23 +1014,35 @@ def dismiss_events(*, events: Iterable[WebhookEvent]) -> int:
 class EventHealth:
     #: stored ``failed`` and received over ``deliveries.OVERDUE_AFTER`` ago
     failed: int
-    #: recorded (queued), not applied, received over ``deliveries.OVERDUE_AFTER`` ago
+    #: recorded (queued), not applied, received over ``deliveries.OVERDUE_AFTER`` ago and not
+    #: handed to the workers within the last :data:`IN_FLIGHT`
     waiting: int
     #: the earliest of the ``failed`` ones, or None
     oldest_failed: WebhookEvent | None
 
 
+#: an event handed to the workers this recently is in flight, however old it is (a failed one
+#: that reconciliation or a replay just queued again)
+IN_FLIGHT = dt.timedelta(minutes=1)
+
+
 def event_health() -> EventHealth:
     """Events that need someone: failed ones no retry has applied within the hour (a broken
     receiver, a bug, an object Plugipay sent with bad values) and recorded ones that wait over
-    the hour with nothing applying them (no worker, no sweep)."""
-    received_before = timezone.now() - deliveries.OVERDUE_AFTER
-    old = WebhookEvent.objects.filter(received_at__lt=received_before)
+    the hour with nothing applying them (no worker, or its message never sent)."""
+    now = timezone.now()
+    old = WebhookEvent.objects.filter(received_at__lt=now - deliveries.OVERDUE_AFTER)
     failed = old.filter(status=EventStatus.FAILED)
+    handed_before = now - IN_FLIGHT
+    waiting = old.filter(status=EventStatus.RECEIVED).filter(
+        Q(queued_at__isnull=True) | Q(queued_at__lt=handed_before)
+    )
     return EventHealth(
         failed=failed.count(),
-        waiting=old.filter(status=EventStatus.RECEIVED).count(),
-        oldest_failed=failed.order_by("occurred_at", "received_at", "pk").first(),
+        waiting=waiting.count(),
+        oldest_failed=failed.order_by(
+            F("occurred_at").asc(nulls_last=True), "received_at", "pk"
+        ).first(),
     )
 
 
@@ -1015,7 +1061,7 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
     outcome. When one fails, the batch is applied again with a savepoint per event: the failing
     one is stored ``failed`` with its error and the others commit. An event that names an object
     to fetch first is applied on its own after the batch (no HTTP call inside a transaction),
-    each such object fetched once for the batch (:func:`_fetch_left`).
+    each such object asked of Plugipay once for the batch (:func:`_fetch_left`).
 
     With ``PLUGIPAY["ACCOUNT_DATABASE"]``, called outside any account (the batch task), it
     drains every account's database in turn (``limit`` per account).
@@ -1034,8 +1080,12 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
             claimed, alone, failed, waiting = run_atomic(_apply_batch, size, True)
         if alone:
             _wait_for_running_batches()
-        whole = _fetch_left(alone)
+        whole, unavailable = _fetch_left(alone)
         for event_id in alone:
+            if event_id in unavailable:  # asked once for the batch: not again for each event
+                _mark_failed(event_id, unavailable[event_id])
+                failed.append(event_id)
+                continue
             try:
                 apply_recorded_event(event_id, fetched=whole.get(event_id, ()))
             except Exception:  # recorded on the event by apply_recorded_event
@@ -1048,30 +1098,40 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
     return taken
 
 
-def _fetch_left(event_pks: list[int]) -> dict[int, list[tuple[Any, Any]]]:
+def _fetch_left(
+    event_pks: list[int],
+) -> tuple[dict[int, list[tuple[Any, Any]]], dict[int, Exception]]:
     """The whole objects of the partial events a batch left (renewals that carry only the
-    period), each object fetched once for the batch, by event pk. Fetched after the batch
-    claimed them, an object is at least as fresh as every one of them, as a page's is
-    (:func:`_fetch_whole`); an event whose object cannot be fetched now is missing (its own
-    apply fetches it again and records why it failed)."""
+    period), each object asked of Plugipay once for the batch; return them by event pk, and
+    by event pk why an object could not be fetched (a timeout, a 404: the batch does not ask
+    again for each of its events, which are stored ``failed`` with it and retried by their own
+    tasks). Fetched after the batch claimed them, an object is at least as fresh as every one
+    of them, as a page's is (:func:`_fetch_whole`)."""
     if not event_pks:
-        return {}
+        return {}, {}
     fetched: dict[tuple[Any, str, str], Any] = {}
+    refused: dict[tuple[Any, str, str], Exception] = {}
     whole: dict[int, list[tuple[Any, Any]]] = {}
+    unavailable: dict[int, Exception] = {}
     rows = WebhookEvent.objects.filter(pk__in=event_pks).values_list("pk", "payload", "account_id")
     for pk, payload, account_id in rows:
         try:
             completing = _completing(parse_event(payload))
-            for spec, object_id in completing:
-                key = (account_id, spec.name, object_id)
-                if key not in fetched:
+        except Exception:  # noqa: BLE001 - its own apply reads it again and records why
+            continue
+        for spec, object_id in completing:
+            key = (account_id, spec.name, object_id)
+            if key not in fetched and key not in refused:
+                try:
                     with accounts.acting_for(account_id):
                         fetched[key] = spec.fetch(object_id)
-        except Exception:  # noqa: BLE001 - the event's own apply fetches it and records why
-            continue
-        if completing:
+                except Exception as exc:  # noqa: BLE001 - stored on the events that need it
+                    refused[key] = exc
+            if key in refused:
+                unavailable[pk] = refused[key]
+        if completing and pk not in unavailable:
             whole[pk] = [(spec, fetched[account_id, spec.name, oid]) for spec, oid in completing]
-    return whole
+    return whole, unavailable
 
 
 #: the PostgreSQL advisory lock (class, key) every batch holds shared until it commits
@@ -1148,7 +1208,7 @@ def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int]
             if is_transient(exc):  # the whole batch is retried
                 raise
             if not isolated:
-                raise _PageFailed from exc
+                raise _page_failed(event, exc) from exc
             if isinstance(exc, UnresolvedReference):  # fetched outside, after the commit
                 left.append(row.pk)
                 continue

@@ -78,3 +78,17 @@ def test_worker_killed_mid_task_redelivers_and_plugipay_holds_one_refund(
     assert len(plugipay_sandbox.state()["refunds"]) == 1
     payment.refresh_from_db()
     assert payment.amount_refunded == 7_000
+
+
+def test_the_doctor_sees_a_worker_consume_the_queue_and_misses_it_once_stopped(celery_worker):
+    from django_plugipay.management.commands.plugipay_doctor import Doctor
+    from tests.celery import app
+
+    queue = app.conf.task_default_queue
+    line = Doctor(url=None, wait=0).tasks()
+    assert line.ok is True, line
+    assert f"1 Celery worker(s) consume queue {queue!r}" in line.detail
+    celery_worker.stop()
+    line = Doctor(url=None, wait=0).tasks()
+    assert line.ok is False and f"no Celery worker consumes queue {queue!r}" in line.detail
+    assert "celery -A <your project> worker" in line.fix

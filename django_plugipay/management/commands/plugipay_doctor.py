@@ -22,6 +22,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
+from kombu.utils.url import maybe_sanitize_url
 
 from django_plugipay.checks import (
     REDIRECT_HINT,
@@ -33,6 +34,7 @@ from django_plugipay.client import DOCTOR_ADVICE, SANDBOX_ADVICE, PlugipayClient
 from django_plugipay.conf import DEFAULT_ACCOUNT, app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import WebhookEvent
+from django_plugipay.services import _queue
 from django_plugipay.services.accounts import client_for
 from django_plugipay.services.deliveries import delivery_health
 from django_plugipay.services.events import event_health
@@ -50,6 +52,10 @@ PING_TYPE = "plugipay.doctor.ping.v1"
 #: are several)
 REMOTE_CHECKS = ("credentials", "clock", "webhook URL", "webhook endpoint", "test event")
 POLL_INTERVAL = 0.2
+#: seconds the tasks line waits for Celery workers to answer
+WORKER_WAIT = 1.0
+#: the task a queued webhook sends (its route names the queue a worker must consume)
+PENDING_TASK = "django_plugipay.process_pending_events"
 
 
 @dataclass
@@ -150,6 +156,7 @@ class Doctor:
             yield line
         for alias in aliases:
             yield from self.account(alias)
+        yield self.tasks()
         if database.ok:
             yield self.deliveries()
             yield self.events()
@@ -236,6 +243,63 @@ class Doctor:
             "scheduled, or `manage.py plugipay_sync` from cron",
         )
 
+    @_guarded("tasks")
+    def tasks(self) -> Line:
+        """Where task work goes, and with Celery, that the broker answers and a worker consumes
+        the queue django-plugipay's tasks are routed to."""
+        current = _queue.mode()
+        if current == "inline":
+            return Line("tasks", True, "run in this process (no worker to check)")
+        if current == "django":
+            return Line(
+                "tasks",
+                None,
+                "sent to the django.tasks backend; its worker is not checked here "
+                "(`manage.py db_worker` or your backend's own)",
+            )
+        app = _queue.celery_app()
+        if app is None:  # TASKS = "celery" with no app: system check E-level says so too
+            return Line(
+                "tasks",
+                False,
+                'PLUGIPAY["TASKS"] is "celery" but the project has no Celery app',
+                'create one (see docs/how-to/celery.md) or set TASKS to "auto"',
+            )
+        broker = maybe_sanitize_url(app.connection_for_write().as_uri(include_password=True))
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+        except Exception as exc:  # noqa: BLE001 - whatever the transport raises, said as is
+            return Line(
+                "tasks",
+                False,
+                f"the Celery broker {broker} cannot be reached: {exc}",
+                "start the broker or fix the Celery app's broker URL; meanwhile webhooks are "
+                "recorded and answered, and the sweep sends their tasks once it answers",
+            )
+        queue = app.amqp.router.route({}, PENDING_TASK)["queue"].name
+        answers = app.control.inspect(timeout=WORKER_WAIT).active_queues() or {}
+        consuming = sorted(
+            worker
+            for worker, queues in answers.items()
+            if any(q.get("name") == queue for q in queues or ())
+        )
+        if not consuming:
+            seen = f"{len(answers)} answered, none consuming it" if answers else "none answered"
+            return Line(
+                "tasks",
+                False,
+                f"no Celery worker consumes queue {queue!r} on {broker} ({seen} within "
+                f"{WORKER_WAIT:g} s): queued webhooks and refunds wait",
+                f"start one: `celery -A <your project> worker` (with `-Q {queue}` if you route "
+                "queues)",
+            )
+        return Line(
+            "tasks",
+            True,
+            f"{len(consuming)} Celery worker(s) consume queue {queue!r} on {broker}",
+        )
+
     @_guarded("events")
     def events(self) -> Line:
         """Webhook and reconciled events that need someone (see ``event_health``)."""
@@ -260,9 +324,8 @@ class Doctor:
         if health.waiting:
             parts.append(f"{health.waiting} recorded over an hour ago and not applied yet")
             fixes.append(
-                'waiting: run a Celery worker (WEBHOOK_PROCESSING = "celery") with the '
-                "django_plugipay.sweep task scheduled, or `manage.py plugipay_sync` from cron "
-                "(it queues them again)"
+                "waiting: run a worker that consumes the queue (the tasks line) and schedule "
+                "django_plugipay.sweep, which sends again the tasks a broker outage lost"
             )
         return Line("events", False, "; ".join(parts), "; ".join(fixes))
 

@@ -70,7 +70,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--account: {exc}") from exc
         else:
             aliases = [known.alias for known in accounts.every()]
-        failed = []
+        failed, unsent = [], 0
         for alias in aliases:
             self.prefix = f"[{alias}] " if len(aliases) > 1 else ""
             try:
@@ -78,7 +78,7 @@ class Command(BaseCommand):
                     if money:
                         self._money()
                     else:
-                        self._reconcile(start, dry_run, options.get("verbosity", 1))
+                        unsent += self._reconcile(start, dry_run, options.get("verbosity", 1))
             except PlugipayError as exc:
                 if len(aliases) == 1:
                     raise CommandError(f"Plugipay could not be reached: {exc}") from exc
@@ -86,6 +86,12 @@ class Command(BaseCommand):
                 failed.append(alias)
         if failed:
             raise CommandError(f"Not synced: accounts {', '.join(failed)}.")
+        if unsent:
+            raise CommandError(
+                f"{unsent} events are recorded but no task could be sent to apply them; the "
+                "sweep (django_plugipay.sweep, or the next plugipay_sync) sends them again once "
+                "the broker answers."
+            )
 
     def _money(self) -> None:
         entries = services.sync_ledger()
@@ -96,11 +102,13 @@ class Command(BaseCommand):
             )
         )
 
-    def _reconcile(self, start, dry_run: bool, verbosity: int) -> None:
+    def _reconcile(self, start, dry_run: bool, verbosity: int) -> int:
+        """Reconcile the account acting now; return how many of its events wait for a task
+        that could not be sent."""
         bar = _Progress(self.stdout)
         result = services.reconcile(since=start, dry_run=dry_run, progress=bar.update)
         bar.finish()
-        ran = services.run_deliveries()
+        ran = 0 if dry_run else services.run_deliveries()  # a dry run changes nothing
         if ran:
             self.stdout.write(
                 f"{self.prefix}Deliveries: {ran} run (durable receivers due or stranded)."
@@ -109,7 +117,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.WARNING(f"{self.prefix}Another reconciliation is running; nothing done.")
             )
-            return
+            return 0
         verb = "would apply" if dry_run else "applied"
         synced = ", ".join(f"{n} {name}" for name, n in sorted(result.synced.items())) or "none"
         queued = f"{result.events_queued} queued for the workers, " if result.events_queued else ""
@@ -120,14 +128,24 @@ class Command(BaseCommand):
                 f"{result.events_failed} failed. Synced: {synced}."
             )
         )
+        unsent = 0
         if not dry_run:
             swept = services.sweep(account=accounts.current().pk)
             self.stdout.write(
                 f"{self.prefix}Swept: {swept['events']} stranded events queued again, "
                 f"{swept['refunds']} refunds never confirmed submitted."
             )
+            unsent = services.events_not_sent().count()
+            if unsent:
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"{self.prefix}Not sent: {unsent} events recorded wait for a task that "
+                        "could not be sent (is the broker up?); they are marked for the sweep."
+                    )
+                )
         if verbosity > 1:
             self.stdout.write(str(dataclasses.asdict(result)))
+        return unsent
 
 
 class _Progress:
