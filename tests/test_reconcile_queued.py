@@ -169,6 +169,19 @@ def test_an_account_s_events_are_recorded_and_applied_as_that_account_s(
     assert Customer.objects.count() == 3
 
 
+def celery_mode(settings, monkeypatch):
+    """The queued mode on a Celery app whose sends the test replaces (``_queue._send``), with
+    no sweep behind the test's back and a fresh coalescing window."""
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "SYNC_RECEIPTS": False,
+        "WEBHOOK_PROCESSING": "celery",
+        "TASKS": "celery",
+    }
+    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
+    monkeypatch.setattr(_queue, "_coalescers", {})
+
+
 class _Log:
     """The real client, but Plugipay's event log is ``events`` (filtered by time as Plugipay
     filters it: ``occurredAfter`` includes the instant)."""
@@ -220,13 +233,7 @@ def test_a_failed_event_read_while_the_broker_is_down_is_left_for_the_sweeper(
 ):
     """The failed event read again is queued ``received``: when its message cannot be sent
     it is marked, and the first sweep after the broker is back sends it."""
-    settings.PLUGIPAY = {
-        **settings.PLUGIPAY,
-        "SYNC_RECEIPTS": False,
-        "WEBHOOK_PROCESSING": "celery",
-        "TASKS": "celery",
-    }
-    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
+    celery_mode(settings, monkeypatch)
     down, sent = [True], []
 
     def send(name, args, countdown=0):
@@ -235,7 +242,6 @@ def test_a_failed_event_read_while_the_broker_is_down_is_left_for_the_sweeper(
         sent.append((name, args))
 
     monkeypatch.setattr(_queue, "_send", send)
-    monkeypatch.setattr(_queue, "_coalescers", {})
     first = completed(1)
     first["occurredAt"] = "2026-01-01T00:00:00Z"
     later = build_event(
@@ -378,14 +384,7 @@ def test_the_sync_command_fails_when_no_task_could_be_sent(settings, monkeypatch
     applies them until it answers: the command says so and exits non-zero, for cron to tell."""
     from django.core.management import CommandError
 
-    settings.PLUGIPAY = {
-        **settings.PLUGIPAY,
-        "SYNC_RECEIPTS": False,
-        "WEBHOOK_PROCESSING": "celery",
-        "TASKS": "celery",
-    }
-    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
-    monkeypatch.setattr(_queue, "_coalescers", {})
+    celery_mode(settings, monkeypatch)
     down = [True]
 
     def send(name, args, countdown=0):
@@ -423,14 +422,7 @@ def test_a_dry_run_counts_what_the_run_then_hands_over(
 def test_a_failed_event_its_task_applies_meanwhile_is_not_queued_again(settings, monkeypatch):
     """The run reads a failed event again while its own retrying task applies it: the event
     keeps what the task did, and the run neither counts it queued nor sends a message."""
-    settings.PLUGIPAY = {
-        **settings.PLUGIPAY,
-        "SYNC_RECEIPTS": False,
-        "WEBHOOK_PROCESSING": "celery",
-        "TASKS": "celery",
-    }
-    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
-    monkeypatch.setattr(_queue, "_coalescers", {})
+    celery_mode(settings, monkeypatch)
     sent = []
     monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: sent.append(name))
     body = completed(1)
