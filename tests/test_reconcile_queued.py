@@ -109,6 +109,27 @@ def test_an_event_stored_failed_is_queued_again_when_read_again(
     assert fulfilled == [Payment.objects.get().plugipay_id]  # once, committed
 
 
+def test_the_event_the_cursor_stopped_at_is_not_queued_again_on_every_run(
+    plugipay_sandbox,
+    queued,  # noqa: F811
+):
+    """The log is read again from the cursor, its event included: failed since, that event
+    is its own task's to retry, not a new chain of retries per run; ``since`` reads it again
+    on purpose and queues it."""
+    paid_sessions(plugipay_sandbox, 1)
+    services.reconcile()
+    drain_db_queue()
+    cursor = SyncCursor.objects.get(name=reconciliation.CURSOR_NAME)
+    last = WebhookEvent.objects.get(event_id=cursor.last_event_id)
+    WebhookEvent.objects.filter(pk=last.pk).update(status=EventStatus.FAILED, last_error="boom")
+    again = services.reconcile()
+    assert again.events_queued == 0 and again.events_already_known == again.events_seen > 0
+    assert WebhookEvent.objects.get(pk=last.pk).status == EventStatus.FAILED
+    on_purpose = services.reconcile(since=last.occurred_at)
+    assert on_purpose.events_queued == 1
+    assert WebhookEvent.objects.get(pk=last.pk).status == EventStatus.RECEIVED
+
+
 def test_an_event_still_queued_is_left_to_the_drain(
     plugipay_sandbox,
     queued,  # noqa: F811

@@ -191,7 +191,12 @@ def reconcile(
         )
         # the objects named by events handed to the workers: theirs to move, not the sync's
         pending: set[tuple[str, str]] = set()
-        _apply_events(cursor, start, result, dry_run, progress, moves, pending)
+        # the event the cursor stopped at was recorded by an earlier run, which read it (the
+        # first the log gives again, occurredAfter being inclusive); read again from the cursor,
+        # it is known, and in the queued mode not queued again each run if it failed since
+        # (its own task retries it; ``since`` reads it again on purpose)
+        boundary = cursor.last_event_id if since is None else ""
+        _apply_events(cursor, start, result, dry_run, progress, moves, pending, boundary)
         if not dry_run:  # the lease was renewed with the last page
             _sync_in_flight(result, pending)
             _hold(cursor)
@@ -205,7 +210,9 @@ def reconcile(
     return result
 
 
-def _apply_events(cursor, start, result, dry_run, progress, moves: bool, pending: set) -> None:
+def _apply_events(
+    cursor, start, result, dry_run, progress, moves: bool, pending: set, boundary: str
+) -> None:
     filters = {"order": "asc", "limit": PAGE_SIZE}
     if start is not None:
         filters["occurredAfter"] = datetimes.to_api(start)
@@ -226,9 +233,10 @@ def _apply_events(cursor, start, result, dry_run, progress, moves: bool, pending
             result.events_already_known += already
             result.events_applied += len(page) - already
         elif handing_over:  # recorded and queued: the cursor may pass them (see reconcile())
-            handed, already, failed = queue_page(page, source=EventSource.RECONCILE)
+            unread = [parsed for parsed in page if parsed.id != boundary]
+            handed, already, failed = queue_page(unread, source=EventSource.RECONCILE)
             result.events_queued += len(handed)
-            result.events_already_known += already
+            result.events_already_known += already + len(page) - len(unread)
             result.events_failed += failed
             for parsed in handed:
                 pending.update(named_objects(parsed))
