@@ -347,7 +347,14 @@ def markdown(results: dict, command: str) -> str:
             f"events/s**, p99 {cel['ingest']['p99_ms']} ms.",
             *queued(cel, ing),
             f"- Drain by one worker (concurrency {cel.get('worker_concurrency', 1)}): "
-            f"**{cel['drain_events_per_s']} events/s**; every event applied: "
+            f"**{cel['drain_events_per_s']} events/s**"
+            + (
+                f" (the median of {len(cel['drain_runs_per_s'])} drains, each of a new backlog: "
+                f"{cel['drain_runs_per_s']} events/s)"
+                if len(cel.get("drain_runs_per_s", ())) > 1
+                else ""
+            )
+            + "; every event applied: "
             f"{cel['check']['every_event_applied']}, every signal once: "
             f"{cel['check']['every_signal_once']}.",
         ]

@@ -380,3 +380,13 @@ def test_queued_acceptance_is_reported_beside_the_baseline_runs_it_alternated_wi
     from benchmarks.report import _which_baseline
 
     assert "alternating" in _which_baseline({"celery": cel}, "celery")
+
+
+def test_one_workers_drain_is_the_median_of_its_runs_each_shown():
+    from benchmarks.report import markdown
+
+    results = json.loads((ROOT / "benchmarks" / "results" / "latest.json").read_text())
+    results["celery"].update(drain_events_per_s=410.0, drain_runs_per_s=[406.1, 410.0, 480.5])
+    text = markdown(results, "make bench")
+    assert "**410.0 events/s** (the median of 3 drains, each of a new backlog: " in text
+    assert "[406.1, 410.0, 480.5] events/s)" in text

@@ -1,6 +1,7 @@
 """``WEBHOOK_PROCESSING = "celery"``: record-and-enqueue acceptance beside the baseline view on
-the same server (medians of alternating runs), then one worker's drain (one process, then the
-worker's default concurrency: one process per core), and acceptance paced at 100 events/s."""
+the same server (medians of alternating runs), then one worker's drain (one process, the median
+of three drains, then the worker's default concurrency: one process per core), and acceptance
+paced at 100 events/s."""
 
 from __future__ import annotations
 
@@ -136,9 +137,17 @@ def _drain(concurrency: int, unique: int) -> dict:
     }
 
 
+#: one worker's drains measured; the figure is the median run's (one run varies by a fifth)
+DRAIN_RUNS = 3
+
+
 def run(scale: Scale) -> dict:
     config, baseline, ingest, unique = _ingest(scale, "c", scale.rounds)
-    single = _drain(1, unique)
+    singles = [_drain(1, unique)]
+    for n in range(1, DRAIN_RUNS):  # each on a new backlog, accepted as the first was
+        _config, _baseline_again, _ingest_again, unique = _ingest(scale, f"s{n}", 1)
+        singles.append(_drain(1, unique))
+    single = sorted(singles, key=lambda run: run["events_per_s"])[len(singles) // 2]
     cores = os.cpu_count() or 1
     _config, _baseline_again, _ingest_again, unique = _ingest(scale, "d", 1)
     default = _drain(cores, unique)
@@ -152,6 +161,7 @@ def run(scale: Scale) -> dict:
         "worker_concurrency": 1,
         "drain_seconds": single["seconds"],
         "drain_events_per_s": single["events_per_s"],
+        "drain_runs_per_s": [run["events_per_s"] for run in singles],
         "check": single["check"],
         "drain_cores_used": single["cores_used"],
         "default_concurrency": default,
