@@ -635,9 +635,10 @@ def check_events(app_configs=None, databases=None, **kwargs) -> list:
                 f"{health.waiting} webhook events recorded over an hour ago are not applied yet: "
                 "nothing applies them.",
                 id="django_plugipay.W043",
-                hint="Run a Celery worker that consumes django-plugipay's queue (`manage.py "
-                "plugipay_doctor` says whether one does) and schedule django_plugipay.sweep, "
-                "which sends again the tasks a broker outage lost (see docs/how-to/celery.md).",
+                hint="Run a worker for the tasks (Celery's or your django.tasks backend's; "
+                "`manage.py plugipay_doctor` checks a Celery one) and schedule "
+                "django_plugipay.sweep, which sends again what a broker outage lost (see "
+                "docs/how-to/celery.md).",
             )
         )
     return messages

@@ -94,3 +94,15 @@ def test_every_billing_helper_model_and_url_is_documented():
             assert field.name in known or f"`{field.name}`" in text, (model, field.name)
     for url_name in ("plugipay:portal", "plugipay:invoice_document"):
         assert f"`{url_name}`" in text
+
+
+def test_every_service_is_documented():
+    from django_plugipay import services
+
+    reference = page("services.md") + page("signals.md")  # durable_receiver: with the signals
+    undocumented = [
+        name
+        for name in services.__all__
+        if not re.search(rf"(`|-> ){re.escape(name)}[`( |]", reference)
+    ]
+    assert not undocumented, undocumented

@@ -4,6 +4,8 @@ and checks W042/W043; staff dismiss a failed event they will not apply."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import threading
 
 import pytest
 from django.utils import timezone
@@ -14,6 +16,7 @@ from django_plugipay.management.commands.plugipay_doctor import Doctor
 from django_plugipay.models import WebhookEvent
 from tests.factories import WebhookEventFactory
 from tests.test_admin import staff
+from tests.test_tasks_mode import DOWN_BROKER
 
 pytestmark = pytest.mark.django_db
 
@@ -163,8 +166,6 @@ def test_an_old_failed_event_queued_again_just_now_is_in_flight_not_waiting(sett
 
 
 def test_the_doctors_tasks_line_says_where_task_work_goes(settings, make_celery_app):
-    from tests.test_tasks_mode import DOWN_BROKER
-
     settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "inline"}
     line = Doctor(url=None, wait=0).tasks()
     assert line.ok is True and "in this process" in line.detail
@@ -178,3 +179,55 @@ def test_the_doctors_tasks_line_says_where_task_work_goes(settings, make_celery_
     assert line.ok is False
     assert "the Celery broker redis://127.0.0.1:1/0 cannot be reached" in line.detail
     assert "start the broker" in line.fix
+
+
+@pytest.fixture
+def silent_broker():
+    """A TCP port that accepts connections and never answers (a hung Redis, a stuck proxy)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_the_tasks_line_does_not_hang_on_a_broker_that_never_answers(
+    settings, make_celery_app, silent_broker
+):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "celery"}
+    make_celery_app(broker_url=f"redis://127.0.0.1:{silent_broker}/0")
+    lines = []
+    worker = threading.Thread(target=lambda: lines.append(Doctor(url=None, wait=0).tasks()))
+    worker.daemon = True
+    worker.start()
+    worker.join(15)
+    assert lines, "plugipay_doctor's tasks line still waiting after 15 s"
+    assert lines[0].ok is False
+
+
+def test_the_tasks_line_with_routes_by_exchange_does_not_crash(settings, make_celery_app):
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "celery"}
+    make_celery_app(
+        broker_url="memory://",
+        task_routes={"django_plugipay.*": {"exchange": "payments", "routing_key": "pay"}},
+    )
+    line = Doctor(url=None, wait=0).tasks()
+    assert "crashed" not in line.detail, line
+
+
+def test_the_tasks_line_with_eager_celery_does_not_fail(settings, make_celery_app):
+    """task_always_eager: every task runs in the sending process, no broker or worker."""
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "celery"}
+    make_celery_app(broker_url=DOWN_BROKER, task_always_eager=True)
+    line = Doctor(url=None, wait=0).tasks()
+    assert line.ok is not False, line

@@ -466,3 +466,109 @@ def test_a_failed_event_its_task_applies_meanwhile_is_not_queued_again(settings,
     assert Payment.objects.filter(plugipay_id="pay_1").count() == 1
     assert (result.events_queued, result.events_already_known) == (0, 1)
     assert sent == []
+
+
+def customer_event(n, at="2026-01-01T00:00:00Z"):
+    return build_event(
+        "customer.created",
+        {"id": f"cus_{n}", "email": f"c{n}@shop.test"},
+        event_id=f"evt_c{n}",
+        occurred_at=at,
+    )
+
+
+def test_a_failed_event_at_the_cursors_instant_is_not_queued_again_on_every_run(
+    settings, monkeypatch
+):
+    """Two events share the instant the cursor stopped at (occurredAfter includes it): every
+    run reads both again. The one that is not ``last_event_id`` is queued again, a new chain
+    of retries, on every run -- what f9e2740 meant to stop."""
+    celery_mode(settings, monkeypatch)
+    sent = []
+    monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: sent.append(name))
+    log = [customer_event(1), customer_event(2)]  # same occurredAt
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log(log))
+    assert services.reconcile().events_queued == 2
+    assert SyncCursor.objects.get(name="events").last_event_id == "evt_c2"
+    WebhookEvent.objects.filter(event_id="evt_c1").update(
+        status=EventStatus.FAILED, last_error="RuntimeError: boom"
+    )
+    again = services.reconcile()
+    assert again.events_queued == 0  # left to its own task, as evt_c2 would be
+    assert WebhookEvent.objects.get(event_id="evt_c1").status == EventStatus.FAILED
+
+
+def test_the_event_an_inline_run_waits_at_is_applied_again_once_the_project_queues(
+    settings, monkeypatch
+):
+    """The inline mode stops its cursor AT a failing event (no task ever retries it there).
+    After the project turns the queued mode on, the boundary rule skips that event on every
+    run: nothing applies it again (before f9e2740 it was queued again)."""
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "SYNC_RECEIPTS": False,
+        "WEBHOOK_PROCESSING": "celery",
+        "TASKS": "inline",
+    }
+    monkeypatch.setattr(sweeper, "_last_sweep", float("inf"))
+    down = [True]
+
+    def crm(sender, instance, **kwargs):
+        if down[0] and instance.event_id == "evt_c2":
+            raise RuntimeError("the CRM is down")
+
+    log = [customer_event(1, "2026-01-01T00:00:00Z"), customer_event(2, "2026-01-01T01:00:00Z")]
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log(log))
+    signals.webhook_received.connect(crm)
+    try:
+        services.reconcile()
+        cursor = SyncCursor.objects.get(name="events")
+        assert cursor.last_event_id == "evt_c2"  # waits at the failing event
+        assert WebhookEvent.objects.get(event_id="evt_c2").status == EventStatus.FAILED
+        down[0] = False
+        celery_mode(settings, monkeypatch)  # the project adopts Celery
+        sent = []
+        monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: sent.append(name))
+        result = services.reconcile()
+    finally:
+        signals.webhook_received.disconnect(crm)
+    assert result.events_queued == 1, result  # the event the inline cursor waited at
+    assert WebhookEvent.objects.get(event_id="evt_c2").status == EventStatus.RECEIVED
+
+
+def test_a_dry_run_counts_the_boundary_event_as_the_real_run_treats_it(settings, monkeypatch):
+    celery_mode(settings, monkeypatch)
+    monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: None)
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([customer_event(1)]))
+    services.reconcile()
+    WebhookEvent.objects.update(status=EventStatus.FAILED, last_error="boom")
+    dry = services.reconcile(dry_run=True)
+    real = services.reconcile()
+    assert real.events_queued == 0
+    assert dry.events_applied == real.events_queued  # dry: "would apply 1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_does_not_report_unsent_events_when_the_broker_took_every_message(
+    settings, monkeypatch
+):
+    """A busy site's broker outage marked 501 events not sent. The broker is back: the
+    sweep sends 500 (its limit) and the command reports the 501st as 'could not be sent
+    (is the broker up?)' and exits non-zero, though no send failed."""
+    celery_mode(settings, monkeypatch)
+    sent = []
+    monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: sent.append(name))
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([]))
+    for n in range(501):
+        record_event(parse_event(customer_event(n)), source="webhook")
+    WebhookEvent.objects.update(queued_at=None, last_error="Not queued yet: broker down")
+    call_command("plugipay_sync")  # raises CommandError: "1 events are recorded but ..."
+
+
+def test_a_dry_run_of_the_sync_changes_nothing(settings, monkeypatch):
+    """commands.md: --dry-run 'changes nothing'. It takes the lease, which stamps when
+    reconciliation last ran: the doctor's reconciliation line then reports a run."""
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([customer_event(1)]))
+    assert reconciliation.last_reconciled() is None
+    call_command("plugipay_sync", "--dry-run")
+    assert reconciliation.last_reconciled() is None

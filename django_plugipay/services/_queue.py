@@ -155,6 +155,23 @@ def enqueue_gathered(
     transaction.on_commit(dispatch, using=using)
 
 
+#: messages this process could not send, since it started (see :func:`failed_sends`)
+_failed_sends = 0
+_failed_sends_lock = threading.Lock()
+
+
+def failed_sends() -> int:
+    """How many task messages this process could not send so far (the broker did not answer):
+    a command reads it before and after its work to tell whether a send failed meanwhile."""
+    return _failed_sends
+
+
+def _count_failed_send() -> None:
+    global _failed_sends
+    with _failed_sends_lock:
+        _failed_sends += 1
+
+
 def _dispatch(name, args, inline, on_failure, countdown: float = 0) -> None:
     current = mode()
     try:
@@ -165,6 +182,8 @@ def _dispatch(name, args, inline, on_failure, countdown: float = 0) -> None:
         else:
             inline()
     except Exception as exc:
+        if current != "inline":
+            _count_failed_send()
         logger.warning(
             "plugipay %s %s failed (%s mode): %s: %s",
             name,
@@ -324,6 +343,7 @@ def _dispatch_coalesced(name, key, inline, on_failure) -> None:
         else:
             _enqueue_django(name, (), countdown)
     except Exception as exc:
+        _count_failed_send()
         with state.lock:
             keys, message.relying = message.relying, []
             state.window_end = float("-inf")  # the next commit sends again

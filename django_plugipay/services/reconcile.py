@@ -126,6 +126,15 @@ def _claim(cursor_name: str) -> SyncCursor | None:
     return cursors.get(name=cursor_name, account_id=account_id) if claimed else None
 
 
+def _peek(cursor_name: str) -> SyncCursor:
+    """The account's cursor as it stands, unsaved when no run has made it: what a dry run
+    reads from, without taking the lease."""
+    account_id = current_account_pk()
+    cursors = SyncCursor.objects.db_manager(connection_for(SyncCursor).alias)
+    found = cursors.filter(name=cursor_name, account_id=account_id).first()
+    return found or SyncCursor(name=cursor_name, account_id=account_id)
+
+
 class _LeaseLost(Exception):
     """The run held its lease past ``LEASE`` and another run took it over."""
 
@@ -164,10 +173,11 @@ def reconcile(
     leaves the cursor where it is, the events between unread) and apply each one through
     the webhook path (deduplicated by event id), then sync sessions open past their expiry and
     refunds still in flight, and mirror the ledger entries and receipts posted since — all of
-    one account (``account=``, default: the default account),
-    with its cursor and its credentials. Runs once at a time per account: a second run is a
-    no-op (``skipped_locked``). The lease is renewed after each page; a run that held it past
-    ``LEASE`` without renewing (another took it over) stops there, ``skipped_locked`` too.
+    one account (``account=``, default: the default account), with its cursor and its
+    credentials. Runs once at a time per account: a second run is a no-op
+    (``skipped_locked``); a dry run only reads, takes no lease and changes nothing. The lease
+    is renewed after each page; a run that held it past ``LEASE`` without renewing (another
+    took it over) stops there, ``skipped_locked`` too.
 
     In the queued mode (:func:`queued`) the run records each page and the workers apply it
     (``events_queued``); the cursor moves past what was recorded, as a webhook's 200 does: the
@@ -176,7 +186,8 @@ def reconcile(
     pages itself stops its cursor at such an event and reads it again next run.
     """
     result = ReconcileResult(dry_run=dry_run)
-    cursor = _claim(CURSOR_NAME)
+    # a dry run only reads: it takes no lease (which would stamp when reconciliation last ran)
+    cursor = _peek(CURSOR_NAME) if dry_run else _claim(CURSOR_NAME)
     if cursor is None:
         result.skipped_locked = True
         return result
@@ -191,12 +202,10 @@ def reconcile(
         )
         # the objects named by events handed to the workers: theirs to move, not the sync's
         pending: set[tuple[str, str]] = set()
-        # the event the cursor stopped at was recorded by an earlier run, which read it (the
-        # first the log gives again, occurredAfter being inclusive); read again from the cursor,
-        # it is known, and in the queued mode not queued again each run if it failed since
-        # (its own task retries it; ``since`` reads it again on purpose)
-        boundary = cursor.last_event_id if since is None else ""
-        _apply_events(cursor, start, result, dry_run, progress, moves, pending, boundary)
+        # read from the cursor, the events at its instant are read again by every run
+        # (occurredAfter includes it); ``since`` reads events again on purpose
+        instant = cursor.occurred_at if since is None else None
+        _apply_events(cursor, start, result, dry_run, progress, moves, pending, instant)
         if not dry_run:  # the lease was renewed with the last page
             _sync_in_flight(result, pending)
             _hold(cursor)
@@ -205,13 +214,14 @@ def reconcile(
         logger.warning("plugipay reconcile stopped: another run took over its lease")
         result.skipped_locked = True
     finally:
-        _release(cursor)
+        if not dry_run:
+            _release(cursor)
     logger.info("plugipay reconcile: %s", dataclasses.asdict(result))
     return result
 
 
 def _apply_events(
-    cursor, start, result, dry_run, progress, moves: bool, pending: set, boundary: str
+    cursor, start, result, dry_run, progress, moves: bool, pending: set, instant
 ) -> None:
     filters = {"order": "asc", "limit": PAGE_SIZE}
     if start is not None:
@@ -224,16 +234,17 @@ def _apply_events(
     fetched: dict[tuple[str, str], Any] = {}
     # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
     for page in (_parsed(raw, result) for raw in _pages(items)):
+        theirs = _left_to_their_tasks(page, instant) if handing_over else set()
         if dry_run:  # what a run would apply (queued: hand over; one queued already is left)
             settled = (*DONE, EventStatus.RECEIVED) if handing_over else DONE
             known = WebhookEvent.objects.filter(
                 event_id__in=[p.id for p in page], status__in=settled
             )
-            already = len(set(known.values_list("event_id", flat=True)))
+            already = len(set(known.values_list("event_id", flat=True)) | theirs)
             result.events_already_known += already
             result.events_applied += len(page) - already
         elif handing_over:  # recorded and queued: the cursor may pass them (see reconcile())
-            unread = [parsed for parsed in page if parsed.id != boundary]
+            unread = [parsed for parsed in page if parsed.id not in theirs]
             handed, already, failed = queue_page(unread, source=EventSource.RECONCILE)
             result.events_queued += len(handed)
             result.events_already_known += already + len(page) - len(unread)
@@ -262,8 +273,29 @@ def _apply_events(
                 progress(result.events_seen)
         if moves and newest is not None:
             _hold(cursor, occurred_at=newest, last_event_id=newest_id)
-        else:
+        elif not dry_run:
             _hold(cursor)
+
+
+def _left_to_their_tasks(page: list[Event], instant: dt.datetime | None) -> set[str]:
+    """The ids of the page's events at the cursor's ``instant`` (which every run reads again)
+    that failed after the workers were handed them: each is its own task's to retry, then a
+    replay's, as a queued webhook's is, not a new chain of retries on every run. One that
+    failed before it was ever handed over (the inline mode's cursor waits at such an event)
+    is queued again."""
+    if instant is None:
+        return set()
+    again = [
+        parsed.id
+        for parsed in page
+        if parsed.occurred_at is not None and datetimes.to_project(parsed.occurred_at) == instant
+    ]
+    if not again:
+        return set()
+    handed = WebhookEvent.objects.filter(
+        event_id__in=again, status=EventStatus.FAILED, queued_at__isnull=False
+    )
+    return set(handed.values_list("event_id", flat=True))
 
 
 def _parsed(raw: list[dict], result: ReconcileResult) -> list[Event]:

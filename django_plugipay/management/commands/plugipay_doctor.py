@@ -8,6 +8,7 @@ import email.utils
 import functools
 import hmac
 import re
+import threading
 import time
 import traceback
 import uuid
@@ -54,6 +55,9 @@ REMOTE_CHECKS = ("credentials", "clock", "webhook URL", "webhook endpoint", "tes
 POLL_INTERVAL = 0.2
 #: seconds the tasks line waits for Celery workers to answer
 WORKER_WAIT = 1.0
+#: seconds the tasks line waits for the broker and the workers in all (a broker that accepts
+#: the connection and never answers would otherwise hold the doctor)
+BROKER_WAIT = 6.0
 #: the task a queued webhook sends (its route names the queue a worker must consume)
 PENDING_TASK = "django_plugipay.process_pending_events"
 
@@ -128,6 +132,28 @@ def _guarded(name: str) -> Callable[[Callable[..., Line]], Callable[..., Line]]:
         return guarded
 
     return decorate
+
+
+def _within(seconds: float, check: Callable[[], Line], late: Line) -> Line:
+    """``check()``'s line, or ``late`` when it has not answered within ``seconds``: it runs in
+    a daemon thread, left behind (the command ends without it). What it raises is raised."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append((check(), None))
+        except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread
+            outcome.append((None, exc))
+
+    thread = threading.Thread(target=run, name="plugipay-doctor-check", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        return late
+    line, exc = outcome[0]
+    if exc is not None:
+        raise exc
+    return line
 
 
 def _crash_fix(exc: Exception) -> str:
@@ -265,19 +291,39 @@ class Doctor:
                 'PLUGIPAY["TASKS"] is "celery" but the project has no Celery app',
                 'create one (see docs/how-to/celery.md) or set TASKS to "auto"',
             )
+        if app.conf.task_always_eager:
+            return Line(
+                "tasks",
+                True,
+                "Celery runs every task in the process that sends it (task_always_eager): no "
+                "broker or worker to check",
+            )
         broker = maybe_sanitize_url(app.connection_for_write().as_uri(include_password=True))
+        fix = (
+            "start the broker or fix the Celery app's broker URL; meanwhile webhooks are "
+            "recorded and answered, and the sweep sends their tasks once it answers"
+        )
+        silent = Line(
+            "tasks", False, f"the Celery broker {broker} did not answer in {BROKER_WAIT:g} s", fix
+        )
+        return _within(BROKER_WAIT, lambda: self._celery(app, broker, fix), silent)
+
+    def _celery(self, app, broker: str, fix: str) -> Line:
         try:
             with app.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=1, interval_start=0, timeout=3)
         except Exception as exc:  # noqa: BLE001 - whatever the transport raises, said as is
+            return Line("tasks", False, f"the Celery broker {broker} cannot be reached: {exc}", fix)
+        route = app.amqp.router.route({}, PENDING_TASK)
+        if route.get("queue") is None:  # routed by exchange and routing key, to no named queue
             return Line(
                 "tasks",
-                False,
-                f"the Celery broker {broker} cannot be reached: {exc}",
-                "start the broker or fix the Celery app's broker URL; meanwhile webhooks are "
-                "recorded and answered, and the sweep sends their tasks once it answers",
+                None,
+                f"the Celery broker {broker} answers; django-plugipay's tasks are routed by "
+                f"exchange ({route.get('exchange')!r}), so which worker consumes them is not "
+                "checked",
             )
-        queue = app.amqp.router.route({}, PENDING_TASK)["queue"].name
+        queue = route["queue"].name
         answers = app.control.inspect(timeout=WORKER_WAIT).active_queues() or {}
         consuming = sorted(
             worker
