@@ -228,6 +228,9 @@ class Build:
     password: str = SUPERUSER["password"]
     #: called after ``startproject`` (the stock script adds a Celery app there)
     after_startproject: Callable[[Build], None] | None = None
+    #: ``manage.py`` commands this project makes fail on purpose, each with the text its
+    #: output must then hold (the stock script's dead broker: the doctor's tasks line)
+    expected_failures: dict[str, str] = field(default_factory=dict)
     done: list[str] = field(default_factory=list)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
@@ -375,6 +378,15 @@ class Build:
             address = f"127.0.0.1:{self.web_port}"
             log = self.start("runserver", "manage.py", *argv, "--noreload", address)
             wait_for_port(self.web_port, self.processes["runserver"], log)
+        elif command in self.expected_failures:
+            result = self.call("manage.py", *argv)
+            output, expected = result.stdout + result.stderr, self.expected_failures[command]
+            if not result.returncode or expected not in output:
+                raise StepFailed(
+                    f"{step.where()}: `manage.py {' '.join(argv)}` should fail saying "
+                    f"{expected!r}; it exited {result.returncode}:\n{output}"
+                )
+            self.done.append(f"{step.where()}: manage.py {command} failed as it should: {expected}")
         else:
             self.run("manage.py", *argv, step=step)
 
