@@ -109,27 +109,6 @@ def test_an_event_stored_failed_is_queued_again_when_read_again(
     assert fulfilled == [Payment.objects.get().plugipay_id]  # once, committed
 
 
-def test_the_event_the_cursor_stopped_at_is_not_queued_again_on_every_run(
-    plugipay_sandbox,
-    queued,  # noqa: F811
-):
-    """The log is read again from the cursor, its event included: failed since, that event
-    is its own task's to retry, not a new chain of retries per run; ``since`` reads it again
-    on purpose and queues it."""
-    paid_sessions(plugipay_sandbox, 1)
-    services.reconcile()
-    drain_db_queue()
-    cursor = SyncCursor.objects.get(name=reconciliation.CURSOR_NAME)
-    last = WebhookEvent.objects.get(event_id=cursor.last_event_id)
-    WebhookEvent.objects.filter(pk=last.pk).update(status=EventStatus.FAILED, last_error="boom")
-    again = services.reconcile()
-    assert again.events_queued == 0 and again.events_already_known == again.events_seen > 0
-    assert WebhookEvent.objects.get(pk=last.pk).status == EventStatus.FAILED
-    on_purpose = services.reconcile(since=last.occurred_at)
-    assert on_purpose.events_queued == 1
-    assert WebhookEvent.objects.get(pk=last.pk).status == EventStatus.RECEIVED
-
-
 def test_an_event_still_queued_is_left_to_the_drain(
     plugipay_sandbox,
     queued,  # noqa: F811
@@ -477,33 +456,13 @@ def customer_event(n, at="2026-01-01T00:00:00Z"):
     )
 
 
-def test_a_failed_event_at_the_cursors_instant_is_not_queued_again_on_every_run(
-    settings, monkeypatch
+@pytest.mark.parametrize("recorded_by", ["reconciliation", "webhook"])
+def test_the_event_an_inline_run_waits_at_is_queued_once_the_project_queues(
+    recorded_by, client, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    """Two events share the instant the cursor stopped at (occurredAfter includes it): every
-    run reads both again. The one that is not ``last_event_id`` is queued again, a new chain
-    of retries, on every run -- what f9e2740 meant to stop."""
-    celery_mode(settings, monkeypatch)
-    sent = []
-    monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: sent.append(name))
-    log = [customer_event(1), customer_event(2)]  # same occurredAt
-    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log(log))
-    assert services.reconcile().events_queued == 2
-    assert SyncCursor.objects.get(name="events").last_event_id == "evt_c2"
-    WebhookEvent.objects.filter(event_id="evt_c1").update(
-        status=EventStatus.FAILED, last_error="RuntimeError: boom"
-    )
-    again = services.reconcile()
-    assert again.events_queued == 0  # left to its own task, as evt_c2 would be
-    assert WebhookEvent.objects.get(event_id="evt_c1").status == EventStatus.FAILED
-
-
-def test_the_event_an_inline_run_waits_at_is_applied_again_once_the_project_queues(
-    settings, monkeypatch
-):
-    """The inline mode stops its cursor AT a failing event (no task ever retries it there).
-    After the project turns the queued mode on, the boundary rule skips that event on every
-    run: nothing applies it again (before f9e2740 it was queued again)."""
+    """The inline mode stops its cursor AT a failing event, which no task retries: recorded
+    by that run, or by a webhook while the tasks ran in-process (``queued_at`` set then too).
+    Once the project turns the queued mode on, the next run queues it again."""
     settings.PLUGIPAY = {
         **settings.PLUGIPAY,
         "SYNC_RECEIPTS": False,
@@ -521,14 +480,16 @@ def test_the_event_an_inline_run_waits_at_is_applied_again_once_the_project_queu
     monkeypatch.setattr(reconciliation, "get_client", lambda: _Log(log))
     signals.webhook_received.connect(crm)
     try:
+        if recorded_by == "webhook":
+            with django_capture_on_commit_callbacks(execute=True):
+                assert post(client, log[1]).status_code == 200  # applied in-process: fails
+            assert WebhookEvent.objects.get(event_id="evt_c2").queued_at is not None
         services.reconcile()
-        cursor = SyncCursor.objects.get(name="events")
-        assert cursor.last_event_id == "evt_c2"  # waits at the failing event
+        assert SyncCursor.objects.get(name="events").last_event_id == "evt_c2"  # waits there
         assert WebhookEvent.objects.get(event_id="evt_c2").status == EventStatus.FAILED
         down[0] = False
         celery_mode(settings, monkeypatch)  # the project adopts Celery
-        sent = []
-        monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: sent.append(name))
+        monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: None)
         result = services.reconcile()
     finally:
         signals.webhook_received.disconnect(crm)
@@ -536,7 +497,12 @@ def test_the_event_an_inline_run_waits_at_is_applied_again_once_the_project_queu
     assert WebhookEvent.objects.get(event_id="evt_c2").status == EventStatus.RECEIVED
 
 
-def test_a_dry_run_counts_the_boundary_event_as_the_real_run_treats_it(settings, monkeypatch):
+def test_a_failed_event_at_the_cursor_is_queued_again_by_each_run_until_dismissed(
+    settings, monkeypatch
+):
+    """Every run reads the events at the cursor's instant again (occurredAfter includes it):
+    one failed there is queued again, whoever recorded it (no state tells reliably whether a
+    task still retries it), and a dry run counts it so; a dismissed one is left alone."""
     celery_mode(settings, monkeypatch)
     monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: None)
     monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([customer_event(1)]))
@@ -544,8 +510,10 @@ def test_a_dry_run_counts_the_boundary_event_as_the_real_run_treats_it(settings,
     WebhookEvent.objects.update(status=EventStatus.FAILED, last_error="boom")
     dry = services.reconcile(dry_run=True)
     real = services.reconcile()
-    assert real.events_queued == 0
-    assert dry.events_applied == real.events_queued  # dry: "would apply 1"
+    assert (dry.events_applied, real.events_queued) == (1, 1)
+    WebhookEvent.objects.update(status=EventStatus.FAILED, last_error="boom")
+    services.dismiss_events(events=WebhookEvent.objects.all())
+    assert services.reconcile().events_queued == 0
 
 
 @pytest.mark.django_db(transaction=True)

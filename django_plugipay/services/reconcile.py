@@ -202,10 +202,7 @@ def reconcile(
         )
         # the objects named by events handed to the workers: theirs to move, not the sync's
         pending: set[tuple[str, str]] = set()
-        # read from the cursor, the events at its instant are read again by every run
-        # (occurredAfter includes it); ``since`` reads events again on purpose
-        instant = cursor.occurred_at if since is None else None
-        _apply_events(cursor, start, result, dry_run, progress, moves, pending, instant)
+        _apply_events(cursor, start, result, dry_run, progress, moves, pending)
         if not dry_run:  # the lease was renewed with the last page
             _sync_in_flight(result, pending)
             _hold(cursor)
@@ -220,9 +217,7 @@ def reconcile(
     return result
 
 
-def _apply_events(
-    cursor, start, result, dry_run, progress, moves: bool, pending: set, instant
-) -> None:
+def _apply_events(cursor, start, result, dry_run, progress, moves: bool, pending: set) -> None:
     filters = {"order": "asc", "limit": PAGE_SIZE}
     if start is not None:
         filters["occurredAfter"] = datetimes.to_api(start)
@@ -234,20 +229,18 @@ def _apply_events(
     fetched: dict[tuple[str, str], Any] = {}
     # Each page is read from Plugipay before its transaction opens (no HTTP inside it).
     for page in (_parsed(raw, result) for raw in _pages(items)):
-        theirs = _left_to_their_tasks(page, instant) if handing_over else set()
         if dry_run:  # what a run would apply (queued: hand over; one queued already is left)
             settled = (*DONE, EventStatus.RECEIVED) if handing_over else DONE
             known = WebhookEvent.objects.filter(
                 event_id__in=[p.id for p in page], status__in=settled
             )
-            already = len(set(known.values_list("event_id", flat=True)) | theirs)
+            already = len(set(known.values_list("event_id", flat=True)))
             result.events_already_known += already
             result.events_applied += len(page) - already
         elif handing_over:  # recorded and queued: the cursor may pass them (see reconcile())
-            unread = [parsed for parsed in page if parsed.id not in theirs]
-            handed, already, failed = queue_page(unread, source=EventSource.RECONCILE)
+            handed, already, failed = queue_page(page, source=EventSource.RECONCILE)
             result.events_queued += len(handed)
-            result.events_already_known += already + len(page) - len(unread)
+            result.events_already_known += already
             result.events_failed += failed
             for parsed in handed:
                 pending.update(named_objects(parsed))
@@ -275,27 +268,6 @@ def _apply_events(
             _hold(cursor, occurred_at=newest, last_event_id=newest_id)
         elif not dry_run:
             _hold(cursor)
-
-
-def _left_to_their_tasks(page: list[Event], instant: dt.datetime | None) -> set[str]:
-    """The ids of the page's events at the cursor's ``instant`` (which every run reads again)
-    that failed after the workers were handed them: each is its own task's to retry, then a
-    replay's, as a queued webhook's is, not a new chain of retries on every run. One that
-    failed before it was ever handed over (the inline mode's cursor waits at such an event)
-    is queued again."""
-    if instant is None:
-        return set()
-    again = [
-        parsed.id
-        for parsed in page
-        if parsed.occurred_at is not None and datetimes.to_project(parsed.occurred_at) == instant
-    ]
-    if not again:
-        return set()
-    handed = WebhookEvent.objects.filter(
-        event_id__in=again, status=EventStatus.FAILED, queued_at__isnull=False
-    )
-    return set(handed.values_list("event_id", flat=True))
 
 
 def _parsed(raw: list[dict], result: ReconcileResult) -> list[Event]:
