@@ -231,3 +231,43 @@ def test_the_tasks_line_with_eager_celery_does_not_fail(settings, make_celery_ap
     make_celery_app(broker_url=DOWN_BROKER, task_always_eager=True)
     line = Doctor(url=None, wait=0).tasks()
     assert line.ok is not False, line
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_the_doctor_and_the_checks_read_every_accounts_database(settings):
+    """With ACCOUNT_DATABASE a tenant's events and deliveries live in its own database: asked
+    for no account, the health adds every account's up."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from django_plugipay import accounts
+    from django_plugipay.checks import check_deliveries
+    from django_plugipay.models import Delivery, Payment
+    from tests.test_accounts_background import TWO, stranded
+
+    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        **TWO,
+        "ACCOUNT_DATABASE": "tests.test_accounts_background.tenant_database",
+    }
+    row = stranded(2, "t")
+    long_ago = timezone.now() - dt.timedelta(hours=3)
+    WebhookEvent.objects.using("tenant").filter(pk=row.pk).update(
+        status="failed", last_error="boom", received_at=long_ago
+    )
+    with accounts.acting_for("t"):
+        Delivery.objects.create(
+            signal="payment_succeeded",
+            receiver="shop.receivers.ship",
+            content_type_id=ContentType.objects.db_manager("tenant").get_for_model(Payment).pk,
+            object_id=1,
+            key="k-tenant",
+            status="dead",
+        )
+    health = services.event_health()
+    assert (health.failed, health.oldest_failed.event_id) == (1, "evt_2")
+    assert [m.id for m in check_events(databases=["default"])] == ["django_plugipay.W042"]
+    assert [m.id for m in check_deliveries(databases=["default"])] == ["django_plugipay.W040"]
+    assert Doctor(url=None, wait=0).events().ok is False
+    with accounts.acting_for("default"):  # one account asked: its own database only
+        assert services.event_health().failed == 0

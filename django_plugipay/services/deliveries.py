@@ -578,7 +578,13 @@ class DeliveryHealth:
 
 def delivery_health() -> DeliveryHealth:
     """How many deliveries gave up (``dead``) and how many wait over :data:`OVERDUE_AFTER` past
-    their due time (no worker, beat or ``plugipay_sync`` runs them)."""
+    their due time (no worker, beat or ``plugipay_sync`` runs them). With
+    ``PLUGIPAY["ACCOUNT_DATABASE"]``, asked outside any account, every account's database."""
+    if app_settings.raw("ACCOUNT_DATABASE") is not None and context.acting.get() is None:
+        each = accounts.each_account(delivery_health, what="delivery health").values()
+        return DeliveryHealth(
+            dead=sum(health.dead for health in each), overdue=sum(h.overdue for h in each)
+        )
     now = timezone.now()
     return DeliveryHealth(
         dead=Delivery.objects.dead().count(),

@@ -1026,10 +1026,25 @@ class EventHealth:
 IN_FLIGHT = dt.timedelta(minutes=1)
 
 
+def _first_received(event: WebhookEvent) -> tuple:
+    return (event.occurred_at is None, event.occurred_at or event.received_at, event.received_at)
+
+
 def event_health() -> EventHealth:
     """Events that need someone: failed ones no retry has applied within the hour (a broken
     receiver, a bug, an object Plugipay sent with bad values) and recorded ones that wait over
-    the hour with nothing applying them (no worker, or its message never sent)."""
+    the hour with nothing applying them (no worker, or its message never sent).
+
+    With ``PLUGIPAY["ACCOUNT_DATABASE"]``, asked outside any account (the doctor, the checks),
+    it adds up every account's database."""
+    if app_settings.raw("ACCOUNT_DATABASE") is not None and acting.get() is None:
+        each = accounts.each_account(event_health, what="event health").values()
+        oldest = [health.oldest_failed for health in each if health.oldest_failed is not None]
+        return EventHealth(
+            failed=sum(health.failed for health in each),
+            waiting=sum(health.waiting for health in each),
+            oldest_failed=min(oldest, key=_first_received, default=None),
+        )
     now = timezone.now()
     old = WebhookEvent.objects.filter(received_at__lt=now - deliveries.OVERDUE_AFTER)
     failed = old.filter(status=EventStatus.FAILED)
