@@ -116,14 +116,14 @@ def _ticks(pid: int) -> int:
 def test_core_use_splits_the_cpu_of_a_worker_tree_from_the_rest():
     # A "worker" whose child burns a core: its CPU counts as the worker's (measured while it
     # runs, as the drain is: a process that has ended has no CPU left to read).
-    loop = "import time\nt = time.time()\nwhile time.time() - t < 5: pass"
+    loop = "import time\nt = time.time()\nwhile time.time() - t < 60: pass"  # killed below
     worker = subprocess.Popen(
         ["sh", "-c", f'"{sys.executable}" -c "{loop}"; true'], start_new_session=True
     )
     try:
         began = time.monotonic()
         with CoreUse(worker.pid) as use:
-            wait_for(lambda: time.monotonic() - began >= 1, interval=0.1, message="a second")
+            wait_for(lambda: time.monotonic() - began >= 2, interval=0.1, message="two seconds")
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
