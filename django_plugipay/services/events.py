@@ -1114,26 +1114,23 @@ def apply_queued_events(*, batch_size: int = BATCH_SIZE, limit: int | None = Non
 
 
 def _fetch_left(
-    event_pks: list[int],
+    left: Mapping[int, tuple[Any, list[tuple[Any, str]]]],
 ) -> tuple[dict[int, list[tuple[Any, Any]]], dict[int, Exception]]:
     """The whole objects of the partial events a batch left (renewals that carry only the
     period), each object asked of Plugipay once for the batch; return them by event pk, and
     by event pk why an object could not be fetched (a timeout, a 404: the batch does not ask
     again for each of its events, which are stored ``failed`` with it and retried by their own
     tasks). Fetched after the batch claimed them, an object is at least as fresh as every one
-    of them, as a page's is (:func:`_fetch_whole`)."""
-    if not event_pks:
-        return {}, {}
+    of them, as a page's is (:func:`_fetch_whole`).
+
+    ``left`` is the batch's ``{event pk: (account id, [(spec, object id) to fetch])}``, read
+    from the events it parsed (an event left for an object not known here has none to fetch:
+    its own apply finds or fetches it)."""
     fetched: dict[tuple[Any, str, str], Any] = {}
     refused: dict[tuple[Any, str, str], Exception] = {}
     whole: dict[int, list[tuple[Any, Any]]] = {}
     unavailable: dict[int, Exception] = {}
-    rows = WebhookEvent.objects.filter(pk__in=event_pks).values_list("pk", "payload", "account_id")
-    for pk, payload, account_id in rows:
-        try:
-            completing = _completing(parse_event(payload))
-        except Exception:  # noqa: BLE001 - its own apply reads it again and records why
-            continue
+    for pk, (account_id, completing) in left.items():
         for spec, object_id in completing:
             key = (account_id, spec.name, object_id)
             if key not in fetched and key not in refused:
@@ -1188,16 +1185,17 @@ def _retry_failed(event_pk: int) -> None:
     )
 
 
-def _apply_batch(size: int, isolated: bool) -> tuple[int, list[int], list[int], int]:
+def _apply_batch(size: int, isolated: bool) -> tuple[int, dict[int, Any], list[int], int]:
     """One transaction: claim up to ``size`` queued events and apply them; return
-    ``(claimed, left, failed, waiting)``: ``left`` the ids to apply one by one after the
-    commit, ``failed`` those stored ``failed``, ``waiting`` how many were claimed but left
-    queued for the next batch (their objects were another batch's)."""
+    ``(claimed, left, failed, waiting)``: ``left`` the events to apply one by one after the
+    commit (``{pk: (account id, [(spec, object id) to fetch first])}``, for
+    :func:`_fetch_left`), ``failed`` the ids stored ``failed``, ``waiting`` how many were
+    claimed but left queued for the next batch (their objects were another batch's)."""
     with remembered_ids(), deliveries.recorded_together():
         return _apply_claimed(size, isolated)
 
 
-def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int], int]:
+def _apply_claimed(size: int, isolated: bool) -> tuple[int, dict[int, Any], list[int], int]:
     _hold_batch_lock()  # first: nothing else is held while it waits
     rows = list(
         accounts.own(WebhookEvent.objects.select_for_update(skip_locked=True))
@@ -1205,7 +1203,11 @@ def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int]
         .order_by("pk")[:size]
     )
     parsed = {row.pk: parse_event(row.payload) for row in rows}
-    left = [row.pk for row in rows if _completing(parsed[row.pk])]
+    left = {
+        row.pk: (row.account_id, completing)
+        for row in rows
+        if (completing := _completing(parsed[row.pk]))
+    }
     ready, waiting = _objects_free([row for row in rows if row.pk not in left], parsed)
     _lock_page([parsed[row.pk] for row in ready])
     now = timezone.now()
@@ -1225,7 +1227,7 @@ def _apply_claimed(size: int, isolated: bool) -> tuple[int, list[int], list[int]
             if not isolated:
                 raise _page_failed(event, exc) from exc
             if isinstance(exc, UnresolvedReference):  # fetched outside, after the commit
-                left.append(row.pk)
+                left[row.pk] = (row.account_id, [])
                 continue
             WebhookEvent.objects.filter(pk=row.pk).update(
                 status=EventStatus.FAILED, attempts=F("attempts") + 1, last_error=_describe(exc)
