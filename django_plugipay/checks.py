@@ -626,7 +626,7 @@ def check_events(app_configs=None, databases=None, **kwargs) -> list:
                 id="django_plugipay.W042",
                 hint="Read the error under Plugipay › Webhook events in the admin, fix the cause, "
                 "then `manage.py plugipay_replay` (or 'Reprocess' there); 'Dismiss' one you will "
-                "not apply.",
+                "not apply (or `manage.py plugipay_replay --dismiss evt_…`).",
             )
         )
     if health.waiting:

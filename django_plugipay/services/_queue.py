@@ -312,9 +312,12 @@ def enqueue_coalesced(
     A message sent earlier in the window and due at its end covers this commit, so nothing
     is sent for it. If a message that rows rely on cannot be sent, ``on_failure(exc, keys)``
     is called with every such row's ``key`` (recorded where the sweeper finds them) and the
-    next commit sends again. Never raises into the caller.
+    next commit sends again. Never raises into the caller. "This commit" is the acting
+    account's database's (its own database under ``ACCOUNT_DATABASE``), as for :func:`enqueue`.
     """
-    transaction.on_commit(lambda: _dispatch_coalesced(name, key, inline, on_failure))
+    transaction.on_commit(
+        lambda: _dispatch_coalesced(name, key, inline, on_failure), using=acting_database()
+    )
 
 
 def _dispatch_coalesced(name, key, inline, on_failure) -> None:

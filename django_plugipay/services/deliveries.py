@@ -579,14 +579,15 @@ class DeliveryHealth:
 def delivery_health() -> DeliveryHealth:
     """How many deliveries gave up (``dead``) and how many wait over :data:`OVERDUE_AFTER` past
     their due time (no worker, beat or ``plugipay_sync`` runs them). With
-    ``PLUGIPAY["ACCOUNT_DATABASE"]``, asked outside any account, every account's database."""
+    ``PLUGIPAY["ACCOUNT_DATABASE"]``, asked outside any account, every account's database (each
+    account's rows once; one that cannot be read raises, naming the account)."""
     if app_settings.raw("ACCOUNT_DATABASE") is not None and context.acting.get() is None:
-        each = accounts.each_account(delivery_health, what="delivery health").values()
+        each = accounts.read_every_account(delivery_health)
         return DeliveryHealth(
             dead=sum(health.dead for health in each), overdue=sum(h.overdue for h in each)
         )
     now = timezone.now()
     return DeliveryHealth(
-        dead=Delivery.objects.dead().count(),
-        overdue=Delivery.objects.overdue(now, OVERDUE_AFTER).count(),
+        dead=accounts.own(Delivery.objects.dead()).count(),
+        overdue=accounts.own(Delivery.objects.overdue(now, OVERDUE_AFTER)).count(),
     )

@@ -981,11 +981,25 @@ def replay_failed_events(
     *, limit: int | None = None, event_ids: Iterable[str] | None = None
 ) -> dict[str, int]:
     """Apply every failed (or stuck unprocessed) event again — or the events named by
-    ``event_ids`` — oldest first; return counts by outcome."""
+    ``event_ids`` — oldest first; return counts by outcome.
+
+    Acting for an account (``acting_for``), its events alone. With
+    ``PLUGIPAY["ACCOUNT_DATABASE"]``, called outside any account, every account's database in
+    turn (``limit`` in all)."""
     counts = {"processed": 0, "failed": 0}
-    events = (
-        WebhookEvent.objects.filter(event_id__in=list(event_ids))
-        if event_ids is not None
+    wanted = None if event_ids is None else list(event_ids)
+    if app_settings.raw("ACCOUNT_DATABASE") is not None and acting.get() is None:
+        for account in accounts.every():
+            left = None if limit is None else limit - counts["processed"] - counts["failed"]
+            if left is not None and left <= 0:
+                break
+            with accounts.acting_for(account.pk):
+                done = replay_failed_events(limit=left, event_ids=wanted)
+            counts = {outcome: counts[outcome] + done[outcome] for outcome in counts}
+        return counts
+    events = accounts.own(
+        WebhookEvent.objects.filter(event_id__in=wanted)
+        if wanted is not None
         else WebhookEvent.objects.unprocessed()
     ).order_by("occurred_at", "received_at")
     for event in events[:limit] if limit else events:
@@ -1000,13 +1014,22 @@ def replay_failed_events(
 def dismiss_events(*, events: Iterable[WebhookEvent]) -> int:
     """Mark failed events staff decided not to apply as ``ignored`` (never replayed, and no
     longer counted by :func:`event_health`); return how many. Events that are not ``failed``
-    (one a retry applied meanwhile among them) are left as they are; the error stays."""
-    pks = [event.pk for event in events]
-    return run_atomic(
-        lambda: WebhookEvent.objects.filter(pk__in=pks, status=EventStatus.FAILED).update(
-            status=EventStatus.IGNORED
-        ),
-        using=connection_for(WebhookEvent).alias,
+    (one a retry applied meanwhile among them) are left as they are; the error stays.
+
+    Each event is dismissed in the database it was read from (``.using(alias)``, or the
+    acting account's), so a tenant database's event is never confused with one of the same
+    primary key elsewhere."""
+    by_database: dict[str, list[int]] = {}
+    for event in events:
+        database = event._state.db or connection_for(WebhookEvent).alias
+        by_database.setdefault(database, []).append(event.pk)
+
+    def dismiss(database: str, pks: list[int]) -> int:
+        failed = WebhookEvent.objects.using(database).filter(pk__in=pks, status=EventStatus.FAILED)
+        return failed.update(status=EventStatus.IGNORED)
+
+    return sum(
+        run_atomic(dismiss, database, pks, using=database) for database, pks in by_database.items()
     )
 
 
@@ -1036,9 +1059,10 @@ def event_health() -> EventHealth:
     the hour with nothing applying them (no worker, or its message never sent).
 
     With ``PLUGIPAY["ACCOUNT_DATABASE"]``, asked outside any account (the doctor, the checks),
-    it adds up every account's database."""
+    it adds up every account's (a database several accounts share is read for each of its own
+    events; one that cannot be read raises, naming the account)."""
     if app_settings.raw("ACCOUNT_DATABASE") is not None and acting.get() is None:
-        each = accounts.each_account(event_health, what="event health").values()
+        each = accounts.read_every_account(event_health)
         oldest = [health.oldest_failed for health in each if health.oldest_failed is not None]
         return EventHealth(
             failed=sum(health.failed for health in each),
@@ -1046,7 +1070,7 @@ def event_health() -> EventHealth:
             oldest_failed=min(oldest, key=_first_received, default=None),
         )
     now = timezone.now()
-    old = WebhookEvent.objects.filter(received_at__lt=now - deliveries.OVERDUE_AFTER)
+    old = accounts.own(WebhookEvent.objects).filter(received_at__lt=now - deliveries.OVERDUE_AFTER)
     failed = old.filter(status=EventStatus.FAILED)
     handed_before = now - IN_FLIGHT
     waiting = old.filter(status=EventStatus.RECEIVED).filter(

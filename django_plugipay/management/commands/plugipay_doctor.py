@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 from kombu.utils.url import maybe_sanitize_url
 
+from django_plugipay import accounts
 from django_plugipay.checks import (
     REDIRECT_HINT,
     base_url_problem,
@@ -298,7 +299,8 @@ class Doctor:
                 "Celery runs every task in the process that sends it (task_always_eager): no "
                 "broker or worker to check",
             )
-        broker = maybe_sanitize_url(app.connection_for_write().as_uri(include_password=True))
+        with app.connection_for_write() as unopened:  # named, not connected to
+            broker = maybe_sanitize_url(unopened.as_uri(include_password=True))
         fix = (
             "start the broker or fix the Celery app's broker URL; meanwhile webhooks are "
             "recorded and answered, and the sweep sends their tasks once it answers"
@@ -358,14 +360,16 @@ class Doctor:
         parts, fixes = [], []
         oldest = health.oldest_failed
         if oldest is not None:
+            several = len(accounts.every()) > 1
+            whose = f", account {accounts.known(oldest.account_id).alias}" if several else ""
             parts.append(
-                f"{health.failed} failed (the oldest {oldest.event_id}, {oldest.kind}: "
+                f"{health.failed} failed (the oldest {oldest.event_id}{whose}, {oldest.kind}: "
                 f"{oldest.last_error[:300] or 'no error recorded'})"
             )
             fixes.append(
                 "failed: read the error under Plugipay › Webhook events in the admin, fix the "
                 "cause, then `manage.py plugipay_replay` (or 'Reprocess'); an event you will "
-                "not apply, 'Dismiss' it there"
+                "not apply, 'Dismiss' it there (or `manage.py plugipay_replay --dismiss evt_…`)"
             )
         if health.waiting:
             parts.append(f"{health.waiting} recorded over an hour ago and not applied yet")
