@@ -9,7 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from django_plugipay.models import Payment
 from tests.factories import PaymentFactory, RefundFactory, UserFactory, WebhookEventFactory
@@ -160,3 +160,16 @@ def test_events_of_one_instant_follow_the_session_then_its_payment(client):
         "checkout_session.completed",
         "payment.succeeded",
     ]
+
+
+@pytest.mark.django_db
+def test_the_status_badges_speak_the_admin_s_language(admin_client):
+    payment = PaymentFactory()  # succeeded, nothing refunded
+    WebhookEventFactory(object_id=payment.plugipay_id, status="processed")
+    with translation.override("id"):
+        listing = admin_client.get("/admin/django_plugipay/payment/").content.decode()
+        page = admin_client.get(
+            f"/admin/django_plugipay/payment/{payment.pk}/change/"
+        ).content.decode()
+    assert ">berhasil</span>" in listing and ">succeeded</span>" not in listing
+    assert ">diproses</span>" in page and ">processed</span>" not in page

@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -382,8 +382,6 @@ def test_a_single_account_project_sends_the_per_event_task_as_before(client, set
 def test_the_sync_command_fails_when_no_task_could_be_sent(settings, monkeypatch, capsys):
     """Events recorded while the broker is down are safe (marked for the sweep), but nothing
     applies them until it answers: the command says so and exits non-zero, for cron to tell."""
-    from django.core.management import CommandError
-
     celery_mode(settings, monkeypatch)
     down = [True]
 
@@ -416,6 +414,7 @@ def test_a_dry_run_counts_what_the_run_then_hands_over(
     real = services.reconcile(since=since)
     assert real.events_queued == real.events_applied == 0  # left to the drain
     assert (dry.events_applied, dry.events_already_known) == (0, real.events_already_known)
+    assert dry.events_queued == real.events_queued
 
 
 @pytest.mark.django_db(transaction=True)
@@ -510,7 +509,7 @@ def test_a_failed_event_at_the_cursor_is_queued_again_by_each_run_until_dismisse
     WebhookEvent.objects.update(status=EventStatus.FAILED, last_error="boom")
     dry = services.reconcile(dry_run=True)
     real = services.reconcile()
-    assert (dry.events_applied, real.events_queued) == (1, 1)
+    assert (dry.events_applied, dry.events_queued, real.events_queued) == (0, 1, 1)
     WebhookEvent.objects.update(status=EventStatus.FAILED, last_error="boom")
     services.dismiss_events(events=WebhookEvent.objects.all())
     assert services.reconcile().events_queued == 0
@@ -540,3 +539,40 @@ def test_a_dry_run_of_the_sync_changes_nothing(settings, monkeypatch):
     assert reconciliation.last_reconciled() is None
     call_command("plugipay_sync", "--dry-run")
     assert reconciliation.last_reconciled() is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_plugipay_sync_s_dry_run_says_it_would_queue_what_the_run_queues(
+    settings, monkeypatch, capsys
+):
+    celery_mode(settings, monkeypatch)
+    monkeypatch.setattr(_queue, "_send", lambda name, args, countdown=0: None)
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([completed(1), completed(2)]))
+    call_command("plugipay_sync", "--dry-run")
+    dry = capsys.readouterr().out
+    call_command("plugipay_sync")
+    real = capsys.readouterr().out
+    assert "2 read, 0 would apply, 2 would be queued for the workers" in dry
+    assert "2 read, 0 applied, 2 queued for the workers" in real
+
+
+@pytest.mark.django_db(transaction=True)
+def test_plugipay_sync_does_not_say_it_queued_what_the_broker_refused(
+    settings, monkeypatch, capsys
+):
+    celery_mode(settings, monkeypatch)
+
+    def send(name, args, countdown=0):
+        raise ConnectionError("the broker is down")
+
+    monkeypatch.setattr(_queue, "_send", send)
+    monkeypatch.setattr(reconciliation, "get_client", lambda: _Log([]))
+    for n in (1, 2):
+        record_event(parse_event(completed(n)), source="webhook")
+    WebhookEvent.objects.update(queued_at=None, last_error="Not queued yet: broker down")
+    with pytest.raises(CommandError):
+        call_command("plugipay_sync")
+    out = capsys.readouterr().out
+    assert "Swept: 2 stranded events found, their tasks not sent" in out
+    assert "queued again" not in out
+    assert "Not sent: 2 events" in out

@@ -250,7 +250,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
     def status_badge(self, obj):
         if obj.refund_state:
             return badge(obj.status, REFUND_STATES[obj.refund_state])
-        return badge(obj.status)
+        return badge(obj.status, str(obj.get_status_display()).lower())
 
     @admin.display(description=_("checkout session"))
     def session_link(self, obj):

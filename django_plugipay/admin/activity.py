@@ -81,7 +81,8 @@ def entries(obj: Any) -> list[Entry]:
         "pk", "event_id", "kind", "status", "occurred_at", "received_at", "source", "payload"
     )
     for event in events:
-        label = format_html("{} {}", admin_link(event, event.kind), badge(event.status))
+        status = badge(event.status, str(event.get_status_display()).lower())
+        label = format_html("{} {}", admin_link(event, event.kind), status)
         found.append(
             Entry(
                 event.occurred_at or event.received_at,

@@ -236,7 +236,10 @@ def _apply_events(cursor, start, result, dry_run, progress, moves: bool, pending
             )
             already = len(set(known.values_list("event_id", flat=True)))
             result.events_already_known += already
-            result.events_applied += len(page) - already
+            if handing_over:
+                result.events_queued += len(page) - already
+            else:
+                result.events_applied += len(page) - already
         elif handing_over:  # recorded and queued: the cursor may pass them (see reconcile())
             handed, already, failed = queue_page(page, source=EventSource.RECONCILE)
             result.events_queued += len(handed)

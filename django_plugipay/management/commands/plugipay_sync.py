@@ -122,7 +122,10 @@ class Command(BaseCommand):
             return 0
         verb = "would apply" if dry_run else "applied"
         synced = ", ".join(f"{n} {name}" for name, n in sorted(result.synced.items())) or "none"
-        queued = f"{result.events_queued} queued for the workers, " if result.events_queued else ""
+        handed = "would be queued" if dry_run else "queued"
+        queued = (
+            f"{result.events_queued} {handed} for the workers, " if result.events_queued else ""
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"{self.prefix}Events: {result.events_seen} read, {result.events_applied} {verb}, "
@@ -132,9 +135,15 @@ class Command(BaseCommand):
         )
         unsent = 0
         if not dry_run:
+            before_sweep = _queue.failed_sends()
             swept = services.sweep(account=accounts.current().pk)
+            requeued = (
+                "found, their tasks not sent"
+                if _queue.failed_sends() > before_sweep
+                else "queued again"
+            )
             self.stdout.write(
-                f"{self.prefix}Swept: {swept['events']} stranded events queued again, "
+                f"{self.prefix}Swept: {swept['events']} stranded events {requeued}, "
                 f"{swept['refunds']} refunds never confirmed submitted."
             )
             # events whose message failed in this run (the sweep takes at most 500 a run, so
