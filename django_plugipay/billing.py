@@ -23,6 +23,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from django_plugipay.conf import app_settings
+from django_plugipay.context import acting_database
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import Customer, Invoice, Plan, Subscription
 from django_plugipay.models.querysets import SubscriptionQuerySet
@@ -82,7 +83,7 @@ def _plan_lookup(plan: str) -> dict[str, str]:
 def _sync_moving(rows: SubscriptionQuerySet) -> None:
     """Sync (rate-limited, outside transactions) subscriptions that may have moved at
     Plugipay without a webhook yet; on failure the mirror is answered as it is."""
-    if transaction.get_connection().in_atomic_block:
+    if transaction.get_connection(acting_database()).in_atomic_block:
         return  # no HTTP call inside a transaction: answer from the mirror
     now = timezone.now()
     fresh_until = now - dt.timedelta(seconds=app_settings.API_SYNC_INTERVAL)

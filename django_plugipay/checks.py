@@ -202,6 +202,52 @@ def _credential_errors(where: str, value: Any, check_id: str) -> list:
     return []
 
 
+def _account_database_problems(configured: Any) -> list:
+    """With ``ACCOUNT_DATABASE`` and the router installed: the router first of
+    ``DATABASE_ROUTERS`` (a router before it that answers sends every account's rows where it
+    says), and the hook naming, for each configured account, a database the project has."""
+    problems: list = []
+    router = "django_plugipay.routers.AccountRouter"
+    first = next(iter(getattr(settings, "DATABASE_ROUTERS", [])), None)
+    if first != router and type(first).__name__ != "AccountRouter":
+        problems.append(
+            Warning(
+                "PLUGIPAY['ACCOUNT_DATABASE'] is set but the account router is not the first of "
+                "DATABASE_ROUTERS: a router before it that answers for django_plugipay's models "
+                "(a primary/replica router answers for every model) sends every account's rows "
+                "to the database it names.",
+                id="django_plugipay.W044",
+                hint=f'Put "{router}" first in DATABASE_ROUTERS.',
+            )
+        )
+    aliases = [DEFAULT_ACCOUNT, *(configured if isinstance(configured, dict) else ())]
+    try:
+        named = {alias: app_settings.ACCOUNT_DATABASE(alias) for alias in aliases}
+    except Exception as exc:  # noqa: BLE001 - the project's hook, said as it failed
+        named = {}
+        problems.append(
+            Error(
+                f"PLUGIPAY['ACCOUNT_DATABASE'] raised {type(exc).__name__}: {exc}.",
+                id="django_plugipay.E078",
+                hint="The hook takes an account's alias and returns a database alias, or None "
+                "for the default database.",
+            )
+        )
+    unknown = {alias: db for alias, db in named.items() if db is not None}
+    unknown = {alias: db for alias, db in unknown.items() if db not in settings.DATABASES}
+    if unknown:
+        listed = ", ".join(f"{alias} → {db!r}" for alias, db in sorted(unknown.items()))
+        problems.append(
+            Error(
+                f"PLUGIPAY['ACCOUNT_DATABASE'] names databases DATABASES does not have: {listed}.",
+                id="django_plugipay.E078",
+                hint="Add them to DATABASES and migrate each (manage.py migrate --database …), "
+                "or fix the hook.",
+            )
+        )
+    return problems
+
+
 @register(Tags.security, deploy=False)
 def check_accounts(app_configs=None, **kwargs) -> list:
     """``PLUGIPAY["ACCOUNTS"]``: each alias a dict of known keys, with a way to call Plugipay
@@ -221,8 +267,11 @@ def check_accounts(app_configs=None, **kwargs) -> list:
                 hint=f'Add DATABASE_ROUTERS = ["{router}"] (before your own routers).',
             )
         ]
+    problems = _account_database_problems(value) if routed else []
+    if any(problem.is_serious() for problem in problems):
+        return problems
     if value is None or value == {}:
-        return []
+        return problems
     example = (
         "'ACCOUNTS': {'brand_b': {'KEY_ID': …, 'SECRET': …, 'WEBHOOK_SECRETS': ['whsec_…']}, "
         "'merchant': {'ON_BEHALF_OF': 'acc_…', 'WEBHOOK_SECRETS': ['whsec_…']}}"
@@ -293,7 +342,7 @@ def check_accounts(app_configs=None, **kwargs) -> list:
                     "'WEBHOOK_SECRETS': ['whsec_…'].",
                 )
             )
-    return errors
+    return problems + errors
 
 
 def base_url_problem(value: object) -> tuple[str, str, str] | None:
@@ -591,10 +640,11 @@ def check_deliveries(app_configs=None, databases=None, **kwargs) -> list:
         )
     if health.overdue:
         hours = int(OVERDUE_AFTER.total_seconds() // 3600)
+        late = "an hour" if hours == 1 else f"{hours} hours"
         messages.append(
             Warning(
                 f"{health.overdue} durable receiver deliveries are overdue by more than "
-                f"{hours} hour(s): nothing runs them.",
+                f"{late}: nothing runs them.",
                 id="django_plugipay.W041",
                 hint="Run a Celery worker and beat with django_plugipay.run_deliveries "
                 "scheduled (see docs/how-to/celery.md), or `manage.py plugipay_sync` from cron.",

@@ -6,6 +6,7 @@ Display follows the active language: ``IDR 250,000`` in English, ``Rp 250.000`` 
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from django.utils.translation import get_language
@@ -67,19 +68,47 @@ def check_amount(amount: object, currency: str) -> int:
     return amount
 
 
+#: a number grouped by three with each language's grouping mark (``1.250.000,50``, ``1,250,000.50``)
+_GROUPED = {
+    ".": re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?"),
+    ",": re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"),
+}
+
+
+def _decimals_error(currency: str, exponent: int) -> str:
+    return _("%(currency)s amounts have at most %(places)d decimal places.") % {
+        "currency": currency,
+        "places": exponent,
+    }
+
+
 def to_minor(value: str | Decimal, currency: str) -> int:
     """Parse a staff-entered amount in display units; reject sub-minor-unit precision.
 
     In Indonesian ``250.000`` is two hundred and fifty thousand and ``19,99`` has decimals.
-    Anything that is not a finite number, or is beyond :data:`MAX_AMOUNT` either way, raises
-    ``ValueError`` (never ``decimal.InvalidOperation``), the latter naming the limit.
+    A grouping mark that does not group digits by three (``19.99`` in Indonesian, ``1,5`` in
+    English) is the other language's decimal mark, and more decimals written than the
+    currency has (``250.000`` rupiah in English) the other language's grouping: both are
+    refused, never read as an amount a hundred or a thousand times off. Anything that is not a
+    finite number, or is beyond :data:`MAX_AMOUNT` either way, raises ``ValueError`` (never
+    ``decimal.InvalidOperation``), the latter naming the limit.
     """
     exponent = app_settings.exponent(currency)
     text = str(value).strip()
-    if _indonesian() and not isinstance(value, Decimal):
-        text = text.replace(".", "").replace(",", ".")
-    else:
-        text = text.replace(",", "")
+    if not isinstance(value, Decimal):
+        group, mark = (".", ",") if _indonesian() else (",", ".")
+        if group in text and not _GROUPED[group].fullmatch(text):
+            raise ValueError(
+                _(
+                    "%(value)r is not an amount: group thousands by three with “%(group)s” and "
+                    "write decimals after “%(mark)s”."
+                )
+                % {"value": value, "group": group, "mark": mark}
+            )
+        text = text.replace(group, "").replace(mark, ".")
+        written = text.partition(".")[2]
+        if written.isdigit() and len(written) > exponent:
+            raise ValueError(_decimals_error(currency, exponent))
     try:
         number = Decimal(text)
     except InvalidOperation:
@@ -90,10 +119,7 @@ def to_minor(value: str | Decimal, currency: str) -> int:
         raise ValueError(amount_limit_error(currency))
     # Bounded above, so these stay within the context's 28 digits and never round.
     if number != number.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_DOWN):
-        raise ValueError(
-            _("%(currency)s amounts have at most %(places)d decimal places.")
-            % {"currency": currency, "places": exponent}
-        )
+        raise ValueError(_decimals_error(currency, exponent))
     minor = int(number.scaleb(exponent))
     if abs(minor) > MAX_AMOUNT:
         raise ValueError(amount_limit_error(currency))

@@ -3,6 +3,7 @@ Celery task or a Django task (``django.tasks``), always enqueued on commit."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -38,9 +39,10 @@ def _status(model: type[models.Model], service: str, keyword: str) -> Callable:
     """Load the row (gone: nothing to do) and call one service on it; its new status. The
     service is looked up when the work runs, so a test (or a project) may replace it."""
 
-    def work(pk: int) -> str | None:
-        obj = model._default_manager.filter(pk=pk).first()
-        return None if obj is None else getattr(services, service)(**{keyword: obj}).status
+    def work(pk: int, account: str | None = None) -> str | None:
+        with accounts.acting_for(account) if account else contextlib.nullcontext():
+            obj = model._default_manager.filter(pk=pk).first()
+            return None if obj is None else getattr(services, service)(**{keyword: obj}).status
 
     return work
 
@@ -125,7 +127,11 @@ WORK: dict[str, Work] = {
         )
     ),
     "django_plugipay.reconcile": Work(_reconcile),
-    "django_plugipay.sync_plans": Work(lambda: len(services.sync_plans())),
+    "django_plugipay.sync_plans": Work(
+        lambda: sum(
+            accounts.each_account(lambda: len(services.sync_plans()), what="sync_plans").values()
+        )
+    ),
     # Its own rows carry attempts and backoff; the scheduled run picks up what a crash left.
     "django_plugipay.run_deliveries": Work(
         lambda delivery_ids=None, account=None: _run_deliveries(delivery_ids, account),
@@ -155,12 +161,12 @@ def _celery(task, *args: Any) -> Any:
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
 )
-def create_refund(self, refund_id: int) -> str | None:
+def create_refund(self, refund_id: int, account: str | None = None) -> str | None:
     """Create a requested refund at Plugipay; every retry sends the same idempotency key.
 
     Terminal refunds are left alone, so a redelivered or duplicated task is harmless.
     """
-    return _celery(self, refund_id)
+    return _celery(self, refund_id, account)
 
 
 @shared_task(

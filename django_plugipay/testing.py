@@ -431,16 +431,37 @@ def plugipay_sandbox_server(live_server) -> Iterator[Any]:
     server.stop()
 
 
+#: the marker of a test whose task work goes where the project's settings send it (a worker)
+WORKER_MARKER = "plugipay_worker"
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{WORKER_MARKER}: the plugipay_sandbox fixture keeps the project's TASKS and "
+        "WEBHOOK_PROCESSING (a worker you run applies the events and sends the refunds) instead "
+        "of running task work in the test's process",
+    )
+
+
 @pytest.fixture
-def plugipay_sandbox(plugipay_sandbox_server, settings, transactional_db) -> Iterator[Sandbox]:
+def plugipay_sandbox(
+    plugipay_sandbox_server, settings, transactional_db, request
+) -> Iterator[Sandbox]:
     """A reset sandbox with ``settings.PLUGIPAY`` pointing at it for this test.
 
-    Failed deliveries wait for the test to move the clock (see ``RETRY_SCHEDULE``).
+    Task work runs in the test's process (``TASKS`` and ``WEBHOOK_PROCESSING`` "inline"), so
+    a project with a Celery app sends no message to its broker from a test and ``pay()``
+    returns once the receivers have run; a test marked ``plugipay_worker`` keeps the
+    project's settings. Failed deliveries wait for the test to move the clock (see
+    ``RETRY_SCHEDULE``).
     """
     sandbox = Sandbox(plugipay_sandbox_server, DEFAULT_WEBHOOK_SECRET)
     sandbox.reset()
     sandbox.configure(eventStyle="sdk", refundDelay=0, retrySchedule=list(RETRY_SCHEDULE))
     user_settings = dict(getattr(settings, "PLUGIPAY", None) or {})
+    if request.node.get_closest_marker(WORKER_MARKER) is None:
+        user_settings.update(TASKS="inline", WEBHOOK_PROCESSING="inline")
     user_settings.update(sandbox.settings())
     settings.PLUGIPAY = user_settings
     yield sandbox

@@ -121,3 +121,23 @@ def _receipts_only_with_a_sandbox(request, settings):
     no Plugipay to answer, so it would only wait for the client's retries."""
     if "plugipay_sandbox" not in request.fixturenames:
         settings.PLUGIPAY = {**settings.PLUGIPAY, "SYNC_RECEIPTS": False}
+
+
+#: the ``ACCOUNT_DATABASE`` hook of the tenant tests: account ``t`` lives in ``tenant``
+TENANTS = "tests.test_accounts_background.tenant_database"
+
+
+@pytest.fixture
+def tenancy(settings):
+    """Three accounts: ``t`` in the ``tenant`` database; the default account and ``u`` share
+    the default database."""
+    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "WEBHOOK_SECRETS": ["whsec_one"],
+        "ACCOUNTS": {
+            "t": {"API_KEY": "sk_test_t", "WEBHOOK_SECRETS": ["whsec_t"]},
+            "u": {"API_KEY": "sk_test_u", "WEBHOOK_SECRETS": ["whsec_u"]},
+        },
+        "ACCOUNT_DATABASE": TENANTS,
+    }

@@ -260,3 +260,21 @@ def test_metadata_search(client):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     html = client.get("/admin/django_plugipay/checkoutsession/?q=order:1042").content.decode()
     assert session.plugipay_id in html and other.plugipay_id not in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("ledgerentry", "posted_at"),
+        ("payment", "created_at"),
+        ("webhookevent", "received_at"),
+        ("receipt", "issued_at"),
+    ],
+)
+@pytest.mark.parametrize("year", ["2147483648", "-2147483649", "9999", "0"])
+def test_a_date_hierarchy_year_no_date_holds_is_a_bad_lookup_not_a_500(
+    admin_client, path, field, year
+):
+    page = admin_client.get(f"/admin/django_plugipay/{path}/", {f"{field}__year": year})
+    assert page.status_code == 302 and page.url.endswith("?e=1")

@@ -1,7 +1,11 @@
 """The "Refund selected payments…" action offers the amount when one payment is selected."""
 
+import pytest
+from django.utils import translation
+
 from django_plugipay.models import Refund
 from tests.test_admin import CHANGELIST, staff
+from tests.test_tasks_mode import DOWN_BROKER
 
 ACTION = {"action": "refund_payments"}
 
@@ -49,3 +53,19 @@ def test_several_selected_payments_are_refunded_in_full_without_an_amount(plugip
         CHANGELIST, {**ACTION, "_selected_action": [p.pk for p in payments]}
     ).content.decode()
     assert 'name="amount"' not in confirm and "refunded in full" in confirm
+
+
+@pytest.mark.plugipay_worker  # the project's Celery app, not in-process
+def test_why_a_refund_waits_is_stored_in_the_project_s_language_not_the_clerk_s(
+    plugipay_sandbox, client, make_celery_app
+):
+    """An Indonesian-speaking clerk refunds while the broker is down: the note on the refund
+    is in the project's language (English here), as every colleague reads it."""
+    payment = plugipay_sandbox.paid_payment(40_000)
+    make_celery_app(broker_url=DOWN_BROKER, broker_connection_timeout=1)
+    client.force_login(staff("refund_payment"))
+    data = {**ACTION, "_selected_action": [payment.pk], "reason": "duplicate", "post": "yes"}
+    with translation.override("id"):
+        client.post(CHANGELIST, data)
+    refund = Refund.objects.get()
+    assert refund.failure_message.startswith("Not sent to Plugipay yet (")

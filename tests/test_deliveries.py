@@ -309,6 +309,7 @@ def test_replay_deliveries_and_sync_run_them(plugipay_sandbox, durable, capsys):
 # ── through the task layer ─────────────────────────────────────────────────────
 
 
+@pytest.mark.plugipay_worker  # the project's Celery app, not in-process
 def test_with_a_celery_app_the_task_runs_the_delivery(
     plugipay_sandbox, durable, make_celery_app, celery_runs
 ):

@@ -142,6 +142,7 @@ def test_the_admin_reports_and_logs_only_the_events_it_dismissed(client, monkeyp
     html = page.content.decode()
     assert WebhookEvent.objects.get(pk=failed.pk).status == "processed"
     assert "1 event dismissed." not in html and "no longer failed" in html
+    assert f"Webhook event {failed.event_id} (" in html  # the id as staff copy it, not "Evt_…"
     assert not LogEntry.objects.filter(object_id=str(failed.pk)).exists()
 
 

@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from django_plugipay import db, services, signals
 from django_plugipay.admin import tokens
+from django_plugipay.client import PlugipayClient
+from django_plugipay.exceptions import APIError, TransientError
 from django_plugipay.models import EventStatus, Refund, RefundStatus, WebhookEvent
 from django_plugipay.services import _queue
 from django_plugipay.services.refunds import NOT_SUBMITTED
@@ -233,3 +235,66 @@ def test_the_in_process_trigger_sweeps_once_per_half_period_and_rearms_when_not_
     with django_capture_on_commit_callbacks(execute=True):
         sweeper.sweep_soon()
     assert runs == ["swept", "swept"]
+
+
+def _lost_then(status: int, code: str, monkeypatch):
+    """Plugipay's create_refund: the first send makes the refund and its answer is lost; each
+    send after it is answered ``status`` (before Plugipay reads it)."""
+    real = PlugipayClient.create_refund
+    calls = []
+
+    def create_refund(self, body, idempotency_key=None):
+        calls.append(idempotency_key)
+        if len(calls) == 1:
+            real(self, body, idempotency_key=idempotency_key)
+            raise TransientError("read timed out")
+        raise APIError("refused before it was read", code=code, status=status)
+
+    monkeypatch.setattr(PlugipayClient, "create_refund", create_refund)
+    return calls
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("status", "code"), [(401, "INVALID_TIMESTAMP"), (403, "forbidden")])
+def test_a_send_refused_before_it_was_read_never_fails_a_refund_plugipay_made(
+    plugipay_sandbox, monkeypatch, status, code
+):
+    """A 401 (the clock drifted, the key rotated) or a 403 answering a retry says
+    nothing of whether the first send made the refund: failing it here would offer its amount
+    again, and Plugipay would refund it twice."""
+    payment = plugipay_sandbox.paid_payment(amount=100_000)
+    plugipay_sandbox.hold()  # the refund's webhook comes late
+    _lost_then(status, code, monkeypatch)
+    refund = services.refund_payment(payment=payment, amount=30_000, reason="duplicate")
+    refund = services.submit_refund(refund=refund)  # the sweeper's retry, the same key
+    assert (refund.status, refund.failure_code) == ("requested", NOT_SUBMITTED)
+    assert len(plugipay_sandbox.state()["refunds"]) == 1
+    plugipay_sandbox.release()
+    plugipay_sandbox.flush()
+    refund.refresh_from_db()
+    payment.refresh_from_db()
+    assert (refund.status, services.refundable_amount(payment)) == ("succeeded", 70_000)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_409_for_the_refund_s_key_links_the_refund_made_with_it(plugipay_sandbox, monkeypatch):
+    payment = plugipay_sandbox.paid_payment(amount=100_000)
+    plugipay_sandbox.hold()
+    _lost_then(409, "idempotency_mismatch", monkeypatch)
+    refund = services.refund_payment(payment=payment, amount=30_000, reason="duplicate")
+    refund = services.submit_refund(refund=refund)
+    [made] = plugipay_sandbox.state()["refunds"]
+    assert refund.plugipay_id == made["id"] and refund.failure_code == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_of_the_refund_itself_fails_it(plugipay_sandbox, monkeypatch):
+    payment = plugipay_sandbox.paid_payment(amount=100_000)
+
+    def refuse(self, body, idempotency_key=None):
+        raise APIError("amount exceeds refundable", code="invalid_amount", status=422)
+
+    monkeypatch.setattr(PlugipayClient, "create_refund", refuse)
+    refund = services.refund_payment(payment=payment, amount=30_000, reason="duplicate")
+    refund.refresh_from_db()
+    assert (refund.status, refund.failure_code) == ("failed", "invalid_amount")

@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from django_plugipay import services
+from django_plugipay.client import PlugipayClient
+from django_plugipay.exceptions import TransientError
 from django_plugipay.models import LedgerEntry, Payout, Receipt
 from django_plugipay.services import payouts
 from tests.factories import UserFactory
@@ -279,3 +281,40 @@ def test_a_receipt_document_is_sandboxed_on_the_shops_origin(client, plugipay_sa
         assert response.status_code == 200
         assert response["Content-Security-Policy"] == "sandbox"
         assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_payout_whose_answer_was_lost_is_confirmed_again_with_its_key_paid_once(
+    client, plugipay_sandbox, settings, monkeypatch
+):
+    """Plugipay made the payout and its answer was lost: the page is the confirmation again,
+    with the same token, so confirming again sends the same key (a fresh form would send a
+    new one, and Plugipay would pay out twice)."""
+    plugipay_sandbox.paid_payment(amount=250_000)
+    save_bank_account()
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "MAX_RETRIES": 0}
+    real = PlugipayClient.create_payout
+    calls = []
+
+    def create_payout(self, body, idempotency_key=None):
+        calls.append(idempotency_key)
+        made = real(self, body, idempotency_key=idempotency_key)
+        if len(calls) == 1:
+            raise TransientError("Read timed out.")  # made at Plugipay; the answer lost
+        return made
+
+    monkeypatch.setattr(PlugipayClient, "create_payout", create_payout)
+    client.force_login(staff("manage_payout"))
+    url = reverse("admin:django_plugipay_payout_new")
+    token = token_of(client.get(url))
+    confirm = {"stage": "confirm", "amount": "100000", "note": "Minggu 1"}
+    first = client.post(url, {**confirm, "plugipay_token": token})
+    assert first.status_code == 200 and token_of(first) == token
+    said = " ".join(str(m) for m in first.context["messages"])
+    assert "Plugipay did not answer (Read timed out.)" in said and "never paid twice" in said
+    second = client.post(url, {**confirm, "plugipay_token": token_of(first)}, follow=True)
+    assert second.redirect_chain[-1][0] == reverse("admin:django_plugipay_payout_changelist")
+    assert calls == [f"admin_{token}"] * 2
+    assert len(remote_payouts(plugipay_sandbox)) == 1
+    [payout] = Payout.objects.all()
+    assert payout.plugipay_id == remote_payouts(plugipay_sandbox)[0][0]

@@ -143,3 +143,53 @@ def test_the_serializers_only_ever_validate(amount):
         assert value is None or 0 < value <= MAX_AMOUNT
     checkout = CheckoutRequestSerializer(data={"reference": "order-1", "quantity": amount})
     checkout.is_valid()  # never raises
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "currency"),
+    [
+        ("id", "19.99", "USD"),  # an English decimal in an Indonesian admin: not USD 1,999.00
+        ("id", "1.5", "USD"),
+        ("id", "250.00", "IDR"),
+        ("en", "19,99", "USD"),  # an Indonesian decimal in an English admin
+        ("en", "1,5", "IDR"),
+        ("en", "250.000", "IDR"),  # Indonesian grouping in English: not IDR 250
+        ("en", "12,34,567", "IDR"),
+    ],
+)
+def test_the_other_language_s_marks_are_refused_not_read_a_hundred_times_off(
+    language, text, currency
+):
+    with translation.override(language), pytest.raises(ValueError, match="amount|jumlah"):
+        to_minor(text, currency)
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "currency", "minor"),
+    [
+        ("id", "1.250.000", "IDR", 1_250_000),
+        ("id", "1.250,50", "USD", 125_050),
+        ("id", "19,99", "USD", 1999),
+        ("id", "250000", "IDR", 250_000),
+        ("en", "1,250,000", "IDR", 1_250_000),
+        ("en", "1,250.5", "USD", 125_050),
+        ("en", "19.99", "USD", 1999),
+        ("en", "-1,000", "IDR", -1000),
+    ],
+)
+def test_each_language_s_own_marks_are_read(language, text, currency, minor):
+    with translation.override(language):
+        assert to_minor(text, currency) == minor
+
+
+@pytest.mark.django_db
+def test_a_usd_refund_typed_with_a_dot_in_indonesian_asks_for_the_comma():
+    payment = PaymentFactory(amount=500_000, currency="USD")
+    with translation.override("id"):
+        form = RefundForm(
+            {"amount": "19.99", "reason": "duplicate"},
+            payment=payment,
+            remaining=payment.remaining_to_refund(),
+        )
+        assert not form.is_valid()
+    assert "“,”" in str(form.errors["amount"])

@@ -28,6 +28,7 @@ def test_without_a_celery_app_the_refund_is_sent_in_process(plugipay_sandbox, ce
     assert refund.failure_code == "" and celery_runs == []
 
 
+@pytest.mark.plugipay_worker  # the project's Celery app, not in-process
 def test_auto_uses_the_project_celery_app(plugipay_sandbox, make_celery_app, celery_runs):
     payment = plugipay_sandbox.paid_payment(30_000)
     make_celery_app(task_always_eager=True)
@@ -56,6 +57,7 @@ def test_inline_forced_ignores_the_celery_app(
     assert celery_runs == [] and refund.plugipay_id and refund.failure_code == ""
 
 
+@pytest.mark.plugipay_worker  # the project's Celery app, not in-process
 def test_broker_down_admin_refund_waits_visibly_then_sync_sends_it(
     plugipay_sandbox, client, make_celery_app
 ):
@@ -117,6 +119,7 @@ def drain_db_queue():
     call_command("db_worker", batch=True, startup_delay=False, reload=False, verbosity=0)
 
 
+@pytest.mark.plugipay_worker  # the project's Celery app, not in-process
 def test_auto_uses_a_queuing_django_tasks_backend(plugipay_sandbox, settings, celery_runs):
     from django_tasks_db.models import DBTaskResult
 

@@ -17,25 +17,11 @@ from django_plugipay.models import Delivery, EventSource, Payment, WebhookEvent
 from django_plugipay.services import _queue
 from django_plugipay.services import events as service
 from django_plugipay.webhooks import parse_event
+from tests.conftest import TENANTS
 from tests.factories import WebhookEventFactory
 from tests.test_accounts_background import TWO, completed, stranded
 
-#: the default account and ``u`` share the default database; ``t`` lives in ``tenant``
-THREE = {
-    "WEBHOOK_SECRETS": ["whsec_one"],
-    "ACCOUNTS": {
-        "t": {"API_KEY": "sk_test_t", "WEBHOOK_SECRETS": ["whsec_t"]},
-        "u": {"API_KEY": "sk_test_u", "WEBHOOK_SECRETS": ["whsec_u"]},
-    },
-}
-TENANTS = "tests.test_accounts_background.tenant_database"
 pytestmark = pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
-
-
-@pytest.fixture
-def tenancy(settings):
-    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
-    settings.PLUGIPAY = {**settings.PLUGIPAY, **THREE, "ACCOUNT_DATABASE": TENANTS}
 
 
 def _failed_long_ago(account: str, n: int) -> WebhookEvent:
@@ -156,3 +142,15 @@ def test_a_tenants_requeued_event_is_announced_after_its_transaction_commits(set
         assert [h.id for h in handed] == [parsed.id]
     # (task, was the tenant's transaction still open when the message went out?)
     assert sent == [("django_plugipay.process_pending_events", False)]
+
+
+def test_plugipay_replay_exits_non_zero_while_an_event_still_fails(tenancy, capsys, monkeypatch):
+    _failed_long_ago("t", 2)
+
+    def still_broken(*, event):
+        raise RuntimeError("the receiver is still broken")
+
+    monkeypatch.setattr(service, "apply_event", still_broken)
+    with pytest.raises(CommandError, match="1 events still fail"):
+        call_command("plugipay_replay")
+    assert "0 applied, 1 still failing" in capsys.readouterr().out

@@ -31,15 +31,18 @@ def confirm_then(
     PlugipayError for one object."""
     if request.POST.get("post") == "yes":
         ok, failed = 0, []
+        # named with its kind first: the admin capitalises a message's first letter, which
+        # would change an id such as evt_… that staff copy
+        kind = modeladmin.model._meta.verbose_name
         for obj in queryset:
             try:
                 perform(obj)
                 modeladmin.log_change(request, obj, title)
                 ok += 1
             except PlugipayError as exc:
-                failed.append(f"{obj}: {exc.message}")
+                failed.append(f"{kind} {obj}: {exc.message}")
             except Exception as exc:  # a failing event handler: shown, not a crash
-                failed.append(f"{obj}: {exc}")
+                failed.append(f"{kind} {obj}: {exc}")
         if ok:
             modeladmin.message_user(request, done(ok), messages.SUCCESS)
         for line in failed:

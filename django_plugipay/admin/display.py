@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -112,11 +114,26 @@ class StatusGroupFilter(admin.SimpleListFilter):
         return queryset.filter(status__in=spec.group(self.value()))
 
 
+class BoundedChangeList(ChangeList):
+    """Django's changelist, answering a date-hierarchy year no date can hold
+    (``?created_at__year=2147483648`` overflows, ``9999``'s next year does not exist) as any
+    bad lookup is answered — the list again with its error flag — not with a 500."""
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except (OverflowError, ValueError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
 class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
     """Mirrors of Plugipay objects: read-only here; Plugipay stays the source of truth."""
 
     list_per_page = 50
     show_full_result_count = False
+
+    def get_changelist(self, request, **kwargs):
+        return BoundedChangeList
 
     def get_list_filter(self, request):
         """The model's status groups first (when its spec has any), then ``list_filter``, then

@@ -280,9 +280,13 @@ class PayoutAdmin(MirrorAdmin):
         confirming = False
         if stage and form.is_valid():
             if stage == "confirm":
-                return self._create(
+                done = self._create(
                     request, form.cleaned_data, available.currency, token, account=account
                 )
+                if done is not None:
+                    return done
+            # the confirmation page; again, with the same token, when Plugipay's answer to it
+            # was lost: confirming again sends the same key, never a second payout
             confirming = True
         context = {
             **self.admin_site.each_context(request),
@@ -302,7 +306,17 @@ class PayoutAdmin(MirrorAdmin):
         }
         return TemplateResponse(request, "admin/django_plugipay/payout/new_payout.html", context)
 
+    @staticmethod
+    def _unanswered(token: str, account: Account | None) -> bool:
+        """Whether this page's payout was stored and sent without an answer from Plugipay
+        (it may exist there): the page's key must be sent again, not a new one."""
+        with accounts.acting_for(account.pk if account is not None else None):
+            mine = accounts.own(Payout.objects.filter(idempotency_key=f"admin_{token}"))
+            return mine.filter(plugipay_id=None, status=PayoutStatus.PENDING).exists()
+
     def _create(self, request, data, currency: str, token: str, account: Account | None = None):
+        """Send the confirmed payout; the page to go to, or None to show the confirmation
+        again with the same token (no answer from Plugipay)."""
         changelist = reverse("admin:django_plugipay_payout_changelist")
         try:
             payout = services.create_payout(
@@ -313,6 +327,13 @@ class PayoutAdmin(MirrorAdmin):
                 idempotency_key=f"admin_{token}",
             )
         except PlugipayError as exc:
+            if self._unanswered(token, account):
+                said = _(
+                    "Plugipay did not answer (%(error)s): the payout may have been made. Confirm "
+                    "again to settle it: it is sent with the same key, so it is never paid twice."
+                ) % {"error": exc.message}
+                self.message_user(request, said, messages.WARNING)
+                return None
             self.message_user(request, exc.message, messages.ERROR)
             again = reverse("admin:django_plugipay_payout_new")
             return redirect(f"{again}?account={account.pk}" if account is not None else again)

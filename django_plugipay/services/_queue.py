@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 
 from django_plugipay.conf import app_settings
-from django_plugipay.context import acting_database
+from django_plugipay.context import acting, acting_database
 from django_plugipay.db import discard_lost_connection
 
 logger = logging.getLogger(__name__)
@@ -108,8 +108,34 @@ def enqueue(
     an event still ``received``, a refund still ``requested`` — is what the sweeper finds.
     """
     transaction.on_commit(
-        lambda: _dispatch(name, args, inline, on_failure, countdown), using=acting_database()
+        _as_acting(lambda: _dispatch(name, args, inline, on_failure, countdown)),
+        using=acting_database(),
     )
+
+
+def row_args(pk: int) -> tuple[Any, ...]:
+    """A task's arguments for one row: its pk and, with ``ACCOUNT_DATABASE`` while an account
+    acts, the account's alias (the row is in that account's database, which a worker acting for
+    no account would not look in; with one database the pk alone finds it, as it always did)."""
+    now = acting.get()
+    if now is None or app_settings.raw("ACCOUNT_DATABASE") is None:
+        return (pk,)
+    return (pk, now.alias)
+
+
+def _as_acting(callback: Callable[[], None]) -> Callable[[], None]:
+    """``callback``, run for the account acting now (its commit may come after the service's
+    ``acting_for`` ended: the caller's own transaction on that database)."""
+    now = acting.get()
+
+    def run() -> None:
+        token = acting.set(now)
+        try:
+            callback()
+        finally:
+            acting.reset(token)
+
+    return run
 
 
 #: per thread, (database alias, task name) → the keys gathered in the open transaction and the
@@ -152,7 +178,7 @@ def enqueue_gathered(
         _dispatch(name, (keys, *args), lambda: inline(keys), lambda exc: on_failure(exc, keys))
 
     gathered[slot] = (keys, dispatch)
-    transaction.on_commit(dispatch, using=using)
+    transaction.on_commit(_as_acting(dispatch), using=using)
 
 
 #: messages this process could not send, since it started (see :func:`failed_sends`)
@@ -316,7 +342,8 @@ def enqueue_coalesced(
     account's database's (its own database under ``ACCOUNT_DATABASE``), as for :func:`enqueue`.
     """
     transaction.on_commit(
-        lambda: _dispatch_coalesced(name, key, inline, on_failure), using=acting_database()
+        _as_acting(lambda: _dispatch_coalesced(name, key, inline, on_failure)),
+        using=acting_database(),
     )
 
 

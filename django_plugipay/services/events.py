@@ -46,7 +46,7 @@ from django_plugipay.exceptions import (
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import apply as engine
 from django_plugipay.services import deliveries
-from django_plugipay.services._queue import enqueue, enqueue_coalesced
+from django_plugipay.services._queue import enqueue, enqueue_coalesced, row_args
 from django_plugipay.specs import (
     Field,
     Timestamp,
@@ -337,21 +337,11 @@ def _retry_event(event_pk: int, countdown: float = 0) -> None:
     while it fails (in-process: apply it now)."""
     enqueue(
         "django_plugipay.process_webhook_event",
-        *_of_account(event_pk),
+        *row_args(event_pk),
         inline=lambda: apply_recorded_event(event_pk),
         on_failure=lambda exc: _note_not_queued(exc, [event_pk]),
         countdown=countdown,
     )
-
-
-def _of_account(event_pk: int) -> tuple[Any, ...]:
-    """A per-event task's arguments: the event's pk and, with ``ACCOUNT_DATABASE`` while an
-    account acts, its alias (the row is in that account's database, which a worker acting for
-    no account would not look in)."""
-    now = acting.get()
-    if now is None or app_settings.raw("ACCOUNT_DATABASE") is None:
-        return (event_pk,)  # one database: the pk finds the row, as it always did
-    return (event_pk, now.alias)
 
 
 def _note_not_queued(exc: Exception, event_pks: list[int]) -> None:
@@ -1203,7 +1193,7 @@ def _retry_failed(event_pk: int) -> None:
     redelivery or ``plugipay_replay``."""
     enqueue(
         "django_plugipay.process_webhook_event",
-        *_of_account(event_pk),
+        *row_args(event_pk),
         inline=lambda: None,
         countdown=RETRY_FAILED_AFTER,
     )

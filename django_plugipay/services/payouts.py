@@ -18,9 +18,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import requests
+from django.conf import settings
 from django.db import IntegrityError
 from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from django_plugipay import accounts, datetimes, permissions, signals
@@ -519,12 +520,16 @@ def _look_for(payout: Payout, *, missing: str) -> Payout:
         missing,
         extra={"payout_id": payout.pk, "failure_code": NOT_AT_PLUGIPAY},
     )
+    with translation.override(settings.LANGUAGE_CODE):  # stored: the project's language
+        reason = _(
+            "Plugipay has no payout of this amount from when it was sent: it was never made."
+        )
     return run_atomic(
         _end_unsent,
         payout.pk,
         missing,
         code=NOT_AT_PLUGIPAY,
-        reason=_("Plugipay has no payout of this amount from when it was sent: it was never made."),
+        reason=reason,
         sent_at=payout.submitted_at,
     )
 

@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 import uuid
 
+from django.conf import settings
 from django.db import IntegrityError
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from django_plugipay import accounts
@@ -20,7 +21,7 @@ from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason,
 from django_plugipay.models.querysets import NOT_SUBMITTED
 from django_plugipay.money import check_amount, format_amount
 from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
-from django_plugipay.services._queue import enqueue
+from django_plugipay.services._queue import enqueue, row_args
 from django_plugipay.services.apply import (
     mark_refund_failed,
     sends_unsent,
@@ -208,7 +209,7 @@ def _request_refund(
     )
     enqueue(
         "django_plugipay.create_refund",
-        refund.pk,
+        *row_args(refund.pk),
         inline=lambda: submit_refund(refund=refund),
         on_failure=lambda exc: _note_not_submitted(refund.pk, exc),
     )
@@ -216,16 +217,15 @@ def _request_refund(
 
 
 def _note_not_submitted(refund_id: int, exc: Exception) -> None:
-    """Say on the refund why it is still only ``requested``; the sweeper submits it."""
-    message = (
-        _(
+    """Say on the refund why it is still only ``requested``; the sweeper submits it. Stored,
+    the note is in the project's language (``LANGUAGE_CODE``), whoever's request sent it."""
+    with translation.override(settings.LANGUAGE_CODE):
+        message = _(
             "Not sent to Plugipay yet (%(error)s); it stays requested and the sweeper (or "
             "manage.py plugipay_sync) sends it with the same idempotency key."
-        )
-        % {"error": f"{type(exc).__name__}: {exc}"}
-    )[:2000]
+        ) % {"error": f"{type(exc).__name__}: {exc}"}
     Refund.objects.filter(pk=refund_id, status=RefundStatus.REQUESTED, plugipay_id=None).update(
-        failure_code=NOT_SUBMITTED, failure_message=message
+        failure_code=NOT_SUBMITTED, failure_message=message[:2000]
     )
 
 
@@ -233,8 +233,13 @@ def _note_not_submitted(refund_id: int, exc: Exception) -> None:
 def submit_refund(*, refund: Refund) -> Refund:
     """Create a requested refund at Plugipay with its stored key (safe to call again).
 
-    Terminal refunds are left alone. A 4xx marks the refund failed with the API's message;
-    transient errors propagate for the caller (the task) to retry with the same key.
+    Terminal refunds are left alone. A refusal of the refund itself (:data:`REFUSALS`: its
+    values, the payment) marks it failed with the API's message. Any other 4xx (credentials,
+    the clock, a 409 for this key with another body) was answered before Plugipay read the
+    request, so it says nothing of whether an earlier send made the refund: the refund stays
+    ``requested``, marked not submitted, for the sweeper to send again with the same key (a
+    409 first looks for the refund made with it). Transient errors propagate for the caller
+    (the task) to retry with the same key.
     """
     refund = Refund.objects.select_related("payment__checkout_session", "payment__invoice").get(
         pk=refund.pk
@@ -262,6 +267,8 @@ def submit_refund(*, refund: Refund) -> Refund:
     try:
         obj = get_client().create_refund(body, idempotency_key=refund.idempotency_key)
     except APIError as exc:
+        if exc.status not in REFUSALS:
+            return _not_refused(refund, exc)
         logger.warning(
             "plugipay refund %s refused: %s",
             refund.pk,
@@ -275,11 +282,36 @@ def submit_refund(*, refund: Refund) -> Refund:
     return _link_made(refund, obj)
 
 
+#: The statuses of Plugipay's refusals of a refund request itself (its amount or reason, the
+#: payment it names): nothing was made. Any other 4xx (401, 403, 409…) answered before the
+#: request was read, and leaves the refund to be sent again.
+REFUSALS = (400, 404, 422)
+
+
+def _not_refused(refund: Refund, exc: APIError) -> Refund:
+    """An answer that refused the send, not the refund (see :func:`submit_refund`)."""
+    logger.warning(
+        "plugipay refund %s not sent (%s), left requested for the sweeper: %s",
+        refund.pk,
+        exc.status,
+        exc,
+        extra={"refund_id": refund.pk, "request_id": exc.request_id},
+    )
+    if exc.status == 409:  # this key was sent with another body: the refund may exist
+        made = _made_at_plugipay(refund)
+        if made is not None:
+            return _link_made(refund, made)
+    _note_not_submitted(refund.pk, exc)
+    return Refund.objects.get(pk=refund.pk)
+
+
 def _link_made(refund: Refund, obj: dict) -> Refund:
     """Link the row to the refund Plugipay made (a transaction retried on a fresh
     connection): if the database went away during the call, that is what must survive."""
     row = upsert_refund(obj)
     run_atomic(_clear_not_submitted, refund.pk)
+    if row.failure_code == NOT_SUBMITTED:  # read before the mark was cleared
+        row.failure_code = row.failure_message = ""
     return row
 
 

@@ -21,6 +21,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/services/" in str(item.fspath):
             item.add_marker(pytest.mark.services)
+            # real workers apply the events and send the refunds: the sandbox fixture keeps
+            # the project's task settings (tests/celery.py's app) instead of working inline
+            item.add_marker(pytest.mark.plugipay_worker)
 
 
 def missing(reason: str) -> None:

@@ -383,7 +383,9 @@ class Doctor:
     def unanswered_payouts(self) -> Line:
         """Payouts whose send got no answer from Plugipay: nothing settles them by itself."""
         try:
-            unanswered = left_unanswered().count()
+            unanswered = sum(
+                accounts.read_every_account(lambda: accounts.own(left_unanswered()).count())
+            )
         except DatabaseError as exc:
             return Line("payouts", None, f"the database cannot be read ({exc})")
         if not unanswered:

@@ -74,6 +74,8 @@ class Command(BaseCommand):
                 "failing (see the events' last error in the admin)."
             )
         )
+        if counts["failed"]:  # for cron (and a script) to tell
+            raise CommandError(f"{counts['failed']} events still fail.")
 
     @staticmethod
     def _each(work) -> list:
