@@ -213,26 +213,59 @@ def _state() -> dict[str, Any]:
 
 def _copy_to_account_databases(rows: list[Account], only: str | None = None) -> None:
     """Every database an account's rows live in holds the account rows too, with the same pks
-    (its rows' foreign keys point at them there)."""
+    (its rows' foreign keys point at them there).
+
+    A database the rows cannot be copied into (away, not migrated yet, not one a test may
+    use) is logged and remembered, and copied into when one of its accounts next acts
+    (:func:`acting_for`): its accounts' work fails there on its own, and the accounts whose
+    rows live elsewhere go on."""
     if app_settings.ACCOUNT_DATABASE is None:
         return
     databases = {database_of(a.alias) for a in rows} - {None, Account.objects.db}
+    uncopied: set[str] = _cache.setdefault("uncopied", set())
     for database in sorted(d for d in databases if d and only in (None, d)):
-        manager = Account.objects.db_manager(database)
-        pks = [row.pk for row in rows]
-        stale = manager.exclude(pk__in=pks).filter(
-            Q(alias__in=[r.alias for r in rows])
-            | Q(plugipay_id__in=[r.plugipay_id for r in rows if r.plugipay_id])
-        )
-        for row in stale:  # made there by its own migrate: out of the way (kept if referenced)
-            try:
-                row.delete()
-            except ProtectedError:
-                manager.filter(pk=row.pk).update(alias=f"{row.alias}#{row.pk}", plugipay_id=None)
-        for row in rows:
-            fields = {f.attname: getattr(row, f.attname) for f in Account._meta.concrete_fields}
-            fields.pop("id")
-            manager.update_or_create(pk=row.pk, defaults=fields)
+        try:
+            _copy_into(database, rows)
+        except Exception as exc:  # noqa: BLE001 - that database's accounts meet it themselves
+            discard_lost_connection(exc)
+            uncopied.add(database)
+            logger.warning(
+                "plugipay could not copy the account rows into database %r (%s: %s); its "
+                "accounts' work waits for it, the other accounts' goes on",
+                database,
+                type(exc).__name__,
+                exc,
+                extra={"database": database},
+            )
+        else:
+            uncopied.discard(database)
+
+
+def _copy_into(database: str, rows: list[Account]) -> None:
+    manager = Account.objects.db_manager(database)
+    pks = [row.pk for row in rows]
+    stale = manager.exclude(pk__in=pks).filter(
+        Q(alias__in=[r.alias for r in rows])
+        | Q(plugipay_id__in=[r.plugipay_id for r in rows if r.plugipay_id])
+    )
+    for row in stale:  # made there by its own migrate: out of the way (kept if referenced)
+        try:
+            row.delete()
+        except ProtectedError:
+            manager.filter(pk=row.pk).update(alias=f"{row.alias}#{row.pk}", plugipay_id=None)
+    for row in rows:
+        fields = {f.attname: getattr(row, f.attname) for f in Account._meta.concrete_fields}
+        fields.pop("id")
+        manager.update_or_create(pk=row.pk, defaults=fields)
+
+
+def _copy_if_missed(alias: str) -> None:
+    """Copy the account rows into ``alias``'s database if an earlier copy missed it (the
+    database was away); a failure is logged again, and the work acting there meets it."""
+    database = database_of(alias)
+    if database in _cache.get("uncopied", ()):
+        with _lock:
+            _copy_to_account_databases(list(Account.objects.order_by("pk")), only=database)
 
 
 def forget(*, tables: bool = True) -> None:
@@ -334,6 +367,8 @@ def acting_for(account: Any = None) -> Iterator[Known]:
     it and the client calls Plugipay with its credentials (or the platform key on behalf of
     it)."""
     found = known(account)
+    if _cache.get("uncopied"):
+        _copy_if_missed(found.alias)
     token = acting.set(found.acting)
     try:
         yield found

@@ -202,6 +202,22 @@ def _credential_errors(where: str, value: Any, check_id: str) -> list:
     return []
 
 
+def _is_account_router(entry: Any) -> bool:
+    """A ``DATABASE_ROUTERS`` entry (a dotted path or an instance) that is the account router
+    or a subclass of it (made as Django makes it; one that cannot be imported is not)."""
+    from django.db.utils import ConnectionRouter
+
+    from django_plugipay.routers import AccountRouter
+
+    if entry is None:
+        return False
+    try:
+        [made] = ConnectionRouter([entry]).routers
+    except ImportError:
+        return False
+    return isinstance(made, AccountRouter)
+
+
 def _account_database_problems(configured: Any) -> list:
     """With ``ACCOUNT_DATABASE`` and the router installed: the router first of
     ``DATABASE_ROUTERS`` (a router before it that answers sends every account's rows where it
@@ -209,7 +225,7 @@ def _account_database_problems(configured: Any) -> list:
     problems: list = []
     router = "django_plugipay.routers.AccountRouter"
     first = next(iter(getattr(settings, "DATABASE_ROUTERS", [])), None)
-    if first != router and type(first).__name__ != "AccountRouter":
+    if not _is_account_router(first):
         problems.append(
             Warning(
                 "PLUGIPAY['ACCOUNT_DATABASE'] is set but the account router is not the first of "
@@ -224,13 +240,16 @@ def _account_database_problems(configured: Any) -> list:
     try:
         named = {alias: app_settings.ACCOUNT_DATABASE(alias) for alias in aliases}
     except Exception as exc:  # noqa: BLE001 - the project's hook, said as it failed
+        # not an error: a hook that reads the project's tables fails before `migrate` made
+        # them, and an error here would keep `migrate` from making them
         named = {}
         problems.append(
-            Error(
-                f"PLUGIPAY['ACCOUNT_DATABASE'] raised {type(exc).__name__}: {exc}.",
-                id="django_plugipay.E078",
+            Warning(
+                f"PLUGIPAY['ACCOUNT_DATABASE'] raised {type(exc).__name__} when asked for the "
+                f"configured accounts' databases: {exc}.",
+                id="django_plugipay.W046",
                 hint="The hook takes an account's alias and returns a database alias, or None "
-                "for the default database.",
+                "for the default database; if it reads your tables, migrate them first.",
             )
         )
     unknown = {alias: db for alias, db in named.items() if db is not None}
@@ -256,10 +275,7 @@ def check_accounts(app_configs=None, **kwargs) -> list:
     value = user.get("ACCOUNTS") if isinstance(user, dict) else None
     routed = isinstance(user, dict) and user.get("ACCOUNT_DATABASE") is not None
     router = "django_plugipay.routers.AccountRouter"
-    if routed and not any(
-        r == router or type(r).__name__ == "AccountRouter"
-        for r in getattr(settings, "DATABASE_ROUTERS", [])
-    ):
+    if routed and not any(_is_account_router(r) for r in getattr(settings, "DATABASE_ROUTERS", [])):
         return [
             Error(
                 "PLUGIPAY['ACCOUNT_DATABASE'] is set but the account router is not installed.",
@@ -268,8 +284,6 @@ def check_accounts(app_configs=None, **kwargs) -> list:
             )
         ]
     problems = _account_database_problems(value) if routed else []
-    if any(problem.is_serious() for problem in problems):
-        return problems
     if value is None or value == {}:
         return problems
     example = (
@@ -280,11 +294,12 @@ def check_accounts(app_configs=None, **kwargs) -> list:
         isinstance(a, str) and a and isinstance(e, dict) for a, e in value.items()
     ):
         return [
+            *problems,
             Error(
                 "PLUGIPAY['ACCOUNTS'] must be a dict of alias → dict.",
                 id="django_plugipay.E070",
                 hint=example,
-            )
+            ),
         ]
     errors: list = []
     for alias, entry in value.items():
@@ -692,6 +707,34 @@ def check_events(app_configs=None, databases=None, **kwargs) -> list:
             )
         )
     return messages
+
+
+@register(Tags.database)
+def check_refunds(app_configs=None, databases=None, **kwargs) -> list:
+    """Refunds no send has reached Plugipay with for over an hour (a database check)."""
+    from django.db import DatabaseError
+
+    from django_plugipay import accounts
+    from django_plugipay.services.refunds import refunds_not_submitted
+
+    if not databases:
+        return []
+    try:
+        stuck = sum(accounts.read_every_account(lambda: refunds_not_submitted().count()))
+    except DatabaseError:  # not migrated yet
+        return []
+    if not stuck:
+        return []
+    return [
+        Warning(
+            f"{stuck} refunds requested over an hour ago are not sent to Plugipay yet: their "
+            "amount stays held and the customers wait.",
+            id="django_plugipay.W045",
+            hint="Read the error on each under Plugipay › Refunds (or `manage.py "
+            "plugipay_doctor`), fix its cause (the broker, the API key's refund permission, "
+            "the server's clock); the sweep then sends them with their keys.",
+        )
+    ]
 
 
 @register(Tags.database)

@@ -75,6 +75,10 @@ _GROUPED = {
 }
 
 
+#: an amount as people write it, once its grouping is removed and its decimal mark is "."
+_WRITTEN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
 def _decimals_error(currency: str, exponent: int) -> str:
     return _("%(currency)s amounts have at most %(places)d decimal places.") % {
         "currency": currency,
@@ -89,9 +93,11 @@ def to_minor(value: str | Decimal, currency: str) -> int:
     A grouping mark that does not group digits by three (``19.99`` in Indonesian, ``1,5`` in
     English) is the other language's decimal mark, and more decimals written than the
     currency has (``250.000`` rupiah in English) the other language's grouping: both are
-    refused, never read as an amount a hundred or a thousand times off. Anything that is not a
-    finite number, or is beyond :data:`MAX_AMOUNT` either way, raises ``ValueError`` (never
-    ``decimal.InvalidOperation``), the latter naming the limit.
+    refused, never read as an amount a hundred or a thousand times off. Text is written as
+    people write amounts: digits, the marks, a sign — no exponent (``1e3``) and no underscore
+    (``1_000``). Anything that is not a finite number, or is beyond :data:`MAX_AMOUNT` either
+    way, raises ``ValueError`` (never ``decimal.InvalidOperation``), the latter naming the
+    limit.
     """
     exponent = app_settings.exponent(currency)
     text = str(value).strip()
@@ -106,8 +112,10 @@ def to_minor(value: str | Decimal, currency: str) -> int:
                 % {"value": value, "group": group, "mark": mark}
             )
         text = text.replace(group, "").replace(mark, ".")
+        if not _WRITTEN.fullmatch(text):
+            raise ValueError(_("%(value)r is not an amount.") % {"value": value})
         written = text.partition(".")[2]
-        if written.isdigit() and len(written) > exponent:
+        if len(written) == 3 and exponent < 3:  # the other language's grouping
             raise ValueError(_decimals_error(currency, exponent))
     try:
         number = Decimal(text)

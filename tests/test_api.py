@@ -223,3 +223,28 @@ def test_schema_generates_without_warnings(capsys):
         "/invoices/",
         "/portal-sessions/",
     } <= set(schema["paths"])
+
+
+@pytest.mark.parametrize("amount", ["250.000", "1_000", "1e3", "2,500", True, 1.5])
+def test_a_refund_amount_in_minor_units_is_digits_only(plugipay_sandbox, amount):
+    """DRF's integer field reads "250.000" as 250: a client writing its locale's grouping
+    meant 250,000, so text other than digits is refused, never read as another amount."""
+    payment = plugipay_sandbox.paid_payment(300_000)
+    response = client_for(staff_with("refund_payment")).post(
+        f"{API}/payments/{payment.plugipay_id}/refunds/",
+        {"amount": amount, "reason": "duplicate"},
+        format="json",
+    )
+    assert response.status_code == 400 and "amount" in response.json()
+    assert not Refund.objects.exists()
+
+
+def test_a_refund_amount_as_a_string_of_digits_is_read(plugipay_sandbox):
+    payment = plugipay_sandbox.paid_payment(300_000)
+    response = client_for(staff_with("refund_payment")).post(
+        f"{API}/payments/{payment.plugipay_id}/refunds/",
+        {"amount": "250000", "reason": "duplicate"},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert Refund.objects.get().amount == 250_000

@@ -3,12 +3,13 @@
 import datetime as dt
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from django_plugipay import durable_receiver, services, signals
 from django_plugipay.client import get_client
 from django_plugipay.models import CheckoutSession, Delivery, Payment, WebhookEvent
-from django_plugipay.services import deliveries
+from django_plugipay.services import _queue, deliveries
 from tests.routers import LaggingReplica
 from tests.test_tasks_mode import DOWN_BROKER
 
@@ -728,3 +729,22 @@ def test_a_dry_run_of_the_sync_runs_no_delivery(plugipay_sandbox, durable, capsy
     assert Delivery.objects.get().status == "failed" and len(runs) == 1  # nothing ran
     call_command("plugipay_sync")
     assert "Deliveries: 1 run" in capsys.readouterr().out and len(runs) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_keys_of_one_transaction_go_in_one_message(settings):
+    """The commit callback that sends them is found again however it is wrapped (it restores
+    the account acting when it runs)."""
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "inline"}
+    sent = []
+
+    def gather(key):
+        _queue.enqueue_gathered(
+            "django_plugipay.run_deliveries", key, inline=sent.append, on_failure=lambda e, k: None
+        )
+
+    with transaction.atomic():
+        gather(1)
+        gather(2)
+        gather(3)
+    assert sent == [[1, 2, 3]]

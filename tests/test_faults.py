@@ -287,14 +287,59 @@ def test_a_409_for_the_refund_s_key_links_the_refund_made_with_it(plugipay_sandb
     assert refund.plugipay_id == made["id"] and refund.failure_code == ""
 
 
+def _answered(status: int, code: str, message: str, monkeypatch) -> None:
+    """Plugipay's create_refund answers every send ``status``."""
+
+    def create_refund(self, body, idempotency_key=None):
+        raise APIError(message, code=code, status=status)
+
+    monkeypatch.setattr(PlugipayClient, "create_refund", create_refund)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_refusal_of_the_refund_itself_fails_it(plugipay_sandbox, monkeypatch):
     payment = plugipay_sandbox.paid_payment(amount=100_000)
-
-    def refuse(self, body, idempotency_key=None):
-        raise APIError("amount exceeds refundable", code="invalid_amount", status=422)
-
-    monkeypatch.setattr(PlugipayClient, "create_refund", refuse)
+    _answered(422, "invalid_amount", "amount exceeds refundable", monkeypatch)
     refund = services.refund_payment(payment=payment, amount=30_000, reason="duplicate")
     refund.refresh_from_db()
     assert (refund.status, refund.failure_code) == ("failed", "invalid_amount")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_404_that_is_not_plugipay_s_answer_never_fails_a_refund_plugipay_made(
+    plugipay_sandbox, monkeypatch
+):
+    """A proxy's page, or a BASE_URL with a wrong path (the client's "invalid_response"), was
+    answered before Plugipay read the request, as a 401 is."""
+    payment = plugipay_sandbox.paid_payment(amount=100_000)
+    plugipay_sandbox.hold()
+    _lost_then(404, "invalid_response", monkeypatch)
+    refund = services.refund_payment(payment=payment, amount=30_000, reason="duplicate")
+    refund = services.submit_refund(refund=refund)  # the sweeper's retry
+    assert len(plugipay_sandbox.state()["refunds"]) == 1
+    payment.refresh_from_db()
+    assert refund.status == RefundStatus.REQUESTED
+    assert services.refundable_amount(payment) == 70_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refund_not_sent_for_an_hour_is_reported_with_its_error(plugipay_sandbox, monkeypatch):
+    """A 403 (the key lost its refund permission) leaves the refund requested, its amount
+    held, sent again by every sweep: the doctor and W045 name it."""
+    from django.core.checks import run_checks
+
+    from django_plugipay.management.commands.plugipay_doctor import Doctor
+
+    payment = plugipay_sandbox.paid_payment(amount=100_000)
+    _answered(403, "forbidden", "the key may not create refunds", monkeypatch)
+    refund = services.refund_payment(payment=payment, amount=30_000, reason="duplicate")
+    services.sweep()
+    refund.refresh_from_db()
+    assert refund.status == RefundStatus.REQUESTED and "forbidden" in refund.failure_message
+    assert Doctor(url=None, wait=0).stuck_refunds().ok is True  # not an hour yet
+    Refund.objects.update(created_at=timezone.now() - dt.timedelta(hours=2))
+    line = Doctor(url=None, wait=0).stuck_refunds()
+    assert line.ok is False and f"refund #{refund.pk}" in line.detail
+    assert "the key may not create refunds" in line.detail
+    [warning] = [m for m in run_checks(databases=["default"]) if m.id == "django_plugipay.W045"]
+    assert warning.msg.startswith("1 refunds requested over an hour ago")

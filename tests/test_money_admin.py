@@ -318,3 +318,28 @@ def test_a_new_payout_whose_answer_was_lost_is_confirmed_again_with_its_key_paid
     assert len(remote_payouts(plugipay_sandbox)) == 1
     [payout] = Payout.objects.all()
     assert payout.plugipay_id == remote_payouts(plugipay_sandbox)[0][0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payout_confirmed_again_with_another_amount_is_not_offered_again(
+    client, plugipay_sandbox, settings, monkeypatch
+):
+    plugipay_sandbox.paid_payment(amount=250_000)
+    save_bank_account()
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "MAX_RETRIES": 0}
+
+    def lost(self, body, idempotency_key=None):
+        raise TransientError("Read timed out.")
+
+    monkeypatch.setattr(PlugipayClient, "create_payout", lost)
+    client.force_login(staff("manage_payout"))
+    url = reverse("admin:django_plugipay_payout_new")
+    token = token_of(client.get(url))
+    first = client.post(url, {"stage": "confirm", "amount": "100000", "plugipay_token": token})
+    assert first.context["confirming"]
+    changed = {"stage": "confirm", "amount": "200000", "plugipay_token": token}
+    second = client.post(url, changed, follow=True)
+    assert second.redirect_chain[-1][0] == reverse("admin:django_plugipay_payout_changelist")
+    said = " ".join(str(m) for m in second.context["messages"])
+    assert "cannot be changed now" in said and "did not answer" not in said
+    assert list(Payout.objects.values_list("amount", "plugipay_id")) == [(100_000, None)]

@@ -96,3 +96,11 @@ def test_two_requests_racing_with_one_idempotency_key_make_one_payout(funded, mo
         f"{API}/payouts/", {"amount": 10_000}, format="json", **headers
     )
     assert response.status_code == 200 and Payout.objects.count() == 1
+
+
+@pytest.mark.parametrize("amount", ["250.000", "1_000", "20000.0x"])
+def test_a_payout_amount_in_minor_units_is_digits_only(funded, amount):
+    manager = client_for(staff_with("manage_payout"))
+    response = manager.post(f"{API}/payouts/", {"amount": amount}, format="json")
+    assert response.status_code == 400 and "amount" in response.json()
+    assert not Payout.objects.exists()

@@ -32,7 +32,7 @@ def test_to_minor_refuses_with_a_value_error(text, currency):
         to_minor(text, currency)
 
 
-@pytest.mark.parametrize("text", ["99999999999999999999999999999", "1e100", str(MAX_AMOUNT + 1)])
+@pytest.mark.parametrize("text", ["99999999999999999999999999999", "1" * 40, str(MAX_AMOUNT + 1)])
 def test_the_limit_is_named(text):
     with pytest.raises(ValueError, match=LIMIT_IDR):
         to_minor(text, "IDR")
@@ -155,6 +155,16 @@ def test_the_serializers_only_ever_validate(amount):
         ("en", "1,5", "IDR"),
         ("en", "250.000", "IDR"),  # Indonesian grouping in English: not IDR 250
         ("en", "12,34,567", "IDR"),
+        ("en", "250.000e0", "IDR"),  # the grouping guard is not stepped round by an exponent
+        ("en", "250.000_0", "IDR"),
+        ("en", "1.000E0", "IDR"),
+        ("en", "1e3", "IDR"),  # nobody writes amounts so: refused, not read
+        ("en", "1.5e1", "USD"),
+        ("id", "1,000e2", "IDR"),
+        ("en", "1_000", "IDR"),
+        ("id", "_1", "IDR"),
+        ("en", "250_00", "USD"),
+        ("en", "0E0", "IDR"),
     ],
 )
 def test_the_other_language_s_marks_are_refused_not_read_a_hundred_times_off(
@@ -193,3 +203,18 @@ def test_a_usd_refund_typed_with_a_dot_in_indonesian_asks_for_the_comma():
         )
         assert not form.is_valid()
     assert "“,”" in str(form.errors["amount"])
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "currency", "minor"),
+    [
+        ("id", "250.000,00", "IDR", 250_000),  # how rupiah are often written in Indonesian
+        ("id", "1000,00", "IDR", 1000),
+        ("en", "1,000.00", "IDR", 1000),
+        ("en", "250000.00", "IDR", 250_000),
+    ],
+)
+def test_zero_decimals_written_out_are_the_amount(language, text, currency, minor):
+    """Two written decimals cannot be the other language's grouping (it groups by three)."""
+    with translation.override(language):
+        assert to_minor(text, currency) == minor

@@ -7,6 +7,7 @@ import pytest
 
 from django_plugipay import accounts, services
 from django_plugipay.models import Payment, Refund
+from django_plugipay.routers import AccountRouter
 from django_plugipay.services import _queue
 from tests.conftest import TENANTS
 from tests.test_accounts_background import TWO, stranded
@@ -159,3 +160,40 @@ def test_a_refund_whose_task_could_not_be_sent_is_marked_in_its_tenants_database
         refund = services.refund_payment(payment=theirs, amount=100, reason="duplicate")
     refund = Refund.objects.using("tenant").get(pk=refund.pk)
     assert refund.failure_code == NOT_SUBMITTED, "not marked: the sweeper waits STRANDED_AFTER"
+
+
+def _hook_reading_the_database(alias):
+    from django.db import OperationalError
+
+    raise OperationalError("no such table: shop_tenant")  # a fresh database, before migrate
+
+
+def test_a_hook_that_reads_tables_not_migrated_yet_does_not_stop_migrate(settings):
+    """check_accounts runs before migrate: a hook that fails there is a warning, not an error
+    that would keep migrate from making the hook's table, and the accounts are still checked."""
+    from django_plugipay.checks import check_accounts
+
+    settings.DATABASE_ROUTERS = ["django_plugipay.routers.AccountRouter"]
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "ACCOUNTS": {"t": {"API_KEY": "sk_test_t"}},  # no WEBHOOK_SECRETS: W070 still said
+        "ACCOUNT_DATABASE": "tests.test_tenant_work._hook_reading_the_database",
+    }
+    found = check_accounts()
+    assert not [problem for problem in found if problem.is_serious()]
+    assert {problem.id for problem in found} == {"django_plugipay.W046", "django_plugipay.W070"}
+
+
+class TenantRouter(AccountRouter):
+    """A project's own router built on the account router."""
+
+
+def test_a_router_built_on_the_account_router_counts_as_it(settings):
+    from django_plugipay.checks import check_accounts
+
+    settings.DATABASE_ROUTERS = [
+        "tests.test_tenant_work.TenantRouter",
+        "tests.routers.LaggingReplica",
+    ]
+    settings.PLUGIPAY = {**settings.PLUGIPAY, **TWO, "ACCOUNT_DATABASE": TENANTS}
+    assert check_accounts() == []

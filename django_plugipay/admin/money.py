@@ -327,6 +327,15 @@ class PayoutAdmin(MirrorAdmin):
                 idempotency_key=f"admin_{token}",
             )
         except PlugipayError as exc:
+            if exc.code == "idempotency_mismatch" and self._unanswered(token, account):
+                # confirmed again with another amount or note: this page's payout stands as
+                # it was first confirmed, and only Re-sync settles it now
+                said = _(
+                    "This page already sent a payout, which Plugipay has not answered yet; it "
+                    "cannot be changed now. Open it in the list and Re-sync it."
+                )
+                self.message_user(request, said, messages.WARNING)
+                return redirect(changelist)
             if self._unanswered(token, account):
                 said = _(
                     "Plugipay did not answer (%(error)s): the payout may have been made. Confirm "

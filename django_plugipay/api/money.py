@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from django_plugipay import services
 from django_plugipay.api.accounts import ForRequestAccount, in_request_account
 from django_plugipay.api.permissions import CanManagePayouts, SeesPayouts
+from django_plugipay.api.serializers import MinorUnits
 from django_plugipay.api.views import Conflict, NewestFirst, UpstreamError, idempotency_key
 from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
 from django_plugipay.models import Payout, PayoutStatus, Receipt
@@ -51,7 +52,7 @@ class PayoutSerializer(serializers.ModelSerializer):
 
 
 class PayoutRequestSerializer(serializers.Serializer):
-    amount = serializers.IntegerField(help_text="In the currency's minor unit (rupiah for IDR).")
+    amount = MinorUnits(help_text="In the currency's minor unit (rupiah for IDR).")
     note = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
     def validate_amount(self, value: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from rest_framework import serializers
@@ -150,10 +151,26 @@ class CheckoutRequestSerializer(serializers.Serializer):
     )
 
 
+class MinorUnits(serializers.IntegerField):
+    """An amount in minor units: a JSON integer, or a string of digits. DRF's integer field
+    also reads ``"250.000"`` as 250 and ``"1_000"`` as 1000; a client that writes its
+    locale's grouping means another amount, so such text is refused."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or (isinstance(data, str) and not _DIGITS.fullmatch(data)):
+            self.fail("invalid")
+        if isinstance(data, float) and not data.is_integer():
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+_DIGITS = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
 class RefundRequestSerializer(serializers.Serializer):
     """A refund request; the view passes the payment as ``context["payment"]``."""
 
-    amount = serializers.IntegerField(
+    amount = MinorUnits(
         min_value=1,
         required=False,
         allow_null=True,

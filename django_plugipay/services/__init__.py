@@ -64,6 +64,7 @@ from django_plugipay.services.reconcile import ReconcileResult, reconcile
 from django_plugipay.services.refunds import (
     refund_payment,
     refundable_amount,
+    refunds_not_submitted,
     submit_refund,
     submit_stranded_refunds,
     sync_refund,
@@ -119,6 +120,7 @@ __all__ = [
     "process_event",
     "reconcile",
     "refund_payment",
+    "refunds_not_submitted",
     "refundable_amount",
     "replay_failed_events",
     "requeue_stranded_events",

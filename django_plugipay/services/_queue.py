@@ -173,12 +173,13 @@ def enqueue_gathered(
 
     def dispatch() -> None:
         entry = gathered.get(slot)
-        if entry is not None and entry[1] is dispatch:
+        if entry is not None and entry[1] is callback:
             del gathered[slot]
         _dispatch(name, (keys, *args), lambda: inline(keys), lambda exc: on_failure(exc, keys))
 
-    gathered[slot] = (keys, dispatch)
-    transaction.on_commit(_as_acting(dispatch), using=using)
+    callback = _as_acting(dispatch)
+    gathered[slot] = (keys, callback)
+    transaction.on_commit(callback, using=using)
 
 
 #: messages this process could not send, since it started (see :func:`failed_sends`)

@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.db import IntegrityError
+from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -216,6 +217,23 @@ def _request_refund(
     return refund
 
 
+def refunds_not_submitted() -> QuerySet[Refund]:
+    """The acting account's refunds still ``requested`` and marked not submitted over an hour
+    after they were asked for: no send reached Plugipay (the broker down) or each was refused
+    before Plugipay read it (a 401 after a key was rotated, a 403). The sweeper keeps sending
+    them with their key and their amount stays held, so someone must fix the cause
+    (``plugipay_doctor``'s refunds line and check W045 name them)."""
+    return accounts.own(Refund.objects).filter(
+        status=RefundStatus.REQUESTED,
+        failure_code=NOT_SUBMITTED,
+        created_at__lt=timezone.now() - NOT_SUBMITTED_FOR,
+    )
+
+
+#: how long a refund may stay not submitted before it is reported
+NOT_SUBMITTED_FOR = dt.timedelta(hours=1)
+
+
 def _note_not_submitted(refund_id: int, exc: Exception) -> None:
     """Say on the refund why it is still only ``requested``; the sweeper submits it. Stored,
     the note is in the project's language (``LANGUAGE_CODE``), whoever's request sent it."""
@@ -267,7 +285,7 @@ def submit_refund(*, refund: Refund) -> Refund:
     try:
         obj = get_client().create_refund(body, idempotency_key=refund.idempotency_key)
     except APIError as exc:
-        if exc.status not in REFUSALS:
+        if exc.status not in REFUSALS or exc.code == "invalid_response":
             return _not_refused(refund, exc)
         logger.warning(
             "plugipay refund %s refused: %s",

@@ -42,6 +42,7 @@ from django_plugipay.services.deliveries import delivery_health
 from django_plugipay.services.events import event_health
 from django_plugipay.services.payouts import left_unanswered
 from django_plugipay.services.reconcile import held_at, last_reconciled
+from django_plugipay.services.refunds import refunds_not_submitted
 from django_plugipay.services.webhook_endpoints import is_this_site
 from django_plugipay.webhooks import parse_event
 
@@ -188,10 +189,18 @@ class Doctor:
             yield self.deliveries()
             yield self.events()
             yield self.unanswered_payouts()
+            yield self.stuck_refunds()
             yield self.reconciliation()
             yield self.disabled_endpoint()
         else:
-            for name in ("deliveries", "events", "payouts", "reconciliation", "disabled endpoint"):
+            for name in (
+                "deliveries",
+                "events",
+                "payouts",
+                "refunds",
+                "reconciliation",
+                "disabled endpoint",
+            ):
                 yield Line(name, None, "needs this project's database migrated")
 
     @_guarded("reconciliation")
@@ -396,6 +405,33 @@ class Doctor:
             f"{unanswered} pending without an answer from Plugipay (no Plugipay id)",
             "make the same request again with its idempotency key, or open each under "
             "Plugipay › Payouts in the admin and Re-sync it (staff with manage_payout)",
+        )
+
+    @_guarded("refunds")
+    def stuck_refunds(self) -> Line:
+        """Refunds no send has reached Plugipay with for over an hour (see
+        ``refunds_not_submitted``)."""
+
+        def here():
+            stuck = refunds_not_submitted()
+            return stuck.count(), stuck.order_by("created_at").first()
+
+        try:
+            found = accounts.read_every_account(here)
+        except DatabaseError as exc:
+            return Line("refunds", None, f"the database cannot be read ({exc})")
+        count = sum(stuck for stuck, _oldest in found)
+        if not count:
+            return Line("refunds", True, "every refund asked for was sent to Plugipay")
+        oldest = min((first for _count, first in found if first), key=lambda r: r.created_at)
+        return Line(
+            "refunds",
+            False,
+            f"{count} requested over an hour ago and not sent yet (the oldest, refund "
+            f"#{oldest.pk}: {oldest.failure_message[:300]})",
+            "fix what the error names (the broker, the API key's refund permission, the "
+            "server's clock); the sweep (django_plugipay.sweep, or plugipay_sync) sends them "
+            "again with their keys, never twice",
         )
 
     def remote(self, database: Line):
