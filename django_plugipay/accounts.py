@@ -225,9 +225,11 @@ def _copy_to_account_databases(rows: list[Account], only: str | None = None) -> 
     uncopied: set[str] = _cache.setdefault("uncopied", set())
     for database in sorted(d for d in databases if d and only in (None, d)):
         try:
-            _copy_into(database, rows)
+            # a savepoint inside a caller's block there: a failure leaves its transaction usable
+            with transaction.atomic(using=database):
+                _copy_into(database, rows)
         except Exception as exc:  # noqa: BLE001 - that database's accounts meet it themselves
-            discard_lost_connection(exc)
+            discard_lost_connection(exc, using=database)
             uncopied.add(database)
             logger.warning(
                 "plugipay could not copy the account rows into database %r (%s: %s); its "
@@ -238,7 +240,9 @@ def _copy_to_account_databases(rows: list[Account], only: str | None = None) -> 
                 extra={"database": database},
             )
         else:
-            uncopied.discard(database)
+            # owed until it commits: a caller's block there that rolls back takes the copy too
+            uncopied.add(database)
+            transaction.on_commit(functools.partial(uncopied.discard, database), using=database)
 
 
 def _copy_into(database: str, rows: list[Account]) -> None:

@@ -115,7 +115,10 @@ def to_minor(value: str | Decimal, currency: str) -> int:
         if not _WRITTEN.fullmatch(text):
             raise ValueError(_("%(value)r is not an amount.") % {"value": value})
         written = text.partition(".")[2]
-        if len(written) == 3 and exponent < 3:  # the other language's grouping
+        # three decimals or more where the currency has fewer are the other language's
+        # grouping (``1.000000`` a million with a dot dropped); zeros written out to two
+        # decimals (``250.000,00`` rupiah) are the amount
+        if len(written) > max(exponent, 2):
             raise ValueError(_decimals_error(currency, exponent))
     try:
         number = Decimal(text)

@@ -154,6 +154,7 @@ def test_the_serializers_only_ever_validate(amount):
         ("en", "19,99", "USD"),  # an Indonesian decimal in an English admin
         ("en", "1,5", "IDR"),
         ("en", "250.000", "IDR"),  # Indonesian grouping in English: not IDR 250
+        ("en", "1.000000", "IDR"),  # a million with a dot dropped: not IDR 1
         ("en", "12,34,567", "IDR"),
         ("en", "250.000e0", "IDR"),  # the grouping guard is not stepped round by an exponent
         ("en", "250.000_0", "IDR"),

@@ -6,11 +6,11 @@ is back."""
 from __future__ import annotations
 
 import pytest
-from django.db import OperationalError, connections
+from django.db import OperationalError, connections, transaction
 from django.urls import reverse
 
 from django_plugipay import accounts
-from django_plugipay.models import Payment
+from django_plugipay.models import Account, Payment
 from django_plugipay.testing import signed_webhook
 from tests.test_accounts_background import completed
 
@@ -65,3 +65,57 @@ def test_the_tenant_s_own_work_picks_up_once_its_database_is_back(tenancy, clien
     )
     assert response.status_code == 200, response.content
     assert Payment.objects.using("tenant").filter(plugipay_id="pay_2").exists()
+
+
+def test_a_copy_rolled_back_with_the_caller_s_transaction_is_made_again(tenancy):
+    accounts.every()
+    Account.objects.using("tenant").all().delete()  # as a missed copy leaves it
+    accounts._cache["uncopied"] = {"tenant"}
+    with (
+        pytest.raises(RuntimeError),
+        transaction.atomic(using="tenant"),
+        accounts.acting_for("t"),  # copies into "tenant", inside the block
+    ):
+        raise RuntimeError("the caller's work fails: its transaction rolls back")
+    # the copy went with the rollback: it is still owed, and made again
+    with accounts.acting_for("t"):
+        pass
+    assert Account.objects.using("tenant").filter(alias="t").exists()
+
+
+def test_a_lost_tenant_connection_is_closed_not_the_default_one(tenancy, monkeypatch):
+    accounts.every()
+    accounts._cache["uncopied"] = {"tenant"}
+    closed = []
+    for alias in ("default", "tenant"):
+        monkeypatch.setattr(connections[alias], "close", lambda alias=alias: closed.append(alias))
+
+    def lost(database, rows):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(accounts, "_copy_into", lost)
+    with accounts.acting_for("t"):
+        pass
+    assert closed == ["tenant"]
+
+
+def test_a_copy_failing_inside_the_caller_s_block_leaves_its_transaction_usable(
+    tenancy, monkeypatch
+):
+    """On PostgreSQL a failed statement aborts the whole transaction: the swallowed copy
+    error must not leave the caller's block on the tenant database unusable."""
+    accounts.every()
+    accounts._cache["uncopied"] = {"tenant"}
+    real = accounts._copy_into
+
+    def failing(database, rows):
+        real(database, rows)
+        Account.objects.db_manager(database).filter(pk=rows[0].pk).update(
+            alias=rows[1].alias  # a unique alias taken: IntegrityError, as any failed copy
+        )
+
+    monkeypatch.setattr(accounts, "_copy_into", failing)
+    with transaction.atomic(using="tenant"):
+        with accounts.acting_for("t"):
+            pass
+        assert Account.objects.using("tenant").count() >= 1  # the caller's next query
