@@ -77,27 +77,19 @@ class Command(BaseCommand):
         if counts["failed"]:  # for cron (and a script) to tell
             raise CommandError(f"{counts['failed']} events still fail.")
 
-    @staticmethod
-    def _each(work) -> list:
-        """``[work()]`` for the account acting (``--account``), else ``work()`` for every
-        account in turn (each in its own database under ``ACCOUNT_DATABASE``)."""
-        if accounts.acting.get() is not None:
-            return [work()]
-        return accounts.read_every_account(work)
-
     def _known(self, event_ids) -> set[str]:
         def known_here() -> set[str]:
             named = accounts.own(WebhookEvent.objects.filter(event_id__in=event_ids))
             return set(named.values_list("event_id", flat=True))
 
-        return set().union(*self._each(known_here))
+        return set().union(*accounts.read_every_account(known_here))
 
     def _dismiss(self, event_ids: list[str]) -> None:
         def dismiss_here() -> int:
             named = accounts.own(WebhookEvent.objects.filter(event_id__in=event_ids))
             return services.dismiss_events(events=named)
 
-        dismissed = sum(self._each(dismiss_here))
+        dismissed = sum(accounts.read_every_account(dismiss_here))
         left = len(event_ids) - dismissed
         note = f"; {left} not failed, left as they are" if left else ""
         self.stdout.write(self.style.SUCCESS(f"{dismissed} dismissed{note}."))
@@ -105,7 +97,7 @@ class Command(BaseCommand):
     def _deliveries(self, limit) -> None:
         ran = services.run_deliveries(force=True, limit=limit)
         left = sum(
-            self._each(
+            accounts.read_every_account(
                 lambda: accounts.own(
                     Delivery.objects.exclude(status__in=DeliveryStatus.finished_states())
                 ).count()
