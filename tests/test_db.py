@@ -325,3 +325,45 @@ def test_db_value_takes_a_datetime_whose_tzinfo_gives_no_offset_as_naive(setting
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a naive datetime, as Django warns
         assert db.db_value(field, value, connection) == field.get_db_prep_save(value, connection)
+
+
+@pytest.mark.django_db
+def test_the_compiled_statements_send_their_parameters_apart_and_are_seen_as_any_query():
+    """On PostgreSQL (psycopg 3) the app's compiled statements bind their parameters on the
+    server whatever the project's ``server_side_binding`` (no quoting in Python); on any
+    backend they pass through Django's cursor wrapper: query capture and execute wrappers see
+    them, and a text value with quotes, backslashes and placeholders arrives as written."""
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from django_plugipay.context import current_account_pk
+    from django_plugipay.models import WebhookEvent
+
+    with db.bound_cursor(connection) as cursor:
+        if connection.vendor == "postgresql" and is_psycopg3:
+            import psycopg
+
+            assert isinstance(cursor.cursor, psycopg.Cursor)
+            assert not isinstance(cursor.cursor, psycopg.ClientCursor)
+    wrapped: list[str] = []
+
+    def wrapper(execute, sql, params, many, context):
+        wrapped.append(sql)
+        return execute(sql, params, many, context)
+
+    awkward = "evt_'; DROP TABLE x; --\\ %s %(a)s"
+    with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(wrapper):
+        pk = db.insert_values(
+            WebhookEvent,
+            {
+                "event_id": awkward,
+                "payload": {"q": awkward},
+                "received_at": timezone.now(),
+                "account": current_account_pk(),
+            },
+            "event_id",
+        )
+    assert pk is not None and len(captured) == 1 and len(wrapped) == 1
+    row = WebhookEvent.objects.get(pk=pk)
+    assert (row.event_id, row.payload) == (awkward, {"q": awkward})
