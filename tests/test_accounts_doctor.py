@@ -82,3 +82,7 @@ def test_partner_usage_reports_each_partner_account(plugipay_sandbox, settings):
     # another period: nothing taken then
     earlier = services.partner_usage(partner="p1", end=today - dt.timedelta(days=1))
     assert earlier.transaction_count == 0 and earlier.fee == 0
+    # ``end`` is exclusive: the day before today, up to today, holds nothing (a partner is
+    # billed for a day in one period only)
+    yesterday = services.partner_usage(partner="p1", start=today - dt.timedelta(days=1), end=today)
+    assert yesterday.transaction_count == 0 and yesterday.fee == 0

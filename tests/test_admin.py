@@ -260,6 +260,26 @@ def test_metadata_search(client):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     html = client.get("/admin/django_plugipay/checkoutsession/?q=order:1042").content.decode()
     assert session.plugipay_id in html and other.plugipay_id not in html
+    # the payments list finds the order's payment by its session's metadata
+    payments = client.get(f"{CHANGELIST}?q=order:1042")
+    assert [p.pk for p in payments.context["cl"].result_list] == [session.payments.get().pk]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "term", ["order__contains:1", "contains:1", "order__regex:(", "a__b__c:1", "isnull:x", "o'r:1"]
+)
+@pytest.mark.parametrize("path", ["checkoutsession", "payment", "customer"])
+def test_a_metadata_search_names_a_key_never_a_lookup(client, path, term):
+    """Whatever precedes the colon is a metadata key: no lookup the database lacks, no 500."""
+    session = PaymentFactory().checkout_session
+    session.metadata = {term.partition(":")[0]: term.partition(":")[2]}
+    session.save()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    response = client.get(f"/admin/django_plugipay/{path}/", {"q": term})
+    assert response.status_code == 200
+    if path != "customer":
+        assert response.context["cl"].result_count == 1
 
 
 @pytest.mark.django_db

@@ -69,3 +69,29 @@ def test_why_a_refund_waits_is_stored_in_the_project_s_language_not_the_clerk_s(
         client.post(CHANGELIST, data)
     refund = Refund.objects.get()
     assert refund.failure_message.startswith("Not sent to Plugipay yet (")
+
+
+def test_a_refund_plugipay_refuses_at_once_is_reported_refused_in_the_clerks_language(
+    plugipay_sandbox, admin_client
+):
+    """A refusal in the request itself marks the refund failed: staff are told so (an
+    error, in their language), never that it "is sent to Plugipay now"."""
+    from django.urls import reverse
+
+    from django_plugipay.models import Payment
+
+    plugipay_sandbox.paid_payment(amount=100_000)
+    payment = Payment.objects.get()
+    plugipay_sandbox.fault("refund_refused")
+    url = reverse("admin:django_plugipay_payment_refund", args=[payment.pk])
+    with translation.override("id"):
+        response = admin_client.post(
+            url,
+            {"post": "yes", "amount": "40000", "reason": "requested_by_customer"},
+            follow=True,
+            headers={"accept-language": "id"},
+        )
+    assert payment.refunds.get().status == "failed"
+    shown = [(m.level_tag, str(m)) for m in response.context["messages"]]
+    assert [tag for tag, _text in shown] == ["error"], shown
+    assert shown[0][1].startswith("Plugipay menolak pengembalian dana"), shown

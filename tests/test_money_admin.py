@@ -343,3 +343,53 @@ def test_a_payout_confirmed_again_with_another_amount_is_not_offered_again(
     said = " ".join(str(m) for m in second.context["messages"])
     assert "cannot be changed now" in said and "did not answer" not in said
     assert list(Payout.objects.values_list("amount", "plugipay_id")) == [(100_000, None)]
+
+
+def test_the_confirmation_submitted_again_once_the_balance_fell_reports_the_payout_made(
+    client, funded
+):
+    """The second submit of a confirmed page finds the balance lower by its own payout: it
+    says the payout was made from this page, not that the amount is over the balance."""
+    client.force_login(staff("manage_payout"))
+    url = reverse("admin:django_plugipay_payout_new")
+    amount = str(funded.available * 3 // 4)
+    confirm = {"stage": "confirm", "amount": amount, "plugipay_token": token_of(client.get(url))}
+    first = client.post(url, confirm, follow=True)
+    assert [m.level_tag for m in first.context["messages"]] == ["success"]
+    again = client.post(url, confirm, follow=True)
+    assert again.redirect_chain and Payout.objects.count() == 1
+    assert [m.level_tag for m in again.context["messages"]] == ["info"]
+
+
+def test_new_payout_without_a_saved_bank_account_is_refused_by_the_form(client, plugipay_sandbox):
+    plugipay_sandbox.paid_payment(amount=250_000)
+    client.force_login(staff("manage_payout"))
+    url = reverse("admin:django_plugipay_payout_new")
+    token = token_of(client.get(url))
+    for stage in ("review", "confirm"):
+        with translation.override("id"):
+            page = client.post(
+                url,
+                {"stage": stage, "amount": "10000", "plugipay_token": token},
+                headers={"accept-language": "id"},
+            )
+        assert page.status_code == 200
+        assert "Belum ada rekening bank" in page.content.decode()
+        assert "Ya, cairkan" not in page.content.decode()
+    assert not Payout.objects.exists()
+
+
+def test_a_move_plugipay_refuses_is_said_in_the_clerks_language(client, funded):
+    payout = services.create_payout(amount=50_000)
+    client.force_login(staff("manage_payout"))
+    with translation.override("id"):
+        page = client.post(
+            PAYOUTS,
+            {"_selected_action": [payout.pk], "action": "mark_paid", "post": "yes", "text": ""},
+            follow=True,
+            headers={"accept-language": "id"},
+        )
+    payout.refresh_from_db()
+    [message] = [str(m) for m in page.context["messages"]]
+    assert payout.status == "pending"
+    assert message.startswith("Pencairan ") and "cannot" not in message, message

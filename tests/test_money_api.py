@@ -95,7 +95,9 @@ def test_two_requests_racing_with_one_idempotency_key_make_one_payout(funded, mo
     response = client_for(user).post(
         f"{API}/payouts/", {"amount": 10_000}, format="json", **headers
     )
-    assert response.status_code == 200 and Payout.objects.count() == 1
+    # one payout, the other request's, still waiting for Plugipay: this one is told to ask again
+    assert response.status_code == 409 and Payout.objects.count() == 1
+    assert response.data["detail"].code == "in_progress"
 
 
 @pytest.mark.parametrize("amount", ["250.000", "1_000", "20000.0x"])
@@ -104,3 +106,26 @@ def test_a_payout_amount_in_minor_units_is_digits_only(funded, amount):
     response = manager.post(f"{API}/payouts/", {"amount": amount}, format="json")
     assert response.status_code == 400 and "amount" in response.json()
     assert not Payout.objects.exists()
+
+
+def test_a_request_while_the_first_with_its_key_awaits_plugipay_is_a_409_to_retry(funded):
+    """The first request with the key stored its payout and is waiting for Plugipay's answer:
+    a second is told to ask again (409 ``in_progress``, ``Retry-After``), not handed a payout
+    without an id; asked again once the first is answered, it reads that payout."""
+    from django.utils import timezone
+
+    from django_plugipay.api.views import idempotency_key
+
+    user = staff_with("view_payout", "manage_payout")
+    key = idempotency_key(user, "k-10")
+    Payout.objects.create(amount=10_000, idempotency_key=key, submitted_at=timezone.now())
+    headers = {"HTTP_IDEMPOTENCY_KEY": "k-10"}
+    manager = client_for(user)
+    waiting = manager.post(f"{API}/payouts/", {"amount": 10_000}, format="json", **headers)
+    assert waiting.status_code == 409 and waiting.data["detail"].code == "in_progress"
+    assert waiting.headers["Retry-After"] == "1"
+    Payout.objects.filter(idempotency_key=key).update(plugipay_id="po_answered")
+    answered = client_for(user).post(
+        f"{API}/payouts/", {"amount": 10_000}, format="json", **headers
+    )
+    assert answered.status_code == 200 and answered.json()["id"] == "po_answered"

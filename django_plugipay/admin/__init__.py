@@ -187,6 +187,7 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ActivityMixin, MirrorAdmin):
+    metadata_field = "checkout_session__metadata"  # ``order:1042`` finds the order's payment
     list_display = [
         "plugipay_id",
         "amount_display",

@@ -7,6 +7,9 @@ import json
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.db.models import TextField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -176,11 +179,20 @@ class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    #: the JSON field ``key:value`` searches (a path through relations, e.g. a payment's
+    #: session's ``checkout_session__metadata``); None: the model's ``metadata``, if it has one
+    metadata_field: str | None = None
+
     def get_search_results(self, request, queryset, search_term):
-        """``key:value`` searches metadata (``order:1042``); anything else the search fields."""
+        """``key:value`` searches metadata (``order:1042``: the key's value as text, whatever
+        the key is called — ``contains`` or ``a__b`` are keys here, not lookups); anything
+        else the search fields."""
         key, sep, value = search_term.partition(":")
-        if sep and key and value and " " not in key and hasattr(self.model, "metadata"):
-            return queryset.filter(**{f"metadata__{key}": value}), False
+        field = self.metadata_field or ("metadata" if hasattr(self.model, "metadata") else None)
+        if sep and key and value and " " not in key and field is not None:
+            text = Cast(KeyTextTransform(key, field), TextField())  # compared as text
+            found = queryset.alias(_metadata_value=text)
+            return found.filter(_metadata_value=value), False
         return super().get_search_results(request, queryset, search_term)
 
 

@@ -26,7 +26,14 @@ from django_plugipay.admin import tokens
 from django_plugipay.admin.actions import confirm_resync, confirm_then
 from django_plugipay.admin.display import MirrorAdmin, MirrorDisplay, admin_link, money
 from django_plugipay.exceptions import PlugipayError
-from django_plugipay.models import Account, LedgerEntry, Payout, PayoutStatus, Receipt
+from django_plugipay.models import (
+    Account,
+    LedgerEntry,
+    Payout,
+    PayoutMethod,
+    PayoutStatus,
+    Receipt,
+)
 from django_plugipay.money import format_amount, to_minor
 from django_plugipay.services.payouts import payout_refusal
 
@@ -45,9 +52,23 @@ class NewPayoutForm(forms.Form):
         widget=forms.TextInput(attrs={"size": 50}),
     )
 
-    def __init__(self, *args, available: int | None = None, currency: str = "IDR", **kwargs):
+    def __init__(
+        self,
+        *args,
+        available: int | None = None,
+        currency: str = "IDR",
+        destination: bool = True,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
-        self.available, self.currency = available, currency
+        self.available, self.currency, self.destination = available, currency, destination
+
+    def clean(self):
+        if not self.destination:
+            raise forms.ValidationError(
+                _("No bank account is saved at Plugipay: add one in the Plugipay dashboard first.")
+            )
+        return super().clean()
 
     def clean_amount(self) -> int:
         try:
@@ -87,6 +108,23 @@ MARKS = {
 }
 
 
+def _mark_refusal(payout: Payout, status: str, exc: PlugipayError) -> str:
+    """Why ``payout`` could not be marked ``status``, in the clerk's language (Plugipay's own
+    message is a developer's, in English)."""
+    if exc.code != "invalid_transition":
+        return _("Payout %(payout)s: %(error)s") % {"payout": payout, "error": exc.message}
+    if payout.method != PayoutMethod.MANUAL:
+        return _(
+            "Payout %(payout)s is a %(method)s: it moves by itself; only manual payouts are "
+            "marked by staff."
+        ) % {"payout": payout, "method": payout.get_method_display().lower()}
+    return _("Payout %(payout)s is %(status)s: it cannot be marked %(target)s.") % {
+        "payout": payout,
+        "status": payout.get_status_display().lower(),
+        "target": PayoutStatus(status).label.lower(),
+    }
+
+
 def _mark_view(modeladmin, request, queryset, action: str):
     """A confirmation page for one manual transition (with the bank's reference, or the
     failure reason); on "Yes", each payout is moved at Plugipay and the counts reported."""
@@ -105,7 +143,7 @@ def _mark_view(modeladmin, request, queryset, action: str):
                     failure_reason=text if status == PayoutStatus.FAILED else None,
                 )
             except PlugipayError as exc:
-                failed.append(f"{payout}: {exc.message}")
+                failed.append(_mark_refusal(payout, status, exc))
                 continue
             modeladmin.log_change(request, payout, str(title))
             done += 1
@@ -271,12 +309,15 @@ class PayoutAdmin(MirrorAdmin):
             self.message_user(request, exc.message, messages.ERROR)
             return redirect(reverse("admin:django_plugipay_payout_changelist"))
         stage = request.POST.get("stage") if request.method == "POST" else None
+        token = tokens.posted(request) if request.method == "POST" else tokens.issue()
+        # this page's payout made already: the balance no longer has room for it, and need not
+        made = stage == "confirm" and self._made(token, account)
         form = NewPayoutForm(
             request.POST if stage else None,
-            available=available.available,
+            available=None if made else available.available,
             currency=available.currency,
+            destination=made or bank["configured"],
         )
-        token = tokens.posted(request) if request.method == "POST" else tokens.issue()
         confirming = False
         if stage and form.is_valid():
             if stage == "confirm":
@@ -305,6 +346,11 @@ class PayoutAdmin(MirrorAdmin):
             "token": token,
         }
         return TemplateResponse(request, "admin/django_plugipay/payout/new_payout.html", context)
+
+    @staticmethod
+    def _made(token: str, account: Account | None) -> bool:
+        with accounts.acting_for(account.pk if account is not None else None):
+            return accounts.own(Payout.objects.filter(idempotency_key=f"admin_{token}")).exists()
 
     @staticmethod
     def _unanswered(token: str, account: Account | None) -> bool:

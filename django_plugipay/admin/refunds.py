@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django_plugipay import permissions, services
 from django_plugipay.admin import tokens
 from django_plugipay.exceptions import RefundError
-from django_plugipay.models import Payment, RefundReason
+from django_plugipay.models import Payment, RefundReason, RefundStatus
 from django_plugipay.money import format_amount, input_value, to_minor
 from django_plugipay.services.refunds import NOT_SUBMITTED, refund_refusal
 
@@ -145,7 +145,9 @@ def _perform(modeladmin, request, refundable, data, rows, token):
                 idempotency_key=tokens.refund_key(token, payment.pk),
             )
         except RefundError as exc:
-            errors.append(f"{payment}: {exc.message}")
+            errors.append(
+                _("Payment %(payment)s: %(error)s") % {"payment": payment, "error": exc.message}
+            )
             continue
         if refund.replayed:  # this page was submitted before: its first outcome, sent once
             modeladmin.message_user(
@@ -171,8 +173,18 @@ def _perform(modeladmin, request, refundable, data, rows, token):
                 "reason": refund.get_reason_display(),
             },
         )
-        requested += 1
         refund.refresh_from_db()
+        if refund.status == RefundStatus.FAILED:  # Plugipay refused it in this request
+            errors.append(
+                _("Plugipay refused the refund of %(amount)s on payment %(payment)s: %(reason)s")
+                % {
+                    "amount": format_amount(refund.amount, refund.currency),
+                    "payment": payment,
+                    "reason": refund.failure_message or refund.failure_code,
+                }
+            )
+            continue
+        requested += 1
         if refund.failure_code == NOT_SUBMITTED:
             waiting.append(refund)
     sent = requested - len(waiting)
@@ -209,7 +221,7 @@ def _perform(modeladmin, request, refundable, data, rows, token):
             )
             % {
                 "count": len(skipped),
-                "why": "; ".join(f"{r['payment']} ({r['refused']})" for r in skipped),
+                "why": "; ".join(f"{r['payment']} ({r['refused'].rstrip('.')})" for r in skipped),
             },
             messages.WARNING,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
@@ -105,6 +106,18 @@ class ReceiptSerializer(serializers.ModelSerializer):
         return format_amount(obj.amount, obj.currency)
 
 
+class PayoutInProgress(Conflict):
+    """409 with ``Retry-After``: a request with this Idempotency-Key is sending its payout to
+    Plugipay now; the same request a moment later answers it."""
+
+    default_code = "in_progress"
+    default_detail = gettext_lazy(
+        "A payout with this Idempotency-Key is being sent to Plugipay now; send the request "
+        "again in a moment to read it."
+    )
+    wait = 1
+
+
 def _refused(exc: PlugipayError):
     """A refusal (a payout error, a 4xx from Plugipay; a 409 move, an Idempotency-Key used
     for another payout) is the caller's 4xx."""
@@ -145,6 +158,8 @@ class PayoutList(ForRequestAccount, generics.ListCreateAPIView):
             )
         except PlugipayError as exc:
             raise _refused(exc) from exc
+        if payout.replayed and not payout.plugipay_id and payout.status == PayoutStatus.PENDING:
+            raise PayoutInProgress  # the first request with this key is waiting for Plugipay
         code = status.HTTP_200_OK if payout.replayed else status.HTTP_201_CREATED
         return Response(PayoutSerializer(payout).data, status=code)
 

@@ -113,6 +113,8 @@ def partner_usage(
         params["partner"] = partner
     for name, value in (("from", start), ("to", end)):
         if value is not None:
+            if name == "to" and not isinstance(value, dt.datetime):
+                value -= dt.timedelta(days=1)  # Plugipay's `to` date covers that whole day
             params[name] = value.isoformat()
     data, _meta = client_for(DEFAULT_ACCOUNT).request("GET", ADMIN_PARTNER_USAGE, params=params)
     lines = [
