@@ -592,9 +592,8 @@ def prepared(results: dict) -> list[str]:
     lines = [
         "### Prepared statements (psycopg 3)",
         "",
-        f"The same two rows with Django's defaults (no prepared statements: PostgreSQL parses "
-        f"and plans every statement, the app's own sent with their parameters apart, the ORM's "
-        f"with them quoted in) and with {options} (the options "
+        f"The same two rows with Django's defaults (client-side binding: PostgreSQL parses and "
+        f"plans every statement) and with {options} (the options "
         "[Deployment](explanation/deployment.md) recommends), "
         f"{bound['events']:,} events per row, {bound['rounds']} rounds in alternating order, "
         "medians of the rounds.",

@@ -45,7 +45,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar, cast, overload
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import (
     Error,
     IntegrityError,
@@ -59,12 +58,6 @@ from django.db.models import F
 from django.db.models import signals as model_signals
 
 from django_plugipay.context import acting_database, current_account_pk
-
-_server_binding_cursor: Any
-try:
-    from django.db.backends.postgresql.base import ServerBindingCursor as _server_binding_cursor
-except (ImportError, ImproperlyConfigured):  # psycopg 2, or no driver: Django's cursor
-    _server_binding_cursor = None
 
 logger = logging.getLogger(__name__)
 
@@ -607,7 +600,7 @@ def execute(
     key = ("execute", name)
     if key not in cache:
         cache[key] = build(connection)
-    with bound_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(cache[key], params)
         return cursor.rowcount
 
@@ -643,36 +636,15 @@ def execute_returning(
 
 
 def _fetch(connection, sql_text: str, params) -> tuple | None:
-    with bound_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql_text, params)
         return cursor.fetchone()
 
 
 def _fetch_all(connection, sql_text: str, params) -> list[tuple]:
-    with bound_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql_text, params)
         return cursor.fetchall()
-
-
-def bound_cursor(connection) -> Any:
-    """A cursor of ``connection`` for the app's compiled statements: on PostgreSQL with
-    psycopg 3, one that sends the parameters apart from the SQL text (server-side binding, an
-    unnamed statement: what any pooler passes through) whatever the project's
-    ``server_side_binding``; psycopg then neither quotes nor escapes them in Python, and a
-    project's ``prepare_threshold`` prepares these statements. Else Django's own cursor.
-
-    It is Django's cursor wrapper either way: execute wrappers, query logging and error
-    translation apply as to any query."""
-    if connection.vendor != "postgresql" or not _server_binding_cursor:
-        return connection.cursor()
-    connection.ensure_connection()
-    raw = connection.connection  # Django's own cursor set-up (its time zone) on another class
-    factory, raw.cursor_factory = raw.cursor_factory, _server_binding_cursor
-    try:
-        with connection.wrap_database_errors:
-            return connection._prepare_cursor(connection.create_cursor())
-    finally:
-        raw.cursor_factory = factory
 
 
 def _statements(connection) -> dict[Any, Any]:
@@ -920,7 +892,7 @@ def _insert_rows(instances, connection, action: str, returning: str, conflict: s
             f"VALUES {', '.join([row] * len(instances))} "
             f"ON CONFLICT ({qn(_column(meta.get_field(conflict)))}) {action} {returning}"
         )
-    with bound_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(cache[key], params)
         return cursor.fetchall()
 
@@ -1221,7 +1193,7 @@ def update_returning(
     params += [db_value(cast(models.Field, meta.pk), pk, connection) for pk in pks]
     params += where_params
     reader = _reader(model, connection, fields)
-    with bound_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(cache[key], params)
         return [reader.one(row) for row in cursor.fetchall()]
 
@@ -1246,5 +1218,5 @@ def save_fields(instance: models.Model, names: list[str]) -> None:
         cache[key] = f"UPDATE {qn(meta.db_table)} SET {sets} WHERE {qn(_column(meta.pk))} = %s"
     params = [db_value(field, field.pre_save(instance, False), connection) for field in fields]
     params.append(db_value(cast(models.Field, meta.pk), instance.pk, connection))
-    with bound_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(cache[key], params)
