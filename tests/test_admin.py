@@ -298,3 +298,38 @@ def test_a_date_hierarchy_year_no_date_holds_is_a_bad_lookup_not_a_500(
 ):
     page = admin_client.get(f"/admin/django_plugipay/{path}/", {f"{field}__year": year})
     assert page.status_code == 302 and page.url.endswith("?e=1")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("metadata", "term"),
+    [
+        ({"order": 1042}, "order:1042"),  # a number, as Plugipay's JSON may carry it
+        ({"paid": True}, "paid:true"),  # a boolean
+        ({"1": "x"}, "1:x"),  # a key that looks like a number
+        ({"2024": "q1"}, "2024:q1"),
+        ({"-1": "x"}, "-1:x"),
+        ({'a"b': "x"}, 'a"b:x'),  # a key with a double quote
+        ({"é": "x"}, "é:x"),  # unicode
+        ({"a.b": "x"}, "a.b:x"),  # a dot
+    ],
+)
+def test_a_metadata_search_finds_the_key_as_written(client, metadata, term):
+    session = PaymentFactory().checkout_session
+    session.metadata = metadata
+    session.save()
+    PaymentFactory()  # another session, not matching
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    response = client.get("/admin/django_plugipay/checkoutsession/", {"q": term})
+    assert response.status_code == 200
+    assert [s.pk for s in response.context["cl"].result_list] == [session.pk]
+
+
+@pytest.mark.django_db
+def test_a_json_null_is_not_the_text_null(client):
+    session = PaymentFactory().checkout_session
+    session.metadata = {"coupon": None}
+    session.save()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    response = client.get("/admin/django_plugipay/checkoutsession/", {"q": "coupon:null"})
+    assert response.context["cl"].result_count == 0

@@ -7,7 +7,7 @@ import json
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import TextField
+from django.db.models import F, Func, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.urls import reverse
@@ -129,6 +129,31 @@ class BoundedChangeList(ChangeList):
             raise IncorrectLookupParameters(exc) from exc
 
 
+class _MetadataText(Func):
+    """The value of key ``key`` (always an object key, never an index) of a JSON object, as
+    text (NULL when absent or JSON null; booleans ``true``/``false``) on every backend."""
+
+    output_field = TextField()
+
+    def __init__(self, field, key):
+        super().__init__(F(field))
+        self.key = key
+
+    def as_sql(self, compiler, connection, **extra):
+        lhs, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            return f"({lhs} ->> %s::text)", (*params, self.key)
+        if connection.vendor == "sqlite":
+            return (
+                "(SELECT CASE WHEN type IN ('true', 'false') THEN type "
+                f"ELSE CAST(value AS TEXT) END FROM json_each({lhs}) WHERE key = %s)",
+                (*params, self.key),
+            )
+        return Cast(KeyTextTransform(self.key, self.source_expressions[0]), TextField()).as_sql(
+            compiler, connection
+        )
+
+
 class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
     """Mirrors of Plugipay objects: read-only here; Plugipay stays the source of truth."""
 
@@ -190,7 +215,7 @@ class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
         key, sep, value = search_term.partition(":")
         field = self.metadata_field or ("metadata" if hasattr(self.model, "metadata") else None)
         if sep and key and value and " " not in key and field is not None:
-            text = Cast(KeyTextTransform(key, field), TextField())  # compared as text
+            text = _MetadataText(field, key)  # compared as text
             found = queryset.alias(_metadata_value=text)
             return found.filter(_metadata_value=value), False
         return super().get_search_results(request, queryset, search_term)
