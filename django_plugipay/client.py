@@ -52,6 +52,17 @@ def new_idempotency_key() -> str:
     return f"idem_{uuid.uuid4()}"
 
 
+def header_key(key: str) -> str:
+    """The ``Idempotency-Key`` header sent for ``key``: the key itself when it is printable
+    ASCII without spaces at its ends (a header carries it as written), else a digest of it —
+    the same for every send of the key, so retries still match at Plugipay. A tab, a trailing
+    space or a non-ASCII letter would otherwise be dropped, refused or re-encoded on the way,
+    and the signature over it would not verify."""
+    if len(key) <= 255 and key.isascii() and key.isprintable() and key == key.strip():
+        return key
+    return "idem_" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def string_to_sign(
     method: str, path: str, timestamp: str, body: bytes, idempotency_key: str | None
 ) -> str:
@@ -162,6 +173,8 @@ class PlugipayClient:
         body = b"" if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
         if method in WRITE_METHODS and not idempotency_key:
             idempotency_key = new_idempotency_key()
+        elif idempotency_key:
+            idempotency_key = header_key(idempotency_key)
         attempt = 0
         while True:
             try:

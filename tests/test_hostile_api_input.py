@@ -45,3 +45,76 @@ def test_a_nul_in_the_status_filter_is_not_a_500(value):
 @pytest.mark.parametrize("name", ["created_after", "created_before"])
 def test_an_out_of_range_time_filter_is_not_a_500(name, value):
     assert buyer_client().get(API + "/payments/", {name: value}).status_code < 500
+
+
+@pytest.mark.parametrize(
+    "position",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:59", "2026-01-01T00:00:00+99:00"],
+)
+@pytest.mark.parametrize("path", ["/payments/", "/invoices/", "/receipts/", "/payouts/"])
+def test_a_cursor_at_a_time_out_of_range_is_not_a_500(path, position):
+    """A hand-made cursor whose time has no UTC year (OverflowError in the query) is a 404."""
+    import base64
+    from urllib.parse import urlencode
+
+    from tests.test_api import client_for, staff_with
+
+    user = staff_with("view_payment", "view_payout", "view_receipt", "view_invoice")
+    PaymentFactory(checkout_session__customer=CustomerFactory(user=user))
+    client = client_for(user)
+    client.raise_request_exception = False
+    for reverse in ("0", "1"):
+        cursor = base64.b64encode(urlencode({"p": position, "r": reverse}).encode()).decode()
+        assert client.get(API + path, {"cursor": cursor}).status_code == 404
+
+
+KEYS = ["tab\t", "é", "\x01", "a\tb", " lead", "trail ", "\xff" * 10, "k" * 61, "日本", "a\u2028b"]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_any_idempotency_key_makes_one_refund_plugipay_makes(plugipay_sandbox, key):
+    """A key no HTTP header carries as written (a tab, a trailing space, non-ASCII) still
+    makes one refund, sent and made (not left requested, its signature refused)."""
+    from django_plugipay.models import Refund
+    from tests.test_api import client_for, staff_with
+
+    payment = plugipay_sandbox.paid_payment(amount=100_000)
+    client = client_for(staff_with("refund_payment"))
+    client.raise_request_exception = False
+    url = f"{API}/payments/{payment.plugipay_id}/refunds/"
+    body = {"amount": 1000, "reason": "duplicate"}
+    first = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    again = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    refund = Refund.objects.get()
+    assert refund.plugipay_id and refund.status == "succeeded", refund.failure_message
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_any_idempotency_key_makes_one_payout(plugipay_sandbox, key):
+    from django_plugipay.models import Payout
+    from tests.test_api import client_for, staff_with
+    from tests.test_money_out import save_bank_account
+
+    plugipay_sandbox.paid_payment(amount=300_000)
+    save_bank_account()
+    client = client_for(staff_with("manage_payout", "view_payout"))
+    client.raise_request_exception = False
+    first = client.post(
+        f"{API}/payouts/", {"amount": 1000}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+    again = client.post(
+        f"{API}/payouts/", {"amount": 1000}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert Payout.objects.get().plugipay_id
+
+
+def test_a_service_call_with_any_key_sends_one_the_header_carries_the_same_each_time():
+    from django_plugipay.client import header_key
+
+    for key in KEYS:
+        sent = header_key(key)
+        assert sent == header_key(key) and sent.isascii() and sent.isprintable()
+        assert sent == sent.strip() and len(sent) <= 255
+    assert header_key("idem_0f3a") == "idem_0f3a"  # a key a header carries goes as it is

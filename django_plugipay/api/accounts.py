@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.utils.translation import gettext as _
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 
 from django_plugipay import accounts
 from django_plugipay.conf import app_settings
@@ -30,6 +32,23 @@ def in_request_account(queryset: Any) -> Any:
     return queryset.filter(account_id=current_account_pk())
 
 
+class StrictJSONParser(JSONParser):
+    """DRF's JSON parser, but a body nested too deeply for Python's recursion limit, or a
+    string holding a lone surrogate (``"\\ud800"``, which no UTF-8 answer can echo back), is a
+    400 like any other malformed JSON."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise ParseError(_("JSON parse error - the body is nested too deeply.")) from exc
+        try:
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise ParseError(_("JSON parse error - a string holds a lone surrogate.")) from exc
+        return data
+
+
 class ForRequestAccount:
     """A DRF view acting, for the whole request once it is authenticated, for
     :func:`request_account`: a user's rows are read in that account (``for_user``), what the
@@ -38,6 +57,7 @@ class ForRequestAccount:
     stored value holds and PostgreSQL refuses to compare, is a 404 or a 400."""
 
     _acting_token: Any = None
+    parser_classes = [StrictJSONParser, FormParser, MultiPartParser]
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]

@@ -59,8 +59,12 @@ class NewestFirst(CursorPagination):
         cursor = super().decode_cursor(request)
         if cursor is not None and cursor.position is not None:
             try:
-                valid = parse_datetime(cursor.position) is not None
-            except ValueError:
+                position = parse_datetime(cursor.position)
+                if position is not None and timezone.is_naive(position):
+                    position = timezone.make_aware(position)
+                # compared in UTC: 0001-01-01T00:00+01:00 has no UTC year (OverflowError)
+                valid = position is not None and bool(position.astimezone(dt.timezone.utc))
+            except (ValueError, OverflowError):
                 valid = False
             if not valid:
                 raise NotFound(self.invalid_cursor_message)
@@ -224,6 +228,7 @@ def idempotency_key(user, header: str) -> str:
     readable when it fits the 64 characters, else a digest of both (never a truncation, which
     would merge two keys of a user whose primary key is long, a UUID)."""
     key = f"api_{user.pk}_{header}"
-    if len(key) <= 64:
+    # sent as an HTTP header to Plugipay: only printable ASCII without edge spaces goes as is
+    if len(key) <= 64 and key.isascii() and key.isprintable() and key == key.strip():
         return key
     return "api_" + hashlib.sha256(f"{user.pk}\n{header}".encode()).hexdigest()[:60]
