@@ -248,3 +248,17 @@ def test_a_refund_amount_as_a_string_of_digits_is_read(plugipay_sandbox):
     )
     assert response.status_code == 201, response.json()
     assert Refund.objects.get().amount == 250_000
+
+
+def test_a_checkout_priced_beyond_the_limit_is_refused_before_the_customer_is_made(
+    plugipay_sandbox, settings
+):
+    """The 400 on ``quantity`` comes before anything is written at Plugipay or here."""
+    from django_plugipay.models import Customer
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "API_CHECKOUT_PARAMS": "tests.test_api.pricing"}
+    response = client_for(UserFactory()).post(
+        f"{API}/checkout-sessions/", {"reference": "A1", "quantity": 10**12}, format="json"
+    )
+    assert response.status_code == 400 and "quantity" in response.json()
+    assert not Customer.objects.exists() and not plugipay_sandbox.state()["customers"]

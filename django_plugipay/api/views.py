@@ -33,6 +33,7 @@ from django_plugipay.api.serializers import (
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import PlugipayError, RefundError
 from django_plugipay.models import CheckoutSession, Payment, Refund
+from django_plugipay.money import check_amount
 from django_plugipay.permissions import visible
 
 
@@ -87,6 +88,10 @@ class CheckoutSessionCreate(ForRequestAccount, generics.GenericAPIView):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         params = dict(pricing(request, serializer.validated_data))
+        try:  # refused before the buyer's customer is made at Plugipay, not after
+            check_amount(params.get("amount"), params.get("currency", "IDR"))
+        except ValueError as exc:  # e.g. a quantity that priced beyond MAX_AMOUNT
+            raise ValidationError({"quantity": [str(exc)]}) from exc
         try:
             if "customer" not in params:  # made at Plugipay on the user's first checkout
                 params["customer"] = services.get_or_create_customer_for_user(user=request.user)
