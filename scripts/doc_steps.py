@@ -48,12 +48,7 @@ DOCS = REPO / "docs"
 SOURCES = DOCS / "tutorial"
 TUTORIAL = DOCS / "tutorial.md"
 #: the pages build() runs by default, in this order, on one project
-PAGES = (
-    TUTORIAL,
-    DOCS / "how-to" / "async-payments.md",
-    DOCS / "how-to" / "billing.md",
-    DOCS / "how-to" / "testing.md",
-)
+PAGES = (TUTORIAL, DOCS / "how-to" / "async-payments.md", DOCS / "how-to" / "billing.md")
 #: the pages holding copies of files in docs/tutorial/
 SYNCED = (TUTORIAL, DOCS / "explanation" / "deployment.md")
 SANDBOX_URL = "http://127.0.0.1:8787"
