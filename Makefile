@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-services stock stock-matrix docs-code mutate stress lint typecheck tox docs bench clean
+.PHONY: demo test test-services test-postgres service-tests stock stock-matrix docs-code mutate stress lint typecheck tox docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,12 @@ test: $(STAMP)  ## the default suite: in-memory SQLite, no Celery app, sandbox o
 PG_URL ?= postgres://postgres@127.0.0.1:5432/plugipay
 BROKER_URL ?= redis://127.0.0.1:6379/15
 
-test-services: $(STAMP)  ## the suite on PostgreSQL, then a real Celery worker on Redis and Chromium
+test-services: test-postgres service-tests  ## the suite on PostgreSQL, then a real Celery worker on Redis and Chromium
+
+test-postgres: $(STAMP)  ## the default suite on PostgreSQL
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q
+
+service-tests: $(STAMP)  ## the service tests alone: a real Celery worker on Redis, django-tasks workers, PostgreSQL concurrency, Chromium
 	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) PLUGIPAY_REQUIRE_SERVICES=1 \
 		$(PY) -m pytest -q -m services
 	PLUGIPAY_SQLITE_TEST_FILE=$(CURDIR)/.venv/test-workers.sqlite3 PLUGIPAY_REQUIRE_SERVICES=1 \
