@@ -441,3 +441,27 @@ def test_many_accounts_says_what_the_built_accounts_say(settings, configured):
 
     settings.PLUGIPAY = {**settings.PLUGIPAY, "ACCOUNTS": configured}
     assert app_settings.many_accounts is (len(app_settings.ACCOUNTS) > 1)
+
+
+def test_two_accounts_may_each_refund_with_the_same_idempotency_key(two_accounts):
+    """Plugipay scopes an idempotency key to the account: a merchant's key is not taken by
+    another merchant's refund (refused as a mismatch), and each retry replays its own."""
+    sandbox, _secret = two_accounts
+    _c, own_session = shop(None)
+    _c, their_session = shop("merchant")
+    sandbox.pay(own_session)
+    sandbox.pay(their_session)
+    own = Payment.objects.get(checkout_session=own_session)
+    theirs = Payment.objects.get(checkout_session=their_session)
+    request = {"amount": 10_000, "reason": "requested_by_customer", "idempotency_key": "order-1"}
+    mine = services.refund_payment(payment=own, **request)
+    other = services.refund_payment(payment=theirs, **request)
+    assert mine.pk != other.pk and not other.replayed
+    assert (mine.account.alias, other.account.alias) == ("default", "merchant")
+    again = services.refund_payment(payment=theirs, **request)
+    assert again.pk == other.pk and again.replayed
+    sandbox.flush()
+    assert set(Refund.objects.values_list("status", flat=True)) == {"succeeded"}
+    own.refresh_from_db()
+    theirs.refresh_from_db()
+    assert own.amount_refunded == theirs.amount_refunded == 10_000

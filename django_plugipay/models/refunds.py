@@ -49,7 +49,6 @@ class Refund(MirrorModel):
     idempotency_key = models.CharField(
         _("idempotency key"),
         max_length=64,
-        unique=True,
         null=True,
         blank=True,
         help_text=_("Sent with every attempt to create this refund, so Plugipay makes one."),
@@ -74,6 +73,10 @@ class Refund(MirrorModel):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="plugipay_refund_amount_gt_0"),
+            # Plugipay scopes a key to the workspace: two accounts may use the same one.
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key"], name="plugipay_refund_key_per_account"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -16,6 +16,7 @@ from django_plugipay import accounts
 from django_plugipay.accounts import takes_account
 from django_plugipay.client import RESEND_WINDOW, get_client
 from django_plugipay.conf import app_settings
+from django_plugipay.context import current_account_pk
 from django_plugipay.db import run_atomic
 from django_plugipay.exceptions import APIError, RefundError
 from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
@@ -132,8 +133,10 @@ def refund_payment(
     Raises :class:`RefundError` with a message fit to show staff.
     """
     request = {"payment": payment, "amount": amount, "reason": reason, "description": description}
+    # the key is the account's (Plugipay scopes keys to the workspace), as the constraint says
+    mine = Refund.objects.filter(account_id=current_account_pk(), idempotency_key=idempotency_key)
     if idempotency_key:
-        existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+        existing = mine.first()
         if existing is not None:
             return _replay(existing, **request)
     refused = refund_refusal(payment=payment, amount=amount, reason=reason, description=description)
@@ -153,7 +156,7 @@ def refund_payment(
     except IntegrityError:
         if not idempotency_key:
             raise
-        return _replay(Refund.objects.get(idempotency_key=idempotency_key), **request)
+        return _replay(mine.get(), **request)
     refund.replayed = False
     return refund
 
