@@ -1,6 +1,7 @@
 """What an API client sends never makes a 5xx: NUL characters, times out of range."""
 
 import pytest
+from django.utils import translation
 
 pytest.importorskip("rest_framework")
 
@@ -118,3 +119,28 @@ def test_a_service_call_with_any_key_sends_one_the_header_carries_the_same_each_
         assert sent == header_key(key) and sent.isascii() and sent.isprintable()
         assert sent == sent.strip() and len(sent) <= 255
     assert header_key("idem_0f3a") == "idem_0f3a"  # a key a header carries goes as it is
+
+
+@pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
+@pytest.mark.parametrize(
+    "path", ["/", "/nope/", "/payments/pay_1/nope/", "/payouts/po_1/move/again/", "/%E2%80%A8/"]
+)
+def test_a_url_under_the_api_that_names_no_endpoint_is_a_json_404(method, path):
+    """A frontend reads JSON: not the project's HTML 404 page, for anyone (signed in or not)."""
+    for client in (buyer_client(), APIClient()):
+        response = getattr(client, method)(API + path)
+        assert response.status_code == 404, response.content
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["detail"]
+
+
+def test_a_slashless_url_is_still_sent_to_its_endpoint():
+    """APPEND_SLASH redirects ``payments`` to ``payments/``, as before the JSON 404s."""
+    response = buyer_client().get(API + "/payments")
+    assert response.status_code == 301 and response["Location"].endswith("/payments/")
+
+
+def test_the_json_404_speaks_the_active_language():
+    with translation.override("id"):  # as LocaleMiddleware sets it
+        response = APIClient().get(API + "/nope/")
+    assert response.json()["detail"] == "Tidak ada endpoint API dengan URL ini."

@@ -1,6 +1,6 @@
 """API URLs: ``path("plugipay/api/", include("django_plugipay.api.urls"))``."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from django_plugipay.api import billing, money, views
@@ -42,4 +42,7 @@ urlpatterns = [
     path("receipts/", money.ReceiptList.as_view(), name="receipt-list"),
     path("receipts/<str:id>/", money.ReceiptDetail.as_view(), name="receipt-detail"),
     path("schema/", SpectacularAPIView.as_view(urlconf="django_plugipay.api.urls"), name="schema"),
+    # last: any other URL ending in a slash (a slashless one is redirected to it by
+    # APPEND_SLASH, as for the endpoints) is a JSON 404
+    re_path(r"^(?:.*/)?$", views.NoSuchEndpoint.as_view()),
 ]

@@ -19,6 +19,7 @@ from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from django_plugipay import services
 from django_plugipay.api.accounts import ForRequestAccount, in_request_account
@@ -46,6 +47,17 @@ class UpstreamError(APIException):
     status_code = status.HTTP_502_BAD_GATEWAY
     default_code = "plugipay_unavailable"
     default_detail = gettext_lazy("Plugipay could not be reached; try again shortly.")
+
+
+class NoSuchEndpoint(APIView):
+    """Any other URL under the API: a JSON 404 for every method and every client, as the API's
+    own 404s are (not the project's HTML page, which a frontend cannot read)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def initial(self, request, *args, **kwargs):
+        raise NotFound(_("No API endpoint has this URL."))
 
 
 class NewestFirst(CursorPagination):
