@@ -333,3 +333,32 @@ def test_a_json_null_is_not_the_text_null(client):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     response = client.get("/admin/django_plugipay/checkoutsession/", {"q": "coupon:null"})
     assert response.context["cl"].result_count == 0
+
+
+@pytest.mark.django_db
+def test_links_go_only_to_pages_the_staff_member_may_open(client):
+    """A clerk who may refund payments (and so view them) but not view sessions or the event
+    log sees the payment's session and events as text, not as links that answer 403."""
+    refund = RefundFactory()
+    payment, session = refund.payment, refund.payment.checkout_session
+    WebhookEventFactory(kind="payment.succeeded", object_id=payment.plugipay_id)
+    session_url = reverse("admin:django_plugipay_checkoutsession_change", args=[session.pk])
+    refund_url_ = reverse("admin:django_plugipay_refund_change", args=[refund.pk])
+    payment_url = reverse("admin:django_plugipay_payment_change", args=[payment.pk])
+    clerk = UserFactory(is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="refund_payment"))
+    client.force_login(clerk)
+    page = client.get(payment_url).content.decode()
+    assert session.plugipay_id in page and f'href="{session_url}"' not in page
+    assert "/admin/django_plugipay/webhookevent/" not in page
+    assert f'href="{refund_url_}"' in page  # refund_payment implies viewing refunds
+    listed = client.get(CHANGELIST).content.decode()
+    assert f'href="{session_url}"' not in listed
+    for url in (refund_url_, payment_url):
+        assert client.get(url).status_code == 200
+    assert client.get(session_url).status_code == 403
+
+    client.force_login(staff())  # the view permissions: every link
+    page = client.get(payment_url).content.decode()
+    assert f'href="{session_url}"' in page
+    assert "/admin/django_plugipay/webhookevent/" in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -10,6 +11,8 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import F, Func, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
+from django.http import HttpRequest
+from django.template.response import SimpleTemplateResponse
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -60,12 +63,54 @@ def url_display(model, name: str):
     return show
 
 
+#: the request an admin page of this app is rendering, and its admin site (see ``viewing``)
+_viewing: ContextVar[tuple[HttpRequest, admin.AdminSite] | None] = ContextVar(
+    "plugipay_admin_viewing", default=None
+)
+
+
 def admin_link(obj, label: str | None = None) -> str:
+    """``obj``'s change page as a link, or its label alone when the staff member viewing the
+    page may not open that page (a clerk allowed to refund payments, not to view sessions), or
+    no admin shows ``obj``'s model."""
     if obj is None:
         return "—"
+    text = label or str(obj)
+    viewing = _viewing.get()
+    site = viewing[1] if viewing is not None else admin.site
+    model_admin = site._registry.get(type(obj))
+    if model_admin is None or (
+        viewing is not None
+        and not (
+            model_admin.has_view_permission(viewing[0], obj)
+            or model_admin.has_change_permission(viewing[0], obj)
+        )
+    ):
+        return format_html("{}", text)
     meta = obj._meta
-    url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, label or str(obj))
+    url = reverse(f"{site.name}:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+class Viewing:
+    """Admin views render with the request known to :func:`admin_link` (rendered before they
+    return: a ``TemplateResponse`` renders later, outside the view)."""
+
+    def changelist_view(self, request, extra_context=None):
+        return self._rendered(request, super().changelist_view, request, extra_context)
+
+    def changeform_view(self, request, *args, **kwargs):
+        return self._rendered(request, super().changeform_view, request, *args, **kwargs)
+
+    def _rendered(self, request, view, *args, **kwargs):
+        token = _viewing.set((request, self.admin_site))
+        try:
+            response = view(*args, **kwargs)
+            if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
+                response.render()
+            return response
+        finally:
+            _viewing.reset(token)
 
 
 def money(amount: int | None, currency: str) -> str:
@@ -154,7 +199,7 @@ class _MetadataText(Func):
         )
 
 
-class MirrorAdmin(MirrorDisplay, admin.ModelAdmin):
+class MirrorAdmin(Viewing, MirrorDisplay, admin.ModelAdmin):
     """Mirrors of Plugipay objects: read-only here; Plugipay stays the source of truth."""
 
     list_per_page = 50
