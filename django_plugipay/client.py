@@ -52,13 +52,19 @@ def new_idempotency_key() -> str:
     return f"idem_{uuid.uuid4()}"
 
 
+def header_safe(key: str, limit: int = 255) -> bool:
+    """Does an HTTP header carry ``key`` as written: at most ``limit`` characters of
+    printable ASCII without spaces at its ends? (A tab, a trailing space or a non-ASCII letter
+    would be dropped, refused or re-encoded on the way, and a signature over it would not
+    verify.)"""
+    return len(key) <= limit and key.isascii() and key.isprintable() and key == key.strip()
+
+
 def header_key(key: str) -> str:
-    """The ``Idempotency-Key`` header sent for ``key``: the key itself when it is printable
-    ASCII without spaces at its ends (a header carries it as written), else a digest of it —
-    the same for every send of the key, so retries still match at Plugipay. A tab, a trailing
-    space or a non-ASCII letter would otherwise be dropped, refused or re-encoded on the way,
-    and the signature over it would not verify."""
-    if len(key) <= 255 and key.isascii() and key.isprintable() and key == key.strip():
+    """The ``Idempotency-Key`` header sent for ``key``: the key itself when a header carries
+    it as written (:func:`header_safe`), else a digest of it — the same for every send of the
+    key, so retries still match at Plugipay."""
+    if header_safe(key):
         return key
     return "idem_" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -75,7 +75,8 @@ def test_a_refund_plugipay_refuses_at_once_is_reported_refused_in_the_clerks_lan
     plugipay_sandbox, admin_client
 ):
     """A refusal in the request itself marks the refund failed: staff are told so (an
-    error, in their language), never that it "is sent to Plugipay now"."""
+    error, in their language, without Plugipay's English developer message), never that it
+    "is sent to Plugipay now"."""
     from django.urls import reverse
 
     from django_plugipay.models import Payment
@@ -95,3 +96,5 @@ def test_a_refund_plugipay_refuses_at_once_is_reported_refused_in_the_clerks_lan
     shown = [(m.level_tag, str(m)) for m in response.context["messages"]]
     assert [tag for tag, _text in shown] == ["error"], shown
     assert shown[0][1].startswith("Plugipay menolak pengembalian dana"), shown
+    # Plugipay's own message is a developer's, in English: the refund's page shows it
+    assert "The provider refused the refund" not in shown[0][1], shown

@@ -18,7 +18,7 @@ from django.utils import timezone, translation
 
 from django_plugipay import services
 from django_plugipay.client import PlugipayClient
-from django_plugipay.exceptions import TransientError
+from django_plugipay.exceptions import APIError, TransientError
 from django_plugipay.models import LedgerEntry, Payout, Receipt
 from django_plugipay.services import payouts
 from tests.factories import UserFactory
@@ -393,3 +393,31 @@ def test_a_move_plugipay_refuses_is_said_in_the_clerks_language(client, funded):
     [message] = [str(m) for m in page.context["messages"]]
     assert payout.status == "pending"
     assert message.startswith("Pencairan ") and "cannot" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("error", "start"),
+    [
+        (TransientError("Plugipay could not be reached."), "Plugipay tidak dapat dihubungi"),
+        (APIError("Forbidden for this key.", code="forbidden", status=403), "Plugipay menolak"),
+    ],
+)
+def test_a_move_that_fails_otherwise_is_said_in_the_clerks_language_too(
+    client, funded, monkeypatch, error, start
+):
+    """Unreachable, or refused for another reason: Plugipay's English is not shown."""
+    payout = services.create_payout(amount=50_000)
+
+    def fail(**kwargs):
+        raise error
+
+    monkeypatch.setattr(services, "mark_payout", fail)
+    client.force_login(staff("manage_payout"))
+    with translation.override("id"):
+        page = client.post(
+            PAYOUTS,
+            {"_selected_action": [payout.pk], "action": "mark_in_transit", "post": "yes"},
+            follow=True,
+        )
+    [message] = [str(m) for m in page.context["messages"]]
+    assert message.startswith(start) and error.message not in message, message

@@ -87,7 +87,9 @@ def test_two_requests_racing_with_one_idempotency_key_make_one_payout(funded, mo
 
     def balance_while_the_other_request_inserts(**kw):
         # the other request with the same header passed the same check and stored first
-        Payout.objects.create(amount=10_000, idempotency_key=idempotency_key(user, "k-9"))
+        Payout.objects.create(
+            amount=10_000, idempotency_key=idempotency_key(user, "k-9", Payout.objects)
+        )
         return funded
 
     monkeypatch.setattr(payouts, "balance", balance_while_the_other_request_inserts)
@@ -117,7 +119,7 @@ def test_a_request_while_the_first_with_its_key_awaits_plugipay_is_a_409_to_retr
     from django_plugipay.api.views import idempotency_key
 
     user = staff_with("view_payout", "manage_payout")
-    key = idempotency_key(user, "k-10")
+    key = idempotency_key(user, "k-10", Payout.objects)
     Payout.objects.create(amount=10_000, idempotency_key=key, submitted_at=timezone.now())
     headers = {"HTTP_IDEMPOTENCY_KEY": "k-10"}
     manager = client_for(user)

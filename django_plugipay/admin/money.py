@@ -25,7 +25,7 @@ from django_plugipay import accounts, permissions, services
 from django_plugipay.admin import tokens
 from django_plugipay.admin.actions import confirm_resync, confirm_then
 from django_plugipay.admin.display import MirrorAdmin, MirrorDisplay, admin_link, money
-from django_plugipay.exceptions import PlugipayError
+from django_plugipay.exceptions import PlugipayError, TransientError
 from django_plugipay.models import (
     Account,
     LedgerEntry,
@@ -111,8 +111,18 @@ MARKS = {
 def _mark_refusal(payout: Payout, status: str, exc: PlugipayError) -> str:
     """Why ``payout`` could not be marked ``status``, in the clerk's language (Plugipay's own
     message is a developer's, in English)."""
+    target = PayoutStatus(status).label.lower()
+    if isinstance(exc, TransientError):
+        return _(
+            "Plugipay could not be reached, so payout %(payout)s is not marked %(target)s; "
+            "try again shortly."
+        ) % {"payout": payout, "target": target}
     if exc.code != "invalid_transition":
-        return _("Payout %(payout)s: %(error)s") % {"payout": payout, "error": exc.message}
+        return _("Plugipay refused to mark payout %(payout)s %(target)s (%(code)s).") % {
+            "payout": payout,
+            "target": target,
+            "code": exc.code or exc.status or "?",
+        }
     if payout.method != PayoutMethod.MANUAL:
         return _(
             "Payout %(payout)s is a %(method)s: it moves by itself; only manual payouts are "
@@ -121,7 +131,7 @@ def _mark_refusal(payout: Payout, status: str, exc: PlugipayError) -> str:
     return _("Payout %(payout)s is %(status)s: it cannot be marked %(target)s.") % {
         "payout": payout,
         "status": payout.get_status_display().lower(),
-        "target": PayoutStatus(status).label.lower(),
+        "target": target,
     }
 
 

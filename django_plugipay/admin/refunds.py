@@ -176,11 +176,14 @@ def _perform(modeladmin, request, refundable, data, rows, token):
         refund.refresh_from_db()
         if refund.status == RefundStatus.FAILED:  # Plugipay refused it in this request
             errors.append(
-                _("Plugipay refused the refund of %(amount)s on payment %(payment)s: %(reason)s")
+                _(
+                    "Plugipay refused the refund of %(amount)s on payment %(payment)s "
+                    "(%(code)s); the refund's page shows Plugipay's reason."
+                )
                 % {
                     "amount": format_amount(refund.amount, refund.currency),
                     "payment": payment,
-                    "reason": refund.failure_message or refund.failure_code,
+                    "code": refund.failure_code or "?",
                 }
             )
             continue

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.utils.translation import gettext as _
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from django.utils.translation import gettext_lazy
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
 
 from django_plugipay import accounts
 from django_plugipay.conf import app_settings
@@ -32,21 +35,47 @@ def in_request_account(queryset: Any) -> Any:
     return queryset.filter(account_id=current_account_pk())
 
 
-class StrictJSONParser(JSONParser):
-    """DRF's JSON parser, but a body nested too deeply for Python's recursion limit, or a
-    string holding a lone surrogate (``"\\ud800"``, which no UTF-8 answer can echo back), is a
-    400 like any other malformed JSON."""
+class _Strict:
+    """Mixed into each of the project's parsers (``DEFAULT_PARSER_CLASSES``, see
+    :func:`strict`): what no answer could carry is a 400 like any other malformed body, never
+    a 500: a body nested too deeply for Python's recursion limit, a charset that cannot
+    decode it (``charset=punycode``), or a string holding a lone surrogate (``"\\ud800"``,
+    which JSON escapes and UTF-7 encode, and which no UTF-8 answer can echo back)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
-            data = super().parse(stream, media_type, parser_context)
+            parsed = super().parse(stream, media_type, parser_context)  # type: ignore[misc]
         except RecursionError as exc:
-            raise ParseError(_("JSON parse error - the body is nested too deeply.")) from exc
-        try:
-            json.dumps(data, ensure_ascii=False).encode()
-        except UnicodeEncodeError as exc:
-            raise ParseError(_("JSON parse error - a string holds a lone surrogate.")) from exc
-        return data
+            raise ParseError(_("Parse error - the body is nested too deeply.")) from exc
+        except UnicodeError as exc:
+            raise ParseError(_("Parse error - the body cannot be read in its charset.")) from exc
+        if not _encodable(getattr(parsed, "data", parsed)):
+            raise ParseError(_("Parse error - a string holds a lone surrogate."))
+        return parsed
+
+
+@functools.cache
+def strict(parser_class: type) -> type:
+    """``parser_class`` made strict (:class:`_Strict`), still a subclass of it: DRF reads a
+    JSON or form body within ``DATA_UPLOAD_MAX_MEMORY_SIZE`` only for those parsers."""
+    return type(f"Strict{parser_class.__name__}", (_Strict, parser_class), {})
+
+
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "body_too_large"
+    default_detail = gettext_lazy("The request body is larger than this site accepts.")
+
+
+def _encodable(data: Any) -> bool:
+    """Can every key and value of parsed ``data`` be written as UTF-8?"""
+    if hasattr(data, "lists"):  # a QueryDict: every value of each key
+        data = dict(data.lists())
+    try:
+        json.dumps(data, ensure_ascii=False, default=str).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class ForRequestAccount:
@@ -57,7 +86,18 @@ class ForRequestAccount:
     stored value holds and PostgreSQL refuses to compare, is a 404 or a 400."""
 
     _acting_token: Any = None
-    parser_classes = [StrictJSONParser, FormParser, MultiPartParser]
+
+    def get_parsers(self) -> list:
+        return [strict(parser)() for parser in self.parser_classes]  # type: ignore[attr-defined]
+
+    def handle_exception(self, exc: Exception) -> Any:
+        """A body over Django's limits is a JSON 413 (too large) or 400 (too many fields), as
+        the API's other errors are, not Django's HTML 400 page."""
+        if isinstance(exc, RequestDataTooBig):
+            exc = BodyTooLarge()
+        elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+            exc = ParseError(_("The request body has more fields than this site accepts."))
+        return super().handle_exception(exc)  # type: ignore[misc]
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]

@@ -15,6 +15,7 @@ from django_plugipay.api.accounts import ForRequestAccount, in_request_account
 from django_plugipay.api.permissions import CanManagePayouts, SeesPayouts
 from django_plugipay.api.serializers import MinorUnits
 from django_plugipay.api.views import Conflict, NewestFirst, UpstreamError, idempotency_key
+from django_plugipay.context import current_account_pk
 from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
 from django_plugipay.models import Payout, PayoutStatus, Receipt
 from django_plugipay.money import format_amount
@@ -149,12 +150,16 @@ class PayoutList(ForRequestAccount, generics.ListCreateAPIView):
     def post(self, request):
         data = PayoutRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        header = request.headers.get("Idempotency-Key")
+        key = idempotency_key(
+            request.user,
+            request.headers.get("Idempotency-Key"),
+            Payout.objects.filter(account_id=current_account_pk()),
+        )
         try:
             payout = services.create_payout(
                 amount=data.validated_data["amount"],
                 note=data.validated_data.get("note") or None,
-                idempotency_key=idempotency_key(request.user, header) if header else None,
+                idempotency_key=key,
             )
         except PlugipayError as exc:
             raise _refused(exc) from exc

@@ -6,7 +6,9 @@ import contextlib
 import datetime as dt
 import hashlib
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -31,8 +33,10 @@ from django_plugipay.api.serializers import (
     RefundRequestSerializer,
     RefundSerializer,
 )
+from django_plugipay.client import header_safe
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import PlugipayError, RefundError
+from django_plugipay.metadata import validate_metadata
 from django_plugipay.models import CheckoutSession, Payment, Refund
 from django_plugipay.money import check_amount
 from django_plugipay.permissions import visible
@@ -67,21 +71,32 @@ class NewestFirst(CursorPagination):
     max_page_size = 100
 
     def decode_cursor(self, request):
-        """A cursor whose position is no time (one made by hand) is an invalid cursor, 404,
-        like any cursor DRF cannot read."""
+        """A cursor whose position is no time this API could have made (one made by hand) is
+        an invalid cursor, 404, like any cursor DRF cannot read."""
         cursor = super().decode_cursor(request)
-        if cursor is not None and cursor.position is not None:
-            try:
-                position = parse_datetime(cursor.position)
-                if position is not None and timezone.is_naive(position):
-                    position = timezone.make_aware(position)
-                # compared in UTC: 0001-01-01T00:00+01:00 has no UTC year (OverflowError)
-                valid = position is not None and bool(position.astimezone(dt.timezone.utc))
-            except (ValueError, OverflowError):
-                valid = False
-            if not valid:
-                raise NotFound(self.invalid_cursor_message)
+        if cursor is not None and cursor.position is not None and not _comparable(cursor.position):
+            raise NotFound(self.invalid_cursor_message)
         return cursor
+
+
+def _comparable(text: str) -> bool:
+    """Can the database compare ``created_at`` with the time ``text``, read as Django reads a
+    filter's value? With ``USE_TZ``, a naive time is in ``TIME_ZONE`` (not the zone active
+    now) and every time is compared in UTC: ``0001-01-01T00:00+01:00`` has no UTC year
+    (OverflowError on SQLite). Without it, this API's cursors are naive, and SQLite refuses
+    an aware time."""
+    try:
+        position = parse_datetime(text)
+        if position is None:
+            return False
+        if not settings.USE_TZ:
+            return timezone.is_naive(position)
+        if timezone.is_naive(position):
+            position = timezone.make_aware(position, timezone.get_default_timezone())
+        position.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 class CheckoutSessionCreate(ForRequestAccount, generics.GenericAPIView):
@@ -100,19 +115,22 @@ class CheckoutSessionCreate(ForRequestAccount, generics.GenericAPIView):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         params = dict(pricing(request, serializer.validated_data))
-        try:  # refused before the buyer's customer is made at Plugipay, not after
+        # What the pricing callable answered is refused before the buyer's customer is made
+        # at Plugipay, not after: an amount beyond MAX_AMOUNT (a quantity too large), and
+        # metadata breaking Plugipay's rules (the client's, passed through).
+        try:
             check_amount(params.get("amount"), params.get("currency", "IDR"))
-        except ValueError as exc:  # e.g. a quantity that priced beyond MAX_AMOUNT
+        except ValueError as exc:
             raise ValidationError({"quantity": [str(exc)]}) from exc
+        try:
+            validate_metadata(params.get("metadata"))
+        except DjangoValidationError as exc:
+            raise ValidationError({"metadata": exc.messages}) from exc
         try:
             if "customer" not in params:  # made at Plugipay on the user's first checkout
                 params["customer"] = services.get_or_create_customer_for_user(user=request.user)
             session = services.create_checkout_session(**params)
-        except DjangoValidationError as exc:  # the pricing callable's metadata broke a rule
-            raise ValidationError({"metadata": exc.messages}) from exc
         except PlugipayError as exc:
-            if exc.code == "amount":  # e.g. a quantity that priced beyond MAX_AMOUNT
-                raise ValidationError({"quantity": [exc.message]}) from exc
             raise UpstreamError() from exc
         return Response(CheckoutSessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
@@ -221,7 +239,11 @@ class PaymentRefundCreate(ForRequestAccount, generics.GenericAPIView):
         )
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        header = request.headers.get("Idempotency-Key")
+        key = idempotency_key(
+            request.user,
+            request.headers.get("Idempotency-Key"),
+            Refund.objects.filter(account_id=payment.account_id),
+        )
         try:
             refund = services.refund_payment(
                 payment=payment,
@@ -229,7 +251,7 @@ class PaymentRefundCreate(ForRequestAccount, generics.GenericAPIView):
                 reason=data["reason"],
                 description=data["description"],
                 requested_by=request.user,
-                idempotency_key=idempotency_key(request.user, header) if header else None,
+                idempotency_key=key,
             )
         except RefundError as exc:
             if exc.code == "idempotency_mismatch":
@@ -240,12 +262,21 @@ class PaymentRefundCreate(ForRequestAccount, generics.GenericAPIView):
         return Response(RefundSerializer(refund).data, status=code)
 
 
-def idempotency_key(user, header: str) -> str:
-    """The idempotency key of a refund (or payout) for one user's ``Idempotency-Key`` header:
-    readable when it fits the 64 characters, else a digest of both (never a truncation, which
-    would merge two keys of a user whose primary key is long, a UUID)."""
-    key = f"api_{user.pk}_{header}"
-    # sent as an HTTP header to Plugipay: only printable ASCII without edge spaces goes as is
-    if len(key) <= 64 and key.isascii() and key.isprintable() and key == key.strip():
-        return key
+def idempotency_key(user, header: str | None, made: QuerySet) -> str | None:
+    """The idempotency key of a refund (or payout) for one user's ``Idempotency-Key`` header
+    (None without one):
+    readable when a header carries it as written within the 64 characters, else a digest of
+    both (never a truncation, which would merge two keys of a user whose primary key is long,
+    a UUID). ``made``: the rows of the account the request makes one in.
+
+    Before digests, a key of up to 64 characters was stored readable whatever it held (a
+    tab, non-ASCII): when ``made`` holds one so stored, its key is this header's still, so a
+    client retrying across the upgrade gets back what its first request made."""
+    if not header:
+        return None
+    readable = f"api_{user.pk}_{header}"
+    if header_safe(readable, limit=64):
+        return readable
+    if len(readable) <= 64 and made.filter(idempotency_key=readable).exists():
+        return readable  # sent to Plugipay as a digest of it (client.header_key)
     return "api_" + hashlib.sha256(f"{user.pk}\n{header}".encode()).hexdigest()[:60]

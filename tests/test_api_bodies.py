@@ -1,0 +1,63 @@
+"""A form or multipart body in a charset the sender names (utf-7 makes lone surrogates,
+punycode cannot decode) is a 400, as a JSON body is, never a 500."""
+
+import pytest
+
+from django_plugipay.models import Refund
+from tests.factories import PaymentFactory
+from tests.test_api import API, client_for, staff_with
+from tests.test_api_fuzz import counts, manager_and_payout, upstream  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+FORM = "application/x-www-form-urlencoded; charset=utf-7"
+MULTIPART = "multipart/form-data; boundary=BOUNDARY; charset=utf-7"
+
+
+def multipart(name, value):
+    return (
+        b"--BOUNDARY\r\n"
+        b'Content-Disposition: form-data; name="' + name + b'"\r\n\r\n' + value + b"\r\n"
+        b"--BOUNDARY--\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        ("/payments/{pay}/refunds/", FORM, b"reason=+2AA-"),  # "\ud800" in UTF-7
+        ("/payouts/po_fuzz1/move/", FORM, b"status=+3/8-"),  # "\udfff"
+        ("/payments/{pay}/refunds/", MULTIPART, multipart(b"reason", b"+2AA-")),
+        ("/payouts/po_fuzz1/move/", MULTIPART, multipart(b"status", b"+3/8-")),
+        ("/payments/{pay}/refunds/", FORM.replace("utf-7", "punycode"), b"reason=duplicate"),
+    ],
+)
+@pytest.mark.usefixtures("manager_and_payout")
+def test_a_form_body_a_sender_encodes_is_never_a_500(path, content_type, body):
+    payment = PaymentFactory()
+    client = client_for(staff_with("manage_payout", "view_payout", "refund_payment"))
+    client.raise_request_exception = False
+    before = counts()
+    response = client.post(
+        API + path.format(pay=payment.plugipay_id), body, content_type=content_type
+    )
+    assert response.status_code == 400, (response.status_code, response.content[:200])
+    assert counts() == before
+
+
+def test_a_body_over_djangos_limits_is_a_json_answer(settings):
+    """DATA_UPLOAD_MAX_MEMORY_SIZE and DATA_UPLOAD_MAX_NUMBER_FIELDS still hold through the
+    strict parsers, and are answered in JSON (413, 400), not Django's HTML 400 page."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    payment = PaymentFactory()
+    client = client_for(staff_with("refund_payment"))
+    client.raise_request_exception = False
+    url = f"{API}/payments/{payment.plugipay_id}/refunds/"
+    big = {"reason": "duplicate", "description": "x" * 20_000}
+    response = client.post(url, big, format="json")
+    assert response.status_code == 413 and response.json()["detail"], response.content[:200]
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100_000
+    fields = "&".join(f"k{i}=v" for i in range(1_500))
+    response = client.post(url, fields, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and response.json()["detail"], response.content[:200]
+    assert not Refund.objects.exists()
