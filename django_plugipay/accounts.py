@@ -389,18 +389,28 @@ def learn_plugipay_id(pk: int, plugipay_id: str) -> None:
 def takes_account(func: Callable[..., T]) -> Callable[..., T]:
     """Give a service the ``account=`` keyword: it acts for that account (an Account, an
     alias, an ``acc_…`` id); without it, for the account of the first row passed in (a row
-    carries its own), else for the account acting already, else the default account."""
+    carries its own), else for the account acting already, else the default account. A row
+    of another account than ``account=`` names is refused (``ValueError``)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, account: Any = None, **kwargs: Any) -> T:
+        own = next(
+            (
+                value.__dict__["account_id"]
+                for value in (*args, *kwargs.values())
+                if isinstance(value, models.Model) and value.__dict__.get("account_id")
+            ),
+            None,
+        )
         if account is None:
-            account = next(
-                (
-                    value.__dict__["account_id"]
-                    for value in (*args, *kwargs.values())
-                    if isinstance(value, models.Model) and "account_id" in value.__dict__
-                ),
-                None,
+            account = own
+        elif own is not None and known(account).pk != own:
+            # Another account's row: its pk may name another row in that account's database
+            # (another buyer's payment), and Plugipay knows it under its own account only.
+            raise ValueError(
+                f"{func.__name__}() was given a row of account {known(own).alias!r} with "
+                f"account={known(account).alias!r}: leave account= out (a row acts for its "
+                "own account) or pass a row of that account."
             )
         if account is None and acting.get() is not None:
             return func(*args, **kwargs)

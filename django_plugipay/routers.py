@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models
+from django.conf import settings
+from django.db import models, router
 
 from django_plugipay.context import acting_database
 
@@ -30,13 +31,31 @@ class AccountRouter:
         return getattr(getattr(instance, "_state", None), "db", None)
 
     def db_for_read(self, model: type[models.Model], **hints: Any) -> str | None:
+        if _is_user_model(model) and _ours(hints.get("instance")):
+            # a row's user (a customer's, a refund's requester): where the project keeps its
+            # users, not in the account's database the row was read from
+            return router.db_for_read(model)
         return self._route(model, hints)
 
     def db_for_write(self, model: type[models.Model], **hints: Any) -> str | None:
         return self._route(model, hints)
 
     def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool | None:
-        """An account row (kept in every account database) may be related to any row."""
+        """An account row (kept in every account database) may be related to any row, and a
+        row of the app to a user of the project (its user foreign keys have no constraint)."""
         names = {obj1._meta.model_name, obj2._meta.model_name}
         labels = {obj1._meta.app_label, obj2._meta.app_label}
-        return True if labels == {APP_LABEL} and "account" in names else None
+        if labels == {APP_LABEL} and "account" in names:
+            return True
+        if (_ours(obj1) and _is_user_model(obj2)) or (_ours(obj2) and _is_user_model(obj1)):
+            return True
+        return None
+
+
+def _ours(instance: Any) -> bool:
+    return isinstance(instance, models.Model) and instance._meta.app_label == APP_LABEL
+
+
+def _is_user_model(model: Any) -> bool:
+    """Is ``model`` (a model, or an instance: a request's lazy user too) the user model?"""
+    return model._meta.label_lower == settings.AUTH_USER_MODEL.lower()

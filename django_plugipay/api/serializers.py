@@ -137,24 +137,17 @@ class CheckoutSessionSerializer(MoneyMixin, serializers.ModelSerializer):
         return payment.plugipay_id if payment else None
 
 
-class CheckoutRequestSerializer(serializers.Serializer):
-    """What a frontend may send; the project's API_CHECKOUT_PARAMS callable decides the rest."""
+class WholeNumber(serializers.IntegerField):
+    """A whole number: a JSON integer, or a string of digits. DRF's integer field also reads
+    ``"250.000"`` as 250 and ``"1_000"`` as 1000; a client that writes its locale's grouping
+    means another number, so such text is refused. A field a form sends empty is refused too
+    (DRF would take it as not sent, and use the default)."""
 
-    reference = serializers.CharField(
-        max_length=255, help_text="What is being bought, e.g. an order id."
-    )
-    quantity = serializers.IntegerField(min_value=1, default=1)
-    metadata = serializers.DictField(  # the values are checked as sent: strings only
-        required=False,
-        default=dict,
-        validators=[validate_metadata],
-    )
-
-
-class MinorUnits(serializers.IntegerField):
-    """An amount in minor units: a JSON integer, or a string of digits. DRF's integer field
-    also reads ``"250.000"`` as 250 and ``"1_000"`` as 1000; a client that writes its
-    locale's grouping means another amount, so such text is refused."""
+    def get_value(self, dictionary):
+        value = super().get_value(dictionary)
+        if value is serializers.empty and dictionary.get(self.field_name) == "":
+            return ""  # sent empty: invalid, not missing
+        return value
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or (isinstance(data, str) and not _DIGITS.fullmatch(data)):
@@ -164,16 +157,33 @@ class MinorUnits(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class MinorUnits(WholeNumber):
+    """An amount in the currency's minor units (:class:`WholeNumber`)."""
+
+
 _DIGITS = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+class CheckoutRequestSerializer(serializers.Serializer):
+    """What a frontend may send; the project's API_CHECKOUT_PARAMS callable decides the rest."""
+
+    reference = serializers.CharField(
+        max_length=255, help_text="What is being bought, e.g. an order id."
+    )
+    quantity = WholeNumber(min_value=1, default=1)
+    metadata = serializers.DictField(  # the values are checked as sent: strings only
+        required=False,
+        default=dict,
+        validators=[validate_metadata],
+    )
 
 
 class RefundRequestSerializer(serializers.Serializer):
     """A refund request; the view passes the payment as ``context["payment"]``."""
 
-    amount = MinorUnits(
+    amount = MinorUnits(  # null or empty is refused: only leaving it out refunds the rest
         min_value=1,
         required=False,
-        allow_null=True,
         help_text=f"Minor units, at most {MAX_AMOUNT}; omit to refund everything that is left.",
     )
     reason = serializers.ChoiceField(choices=RefundReason.choices)

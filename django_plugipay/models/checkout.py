@@ -147,6 +147,9 @@ class CheckoutSession(MirrorModel):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text=_("The member of staff who confirmed a manual transfer."),
+        # no constraint: an account's rows may be kept in its own database (ACCOUNT_DATABASE),
+        # where the project's users are not
+        db_constraint=False,
     )
     confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
 

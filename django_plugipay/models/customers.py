@@ -28,6 +28,9 @@ class Customer(MirrorModel):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="plugipay_customers",
+        # no constraint: an account's rows may be kept in its own database (ACCOUNT_DATABASE),
+        # where the project's users are not
+        db_constraint=False,
     )
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
 

@@ -60,6 +60,9 @@ class Refund(MirrorModel):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        # no constraint: an account's rows may be kept in its own database (ACCOUNT_DATABASE),
+        # where the project's users are not
+        db_constraint=False,
     )
 
     objects = RefundQuerySet.as_manager()

@@ -43,7 +43,7 @@ from django_plugipay.exceptions import (
     NotRecorded,
     SignatureError,
 )
-from django_plugipay.models import EventSource, EventStatus, WebhookEvent
+from django_plugipay.models import Account, EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import apply as engine
 from django_plugipay.services import deliveries
 from django_plugipay.services._queue import enqueue, enqueue_coalesced, row_args
@@ -773,7 +773,7 @@ def _apply_object(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
     OCCURRED_AT.read(parsed.payload, None)
     spec = spec_for(parsed.resource)
     own = None
-    with accounts.acting_for(row.account_id), lock_scope():
+    with accounts.acting_for(_named_owner(parsed, row)), lock_scope():
         # Fetched objects are applied in the lock order (a customer before its subscription).
         for fetched_spec, obj in sorted(prefetched, key=lambda item: item[0].lock_rank):
             if fetched_spec is spec and obj.get("id") == parsed.object_id:
@@ -796,6 +796,45 @@ def _apply_object(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
             "Django rolls its changes back. Wrap the code that may fail in its own "
             "transaction.atomic() block, then replay the event."
         )
+
+
+def _named_owner(parsed: Event, row: WebhookEvent) -> Any:
+    """The account an event is applied for: its row's, unless (with several accounts) the
+    event names another account by its ``acc_…`` id — one refused when it arrived, signed
+    with this account's secret (say, two accounts' secrets swapped in the settings), and
+    applied again now. Once the named account is configured, the event moves to it when its
+    rows are kept in the same database; otherwise, or while it is not configured, it is
+    refused again (:class:`InvalidObject`), never applied to an account it is not for."""
+    named = parsed.payload.get("accountId") or parsed.payload.get("workspaceId")
+    if not isinstance(named, str) or not named or not accounts.several():
+        return row.account_id
+    stored = accounts.known(row.account_id)
+    if stored.plugipay_id == named:
+        return row.account_id
+    try:
+        owner = accounts.known(named)
+    except Account.DoesNotExist:
+        owner = None
+    if owner is None and stored.plugipay_id is None:
+        return row.account_id  # an account whose id is not known yet: its own (see _owner)
+    if owner is not None and owner.pk == stored.pk:
+        return row.account_id
+    if owner is None or accounts.database_of(owner.alias) != accounts.database_of(stored.alias):
+        raise InvalidObject(
+            f"The event is for Plugipay account {named[:64]}, not account {stored.alias!r} "
+            f"whose webhook secret signed it. Configure that account in PLUGIPAY['ACCOUNTS'] "
+            "with its own WEBHOOK_SECRETS"
+            + (
+                "; its rows are in another database, so dismiss this event there: Plugipay "
+                "delivers it again, signed with that account's secret."
+                if owner is not None
+                else ", then replay the event."
+            ),
+            code="unknown_account",
+        )
+    WebhookEvent.objects.filter(pk=row.pk).update(account_id=owner.pk)
+    row.account_id = owner.pk
+    return owner.pk
 
 
 def handled(parsed: Event) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay import accounts, services
@@ -80,10 +81,12 @@ class Command(BaseCommand):
                         self._money()
                     else:
                         unsent += self._reconcile(start, dry_run, options.get("verbosity", 1))
-            except PlugipayError as exc:
+            except (PlugipayError, DatabaseError) as exc:
+                # one account's failure (Plugipay, or its database away) does not stop the rest
+                what = "Plugipay" if isinstance(exc, PlugipayError) else "Its database"
                 if len(aliases) == 1:
-                    raise CommandError(f"Plugipay could not be reached: {exc}") from exc
-                self.stderr.write(f"{self.prefix}Plugipay could not be reached: {exc}")
+                    raise CommandError(f"{what} could not be reached: {exc}") from exc
+                self.stderr.write(f"{self.prefix}{what} could not be reached: {exc}")
                 failed.append(alias)
         if failed:
             raise CommandError(f"Not synced: accounts {', '.join(failed)}.")
