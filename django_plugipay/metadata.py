@@ -16,7 +16,8 @@ MAX_PAIRS = 50
 def validate_metadata(metadata: Any) -> None:
     """Raise ``ValidationError`` (code ``metadata``, ``params["key"]`` naming the key) unless
     ``metadata`` is a dict of at most 50 string keys and string values within the length limits
-    (``METADATA_KEY_MAX_LENGTH``, ``METADATA_VALUE_MAX_LENGTH``). None is allowed."""
+    (``METADATA_KEY_MAX_LENGTH``, ``METADATA_VALUE_MAX_LENGTH``), without NUL characters.
+    None is allowed."""
     if metadata is None:
         return
     if not isinstance(metadata, dict):
@@ -42,6 +43,8 @@ def validate_metadata(metadata: Any) -> None:
             message = _("Metadata value of %(key)r must be a string, not %(type)s.")
         elif len(value) > value_max:
             message = _("Metadata value of %(key)r is longer than %(max)d characters.")
+        elif "\x00" in key or "\x00" in value:  # no PostgreSQL text column holds one
+            message = _("Metadata key %(key)r or its value holds a NUL character.")
         else:
             continue
         limit = key_max if isinstance(key, str) and len(key) > key_max else value_max

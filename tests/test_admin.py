@@ -263,6 +263,17 @@ def test_metadata_search(client):
     # the payments list finds the order's payment by its session's metadata
     payments = client.get(f"{CHANGELIST}?q=order:1042")
     assert [p.pk for p in payments.context["cl"].result_list] == [session.payments.get().pk]
+    # stray spaces around the colon, and the refunds list by the order of their payment
+    refund = RefundFactory(payment=session.payments.get())
+    RefundFactory(payment=other.payments.get())
+    for term in ("order: 1042", " order:1042 ", "order :1042"):
+        found = client.get(CHANGELIST, {"q": term}).context["cl"].result_list
+        assert [p.pk for p in found] == [session.payments.get().pk], term
+    refunds = client.get("/admin/django_plugipay/refund/", {"q": "order:1042"})
+    assert [r.pk for r in refunds.context["cl"].result_list] == [refund.pk]
+    email = session.payments.get().customer.email
+    refunds = client.get("/admin/django_plugipay/refund/", {"q": email})
+    assert [r.pk for r in refunds.context["cl"].result_list] == [refund.pk]
 
 
 @pytest.mark.django_db

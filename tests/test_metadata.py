@@ -105,3 +105,19 @@ def test_the_api_answers_400_naming_the_key(settings):
     )
     assert response.status_code == 400
     assert "'gift'" in response.json()["metadata"][0]
+
+
+@pytest.mark.parametrize("metadata", [{"order": "1\x00"}, {"or\x00der": "1"}])
+def test_a_nul_character_is_refused_before_calling_plugipay(metadata, plugipay_sandbox):
+    """No PostgreSQL text column holds one: refused before the session exists at Plugipay,
+    not when its local copy is saved (a 500 then, the session made)."""
+    with pytest.raises(ValidationError) as caught:
+        services.create_checkout_session(
+            amount=10_000,
+            currency="IDR",
+            success_url="https://shop.test/ok",
+            cancel_url="https://shop.test/cancel",
+            metadata=metadata,
+        )
+    assert "NUL" in caught.value.messages[0]
+    assert plugipay_sandbox.state()["sessions"] == []

@@ -298,7 +298,13 @@ class RefundAdmin(ActivityMixin, MirrorAdmin):
     ]
     list_filter = ["status", "reason", "mode", "created_at"]
     list_select_related = ["payment", "requested_by"]
-    search_fields = ["plugipay_id", "payment__plugipay_id", "idempotency_key"]
+    search_fields = [
+        "plugipay_id",
+        "payment__plugipay_id",
+        "payment__customer__email",
+        "idempotency_key",
+    ]
+    metadata_field = "payment__checkout_session__metadata"  # ``order:1042``: its refunds
     date_hierarchy = "created_at"
     actions = [resync]
     inlines = [ObjectDeliveryInline]

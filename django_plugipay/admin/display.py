@@ -258,6 +258,7 @@ class MirrorAdmin(Viewing, MirrorDisplay, admin.ModelAdmin):
         the key is called — ``contains`` or ``a__b`` are keys here, not lookups); anything
         else the search fields."""
         key, sep, value = search_term.partition(":")
+        key, value = key.strip(), value.strip()  # ``order: 77`` as ``order:77``
         field = self.metadata_field or ("metadata" if hasattr(self.model, "metadata") else None)
         if sep and key and value and " " not in key and field is not None:
             text = _MetadataText(field, key)  # compared as text

@@ -18,7 +18,9 @@ def fulfil_order(sender, instance, event, **kwargs):
     order_id = order_id_of(instance)
     if order_id is None:
         return
-    order = Order.objects.select_for_update().get(pk=order_id)
+    order = Order.objects.select_for_update().filter(pk=order_id).first()
+    if order is None:  # deleted meanwhile: the payment is recorded all the same
+        return
     order.mark_paid()  # commits, or rolls back, with the payment itself
 
 
@@ -28,7 +30,9 @@ def send_receipt(sender, instance, event, delivery, **kwargs):
     order_id = order_id_of(instance)
     if order_id is None:
         return
-    order = Order.objects.select_related("user").get(pk=order_id)
+    order = Order.objects.select_related("user").filter(pk=order_id).first()
+    if order is None:
+        return
     send_mail(
         f"Receipt for order #{order.pk}",
         f"Thank you! We received IDR {order.amount:,} for {order.item}.",
