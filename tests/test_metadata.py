@@ -12,6 +12,17 @@ from django_plugipay.models import Customer
 FIFTY = {f"key{i}": f"value {i}" for i in range(50)}
 LONG_KEY = "k" * 41
 
+
+def checkout(metadata):
+    return services.create_checkout_session(
+        amount=10_000,
+        currency="IDR",
+        success_url="https://shop.test/ok",
+        cancel_url="https://shop.test/cancel",
+        metadata=metadata,
+    )
+
+
 BAD = {
     "51 pairs": ({**FIFTY, "key50": "one too many"}, None, "metadata"),
     "a non-string value": ({"order": 1042}, "order", "metadata.order"),
@@ -31,13 +42,7 @@ def test_bad_metadata_is_refused_before_calling_plugipay(name, plugipay_sandbox)
     else:
         assert "50" in caught.value.messages[0]
     with pytest.raises(ValidationError):
-        services.create_checkout_session(
-            amount=10_000,
-            currency="IDR",
-            success_url="https://shop.test/ok",
-            cancel_url="https://shop.test/cancel",
-            metadata=metadata,
-        )
+        checkout(metadata)
     assert plugipay_sandbox.state()["customers"] == []  # nothing was sent
     assert plugipay_sandbox.state()["sessions"] == []
 
@@ -112,12 +117,6 @@ def test_a_nul_character_is_refused_before_calling_plugipay(metadata, plugipay_s
     """No PostgreSQL text column holds one: refused before the session exists at Plugipay,
     not when its local copy is saved (a 500 then, the session made)."""
     with pytest.raises(ValidationError) as caught:
-        services.create_checkout_session(
-            amount=10_000,
-            currency="IDR",
-            success_url="https://shop.test/ok",
-            cancel_url="https://shop.test/cancel",
-            metadata=metadata,
-        )
+        checkout(metadata)
     assert "NUL" in caught.value.messages[0]
     assert plugipay_sandbox.state()["sessions"] == []
