@@ -134,10 +134,50 @@ def test_a_url_under_the_api_that_names_no_endpoint_is_a_json_404(method, path):
         assert response.json()["detail"]
 
 
-def test_a_slashless_url_is_still_sent_to_its_endpoint():
-    """APPEND_SLASH redirects ``payments`` to ``payments/``, as before the JSON 404s."""
-    response = buyer_client().get(API + "/payments")
-    assert response.status_code == 301 and response["Location"].endswith("/payments/")
+def test_a_slashless_url_is_sent_to_its_endpoint_or_told_it(settings):
+    """A GET is redirected to the endpoint's URL (as APPEND_SLASH does); a POST, whose body a
+    redirect would lose (and which APPEND_SLASH makes an HTML error under DEBUG), is a JSON
+    404 naming the URL to send it to."""
+    settings.DEBUG = True
+    client = buyer_client()
+    response = client.get(API + "/payments", {"page_size": 5})
+    assert response.status_code == 301
+    assert response["Location"].endswith("/payments/?page_size=5")
+    response = client.post(API + "/checkout-sessions", {"reference": "kopi"}, format="json")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert "/plugipay/api/checkout-sessions/" in response.json()["detail"]
+    assert client.get(API + "/nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "indonesian"),
+    [
+        ("get", "/payments/?cursor=zz", 404, "Kursor tidak valid"),
+        ("get", "/payments/pay_nope/", 404, "Data tidak ditemukan."),
+        ("get", "/checkout-sessions/cs_nope/", 404, "Data tidak ditemukan."),
+        ("delete", "/payments/", 405, 'Metode "DELETE" tidak diizinkan.'),
+    ],
+)
+def test_the_apis_errors_speak_the_active_language(method, path, status, indonesian):
+    """DRF's own Indonesian leaves these in English; Django's 404 names the model class."""
+    client = buyer_client()
+    with translation.override("id"):
+        response = getattr(client, method)(API + path)
+    assert response.status_code == status and response.json()["detail"] == indonesian
+
+
+def test_a_json_parse_error_speaks_the_active_language():
+    from tests.test_api import client_for, staff_with
+
+    payment = PaymentFactory()
+    with translation.override("id"):
+        response = client_for(staff_with("refund_payment")).post(
+            f"{API}/payments/{payment.plugipay_id}/refunds/",
+            b'{"reason": ',
+            content_type="application/json",
+        )
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Kesalahan penguraian - isi permintaan bukan")
 
 
 def test_the_json_404_speaks_the_active_language():

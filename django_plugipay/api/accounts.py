@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import Http404
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework import status
@@ -47,6 +49,14 @@ class _Strict:
             parsed = super().parse(stream, media_type, parser_context)  # type: ignore[misc]
         except RecursionError as exc:
             raise ParseError(_("Parse error - the body is nested too deeply.")) from exc
+        except ParseError as exc:  # DRF's JSON parser says so in English alone
+            detail = str(exc.detail)
+            if not detail.startswith("JSON parse error - "):
+                raise
+            raise ParseError(
+                _("Parse error - the body is not valid JSON: %(detail)s")
+                % {"detail": detail.removeprefix("JSON parse error - ")}
+            ) from exc
         except UnicodeError as exc:
             raise ParseError(_("Parse error - the body cannot be read in its charset.")) from exc
         if not _encodable(getattr(parsed, "data", parsed)):
@@ -59,6 +69,10 @@ def strict(parser_class: type) -> type:
     """``parser_class`` made strict (:class:`_Strict`), still a subclass of it: DRF reads a
     JSON or form body within ``DATA_UPLOAD_MAX_MEMORY_SIZE`` only for those parsers."""
     return type(f"Strict{parser_class.__name__}", (_Strict, parser_class), {})
+
+
+#: Django's ``get_object_or_404`` message, English only, naming the model class
+_NO_MATCH = re.compile(r"No \w+ matches the given query\.")
 
 
 class BodyTooLarge(APIException):
@@ -93,7 +107,9 @@ class ForRequestAccount:
     def handle_exception(self, exc: Exception) -> Any:
         """A body over Django's limits is a JSON 413 (too large) or 400 (too many fields), as
         the API's other errors are, not Django's HTML 400 page."""
-        if isinstance(exc, RequestDataTooBig):
+        if isinstance(exc, Http404) and _NO_MATCH.fullmatch(str(exc)):
+            exc = NotFound()  # DRF's "Not found.", translated, not Django's English naming a model
+        elif isinstance(exc, RequestDataTooBig):
             exc = BodyTooLarge()
         elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
             exc = ParseError(_("The request body has more fields than this site accepts."))

@@ -42,7 +42,6 @@ urlpatterns = [
     path("receipts/", money.ReceiptList.as_view(), name="receipt-list"),
     path("receipts/<str:id>/", money.ReceiptDetail.as_view(), name="receipt-detail"),
     path("schema/", SpectacularAPIView.as_view(urlconf="django_plugipay.api.urls"), name="schema"),
-    # last: any other URL ending in a slash (a slashless one is redirected to it by
-    # APPEND_SLASH, as for the endpoints) is a JSON 404
-    re_path(r"^(?:.*/)?$", views.NoSuchEndpoint.as_view()),
+    # last: any other URL is a JSON 404 (an endpoint's without its slash: see the view)
+    re_path(r"^.*$", views.NoSuchEndpoint.as_view()),
 ]

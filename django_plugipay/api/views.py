@@ -9,7 +9,8 @@ import hashlib
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from django.http import Http404
+from django.http import Http404, HttpResponsePermanentRedirect
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -55,13 +56,41 @@ class UpstreamError(APIException):
 
 class NoSuchEndpoint(APIView):
     """Any other URL under the API: a JSON 404 for every method and every client, as the API's
-    own 404s are (not the project's HTML page, which a frontend cannot read)."""
+    own 404s are (not the project's HTML page, which a frontend cannot read). An endpoint's
+    URL without its trailing slash is redirected to it for a GET (as ``APPEND_SLASH`` does);
+    any other method is told the URL to send it to (a redirect would lose its body, and
+    ``APPEND_SLASH`` makes a POST an error page under ``DEBUG``)."""
 
     authentication_classes: list = []
     permission_classes: list = []
 
+    def dispatch(self, request, *args, **kwargs):
+        target = _with_slash(request)
+        if target is not None and request.method in ("GET", "HEAD"):
+            return HttpResponsePermanentRedirect(target)
+        return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request, *args, **kwargs):
+        target = _with_slash(request)
+        if target is not None:
+            raise NotFound(
+                _("API URLs end with a slash: send this request to %(url)s.") % {"url": target}
+            )
         raise NotFound(_("No API endpoint has this URL."))
+
+
+def _with_slash(request) -> str | None:
+    """The endpoint's URL this request's lacks only the trailing slash of, or None."""
+    path = request.path_info
+    if not settings.APPEND_SLASH or path.endswith("/"):
+        return None
+    try:
+        match = resolve(path + "/", getattr(request, "urlconf", None))
+    except Resolver404:
+        return None
+    if getattr(match.func, "view_class", None) is NoSuchEndpoint:
+        return None
+    return request.get_full_path(force_append_slash=True)
 
 
 class NewestFirst(CursorPagination):
