@@ -242,6 +242,9 @@ def test_cancel_at_period_end_through_the_api(plugipay_sandbox):
     assert response.json()["cancel_at"] is not None
     subscription.refresh_from_db()
     assert subscription.cancel_at is not None and subscription.status == "trialing"
+    # a second click, or a retry: the same answer, nothing sent again
+    again = api(buyer).post(f"{API}/subscriptions/{subscription.plugipay_id}/cancel/")
+    assert again.status_code == 200 and again.json() == response.json()
 
 
 @pytest.mark.parametrize(

@@ -131,3 +131,24 @@ def test_a_request_while_the_first_with_its_key_awaits_plugipay_is_a_409_to_retr
         f"{API}/payouts/", {"amount": 10_000}, format="json", **headers
     )
     assert answered.status_code == 200 and answered.json()["id"] == "po_answered"
+
+
+def test_a_payout_without_a_saved_bank_account_is_refused_in_the_clerks_language(
+    plugipay_sandbox,
+):
+    """Plugipay's refusal names its own fields and endpoints, in English: the API says what a
+    client of this API can do, in the request's language."""
+    from django.utils import translation
+
+    plugipay_sandbox.paid_payment(amount=300_000)  # no bank account saved
+    with translation.override("id"):
+        response = client_for(staff_with("manage_payout")).post(
+            f"{API}/payouts/", {"amount": 1000}, format="json"
+        )
+    assert response.status_code == 400
+    assert response.json() == {
+        "non_field_errors": [
+            "Belum ada rekening bank tersimpan di Plugipay: tambahkan dulu di dasbor Plugipay."
+        ]
+    }
+    assert not Payout.objects.exists()

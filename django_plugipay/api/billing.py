@@ -20,6 +20,7 @@ from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import Invoice, Price, Subscription
 from django_plugipay.money import format_amount
 from django_plugipay.permissions import visible
+from django_plugipay.specs import status_group
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
@@ -186,6 +187,11 @@ class SubscriptionCancel(ForRequestAccount, generics.GenericAPIView):
     def post(self, request, id: str):
         rows = Subscription.objects.select_related("customer", "plan", "price")
         subscription = generics.get_object_or_404(rows.for_user(request.user), plugipay_id=id)
+        if subscription.cancel_at is not None or subscription.status not in status_group(
+            Subscription, "live"
+        ):
+            # canceled already (a second click, a retry): the same answer, nothing sent
+            return Response(SubscriptionSerializer(subscription).data)
         try:
             subscription = services.cancel_subscription(
                 subscription=subscription, at="period_end", reason="user_request"

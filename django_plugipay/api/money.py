@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -126,9 +127,28 @@ def _refused(exc: PlugipayError):
         return Conflict(exc.message)
     if isinstance(exc, PayoutError) and exc.code == "idempotency_mismatch":
         return Conflict(exc.message)
-    if isinstance(exc, (APIError, PayoutError)):
-        return ValidationError({getattr(exc, "field", None) or "non_field_errors": [exc.message]})
-    return UpstreamError()
+    if not isinstance(exc, (APIError, PayoutError)):
+        return UpstreamError()
+    if exc.field in BANK_FIELDS:  # Plugipay has no bank account saved to pay out to
+        message = _(
+            "No bank account is saved at Plugipay: add one in the Plugipay dashboard first."
+        )
+        return ValidationError({"non_field_errors": [message]})
+    if exc.status is not None:  # Plugipay's refusal: its message is a developer's, in English
+        message = _("Plugipay refused the payout: %(reason)s") % {"reason": exc.message}
+        return ValidationError({exc.field or "non_field_errors": [message]})
+    return ValidationError({exc.field or "non_field_errors": [exc.message]})  # this app's own
+
+
+#: the fields of a payout's bank account, as Plugipay names one it misses (both spellings)
+BANK_FIELDS = {
+    "bankCode",
+    "bankName",
+    "accountNumber",
+    "accountHolder",
+    "bankAccountNumber",
+    "bankAccountHolder",
+}
 
 
 class PayoutList(ForRequestAccount, generics.ListCreateAPIView):
