@@ -4,6 +4,7 @@ import pytest
 from django.utils import translation
 
 from django_plugipay.models import Refund
+from tests.factories import PaymentFactory
 from tests.test_admin import CHANGELIST, staff
 from tests.test_tasks_mode import DOWN_BROKER
 
@@ -53,6 +54,20 @@ def test_several_selected_payments_are_refunded_in_full_without_an_amount(plugip
         CHANGELIST, {**ACTION, "_selected_action": [p.pk for p in payments]}
     ).content.decode()
     assert 'name="amount"' not in confirm and "refunded in full" in confirm
+
+
+def test_a_failed_payment_selected_shows_nothing_remaining_as_the_list_does(
+    plugipay_sandbox, client
+):
+    paid = plugipay_sandbox.paid_payment(10_000)
+    failed = PaymentFactory(status="failed", amount=95_000)
+    client.force_login(staff("refund_payment"))
+    listed = client.get(CHANGELIST).content.decode()
+    assert "95,000" in listed  # its amount, not a remainder
+    confirm = client.post(
+        CHANGELIST, {**ACTION, "_selected_action": [paid.pk, failed.pk]}
+    ).content.decode()
+    assert confirm.count("IDR 95,000") == 1, confirm  # the amount column alone
 
 
 @pytest.mark.plugipay_worker  # the project's Celery app, not in-process

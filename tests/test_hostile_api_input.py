@@ -184,3 +184,15 @@ def test_the_json_404_speaks_the_active_language():
     with translation.override("id"):  # as LocaleMiddleware sets it
         response = APIClient().get(API + "/nope/")
     assert response.json()["detail"] == "Tidak ada endpoint API dengan URL ini."
+
+
+def test_the_schemas_paths_resolve_under_its_server():
+    """A client generated from the schema calls the API where the project includes it."""
+    from django.urls import resolve
+
+    schema = buyer_client().get(API + "/schema/", {"format": "json"}).json()
+    [server] = schema["servers"]
+    assert server["url"] == API + "/"
+    for path in schema["paths"]:
+        concrete = server["url"].rstrip("/") + path.replace("{id}", "x1")
+        assert resolve(concrete).func.view_class.__name__ != "NoSuchEndpoint", concrete

@@ -34,6 +34,7 @@ from django_plugipay.models import (
     CheckoutSession,
     Customer,
     Payment,
+    PaymentStatus,
     Refund,
     WebhookEvent,
 )
@@ -243,7 +244,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
 
     @admin.display(description=_("remaining"))
     def remaining_display(self, obj):
-        if obj.status != "succeeded":
+        if obj.status != PaymentStatus.SUCCEEDED:
             return "—"
         return money(obj.remaining_to_refund(), obj.currency)
 

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django_plugipay import permissions, services
 from django_plugipay.admin import tokens
 from django_plugipay.exceptions import RefundError
-from django_plugipay.models import Payment, RefundReason, RefundStatus
+from django_plugipay.models import Payment, PaymentStatus, RefundReason, RefundStatus
 from django_plugipay.money import format_amount, input_value, to_minor
 from django_plugipay.services.refunds import NOT_SUBMITTED, refund_refusal
 
@@ -94,7 +94,11 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
                 "amount": format_amount(payment.amount, payment.currency),
                 "refunded": format_amount(payment.amount_refunded, payment.currency),
                 "pending_display": format_amount(pending, payment.currency),
-                "remaining_display": format_amount(max(remaining, 0), payment.currency),
+                "remaining_display": (  # as the list shows it: nothing to refund unless paid
+                    format_amount(max(remaining, 0), payment.currency)
+                    if payment.status == PaymentStatus.SUCCEEDED
+                    else "—"
+                ),
             }
         )
     refundable = [r for r in rows if not r["refused"]]

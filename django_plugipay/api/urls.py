@@ -1,7 +1,6 @@
 """API URLs: ``path("plugipay/api/", include("django_plugipay.api.urls"))``."""
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView
 
 from django_plugipay.api import billing, money, views
 
@@ -41,7 +40,7 @@ urlpatterns = [
     path("payouts/<str:id>/move/", money.PayoutMove.as_view(), name="payout-move"),
     path("receipts/", money.ReceiptList.as_view(), name="receipt-list"),
     path("receipts/<str:id>/", money.ReceiptDetail.as_view(), name="receipt-detail"),
-    path("schema/", SpectacularAPIView.as_view(urlconf="django_plugipay.api.urls"), name="schema"),
+    path("schema/", views.Schema.as_view(), name="schema"),
     # last: any other URL is a JSON 404 (an endpoint's without its slash: see the view)
     re_path(r"^.*$", views.NoSuchEndpoint.as_view()),
 ]

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
@@ -54,6 +55,7 @@ class UpstreamError(APIException):
     default_detail = gettext_lazy("Plugipay could not be reached; try again shortly.")
 
 
+@extend_schema(exclude=True)  # not an endpoint
 class NoSuchEndpoint(APIView):
     """Any other URL under the API: a JSON 404 for every method and every client, as the API's
     own 404s are (not the project's HTML page, which a frontend cannot read). An endpoint's
@@ -91,6 +93,22 @@ def _with_slash(request) -> str | None:
     if getattr(match.func, "view_class", None) is NoSuchEndpoint:
         return None
     return request.get_full_path(force_append_slash=True)
+
+
+@extend_schema(exclude=True)  # the schema itself
+class Schema(SpectacularAPIView):
+    """The OpenAPI schema of these endpoints. Their paths are relative to where the project
+    includes this API: the ``servers`` entry names that prefix (unless ``SPECTACULAR_SETTINGS``
+    names servers), so a client generated from the schema calls the right URLs."""
+
+    urlconf = "django_plugipay.api.urls"
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        if isinstance(response.data, dict) and not response.data.get("servers"):
+            prefix = request.path.removesuffix("schema/")
+            response.data["servers"] = [{"url": prefix}]
+        return response
 
 
 class NewestFirst(CursorPagination):

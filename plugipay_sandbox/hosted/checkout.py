@@ -252,8 +252,9 @@ def pay(store: Store, request: Request):
         return redirect(f"/c/{session['id']}/3ds")
     if outcome == cards.DECLINED:
         form.pop("number", None)
-        message = (payment or {}).get("failureMessage") or _("Your card was declined.")
-        return render(store, session, form, {}, f"{message} {_('Try another card.')}", status=402)
+        message = (payment or {}).get("failureMessage") or "Your card was declined."
+        alert = f"{_(message)} {_('Try another card.')}"  # the test card's message, translated
+        return render(store, session, form, {}, alert, status=402)
     return redirect(success_target(session))
 
 
@@ -277,7 +278,7 @@ def three_ds_answer(store: Store, request: Request):
     if outcome == cards.SUCCESS:
         return redirect(success_target(session))
     message = (payment or {}).get("failureMessage") or "Authentication failed."
-    return render(store, session, {}, {}, f"{message} {_('Try another card.')}", status=402)
+    return render(store, session, {}, {}, f"{_(message)} {_('Try another card.')}", status=402)
 
 
 @pages.add("POST", "/c/<id>/method")

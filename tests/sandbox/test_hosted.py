@@ -74,3 +74,19 @@ def test_simulate_async_payment(sandbox, session_factory):
     assert "Simulate payment" in page(sandbox, session).text
     response = page(sandbox, session, "/simulate", go="1")
     assert response.status_code == 303 and "session_id=" in response.headers["Location"]
+
+
+def test_a_declined_card_is_explained_in_the_buyers_language(sandbox, session_factory):
+    """The test card's own message is translated with the rest of the page."""
+    session = session_factory()
+    url = f"{sandbox.base_url}/c/{session['id']}"
+    indonesian = {"Accept-Language": "id-ID,id;q=0.9"}
+    card = {"expiry": "12/39", "cvc": "123"}
+    declined = requests.post(
+        f"{url}/pay", data={**card, "number": "4000000000009995"}, headers=indonesian
+    )
+    assert declined.status_code == 402 and "Saldo kartu tidak mencukupi." in declined.text
+    assert "insufficient funds" not in declined.text
+    requests.post(f"{url}/pay", data={**card, "number": "4000002760003184"}, headers=indonesian)
+    failed = requests.post(f"{url}/3ds", data={"action": "fail"}, headers=indonesian)
+    assert failed.status_code == 402 and "Autentikasi 3-D Secure gagal." in failed.text
