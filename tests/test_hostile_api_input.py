@@ -196,3 +196,18 @@ def test_the_schemas_paths_resolve_under_its_server():
     for path in schema["paths"]:
         concrete = server["url"].rstrip("/") + path.replace("{id}", "x1")
         assert resolve(concrete).func.view_class.__name__ != "NoSuchEndpoint", concrete
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ({"status": "bogus"}, "status"),
+        ({"status": "SUCCEEDED"}, "status"),
+        ({"created_after": "zz"}, "created_after"),
+        ({"created_before": "2026-13-01"}, "created_before"),
+    ],
+)
+def test_a_filter_that_is_no_value_is_a_400_naming_it(query, named):
+    """Not an empty page (a status that is none) nor a bare list of messages (a bad time)."""
+    response = buyer_client().get(API + "/payments/", query)
+    assert response.status_code == 400 and list(response.json()) == [named], response.json()

@@ -39,7 +39,7 @@ from django_plugipay.client import header_safe
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import PlugipayError, RefundError
 from django_plugipay.metadata import validate_metadata
-from django_plugipay.models import CheckoutSession, Payment, Refund
+from django_plugipay.models import CheckoutSession, Payment, PaymentStatus, Refund
 from django_plugipay.money import check_amount
 from django_plugipay.permissions import visible
 
@@ -208,7 +208,7 @@ class CheckoutSessionDetail(ForRequestAccount, generics.RetrieveAPIView):
 
 
 PAYMENT_FILTERS = [
-    OpenApiParameter("status", OpenApiTypes.STR, enum=["pending", "succeeded", "failed"]),
+    OpenApiParameter("status", OpenApiTypes.STR, enum=list(PaymentStatus.values)),
     OpenApiParameter("created_after", OpenApiTypes.DATETIME),
     OpenApiParameter("created_before", OpenApiTypes.DATETIME),
 ]
@@ -221,6 +221,15 @@ def visible_payments(user):
     return visible(in_request_account(payments), user)
 
 
+class PaymentFilters(serializers.Serializer):
+    """The payment list's query parameters: a status that is none, or a time that is not one,
+    is a 400 naming the parameter (not an empty page)."""
+
+    status = serializers.ChoiceField(choices=PaymentStatus.choices, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+
 class PaymentList(ForRequestAccount, generics.ListAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = PaymentSerializer
@@ -228,16 +237,15 @@ class PaymentList(ForRequestAccount, generics.ListAPIView):
 
     def get_queryset(self):
         queryset = visible_payments(self.request.user)
-        params = self.request.query_params
-        if params.get("status"):
-            queryset = queryset.filter(status=params["status"])
-        for name, lookup in (
-            ("created_after", "created_at__gte"),
-            ("created_before", "created_at__lt"),
-        ):
-            if params.get(name):
-                value = serializers.DateTimeField().to_internal_value(params[name])
-                queryset = queryset.filter(**{lookup: value})
+        filters = PaymentFilters(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)  # a 400 naming the parameter
+        found = filters.validated_data
+        if found.get("status"):
+            queryset = queryset.filter(status=found["status"])
+        if found.get("created_after"):
+            queryset = queryset.filter(created_at__gte=found["created_after"])
+        if found.get("created_before"):
+            queryset = queryset.filter(created_at__lt=found["created_before"])
         return queryset
 
     @extend_schema(parameters=PAYMENT_FILTERS)
