@@ -450,6 +450,18 @@ def own(queryset: Any) -> Any:
     return queryset.filter(account_id=now.pk)
 
 
+def one_per_database() -> list[Known]:
+    """An account of each database the accounts' rows are kept in (``ACCOUNT_DATABASE``), the
+    default database's first: acting for each in turn reads every database once (a lookup by
+    a Plugipay id, unique across accounts). A single database: the default account alone."""
+    if app_settings.raw("ACCOUNT_DATABASE") is None:
+        return [known()]
+    seen: dict[str | None, Known] = {}
+    for account in every():
+        seen.setdefault(database_of(account.alias), account)
+    return sorted(seen.values(), key=lambda account: database_of(account.alias) is not None)
+
+
 def read_every_account(work: Callable[[], T]) -> list[T]:
     """``work()`` once for every account (:func:`every`), each acting for it (its database,
     its rows: see :func:`own`); return the results — ``[work()]`` alone when an account acts

@@ -190,3 +190,25 @@ def test_plugipay_sync_goes_on_past_an_account_whose_database_is_away(tenancy, m
     with pytest.raises(CommandError, match="Not synced: accounts t"):
         call_command("plugipay_sync")
     assert "u" in reconciled, reconciled
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_a_tenant_database_accounts_receipt_opens_for_staff(merchant_in_tenant_db, client):
+    """The receipt page looks in every database the accounts' rows are kept in."""
+    from django.contrib.auth.models import Permission
+
+    from django_plugipay.models import Receipt
+    from tests.factories import UserFactory
+
+    sandbox, _secret = merchant_in_tenant_db
+    _c, session = shop("merchant")
+    sandbox.pay(session)
+    services.sync_receipts(account="merchant")
+    assert Receipt.objects.using("tenant").exists() and not Receipt.objects.exists()
+    staff = UserFactory(is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_receipt"))
+    client.force_login(staff)
+    for plugipay_id in (session.plugipay_id, Receipt.objects.using("tenant").get().plugipay_id):
+        pdf = client.get(reverse("plugipay:receipt_document", args=[plugipay_id]))
+        assert pdf.status_code == 200, plugipay_id
+        assert b"".join(pdf.streaming_content).startswith(b"%PDF")

@@ -831,7 +831,17 @@ def receipt_for(*, plugipay_id: str, user) -> Receipt | None:
     """The receipt ``user`` may read by its id, or by the id of the checkout session or
     invoice it was issued for (synced first when not mirrored yet); None when there is none
     or it is not theirs (staff who may view receipts read every one, by any of the three ids,
-    without the permission to view sessions or invoices)."""
+    without the permission to view sessions or invoices). Looked for in every database the
+    accounts' rows are kept in (``ACCOUNT_DATABASE``)."""
+    for account in accounts.one_per_database():
+        with accounts.acting_for(account.pk):
+            receipt = _receipt_for(plugipay_id, user)
+        if receipt is not None:
+            return receipt
+    return None
+
+
+def _receipt_for(plugipay_id: str, user) -> Receipt | None:
     receipt = Receipt.objects.filter(plugipay_id=plugipay_id).first()
     if receipt is not None:
         return receipt if permissions.can_read(user, receipt) else None
