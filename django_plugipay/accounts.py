@@ -336,6 +336,12 @@ def known(account: Any = None) -> Known:
     return found
 
 
+def cached(plugipay_id: str) -> Known | None:
+    """The account this process knows by its ``acc_…`` id, or None: no query, no reload (a
+    per-event check must not read the accounts again for an id no account has)."""
+    return _state()["plugipay"].get(plugipay_id)
+
+
 def default_account_pk() -> int:
     """The default account's pk (read once per process)."""
     return _default().pk
@@ -398,7 +404,9 @@ def takes_account(func: Callable[..., T]) -> Callable[..., T]:
             (
                 value.__dict__["account_id"]
                 for value in (*args, *kwargs.values())
-                if isinstance(value, models.Model) and value.__dict__.get("account_id")
+                if isinstance(value, models.Model)
+                and value._meta.app_label == "django_plugipay"  # a project's model may have one
+                and value.__dict__.get("account_id")
             ),
             None,
         )

@@ -373,3 +373,26 @@ def test_links_go_only_to_pages_the_staff_member_may_open(client):
     page = client.get(payment_url).content.decode()
     assert f'href="{session_url}"' in page
     assert "/admin/django_plugipay/webhookevent/" in page
+
+
+@pytest.mark.django_db
+def test_context_added_after_the_admin_view_reaches_the_page():
+    """The app's admin views return their TemplateResponse unrendered (Django's pattern: a
+    subclass, or a template response middleware, may still add to it)."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from django_plugipay.admin import PaymentAdmin
+    from django_plugipay.models import Payment
+
+    class ProjectPaymentAdmin(PaymentAdmin):
+        def changelist_view(self, request, extra_context=None):
+            response = super().changelist_view(request, extra_context)
+            response.context_data["title"] = "Totals added by the project"
+            return response
+
+    request = RequestFactory().get("/admin/django_plugipay/payment/")
+    request.user = UserFactory(is_staff=True, is_superuser=True)
+    response = ProjectPaymentAdmin(Payment, admin.site).changelist_view(request)
+    response.render()  # what Django's handler does after the view and template middleware
+    assert "Totals added by the project" in response.content.decode()

@@ -1,6 +1,7 @@
 """What an API client sends never makes a 5xx: NUL characters, times out of range."""
 
 import pytest
+from django.test import override_settings
 from django.utils import translation
 
 pytest.importorskip("rest_framework")
@@ -123,7 +124,14 @@ def test_a_service_call_with_any_key_sends_one_the_header_carries_the_same_each_
 
 @pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
 @pytest.mark.parametrize(
-    "path", ["/", "/nope/", "/payments/pay_1/nope/", "/payouts/po_1/move/again/", "/%E2%80%A8/"]
+    "path",
+    [
+        "/payments/pay_1/nope/",
+        "/payouts/po_1/move/again/",
+        "/refunds/",
+        "/receipts/rct_1/%E2%80%A8/",
+        "/schema/v2/",
+    ],
 )
 def test_a_url_under_the_api_that_names_no_endpoint_is_a_json_404(method, path):
     """A frontend reads JSON: not the project's HTML 404 page, for anyone (signed in or not)."""
@@ -146,7 +154,7 @@ def test_a_slashless_url_is_sent_to_its_endpoint_or_told_it(settings):
     response = client.post(API + "/checkout-sessions", {"reference": "kopi"}, format="json")
     assert response.status_code == 404 and response["Content-Type"] == "application/json"
     assert "/plugipay/api/checkout-sessions/" in response.json()["detail"]
-    assert client.get(API + "/nope").status_code == 404
+    assert client.get(API + "/payments/pay_1/nope").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -182,7 +190,7 @@ def test_a_json_parse_error_speaks_the_active_language():
 
 def test_the_json_404_speaks_the_active_language():
     with translation.override("id"):  # as LocaleMiddleware sets it
-        response = APIClient().get(API + "/nope/")
+        response = APIClient().get(API + "/payments/pay_1/nope/")
     assert response.json()["detail"] == "Tidak ada endpoint API dengan URL ini."
 
 
@@ -211,3 +219,29 @@ def test_a_filter_that_is_no_value_is_a_400_naming_it(query, named):
     """Not an empty page (a status that is none) nor a bare list of messages (a bad time)."""
     response = buyer_client().get(API + "/payments/", query)
     assert response.status_code == 400 and list(response.json()) == [named], response.json()
+
+
+@pytest.mark.django_db
+@override_settings(ROOT_URLCONF="tests.urls_shared_api_prefix")
+def test_the_projects_own_endpoint_under_the_apis_prefix_still_answers(client):
+    """A project mounting the API under its own ``api/`` keeps its endpoints there: the API
+    answers its JSON 404 for URLs of its own resources only."""
+    response = client.get("/api/orders/")
+    assert response.status_code == 200, (response.status_code, response.content[:120])
+    assert client.get("/api/payments/pay_1/nope/")["Content-Type"] == "application/json"
+
+
+def test_an_idempotency_key_holding_a_nul_is_not_a_5xx(plugipay_sandbox):
+    """PostgreSQL refuses a NUL in a text comparison: the key is digested, never compared."""
+    from tests.test_api import client_for, staff_with
+
+    payment = plugipay_sandbox.paid_payment(amount=100_000)
+    client = client_for(staff_with("refund_payment"))
+    client.raise_request_exception = False
+    response = client.post(
+        f"{API}/payments/{payment.plugipay_id}/refunds/",
+        {"amount": 1000, "reason": "duplicate"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k\x00",
+    )
+    assert response.status_code == 201, response.status_code

@@ -93,22 +93,34 @@ def admin_link(obj, label: str | None = None) -> str:
 
 
 class Viewing:
-    """Admin views render with the request known to :func:`admin_link` (rendered before they
-    return: a ``TemplateResponse`` renders later, outside the view)."""
+    """Admin views render with the request known to :func:`admin_link`, whenever they render
+    (a ``TemplateResponse`` renders after the view returns, once a subclass or a template
+    response middleware has had its say)."""
 
     def changelist_view(self, request, extra_context=None):
-        return self._rendered(request, super().changelist_view, request, extra_context)
+        return self._viewing(request, super().changelist_view(request, extra_context))
 
     def changeform_view(self, request, *args, **kwargs):
-        return self._rendered(request, super().changeform_view, request, *args, **kwargs)
+        return self._viewing(request, super().changeform_view(request, *args, **kwargs))
 
-    def _rendered(self, request, view, *args, **kwargs):
-        token = _viewing.set((request, self.admin_site))
+    def _viewing(self, request, response):
+        if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
+            resolve = response.resolve_template
+            viewing = (request, self.admin_site)
+            response.resolve_template = lambda names: _ViewingTemplate(resolve(names), viewing)
+        return response
+
+
+class _ViewingTemplate:
+    """A template rendering with ``viewing`` known to :func:`admin_link`."""
+
+    def __init__(self, template, viewing) -> None:
+        self.template, self.viewing = template, viewing
+
+    def render(self, context=None, request=None):
+        token = _viewing.set(self.viewing)
         try:
-            response = view(*args, **kwargs)
-            if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
-                response.render()
-            return response
+            return self.template.render(context, request)
         finally:
             _viewing.reset(token)
 

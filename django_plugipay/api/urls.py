@@ -6,6 +6,19 @@ from django_plugipay.api import billing, money, views
 
 app_name = "plugipay-api"
 
+#: the first segment of every endpoint's URL
+RESOURCES = (
+    "checkout-sessions",
+    "payments",
+    "refunds",
+    "subscriptions",
+    "invoices",
+    "portal-sessions",
+    "payouts",
+    "receipts",
+    "schema",
+)
+
 urlpatterns = [
     path("checkout-sessions/", views.CheckoutSessionCreate.as_view(), name="checkout-session-list"),
     path(
@@ -41,6 +54,7 @@ urlpatterns = [
     path("receipts/", money.ReceiptList.as_view(), name="receipt-list"),
     path("receipts/<str:id>/", money.ReceiptDetail.as_view(), name="receipt-detail"),
     path("schema/", views.Schema.as_view(), name="schema"),
-    # last: any other URL is a JSON 404 (an endpoint's without its slash: see the view)
-    re_path(r"^.*$", views.NoSuchEndpoint.as_view()),
+    # last: any other URL of these resources is a JSON 404 (an endpoint's without its slash:
+    # see the view); other URLs under the prefix stay the project's own
+    re_path(rf"^(?:{'|'.join(RESOURCES)})(?:/.*)?$", views.NoSuchEndpoint.as_view()),
 ]

@@ -332,6 +332,10 @@ def idempotency_key(user, header: str | None, made: QuerySet) -> str | None:
     readable = f"api_{user.pk}_{header}"
     if header_safe(readable, limit=64):
         return readable
-    if len(readable) <= 64 and made.filter(idempotency_key=readable).exists():
+    if (
+        len(readable) <= 64
+        and "\x00" not in readable
+        and made.filter(idempotency_key=readable).exists()
+    ):
         return readable  # sent to Plugipay as a digest of it (client.header_key)
     return "api_" + hashlib.sha256(f"{user.pk}\n{header}".encode()).hexdigest()[:60]

@@ -43,7 +43,7 @@ from django_plugipay.exceptions import (
     NotRecorded,
     SignatureError,
 )
-from django_plugipay.models import Account, EventSource, EventStatus, WebhookEvent
+from django_plugipay.models import EventSource, EventStatus, WebhookEvent
 from django_plugipay.services import apply as engine
 from django_plugipay.services import deliveries
 from django_plugipay.services._queue import enqueue, enqueue_coalesced, row_args
@@ -303,7 +303,7 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
             raise
         if event.status in DONE:
             return event, False
-        return apply_event(event=event), True
+        return apply_event(event=_owned_by_deliverer(event, parsed, source)), True
     except Exception as exc:
         _record_failure_or_raise(parsed, source, exc)
         _log_failure(parsed.id, parsed.kind, exc)
@@ -799,42 +799,57 @@ def _apply_object(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
 
 
 def _named_owner(parsed: Event, row: WebhookEvent) -> Any:
-    """The account an event is applied for: its row's, unless (with several accounts) the
-    event names another account by its ``acc_…`` id — one refused when it arrived, signed
-    with this account's secret (say, two accounts' secrets swapped in the settings), and
-    applied again now. Once the named account is configured, the event moves to it when its
-    rows are kept in the same database; otherwise, or while it is not configured, it is
-    refused again (:class:`InvalidObject`), never applied to an account it is not for."""
-    named = parsed.payload.get("accountId") or parsed.payload.get("workspaceId")
-    if not isinstance(named, str) or not named or not accounts.several():
+    """The account an event is applied for: its row's. With ``ACCOUNTS`` configured, an event
+    naming another account by its ``acc_…`` id — one refused when it arrived, signed with this
+    account's secret (two accounts' secrets swapped in the settings, or a secret misused) —
+    is refused again (:class:`InvalidObject`) when applied again: never applied for the
+    account whose secret signed it, nor for the one it names on the strength of that
+    signature. A delivery signed with the named account's secret applies it
+    (:func:`_owned_by_deliverer`)."""
+    named = _named_account(parsed.payload)
+    if named is None or not app_settings.many_accounts:
         return row.account_id
     stored = accounts.known(row.account_id)
     if stored.plugipay_id == named:
         return row.account_id
-    try:
-        owner = accounts.known(named)
-    except Account.DoesNotExist:
-        owner = None
-    if owner is None and stored.plugipay_id is None:
+    other = accounts.cached(named)
+    if stored.plugipay_id is None and (other is None or other.pk == stored.pk):
         return row.account_id  # an account whose id is not known yet: its own (see _owner)
-    if owner is not None and owner.pk == stored.pk:
-        return row.account_id
-    if owner is None or accounts.database_of(owner.alias) != accounts.database_of(stored.alias):
-        raise InvalidObject(
-            f"The event is for Plugipay account {named[:64]}, not account {stored.alias!r} "
-            f"whose webhook secret signed it. Configure that account in PLUGIPAY['ACCOUNTS'] "
-            "with its own WEBHOOK_SECRETS"
-            + (
-                "; its rows are in another database, so dismiss this event there: Plugipay "
-                "delivers it again, signed with that account's secret."
-                if owner is not None
-                else ", then replay the event."
-            ),
-            code="unknown_account",
-        )
-    WebhookEvent.objects.filter(pk=row.pk).update(account_id=owner.pk)
-    row.account_id = owner.pk
-    return owner.pk
+    raise InvalidObject(
+        f"The event is for Plugipay account {named[:64]}, not account {stored.alias!r} whose "
+        "webhook secret signed it, so it is not applied. Configure that account in "
+        "PLUGIPAY['ACCOUNTS'] with its own WEBHOOK_SECRETS: Plugipay's next delivery of the "
+        "event, signed with its secret, applies it.",
+        code="unknown_account",
+    )
+
+
+def _named_account(payload: Mapping[str, Any]) -> str | None:
+    named = payload.get("accountId") or payload.get("workspaceId")
+    return named if isinstance(named, str) and named else None
+
+
+def _owned_by_deliverer(event: WebhookEvent, parsed: Event, source: str) -> WebhookEvent:
+    """A recorded event not applied yet, delivered again for the account acting now — the
+    one whose webhook secret verified this delivery, or whose credentials read it from
+    Plugipay — is that account's when its recorded body named that account too: it was
+    refused then, a secret of another account having signed it (:func:`_named_owner`). Its
+    row moves to the account acting (same database), with this delivery's body: the body the
+    other account's secret vouched for is not applied. An event whose recorded body names
+    its own account stays its own, whoever delivers the same id."""
+    acting = current_account_pk()
+    if event.account_id == acting or not app_settings.many_accounts:
+        return event
+    deliverer = accounts.known(acting).plugipay_id
+    if deliverer is None or not (
+        _named_account(parsed.payload) == deliverer == _named_account(event.payload)
+    ):
+        return event
+    fields = {**_fields(parsed, source), "account_id": acting}
+    WebhookEvent.objects.filter(pk=event.pk).exclude(status__in=DONE).update(**fields)
+    for name, value in fields.items():
+        setattr(event, name, value)
+    return event
 
 
 def handled(parsed: Event) -> bool:
