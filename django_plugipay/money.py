@@ -86,6 +86,10 @@ def _decimals_error(currency: str, exponent: int) -> str:
     }
 
 
+#: what no written amount holds: a letter (``Rp``, ``IDR``, an exponent's ``e``)
+_NOT_A_NUMBER = re.compile(r"[^\W\d_]")
+
+
 def to_minor(value: str | Decimal, currency: str) -> int:
     """Parse a staff-entered amount in display units; reject sub-minor-unit precision.
 
@@ -103,6 +107,14 @@ def to_minor(value: str | Decimal, currency: str) -> int:
     text = str(value).strip()
     if not isinstance(value, Decimal):
         group, mark = (".", ",") if _indonesian() else (",", ".")
+        if _NOT_A_NUMBER.search(text):  # ``Rp 1.000``: not a grouping mistake
+            raise ValueError(
+                _(
+                    "%(value)r is not an amount: write the number alone, without the "
+                    "currency or other letters."
+                )
+                % {"value": value}
+            )
         if group in text and not _GROUPED[group].fullmatch(text):
             raise ValueError(
                 _(

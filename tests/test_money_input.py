@@ -219,3 +219,10 @@ def test_zero_decimals_written_out_are_the_amount(language, text, currency, mino
     """Two written decimals cannot be the other language's grouping (it groups by three)."""
     with translation.override(language):
         assert to_minor(text, currency) == minor
+
+
+@pytest.mark.parametrize("text", ["Rp 1.000", "IDR 5000", "1.000 rupiah", "Rp1.000"])
+def test_an_amount_with_its_currency_is_told_to_drop_it(text):
+    """Not a hint to group thousands (which ``Rp 1.000`` does): the currency is the mistake."""
+    with translation.override("id"), pytest.raises(ValueError, match="tanpa mata uang"):
+        to_minor(text, "IDR")
