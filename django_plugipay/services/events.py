@@ -152,8 +152,9 @@ def _owner(parsed: Event, verified: list[str]) -> tuple[str | None, InvalidObjec
         return unnamed[0], None
     return verified[0], InvalidObject(
         f"The event is for Plugipay account {named[:64]}, which is not the configured account "
-        "whose webhook secret signed it. Add the account to PLUGIPAY['ACCOUNTS'] (with its "
-        "ON_BEHALF_OF or ACCOUNT_ID and WEBHOOK_SECRETS), then replay the event.",
+        "whose webhook secret signed it, so it is not applied. Add the account to "
+        "PLUGIPAY['ACCOUNTS'] (with its ON_BEHALF_OF or ACCOUNT_ID and WEBHOOK_SECRETS): "
+        "Plugipay's next delivery of the event, signed with its secret, applies it.",
         code="unknown_account",
     )
 
