@@ -358,9 +358,14 @@ def test_links_go_only_to_pages_the_staff_member_may_open(client):
     payment_url = reverse("admin:django_plugipay_payment_change", args=[payment.pk])
     clerk = UserFactory(is_staff=True)
     clerk.user_permissions.add(Permission.objects.get(codename="refund_payment"))
+    refund.requested_by = clerk  # who asked: shown, not linked to a user page they cannot open
+    refund.save()
+    user_url = reverse("admin:auth_user_change", args=[clerk.pk])
     client.force_login(clerk)
     page = client.get(payment_url).content.decode()
     assert session.plugipay_id in page and f'href="{session_url}"' not in page
+    assert clerk.get_username() in page and f'href="{user_url}"' not in page
+    assert f'href="{user_url}"' not in client.get(refund_url_).content.decode()
     assert "/admin/django_plugipay/webhookevent/" not in page
     assert f'href="{refund_url_}"' in page  # refund_payment implies viewing refunds
     listed = client.get(CHANGELIST).content.decode()
@@ -369,10 +374,11 @@ def test_links_go_only_to_pages_the_staff_member_may_open(client):
         assert client.get(url).status_code == 200
     assert client.get(session_url).status_code == 403
 
-    client.force_login(staff())  # the view permissions: every link
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))  # every link
     page = client.get(payment_url).content.decode()
     assert f'href="{session_url}"' in page
     assert "/admin/django_plugipay/webhookevent/" in page
+    assert f'href="{user_url}"' in page
 
 
 @pytest.mark.django_db

@@ -81,9 +81,12 @@ def test_why_a_refund_waits_is_stored_in_the_project_s_language_not_the_clerk_s(
     client.force_login(staff("refund_payment"))
     data = {**ACTION, "_selected_action": [payment.pk], "reason": "duplicate", "post": "yes"}
     with translation.override("id"):
-        client.post(CHANGELIST, data)
+        page = client.post(CHANGELIST, data, follow=True)
     refund = Refund.objects.get()
     assert refund.failure_message.startswith("Not sent to Plugipay yet (")
+    # the clerk is told in theirs, without the stored note's English
+    [told] = [str(m) for m in page.context["messages"]]
+    assert "Belum dikirim ke Plugipay" in told and "Not sent" not in told, told
 
 
 def test_a_refund_plugipay_refuses_at_once_is_reported_refused_in_the_clerks_language(

@@ -40,3 +40,16 @@ def test_a_quantity_in_a_locales_notation_is_refused(plugipay_sandbox, settings,
     )
     assert response.status_code == 400 and "quantity" in response.json(), response.json()
     assert not CheckoutSession.objects.exists()
+
+
+@pytest.mark.parametrize("amount", [2.0, 1e3, "+100", " 100 ", "100\n", "1e3"])
+def test_a_refund_amount_is_a_json_integer_or_digits_alone(plugipay_sandbox, amount):
+    """drf-api.md: a JSON integer or a string of digits; ``2.0`` or ``1e3`` is a 400."""
+    payment = plugipay_sandbox.paid_payment(95_000)
+    response = client_for(staff_with("refund_payment")).post(
+        f"{API}/payments/{payment.plugipay_id}/refunds/",
+        {"reason": "requested_by_customer", "amount": amount},
+        format="json",
+    )
+    assert response.status_code == 400 and "amount" in response.json(), response.json()
+    assert not Refund.objects.exists()

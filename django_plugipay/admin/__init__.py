@@ -50,7 +50,7 @@ class RefundInline(MirrorDisplay, admin.TabularInline):
         "status_badge",
         "pending_age",
         "reason",
-        "requested_by",
+        "requested_by_link",
         "created_at",
     ]
     fields = list(readonly_fields)
@@ -116,7 +116,7 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
         "amount_display",
         "customer_link",
         "instructions_display",
-        "confirmed_by",
+        "confirmed_by_link",
         "confirmed_at",
         "url_link",
         "success_url_link",
@@ -319,7 +319,7 @@ class RefundAdmin(ActivityMixin, MirrorAdmin):
         "description",
         "failure_code",
         "failure_message",
-        "requested_by",
+        "requested_by_link",
         "idempotency_key",
         "mode",
         "created_at",

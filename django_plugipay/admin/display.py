@@ -155,6 +155,15 @@ class MirrorDisplay:
     def data_pretty(self, obj):
         return pretty_json(obj.data)
 
+    # A user, as Django shows a foreign key, but linked only for staff who may open it.
+    @admin.display(description=_("requested by"))
+    def requested_by_link(self, obj):
+        return admin_link(obj.requested_by)
+
+    @admin.display(description=_("confirmed by"))
+    def confirmed_by_link(self, obj):
+        return admin_link(obj.confirmed_by)
+
 
 class StatusGroupFilter(admin.SimpleListFilter):
     """The status groups of the model's resource spec (open sessions, refunds in flight,

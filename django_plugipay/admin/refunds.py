@@ -209,11 +209,16 @@ def _perform(modeladmin, request, refundable, data, rows, token):
     for refund in waiting:
         modeladmin.message_user(
             request,
-            _("Refund of %(amount)s on %(payment)s: %(reason)s")
+            # in the clerk's language (the note stored on the refund, with the error, is in
+            # the project's: the refund's page shows it)
+            _(
+                "Refund of %(amount)s on %(payment)s: Not sent to Plugipay yet; it stays "
+                "requested and the sweeper (or manage.py plugipay_sync) sends it with the same "
+                "idempotency key. The refund's page says why."
+            )
             % {
                 "amount": format_amount(refund.amount, refund.currency),
                 "payment": refund.payment,
-                "reason": refund.failure_message,
             },
             messages.WARNING,
         )

@@ -138,10 +138,11 @@ class CheckoutSessionSerializer(MoneyMixin, serializers.ModelSerializer):
 
 
 class WholeNumber(serializers.IntegerField):
-    """A whole number: a JSON integer, or a string of digits. DRF's integer field also reads
-    ``"250.000"`` as 250 and ``"1_000"`` as 1000; a client that writes its locale's grouping
-    means another number, so such text is refused. A field a form sends empty is refused too
-    (DRF would take it as not sent, and use the default)."""
+    """A whole number: a JSON integer, or a string of digits (a minus sign at most). DRF's
+    integer field also reads ``"250.000"`` as 250, ``"1_000"`` as 1000 and ``2.0`` as 2; a
+    client that writes its locale's grouping means another number, so such text is refused,
+    as is a JSON number with a fraction or an exponent. A field a form sends empty is refused
+    too (DRF would take it as not sent, and use the default)."""
 
     def get_value(self, dictionary):
         value = super().get_value(dictionary)
@@ -150,9 +151,10 @@ class WholeNumber(serializers.IntegerField):
         return value
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or (isinstance(data, str) and not _DIGITS.fullmatch(data)):
-            self.fail("invalid")
-        if isinstance(data, float) and not data.is_integer():
+        # a JSON number with a fraction or an exponent (2.0, 1e3) is not an integer as sent
+        if isinstance(data, (bool, float)) or (
+            isinstance(data, str) and not _DIGITS.fullmatch(data)
+        ):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -161,7 +163,7 @@ class MinorUnits(WholeNumber):
     """An amount in the currency's minor units (:class:`WholeNumber`)."""
 
 
-_DIGITS = re.compile(r"\s*[+-]?[0-9]+\s*")
+_DIGITS = re.compile(r"-?[0-9]+")
 
 
 class CheckoutRequestSerializer(serializers.Serializer):
