@@ -245,3 +245,23 @@ def test_an_idempotency_key_holding_a_nul_is_not_a_5xx(plugipay_sandbox):
         HTTP_IDEMPOTENCY_KEY="k\x00",
     )
     assert response.status_code == 201, response.status_code
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "start"),
+    [
+        (b"null", "application/json", "Kesalahan penguraian - isi permintaan bernilai null"),
+        (b"x", "multipart/form-data", "Kesalahan penguraian - isi permintaan multipart"),
+    ],
+)
+def test_a_body_drf_cannot_read_is_said_in_the_active_language(body, content_type, start):
+    from tests.test_api import client_for, staff_with
+
+    payment = PaymentFactory()
+    with translation.override("id"):
+        response = client_for(staff_with("refund_payment")).post(
+            f"{API}/payments/{payment.plugipay_id}/refunds/", body, content_type=content_type
+        )
+    assert response.status_code == 400 and response.json()["detail"].startswith(start), (
+        response.json()
+    )

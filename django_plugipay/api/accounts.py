@@ -49,16 +49,22 @@ class _Strict:
             parsed = super().parse(stream, media_type, parser_context)  # type: ignore[misc]
         except RecursionError as exc:
             raise ParseError(_("Parse error - the body is nested too deeply.")) from exc
-        except ParseError as exc:  # DRF's JSON parser says so in English alone
+        except ParseError as exc:  # DRF's parsers say why in English alone
             detail = str(exc.detail)
-            if not detail.startswith("JSON parse error - "):
-                raise
-            raise ParseError(
-                _("Parse error - the body is not valid JSON: %(detail)s")
-                % {"detail": detail.removeprefix("JSON parse error - ")}
-            ) from exc
+            for prefix, message in (
+                ("JSON parse error - ", _("Parse error - the body is not valid JSON: %(detail)s")),
+                (
+                    "Multipart form parse error - ",
+                    _("Parse error - the multipart body cannot be read: %(detail)s"),
+                ),
+            ):
+                if detail.startswith(prefix):
+                    raise ParseError(message % {"detail": detail.removeprefix(prefix)}) from exc
+            raise
         except UnicodeError as exc:
             raise ParseError(_("Parse error - the body cannot be read in its charset.")) from exc
+        if parsed is None:  # a body of JSON null: DRF answers "No data provided", in English
+            raise ParseError(_("Parse error - the body is null, not an object."))
         if not _encodable(getattr(parsed, "data", parsed)):
             raise ParseError(_("Parse error - a string holds a lone surrogate."))
         return parsed
