@@ -111,8 +111,9 @@ class ForRequestAccount:
         return [strict(parser)() for parser in self.parser_classes]  # type: ignore[attr-defined]
 
     def handle_exception(self, exc: Exception) -> Any:
-        """A body over Django's limits is a JSON 413 (too large) or 400 (too many fields), as
-        the API's other errors are, not Django's HTML 400 page."""
+        """As the API's other errors are: a body over Django's limits is a JSON 413 (too
+        large) or 400 (too many fields), not Django's HTML 400 page; Django's English 404 of
+        ``get_object_or_404``, naming the model, is DRF's translated one."""
         if isinstance(exc, Http404) and _NO_MATCH.fullmatch(str(exc)):
             exc = NotFound()  # DRF's "Not found.", translated, not Django's English naming a model
         elif isinstance(exc, RequestDataTooBig):

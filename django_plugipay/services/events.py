@@ -133,8 +133,8 @@ def _owner(parsed: Event, verified: list[str]) -> tuple[str | None, InvalidObjec
     is refused when no configured account it verified with is the one it names."""
     if not verified:
         return None, None
-    named = parsed.payload.get("accountId") or parsed.payload.get("workspaceId")
-    if not isinstance(named, str) or not named:
+    named = _named_account(parsed.payload)
+    if named is None:
         return verified[0], None
     for alias in verified:
         known = accounts.known(alias)
@@ -826,6 +826,7 @@ def _named_owner(parsed: Event, row: WebhookEvent) -> Any:
 
 
 def _named_account(payload: Mapping[str, Any]) -> str | None:
+    """The ``acc_…`` id an event's envelope names, in either dialect, or None."""
     named = payload.get("accountId") or payload.get("workspaceId")
     return named if isinstance(named, str) and named else None
 
