@@ -109,6 +109,7 @@ def test_full_refund_from_the_action(plugipay_sandbox, client):
             "action": "refund_payments",
             "_selected_action": [payment.pk],
             "post": "yes",
+            "amount": "40000",  # the pre-filled remainder, as the browser submits it
             "reason": "duplicate",
         },
         follow=True,
@@ -116,6 +117,29 @@ def test_full_refund_from_the_action(plugipay_sandbox, client):
     assert "Requested 1 refund" in done.content.decode()
     payment.refresh_from_db()
     assert payment.is_refunded
+
+
+@pytest.mark.parametrize("emptied", ["", "   "])
+def test_an_emptied_amount_is_asked_for_again_not_read_as_everything_left(
+    plugipay_sandbox, client, emptied
+):
+    """The one-payment form is pre-filled with the remainder; a clerk who clears it has not
+    said how much, so the page asks again and nothing is refunded."""
+    payment = plugipay_sandbox.paid_payment(40_000)
+    client.force_login(staff("refund_payment"))
+    page = client.post(
+        CHANGELIST,
+        {
+            "action": "refund_payments",
+            "_selected_action": [payment.pk],
+            "post": "yes",
+            "amount": emptied,
+            "reason": "duplicate",
+        },
+    )
+    assert page.status_code == 200
+    assert "This field is required." in page.content.decode()
+    assert not Refund.objects.exists()
 
 
 @pytest.mark.django_db

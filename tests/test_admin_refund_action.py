@@ -79,7 +79,13 @@ def test_why_a_refund_waits_is_stored_in_the_project_s_language_not_the_clerk_s(
     payment = plugipay_sandbox.paid_payment(40_000)
     make_celery_app(broker_url=DOWN_BROKER, broker_connection_timeout=1)
     client.force_login(staff("refund_payment"))
-    data = {**ACTION, "_selected_action": [payment.pk], "reason": "duplicate", "post": "yes"}
+    data = {
+        **ACTION,
+        "_selected_action": [payment.pk],
+        "amount": "40000",
+        "reason": "duplicate",
+        "post": "yes",
+    }
     with translation.override("id"):
         page = client.post(CHANGELIST, data, follow=True)
     refund = Refund.objects.get()

@@ -147,7 +147,9 @@ def test_can_refund_payments_alone_reaches_the_refund_button_and_refunds(plugipa
     refund_url = reverse("admin:django_plugipay_payment_refund", args=[payment.pk])
     assert change.status_code == 200 and refund_url in change.content.decode()
     assert client.get(refund_url).status_code == 200
-    done = client.post(refund_url, {"post": "yes", "reason": "requested_by_customer"})
+    done = client.post(
+        refund_url, {"post": "yes", "amount": "30000", "reason": "requested_by_customer"}
+    )
     assert done.status_code == 302
     assert Refund.objects.get(payment=payment).amount == 30_000
     assert client.get(done["Location"]).status_code == 200  # back on the payment's page

@@ -65,7 +65,7 @@ def test_broker_down_admin_refund_waits_visibly_then_sync_sends_it(
     make_celery_app(broker_url=DOWN_BROKER, broker_connection_timeout=1)
     client.force_login(staff("refund_payment"))
     data = {"action": "refund_payments", "_selected_action": [payment.pk], "reason": "duplicate"}
-    response = client.post(CHANGELIST, {**data, "post": "yes"})
+    response = client.post(CHANGELIST, {**data, "amount": "40000", "post": "yes"})
     assert response.status_code == 302
     page = client.get(response["Location"]).content.decode()
     assert "Not sent to Plugipay yet" in page and "Requested 1 refund" not in page

@@ -40,11 +40,15 @@ class RefundForm(forms.Form):
         self.payment, self.remaining = payment, remaining
         if payment is None:
             del self.fields["amount"]  # several payments: each is refunded in full
+        else:  # pre-filled with what remains; emptied, it is an error, not "all of it"
+            self.fields["amount"].required = True
 
     def clean_amount(self) -> int | None:
         raw = self.cleaned_data.get("amount", "").strip()
-        if not raw or self.payment is None:
+        if self.payment is None:
             return None
+        if not raw:
+            raise forms.ValidationError(self.fields["amount"].error_messages["required"])
         try:
             return to_minor(raw, self.payment.currency)
         except ValueError as exc:
