@@ -508,3 +508,60 @@ def each_account(work: Callable[[], T], *, what: str) -> dict[str, T]:
                 extra={"account": account.alias, "work": what},
             )
     return done
+
+
+def _user_links() -> list[tuple[type[models.Model], str]]:
+    """``(model, attname)`` of this app's links to the project's users that are set to NULL
+    when the user is deleted (a customer's ``user``, a refund's ``requested_by``, …)."""
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    return [
+        (model, field.attname)
+        for model in apps.get_app_config("django_plugipay").get_models()
+        for field in model._meta.concrete_fields
+        if field.is_relation
+        and field.related_model is user_model
+        and getattr(field.remote_field, "on_delete", None) is models.SET_NULL
+    ]
+
+
+def unlink_user(pk: Any, *, besides: str | None = None) -> None:
+    """Set this app's links to the user ``pk`` to NULL in each database the accounts' rows are
+    kept in but ``besides`` (``ACCOUNT_DATABASE``): the ORM does it only in the database the
+    user is deleted from, and a tenant database has no constraint to do it. A database that
+    cannot be reached is logged and left (its rows keep the id; ``user`` reads as missing)."""
+    databases = {database_of(account.alias) or Account.objects.db for account in every()}
+    for database in sorted(databases - {besides}):
+        try:
+            with transaction.atomic(using=database):
+                for model, attname in _user_links():
+                    manager = model._base_manager.using(database)
+                    manager.filter(**{attname: pk}).update(**{attname: None})
+        except DatabaseError as exc:
+            discard_lost_connection(exc, using=database)
+            logger.error(
+                "plugipay: the links to deleted user %s were not cleared in database %s: %s",
+                pk,
+                database,
+                exc,
+                extra={"database": database},
+            )
+
+
+def _user_deleted(sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
+    if app_settings.raw("ACCOUNT_DATABASE") is None:
+        return  # one database: the ORM's SET_NULL did it
+    pk = instance.pk
+    transaction.on_commit(lambda: unlink_user(pk, besides=using), using=using)
+
+
+def watch_user_deletions() -> None:
+    """Clear the links to a deleted user in the other databases too (:func:`unlink_user`)."""
+    from django.conf import settings
+    from django.db.models.signals import post_delete
+
+    post_delete.connect(
+        _user_deleted, sender=settings.AUTH_USER_MODEL, dispatch_uid="plugipay_user_deleted"
+    )

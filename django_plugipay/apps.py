@@ -11,10 +11,11 @@ class PlugipayConfig(AppConfig):
 
     def ready(self) -> None:
         from django_plugipay import (
-            accounts,  # noqa: F401 - keeps the account rows and their cache in step
+            accounts,  # keeps the account rows and their cache in step
             checks,  # noqa: F401 - registers the checks
             tasks,  # noqa: F401 - registers the shared tasks with Celery
         )
         from django_plugipay.resources import discover
 
         discover()
+        accounts.watch_user_deletions()

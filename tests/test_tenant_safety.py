@@ -221,3 +221,38 @@ def test_a_tenant_database_accounts_receipt_opens_for_staff(merchant_in_tenant_d
         pdf = client.get(reverse("plugipay:receipt_document", args=[plugipay_id]))
         assert pdf.status_code == 200, plugipay_id
         assert b"".join(pdf.streaming_content).startswith(b"%PDF")
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_deleting_a_user_clears_its_links_in_the_tenant_database_too(
+    merchant_in_tenant_db, django_user_model
+):
+    """A user's customer and the refunds they asked for in a tenant database (no constraint
+    there) lose the link when the user is deleted, as those of the default database do; the
+    rows themselves stay."""
+    from tests.factories import RefundFactory
+
+    user = django_user_model.objects.create_user(username="citra", email="citra@x.test")
+    keep = django_user_model.objects.create_user(username="dewi", email="dewi@x.test")
+    with acting_for("merchant"):
+        customer = services.get_or_create_customer_for_user(user=user)
+        other = services.get_or_create_customer_for_user(user=keep)
+        refund = RefundFactory(requested_by=user)
+    assert Refund.objects.using("tenant").filter(pk=refund.pk).exists()
+    user.delete()
+    tenant = Customer.objects.using("tenant")
+    assert tenant.get(pk=customer.pk).user_id is None
+    assert tenant.get(pk=other.pk).user_id == keep.pk
+    assert Refund.objects.using("tenant").get(pk=refund.pk).requested_by_id is None
+
+    from django.db import transaction
+
+    def delete_then_fail():
+        with transaction.atomic():
+            keep.delete()
+            raise RuntimeError("rolled back: the user stays, and so do its links")
+
+    kept = keep.pk
+    with pytest.raises(RuntimeError):
+        delete_then_fail()
+    assert tenant.get(pk=other.pk).user_id == kept
