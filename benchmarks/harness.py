@@ -75,15 +75,23 @@ def timed_reconcile():
     return result, seconds, counter
 
 
-def alternate(rounds: int, first: Callable[[int], dict], second: Callable[[int], dict]):
-    """``rounds`` runs of each of two measurements, in alternating order (first, second, then
-    second, first, …), each told its round: their results as two lists. A shared machine
-    drifts within minutes: alternating keeps the drift out of the comparison."""
-    results: tuple[list[dict], list[dict]] = ([], [])
+def rotate(rounds: int, measurements: dict[str, Callable[[int], dict]]) -> dict[str, list[dict]]:
+    """``rounds`` runs of each measurement, their order turned by one each round (a, b, c;
+    b, c, a; …), each told its round: each one's results by name. A shared machine drifts
+    within minutes: taking turns keeps the drift out of the comparison."""
+    names = list(measurements)
+    results: dict[str, list[dict]] = {name: [] for name in names}
     for n in range(rounds):
-        for side in (0, 1) if n % 2 == 0 else (1, 0):
-            results[side].append((first, second)[side](n))
+        for name in names[n % len(names) :] + names[: n % len(names)]:
+            results[name].append(measurements[name](n))
     return results
+
+
+def alternate(rounds: int, first: Callable[[int], dict], second: Callable[[int], dict]):
+    """Two measurements by :func:`rotate` (first, second, then second, first, …): their
+    results as two lists."""
+    runs = rotate(rounds, {"first": first, "second": second})
+    return runs["first"], runs["second"]
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -315,7 +323,8 @@ class Scale:
     events: int = 5000
     senders: int = 16
     #: saturated runs of the baseline and of the app's webhook each (inline, and queued
-    #: acceptance), alternating: the median run is reported
+    #: acceptance), and runs of each reconciliation with the baseline, taking turns: the
+    #: median run is reported
     rounds: int = 3
     workers: int = 2
     threads: int = 8

@@ -67,7 +67,19 @@ def _which_baseline(results: dict, suite: str) -> str:
         if ((results.get("celery") or {}).get("ingest_baseline") or {}).get("runs_per_s"):
             return "measured on the Celery suite's server, alternating with acceptance"
         return "measured on the Celery suite's server just before"
+    if _runs_of(results, _baseline_path(results, suite)):
+        return "measured in turn with the suite's runs"
     return "measured just before the suite"
+
+
+def _runs_of(results: dict, path: str) -> list | None:
+    """Every run's events/s of the figure at ``path`` (``….events_per_s``), when it was
+    measured more than once (:func:`benchmarks.harness.median_run`)."""
+    value: object = results
+    for key in path.rsplit(".", 1)[0].split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    runs = value.get("runs_per_s") if isinstance(value, dict) else None
+    return runs if isinstance(runs, list) and len(runs) > 1 else None
 
 
 def _queued_ratio(results: dict) -> float | None:
@@ -456,6 +468,14 @@ def _against(results: dict, suite: str) -> str:
     if _baseline_path(results, suite) == INGESTION_BASELINE:
         return ""
     ratio = _beside(f"{suite}.events_per_s")(results)
+    baseline_runs = _runs_of(results, _baseline_path(results, suite))
+    if baseline_runs:
+        return (
+            f" The baseline view, saturated on a new server {len(baseline_runs)} times in turn "
+            f"with the suite's runs (runs: baseline {baseline_runs}, this "
+            f"{_runs_of(results, f'{suite}.events_per_s')} events/s; the runs with the median "
+            f"rates): {_rate_beside(results, suite)} events/s, so **{ratio:.2f}×** the baseline."
+        )
     return (
         f" The baseline view, measured on a new server just before the suite: "
         f"{_rate_beside(results, suite)} events/s, so **{ratio:.2f}×** the baseline."

@@ -418,3 +418,33 @@ def test_one_workers_drain_is_the_median_of_its_runs_each_shown():
     text = markdown(results, "make bench")
     assert "**410.0 events/s** (the median of 3 drains, each of a new backlog: " in text
     assert "[406.1, 410.0, 480.5] events/s)" in text
+
+
+def test_reconciliation_takes_turns_with_its_baseline_and_reports_every_run():
+    """The reconciliation suites measure the baseline and each mode in turn, each round in
+    another order, and the report gives the median runs' ratio with every run's rate."""
+    from benchmarks.harness import median_run, rotate
+    from benchmarks.report import _against, _which_baseline
+
+    order: list[str] = []
+    runs = rotate(
+        3,
+        {
+            name: (lambda n, name=name: order.append(f"{name}{n}") or {"events_per_s": 100 + n})
+            for name in ("b", "i", "q")
+        },
+    )
+    assert order == ["b0", "i0", "q0", "i1", "q1", "b1", "q2", "b2", "i2"]
+    assert [r["events_per_s"] for r in runs["q"]] == [100, 101, 102]
+    results = {
+        "ingestion": {"baseline": {"events_per_s": 1000.0}},
+        "reconciliation_baseline": median_run([{"events_per_s": r} for r in (600.0, 480.0, 520.0)]),
+        "reconciliation_queued": median_run([{"events_per_s": r} for r in (650.0, 700.0, 610.0)]),
+    }
+    said = _against(results, "reconciliation_queued")
+    assert "3 times in turn with the suite's runs" in said
+    assert "baseline [600.0, 480.0, 520.0], this [650.0, 700.0, 610.0] events/s" in said
+    assert "520.0 events/s, so **1.25×** the baseline" in said
+    assert _which_baseline(results, "reconciliation_queued") == (
+        "measured in turn with the suite's runs"
+    )
