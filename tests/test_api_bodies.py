@@ -61,3 +61,36 @@ def test_a_body_over_djangos_limits_is_a_json_answer(settings):
     response = client.post(url, fields, content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400 and response.json()["detail"], response.content[:200]
     assert not Refund.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("headers", "english", "indonesian"),
+    [
+        ({}, "the CSRF token is missing", "token CSRF tidak ada"),
+        (
+            {"HTTP_X_CSRFTOKEN": "x" * 32},
+            "the CSRF token is not the one of this session",
+            "token CSRF bukan milik sesi ini",
+        ),
+    ],
+)
+def test_a_csrf_refusal_is_said_in_the_requests_language(headers, english, indonesian):
+    """A signed-in browser's POST without a valid CSRF token is refused (403) as DRF refuses
+    it, in the request's language: DRF's "CSRF Failed: …" is English only."""
+    from django.utils import translation
+    from rest_framework.test import APIClient
+
+    payment = PaymentFactory()
+    user = staff_with("refund_payment")
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(user)
+    client.cookies["csrftoken"] = "y" * 32
+    url = f"{API}/payments/{payment.plugipay_id}/refunds/"
+    for language, words in (("en", english), ("id", indonesian)):
+        with translation.override(language):
+            response = client.post(
+                url, {"reason": "duplicate", "amount": 1}, format="json", **headers
+            )
+        assert response.status_code == 403, response.content[:200]
+        assert words in response.json()["detail"], (language, response.json())
+    assert not Refund.objects.exists()

@@ -12,9 +12,16 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    NotFound,
+    ParseError,
+    PermissionDenied,
+    ValidationError,
+)
 
 from django_plugipay import accounts
+from django_plugipay.api.drf_messages import csrf_failure
 from django_plugipay.conf import app_settings
 from django_plugipay.context import acting, current_account_pk
 from django_plugipay.exceptions import ConfigurationError
@@ -113,13 +120,16 @@ class ForRequestAccount:
     def handle_exception(self, exc: Exception) -> Any:
         """As the API's other errors are: a body over Django's limits is a JSON 413 (too
         large) or 400 (too many fields), not Django's HTML 400 page; Django's English 404 of
-        ``get_object_or_404``, naming the model, is DRF's translated one."""
+        ``get_object_or_404``, naming the model, is DRF's translated one; DRF's English CSRF
+        refusal is said in the request's language."""
         if isinstance(exc, Http404) and _NO_MATCH.fullmatch(str(exc)):
             exc = NotFound()  # DRF's "Not found.", translated, not Django's English naming a model
         elif isinstance(exc, RequestDataTooBig):
             exc = BodyTooLarge()
         elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
             exc = ParseError(_("The request body has more fields than this site accepts."))
+        elif isinstance(exc, PermissionDenied) and (said := csrf_failure(str(exc.detail))):
+            exc = PermissionDenied(said)
         return super().handle_exception(exc)  # type: ignore[misc]
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
