@@ -94,3 +94,21 @@ def test_a_csrf_refusal_is_said_in_the_requests_language(headers, english, indon
         assert response.status_code == 403, response.content[:200]
         assert words in response.json()["detail"], (language, response.json())
     assert not Refund.objects.exists()
+
+
+def test_a_body_that_is_not_json_is_said_where_in_the_requests_language():
+    """Python's JSON parser says what it expected in English ("Expecting value"): the answer
+    gives where the body stops being JSON, in the request's language."""
+    from django.utils import translation
+
+    payment = PaymentFactory()
+    client = client_for(staff_with("refund_payment"))
+    url = f"{API}/payments/{payment.plugipay_id}/refunds/"
+    with translation.override("id"):
+        response = client.post(url, b'{\n "reason": }', content_type="application/json")
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert (
+        detail == "Kesalahan penguraian - isi permintaan bukan JSON yang valid (baris 2, kolom 12)."
+    ), detail
+    assert not Refund.objects.exists()

@@ -58,6 +58,15 @@ class _Strict:
             raise ParseError(_("Parse error - the body is nested too deeply.")) from exc
         except ParseError as exc:  # DRF's parsers say why in English alone
             detail = str(exc.detail)
+            where = exc.__context__
+            if isinstance(where, json.JSONDecodeError):  # Python's words are English too
+                raise ParseError(
+                    _(
+                        "Parse error - the body is not valid JSON (line %(line)d, "
+                        "column %(column)d)."
+                    )
+                    % {"line": where.lineno, "column": where.colno}
+                ) from exc
             for prefix, message in (
                 ("JSON parse error - ", _("Parse error - the body is not valid JSON: %(detail)s")),
                 (
