@@ -401,3 +401,50 @@ def test_a_replayed_idempotency_key_with_other_parameters_is_refused(plugipay_sa
             services.create_payout(idempotency_key="k-2", **request)
         assert refused.value.code == "idempotency_mismatch"
     assert len(remote_payouts(plugipay_sandbox)) == 1
+
+
+@pytest.mark.parametrize(
+    "one_off",
+    [
+        {
+            "bank_code": "BNI",
+            "bank_name": "Bank Negara Indonesia",
+            "account_number": "9876543210",
+            "account_holder": "Sari",
+        },
+        {
+            "bankCode": "BNI",
+            "bankName": "Bank Negara Indonesia",
+            "bankAccountNumber": "9876543210",
+            "bankAccountHolder": "Sari",
+        },
+    ],
+    ids=["python", "sdk"],
+)
+def test_a_one_off_account_in_python_or_sdk_names_is_paid_not_the_saved_one(
+    plugipay_sandbox, funded, one_off
+):
+    """``bank_account=`` written as Python names its fields, or as the SDKs do, pays that
+    account: such keys were dropped, and the payout went to the saved account."""
+    payout = services.create_payout(amount=10_000, bank_account=one_off)
+    assert payout.one_off and payout.bank_code == "BNI"
+    assert payout.bank_account_last4 == "3210"
+    [remote] = [p for p in plugipay_sandbox.state()["payouts"] if p["id"] == payout.plugipay_id]
+    assert remote["accountNumber"] == "9876543210" and remote["accountHolder"] == "Sari"
+
+
+@pytest.mark.parametrize(
+    ("one_off", "said"),
+    [
+        ({"bank": "BNI", "number": "9876543210"}, "Unknown bank account fields bank, number"),
+        ({"accountNumber": "1", "account_number": "2"}, "given twice"),
+        ({"accountNumber": " ", "bankCode": None}, "has no values"),
+    ],
+)
+def test_a_one_off_account_that_cannot_be_read_is_refused_not_paid_to_the_saved_one(
+    plugipay_sandbox, funded, one_off, said
+):
+    with pytest.raises(PayoutError, match=said) as refused:
+        services.create_payout(amount=10_000, bank_account=one_off)
+    assert refused.value.field == "bank_account"
+    assert not Payout.objects.exists() and remote_payouts(plugipay_sandbox) == []

@@ -54,6 +54,58 @@ RECEIPTS_CURSOR = "receipts"
 PAGE_SIZE = 100
 #: bank fields of a one-off payout, as the API names them
 BANK_FIELDS = ("bankCode", "bankName", "accountNumber", "accountHolder")
+#: the other names a one-off's fields are given by: Python's, and the SDKs' (Plugipay takes
+#: ``bankAccountNumber`` and ``bankAccountHolder`` too)
+BANK_SPELLINGS = {
+    "bank_code": "bankCode",
+    "bank_name": "bankName",
+    "account_number": "accountNumber",
+    "account_holder": "accountHolder",
+    "bankAccountNumber": "accountNumber",
+    "bankAccountHolder": "accountHolder",
+    "bank_account_number": "accountNumber",
+    "bank_account_holder": "accountHolder",
+    **{name: name for name in BANK_FIELDS},
+}
+
+
+def one_off_bank(bank_account: Mapping[str, object] | None) -> dict[str, str]:
+    """A one-off payout's bank fields under the API's names (:data:`BANK_FIELDS`), read from
+    ``bank_account`` written with any of :data:`BANK_SPELLINGS`; empty for None or ``{}`` (the
+    saved account). A key it does not know, a field given twice, or a mapping left with no
+    value is refused (:class:`PayoutError`, ``field="bank_account"``): the payout would
+    otherwise go to the saved account, not the one the caller named."""
+    if not bank_account:
+        return {}
+    unknown = sorted(str(k) for k in bank_account if k not in BANK_SPELLINGS)
+    if unknown:
+        raise PayoutError(
+            _("Unknown bank account fields %(unknown)s: give %(fields)s.")
+            % {"unknown": ", ".join(unknown), "fields": ", ".join(BANK_FIELDS)},
+            code="bank_account",
+            field="bank_account",
+        )
+    fields: dict[str, str] = {}
+    for key, value in bank_account.items():
+        name, text = BANK_SPELLINGS[key], "" if value is None else str(value).strip()
+        if text and fields.get(name, text) != text:
+            raise PayoutError(
+                _("The bank account's %(field)s is given twice, differently.") % {"field": name},
+                code="bank_account",
+                field="bank_account",
+            )
+        if text:
+            fields[name] = text
+    if not fields:
+        raise PayoutError(
+            _("The bank account given has no values: give %(fields)s, or none for the saved one.")
+            % {"fields": ", ".join(BANK_FIELDS)},
+            code="bank_account",
+            field="bank_account",
+        )
+    return fields
+
+
 #: How far Plugipay's clock may be from ours when a payout is looked for by when it was made.
 CLOCK_SKEW = dt.timedelta(minutes=10)
 #: ``failure_code`` of a payout whose answer was lost, sent too long ago to be sent again, and
@@ -151,7 +203,8 @@ def create_payout(
     idempotency_key: str | None = None,
 ) -> Payout:
     """Pay ``amount`` out to the saved bank account (or to ``bank_account``, a one-off:
-    ``bankCode``, ``bankName``, ``accountNumber``, ``accountHolder``).
+    ``bankCode``, ``bankName``, ``accountNumber``, ``accountHolder``, or their Python or SDK
+    names: :func:`one_off_bank`; a key it does not know is refused, not dropped).
 
     Refused with :class:`PayoutError` (``code="insufficient_balance"``) above the available
     balance. The row is stored with an idempotency key (``idempotency_key``, or a fresh one)
@@ -165,7 +218,7 @@ def create_payout(
     is the call that carried the request out (``replayed`` False).
     """
     currency = (currency or "IDR").upper()
-    inline = {k: str(v) for k, v in (bank_account or {}).items() if k in BANK_FIELDS and v}
+    inline = one_off_bank(bank_account)
     request = {"amount": amount, "currency": currency, "note": note or "", "inline": inline}
     if idempotency_key:
         earlier = Payout.objects.filter(
