@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import requests
+from django.utils import translation
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -395,10 +396,14 @@ class PlugipayClient:
 
     def document(self, resource: str, object_id: str, kind: str) -> requests.Response:
         """``GET /<collection>/{id}/<resource>.<kind>``: a document of an object, signed and
-        streamed (the caller closes the response)."""
+        streamed (the caller closes the response), asked for in the active language (the
+        reader's: ``Accept-Language``)."""
         collection = f"/{resource}s"
         path = self.api_prefix + f"{collection}/{quote(object_id, safe='')}/{resource}.{kind}"
         headers = self._headers("GET", path, b"", None)
+        language = translation.get_language()
+        if language:
+            headers["Accept-Language"] = language
         try:
             response = self.session.get(
                 self.base_url + path, headers=headers, timeout=self.timeout, stream=True

@@ -263,9 +263,9 @@ def test_plugipay_sync_money_mirrors_the_ledger_and_receipts_since_its_last_run(
     call_command("plugipay_sync", "--money", stdout=out)
     entries = LedgerEntry.objects.count()
     assert entries > 0 and Receipt.objects.count() == 1
-    assert f"{entries} ledger entries and 1 receipts synced" in out.getvalue()
+    assert f"ledger entries synced: {entries}; receipts synced: 1." in out.getvalue()
     call_command("plugipay_sync", "--money", stdout=out)
-    assert "0 ledger entries and 0 receipts synced" in out.getvalue()
+    assert "ledger entries synced: 0; receipts synced: 0." in out.getvalue()
     assert count(signal_log, "receipt_issued") == 1
 
 

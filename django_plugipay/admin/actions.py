@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from django_plugipay import services
+from django_plugipay.admin.display import staff_words
 from django_plugipay.exceptions import PlugipayError
 
 
@@ -40,7 +41,7 @@ def confirm_then(
                 modeladmin.log_change(request, obj, title)
                 ok += 1
             except PlugipayError as exc:
-                failed.append(f"{kind} {obj}: {exc.message}")
+                failed.append(f"{kind} {obj}: {staff_words(exc)}")
             except Exception as exc:  # a failing event handler: shown, not a crash
                 failed.append(f"{kind} {obj}: {exc}")
         if ok:

@@ -18,6 +18,7 @@ from django_plugipay.admin.display import (
     admin_link,
     badge,
     money,
+    staff_words,
     url_display,
 )
 from django_plugipay.admin.money import ReceiptInline
@@ -64,7 +65,7 @@ def sync_catalog(modeladmin, request, queryset):
     try:
         count = len(services.sync_plans())
     except PlugipayError as exc:
-        modeladmin.message_user(request, exc.message, messages.ERROR)
+        modeladmin.message_user(request, staff_words(exc), messages.ERROR)
         return
     message = ngettext("%(count)d plan synced.", "%(count)d plans synced.", count)
     modeladmin.message_user(request, message % {"count": count}, messages.SUCCESS)

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from django_plugipay import datetimes, permissions, services
+from django_plugipay.admin.display import staff_words
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import CheckoutSession, SessionStatus
 from django_plugipay.money import format_amount
@@ -71,7 +72,7 @@ def _perform(modeladmin, request, confirmable, rows):
         try:
             services.confirm_checkout_session(session=session, confirmed_by=request.user)
         except PlugipayError as exc:
-            errors.append(f"{session}: {exc.message}")
+            errors.append(f"{session}: {staff_words(exc)}")
             continue
         modeladmin.log_change(
             request,

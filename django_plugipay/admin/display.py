@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from contextvars import ContextVar
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
@@ -20,6 +21,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import accounts, datetimes, permissions
+from django_plugipay.exceptions import PlugipayError, TransientError
 from django_plugipay.links import link
 from django_plugipay.money import format_amount
 from django_plugipay.specs import spec_for_model, status_tones
@@ -127,6 +129,21 @@ class _ViewingTemplate:
 
 def money(amount: int | None, currency: str) -> str:
     return format_amount(amount, currency)
+
+
+def staff_words(exc: PlugipayError) -> str:
+    """What went wrong with a call to Plugipay, for staff, in their language: Plugipay's own
+    message is a developer's, in English (a refusal is named by its code; a connection that
+    failed is said as such, with the client's hint for developers under ``DEBUG``); this
+    app's own refusals are translated already and said as they are."""
+    if isinstance(exc, TransientError):
+        said = _("Plugipay could not be reached; try again shortly.")
+        return f"{said} ({exc.message})" if settings.DEBUG else str(said)
+    if exc.status is None:
+        return exc.message
+    if exc.field == "to":  # an e-mail with no address to go to
+        return str(_("Plugipay refused it: there is no e-mail address to send it to."))
+    return str(_("Plugipay refused it (%(code)s).") % {"code": exc.code or exc.status})
 
 
 def pretty_json(value) -> str:

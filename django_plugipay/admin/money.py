@@ -24,18 +24,23 @@ from django.utils.translation import gettext_lazy, ngettext
 from django_plugipay import accounts, permissions, services
 from django_plugipay.admin import tokens
 from django_plugipay.admin.actions import confirm_resync, confirm_then
-from django_plugipay.admin.display import MirrorAdmin, MirrorDisplay, admin_link, money
-from django_plugipay.exceptions import PlugipayError, TransientError
+from django_plugipay.admin.display import (
+    MirrorAdmin,
+    MirrorDisplay,
+    admin_link,
+    money,
+    staff_words,
+)
+from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import (
     Account,
     LedgerEntry,
     Payout,
-    PayoutMethod,
     PayoutStatus,
     Receipt,
 )
 from django_plugipay.money import format_amount, to_minor
-from django_plugipay.services.payouts import payout_refusal
+from django_plugipay.services.payouts import move_refusal, payout_refusal
 
 # ── payouts ────────────────────────────────────────────────────────────────────
 
@@ -108,33 +113,6 @@ MARKS = {
 }
 
 
-def _mark_refusal(payout: Payout, status: str, exc: PlugipayError) -> str:
-    """Why ``payout`` could not be marked ``status``, in the clerk's language (Plugipay's own
-    message is a developer's, in English)."""
-    target = PayoutStatus(status).label.lower()
-    if isinstance(exc, TransientError):
-        return _(
-            "Plugipay could not be reached, so payout %(payout)s is not marked %(target)s; "
-            "try again shortly."
-        ) % {"payout": payout, "target": target}
-    if exc.code != "invalid_transition":
-        return _("Plugipay refused to mark payout %(payout)s %(target)s (%(code)s).") % {
-            "payout": payout,
-            "target": target,
-            "code": exc.code or exc.status or "?",
-        }
-    if payout.method != PayoutMethod.MANUAL:
-        return _(
-            "Payout %(payout)s is a %(method)s: it moves by itself; only manual payouts are "
-            "marked by staff."
-        ) % {"payout": payout, "method": payout.get_method_display().lower()}
-    return _("Payout %(payout)s is %(status)s: it cannot be marked %(target)s.") % {
-        "payout": payout,
-        "status": payout.get_status_display().lower(),
-        "target": target,
-    }
-
-
 def _mark_view(modeladmin, request, queryset, action: str):
     """A confirmation page for one manual transition (with the bank's reference, or the
     failure reason); on "Yes", each payout is moved at Plugipay and the counts reported."""
@@ -153,7 +131,7 @@ def _mark_view(modeladmin, request, queryset, action: str):
                     failure_reason=text if status == PayoutStatus.FAILED else None,
                 )
             except PlugipayError as exc:
-                failed.append(_mark_refusal(payout, status, exc))
+                failed.append(move_refusal(payout, status, exc))
                 continue
             modeladmin.log_change(request, payout, str(title))
             done += 1
@@ -302,7 +280,7 @@ class PayoutAdmin(MirrorAdmin):
         try:
             extra["balance"] = services.balance(account=account).formatted()
         except PlugipayError as exc:
-            extra["balance_error"] = exc.message
+            extra["balance_error"] = staff_words(exc)
         return super().changelist_view(request, extra)
 
     def new_payout(self, request):
@@ -316,7 +294,7 @@ class PayoutAdmin(MirrorAdmin):
             available = services.balance(account=account)
             bank = services.bank_account(account=account)
         except PlugipayError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+            self.message_user(request, staff_words(exc), messages.ERROR)
             return redirect(reverse("admin:django_plugipay_payout_changelist"))
         stage = request.POST.get("stage") if request.method == "POST" else None
         token = tokens.posted(request) if request.method == "POST" else tokens.issue()
@@ -394,12 +372,12 @@ class PayoutAdmin(MirrorAdmin):
                 return redirect(changelist)
             if self._unanswered(token, account):
                 said = _(
-                    "Plugipay did not answer (%(error)s): the payout may have been made. Confirm "
-                    "again to settle it: it is sent with the same key, so it is never paid twice."
-                ) % {"error": exc.message}
+                    "Plugipay did not answer: the payout may have been made. Confirm again to "
+                    "settle it: it is sent with the same key, so it is never paid twice."
+                )
                 self.message_user(request, said, messages.WARNING)
                 return None
-            self.message_user(request, exc.message, messages.ERROR)
+            self.message_user(request, staff_words(exc), messages.ERROR)
             again = reverse("admin:django_plugipay_payout_new")
             return redirect(f"{again}?account={account.pk}" if account is not None else again)
         amount = format_amount(payout.amount, payout.currency)
@@ -626,7 +604,10 @@ class LedgerEntryAdmin(MirrorAdmin):
         return format_html_join(
             "",
             "<div>{} {} {}</div>",
-            ((leg.direction, leg.code, money(leg.amount, leg.currency)) for leg in legs),
+            (
+                (leg.get_direction_display(), leg.code, money(leg.amount, leg.currency))
+                for leg in legs
+            ),
         )
 
     def get_urls(self):

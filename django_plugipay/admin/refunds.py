@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from django_plugipay import permissions, services
 from django_plugipay.admin import tokens
+from django_plugipay.admin.display import staff_words
 from django_plugipay.exceptions import RefundError
 from django_plugipay.models import Payment, PaymentStatus, RefundReason, RefundStatus
 from django_plugipay.money import format_amount, input_value, to_minor
@@ -154,7 +155,8 @@ def _perform(modeladmin, request, refundable, data, rows, token):
             )
         except RefundError as exc:
             errors.append(
-                _("Payment %(payment)s: %(error)s") % {"payment": payment, "error": exc.message}
+                _("Payment %(payment)s: %(error)s")
+                % {"payment": payment, "error": staff_words(exc)}
             )
             continue
         if refund.replayed:  # this page was submitted before: its first outcome, sent once

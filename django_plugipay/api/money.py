@@ -21,7 +21,7 @@ from django_plugipay.exceptions import APIError, PayoutError, PlugipayError
 from django_plugipay.models import Payout, PayoutStatus, Receipt
 from django_plugipay.money import format_amount
 from django_plugipay.permissions import visible
-from django_plugipay.services.payouts import payout_refusal
+from django_plugipay.services.payouts import move_refusal, payout_refusal
 
 
 class PayoutSerializer(serializers.ModelSerializer):
@@ -228,6 +228,8 @@ class PayoutMove(ForRequestAccount, generics.GenericAPIView):
                     failure_reason=move.get("failure_reason") or None,
                 )
         except PlugipayError as exc:
+            if isinstance(exc, APIError) and exc.status == 409:  # a move it cannot make
+                raise Conflict(move_refusal(payout, move["status"], exc)) from exc
             raise _refused(exc) from exc
         return Response(PayoutSerializer(payout).data)
 

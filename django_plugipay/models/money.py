@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_plugipay.models.base import MirrorModel
 from django_plugipay.models.querysets import owned_by
+from django_plugipay.money import format_amount
 from django_plugipay.specs import status_group
 
 
@@ -140,7 +141,12 @@ class Payout(MirrorModel):
         ]
 
     def __str__(self) -> str:
-        return self.plugipay_id or f"payout #{self.pk} ({self.status})"
+        if self.plugipay_id:
+            return self.plugipay_id
+        return _("payout #%(pk)s (%(status)s)") % {
+            "pk": self.pk,
+            "status": self.get_status_display().lower(),
+        }
 
     @property
     def masked_account(self) -> str:
@@ -232,4 +238,6 @@ class LedgerEntry(MirrorModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tx_id} {self.code} {self.direction} {self.amount}"
+        return f"{self.tx_id} {self.code} {self.get_direction_display().lower()} " + format_amount(
+            self.amount, self.currency
+        )

@@ -36,6 +36,7 @@ from django_plugipay.models import (
     Invoice,
     InvoiceStatus,
     Payout,
+    PayoutMethod,
     PayoutStatus,
     Receipt,
     SessionStatus,
@@ -691,6 +692,36 @@ def cancel_payout(*, payout: Payout) -> Payout:
     return advance(PAYOUT, obj)
 
 
+def move_refusal(payout: Payout, status: str, exc: PlugipayError) -> str:
+    """Why ``payout`` could not be moved to ``status`` (marked, or canceled), in the active
+    language: Plugipay's own message is a developer's, in English. The admin's actions and
+    the API say it; a refusal of this app's own (a payout not sent yet) is said as it is."""
+    target = PayoutStatus(status).label.lower()
+    if not isinstance(exc, TransientError) and exc.status is None:
+        return exc.message  # this app's, in the active language already
+    if isinstance(exc, TransientError):
+        return _(
+            "Plugipay could not be reached, so payout %(payout)s is not marked %(target)s; "
+            "try again shortly."
+        ) % {"payout": payout, "target": target}
+    if exc.code != "invalid_transition":
+        return _("Plugipay refused to mark payout %(payout)s %(target)s (%(code)s).") % {
+            "payout": payout,
+            "target": target,
+            "code": exc.code or exc.status or "?",
+        }
+    if payout.method != PayoutMethod.MANUAL:
+        return _(
+            "Payout %(payout)s is a %(method)s: it moves by itself; only manual payouts are "
+            "marked by staff."
+        ) % {"payout": payout, "method": payout.get_method_display().lower()}
+    return _("Payout %(payout)s is %(status)s: it cannot be marked %(target)s.") % {
+        "payout": payout,
+        "status": payout.get_status_display().lower(),
+        "target": target,
+    }
+
+
 @takes_account
 def mark_payout(
     *,
@@ -712,7 +743,11 @@ def mark_payout(
         )
     if not payout.plugipay_id:
         raise PayoutError(
-            _("Payout #%(pk)s has not reached Plugipay yet.") % {"pk": payout.pk},
+            _(
+                "Payout #%(pk)s has not reached Plugipay yet: sync it (Re-sync in the admin), "
+                "then mark it."
+            )
+            % {"pk": payout.pk},
             code="not_submitted",
         )
     body: dict[str, Any] = {}

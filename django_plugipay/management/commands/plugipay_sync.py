@@ -102,7 +102,8 @@ class Command(BaseCommand):
         receipts = services.sync_receipts()
         self.stdout.write(
             self.style.SUCCESS(
-                f"{self.prefix}Money: {entries} ledger entries and {len(receipts)} receipts synced."
+                f"{self.prefix}Money: ledger entries synced: {entries}; receipts synced: "
+                f"{len(receipts)}."
             )
         )
 
