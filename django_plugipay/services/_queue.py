@@ -208,6 +208,7 @@ def _dispatch(name, args, inline, on_failure, countdown: float = 0) -> None:
             _enqueue_django(name, args, countdown)
         else:
             inline()
+        return
     except Exception as exc:
         if current != "inline":
             _count_failed_send()
@@ -221,8 +222,11 @@ def _dispatch(name, args, inline, on_failure, countdown: float = 0) -> None:
             extra={"task": name, "task_args": args, "tasks_mode": current},
         )
         discard_lost_connection(exc)  # what runs next in this request connects afresh
-        if on_failure is not None:
-            _record(name, args, on_failure, exc)
+        failure = exc
+    # Out of the ``except`` block: what recording the failure runs (a durable receiver, say)
+    # raises errors of its own, not chained to this one.
+    if on_failure is not None:
+        _record(name, args, on_failure, failure)
 
 
 def _record(
@@ -257,6 +261,22 @@ CELERY_DEFAULT_RETRY = {
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_max": 0.1, "interval_step": 0.1}
 
 
+#: seconds a request waits for the broker to take a message. A broker that accepts the
+#: connection and never answers (stuck, or cut off midway) would hold the request for as long
+#: as the connection lasts: past this, the message is given up as unsent (the sweeper sends
+#: it), and until that publish returns, this process's next messages are too, at once.
+PUBLISH_TIMEOUT = 3.0
+
+
+class BrokerSilent(Exception):
+    """The broker took no message within :data:`PUBLISH_TIMEOUT`."""
+
+
+#: a publish still waiting for a silent broker (at most one per process)
+_waiting: list[threading.Thread] = []
+_waiting_lock = threading.Lock()
+
+
 def _send(name: str, args: tuple, countdown: float = 0) -> None:
     from celery import current_app
 
@@ -265,7 +285,38 @@ def _send(name: str, args: tuple, countdown: float = 0) -> None:
     options: dict[str, Any] = {"countdown": countdown} if countdown else {}
     if app.conf.task_publish_retry_policy == CELERY_DEFAULT_RETRY:
         options["retry_policy"] = PUBLISH_RETRY
-    app.tasks[name].apply_async(args, **options)
+    task = app.tasks[name]
+    if app.conf.task_always_eager:  # runs the task here and now, in this thread's transaction
+        task.apply_async(args, **options)
+        return
+    _within_timeout(lambda: task.apply_async(args, **options))
+
+
+def _within_timeout(publish: Callable[[], Any]) -> None:
+    """``publish()`` in a thread of its own, waited for :data:`PUBLISH_TIMEOUT` at most
+    (:class:`BrokerSilent` past it: the publish goes on, alone, and a message it then sends
+    is one the sweeper would send again; the work runs once all the same)."""
+    with _waiting_lock:
+        if _waiting and _waiting[0].is_alive():
+            raise BrokerSilent("an earlier message of this process still waits for the broker")
+        _waiting.clear()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            publish()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the waiting thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="plugipay-publish", daemon=True)
+    thread.start()
+    thread.join(PUBLISH_TIMEOUT)
+    if thread.is_alive():
+        with _waiting_lock:
+            _waiting[:] = [thread]
+        raise BrokerSilent(f"the broker took no message in {PUBLISH_TIMEOUT:g} s")
+    if failed:
+        raise failed[0]
 
 
 #: the one Django task, handed over by :mod:`django_plugipay.tasks` when it is imported (the

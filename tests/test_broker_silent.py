@@ -1,0 +1,123 @@
+"""A broker that takes the connection and then says nothing (stuck, or cut off midway) holds
+no request: a message it does not take within ``PUBLISH_TIMEOUT`` is given up as unsent, for
+the sweeper to send, as when the broker refuses the connection. A receiver's failure recorded
+meanwhile carries its own traceback, not the broker's."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from django_plugipay import services, signals
+from django_plugipay.models import Delivery, Refund, WebhookEvent
+from django_plugipay.services import _queue
+from django_plugipay.services.refunds import NOT_SUBMITTED
+
+DOWN_BROKER = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def silent_broker(monkeypatch):
+    """A Redis URL whose server accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(50)
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(_queue, "PUBLISH_TIMEOUT", 1.0, raising=False)
+    monkeypatch.setattr(_queue, "_waiting", [], raising=False)
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    server.close()
+    for conn in accepted:
+        conn.close()
+
+
+def within(seconds, work):
+    """``work()``'s result, failing the test when it has not returned after ``seconds``."""
+    done, failed = [], []
+
+    def run():
+        try:
+            done.append(work())
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if failed:
+        raise failed[0]
+    assert done, f"still waiting on the silent broker after {seconds} s"
+    return done[0]
+
+
+@pytest.mark.plugipay_worker  # the project's Celery app, not in-process
+@pytest.mark.django_db(transaction=True)
+def test_a_refund_request_returns_while_the_broker_is_silent(
+    plugipay_sandbox, make_celery_app, silent_broker
+):
+    payment = plugipay_sandbox.paid_payment(30_000)
+    make_celery_app(broker_url=silent_broker, task_always_eager=False)
+    began = time.monotonic()
+    refund = within(
+        8,
+        lambda: services.refund_payment(
+            payment=payment, amount=10_000, reason="requested_by_customer"
+        ),
+    )
+    assert time.monotonic() - began < 5
+    refund = Refund.objects.get(pk=refund.pk)
+    assert refund.failure_code == NOT_SUBMITTED  # waiting visibly, for the sweeper to send
+    # a second request, while the first publish still waits, is not held at all
+    began = time.monotonic()
+    within(8, lambda: services.refund_payment(payment=payment, amount=1_000, reason="duplicate"))
+    assert time.monotonic() - began < 1
+
+
+@pytest.mark.plugipay_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_webhook_is_answered_while_the_broker_is_silent(
+    settings, make_celery_app, silent_broker
+):
+    """faults.md: a webhook in the "celery" mode is answered 200 because it is recorded."""
+    from django.test import Client
+
+    from tests.test_webhook_view import completed, post
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_PROCESSING": "celery"}
+    make_celery_app(broker_url=silent_broker, task_always_eager=False)
+    answer = within(8, lambda: post(Client(), completed()))
+    assert answer.status_code == 200
+    assert WebhookEvent.objects.get().status == "received"  # recorded, to be applied later
+
+
+@pytest.mark.plugipay_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_receivers_traceback_is_its_own_when_the_broker_is_down(
+    plugipay_sandbox, make_celery_app, durable
+):
+    """The Deliveries page shows the receiver's own error, not a broker error it was raised
+    while handling ("During handling of the above exception, another exception occurred")."""
+
+    def ship(sender, instance, **kwargs):
+        raise RuntimeError("warehouse down")
+
+    durable(signals.payment_succeeded, ship, name="tests.ship")
+    make_celery_app(broker_url=DOWN_BROKER, task_always_eager=False)
+    plugipay_sandbox.paid_payment(30_000)
+    delivery = Delivery.objects.get(receiver="tests.ship")
+    assert delivery.status == "failed" and "warehouse down" in delivery.last_error
+    assert "another exception occurred" not in delivery.last_traceback
+    assert "Connection refused" not in delivery.last_traceback
