@@ -121,3 +121,24 @@ def test_the_report_is_english_whatever_the_language(plugipay_sandbox):
         _code, output = doctor()
     assert re.search(r"last ran 0\xa0minutes ago", line(output, "reconciliation"))
     assert "menit" not in output
+
+
+@pytest.mark.plugipay_worker  # the project's Celery app, not in-process
+def test_the_tasks_line_names_a_broker_transport_that_cannot_be_loaded(
+    make_celery_app, monkeypatch
+):
+    """``pip install celery redis`` without the ``[redis]`` extra can leave kombu's Redis
+    transport failing to import (celery.md): the doctor names the extra, not a crash."""
+    import sys
+
+    from kombu import transport
+
+    make_celery_app(broker_url="redis://127.0.0.1:6379/11", task_always_eager=False)
+    monkeypatch.setitem(sys.modules, "packaging", None)  # a virtualenv without it
+    monkeypatch.setitem(sys.modules, "packaging.version", None)
+    monkeypatch.delitem(sys.modules, "kombu.transport.redis", raising=False)
+    monkeypatch.setattr(transport, "_transport_cache", {})
+    _, output = doctor()
+    tasks = line(output, "tasks")
+    assert "crashed" not in tasks and "report it if it is ours" not in tasks, tasks
+    assert 'pip install "celery[redis]"' in tasks, tasks

@@ -308,8 +308,12 @@ class Doctor:
                 "Celery runs every task in the process that sends it (task_always_eager): no "
                 "broker or worker to check",
             )
-        with app.connection_for_write() as unopened:  # named, not connected to
-            broker = maybe_sanitize_url(unopened.as_uri(include_password=True))
+        try:
+            with app.connection_for_write() as unopened:  # named, not connected to
+                broker = maybe_sanitize_url(unopened.as_uri(include_password=True))
+                unopened.transport  # noqa: B018 - loads the transport's module and what it needs
+        except ImportError as exc:
+            return _transport_missing(exc)
         fix = (
             "start the broker or fix the Celery app's broker URL; meanwhile webhooks are "
             "recorded and answered, and the sweep sends their tasks once it answers"
@@ -323,6 +327,8 @@ class Doctor:
         try:
             with app.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+        except ImportError as exc:
+            return _transport_missing(exc)
         except Exception as exc:  # noqa: BLE001 - whatever the transport raises, said as is
             return Line("tasks", False, f"the Celery broker {broker} cannot be reached: {exc}", fix)
         route = app.amqp.router.route({}, PENDING_TASK)
@@ -684,8 +690,8 @@ class Doctor:
                 False,
                 f"{endpoint.get('url')} is registered but paused or disabled ({why}); events "
                 "meanwhile are not delivered, and re-enabling it does not re-send them",
-                "re-enable it in the dashboard (or PATCH /webhooks/<id> active=true), then run "
-                "`manage.py plugipay_sync`: it applies every event missed meanwhile",
+                "re-enable it with `manage.py plugipay_webhooks enable` (or in the dashboard), "
+                "then run `manage.py plugipay_sync`: it applies every event missed meanwhile",
             )
         self.endpoint = active[0]
         secret = self.endpoint.get("secret") or self.endpoint.get("signingSecret")
@@ -852,3 +858,16 @@ def _sandbox_elsewhere(base_url: str) -> str:
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return ""
     return f"a Plugipay sandbox answers at {found}: set PLUGIPAY['BASE_URL'] to {found!r}"
+
+
+def _transport_missing(exc: ImportError) -> Line:
+    """The tasks line when kombu cannot load the broker's transport: a module it needs is not
+    installed (``pip install celery redis`` leaves out what the ``[redis]`` extra brings)."""
+    return Line(
+        "tasks",
+        False,
+        f"the Celery app's broker transport cannot be loaded: {type(exc).__name__}: {exc}",
+        'install the transport with its extra, e.g. `pip install "celery[redis]"` for Redis '
+        "(see docs/how-to/celery.md); meanwhile no task can be sent: webhooks are recorded "
+        "and answered, and the sweep sends their tasks once one can",
+    )
