@@ -426,3 +426,24 @@ def test_context_added_after_the_admin_view_reaches_the_page():
     response = ProjectPaymentAdmin(Payment, admin.site).changelist_view(request)
     response.render()  # what Django's handler does after the view and template middleware
     assert "Totals added by the project" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/django_plugipay/payment/abc/refund/",
+        "/admin/django_plugipay/checkoutsession/abc/confirm/",
+        "/admin/django_plugipay/receipt/abc/email/",
+        "/admin/django_plugipay/payment/999999/refund/",
+    ],
+)
+@pytest.mark.django_db
+def test_a_page_of_one_object_with_an_id_that_is_none_is_a_404(client, path):
+    """An id that cannot be a row's (``abc`` for a number) is a 404 as a missing one is, not
+    a 500; and staff without the page's permission get a 403 before any lookup."""
+    client.force_login(staff("refund_payment", "confirm_payment", "change_receipt"))
+    client.raise_request_exception = False
+    assert client.get(path).status_code == 404
+    assert client.post(path, {"post": "yes", "reason": "duplicate"}).status_code == 404
+    client.force_login(staff())
+    assert client.get(path).status_code == 403

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -156,7 +157,9 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
         ]
 
     def confirm_one(self, request, object_id):
-        session = get_object_or_404(CheckoutSession, pk=object_id)
+        if not self.has_confirm_permission(request):
+            raise PermissionDenied
+        session = self.found(request, object_id)
         queryset = CheckoutSession.objects.filter(pk=session.pk)
         response = confirm_view(self, request, queryset, single=True)
         if response is None:
@@ -274,7 +277,9 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
         ]
 
     def refund_one(self, request, object_id):
-        payment = get_object_or_404(Payment, pk=object_id)
+        if not self.has_refund_permission(request):
+            raise PermissionDenied
+        payment = self.found(request, object_id)
         response = refund_view(self, request, Payment.objects.filter(pk=payment.pk), single=True)
         if response is None:
             return redirect(reverse("admin:django_plugipay_payment_change", args=[payment.pk]))

@@ -8,11 +8,12 @@ from contextvars import ContextVar
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import F, Func, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.template.response import SimpleTemplateResponse
 from django.urls import reverse
 from django.utils.formats import date_format
@@ -245,6 +246,17 @@ class MirrorAdmin(Viewing, MirrorDisplay, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return BoundedChangeList
+
+    def found(self, request, object_id: str):
+        """The row a page of one object (refund, confirm, e-mail) is about, as the change page
+        finds it: an id that cannot be one (``abc`` for a number) is a 404, not a 500."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(
+                _("No %(name)s with the id %(id)s.")
+                % {"name": self.model._meta.verbose_name, "id": object_id}
+            )
+        return obj
 
     def get_list_filter(self, request):
         """The model's status groups first (when its spec has any), then ``list_filter``, then

@@ -9,10 +9,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -523,9 +522,7 @@ class ReceiptAdmin(MirrorAdmin):
     def email_one(self, request, object_id):
         if not self.has_email_permission(request):
             raise PermissionDenied
-        receipt = self.get_object(request, unquote(object_id))
-        if receipt is None:
-            raise Http404(_("No such receipt."))
+        receipt = self.found(request, object_id)
         response = email_receipts(self, request, Receipt.objects.filter(pk=receipt.pk))
         if response is None:
             return redirect(reverse("admin:django_plugipay_receipt_change", args=[receipt.pk]))
