@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, quote
 from plugipay_sandbox import safety, signing
 from plugipay_sandbox.hosted import i18n
 from plugipay_sandbox.state import ApiError, Store, iso, new_id
+from plugipay_sandbox.state.core import parse_json
 
 MAX_BODY = 1024 * 1024
 #: A transfer proof is up to 4 MB (plugipay-api.md §10.2) plus the multipart framing.
@@ -101,7 +102,7 @@ class Request:
                 self._json = {}
             else:
                 try:
-                    self._json = json.loads(self.body)
+                    self._json = parse_json(self.body)
                 except (ValueError, UnicodeDecodeError) as exc:
                     raise ApiError(
                         400, "invalid_request", f"The request body is not valid JSON: {exc}."
@@ -489,7 +490,7 @@ class SandboxApp:
 
     def idempotent(self, request: Request, key: str, handler: Handler) -> Response:
         try:
-            body: Any = json.loads(request.body) if request.body.strip() else {}
+            body: Any = parse_json(request.body) if request.body.strip() else {}
         except ValueError:
             body = request.body.decode("utf-8", "replace")
         fingerprint = {"method": request.method, "path": request.path, "body": body}

@@ -11,17 +11,30 @@ from typing import Any
 from plugipay_sandbox import cards
 from plugipay_sandbox.app import Request, envelope, pages
 from plugipay_sandbox.state import FAULT_KINDS, ApiError, Fault, Store, checkout, refunds
+from plugipay_sandbox.state.core import LATEST
+
+#: how far one call may move the clock on: a hundred years
+CLOCK_REACH = 100 * 366 * 24 * 3600
 
 
 def _body(request: Request) -> dict[str, Any]:
     return request.json()
 
 
-def _number(body: dict[str, Any], field: str, default: float, minimum: float = 0) -> float:
+def _number(
+    body: dict[str, Any], field: str, default: float, minimum: float = 0, maximum: float = 3600
+) -> float:
     value = body.get(field, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not minimum <= value <= maximum  # NaN too
+    ):
         raise ApiError(
-            400, "VALIDATION_ERROR", f"{field} must be a number ≥ {minimum}.", field=field
+            400,
+            "VALIDATION_ERROR",
+            f"{field} must be a number from {minimum:g} to {maximum:g}.",
+            field=field,
         )
     return value
 
@@ -82,7 +95,9 @@ def set_config(store: Store, request: Request):
                 )
             store.config.event_style = body["eventStyle"]
         if "refundDelay" in body:
-            store.config.refund_delay = _number(body, "refundDelay", 0, minimum=-1)
+            store.config.refund_delay = _number(
+                body, "refundDelay", 0, minimum=-1, maximum=CLOCK_REACH
+            )
         if "retrySchedule" in body:
             schedule = body["retrySchedule"]
             if not isinstance(schedule, list) or not all(
@@ -100,7 +115,12 @@ def set_config(store: Store, request: Request):
 
 @pages.add("POST", "/_sandbox/clock/advance")
 def advance(store: Store, request: Request):
-    store.advance(_number(_body(request), "seconds", 0))
+    seconds = _number(_body(request), "seconds", 0, maximum=CLOCK_REACH)
+    if store.now() + seconds > LATEST:
+        raise ApiError(
+            400, "VALIDATION_ERROR", "The clock cannot go past year 9999.", field="seconds"
+        )
+    store.advance(seconds)
     return envelope(store.dump()["clock"], store=store)
 
 
@@ -215,7 +235,7 @@ def add_fault(store: Store, request: Request):
         )
     fault = Fault(
         kind=kind,
-        count=int(_number(body, "count", 1, minimum=1)),
+        count=int(_number(body, "count", 1, minimum=1, maximum=10**6)),
         path_prefix=str(body.get("path_prefix") or "/api/v1"),
         retry_after=int(_number(body, "retry_after", 1)),
         delay=float(_number(body, "delay", 5)),
@@ -244,7 +264,7 @@ def release(store: Store, request: Request):
     order = body.get("order", "fifo")
     if order not in ("fifo", "reverse", "shuffle"):
         raise ApiError(400, "VALIDATION_ERROR", "order is fifo, reverse or shuffle.", field="order")
-    duplicate = int(_number(body, "duplicate", 1, minimum=1))
+    duplicate = int(_number(body, "duplicate", 1, minimum=1, maximum=100))
     released = _deliverer(store).release(order, duplicate)
     return envelope({"released": released, "order": order, "duplicate": duplicate}, store=store)
 

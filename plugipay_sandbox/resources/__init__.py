@@ -51,9 +51,16 @@ def integer(
         raise invalid(field, f"{field} must be an integer (minor units), not {value!r}.")
     if value < minimum:
         raise invalid(field, f"{field} must be at least {minimum}.")
-    if maximum is not None and value > maximum:
-        raise invalid(field, f"{field} must be at most {maximum}.")
+    limit = MAX_SAFE_INTEGER if maximum is None else maximum
+    if value > limit:
+        raise invalid(field, f"{field} must be at most {limit}.")
     return value
+
+
+#: the largest integer every JSON reader holds exactly (2**53 - 1, JavaScript's
+#: ``Number.MAX_SAFE_INTEGER``), the app's ``MAX_AMOUNT`` too: larger amounts and counts are
+#: refused
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 #: Metadata limits: 50 pairs is Plugipay's published rule; the key and value lengths are not

@@ -78,17 +78,36 @@ def iso(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+#: the instants the sandbox reads and writes: from the epoch to the end of year 9999
+LATEST = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc).timestamp()
+
+
 def parse_time(value: str) -> float:
-    """Parse ISO-8601 or epoch seconds, as list filters accept both."""
+    """Parse ISO-8601 or epoch seconds, as list filters accept both (``ValueError`` for an
+    instant before the epoch or after year 9999, which no answer could write back)."""
     text = value.strip()
     if text.replace(".", "", 1).isdigit():
-        return float(text)
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.timestamp()
+        timestamp = float(text)
+    else:
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        moment = dt.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        timestamp = moment.timestamp()
+    if not 0 <= timestamp <= LATEST:
+        raise ValueError(f"{value!r} is not between 1970 and 9999")
+    return timestamp
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads``, refusing ``NaN`` and ``Infinity`` (``ValueError``), as Plugipay's JSON
+    parser does: they are not JSON."""
+    return json.loads(text, parse_constant=_not_json)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 @dataclasses.dataclass
@@ -440,7 +459,8 @@ class Store:
         if record is None or record["expires"] < self.now():
             return None
         stored = record["fingerprint"]
-        if stored != fingerprint:
+        # as JSON, not as Python compares: true is not 1, nor 1.0 the integer 1
+        if stored != fingerprint or _as_json(stored) != _as_json(fingerprint):
             field = _first_difference(stored, fingerprint)
             raise ApiError(
                 409,
@@ -621,7 +641,7 @@ def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
     body_a, body_b = a.get("body"), b.get("body")
     if isinstance(body_a, dict) and isinstance(body_b, dict):
         for key in sorted(set(body_a) | set(body_b)):
-            if body_a.get(key) != body_b.get(key):
+            if _as_json(body_a.get(key)) != _as_json(body_b.get(key)):
                 return key
     return "body"
 
@@ -634,3 +654,7 @@ def shuffled(items: list[Any], order: str) -> list[Any]:
         random.shuffle(items)
         return items
     return list(items)
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,135 @@
+"""What a client sends never breaks the sandbox: values no answer could write back (an
+instant past year 9999, a clock moved by a trillion seconds, NaN and Infinity, amounts past
+2**53 - 1) are a 400 in Plugipay's envelope, and the sandbox answers as before afterwards; an
+Idempotency-Key sent again with a body that differs only as JSON tells (``true`` for ``1``,
+``1.0`` for ``1``) is refused, not replayed."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+BEARER = {"Authorization": "Bearer pk_test_sandbox_bearer"}
+
+
+def api(sandbox, method, path, body=None, *, raw=None, headers=None):
+    return requests.request(
+        method,
+        f"{sandbox.base_url}/api/v1{path}",
+        json=body if raw is None else None,
+        data=raw,
+        headers={**BEARER, "Content-Type": "application/json", **(headers or {})},
+        timeout=30,
+    )
+
+
+def control(sandbox, path, *, raw):
+    return requests.post(
+        f"{sandbox.base_url}/_sandbox/{path}",
+        data=raw,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+
+
+def still_answers(sandbox):
+    assert api(sandbox, "GET", "/customers").status_code == 200
+
+
+def paid(sandbox, amount=100_000):
+    session = api(
+        sandbox,
+        "POST",
+        "/checkout-sessions",
+        {
+            "amount": amount,
+            "currency": "IDR",
+            "methods": ["card"],
+            "successUrl": "https://shop.test/ok",
+            "cancelUrl": "https://shop.test/no",
+        },
+    ).json()["data"]
+    paid = requests.post(
+        f"{sandbox.base_url}/_sandbox/checkout-sessions/{session['id']}/pay",
+        json={"card": "4242424242424242"},
+        timeout=30,
+    ).json()["data"]
+    return paid["payment"]["id"]
+
+
+@pytest.mark.parametrize("due", ["99999999999999999", "0001-01-01", "10000-01-01T00:00:00Z"])
+def test_an_invoice_due_at_an_instant_no_answer_can_write_is_a_400(sandbox, due):
+    customer = api(sandbox, "POST", "/customers", {"email": "a@b.test"}).json()["data"]["id"]
+    answer = api(
+        sandbox,
+        "POST",
+        "/invoices",
+        {
+            "customerId": customer,
+            "currency": "IDR",
+            "lines": [{"description": "x", "quantity": 1, "unitAmount": 100}],
+            "dueAt": due,
+        },
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["field"] == "dueAt"
+    still_answers(sandbox)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"seconds": 1000000000000}',
+        b'{"seconds": Infinity}',
+        b'{"seconds": NaN}',
+        b'{"seconds": 1e308}',
+    ],
+)
+def test_a_clock_move_past_year_9999_or_not_a_number_is_a_400(sandbox, raw):
+    assert control(sandbox, "clock/advance", raw=raw).status_code == 400
+    still_answers(sandbox)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"kind": "http_429", "retry_after": NaN}',
+        b'{"kind": "http_429", "count": Infinity}',
+        b'{"kind": "delay", "delay": 1e300}',
+    ],
+)
+def test_a_fault_with_a_number_out_of_reach_is_a_400(sandbox, raw):
+    assert control(sandbox, "faults", raw=raw).status_code == 400
+    still_answers(sandbox)
+
+
+def test_nan_and_infinity_in_an_api_body_are_not_json(sandbox):
+    answer = api(sandbox, "POST", "/customers", raw=b'{"email": "a@b.test", "x": NaN}')
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("again", [True, 1.0])
+def test_a_key_sent_again_with_a_body_that_differs_as_json_is_refused(sandbox, again):
+    payment = paid(sandbox)
+    key = {"Idempotency-Key": "refund-1"}
+    body = {"chargeId": payment, "amount": 1, "reason": "duplicate"}
+    assert api(sandbox, "POST", "/refunds", body, headers=key).status_code == 201
+    answer = api(sandbox, "POST", "/refunds", {**body, "amount": again}, headers=key)
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["field"] == "amount"
+
+
+def test_an_amount_past_2_53_is_a_400(sandbox):
+    answer = api(
+        sandbox,
+        "POST",
+        "/checkout-sessions",
+        {
+            "amount": 2**53,
+            "currency": "IDR",
+            "methods": ["card"],
+            "successUrl": "https://shop.test/ok",
+            "cancelUrl": "https://shop.test/no",
+        },
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["field"] == "amount"
