@@ -422,3 +422,31 @@ def test_a_move_that_fails_otherwise_is_said_in_the_clerks_language_too(
         )
     [message] = [str(m) for m in page.context["messages"]]
     assert message.startswith(start) and error.message not in message, message
+
+
+def test_a_confirmation_no_page_of_ours_posted_is_shown_for_review_not_paid(client, funded):
+    """A hand-made POST with ``stage=confirm`` and no page token (or a malformed one) gets
+    the confirmation page, with a token, instead of a payout: each such POST would otherwise
+    be a new payout, as its key would be new each time."""
+    client.force_login(staff("manage_payout"))
+    url = reverse("admin:django_plugipay_payout_new")
+    for token in ({}, {"plugipay_token": "not-a-token"}):
+        page = client.post(url, {"stage": "confirm", "amount": "1000", **token})
+        assert page.status_code == 200 and page.context["confirming"]
+        assert "Yes, pay out" in page.content.decode()
+    assert not Payout.objects.exists()
+
+
+def test_a_page_confirmed_again_with_another_amount_after_its_payout_keeps_it(client, funded):
+    """The back button, another amount, confirmed again: the page's payout stands, and the
+    clerk is told so in their words (not the Idempotency-Key's)."""
+    client.force_login(staff("manage_payout"))
+    url = reverse("admin:django_plugipay_payout_new")
+    token = token_of(client.get(url))
+    client.post(url, {"stage": "confirm", "amount": "100000", "plugipay_token": token})
+    again = client.post(
+        url, {"stage": "confirm", "amount": "90000", "plugipay_token": token}, follow=True
+    )
+    said = " ".join(str(m) for m in again.context["messages"])
+    assert "already made a payout" in said and "Idempotency-Key" not in said, said
+    assert list(Payout.objects.values_list("amount", flat=True)) == [100_000]

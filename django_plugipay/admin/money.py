@@ -296,6 +296,8 @@ class PayoutAdmin(MirrorAdmin):
             self.message_user(request, staff_words(exc), messages.ERROR)
             return redirect(reverse("admin:django_plugipay_payout_changelist"))
         stage = request.POST.get("stage") if request.method == "POST" else None
+        if stage == "confirm" and not tokens.was_posted(request):
+            stage = "review"  # confirmed by no page of ours: its confirmation page first
         token = tokens.posted(request) if request.method == "POST" else tokens.issue()
         # this page's payout made already: the balance no longer has room for it, and need not
         made = stage == "confirm" and self._made(token, account)
@@ -360,6 +362,14 @@ class PayoutAdmin(MirrorAdmin):
                 idempotency_key=f"admin_{token}",
             )
         except PlugipayError as exc:
+            if exc.code == "idempotency_mismatch" and not self._unanswered(token, account):
+                # this page made its payout already; sent again with another amount or note
+                said = _(
+                    "This page already made a payout, which stays as it was confirmed. Open it "
+                    "in the list; to pay out more, start a new payout."
+                )
+                self.message_user(request, said, messages.WARNING)
+                return redirect(changelist)
             if exc.code == "idempotency_mismatch" and self._unanswered(token, account):
                 # confirmed again with another amount or note: this page's payout stands as
                 # it was first confirmed, and only Re-sync settles it now

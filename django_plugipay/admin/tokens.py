@@ -22,6 +22,12 @@ def issue() -> str:
     return uuid.uuid4().hex
 
 
+def was_posted(request: HttpRequest) -> bool:
+    """Whether the request carries a token of the shape :func:`issue` makes (a page of this
+    app posted it, not a hand-made request)."""
+    return bool(_SHAPE.fullmatch(request.POST.get(FIELD, "")))
+
+
 def posted(request: HttpRequest) -> str:
     """The token the page posted back, or a fresh one (a page from before tokens existed)."""
     token = request.POST.get(FIELD, "")
