@@ -539,7 +539,7 @@ def unlink_user(pk: Any, *, besides: str | None = None) -> None:
                 for model, attname in _user_links():
                     manager = model._base_manager.using(database)
                     manager.filter(**{attname: pk}).update(**{attname: None})
-        except DatabaseError as exc:
+        except Exception as exc:  # noqa: BLE001 - the user is deleted: said, not raised
             discard_lost_connection(exc, using=database)
             logger.error(
                 "plugipay: the links to deleted user %s were not cleared in database %s: %s",
@@ -559,9 +559,17 @@ def _user_deleted(sender: Any, instance: models.Model, using: str, **kwargs: Any
 
 def watch_user_deletions() -> None:
     """Clear the links to a deleted user in the other databases too (:func:`unlink_user`)."""
-    from django.conf import settings
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
     from django.db.models.signals import post_delete
 
-    post_delete.connect(
-        _user_deleted, sender=settings.AUTH_USER_MODEL, dispatch_uid="plugipay_user_deleted"
-    )
+    # The user model and each proxy of it (a user deleted through a proxy is sent with the
+    # proxy); not every model: a receiver for all would end Django's fast deletes everywhere.
+    user_model = get_user_model()
+    for model in apps.get_models(include_auto_created=False):
+        if model._meta.concrete_model is user_model:
+            post_delete.connect(
+                _user_deleted,
+                sender=model,
+                dispatch_uid=f"plugipay_user_deleted_{model._meta.label}",
+            )

@@ -15,6 +15,9 @@ from plugipay_sandbox.state.core import LATEST
 
 #: how far one call may move the clock on: a hundred years
 CLOCK_REACH = 100 * 366 * 24 * 3600
+#: how far before the end of year 9999 the clock stops: room for the clock to run on and for
+#: the periods, trials and due dates counted from it
+CLOCK_MARGIN = 10 * 366 * 24 * 3600
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -116,9 +119,9 @@ def set_config(store: Store, request: Request):
 @pages.add("POST", "/_sandbox/clock/advance")
 def advance(store: Store, request: Request):
     seconds = _number(_body(request), "seconds", 0, maximum=CLOCK_REACH)
-    if store.now() + seconds > LATEST:
+    if store.now() + seconds > LATEST - CLOCK_MARGIN:
         raise ApiError(
-            400, "VALIDATION_ERROR", "The clock cannot go past year 9999.", field="seconds"
+            400, "VALIDATION_ERROR", "The clock cannot go past year 9989.", field="seconds"
         )
     store.advance(seconds)
     return envelope(store.dump()["clock"], store=store)

@@ -112,3 +112,21 @@ def test_a_body_that_is_not_json_is_said_where_in_the_requests_language():
         detail == "Kesalahan penguraian - isi permintaan bukan JSON yang valid (baris 2, kolom 12)."
     ), detail
     assert not Refund.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "CSRF token from POST has incorrect length.",
+        "CSRF token from the 'X-Csrftoken' HTTP header has invalid characters.",
+        "CSRF token from POST incorrect.",
+    ],
+)
+def test_every_reason_django_gives_for_a_bad_csrf_token_is_translated(reason):
+    from django.utils import translation
+
+    from django_plugipay.api.drf_messages import csrf_failure
+
+    with translation.override("id"):
+        said = csrf_failure(f"CSRF Failed: {reason}")
+    assert said == "Permintaan gagal dalam pemeriksaan CSRF: token CSRF bukan milik sesi ini.", said

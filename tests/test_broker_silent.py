@@ -121,3 +121,79 @@ def test_a_receivers_traceback_is_its_own_when_the_broker_is_down(
     assert delivery.status == "failed" and "warehouse down" in delivery.last_error
     assert "another exception occurred" not in delivery.last_traceback
     assert "Connection refused" not in delivery.last_traceback
+
+
+def test_sends_at_the_same_moment_each_wait_once_and_later_ones_not_at_all(monkeypatch):
+    """Two requests sending at once while the broker says nothing each give up after the
+    timeout; a send after that, while both publishes still wait, gives up at once and
+    leaves no thread of its own."""
+    monkeypatch.setattr(_queue, "PUBLISH_TIMEOUT", 0.3)
+    monkeypatch.setattr(_queue, "_publishing", {})
+    release = threading.Event()
+    started = []
+
+    def publish():
+        started.append(threading.current_thread())
+        release.wait(10)
+
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def request():
+        barrier.wait()
+        try:
+            _queue._within_timeout(publish)
+        except _queue.BrokerSilent as exc:
+            outcomes.append(exc)
+
+    try:
+        callers = [threading.Thread(target=request) for _ in range(2)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(5)
+        assert len(outcomes) == 2 and len(started) == 2
+        began = time.monotonic()
+        with pytest.raises(_queue.BrokerSilent, match="still waits"):
+            _queue._within_timeout(publish)
+        assert time.monotonic() - began < 0.1 and len(started) == 2
+    finally:
+        release.set()
+    for thread in started:
+        thread.join(5)
+    assert _queue._publishing == {}  # each publish, once done, is forgotten
+    _queue._within_timeout(lambda: None)  # and sends go through again
+
+
+def test_a_publish_keeps_the_senders_context_and_a_tasks_message_its_parent(make_celery_app):
+    """The publish thread runs in the sender's context (a tracing hook's context variables
+    see the request's); a message sent from a running task is sent from the task's own
+    thread, so Celery links it to its parent task."""
+    import contextvars
+
+    from celery._state import _task_stack
+
+    marker = contextvars.ContextVar("marker", default=None)
+    marker.set("the request's")
+    seen = []
+    _queue._within_timeout(lambda: seen.append((marker.get(), threading.current_thread())))
+    assert seen[0][0] == "the request's" and seen[0][1] is not threading.current_thread()
+
+    app = make_celery_app(task_always_eager=False, broker_url=DOWN_BROKER)
+    sent = []
+
+    @app.task(bind=True, name="tests.parent")
+    def parent(self):  # pragma: no cover - never run
+        return None
+
+    task = app.tasks["django_plugipay.sweep"]
+    task.apply_async = lambda *a, **k: sent.append(threading.current_thread())
+    parent.push_request(id="parent-1", called_directly=False)
+    _task_stack.push(parent)
+    try:
+        _queue._send("django_plugipay.sweep", ())
+    finally:
+        _task_stack.pop()
+        parent.pop_request()
+        del task.apply_async
+    assert sent == [threading.current_thread()]

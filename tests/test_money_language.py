@@ -114,3 +114,21 @@ def test_a_payout_plugipay_never_answered_is_named_in_the_clerks_language():
     with translation.override("id"):
         name = str(payout)
     assert name == f"pencairan #{payout.pk} (tertunda)", name
+
+
+@pytest.mark.django_db
+def test_a_cancel_plugipay_refuses_is_said_as_a_cancel_not_a_mark():
+    from django_plugipay.exceptions import APIError
+    from django_plugipay.models import PayoutMethod, PayoutStatus
+    from django_plugipay.services.payouts import move_refusal
+
+    payout = Payout(
+        pk=7,
+        amount=10_000,
+        currency="IDR",
+        method=PayoutMethod.XENDIT_DISBURSEMENT,
+        status="pending",
+    )
+    exc = APIError("Cannot cancel a processing payout", status=409, code="invalid_transition")
+    said = str(move_refusal(payout, PayoutStatus.CANCELED, exc))
+    assert "can no longer be canceled" in said and "manual" not in said, said

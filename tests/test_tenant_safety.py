@@ -256,3 +256,24 @@ def test_deleting_a_user_clears_its_links_in_the_tenant_database_too(
     with pytest.raises(RuntimeError):
         delete_then_fail()
     assert tenant.get(pk=other.pk).user_id == kept
+
+
+@pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+def test_deleting_a_user_through_a_proxy_model_clears_its_tenant_links(
+    merchant_in_tenant_db, django_user_model
+):
+    """A user deleted through a proxy of the user model (a "Staff" admin, say) is sent with
+    the proxy: its links in the tenant database are cleared all the same."""
+    from django_plugipay.accounts import watch_user_deletions
+
+    class StaffMember(django_user_model):
+        class Meta:
+            proxy = True
+            app_label = "teams"
+
+    watch_user_deletions()  # as at start-up, when a project's proxies are loaded
+    user = django_user_model.objects.create_user(username="eka", email="eka@x.test")
+    with acting_for("merchant"):
+        customer = services.get_or_create_customer_for_user(user=user)
+    StaffMember.objects.get(pk=user.pk).delete()
+    assert Customer.objects.using("tenant").get(pk=customer.pk).user_id is None

@@ -55,7 +55,7 @@ _CSRF_REASONS = (
     ),
     (
         re.compile(
-            r"CSRF token (from .+ )?(incorrect\.|has incorrect length|has invalid characters)"
+            r"CSRF token (from .+ )?(incorrect|has incorrect length|has invalid characters)\.?"
         ),
         gettext_lazy("the CSRF token is not the one of this session"),
     ),

@@ -6,6 +6,7 @@ module the task's name, its primitive arguments and the same work as an in-proce
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
 import importlib
@@ -264,7 +265,8 @@ PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_max": 0.1, "in
 #: seconds a request waits for the broker to take a message. A broker that accepts the
 #: connection and never answers (stuck, or cut off midway) would hold the request for as long
 #: as the connection lasts: past this, the message is given up as unsent (the sweeper sends
-#: it), and until that publish returns, this process's next messages are too, at once.
+#: it), and while a publish of this process has waited longer, the next messages are too, at
+#: once.
 PUBLISH_TIMEOUT = 3.0
 
 
@@ -272,9 +274,9 @@ class BrokerSilent(Exception):
     """The broker took no message within :data:`PUBLISH_TIMEOUT`."""
 
 
-#: a publish still waiting for a silent broker (at most one per process)
-_waiting: list[threading.Thread] = []
-_waiting_lock = threading.Lock()
+#: this process's publishes under way: their thread → when each began (``time.monotonic``)
+_publishing: dict[threading.Thread, float] = {}
+_publishing_lock = threading.Lock()
 
 
 def _send(name: str, args: tuple, countdown: float = 0) -> None:
@@ -286,34 +288,41 @@ def _send(name: str, args: tuple, countdown: float = 0) -> None:
     if app.conf.task_publish_retry_policy == CELERY_DEFAULT_RETRY:
         options["retry_policy"] = PUBLISH_RETRY
     task = app.tasks[name]
-    if app.conf.task_always_eager:  # runs the task here and now, in this thread's transaction
+    # Eagerly, the task runs here and now, in this thread's transaction; from a task, the
+    # worker (not a request) waits, and Celery links the message to the task it sends from.
+    if app.conf.task_always_eager or app.current_worker_task is not None:
         task.apply_async(args, **options)
         return
     _within_timeout(lambda: task.apply_async(args, **options))
 
 
 def _within_timeout(publish: Callable[[], Any]) -> None:
-    """``publish()`` in a thread of its own, waited for :data:`PUBLISH_TIMEOUT` at most
-    (:class:`BrokerSilent` past it: the publish goes on, alone, and a message it then sends
-    is one the sweeper would send again; the work runs once all the same)."""
-    with _waiting_lock:
-        if _waiting and _waiting[0].is_alive():
-            raise BrokerSilent("an earlier message of this process still waits for the broker")
-        _waiting.clear()
+    """``publish()`` in a thread of its own (with this one's context variables), waited for
+    :data:`PUBLISH_TIMEOUT` at most: past it, :class:`BrokerSilent`; the publish goes on
+    alone, and a message it then sends is one the sweeper would send again (the work runs
+    once all the same). While any publish has waited longer, raise at once: requests sending
+    at the same moment leave a waiting thread each, later ones none."""
+    began = time.monotonic()
+    context = contextvars.copy_context()
     failed: list[BaseException] = []
 
     def run() -> None:
         try:
-            publish()
+            context.run(publish)
         except BaseException as exc:  # noqa: BLE001 - raised again in the waiting thread
             failed.append(exc)
+        finally:
+            with _publishing_lock:
+                _publishing.pop(threading.current_thread(), None)
 
-    thread = threading.Thread(target=run, name="plugipay-publish", daemon=True)
+    with _publishing_lock:
+        if any(began - since > PUBLISH_TIMEOUT for since in _publishing.values()):
+            raise BrokerSilent("an earlier message of this process still waits for the broker")
+        thread = threading.Thread(target=run, name="plugipay-publish", daemon=True)
+        _publishing[thread] = began
     thread.start()
     thread.join(PUBLISH_TIMEOUT)
     if thread.is_alive():
-        with _waiting_lock:
-            _waiting[:] = [thread]
         raise BrokerSilent(f"the broker took no message in {PUBLISH_TIMEOUT:g} s")
     if failed:
         raise failed[0]
@@ -441,7 +450,10 @@ def _dispatch_coalesced(name, key, inline, on_failure) -> None:
             extra={"task": name, "tasks_mode": current, "count": len(keys)},
         )
         discard_lost_connection(exc)
-        _record(name, (), lambda failure: on_failure(failure, keys), exc)
+        failure = exc
     else:
         with state.lock:
             message.sent, message.relying = True, []
+        return
+    # out of the ``except`` block, as in :func:`_dispatch`
+    _record(name, (), lambda error: on_failure(error, keys), failure)

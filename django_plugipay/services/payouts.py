@@ -704,6 +704,16 @@ def move_refusal(payout: Payout, status: str, exc: PlugipayError) -> str:
             "Plugipay could not be reached, so payout %(payout)s is not marked %(target)s; "
             "try again shortly."
         ) % {"payout": payout, "target": target}
+    if status == PayoutStatus.CANCELED:
+        if exc.code == "invalid_transition":
+            return _(
+                "Payout %(payout)s can no longer be canceled: it has left the pending state "
+                "at Plugipay (Re-sync it to see where it is)."
+            ) % {"payout": payout}
+        return _("Plugipay refused to cancel payout %(payout)s (%(code)s).") % {
+            "payout": payout,
+            "code": exc.code or exc.status or "?",
+        }
     if exc.code != "invalid_transition":
         return _("Plugipay refused to mark payout %(payout)s %(target)s (%(code)s).") % {
             "payout": payout,

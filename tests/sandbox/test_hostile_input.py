@@ -133,3 +133,26 @@ def test_an_amount_past_2_53_is_a_400(sandbox):
         },
     )
     assert answer.status_code == 400 and answer.json()["error"]["field"] == "amount"
+
+
+def test_the_clock_stops_short_of_year_9999_so_it_can_run_on():
+    """A clock moved to just inside the limit would pass year 9999 a second later, and every
+    instant the sandbox writes after that with it: the limit keeps a margin."""
+    from plugipay_sandbox import control
+    from plugipay_sandbox.app import Request
+    from plugipay_sandbox.state import ApiError
+    from plugipay_sandbox.state.core import LATEST, SandboxConfig, Store, iso
+
+    store = Store(SandboxConfig())
+    while LATEST - control.CLOCK_MARGIN - store.now() > control.CLOCK_REACH:
+        store.advance(control.CLOCK_REACH)
+
+    def advance(seconds):
+        request = Request.__new__(Request)
+        request._json = {"seconds": seconds}
+        return control.advance(store, request)
+
+    with pytest.raises(ApiError):
+        advance(LATEST - store.now() - 1)
+    advance(LATEST - control.CLOCK_MARGIN - store.now() - 1)
+    iso(store.now() + control.CLOCK_MARGIN - 60)  # a period or a due date ahead still writes
