@@ -132,3 +132,31 @@ def test_a_cancel_plugipay_refuses_is_said_as_a_cancel_not_a_mark():
     exc = APIError("Cannot cancel a processing payout", status=409, code="invalid_transition")
     said = str(move_refusal(payout, PayoutStatus.CANCELED, exc))
     assert "can no longer be canceled" in said and "manual" not in said, said
+
+
+def test_payment_methods_are_named_in_the_clerks_language_in_lists_and_filters(
+    client, plugipay_sandbox
+):
+    """Plugipay's method codes (``card``, ``va``…) are shown by their labels, in the column,
+    the filter and the receipt's source; a code Plugipay adds later is shown as it is."""
+    from django_plugipay.models import PaymentMethod
+
+    plugipay_sandbox.paid_payment(amount=75_000)
+    services.sync_receipts()
+    client.force_login(staff("view_checkoutsession"))
+    with translation.override("id"):
+        payments = client.get(reverse("admin:django_plugipay_payment_changelist")).content.decode()
+        receipts = client.get(reverse("admin:django_plugipay_receipt_changelist")).content.decode()
+    assert '<td class="field-method_label">Kartu</td>' in payments, payments[-3000:]
+    assert "?method=card" in payments and ">Kartu</a>" in payments  # the filter
+    assert "sesi pembayaran cs_" in receipts and "checkout_session cs_" not in receipts
+    assert PaymentMethod.label_of("bnpl") == "bnpl" and PaymentMethod.label_of("") == "—"
+
+
+@pytest.mark.django_db
+def test_subscribing_through_the_api_when_it_is_not_enabled_is_said_in_the_requests_language():
+    client = client_for(UserFactory())
+    with translation.override("id"):
+        response = client.post(f"{API}/subscriptions/", {}, format="json")
+    assert response.status_code == 404
+    assert "Berlangganan belum diaktifkan" in response.json()["detail"], response.json()

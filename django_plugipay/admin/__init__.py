@@ -23,6 +23,8 @@ from django_plugipay.admin.display import (
     admin_link,
     badge,
     instructions_html,
+    method_display,
+    method_filter,
     money,
     pending_age,
     pretty_json,
@@ -100,11 +102,11 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
         "amount_display",
         "status_badge",
         "customer_link",
-        "payment_method",
+        "method_label",
         "mode",
         "created_at",
     ]
-    list_filter = ["status", "mode", "currency", "payment_method", "created_at"]
+    list_filter = ["status", "mode", "currency", method_filter("payment_method"), "created_at"]
     list_select_related = ["customer"]
     search_fields = ["plugipay_id", "customer__email", "customer__plugipay_id"]
     date_hierarchy = "created_at"
@@ -124,7 +126,7 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
         "cancel_url_link",
         "expires_at",
         "completed_at",
-        "payment_method",
+        "method_label",
         "payments_links",
         "metadata",
         "mode",
@@ -134,6 +136,7 @@ class CheckoutSessionAdmin(ActivityMixin, MirrorAdmin):
         "data_pretty",
     ]
     fields = list(readonly_fields)
+    method_label = method_display("payment_method")
 
     def has_cancel_permission(self, request) -> bool:
         return permissions.can_cancel_sessions(request.user)
@@ -198,13 +201,13 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
         "refunded_display",
         "remaining_display",
         "status_badge",
-        "method",
+        "method_label",
         "customer_link",
         "session_link",
         "invoice_link",
         "paid_at",
     ]
-    list_filter = ["status", "method", "mode", "currency", "created_at"]
+    list_filter = ["status", method_filter(), "mode", "currency", "created_at"]
     list_select_related = ["customer", "checkout_session", "invoice"]
     search_fields = ["plugipay_id", "checkout_session__plugipay_id", "customer__email"]
     date_hierarchy = "created_at"
@@ -216,7 +219,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
         "amount_display",
         "refunded_display",
         "remaining_display",
-        "method",
+        "method_label",
         "failure_code",
         "failure_message",
         "customer_link",
@@ -230,6 +233,7 @@ class PaymentAdmin(ActivityMixin, MirrorAdmin):
     ]
     fields = list(readonly_fields)
     change_form_template = "admin/django_plugipay/payment/change_form.html"
+    method_label = method_display()
 
     def get_queryset(self, request):
         # A per-page prefetch, not an annotation: the changelist's count stays a plain COUNT.

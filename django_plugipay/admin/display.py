@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from django_plugipay import accounts, datetimes, permissions
 from django_plugipay.exceptions import PlugipayError, TransientError
 from django_plugipay.links import link
+from django_plugipay.models import PaymentMethod
 from django_plugipay.money import format_amount
 from django_plugipay.specs import spec_for_model, status_tones
 
@@ -130,6 +131,35 @@ class _ViewingTemplate:
 
 def money(amount: int | None, currency: str) -> str:
     return format_amount(amount, currency)
+
+
+def method_display(field: str = "method"):
+    """A display method for a payment method field: its label in the reader's language."""
+
+    @admin.display(description=_("method"), ordering=field)
+    def display(self, obj) -> str:
+        return PaymentMethod.label_of(getattr(obj, field))
+
+    return display
+
+
+def method_filter(field: str = "method") -> type[admin.SimpleListFilter]:
+    """A list filter on a payment method field, each method present named by its label."""
+
+    class MethodFilter(admin.SimpleListFilter):
+        title = _("method")
+        parameter_name = field
+
+        def lookups(self, request, model_admin):
+            rows = model_admin.get_queryset(request).order_by()
+            codes = rows.values_list(field, flat=True).distinct()
+            return [(code, PaymentMethod.label_of(code)) for code in sorted(set(codes) - {""})]
+
+        def queryset(self, request, queryset):
+            value = self.value()
+            return queryset.filter(**{field: value}) if value else queryset
+
+    return MethodFilter
 
 
 def staff_words(exc: PlugipayError) -> str:
@@ -322,7 +352,7 @@ def instructions_html(instructions) -> str:
     if instructions is None:
         return "—"
     rows = [
-        (_("method"), instructions.method),
+        (_("method"), PaymentMethod.label_of(instructions.method)),
         (_("bank or provider"), instructions.channel),
         (_("virtual account"), instructions.account_number),
         (_("payment code"), instructions.payment_code),

@@ -27,12 +27,16 @@ from django_plugipay.admin.display import (
     MirrorAdmin,
     MirrorDisplay,
     admin_link,
+    method_display,
+    method_filter,
     money,
     staff_words,
 )
 from django_plugipay.exceptions import PlugipayError
 from django_plugipay.models import (
     Account,
+    CheckoutSession,
+    Invoice,
     LedgerEntry,
     Payout,
     PayoutStatus,
@@ -469,13 +473,13 @@ class ReceiptAdmin(MirrorAdmin):
         "number",
         "amount_display",
         "tax_display",
-        "method",
+        "method_label",
         "customer_link",
         "source",
         "issued_at",
         "emailed_at",
     ]
-    list_filter = ["source_type", "method", "currency", "issued_at"]
+    list_filter = ["source_type", method_filter(), "currency", "issued_at"]
     list_select_related = ["customer"]
     search_fields = ["plugipay_id", "number", "source_id", "customer__email"]
     date_hierarchy = "issued_at"
@@ -487,7 +491,7 @@ class ReceiptAdmin(MirrorAdmin):
         "amount_display",
         "subtotal_display",
         "tax_display",
-        "method",
+        "method_label",
         "customer_link",
         "source",
         "payment_link",
@@ -498,6 +502,7 @@ class ReceiptAdmin(MirrorAdmin):
         "synced_at",
     ]
     fields = list(readonly_fields)
+    method_label = method_display()
 
     def has_email_permission(self, request) -> bool:
         return permissions.can_email_receipts(request.user)
@@ -512,7 +517,10 @@ class ReceiptAdmin(MirrorAdmin):
 
     @admin.display(description=gettext_lazy("source"))
     def source(self, obj):
-        return f"{obj.source_type} {obj.source_id}".strip() or "—"
+        kinds = {"checkout_session": CheckoutSession, "invoice": Invoice}
+        kind = kinds.get(obj.source_type)
+        named = kind._meta.verbose_name if kind is not None else obj.source_type
+        return f"{named} {obj.source_id}".strip() or "—"
 
     @admin.display(description=gettext_lazy("payment"))
     def payment_link(self, obj):

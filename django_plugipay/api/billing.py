@@ -137,7 +137,7 @@ class SubscriptionList(ForRequestAccount, generics.ListCreateAPIView):
     def post(self, request):
         hook = app_settings.API_SUBSCRIBE_PARAMS
         if hook is None:
-            raise Http404("Subscribing is not enabled: set PLUGIPAY['API_SUBSCRIBE_PARAMS'].")
+            raise Http404(_("Subscribing is not enabled: set PLUGIPAY['API_SUBSCRIBE_PARAMS']."))
         data = SubscribeRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         price = (

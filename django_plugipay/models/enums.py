@@ -27,6 +27,27 @@ class PaymentStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+class PaymentMethod(models.TextChoices):
+    """The payment methods Plugipay names (``Payment.method``, a session's
+    ``payment_method``, a receipt's ``method``). Not the fields' choices: a method Plugipay
+    adds is stored as it comes, and shown by its code (:meth:`label_of`)."""
+
+    CARD = "card", _("Card")
+    VA = "va", _("Bank transfer (VA)")
+    QRIS = "qris", "QRIS"
+    EWALLET = "ewallet", _("E-wallet")
+    RETAIL = "retail", _("Retail outlet")
+    PAYPAL = "paypal", "PayPal"
+    MANUAL = "manual", _("Manual transfer")
+
+    @classmethod
+    def label_of(cls, code: str | None) -> str:
+        """What staff read for ``code``: its label, an unknown code as it is, none as a dash."""
+        if not code:
+            return "—"
+        return str(cls(code).label) if code in cls.values else code
+
+
 class RefundStatus(models.TextChoices):
     REQUESTED = "requested", _("Requested")
     PENDING = "pending", _("Pending")

@@ -12,7 +12,14 @@ from urllib.parse import urlencode
 from plugipay_sandbox import cards
 from plugipay_sandbox.app import Request, Response, pages, redirect
 from plugipay_sandbox.hosted.i18n import gettext as _
-from plugipay_sandbox.hosted.layout import card_fields, money, page, test_card_rows, three_ds_page
+from plugipay_sandbox.hosted.layout import (
+    card_fields,
+    minute,
+    money,
+    page,
+    test_card_rows,
+    three_ds_page,
+)
 from plugipay_sandbox.state import ApiError, Store
 from plugipay_sandbox.state import checkout as sessions
 from plugipay_sandbox.state.core import DEFAULT_MERCHANT_NAME
@@ -104,7 +111,7 @@ def card_form(session: dict, values: dict, errors: dict, alert: str = "") -> str
 
 
 def deadline(info: dict) -> str:
-    return escape(info["expiresAt"].replace("T", " ")[:16] + " UTC")
+    return escape(minute(info["expiresAt"]))
 
 
 def instructions_html(session: dict, info: dict) -> str:
@@ -159,7 +166,7 @@ def status_page(session: dict) -> str:
             f'<a class="btn" href="{target}">{_("Return to the shop")}</a>'
         )
     elif status == "pending_review":
-        claimed = escape((info.get("claimedAt") or "").replace("T", " ")[:16])
+        claimed = escape(minute(info.get("claimedAt")))
         proof = (
             f'<p><a href="{escape(info["proofUrl"])}">{_("Proof of transfer")}</a></p>'
             if info.get("proofUrl")

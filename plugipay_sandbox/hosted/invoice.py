@@ -11,7 +11,14 @@ from urllib.parse import urlencode
 from plugipay_sandbox import cards, pdf
 from plugipay_sandbox.app import Request, Response, pages, redirect
 from plugipay_sandbox.hosted.i18n import gettext as _
-from plugipay_sandbox.hosted.layout import card_fields, money, page, test_card_rows, three_ds_page
+from plugipay_sandbox.hosted.layout import (
+    WIB,
+    card_fields,
+    money,
+    page,
+    test_card_rows,
+    three_ds_page,
+)
 from plugipay_sandbox.state import ApiError, Store, invoices
 
 STATUS_LABELS = {
@@ -28,10 +35,10 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 
 
 def day(value: str | None) -> str:
-    """An ISO time as a date people read (``30 Nov 2026``)."""
+    """An ISO time as a date people read (``30 Nov 2026``), the day it is in Jakarta."""
     if not value:
         return "—"
-    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(WIB)
     return f"{moment.day} {_(MONTHS[moment.month - 1])} {moment.year}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from html import escape
 
 from plugipay_sandbox import cards
@@ -129,3 +130,15 @@ margin:auto"><div class="brand"><span class="logo"></span>{_("Sandbox Bank · 3-
 {_("Approve")}</button><button class="btn danger" name="action" value="fail">
 {_("Fail authentication")}</button></form></div></div>"""
     return page("3-D Secure", body)
+
+
+#: the time the hosted pages are written in: Western Indonesia's (Jakarta), as Plugipay's
+WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
+
+
+def minute(value: str | None) -> str:
+    """An ISO time as Jakarta's ``2026-12-08 00:15 WIB``."""
+    if not value:
+        return "—"
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(WIB)
+    return moment.strftime("%Y-%m-%d %H:%M WIB")

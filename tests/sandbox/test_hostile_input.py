@@ -156,3 +156,13 @@ def test_the_clock_stops_short_of_year_9999_so_it_can_run_on():
         advance(LATEST - store.now() - 1)
     advance(LATEST - control.CLOCK_MARGIN - store.now() - 1)
     iso(store.now() + control.CLOCK_MARGIN - 60)  # a period or a due date ahead still writes
+
+
+def test_hosted_pages_write_times_as_jakarta_reads_them():
+    """A receipt issued at 00:11 in Jakarta is dated that day, not the day before in UTC; a
+    deadline and a claim are written in WIB, not UTC."""
+    from plugipay_sandbox.hosted.invoice import day
+    from plugipay_sandbox.hosted.layout import minute
+
+    assert day("2026-12-07T17:11:00.000Z") == "8 Dec 2026"
+    assert minute("2026-12-07T17:11:00.000Z") == "2026-12-08 00:11 WIB"
