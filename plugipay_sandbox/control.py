@@ -11,13 +11,10 @@ from typing import Any
 from plugipay_sandbox import cards
 from plugipay_sandbox.app import Request, envelope, pages
 from plugipay_sandbox.state import FAULT_KINDS, ApiError, Fault, Store, checkout, refunds
-from plugipay_sandbox.state.core import LATEST
+from plugipay_sandbox.state.core import CLOCK_LIMIT
 
 #: how far one call may move the clock on: a hundred years
 CLOCK_REACH = 100 * 366 * 24 * 3600
-#: how far before the end of year 9999 the clock stops: room for the clock to run on and for
-#: the periods, trials and due dates counted from it
-CLOCK_MARGIN = 10 * 366 * 24 * 3600
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -119,7 +116,7 @@ def set_config(store: Store, request: Request):
 @pages.add("POST", "/_sandbox/clock/advance")
 def advance(store: Store, request: Request):
     seconds = _number(_body(request), "seconds", 0, maximum=CLOCK_REACH)
-    if store.now() + seconds > LATEST - CLOCK_MARGIN:
+    if store.now() + seconds > CLOCK_LIMIT:
         raise ApiError(
             400, "VALIDATION_ERROR", "The clock cannot go past year 9989.", field="seconds"
         )

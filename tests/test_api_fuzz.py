@@ -449,6 +449,9 @@ def test_fuzz_list_query_params(lists_data, upstream, path, params, staff, lang)
     upstream.clear()
     before = counts()
     response = client.get(API + path + "?" + urlencode(params), **meta(None, lang))
+    if dict(params).get("format") == "api":  # DRF's browsable API, HTML by design
+        assert response.status_code < 500 and counts() == before
+        return
     check(response, upstream, before)
     if response.status_code == 200 and isinstance(response.json(), dict):
         nxt = response.json().get("next")

@@ -9,6 +9,7 @@ from plugipay_sandbox import cards
 from plugipay_sandbox.app import Request, Response, api, envelope, pages, paginate
 from plugipay_sandbox.hosted import invoice as documents
 from plugipay_sandbox.resources import (
+    MAX_SAFE_INTEGER,
     MISSING,
     choice,
     created_between,
@@ -42,6 +43,15 @@ def _lines(body: dict[str, Any]) -> list[dict[str, Any]]:
         nested(prefix, integer, line, "quantity", required=True, minimum=1)
         nested(prefix, integer, line, "unitAmount", required=True)
         nested(prefix, metadata, line)
+    total = 0
+    for index, line in enumerate(lines):
+        total += line["quantity"] * line["unitAmount"]
+        if line["quantity"] * line["unitAmount"] > MAX_SAFE_INTEGER or total > MAX_SAFE_INTEGER:
+            raise invalid(
+                f"lines[{index}]",
+                f"The invoice's amounts must stay at most {MAX_SAFE_INTEGER} "
+                "(quantity × unitAmount, and their sum).",
+            )
     return [
         {k: line.get(k) for k in ("description", "quantity", "unitAmount", "metadata")}
         for line in lines
@@ -68,6 +78,9 @@ def create(store: Store, request: Request):
             "metadata": metadata(body),
         }
     )
+    subtotal = sum(line["quantity"] * line["unitAmount"] for line in fields["lines"])
+    if subtotal + (fields.get("tax") or 0) > MAX_SAFE_INTEGER:
+        raise invalid("tax", f"The invoice's total must stay at most {MAX_SAFE_INTEGER}.")
     if due_at is not None:
         fields["dueAt"] = iso(due_at)
     customer = store.customers.get(fields["customerId"])
@@ -129,6 +142,8 @@ api.add("POST", "/invoices/<id>/send")(_action(invoices.send_invoice))
 def send_email(store: Store, request: Request):
     to = string(request.json(), "to", max_length=320)
     to = None if to is MISSING else to
+    if to is not None and "@" not in to:
+        raise invalid("to", "to must be an email address.")
     result = invoices.email_invoice(store, request.mode, request.params["id"], to)
     return envelope(result, store=store)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from typing import Any
 
 from plugipay_sandbox.app import Request, Response, api, envelope, pages, paginate
@@ -147,11 +148,15 @@ def ledger_balances(store: Store, request: Request):
 # ── reports ────────────────────────────────────────────────────────────────────
 
 
+#: a ``to`` written as a date alone (a ten-digit epoch is as long)
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _window(store: Store, request: Request) -> tuple[float, float]:
     """``from``/``to`` (ISO-8601 date or time, or epoch seconds); ``to`` a date includes it."""
     low = time_filter(request.query, "from")
     high = time_filter(request.query, "to")
-    if high is not None and len(request.query["to"]) == 10:  # a date: the whole day
+    if high is not None and DATE.fullmatch(request.query["to"].strip()):  # the whole day
         high += 86400
     return (low if low is not None else 0.0, high if high is not None else store.now() + 1)
 

@@ -20,6 +20,9 @@ from plugipay_sandbox.resources import (
 )
 from plugipay_sandbox.state import CURRENCIES, Store, plans
 
+#: the longest period a plan may have: five years (each renewal stays within the clock's reach)
+MAX_PERIOD_DAYS = 5 * 366
+
 
 def price_fields(body: dict[str, Any]) -> dict[str, Any]:
     """A price as the API takes it: currency, model, unitAmount or tiers, taxMode, active."""
@@ -92,6 +95,10 @@ def plan_fields(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
             meteredUnit=string(body, "meteredUnit"),
             prices=[nested(f"prices[{i}]", price_fields, p) for i, p in enumerate(prices)],
         )
+        count = fields["intervalCount"]
+        days = {"day": 1, "week": 7, "month": 31, "year": 366}[fields["interval"]]
+        if days * (1 if count in (MISSING, None) else count) > MAX_PERIOD_DAYS:
+            raise invalid("intervalCount", "A plan's period is at most five years.")
     nullable = () if create else ("description", "dunningPolicyId", "metadata")
     return {k: v for k, v in present(fields).items() if v is not None or k in nullable}
 

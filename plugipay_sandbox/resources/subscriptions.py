@@ -15,6 +15,7 @@ from plugipay_sandbox.resources import (
     url,
 )
 from plugipay_sandbox.state import Store, subscriptions
+from plugipay_sandbox.state.core import CLOCK_LIMIT
 
 
 @api.add("POST", "/subscriptions")
@@ -110,5 +111,8 @@ def advance_clock(store: Store, request: Request):
     body = request.json()
     subscription_id = string(body, "subscriptionId", required=True)
     days = integer(body, "days", required=True, minimum=1, maximum=3650)
+    own = subscriptions.get_subscription(store, subscription_id, request.mode)
+    if store.now() + own.get("_clockOffset", 0.0) + days * 86400 > CLOCK_LIMIT:
+        raise invalid("days", "The subscription's clock cannot go past year 9989.")
     subscription = subscriptions.advance_subscription(store, request.mode, subscription_id, days)
     return envelope({**(store.public(subscription) or {}), "daysAdvanced": days}, store=store)

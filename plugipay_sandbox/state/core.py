@@ -80,6 +80,10 @@ def iso(timestamp: float) -> str:
 
 #: the instants the sandbox reads and writes: from the epoch to the end of year 9999
 LATEST = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc).timestamp()
+#: how far a clock (the sandbox's, or a subscription's own) may be moved: ten years short of
+#: :data:`LATEST`, room for the clock to run on and for the periods, trials and due dates
+#: counted from it
+CLOCK_LIMIT = LATEST - 10 * 366 * 24 * 3600
 
 
 def parse_time(value: str) -> float:

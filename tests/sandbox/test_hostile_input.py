@@ -141,10 +141,10 @@ def test_the_clock_stops_short_of_year_9999_so_it_can_run_on():
     from plugipay_sandbox import control
     from plugipay_sandbox.app import Request
     from plugipay_sandbox.state import ApiError
-    from plugipay_sandbox.state.core import LATEST, SandboxConfig, Store, iso
+    from plugipay_sandbox.state.core import CLOCK_LIMIT, LATEST, SandboxConfig, Store, iso
 
     store = Store(SandboxConfig())
-    while LATEST - control.CLOCK_MARGIN - store.now() > control.CLOCK_REACH:
+    while CLOCK_LIMIT - store.now() > control.CLOCK_REACH:
         store.advance(control.CLOCK_REACH)
 
     def advance(seconds):
@@ -154,8 +154,8 @@ def test_the_clock_stops_short_of_year_9999_so_it_can_run_on():
 
     with pytest.raises(ApiError):
         advance(LATEST - store.now() - 1)
-    advance(LATEST - control.CLOCK_MARGIN - store.now() - 1)
-    iso(store.now() + control.CLOCK_MARGIN - 60)  # a period or a due date ahead still writes
+    advance(CLOCK_LIMIT - store.now() - 1)
+    iso(store.now() + (LATEST - CLOCK_LIMIT) - 60)  # a period or a due date ahead still writes
 
 
 def test_hosted_pages_write_times_as_jakarta_reads_them():
@@ -166,3 +166,114 @@ def test_hosted_pages_write_times_as_jakarta_reads_them():
 
     assert day("2026-12-07T17:11:00.000Z") == "8 Dec 2026"
     assert minute("2026-12-07T17:11:00.000Z") == "2026-12-08 00:11 WIB"
+
+
+def plan(sandbox, interval="year", count=5):
+    return api(
+        sandbox,
+        "POST",
+        "/plans",
+        {
+            "name": "P",
+            "interval": interval,
+            "intervalCount": count,
+            "portalFeatures": {},
+            "prices": [{"currency": "IDR", "unitAmount": 1000}],
+        },
+    )
+
+
+def subscribe(sandbox, made):
+    customer = api(sandbox, "POST", "/customers", {"email": "a@b.test"}).json()["data"]["id"]
+    return api(
+        sandbox,
+        "POST",
+        "/subscriptions",
+        {
+            "customerId": customer,
+            "planId": made["id"],
+            "priceId": made["prices"][0]["id"],
+            "collectionMethod": "send_invoice",
+        },
+    )
+
+
+def test_a_plan_period_over_five_years_is_a_400(sandbox):
+    answer = plan(sandbox, count=365)
+    assert answer.status_code == 400 and answer.json()["error"]["field"] == "intervalCount"
+
+
+def test_renewals_stop_short_of_year_9999_and_the_sandbox_answers_on(sandbox):
+    """A subscription's own clock moved by ten years at a time renews until the clock's
+    limit, which is a 400; no renewal is computed past year 9999 (each was a 500, and the
+    next request's tick met it again: every later request was a 500)."""
+    made = plan(sandbox).json()["data"]
+    subscription = subscribe(sandbox, made).json()["data"]["id"]
+    for _ in range(1000):
+        moved = api(
+            sandbox, "POST", "/test/clocks/advance", {"subscriptionId": subscription, "days": 3650}
+        )
+        if moved.status_code != 200:
+            break
+    assert moved.status_code == 400 and moved.json()["error"]["field"] == "days", moved.text
+    still_answers(sandbox)
+
+
+def test_a_subscription_made_at_the_clocks_limit_ends_its_period_within_year_9999(sandbox):
+    reach = 100 * 366 * 24 * 3600
+    while control(sandbox, "clock/advance", raw=f'{{"seconds": {reach}}}'.encode()).ok:
+        pass
+    made = plan(sandbox).json()["data"]
+    answer = subscribe(sandbox, made)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["data"]["currentPeriodEnd"] < "9999-12-31"
+    still_answers(sandbox)
+
+
+def test_an_invoice_whose_lines_add_up_past_2_53_is_a_400(sandbox):
+    customer = api(sandbox, "POST", "/customers", {"email": "a@b.test"}).json()["data"]["id"]
+    top = 2**53 - 1
+    for lines in (
+        [{"description": "x", "quantity": top, "unitAmount": top}],
+        [{"description": "x", "quantity": 1, "unitAmount": top}] * 2,
+    ):
+        answer = api(
+            sandbox,
+            "POST",
+            "/invoices",
+            {"customerId": customer, "currency": "IDR", "status": "open", "lines": lines},
+        )
+        assert answer.status_code == 400, answer.text
+    balance = api(sandbox, "GET", "/payouts/balance").json()["data"]
+    assert balance["ledgerBalance"] == 0
+
+
+def test_a_report_to_written_as_epoch_seconds_is_that_instant_not_a_whole_day(sandbox):
+    import datetime as dt
+
+    pay = paid(sandbox)
+    assert pay
+    entry = api(sandbox, "GET", "/ledger?order=asc&limit=1").json()["data"][0]
+    posted = dt.datetime.fromisoformat(entry["postedAt"].replace("Z", "+00:00"))
+    before = int(posted.timestamp()) - 3600
+    as_iso = dt.datetime.fromtimestamp(before, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    by_iso = api(sandbox, "GET", f"/reports/pnl?to={as_iso}").json()["data"]["revenue"]
+    by_epoch = api(sandbox, "GET", f"/reports/pnl?to={before}").json()["data"]["revenue"]
+    assert by_iso == by_epoch == 0
+
+
+def test_an_invoice_emailed_to_what_is_not_an_address_is_a_400(sandbox):
+    customer = api(sandbox, "POST", "/customers", {"email": "a@b.test"}).json()["data"]["id"]
+    invoice = api(
+        sandbox,
+        "POST",
+        "/invoices",
+        {
+            "customerId": customer,
+            "currency": "IDR",
+            "status": "open",
+            "lines": [{"description": "x", "quantity": 1, "unitAmount": 1000}],
+        },
+    ).json()["data"]
+    answer = api(sandbox, "POST", f"/invoices/{invoice['id']}/send-email", {"to": "abc"})
+    assert answer.status_code == 400 and answer.json()["error"]["field"] == "to"
