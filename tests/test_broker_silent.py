@@ -197,3 +197,15 @@ def test_a_publish_keeps_the_senders_context_and_a_tasks_message_its_parent(make
         parent.pop_request()
         del task.apply_async
     assert sent == [threading.current_thread()]
+
+
+def test_a_publish_left_by_a_forked_parent_does_not_stop_the_childs_sends(monkeypatch):
+    """A process forked while a publish waited inherits the entry but not the thread (it is
+    not alive there): the child's own sends go through."""
+    gone = threading.Thread(target=lambda: None)
+    gone.start()
+    gone.join()
+    monkeypatch.setattr(_queue, "_publishing", {gone: time.monotonic() - 60})
+    sent = []
+    _queue._within_timeout(lambda: sent.append(True))
+    assert sent == [True]

@@ -316,7 +316,9 @@ def _within_timeout(publish: Callable[[], Any]) -> None:
                 _publishing.pop(threading.current_thread(), None)
 
     with _publishing_lock:
-        if any(began - since > PUBLISH_TIMEOUT for since in _publishing.values()):
+        # alive: a process forked while a publish waited inherits its entry, not its thread
+        waited = (began - since for thread, since in _publishing.items() if thread.is_alive())
+        if any(seconds > PUBLISH_TIMEOUT for seconds in waited):
             raise BrokerSilent("an earlier message of this process still waits for the broker")
         thread = threading.Thread(target=run, name="plugipay-publish", daemon=True)
         _publishing[thread] = began
