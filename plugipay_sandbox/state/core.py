@@ -464,7 +464,7 @@ class Store:
             return None
         stored = record["fingerprint"]
         # as JSON, not as Python compares: true is not 1, nor 1.0 the integer 1
-        if stored != fingerprint or _as_json(stored) != _as_json(fingerprint):
+        if _as_json(stored) != _as_json(fingerprint):
             field = _first_difference(stored, fingerprint)
             raise ApiError(
                 409,
