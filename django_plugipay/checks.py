@@ -130,12 +130,20 @@ def check_settings(app_configs=None, **kwargs) -> list:
         "API_SYNC_INTERVAL",
         "RETRY_BACKOFF",
         "STRANDED_AFTER",
+        "PUBLISH_TIMEOUT",
     ):
         value = app_settings.raw(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        # waiting no time for the broker would give up every message
+        positive = name == "PUBLISH_TIMEOUT"
+        kind = "a positive" if positive else "a non-negative"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (value <= 0 if positive else value < 0)
+        ):
             errors.append(
                 Error(
-                    f"PLUGIPAY[{name!r}] must be a non-negative number, not {value!r}.",
+                    f"PLUGIPAY[{name!r}] must be {kind} number, not {value!r}.",
                     id="django_plugipay.E006",
                     hint=f"The default is {DEFAULTS[name]!r}.",
                 )

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "METADATA_VALUE_MAX_LENGTH": 500,
     "PORTAL_RETURN_URL": None,
     "STRANDED_AFTER": 300,
+    "PUBLISH_TIMEOUT": 3,
     "PLANS": {},
     "DELIVERY_MAX_ATTEMPTS": 8,
     "DELIVERY_LEASE": 60,
@@ -218,6 +219,10 @@ class AppSettings:
     @property
     def STRANDED_AFTER(self) -> float:
         return float(self.raw("STRANDED_AFTER"))
+
+    @property
+    def PUBLISH_TIMEOUT(self) -> float:
+        return float(self.raw("PUBLISH_TIMEOUT"))
 
     @property
     def PORTAL_RETURN_URL(self) -> str | None:

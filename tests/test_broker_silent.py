@@ -1,7 +1,7 @@
 """A broker that takes the connection and then says nothing (stuck, or cut off midway) holds
-no request: a message it does not take within ``PUBLISH_TIMEOUT`` is given up as unsent, for
-the sweeper to send, as when the broker refuses the connection. A receiver's failure recorded
-meanwhile carries its own traceback, not the broker's."""
+no request: a message it does not take within ``PLUGIPAY["PUBLISH_TIMEOUT"]`` is given up as
+unsent, for the sweeper to send, as when the broker refuses the connection. A receiver's
+failure recorded meanwhile carries its own traceback, not the broker's."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ DOWN_BROKER = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture
-def silent_broker(monkeypatch):
+def silent_broker(monkeypatch, settings):
     """A Redis URL whose server accepts connections and never answers."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -36,7 +36,7 @@ def silent_broker(monkeypatch):
             accepted.append(conn)
 
     threading.Thread(target=serve, daemon=True).start()
-    monkeypatch.setattr(_queue, "PUBLISH_TIMEOUT", 1.0, raising=False)
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "PUBLISH_TIMEOUT": 1}
     monkeypatch.setattr(_queue, "_waiting", [], raising=False)
     yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
     server.close()
@@ -123,11 +123,11 @@ def test_a_receivers_traceback_is_its_own_when_the_broker_is_down(
     assert "Connection refused" not in delivery.last_traceback
 
 
-def test_sends_at_the_same_moment_each_wait_once_and_later_ones_not_at_all(monkeypatch):
+def test_sends_at_the_same_moment_each_wait_once_and_later_ones_not_at_all(monkeypatch, settings):
     """Two requests sending at once while the broker says nothing each give up after the
     timeout; a send after that, while both publishes still wait, gives up at once and
     leaves no thread of its own."""
-    monkeypatch.setattr(_queue, "PUBLISH_TIMEOUT", 0.3)
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "PUBLISH_TIMEOUT": 0.3}
     monkeypatch.setattr(_queue, "_publishing", {})
     release = threading.Event()
     started = []

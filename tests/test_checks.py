@@ -42,6 +42,8 @@ def pricing(request, data):
         ({"WEBHOOK_TOLERANCE": "300"}, "django_plugipay.E004"),
         ({"WEBHOOK_PROCESSING": "async"}, "django_plugipay.E005"),
         ({"TIMEOUT": "30"}, "django_plugipay.E006"),
+        ({"PUBLISH_TIMEOUT": 0}, "django_plugipay.E006"),
+        ({"PUBLISH_TIMEOUT": -1}, "django_plugipay.E006"),
         ({"DEFAULT_METHODS": "card"}, "django_plugipay.E007"),
         ({"CURRENCY_EXPONENTS": {"IDR": "0"}}, "django_plugipay.E008"),
         ({"API_CHECKOUT_PARAMS": "nowhere.pricing"}, "django_plugipay.E009"),

@@ -262,16 +262,18 @@ CELERY_DEFAULT_RETRY = {
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_max": 0.1, "interval_step": 0.1}
 
 
-#: seconds a request waits for the broker to take a message. A broker that accepts the
-#: connection and never answers (stuck, or cut off midway) would hold the request for as long
-#: as the connection lasts: past this, the message is given up as unsent (the sweeper sends
-#: it), and while a publish of this process has waited longer, the next messages are too, at
-#: once.
-PUBLISH_TIMEOUT = 3.0
+def publish_timeout() -> float:
+    """Seconds a request waits for the broker to take a message (``PUBLISH_TIMEOUT``).
+
+    A broker that accepts the connection and never answers (stuck, or cut off midway) would
+    hold the request for as long as the connection lasts: past this, the message is given up
+    as unsent (the sweeper sends it), and while a publish of this process has waited longer,
+    the next messages are too, at once."""
+    return app_settings.PUBLISH_TIMEOUT
 
 
 class BrokerSilent(Exception):
-    """The broker took no message within :data:`PUBLISH_TIMEOUT`."""
+    """The broker took no message within :func:`publish_timeout`."""
 
 
 #: this process's publishes under way: their thread → when each began (``time.monotonic``)
@@ -298,11 +300,11 @@ def _send(name: str, args: tuple, countdown: float = 0) -> None:
 
 def _within_timeout(publish: Callable[[], Any]) -> None:
     """``publish()`` in a thread of its own (with this one's context variables), waited for
-    :data:`PUBLISH_TIMEOUT` at most: past it, :class:`BrokerSilent`; the publish goes on
+    :func:`publish_timeout` at most: past it, :class:`BrokerSilent`; the publish goes on
     alone, and a message it then sends is one the sweeper would send again (the work runs
     once all the same). While any publish has waited longer, raise at once: requests sending
     at the same moment leave a waiting thread each, later ones none."""
-    began = time.monotonic()
+    began, timeout = time.monotonic(), publish_timeout()
     context = contextvars.copy_context()
     failed: list[BaseException] = []
 
@@ -318,14 +320,14 @@ def _within_timeout(publish: Callable[[], Any]) -> None:
     with _publishing_lock:
         # alive: a process forked while a publish waited inherits its entry, not its thread
         waited = (began - since for thread, since in _publishing.items() if thread.is_alive())
-        if any(seconds > PUBLISH_TIMEOUT for seconds in waited):
+        if any(seconds > timeout for seconds in waited):
             raise BrokerSilent("an earlier message of this process still waits for the broker")
         thread = threading.Thread(target=run, name="plugipay-publish", daemon=True)
         _publishing[thread] = began
     thread.start()
-    thread.join(PUBLISH_TIMEOUT)
+    thread.join(timeout)
     if thread.is_alive():
-        raise BrokerSilent(f"the broker took no message in {PUBLISH_TIMEOUT:g} s")
+        raise BrokerSilent(f"the broker took no message in {timeout:g} s")
     if failed:
         raise failed[0]
 
