@@ -11,7 +11,10 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import permissions
-from django_plugipay.admin import billing  # noqa: F401 - registers the billing admins
+from django_plugipay.admin import (
+    billing,  # noqa: F401 - registers the billing admins
+    databases,
+)
 from django_plugipay.admin.actions import cancel_sessions, dismiss_events, reprocess_events, resync
 from django_plugipay.admin.activity import ActivityMixin
 from django_plugipay.admin.confirm import confirm_view
@@ -394,6 +397,10 @@ class AccountAdmin(admin.ModelAdmin):
     search_fields = ["alias", "name", "plugipay_id"]
     fields = ("alias", "name", "plugipay_id", "mode", "platform", "created_at", "updated_at")
     readonly_fields = fields
+
+    def get_urls(self):
+        choose = self.admin_site.admin_view(databases.choose)
+        return [path("database/", choose, name="django_plugipay_database"), *super().get_urls()]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -22,6 +22,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import accounts, datetimes, permissions
+from django_plugipay.admin import databases
 from django_plugipay.exceptions import PlugipayError, TransientError
 from django_plugipay.links import link
 from django_plugipay.models import PaymentMethod
@@ -276,6 +277,12 @@ class MirrorAdmin(Viewing, MirrorDisplay, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return BoundedChangeList
+
+    @property
+    def urls(self):
+        """Every page of the model, its own views too, in the database the staff member
+        chose (:mod:`~django_plugipay.admin.databases`)."""
+        return databases.routed(self.get_urls())
 
     def found(self, request, object_id: str):
         """The row a page of one object (refund, confirm, e-mail) is about, as the change page

@@ -265,12 +265,13 @@ class PayoutAdmin(MirrorAdmin):
     @staticmethod
     def chosen_account(request, served: list[Account] | None, *names: str) -> Account | None:
         """The served account the request names (by pk, in the first of ``names`` given),
-        else the default account; None for a single-account project."""
+        else the account acting (one of the database the staff member chose), else the
+        default account; None for a single-account project."""
         if not served:
             return None
         source = request.POST if request.method == "POST" else request.GET
         wanted = next((source.get(name) for name in names if source.get(name)), None)
-        default_pk = accounts.default_account_pk()
+        default_pk = accounts.current().pk
         by_pk = {str(account.pk): account for account in served}
         return by_pk.get(wanted or "") or by_pk.get(str(default_pk)) or served[0]
 

@@ -1,4 +1,4 @@
-"""Template tags for the app's admin pages: the disabled-endpoint banner."""
+"""Template tags for the app's admin pages: the disabled-endpoint banner, the database chooser."""
 
 from __future__ import annotations
 
@@ -29,3 +29,13 @@ def plugipay_disabled_endpoint() -> dict[str, Any] | None:
         "reason": endpoint.get("disabledReason") or "",
         "at": event.occurred_at or event.received_at,
     }
+
+
+@register.simple_tag(takes_context=True)
+def plugipay_database_choice(context: template.Context) -> dict[str, Any] | None:
+    """The databases the staff member may choose between and the one the pages read
+    (:func:`django_plugipay.admin.databases.choice`); None with a single database."""
+    from django_plugipay.admin import databases  # the admin's pages only: admin installed
+
+    request = context.get("request")
+    return databases.choice(request) if request is not None else None

@@ -1,0 +1,128 @@
+"""The database the admin's pages read, when accounts keep their rows in databases of their own.
+
+With ``PLUGIPAY["ACCOUNT_DATABASE"]``, a tenant's payments, refunds and events live in its own
+database. Staff choose which database the app's pages show (a form on its index and lists, kept
+in their session); every page of the app's models then runs acting for an account of that
+database, so the router reads and writes there, and what a page does (a refund, a confirmed
+transfer) acts for its row's own account as everywhere. Without a choice, or in a project with
+one database, the pages read the default database, as Django's admin does.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+from django.contrib import messages
+from django.db import DEFAULT_DB_ALIAS
+from django.http import HttpRequest, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import SimpleTemplateResponse
+from django.urls import URLPattern, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+
+from django_plugipay import accounts
+from django_plugipay.conf import app_settings
+
+#: the session key holding the alias of the database the staff member chose
+SESSION_KEY = "plugipay_admin_database"
+
+
+class Database(NamedTuple):
+    """A database the accounts' rows are kept in, and an account of it to act for."""
+
+    alias: str
+    accounts: list[str]
+    acting: accounts.Known
+
+    @property
+    def label(self) -> str:
+        return _("%(accounts)s (database %(database)s)") % {
+            "accounts": ", ".join(self.accounts),
+            "database": self.alias,
+        }
+
+
+def databases() -> list[Database]:
+    """Every database the served accounts' rows are kept in, the default one first; empty
+    when there is only one (nothing to choose)."""
+    if app_settings.raw("ACCOUNT_DATABASE") is None:
+        return []
+    found: dict[str, Database] = {}
+    for account in accounts.every():
+        alias = accounts.database_of(account.alias) or DEFAULT_DB_ALIAS
+        if alias not in found:
+            found[alias] = Database(alias, [], account)
+        found[alias].accounts.append(account.alias)
+    if len(found) < 2:
+        return []
+    return sorted(found.values(), key=lambda database: database.alias != DEFAULT_DB_ALIAS)
+
+
+def chosen(request: HttpRequest) -> Database | None:
+    """The database this staff member's pages read, when they chose one other than the
+    default and it still holds a served account; else None."""
+    wanted = getattr(request, "session", {}).get(SESSION_KEY)
+    if not wanted or wanted == DEFAULT_DB_ALIAS:
+        return None
+    return next((database for database in databases() if database.alias == wanted), None)
+
+
+def choice(request: HttpRequest) -> dict[str, Any] | None:
+    """What the chooser on the app's pages shows: ``databases`` and the ``current`` alias;
+    None with a single database."""
+    every = databases()
+    if not every:
+        return None
+    now = chosen(request)
+    return {"databases": every, "current": now.alias if now is not None else DEFAULT_DB_ALIAS}
+
+
+def in_chosen_database(view: Any) -> Any:
+    """``view``, run acting for an account of the staff member's chosen database, its
+    template rendered inside (a lazy response would read the default database)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        database = chosen(request)
+        if database is None:
+            return view(request, *args, **kwargs)
+        with accounts.acting_for(database.acting.pk):
+            response = view(request, *args, **kwargs)
+            if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
+                response.render()
+        return response
+
+    return wrapper
+
+
+def routed(patterns: list[Any]) -> list[Any]:
+    """A model admin's URL patterns, each view run in the chosen database."""
+    return [
+        URLPattern(p.pattern, in_chosen_database(p.callback), p.default_args, p.name)
+        if isinstance(p, URLPattern)
+        else p
+        for p in patterns
+    ]
+
+
+def choose(request: HttpRequest) -> Any:
+    """Remember the database the form names (POST ``database``), then go back to ``next`` (a
+    list or index of this site, never a page of one row: its id belongs to the other
+    database), or to the app's index."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    wanted = request.POST.get("database", "")
+    every = {database.alias: database for database in databases()}
+    if wanted in every:
+        request.session[SESSION_KEY] = wanted
+        messages.info(
+            request, _("The pages now show %(database)s.") % {"database": every[wanted].label}
+        )
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("admin:app_list", kwargs={"app_label": "django_plugipay"})
+    return redirect(target)

@@ -1,0 +1,124 @@
+"""The admin's pages for accounts whose rows live in databases of their own
+(``ACCOUNT_DATABASE``): staff choose the database, and every page of the app's models — the
+lists, a row's page, a refund — reads and acts there, for the row's own account."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from django_plugipay.accounts import acting_for
+from django_plugipay.admin.databases import SESSION_KEY
+from django_plugipay.admin.tokens import FIELD
+from django_plugipay.models import Payment, Refund
+from tests.factories import PaymentFactory
+from tests.test_accounts import shop
+from tests.test_tenant_safety import merchant_in_tenant_db  # noqa: F401, F811 - a fixture
+
+CHOOSE = reverse("admin:django_plugipay_database")
+PAYMENTS = reverse("admin:django_plugipay_payment_changelist")
+INDEX = reverse("admin:app_list", kwargs={"app_label": "django_plugipay"})
+
+pytestmark = pytest.mark.django_db(databases=["default", "tenant"], transaction=True)
+
+
+@pytest.fixture
+def staff(client):
+    user = get_user_model().objects.create_superuser("boss", "boss@shop.test", "pw")
+    client.force_login(user)
+    return client
+
+
+def choose(client, database, next_url=PAYMENTS):
+    return client.post(CHOOSE, {"database": database, "next": next_url})
+
+
+def test_the_lists_read_the_database_the_staff_member_chose(tenancy, staff):
+    """The default database until another is chosen; the chooser names each database's
+    accounts; the choice holds for every page of the session, the index too."""
+    PaymentFactory(plugipay_id="pay_ours")
+    with acting_for("t"):
+        PaymentFactory(plugipay_id="pay_tenants")
+    page = staff.get(PAYMENTS).content.decode()
+    assert "pay_ours" in page and "pay_tenants" not in page
+    assert 'id="plugipay-database"' in page
+    assert re.search(r'<option value="tenant"[^>]*>t \(database tenant\)</option>', page)
+    assert re.search(r'<option value="default" selected>default, u \(database default\)', page)
+
+    moved = choose(staff, "tenant")
+    assert moved.status_code == 302 and moved.url == PAYMENTS
+    page = staff.get(PAYMENTS).content.decode()
+    assert "pay_tenants" in page and "pay_ours" not in page
+    assert '<option value="tenant" selected>' in page
+    assert 'id="plugipay-database"' in staff.get(INDEX).content.decode()
+
+    tenants = Payment.objects.using("tenant").get()
+    change = reverse("admin:django_plugipay_payment_change", args=[tenants.pk])
+    assert "pay_tenants" in staff.get(change).content.decode()
+
+    choose(staff, "default")
+    assert "pay_ours" in staff.get(PAYMENTS).content.decode()
+
+
+def test_a_refund_from_the_tenant_database_refunds_the_tenants_payment(
+    merchant_in_tenant_db,  # noqa: F811 - the fixture imported above
+    staff,
+):
+    """Both databases hold a payment with the same pk: the refund page, in the chosen
+    database, refunds the merchant's, with the merchant's credentials, and leaves ours."""
+    sandbox, _secret = merchant_in_tenant_db
+    _c, own_session = shop(None)
+    _c, their_session = shop("merchant")
+    sandbox.pay(own_session)
+    sandbox.pay(their_session)
+    theirs = Payment.objects.using("tenant").get()
+    own = Payment.objects.using("default").filter(pk=theirs.pk).first()
+    if own is None:  # the databases' sequences differ: the case the choice exists for, made
+        own = PaymentFactory(pk=theirs.pk)
+
+    choose(staff, "tenant")
+    url = reverse("admin:django_plugipay_payment_refund", args=[theirs.pk])
+    page = staff.get(url)
+    assert page.status_code == 200 and theirs.plugipay_id in page.content.decode()
+    token = page.context["token"]
+    done = staff.post(url, {"post": "yes", "amount": "700", "reason": "duplicate", FIELD: token})
+    assert done.status_code == 302
+    sandbox.flush()
+    refund = Refund.objects.using("tenant").get()
+    assert (refund.payment_id, refund.amount, refund.status) == (theirs.pk, 700, "succeeded")
+    assert refund.account.alias == "merchant"
+    assert not Refund.objects.using("default").exists()
+    own.refresh_from_db(using="default")
+    assert own.amount_refunded == 0
+    # the payouts' balance is the chosen database's account's, not the default account's
+    payouts = staff.get(reverse("admin:django_plugipay_payout_changelist"))
+    assert payouts.context["balance_account"].alias == "merchant"
+
+
+def test_an_unknown_database_or_a_foreign_next_changes_nothing_unsafe(tenancy, staff):
+    """A database no account uses is not remembered; ``next`` off this site goes to the
+    app's index; the chooser takes only POST."""
+    response = choose(staff, "elsewhere", next_url="https://evil.test/")
+    assert response.status_code == 302 and response.url == INDEX
+    assert SESSION_KEY not in staff.session
+    assert staff.get(CHOOSE).status_code == 405
+
+
+def test_one_database_shows_no_chooser(staff):
+    """A project without ``ACCOUNT_DATABASE`` sees the admin it always had."""
+    PaymentFactory(plugipay_id="pay_ours")
+    page = staff.get(PAYMENTS).content.decode()
+    assert "pay_ours" in page and "plugipay-database" not in page
+    assert "plugipay-database" not in staff.get(INDEX).content.decode()
+
+
+def test_a_chosen_database_no_longer_served_falls_back_to_the_default(tenancy, staff, settings):
+    """The settings changed since the choice (the tenant database dropped from the hook):
+    the pages read the default database again."""
+    PaymentFactory(plugipay_id="pay_ours")
+    choose(staff, "tenant")
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "ACCOUNT_DATABASE": None}
+    assert "pay_ours" in staff.get(PAYMENTS).content.decode()
