@@ -72,7 +72,7 @@ def subscriptions(owner: Any, plan: Plan | str | None = None) -> SubscriptionQue
     rows = Subscription.objects.filter(customer__in=customers(owner))
     if plan is not None:
         rows = rows.filter(**({"plan": plan} if isinstance(plan, Plan) else _plan_lookup(plan)))
-    _sync_moving(rows)
+    sync_moving(rows)
     return rows.order_by("-created_at")
 
 
@@ -80,9 +80,10 @@ def _plan_lookup(plan: str) -> dict[str, str]:
     return {"plan__plugipay_id": plan}
 
 
-def _sync_moving(rows: SubscriptionQuerySet) -> None:
-    """Sync (rate-limited, outside transactions) subscriptions that may have moved at
-    Plugipay without a webhook yet; on failure the mirror is answered as it is."""
+def sync_moving(rows: SubscriptionQuerySet) -> None:
+    """Sync (rate-limited, outside transactions) those of ``rows`` that may have moved at
+    Plugipay without a webhook yet; on failure the mirror is answered as it is. Every read of
+    subscriptions (these helpers, the DRF API) goes through it."""
     if transaction.get_connection(acting_database()).in_atomic_block:
         return  # no HTTP call inside a transaction: answer from the mirror
     now = timezone.now()

@@ -392,3 +392,30 @@ def test_catalog_sync_mirrors_plans_and_prices(plugipay_sandbox):
     plan.refresh_from_db()
     assert not plan.active and Plan.objects.active().count() == 0
     assert Price.objects.active().count() == 0
+
+
+@pytest.mark.django_db
+def test_subscribing_after_a_price_change_returns_the_live_subscription_to_the_plan(
+    plugipay_sandbox,
+):
+    """The plan's price replaced (``plugipay_plans`` after a price change) while the buyer's
+    first invoice is unpaid: **Pay now** (subscribing again) returns that subscription and its
+    invoice, not a second subscription with a new trial at the new price."""
+    old = make_price(trial_days=0)
+    _user, customer = buyer()
+    first = services.subscribe(customer=customer, price=old)
+    assert first.subscription.status == "incomplete" and first.invoice is not None
+    get_client().request(
+        "POST",
+        f"/plans/{old.plan.plugipay_id}/prices",
+        json_body={"currency": "IDR", "model": "flat", "unitAmount": 89_000},
+    )
+    get_client().request("PATCH", f"/prices/{old.plugipay_id}", json_body={"active": False})
+    services.sync_plans()
+    new = Price.objects.active().get(plan=old.plan)
+    assert new.pk != old.pk
+    again = services.subscribe(customer=customer, price=new)
+    assert not again.created
+    assert again.subscription.pk == first.subscription.pk
+    assert again.invoice_url == first.invoice_url
+    assert Subscription.objects.filter(customer=customer).count() == 1

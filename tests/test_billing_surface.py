@@ -233,6 +233,32 @@ def test_subscribe_pay_and_read_through_the_api(plugipay_sandbox, settings):
     assert api(UserFactory()).get(f"{API}/invoices/").json()["results"] == []
 
 
+@pytest.mark.parametrize("read", ["detail", "list"])
+def test_a_subscription_paid_before_its_webhook_reads_active_through_the_api(
+    plugipay_sandbox, settings, read
+):
+    """drf-api.md: on the buyer's return, ``GET subscriptions/<id>/`` (and the list) already
+    shows the subscription active, the webhook held back: a subscription that may have moved
+    at Plugipay is synced on read, as ``billing.subscribed()`` does."""
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "API_SUBSCRIBE_PARAMS": "tests.test_billing_surface.allow_member",
+    }
+    price = member_price()
+    client = api(UserFactory())
+    body = client.post(f"{API}/subscriptions/", {"price": price.plugipay_id}, format="json")
+    subscription = body.json()["subscription"]
+    assert subscription["status"] == "incomplete"
+    plugipay_sandbox.hold()
+    invoice = Invoice.objects.get(subscription__plugipay_id=subscription["id"])
+    plugipay_sandbox.pay_invoice(invoice.plugipay_id, deliver=False)
+    if read == "detail":
+        shown = client.get(f"{API}/subscriptions/{subscription['id']}/").json()
+    else:
+        shown = client.get(f"{API}/subscriptions/").json()[0]
+    assert shown["status"] == "active"
+
+
 def test_cancel_at_period_end_through_the_api(plugipay_sandbox):
     buyer, subscription, _ = subscriber(member_price())
     stranger = api(UserFactory()).post(f"{API}/subscriptions/{subscription.plugipay_id}/cancel/")

@@ -11,6 +11,8 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from django.db.models import Q
+
 from django_plugipay import datetimes
 from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client, new_idempotency_key
@@ -38,7 +40,7 @@ class Subscribed:
 
     subscription: Subscription
     invoice: Invoice | None = None
-    #: False when the customer already had a live subscription to the price: that one (and
+    #: False when the customer already had a live subscription to the plan: that one (and
     #: its unpaid invoice, if any) is returned and nothing is created.
     created: bool = True
 
@@ -67,8 +69,9 @@ def subscribe(
 ) -> Subscribed:
     """Subscribe ``customer`` to ``price`` (of its plan) at Plugipay and mirror the result.
 
-    A customer has at most one live (not canceled) subscription to a price: when there is one,
-    it is returned with ``created=False`` (and its unpaid invoice, so ``invoice_url`` still
+    A customer has at most one live (not canceled) subscription to a plan, whichever of its
+    prices (a price replaced since included): when there is one, it is returned with
+    ``created=False`` (and its unpaid invoice, so ``invoice_url`` still
     leads to the payment) and nothing is created — a second click, or two concurrent ones,
     never subscribe twice. The check runs under a lock on the customer's row, and every
     attempt for the same customer, price and generation (how many subscriptions to the price
@@ -86,7 +89,7 @@ def subscribe(
             f"collection_method must be one of {', '.join(CollectionMethod.values)}.",
             code="collection_method",
         )
-    existing, generation = run_atomic(_live_subscription, customer.pk, price.pk)
+    existing, generation = run_atomic(_live_subscription, customer.pk, price.plan_id)
     if existing is not None:
         return Subscribed(subscription=existing, invoice=_unpaid_invoice(existing), created=False)
     body: dict[str, Any] = {
@@ -116,11 +119,13 @@ def subscribe(
     return Subscribed(subscription=subscription, invoice=invoice)
 
 
-def _live_subscription(customer_pk: int, price_pk: int) -> tuple[Subscription | None, int]:
-    """Under the customer's row lock: its live subscription to the price, else None and how
-    many (canceled) subscriptions to the price it had before."""
+def _live_subscription(customer_pk: int, plan_pk: int) -> tuple[Subscription | None, int]:
+    """Under the customer's row lock: its live subscription to the plan (at any of its
+    prices), else None and how many (canceled) subscriptions to the plan it had before."""
     Customer.objects.select_for_update().filter(pk=customer_pk).first()
-    rows = Subscription.objects.filter(customer_id=customer_pk, price_id=price_pk)
+    rows = Subscription.objects.filter(customer_id=customer_pk).filter(
+        Q(plan_id=plan_pk) | Q(price__plan_id=plan_pk)
+    )
     live = rows.live().order_by("-created_at").first()
     return live, 0 if live is not None else rows.count()
 
