@@ -53,6 +53,17 @@ class Refund(MirrorModel):
         blank=True,
         help_text=_("Sent with every attempt to create this refund, so Plugipay makes one."),
     )
+    submitting_until = models.DateTimeField(
+        _("being sent until"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Set while a process looks for this refund at Plugipay and sends it, past "
+            "the time Plugipay keeps its idempotency key: no other process sends it "
+            "meanwhile."
+        ),
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("requested by"),

@@ -8,7 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.db import IntegrityError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -267,12 +267,44 @@ def submit_refund(*, refund: Refund) -> Refund:
     )
     if refund.status != RefundStatus.REQUESTED:
         return refund
-    payment = refund.payment
-    if timezone.now() - refund.created_at >= RESEND_WINDOW:
-        # Plugipay may have forgotten the key: a repeat could refund twice. Look first.
+    if timezone.now() - refund.created_at < RESEND_WINDOW:
+        return _send(refund)
+    # Plugipay may have forgotten the key: a repeat could refund twice. Look first, and let
+    # no other process (a sweep of another web process, beat's) look and send meanwhile.
+    if not _claim_submission(refund.pk):
+        logger.info(
+            "plugipay refund %s is being sent by another process",
+            refund.pk,
+            extra={"refund_id": refund.pk},
+        )
+        return refund
+    try:
         made = _made_at_plugipay(refund)
         if made is not None:
             return _link_made(refund, made)
+        return _send(refund)
+    finally:
+        Refund.objects.filter(pk=refund.pk).update(submitting_until=None)
+
+
+def _claim_submission(refund_pk: int) -> bool:
+    """Mark the refund as being looked for and sent by this process, unless another holds
+    the mark; the mark lapses after the longest the look and the send can take (a process
+    that died holding it)."""
+    now = timezone.now()
+    attempts = app_settings.MAX_RETRIES + 1
+    lapses = now + dt.timedelta(seconds=60 + 2 * attempts * app_settings.TIMEOUT)
+    claimed = (
+        Refund.objects.filter(pk=refund_pk, status=RefundStatus.REQUESTED, plugipay_id=None)
+        .filter(Q(submitting_until__isnull=True) | Q(submitting_until__lt=now))
+        .update(submitting_until=lapses)
+    )
+    return claimed == 1
+
+
+def _send(refund: Refund) -> Refund:
+    """Create the refund at Plugipay with its key and link the row to the answer."""
+    payment = refund.payment
     body = {
         "amount": refund.amount,
         "reason": refund.reason or None,

@@ -1,0 +1,147 @@
+"""A refund requested longer ago than Plugipay keeps its idempotency key is looked for at
+Plugipay before it is sent again; while one process looks and sends, no other process does
+(two sweeps at once would both find nothing and both send: two refunds)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from django_plugipay.client import RESEND_WINDOW
+from django_plugipay.models import Refund
+from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
+from django_plugipay.services import refunds as service
+from tests.factories import PaymentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class ForgetfulPlugipay:
+    """Plugipay past the key's window: every create makes a refund. ``while_looking`` runs
+    inside the look (another process's sweep arriving meanwhile)."""
+
+    def __init__(self, while_looking=None):
+        self.made: list[dict] = []
+        self.while_looking = while_looking
+
+    def list_refunds(self, **filters):
+        made = list(self.made)
+        if self.while_looking is not None:
+            arriving, self.while_looking = self.while_looking, None
+            arriving()
+        return iter(made)
+
+    def create_refund(self, body, idempotency_key=None):
+        obj = {
+            "id": f"rfd_{len(self.made) + 1}",
+            "status": "pending",
+            "amount": body["amount"],
+            "currency": "IDR",
+            "chargeId": "pay_r",
+            "metadata": body["metadata"],
+            "mode": "test",
+        }
+        self.made.append(obj)
+        return dict(obj)
+
+
+def old_refund():
+    payment = PaymentFactory(plugipay_id="pay_r", amount=5000)
+    refund = Refund.objects.create(
+        payment=payment,
+        amount=1000,
+        currency="IDR",
+        idempotency_key="idem_old",
+        status="requested",
+        mode="test",
+    )
+    long_ago = timezone.now() - RESEND_WINDOW - dt.timedelta(minutes=5)
+    Refund.objects.filter(pk=refund.pk).update(created_at=long_ago)
+    return refund
+
+
+def test_a_sweep_arriving_while_another_looks_sends_nothing(monkeypatch):
+    refund = old_refund()
+    arrived = []
+
+    def second_sweep():
+        arrived.append(service.submit_refund(refund=Refund.objects.get(pk=refund.pk)))
+
+    plugipay = ForgetfulPlugipay(while_looking=second_sweep)
+    monkeypatch.setattr(service, "get_client", lambda *a, **k: plugipay)
+    done = service.submit_refund(refund=refund)
+    assert [r["metadata"][REFUND_REFERENCE_KEY] for r in plugipay.made] == ["idem_old"]
+    assert arrived[0].status == "requested" and arrived[0].plugipay_id is None
+    assert (done.plugipay_id, done.status) == ("rfd_1", "pending")
+    assert Refund.objects.get(pk=refund.pk).submitting_until is None  # the mark is let go
+
+
+def test_a_mark_left_by_a_process_that_died_lapses(monkeypatch):
+    refund = old_refund()
+    plugipay = ForgetfulPlugipay()
+    monkeypatch.setattr(service, "get_client", lambda *a, **k: plugipay)
+    Refund.objects.filter(pk=refund.pk).update(
+        submitting_until=timezone.now() + dt.timedelta(minutes=1)
+    )
+    assert service.submit_refund(refund=refund).plugipay_id is None
+    assert plugipay.made == []
+    Refund.objects.filter(pk=refund.pk).update(
+        submitting_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert service.submit_refund(refund=refund).plugipay_id == "rfd_1"
+    assert len(plugipay.made) == 1
+
+
+def test_a_failed_send_lets_the_mark_go_for_the_retry(monkeypatch):
+    """A transient error propagates for the task to retry; the retry may send at once."""
+    refund = old_refund()
+    plugipay = ForgetfulPlugipay()
+
+    def down(body, idempotency_key=None):
+        raise ConnectionError("Plugipay is away")
+
+    monkeypatch.setattr(plugipay, "create_refund", down)
+    monkeypatch.setattr(service, "get_client", lambda *a, **k: plugipay)
+    with pytest.raises(ConnectionError):
+        service.submit_refund(refund=refund)
+    assert Refund.objects.get(pk=refund.pk).submitting_until is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_on_postgresql_send_once(monkeypatch):
+    """The same with two threads, each on its own connection, both looking before either
+    sends (PostgreSQL: concurrent transactions)."""
+    import contextlib
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent transactions: PostgreSQL")
+    refund = old_refund()
+    looked = threading.Barrier(2, timeout=5)
+
+    class Racing(ForgetfulPlugipay):
+        def list_refunds(self, **filters):
+            made = list(self.made)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                looked.wait()  # both look before either sends (without the mark)
+            return iter(made)
+
+    plugipay = Racing()
+    monkeypatch.setattr(service, "get_client", lambda *a, **k: plugipay)
+
+    def sweep():
+        try:
+            service.submit_refund(refund=Refund.objects.get(pk=refund.pk))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [r["metadata"][REFUND_REFERENCE_KEY] for r in plugipay.made] == ["idem_old"]
