@@ -456,14 +456,15 @@ class InvoiceSpec(ResourceSpec):
 
 
 def _link_earlier_payments(invoice: Invoice) -> None:
-    """Link the payments heard of before ``invoice`` (its id in their ``invoiceId``) to it:
-    on PostgreSQL in one statement compiled once, through the index on ``data -> invoiceId``."""
+    """Link the payments of the invoice's account heard of before ``invoice`` (its id in their
+    ``invoiceId``) to it: on PostgreSQL in one statement compiled once, through the index on
+    ``data -> invoiceId``."""
     if connection_for(Payment).vendor != "postgresql":
-        Payment.objects.filter(invoice__isnull=True, data__invoiceId=invoice.plugipay_id).update(
-            invoice=invoice.pk, customer=invoice.customer_id
-        )
+        Payment.objects.filter(
+            invoice__isnull=True, account_id=invoice.account_id, data__invoiceId=invoice.plugipay_id
+        ).update(invoice=invoice.pk, customer=invoice.customer_id)
     else:
-        params = [invoice.pk, invoice.customer_id, invoice.plugipay_id]
+        params = [invoice.pk, invoice.customer_id, invoice.account_id, invoice.plugipay_id]
         execute(Payment, "link_earlier_payments", _link_sql, params)
     forget_rows(Payment)  # changed here, not through the objects a page holds
 
@@ -478,7 +479,7 @@ def _link_sql(connection) -> str:
     key = f"({column('data')} -> 'invoiceId') = to_jsonb(%s::text)"
     return (
         f"UPDATE {qn(meta.db_table)} SET {column('invoice')} = %s, {column('customer')} = %s "
-        f"WHERE {column('invoice')} IS NULL AND {key}"
+        f"WHERE {column('invoice')} IS NULL AND {column('account')} = %s AND {key}"
     )
 
 

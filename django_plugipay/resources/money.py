@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_plugipay import signals
 from django_plugipay.client import endpoint, get_client
+from django_plugipay.context import current_account_pk
 from django_plugipay.db import lock
 from django_plugipay.exceptions import InvalidObject
 from django_plugipay.models import (
@@ -183,8 +184,10 @@ class ReceiptSpec(ResourceSpec):
 
     def lock_parent(self, values, refs, context) -> None:
         if values["source_type"] == "invoice" and values["source_id"]:
-            values["invoice_id"] = (
-                Invoice.objects.filter(plugipay_id=values["source_id"])
+            values["invoice_id"] = (  # the acting account's invoice, never another's
+                Invoice.objects.filter(
+                    plugipay_id=values["source_id"], account_id=current_account_pk()
+                )
                 .values_list("pk", flat=True)
                 .first()
             )

@@ -113,15 +113,22 @@ class RefundSpec(ResourceSpec):
         return payment
 
     def find(self, values, refs) -> Refund | None:
-        """Our own refund (created by ``submit_refund``) is matched by its reference too."""
+        """Our own refund (created by ``submit_refund``) is matched by its reference too,
+        while the row is not linked to another refund: a second refund Plugipay made under the
+        same reference is a refund of its own (mirrored, counted and signalled), not news of
+        the first."""
         reference = refs["metadata"].get(REFUND_REFERENCE_KEY)
         if reference is None:
             return None
         if not isinstance(reference, str):
             raise InvalidObject(f"metadata.{REFUND_REFERENCE_KEY} must be a string")
-        return lock(self, plugipay_id=values["plugipay_id"]) or lock(
-            self, idempotency_key=reference
-        )
+        found = lock(self, plugipay_id=values["plugipay_id"])
+        if found is not None:
+            return found
+        ours = lock(self, idempotency_key=reference)
+        if ours is not None and ours.plugipay_id not in (None, values["plugipay_id"]):
+            return None
+        return ours
 
     def changed(self, row, moved_to, parent) -> None:
         """A succeeded refund counts in its payment's ``amount_refunded``: recounted when one

@@ -1,0 +1,123 @@
+"""The apply engine at its edges: refunds Plugipay made twice under one reference, rows of
+one account never linked to another account's, and events that arrive before their parent."""
+
+from __future__ import annotations
+
+import pytest
+
+from django_plugipay import accounts
+from django_plugipay.models import Payment, Refund
+from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
+from django_plugipay.services import apply as engine
+from django_plugipay.services.apply import advance, upsert_customer, upsert_payment
+from django_plugipay.specs import registered
+from tests.factories import PaymentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def refund_obj(refund_id, amount, when):
+    return {
+        "id": refund_id,
+        "status": "succeeded",
+        "amount": amount,
+        "currency": "IDR",
+        "chargeId": "pay_x",
+        "metadata": {REFUND_REFERENCE_KEY: "idem_ref"},
+        "updatedAt": when,
+        "mode": "test",
+    }
+
+
+def test_a_second_plugipay_refund_under_our_reference_is_a_refund_of_its_own(signal_log):
+    """Our requested refund is matched to Plugipay's by the reference it carries; a second
+    refund Plugipay made under the same reference (the double refund this app guards
+    against, made all the same) gets a row of its own: mirrored, counted in the payment's
+    ``amount_refunded`` and signalled, not folded into the first row."""
+    paid = PaymentFactory(plugipay_id="pay_x", amount=5000)
+    paid.refunds.create(amount=1000, currency="IDR", idempotency_key="idem_ref", status="requested")
+    engine.upsert_refund(refund_obj("rfd_1", 1000, "2026-01-01T00:00:00Z"))
+    engine.upsert_refund(refund_obj("rfd_2", 1500, "2026-01-02T00:00:00Z"))
+    engine.upsert_refund(refund_obj("rfd_1", 1000, "2026-01-03T00:00:00Z"))  # news of the first
+    paid.refresh_from_db()
+    rows = dict(Refund.objects.values_list("plugipay_id", "amount"))
+    assert rows == {"rfd_1": 1000, "rfd_2": 1500}
+    assert Refund.objects.get(plugipay_id="rfd_1").idempotency_key == "idem_ref"
+    assert paid.amount_refunded == 2500
+    assert [name for name, _ in signal_log] == ["refund_succeeded", "refund_succeeded"]
+
+
+def test_a_paid_invoice_never_links_another_accounts_payment(settings):
+    """A paid invoice links the payments heard of before it (by their ``invoiceId``) of its
+    own account only: another account's payment naming the same id keeps no invoice."""
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "ACCOUNTS": {"m": {"ON_BEHALF_OF": "acc_m", "WEBHOOK_SECRETS": ["whsec_m"]}},
+    }
+    with accounts.acting_for("m"):
+        theirs = upsert_payment(
+            {
+                "id": "pay_m",
+                "status": "succeeded",
+                "amount": 5000,
+                "currency": "IDR",
+                "invoiceId": "inv_d",
+                "mode": "test",
+            }
+        )
+    assert theirs.invoice_id is None  # account m has no such invoice
+    customer = upsert_customer({"id": "cus_d", "email": "d@shop.test", "mode": "test"})
+    invoice = advance(
+        registered("invoice"),
+        {
+            "id": "inv_d",
+            "status": "paid",
+            "customerId": "cus_d",
+            "currency": "IDR",
+            "total": 5000,
+            "amountPaid": 5000,
+            "mode": "test",
+        },
+    )
+    theirs = Payment.objects.get(pk=theirs.pk)
+    assert theirs.account_id != invoice.account_id
+    assert (theirs.invoice_id, theirs.customer_id) == (None, None), (
+        "account m's payment was linked to the default account's invoice and customer",
+        theirs.invoice_id == invoice.pk,
+        theirs.customer_id == customer.pk,
+    )
+
+
+def test_a_receipt_never_links_another_accounts_invoice(settings):
+    """A receipt links the invoice it names in its own account only."""
+    upsert_customer({"id": "cus_d", "email": "d@shop.test", "mode": "test"})
+    invoice = advance(
+        registered("invoice"),
+        {
+            "id": "inv_d",
+            "status": "open",
+            "customerId": "cus_d",
+            "currency": "IDR",
+            "total": 5000,
+            "mode": "test",
+        },
+    )
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "ACCOUNTS": {"m": {"ON_BEHALF_OF": "acc_m", "WEBHOOK_SECRETS": ["whsec_m"]}},
+    }
+    with accounts.acting_for("m"):
+        receipt = advance(
+            registered("receipt"),
+            {
+                "id": "rcpt_m",
+                "number": "R-1",
+                "sourceType": "invoice",
+                "sourceId": "inv_d",
+                "total": 5000,
+                "currency": "IDR",
+                "mode": "test",
+            },
+        )
+    assert receipt.account_id != invoice.account_id
+    assert receipt.invoice_id is None, "account m's receipt links the default account's invoice"
