@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 
 from django_plugipay import accounts
-from django_plugipay.models import Payment, Refund
+from django_plugipay.client import get_client
+from django_plugipay.models import CheckoutSession, Payment, Refund
 from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
 from django_plugipay.services import apply as engine
 from django_plugipay.services.apply import advance, upsert_customer, upsert_payment
 from django_plugipay.specs import registered
+from django_plugipay.testing import DECLINE_CARD
 from tests.factories import PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -121,3 +123,48 @@ def test_a_receipt_never_links_another_accounts_invoice(settings):
         )
     assert receipt.account_id != invoice.account_id
     assert receipt.invoice_id is None, "account m's receipt links the default account's invoice"
+
+
+def session_made_elsewhere():
+    """A checkout session created at Plugipay and not mirrored here (another service made it):
+    its ``checkout_session.created`` is all this project hears of it."""
+    return get_client().create_checkout_session(
+        {
+            "amount": 9000,
+            "currency": "IDR",
+            "methods": ["va", "card"],
+            "successUrl": "https://shop.test/ok",
+            "cancelUrl": "https://shop.test/no",
+        }
+    )
+
+
+def test_a_pending_payment_heard_of_before_its_session_leaves_the_session_waiting(
+    plugipay_sandbox, signal_log
+):
+    """A VA's ``payment.updated`` (pending) delivered before its session's
+    ``checkout_session.created``: the session is fetched and applied first, so the payment
+    is linked to it and the session waits for the money (``checkout_session_pending`` once),
+    as in order."""
+    plugipay_sandbox.hold()
+    made = session_made_elsewhere()
+    plugipay_sandbox.start_async(made["id"], "va", deliver=False)
+    plugipay_sandbox.release(order="reverse")
+    session = CheckoutSession.objects.get(plugipay_id=made["id"])
+    assert Payment.objects.get().checkout_session_id == session.pk
+    assert session.status == "pending"
+    assert signal_log.names().count("checkout_session_pending") == 1
+
+
+def test_a_declined_attempt_heard_of_before_its_session_ends_linked_to_it(plugipay_sandbox):
+    """The whole life delivered last to first: the declined attempt and the payment that
+    completed the session both end linked to it."""
+    plugipay_sandbox.hold()
+    made = session_made_elsewhere()
+    plugipay_sandbox.pay(made["id"], card=DECLINE_CARD, deliver=False)
+    plugipay_sandbox.pay(made["id"], deliver=False)
+    plugipay_sandbox.release(order="reverse")
+    session = CheckoutSession.objects.get(plugipay_id=made["id"])
+    assert session.status == "completed"
+    linked = dict(Payment.objects.values_list("status", "checkout_session_id"))
+    assert linked == {"failed": session.pk, "succeeded": session.pk}

@@ -96,10 +96,11 @@ def payment(status, pid="pay_1", **extra):
     ],
 )
 def test_payment_transitions(signal_log, first, then, final, signals):
+    engine.upsert_checkout_session(session("open", T0))  # the session it names, heard of first
     engine.upsert_payment(payment(first))
     row = engine.upsert_payment(payment(then))
     assert row.status == final
-    assert [n for n, _ in signal_log] == signals
+    assert [n for n, _ in signal_log if n.startswith("payment")] == signals
 
 
 def refund(status, updated=T1, rid="rfd_1", **extra):

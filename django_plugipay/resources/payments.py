@@ -18,6 +18,7 @@ from django_plugipay.specs import (
     Step,
     Text,
     Timestamp,
+    UnresolvedReference,
     field,
     registered,
 )
@@ -77,6 +78,15 @@ class PaymentSpec(ResourceSpec):
                 CHECKOUT_SESSION,
                 plugipay_id=refs["session_id"],
                 only=parent_fields(CheckoutSession),
+            )
+        if session is None and refs.get("session_id"):
+            # heard of before its session (a VA's pending, a declined card): the session is
+            # fetched and applied first, so the payment is linked and an open session waits
+            raise UnresolvedReference(
+                f"Payment {values['plugipay_id']} names checkout session "
+                f"{refs['session_id']}, not known here yet.",
+                resource="checkout_session",
+                plugipay_id=refs["session_id"],
             )
         invoice = context.get("invoice")
         if session is None and invoice is None and refs.get("invoice_id"):
