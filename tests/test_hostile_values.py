@@ -117,7 +117,8 @@ def test_a_second_succeeded_payment_of_one_session_is_not_a_500(client):
         assert WebhookEvent.objects.get(event_id="evt_pay2").status == "failed"
 
 
-def test_a_payment_naming_an_unknown_session_is_not_a_500(client):
+def test_a_payment_naming_an_unknown_session_is_not_a_500(client, plugipay_sandbox):
+    """The session is fetched first (out of order); Plugipay does not know it either: 4xx."""
     seed(client, "customer", "checkout_session", "payment")
     obj = {**spec_for("payment").example, "checkoutSessionId": "cs_unknown"}
     response = post(client, build_event("payment.updated", obj, event_id="evt_paysess"))

@@ -41,7 +41,6 @@ from django_plugipay.exceptions import (
     InvalidObject,
     InvalidPayload,
     NotRecorded,
-    PlugipayError,
     SignatureError,
 )
 from django_plugipay.models import EventSource, EventStatus, WebhookEvent
@@ -748,14 +747,6 @@ def _fetching(
                 if refused.status != 404:
                     raise
                 raise exc from refused  # Plugipay has no such object either: unresolved
-            except PlugipayError as away:
-                # Plugipay unreachable now: the event waits as when the object is unknown
-                # (answered 409, applied on its next delivery or replay), never a 5xx
-                raise UnresolvedReference(
-                    f"{exc} Fetching it from Plugipay failed: {away}",
-                    resource=exc.resource,
-                    plugipay_id=exc.plugipay_id,
-                ) from away
 
 
 def _apply(parsed: Event, row: WebhookEvent, prefetched=()) -> None:
