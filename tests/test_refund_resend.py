@@ -145,3 +145,32 @@ def test_two_sweeps_at_once_on_postgresql_send_once(monkeypatch):
     for thread in threads:
         thread.join(30)
     assert [r["metadata"][REFUND_REFERENCE_KEY] for r in plugipay.made] == ["idem_old"]
+
+
+def test_a_refund_plugipay_refuses_because_the_payment_was_refunded_elsewhere_ends_failed(
+    plugipay_sandbox,
+):
+    """A refund made outside this app (the dashboard) took the whole payment, its webhook
+    still on its way: Plugipay refuses ours with 409 ``conflict`` (already fully refunded).
+    That refuses the refund itself: ours ends ``failed`` (``refund_failed``), not
+    ``requested`` and sent again by every sweep."""
+    from django_plugipay import services
+    from django_plugipay.client import get_client
+
+    payment = plugipay_sandbox.paid_payment(amount=10_000)
+    plugipay_sandbox.hold()  # the dashboard refund's webhooks are on their way
+    get_client().create_refund(
+        {
+            "amount": 10_000,
+            "sourceType": "checkout_session",
+            "sourceId": payment.checkout_session.plugipay_id,
+            "reason": "duplicate",
+        },
+        idempotency_key="dashboard-refund",
+    )
+    ours = services.refund_payment(payment=payment, amount=5_000, reason="duplicate")
+    ours.refresh_from_db()
+    assert (ours.status, ours.failure_code) == ("failed", "conflict")
+    plugipay_sandbox.release()
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 10_000

@@ -320,7 +320,7 @@ def _send(refund: Refund) -> Refund:
     try:
         obj = get_client().create_refund(body, idempotency_key=refund.idempotency_key)
     except APIError as exc:
-        if exc.status not in REFUSALS or exc.code == "invalid_response":
+        if not _refuses_the_refund(exc):
             return _not_refused(refund, exc)
         logger.warning(
             "plugipay refund %s refused: %s",
@@ -336,9 +336,21 @@ def _send(refund: Refund) -> Refund:
 
 
 #: The statuses of Plugipay's refusals of a refund request itself (its amount or reason, the
-#: payment it names): nothing was made. Any other 4xx (401, 403, 409…) answered before the
-#: request was read, and leaves the refund to be sent again.
+#: payment it names): nothing was made. Any other 4xx (401, 403, a 409 but ``conflict``…)
+#: answered before the request was read, and leaves the refund to be sent again.
 REFUSALS = (400, 404, 422)
+
+
+def _refuses_the_refund(exc: APIError) -> bool:
+    """Did Plugipay refuse the refund itself (nothing made, nothing to send again)? Its
+    values or payment (:data:`REFUSALS`), or the payment's state: a 409 ``conflict`` (refunded
+    in full meanwhile, from the dashboard say). A 409 for this key sent with another body
+    (``idempotency_mismatch``, or no code) may hide a refund made: not a refusal."""
+    if exc.code == "invalid_response":
+        return False
+    if exc.status in REFUSALS:
+        return True
+    return exc.status == 409 and (exc.code or "").lower() == "conflict"
 
 
 def _not_refused(refund: Refund, exc: APIError) -> Refund:
