@@ -174,7 +174,10 @@ class AppSettings:
 
     @property
     def CURRENCY_EXPONENTS(self) -> dict[str, int]:
-        return dict(self.raw("CURRENCY_EXPONENTS"))
+        """The defaults, with the project's entries added over them (a project naming only
+        ``USD`` keeps IDR whole rupiah); codes in any case."""
+        given = self.raw("CURRENCY_EXPONENTS") or {}
+        return {**DEFAULTS["CURRENCY_EXPONENTS"], **{k.upper(): v for k, v in given.items()}}
 
     def imported(self, name: str) -> Any:
         """An :data:`IMPORT_STRINGS` setting resolved: the object a dotted path names (or the

@@ -226,3 +226,20 @@ def test_an_amount_with_its_currency_is_told_to_drop_it(text):
     """Not a hint to group thousands (which ``Rp 1.000`` does): the currency is the mistake."""
     with translation.override("id"), pytest.raises(ValueError, match="tanpa mata uang"):
         to_minor(text, "IDR")
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ({"USD": 2}, "IDR 95,000"),  # another currency added: IDR stays whole rupiah
+        ({}, "IDR 95,000"),
+        ({"idr": 2}, "IDR 950.00"),  # the project's own scale for IDR, its code in any case
+    ],
+)
+def test_currency_exponents_given_are_added_over_the_defaults(settings, given, shown):
+    """A project that adds one currency does not lose the defaults: with ``{"USD": 2}``
+    alone, IDR 95,000 was shown (and pre-filled in the refund form) as IDR 950.00."""
+    from django_plugipay.money import format_amount
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "CURRENCY_EXPONENTS": given}
+    assert format_amount(95_000, "IDR") == shown
