@@ -447,3 +447,27 @@ def test_a_page_of_one_object_with_an_id_that_is_none_is_a_404(client, path):
     assert client.post(path, {"post": "yes", "reason": "duplicate"}).status_code == 404
     client.force_login(staff())
     assert client.get(path).status_code == 403
+
+
+@pytest.mark.parametrize("amount", ["20000", "15000"])  # the pre-filled remainder; over half
+def test_a_refund_page_submitted_twice_says_its_first_outcome_whatever_the_amount(
+    plugipay_sandbox, client, amount
+):
+    """faults.md: a double submit finds the refund the first submit made and says so. The
+    page pre-fills the whole remainder, so the common double click is of a full refund: the
+    second submit is answered "already requested from this page", not checked against the
+    remainder the first one used ("Nothing is left to refund"), and sends nothing."""
+    from django_plugipay.admin import tokens
+
+    payment = plugipay_sandbox.paid_payment(20_000)
+    client.force_login(staff("refund_payment"))
+    data = {"action": "refund_payments", "_selected_action": [payment.pk]}
+    token = client.post(CHANGELIST, data).context["token"]
+    confirm = {**data, "post": "yes", "amount": amount, "reason": "duplicate", tokens.FIELD: token}
+    first = client.post(CHANGELIST, confirm, follow=True)
+    assert "Requested 1 refund" in first.content.decode()
+    again = client.post(CHANGELIST, confirm, follow=True)
+    assert "already requested from this page" in again.content.decode()
+    assert "Nothing is left" not in again.content.decode()
+    plugipay_sandbox.flush()
+    assert Refund.objects.count() == 1 and len(plugipay_sandbox.state()["refunds"]) == 1

@@ -15,7 +15,7 @@ from django_plugipay import permissions, services
 from django_plugipay.admin import tokens
 from django_plugipay.admin.display import staff_words
 from django_plugipay.exceptions import RefundError
-from django_plugipay.models import Payment, PaymentStatus, RefundReason, RefundStatus
+from django_plugipay.models import Payment, PaymentStatus, Refund, RefundReason, RefundStatus
 from django_plugipay.money import format_amount, input_value, to_minor
 from django_plugipay.services.refunds import NOT_SUBMITTED, refund_refusal
 
@@ -106,12 +106,18 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
                 ),
             }
         )
+    token = tokens.posted(request) if request.method == "POST" else tokens.issue()
+    if request.POST.get("post") == "yes" and tokens.was_posted(request):
+        # This page submitted again (a double click, the back button): the refunds it made
+        # are its first outcome, said as such before the remainder they used is checked.
+        rows = _without_replays(modeladmin, request, rows, token)
+        if not rows:
+            return None
     refundable = [r for r in rows if not r["refused"]]
     # One payment, from its Refund button or as the action's only selection: offer the amount.
     only = rows[0] if len(rows) == 1 else None
     offered_payment = only["payment"] if only else None
     offered_remaining = only["remaining"] if only else 0
-    token = tokens.posted(request) if request.method == "POST" else tokens.issue()
     if request.POST.get("post") == "yes":
         form = RefundForm(request.POST, payment=offered_payment, remaining=offered_remaining)
         if form.is_valid() and refundable:
@@ -140,6 +146,37 @@ def refund_view(modeladmin, request, queryset, *, single: bool):
     )
 
 
+def _without_replays(modeladmin, request, rows, token):
+    """``rows`` but the payments this page's token refunded already, each said as requested
+    before."""
+    keys = {tokens.refund_key(token, row["payment"].pk): row for row in rows}
+    made = Refund.objects.filter(
+        payment__in=[row["payment"] for row in rows], idempotency_key__in=list(keys)
+    )
+    done = set()
+    for refund in made:
+        row = keys[refund.idempotency_key]
+        _already_requested(modeladmin, request, refund, row["payment"])
+        done.add(row["payment"].pk)
+    return [row for row in rows if row["payment"].pk not in done]
+
+
+def _already_requested(modeladmin, request, refund, payment) -> None:
+    modeladmin.message_user(
+        request,
+        _(
+            "The refund of %(amount)s on %(payment)s was already requested from this "
+            "page (now %(status)s); nothing was sent again."
+        )
+        % {
+            "amount": format_amount(refund.amount, refund.currency),
+            "payment": payment,
+            "status": refund.get_status_display().lower(),
+        },
+        messages.INFO,
+    )
+
+
 def _perform(modeladmin, request, refundable, data, rows, token):
     requested, errors, waiting = 0, [], []
     for row in refundable:
@@ -160,19 +197,7 @@ def _perform(modeladmin, request, refundable, data, rows, token):
             )
             continue
         if refund.replayed:  # this page was submitted before: its first outcome, sent once
-            modeladmin.message_user(
-                request,
-                _(
-                    "The refund of %(amount)s on %(payment)s was already requested from this "
-                    "page (now %(status)s); nothing was sent again."
-                )
-                % {
-                    "amount": format_amount(refund.amount, refund.currency),
-                    "payment": payment,
-                    "status": refund.get_status_display().lower(),
-                },
-                messages.INFO,
-            )
+            _already_requested(modeladmin, request, refund, payment)
             continue
         modeladmin.log_change(
             request,
