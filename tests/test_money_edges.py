@@ -132,3 +132,42 @@ def test_a_payout_amount_json_cannot_hold_is_400(number):
     )
     assert response.status_code == 400, response.content
     assert not Payout.objects.exists()
+
+
+def vanishing_payout(key="pay-out-once"):
+    """A pending payout row Plugipay never answered, as another call stored it; the caller
+    holds it while Plugipay refuses that call's request, which deletes the row."""
+    return Payout.objects.create(
+        amount=50_000, currency="IDR", status="pending", idempotency_key=key, mode="test"
+    )
+
+
+@pytest.mark.parametrize("call", ["cancel", "sync", "same key"])
+def test_a_payout_whose_creation_was_refused_meanwhile_is_a_payout_error(call, monkeypatch):
+    """Two calls race: one stores its row and Plugipay refuses it (insufficient balance after
+    another payout), which deletes the row; a cancel, a sync or a second create with the same
+    key holding that row gets a PayoutError (``refused``) naming it, not the model's
+    DoesNotExist (an API request's 500)."""
+    from django_plugipay import services
+    from django_plugipay.exceptions import PayoutError
+    from django_plugipay.services import payouts
+
+    payout = vanishing_payout()
+    if call == "same key":
+        original = payouts._replay
+
+        def refused_meanwhile(earlier, **request):
+            Payout.objects.filter(pk=earlier.pk).delete()
+            return original(earlier, **request)
+
+        monkeypatch.setattr(payouts, "_replay", refused_meanwhile)
+        work = lambda: services.create_payout(amount=50_000, idempotency_key="pay-out-once")  # noqa: E731
+    else:
+        Payout.objects.filter(pk=payout.pk).delete()
+        work = {
+            "cancel": lambda: services.cancel_payout(payout=payout),
+            "sync": lambda: services.sync_payout(payout=payout, send=True),
+        }[call]
+    with pytest.raises(PayoutError, match="no longer exists") as raised:
+        work()
+    assert raised.value.code == "refused"

@@ -79,9 +79,14 @@ class PaymentSpec(ResourceSpec):
                 plugipay_id=refs["session_id"],
                 only=parent_fields(CheckoutSession),
             )
-        if session is None and refs.get("session_id"):
+        if (
+            session is None
+            and refs.get("session_id")
+            and values.get("status") != PaymentStatus.SUCCEEDED
+        ):
             # heard of before its session (a VA's pending, a declined card): the session is
-            # fetched and applied first, so the payment is linked and an open session waits
+            # fetched and applied first, so the payment is linked and an open session waits.
+            # A succeeded one is linked by the session's completion, which names it.
             raise UnresolvedReference(
                 f"Payment {values['plugipay_id']} names checkout session "
                 f"{refs['session_id']}, not known here yet.",

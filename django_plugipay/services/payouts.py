@@ -125,6 +125,20 @@ SEND_DEADLINE = dt.timedelta(minutes=15)
 REFUSALS = (400, 422)
 
 
+class PayoutGone(PayoutError, Payout.DoesNotExist):
+    """The payout's row no longer exists: Plugipay refused its creation (a request refused
+    outright leaves no row) while another call held it. A :class:`PayoutError` for callers,
+    and the model's ``DoesNotExist`` too."""
+
+    @classmethod
+    def of(cls, pk: Any) -> PayoutGone:
+        return cls(
+            _("Payout #%(pk)s no longer exists: Plugipay refused it, and nothing was paid out.")
+            % {"pk": pk},
+            code="refused",
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Balance:
     """What Plugipay holds for the merchant, in minor units: ``ledger_balance`` (the cash
@@ -386,7 +400,7 @@ def _claim_unsent(
     with lock_scope():
         row = lock(PAYOUT, pk=pk)
         if row is None:
-            raise Payout.DoesNotExist(f"payout #{pk} no longer exists")
+            raise PayoutGone.of(pk)
         if row.plugipay_id:
             return row, "done"
         if row.status != PayoutStatus.PENDING:
@@ -650,7 +664,10 @@ def sync_payout(*, payout: Payout, send: bool = False) -> Payout:
     settled by :func:`submit_payout` — which may send it — only with ``send`` True (the
     caller may pay out); else :class:`PayoutError` ``not_submitted``. One that ended here
     (canceled, failed) is returned as it is."""
-    payout.refresh_from_db(fields=["status", "plugipay_id"])  # a stale row is not sent
+    try:
+        payout.refresh_from_db(fields=["status", "plugipay_id"])  # a stale row is not sent
+    except Payout.DoesNotExist:
+        raise PayoutGone.of(payout.pk) from None
     if payout.plugipay_id:
         return sync_object(payout)
     if payout.status != PayoutStatus.PENDING:
