@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -183,9 +184,9 @@ def check_settings(app_configs=None, **kwargs) -> list:
     if not settings.DEBUG and host in LOOPBACK_HOSTS:
         errors.append(
             Warning(
-                f"PLUGIPAY['BASE_URL'] points at {base_url} while DEBUG is False.",
+                f"BASE_URL ({setting_name('BASE_URL')}) points at {base_url} while DEBUG is False.",
                 id="django_plugipay.W001",
-                hint="That is the offline sandbox. Remove BASE_URL (or set https://plugipay.com) "
+                hint="That is the offline sandbox. Remove it (or set https://plugipay.com) "
                 "before going live.",
             )
         )
@@ -368,6 +369,15 @@ def check_accounts(app_configs=None, **kwargs) -> list:
     return problems + errors
 
 
+def setting_name(name: str) -> str:
+    """Where the setting ``name`` is read from, as the fix should name it: the ``PLUGIPAY``
+    key when the settings give it, else its environment variable when one stands in."""
+    given = getattr(settings, "PLUGIPAY", None) or {}
+    if name not in given and name in ENV_FALLBACKS and ENV_FALLBACKS[name] in os.environ:
+        return f"the {ENV_FALLBACKS[name]} environment variable"
+    return f"PLUGIPAY[{name!r}]"
+
+
 def base_url_problem(value: object) -> tuple[str, str, str] | None:
     """``(check id, what is wrong, the fix)`` for a ``BASE_URL`` that cannot work as written
     (no http/https scheme, or the API prefix included), else None."""
@@ -379,18 +389,19 @@ def base_url_problem(value: object) -> tuple[str, str, str] | None:
         rest = rest[: -len(prefix)].rstrip("/")
     host = rest.split("/")[0].rsplit(":", 1)[0].strip("[]")
     fixed = f"{'http' if host in LOOPBACK_HOSTS else 'https'}://{rest}"
+    where = setting_name("BASE_URL")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return (
             "django_plugipay.E051",
-            f"PLUGIPAY['BASE_URL'] {text!r} does not start with http:// or https://.",
-            f"set PLUGIPAY['BASE_URL'] to {fixed!r}",
+            f"BASE_URL {text!r} ({where}) does not start with http:// or https://.",
+            f"set {where} to {fixed!r}",
         )
     if parts.path.rstrip("/").endswith(prefix):
         return (
             "django_plugipay.E052",
-            f"PLUGIPAY['BASE_URL'] {text!r} ends with the API prefix {prefix}, which is added "
+            f"BASE_URL {text!r} ({where}) ends with the API prefix {prefix}, which is added "
             f"to every request (…{prefix}{prefix}/events answers 404).",
-            f"set PLUGIPAY['BASE_URL'] to {fixed!r} (API_PREFIX adds {prefix})",
+            f"set {where} to {fixed!r} (API_PREFIX adds {prefix})",
         )
     return None
 
@@ -654,8 +665,8 @@ def check_deliveries(app_configs=None, databases=None, **kwargs) -> list:
     if health.dead:
         messages.append(
             Warning(
-                f"{health.dead} durable receiver deliveries are dead: they failed "
-                f"PLUGIPAY['DELIVERY_MAX_ATTEMPTS'] times and are not retried any more.",
+                f"Durable receiver deliveries dead: {health.dead} (each failed "
+                f"PLUGIPAY['DELIVERY_MAX_ATTEMPTS'] times and is not retried any more).",
                 id="django_plugipay.W040",
                 hint="Read the last error under Plugipay › Deliveries in the admin, fix the "
                 "receiver, then use 'Run again now' or `manage.py plugipay_replay --deliveries`.",
@@ -666,8 +677,8 @@ def check_deliveries(app_configs=None, databases=None, **kwargs) -> list:
         late = "an hour" if hours == 1 else f"{hours} hours"
         messages.append(
             Warning(
-                f"{health.overdue} durable receiver deliveries are overdue by more than "
-                f"{late}: nothing runs them.",
+                f"Durable receiver deliveries overdue by more than {late}: "
+                f"{health.overdue} (nothing runs them).",
                 id="django_plugipay.W041",
                 hint="Run a Celery worker and beat with django_plugipay.run_deliveries "
                 "scheduled (see docs/how-to/celery.md), or `manage.py plugipay_sync` from cron.",
@@ -735,7 +746,7 @@ def check_refunds(app_configs=None, databases=None, **kwargs) -> list:
         return []
     return [
         Warning(
-            f"{stuck} refunds requested over an hour ago are not sent to Plugipay yet: their "
+            f"Refunds requested over an hour ago and not sent to Plugipay yet: {stuck}; their "
             "amount stays held and the customers wait.",
             id="django_plugipay.W045",
             hint="Read the error on each under Plugipay › Refunds (or `manage.py "

@@ -152,3 +152,17 @@ def test_persistent_connections_without_health_checks_are_warned(options, warned
     assert bool(found) is warned
     if found:
         assert "CONN_HEALTH_CHECKS" in found[0].hint and "'pg'" in found[0].msg
+
+
+def test_base_url_from_the_environment_is_named_as_such(settings, monkeypatch):
+    """going-live.md moves the values to the environment: W001 and E052 then name the
+    variable to fix, not a PLUGIPAY key the settings do not have."""
+    from django_plugipay.checks import check_settings
+
+    plugipay = {k: v for k, v in settings.PLUGIPAY.items() if k != "BASE_URL"}
+    settings.PLUGIPAY, settings.DEBUG = plugipay, False
+    monkeypatch.setenv("PLUGIPAY_BASE_URL", "http://127.0.0.1:8787/api/v1")
+    found = {m.id: m for m in check_settings(None)}
+    for check_id in ("django_plugipay.W001", "django_plugipay.E052"):
+        assert "PLUGIPAY_BASE_URL environment variable" in found[check_id].msg
+        assert "PLUGIPAY['BASE_URL']" not in found[check_id].msg + (found[check_id].hint or "")

@@ -342,4 +342,5 @@ def test_a_refund_not_sent_for_an_hour_is_reported_with_its_error(plugipay_sandb
     assert line.ok is False and f"refund #{refund.pk}" in line.detail
     assert "the key may not create refunds" in line.detail
     [warning] = [m for m in run_checks(databases=["default"]) if m.id == "django_plugipay.W045"]
-    assert warning.msg.startswith("1 refunds requested over an hour ago")
+    assert warning.msg.startswith("Refunds requested over an hour ago and not sent to Plugipay")
+    assert "yet: 1;" in warning.msg

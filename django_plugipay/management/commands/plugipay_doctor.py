@@ -30,6 +30,7 @@ from django_plugipay.checks import (
     REDIRECT_HINT,
     base_url_problem,
     redirect_problem,
+    setting_name,
     webhook_redirect,
 )
 from django_plugipay.client import DOCTOR_ADVICE, SANDBOX_ADVICE, PlugipayClient
@@ -827,14 +828,14 @@ class Doctor:
 def _reach_fix(base_url: str) -> str:
     parts = urlsplit(base_url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        return "check PLUGIPAY['BASE_URL'] and this server's network access"
+        return f"check {setting_name('BASE_URL')} and this server's network access"
     elsewhere = _sandbox_elsewhere(base_url)
     if elsewhere:
-        return f"nothing listens on port {parts.port}; {elsewhere}"
+        return f"nothing listens on port {_port(base_url)}; {elsewhere}"
     return (
-        f"nothing listens on port {parts.port}: start the sandbox there "
+        f"nothing listens on port {_port(base_url)}: start the sandbox there "
         "(`python manage.py plugipay_sandbox` listens on BASE_URL's port), or correct the port "
-        "in PLUGIPAY['BASE_URL']"
+        f"in {setting_name('BASE_URL')}"
     )
 
 
@@ -843,9 +844,15 @@ def _port_fix(base_url: str) -> str:
     if elsewhere:
         return f"the port is wrong: {elsewhere}"
     return (
-        f"check the port in PLUGIPAY['BASE_URL'] ({urlsplit(base_url).port}): another "
+        f"check the port in {setting_name('BASE_URL')} ({_port(base_url)}): another "
         "server listens there (the sandbox prints its address when it starts)"
     )
+
+
+def _port(base_url: str) -> int:
+    """The port ``base_url`` is reached on, its scheme's when it names none."""
+    parts = urlsplit(base_url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def _sandbox_elsewhere(base_url: str) -> str:
@@ -857,7 +864,7 @@ def _sandbox_elsewhere(base_url: str) -> str:
         found = response.json()["data"]["baseUrl"]
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return ""
-    return f"a Plugipay sandbox answers at {found}: set PLUGIPAY['BASE_URL'] to {found!r}"
+    return f"a Plugipay sandbox answers at {found}: set {setting_name('BASE_URL')} to {found!r}"
 
 
 def _transport_missing(exc: ImportError) -> Line:
