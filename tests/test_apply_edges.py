@@ -7,13 +7,16 @@ import pytest
 
 from django_plugipay import accounts
 from django_plugipay.client import get_client
-from django_plugipay.models import CheckoutSession, Payment, Refund
+from django_plugipay.exceptions import APIError, TransientError
+from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
 from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
 from django_plugipay.services import apply as engine
 from django_plugipay.services.apply import advance, upsert_customer, upsert_payment
 from django_plugipay.specs import registered
-from django_plugipay.testing import DECLINE_CARD
+from django_plugipay.testing import DECLINE_CARD, build_event
 from tests.factories import PaymentFactory
+from tests.test_apply_cost import fetching_subscription
+from tests.test_specs import post
 
 pytestmark = pytest.mark.django_db
 
@@ -168,3 +171,58 @@ def test_a_declined_attempt_heard_of_before_its_session_ends_linked_to_it(plugip
     assert session.status == "completed"
     linked = dict(Payment.objects.values_list("status", "checkout_session_id"))
     assert linked == {"failed": session.pk, "succeeded": session.pk}
+
+
+def renewal():
+    return build_event(
+        "subscription.renewed",
+        {
+            "id": "sub_v",
+            "currentPeriodStart": "2026-04-01T00:00:00Z",
+            "currentPeriodEnd": "2026-05-01T00:00:00Z",
+        },
+    )
+
+
+def test_a_duplicate_of_an_applied_renewal_is_acknowledged_without_asking_plugipay(
+    client, monkeypatch
+):
+    """A partial event (a renewal: the id and the period) fetches its whole object first;
+    delivered again once applied, it is acknowledged (200) without that fetch, so Plugipay
+    being away then is no 500."""
+    spec, fetched = fetching_subscription(monkeypatch, month=4)
+    event = renewal()
+    assert post(client, event).status_code == 200
+    assert WebhookEvent.objects.get(event_id=event["id"]).status == "processed"
+    assert fetched == ["sub_v"]
+
+    def down(self, oid):
+        fetched.append(oid)
+        raise TransientError("Plugipay timed out", status=None)
+
+    monkeypatch.setattr(type(spec), "fetch", down)
+    response = post(client, event)  # Plugipay delivers the same event again
+    assert (response.status_code, fetched) == (200, ["sub_v"]), response.content
+
+
+def test_renewal_of_a_subscription_plugipay_does_not_know_is_not_a_5xx(client, monkeypatch):
+    """The renewal's subscription is one Plugipay answers 404 for: the event is stored
+    failed and answered 409, as for a referenced object Plugipay does not know."""
+    spec = registered("subscription")
+
+    def fetch(self, oid):
+        raise APIError("No such subscription", status=404, code="not_found")
+
+    monkeypatch.setattr(type(spec), "fetch", fetch)
+    event = build_event(
+        "subscription.renewed",
+        {
+            "id": "sub_gone",
+            "currentPeriodStart": "2026-02-01T00:00:00Z",
+            "currentPeriodEnd": "2026-03-01T00:00:00Z",
+        },
+    )
+    response = post(client, event)
+    row = WebhookEvent.objects.get(event_id=event["id"])
+    assert row.status == "failed"
+    assert response.status_code == 409, (response.status_code, response.content)

@@ -291,10 +291,13 @@ def process_event(parsed: Event, *, source: str) -> tuple[WebhookEvent, bool]:
     back, the event is stored as ``failed`` with the error (in its own transaction) and the
     exception propagates.
     """
+    complete = _completing(parsed)
+    if complete:  # a fetch first: not for a duplicate of an event applied already
+        done = WebhookEvent.objects.filter(event_id=parsed.id, status__in=DONE).first()
+        if done is not None:
+            return done, False
     try:
-        return _fetching(
-            lambda prefetched: _record_and_apply(parsed, source, prefetched), _completing(parsed)
-        )
+        return _fetching(lambda prefetched: _record_and_apply(parsed, source, prefetched), complete)
     except _AlreadyRecorded as duplicate:
         try:
             event = _recorded(parsed, duplicate.recorded)
@@ -733,7 +736,19 @@ def _fetching(
         with accounts.acting_for(owner() if owner is not None else None):
             return spec, spec.fetch(object_id)
 
-    prefetched = [*fetched, *(fetch(spec, oid) for spec, oid in complete)]
+    def fetch_own(spec: Any, object_id: str) -> tuple[Any, Any]:
+        try:
+            return fetch(spec, object_id)
+        except APIError as refused:
+            if refused.status != 404:
+                raise
+            raise UnresolvedReference(  # Plugipay knows no such object: the event waits
+                f"The event's {spec.name} {object_id} is not known at Plugipay.",
+                resource=spec.name,
+                plugipay_id=object_id,
+            ) from refused
+
+    prefetched = [*fetched, *(fetch_own(spec, oid) for spec, oid in complete)]
     while True:
         try:
             return run(prefetched)
