@@ -3,17 +3,24 @@ one account never linked to another account's, and events that arrive before the
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+
 import pytest
+from django.db import connection, connections
 
 from django_plugipay import accounts
 from django_plugipay.client import get_client
 from django_plugipay.exceptions import APIError, TransientError
-from django_plugipay.models import CheckoutSession, Payment, Refund, WebhookEvent
+from django_plugipay.models import CheckoutSession, EventSource, Payment, Refund, WebhookEvent
 from django_plugipay.resources.refunds import REFUND_REFERENCE_KEY
 from django_plugipay.services import apply as engine
+from django_plugipay.services import events as service
 from django_plugipay.services.apply import advance, upsert_customer, upsert_payment
 from django_plugipay.specs import registered
 from django_plugipay.testing import DECLINE_CARD, build_event
+from django_plugipay.webhooks import parse_event
 from tests.factories import PaymentFactory
 from tests.test_apply_cost import fetching_subscription
 from tests.test_specs import post
@@ -226,3 +233,89 @@ def test_renewal_of_a_subscription_plugipay_does_not_know_is_not_a_5xx(client, m
     row = WebhookEvent.objects.get(event_id=event["id"])
     assert row.status == "failed"
     assert response.status_code == 409, (response.status_code, response.content)
+
+
+def test_a_refund_naming_its_payment_only_by_source_names_no_row_to_lock_ahead():
+    """The rows an event's insert locks ahead of applying it: a refund with ``chargeId``
+    names its payment and itself; one naming only ``sourceId`` names neither, so its spec
+    locks the payment (found through the session) before the refund."""
+    with_charge = build_event("refund.succeeded", {"id": "rfd_1", "chargeId": "pay_1"})
+    by_source = build_event("refund.succeeded", {"id": "rfd_2", "sourceId": "cs_1"})
+    assert service.locked_ahead(parse_event(with_charge)) == [
+        ("refund", "rfd_1"),
+        ("payment", "pay_1"),
+    ]
+    assert service.locked_ahead(parse_event(by_source)) == []
+
+
+def source_only_refund(status, when):
+    return {
+        "id": "rfd_d",
+        "status": status,
+        "amount": 1000,
+        "currency": "IDR",
+        "sourceType": "checkout_session",
+        "sourceId": "cs_d",
+        "updatedAt": when,
+        "mode": "test",
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_source_only_refund_event_and_a_sync_of_it_do_not_deadlock(monkeypatch, caplog):
+    """A refund event naming its payment only by ``sourceId`` (no ``chargeId``) and a sync of
+    the same refund at once: both lock the payment before the refund (the lock order), so
+    neither deadlocks (the event's insert no longer locks the refund row ahead of them)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    payment = PaymentFactory(plugipay_id="pay_d", amount=5000, checkout_session__plugipay_id="cs_d")
+    engine.upsert_refund(source_only_refund("pending", "2026-01-01T00:00:00Z"))
+    assert Refund.objects.get().payment_id == payment.pk
+
+    spec = registered("refund")
+    original = type(spec).lock_parent
+    webhook_thread, holds_refund, other_waits = [], threading.Event(), threading.Event()
+
+    def lock_parent(self, values, refs, context):
+        if threading.current_thread() in webhook_thread and not holds_refund.is_set():
+            holds_refund.set()  # the webhook's insert has locked the refund row by now
+            other_waits.wait(10)
+        return original(self, values, refs, context)
+
+    monkeypatch.setattr(type(spec), "lock_parent", lock_parent)
+    errors = []
+
+    def webhook():
+        try:
+            body = build_event(
+                "refund.succeeded", source_only_refund("succeeded", "2026-01-01T00:02:00Z")
+            )
+            service.process_event(parse_event(body), source=EventSource.WEBHOOK)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def sync():
+        try:
+            holds_refund.wait(10)
+            engine.upsert_refund(source_only_refund("succeeded", "2026-01-01T00:01:00Z"))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=webhook)
+    webhook_thread.append(first)
+    second = threading.Thread(target=sync)
+    with caplog.at_level(logging.INFO, logger="django_plugipay.db"):
+        first.start()
+        second.start()
+        holds_refund.wait(10)
+        time.sleep(1.0)  # the sync has locked the payment and waits for the refund row
+        other_waits.set()
+        first.join(30)
+        second.join(30)
+    assert not errors, errors
+    deadlocks = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
+    assert deadlocks == [], deadlocks

@@ -440,7 +440,7 @@ RECORDED = ("id", "account_id", "kind", "status")
 
 def _named_rows(parsed: Event) -> list[tuple[Any, str]]:
     """``(model, Plugipay id)`` of the rows an event names, in the lock order."""
-    named = [(registered(resource), object_id) for resource, object_id in named_objects(parsed)]
+    named = [(registered(resource), object_id) for resource, object_id in locked_ahead(parsed)]
     named.sort(key=lambda item: (item[0].lock_rank, item[0].name))
     return [(spec.model, object_id) for spec, object_id in named]
 
@@ -699,7 +699,7 @@ def _lock_page(events: list[Event]) -> None:
         return
     wanted: dict[str, set[str]] = {}
     for parsed in events:
-        for resource, plugipay_id in named_objects(parsed):
+        for resource, plugipay_id in locked_ahead(parsed):
             wanted.setdefault(resource, set()).add(plugipay_id)
     for spec in all_specs():
         ids = wanted.get(spec.name)
@@ -1396,4 +1396,17 @@ def named_objects(parsed: Event) -> list[tuple[str, str]]:
         value = next((obj.get(k) for k in keys if isinstance(obj.get(k), str)), None)
         if value:
             named.append((resource, value))
+    return named
+
+
+def locked_ahead(parsed: Event) -> list[tuple[str, str]]:
+    """The objects whose rows are locked ahead of applying an event (by its insert, or its
+    page's): those it names (:func:`named_objects`), but none when its spec locks with a
+    parent the event does not name (a refund naming its payment only by the session it paid):
+    the spec finds and locks that parent first, and the object's own row after it (the lock
+    order)."""
+    named = named_objects(parsed)
+    spec = spec_for(parsed.resource)
+    if spec is not None and spec.locks_with and len(named) == 1:
+        return []
     return named
