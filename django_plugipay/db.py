@@ -957,7 +957,24 @@ def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
     if held is not None:
         return held, False
     _remember(row)
+    if created:
+        _announce_created(row)
     return row, created
+
+
+def _announce_created(row: models.Model) -> None:
+    """``post_save`` (``created=True``) for a row inserted here, as ``save()`` would send it,
+    while anything listens (nothing is sent otherwise)."""
+    model = type(row)
+    if model_signals.post_save.has_listeners(model):
+        model_signals.post_save.send(
+            sender=model,
+            instance=row,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=row._state.db or router.db_for_write(model),
+        )
 
 
 def _upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
@@ -1202,7 +1219,8 @@ def save_fields(instance: models.Model, names: list[str]) -> None:
     """``instance.save(update_fields=names)`` for an existing row, as one compiled
     ``UPDATE … WHERE pk = %s`` (each field's ``pre_save`` still runs: ``auto_now`` stamps).
     While anything listens to the model's ``pre_save`` or ``post_save``, it is ``save()``
-    itself, so those receivers run as before."""
+    itself, so those receivers run as before (a row the engine creates sends ``post_save``
+    with ``created=True``: :func:`upsert_locked`)."""
     model = type(instance)
     if _save_signals(model):
         instance.save(update_fields=names)

@@ -22,7 +22,7 @@ from django_plugipay.specs import registered
 from django_plugipay.testing import DECLINE_CARD, build_event
 from django_plugipay.webhooks import parse_event
 from tests.factories import PaymentFactory
-from tests.test_apply_cost import fetching_subscription
+from tests.test_apply_cost import fetching_subscription, session_completed
 from tests.test_specs import post
 
 pytestmark = pytest.mark.django_db
@@ -319,3 +319,25 @@ def test_a_source_only_refund_event_and_a_sync_of_it_do_not_deadlock(monkeypatch
     assert not errors, errors
     deadlocks = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
     assert deadlocks == [], deadlocks
+
+
+def test_post_save_hears_the_creation_of_the_rows_a_webhook_makes():
+    """A project's ``post_save`` receiver hears of a mirror row the engine creates
+    (``created=True``), not only of its later updates: the engine inserts in one statement,
+    then sends the signal as ``save()`` would."""
+    from django.db.models.signals import post_save
+
+    seen = []
+
+    def listen(sender, instance, created, **kwargs):
+        seen.append((sender.__name__, instance.plugipay_id, created))
+
+    post_save.connect(listen, sender=Payment)
+    post_save.connect(listen, sender=CheckoutSession)
+    try:
+        service.process_event(parse_event(session_completed(1)), source=EventSource.WEBHOOK)
+    finally:
+        post_save.disconnect(listen, sender=Payment)
+        post_save.disconnect(listen, sender=CheckoutSession)
+    assert ("CheckoutSession", "cs_1", True) in seen, seen
+    assert ("Payment", "pay_1", True) in seen, seen
