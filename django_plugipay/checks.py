@@ -194,6 +194,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
     errors.extend(_check_api())
     errors.extend(_check_subscribe_api())
     errors.extend(_check_api_account())
+    errors.extend(_check_api_billing_owners())
     return errors
 
 
@@ -469,22 +470,36 @@ def _check_subscribe_api() -> list:
 
 def _check_api_account() -> list:
     """``API_ACCOUNT``: None, or a callable (request) -> alias | None."""
+    return _optional_callable(
+        "API_ACCOUNT",
+        "django_plugipay.E076",
+        "Give a dotted path to a callable (request) -> account alias | None, or leave it unset "
+        "(every API request acts for the default account).",
+    )
+
+
+def _check_api_billing_owners() -> list:
+    """``API_BILLING_OWNERS``: None, or a callable (request) -> iterable of billing owners."""
+    return _optional_callable(
+        "API_BILLING_OWNERS",
+        "django_plugipay.E079",
+        "Give a dotted path to a callable (request) -> the billing owners (teams) whose "
+        "subscriptions the user may read, or leave it unset (the user's own only).",
+    )
+
+
+def _optional_callable(name: str, check_id: str, hint: str) -> list:
+    """An import-string setting that is None or a callable: an error naming ``check_id``
+    when it cannot be imported or is not callable."""
     try:
-        target = app_settings.API_ACCOUNT
+        target = getattr(app_settings, name)
     except ImproperlyConfigured as exc:
         problem = str(exc)
     else:
         if target is None or callable(target):
             return []
-        problem = "PLUGIPAY['API_ACCOUNT'] is not callable."
-    return [
-        Error(
-            problem,
-            id="django_plugipay.E076",
-            hint="Give a dotted path to a callable (request) -> account alias | None, or leave "
-            "it unset (every API request acts for the default account).",
-        )
-    ]
+        problem = f"PLUGIPAY[{name!r}] is not callable."
+    return [Error(problem, id=check_id, hint=hint)]
 
 
 SQLITE_OPTIONS_HINT = '"OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20}'

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "API_CHECKOUT_PARAMS": None,
     "API_SUBSCRIBE_PARAMS": None,
     "API_ACCOUNT": None,
+    "API_BILLING_OWNERS": None,
     "API_SYNC_INTERVAL": 2,
     "METADATA_KEY_MAX_LENGTH": 40,
     "METADATA_VALUE_MAX_LENGTH": 500,
@@ -72,6 +73,7 @@ IMPORT_STRINGS = (
     "API_CHECKOUT_PARAMS",
     "API_SUBSCRIBE_PARAMS",
     "API_ACCOUNT",
+    "API_BILLING_OWNERS",
     "ACCOUNT_DATABASE",
 )
 
@@ -200,6 +202,13 @@ class AppSettings:
     def API_SUBSCRIBE_PARAMS(self) -> Any:
         """The callable ``(request, price) -> dict | None`` allowing API subscriptions, or None."""
         return self.imported("API_SUBSCRIBE_PARAMS")
+
+    @property
+    def API_BILLING_OWNERS(self) -> Any:
+        """The callable ``(request) -> iterable of billing owners`` (a team, say) whose
+        subscriptions and invoices an API request reads and cancels besides the user's own,
+        or None."""
+        return self.imported("API_BILLING_OWNERS")
 
     @property
     def API_ACCOUNT(self) -> Any:

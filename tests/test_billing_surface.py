@@ -321,3 +321,49 @@ def test_subscription_admin_in_indonesian(plugipay_sandbox, client):
     assert "masa uji coba, akan dibatalkan" in listing
     for page in (confirm, done, listing):
         assert english_left(page) == []
+
+
+def team_subscribes(request, price):
+    """The test project's team hook: the user's team subscribes (its customer)."""
+    return {"trial_days": 0, "customer": request.user.teams.get().plugipay_customer}
+
+
+def team_owners(request):
+    """``API_BILLING_OWNERS``: the user's teams."""
+    return request.user.teams.all()
+
+
+def test_a_team_subscription_made_through_the_api_is_read_and_canceled_by_its_members(
+    plugipay_sandbox, settings
+):
+    """drf-api.md: with the subscribe hook naming the team's customer, the subscription is the
+    team's; ``API_BILLING_OWNERS`` naming the user's teams lets every member read it, its
+    invoices, and cancel it through the API. Anyone else gets 404, and without the hook the
+    team's rows are the team's alone (not the member's)."""
+    from tests.teams.models import Team
+
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "API_SUBSCRIBE_PARAMS": "tests.test_billing_surface.team_subscribes",
+        "API_BILLING_OWNERS": "tests.test_billing_surface.team_owners",
+    }
+    price = member_price()
+    team = Team.objects.create(
+        name="Dapur",
+        plugipay_customer=services.create_customer(email="dapur@shop.test", name="Dapur"),
+    )
+    alice, bob, stranger = UserFactory(), UserFactory(), UserFactory()
+    team.members.add(alice, bob)
+    Team.objects.create(name="Other").members.add(stranger)
+    made = api(alice).post(f"{API}/subscriptions/", {"price": price.plugipay_id}, format="json")
+    assert made.status_code == 201, made.content
+    sub_id = made.json()["subscription"]["id"]
+    assert api(bob).get(f"{API}/subscriptions/{sub_id}/").status_code == 200
+    assert [s["id"] for s in api(bob).get(f"{API}/subscriptions/").json()] == [sub_id]
+    assert api(bob).get(f"{API}/invoices/").json()["results"][0]["subscription"] == sub_id
+    assert api(stranger).get(f"{API}/subscriptions/{sub_id}/").status_code == 404
+    assert api(stranger).post(f"{API}/subscriptions/{sub_id}/cancel/").status_code == 404
+    canceled = api(bob).post(f"{API}/subscriptions/{sub_id}/cancel/")
+    assert canceled.status_code == 200 and canceled.json()["cancel_at"] is not None
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "API_BILLING_OWNERS": None}
+    assert api(bob).get(f"{API}/subscriptions/{sub_id}/").status_code == 404

@@ -42,6 +42,8 @@ def pricing(request, data):
         ({"WEBHOOK_TOLERANCE": "300"}, "django_plugipay.E004"),
         ({"WEBHOOK_PROCESSING": "async"}, "django_plugipay.E005"),
         ({"TIMEOUT": "30"}, "django_plugipay.E006"),
+        ({"API_BILLING_OWNERS": "django_plugipay.conf.DEFAULTS"}, "django_plugipay.E079"),
+        ({"API_BILLING_OWNERS": "nowhere.owners"}, "django_plugipay.E079"),
         ({"PUBLISH_TIMEOUT": 0}, "django_plugipay.E006"),
         ({"PUBLISH_TIMEOUT": -1}, "django_plugipay.E006"),
         ({"DEFAULT_METHODS": "card"}, "django_plugipay.E007"),

@@ -17,7 +17,7 @@ from django_plugipay.api.accounts import ForRequestAccount, in_request_account
 from django_plugipay.api.views import NewestFirst, UpstreamError
 from django_plugipay.conf import app_settings
 from django_plugipay.exceptions import APIError, PlugipayError
-from django_plugipay.models import Invoice, Price, Subscription
+from django_plugipay.models import Customer, Invoice, Price, Subscription
 from django_plugipay.money import format_amount
 from django_plugipay.permissions import visible
 from django_plugipay.specs import status_group
@@ -119,6 +119,20 @@ def _upstream(exc: PlugipayError):
     return UpstreamError()
 
 
+def billing_rows(rows, request, *, customer: str = "customer", everyone: bool = True):
+    """The subscriptions or invoices in ``rows`` the request may read: the user's own (every
+    row for staff who see everything, unless ``everyone`` is False), and those of the owners
+    ``PLUGIPAY["API_BILLING_OWNERS"]`` names for it (the user's team)."""
+    own = visible(rows, request.user) if everyone else rows.for_user(request.user)
+    hook = app_settings.API_BILLING_OWNERS
+    if hook is None:
+        return own
+    theirs = Customer.objects.none()
+    for owner in hook(request) or ():
+        theirs = theirs | billing.customers(owner)
+    return own | rows.filter(**{f"{customer}__in": theirs})
+
+
 class SubscriptionList(ForRequestAccount, generics.ListCreateAPIView):
     """The user's subscriptions; POST subscribes to a price the project allows."""
 
@@ -128,7 +142,7 @@ class SubscriptionList(ForRequestAccount, generics.ListCreateAPIView):
 
     def get_queryset(self):
         rows = in_request_account(Subscription.objects.select_related("customer", "plan", "price"))
-        return visible(rows, self.request.user).order_by("-created_at")
+        return billing_rows(rows, self.request).order_by("-created_at")
 
     def list(self, request, *args, **kwargs):
         billing.sync_moving(self.get_queryset())  # a first payment made, a renewal failed
@@ -181,7 +195,7 @@ class SubscriptionDetail(ForRequestAccount, generics.RetrieveAPIView):
 
     def get_queryset(self):
         rows = in_request_account(Subscription.objects.select_related("customer", "plan", "price"))
-        return visible(rows, self.request.user)
+        return billing_rows(rows, self.request)
 
     def get_object(self):
         found = super().get_object()
@@ -200,7 +214,8 @@ class SubscriptionCancel(ForRequestAccount, generics.GenericAPIView):
     @extend_schema(request=None, responses={200: SubscriptionSerializer})
     def post(self, request, id: str):
         rows = Subscription.objects.select_related("customer", "plan", "price")
-        subscription = generics.get_object_or_404(rows.for_user(request.user), plugipay_id=id)
+        mine = billing_rows(rows, request, everyone=False)  # staff cancel in the admin
+        subscription = generics.get_object_or_404(mine, plugipay_id=id)
         if subscription.cancel_at is not None or subscription.status not in status_group(
             Subscription, "live"
         ):
@@ -222,7 +237,7 @@ class InvoiceList(ForRequestAccount, generics.ListAPIView):
 
     def get_queryset(self):
         rows = in_request_account(Invoice.objects.select_related("subscription"))
-        return visible(rows, self.request.user)
+        return billing_rows(rows, self.request)
 
 
 class PortalSessionCreate(ForRequestAccount, generics.GenericAPIView):
