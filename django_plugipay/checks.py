@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Mapping
@@ -57,18 +58,25 @@ def check_settings(app_configs=None, **kwargs) -> list:
 
     unknown = sorted(set(user) - set(DEFAULTS))
     if unknown:
+        meant = {name: difflib.get_close_matches(str(name), DEFAULTS, n=1) for name in unknown}
+        guesses = [f"{name} → {close[0]}" for name, close in meant.items() if close]
         errors.append(
             Warning(
-                f"Unknown PLUGIPAY settings: {', '.join(unknown)}.",
+                f"Unknown PLUGIPAY settings: {', '.join(map(str, unknown))}.",
                 id="django_plugipay.W002",
-                hint=f"Known settings: {', '.join(sorted(DEFAULTS))}. Check the spelling.",
+                hint=f"Did you mean: {'; '.join(guesses)}?"
+                if guesses
+                else f"Known settings: {', '.join(sorted(DEFAULTS))}. Check the spelling.",
             )
         )
 
     if not app_settings.API_KEY and not (app_settings.KEY_ID and app_settings.SECRET):
+        missing = [n for n in ("KEY_ID", "SECRET") if not getattr(app_settings, n)]
         errors.append(
             Error(
-                "No Plugipay credentials are configured.",
+                "No Plugipay credentials are configured."
+                if len(missing) == 2
+                else f"Plugipay's {missing[0]} is missing (and no API_KEY is set).",
                 id="django_plugipay.E001",
                 hint="Set PLUGIPAY['KEY_ID'] and PLUGIPAY['SECRET'] (or the PLUGIPAY_KEY_ID and "
                 "PLUGIPAY_SECRET environment variables), or PLUGIPAY['API_KEY'].",

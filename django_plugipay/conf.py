@@ -87,6 +87,8 @@ def credential_problem(value: object) -> str | None:
     the docs' ``…`` placeholder pasted as it is, or a line break copied with the key."""
     if not isinstance(value, str):
         return None
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return "is wrapped in quotes (an env file's quotes kept as part of the value)"
     for char in value:
         if char.isspace():
             return f"contains whitespace ({char!r})"

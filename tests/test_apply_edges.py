@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 from django.db import connection, connections
@@ -19,7 +18,7 @@ from django_plugipay.services import apply as engine
 from django_plugipay.services import events as service
 from django_plugipay.services.apply import advance, upsert_customer, upsert_payment
 from django_plugipay.specs import registered
-from django_plugipay.testing import DECLINE_CARD, build_event
+from django_plugipay.testing import DECLINE_CARD, build_event, wait_for
 from django_plugipay.webhooks import parse_event
 from tests.factories import PaymentFactory
 from tests.test_apply_cost import fetching_subscription, session_completed
@@ -248,6 +247,16 @@ def test_a_refund_naming_its_payment_only_by_source_names_no_row_to_lock_ahead()
     assert service.locked_ahead(parse_event(by_source)) == []
 
 
+def waiting_on_a_lock() -> bool:
+    """Does another connection to this database wait for a lock (PostgreSQL)?"""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
 def source_only_refund(status, when):
     return {
         "id": "rfd_d",
@@ -312,7 +321,8 @@ def test_a_source_only_refund_event_and_a_sync_of_it_do_not_deadlock(monkeypatch
         first.start()
         second.start()
         holds_refund.wait(10)
-        time.sleep(1.0)  # the sync has locked the payment and waits for the refund row
+        # the sync ends, or has locked the payment and waits for a row the webhook holds
+        wait_for(lambda: not second.is_alive() or waiting_on_a_lock(), timeout=10)
         other_waits.set()
         first.join(30)
         second.join(30)

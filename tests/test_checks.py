@@ -66,6 +66,7 @@ def pricing(request, data):
         ({"SECRET": "sk_test_x\n"}, "django_plugipay.E012"),
         ({"API_KEY": "sk_test_ x"}, "django_plugipay.E012"),
         ({"WEBHOOK_SECRETS": ["whsec_x", "whsec_id…"]}, "django_plugipay.E012"),
+        ({"SECRET": '"sk_test_sandbox"'}, "django_plugipay.E012"),  # an env file's quotes
     ],
 )
 def test_each_check_id(settings, override, expected):
@@ -168,3 +169,16 @@ def test_base_url_from_the_environment_is_named_as_such(settings, monkeypatch):
     for check_id in ("django_plugipay.W001", "django_plugipay.E052"):
         assert "PLUGIPAY_BASE_URL environment variable" in found[check_id].msg
         assert "PLUGIPAY['BASE_URL']" not in found[check_id].msg + (found[check_id].hint or "")
+
+
+def test_the_settings_checks_name_what_to_fix(settings):
+    """A misspelt key is answered with the key meant; credentials half given name the half
+    missing."""
+    from django_plugipay.checks import check_settings
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_SECRET": "whsec_x"}
+    [typo] = [e for e in check_settings() if e.id == "django_plugipay.W002"]
+    assert typo.hint == "Did you mean: WEBHOOK_SECRET → WEBHOOK_SECRETS?"
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "SECRET": None}
+    [missing] = [e for e in check_settings() if e.id == "django_plugipay.E001"]
+    assert missing.msg == "Plugipay's SECRET is missing (and no API_KEY is set)."
