@@ -56,3 +56,10 @@ def test_declined_card_leaves_the_order_awaiting_payment(plugipay_sandbox, buyer
 def test_payments_that_are_not_orders_are_left_alone(plugipay_sandbox, mailoutbox):
     plugipay_sandbox.paid_payment()  # a session without "order" in its metadata
     assert not Order.objects.exists() and mailoutbox == []
+
+
+def test_a_buyer_is_told_when_payments_are_unavailable(plugipay_sandbox, buyer_client):
+    plugipay_sandbox.fault("http_500", count=10, path_prefix="/api/v1/checkout-sessions")
+    response = buyer_client.post(reverse("shop:buy", args=["kopi"]), follow=True)
+    assert "Payments are not available right now" in response.content.decode()
+    assert not Order.objects.exists()

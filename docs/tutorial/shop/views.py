@@ -1,5 +1,6 @@
 import contextlib
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,15 +30,22 @@ def buy(request, item):
         return redirect("shop:home")
     name, amount = CATALOGUE[item]
     order = Order.objects.create(user=request.user, item=name, amount=amount, currency="IDR")
-    session = services.create_checkout_session(
-        amount=order.amount,
-        currency=order.currency,
-        description=order.item,
-        customer=services.get_or_create_customer_for_user(user=request.user),
-        success_url=request.build_absolute_uri(reverse("shop:thanks", args=[order.pk])),
-        cancel_url=request.build_absolute_uri(reverse("shop:home")),
-        metadata={"order": str(order.pk)},
-    )
+    try:
+        session = services.create_checkout_session(
+            amount=order.amount,
+            currency=order.currency,
+            description=order.item,
+            customer=services.get_or_create_customer_for_user(user=request.user),
+            success_url=request.build_absolute_uri(reverse("shop:thanks", args=[order.pk])),
+            cancel_url=request.build_absolute_uri(reverse("shop:home")),
+            metadata={"order": str(order.pk)},
+        )
+    except PlugipayError:
+        # Plugipay could not be reached (after the client's retries) or refused the session:
+        # nothing was paid, so the order goes, and the buyer is told instead of an error page.
+        order.delete()
+        messages.error(request, "Payments are not available right now; please try again soon.")
+        return redirect("shop:home")
     order.checkout_session = session
     order.save(update_fields=["checkout_session"])
     return redirect(session.url)
