@@ -230,8 +230,8 @@ def _perform(modeladmin, request, refundable, data, rows, token):
         modeladmin.message_user(
             request,
             ngettext(
-                "Requested %(count)d refund; it is sent to Plugipay now.",
-                "Requested %(count)d refunds; they are sent to Plugipay now.",
+                "Requested %(count)d refund; it is on its way to Plugipay.",
+                "Requested %(count)d refunds; they are on their way to Plugipay.",
                 sent,
             )
             % {"count": sent},

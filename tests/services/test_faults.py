@@ -359,7 +359,7 @@ def test_refund_in_flight_while_connections_are_killed_then_resubmitted(
     kills.join()
     again = client.post(CHANGELIST, confirm, follow=True)  # staff confirm the form again
     assert first.status_code == 200 and again.status_code == 200
-    assert "Requested 1 refund; it is sent to Plugipay now." in first.content.decode()
+    assert "Requested 1 refund; it is on its way to Plugipay." in first.content.decode()
     assert "already requested from this page" in again.content.decode()
     refunds = plugipay_sandbox.state()["refunds"]
     assert [r["amount"] for r in refunds] == [8000]  # exactly one refund at Plugipay
