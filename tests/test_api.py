@@ -168,6 +168,27 @@ def test_refund_needs_the_permission(plugipay_sandbox):
     assert allowed.status_code == 201 and allowed.json()["status"] == "succeeded"
 
 
+def test_a_refund_not_sent_yet_says_so_without_the_servers_error(plugipay_sandbox, settings):
+    """A refund Plugipay could not be reached for stays requested; the API says it is sent
+    again by itself, in the reader's language, not the stored note naming the exception."""
+    from django.utils import translation
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "MAX_RETRIES": 0}
+    payment = plugipay_sandbox.paid_payment()
+    plugipay_sandbox.fault("http_500", count=5, path_prefix="/api/v1/refunds")
+    client = client_for(staff_with("refund_payment"))
+    url = f"{API}/payments/{payment.plugipay_id}/refunds/"
+    made = client.post(url, {"reason": "duplicate", "amount": 1000}).json()
+    assert made["status"] == "requested"
+    assert made["failure_message"] == "Not sent to Plugipay yet; it is sent again automatically."
+    assert "Error" not in made["failure_message"]
+    assert "Error" in Refund.objects.get().failure_message  # staff read the cause
+    with translation.override("id"):
+        read = client.get(f"{API}/payments/{payment.plugipay_id}/", HTTP_ACCEPT_LANGUAGE="id")
+        shown = read.json()["refunds"][0]
+    assert shown["failure_message"].startswith("Belum dikirim ke Plugipay")
+
+
 def test_idempotent_refund_post(plugipay_sandbox):
     payment = plugipay_sandbox.paid_payment()
     client = client_for(staff_with("refund_payment"))

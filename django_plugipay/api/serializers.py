@@ -6,10 +6,12 @@ import dataclasses
 import re
 from typing import Any
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from django_plugipay.metadata import validate_metadata
-from django_plugipay.models import CheckoutSession, Payment, Refund, RefundReason
+from django_plugipay.models import CheckoutSession, Payment, Refund, RefundReason, RefundStatus
+from django_plugipay.models.querysets import NOT_SUBMITTED
 from django_plugipay.money import MAX_AMOUNT, format_amount
 from django_plugipay.services.refunds import refund_refusal
 
@@ -35,6 +37,9 @@ class RefundSerializer(MoneyMixin, serializers.ModelSerializer):
         help_text="Seconds since the refund was requested while it is not settled (requested "
         "or pending; VA and e-wallet refunds can take days), else null."
     )
+    failure_message = serializers.SerializerMethodField(
+        help_text="Why the refund failed (Plugipay's reason), or why it is not sent yet."
+    )
 
     class Meta:
         model = Refund
@@ -54,6 +59,14 @@ class RefundSerializer(MoneyMixin, serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_failure_message(self, refund: Refund) -> str:
+        """Plugipay's reason for a failed refund; for one not sent yet, that it is sent again
+        by itself, in the reader's language (the stored note names the server's error, for
+        staff, in the project's language)."""
+        if refund.failure_code == NOT_SUBMITTED and refund.status == RefundStatus.REQUESTED:
+            return _("Not sent to Plugipay yet; it is sent again automatically.")
+        return refund.failure_message
 
     def get_pending_seconds(self, refund: Refund) -> int | None:
         waited = refund.pending_for
