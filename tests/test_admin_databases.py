@@ -32,6 +32,20 @@ def staff(client):
     return client
 
 
+def paid_in_both(sandbox):
+    """A paid payment in each database, with the same pk (the case the choice exists for):
+    ``(ours, the merchant's)``."""
+    _c, own_session = shop(None)
+    _c, their_session = shop("merchant")
+    sandbox.pay(own_session)
+    sandbox.pay(their_session)
+    theirs = Payment.objects.using("tenant").get()
+    own = Payment.objects.using("default").filter(pk=theirs.pk).first()
+    if own is None:  # the databases' sequences differ: made
+        own = PaymentFactory(pk=theirs.pk)
+    return own, theirs
+
+
 def choose(client, database, next_url=PAYMENTS):
     return client.post(CHOOSE, {"database": database, "next": next_url})
 
@@ -70,14 +84,7 @@ def test_a_refund_from_the_tenant_database_refunds_the_tenants_payment(
     """Both databases hold a payment with the same pk: the refund page, in the chosen
     database, refunds the merchant's, with the merchant's credentials, and leaves ours."""
     sandbox, _secret = merchant_in_tenant_db
-    _c, own_session = shop(None)
-    _c, their_session = shop("merchant")
-    sandbox.pay(own_session)
-    sandbox.pay(their_session)
-    theirs = Payment.objects.using("tenant").get()
-    own = Payment.objects.using("default").filter(pk=theirs.pk).first()
-    if own is None:  # the databases' sequences differ: the case the choice exists for, made
-        own = PaymentFactory(pk=theirs.pk)
+    own, theirs = paid_in_both(sandbox)
 
     choose(staff, "tenant")
     url = reverse("admin:django_plugipay_payment_refund", args=[theirs.pk])
@@ -96,6 +103,11 @@ def test_a_refund_from_the_tenant_database_refunds_the_tenants_payment(
     # the payouts' balance is the chosen database's account's, not the default account's
     payouts = staff.get(reverse("admin:django_plugipay_payout_changelist"))
     assert payouts.context["balance_account"].alias == "merchant"
+    # the admin log keeps entries by pk in the default database: each row's history is its own
+    history = reverse("admin:django_plugipay_payment_history", args=[theirs.pk])
+    assert "[tenant] Requested a refund" in staff.get(history).content.decode()
+    choose(staff, "default")
+    assert "Requested a refund" not in staff.get(history).content.decode()
 
 
 def test_an_unknown_database_or_a_foreign_next_changes_nothing_unsafe(tenancy, staff):
@@ -115,10 +127,60 @@ def test_one_database_shows_no_chooser(staff):
     assert "plugipay-database" not in staff.get(INDEX).content.decode()
 
 
-def test_a_chosen_database_no_longer_served_falls_back_to_the_default(tenancy, staff, settings):
-    """The settings changed since the choice (the tenant database dropped from the hook):
-    the pages read the default database again."""
-    PaymentFactory(plugipay_id="pay_ours")
-    choose(staff, "tenant")
+def test_a_chosen_database_no_longer_served_falls_back_to_the_default(tenancy, settings, rf):
+    """The settings changed since the choice (the tenant database dropped from the hook): the
+    pages read the default database again, and a posted database no account uses is none."""
+    from django_plugipay.admin import databases
+
+    request = rf.get(PAYMENTS)
+    request.session = {SESSION_KEY: "tenant"}
+    assert databases.chosen(request).alias == "tenant"
     settings.PLUGIPAY = {**settings.PLUGIPAY, "ACCOUNT_DATABASE": None}
-    assert "pay_ours" in staff.get(PAYMENTS).content.decode()
+    assert databases.chosen(request) is None
+    posted = rf.post(PAYMENTS, {databases.FIELD: "elsewhere"})
+    posted.session = {}
+    assert databases.chosen(posted) is None
+
+
+def test_a_page_acts_in_the_database_it_was_opened_in(merchant_in_tenant_db, staff):  # noqa: F811
+    """A refund page opened with the tenant database chosen and submitted after the staff
+    member chose the default one in another tab refunds the payment the page showed (its
+    form posts the database it was opened in), never the default database's with its pk."""
+    sandbox, _secret = merchant_in_tenant_db
+    _own, theirs = paid_in_both(sandbox)
+    choose(staff, "tenant")
+    url = reverse("admin:django_plugipay_payment_refund", args=[theirs.pk])
+    page = staff.get(url)
+    assert theirs.plugipay_id in page.content.decode()
+    posted = re.search(r'name="plugipay_database" value="(\w+)"', page.content.decode())[1]
+    assert posted == "tenant"
+    choose(staff, "default")  # another tab
+    confirm = {"post": "yes", "amount": "700", "reason": "duplicate"}
+    staff.post(url, {**confirm, FIELD: page.context["token"], "plugipay_database": posted})
+    sandbox.flush()
+    assert not Refund.objects.using("default").exists()
+    assert Refund.objects.using("tenant").get().payment_id == theirs.pk
+
+
+def test_the_ledger_export_reads_the_chosen_database(tenancy, staff):
+    """The CSV export is streamed after the view returns: it is read in the chosen database
+    too."""
+    from django_plugipay.models import LedgerEntry
+
+    def entry(plugipay_id, tx_id):
+        return LedgerEntry.objects.create(
+            plugipay_id=plugipay_id,
+            tx_id=tx_id,
+            code="cash",
+            direction="debit",
+            amount=100,
+            currency="IDR",
+        )
+
+    entry("le_ours", "tx_ours")
+    with acting_for("t"):
+        entry("le_tenants", "tx_tenants")
+    choose(staff, "tenant")
+    export = staff.get(reverse("admin:django_plugipay_ledgerentry_export"))
+    text = b"".join(export.streaming_content).decode()
+    assert "tx_tenants" in text and "tx_ours" not in text

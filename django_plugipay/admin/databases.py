@@ -11,11 +11,12 @@ one database, the pages read the default database, as Django's admin does.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple, cast
 
 from django.contrib import messages
 from django.db import DEFAULT_DB_ALIAS
-from django.http import HttpRequest, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import SimpleTemplateResponse
 from django.urls import URLPattern, reverse
@@ -27,6 +28,8 @@ from django_plugipay.conf import app_settings
 
 #: the session key holding the alias of the database the staff member chose
 SESSION_KEY = "plugipay_admin_database"
+#: the hidden input with which the app's forms post the database their page was opened in
+FIELD = "plugipay_database"
 
 
 class Database(NamedTuple):
@@ -61,9 +64,12 @@ def databases() -> list[Database]:
 
 
 def chosen(request: HttpRequest) -> Database | None:
-    """The database this staff member's pages read, when they chose one other than the
-    default and it still holds a served account; else None."""
-    wanted = getattr(request, "session", {}).get(SESSION_KEY)
+    """The database this request reads and acts in, when it is not the default and still
+    holds a served account; else None. A form of the app's pages posts the database its page
+    was opened in (:data:`FIELD`), and acts there even when the staff member chose another
+    since (in another tab): the same id names another row in another database."""
+    posted = request.POST.get(FIELD) if request.method == "POST" else None
+    wanted = posted or getattr(request, "session", {}).get(SESSION_KEY)
     if not wanted or wanted == DEFAULT_DB_ALIAS:
         return None
     return next((database for database in databases() if database.alias == wanted), None)
@@ -92,9 +98,18 @@ def in_chosen_database(view: Any) -> Any:
             response = view(request, *args, **kwargs)
             if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
                 response.render()
+        if isinstance(response, StreamingHttpResponse) and not response.is_async:
+            # read as it is sent (an export): there too in the chosen database
+            content = cast(Iterable[Any], response.streaming_content)
+            response.streaming_content = _streamed_in(database, content)
         return response
 
     return wrapper
+
+
+def _streamed_in(database: Database, content: Iterable[Any]) -> Iterator[Any]:
+    with accounts.acting_for(database.acting.pk):
+        yield from content
 
 
 def routed(patterns: list[Any]) -> list[Any]:
@@ -105,6 +120,28 @@ def routed(patterns: list[Any]) -> list[Any]:
         else p
         for p in patterns
     ]
+
+
+def marked(request: HttpRequest, message: Any) -> Any:
+    """An admin log message about a row of the chosen database, marked with it (``[tenant]
+    …``): the log is kept in the default database by the row's pk, which names another row
+    in each database."""
+    database = chosen(request)
+    if database is None or not isinstance(message, str):
+        return message
+    return f"[{database.alias}] {message}"
+
+
+def own_entries(request: HttpRequest, entries: Any) -> Any:
+    """The admin log ``entries`` about a row of the database the request reads: marked with
+    it (see :func:`marked`), or, in the default database, marked with none."""
+    database = chosen(request)
+    if database is not None:
+        return entries.filter(change_message__startswith=f"[{database.alias}] ")
+    for other in databases():
+        if other.alias != DEFAULT_DB_ALIAS:
+            entries = entries.exclude(change_message__startswith=f"[{other.alias}] ")
+    return entries
 
 
 def choose(request: HttpRequest) -> Any:

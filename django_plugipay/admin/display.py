@@ -7,6 +7,7 @@ from contextvars import ContextVar
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
@@ -283,6 +284,16 @@ class MirrorAdmin(Viewing, MirrorDisplay, admin.ModelAdmin):
         """Every page of the model, its own views too, in the database the staff member
         chose (:mod:`~django_plugipay.admin.databases`)."""
         return databases.routed(self.get_urls())
+
+    def log_change(self, request, obj, message):
+        """The admin log (kept in the default database, by the row's pk) marks an entry about
+        a row of another database with that database, so a row's history is its own."""
+        return super().log_change(request, obj, databases.marked(request, message))
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        if queryset.model is LogEntry:  # a row's history: the entries of its database alone
+            queryset = databases.own_entries(request, queryset)
+        return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
 
     def found(self, request, object_id: str):
         """The row a page of one object (refund, confirm, e-mail) is about, as the change page
