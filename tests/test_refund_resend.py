@@ -174,3 +174,46 @@ def test_a_refund_plugipay_refuses_because_the_payment_was_refunded_elsewhere_en
     plugipay_sandbox.release()
     payment.refresh_from_db()
     assert payment.amount_refunded == 10_000
+
+
+def test_a_sweep_during_a_slow_but_normal_look_and_send_does_not_send_again(monkeypatch):
+    """The mark outlasts the longest look and send: every request retried, each retry after
+    the longest wait Plugipay may ask for. A sweep arriving while a slow send is retried (its
+    time well past one call's timeouts) leaves it alone."""
+    from django_plugipay.client import RETRY_AFTER_CAP
+    from django_plugipay.conf import app_settings
+
+    refund = old_refund()
+    plugipay = ForgetfulPlugipay()
+    real_now = timezone.now
+    one_call = (app_settings.MAX_RETRIES + 1) * (app_settings.TIMEOUT + RETRY_AFTER_CAP)
+    elapsed = dt.timedelta(seconds=2 * one_call)  # a look of a page, then the send, both slow
+    create, arrived = plugipay.create_refund, []
+
+    def slow_create(body, idempotency_key=None):
+        if not arrived:  # another process's sweep arrives while this send is retried
+            monkeypatch.setattr(service.timezone, "now", lambda: real_now() + elapsed)
+            arrived.append(service.submit_refund(refund=Refund.objects.get(pk=refund.pk)))
+        return create(body, idempotency_key=idempotency_key)
+
+    monkeypatch.setattr(plugipay, "create_refund", slow_create)
+    monkeypatch.setattr(service, "get_client", lambda *a, **k: plugipay)
+    service.submit_refund(refund=refund)
+    assert len(plugipay.made) == 1
+
+
+def test_a_process_lets_go_of_its_own_mark_only(monkeypatch):
+    """A process whose mark lapsed (it was that slow) and was taken over does not clear the
+    mark of the process that took over when it ends."""
+    refund = old_refund()
+    taken_over = timezone.now() + dt.timedelta(hours=1)
+
+    def overtaken(**filters):
+        Refund.objects.filter(pk=refund.pk).update(submitting_until=taken_over)
+        return iter([])
+
+    plugipay = ForgetfulPlugipay()
+    monkeypatch.setattr(plugipay, "list_refunds", overtaken)
+    monkeypatch.setattr(service, "get_client", lambda *a, **k: plugipay)
+    service.submit_refund(refund=refund)
+    assert Refund.objects.get(pk=refund.pk).submitting_until == taken_over

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from django_plugipay import accounts
 from django_plugipay.accounts import takes_account
-from django_plugipay.client import RESEND_WINDOW, get_client
+from django_plugipay.client import RESEND_WINDOW, RETRY_AFTER_CAP, get_client
 from django_plugipay.conf import app_settings
 from django_plugipay.context import current_account_pk
 from django_plugipay.db import run_atomic
@@ -271,7 +271,8 @@ def submit_refund(*, refund: Refund) -> Refund:
         return _send(refund)
     # Plugipay may have forgotten the key: a repeat could refund twice. Look first, and let
     # no other process (a sweep of another web process, beat's) look and send meanwhile.
-    if not _claim_submission(refund.pk):
+    mark = _claim_submission(refund.pk)
+    if mark is None:
         logger.info(
             "plugipay refund %s is being sent by another process",
             refund.pk,
@@ -283,23 +284,29 @@ def submit_refund(*, refund: Refund) -> Refund:
         if made is not None:
             return _link_made(refund, made)
         return _send(refund)
-    finally:
-        Refund.objects.filter(pk=refund.pk).update(submitting_until=None)
+    finally:  # this process's mark only (another's, after this one lapsed, stays)
+        Refund.objects.filter(pk=refund.pk, submitting_until=mark).update(submitting_until=None)
 
 
-def _claim_submission(refund_pk: int) -> bool:
+#: the most pages of a payment's refunds a look reads (:data:`LOOKUP_LIMIT` at 100 a page)
+LOOKUP_PAGES = 10
+
+
+def _claim_submission(refund_pk: int) -> dt.datetime | None:
     """Mark the refund as being looked for and sent by this process, unless another holds
-    the mark; the mark lapses after the longest the look and the send can take (a process
-    that died holding it)."""
+    the mark; return the mark (its lapse), or None. It lapses after the longest the look and
+    the send can take — every request of them retried, each retry after the longest wait
+    Plugipay may ask for — so only a process that died holding it is overtaken."""
     now = timezone.now()
     attempts = app_settings.MAX_RETRIES + 1
-    lapses = now + dt.timedelta(seconds=60 + 2 * attempts * app_settings.TIMEOUT)
+    per_request = attempts * (app_settings.TIMEOUT + RETRY_AFTER_CAP)
+    lapses = now + dt.timedelta(seconds=60 + (LOOKUP_PAGES + 1) * per_request)
     claimed = (
         Refund.objects.filter(pk=refund_pk, status=RefundStatus.REQUESTED, plugipay_id=None)
         .filter(Q(submitting_until__isnull=True) | Q(submitting_until__lt=now))
         .update(submitting_until=lapses)
     )
-    return claimed == 1
+    return lapses if claimed == 1 else None
 
 
 def _send(refund: Refund) -> Refund:
