@@ -46,6 +46,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar, cast, overload
 
 from django.db import (
+    DEFAULT_DB_ALIAS,
     Error,
     IntegrityError,
     InterfaceError,
@@ -964,17 +965,41 @@ def upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:
 
 def _announce_created(row: models.Model) -> None:
     """``post_save`` (``created=True``) for a row inserted here, as ``save()`` would send it,
-    while anything listens (nothing is sent otherwise)."""
+    while anything listens (nothing is sent otherwise), its receivers run as the app's own
+    signals' are (:func:`run_receivers`)."""
     model = type(row)
     if model_signals.post_save.has_listeners(model):
-        model_signals.post_save.send(
-            sender=model,
+        run_receivers(
+            model_signals.post_save,
+            model,
             instance=row,
             created=True,
             update_fields=None,
             raw=False,
             using=row._state.db or router.db_for_write(model),
         )
+
+
+def run_receivers(signal: Any, sender: Any, **kwargs: Any) -> None:
+    """Send ``signal`` inside the change's transaction. What a receiver raises is marked as
+    the receiver's (``services.apply.raised_by_receiver``): it is the project's code failing,
+    not the event's values, however it failed (a receiver's own ``IntegrityError`` included).
+
+    For an account whose rows are kept in a database of its own (``ACCOUNT_DATABASE``), the
+    change's transaction is on that database: receivers run in a transaction on the default
+    database too (the project's own rows: an order a receiver locks and marks paid), which
+    commits when they return, just before the change's."""
+    routed = acting_database()
+    try:
+        if routed is None or routed == DEFAULT_DB_ALIAS or not signal.has_listeners(sender):
+            signal.send(sender=sender, **kwargs)
+        else:
+            with transaction.atomic(using=DEFAULT_DB_ALIAS):
+                signal.send(sender=sender, **kwargs)
+    except Exception as exc:
+        with contextlib.suppress(AttributeError):  # an exception class with __slots__
+            exc.plugipay_receiver = True  # type: ignore[attr-defined]
+        raise
 
 
 def _upsert_locked(instance: M, conflict: str) -> tuple[M, bool]:

@@ -351,3 +351,26 @@ def test_post_save_hears_the_creation_of_the_rows_a_webhook_makes():
         post_save.disconnect(listen, sender=CheckoutSession)
     assert ("CheckoutSession", "cs_1", True) in seen, seen
     assert ("Payment", "pay_1", True) in seen, seen
+
+
+def test_a_post_save_receivers_own_error_is_the_receivers(client):
+    """A project's ``post_save`` receiver the engine runs for a row it creates is a receiver
+    like the app's signals': its own ``IntegrityError`` fails the event as a receiver's (500,
+    applied again on the next delivery), not as the event's values refused (422)."""
+    import django.db
+    from django.db.models.signals import post_save
+
+    from django_plugipay.models import Customer
+
+    def receiver(sender, instance, created, **kwargs):
+        if created:
+            raise django.db.IntegrityError('duplicate key value violates "shop_profile_pkey"')
+
+    post_save.connect(receiver, sender=Customer, dispatch_uid="test_post_save_error")
+    try:
+        example = dict(registered("customer").example)
+        response = post(client, build_event("customer.created", example, event_id="evt_ps"))
+    finally:
+        post_save.disconnect(sender=Customer, dispatch_uid="test_post_save_error")
+    assert response.status_code == 500, response.content
+    assert WebhookEvent.objects.get(event_id="evt_ps").status == "failed"

@@ -15,25 +15,25 @@ related row's that a spec's hook asks for (a session a pending payment moves, a
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from django.apps import apps
-from django.db import DEFAULT_DB_ALIAS, models, transaction
+from django.db import models
 from django.utils import timezone
 
 from django_plugipay import datetimes
 from django_plugipay.accounts import acting_for
-from django_plugipay.context import acting_database, current_account_pk
+from django_plugipay.context import current_account_pk
 from django_plugipay.db import (
     find,
     forget_absent,
     in_lock_scope,
     lock,
     lock_scope,
+    run_receivers,
     save_fields,
     take_lock,
     upsert_locked,
@@ -164,25 +164,9 @@ def _advance_locked(spec, values, refs, event, partial, context) -> Any:
 
 
 def send(signal: Any, sender: Any, instance: Any, event: Any, **extra: Any) -> None:
-    """Send ``signal`` inside the change's transaction. What a receiver raises is marked as
-    the receiver's (:func:`raised_by_receiver`): it is the project's code failing, not the
-    event's values, however it failed (a receiver's own ``IntegrityError`` included).
-
-    For an account whose rows are kept in a database of its own (``ACCOUNT_DATABASE``), the
-    change's transaction is on that database: receivers run in a transaction on the default
-    database too (the project's own rows: an order a receiver locks and marks paid), which
-    commits when they return, just before the change's."""
-    routed = acting_database()
-    try:
-        if routed is None or routed == DEFAULT_DB_ALIAS or not signal.has_listeners(sender):
-            signal.send(sender=sender, instance=instance, event=event, **extra)
-        else:
-            with transaction.atomic(using=DEFAULT_DB_ALIAS):
-                signal.send(sender=sender, instance=instance, event=event, **extra)
-    except Exception as exc:
-        with contextlib.suppress(AttributeError):  # an exception class with __slots__
-            exc.plugipay_receiver = True  # type: ignore[attr-defined]
-        raise
+    """Send ``signal`` inside the change's transaction, its receivers' errors marked as
+    theirs (:func:`~django_plugipay.db.run_receivers`)."""
+    run_receivers(signal, sender, instance=instance, event=event, **extra)
 
 
 def raised_by_receiver(exc: BaseException) -> bool:
