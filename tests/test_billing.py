@@ -419,3 +419,42 @@ def test_subscribing_after_a_price_change_returns_the_live_subscription_to_the_p
     assert again.subscription.pk == first.subscription.pk
     assert again.invoice_url == first.invoice_url
     assert Subscription.objects.filter(customer=customer).count() == 1
+
+
+def test_two_prices_of_one_plan_subscribed_at_once_make_one_live_subscription(
+    plugipay_sandbox, monkeypatch
+):
+    """Two calls at once for two prices of one plan (a page still offering the replaced price
+    and one the new; monthly and yearly clicked together) both pass the check before either is
+    mirrored: they send the plan's one key, Plugipay makes one subscription, and the call it
+    refused (the key sent with another body) returns that subscription, not a second."""
+    from django_plugipay.services import billing as billing_service
+
+    first_price = make_price(trial_days=0)
+    get_client().request(
+        "POST",
+        f"/plans/{first_price.plan.plugipay_id}/prices",
+        json_body={"currency": "IDR", "model": "flat", "unitAmount": 89_000},
+    )
+    services.sync_plans()
+    second_price = Price.objects.filter(plan=first_price.plan).exclude(pk=first_price.pk).get()
+    _user, customer = buyer()
+    real, nested, started = billing_service.get_client, [], []
+
+    class AtTheSameTime:
+        """The first call's request is in flight when the second call checks and sends."""
+
+        def __getattr__(self, name):
+            return getattr(real(), name)
+
+        def create_subscription(self, body, idempotency_key=None):
+            if not started:
+                started.append(True)
+                nested.append(services.subscribe(customer=customer, price=second_price))
+            return real().create_subscription(body, idempotency_key=idempotency_key)
+
+    monkeypatch.setattr(billing_service, "get_client", lambda *a, **k: AtTheSameTime())
+    outer = services.subscribe(customer=customer, price=first_price)
+    [live] = Subscription.objects.filter(customer=customer).live()
+    assert nested[0].created and not outer.created
+    assert outer.subscription.pk == nested[0].subscription.pk == live.pk

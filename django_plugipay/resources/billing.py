@@ -56,6 +56,7 @@ endpoint(
     "create",
     "get",
     "update",
+    "list",
     actions=("cancel", "pause", "resume"),
 )
 endpoint("invoice", "/invoices", "get", "list", actions=("void", "send", "finalize", "pay"))

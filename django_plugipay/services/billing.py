@@ -17,7 +17,7 @@ from django_plugipay import datetimes
 from django_plugipay.accounts import takes_account
 from django_plugipay.client import get_client, new_idempotency_key
 from django_plugipay.db import run_atomic
-from django_plugipay.exceptions import PlugipayError
+from django_plugipay.exceptions import APIError, PlugipayError
 from django_plugipay.models import (
     CollectionMethod,
     Customer,
@@ -28,6 +28,8 @@ from django_plugipay.models import (
 )
 from django_plugipay.resources.billing import INVOICE, PLAN, SUBSCRIPTION
 from django_plugipay.services.apply import advance, sync_object
+from django_plugipay.specs import status_group
+from django_plugipay.webhooks import normalise_status
 
 CANCEL_AT = ("period_end", "now")
 
@@ -106,17 +108,39 @@ def subscribe(
         body["metadata"] = metadata
     if return_url:
         body["returnUrl"] = return_url
+    # one key per customer, plan and generation: two calls at once for two prices of the plan
+    # send the same key, and Plugipay makes one subscription (the other call's is refused)
     key = idempotency_key or (
-        f"django-plugipay-subscribe-{customer.plugipay_id}-{price.plugipay_id}-{generation}"
+        f"django-plugipay-subscribe-{customer.plugipay_id}-{price.plan.plugipay_id}-{generation}"
     )
     client = get_client()
-    obj = client.create_subscription(body, idempotency_key=key)
+    try:
+        obj = client.create_subscription(body, idempotency_key=key)
+    except APIError as exc:
+        made = _made_meanwhile(exc, customer, price) if not idempotency_key else None
+        if made is None:
+            raise
+        subscription = advance(SUBSCRIPTION, made)
+        return Subscribed(subscription, _unpaid_invoice(subscription), created=False)
     invoice_obj = None
     if obj.get("latestInvoiceId") and collection_method == CollectionMethod.SEND_INVOICE:
         invoice_obj = client.get_invoice(obj["latestInvoiceId"])
     subscription = advance(SUBSCRIPTION, obj)
     invoice = advance(INVOICE, invoice_obj) if invoice_obj is not None else None
     return Subscribed(subscription=subscription, invoice=invoice)
+
+
+def _made_meanwhile(exc: APIError, customer: Customer, price: Price) -> dict | None:
+    """The customer's live subscription to the price's plan at Plugipay, when ``exc`` says
+    the plan's key was sent with another body: a call at the same moment subscribed to
+    another price of the plan with it."""
+    if (exc.code or "").lower() != "idempotency_mismatch":
+        return None
+    found = get_client().list_subscriptions(
+        customerId=customer.plugipay_id, planId=price.plan.plugipay_id
+    )
+    live = status_group(Subscription, "live")
+    return next((obj for obj in found if normalise_status(obj.get("status")) in live), None)
 
 
 def _live_subscription(customer_pk: int, plan_pk: int) -> tuple[Subscription | None, int]:
