@@ -288,7 +288,10 @@ def test_doctor_and_the_check_report_dead_and_overdue(db):
     ]
     assert check_deliveries(databases=None) == []  # only with the database checks
     line = Doctor(url=None, wait=0).deliveries()
-    assert line.ok is False and line.detail == "1 dead, 1 overdue by more than an hour"
+    assert line.ok is False and line.detail == (
+        "1 dead, 1 overdue by more than an hour; the last to give up: "
+        "shop.receivers.email_receipt (SMTPServerDisconnected: Connection unexpectedly closed)"
+    )
     assert "plugipay_replay --deliveries" in line.fix
 
 

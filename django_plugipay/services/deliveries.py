@@ -574,6 +574,8 @@ def retry_deliveries(*, deliveries: Iterable[Delivery]) -> int:
 class DeliveryHealth:
     dead: int
     overdue: int
+    #: the receiver and last error of the delivery that gave up last, when any did
+    latest_dead: str | None = None
 
 
 def delivery_health() -> DeliveryHealth:
@@ -584,10 +586,22 @@ def delivery_health() -> DeliveryHealth:
     if app_settings.raw("ACCOUNT_DATABASE") is not None and context.acting.get() is None:
         each = accounts.read_every_account(delivery_health)
         return DeliveryHealth(
-            dead=sum(health.dead for health in each), overdue=sum(h.overdue for h in each)
+            dead=sum(health.dead for health in each),
+            overdue=sum(h.overdue for h in each),
+            latest_dead=next((h.latest_dead for h in each if h.latest_dead), None),
         )
     now = timezone.now()
+    dead = accounts.own(Delivery.objects.dead())
+    count = dead.count()
+    latest = dead.order_by("-updated_at").first() if count else None
     return DeliveryHealth(
-        dead=accounts.own(Delivery.objects.dead()).count(),
+        dead=count,
         overdue=accounts.own(Delivery.objects.overdue(now, OVERDUE_AFTER)).count(),
+        latest_dead=_said(latest) if latest is not None else None,
     )
+
+
+def _said(delivery: Delivery) -> str:
+    """A delivery's receiver and the first line of its last error, for a report's line."""
+    error = (delivery.last_error or "").strip().splitlines()
+    return f"{delivery.receiver} ({error[0][:200] if error else 'no error recorded'})"

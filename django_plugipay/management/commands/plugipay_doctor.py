@@ -273,7 +273,8 @@ class Doctor:
         return Line(
             "deliveries",
             False,
-            f"{health.dead} dead, {health.overdue} overdue by more than an hour",
+            f"{health.dead} dead, {health.overdue} overdue by more than an hour"
+            + (f"; the last to give up: {health.latest_dead}" if health.latest_dead else ""),
             "dead: read the last error under Plugipay › Deliveries in the admin, fix the "
             "receiver, then 'Run again now' (or `manage.py plugipay_replay --deliveries`); "
             "overdue: run a Celery worker and beat with django_plugipay.run_deliveries "
