@@ -73,6 +73,11 @@ def test_the_lists_read_the_database_the_staff_member_chose(tenancy, staff):
     change = reverse("admin:django_plugipay_payment_change", args=[tenants.pk])
     assert "pay_tenants" in staff.get(change).content.decode()
 
+    # a lookup popup of another model's form (raw_id_fields) lists the default database's
+    # rows, the ones that form saves and validates
+    popup = staff.get(PAYMENTS, {"_popup": "1", "_to_field": "id"}).content.decode()
+    assert "pay_ours" in popup and "pay_tenants" not in popup
+
     choose(staff, "default")
     assert "pay_ours" in staff.get(PAYMENTS).content.decode()
 

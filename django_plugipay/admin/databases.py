@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple, cast
 
 from django.contrib import messages
+from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
 from django.db import DEFAULT_DB_ALIAS
 from django.http import HttpRequest, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect
@@ -68,6 +69,10 @@ def chosen(request: HttpRequest) -> Database | None:
     holds a served account; else None. A form of the app's pages posts the database its page
     was opened in (:data:`FIELD`), and acts there even when the staff member chose another
     since (in another tab): the same id names another row in another database."""
+    if IS_POPUP_VAR in request.GET or TO_FIELD_VAR in request.GET:
+        # a lookup popup of another model's form (raw_id_fields): that form saves and
+        # validates the id in the default database, so the popup lists that database's rows
+        return None
     posted = request.POST.get(FIELD) if request.method == "POST" else None
     wanted = posted or getattr(request, "session", {}).get(SESSION_KEY)
     if not wanted or wanted == DEFAULT_DB_ALIAS:
