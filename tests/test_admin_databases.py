@@ -161,10 +161,17 @@ def test_a_page_acts_in_the_database_it_was_opened_in(merchant_in_tenant_db, sta
     assert posted == "tenant"
     choose(staff, "default")  # another tab
     confirm = {"post": "yes", "amount": "700", "reason": "duplicate"}
-    staff.post(url, {**confirm, FIELD: page.context["token"], "plugipay_database": posted})
+    done = staff.post(
+        url, {**confirm, FIELD: page.context["token"], "plugipay_database": posted}, follow=True
+    )
     sandbox.flush()
     assert not Refund.objects.using("default").exists()
     assert Refund.objects.using("tenant").get().payment_id == theirs.pk
+    # the page it lands on (the payment's) shows the payment refunded, from that database
+    assert theirs.plugipay_id in done.content.decode()
+    # the home page's recent actions name the database of the row they link to
+    home = staff.get(reverse("admin:index")).content.decode()
+    assert f"[tenant] {theirs.plugipay_id}" in home
 
 
 def test_the_ledger_export_reads_the_chosen_database(tenancy, staff):
@@ -186,6 +193,33 @@ def test_the_ledger_export_reads_the_chosen_database(tenancy, staff):
     with acting_for("t"):
         entry("le_tenants", "tx_tenants")
     choose(staff, "tenant")
-    export = staff.get(reverse("admin:django_plugipay_ledgerentry_export"))
+    listed = staff.get(reverse("admin:django_plugipay_ledgerentry_changelist"))
+    link = listed.context["export_url"]
+    assert "plugipay_database=tenant" in link
+    choose(staff, "default")  # another tab: the link on the tenant's page still exports its
+    export = staff.get(link)
+    assert export["Content-Disposition"] == 'attachment; filename="plugipay-ledger-tenant.csv"'
     text = b"".join(export.streaming_content).decode()
     assert "tx_tenants" in text and "tx_ours" not in text
+
+
+def test_a_database_that_cannot_be_read_is_said_and_left(tenancy, staff):
+    """The chosen database is away: the page says so and the pages read the default database
+    again, instead of a 500."""
+    from django.db import connections
+
+    PaymentFactory(plugipay_id="pay_ours")
+    choose(staff, "tenant")
+    tenant = connections["tenant"]
+    name = tenant.settings_dict["NAME"]
+    tenant.close()
+    tenant.settings_dict["NAME"] = "/nonexistent/directory/tenant.sqlite3"
+    try:
+        away = staff.get(PAYMENTS, follow=True)
+    finally:
+        tenant.close()
+        tenant.settings_dict["NAME"] = name
+    assert away.status_code == 200
+    assert "cannot be read" in away.content.decode()
+    assert staff.session[SESSION_KEY] == "default"
+    assert "pay_ours" in staff.get(PAYMENTS).content.decode()

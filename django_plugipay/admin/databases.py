@@ -11,12 +11,13 @@ one database, the pages read the default database, as Django's admin does.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple, cast
 
 from django.contrib import messages
 from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, OperationalError
 from django.http import HttpRequest, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import SimpleTemplateResponse
@@ -26,6 +27,8 @@ from django.utils.translation import gettext as _
 
 from django_plugipay import accounts
 from django_plugipay.conf import app_settings
+
+logger = logging.getLogger(__name__)
 
 #: the session key holding the alias of the database the staff member chose
 SESSION_KEY = "plugipay_admin_database"
@@ -67,14 +70,17 @@ def databases() -> list[Database]:
 def chosen(request: HttpRequest) -> Database | None:
     """The database this request reads and acts in, when it is not the default and still
     holds a served account; else None. A form of the app's pages posts the database its page
-    was opened in (:data:`FIELD`), and acts there even when the staff member chose another
-    since (in another tab): the same id names another row in another database."""
+    was opened in (:data:`FIELD`; a link, such as the ledger's export, carries it in its
+    query), and acts there even when the staff member chose another since (in another tab):
+    the same id names another row in another database."""
+    if hasattr(request, "plugipay_database"):  # read already, by the page's wrapper
+        return request.plugipay_database
     if IS_POPUP_VAR in request.GET or TO_FIELD_VAR in request.GET:
         # a lookup popup of another model's form (raw_id_fields): that form saves and
         # validates the id in the default database, so the popup lists that database's rows
         return None
-    posted = request.POST.get(FIELD) if request.method == "POST" else None
-    wanted = posted or getattr(request, "session", {}).get(SESSION_KEY)
+    given = request.POST.get(FIELD) if request.method == "POST" else request.GET.get(FIELD)
+    wanted = given or getattr(request, "session", {}).get(SESSION_KEY)
     if not wanted or wanted == DEFAULT_DB_ALIAS:
         return None
     return next((database for database in databases() if database.alias == wanted), None)
@@ -97,12 +103,36 @@ def in_chosen_database(view: Any) -> Any:
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         database = chosen(request)
+        request.plugipay_database = database  # type: ignore[attr-defined]
+        if FIELD in request.GET:  # read: not a filter of the list
+            query = request.GET.copy()
+            del query[FIELD]
+            request.GET = cast(Any, query)
+        session = getattr(request, "session", None)
+        if request.method == "POST" and request.POST.get(FIELD) and session is not None:
+            # acted in the page's database: the pages that follow (the row's, after a
+            # refund) show that database, not one chosen since in another tab
+            session[SESSION_KEY] = request.POST[FIELD] if database else DEFAULT_DB_ALIAS
         if database is None:
             return view(request, *args, **kwargs)
-        with accounts.acting_for(database.acting.pk):
-            response = view(request, *args, **kwargs)
-            if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
-                response.render()
+        try:
+            with accounts.acting_for(database.acting.pk):
+                response = view(request, *args, **kwargs)
+                if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
+                    response.render()
+        except OperationalError as exc:  # the database cannot be reached: say so, go back
+            logger.warning("plugipay admin: database %s cannot be read: %s", database.alias, exc)
+            if session is not None:
+                session[SESSION_KEY] = DEFAULT_DB_ALIAS
+            messages.error(
+                request,
+                _(
+                    "The database %(database)s cannot be read (%(error)s); the pages show the "
+                    "default database again."
+                )
+                % {"database": database.alias, "error": exc},
+            )
+            return redirect(reverse("admin:app_list", kwargs={"app_label": "django_plugipay"}))
         if isinstance(response, StreamingHttpResponse) and not response.is_async:
             # read as it is sent (an export): there too in the chosen database
             content = cast(Iterable[Any], response.streaming_content)
@@ -125,6 +155,23 @@ def routed(patterns: list[Any]) -> list[Any]:
         else p
         for p in patterns
     ]
+
+
+def export_query(request: HttpRequest) -> str:
+    """The query a link to a download of the list (the ledger's export) adds so the download
+    reads the database the page shows, or ``""``."""
+    now = choice(request)
+    return f"{FIELD}={now['current']}" if now else ""
+
+
+def mark_entry(request: HttpRequest, entry: Any) -> Any:
+    """Mark the admin log ``entry``'s object with the chosen database too (``[tenant] pay_…``):
+    the home page's recent actions show that, not the message."""
+    database = chosen(request)
+    if database is not None and entry is not None:
+        entry.object_repr = f"[{database.alias}] {entry.object_repr}"[:200]
+        type(entry).objects.filter(pk=entry.pk).update(object_repr=entry.object_repr)
+    return entry
 
 
 def marked(request: HttpRequest, message: Any) -> Any:

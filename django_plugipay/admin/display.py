@@ -288,7 +288,8 @@ class MirrorAdmin(Viewing, MirrorDisplay, admin.ModelAdmin):
     def log_change(self, request, obj, message):
         """The admin log (kept in the default database, by the row's pk) marks an entry about
         a row of another database with that database, so a row's history is its own."""
-        return super().log_change(request, obj, databases.marked(request, message))
+        entry = super().log_change(request, obj, databases.marked(request, message))
+        return databases.mark_entry(request, entry)
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         if queryset.model is LogEntry:  # a row's history: the entries of its database alone

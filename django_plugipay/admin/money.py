@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from django_plugipay import accounts, permissions, services
-from django_plugipay.admin import tokens
+from django_plugipay.admin import databases, tokens
 from django_plugipay.admin.actions import confirm_resync, confirm_then
 from django_plugipay.admin.display import (
     MirrorAdmin,
@@ -652,11 +652,13 @@ class LedgerEntryAdmin(MirrorAdmin):
                 yield writer.writerow([_csv_safe(getattr(entry, c)) for c in CSV_COLUMNS])
 
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="plugipay-ledger.csv"'
+        database = databases.chosen(request)
+        name = f"plugipay-ledger-{database.alias}" if database else "plugipay-ledger"
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         return response
 
     def changelist_view(self, request, extra_context=None):
-        query = request.GET.urlencode()
+        query = "&".join(q for q in (request.GET.urlencode(), databases.export_query(request)) if q)
         extra = {
             **(extra_context or {}),
             "export_url": reverse("admin:django_plugipay_ledgerentry_export")
