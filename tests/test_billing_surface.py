@@ -367,3 +367,29 @@ def test_a_team_subscription_made_through_the_api_is_read_and_canceled_by_its_me
     assert canceled.status_code == 200 and canceled.json()["cancel_at"] is not None
     settings.PLUGIPAY = {**settings.PLUGIPAY, "API_BILLING_OWNERS": None}
     assert api(bob).get(f"{API}/subscriptions/{sub_id}/").status_code == 404
+
+
+def owners_fail(request):
+    raise RuntimeError("the teams service is away")
+
+
+@pytest.mark.django_db
+def test_a_project_hook_that_raises_is_a_json_500(settings, caplog):
+    """drf-api.md: every answer is JSON, errors too. A project hook that raises (here
+    ``API_BILLING_OWNERS``) is the API's 500 as JSON, in the request's language, logged on
+    ``django.request`` as Django logs its own 500s; under ``DEBUG`` it is Django's page."""
+    from django.utils import translation
+
+    settings.PLUGIPAY = {
+        **settings.PLUGIPAY,
+        "API_BILLING_OWNERS": "tests.test_billing_surface.owners_fail",
+    }
+    client = api(UserFactory())
+    client.raise_request_exception = False
+    with translation.override("id"):
+        response = client.get(f"{API}/subscriptions/")
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    assert "kesalahan" in response.json()["detail"].lower()
+    assert any("the teams service is away" in str(r.exc_info) for r in caplog.records)
+    settings.DEBUG = True
+    assert "text/html" in client.get(f"{API}/subscriptions/")["Content-Type"]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.signals import got_request_exception
 from django.http import Http404
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -19,6 +22,7 @@ from rest_framework.exceptions import (
     PermissionDenied,
     ValidationError,
 )
+from rest_framework.response import Response
 
 from django_plugipay import accounts
 from django_plugipay.api.drf_messages import csrf_failure
@@ -139,7 +143,27 @@ class ForRequestAccount:
             exc = ParseError(_("The request body has more fields than this site accepts."))
         elif isinstance(exc, PermissionDenied) and (said := csrf_failure(str(exc.detail))):
             exc = PermissionDenied(said)
-        return super().handle_exception(exc)  # type: ignore[misc]
+        try:
+            return super().handle_exception(exc)  # type: ignore[misc]
+        except Exception as uncaught:
+            if settings.DEBUG or uncaught is not exc:
+                raise  # Django's debug page for the developer
+            return self._server_error(exc)
+
+    def _server_error(self, exc: Exception) -> Any:
+        """An error of the project's code or setup (a hook that raised, a database away) as
+        the API's others are: a JSON 500 in the request's language, logged and signalled as
+        Django does for its own 500 page (``django.request``, ``got_request_exception``)."""
+        request = self.request  # type: ignore[attr-defined]
+        logging.getLogger("django.request").error(
+            "Internal Server Error: %s",
+            request.path,
+            exc_info=exc,
+            extra={"status_code": 500, "request": request},
+        )
+        got_request_exception.send(sender=None, request=request)
+        detail = _("A server error occurred; it is logged for the site's developers.")
+        return Response({"detail": detail}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
