@@ -112,7 +112,7 @@ def in_chosen_database(view: Any) -> Any:
         if request.method == "POST" and request.POST.get(FIELD) and session is not None:
             # acted in the page's database: the pages that follow (the row's, after a
             # refund) show that database, not one chosen since in another tab
-            session[SESSION_KEY] = request.POST[FIELD] if database else DEFAULT_DB_ALIAS
+            session[SESSION_KEY] = database.alias if database else DEFAULT_DB_ALIAS
         if database is None:
             return view(request, *args, **kwargs)
         try:
