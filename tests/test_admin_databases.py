@@ -223,3 +223,13 @@ def test_a_database_that_cannot_be_read_is_said_and_left(tenancy, staff):
     assert "cannot be read" in away.content.decode()
     assert staff.session[SESSION_KEY] == "default"
     assert "pay_ours" in staff.get(PAYMENTS).content.decode()
+
+
+def test_the_chooser_comes_back_to_the_list_with_its_filters(tenancy, staff):
+    """The chooser's form goes back to the list it was on with its filters and search, but
+    not its page number (the other database may have fewer pages)."""
+    page = staff.get(PAYMENTS, {"status__exact": "succeeded", "q": "pay", "p": "3"})
+    back = re.search(r'name="next" value="([^"]*)"', page.content.decode())[1]
+    assert back == f"{PAYMENTS}?status__exact=succeeded&amp;q=pay"
+    response = choose(staff, "tenant", next_url=back.replace("&amp;", "&"))
+    assert response.url == f"{PAYMENTS}?status__exact=succeeded&q=pay"

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, cast
 
 from django.contrib import messages
 from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
+from django.contrib.admin.views.main import PAGE_VAR
 from django.db import DEFAULT_DB_ALIAS, OperationalError
 from django.http import HttpRequest, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect
@@ -87,13 +88,21 @@ def chosen(request: HttpRequest) -> Database | None:
 
 
 def choice(request: HttpRequest) -> dict[str, Any] | None:
-    """What the chooser on the app's pages shows: ``databases`` and the ``current`` alias;
-    None with a single database."""
+    """What the chooser on the app's pages shows: ``databases``, the ``current`` alias and
+    ``next``, the page to come back to (its filters and search kept, not its page number: the
+    other database may have fewer pages); None with a single database."""
     every = databases()
     if not every:
         return None
     now = chosen(request)
-    return {"databases": every, "current": now.alias if now is not None else DEFAULT_DB_ALIAS}
+    query = request.GET.copy()
+    query.pop(PAGE_VAR, None)
+    back = f"{request.path}?{query.urlencode()}" if query else request.path
+    return {
+        "databases": every,
+        "current": now.alias if now is not None else DEFAULT_DB_ALIAS,
+        "next": back,
+    }
 
 
 def in_chosen_database(view: Any) -> Any:
