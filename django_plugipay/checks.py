@@ -574,7 +574,12 @@ def connection_health_warnings(alias: str, config: Mapping[str, Any]) -> list:
 @register(Tags.compatibility)
 def check_tasks(app_configs=None, **kwargs) -> list:
     """Say how task work runs (``TASKS``), and how to switch to the production setup."""
-    from django_plugipay.services._queue import celery_app, task_backend, tasks_framework
+    from django_plugipay.services._queue import (
+        celery_app,
+        django_task_refusal,
+        task_backend,
+        tasks_framework,
+    )
 
     setting = app_settings.raw("TASKS")
     if setting not in TASKS_MODES:
@@ -596,6 +601,21 @@ def check_tasks(app_configs=None, **kwargs) -> list:
                 id="django_plugipay.W005",
                 hint="Create the app (<project>/celery.py, imported in <project>/__init__.py; see "
                 "docs/how-to/celery.md) or use TASKS = 'auto'.",
+            )
+        ]
+    refused = django_task_refusal()
+    if refused is not None and setting in ("auto", "django") and app is None:
+        explicit = setting == "django"
+        return [
+            (Error if explicit else Warning)(
+                f"The django.tasks backend PLUGIPAY['TASKS_BACKEND'] "
+                f"({app_settings.TASKS_BACKEND!r}) refuses django-plugipay's task on queue "
+                f"PLUGIPAY['TASKS_QUEUE'] ({app_settings.raw('TASKS_QUEUE')!r}): {refused}"
+                + ("" if explicit else " Task work runs in-process meanwhile (TASKS = 'auto')."),
+                id="django_plugipay.E080" if explicit else "django_plugipay.W080",
+                hint="Set PLUGIPAY['TASKS_BACKEND'] to an alias of settings.TASKS and "
+                "PLUGIPAY['TASKS_QUEUE'] to a queue its QUEUES lists (and run its worker on "
+                "that queue), or set PLUGIPAY['TASKS'] to 'celery' or 'inline'.",
             )
         ]
     backend = task_backend() if setting in ("auto", "django") and app is None else None

@@ -21,6 +21,8 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_TOLERANCE": DEFAULT_TOLERANCE,
     "WEBHOOK_PROCESSING": "inline",
     "TASKS": "auto",
+    "TASKS_BACKEND": "default",
+    "TASKS_QUEUE": "default",
     "DEFAULT_METHODS": ["card", "qris", "va", "ewallet"],
     "SESSION_EXPIRES_IN": 86400,
     "TIMEOUT": 30,
@@ -155,6 +157,10 @@ class AppSettings:
     @property
     def TASKS(self) -> str:
         return str(self.raw("TASKS"))
+
+    @property
+    def TASKS_BACKEND(self) -> str:
+        return str(self.raw("TASKS_BACKEND"))
 
     @property
     def DEFAULT_METHODS(self) -> list[str]:

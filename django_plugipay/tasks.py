@@ -17,10 +17,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay import accounts, services
+from django_plugipay.conf import app_settings
 from django_plugipay.db import is_transient
 from django_plugipay.exceptions import TransientError
 from django_plugipay.models import CheckoutSession, Refund
-from django_plugipay.services._queue import tasks_framework, use_django_task
+from django_plugipay.services._queue import refuse_django_task, tasks_framework, use_django_task
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ def run_work(name: str, args: list, attempt: int = 0) -> Any:
             exc,
             extra={"task": name, "task_args": args, "attempt": attempt + 1},
         )
-        again = run_task
+        again: Any = run_task  # the Task object once defined (below)
         if again.get_backend().supports_defer:
             again = again.using(run_after=timezone.now() + timedelta(seconds=delay))
         again.enqueue(name, args, attempt + 1)
@@ -275,9 +276,16 @@ def run_work(name: str, args: list, attempt: int = 0) -> Any:
 _framework = tasks_framework()
 if _framework is not None:
 
-    @_framework.task
     def run_task(name: str, args: list, attempt: int = 0) -> Any:
-        """The one Django task (``PLUGIPAY["TASKS"] = "django"``): runs :data:`WORK` by name."""
+        """The one Django task (``PLUGIPAY["TASKS"] = "django"``): runs :data:`WORK` by name,
+        on ``PLUGIPAY["TASKS_BACKEND"]``'s ``PLUGIPAY["TASKS_QUEUE"]``."""
         return run_work(name, args, attempt)
 
-    use_django_task(run_task)
+    try:
+        run_task = _framework.task(
+            backend=app_settings.TASKS_BACKEND, queue_name=app_settings.raw("TASKS_QUEUE")
+        )(run_task)
+    except Exception as exc:  # noqa: BLE001 - the project's TASKS refuses it: a check says why
+        refuse_django_task(exc)
+    else:
+        use_django_task(run_task)

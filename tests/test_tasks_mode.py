@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -14,6 +20,7 @@ from django_plugipay.services.refunds import NOT_SUBMITTED
 from tests.test_admin import CHANGELIST, staff
 
 DOWN_BROKER = "redis://127.0.0.1:1/0"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def request_refund(payment):
@@ -200,3 +207,87 @@ def test_a_message_retries_once_at_once_unless_the_project_says_otherwise(
     _queue._send("django_plugipay.sweep", (), countdown=5)
     expected = {} if policy is not None else {"retry_policy": _queue.PUBLISH_RETRY}
     assert sent == [expected, {**expected, "countdown": 5}]
+
+
+def _started_with(tmp_path, extra: str) -> subprocess.CompletedProcess:
+    """A fresh process set up with the suite's settings plus ``extra``, printing the app's
+    system check ids and its task mode."""
+    (tmp_path / "tasks_settings.py").write_text(
+        "from tests.settings import *  # noqa: F403\n" + textwrap.dedent(extra)
+    )
+    script = (
+        "import django; django.setup()\n"
+        "from django.core.checks import run_checks\n"
+        "from django_plugipay.services import _queue\n"
+        "print(sorted(m.id for m in run_checks() if m.id.startswith('django_plugipay.')))\n"
+        "print(_queue.mode())\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tasks_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mode", "said", "runs"),
+    [("inline", None, "inline"), ("auto", "W080", "inline"), ("django", "E080", "django")],
+)
+def test_a_tasks_backend_without_the_default_queue_still_starts(tmp_path, mode, said, runs):
+    """A django.tasks backend listing its own QUEUES (without "default") does not stop the
+    project from starting: with TASKS = "django" a check says the backend refuses the app's
+    task and how to choose its queue (PLUGIPAY["TASKS_QUEUE"]); with "auto" it warns and
+    the work runs in-process; with "inline" nothing is said."""
+    pytest.importorskip("django_tasks_db")
+    done = _started_with(
+        tmp_path,
+        f"""
+        TASKS = {{"default": {{
+            "BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["payments", "emails"],
+        }}}}
+        PLUGIPAY = {{**PLUGIPAY, "TASKS": {mode!r}}}
+        """,
+    )
+    assert done.returncode == 0, done.stderr.strip().splitlines()[-1]
+    ids, current = done.stdout.splitlines()[-2:]
+    assert (f"django_plugipay.{said}" in ids) if said else ("080" not in ids), ids
+    assert current == (runs if mode != "django" else "django")
+
+
+def test_the_apps_task_goes_to_the_queue_and_backend_chosen(tmp_path):
+    """PLUGIPAY["TASKS_BACKEND"] and ["TASKS_QUEUE"] put the app's task on a backend alias
+    other than "default" and a queue the backend lists: the work goes there (I031)."""
+    pytest.importorskip("django_tasks_db")
+    done = _started_with(
+        tmp_path,
+        """
+        TASKS = {"jobs": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["payments"]}}
+        PLUGIPAY = {**PLUGIPAY, "TASKS": "auto", "TASKS_BACKEND": "jobs", "TASKS_QUEUE": "payments"}
+        """,
+    )
+    assert done.returncode == 0, done.stderr.strip().splitlines()[-1]
+    ids, current = done.stdout.splitlines()[-2:]
+    assert "django_plugipay.I031" in ids and current == "django"
+    from django_plugipay import tasks
+
+    assert tasks.run_task.queue_name == "default"  # this process's settings: unchanged
+
+
+def test_a_tasks_setting_without_a_default_backend_still_starts(tmp_path):
+    """settings.TASKS naming no "default" backend, the app told to run work in-process:
+    the project starts and the app says nothing about it."""
+    pytest.importorskip("django_tasks_db")
+    done = _started_with(
+        tmp_path,
+        """
+        TASKS = {"jobs": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+        PLUGIPAY = {**PLUGIPAY, "TASKS": "inline"}
+        """,
+    )
+    assert done.returncode == 0, done.stderr.strip().splitlines()[-1]
+    ids, current = done.stdout.splitlines()[-2:]
+    assert "080" not in ids and current == "inline"

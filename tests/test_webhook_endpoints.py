@@ -5,15 +5,16 @@ disabled endpoint is loud (signal once, doctor line, system check, admin banner)
 from __future__ import annotations
 
 import io
+import os
 import threading
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, load_command_class
 
 from django_plugipay.checks import check_webhook_endpoint
 from django_plugipay.client import get_client
 from django_plugipay.models import Customer, WebhookEvent
-from django_plugipay.services.webhook_endpoints import handled_event_types
+from django_plugipay.services.webhook_endpoints import TEST_EVENT_TYPE, handled_event_types
 from django_plugipay.signals import webhook_endpoint_disabled
 from django_plugipay.testing import RETRY_SCHEDULE, wait_for
 from tests.test_doctor import doctor, line
@@ -58,7 +59,7 @@ def test_create_with_the_handled_events_and_the_secret_in_a_env_file(plugipay_sa
     assert "Created whep_" in output and "whsec_" not in output  # written, not printed
     [created] = [e for e in endpoints(plugipay_sandbox) if "shop.example" in e["url"]]
     assert created["url"] == "https://shop.example/plugipay/webhook/"
-    assert created["events"] == handled_event_types()
+    assert created["events"] == [*handled_event_types(), TEST_EVENT_TYPE]
     assert secret_in(env)[0].startswith("whsec_")
     with pytest.raises(CommandError, match="registered already"):
         webhooks("create", "--site-url", "https://shop.example")
@@ -219,3 +220,91 @@ def test_the_environment_secret_is_a_comma_separated_list(settings, monkeypatch)
     assert app_settings.WEBHOOK_SECRETS == ["whsec_new", "whsec_old"]
     monkeypatch.setenv("PLUGIPAY_WEBHOOK_SECRET", "whsec_one")
     assert app_settings.WEBHOOK_SECRETS == ["whsec_one"]
+
+
+@pytest.fixture
+def startup_endpoint_restored(plugipay_sandbox):
+    """Put the sandbox's start-up endpoint back after a test that deletes it, whether or not
+    a reset does, so the rest of the session still receives webhooks."""
+    yield
+    from plugipay_sandbox.state import webhooks as family
+
+    store = plugipay_sandbox.server.store
+    with store.lock, store.scope(None):
+        family._start(store)
+
+
+def test_the_doctors_test_event_reaches_an_endpoint_made_by_create(
+    startup_endpoint_restored, plugipay_sandbox, settings, live_server
+):
+    """An endpoint registered with ``plugipay_webhooks create`` is subscribed to the doctor's
+    test event too, so the doctor's "test event" line passes through it alone."""
+    [startup] = endpoints(plugipay_sandbox)
+    webhooks("delete", "--id", startup["id"])
+    printed = webhooks("create", "--site-url", live_server.url)
+    secret = printed.split("PLUGIPAY_WEBHOOK_SECRET=", 1)[1].split()[0]
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "WEBHOOK_SECRETS": [secret]}
+    _code, output = doctor()
+    assert line(output, "test event").startswith("[ok]"), line(output, "test event")
+
+
+def test_the_doctor_names_an_endpoint_not_subscribed_to_its_test_event(
+    plugipay_sandbox, live_server
+):
+    """An endpoint subscribed to other events only never gets the test event: the doctor
+    says so and how to subscribe it, instead of blaming the site's address."""
+    [startup] = endpoints(plugipay_sandbox)
+    get_client().update_webhook_endpoint(startup["id"], events=handled_event_types())
+    _code, output = doctor("--wait", "1")
+    assert "is not subscribed to plugipay.doctor.ping.v1" in line(output, "test event")
+    assert "plugipay_webhooks create" in output
+
+
+def test_create_beside_another_endpoint_of_this_site_keeps_its_secret(
+    plugipay_sandbox, settings, tmp_path
+):
+    """With another endpoint of this site still active (the sandbox's local URL beside
+    --site-url), ``create`` writes the new secret first and keeps the ones accepted now, so
+    that endpoint's deliveries still verify."""
+    old = settings.PLUGIPAY["WEBHOOK_SECRETS"][0]
+    env = tmp_path / ".env"
+    output = webhooks("create", "--site-url", "https://shop.example", "--env-file", str(env))
+    assert secret_in(env)[0].startswith("whsec_") and secret_in(env)[1:] == [old]
+    assert "stays active" in output
+
+
+def test_rotate_keeps_the_old_secret_the_env_file_holds(plugipay_sandbox, settings, tmp_path):
+    """``rotate --env-file`` writes ``new,old`` with the old secret read from the file when
+    the settings have none (the command's shell need not have loaded the file), as
+    ``--finish`` reads it."""
+    old = settings.PLUGIPAY["WEBHOOK_SECRETS"][0]
+    env = tmp_path / ".env"
+    env.write_text(f"PLUGIPAY_WEBHOOK_SECRET={old}\n")
+    settings.PLUGIPAY = {k: v for k, v in settings.PLUGIPAY.items() if k != "WEBHOOK_SECRETS"}
+    os.environ.pop("PLUGIPAY_WEBHOOK_SECRET", None)
+    webhooks("rotate", "--overlap", "1h", "--env-file", str(env))
+    assert secret_in(env)[1:] == [old], secret_in(env)
+
+
+@pytest.mark.parametrize(
+    ("overlap", "said"), [("abc", "is not a duration"), ("30d", "longer than 7d")]
+)
+def test_an_overlap_it_cannot_use_is_a_usage_error(overlap, said, capsys):
+    """A mistyped ``--overlap``, or one longer than Plugipay's 7 days, is a usage error
+    naming the option (exit status 2), before Plugipay is asked; not a traceback."""
+    command = load_command_class("django_plugipay", "plugipay_webhooks")
+    with pytest.raises(SystemExit) as exit_status:
+        command.run_from_argv(["manage.py", "plugipay_webhooks", "rotate", "--overlap", overlap])
+    err = capsys.readouterr().err
+    assert exit_status.value.code == 2 and "--overlap" in err and said in err
+
+
+def test_a_reset_brings_back_a_deleted_start_up_endpoint(
+    startup_endpoint_restored, plugipay_sandbox
+):
+    """A test that deletes the sandbox's start-up endpoint leaves the next test (after the
+    fixture's reset) with it back, as sandbox.md says a reset does."""
+    [startup] = endpoints(plugipay_sandbox)
+    webhooks("delete", "--id", startup["id"])
+    plugipay_sandbox.reset()
+    assert [e["url"] for e in endpoints(plugipay_sandbox)] == [startup["url"]]

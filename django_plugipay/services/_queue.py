@@ -67,16 +67,18 @@ NOT_QUEUED = ("ImmediateBackend", "DummyBackend")
 
 
 def task_backend() -> Any | None:
-    """The project's default ``django.tasks`` backend when it queues work for a worker (the
-    project set ``TASKS`` and its default is neither the immediate nor the dummy backend)."""
+    """The project's ``django.tasks`` backend (``PLUGIPAY["TASKS_BACKEND"]``, the default one
+    unless set) when it queues work for a worker: the project set ``TASKS``, the backend is
+    neither the immediate nor the dummy one, and it took the app's task (see
+    :func:`django_task_refusal`)."""
     from django.conf import settings
 
-    if not getattr(settings, "TASKS", None):
+    if not getattr(settings, "TASKS", None) or _django_task_refused:
         return None
     framework = tasks_framework()
     if framework is None:
         return None
-    backend = framework.task_backends[getattr(framework, "DEFAULT_TASK_BACKEND_ALIAS", "default")]
+    backend = framework.task_backends[app_settings.TASKS_BACKEND]
     return None if type(backend).__name__ in NOT_QUEUED else backend
 
 
@@ -337,13 +339,31 @@ def _within_timeout(publish: Callable[[], Any]) -> None:
 _django_task: list[Any] = []
 
 
+_django_task_refused: list[Exception] = []
+
+
 def use_django_task(task: Any) -> None:
     """Register the Django task that runs every piece of work by name."""
     _django_task[:] = [task]
+    _django_task_refused.clear()
+
+
+def refuse_django_task(exc: Exception) -> None:
+    """The project's ``TASKS`` refused the app's task (no such backend alias, a queue it does
+    not list): work does not go to ``django.tasks``, and a system check says why."""
+    _django_task[:] = []
+    _django_task_refused[:] = [exc]
+
+
+def django_task_refusal() -> Exception | None:
+    """Why the project's ``django.tasks`` backend refused the app's task, or None."""
+    return _django_task_refused[0] if _django_task_refused else None
 
 
 def _enqueue_django(name: str, args: tuple, countdown: float = 0) -> None:
     # The one Django task runs every piece of work by name, with JSON-only arguments.
+    if _django_task_refused:  # the project's backend refused the task: check E080 says why
+        raise _django_task_refused[0]
     if not _django_task:
         raise RuntimeError("django_plugipay.tasks is not imported: is the app installed?")
     task = _django_task[0]

@@ -18,6 +18,10 @@ from django_plugipay.specs import all_specs
 
 #: The description an endpoint created by ``plugipay_webhooks create`` carries.
 DESCRIPTION = "django-plugipay (manage.py plugipay_webhooks)"
+#: The event ``plugipay_doctor`` triggers to test delivery end to end (recorded ``ignored``).
+TEST_EVENT_TYPE = "plugipay.doctor.ping.v1"
+#: The longest overlap Plugipay signs with an endpoint's previous secret too (seconds: 7 days).
+MAX_OVERLAP = 7 * 86400
 
 
 def handled_event_types() -> list[str]:
@@ -70,10 +74,10 @@ def list_endpoints() -> list[dict[str, Any]]:
 
 @takes_account
 def create_endpoint(*, url: str, description: str = DESCRIPTION) -> dict[str, Any]:
-    """Register ``url`` for exactly :func:`handled_event_types`; the answer carries the
-    signing secret, shown this once."""
+    """Register ``url`` for exactly :func:`handled_event_types` and ``plugipay_doctor``'s
+    test event; the answer carries the signing secret, shown this once."""
     return get_client().create_webhook_endpoint(
-        url=url, events=handled_event_types(), description=description
+        url=url, events=[*handled_event_types(), TEST_EVENT_TYPE], description=description
     )
 
 

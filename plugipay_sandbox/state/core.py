@@ -293,16 +293,14 @@ class Store:
         self.held = False
         self._seq = 0
         self.reset(keep_endpoints=False)
-        for family in FAMILIES.values():
-            if family.start:
-                family.start(self)
         if config.state_file and os.path.exists(config.state_file):
             self.load(config.state_file)
 
     # ── bookkeeping ────────────────────────────────────────────────────────────
 
     def reset(self, *, keep_endpoints: bool = True) -> None:
-        """Forget every object; keep the accounts and what the families keep (endpoints)."""
+        """Forget every object; keep the accounts and what the families keep (endpoints), and
+        put back what each family starts with (the ``--forward-to`` endpoint, if deleted)."""
         with self.lock, self.scope(None):
             kept: dict[str, dict[str, dict[str, Any]]] = {}
             if keep_endpoints:
@@ -323,6 +321,9 @@ class Store:
             self.faults = []
             self.held = False
             self.clock_offset = 0.0
+            for family in FAMILIES.values():
+                if family.start:
+                    family.start(self)
             self.changed.notify_all()
 
     def now(self) -> float:

@@ -179,8 +179,10 @@ def _keep(store: Store) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def _start(store: Store) -> None:
+    """The ``--forward-to`` endpoint, unless a reset kept it."""
     config = store.config
-    if config.forward_to:
+    kept = any(e.get("_origin") == "cli" for e in store.endpoints.values())
+    if config.forward_to and not kept:
         create_endpoint(
             store,
             "test",

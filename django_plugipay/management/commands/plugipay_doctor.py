@@ -44,14 +44,13 @@ from django_plugipay.services.events import event_health
 from django_plugipay.services.payouts import left_unanswered
 from django_plugipay.services.reconcile import held_at, last_reconciled
 from django_plugipay.services.refunds import refunds_not_submitted
-from django_plugipay.services.webhook_endpoints import is_this_site
+from django_plugipay.services.webhook_endpoints import TEST_EVENT_TYPE, is_this_site
 from django_plugipay.webhooks import parse_event
 
 RECONCILE_STALE = dt.timedelta(days=1)
 #: where ``manage.py plugipay_sandbox`` listens unless told otherwise (the tutorial's address)
 SANDBOX_URL = "http://127.0.0.1:8787"
 CLOCK_SKEW_LIMIT = 30  # seconds; Plugipay refuses requests and webhooks beyond 300
-PING_TYPE = "plugipay.doctor.ping.v1"
 #: the lines about the default account's Plugipay setup (named with the account once there
 #: are several)
 REMOTE_CHECKS = ("credentials", "clock", "webhook URL", "webhook endpoint", "test event")
@@ -729,7 +728,10 @@ class Doctor:
             data, _meta = self.client.request(
                 "POST",
                 "/events/trigger",
-                json_body={"type": PING_TYPE, "aggregateId": f"doctor_{uuid.uuid4().hex[:12]}"},
+                json_body={
+                    "type": TEST_EVENT_TYPE,
+                    "aggregateId": f"doctor_{uuid.uuid4().hex[:12]}",
+                },
             )
         except PlugipayError as exc:
             return Line("test event", False, f"could not trigger a test event: {exc}")
@@ -771,6 +773,16 @@ class Doctor:
 
     def _explain(self, event_id: str, delivery: dict | None) -> Line:
         url = self.endpoint["url"] if self.endpoint else "the endpoint"
+        subscribed = (self.endpoint or {}).get("events") or ["*"]
+        if delivery is None and not {"*", TEST_EVENT_TYPE} & set(subscribed):
+            return Line(
+                "test event",
+                False,
+                f"{url} is not subscribed to {TEST_EVENT_TYPE}, so Plugipay does not deliver "
+                "the test event there",
+                f"add {TEST_EVENT_TYPE} to the endpoint's events in the dashboard, or register "
+                "it again with `manage.py plugipay_webhooks create` (which subscribes to it)",
+            )
         if delivery is None:
             return Line(
                 "test event",

@@ -3,6 +3,7 @@ webhook endpoints for this site."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,17 @@ UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def duration(value: str) -> int:
-    """``90``, ``90s``, ``15m``, ``24h`` or ``7d`` in seconds."""
+    """``90``, ``90s``, ``15m``, ``24h`` or ``7d`` in seconds, at most Plugipay's 7 days (a
+    usage error otherwise, before Plugipay is asked)."""
     match = DURATION.match(value.strip())
     if match is None:
-        raise CommandError(f"{value!r} is not a duration (e.g. 3600, 15m, 24h, 7d).")
-    return int(match[1]) * UNITS[match[2]]
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration (e.g. 3600, 15m, 24h, 7d).")
+    seconds = int(match[1]) * UNITS[match[2]]
+    if seconds > endpoints.MAX_OVERLAP:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is longer than 7d, the longest Plugipay signs with an old secret too."
+        )
+    return seconds
 
 
 class Command(BaseCommand):
@@ -117,16 +124,26 @@ class Command(BaseCommand):
 
     def do_create(self, *, site_url=None, env_file=None, **options: Any) -> None:
         url = endpoints.site_webhook_url(site_url)
-        existing = [e for e in endpoints.list_endpoints() if e.get("url") == url]
+        found = endpoints.list_endpoints()
+        existing = [e for e in found if e.get("url") == url]
         if existing:
             raise CommandError(
                 f"{url} is registered already ({existing[0].get('id')}); use `rotate` for a new "
                 "secret, or `delete` it first."
             )
+        # Another endpoint of this site stays active (the sandbox's local URL beside
+        # --site-url, say): its deliveries still need the secrets accepted now.
+        others = [e for e in found if endpoints.is_this_site(str(e.get("url"))) and _active(e)]
         created = endpoints.create_endpoint(url=url)
         events = created.get("events") or []
         self.stdout.write(f"Created {created['id']} for {url} ({len(events)} event types).")
-        self._write_secret(self._secret(created), [], env_file)
+        keep = (_written(env_file) or app_settings.WEBHOOK_SECRETS) if others else []
+        if keep:
+            self.stdout.write(
+                f"{', '.join(str(e.get('id')) for e in others)} of this site stays active: "
+                "its secrets are kept after the new one; delete it to keep the new one alone."
+            )
+        self._write_secret(self._secret(created), keep, env_file)
 
     def do_rotate(
         self, *, endpoint_id=None, site_url=None, overlap, finish=False, env_file=None, **options
@@ -151,7 +168,10 @@ class Command(BaseCommand):
                 else "The old secret no longer signs deliveries."
             )
         )
-        self._write_secret(self._secret(rotated), app_settings.WEBHOOK_SECRETS, env_file)
+        # the secrets accepted now: the file's when it has them (this process may not have
+        # loaded it), else the settings'
+        current = _written(env_file) or app_settings.WEBHOOK_SECRETS
+        self._write_secret(self._secret(rotated), current, env_file)
 
     def do_enable(self, **options: Any) -> None:
         self._set_active(True, **options)
@@ -216,6 +236,11 @@ class Command(BaseCommand):
                 f"{ENV_NAME}: the site keeps verifying with it. Put {value.split(',')} there "
                 f"instead, or remove that key and have the site's environment load {env_file}."
             )
+
+
+def _active(endpoint: dict[str, Any]) -> bool:
+    status = endpoint.get("status")
+    return status == "active" if status else bool(endpoint.get("active", True))
 
 
 def _written(env_file: str | None) -> list[str]:
