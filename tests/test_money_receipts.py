@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from django.utils import timezone
 
-from django_plugipay import services
+from django_plugipay import datetimes, services
 from django_plugipay.accounts import acting_for
 from django_plugipay.client import get_client
 from django_plugipay.exceptions import TransientError
@@ -298,3 +299,67 @@ def test_an_idempotency_key_is_the_accounts_own(two_accounts):
     assert (ours.account.alias, theirs.account.alias) == ("default", "merchant")
     again = services.create_payout(amount=10_000, idempotency_key="k-1", account="merchant")
     assert again.replayed and again.pk == theirs.pk
+
+
+class _AMonthLater:
+    """``django.utils.timezone`` as the payouts service sees it a month from now."""
+
+    def __getattr__(self, name):
+        return getattr(timezone, name)
+
+    @staticmethod
+    def now():
+        return timezone.now() + dt.timedelta(days=30)
+
+
+def test_the_first_receipts_sync_does_not_announce_receipts_issued_long_ago(
+    plugipay_sandbox, signal_log, settings, monkeypatch
+):
+    """A shop live on Plugipay before it synced receipts (an upgrade, or ``SYNC_RECEIPTS``
+    turned on later): the first sync mirrors every receipt Plugipay issued, but sends
+    ``receipt_issued`` only for those of the last day, so a receiver that e-mails receipts
+    does not mail every past buyer again. Later syncs announce each new receipt."""
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "SYNC_RECEIPTS": False}  # before the upgrade
+    for amount in (10_000, 20_000):
+        plugipay_sandbox.paid_payment(amount=amount)
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "SYNC_RECEIPTS": True}
+    monkeypatch.setattr(payouts, "timezone", _AMonthLater())
+    services.sync_receipts()
+    assert Receipt.objects.count() == 2 and issued(signal_log) == []
+    monkeypatch.undo()
+    monkeypatch.setattr(payouts, "sync_receipts_soon", lambda source_id: None)
+    plugipay_sandbox.paid_payment(amount=30_000)
+    [new] = services.sync_receipts()
+    assert issued(signal_log) == [new.plugipay_id]
+
+
+def test_a_ledger_sync_since_a_moment_leaves_the_cursor_where_it_was(plugipay_sandbox):
+    """``sync_ledger(since=…)`` reads the entries posted since that moment and leaves the
+    cursor alone: entries between the cursor and that moment, which it did not read, are
+    mirrored by the next sync."""
+    plugipay_sandbox.paid_payment(amount=10_000)
+    assert services.sync_ledger() > 0
+    plugipay_sandbox.paid_payment(amount=20_000)
+    between = {e["id"] for e in get_client().list_ledger_entries(order="desc", limit=100)}
+    between -= set(LedgerEntry.objects.values_list("plugipay_id", flat=True))
+    plugipay_sandbox.advance(3600)
+    plugipay_sandbox.paid_payment(amount=30_000)
+    newest = next(iter(get_client().list_ledger_entries(order="desc", limit=100)))
+    services.sync_ledger(since=datetimes.parse(newest["postedAt"]) - dt.timedelta(minutes=1))
+    services.sync_ledger()
+    mirrored = set(LedgerEntry.objects.values_list("plugipay_id", flat=True))
+    assert between and between <= mirrored, sorted(between - mirrored)
+
+
+@pytest.mark.django_db
+def test_a_receipt_without_a_ppn_split_is_all_subtotal():
+    """Plugipay splits a receipt into ``subtotal`` and ``taxAmount`` only with PPN
+    configured; without the split the whole amount is the subtotal, so the two add up to the
+    total as on a receipt with PPN."""
+    from django_plugipay.resources.money import RECEIPT
+    from django_plugipay.services.apply import advance
+
+    plain = {"id": "rcpt_plain", "sourceType": "checkout_session", "sourceId": "cs_plain"}
+    receipt = advance(RECEIPT, {**plain, "amount": 50_000, "currency": "IDR"})
+    receipt.refresh_from_db()
+    assert (receipt.amount, receipt.subtotal, receipt.tax_amount) == (50_000, 50_000, 0)

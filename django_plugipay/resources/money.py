@@ -7,8 +7,10 @@ entry stands alone.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.db import models
@@ -138,6 +140,25 @@ class PayoutSpec(ResourceSpec):
         return Payout.objects.locking().exclude(plugipay_id=None)
 
 
+#: Receipts issued before this instant are mirrored without ``receipt_issued`` (see
+#: :func:`announcing_since`); None: every new one is announced.
+_announced_since: contextvars.ContextVar[dt.datetime | None] = contextvars.ContextVar(
+    "plugipay_receipts_announced_since", default=None
+)
+
+
+@contextlib.contextmanager
+def announcing_since(moment: dt.datetime) -> Iterator[None]:
+    """Mirror receipts issued before ``moment`` without sending ``receipt_issued`` (an
+    account's first receipts sync reads every receipt Plugipay ever issued: its buyers had
+    theirs long ago, and a receiver that e-mails receipts must not mail them again)."""
+    token = _announced_since.set(moment)
+    try:
+        yield
+    finally:
+        _announced_since.reset(token)
+
+
 class ReceiptSpec(ResourceSpec):
     """A receipt: issued by Plugipay once, never changed but for being e-mailed."""
 
@@ -182,6 +203,14 @@ class ReceiptSpec(ResourceSpec):
         "emailedAt": None,
     }
 
+    def read(self, obj, action=None):
+        """A receipt without PPN carries no split (plugipay-api.md §10.8): its whole amount
+        is the subtotal, so subtotal and tax add up to the total either way."""
+        values, refs = super().read(obj, action)
+        if obj.get("subtotal") is None:
+            values["subtotal"] = max(values["amount"] - values["tax_amount"], 0)
+        return values, refs
+
     def lock_parent(self, values, refs, context) -> None:
         if values["source_type"] == "invoice" and values["source_id"]:
             values["invoice_id"] = (  # the acting account's invoice, never another's
@@ -196,8 +225,12 @@ class ReceiptSpec(ResourceSpec):
         return row.pk
 
     def transitions(self, row, moved_to, before) -> list:
-        """``receipt_issued`` when the receipt is first mirrored, never again."""
-        return [signals.receipt_issued] if before is None else []
+        """``receipt_issued`` when the receipt is first mirrored, never again (nor for one
+        issued before :func:`announcing_since`'s moment)."""
+        since = _announced_since.get()
+        if before is not None or (since and row.issued_at and row.issued_at < since):
+            return []
+        return [signals.receipt_issued]
 
     def fetch(self, plugipay_id: str) -> Mapping[str, Any]:
         return get_client().get_receipt(plugipay_id)

@@ -15,6 +15,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import requests
@@ -43,7 +44,13 @@ from django_plugipay.models import (
     SyncCursor,
 )
 from django_plugipay.money import check_amount, format_amount
-from django_plugipay.resources.money import LEDGER_ENTRY, MARK_ACTIONS, PAYOUT, RECEIPT
+from django_plugipay.resources.money import (
+    LEDGER_ENTRY,
+    MARK_ACTIONS,
+    PAYOUT,
+    RECEIPT,
+    announcing_since,
+)
 from django_plugipay.services._queue import enqueue
 from django_plugipay.services.apply import advance, move, sends_unsent, sync_object
 
@@ -808,13 +815,15 @@ def _newest_first(pages: Iterator[dict], known: str, since) -> list[dict]:
 
 
 def _list_sync(name: str, items: Iterator[dict], spec, since) -> list[Any]:
+    """Mirror the items listed newest first down to the cursor (or to ``since``: then the
+    cursor stays where it is, as the items between it and ``since`` were not read)."""
     cursor, _created = SyncCursor.objects.get_or_create(name=name, account_id=current_account_pk())
     known = "" if since is not None else cursor.last_event_id
     fresh = _newest_first(items, known, since)
     rows = []
     for obj in reversed(fresh):  # oldest first: the cursor moves forward only
         rows.append(advance(spec, obj))
-    if fresh:
+    if fresh and since is None:
         newest = fresh[0]
         stamp = datetimes.parse(newest.get("postedAt") or newest.get("issuedAt") or "")
         SyncCursor.objects.filter(pk=cursor.pk).update(
@@ -844,7 +853,16 @@ def sync_receipts(*, since=None, source_id: str | None = None) -> list[Receipt]:
         page = itertools.islice(items, PAGE_SIZE)
         return [advance(RECEIPT, obj) for obj in page if obj.get("sourceId") == source_id]
     items = client.list_receipts(order="desc", limit=PAGE_SIZE)
-    return _list_sync(RECEIPTS_CURSOR, items, RECEIPT, since)
+    first = (
+        not SyncCursor.objects.filter(name=RECEIPTS_CURSOR, account_id=current_account_pk())
+        .exclude(last_event_id="")
+        .exists()
+    )
+    # The account's first sync reads every receipt ever issued: only those of the last
+    # RECEIPT_WINDOW (this project's own recent sales among them) are announced.
+    quiet = announcing_since(timezone.now() - RECEIPT_WINDOW) if first else nullcontext()
+    with quiet:
+        return _list_sync(RECEIPTS_CURSOR, items, RECEIPT, since)
 
 
 # ── receipts arriving by themselves ───────────────────────────────────────────────
