@@ -11,7 +11,8 @@ from django.utils import timezone
 from django_plugipay import services, signals
 from django_plugipay.client import get_client
 from django_plugipay.exceptions import APIError, PayoutError, TransientError
-from django_plugipay.models import Delivery, LedgerEntry, Payout, Receipt
+from django_plugipay.models import Delivery, LedgerEntry, Payout, Receipt, SyncCursor
+from django_plugipay.services import payouts
 from django_plugipay.services.payouts import ledger_is_balanced
 
 BANK = {
@@ -267,6 +268,27 @@ def test_plugipay_sync_money_mirrors_the_ledger_and_receipts_since_its_last_run(
     call_command("plugipay_sync", "--money", stdout=out)
     assert "ledger entries synced: 0; receipts synced: 0." in out.getvalue()
     assert count(signal_log, "receipt_issued") == 1
+
+
+def test_plugipay_sync_money_dry_run_only_reads(plugipay_sandbox, signal_log, monkeypatch):
+    """``plugipay_sync --money --dry-run`` says what a sync would mirror and changes
+    nothing: no row, no cursor moved, no ``receipt_issued``; the sync after it mirrors it."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    monkeypatch.setattr(payouts, "sync_receipts_soon", lambda source_id: None)
+    plugipay_sandbox.paid_payment(amount=40_000)
+    out = StringIO()
+    call_command("plugipay_sync", "--money", "--dry-run", stdout=out)
+    assert not LedgerEntry.objects.exists() and not Receipt.objects.exists()
+    assert not SyncCursor.objects.exclude(last_event_id="").exists()
+    assert count(signal_log, "receipt_issued") == 0
+    waiting = services.unsynced_money()
+    assert waiting["ledger"] > 0 and waiting["receipts"] == 1
+    assert f"would be synced: {waiting['ledger']}; receipts: 1." in out.getvalue()
+    call_command("plugipay_sync", "--money", stdout=out)
+    assert LedgerEntry.objects.count() == waiting["ledger"] and Receipt.objects.count() == 1
 
 
 # ── a payout whose create answer was lost ─────────────────────────────────────

@@ -58,6 +58,7 @@ from django_plugipay.services.payouts import (
     sync_payout,
     sync_receipts,
     sync_receipts_soon,
+    unsynced_money,
 )
 from django_plugipay.services.plans import EnsuredPlan, ensure_plans
 from django_plugipay.services.reconcile import ReconcileResult, reconcile
@@ -105,6 +106,7 @@ __all__ = [
     "sync_ledger",
     "sync_payout",
     "sync_receipts",
+    "unsynced_money",
     "apply_queued_events",
     "apply_recorded_event",
     "cancel_checkout_session",

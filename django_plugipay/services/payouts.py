@@ -804,6 +804,7 @@ def _newest_first(pages: Iterator[dict], known: str, since) -> list[dict]:
     """The items before the first one already known (``known``: the cursor's id) or older
     than ``since``, newest first as listed."""
     fresh = []
+    since = datetimes.to_utc(since) if since is not None else None  # naive: project time
     for item in pages:
         if known and item.get("id") == known:
             break
@@ -831,6 +832,28 @@ def _list_sync(name: str, items: Iterator[dict], spec, since) -> list[Any]:
             occurred_at=datetimes.to_project(stamp) if stamp else cursor.occurred_at,
         )
     return rows
+
+
+def _unsynced(name: str, items: Iterator[dict], since) -> int:
+    cursor = SyncCursor.objects.filter(name=name, account_id=current_account_pk()).first()
+    known = "" if since is not None or cursor is None else cursor.last_event_id
+    return len(_newest_first(items, known, since))
+
+
+@takes_account
+def unsynced_money(*, since=None) -> dict[str, int]:
+    """How many ledger entries and receipts the next :func:`sync_ledger` and
+    :func:`sync_receipts` would mirror (``{"ledger": n, "receipts": m}``); reads, writes
+    nothing (``plugipay_sync --money --dry-run``)."""
+    client = get_client()
+    return {
+        "ledger": _unsynced(
+            LEDGER_CURSOR, client.list_ledger_entries(order="desc", limit=PAGE_SIZE), since
+        ),
+        "receipts": _unsynced(
+            RECEIPTS_CURSOR, client.list_receipts(order="desc", limit=PAGE_SIZE), since
+        ),
+    }
 
 
 @takes_account

@@ -78,7 +78,7 @@ class Command(BaseCommand):
             try:
                 with accounts.acting_for(alias):
                     if money:
-                        self._money()
+                        self._money(start, dry_run)
                     else:
                         unsent += self._reconcile(start, dry_run, options.get("verbosity", 1))
             except (PlugipayError, DatabaseError) as exc:
@@ -97,9 +97,16 @@ class Command(BaseCommand):
                 "the broker answers."
             )
 
-    def _money(self) -> None:
-        entries = services.sync_ledger()
-        receipts = services.sync_receipts()
+    def _money(self, start, dry_run: bool) -> None:
+        if dry_run:  # read only: no row, no cursor, no receipt_issued
+            waiting = services.unsynced_money(since=start)
+            self.stdout.write(
+                f"{self.prefix}Money (dry run): ledger entries that would be synced: "
+                f"{waiting['ledger']}; receipts: {waiting['receipts']}."
+            )
+            return
+        entries = services.sync_ledger(since=start)
+        receipts = services.sync_receipts(since=start)
         self.stdout.write(
             self.style.SUCCESS(
                 f"{self.prefix}Money: ledger entries synced: {entries}; receipts synced: "
