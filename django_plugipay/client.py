@@ -186,6 +186,11 @@ class PlugipayClient:
         while True:
             try:
                 return self._send(method, signed_path, body, idempotency_key)
+            except APIError as exc:
+                # after an attempt that got no answer, a refusal may not be the whole story:
+                # that attempt may have made what this one was refused (a 401 after a timeout)
+                exc.after_retry = attempt > 0
+                raise
             except TransientError as exc:
                 if attempt >= self.max_retries:
                     raise

@@ -40,7 +40,14 @@ class PlugipayError(Exception):
 
 
 class APIError(PlugipayError):
-    """Plugipay refused the request (4xx); retrying the same request will not help."""
+    """Plugipay refused the request (4xx); retrying the same request will not help.
+
+    ``after_retry``: the client sent the request again after an attempt that got no answer,
+    which may have been carried out (only a refusal that reads the request, a 400 or 422,
+    says the earlier attempt made nothing: a replay of the same key would have answered it).
+    """
+
+    after_retry = False
 
 
 class TransientError(PlugipayError):

@@ -500,3 +500,43 @@ def test_canceling_a_one_off_never_made_leaves_another_payout_at_plugipay_alone(
     services.cancel_payout(payout=row)
     remote = dict(remote_payouts(plugipay_sandbox))
     assert remote[other["id"]] == "pending", remote
+
+
+def test_a_refusal_of_the_clients_own_retry_keeps_the_payout_its_first_attempt_made(
+    plugipay_sandbox, settings, monkeypatch
+):
+    """The client's first attempt made the payout and its answer was lost; its retry is
+    refused before Plugipay reads it (a 401: a key rotated, a clock off). The row keeps its
+    key, marked unanswered, for ``submit_payout`` to settle; it is not deleted as if nothing
+    had been paid out. A 401 on a first attempt still leaves no row."""
+    from django_plugipay.exceptions import APIError
+
+    plugipay_sandbox.paid_payment(amount=250_000)
+    test_money_out.save_bank_account()
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "MAX_RETRIES": 2}
+    funds = services.balance()
+    monkeypatch.setattr(payouts, "balance", lambda **kw: funds)
+    monkeypatch.setattr("django_plugipay.client.time.sleep", lambda seconds: None)
+    plugipay_sandbox.fault("drop_after_commit", count=1, path_prefix="/api/v1/payouts")
+    original, attempts = PlugipayClient._send, []
+
+    def send(self, method, path, body, key):
+        if method == "POST" and path.endswith("/payouts"):
+            attempts.append(key)
+            if len(attempts) in (2, 3):
+                raise APIError("Invalid signature.", status=401, code="unauthorized")
+        return original(self, method, path, body, key)
+
+    monkeypatch.setattr(PlugipayClient, "_send", send)
+    with pytest.raises(PayoutError):
+        services.create_payout(amount=60_000, idempotency_key="weekly-12")
+    [(_made, status)] = remote_payouts(plugipay_sandbox)
+    assert status == "pending"  # Plugipay holds the money in a live payout
+    row = Payout.objects.get(idempotency_key="weekly-12")
+    assert (row.status, row.failure_code) == ("pending", payouts.NO_ANSWER)
+    with pytest.raises(PayoutError):  # a first attempt refused: nothing made, no row
+        services.create_payout(amount=10_000, idempotency_key="weekly-13")
+    assert not Payout.objects.filter(idempotency_key="weekly-13").exists()
+    monkeypatch.setattr(PlugipayClient, "_send", original)
+    settled = services.submit_payout(row)
+    assert settled.plugipay_id == _made and settled.status == "pending"

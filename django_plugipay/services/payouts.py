@@ -470,6 +470,12 @@ def _submit(payout: Payout, inline: Mapping[str, str]) -> Payout:
             _body(payout, inline), idempotency_key=payout.idempotency_key
         )
     except APIError as exc:
+        if exc.after_retry and exc.status not in REFUSALS:
+            # the client's own retry after an unanswered attempt, refused before Plugipay read
+            # it (credentials, clock, a 409): that attempt may have made the payout, so the
+            # row keeps its key, unanswered, as a send again refused so does
+            _note_no_answer(payout)
+            raise PayoutError(exc.message, code=exc.code, status=exc.status) from exc
         # Refused outright: nothing was created at Plugipay; the request leaves no row.
         Payout.objects.filter(pk=payout.pk, plugipay_id=None).delete()
         raise PayoutError(exc.message, code=exc.code, status=exc.status, field=exc.field) from exc
