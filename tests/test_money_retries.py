@@ -540,3 +540,30 @@ def test_a_refusal_of_the_clients_own_retry_keeps_the_payout_its_first_attempt_m
     monkeypatch.setattr(PlugipayClient, "_send", original)
     settled = services.submit_payout(row)
     assert settled.plugipay_id == _made and settled.status == "pending"
+
+
+@pytest.mark.parametrize(
+    "act",
+    [
+        lambda row: services.cancel_payout(payout=row),
+        lambda row: services.sync_payout(payout=row, send=True),
+        lambda row: services.submit_payout(row),
+    ],
+    ids=["cancel", "resync", "submit"],
+)
+def test_a_payout_merged_into_its_webhooks_row_is_acted_on_there(plugipay_sandbox, funded, act):
+    """A payout whose answer was lost and whose webhook made a row of its own is merged into
+    that row when settled (its own row deleted). Code still holding its row from before (a
+    list read a moment earlier) that cancels, re-syncs or submits it acts on the merged row,
+    the live payout; it is not told "Plugipay refused it, and nothing was paid out"."""
+    plugipay_sandbox.hold()
+    row = lose_the_answer(plugipay_sandbox, 45_000)
+    stale = Payout.objects.get(pk=row.pk)
+    plugipay_sandbox.release()
+    plugipay_sandbox.flush()
+    services.submit_payout(row)  # merged: the request's row gone, its key on the other
+    [(made, status)] = remote_payouts(plugipay_sandbox)
+    assert status == "pending"
+    assert Payout.objects.get(idempotency_key=row.idempotency_key).plugipay_id == made
+    assert not Payout.objects.filter(pk=stale.pk).exists()
+    assert act(stale).plugipay_id == made

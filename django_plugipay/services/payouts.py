@@ -14,7 +14,7 @@ import datetime as dt
 import itertools
 import logging
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from typing import Any
 
@@ -325,14 +325,35 @@ def _replayed(payout: Payout, inline: Mapping[str, str]) -> Payout:
     try:
         row, act = _settle(payout, inline, replay=True)
     except Payout.DoesNotExist:
-        merged = Payout.objects.filter(
-            account_id=payout.account_id, idempotency_key=payout.idempotency_key
-        ).first()
+        merged = _merged_into(payout)
         if merged is None:
             raise
         row, act = merged, "done"
     row.replayed = act == "done"
     return row
+
+
+def _merged_into(payout: Payout) -> Payout | None:
+    """The row that holds ``payout``'s key now that its own is gone: the one its webhook made
+    while its answer was lost, which settling merged it into (see :func:`_merge`)."""
+    if not payout.idempotency_key:
+        return None
+    return Payout.objects.filter(
+        account_id=payout.account_id, idempotency_key=payout.idempotency_key
+    ).first()
+
+
+def _on_its_row(act: Callable[[Payout], Payout], payout: Payout) -> Payout:
+    """``act(payout)``, or, the row merged meanwhile into the one its webhook made (code
+    holding the row from before: a list, a loop), ``act`` on that row: a live payout, not
+    one "refused, nothing paid out"."""
+    try:
+        return act(payout)
+    except PayoutGone:
+        merged = _merged_into(payout)
+        if merged is None:
+            raise
+        return act(merged)
 
 
 def left_unanswered() -> QuerySet[Payout]:
@@ -370,7 +391,7 @@ def submit_payout(payout: Payout) -> Payout:
     else marked ``failed`` with ``failure_code`` :data:`NOT_AT_PLUGIPAY`. A canceled or failed
     row is refused with :class:`PayoutError`, as is a one-off payout that was never sent
     (its bank details were not kept)."""
-    return _settle(payout, {})[0]
+    return _on_its_row(lambda row: _settle(row, {})[0], payout)
 
 
 def _settle(
@@ -677,6 +698,10 @@ def sync_payout(*, payout: Payout, send: bool = False) -> Payout:
     settled by :func:`submit_payout` — which may send it — only with ``send`` True (the
     caller may pay out); else :class:`PayoutError` ``not_submitted``. One that ended here
     (canceled, failed) is returned as it is."""
+    return _on_its_row(lambda row: _sync_payout(row, send), payout)
+
+
+def _sync_payout(payout: Payout, send: bool) -> Payout:
     try:
         payout.refresh_from_db(fields=["status", "plugipay_id"])  # a stale row is not sent
     except Payout.DoesNotExist:
@@ -709,6 +734,10 @@ def cancel_payout(*, payout: Payout) -> Payout:
     that was sent may exist there: within the idempotency window it is sent again with its
     key to learn its id (made now if it never arrived), past it looked for; then it is
     canceled at Plugipay. Refused when sent again, or not found, it is canceled here."""
+    return _on_its_row(_cancel_payout, payout)
+
+
+def _cancel_payout(payout: Payout) -> Payout:
     if not payout.plugipay_id:
         row, act = run_atomic(_claim_unsent, payout.pk, canceling=True)
         if act == "send":
