@@ -450,3 +450,25 @@ def test_a_page_confirmed_again_with_another_amount_after_its_payout_keeps_it(cl
     said = " ".join(str(m) for m in again.context["messages"])
     assert "already made a payout" in said and "Idempotency-Key" not in said, said
     assert list(Payout.objects.values_list("amount", flat=True)) == [100_000]
+
+
+def test_confirming_again_while_the_first_send_waits_says_it_has_no_answer_yet(
+    client, plugipay_sandbox, funded
+):
+    """The page's first confirmation stored its payout and is still waiting for Plugipay
+    (or its process died mid-send). Confirming the page again sends nothing, and says the
+    payout has no answer from Plugipay yet, not that it "was already made"."""
+    client.force_login(staff("manage_payout"))
+    url = reverse("admin:django_plugipay_payout_new")
+    token = token_of(client.get(url))
+    Payout.objects.create(  # what the first confirmation stored before calling Plugipay
+        amount=100_000,
+        note="Minggu 1",
+        idempotency_key=f"admin_{token}",
+        submitted_at=timezone.now(),
+    )
+    confirm = {"stage": "confirm", "amount": "100000", "note": "Minggu 1", "plugipay_token": token}
+    page = client.post(url, confirm, follow=True)
+    said = " ".join(str(m) for m in page.context["messages"])
+    assert "has no answer yet; nothing was sent again" in said and "already made" not in said
+    assert plugipay_sandbox.state()["payouts"] == []

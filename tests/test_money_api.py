@@ -152,3 +152,28 @@ def test_a_payout_without_a_saved_bank_account_is_refused_in_the_clerks_language
         ]
     }
     assert not Payout.objects.exists()
+
+
+def test_a_retried_payout_plugipay_refuses_is_answered_as_a_refusal(
+    plugipay_sandbox, funded, settings, monkeypatch
+):
+    """The first POST got a 5xx and nothing was made (502); the balance is then used by
+    another payout, and the client's retry with its Idempotency-Key is refused by Plugipay.
+    The retry is answered 400 with Plugipay's reason, as the same refusal of a first send
+    is, not 201 Created with a failed payout."""
+    from django_plugipay.client import get_client
+    from django_plugipay.services import payouts
+    from tests.test_money_out import remote_payouts
+
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "MAX_RETRIES": 0}
+    monkeypatch.setattr(payouts, "balance", lambda **kw: funded)  # the fault: the create only
+    manager = client_for(staff_with("manage_payout"))
+    headers = {"HTTP_IDEMPOTENCY_KEY": "weekly-77"}
+    plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
+    first = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
+    assert first.status_code == 502 and remote_payouts(plugipay_sandbox) == []
+    get_client().create_payout({"amount": funded.available - 10_000})  # the balance, used
+    again = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
+    assert again.status_code == 400, (again.status_code, again.json())
+    assert "Plugipay refused the payout" in str(again.json())
+    assert Payout.objects.get(idempotency_key__endswith="weekly-77").status == "failed"

@@ -404,6 +404,15 @@ class PayoutAdmin(MirrorAdmin):
             }
             self.message_user(request, said, messages.ERROR)
             return redirect(changelist)
+        if payout.replayed and not payout.plugipay_id:
+            # the first confirmation's send is still waiting for Plugipay (or its process
+            # died mid-send): nothing says Plugipay has it yet
+            said = _(
+                "This page's payout of %(amount)s was sent to Plugipay moments ago and has no "
+                "answer yet; nothing was sent again. Its row in the list shows where it is."
+            ) % {"amount": amount}
+            self.message_user(request, said, messages.WARNING)
+            return redirect(changelist)
         if payout.replayed:
             said = _(
                 "This payout of %(amount)s was already made from this page; nothing was sent again."
