@@ -472,3 +472,19 @@ def test_confirming_again_while_the_first_send_waits_says_it_has_no_answer_yet(
     said = " ".join(str(m) for m in page.context["messages"])
     assert "has no answer yet; nothing was sent again" in said and "already made" not in said
     assert plugipay_sandbox.state()["payouts"] == []
+
+
+def test_a_bank_reference_longer_than_a_payout_keeps_is_a_form_error(client, funded):
+    """A bank reference is at most 255 characters (the payout's column, the API's field):
+    a longer one is said on the form, before Plugipay is asked; a reason why a payout failed
+    may be 500 long."""
+    payout = services.create_payout(amount=50_000)
+    client.force_login(staff("manage_payout"))
+    selected = {"_selected_action": [payout.pk], "post": "yes"}
+    page = client.post(PAYOUTS, {**selected, "action": "mark_in_transit", "text": "R" * 256})
+    assert page.status_code == 200 and "at most 255 characters" in page.content.decode()
+    payout.refresh_from_db()
+    assert payout.status == "pending"
+    client.post(PAYOUTS, {**selected, "action": "mark_in_transit", "text": "R" * 255})
+    payout.refresh_from_db()
+    assert (payout.status, len(payout.reference)) == ("in_transit", 255)

@@ -4,6 +4,7 @@ transitions, the read-only ledger with its CSV export, and receipts."""
 from __future__ import annotations
 
 import csv
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -90,7 +91,14 @@ class NewPayoutForm(forms.Form):
 
 
 class MarkForm(forms.Form):
+    """The bank's reference (a payout's ``reference``: 255 characters) or why it failed (500,
+    as the API takes them)."""
+
     text = forms.CharField(required=False, max_length=500)
+
+    def __init__(self, *args: Any, limit: int = 500, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["text"] = forms.CharField(required=False, max_length=limit)
 
 
 #: action name → (status reached, title, the text input's label, whether it is required)
@@ -120,7 +128,10 @@ def _mark_view(modeladmin, request, queryset, action: str):
     """A confirmation page for one manual transition (with the bank's reference, or the
     failure reason); on "Yes", each payout is moved at Plugipay and the counts reported."""
     status, title, label, required = MARKS[action]
-    form = MarkForm(request.POST if request.POST.get("post") == "yes" else None)
+    form = MarkForm(
+        request.POST if request.POST.get("post") == "yes" else None,
+        limit=500 if action == "mark_failed" else 255,
+    )
     form.fields["text"].label, form.fields["text"].required = label, required
     if form.is_bound and form.is_valid():
         text = form.cleaned_data["text"] or None
