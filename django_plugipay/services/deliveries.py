@@ -283,16 +283,13 @@ def run_deliveries(
             lambda: run_deliveries(force=force, limit=limit), what="deliveries"
         )
         return sum(each.values())
-    if only is not None:  # what a commit queued: claimed without reading the due ids first
-        ids = sorted(set(only))
-    else:
-        due = accounts.own(Delivery.objects.due(timezone.now(), force=force))
-        ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True))
-    ran, position = 0, 0
-    while position < len(ids) and (limit is None or ran < limit):
-        size = CLAIM_CHUNK if limit is None else min(CLAIM_CHUNK, limit - ran)
-        chunk, position = ids[position : position + size], position + size
-        claimed = _claim(chunk, force)
+    # what a commit queued is claimed without reading the due ids first
+    chunks = _chunks(sorted(set(only)), CLAIM_CHUNK) if only is not None else _due_chunks(force)
+    ran = 0
+    for chunk in chunks:
+        if limit is not None and ran >= limit:
+            break
+        claimed = _claim(chunk[: None if limit is None else limit - ran], force)
         # Objects read afresh, once per object for the chunk (a second delivery for the same
         # object reads it again, after the first receiver ran).
         first = _instances(claimed)
@@ -303,9 +300,77 @@ def run_deliveries(
                 held = _renew(claimed[n:])
                 if delivery.pk not in held:
                     continue
-            _run(delivery, first.pop((delivery.content_type_id, delivery.object_id), _UNREAD))
+            try:
+                _run(delivery, first.pop((delivery.content_type_id, delivery.object_id), _UNREAD))
+            except BaseException:
+                # the process is going (SystemExit, a cancellation): what it claimed and did
+                # not start waits for the next runner, its attempt not counted
+                _release(claimed[n + 1 :])
+                raise
             ran += 1
     return ran
+
+
+def _chunks(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def _due_chunks(force: bool) -> list[list[int]]:
+    """The acting account's due deliveries in claims: those waiting (by due time) in chunks,
+    then those whose runner died (an expired lease) one by one, the fewest attempts first.
+
+    A receiver that kills its process on every attempt (a hard time limit, the OOM killer)
+    is thus taken over alone, never again with deliveries it would keep from running; after
+    ``DELIVERY_MAX_ATTEMPTS`` such attempts it is ``dead`` (``force`` tries it once more)."""
+    now = timezone.now()
+    due = accounts.own(Delivery.objects.due(now, force=force))
+    waiting = list(
+        due.exclude(status=DeliveryStatus.RUNNING)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    crashed = due.filter(status=DeliveryStatus.RUNNING)
+    if not force:
+        _give_up_crashed(crashed.filter(attempts__gte=app_settings.DELIVERY_MAX_ATTEMPTS), now)
+    taken_over = crashed.order_by("attempts", "pk").values_list("pk", flat=True)
+    return [*_chunks(waiting, CLAIM_CHUNK), *([pk] for pk in taken_over)]
+
+
+def _give_up_crashed(rows: models.QuerySet[Delivery], now: dt.datetime) -> None:
+    """Mark ``dead`` the deliveries whose runner died on their last allowed attempt."""
+    for delivery in rows:
+        message = (
+            f"The process running attempt {delivery.attempts} ended before the receiver "
+            "returned (killed, timed out, or out of memory): given up."
+        )
+        if Delivery.objects.filter(
+            pk=delivery.pk,
+            status=DeliveryStatus.RUNNING,
+            attempts=delivery.attempts,
+            leased_until=delivery.leased_until,
+        ).update(status=DeliveryStatus.DEAD, leased_until=None, last_error=message, updated_at=now):
+            logger.error(
+                "plugipay delivery %s (%s) given up: %s",
+                delivery.pk,
+                delivery.receiver,
+                message,
+                extra={"delivery_id": delivery.pk, "receiver": delivery.receiver},
+            )
+
+
+def _release(claimed: list[Delivery]) -> None:
+    """Give back deliveries this runner claimed and never started: due again now, the
+    attempt they were claimed for not counted. Never raises (the process is going)."""
+    for delivery in claimed:
+        try:
+            _current(delivery).filter(leased_until=delivery.leased_until).update(
+                status=DeliveryStatus.FAILED if delivery.attempts > 1 else DeliveryStatus.PENDING,
+                attempts=F("attempts") - 1,
+                leased_until=None,
+                next_attempt_at=timezone.now(),
+            )
+        except Exception:  # noqa: BLE001 - the lease runs out and the sweeper takes it over
+            logger.warning("plugipay delivery %s not released", delivery.pk, exc_info=True)
 
 
 def _lease_left(delivery: Delivery) -> float:
@@ -516,28 +581,47 @@ def _succeeded_sql(connection) -> str:
     )
 
 
+def _storable(text: str) -> str:
+    """``text`` as any database can store it: no NUL, no lone surrogate (both escaped)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _error_text(exc: BaseException) -> tuple[str, str]:
+    """A receiver's error and traceback as stored: whatever the exception's ``str()`` holds
+    or raises, the failure is recorded."""
+    try:
+        said = f"{type(exc).__name__}: {exc}"
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails
+        said = f"{type(exc).__name__}: {exc.args!r}"
+    try:
+        trace = "".join(traceback.format_exception(exc))
+    except Exception:  # noqa: BLE001
+        trace = said
+    return _storable(said)[:2000], _storable(trace)[-20000:]
+
+
 def _record_failure(delivery: Delivery, exc: Exception, extra: dict[str, Any]) -> None:
     now = timezone.now()
     dead = delivery.attempts >= app_settings.DELIVERY_MAX_ATTEMPTS
+    said, trace = _error_text(exc)
     run_atomic(
         lambda: _current(delivery).update(
             status=DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED,
             next_attempt_at=None if dead else now + backoff(delivery.attempts),
             leased_until=None,
-            last_error=f"{type(exc).__name__}: {exc}"[:2000],
-            last_traceback="".join(traceback.format_exception(exc))[-20000:],
+            last_error=said,
+            last_traceback=trace,
             updated_at=now,
         )
     )
     log = logger.error if dead else logger.warning
     log(
-        "plugipay delivery %s (%s) failed on attempt %s%s: %s: %s",
+        "plugipay delivery %s (%s) failed on attempt %s%s: %s",
         delivery.pk,
         delivery.receiver,
         delivery.attempts,
         ", giving up" if dead else "",
-        type(exc).__name__,
-        exc,
+        said,
         extra=extra,
         exc_info=exc,
     )
