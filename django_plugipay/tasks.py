@@ -21,7 +21,12 @@ from django_plugipay.conf import app_settings
 from django_plugipay.db import is_transient
 from django_plugipay.exceptions import TransientError
 from django_plugipay.models import CheckoutSession, Refund
-from django_plugipay.services._queue import refuse_django_task, tasks_framework, use_django_task
+from django_plugipay.services._queue import (
+    current_django_task,
+    refuse_django_task,
+    tasks_framework,
+    use_django_task,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +271,7 @@ def run_work(name: str, args: list, attempt: int = 0) -> Any:
             exc,
             extra={"task": name, "task_args": args, "attempt": attempt + 1},
         )
-        again: Any = run_task  # the Task object once defined (below)
+        again = current_django_task()
         if again.get_backend().supports_defer:
             again = again.using(run_after=timezone.now() + timedelta(seconds=delay))
         again.enqueue(name, args, attempt + 1)

@@ -147,3 +147,38 @@ def test_on_postgresql_a_nul_in_the_error_is_stored_escaped(durable):
     durable(signals.payment_succeeded, broken, name="tests.nul")
     row = Delivery.objects.get(pk=record("tests.nul").pk)
     assert row.status == "failed" and "\\x00" in row.last_error
+
+
+class _Opaque:
+    """An argument whose text cannot be had: a model instance whose ``__str__`` reads a
+    related row that is gone (``Model.__repr__`` calls ``__str__``)."""
+
+    def __str__(self):
+        raise LookupError("related row is gone")
+
+    __repr__ = __str__
+
+
+def test_an_error_neither_whose_message_nor_arguments_can_be_read_is_recorded(durable):
+    """``ValueError(instance)`` with a model whose ``__str__`` fails: neither the error's
+    text nor its arguments' can be read, and the failure is still recorded (by the error's
+    type) and the next receiver of the commit runs."""
+    shipped = []
+
+    def a_broken(sender, instance, event, delivery, **kwargs):
+        raise ValueError(_Opaque())
+
+    def b_ship(sender, instance, event, delivery, **kwargs):
+        shipped.append(instance.pk)
+
+    durable(signals.payment_succeeded, a_broken, name="tests.a_opaque")
+    durable(signals.payment_succeeded, b_ship, name="tests.b_ship_too")
+    payment = PaymentFactory(status="succeeded")
+    with transaction.atomic():
+        for name in ("tests.a_opaque", "tests.b_ship_too"):
+            deliveries.record_delivery(
+                deliveries._registry[("payment_succeeded", name)], payment, WebhookEventFactory()
+            )
+    broken = Delivery.objects.get(receiver="tests.a_opaque")
+    assert (broken.status, shipped) == ("failed", [payment.pk])
+    assert broken.last_error == "ValueError (its message could not be read)"

@@ -488,3 +488,24 @@ def test_a_bank_reference_longer_than_a_payout_keeps_is_a_form_error(client, fun
     client.post(PAYOUTS, {**selected, "action": "mark_in_transit", "text": "R" * 255})
     payout.refresh_from_db()
     assert (payout.status, len(payout.reference)) == ("in_transit", 255)
+
+
+def test_confirming_again_a_payout_canceled_meanwhile_says_it_was_canceled(
+    client, plugipay_sandbox, funded
+):
+    """The page's payout got no answer and staff canceled it here; confirming the page again
+    sends nothing and says it was canceled, not that it waits for Plugipay."""
+    client.force_login(staff("manage_payout"))
+    url = reverse("admin:django_plugipay_payout_new")
+    token = token_of(client.get(url))
+    Payout.objects.create(
+        amount=100_000,
+        note="Minggu 1",
+        idempotency_key=f"admin_{token}",
+        submitted_at=timezone.now(),
+        status="canceled",
+    )
+    confirm = {"stage": "confirm", "amount": "100000", "note": "Minggu 1", "plugipay_token": token}
+    page = client.post(url, confirm, follow=True)
+    said = " ".join(str(m) for m in page.context["messages"])
+    assert "was canceled; nothing was sent again" in said and "no answer yet" not in said

@@ -159,8 +159,8 @@ def test_a_retried_payout_plugipay_refuses_is_answered_as_a_refusal(
 ):
     """The first POST got a 5xx and nothing was made (502); the balance is then used by
     another payout, and the client's retry with its Idempotency-Key is refused by Plugipay.
-    The retry is answered 400 with Plugipay's reason, as the same refusal of a first send
-    is, not 201 Created with a failed payout."""
+    The retry, and any later one with the key, is answered 400 with Plugipay's reason, as
+    the same refusal of a first send is, not 201 Created or 200 with a failed payout."""
     from django_plugipay.client import get_client
     from django_plugipay.services import payouts
     from tests.test_money_out import remote_payouts
@@ -176,4 +176,6 @@ def test_a_retried_payout_plugipay_refuses_is_answered_as_a_refusal(
     again = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
     assert again.status_code == 400, (again.status_code, again.json())
     assert "Plugipay refused the payout" in str(again.json())
+    third = manager.post(f"{API}/payouts/", {"amount": 20_000}, format="json", **headers)
+    assert third.status_code == 400, (third.status_code, third.json())  # the same answer
     assert Payout.objects.get(idempotency_key__endswith="weekly-77").status == "failed"

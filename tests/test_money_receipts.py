@@ -301,15 +301,17 @@ def test_an_idempotency_key_is_the_accounts_own(two_accounts):
     assert again.replayed and again.pk == theirs.pk
 
 
-class _AMonthLater:
-    """``django.utils.timezone`` as the payouts service sees it a month from now."""
+class _Later:
+    """``django.utils.timezone`` as the payouts service sees it ``days`` from now."""
+
+    def __init__(self, days: float) -> None:
+        self.days = days
 
     def __getattr__(self, name):
         return getattr(timezone, name)
 
-    @staticmethod
-    def now():
-        return timezone.now() + dt.timedelta(days=30)
+    def now(self):
+        return timezone.now() + dt.timedelta(days=self.days)
 
 
 def test_the_first_receipts_sync_does_not_announce_receipts_issued_long_ago(
@@ -323,7 +325,7 @@ def test_the_first_receipts_sync_does_not_announce_receipts_issued_long_ago(
     for amount in (10_000, 20_000):
         plugipay_sandbox.paid_payment(amount=amount)
     settings.PLUGIPAY = {**settings.PLUGIPAY, "SYNC_RECEIPTS": True}
-    monkeypatch.setattr(payouts, "timezone", _AMonthLater())
+    monkeypatch.setattr(payouts, "timezone", _Later(30))
     services.sync_receipts()
     assert Receipt.objects.count() == 2 and issued(signal_log) == []
     monkeypatch.undo()
@@ -363,3 +365,32 @@ def test_a_receipt_without_a_ppn_split_is_all_subtotal():
     receipt = advance(RECEIPT, {**plain, "amount": 50_000, "currency": "IDR"})
     receipt.refresh_from_db()
     assert (receipt.amount, receipt.subtotal, receipt.tax_amount) == (50_000, 50_000, 0)
+
+
+def test_a_lost_receipt_of_an_account_that_mirrors_receipts_is_announced_when_found(
+    plugipay_sandbox, signal_log, monkeypatch
+):
+    """An account that has mirrored receipts all along (each after its session completed):
+    one receipt's sync was lost and the sweeper's day has passed; the first full sync that
+    finds it announces it, as every other one was (it is no upgrade)."""
+    plugipay_sandbox.paid_payment(amount=10_000)
+    assert len(issued(signal_log)) == 1
+    monkeypatch.setattr(payouts, "sync_receipts_soon", lambda source_id: None)  # lost
+    plugipay_sandbox.paid_payment(amount=20_000)
+    monkeypatch.setattr(payouts, "timezone", _Later(2))
+    services.sync_receipts()
+    lost = Receipt.objects.exclude(plugipay_id__in=issued(signal_log)[:1]).get()
+    assert issued(signal_log)[1:] == [lost.plugipay_id]
+
+
+def test_receipts_after_an_empty_first_sync_are_announced(
+    plugipay_sandbox, signal_log, monkeypatch
+):
+    """A new account's first full sync finds no receipt; receipts issued after it are
+    announced by a later sync, however long after (that sync is not the first)."""
+    monkeypatch.setattr(payouts, "sync_receipts_soon", lambda source_id: None)
+    assert services.sync_receipts() == []
+    plugipay_sandbox.paid_payment(amount=20_000)
+    monkeypatch.setattr(payouts, "timezone", _Later(3))
+    [new] = services.sync_receipts()
+    assert issued(signal_log) == [new.plugipay_id]

@@ -567,3 +567,30 @@ def test_a_payout_merged_into_its_webhooks_row_is_acted_on_there(plugipay_sandbo
     assert Payout.objects.get(idempotency_key=row.idempotency_key).plugipay_id == made
     assert not Payout.objects.filter(pk=stale.pk).exists()
     assert act(stale).plugipay_id == made
+
+
+def test_canceling_a_refused_payouts_row_leaves_a_later_payout_with_its_key_alone(
+    plugipay_sandbox, funded, monkeypatch
+):
+    """A payout refused outright on its first attempt leaves no row; asked again with the
+    same key, Plugipay makes it. Code still holding the refused row (a list read meanwhile)
+    that cancels it is told it is gone; the later, live payout is not canceled."""
+    from django_plugipay.exceptions import APIError
+
+    original, stale = PlugipayClient._send, []
+
+    def send(self, method, path, body, key):
+        if method == "POST" and path.endswith("/payouts") and not stale:
+            stale.append(Payout.objects.get(idempotency_key="api-7"))  # a list read now
+            raise APIError("Invalid key.", status=401, code="unauthorized")
+        return original(self, method, path, body, key)
+
+    monkeypatch.setattr(PlugipayClient, "_send", send)
+    with pytest.raises(PayoutError):
+        services.create_payout(amount=30_000, idempotency_key="api-7")
+    live = services.create_payout(amount=30_000, idempotency_key="api-7")
+    assert live.plugipay_id and live.pk != stale[0].pk
+    with pytest.raises(payouts.PayoutGone):
+        services.cancel_payout(payout=stale[0])
+    assert dict(remote_payouts(plugipay_sandbox))[live.plugipay_id] == "pending"
+    assert Payout.objects.get(pk=live.pk).status == "pending"

@@ -291,3 +291,22 @@ def test_a_tasks_setting_without_a_default_backend_still_starts(tmp_path):
     assert done.returncode == 0, done.stderr.strip().splitlines()[-1]
     ids, current = done.stdout.splitlines()[-2:]
     assert "080" not in ids and current == "inline"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_work_goes_to_the_backend_the_settings_name_now(plugipay_sandbox, settings):
+    """``PLUGIPAY["TASKS_BACKEND"]`` changed after start-up (a test's settings): the work goes
+    to the backend ``mode()`` chose by it, not to the one the task was defined with."""
+    pytest.importorskip("django_tasks_db")
+    from django_tasks_db.models import DBTaskResult
+
+    payment = plugipay_sandbox.paid_payment(30_000)
+    settings.TASKS = {
+        "default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"},
+        "jobs": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+    }
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TASKS": "auto", "TASKS_BACKEND": "jobs"}
+    assert _queue.mode() == "django"
+    refund = request_refund(payment)
+    assert Refund.objects.get(pk=refund.pk).status == "requested"
+    assert list(DBTaskResult.objects.values_list("backend_name", flat=True)) == ["jobs"]

@@ -415,6 +415,12 @@ class PayoutAdmin(MirrorAdmin):
             }
             self.message_user(request, said, messages.ERROR)
             return redirect(changelist)
+        if payout.replayed and payout.status == PayoutStatus.CANCELED:
+            said = _("This page's payout of %(amount)s was canceled; nothing was sent again.") % {
+                "amount": amount
+            }
+            self.message_user(request, said, messages.INFO)
+            return redirect(changelist)
         if payout.replayed and not payout.plugipay_id:
             # the first confirmation's send is still waiting for Plugipay (or its process
             # died mid-send): nothing says Plugipay has it yet

@@ -185,9 +185,9 @@ class PayoutList(ForRequestAccount, generics.ListCreateAPIView):
             raise _refused(exc) from exc
         if payout.replayed and not payout.plugipay_id and payout.status == PayoutStatus.PENDING:
             raise PayoutInProgress  # the first request with this key is waiting for Plugipay
-        if not payout.replayed and not payout.plugipay_id and payout.status == PayoutStatus.FAILED:
-            # this request sent it again (the first got no answer) and Plugipay refused it:
-            # a refusal, as on a first send, not a payout created
+        if not payout.plugipay_id and payout.status == PayoutStatus.FAILED:
+            # sent again with this key (the first request got no answer) and refused by
+            # Plugipay, by this request or an earlier one: a refusal, as on a first send
             raise _refused(PayoutError(payout.failure_reason, code=payout.failure_code, status=422))
         code = status.HTTP_200_OK if payout.replayed else status.HTTP_201_CREATED
         return Response(PayoutSerializer(payout).data, status=code)

@@ -73,12 +73,12 @@ def task_backend() -> Any | None:
     :func:`django_task_refusal`)."""
     from django.conf import settings
 
-    if not getattr(settings, "TASKS", None) or _django_task_refused:
+    if not getattr(settings, "TASKS", None) or tasks_framework() is None:
         return None
-    framework = tasks_framework()
-    if framework is None:
+    try:
+        backend = current_django_task().get_backend()
+    except Exception:  # noqa: BLE001 - refused: django_task_refusal() says why
         return None
-    backend = framework.task_backends[app_settings.TASKS_BACKEND]
     return None if type(backend).__name__ in NOT_QUEUED else backend
 
 
@@ -355,18 +355,33 @@ def refuse_django_task(exc: Exception) -> None:
     _django_task_refused[:] = [exc]
 
 
+def current_django_task() -> Any:
+    """The app's Django task on ``PLUGIPAY["TASKS_BACKEND"]`` and ``["TASKS_QUEUE"]`` as they
+    are now (the task is defined with them when the app loads; a test may change them since).
+    Raises what the backend refuses it for (check ``E080`` says it at start-up)."""
+    if not _django_task:
+        if _django_task_refused:
+            raise _django_task_refused[0]
+        raise RuntimeError("django_plugipay.tasks is not imported: is the app installed?")
+    task = _django_task[0]
+    wanted = (app_settings.TASKS_BACKEND, app_settings.raw("TASKS_QUEUE"))
+    if (task.backend, task.queue_name) != wanted:
+        task = task.using(backend=wanted[0], queue_name=wanted[1])
+    return task
+
+
 def django_task_refusal() -> Exception | None:
-    """Why the project's ``django.tasks`` backend refused the app's task, or None."""
-    return _django_task_refused[0] if _django_task_refused else None
+    """Why the project's ``django.tasks`` backend refuses the app's task, or None."""
+    try:
+        current_django_task()
+    except Exception as exc:  # noqa: BLE001 - what the backend said, for the check to say
+        return exc
+    return None
 
 
 def _enqueue_django(name: str, args: tuple, countdown: float = 0) -> None:
     # The one Django task runs every piece of work by name, with JSON-only arguments.
-    if _django_task_refused:  # the project's backend refused the task: check E080 says why
-        raise _django_task_refused[0]
-    if not _django_task:
-        raise RuntimeError("django_plugipay.tasks is not imported: is the app installed?")
-    task = _django_task[0]
+    task = current_django_task()
     if countdown and _can_defer():
         from django.utils import timezone
 
@@ -376,7 +391,10 @@ def _enqueue_django(name: str, args: tuple, countdown: float = 0) -> None:
 
 def _can_defer() -> bool:
     """Whether the Django task backend can hold a task until a given time (``run_after``)."""
-    return bool(_django_task) and bool(_django_task[0].get_backend().supports_defer)
+    try:
+        return bool(current_django_task().get_backend().supports_defer)
+    except Exception:  # noqa: BLE001 - refused: nothing is sent to it anyway
+        return False
 
 
 # ── coalesced work: one message covers every row recorded in a short window ───────────

@@ -589,10 +589,16 @@ def _storable(text: str) -> str:
 def _error_text(exc: BaseException) -> tuple[str, str]:
     """A receiver's error and traceback as stored: whatever the exception's ``str()`` holds
     or raises, the failure is recorded."""
-    try:
-        said = f"{type(exc).__name__}: {exc}"
-    except Exception:  # noqa: BLE001 - an exception whose __str__ fails
-        said = f"{type(exc).__name__}: {exc.args!r}"
+    said = f"{type(exc).__name__} (its message could not be read)"
+    for text in (
+        lambda: f"{type(exc).__name__}: {exc}",
+        lambda: f"{type(exc).__name__}: {exc.args!r}",
+    ):
+        try:
+            said = text()
+        except Exception:  # noqa: BLE001, S112 - its __str__, or an argument's __repr__, fails
+            continue
+        break
     try:
         trace = "".join(traceback.format_exception(exc))
     except Exception:  # noqa: BLE001

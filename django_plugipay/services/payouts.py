@@ -334,12 +334,16 @@ def _replayed(payout: Payout, inline: Mapping[str, str]) -> Payout:
 
 
 def _merged_into(payout: Payout) -> Payout | None:
-    """The row that holds ``payout``'s key now that its own is gone: the one its webhook made
-    while its answer was lost, which settling merged it into (see :func:`_merge`)."""
+    """The row that holds ``payout``'s key now that its own is gone, if it is the one its
+    webhook made while its answer was lost, which settling merged it into (it took the
+    request's key and creation time, see :func:`_link`); not a later request's row with the
+    same key (made after Plugipay refused this one and its row was dropped)."""
     if not payout.idempotency_key:
         return None
     return Payout.objects.filter(
-        account_id=payout.account_id, idempotency_key=payout.idempotency_key
+        account_id=payout.account_id,
+        idempotency_key=payout.idempotency_key,
+        created_at=payout.created_at,
     ).first()
 
 
@@ -560,10 +564,12 @@ def _link(payout: Payout, obj: Mapping[str, Any]) -> Payout:
         # again, that row is found by its id and is the payout.
         row = advance(PAYOUT, obj, context={"local_pk": payout.pk})
     if row.pk != payout.pk:  # a webhook mirrored it first: that row is the payout
-        # it takes what only the request knew: the key, and whether it went to a one-off
-        # account (so the same request made again is recognised as the same)
+        # it takes what only the request knew: the key, when it was asked for (which also
+        # tells the request's row, read before the merge, by :func:`_merged_into`), and
+        # whether it went to a one-off account (so the same request made again is recognised)
         local: dict[str, Any] = {
             "idempotency_key": payout.idempotency_key,
+            "created_at": payout.created_at,
             "submitted_at": payout.submitted_at,
             "one_off": payout.one_off,
         }
@@ -911,13 +917,14 @@ def sync_receipts(*, since=None, source_id: str | None = None) -> list[Receipt]:
         page = itertools.islice(items, PAGE_SIZE)
         return [advance(RECEIPT, obj) for obj in page if obj.get("sourceId") == source_id]
     items = client.list_receipts(order="desc", limit=PAGE_SIZE)
+    account_id = current_account_pk()
     first = (
-        not SyncCursor.objects.filter(name=RECEIPTS_CURSOR, account_id=current_account_pk())
-        .exclude(last_event_id="")
-        .exists()
+        not SyncCursor.objects.filter(name=RECEIPTS_CURSOR, account_id=account_id).exists()
+        and not Receipt.objects.filter(account_id=account_id).exists()
     )
-    # The account's first sync reads every receipt ever issued: only those of the last
-    # RECEIPT_WINDOW (this project's own recent sales among them) are announced.
+    # The first sync of an account that never mirrored a receipt (an upgrade, SYNC_RECEIPTS
+    # turned on later) reads every receipt ever issued: only those of the last RECEIPT_WINDOW
+    # (this project's own recent sales among them) are announced.
     quiet = announcing_since(timezone.now() - RECEIPT_WINDOW) if first else nullcontext()
     with quiet:
         return _list_sync(RECEIPTS_CURSOR, items, RECEIPT, since)
