@@ -15,6 +15,7 @@ from django_plugipay.client import PlugipayClient
 from django_plugipay.exceptions import PayoutError, TransientError
 from django_plugipay.models import Payout
 from django_plugipay.services import payouts
+from django_plugipay.testing import wait_for
 from tests import test_money_out
 from tests.test_money_out import BANK, a_day_later, lose_the_answer, remote_payouts
 
@@ -29,6 +30,13 @@ STAFF_ACTS = pytest.mark.parametrize(
     ids=["cancel", "resync"],
 )  # the fixture: a funded account, the client's retries off
 ONE_OFF = {**BANK, "accountNumber": "7700001234"}
+
+
+def sent_long_ago(row: Payout) -> Payout:
+    """Its last send got no answer over ``STRANDED_AFTER`` ago: it may be looked for."""
+    Payout.objects.filter(pk=row.pk).update(submitted_at=row.submitted_at - dt.timedelta(hours=1))
+    row.refresh_from_db()
+    return row
 
 
 def test_the_same_key_after_a_5xx_sends_the_payout_once(plugipay_sandbox, funded):
@@ -372,7 +380,7 @@ def test_a_one_off_looked_for_while_the_same_request_sends_it_again_is_not_ended
     plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
     with pytest.raises(TransientError):
         services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-r4")
-    row = Payout.objects.get()
+    row = sent_long_ago(Payout.objects.get())
     real_look = payouts._look_for
     deferred = []
     monkeypatch.setattr(
@@ -494,7 +502,7 @@ def test_canceling_a_one_off_never_made_leaves_another_payout_at_plugipay_alone(
     plugipay_sandbox.fault("http_500", count=1, path_prefix="/api/v1/payouts")
     with pytest.raises(TransientError):
         services.create_payout(amount=10_000, bank_account=ONE_OFF, idempotency_key="k-one")
-    row = Payout.objects.get()
+    row = sent_long_ago(Payout.objects.get())
     other = get_client().create_payout({"amount": 10_000, "currency": "IDR"})  # the dashboard's
     plugipay_sandbox.release()
     services.cancel_payout(payout=row)
@@ -594,3 +602,53 @@ def test_canceling_a_refused_payouts_row_leaves_a_later_payout_with_its_key_alon
         services.cancel_payout(payout=stale[0])
     assert dict(remote_payouts(plugipay_sandbox))[live.plugipay_id] == "pending"
     assert Payout.objects.get(pk=live.pk).status == "pending"
+
+
+@pytest.mark.parametrize("act", ["submit", "cancel"])
+def test_a_payout_whose_send_timed_out_moments_ago_is_not_ended_while_plugipay_makes_it(
+    plugipay_sandbox, funded, settings, act
+):
+    """A one-off payout's send timed out here while Plugipay was still making it. It cannot
+    be sent again (its bank details are not kept), so it may only be looked for, and a look
+    now could find nothing and end a payout Plugipay then pays: within ``STRANDED_AFTER`` of
+    that send, submitting or canceling it is refused as under way. Later it is looked for,
+    found and linked."""
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "TIMEOUT": 0.5}
+    plugipay_sandbox.fault("delay", count=1, path_prefix="/api/v1/payouts", delay=3)
+    with pytest.raises(TransientError):
+        services.create_payout(amount=33_000, bank_account=ONE_OFF, idempotency_key="oneoff")
+    row = Payout.objects.get(idempotency_key="oneoff")
+    assert row.failure_code == payouts.NO_ANSWER and not row.plugipay_id
+    settle = (
+        services.submit_payout if act == "submit" else (lambda r: services.cancel_payout(payout=r))
+    )
+    with pytest.raises(PayoutError, match="moments ago"):
+        settle(row)
+    wait_for(lambda: remote_payouts(plugipay_sandbox))
+    [(made, _status)] = remote_payouts(plugipay_sandbox)
+    plugipay_sandbox.flush()
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "STRANDED_AFTER": 0}  # that long since the send
+    settled = settle(row)
+    assert settled.plugipay_id == made
+    assert settled.status == ("pending" if act == "submit" else "canceled")
+
+
+def test_a_second_request_whose_key_twin_plugipay_refused_meanwhile_is_refused_too(
+    plugipay_sandbox, funded, monkeypatch
+):
+    """A request finds its key stored by a concurrent one (the insert's constraint), whose
+    row is gone by the time it reads it: Plugipay refused that one. It is refused too, as a
+    ``PayoutError``, not the model's bare ``DoesNotExist`` (an API request's 500)."""
+    from django.db import IntegrityError
+
+    real_run_atomic, raced = payouts.run_atomic, []
+
+    def run_atomic(fn, *args, **kwargs):
+        if not raced:  # the other request stored the key first, and was refused since
+            raced.append(True)
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return real_run_atomic(fn, *args, **kwargs)
+
+    monkeypatch.setattr(payouts, "run_atomic", run_atomic)
+    with pytest.raises(PayoutError, match="refused the payout requested with this"):
+        services.create_payout(amount=10_000, idempotency_key="twin")

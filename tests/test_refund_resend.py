@@ -217,3 +217,30 @@ def test_a_process_lets_go_of_its_own_mark_only(monkeypatch):
     monkeypatch.setattr(service, "get_client", lambda *a, **k: plugipay)
     service.submit_refund(refund=refund)
     assert Refund.objects.get(pk=refund.pk).submitting_until == taken_over
+
+
+def test_the_same_key_asking_for_the_whole_remainder_at_once_is_answered_with_one_refund(
+    plugipay_sandbox, monkeypatch
+):
+    """Two requests for the whole remainder with one key (a double click, a client's retry
+    while the first runs): the second, which looked the key up before the first stored its
+    refund, finds that refund under the payment's lock and returns it (``replayed``),
+    instead of refusing the request because nothing is left to refund."""
+    from django_plugipay import services
+
+    payment = plugipay_sandbox.paid_payment(amount=30_000)
+    real, raced = service.refund_refusal, []
+
+    def refusal(**kwargs):
+        if not raced and kwargs.get("remaining") is None:  # the outer request's first check
+            raced.append(True)
+            services.refund_payment(
+                payment=payment, reason="requested_by_customer", idempotency_key="dbl"
+            )
+        return real(**kwargs)
+
+    monkeypatch.setattr(service, "refund_refusal", refusal)
+    again = services.refund_payment(
+        payment=payment, reason="requested_by_customer", idempotency_key="dbl"
+    )
+    assert again.replayed and Refund.objects.count() == 1

@@ -275,9 +275,17 @@ def create_payout(
             raise
         # a concurrent request with the same key stored its payout first and is sending it
         # now: that one is it
-        winner = Payout.objects.get(
+        winner = Payout.objects.filter(
             account_id=current_account_pk(), idempotency_key=idempotency_key
-        )
+        ).first()
+        if winner is None:  # Plugipay refused that one meanwhile, and its row went with it
+            raise PayoutError(
+                _(
+                    "Plugipay refused the payout requested with this idempotency key a moment "
+                    "ago, and nothing was paid out."
+                ),
+                code="refused",
+            ) from None
         return _replay(winner, **request)
     row = _submit(payout, inline)
     row.replayed = False
@@ -453,15 +461,14 @@ def _claim_unsent(
         if not _unanswered(row, now):
             if replay:
                 return row, "done"
-            raise PayoutError(
-                _(
-                    "Payout #%(pk)s was sent to Plugipay moments ago and may still be on its "
-                    "way; try again in a few minutes."
-                )
-                % {"pk": row.pk},
-                code="under_way",
-            )
+            raise _under_way(row)
         if not resendable or now - row.created_at >= RESEND_WINDOW:
+            if row.submitted_at is not None and now - row.submitted_at < _look_after():
+                # its last send ended without an answer moments ago: Plugipay may be making
+                # it still, and a look now would find nothing and end a payout being paid
+                if replay:
+                    return row, "done"
+                raise _under_way(row)
             return row, "look"
         row.submitted_at = now
         row.failure_code = "" if row.failure_code == NO_ANSWER else row.failure_code
@@ -469,15 +476,26 @@ def _claim_unsent(
         return row, "send"
 
 
-def _one_off_refusal(payout: Payout) -> PayoutError:
-    return PayoutError(
-        _(
-            "Payout #%(pk)s was sent to a one-off bank account whose details are not kept; "
-            "cancel it and create a new payout."
-        )
-        % {"pk": payout.pk},
-        code="one_off",
+def _look_after() -> dt.timedelta:
+    """How long after a send that got no answer a payout that is not sent again may be
+    looked for at Plugipay (and ended when not found): ``STRANDED_AFTER``."""
+    return dt.timedelta(seconds=app_settings.STRANDED_AFTER)
+
+
+def _under_way(payout: Payout) -> PayoutError:
+    said = _(
+        "Payout #%(pk)s was sent to Plugipay moments ago and may still be on its way; try "
+        "again in a few minutes."
     )
+    return PayoutError(said % {"pk": payout.pk}, code="under_way")
+
+
+def _one_off_refusal(payout: Payout) -> PayoutError:
+    said = _(
+        "Payout #%(pk)s was sent to a one-off bank account whose details are not kept; "
+        "cancel it and create a new payout."
+    )
+    return PayoutError(said % {"pk": payout.pk}, code="one_off")
 
 
 def _body(payout: Payout, inline: Mapping[str, str]) -> dict[str, Any]:

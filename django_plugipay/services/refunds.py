@@ -157,8 +157,19 @@ def refund_payment(
         if not idempotency_key:
             raise
         return _replay(mine.get(), **request)
+    except _MadeMeanwhile as made:
+        return _replay(made.refund, **request)
     refund.replayed = False
     return refund
+
+
+class _MadeMeanwhile(Exception):
+    """A request with the same key made its refund while this one waited for the payment's
+    lock: this request is that one, not a second (whose remainder may be gone)."""
+
+    def __init__(self, refund: Refund) -> None:
+        super().__init__()
+        self.refund = refund
 
 
 def _replay(refund: Refund, *, payment, amount, reason, description) -> Refund:
@@ -183,6 +194,12 @@ def _request_refund(
 ) -> Refund:
     """The locked part of :func:`refund_payment`: one transaction, re-run whole on a retry."""
     locked = Payment.objects.select_for_update().get(pk=payment.pk)
+    if idempotency_key:
+        made = Refund.objects.filter(
+            account_id=current_account_pk(), idempotency_key=idempotency_key
+        ).first()
+        if made is not None:
+            raise _MadeMeanwhile(made)
     if currency and currency.upper() != locked.currency:
         raise RefundError(
             _("The payment is in %(currency)s, not %(other)s.")
