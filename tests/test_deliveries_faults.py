@@ -182,3 +182,26 @@ def test_an_error_neither_whose_message_nor_arguments_can_be_read_is_recorded(du
     broken = Delivery.objects.get(receiver="tests.a_opaque")
     assert (broken.status, shipped) == ("failed", [payment.pk])
     assert broken.last_error == "ValueError (its message could not be read)"
+
+
+def test_a_slow_receiver_given_up_as_crashed_that_returns_is_succeeded(
+    durable, monkeypatch, settings
+):
+    """A runner still alive past its lease, on the last allowed attempt: the sweeper takes
+    it for crashed and marks it ``dead``; when its receiver then returns, the delivery is
+    ``succeeded`` (it did run), not left ``dead`` for staff to run a second time."""
+
+    def ship(sender, instance, event, delivery, **kwargs):
+        pass
+
+    durable(signals.payment_succeeded, ship, name="tests.slow_ship")
+    monkeypatch.setattr(deliveries, "_run", lambda delivery, instance=None: None)  # still running
+    record("tests.slow_ship")
+    monkeypatch.undo()
+    settings.PLUGIPAY = {**settings.PLUGIPAY, "DELIVERY_MAX_ATTEMPTS": 1}
+    expire_leases()
+    claimed = Delivery.objects.get()
+    assert deliveries._due_chunks(force=False) == []  # given up, not taken over
+    assert Delivery.objects.get().status == "dead"
+    deliveries._record_success(claimed, {})  # the slow receiver returns
+    assert Delivery.objects.get().status == "succeeded"

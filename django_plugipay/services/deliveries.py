@@ -556,6 +556,7 @@ def _record_success(delivery: Delivery, extra: dict[str, Any]) -> None:
         stamp,
         delivery.pk,
         DeliveryStatus.RUNNING.value,
+        DeliveryStatus.DEAD.value,
         delivery.attempts,
     ]
     updated = run_statement(execute, Delivery, "delivery_succeeded", _succeeded_sql, params)
@@ -566,8 +567,9 @@ def _record_success(delivery: Delivery, extra: dict[str, Any]) -> None:
 
 
 def _succeeded_sql(connection) -> str:
-    """Mark a delivery succeeded if this runner still holds it (as :func:`_current` finds it):
-    one statement, compiled once per connection."""
+    """Mark a delivery succeeded if this runner still holds it (as :func:`_current` finds it),
+    or it was given up on this attempt while its slow runner went on (:func:`_give_up_crashed`:
+    the receiver did return): one statement, compiled once per connection."""
     qn, meta = connection.ops.quote_name, Delivery._meta
 
     def column(name: str) -> str:
@@ -577,7 +579,8 @@ def _succeeded_sql(connection) -> str:
         f"UPDATE {qn(meta.db_table)} SET {column('status')} = %s, {column('succeeded_at')} = %s, "
         f"{column('leased_until')} = NULL, {column('last_error')} = '', "
         f"{column('last_traceback')} = '', {column('updated_at')} = %s "
-        f"WHERE {column('id')} = %s AND {column('status')} = %s AND {column('attempts')} = %s"
+        f"WHERE {column('id')} = %s AND {column('status')} IN (%s, %s) "
+        f"AND {column('attempts')} = %s"
     )
 
 
