@@ -308,3 +308,12 @@ def test_a_reset_brings_back_a_deleted_start_up_endpoint(
     webhooks("delete", "--id", startup["id"])
     plugipay_sandbox.reset()
     assert [e["url"] for e in endpoints(plugipay_sandbox)] == [startup["url"]]
+
+
+def test_a_reset_subscribes_the_start_up_endpoint_to_every_event_again(plugipay_sandbox):
+    """A test that narrows the start-up endpoint's events leaves the next test (after the
+    fixture's reset) with the endpoint subscribed to every event, as it started."""
+    [startup] = endpoints(plugipay_sandbox)
+    get_client().update_webhook_endpoint(startup["id"], events=handled_event_types())
+    plugipay_sandbox.reset()
+    assert [e["events"] for e in endpoints(plugipay_sandbox)] == [["*"]]

@@ -166,11 +166,12 @@ CLI_DESCRIPTION = "Added when the sandbox started: your project's webhook URL"
 
 
 def _keep(store: Store) -> dict[str, dict[str, dict[str, Any]]]:
-    """A reset keeps the endpoint given on the command line, enabled again and signing with
-    the secret it started with (a test may have rotated it)."""
+    """A reset keeps the endpoint given on the command line, enabled again, subscribed to
+    every event and signing with the secret it started with (a test may have changed them)."""
     kept = {k: v for k, v in store.endpoints.items() if v.get("_origin") == "cli"}
     for endpoint in kept.values():
         enable_endpoint(endpoint)
+        endpoint["events"] = ["*"]
         if store.config.webhook_secret:
             endpoint["_secret"] = store.config.webhook_secret
         endpoint.update(_previous_secret=None, _previous_expires=None)
