@@ -41,6 +41,7 @@ import logging
 import random
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar, cast, overload
@@ -92,6 +93,36 @@ CONNECTION_LOST_MESSAGES = (
 #: SQLite messages worth a retry: SQLITE_BUSY ("database is locked") and SQLITE_LOCKED
 #: ("database table is locked", "database schema is locked").
 TRANSIENT_SQLITE_MESSAGES = ("database is locked", "table is locked", "schema is locked")
+
+
+def storable_text(text: str) -> str:
+    """``text`` as any database can store it: no NUL, no lone surrogate (both escaped)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_text(exc: BaseException) -> str:
+    """``"Type: message"`` for an error stored on a row, whatever the exception holds: its
+    ``str()`` (or, when that raises, its arguments'; else its type alone), made storable."""
+    said = f"{type(exc).__name__} (its message could not be read)"
+    for text in (
+        lambda: f"{type(exc).__name__}: {exc}",
+        lambda: f"{type(exc).__name__}: {exc.args!r}",
+    ):
+        try:
+            said = text()
+        except Exception:  # noqa: BLE001, S112 - its __str__, or an argument's __repr__, fails
+            continue
+        break
+    return storable_text(said)
+
+
+def traceback_text(exc: BaseException) -> str:
+    """The traceback of ``exc`` as stored on a row (its :func:`error_text` when it cannot
+    be formatted)."""
+    try:
+        return storable_text("".join(traceback.format_exception(exc)))
+    except Exception:  # noqa: BLE001
+        return error_text(exc)
 
 
 def is_transient(exc: BaseException) -> bool:

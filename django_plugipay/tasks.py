@@ -8,12 +8,10 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 from django.db import Error, models
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_plugipay import accounts, services
@@ -22,7 +20,7 @@ from django_plugipay.db import is_transient
 from django_plugipay.exceptions import TransientError
 from django_plugipay.models import CheckoutSession, Refund
 from django_plugipay.services._queue import (
-    current_django_task,
+    _enqueue_django,
     refuse_django_task,
     tasks_framework,
     use_django_task,
@@ -271,10 +269,7 @@ def run_work(name: str, args: list, attempt: int = 0) -> Any:
             exc,
             extra={"task": name, "task_args": args, "attempt": attempt + 1},
         )
-        again = current_django_task()
-        if again.get_backend().supports_defer:
-            again = again.using(run_after=timezone.now() + timedelta(seconds=delay))
-        again.enqueue(name, args, attempt + 1)
+        _enqueue_django(name, args, countdown=delay, attempt=attempt + 1)
         return None
 
 

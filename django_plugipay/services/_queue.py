@@ -379,14 +379,15 @@ def django_task_refusal() -> Exception | None:
     return None
 
 
-def _enqueue_django(name: str, args: tuple, countdown: float = 0) -> None:
-    # The one Django task runs every piece of work by name, with JSON-only arguments.
+def _enqueue_django(name: str, args: tuple | list, countdown: float = 0, attempt: int = 0) -> None:
+    """Send the one Django task for the work ``name`` (JSON-only arguments), held
+    ``countdown`` seconds where the backend can; ``attempt``: the retries before this one."""
     task = current_django_task()
     if countdown and _can_defer():
         from django.utils import timezone
 
         task = task.using(run_after=timezone.now() + dt.timedelta(seconds=countdown))
-    task.enqueue(name, list(args))
+    task.enqueue(name, list(args), *([attempt] if attempt else []))  # a first: two arguments
 
 
 def _can_defer() -> bool:

@@ -20,7 +20,6 @@ import functools
 import hashlib
 import logging
 import threading
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from django_plugipay.conf import app_settings
 from django_plugipay.context import acting_database
 from django_plugipay.db import (
     connection_for,
+    error_text,
     execute,
     insert_many,
     insert_new,
@@ -44,6 +44,7 @@ from django_plugipay.db import (
     read_many,
     run_atomic,
     run_statement,
+    traceback_text,
     update_returning,
 )
 from django_plugipay.models import Account, Delivery, DeliveryStatus, WebhookEvent
@@ -323,39 +324,42 @@ def _due_chunks(force: bool) -> list[list[int]]:
     is thus taken over alone, never again with deliveries it would keep from running; after
     ``DELIVERY_MAX_ATTEMPTS`` such attempts it is ``dead`` (``force`` tries it once more)."""
     now = timezone.now()
-    due = accounts.own(Delivery.objects.due(now, force=force))
-    waiting = list(
-        due.exclude(status=DeliveryStatus.RUNNING)
-        .order_by("next_attempt_at", "pk")
-        .values_list("pk", flat=True)
+    due = accounts.own(Delivery.objects.due(now, force=force)).order_by("next_attempt_at", "pk")
+    rows = list(due.only("pk", "status", "attempts", "leased_until", "receiver"))
+    waiting = [row.pk for row in rows if row.status != DeliveryStatus.RUNNING]
+    crashed = [row for row in rows if row.status == DeliveryStatus.RUNNING]
+    limit = app_settings.DELIVERY_MAX_ATTEMPTS
+    given_up = {
+        row.pk for row in crashed if not force and row.attempts >= limit and _give_up(row, now)
+    }
+    taken_over = sorted(
+        (row for row in crashed if row.pk not in given_up), key=lambda row: (row.attempts, row.pk)
     )
-    crashed = due.filter(status=DeliveryStatus.RUNNING)
-    if not force:
-        _give_up_crashed(crashed.filter(attempts__gte=app_settings.DELIVERY_MAX_ATTEMPTS), now)
-    taken_over = crashed.order_by("attempts", "pk").values_list("pk", flat=True)
-    return [*_chunks(waiting, CLAIM_CHUNK), *([pk] for pk in taken_over)]
+    return [*_chunks(waiting, CLAIM_CHUNK), *([row.pk] for row in taken_over)]
 
 
-def _give_up_crashed(rows: models.QuerySet[Delivery], now: dt.datetime) -> None:
-    """Mark ``dead`` the deliveries whose runner died on their last allowed attempt."""
-    for delivery in rows:
-        message = (
-            f"The process running attempt {delivery.attempts} ended before the receiver "
-            "returned (killed, timed out, or out of memory): given up."
+def _give_up(delivery: Delivery, now: dt.datetime) -> bool:
+    """Mark ``dead`` a delivery whose runner died on its last allowed attempt (unless another
+    runner moved it meanwhile); whether it did."""
+    message = (
+        f"The process running attempt {delivery.attempts} ended before the receiver "
+        "returned (killed, timed out, or out of memory): given up."
+    )
+    marked = Delivery.objects.filter(
+        pk=delivery.pk,
+        status=DeliveryStatus.RUNNING,
+        attempts=delivery.attempts,
+        leased_until=delivery.leased_until,
+    ).update(status=DeliveryStatus.DEAD, leased_until=None, last_error=message, updated_at=now)
+    if marked:
+        logger.error(
+            "plugipay delivery %s (%s) given up: %s",
+            delivery.pk,
+            delivery.receiver,
+            message,
+            extra={"delivery_id": delivery.pk, "receiver": delivery.receiver},
         )
-        if Delivery.objects.filter(
-            pk=delivery.pk,
-            status=DeliveryStatus.RUNNING,
-            attempts=delivery.attempts,
-            leased_until=delivery.leased_until,
-        ).update(status=DeliveryStatus.DEAD, leased_until=None, last_error=message, updated_at=now):
-            logger.error(
-                "plugipay delivery %s (%s) given up: %s",
-                delivery.pk,
-                delivery.receiver,
-                message,
-                extra={"delivery_id": delivery.pk, "receiver": delivery.receiver},
-            )
+    return bool(marked)
 
 
 def _release(claimed: list[Delivery]) -> None:
@@ -568,7 +572,7 @@ def _record_success(delivery: Delivery, extra: dict[str, Any]) -> None:
 
 def _succeeded_sql(connection) -> str:
     """Mark a delivery succeeded if this runner still holds it (as :func:`_current` finds it),
-    or it was given up on this attempt while its slow runner went on (:func:`_give_up_crashed`:
+    or it was given up on this attempt while its slow runner went on (:func:`_give_up`:
     the receiver did return): one statement, compiled once per connection."""
     qn, meta = connection.ops.quote_name, Delivery._meta
 
@@ -584,35 +588,10 @@ def _succeeded_sql(connection) -> str:
     )
 
 
-def _storable(text: str) -> str:
-    """``text`` as any database can store it: no NUL, no lone surrogate (both escaped)."""
-    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _error_text(exc: BaseException) -> tuple[str, str]:
-    """A receiver's error and traceback as stored: whatever the exception's ``str()`` holds
-    or raises, the failure is recorded."""
-    said = f"{type(exc).__name__} (its message could not be read)"
-    for text in (
-        lambda: f"{type(exc).__name__}: {exc}",
-        lambda: f"{type(exc).__name__}: {exc.args!r}",
-    ):
-        try:
-            said = text()
-        except Exception:  # noqa: BLE001, S112 - its __str__, or an argument's __repr__, fails
-            continue
-        break
-    try:
-        trace = "".join(traceback.format_exception(exc))
-    except Exception:  # noqa: BLE001
-        trace = said
-    return _storable(said)[:2000], _storable(trace)[-20000:]
-
-
 def _record_failure(delivery: Delivery, exc: Exception, extra: dict[str, Any]) -> None:
     now = timezone.now()
     dead = delivery.attempts >= app_settings.DELIVERY_MAX_ATTEMPTS
-    said, trace = _error_text(exc)
+    said, trace = error_text(exc)[:2000], traceback_text(exc)[-20000:]
     run_atomic(
         lambda: _current(delivery).update(
             status=DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED,

@@ -23,6 +23,7 @@ from django_plugipay.db import (
     claim,
     connection_for,
     discard_lost_connection,
+    error_text,
     find,
     forget_ids,
     insert_locking,
@@ -34,6 +35,7 @@ from django_plugipay.db import (
     remembered_ids,
     run_atomic,
     run_statement,
+    storable_text,
     write_atomic,
 )
 from django_plugipay.exceptions import (
@@ -876,8 +878,8 @@ def handled(parsed: Event) -> bool:
 
 def _describe(exc: Exception) -> str:
     if isinstance(exc, InvalidObject):
-        return f"Invalid object: {exc.message}"[:2000]
-    return f"{type(exc).__name__}: {exc}"[:2000]
+        return storable_text(f"Invalid object: {exc.message}")[:2000]
+    return error_text(exc)[:2000]
 
 
 def _log_failure(event_id: str, kind: str, exc: Exception) -> None:
